@@ -1,0 +1,77 @@
+"""The one place that emits to Socket.IO, from any thread or process.
+
+The ingest thread hands committed events over through a queue, so a slow Socket.IO
+client can never hold up acknowledgements. In a process without the web app (e.g.
+`roadwatch worker`) the emitter is a write-only `SocketIO(message_queue=...)`, and the
+web processes subscribed to the same queue deliver to browsers.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/live"
+
+
+class Emitter(Protocol):
+    def emit(self, event: str, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class Broadcaster:
+    def __init__(self, emitter: Emitter | None, namespace: str = NAMESPACE) -> None:
+        self.emitter = emitter
+        self.namespace = namespace
+        self._queue: queue.Queue[list[Any] | None] = queue.Queue(maxsize=10_000)
+        self._thread: threading.Thread | None = None
+        self.emitted = 0
+        # Held while emitting live events and while replaying missed ones to a client
+        # (resync), so the two never interleave on one connection.
+        self.lock = threading.Lock()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="broadcast", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def publish(self, events: Iterable[Any]) -> None:
+        """Queue committed events (objects with .kind and .payload) for emission, in order."""
+        batch = list(events)
+        if not batch or self.emitter is None:
+            return
+        if self._thread is None:
+            self._emit(batch)
+            return
+        try:
+            self._queue.put_nowait(batch)
+        except queue.Full:
+            # Browsers resync from the event log, so a dropped live push is recoverable.
+            log.warning("live feed queue full: %d events left to resync", len(batch))
+
+    def _run(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            self._emit(batch)
+
+    def _emit(self, batch: list[Any]) -> None:
+        assert self.emitter is not None
+        with self.lock:
+            for ev in batch:
+                try:
+                    self.emitter.emit(ev.kind, ev.payload, namespace=self.namespace)
+                    self.emitted += 1
+                except Exception:
+                    log.exception("emitting %s failed", ev.kind)

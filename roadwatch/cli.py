@@ -1,0 +1,236 @@
+"""`roadwatch` command line (CONTRACT.md 4)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("roadwatch")
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    return load_settings(overrides={k: v for k, v in overrides.items() if v is not None})
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
+    )
+    for noisy in ("amqtt", "transitions", "werkzeug", "engineio", "socketio"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+# -- serve / worker ----------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args, host=args.host, port=args.port)
+    _logging(settings.log_level)
+    from .runtime import Runtime
+    from .web import create_app
+
+    t0 = time.perf_counter()
+    runtime = Runtime.build(settings)
+    app, socketio = create_app(runtime)
+    runtime.start_ingest()
+    sim_thread = None
+    if args.simulate:
+        from .simulate import Simulator
+
+        sim = Simulator(
+            runtime.ctx.network,
+            runtime.categories,
+            host=settings.mqtt_host,
+            port=settings.mqtt_port,
+            topic_root=settings.mqtt_topic_root,
+            chiefs=args.simulate,
+            rate=args.rate,
+        )
+        sim_thread = threading.Thread(
+            target=sim.run, kwargs={"progress": None}, name="simulator", daemon=True
+        )
+        sim_thread.start()
+        log.info("simulator: %d road chiefs, %.1f reports/s", args.simulate, args.rate)
+    log.info(
+        "roadwatch ready in %.1f s: http://%s:%d/  (database %s)",
+        time.perf_counter() - t0,
+        settings.host,
+        settings.port,
+        settings.database_url,
+    )
+    try:
+        socketio.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            allow_unsafe_werkzeug=True,
+            use_reloader=False,
+            log_output=False,
+        )
+    finally:
+        runtime.stop()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _logging(settings.log_level)
+    from flask_socketio import SocketIO
+
+    from .runtime import Runtime
+
+    emitter = SocketIO(message_queue=settings.socketio_queue) if settings.socketio_queue else None
+    if emitter is None:
+        log.warning("worker: no ROADWATCH_SOCKETIO_QUEUE, so no live events reach browsers")
+    runtime = Runtime.build(settings, emitter=emitter)
+    runtime.start_ingest()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    log.info("worker: ingesting from %s", settings.mqtt_url)
+    stop.wait()
+    runtime.stop()
+    return 0
+
+
+# -- db / network ------------------------------------------------------------------
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _logging(settings.log_level)
+    from . import db
+
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine, args.revision)
+    print(f"database at revision {db.current_revision(engine)}")
+    return 0
+
+
+def cmd_network_generate(args: argparse.Namespace) -> int:
+    from geo.demo import generate_demo_network
+    from geo.network import save_network
+
+    from .network import DEMO_NETWORK
+
+    out = Path(args.out) if args.out else DEMO_NETWORK
+    t0 = time.perf_counter()
+    net = generate_demo_network(seed=args.seed, target_segments=args.segments)
+    save_network(net, out)
+    print(f"wrote {len(net.segments)} segments to {out} in {time.perf_counter() - t0:.1f} s")
+    _print_info(net.info())
+    return 0
+
+
+def cmd_network_info(args: argparse.Namespace) -> int:
+    from geo.network import load_network
+
+    from .network import network_path
+
+    path = Path(args.path) if args.path else network_path(_settings(args))
+    t0 = time.perf_counter()
+    net = load_network(path)
+    print(f"{path} (loaded in {time.perf_counter() - t0:.2f} s)")
+    _print_info(net.info())
+    return 0
+
+
+def _print_info(info: dict[str, Any], indent: str = "  ") -> None:
+    for key, value in info.items():
+        if isinstance(value, dict):
+            print(f"{indent}{key}:")
+            _print_info(value, indent + "  ")
+        else:
+            print(f"{indent}{key}: {value}")
+
+
+# -- simulate ----------------------------------------------------------------------
+def cmd_simulate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _logging("WARNING")
+    from geo.network import load_network
+
+    from .categories import load_categories
+    from .network import network_path
+    from .simulate import Simulator
+
+    sim = Simulator(
+        load_network(network_path(settings)),
+        load_categories(),
+        host=settings.mqtt_host,
+        port=settings.mqtt_port,
+        topic_root=settings.mqtt_topic_root,
+        chiefs=args.chiefs,
+        rate=args.rate,
+        seed=args.seed,
+        bad_share=args.bad_share,
+    )
+    signal.signal(signal.SIGINT, lambda *_: sim.stop())
+    sim.run(duration=args.duration, count=args.count)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="roadwatch", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="everything in one process (web, live feed, MQTT ingest)")
+    s.add_argument("--host")
+    s.add_argument("--port", type=int)
+    s.add_argument(
+        "--simulate", type=int, metavar="N", default=0, help="also run N simulated road chiefs"
+    )
+    s.add_argument("--rate", type=float, default=5.0, help="simulated reports per second")
+    s.set_defaults(func=cmd_serve)
+
+    w = sub.add_parser("worker", help="MQTT ingest only (live events via ROADWATCH_SOCKETIO_QUEUE)")
+    w.set_defaults(func=cmd_worker)
+
+    d = sub.add_parser("db", help="database schema")
+    dsub = d.add_subparsers(dest="db_command", required=True)
+    du = dsub.add_parser("upgrade", help="apply migrations")
+    du.add_argument("revision", nargs="?", default="head")
+    du.set_defaults(func=cmd_db_upgrade)
+
+    n = sub.add_parser("network", help="segment networks")
+    nsub = n.add_subparsers(dest="network_command", required=True)
+    ng = nsub.add_parser("generate", help="(re)generate the bundled Zhengzhou demo network")
+    ng.add_argument("--out", help="output file (default: the bundled demo file)")
+    ng.add_argument("--seed", type=int, default=20180501)
+    ng.add_argument("--segments", type=int, default=2495)
+    ng.set_defaults(func=cmd_network_generate)
+    ni = nsub.add_parser("info", help="counts of a network file (default: the configured one)")
+    ni.add_argument("path", nargs="?")
+    ni.set_defaults(func=cmd_network_info)
+
+    m = sub.add_parser("simulate", help="simulated road chiefs publishing reports over MQTT")
+    m.add_argument("--chiefs", type=int, default=50)
+    m.add_argument("--rate", type=float, default=5.0, help="reports per second in total")
+    m.add_argument("--duration", type=float, help="seconds (default: until Ctrl-C)")
+    m.add_argument("--count", type=int, help="stop after this many messages")
+    m.add_argument("--seed", type=int)
+    m.add_argument("--bad-share", type=float, default=0.02, help="share of malformed messages")
+    m.set_defaults(func=cmd_simulate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as exc:
+        print(f"roadwatch: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"roadwatch: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

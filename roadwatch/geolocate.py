@@ -1,0 +1,98 @@
+"""Tie a validated report to one segment, or say why it cannot be tied (→ needs_review)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from geo.crs import to_wgs84
+
+from .ingest.errors import FieldError
+from .ingest.payloads import ReportIn
+from .network import NetworkContext
+
+# A hand-picked segment is believed when the GPS fix is no farther from it than this.
+HINT_PLAUSIBLE_M = 150.0
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    status: str  # accepted | needs_review | rejected
+    lat: float | None  # WGS84
+    lon: float | None
+    segment_id: str | None
+    district: str | None
+    distance_m: float | None
+    confidence: float | None
+    snap: dict[str, Any] | None
+    error: FieldError | None = None
+
+
+def place(report: ReportIn, ctx: NetworkContext) -> Placement:
+    segments = ctx.network.segments
+    hint_pos = ctx.position.get(report.segment_hint) if report.segment_hint else None
+
+    if report.lat is None or report.lon is None:
+        if hint_pos is None:
+            return Placement(
+                "rejected", None, None, None, None, None, None, None,
+                FieldError(
+                    "segment_hint",
+                    "unknown_segment",
+                    f"segment_hint {report.segment_hint!r} is not a known segment, and there is "
+                    "no lat/lon to locate the report",
+                ),
+            )
+        seg = segments[hint_pos]
+        return Placement(
+            "accepted", None, None, seg.id, seg.district, None, None,
+            {"method": "hint", "distance_m": None, "confidence": None, "ambiguous": False},
+        )
+
+    lon, lat = to_wgs84(report.lon, report.lat, report.crs)
+    lon, lat = float(lon), float(lat)
+    area = ctx.areas.locate(lon, lat)
+    snap = ctx.index.snap(lon, lat, accuracy_m=report.accuracy_m)
+
+    if hint_pos is not None:
+        d_hint = ctx.index.distance_to(hint_pos, lon, lat)
+        if d_hint <= HINT_PLAUSIBLE_M:
+            seg = segments[hint_pos]
+            return Placement(
+                "accepted", lat, lon, seg.id, seg.district, round(d_hint, 1), 1.0,
+                {"method": "hint", "distance_m": round(d_hint, 1), "confidence": 1.0,
+                 "ambiguous": False},
+            )
+
+    if snap.index is None:
+        reason = "outside_city" if area is None else "too_far"
+        return Placement(
+            "needs_review", lat, lon, None,
+            ctx.network.districts[area].code if area is not None else None, None, 0.0,
+            {"method": "nearest", "distance_m": None, "confidence": 0.0, "ambiguous": False,
+             "reason": reason},
+        )
+    best = segments[snap.index]
+    info: dict[str, Any] = {
+        "method": "nearest",
+        "distance_m": round(snap.distance_m or 0.0, 1),
+        "confidence": round(snap.confidence, 3),
+        "ambiguous": snap.ambiguous,
+    }
+    if snap.chainage_m is not None:
+        info["chainage_m"] = round(snap.chainage_m, 1)
+    if snap.ambiguous and snap.runner_up is not None:
+        info["reason"] = "ambiguous"
+        info["candidates"] = [best.id, segments[snap.runner_up].id]
+        return Placement(
+            "needs_review", lat, lon, None, best.district, info["distance_m"],
+            snap.confidence, info,
+        )
+    if area is None:
+        info["reason"] = "outside_city"
+        info["candidates"] = [best.id]
+        return Placement("needs_review", lat, lon, None, None, info["distance_m"],
+                         snap.confidence, info)
+    return Placement(
+        "accepted", lat, lon, best.id, best.district, info["distance_m"], snap.confidence, info
+    )

@@ -1,0 +1,32 @@
+"""MQTT topic names (CONTRACT.md 1): one place that knows how they are built and read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# topic word -> message kind
+INBOUND_KINDS = {"reports": "report"}
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    root: str = "roadwatch/v1"
+
+    def subscriptions(self) -> list[str]:
+        return [f"{self.root}/{word}/+" for word in INBOUND_KINDS]
+
+    def ack(self, reporter: str) -> str:
+        return f"{self.root}/acks/{reporter}"
+
+    def report(self, reporter: str) -> str:
+        return f"{self.root}/reports/{reporter}"
+
+    def parse(self, topic: str) -> tuple[str, str] | None:
+        """`root/reports/zz-1` → ("report", "zz-1"); None for a topic we do not serve."""
+        prefix = self.root + "/"
+        if not topic.startswith(prefix):
+            return None
+        rest = topic[len(prefix) :].split("/")
+        if len(rest) != 2 or not rest[1] or rest[0] not in INBOUND_KINDS:
+            return None
+        return INBOUND_KINDS[rest[0]], rest[1]

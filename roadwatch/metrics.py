@@ -1,0 +1,43 @@
+"""Prometheus metrics (GET /metrics). One registry per process, so tests can make their own."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.messages_in = Counter(
+            "roadwatch_messages_in",
+            "Messages received, by transport and kind",
+            ["transport", "kind"],
+            registry=self.registry,
+        )
+        self.outcomes = Counter(
+            "roadwatch_messages_outcome",
+            "Messages by outcome (accepted, duplicate, needs_review, rejected)",
+            ["status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "roadwatch_ingest_latency_seconds",
+            "From receipt to committed outcome",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "roadwatch_ingest_batch_size",
+            "Messages committed per transaction",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+            registry=self.registry,
+        )
+        self.db_retries = Counter(
+            "roadwatch_ingest_db_retries", "Batches retried after a database error",
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,167 @@
+"""SQLAlchemy 2.0 typed models. The schema itself is owned by Alembic (roadwatch/migrations).
+
+Every timestamp is stored as UTC (UTCDateTime normalises on the way in and out, because
+SQLite has no time zones). Raw payloads are kept byte for byte.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware datetimes in, aware UTC datetimes out; naive UTC in the database."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Meta(Base):
+    """Small key/value facts about this database (e.g. the loaded network's hash)."""
+
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class District(Base):
+    __tablename__ = "districts"
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # district | zone
+    geometry: Mapped[dict[str, Any]] = mapped_column(JSON)  # GeoJSON, WGS84
+
+
+class Segment(Base):
+    __tablename__ = "segments"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    road: Mapped[str] = mapped_column(String(100))
+    from_road: Mapped[str] = mapped_column(String(100))
+    to_road: Mapped[str] = mapped_column(String(100))
+    district: Mapped[str] = mapped_column(ForeignKey("districts.code"), index=True)
+    subdistrict: Mapped[str | None] = mapped_column(String(64))
+    road_class: Mapped[str] = mapped_column(String(16))
+    length_m: Mapped[float] = mapped_column(Float)
+    geometry: Mapped[dict[str, Any]] = mapped_column(JSON)  # GeoJSON LineString, WGS84
+
+
+class Reporter(Base):
+    """A road chief or another person who may report (the MQTT username in production)."""
+
+    __tablename__ = "reporters"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    level: Mapped[int] = mapped_column(SmallInteger)  # 0 总路长, 1 一级, 2 二级, 3 三级
+    district: Mapped[str | None] = mapped_column(String(16), index=True)
+    subdistrict: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str | None] = mapped_column(String(100))
+
+
+class Assignment(Base):
+    """Who answers for a segment, at which level, during which period (chiefs rotate)."""
+
+    __tablename__ = "assignments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    segment_id: Mapped[str] = mapped_column(ForeignKey("segments.id"))
+    reporter_id: Mapped[str] = mapped_column(ForeignKey("reporters.id"), index=True)
+    level: Mapped[int] = mapped_column(SmallInteger)
+    role: Mapped[str] = mapped_column(String(32), default="road_chief")
+    valid_from: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    valid_to: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_assignments_segment_from", "segment_id", "valid_from"),)
+
+
+class Report(Base):
+    __tablename__ = "reports"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the device's report_id
+    reporter_id: Mapped[str] = mapped_column(String(64), index=True)
+    category: Mapped[str] = mapped_column(String(16), index=True)
+    scheme: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[int] = mapped_column(SmallInteger)
+    note: Mapped[str | None] = mapped_column(Text)
+    photos: Mapped[list[Any]] = mapped_column(JSON)
+    observed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    crs: Mapped[str] = mapped_column(String(8))
+    lat_in: Mapped[float | None] = mapped_column(Float)  # as sent, in `crs`
+    lon_in: Mapped[float | None] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)  # WGS84
+    lon: Mapped[float | None] = mapped_column(Float)
+    accuracy_m: Mapped[float | None] = mapped_column(Float)
+    heading_deg: Mapped[float | None] = mapped_column(Float)
+    segment_hint: Mapped[str | None] = mapped_column(String(64))
+    segment_id: Mapped[str | None] = mapped_column(ForeignKey("segments.id"), index=True)
+    district: Mapped[str | None] = mapped_column(String(16), index=True)
+    snap_distance_m: Mapped[float | None] = mapped_column(Float)
+    snap_confidence: Mapped[float | None] = mapped_column(Float)
+    snap: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # candidates, ambiguity, method
+    status: Mapped[str] = mapped_column(String(16), index=True)  # accepted | needs_review
+    transport: Mapped[str] = mapped_column(String(8))  # mqtt | http
+    topic: Mapped[str | None] = mapped_column(String(255))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RejectedMessage(Base):
+    """A message that was refused, kept so that nothing a chief sent is silently dropped."""
+
+    __tablename__ = "rejected_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    transport: Mapped[str] = mapped_column(String(8))
+    topic: Mapped[str | None] = mapped_column(String(255))
+    reporter_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    message_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    errors: Mapped[list[Any]] = mapped_column(JSON)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)  # at most settings.max_raw_kept bytes
+    raw_size: Mapped[int] = mapped_column(Integer)
+
+
+class Event(Base):
+    """The live feed's log: `seq` is the Socket.IO sequence number; resync reads from here."""
+
+    __tablename__ = "events"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,355 @@
+"""The one ingest path: validate → dedupe → geolocate → store → (ack) → broadcast.
+
+Transports (MQTT, HTTP) hand over `Inbound` messages in batches and get one `Outcome`
+per message back, in the same order, only after everything is committed. A database
+error raises (the transport then neither acks nor drops: it retries); any other error
+in one message turns into a stored rejection for that message alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, case, func, select
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import models
+from .categories import Categories
+from .geolocate import Placement, place
+from .ingest.errors import FieldError
+from .ingest.messages import Inbound, Outcome
+from .ingest.payloads import ReportIn, ReportRules, decode_json, message_id_of, validate_report
+from .metrics import Metrics
+from .network import NetworkContext
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_RAW_KEPT = 256 * 1024  # bytes of a rejected payload kept verbatim (the size is kept too)
+OPEN_STATUSES = ("accepted",)  # issue #5 brings the case workflow and its states
+# Live score: 100 minus a deduction per open report by severity (the weekly ranking is separate).
+SEVERITY_DEDUCTION = {1: 2, 2: 5, 3: 10}
+
+
+@dataclass(frozen=True, slots=True)
+class LiveEvent:
+    kind: str  # Socket.IO event name
+    payload: dict[str, Any]  # includes "seq"
+
+
+class StorageError(RuntimeError):
+    """The database could not commit a batch; nothing was stored, nothing may be acked."""
+
+
+@dataclass(slots=True)
+class _Item:
+    msg: Inbound
+    report: ReportIn | None = None
+    errors: list[FieldError] | None = None
+    message_id: str | None = None
+    placement: Placement | None = None
+    outcome: Outcome | None = None
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        ctx: NetworkContext,
+        categories: Categories,
+        metrics: Metrics | None = None,
+        on_events: Callable[[list[LiveEvent]], None] | None = None,
+        clock: Callable[[], dt.datetime] = models.utcnow,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.ctx = ctx
+        self.categories = categories
+        self.metrics = metrics or Metrics()
+        self.on_events = on_events
+        self.clock = clock
+        self.rules = ReportRules(
+            categories=categories.codes,
+            max_note_chars=settings.max_note_chars,
+            observed_window=dt.timedelta(days=settings.observed_window_days),
+            future_skew=dt.timedelta(seconds=settings.future_skew_s),
+        )
+        self.tz = settings.tz
+
+    # -- public -------------------------------------------------------------------
+    def process(self, batch: Sequence[Inbound]) -> list[Outcome]:
+        """Outcomes in the order of `batch`; raises StorageError if nothing could be stored."""
+        if not batch:
+            return []
+        now = self.clock()
+        items = [self._check(msg, now) for msg in batch]
+        try:
+            events = self._store(items, now)
+        except (DBAPIError, SQLAlchemyError) as exc:
+            self.metrics.db_retries.inc()
+            raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
+        done = time.time()
+        outcomes = []
+        for item in items:
+            assert item.outcome is not None
+            outcomes.append(item.outcome)
+            self.metrics.messages_in.labels(item.msg.transport, item.msg.kind).inc()
+            self.metrics.outcomes.labels(item.outcome.status).inc()
+            self.metrics.latency.observe(max(0.0, done - item.msg.received_at.timestamp()))
+        self.metrics.batch_size.observe(len(items))
+        if events and self.on_events is not None:
+            try:
+                self.on_events(events)
+            except Exception:  # the live feed must never undo a committed batch
+                log.exception("broadcasting %d events failed", len(events))
+        return outcomes
+
+    # -- steps --------------------------------------------------------------------
+    def _check(self, msg: Inbound, now: dt.datetime) -> _Item:
+        """Decode, validate and geolocate one message; never raises."""
+        item = _Item(msg)
+        try:
+            data, errors = decode_json(msg.payload, self.settings.max_payload_bytes)
+            item.message_id = message_id_of(data)
+            if msg.kind != "report":
+                errors = [
+                    FieldError("topic", "unknown_topic", f"nothing is served on topic {msg.topic}")
+                ]
+            elif not errors:
+                item.report, errors = validate_report(data, self.rules, now, msg.topic_reporter)
+            if item.report is not None:
+                item.message_id = item.report.report_id
+                item.placement = place(item.report, self.ctx)
+                if item.placement.error is not None:
+                    errors = [item.placement.error]
+                    item.report = None
+            item.errors = errors
+        except Exception as exc:  # a bug must cost one message a rejection, not the batch
+            log.exception("unexpected error while checking a message on %s", msg.topic)
+            item.report = None
+            item.errors = [
+                FieldError("payload", "internal_error", f"the platform could not read it ({exc})")
+            ]
+        return item
+
+    def _store(self, items: list[_Item], now: dt.datetime) -> list[LiveEvent]:
+        reports_t: Table = models.Report.__table__  # type: ignore[assignment]
+        rejected_t: Table = models.RejectedMessage.__table__  # type: ignore[assignment]
+        events_t: Table = models.Event.__table__  # type: ignore[assignment]
+        with self.sessions.begin() as session:
+            valid = [it for it in items if it.report is not None]
+            known = self._existing(session, [it.report.report_id for it in valid if it.report])
+            rows: list[dict[str, Any]] = []
+            fresh: dict[str, _Item] = {}
+            for it in valid:
+                assert it.report is not None and it.placement is not None
+                rid = it.report.report_id
+                if rid in known or rid in fresh:
+                    continue  # answered below as duplicate
+                fresh[rid] = it
+                rows.append(self._report_row(it))
+            inserted: set[str] = set()
+            if rows:
+                stmt = _insert_ignore(session, reports_t, "id").returning(reports_t.c.id)
+                inserted = set(session.scalars(stmt, rows))
+                # Lost a race with another worker: that one's row is the truth.
+                lost = [rid for rid in fresh if rid not in inserted]
+                if lost:
+                    known.update(self._existing(session, lost))
+            rejected_rows = []
+            for it in items:
+                if it.report is None:
+                    errs = tuple(it.errors or ())
+                    it.outcome = Outcome(id=it.message_id, status="rejected", errors=errs)
+                    rejected_rows.append(self._rejected_row(it, now))
+                elif it.report.report_id in inserted and fresh.get(it.report.report_id) is it:
+                    it.outcome = self._outcome(it.report.report_id, it.placement)
+                else:
+                    it.outcome = self._duplicate(it.report.report_id, known)
+            if rejected_rows:
+                session.execute(rejected_t.insert(), rejected_rows)
+
+            payloads = self._event_payloads(session, [fresh[r] for r in fresh if r in inserted])
+            if not payloads:
+                return []
+            stmt_ev = events_t.insert().returning(events_t.c.seq, sort_by_parameter_order=True)
+            seqs = list(
+                session.scalars(
+                    stmt_ev,
+                    [{"kind": k, "payload": p, "created_at": now} for k, p in payloads],
+                )
+            )
+        return [LiveEvent(k, {**p, "seq": s}) for (k, p), s in zip(payloads, seqs, strict=True)]
+
+    # -- helpers ------------------------------------------------------------------
+    def _existing(self, session: Session, ids: list[str]) -> dict[str, Outcome]:
+        if not ids:
+            return {}
+        r = models.Report
+        rows = session.execute(
+            select(r.id, r.status, r.segment_id, r.district, r.snap).where(r.id.in_(ids))
+        )
+        return {
+            row.id: Outcome(
+                id=row.id,
+                status="duplicate",
+                segment_id=row.segment_id,
+                segment_name=self._segment_name(row.segment_id),
+                district=self._district_name(row.district),
+                snap=_ack_snap(row.snap),
+            )
+            for row in rows
+        }
+
+    def _duplicate(self, rid: str, known: dict[str, Outcome]) -> Outcome:
+        return known.get(rid) or Outcome(id=rid, status="duplicate")
+
+    def _outcome(self, rid: str, p: Placement | None) -> Outcome:
+        assert p is not None
+        return Outcome(
+            id=rid,
+            status=p.status,
+            segment_id=p.segment_id,
+            segment_name=self._segment_name(p.segment_id),
+            district=self._district_name(p.district),
+            snap=_ack_snap(p.snap),
+        )
+
+    def _segment_name(self, segment_id: str | None) -> str | None:
+        pos = self.ctx.position.get(segment_id) if segment_id else None
+        return self.ctx.network.segments[pos].name if pos is not None else None
+
+    def _district_name(self, code: str | None) -> str | None:
+        if code is None:
+            return None
+        return self.ctx.district_names.get(code, code)
+
+    def _report_row(self, it: _Item) -> dict[str, Any]:
+        r, p, m = it.report, it.placement, it.msg
+        assert r is not None and p is not None
+        return {
+            "id": r.report_id,
+            "reporter_id": r.reporter_id,
+            "category": r.category,
+            "scheme": self.categories.scheme,
+            "severity": r.severity,
+            "note": r.note,
+            "photos": list(r.photos),
+            "observed_at": r.observed_at,
+            "received_at": m.received_at,
+            "crs": r.crs,
+            "lat_in": r.lat,
+            "lon_in": r.lon,
+            "lat": p.lat,
+            "lon": p.lon,
+            "accuracy_m": r.accuracy_m,
+            "heading_deg": r.heading_deg,
+            "segment_hint": r.segment_hint,
+            "segment_id": p.segment_id,
+            "district": p.district,
+            "snap_distance_m": p.distance_m,
+            "snap_confidence": p.confidence,
+            "snap": p.snap,
+            "status": p.status,
+            "transport": m.transport,
+            "topic": m.topic,
+            "raw": m.payload,
+        }
+
+    def _rejected_row(self, it: _Item, now: dt.datetime) -> dict[str, Any]:
+        errs = it.errors or []
+        return {
+            "received_at": it.msg.received_at,
+            "transport": it.msg.transport,
+            "topic": it.msg.topic,
+            "reporter_id": it.msg.topic_reporter,
+            "message_id": it.message_id,
+            "reason": "; ".join(e.message for e in errs) or "rejected",
+            "errors": [e.as_dict() for e in errs],
+            "raw": it.msg.payload[:MAX_RAW_KEPT],
+            "raw_size": len(it.msg.payload),
+        }
+
+    def _event_payloads(
+        self, session: Session, items: list[_Item]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        out: list[tuple[str, dict[str, Any]]] = []
+        touched: list[str] = []
+        for it in items:
+            r, p, m = it.report, it.placement, it.msg
+            assert r is not None and p is not None
+            out.append(
+                (
+                    "report",
+                    {
+                        "id": r.report_id,
+                        "segment_id": p.segment_id,
+                        "district": p.district,
+                        "category": r.category,
+                        "severity": r.severity,
+                        "status": p.status,
+                        "lat": p.lat,
+                        "lon": p.lon,
+                        "observed_at": r.observed_at.astimezone(self.tz).isoformat(),
+                        "received_at": m.received_at.astimezone(self.tz).isoformat(),
+                    },
+                )
+            )
+            if p.segment_id and p.segment_id not in touched:
+                touched.append(p.segment_id)
+        for state in segment_states(session, touched):
+            out.append(("segment", state))
+        return out
+
+
+def segment_states(session: Session, segment_ids: list[str]) -> list[dict[str, Any]]:
+    """Live state of the given segments, in the given order (open, overdue, score)."""
+    if not segment_ids:
+        return []
+    r = models.Report
+    deduction = case(
+        *((r.severity == sev, pts) for sev, pts in SEVERITY_DEDUCTION.items()), else_=0
+    )
+    rows = session.execute(
+        select(r.segment_id, func.count(), func.coalesce(func.sum(deduction), 0))
+        .where(r.segment_id.in_(segment_ids), r.status.in_(OPEN_STATUSES))
+        .group_by(r.segment_id)
+    )
+    found = {sid: (int(n), int(d)) for sid, n, d in rows}
+    return [
+        {
+            "segment_id": sid,
+            "open": found.get(sid, (0, 0))[0],
+            "overdue": 0,  # deadlines arrive with the case workflow (issue #5)
+            "score": max(0, 100 - found.get(sid, (0, 0))[1]),
+        }
+        for sid in segment_ids
+    ]
+
+
+def _ack_snap(snap: dict[str, Any] | None) -> dict[str, Any] | None:
+    if snap is None:
+        return None
+    keys = ("distance_m", "confidence", "ambiguous", "chainage_m", "candidates", "reason", "method")
+    return {k: snap[k] for k in keys if k in snap}
+
+
+def _insert_ignore(session: Session, table: Table, key: str) -> Any:
+    """INSERT … ON CONFLICT (key) DO NOTHING for the dialect in use."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing(index_elements=[key])
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=[key])
+    raise StorageError(f"unsupported database dialect {name}")

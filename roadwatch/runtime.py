@@ -1,0 +1,107 @@
+"""Everything a roadwatch process runs, wired once: database, network, pipeline, MQTT, live feed.
+
+The web layer receives a Runtime; the core never imports the web layer.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import db
+from .broadcast import Broadcaster
+from .categories import Categories, load_categories
+from .embedded_broker import EmbeddedBroker, is_listening
+from .ingest.mqtt import MqttIngest
+from .metrics import Metrics
+from .network import NetworkContext, load_network_context, sync_network
+from .pipeline import Pipeline
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    ctx: NetworkContext
+    categories: Categories
+    metrics: Metrics
+    broadcaster: Broadcaster
+    pipeline: Pipeline
+    mqtt: MqttIngest | None = None
+    broker: EmbeddedBroker | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        emitter: Any = None,
+        migrate: bool = True,
+        ctx: NetworkContext | None = None,
+    ) -> Runtime:
+        engine = db.make_engine(settings.database_url)
+        if migrate:
+            db.upgrade(engine)
+        sessions = db.make_sessionmaker(engine)
+        ctx = ctx or load_network_context(settings)
+        with sessions.begin() as session:
+            sync_network(session, ctx, settings.tz)
+        categories = load_categories()
+        metrics = Metrics()
+        broadcaster = Broadcaster(emitter)
+        pipeline = Pipeline(
+            settings, sessions, ctx, categories, metrics=metrics, on_events=broadcaster.publish
+        )
+        return cls(settings, engine, sessions, ctx, categories, metrics, broadcaster, pipeline)
+
+    def start_ingest(self) -> None:
+        """Connect to the broker (starting the embedded one when allowed and needed)."""
+        s = self.settings
+        protocol = s.mqtt_protocol
+        use_embedded = s.embedded_broker == "always" or (
+            s.embedded_broker == "auto" and not is_listening(s.mqtt_host, s.mqtt_port)
+        )
+        if use_embedded:
+            self.broker = EmbeddedBroker(s.mqtt_host, s.mqtt_port)
+            self.broker.start()
+            protocol = 3  # the embedded broker speaks MQTT 3.1.1 only
+            log.warning(
+                "MQTT: nothing listened on %s, so an EMBEDDED broker (amqtt, MQTT 3.1.1, "
+                "no redelivery across restarts) now serves it; use Mosquitto in production",
+                s.mqtt_url,
+            )
+        else:
+            log.info("MQTT: using the broker at %s", s.mqtt_url)
+        self.broadcaster.start()
+        self.mqtt = MqttIngest(
+            self.pipeline,
+            host=s.mqtt_host,
+            port=s.mqtt_port,
+            client_id=s.mqtt_client_id,
+            topic_root=s.mqtt_topic_root,
+            protocol=protocol,
+            session_expiry_s=s.mqtt_session_expiry_s,
+            receive_maximum=s.mqtt_receive_maximum,
+            batch_max=s.ingest_batch_max,
+            batch_wait_ms=s.ingest_batch_wait_ms,
+        )
+        self.mqtt.start()
+
+    def stop(self) -> None:
+        if self.mqtt is not None:
+            self.mqtt.stop()
+            self.mqtt = None
+        self.broadcaster.stop()
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+        self.engine.dispose()

@@ -1,0 +1,204 @@
+"""Settings: defaults (config/defaults.toml) → TOML file (ROADWATCH_CONFIG) → ROADWATCH_* env.
+
+Validated once, at start-up. A bad value raises SettingsError whose message is one
+line naming the setting and where it came from, so `roadwatch serve` can print it and
+stop instead of failing later somewhere deep in a thread.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = Path(os.environ.get("ROADWATCH_CONFIG_DIR", REPO_ROOT / "config"))
+ENV_PREFIX = "ROADWATCH_"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message is meant for the operator."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    database_url: str
+    mqtt_url: str
+    mqtt_topic_root: str
+    mqtt_client_id: str
+    mqtt_protocol: int
+    mqtt_session_expiry_s: int
+    mqtt_receive_maximum: int
+    embedded_broker: Literal["auto", "always", "never"]
+    network: str
+    timezone: str
+    observed_window_days: int
+    future_skew_s: int
+    max_payload_bytes: int
+    max_note_chars: int
+    max_photo_bytes: int
+    photo_dir: str
+    snap_max_distance_m: float
+    snap_ambiguity_m: float
+    ingest_batch_max: int
+    ingest_batch_wait_ms: int
+    socketio_queue: str
+    secret_key: str
+    host: str
+    port: int
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+    @field_validator("database_url")
+    @classmethod
+    def _db_url(cls, v: str) -> str:
+        if not (v.startswith("sqlite") or v.startswith("postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return v
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+            raise ValueError("must look like mqtt://host:port")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError as exc:
+            raise ValueError(f"bad port ({exc})") from None
+        return v
+
+    @field_validator("mqtt_topic_root")
+    @classmethod
+    def _topic_root(cls, v: str) -> str:
+        if not v or v.startswith("/") or v.endswith("/") or any(c in v for c in "+#"):
+            raise ValueError("must be a plain topic prefix such as roadwatch/v1")
+        return v
+
+    @field_validator("mqtt_client_id")
+    @classmethod
+    def _client_id(cls, v: str) -> str:
+        if not v or len(v) > 128:
+            raise ValueError("must be 1-128 characters")
+        return v
+
+    @field_validator("mqtt_protocol")
+    @classmethod
+    def _protocol(cls, v: int) -> int:
+        if v not in (3, 5):
+            raise ValueError("must be 5 (MQTT 5) or 3 (MQTT 3.1.1)")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown time zone (use an IANA name like Asia/Shanghai)") from None
+        return v
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, v: int) -> int:
+        if not 1 <= v <= 65535:
+            raise ValueError("must be between 1 and 65535")
+        return v
+
+    @field_validator(
+        "observed_window_days",
+        "future_skew_s",
+        "max_payload_bytes",
+        "max_note_chars",
+        "max_photo_bytes",
+        "ingest_batch_max",
+        "mqtt_receive_maximum",
+        "mqtt_session_expiry_s",
+    )
+    @classmethod
+    def _positive_int(cls, v: int) -> int:
+        if v <= 0:
+            raise ValueError("must be a positive number")
+        return v
+
+    @field_validator("snap_max_distance_m", "snap_ambiguity_m", "ingest_batch_wait_ms")
+    @classmethod
+    def _non_negative(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("must not be negative")
+        return v
+
+    # Derived values -------------------------------------------------------------
+    @property
+    def mqtt_host(self) -> str:
+        return urlsplit(self.mqtt_url).hostname or "127.0.0.1"
+
+    @property
+    def mqtt_port(self) -> int:
+        return urlsplit(self.mqtt_url).port or 1883
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def replace(self, **changes: Any) -> Settings:
+        return self.model_copy(update=changes)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsError(f"ROADWATCH_CONFIG: file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"ROADWATCH_CONFIG: {path} is not valid TOML ({exc})") from None
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Build the settings from defaults, the optional TOML file, the environment and overrides."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = _read_toml(CONFIG_DIR / "defaults.toml")
+    source: dict[str, str] = dict.fromkeys(values, "defaults")
+
+    config_file = env.get(f"{ENV_PREFIX}CONFIG")
+    if config_file:
+        for key, value in _read_toml(Path(config_file)).items():
+            if key not in values:
+                raise SettingsError(f"{key} (in {config_file}): unknown setting")
+            values[key] = value
+            source[key] = config_file
+
+    for key in list(values):
+        env_key = f"{ENV_PREFIX}{key.upper()}"
+        if env_key in env:
+            values[key] = env[env_key]
+            source[key] = "environment"
+    for key, value in (overrides or {}).items():
+        if key not in values:
+            raise SettingsError(f"{key}: unknown setting")
+        values[key] = value
+        source[key] = "command line"
+
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = str(err["loc"][0]) if err["loc"] else "?"
+        name = f"{ENV_PREFIX}{key.upper()}" if source.get(key) == "environment" else key
+        msg = err["msg"].removeprefix("Value error, ")
+        raise SettingsError(
+            f"{name}: {msg} (got {values.get(key)!r} from {source.get(key, '?')})"
+        ) from None

@@ -1,0 +1,47 @@
+"""Web layer: the app factory. Socket.IO is created here per app (no global app state)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from flask import Flask
+from flask_socketio import SocketIO
+
+from ..runtime import Runtime
+from . import api, errors, live, pages
+
+
+def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
+    settings = runtime.settings
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key or secrets.token_hex(32),
+        JSON_AS_ASCII=False,
+        MAX_CONTENT_LENGTH=max(settings.max_payload_bytes * 2, settings.max_photo_bytes + 65536),
+        **config,
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.extensions["roadwatch"] = runtime
+
+    socketio = SocketIO(
+        app,
+        async_mode="threading",
+        message_queue=settings.socketio_queue or None,
+        # A message larger than this is a bug or an attack: drop the connection.
+        max_http_buffer_size=64 * 1024,
+        cors_allowed_origins=[],
+    )
+    app.extensions["roadwatch_socketio"] = socketio
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    errors.register(app)
+    live.register(socketio, runtime)
+    runtime.broadcaster.emitter = socketio
+    return app, socketio
+
+
+def runtime_of(app: Flask) -> Runtime:
+    rt: Runtime = app.extensions["roadwatch"]
+    return rt

@@ -1,0 +1,404 @@
+"""HTTP API (CONTRACT.md 3): segments, reports, rejected messages, report intake, photos."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from shapely.geometry import mapping
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from .. import models
+from ..ingest.messages import Inbound
+from ..ingest.payloads import parse_time
+from ..pipeline import OPEN_STATUSES, StorageError, segment_states
+from ..runtime import Runtime
+from .errors import ApiError, error_response
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+STATUS_CODES = {"accepted": 201, "needs_review": 202, "duplicate": 200}
+REJECT_CODES = {"too_large": 413, "invalid_json": 400, "not_utf8": 400}
+
+
+def _rt() -> Runtime:
+    rt: Runtime = current_app.extensions["roadwatch"]
+    return rt
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.astimezone(_rt().settings.tz).isoformat() if value else None
+
+
+# -- segments -----------------------------------------------------------------------
+@bp.get("/districts")
+def districts() -> Response:
+    feats = [
+        {
+            "type": "Feature",
+            "id": d.code,
+            "properties": {"code": d.code, "name": d.name, "kind": d.kind},
+            "geometry": mapping(d.geometry),
+        }
+        for d in _rt().ctx.network.districts
+    ]
+    return jsonify({"type": "FeatureCollection", "features": feats})
+
+
+def _current_chiefs(session: Session, now: dt.datetime) -> dict[str, dict[str, str]]:
+    a, p = models.Assignment, models.Reporter
+    rows = session.execute(
+        select(a.segment_id, p.id, p.name)
+        .join(p, p.id == a.reporter_id)
+        .where(
+            a.level == 3,
+            a.valid_from <= now,
+            or_(a.valid_to.is_(None), a.valid_to > now),
+        )
+    )
+    return {sid: {"id": pid, "name": name} for sid, pid, name in rows}
+
+
+def _all_states(session: Session) -> dict[str, dict[str, Any]]:
+    r = models.Report
+    ids = list(
+        session.scalars(
+            select(r.segment_id)
+            .where(r.segment_id.is_not(None), r.status.in_(OPEN_STATUSES))
+            .group_by(r.segment_id)
+        )
+    )
+    return {s["segment_id"]: s for s in segment_states(session, ids)}
+
+
+@bp.get("/segments")
+def segments() -> Response:
+    rt = _rt()
+    now = models.utcnow()
+    with rt.sessions() as session:
+        # The snapshot's seq is read first: any later event is newer than this snapshot.
+        seq = session.scalar(select(func.max(models.Event.seq))) or 0
+        chiefs = _current_chiefs(session, now)
+        states = _all_states(session)
+    feats = []
+    for s in rt.ctx.network.segments:
+        st = states.get(s.id)
+        feats.append(
+            {
+                "type": "Feature",
+                "id": s.id,
+                "properties": {
+                    "id": s.id,
+                    "name": s.name,
+                    "road": s.road,
+                    "from": s.from_road,
+                    "to": s.to_road,
+                    "district": s.district,
+                    "subdistrict": s.subdistrict,
+                    "road_class": s.road_class,
+                    "length_m": s.length_m,
+                    "chief": chiefs.get(s.id),
+                    "state": {
+                        "open": st["open"] if st else 0,
+                        "overdue": st["overdue"] if st else 0,
+                        "score": st["score"] if st else 100,
+                    },
+                },
+                "geometry": mapping(s.geometry),
+            }
+        )
+    return jsonify({"type": "FeatureCollection", "seq": seq, "features": feats})
+
+
+@bp.get("/segments/<segment_id>")
+def segment(segment_id: str) -> Response:
+    rt = _rt()
+    pos = rt.ctx.position.get(segment_id)
+    if pos is None:
+        raise ApiError(404, "segment_id", "not_found", f"no segment with id {segment_id}")
+    s = rt.ctx.network.segments[pos]
+    a, p = models.Assignment, models.Reporter
+    with rt.sessions() as session:
+        rows = session.execute(
+            select(a, p)
+            .join(p, p.id == a.reporter_id)
+            .where(a.segment_id == segment_id)
+            .order_by(a.level, a.valid_from)
+        ).all()
+        state = segment_states(session, [segment_id])[0]
+    history = [
+        {
+            "person": {"id": pp.id, "name": pp.name, "title": pp.title},
+            "level": aa.level,
+            "role": aa.role,
+            "valid_from": _iso(aa.valid_from),
+            "valid_to": _iso(aa.valid_to),
+        }
+        for aa, pp in rows
+    ]
+    return jsonify(
+        {
+            "type": "Feature",
+            "id": s.id,
+            "properties": {
+                "id": s.id,
+                "name": s.name,
+                "road": s.road,
+                "from": s.from_road,
+                "to": s.to_road,
+                "district": s.district,
+                "subdistrict": s.subdistrict,
+                "road_class": s.road_class,
+                "length_m": s.length_m,
+                "state": {k: state[k] for k in ("open", "overdue", "score")},
+                "responsibility": history,
+            },
+            "geometry": mapping(s.geometry),
+        }
+    )
+
+
+# -- paging ------------------------------------------------------------------------
+def _limit() -> int:
+    raw = request.args.get("limit", str(DEFAULT_LIMIT))
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise ApiError(400, "limit", "invalid", "limit must be a whole number") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(400, "limit", "out_of_range", f"limit must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def _encode_cursor(*parts: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(raw: str) -> list[Any]:
+    try:
+        value = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        if not isinstance(value, list):
+            raise ValueError
+        return value
+    except ValueError:
+        raise ApiError(400, "cursor", "invalid", "cursor is not one this server gave out") from None
+
+
+def _next_url(endpoint: str, cursor: str) -> str:
+    args = {k: v for k, v in request.args.items() if k != "cursor"}
+    return url_for(endpoint, _external=True, cursor=cursor, **args)
+
+
+def _time_arg(name: str) -> dt.datetime | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    value, err = parse_time(raw, name)
+    if err:
+        raise ApiError(400, err.field, err.code, err.message)
+    return value
+
+
+# -- reports -----------------------------------------------------------------------
+def _report_json(r: models.Report, full: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": r.id,
+        "reporter_id": r.reporter_id,
+        "category": r.category,
+        "scheme": r.scheme,
+        "severity": r.severity,
+        "status": r.status,
+        "segment_id": r.segment_id,
+        "district": r.district,
+        "lat": r.lat,
+        "lon": r.lon,
+        "crs_in": r.crs,
+        "lat_in": r.lat_in,
+        "lon_in": r.lon_in,
+        "accuracy_m": r.accuracy_m,
+        "heading_deg": r.heading_deg,
+        "observed_at": _iso(r.observed_at),
+        "received_at": _iso(r.received_at),
+        "note": r.note,
+        "photos": r.photos,
+        "segment_hint": r.segment_hint,
+        "snap": r.snap,
+        "transport": r.transport,
+    }
+    if full:
+        out["raw"] = r.raw.decode("utf-8", errors="replace")
+        out["topic"] = r.topic
+    return out
+
+
+@bp.get("/reports")
+def reports() -> Response:
+    rt = _rt()
+    r = models.Report
+    limit = _limit()
+    q = select(r)
+    since, until = _time_arg("since"), _time_arg("until")
+    if since:
+        q = q.where(r.observed_at >= since)
+    if until:
+        q = q.where(r.observed_at < until)
+    for arg, col in (
+        ("reporter", r.reporter_id),
+        ("segment", r.segment_id),
+        ("district", r.district),
+        ("category", r.category),
+        ("status", r.status),
+    ):
+        if arg in request.args:
+            q = q.where(col == request.args[arg])
+    if "bbox" in request.args:
+        try:
+            w, s, e, n = (float(x) for x in request.args["bbox"].split(","))
+        except ValueError:
+            raise ApiError(
+                400, "bbox", "invalid", "bbox must be minLon,minLat,maxLon,maxLat in WGS84"
+            ) from None
+        q = q.where(r.lon >= w, r.lon <= e, r.lat >= s, r.lat <= n)
+    if "cursor" in request.args:
+        t_raw, last_id = _decode_cursor(request.args["cursor"])
+        t = dt.datetime.fromisoformat(t_raw)
+        q = q.where(or_(r.observed_at > t, and_(r.observed_at == t, r.id > last_id)))
+    q = q.order_by(r.observed_at, r.id).limit(limit + 1)
+    with rt.sessions() as session:
+        rows = list(session.scalars(q))
+    nxt = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        nxt = _next_url("api.reports", _encode_cursor(rows[-1].observed_at.isoformat(), rows[-1].id))
+    return jsonify({"items": [_report_json(x) for x in rows], "next": nxt})
+
+
+@bp.get("/reports/<report_id>")
+def report(report_id: str) -> Response:
+    rt = _rt()
+    with rt.sessions() as session:
+        row = session.get(models.Report, report_id.lower())
+    if row is None:
+        raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}")
+    out = _report_json(row, full=True)
+    out["history"] = [
+        {"at": _iso(row.received_at), "status": row.status, "by": row.reporter_id,
+         "via": row.transport}
+    ]
+    return jsonify(out)
+
+
+@bp.post("/reports")
+def post_report() -> tuple[Response, int]:
+    rt = _rt()
+    msg = Inbound(
+        transport="http",
+        kind="report",
+        payload=request.get_data(cache=False),
+        received_at=models.utcnow(),
+        topic=None,
+        topic_reporter=None,
+    )
+    try:
+        (outcome,) = rt.pipeline.process([msg])
+    except StorageError:
+        return error_response(503, "server", "unavailable", "the database is unavailable; retry")
+    body = outcome.ack_body()
+    if outcome.status == "rejected":
+        code = 422
+        for e in outcome.errors:
+            code = REJECT_CODES.get(e.code, code)
+        return jsonify(body), code
+    return jsonify(body), STATUS_CODES.get(outcome.status, 200)
+
+
+@bp.get("/rejected")
+def rejected() -> Response:
+    rt = _rt()
+    m = models.RejectedMessage
+    limit = _limit()
+    q = select(m)
+    since, until = _time_arg("since"), _time_arg("until")
+    if since:
+        q = q.where(m.received_at >= since)
+    if until:
+        q = q.where(m.received_at < until)
+    if "reporter" in request.args:
+        q = q.where(m.reporter_id == request.args["reporter"])
+    if "cursor" in request.args:
+        (last_id,) = _decode_cursor(request.args["cursor"])
+        q = q.where(m.id > int(last_id))
+    q = q.order_by(m.id).limit(limit + 1)
+    with rt.sessions() as session:
+        rows = list(session.scalars(q))
+    nxt = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        nxt = _next_url("api.rejected", _encode_cursor(rows[-1].id))
+    items = [
+        {
+            "id": x.id,
+            "received_at": _iso(x.received_at),
+            "transport": x.transport,
+            "topic": x.topic,
+            "reporter_id": x.reporter_id,
+            "message_id": x.message_id,
+            "reason": x.reason,
+            "errors": x.errors,
+            "raw": x.raw.decode("utf-8", errors="replace"),
+            "raw_base64": base64.b64encode(x.raw).decode(),
+            "raw_size": x.raw_size,
+            "raw_truncated": x.raw_size > len(x.raw),
+        }
+        for x in rows
+    ]
+    return jsonify({"items": items, "next": nxt})
+
+
+# -- photos ------------------------------------------------------------------------
+PHOTO_TYPES = {b"\xff\xd8\xff": ("image/jpeg", ".jpg"), b"\x89PNG\r\n\x1a\n": ("image/png", ".png")}
+
+
+def _sniff(data: bytes) -> tuple[str, str] | None:
+    for magic, kind in PHOTO_TYPES.items():
+        if data.startswith(magic):
+            return kind
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ("image/webp", ".webp")
+    return None
+
+
+@bp.post("/photos")
+def post_photo() -> tuple[Response, int]:
+    rt = _rt()
+    upload = request.files.get("photo") or next(iter(request.files.values()), None)
+    if upload is None:
+        raise ApiError(400, "photo", "required", "send the photo as multipart field 'photo'")
+    data = upload.read(rt.settings.max_photo_bytes + 1)
+    if len(data) > rt.settings.max_photo_bytes:
+        raise ApiError(
+            413, "photo", "too_large",
+            f"the photo is larger than {rt.settings.max_photo_bytes:,} bytes",
+        )
+    if not data:
+        raise ApiError(400, "photo", "empty", "the photo is empty")
+    kind = _sniff(data)
+    if kind is None:
+        raise ApiError(415, "photo", "not_an_image", "the photo must be a JPEG, PNG or WebP image")
+    digest = hashlib.sha256(data).hexdigest()
+    folder = Path(rt.settings.photo_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{digest}{kind[1]}"
+    created = not target.exists()
+    if created:
+        tmp = target.with_suffix(".part")
+        tmp.write_bytes(data)
+        tmp.replace(target)  # atomic: a half-written photo is never served
+    return jsonify({"sha256": digest, "size": len(data), "type": kind[0]}), 201 if created else 200

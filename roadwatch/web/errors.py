@@ -1,0 +1,38 @@
+"""JSON errors for the API: `{"errors": [{"field", "code", "message"}]}`, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, field: str, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.field, self.code, self.message = status, field, code, message
+
+
+def error_response(status: int, field: str, code: str, message: str) -> tuple[Response, int]:
+    return jsonify({"errors": [{"field": field, "code": code, "message": message}]}), status
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> tuple[Response, int]:
+        return error_response(exc.status, exc.field, exc.code, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[Response, int] | HTTPException:
+        if not request.path.startswith(("/api/", "/open311/", "/healthz")):
+            return exc
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return error_response(exc.code or 500, "request", code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "server", "internal_error", "the server failed; it is logged")

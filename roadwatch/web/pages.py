@@ -1,0 +1,51 @@
+"""HTML pages, health and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, render_template
+from sqlalchemy import text
+
+bp = Blueprint("pages", __name__)
+
+
+def _rt() -> Any:
+    return current_app.extensions["roadwatch"]
+
+
+@bp.get("/")
+def live_map() -> str:
+    return render_template(
+        "index.html",
+        title="路长制 指挥中心",
+        config={"namespace": "/live", "socketio_path": "socket.io"},
+    )
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    rt = _rt()
+    checks: dict[str, Any] = {}
+    try:
+        with rt.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        checks["database"] = {"ok": True}
+    except Exception as exc:
+        checks["database"] = {"ok": False, "error": exc.__class__.__name__}
+    mqtt = rt.mqtt
+    broker_ok = bool(mqtt and mqtt.connected.is_set())
+    checks["broker"] = {
+        "ok": broker_ok,
+        "url": rt.settings.mqtt_url,
+        "embedded": rt.broker is not None,
+        **({"error": mqtt.last_error} if mqtt and mqtt.last_error else {}),
+    }
+    checks["network"] = {"ok": rt.ctx.size > 0, "segments": rt.ctx.size}
+    ok = all(c["ok"] for c in checks.values())
+    return jsonify({"status": "ok" if ok else "degraded", "checks": checks}), 200 if ok else 503
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    return Response(_rt().metrics.render(), mimetype="text/plain; version=0.0.4")

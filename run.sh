@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install roadwatch into ./.venv (first run, or when pyproject.toml changes) and start it:
+# web + live map on http://127.0.0.1:5000/, MQTT ingest (embedded broker if none listens
+# on 127.0.0.1:1883), a SQLite file under ./var/, the bundled demo network, and simulated
+# road chiefs. Extra arguments go to `roadwatch serve` (e.g. --port 8000).
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/roadwatch ] || [ pyproject.toml -nt .venv/.installed ]; then
+  echo "run.sh: installing roadwatch into .venv (once; a minute or two)..." >&2
+  "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e .
+  touch .venv/.installed
+fi
+exec .venv/bin/roadwatch serve --simulate "${ROADWATCH_SIM_CHIEFS:-40}" \
+  --rate "${ROADWATCH_SIM_RATE:-4}" "$@"

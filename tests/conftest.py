@@ -1,0 +1,114 @@
+"""Shared fixtures: settings, databases (SQLite always, PostgreSQL when it runs), a runtime.
+
+Under ./test.sh (ROADWATCH_REQUIRE_SERVICES=1, as in CI) a missing PostgreSQL, Mosquitto or
+Redis FAILS the tests that need it; a developer's bare `pytest` skips them instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import delete
+
+from roadwatch import models
+from roadwatch.network import NetworkContext, load_network_context
+from roadwatch.settings import Settings, load_settings
+
+REQUIRE_SERVICES = os.environ.get("ROADWATCH_REQUIRE_SERVICES") == "1"
+PG_ADMIN_URL = os.environ.get("ROADWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+MOSQUITTO = ("127.0.0.1", 1883)
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def need_service(name: str, host: str, port: int) -> None:
+    if port_open(host, port):
+        return
+    message = f"{name} is not reachable on {host}:{port}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " (required under ./test.sh and in CI)", pytrace=False)
+    pytest.skip(message)
+
+
+def make_settings(tmp: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp / 'roadwatch.sqlite3'}",
+        "photo_dir": str(tmp / "photos"),
+        "mqtt_client_id": f"rw-test-{uuid.uuid4().hex[:8]}",
+        "embedded_broker": "never",
+    }
+    values.update(overrides)
+    return load_settings(env={}, overrides=values)
+
+
+@pytest.fixture(scope="session")
+def network_ctx() -> NetworkContext:
+    """The bundled demo network with its indexes, loaded once per test session."""
+    return load_network_context(load_settings(env={}))
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped afterwards."""
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    import psycopg
+
+    name = f"rw_test_{uuid.uuid4().hex[:10]}"
+    admin = PG_ADMIN_URL.replace("postgresql://", "postgresql://", 1)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _backend_params() -> list[Any]:
+    return ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
+
+
+@pytest.fixture(scope="session")
+def _runtimes(
+    tmp_path_factory: pytest.TempPathFactory, network_ctx: NetworkContext
+) -> Iterator[dict[str, Any]]:
+    cache: dict[str, Any] = {}
+    yield cache
+    for rt in cache.values():
+        rt.stop()
+
+
+@pytest.fixture(params=_backend_params())
+def runtime(
+    request: pytest.FixtureRequest,
+    _runtimes: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
+    network_ctx: NetworkContext,
+) -> Iterator[Any]:
+    """A Runtime (no MQTT) on SQLite and on PostgreSQL, with empty report tables."""
+    from roadwatch.runtime import Runtime
+
+    backend = request.param
+    if backend not in _runtimes:
+        tmp = tmp_path_factory.mktemp(f"rt-{backend}")
+        url = None
+        if backend == "postgresql":
+            url = request.getfixturevalue("pg_database")
+        settings = make_settings(tmp, **({"database_url": url} if url else {}))
+        _runtimes[backend] = Runtime.build(settings, ctx=network_ctx)
+    rt = _runtimes[backend]
+    with rt.sessions.begin() as session:
+        for table in (models.Event, models.Report, models.RejectedMessage):
+            session.execute(delete(table))
+    yield rt

@@ -1,0 +1,130 @@
+"""Report payload validation: every bad input gets a reason in plain words."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import pytest
+
+from roadwatch.categories import load_categories
+from roadwatch.ingest.payloads import ReportRules, decode_json, validate_report
+
+NOW = dt.datetime(2026, 11, 23, 1, 20, tzinfo=dt.UTC)
+RULES = ReportRules(
+    categories=load_categories().codes,
+    max_note_chars=2000,
+    observed_window=dt.timedelta(days=7),
+    future_skew=dt.timedelta(minutes=10),
+)
+
+
+def example(**changes: Any) -> dict[str, Any]:
+    """CONTRACT.md 1.1's example report."""
+    body: dict[str, Any] = {
+        "v": 1,
+        "report_id": "0b9f7c1e-3c53-4a53-9a1f-6f0d7b0a1a42",
+        "reporter_id": "zz-jinshui-0421",
+        "observed_at": "2026-11-23T09:15:02+08:00",
+        "lat": 34.77281,
+        "lon": 113.68352,
+        "crs": "GCJ02",
+        "accuracy_m": 12.0,
+        "heading_deg": 87.5,
+        "category": "E0504",
+        "severity": 2,
+        "note": "店外经营，占用人行道约20米",
+        "photos": ["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],
+        "segment_hint": None,
+    }
+    body.update(changes)
+    return {k: v for k, v in body.items() if v is not ...}
+
+
+def check(body: Any, topic_reporter: str | None = "zz-jinshui-0421") -> list[tuple[str, str]]:
+    raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+    data, errors = decode_json(raw, 65536)
+    if errors:
+        return [(e.field, e.code) for e in errors]
+    report, errors = validate_report(data, RULES, NOW, topic_reporter)
+    assert (report is None) == bool(errors)
+    for e in errors:  # a sentence that names what is wrong
+        assert e.field.split(".")[0].rstrip("s") in e.message or e.field == "payload"
+    return [(e.field, e.code) for e in errors]
+
+
+def test_contract_example_is_valid() -> None:
+    data, _ = decode_json(json.dumps(example()).encode(), 65536)
+    report, errors = validate_report(data, RULES, NOW, "zz-jinshui-0421")
+    assert errors == []
+    assert report is not None
+    assert report.observed_at == dt.datetime(2026, 11, 23, 1, 15, 2, tzinfo=dt.UTC)
+    assert report.crs == "GCJ02" and report.severity == 2 and len(report.photos) == 1
+
+
+def test_defaults_and_unknown_fields() -> None:
+    data, _ = decode_json(
+        json.dumps(example(crs=..., severity=..., future_field={"x": 1})).encode(), 65536
+    )
+    report, errors = validate_report(data, RULES, NOW, None)
+    assert errors == [] and report is not None
+    assert report.crs == "WGS84" and report.severity == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"v":1,', [("payload", "invalid_json")]),
+        (b"\xff\xfe\x00bad", [("payload", "not_utf8")]),
+        (b'{"v":1, "lat": NaN}', [("payload", "invalid_json")]),
+        (b"[1,2]", [("payload", "invalid_type")]),
+        (b'"just text"', [("payload", "invalid_type")]),
+        (example(v=2), [("v", "unsupported_version")]),
+        (example(report_id="not-a-uuid"), [("report_id", "invalid_uuid")]),
+        (example(report_id=...), [("report_id", "required")]),
+        (example(lat="34.7"), [("lat", "invalid_type")]),
+        (example(lat=True), [("lat", "invalid_type")]),
+        (example(lat=134.7), [("lat", "out_of_range")]),
+        (example(lon=-190), [("lon", "out_of_range")]),
+        (example(lat=None, lon=None), [("lat", "required")]),
+        (example(lon=None), [("lon", "required")]),
+        (example(crs="EPSG:3857"), [("crs", "unknown_crs")]),
+        (example(category="X9999"), [("category", "invalid")]),
+        (example(category="E9999"), [("category", "unknown_category")]),
+        (example(category=...), [("category", "required")]),
+        (example(severity=4), [("severity", "out_of_range")]),
+        (example(severity=2.5), [("severity", "invalid_type")]),
+        (example(note="路" * 2001), [("note", "too_long")]),
+        (example(photos=["abc"]), [("photos.0", "invalid")]),
+        (example(photos="abc"), [("photos", "invalid_type")]),
+        (example(observed_at="yesterday"), [("observed_at", "invalid_time")]),
+        (example(observed_at="2026-11-23T09:15:02"), [("observed_at", "missing_offset")]),
+        (example(observed_at="2026-11-23T09:45:00+08:00"), [("observed_at", "in_future")]),
+        (example(observed_at="2026-11-01T09:15:02+08:00"), [("observed_at", "too_old")]),
+        (example(reporter_id="zz-other-1"), [("reporter_id", "reporter_mismatch")]),
+        (example(reporter_id="bad id with spaces"), [("reporter_id", "invalid")]),
+        (example(accuracy_m=-1), [("accuracy_m", "out_of_range")]),
+        (example(heading_deg=361), [("heading_deg", "out_of_range")]),
+    ],
+)
+def test_bad_payloads_are_rejected_with_reasons(body: Any, expected: list[tuple[str, str]]) -> None:
+    assert check(body) == expected
+
+
+def test_too_large_payload() -> None:
+    data, errors = decode_json(b"x" * 70_000, 65536)
+    assert data is None
+    assert [(e.field, e.code) for e in errors] == [("payload", "too_large")]
+    assert "70,000 bytes" in errors[0].message
+
+
+def test_several_errors_are_all_reported() -> None:
+    codes = check(example(severity=9, category="E9999", lat=99))
+    assert ("severity", "out_of_range") in codes
+    assert ("category", "unknown_category") in codes
+    assert ("lat", "out_of_range") in codes
+
+
+def test_segment_hint_alone_is_enough() -> None:
+    assert check(example(lat=None, lon=None, segment_hint="ZZ-JS-0001")) == []
