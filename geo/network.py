@@ -41,6 +41,7 @@ from typing import Any, Final
 
 import numpy as np
 import shapely
+from shapely.errors import GEOSException
 from shapely.geometry import LineString, MultiPolygon, Polygon
 
 __all__ = [
@@ -55,6 +56,7 @@ __all__ = [
     "Segment",
     "Subdistrict",
     "load_network",
+    "network_bytes",
     "network_to_json",
     "save_network",
 ]
@@ -391,7 +393,7 @@ def _districts(items: Iterable[Any], path: Path) -> tuple[District, ...]:
         p = _need(f, "properties", where)
         try:
             geom = shapely.from_geojson(json.dumps(_need(f, "geometry", where)))
-        except shapely.errors.GEOSException as exc:
+        except GEOSException as exc:
             raise ValueError(f"{where}: bad geometry ({exc})") from exc
         if not isinstance(geom, (Polygon, MultiPolygon)):
             raise ValueError(f"{where}: district geometry must be a Polygon or MultiPolygon")

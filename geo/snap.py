@@ -1,15 +1,17 @@
 """Snap WGS84 points to the nearest road segment; locate points in areas.
 
 Segments are projected once into the UTM zone of the network's centre, so all
-distances are plain planar metres (grid metres: within 0.05 % of ground
-distance inside a UTM zone, i.e. < 3 cm at the 50 m snapping limit). Points are
-projected with a cached pyproj Transformer: ~1 µs a call on scalars, so no
-hand-written projection approximation is needed, and scalar and array calls
-give bit-identical coordinates (which keeps ``snap`` and ``snap_many`` equal).
+distances and chainages are planar grid metres (within 0.05 % of ground
+distance inside the zone, i.e. < 3 cm at the 50 m snapping limit; a network
+spanning several zones would need a local projection instead). Points are
+projected with a cached pyproj Transformer: ~1 µs a call on scalars (measured),
+so no hand-written projection approximation is needed, and scalar and array
+calls give bit-identical coordinates.
 
-Both ``snap`` and ``snap_many`` go through the same vectorised scoring code
-(:meth:`SegmentIndex._score`), so a live message and a batch re-run of the same
-report always agree exactly.
+``snap_many`` scores candidate pairs with numpy (:meth:`SegmentIndex._score`);
+``snap`` is its scalar twin in plain Python (numpy costs ~1 µs per call on tiny
+arrays) doing the same floating-point operations in the same order, so a live
+message and a batch re-run of the same report agree bit for bit (tested).
 
 Candidate rules (see NOTES.md, Geometry: 5.8 % of Zhengzhou points have a
 second road within 5 m -- flag, do not guess):
@@ -135,6 +137,21 @@ def _coords_1d(lons: npt.ArrayLike, lats: npt.ArrayLike) -> tuple[FloatArray, Fl
     return x, y
 
 
+def _road_codes(roads: Sequence[str | None] | None, n: int) -> IntArray:
+    """One integer per road name; unnamed segments (None, "") are each their own road.
+
+    An unnamed segment must never count as the continuation of another unnamed one:
+    that would hide a genuinely ambiguous crossing.
+    """
+    if roads is None:
+        return np.arange(n, dtype=np.int64)
+    codes: dict[str, int] = {}
+    out = np.empty(n, dtype=np.int64)
+    for i, name in enumerate(roads):
+        out[i] = codes.setdefault(name, len(codes)) if name else -1 - i
+    return out
+
+
 def _first_of_runs(keys: IntArray) -> BoolArray:
     """True at the first element of each run of equal keys (keys are sorted)."""
     first = np.empty(keys.size, dtype=bool)
@@ -150,7 +167,7 @@ class SegmentIndex:
         self,
         lines: Sequence[Any] | GeomArray,
         *,
-        roads: Sequence[str] | None = None,
+        roads: Sequence[str | None] | None = None,
         max_distance_m: float = 50.0,
         ambiguity_m: float = 5.0,
         default_accuracy_m: float = 10.0,
@@ -184,14 +201,10 @@ class SegmentIndex:
         # "same road continuing" test.
         coords = [shapely.get_coordinates(shapely.get_point(self.geometries, i)) for i in (0, -1)]
         self._ends: FloatArray = np.stack(coords, axis=1)
-        if roads is None:
-            self._road: IntArray = np.arange(geoms.size, dtype=np.int64)
-        else:
-            _, codes = np.unique(np.asarray(list(roads), dtype=object), return_inverse=True)
-            self._road = codes.astype(np.int64)
-        # Python copies for the scalar live path (list indexing beats numpy there).
+        self._road: IntArray = _road_codes(roads, geoms.size)
+        # Python copy for the scalar live path (list indexing beats numpy there).
+        # Endpoints stay numpy-only: nested lists would cost ~300 B a segment.
         self._road_list: list[int] = self._road.tolist()
-        self._ends_list: list[list[list[float]]] = self._ends.tolist()
 
     def __len__(self) -> int:
         return int(self.geometries.size)
@@ -199,6 +212,13 @@ class SegmentIndex:
     def _project_coords(self, c: FloatArray) -> FloatArray:
         x, y = self._to_xy.transform(c[:, 0], c[:, 1])
         return np.column_stack([x, y])
+
+    def distance_to(self, position: int, lon: float, lat: float) -> float:
+        """Metres from a WGS84 point to segment ``position`` (inf for a bad point)."""
+        x, y = self._to_xy.transform(lon, lat)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return math.inf
+        return float(shapely.distance(self.geometries[position], shapely.Point(x, y)))
 
     # --- search parameters ----------------------------------------------------
 
@@ -231,7 +251,7 @@ class SegmentIndex:
         )
         return radius, np.maximum(safe, _MIN_SIGMA_M)
 
-    # --- scoring (shared by snap and snap_many) -------------------------------
+    # --- scoring: _score for snap_many, scalar twins for snap -----------------
 
     def _continues(self, a: IntArray, b: IntArray) -> BoolArray:
         """Segments a[i] and b[i] are the same road and share an endpoint."""
@@ -254,8 +274,9 @@ class SegmentIndex:
         """Scalar twin of :meth:`_continues` for the live path."""
         if a == b or self._road_list[a] != self._road_list[b]:
             return False
-        for ax, ay in self._ends_list[a]:
-            for bx, by in self._ends_list[b]:
+        ends_b = self._ends[b].tolist()
+        for ax, ay in self._ends[a].tolist():
+            for bx, by in ends_b:
                 dx = ax - bx
                 dy = ay - by
                 if dx * dx + dy * dy <= _JOIN_TOL_M * _JOIN_TOL_M:

@@ -16,30 +16,46 @@ event loop. ``Broker(...)`` must be constructed inside that running loop
 amqtt-related happens in the thread and the public methods only hand events
 across.
 
-Known limits (measured with amqtt 0.12.1 and paho-mqtt 2.2; see
+Known limits (measured with amqtt 0.12.1, paho-mqtt 2.2, Python 3.11; see
 ``tests/test_embedded_broker.py``):
 
-* MQTT 3.1.1 only: MQTT 5 clients are refused, so no ``response_topic`` /
-  ``correlation_data`` and no session expiry interval.
-* No shared subscriptions (``$share/group/topic`` is treated as an ordinary
-  topic filter and never matches), so only one ingest worker can subscribe.
-* No message persistence at all: sessions, queued and retained messages live
-  in memory and are gone when the broker stops.
+* MQTT 3.1.1 only: MQTT 5 clients are refused ("Unsupported protocol
+  version"), so no ``response_topic`` / ``correlation_data`` and no session
+  expiry interval.
+* No shared subscriptions: ``$share/group/topic`` is accepted but treated as
+  an ordinary filter that never matches, so only one ingest worker can
+  subscribe.
+* Nothing is persisted: sessions, queued and retained messages live in
+  memory and are gone when the broker stops.
 * Persistent sessions are NOT honoured with anonymous access (which is what
-  this class configures): amqtt marks every anonymously authenticated client
-  as anonymous, drops its session about a second after it disconnects and
-  queues nothing for it while it is offline, even with ``clean_session=False``.
-  A QoS 1 message delivered to a subscriber that disconnects before sending
-  PUBACK is not redelivered when it reconnects with the same client id.
-* amqtt waits only 5 s for a PUBACK and then forgets the message (it logs a
-  warning); a subscriber that acknowledges after a slow batch commit loses
-  such messages instead of seeing them again.
-* No in-flight window: amqtt pushes every matching message at once instead of
-  honouring a max-inflight limit.
-* Throughput: about 3-4 k QoS 1 messages/s from one paho publisher to one
-  manual-ack paho subscriber, all three in one Python process (the test
-  prints the figure it measured); NOTES.md measured ~6 k/s with the broker in
-  its own process, against ~18 k/s for Mosquitto.
+  this class configures): amqtt flags every anonymously authenticated client,
+  queues nothing for it while it is offline, and removes its session about a
+  second after it disconnects, even with ``clean_session=False``. A QoS 1
+  message delivered to a subscriber that disconnects before its PUBACK is
+  not redelivered when it reconnects with the same client id, not even when
+  it reconnects at once and the session is still reported present.
+* amqtt waits only 5 s for a PUBACK, then logs a warning and forgets the
+  message: a subscriber that acknowledges after a slow batch commit loses it
+  instead of getting it again. A later ack is ignored.
+* No in-flight window: amqtt pushes every matching message at once (300 of
+  300 un-acknowledged messages were delivered) instead of stopping at a
+  max-inflight limit.
+* Throughput, QoS 1, one paho publisher to one paho subscriber acking each
+  message: ~1.5-2.4 k msg/s with broker and clients in one process (the
+  200-message test prints its figure), ~2.7-4.5 k msg/s with the broker in
+  its own process. The same client harness reached 5-9 k msg/s against
+  Mosquitto with config/mosquitto/roadwatch.conf.
+* The WebSocket listener works but is rough: spurious "PUBACK waiter already
+  done" / "unknown pending message" warnings, and amqtt's shutdown with a
+  WebSocket client connected hung for 20 s in 5 of 8 runs, which is why
+  ``stop()`` resets client connections after a 1 s grace period.
+* A bare TCP probe (``is_listening()``, a load balancer health check) makes
+  amqtt log an ERROR "No data from ..."; probe before starting, or with a
+  real MQTT CONNECT.
+
+Warnings: with this configuration amqtt 0.12.1 emits no DeprecationWarning
+(the ``$SYS`` plugin, which does, is left out), so no warning filter is
+installed anywhere.
 """
 
 from __future__ import annotations
@@ -62,6 +78,7 @@ from typing import Any
 import amqtt.plugins.authentication  # noqa: F401
 from amqtt.broker import Broker
 from amqtt.errors import BrokerError
+from websockets.asyncio.server import ServerConnection
 
 __all__ = ["EmbeddedBroker", "is_listening"]
 
@@ -75,6 +92,9 @@ log = logging.getLogger(__name__)
 _CHATTY_LOGGERS = ("amqtt", "transitions", "websockets.server")
 
 _THREAD_NAME = "roadwatch-embedded-mqtt"
+
+# A normal amqtt shutdown takes milliseconds; past this, connections are reset.
+_SHUTDOWN_GRACE = 1.0
 
 
 def is_listening(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -129,6 +149,54 @@ def _check_bindable(host: str, port: int) -> None:
             raise RuntimeError(
                 f"cannot start the embedded MQTT broker on {host}:{port}: {reason}"
             ) from exc
+
+
+class _Broker(Broker):
+    """amqtt's Broker with two connection-handling fixes for embedding.
+
+    * It closes every TCP connection it is done with. amqtt 0.12.1 returns
+      without closing the socket when the first packet is not a CONNECT, e.g.
+      for a plain TCP probe such as ``is_listening()`` or a load balancer's
+      health check; each such probe leaked a socket (a ResourceWarning, an
+      error under ``filterwarnings = error``).
+    * It can abort all client connections. amqtt's shutdown cancels each
+      session's reader task and waits for it, but on Python 3.11
+      ``asyncio.wait_for`` can swallow that cancellation when a packet
+      arrives at the same moment; the reader then waits for the next packet
+      and shutdown hung for 20 s with clients still connected (measured,
+      intermittent). Aborted transports end every reader at once.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self._client_transports: set[asyncio.WriteTransport] = set()
+
+    async def stream_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
+    ) -> None:
+        self._client_transports.add(writer.transport)
+        try:
+            await super().stream_connected(reader, writer, listener_name)
+        finally:
+            self._client_transports.discard(writer.transport)
+            # amqtt is finished with the connection once this returns, so
+            # closing it is always safe. No `await writer.wait_closed()`: this
+            # task may be cancelled at shutdown, and Python 3.11's
+            # start_server callback logs a cancelled connection task as an
+            # error. The transport finishes closing on the next loop turns.
+            if not writer.is_closing():
+                writer.close()
+
+    async def ws_connected(self, websocket: ServerConnection, listener_name: str) -> None:
+        self._client_transports.add(websocket.transport)
+        try:
+            await super().ws_connected(websocket, listener_name)
+        finally:
+            self._client_transports.discard(websocket.transport)
+
+    def abort_client_connections(self) -> None:
+        for transport in list(self._client_transports):
+            transport.abort()
 
 
 class EmbeddedBroker:
@@ -287,7 +355,7 @@ class EmbeddedBroker:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
-        broker = Broker(self._config())
+        broker = _Broker(self._config())
         try:
             await broker.start()
         except BrokerError as exc:
@@ -297,4 +365,16 @@ class EmbeddedBroker:
             return
         self._ready.set()
         await self._stop_requested.wait()
-        await broker.shutdown()
+        shutdown = asyncio.ensure_future(broker.shutdown())
+        done, _pending = await asyncio.wait({shutdown}, timeout=_SHUTDOWN_GRACE)
+        if not done:
+            # amqtt is stuck waiting for a session's reader (see _Broker);
+            # resetting the client connections lets it finish.
+            log.debug("amqtt shutdown stalled; aborting client connections")
+            broker.abort_client_connections()
+        await shutdown
+        # Let transports closed during shutdown run their connection_lost
+        # callbacks (which close the sockets) before asyncio.run closes the
+        # loop; otherwise they would be reported as unclosed.
+        for _ in range(3):
+            await asyncio.sleep(0)

@@ -14,9 +14,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from support.mosquitto import MqttTestClient, Received, free_port
 
 from roadwatch.embedded_broker import EmbeddedBroker, is_listening
+from tests.support.mosquitto import MqttTestClient, Received, free_port
 
 REPORTS = "roadwatch/v1/reports/+"
 TOPIC = "roadwatch/v1/reports/zz-jinshui-0421"
@@ -104,6 +104,7 @@ def test_start_twice_on_the_same_port_fails_clearly(broker: EmbeddedBroker) -> N
     second.stop()  # harmless on a broker that never started
 
 
+@pytest.mark.slow  # waits out amqtt's 5 s PUBACK timeout
 def test_qos1_manual_ack_200_messages(
     broker: EmbeddedBroker, publisher: MqttTestClient, caplog: pytest.LogCaptureFixture
 ) -> None:

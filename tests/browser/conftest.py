@@ -137,9 +137,11 @@ def page(browser: Browser, page_problems: PageProblems) -> Iterator[Page]:
     rec = page_problems
     page.on(
         "console",
-        lambda m: rec.add(f"console.{m.type}: {m.text} @ {m.location.get('url', '')}")
-        if m.type in ("error", "assert")
-        else None,
+        lambda m: (
+            rec.add(f"console.{m.type}: {m.text} @ {m.location.get('url', '')}")
+            if m.type in ("error", "assert")
+            else None
+        ),
     )
     page.on("pageerror", lambda e: rec.add(f"uncaught: {e}"))
     page.on("request", lambda r: rec.check_url("request", r.url))
@@ -162,9 +164,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if problems is not None:
         bad = problems.unexpected()
         if bad:
-            pytest.fail(
-                "browser problems during the test:\n  " + "\n  ".join(bad), pytrace=False
-            )
+            pytest.fail("browser problems during the test:\n  " + "\n  ".join(bad), pytrace=False)
     return result
 
 

@@ -105,8 +105,9 @@ def make_segments(n: int = N_SEGMENTS, seed: int = 7) -> dict[str, Any]:
                     "district": dname,
                     "road_class": "secondary",
                     "length_m": round(step * 2 * 95_000, 1),
-                    "chief": None if k % 9 == 0 else {"id": f"zz-{code.lower()}-{k:04d}",
-                                                      "name": f"路长{k:04d}"},
+                    "chief": None
+                    if k % 9 == 0
+                    else {"id": f"zz-{code.lower()}-{k:04d}", "name": f"路长{k:04d}"},
                     "state": {"open": open_, "overdue": overdue, "score": 100 - 5 * open_},
                 },
             }
@@ -138,7 +139,8 @@ class LiveStub:
 
         @app.get("/")
         def index() -> str:
-            config = {"socketio_path": "/socket.io", "namespace": NAMESPACE}
+            # as the real app spells it: relative to the app root
+            config = {"socketio_path": "socket.io", "namespace": NAMESPACE}
             return render_template("index.html", title="路长制 指挥中心", config=config)
 
         @app.get("/api/districts")
@@ -158,14 +160,14 @@ class LiveStub:
             self.sids.discard(request.sid)  # type: ignore[attr-defined]
 
         @sio.on("resync", namespace=NAMESPACE)
-        def on_resync(data: dict[str, Any]) -> int:
+        def on_resync(data: dict[str, Any]) -> dict[str, Any]:
             since = int(data["since"])
             with self.lock:  # no live emit can overtake the replay
                 self.resyncs.append(since)
-                missed = [(e, p) for e, p in self.log if p["seq"] > since]
-                for event, payload in missed:
-                    emit(event, payload)
-            return len(missed)
+                for event, payload in self.log:
+                    if payload["seq"] > since:
+                        emit(event, payload)
+                return {"ok": True, "seq": self.seq}
 
         return app
 
@@ -205,8 +207,11 @@ class LiveStub:
         server = self.socketio.server
         for sid in list(self.sids):
             eio_sid = server.manager.eio_sid_from_sid(sid, NAMESPACE)
-            if eio_sid:
-                server.eio.disconnect(eio_sid)
+            sock = server.eio.sockets.pop(eio_sid, None) if eio_sid else None
+            if sock is not None:
+                # not eio.disconnect(): it waits for the socket's send queue to drain,
+                # which can hang forever when the client's end closes first
+                sock.close(wait=False)
 
 
 @pytest.fixture
@@ -234,8 +239,9 @@ def rw(page: Page, expr: str) -> Any:
 
 
 def wait_js(page: Page, condition: str, timeout: float = 10_000) -> None:
-    page.wait_for_function(f"() => {{ const rw = window.roadwatch; return {condition}; }}",
-                           timeout=timeout)
+    page.wait_for_function(
+        f"() => {{ const rw = window.roadwatch; return {condition}; }}", timeout=timeout
+    )
 
 
 def open_page(page: Page, stub: LiveStub) -> float:
@@ -250,8 +256,10 @@ def test_live_page_draws_network_and_applies_events(
 ) -> None:
     elapsed = open_page(page, stub)
     timings = rw(page, "timings")
-    print(f"\ntime to first full render (goto -> ready): {elapsed * 1000:.0f} ms; "
-          f"page timings (ms since navigation start): {timings}")
+    print(
+        f"\ntime to first full render (goto -> ready): {elapsed * 1000:.0f} ms; "
+        f"page timings (ms since navigation start): {timings}"
+    )
     record_property("render_ms", round(elapsed * 1000))
 
     # the whole network is drawn
@@ -298,10 +306,10 @@ def test_live_page_draws_network_and_applies_events(
     # replays of old events are ignored
     stub.send_raw("report", {**report, "seq": seq})
     stub.send_raw("report", {**stub.report(2000), "seq": seq - 1})
-    stub.send_raw("segment", {"segment_id": target, "open": 0, "overdue": 0, "score": 100,
-                              "seq": seq - 1})
-    marker = stub.push("segment", {"segment_id": stub.ids[7], "open": 1, "overdue": 0,
-                                   "score": 95})
+    stub.send_raw(
+        "segment", {"segment_id": target, "open": 0, "overdue": 0, "score": 100, "seq": seq - 1}
+    )
+    marker = stub.push("segment", {"segment_id": stub.ids[7], "open": 1, "overdue": 0, "score": 95})
     wait_js(page, f"rw.lastSeq === {marker}")
     assert rw(page, "reportsSeen") == seen + 1
     assert rw(page, f"featureState('{target}')")["open"] == 3

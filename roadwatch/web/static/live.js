@@ -169,7 +169,7 @@
     set("name", p.name || p.road || id);
     set("id", id);
     set("span", p.from || p.to ? (p.from || "?") + " 至 " + (p.to || "?") : "—");
-    set("district", p.district || "—");
+    set("district", [p.district, p.subdistrict].filter(Boolean).join(" · ") || "—");
     set("chief", p.chief && p.chief.name ? p.chief.name + (p.chief.id ? "（" + p.chief.id + "）" : "") : "未指定");
     set("open", String(s.open), s.open > 0 ? "rw-hot" : "");
     set("overdue", String(s.overdue), s.overdue > 0 ? "rw-overdue" : "");
@@ -240,11 +240,11 @@
         source: "reports",
         filter: ["==", ["get", "fresh"], true],
         paint: {
-          "circle-radius": ["interpolate", ["linear"], ["zoom"], 10, 10, 16, 22],
+          "circle-radius": ["interpolate", ["linear"], ["zoom"], 10, 8, 16, 18],
           "circle-color": color,
           "circle-opacity": 0.25,
           "circle-stroke-color": palette.fresh,
-          "circle-stroke-width": 2,
+          "circle-stroke-width": 1.5,
         },
       },
       {
@@ -478,11 +478,32 @@
     scheduleReports();
   }
 
-  // Events this page acts on; anything else is ignored (case/ranking come later).
-  var handlers = { report: applyReport, segment: applySegment };
+  function noop() {}
+
+  // Events of the /live stream. `case` and `ranking` are not shown yet (a later
+  // issue); they still advance lastSeq so that a resync does not replay them.
+  var handlers = { report: applyReport, segment: applySegment, case: noop, ranking: noop };
+
+  // The server may answer a resync with {ok: false, seq} when this page is too
+  // far behind to replay: start again from a fresh snapshot (at most once a minute).
+  function onResyncAnswer(answer) {
+    if (!answer || answer.ok !== false) return;
+    console.warn("roadwatch: resync refused", answer);
+    var last = Number(sessionStorage.getItem("roadwatch.reloadAt")) || 0;
+    if (Number(answer.seq) > rw.lastSeq && Date.now() - last > 60000) {
+      sessionStorage.setItem("roadwatch.reloadAt", String(Date.now()));
+      location.reload();
+    }
+  }
+
+  // "socket.io" (relative, as Flask-SocketIO spells it) or "/socket.io"
+  function socketPath() {
+    var p = config.socketio_path || "socket.io";
+    return p.charAt(0) === "/" ? p : root + "/" + p;
+  }
 
   function connect() {
-    var opts = { path: config.socketio_path || "/socket.io", autoConnect: false };
+    var opts = { path: socketPath(), autoConnect: false };
     if (config.socketio_auth) opts.auth = config.socketio_auth;
     socket = io(config.namespace || "/live", opts);
 
@@ -495,8 +516,9 @@
     socket.on("connect", function () {
       rw.connected = true;
       setConn("live", "实时");
-      socket.timeout(RESYNC_ACK_TIMEOUT_MS).emit("resync", { since: rw.lastSeq }, function (err) {
+      socket.timeout(RESYNC_ACK_TIMEOUT_MS).emit("resync", { since: rw.lastSeq }, function (err, answer) {
         if (err) console.warn("roadwatch: resync not acknowledged", err);
+        else onResyncAnswer(answer);
         if (!resynced) {
           resynced = true;
           mark("resynced");

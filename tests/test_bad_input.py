@@ -1,0 +1,145 @@
+"""Acceptance c of issue #3: 1,000 malformed payloads interleaved with valid ones over MQTT.
+
+Each bad one gets a `rejected` ack with a reason and a stored record; every valid one is
+accepted; the platform keeps running (it still accepts reports and reports healthy).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from roadwatch import models
+from roadwatch.runtime import Runtime
+from tests.conftest import make_settings
+from tests.support.mosquitto import MosquittoProcess
+from tests.support.server import AckListener, live_server
+from tests.test_pipeline import contract_example
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+REPORTER = "zz-jinshui-0421"
+
+
+def valid_report(ctx: Any, rng: random.Random) -> dict[str, Any]:
+    """A valid report at the middle of a segment that is unambiguous there.
+
+    (A few midpoints lie within metres of another road: those are rightly needs_review,
+    which is geolocation, not validation, so they are not used here.)
+    """
+    while True:
+        seg = ctx.network.segments[rng.randrange(ctx.size)]
+        mid = seg.geometry.interpolate(0.5, normalized=True)
+        snap = ctx.index.snap(mid.x, mid.y, accuracy_m=5.0)
+        if not snap.ambiguous and snap.index is not None:
+            return contract_example(lat=mid.y, lon=mid.x, crs="WGS84", accuracy_m=5.0)
+
+
+def _set(**kv: Any) -> Callable[[dict[str, Any]], bytes]:
+    def f(b: dict[str, Any]) -> bytes:
+        b.update(kv)
+        return json.dumps(b, ensure_ascii=False).encode()
+
+    return f
+
+
+def _drop(key: str) -> Callable[[dict[str, Any]], bytes]:
+    def f(b: dict[str, Any]) -> bytes:
+        del b[key]
+        return json.dumps(b).encode()
+
+    return f
+
+
+# (name, how to spoil a valid report, expected error code, publish as another reporter?)
+SPOILERS: list[tuple[str, Callable[[dict[str, Any]], bytes], str]] = [
+    ("broken json", lambda b: json.dumps(b).encode()[:-7], "invalid_json"),
+    ("not an object", lambda b: b"[1, 2, 3]", "invalid_type"),
+    ("lat as text", _set(lat="34.77"), "invalid_type"),
+    ("severity as text", _set(severity="high"), "invalid_type"),
+    ("missing category", _drop("category"), "required"),
+    ("missing report_id", _drop("report_id"), "required"),
+    ("NaN", lambda b: json.dumps(b).replace('"accuracy_m": 5.0', '"accuracy_m": NaN').encode(),
+     "invalid_json"),
+    ("lat out of range", _set(lat=95.0), "out_of_range"),
+    ("lon out of range", _set(lon=-200.5), "out_of_range"),
+    ("unknown category", _set(category="E0999"), "unknown_category"),
+    ("reporter mismatch", _set(reporter_id="zz-erqi-0001"), "reporter_mismatch"),
+    ("10,000-character note", _set(note="占" * 10_000), "too_long"),
+    ("1 MB payload", lambda b: json.dumps({**b, "note": "x" * 1_048_576}).encode(), "too_large"),
+    ("non-UTF-8", lambda b: json.dumps(b).encode().replace(b"E0504", b"E\xff\xfe04"), "not_utf8"),
+    ("bad uuid", _set(report_id="1234"), "invalid_uuid"),
+    ("naive time", _set(observed_at="2026-11-23T09:15:02"), "missing_offset"),
+    ("wrong version", _set(v=7), "unsupported_version"),
+    ("empty", lambda b: b"", "invalid_json"),
+]
+
+
+def test_thousand_malformed_interleaved(tmp_path: Path, network_ctx: Any) -> None:
+    rng = random.Random(3)
+    with MosquittoProcess(tmp_path) as broker:
+        root = f"bad{uuid.uuid4().hex[:6]}/v1"
+        settings = make_settings(
+            tmp_path, mqtt_topic_root=root, mqtt_url=broker.url, mqtt_protocol=5
+        )
+        rt = Runtime.build(settings, ctx=network_ctx)
+        with live_server(rt, mqtt_ingest=True) as server:
+            device = AckListener("127.0.0.1", broker.port, root)
+            expected: dict[str, str] = {}  # message id -> expected code or "accepted"
+            bad_by_code: dict[str, int] = {}
+            try:
+                for i in range(2000):
+                    body = valid_report(rt.ctx, rng)
+                    if i % 2 == 0:
+                        expected[body["report_id"]] = "accepted"
+                        device.publish(REPORTER, body)
+                        continue
+                    name, spoil, code = SPOILERS[(i // 2) % len(SPOILERS)]
+                    body["report_id"] = str(uuid.uuid4()) if name != "bad uuid" else "1234"
+                    bad_by_code[code] = bad_by_code.get(code, 0) + 1
+                    device.publish(REPORTER, spoil(body))
+                acks = device.collect(2000, timeout=120)
+            finally:
+                device.close()
+
+            statuses = [a["status"] for a in acks]
+            assert statuses.count("accepted") == 1000
+            assert statuses.count("rejected") == 1000
+            for ack in acks:
+                if ack["status"] == "rejected":
+                    assert ack["errors"], ack
+                    assert all(e["message"] and e["code"] and e["field"] for e in ack["errors"])
+                else:
+                    assert expected.get(ack["id"]) == "accepted"
+            codes: dict[str, int] = {}
+            for ack in acks:
+                if ack["status"] == "rejected":
+                    c = ack["errors"][0]["code"]
+                    codes[c] = codes.get(c, 0) + 1
+            assert codes == bad_by_code
+
+            with rt.sessions() as s:
+                assert s.scalar(select(func.count()).select_from(models.RejectedMessage)) == 1000
+                assert s.scalar(select(func.count()).select_from(models.Report)) == 1000
+                big = s.scalars(
+                    select(models.RejectedMessage).where(models.RejectedMessage.raw_size > 1e6)
+                ).all()
+                assert big and all(r.reason for r in big)
+            # Still alive and well: a new valid report is accepted, health is green.
+            device2 = AckListener("127.0.0.1", broker.port, root)
+            try:
+                device2.publish(REPORTER, valid_report(rt.ctx, rng))
+                assert device2.collect(1, timeout=10)[0]["status"] == "accepted"
+            finally:
+                device2.close()
+            import urllib.request
+
+            with urllib.request.urlopen(server.url + "/healthz", timeout=5) as res:
+                assert json.loads(res.read())["status"] == "ok"
+        rt.stop()

@@ -1,0 +1,133 @@
+"""End to end on the real Mosquitto (127.0.0.1:1883): publish → ack → row → Socket.IO event."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+import socketio
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from roadwatch import models
+from roadwatch.runtime import Runtime
+from tests.conftest import MOSQUITTO, make_settings, need_service
+from tests.support.server import AckListener, live_server
+from tests.test_pipeline import contract_example
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def platform(
+    tmp_path: Any, network_ctx: Any, request: pytest.FixtureRequest
+) -> Iterator[tuple[Runtime, Any, str]]:
+    """roadwatch with MQTT ingest on the system Mosquitto, on a topic root of its own."""
+    need_service("Mosquitto", *MOSQUITTO)
+    root = f"rwtest-{uuid.uuid4().hex[:8]}/v1"
+    settings = make_settings(tmp_path, mqtt_topic_root=root, mqtt_url="mqtt://127.0.0.1:1883")
+    rt = Runtime.build(settings, ctx=network_ctx)
+    with live_server(rt, mqtt_ingest=True) as server:
+        assert rt.mqtt is not None and rt.mqtt.connected.wait(5)
+        yield rt, server, root
+    rt.stop()
+
+
+def test_publish_ack_row_and_live_event(platform: tuple[Runtime, Any, str]) -> None:
+    rt, server, root = platform
+    events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+    sio = socketio.Client()
+    sio.on("report", lambda d: events.put(("report", d)), namespace="/live")
+    sio.on("segment", lambda d: events.put(("segment", d)), namespace="/live")
+    sio.connect(server.url, namespaces=["/live"], transports=["websocket"])
+    device = AckListener("127.0.0.1", 1883, root)
+    try:
+        body = contract_example()
+        device.publish("zz-jinshui-0421", body)
+        (ack,) = device.collect(1, timeout=10)
+        assert ack["_topic"] == f"{root}/acks/zz-jinshui-0421"
+        assert ack["status"] == "accepted" and ack["id"] == body["report_id"]
+        assert ack["segment_name"].startswith("花园路")
+        with rt.sessions() as s:
+            row = s.get(models.Report, body["report_id"])
+            assert row is not None and row.transport == "mqtt" and row.segment_id == ack["segment_id"]
+        kind, ev = events.get(timeout=5)
+        assert kind == "report" and ev["id"] == body["report_id"] and ev["seq"] >= 1
+        kind2, seg = events.get(timeout=5)
+        assert kind2 == "segment" and seg["segment_id"] == ack["segment_id"] and seg["open"] == 1
+        assert seg["seq"] > ev["seq"]
+
+        # A resync from before the report replays exactly the missed events, in order.
+        replay: list[dict[str, Any]] = []
+        done = threading.Event()
+        sio.on("report", lambda d: replay.append(d), namespace="/live")
+        sio.on("segment", lambda d: replay.append(d), namespace="/live")
+        result = sio.call("resync", {"since": ev["seq"] - 1}, namespace="/live", timeout=5)
+        done.set()
+        assert result["ok"] is True and result["seq"] == seg["seq"]
+        assert [e["seq"] for e in replay] == [ev["seq"], seg["seq"]]
+        # Hostile resyncs are refused politely and the connection stays usable.
+        assert sio.call("resync", {"since": "x"}, namespace="/live", timeout=5)["ok"] is False
+        assert sio.call("resync", None, namespace="/live", timeout=5)["ok"] is False
+        sio.emit("no_such_event", {"a": 1}, namespace="/live")
+        assert sio.call("resync", {"since": seg["seq"]}, namespace="/live", timeout=5)["ok"]
+    finally:
+        device.close()
+        sio.disconnect()
+
+
+def test_duplicate_and_rejection_acks_over_mqtt(platform: tuple[Runtime, Any, str]) -> None:
+    rt, _server, root = platform
+    device = AckListener("127.0.0.1", 1883, root)
+    try:
+        body = contract_example()
+        device.publish("zz-jinshui-0421", body)
+        device.publish("zz-jinshui-0421", body)
+        device.publish("zz-jinshui-0421", b"\x00\xffnot json")
+        device.publish("zz-someone-else", contract_example())  # topic/reporter mismatch
+        acks = device.collect(4, timeout=10)
+        by_status = sorted(a["status"] for a in acks)
+        assert by_status == ["accepted", "duplicate", "rejected", "rejected"]
+        mismatch = next(a for a in acks if a["_topic"].endswith("zz-someone-else"))
+        assert mismatch["errors"][0]["code"] == "reporter_mismatch"
+        with rt.sessions() as s:
+            assert s.query(models.Report).count() == 1
+            assert s.query(models.RejectedMessage).count() == 2
+    finally:
+        device.close()
+
+
+def test_mqtt5_response_topic_and_correlation(platform: tuple[Runtime, Any, str]) -> None:
+    _rt, _server, root = platform
+    got: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+    dev = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"dev5-{uuid.uuid4().hex[:6]}",
+        protocol=mqtt.MQTTv5,
+    )
+    dev.on_message = lambda _c, _u, m: got.put(m)
+    subscribed = threading.Event()
+    dev.on_subscribe = lambda *a: subscribed.set()
+    dev.connect("127.0.0.1", 1883)
+    dev.loop_start()
+    reply = f"{root}/replies/{uuid.uuid4().hex[:6]}"
+    dev.subscribe(reply, qos=1)
+    assert subscribed.wait(5)
+    try:
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = reply
+        props.CorrelationData = b"corr-42"
+        body = contract_example()
+        dev.publish(f"{root}/reports/zz-jinshui-0421", json.dumps(body), qos=1, properties=props)
+        msg = got.get(timeout=10)
+        assert msg.topic == reply
+        assert msg.properties.CorrelationData == b"corr-42"
+        assert json.loads(msg.payload)["id"] == body["report_id"]
+    finally:
+        dev.disconnect()
+        dev.loop_stop()

@@ -1,0 +1,178 @@
+"""The shared ingest pipeline, on SQLite and on PostgreSQL (the `runtime` fixture)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+
+from geo.crs import wgs84_to_gcj02
+from roadwatch import models
+from roadwatch.ingest.messages import Inbound
+from roadwatch.pipeline import LiveEvent
+
+CST = dt.timezone(dt.timedelta(hours=8))
+
+
+def contract_example(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "v": 1,
+        "report_id": str(uuid.uuid4()),
+        "reporter_id": "zz-jinshui-0421",
+        "observed_at": dt.datetime.now(CST).isoformat(timespec="seconds"),
+        "lat": 34.77281,
+        "lon": 113.68352,
+        "crs": "GCJ02",
+        "accuracy_m": 12.0,
+        "heading_deg": 87.5,
+        "category": "E0504",
+        "severity": 2,
+        "note": "店外经营，占用人行道约20米",
+        "photos": ["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],
+        "segment_hint": None,
+    }
+    body.update(changes)
+    return body
+
+
+def inbound(body: dict[str, Any] | bytes, reporter: str | None = "zz-jinshui-0421") -> Inbound:
+    raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+    return Inbound(
+        transport="mqtt",
+        kind="report",
+        payload=raw,
+        received_at=models.utcnow(),
+        topic=f"roadwatch/v1/reports/{reporter}",
+        topic_reporter=reporter,
+    )
+
+
+def test_contract_example_lands_on_huayuan_road(runtime: Any) -> None:
+    body = contract_example()
+    (out,) = runtime.pipeline.process([inbound(body)])
+    assert out.status == "accepted", out
+    assert out.segment_name.startswith("花园路（")
+    assert out.district == "金水区"
+    assert out.snap["distance_m"] < 30 and 0.5 < out.snap["confidence"] <= 1
+    with runtime.sessions() as s:
+        row = s.get(models.Report, body["report_id"])
+        assert row is not None
+        assert row.segment_id == out.segment_id
+        assert row.raw == json.dumps(body, ensure_ascii=False).encode()  # verbatim
+        assert (row.lat_in, row.lon_in, row.crs) == (34.77281, 113.68352, "GCJ02")
+        # Stored WGS84 is the GCJ-02 input with the offset removed (≈ 0.5 km away).
+        glon, glat = wgs84_to_gcj02(row.lon, row.lat)
+        assert abs(glon - 113.68352) < 1e-7 and abs(glat - 34.77281) < 1e-7
+        assert row.observed_at.tzinfo is not None and row.observed_at.utcoffset() == dt.timedelta()
+
+
+def test_resend_is_a_duplicate_and_changes_nothing(runtime: Any) -> None:
+    body = contract_example()
+    first = runtime.pipeline.process([inbound(body)])[0]
+    # Same id twice in one batch, and again later: one row, the rest duplicates.
+    again = runtime.pipeline.process([inbound(body), inbound(body)])
+    assert [o.status for o in again] == ["duplicate", "duplicate"]
+    assert again[0].segment_id == first.segment_id
+    both = runtime.pipeline.process([inbound(contract_example()), inbound(body)])
+    assert [o.status for o in both] == ["accepted", "duplicate"]
+    with runtime.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(models.Report)) == 2
+
+
+def test_duplicate_within_one_fresh_batch(runtime: Any) -> None:
+    body = contract_example()
+    outs = runtime.pipeline.process([inbound(body), inbound(body)])
+    assert [o.status for o in outs] == ["accepted", "duplicate"]
+
+
+def test_rejection_is_stored_with_raw_bytes(runtime: Any) -> None:
+    raw = b'{"v":1, "report_id": "0b9f7c1e-3c53-4a53-9a1f-6f0d7b0a1a42", "category": 5'
+    bad_cat = contract_example(category="E9999")
+    outs = runtime.pipeline.process([inbound(raw), inbound(bad_cat)])
+    assert [o.status for o in outs] == ["rejected", "rejected"]
+    assert outs[0].errors[0].code == "invalid_json"
+    assert outs[1].id == bad_cat["report_id"]
+    assert outs[1].errors[0].code == "unknown_category"
+    with runtime.sessions() as s:
+        rows = s.scalars(select(models.RejectedMessage).order_by(models.RejectedMessage.id)).all()
+    assert [r.raw for r in rows][0] == raw
+    assert rows[1].message_id == bad_cat["report_id"]
+    assert "unknown category code E9999" in rows[1].reason
+    assert rows[1].topic == "roadwatch/v1/reports/zz-jinshui-0421"
+
+
+def test_far_away_point_is_needs_review_not_forced(runtime: Any) -> None:
+    # Zhengzhou East station area, 20 km outside the demo extent? No: the Yellow River.
+    far = contract_example(lat=34.95, lon=113.60, crs="WGS84")
+    (out,) = runtime.pipeline.process([inbound(far)])
+    assert out.status == "needs_review"
+    assert out.segment_id is None
+    assert out.snap["reason"] in ("too_far", "outside_city")
+
+
+def test_segment_hint_without_position(runtime: Any) -> None:
+    seg = runtime.ctx.network.segments[10]
+    body = contract_example(lat=None, lon=None, segment_hint=seg.id)
+    (out,) = runtime.pipeline.process([inbound(body)])
+    assert (out.status, out.segment_id) == ("accepted", seg.id)
+    unknown = contract_example(lat=None, lon=None, segment_hint="ZZ-NOPE-1")
+    (out2,) = runtime.pipeline.process([inbound(unknown)])
+    assert out2.status == "rejected" and out2.errors[0].code == "unknown_segment"
+
+
+def test_events_carry_increasing_seq_and_segment_state(runtime: Any) -> None:
+    seen: list[LiveEvent] = []
+    runtime.pipeline.on_events = seen.extend
+    try:
+        a, b = contract_example(), contract_example(severity=3)
+        runtime.pipeline.process([inbound(a)])
+        runtime.pipeline.process([inbound(b), inbound(a)])
+    finally:
+        runtime.pipeline.on_events = runtime.broadcaster.publish
+    kinds = [e.kind for e in seen]
+    assert kinds == ["report", "segment", "report", "segment"]
+    seqs = [e.payload["seq"] for e in seen]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4
+    last_segment = seen[-1].payload
+    assert last_segment["open"] == 2
+    assert last_segment["score"] == 100 - 5 - 10  # serious + urgent
+    rep = seen[0].payload
+    assert set(rep) >= {"id", "segment_id", "district", "category", "severity", "status",
+                        "lat", "lon", "observed_at", "received_at", "seq"}
+    assert rep["observed_at"].endswith("+08:00")
+
+
+def test_bd09_and_wgs84_inputs_agree(runtime: Any) -> None:
+    from geo.crs import wgs84_to_bd09
+
+    seg = runtime.ctx.network.segments[100]
+    mid = seg.geometry.interpolate(0.5, normalized=True)
+    blon, blat = wgs84_to_bd09(mid.x, mid.y)
+    outs = runtime.pipeline.process(
+        [
+            inbound(contract_example(lat=mid.y, lon=mid.x, crs="WGS84", accuracy_m=None)),
+            inbound(contract_example(lat=float(blat), lon=float(blon), crs="BD09")),
+        ]
+    )
+    assert [o.segment_id for o in outs] == [seg.id, seg.id]
+
+
+def test_a_bug_in_one_message_rejects_only_that_message(runtime: Any, monkeypatch: Any) -> None:
+    import roadwatch.pipeline as pl
+
+    real_place = pl.place
+
+    def flaky(report: Any, ctx: Any) -> Any:
+        if report.note == "boom":
+            raise RuntimeError("simulated bug")
+        return real_place(report, ctx)
+
+    monkeypatch.setattr(pl, "place", flaky)
+    outs = runtime.pipeline.process(
+        [inbound(contract_example(note="boom")), inbound(contract_example())]
+    )
+    assert [o.status for o in outs] == ["rejected", "accepted"]
+    assert outs[0].errors[0].code == "internal_error"
