@@ -20,7 +20,11 @@ def make_engine(url: str) -> Engine:
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            use_insertmanyvalues=False,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -35,7 +39,11 @@ def make_engine(url: str) -> Engine:
     if parsed.drivername in ("postgresql", "postgres"):
         # psycopg 3 is the driver we install.
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # use_insertmanyvalues=False: bulk inserts go to psycopg's pipelined executemany of one
+    # prepared statement (we need no RETURNING), which parses the SQL once, not per batch.
+    return create_engine(
+        url, pool_size=10, max_overflow=10, pool_pre_ping=True, use_insertmanyvalues=False
+    )
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

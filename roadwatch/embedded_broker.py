@@ -126,8 +126,8 @@ def _check_bindable(host: str, port: int) -> None:
     caller one clear line instead. SO_REUSEADDR matches what amqtt's
     ``asyncio.start_server(reuse_address=True)`` does, so a port that only has
     TIME_WAIT connections left over from a previous run is not reported as
-    taken. The probe is racy by nature; the BrokerError path below still
-    catches a port grabbed in between.
+    taken. The probe is racy by nature; the BrokerError handling in
+    ``_serve`` still catches a port grabbed in between.
     """
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -222,12 +222,17 @@ class EmbeddedBroker:
         """Wall time the last successful ``start()`` took (for diagnostics)."""
 
     @property
+    def _url_host(self) -> str:
+        # An IPv6 literal needs brackets in a URL.
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        return f"mqtt://{self._url_host}:{self.port}"
 
     @property
     def ws_url(self) -> str | None:
-        return None if self.ws_port is None else f"ws://{self.host}:{self.ws_port}/"
+        return None if self.ws_port is None else f"ws://{self._url_host}:{self.ws_port}/"
 
     @property
     def running(self) -> bool:
@@ -359,8 +364,9 @@ class EmbeddedBroker:
         try:
             await broker.start()
         except BrokerError as exc:
-            # BrokerError's text already names the cause ("... can't be
-            # started: [Errno 98] ... address already in use").
+            # Report the underlying cause (e.g. "[Errno 98] error while
+            # attempting to bind ...: address already in use") rather than
+            # amqtt's generic wrapper text.
             self._error = exc.__cause__ or exc
             return
         self._ready.set()

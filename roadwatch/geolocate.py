@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from geo.crs import to_wgs84
+import numpy as np
+
+from geo.crs import SUPPORTED_CRS, to_wgs84
+from geo.snap import Snap
 
 from .ingest.errors import FieldError
 from .ingest.payloads import ReportIn
@@ -29,10 +33,62 @@ class Placement:
 
 
 def place(report: ReportIn, ctx: NetworkContext) -> Placement:
+    """One report (the scalar twin of place_many)."""
+    if report.lat is None or report.lon is None:
+        return _decide(report, ctx, None, None, None, None)
+    lon, lat = to_wgs84(report.lon, report.lat, report.crs)
+    lon, lat = float(lon), float(lat)
+    area = ctx.areas.locate(lon, lat)
+    snap = ctx.index.snap(lon, lat, accuracy_m=report.accuracy_m)
+    return _decide(report, ctx, lon, lat, area, snap)
+
+
+def place_many(reports: Sequence[ReportIn], ctx: NetworkContext) -> list[Placement]:
+    """A batch of reports at once: CRS conversion, area lookup and snapping vectorised."""
+    n = len(reports)
+    lons = np.full(n, np.nan)
+    lats = np.full(n, np.nan)
+    acc = np.full(n, np.nan)
+    has_pos = np.zeros(n, dtype=bool)
+    for i, r in enumerate(reports):
+        if r.lat is not None and r.lon is not None:
+            lons[i], lats[i], has_pos[i] = r.lon, r.lat, True
+            if r.accuracy_m is not None:
+                acc[i] = r.accuracy_m
+    crs = np.array([r.crs for r in reports])
+    for name in SUPPORTED_CRS:
+        m = has_pos & (crs == name)
+        if m.any():
+            lons[m], lats[m] = to_wgs84(lons[m], lats[m], name)
+    idx = np.flatnonzero(has_pos)
+    areas = ctx.areas.locate_many(lons[idx], lats[idx])
+    snaps = ctx.index.snap_many(lons[idx], lats[idx], accuracy_m=acc[idx])
+    out: list[Placement] = []
+    k = 0
+    for i, r in enumerate(reports):
+        if not has_pos[i]:
+            out.append(_decide(r, ctx, None, None, None, None))
+            continue
+        area = int(areas[k])
+        out.append(
+            _decide(r, ctx, float(lons[i]), float(lats[i]), area if area >= 0 else None, snaps[k])
+        )
+        k += 1
+    return out
+
+
+def _decide(
+    report: ReportIn,
+    ctx: NetworkContext,
+    lon: float | None,
+    lat: float | None,
+    area: int | None,
+    snap: Snap | None,
+) -> Placement:
     segments = ctx.network.segments
     hint_pos = ctx.position.get(report.segment_hint) if report.segment_hint else None
 
-    if report.lat is None or report.lon is None:
+    if lon is None or lat is None or snap is None:
         if hint_pos is None:
             return Placement(
                 "rejected", None, None, None, None, None, None, None,
@@ -48,11 +104,6 @@ def place(report: ReportIn, ctx: NetworkContext) -> Placement:
             "accepted", None, None, seg.id, seg.district, None, None,
             {"method": "hint", "distance_m": None, "confidence": None, "ambiguous": False},
         )
-
-    lon, lat = to_wgs84(report.lon, report.lat, report.crs)
-    lon, lat = float(lon), float(lat)
-    area = ctx.areas.locate(lon, lat)
-    snap = ctx.index.snap(lon, lat, accuracy_m=report.accuracy_m)
 
     if hint_pos is not None:
         d_hint = ctx.index.distance_to(hint_pos, lon, lat)

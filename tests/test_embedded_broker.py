@@ -24,8 +24,9 @@ INGEST_ID = "roadwatch-ingest-test"
 THREAD_NAME = "roadwatch-embedded-mqtt"
 
 
-def broker_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == THREAD_NAME]
+def broker_threads() -> set[threading.Thread]:
+    """Live embedded-broker threads (other tests' brokers included)."""
+    return {t for t in threading.enumerate() if t.name == THREAD_NAME}
 
 
 def ingest_client(broker: EmbeddedBroker) -> MqttTestClient:
@@ -37,6 +38,7 @@ def ingest_client(broker: EmbeddedBroker) -> MqttTestClient:
 
 @pytest.fixture
 def broker() -> Iterator[EmbeddedBroker]:
+    before = broker_threads()
     b = EmbeddedBroker("127.0.0.1", free_port())
     started = time.perf_counter()
     b.start()
@@ -45,7 +47,7 @@ def broker() -> Iterator[EmbeddedBroker]:
         yield b
     finally:
         b.stop()
-        assert broker_threads() == []
+        assert broker_threads() - before == set()
 
 
 @pytest.fixture
@@ -55,6 +57,7 @@ def publisher(broker: EmbeddedBroker) -> Iterator[MqttTestClient]:
 
 
 def test_start_stop_url_and_no_leaked_thread() -> None:
+    before = broker_threads()
     port = free_port()
     b = EmbeddedBroker(port=port)
     assert b.url == f"mqtt://127.0.0.1:{port}"
@@ -65,42 +68,44 @@ def test_start_stop_url_and_no_leaked_thread() -> None:
     print(f"start() took {b.start_seconds * 1e3:.1f} ms")
     assert b.running
     assert is_listening("127.0.0.1", port)
-    assert len(broker_threads()) == 1
-    assert broker_threads()[0].daemon
+    (thread,) = broker_threads() - before
+    assert thread.daemon
 
     b.stop()
     assert not b.running
-    assert broker_threads() == []
+    assert not thread.is_alive()
+    assert broker_threads() - before == set()
     assert not is_listening("127.0.0.1", port)
     b.stop()  # idempotent
 
     # Startable again after a stop (a fresh amqtt Broker in a fresh thread).
     with b:
         assert is_listening("127.0.0.1", port)
-    assert broker_threads() == []
+    assert broker_threads() - before == set()
 
 
 def test_stop_disconnects_connected_clients(broker: EmbeddedBroker) -> None:
     client = MqttTestClient(broker.host, broker.port, "lingering").connect()
     broker.stop()
+    assert not broker.running
     deadline = time.monotonic() + 5
     while client.client.is_connected() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not client.client.is_connected()
     client.client.loop_stop()
-    assert broker_threads() == []
 
 
 def test_start_twice_on_the_same_port_fails_clearly(broker: EmbeddedBroker) -> None:
     with pytest.raises(RuntimeError, match="already running"):
         broker.start()
 
+    before = broker_threads()
     second = EmbeddedBroker(broker.host, broker.port)
     taken = rf"127\.0\.0\.1:{broker.port}: the port is already in use"
     with pytest.raises(RuntimeError, match=taken):
         second.start()
     assert not second.running
-    assert len(broker_threads()) == 1  # only the first broker's thread
+    assert broker_threads() == before  # no thread was started for it
     second.stop()  # harmless on a broker that never started
 
 
@@ -213,6 +218,7 @@ def test_mqtt5_clients_are_refused(broker: EmbeddedBroker) -> None:
 
 
 def test_websocket_listener() -> None:
+    before = broker_threads()
     b = EmbeddedBroker(port=free_port(), ws_port=free_port())
     assert b.ws_url == f"ws://127.0.0.1:{b.ws_port}/"
     with b:
@@ -222,4 +228,4 @@ def test_websocket_listener() -> None:
             with MqttTestClient(b.host, b.port, "tcp-pub") as pub:
                 pub.publish(TOPIC, b"over websockets")
             assert sub.get().payload == b"over websockets"
-    assert broker_threads() == []
+    assert broker_threads() - before == set()

@@ -170,9 +170,51 @@ def test_a_bug_in_one_message_rejects_only_that_message(runtime: Any, monkeypatc
             raise RuntimeError("simulated bug")
         return real_place(report, ctx)
 
+    def batch_bug(reports: Any, ctx: Any) -> Any:
+        raise RuntimeError("simulated batch bug")
+
     monkeypatch.setattr(pl, "place", flaky)
+    monkeypatch.setattr(pl, "place_many", batch_bug)
     outs = runtime.pipeline.process(
         [inbound(contract_example(note="boom")), inbound(contract_example())]
     )
     assert [o.status for o in outs] == ["rejected", "accepted"]
     assert outs[0].errors[0].code == "internal_error"
+
+
+def test_batch_and_single_placement_agree(runtime: Any) -> None:
+    """place_many (the ingest path) decides exactly as place does, report by report."""
+    import random
+
+    from roadwatch.geolocate import place, place_many
+    from roadwatch.ingest.payloads import ReportIn
+    from roadwatch.simulate import ReportFactory, chiefs_of
+
+    rng = random.Random(5)
+    net = runtime.ctx.network
+    factory = ReportFactory(net, runtime.categories, rng, noise_m=15)
+    chiefs = chiefs_of(net, 200, rng)
+    now = dt.datetime.now(dt.UTC)
+    reports = []
+    for i in range(3000):
+        b = factory.report(rng.choice(chiefs), now)
+        reports.append(
+            ReportIn(
+                report_id=b["report_id"], reporter_id=b["reporter_id"], observed_at=now,
+                lat=b["lat"] if i % 50 else None, lon=b["lon"] if i % 50 else None,
+                crs=b["crs"], accuracy_m=b["accuracy_m"] if i % 3 else None, heading_deg=None,
+                category=b["category"], severity=1, note=None, photos=(),
+                segment_hint=net.segments[i % len(net.segments)].id if i % 7 == 0 else None,
+            )
+        )
+    batch = place_many(reports, runtime.ctx)
+    single = [place(r, runtime.ctx) for r in reports]
+    # Vectorised and scalar CRS maths may differ in the last bit of a coordinate (1e-14°).
+    for b, o in zip(batch, single, strict=True):
+        assert (b.status, b.segment_id, b.district, b.distance_m, b.snap) == (
+            o.status, o.segment_id, o.district, o.distance_m, o.snap
+        )
+        if b.lat is not None:
+            assert abs(b.lat - o.lat) < 1e-9 and abs(b.lon - o.lon) < 1e-9
+    statuses = {p.status for p in batch}
+    assert statuses >= {"accepted", "needs_review"}

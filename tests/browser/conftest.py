@@ -8,7 +8,6 @@ Fixtures:
                    another origin than the page's own.
     page_problems  the recorder behind `page`: `.allow(regex)` tolerates expected
                    problems (e.g. while a test stops the server on purpose).
-
     screenshot     `screenshot(page, name) -> Path` writes test-artifacts/<name>.png
                    (also importable as conftest.save_screenshot).
 

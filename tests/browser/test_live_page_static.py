@@ -127,6 +127,8 @@ class LiveStub:
         self.log: list[tuple[str, dict[str, Any]]] = []
         self.resyncs: list[int] = []
         self.sids: set[str] = set()
+        # emit this live event just before replaying a resync, as a busy server may
+        self.overtake: tuple[str, dict[str, Any]] | None = None
         self.lock = threading.RLock()
         self.app = self._make_app()
 
@@ -162,7 +164,10 @@ class LiveStub:
         @sio.on("resync", namespace=NAMESPACE)
         def on_resync(data: dict[str, Any]) -> dict[str, Any]:
             since = int(data["since"])
-            with self.lock:  # no live emit can overtake the replay
+            if self.overtake:
+                self.push(*self.overtake)
+                self.overtake = None
+            with self.lock:
                 self.resyncs.append(since)
                 for event, payload in self.log:
                     if payload["seq"] > since:
@@ -222,6 +227,8 @@ def stub() -> Iterator[LiveStub]:
     for n in range(3):
         stub.push("report", stub.report(n))
     stub.push("segment", {"segment_id": stub.ids[5], "open": 2, "overdue": 0, "score": 90})
+    # ... and a live event that reaches the page before that replay
+    stub.overtake = ("segment", {"segment_id": stub.ids[9], "open": 1, "overdue": 0, "score": 95})
     server = make_server("127.0.0.1", 0, stub.app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="live-stub", daemon=True)
     thread.start()
@@ -271,11 +278,13 @@ def test_live_page_draws_network_and_applies_events(
     assert ids == N_SEGMENTS
     assert page.text_content("#rw-count-segments") == "2,495"
 
-    # the first resync asked for everything after the snapshot and got it
+    # the first resync asked for everything after the snapshot and got it, although
+    # a newer live event arrived before the replay
     assert stub.resyncs == [SNAPSHOT_SEQ]
-    assert rw(page, "lastSeq") == SNAPSHOT_SEQ + 4
+    assert rw(page, "lastSeq") == SNAPSHOT_SEQ + 5
     assert rw(page, "reportsSeen") == 3
     assert rw(page, f"featureState('{stub.ids[5]}')")["open"] == 2
+    assert rw(page, f"featureState('{stub.ids[9]}')")["open"] == 1
     assert rw(page, "connected") is True
     assert page.text_content("#rw-conn").strip() == "实时"
 
@@ -287,7 +296,7 @@ def test_live_page_draws_network_and_applies_events(
     stub.push("segment", {"segment_id": target, "open": 3, "overdue": 1, "score": 40})
     wait_js(page, f"rw.featureState('{target}').open === 3")
     assert rw(page, f"featureState('{target}')")["overdue"] == 1
-    expected_open = stub.open_total + (2 - 0) + (3 - before_open)  # ids[5] was calm
+    expected_open = stub.open_total + 2 + 1 + (3 - before_open)  # ids[5], ids[9] were calm
     page.wait_for_function(
         f"() => document.querySelector('#rw-count-open').textContent === '{expected_open}'"
     )
@@ -358,7 +367,7 @@ def test_reconnect_resyncs_missed_events(page: Page, stub: LiveStub) -> None:
     last = stub.push("segment", {"segment_id": target, "open": 4, "overdue": 0, "score": 60})
 
     wait_js(page, f"rw.connected && rw.lastSeq === {last}", timeout=15_000)
-    assert stub.resyncs == [SNAPSHOT_SEQ, SNAPSHOT_SEQ + 4]
+    assert stub.resyncs == [SNAPSHOT_SEQ, SNAPSHOT_SEQ + 5]
     assert rw(page, "reportsSeen") == seen + 2
     assert rw(page, f"featureState('{target}')")["open"] == 4
     assert page.evaluate("() => window.__conn")[:2] == ["down", "live"]

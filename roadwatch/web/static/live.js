@@ -113,7 +113,6 @@
     return Promise.all([fetchJSON("/api/districts"), fetchJSON("/api/segments")]).catch(
       function (err) {
         console.warn("roadwatch: snapshot failed, retrying", err);
-        setConn("connecting", "加载中");
         return new Promise(function (resolve) {
           setTimeout(resolve, RETRY_MS);
         }).then(fetchSnapshot);
@@ -502,31 +501,74 @@
     return p.charAt(0) === "/" ? p : root + "/" + p;
   }
 
+  // Until the current connection's resync is answered, events are held back:
+  // live events may overtake the replay of older ones, and applying a newer seq
+  // first would make the replayed ones look old. The held events are applied
+  // in seq order once the answer arrives (replay and live events alike).
+  var syncing = true;
+  var held = [];
+  var connGen = 0; // which connection a resync answer belongs to
+  var snapshotIn = false;
+
+  function onEvent(name, payload) {
+    if (syncing) {
+      held.push([name, payload]);
+    } else if (accept(name, payload)) {
+      handlers[name](payload);
+    }
+  }
+
+  function releaseHeld() {
+    syncing = false;
+    var batch = held;
+    held = [];
+    batch.sort(function (a, b) {
+      return (Number(a[1] && a[1].seq) || 0) - (Number(b[1] && b[1].seq) || 0);
+    });
+    batch.forEach(function (e) {
+      onEvent(e[0], e[1]);
+    });
+  }
+
+  function resync() {
+    var gen = connGen;
+    socket.timeout(RESYNC_ACK_TIMEOUT_MS).emit("resync", { since: rw.lastSeq }, function (err, answer) {
+      if (gen !== connGen) return; // that connection is gone; the next one resyncs
+      if (err) console.warn("roadwatch: resync not acknowledged", err);
+      else onResyncAnswer(answer);
+      releaseHeld();
+      if (!resynced) {
+        resynced = true;
+        mark("resynced");
+        checkReady();
+      }
+    });
+  }
+
+  // Connect at once (the handshake overlaps the snapshot download); the first
+  // resync waits for the snapshot, whose seq it starts from.
   function connect() {
-    var opts = { path: socketPath(), autoConnect: false };
+    var opts = { path: socketPath() };
     if (config.socketio_auth) opts.auth = config.socketio_auth;
     socket = io(config.namespace || "/live", opts);
 
     Object.keys(handlers).forEach(function (name) {
       socket.on(name, function (payload) {
-        if (accept(name, payload)) handlers[name](payload);
+        onEvent(name, payload);
       });
     });
 
     socket.on("connect", function () {
+      connGen += 1;
+      syncing = true;
       rw.connected = true;
       setConn("live", "实时");
-      socket.timeout(RESYNC_ACK_TIMEOUT_MS).emit("resync", { since: rw.lastSeq }, function (err, answer) {
-        if (err) console.warn("roadwatch: resync not acknowledged", err);
-        else onResyncAnswer(answer);
-        if (!resynced) {
-          resynced = true;
-          mark("resynced");
-          checkReady();
-        }
-      });
+      $("rw-conn").title = "";
+      if (snapshotIn) resync();
     });
     socket.on("disconnect", function (reason) {
+      connGen += 1;
+      syncing = true;
       rw.connected = false;
       setConn("down", "断开 · 重连中");
       if (reason === "io server disconnect") socket.connect(); // server kicked us: try again
@@ -538,7 +580,6 @@
       // refused by the server (e.g. auth): socket.io gives up, we do not
       if (!socket.active) setTimeout(function () { socket.connect(); }, RETRY_MS);
     });
-    socket.connect();
   }
 
   function checkReady() {
@@ -569,6 +610,8 @@
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
   map.addControl(new maplibregl.AttributionControl({ compact: false }), "bottom-right");
 
+  connect();
+
   var mapLoaded = new Promise(function (resolve) {
     map.once("load", resolve);
   });
@@ -585,6 +628,7 @@
       mark("drawn");
       checkReady();
     });
-    connect();
+    snapshotIn = true;
+    if (socket.connected) resync();
   });
 })();
