@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, case, func, select, text
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy import Connection, Engine, Table, case, func, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import models
@@ -31,10 +31,16 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
+VECTOR_MIN = 24  # batches at least this big are geolocated with numpy
 MAX_RAW_KEPT = 256 * 1024  # bytes of a rejected payload kept verbatim (the size is kept too)
 OPEN_STATUSES = ("accepted",)  # issue #5 brings the case workflow and its states
 # Live score: 100 minus a deduction per open report by severity (the weekly ranking is separate).
 SEVERITY_DEDUCTION = {1: 2, 2: 5, 3: 10}
+
+
+REPORTS: Table = models.Report.__table__  # type: ignore[assignment]
+REJECTED: Table = models.RejectedMessage.__table__  # type: ignore[assignment]
+EVENTS: Table = models.Event.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,7 @@ class Pipeline:
     ) -> None:
         self.settings = settings
         self.sessions = sessions
+        self.engine: Engine = sessions.kw["bind"]
         self.ctx = ctx
         self.categories = categories
         self.metrics = metrics or Metrics()
@@ -92,7 +99,15 @@ class Pipeline:
         items = [self._check(msg, now) for msg in batch]
         self._place(items)
         try:
-            events = self._store(items, now)
+            for attempt in range(3):
+                try:
+                    events = self._store(items, now)
+                    break
+                except IntegrityError:
+                    # A concurrent writer stored one of these report ids first; the next
+                    # attempt answers it as a duplicate.
+                    if attempt == 2:
+                        raise
         except (DBAPIError, SQLAlchemyError) as exc:
             self.metrics.db_retries.inc()
             raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
@@ -142,7 +157,12 @@ class Pipeline:
         if not todo:
             return
         try:
-            placements = place_many([it.report for it in todo if it.report], self.ctx)
+            reports = [it.report for it in todo if it.report]
+            # numpy's per-call overhead only pays off from a few dozen points on.
+            if len(reports) < VECTOR_MIN:
+                placements = [place(r, self.ctx) for r in reports]
+            else:
+                placements = place_many(reports, self.ctx)
         except Exception:  # find the message that trips it, one by one
             log.exception("batch geolocation failed; placing %d reports one by one", len(todo))
             placements = []
@@ -160,10 +180,9 @@ class Pipeline:
                 it.report = None
 
     def _store(self, items: list[_Item], now: dt.datetime) -> list[LiveEvent]:
-        reports_t: Table = models.Report.__table__  # type: ignore[assignment]
-        rejected_t: Table = models.RejectedMessage.__table__  # type: ignore[assignment]
-        events_t: Table = models.Event.__table__  # type: ignore[assignment]
-        with self.sessions.begin() as session:
+        reports_t, rejected_t, events_t = REPORTS, REJECTED, EVENTS
+        # Core, not the ORM: this is the hot path and every statement is plain SQL.
+        with self.engine.begin() as session:
             valid = [it for it in items if it.report is not None]
             known = self._existing(session, [it.report.report_id for it in valid if it.report])
             rows: list[dict[str, Any]] = []
@@ -177,16 +196,12 @@ class Pipeline:
                 rows.append(self._report_row(it))
             inserted: set[str] = set()
             if rows:
-                # A plain executemany (no RETURNING): the driver pipelines one prepared
-                # statement, several times faster than one huge multi-VALUES statement.
-                result = session.execute(_insert_ignore(session, reports_t, "id"), rows)
-                if result.rowcount == len(rows):
-                    inserted = set(fresh)
-                else:
-                    # Lost a race with another worker for some ids: rows carrying our
-                    # received_at are ours; for the others that worker's row is the truth.
-                    inserted = self._ours(session, fresh)
-                    known.update(self._existing(session, [r for r in fresh if r not in inserted]))
+                # A plain executemany: the driver pipelines one prepared statement, several
+                # times faster than one huge multi-VALUES statement. If another worker
+                # inserts one of these ids meanwhile, the primary key stops this transaction
+                # and process() runs the batch again, when _existing sees that row.
+                session.execute(reports_t.insert(), rows)
+                inserted = set(fresh)
             rejected_rows = []
             for it in items:
                 if it.report is None:
@@ -214,15 +229,10 @@ class Pipeline:
         return [LiveEvent(k, {**p, "seq": s}) for (k, p), s in zip(payloads, seqs, strict=True)]
 
     # -- helpers ------------------------------------------------------------------
-    def _ours(self, session: Session, fresh: dict[str, _Item]) -> set[str]:
-        r = models.Report
-        rows = session.execute(select(r.id, r.received_at).where(r.id.in_(list(fresh))))
-        return {rid for rid, received in rows if received == fresh[rid].msg.received_at}
-
-    def _existing(self, session: Session, ids: list[str]) -> dict[str, Outcome]:
+    def _existing(self, session: Connection, ids: list[str]) -> dict[str, Outcome]:
         if not ids:
             return {}
-        r = models.Report
+        r = REPORTS.c
         rows = session.execute(
             select(r.id, r.status, r.segment_id, r.district, r.snap).where(r.id.in_(ids))
         )
@@ -308,7 +318,7 @@ class Pipeline:
         }
 
     def _event_payloads(
-        self, session: Session, items: list[_Item]
+        self, session: Connection, items: list[_Item]
     ) -> list[tuple[str, dict[str, Any]]]:
         out: list[tuple[str, dict[str, Any]]] = []
         touched: list[str] = []
@@ -339,11 +349,13 @@ class Pipeline:
         return out
 
 
-def segment_states(session: Session, segment_ids: list[str]) -> list[dict[str, Any]]:
+def segment_states(
+    session: Connection | Session, segment_ids: list[str]
+) -> list[dict[str, Any]]:
     """Live state of the given segments, in the given order (open, overdue, score)."""
     if not segment_ids:
         return []
-    r = models.Report
+    r = REPORTS.c
     deduction = case(
         *((r.severity == sev, pts) for sev, pts in SEVERITY_DEDUCTION.items()), else_=0
     )
@@ -376,9 +388,9 @@ def _ack_snap(snap: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: snap[k] for k in keys if k in snap}
 
 
-def _allocate_seqs(session: Session, n: int) -> list[int]:
+def _allocate_seqs(session: Connection, n: int) -> list[int]:
     """n new, increasing event sequence numbers, taken inside the current transaction."""
-    if session.get_bind().dialect.name == "postgresql":
+    if session.dialect.name == "postgresql":
         rows = session.execute(
             text("SELECT nextval(pg_get_serial_sequence('events', 'seq')) FROM generate_series(1, :n)"),
             {"n": n},
@@ -386,19 +398,5 @@ def _allocate_seqs(session: Session, n: int) -> list[int]:
         return sorted(int(v) for (v,) in rows)
     # SQLite: this transaction already holds the database's write lock (it inserted the
     # reports first), so nobody else can take the numbers after the current maximum.
-    top = session.scalar(select(func.coalesce(func.max(models.Event.seq), 0))) or 0
+    top = session.scalar(select(func.coalesce(func.max(EVENTS.c.seq), 0))) or 0
     return list(range(top + 1, top + n + 1))
-
-
-def _insert_ignore(session: Session, table: Table, key: str) -> Any:
-    """INSERT … ON CONFLICT (key) DO NOTHING for the dialect in use."""
-    name = session.get_bind().dialect.name
-    if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).on_conflict_do_nothing(index_elements=[key])
-    if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(table).on_conflict_do_nothing(index_elements=[key])
-    raise StorageError(f"unsupported database dialect {name}")
