@@ -117,7 +117,8 @@ class Receiver:
 
 def publisher(port: int) -> mqtt.Client:
     c = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"bench-tx-{uuid.uuid4().hex[:6]}",
+        CallbackAPIVersion.VERSION2,
+        client_id=f"bench-tx-{uuid.uuid4().hex[:6]}",
         protocol=mqtt.MQTTv311,
     )
     c.max_inflight_messages_set(1000)
@@ -127,8 +128,9 @@ def publisher(port: int) -> mqtt.Client:
     return c
 
 
-def burst(pub: mqtt.Client, rx: Receiver, payloads: list[tuple[str, str, bytes]],
-          topic_of: Any) -> float:
+def burst(
+    pub: mqtt.Client, rx: Receiver, payloads: list[tuple[str, str, bytes]], topic_of: Any
+) -> float:
     rx.reset(len(payloads))
     t0 = time.perf_counter()
     for reporter, _rid, body in payloads:
@@ -138,8 +140,13 @@ def burst(pub: mqtt.Client, rx: Receiver, payloads: list[tuple[str, str, bytes]]
     return len(payloads) / (time.perf_counter() - t0)
 
 
-def paced(pub: mqtt.Client, rx: Receiver, payloads: list[tuple[str, str, bytes]],
-          topic_of: Any, rate: float) -> list[float]:
+def paced(
+    pub: mqtt.Client,
+    rx: Receiver,
+    payloads: list[tuple[str, str, bytes]],
+    topic_of: Any,
+    rate: float,
+) -> list[float]:
     rx.reset(len(payloads))
     sent: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -165,9 +172,7 @@ def start_worker(db_url: str, port: int, root: str, env_extra: dict[str, str]) -
         "ROADWATCH_LOG_LEVEL": "WARNING",
         **env_extra,
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "roadwatch.cli", "worker"], env=env, cwd=ROOT
-    )
+    return subprocess.Popen([sys.executable, "-m", "roadwatch.cli", "worker"], env=env, cwd=ROOT)
 
 
 def make_database(kind: str) -> tuple[str, Any]:
@@ -192,8 +197,11 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=20_000, help="messages per throughput run")
     ap.add_argument("--rate", type=float, default=500.0)
     ap.add_argument("--seconds", type=float, default=20.0, help="length of the paced run")
-    ap.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/test",
-                    help="admin URL of a PostgreSQL server, or 'sqlite'")
+    ap.add_argument(
+        "--database",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        help="admin URL of a PostgreSQL server, or 'sqlite'",
+    )
     args = ap.parse_args()
 
     n_paced = int(args.rate * args.seconds)
@@ -226,8 +234,10 @@ def main() -> None:
                     ack_rx.done.wait(2)
                     if worker.poll() is not None:
                         raise SystemExit("the worker died while starting")
-            print(f"worker ready after {time.perf_counter() - t_ready:.1f} s "
-                  f"(database {db_url.split('@')[-1]})")
+            print(
+                f"worker ready after {time.perf_counter() - t_ready:.1f} s "
+                f"(database {db_url.split('@')[-1]})"
+            )
             rw_tput = burst(pub, ack_rx, bulk, lambda r: f"{root}/reports/{r}")
             statuses = dict(ack_rx.statuses)
             rw_lat = paced(pub, ack_rx, steady, lambda r: f"{root}/reports/{r}", args.rate)
@@ -241,13 +251,19 @@ def main() -> None:
 
     print()
     print(f"{'':38s}{'msg/s':>10s}{'p50 ms':>10s}{'p99 ms':>10s}")
-    print(f"{'raw broker (paho → paho), QoS 1':38s}{raw_tput:10,.0f}"
-          f"{statistics.median(raw_lat):10.2f}{pct(raw_lat, 0.99):10.2f}")
-    print(f"{'roadwatch (publish → commit → ack)':38s}{rw_tput:10,.0f}"
-          f"{statistics.median(rw_lat):10.2f}{pct(rw_lat, 0.99):10.2f}")
+    print(
+        f"{'raw broker (paho → paho), QoS 1':38s}{raw_tput:10,.0f}"
+        f"{statistics.median(raw_lat):10.2f}{pct(raw_lat, 0.99):10.2f}"
+    )
+    print(
+        f"{'roadwatch (publish → commit → ack)':38s}{rw_tput:10,.0f}"
+        f"{statistics.median(rw_lat):10.2f}{pct(rw_lat, 0.99):10.2f}"
+    )
     print(f"ratio roadwatch / raw broker: {rw_tput / raw_tput:.2f}")
-    print(f"latencies measured at a steady {args.rate:.0f}/s over {len(steady):,} messages; "
-          f"throughput over {len(bulk):,} messages")
+    print(
+        f"latencies measured at a steady {args.rate:.0f}/s over {len(steady):,} messages; "
+        f"throughput over {len(bulk):,} messages"
+    )
     print(f"outcomes of the throughput run: {statuses}")
 
 

@@ -27,7 +27,9 @@ class Broadcaster:
     def __init__(self, emitter: Emitter | None, namespace: str = NAMESPACE) -> None:
         self.emitter = emitter
         self.namespace = namespace
-        self._queue: queue.Queue[list[Any] | None] = queue.Queue(maxsize=10_000)
+        # Unbounded on purpose: a dropped live event would leave a gap that a connected
+        # browser never notices (it only resyncs on reconnect). Events are small.
+        self._queue: queue.Queue[list[Any] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self.emitted = 0
         # Held while emitting live events and while replaying missed ones to a client
@@ -53,11 +55,7 @@ class Broadcaster:
         if self._thread is None:
             self._emit(batch)
             return
-        try:
-            self._queue.put_nowait(batch)
-        except queue.Full:
-            # Browsers resync from the event log, so a dropped live push is recoverable.
-            log.warning("live feed queue full: %d events left to resync", len(batch))
+        self._queue.put(batch)
 
     def _run(self) -> None:
         while True:

@@ -91,7 +91,14 @@ def _decide(
     if lon is None or lat is None or snap is None:
         if hint_pos is None:
             return Placement(
-                "rejected", None, None, None, None, None, None, None,
+                "rejected",
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
                 FieldError(
                     "segment_hint",
                     "unknown_segment",
@@ -101,7 +108,13 @@ def _decide(
             )
         seg = segments[hint_pos]
         return Placement(
-            "accepted", None, None, seg.id, seg.district, None, None,
+            "accepted",
+            None,
+            None,
+            seg.id,
+            seg.district,
+            None,
+            None,
             {"method": "hint", "distance_m": None, "confidence": None, "ambiguous": False},
         )
 
@@ -110,18 +123,38 @@ def _decide(
         if d_hint <= HINT_PLAUSIBLE_M:
             seg = segments[hint_pos]
             return Placement(
-                "accepted", lat, lon, seg.id, seg.district, round(d_hint, 1), 1.0,
-                {"method": "hint", "distance_m": round(d_hint, 1), "confidence": 1.0,
-                 "ambiguous": False},
+                "accepted",
+                lat,
+                lon,
+                seg.id,
+                seg.district,
+                round(d_hint, 1),
+                1.0,
+                {
+                    "method": "hint",
+                    "distance_m": round(d_hint, 1),
+                    "confidence": 1.0,
+                    "ambiguous": False,
+                },
             )
 
     if snap.index is None:
         reason = "outside_city" if area is None else "too_far"
         return Placement(
-            "needs_review", lat, lon, None,
-            ctx.network.districts[area].code if area is not None else None, None, 0.0,
-            {"method": "nearest", "distance_m": None, "confidence": 0.0, "ambiguous": False,
-             "reason": reason},
+            "needs_review",
+            lat,
+            lon,
+            None,
+            ctx.network.districts[area].code if area is not None else None,
+            None,
+            0.0,
+            {
+                "method": "nearest",
+                "distance_m": None,
+                "confidence": 0.0,
+                "ambiguous": False,
+                "reason": reason,
+            },
         )
     best = segments[snap.index]
     info: dict[str, Any] = {
@@ -136,14 +169,21 @@ def _decide(
         info["reason"] = "ambiguous"
         info["candidates"] = [best.id, segments[snap.runner_up].id]
         return Placement(
-            "needs_review", lat, lon, None, best.district, info["distance_m"],
-            snap.confidence, info,
+            "needs_review",
+            lat,
+            lon,
+            None,
+            best.district,
+            info["distance_m"],
+            snap.confidence,
+            info,
         )
     if area is None:
         info["reason"] = "outside_city"
         info["candidates"] = [best.id]
-        return Placement("needs_review", lat, lon, None, None, info["distance_m"],
-                         snap.confidence, info)
+        return Placement(
+            "needs_review", lat, lon, None, None, info["distance_m"], snap.confidence, info
+        )
     return Placement(
         "accepted", lat, lon, best.id, best.district, info["distance_m"], snap.confidence, info
     )

@@ -35,7 +35,8 @@ class Metrics:
             registry=self.registry,
         )
         self.db_retries = Counter(
-            "roadwatch_ingest_db_retries", "Batches retried after a database error",
+            "roadwatch_ingest_db_retries",
+            "Batches retried after a database error",
             registry=self.registry,
         )
 

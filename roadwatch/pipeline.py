@@ -350,21 +350,27 @@ class Pipeline:
 
 
 def segment_states(
-    session: Connection | Session, segment_ids: list[str]
+    session: Connection | Session, segment_ids: list[str] | None
 ) -> list[dict[str, Any]]:
-    """Live state of the given segments, in the given order (open, overdue, score)."""
-    if not segment_ids:
+    """Live state (open, overdue, score) of the given segments, in the given order.
+
+    With None: every segment that has open reports (the others are all zero / 100).
+    """
+    if segment_ids is not None and not segment_ids:
         return []
     r = REPORTS.c
     deduction = case(
         *((r.severity == sev, pts) for sev, pts in SEVERITY_DEDUCTION.items()), else_=0
     )
-    rows = session.execute(
+    q = (
         select(r.segment_id, func.count(), func.coalesce(func.sum(deduction), 0))
-        .where(r.segment_id.in_(segment_ids), r.status.in_(OPEN_STATUSES))
+        .where(r.segment_id.is_not(None), r.status.in_(OPEN_STATUSES))
         .group_by(r.segment_id)
     )
-    found = {sid: (int(n), int(d)) for sid, n, d in rows}
+    if segment_ids is not None:
+        q = q.where(r.segment_id.in_(segment_ids))
+    found = {sid: (int(n), int(d)) for sid, n, d in session.execute(q)}
+    order = segment_ids if segment_ids is not None else list(found)
     return [
         {
             "segment_id": sid,
@@ -372,7 +378,7 @@ def segment_states(
             "overdue": 0,  # deadlines arrive with the case workflow (issue #5)
             "score": max(0, 100 - found.get(sid, (0, 0))[1]),
         }
-        for sid in segment_ids
+        for sid in order
     ]
 
 
@@ -392,7 +398,10 @@ def _allocate_seqs(session: Connection, n: int) -> list[int]:
     """n new, increasing event sequence numbers, taken inside the current transaction."""
     if session.dialect.name == "postgresql":
         rows = session.execute(
-            text("SELECT nextval(pg_get_serial_sequence('events', 'seq')) FROM generate_series(1, :n)"),
+            text(
+                "SELECT nextval(pg_get_serial_sequence('events', 'seq'))"
+                " FROM generate_series(1, :n)"
+            ),
             {"n": n},
         )
         return sorted(int(v) for (v,) in rows)

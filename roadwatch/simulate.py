@@ -78,7 +78,7 @@ class ReportFactory:
         self.codes = [c.code for c in cats]
         self.weights = [c.weight for c in cats]
         self.groups = {c.code: c.group for c in cats}
-        self.sent: list[bytes] = []  # a few recent payloads, for resends
+        self.sent: list[tuple[str, bytes]] = []  # recent (reporter, payload), for resends
 
     def position(self, chief: Chief) -> tuple[float, float]:
         seg = self.network.segments[self.rng.choice(chief.segments)]
@@ -132,17 +132,19 @@ class ReportFactory:
             good["observed_at"] = "yesterday"
         return json.dumps(good, ensure_ascii=False).encode()
 
-    def next_payload(self, chief: Chief, now: dt.datetime) -> tuple[bytes, str]:
+    def next_payload(self, chief: Chief, now: dt.datetime) -> tuple[str, bytes, str]:
+        """(reporter, payload, kind): kind is good, bad or resend (a phone retrying)."""
         roll = self.rng.random()
         if roll < self.bad_share:
-            return self.bad(chief, now), "bad"
+            return chief.id, self.bad(chief, now), "bad"
         if roll < self.bad_share + self.resend_share and self.sent:
-            return self.rng.choice(self.sent), "resend"
+            reporter, old = self.rng.choice(self.sent)
+            return reporter, old, "resend"
         payload = json.dumps(self.report(chief, now), ensure_ascii=False).encode()
-        self.sent.append(payload)
+        self.sent.append((chief.id, payload))
         if len(self.sent) > 200:
             self.sent.pop(0)
-        return payload, "good"
+        return chief.id, payload, "good"
 
 
 class Simulator:
@@ -212,8 +214,8 @@ class Simulator:
                 if duration is not None and time.monotonic() - start >= duration:
                     break
                 chief = self.rng.choice(self.chiefs)
-                payload, kind = self.factory.next_payload(chief, now())
-                self.client.publish(self.topics.report(chief.id), payload, qos=1)
+                reporter, payload, kind = self.factory.next_payload(chief, now())
+                self.client.publish(self.topics.report(reporter), payload, qos=1)
                 self.sent[kind] += 1
                 n += 1
                 if progress is not None and time.monotonic() >= next_progress:

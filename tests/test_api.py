@@ -34,8 +34,17 @@ def test_segments_geojson(client: FlaskClient, runtime: Any) -> None:
     assert doc["type"] == "FeatureCollection"
     assert len(doc["features"]) == runtime.ctx.size == 2495
     props = doc["features"][0]["properties"]
-    assert set(props) >= {"id", "name", "road", "from", "to", "district", "length_m", "chief",
-                          "state"}
+    assert set(props) >= {
+        "id",
+        "name",
+        "road",
+        "from",
+        "to",
+        "district",
+        "length_m",
+        "chief",
+        "state",
+    }
     assert props["chief"]["id"] and props["state"] == {"open": 0, "overdue": 0, "score": 100}
     assert isinstance(doc["seq"], int)
 
@@ -123,7 +132,9 @@ def test_photo_upload(client: FlaskClient, runtime: Any) -> None:
     res = client.post("/api/photos", data={"photo": (io.BytesIO(jpeg), "a.jpg")})
     assert res.status_code == 201
     assert res.get_json()["sha256"] == hashlib.sha256(jpeg).hexdigest()
-    assert client.post("/api/photos", data={"photo": (io.BytesIO(jpeg), "a.jpg")}).status_code == 200
+    assert (
+        client.post("/api/photos", data={"photo": (io.BytesIO(jpeg), "a.jpg")}).status_code == 200
+    )
     res = client.post("/api/photos", data={"photo": (io.BytesIO(b"%PDF-1.4"), "a.pdf")})
     assert res.status_code == 415
     assert res.get_json()["errors"][0]["code"] == "not_an_image"
@@ -143,7 +154,9 @@ def test_health_and_metrics(client: FlaskClient) -> None:
     assert "roadwatch_ingest_latency_seconds_bucket" in text
 
 
-def test_internal_error_hides_the_stack(client: FlaskClient, runtime: Any, monkeypatch: Any) -> None:
+def test_internal_error_hides_the_stack(
+    client: FlaskClient, runtime: Any, monkeypatch: Any
+) -> None:
     def boom(*a: Any, **k: Any) -> Any:
         raise RuntimeError("secret detail")
 

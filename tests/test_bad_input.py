@@ -65,8 +65,11 @@ SPOILERS: list[tuple[str, Callable[[dict[str, Any]], bytes], str]] = [
     ("severity as text", _set(severity="high"), "invalid_type"),
     ("missing category", _drop("category"), "required"),
     ("missing report_id", _drop("report_id"), "required"),
-    ("NaN", lambda b: json.dumps(b).replace('"accuracy_m": 5.0', '"accuracy_m": NaN').encode(),
-     "invalid_json"),
+    (
+        "NaN",
+        lambda b: json.dumps(b).replace('"accuracy_m": 5.0', '"accuracy_m": NaN').encode(),
+        "invalid_json",
+    ),
     ("lat out of range", _set(lat=95.0), "out_of_range"),
     ("lon out of range", _set(lon=-200.5), "out_of_range"),
     ("unknown category", _set(category="E0999"), "unknown_category"),

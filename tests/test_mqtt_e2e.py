@@ -56,7 +56,9 @@ def test_publish_ack_row_and_live_event(platform: tuple[Runtime, Any, str]) -> N
         assert ack["segment_name"].startswith("花园路")
         with rt.sessions() as s:
             row = s.get(models.Report, body["report_id"])
-            assert row is not None and row.transport == "mqtt" and row.segment_id == ack["segment_id"]
+            assert (
+                row is not None and row.transport == "mqtt" and row.segment_id == ack["segment_id"]
+            )
         kind, ev = events.get(timeout=5)
         assert kind == "report" and ev["id"] == body["report_id"] and ev["seq"] >= 1
         kind2, seg = events.get(timeout=5)
@@ -107,7 +109,8 @@ def test_mqtt5_response_topic_and_correlation(platform: tuple[Runtime, Any, str]
     _rt, _server, root = platform
     got: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
     dev = mqtt.Client(
-        mqtt.CallbackAPIVersion.VERSION2, client_id=f"dev5-{uuid.uuid4().hex[:6]}",
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=f"dev5-{uuid.uuid4().hex[:6]}",
         protocol=mqtt.MQTTv5,
     )
     dev.on_message = lambda _c, _u, m: got.put(m)

@@ -53,7 +53,10 @@ def start_worker(db_url: str, port: int, root: str, log: Any) -> subprocess.Pope
     }
     return subprocess.Popen(
         [sys.executable, "-m", "roadwatch.cli", "worker"],
-        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -83,9 +86,19 @@ def test_sigkill_twice_loses_nothing_doubles_nothing(tmp_path: Path, fresh_pg: s
         # The first start creates the schema and loads the network; wait for its session.
         wait_for(lambda: "MQTT: connected" in log.read_text(errors="replace"), 60, "worker start")
         publisher = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.publisher", str(broker.port), root, "10000",
-             str(ids_file), "--rate", "800"],
-            cwd=ROOT, stdout=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "tests.support.publisher",
+                str(broker.port),
+                root,
+                "10000",
+                str(ids_file),
+                "--rate",
+                "800",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
         )
         kills = 0
         for threshold in (2000, 5000):

@@ -140,8 +140,19 @@ def test_events_carry_increasing_seq_and_segment_state(runtime: Any) -> None:
     assert last_segment["open"] == 2
     assert last_segment["score"] == 100 - 5 - 10  # serious + urgent
     rep = seen[0].payload
-    assert set(rep) >= {"id", "segment_id", "district", "category", "severity", "status",
-                        "lat", "lon", "observed_at", "received_at", "seq"}
+    assert set(rep) >= {
+        "id",
+        "segment_id",
+        "district",
+        "category",
+        "severity",
+        "status",
+        "lat",
+        "lon",
+        "observed_at",
+        "received_at",
+        "seq",
+    }
     assert rep["observed_at"].endswith("+08:00")
 
 
@@ -200,10 +211,18 @@ def test_batch_and_single_placement_agree(runtime: Any) -> None:
         b = factory.report(rng.choice(chiefs), now)
         reports.append(
             ReportIn(
-                report_id=b["report_id"], reporter_id=b["reporter_id"], observed_at=now,
-                lat=b["lat"] if i % 50 else None, lon=b["lon"] if i % 50 else None,
-                crs=b["crs"], accuracy_m=b["accuracy_m"] if i % 3 else None, heading_deg=None,
-                category=b["category"], severity=1, note=None, photos=(),
+                report_id=b["report_id"],
+                reporter_id=b["reporter_id"],
+                observed_at=now,
+                lat=b["lat"] if i % 50 else None,
+                lon=b["lon"] if i % 50 else None,
+                crs=b["crs"],
+                accuracy_m=b["accuracy_m"] if i % 3 else None,
+                heading_deg=None,
+                category=b["category"],
+                severity=1,
+                note=None,
+                photos=(),
                 segment_hint=net.segments[i % len(net.segments)].id if i % 7 == 0 else None,
             )
         )
@@ -212,7 +231,11 @@ def test_batch_and_single_placement_agree(runtime: Any) -> None:
     # Vectorised and scalar CRS maths may differ in the last bit of a coordinate (1e-14°).
     for b, o in zip(batch, single, strict=True):
         assert (b.status, b.segment_id, b.district, b.distance_m, b.snap) == (
-            o.status, o.segment_id, o.district, o.distance_m, o.snap
+            o.status,
+            o.segment_id,
+            o.district,
+            o.distance_m,
+            o.snap,
         )
         if b.lat is not None:
             assert abs(b.lat - o.lat) < 1e-9 and abs(b.lon - o.lon) < 1e-9

@@ -57,8 +57,9 @@ def test_broken_toml_and_missing_file(tmp_path: Path) -> None:
         load_settings(env={"ROADWATCH_CONFIG": str(tmp_path / "nope.toml")})
 
 
-def test_cli_prints_one_line_and_exits_2(capsys: pytest.CaptureFixture[str],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_prints_one_line_and_exits_2(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from roadwatch.cli import main
 
     monkeypatch.setenv("ROADWATCH_PORT", "not-a-port")

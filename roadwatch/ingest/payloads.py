@@ -139,7 +139,9 @@ def decode_json(raw: bytes, max_bytes: int) -> tuple[Any, list[FieldError]]:
     try:
         return json.loads(text, parse_constant=_reject_constant), []
     except ValueError as exc:
-        return None, [FieldError("payload", "invalid_json", f"the payload is not valid JSON: {exc}")]
+        return None, [
+            FieldError("payload", "invalid_json", f"the payload is not valid JSON: {exc}")
+        ]
 
 
 def parse_time(value: str, field: str) -> tuple[dt.datetime | None, FieldError | None]:
@@ -147,7 +149,9 @@ def parse_time(value: str, field: str) -> tuple[dt.datetime | None, FieldError |
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
         return None, FieldError(
-            field, "invalid_time", f"{field} must be an ISO 8601 time such as 2026-11-23T09:15:02+08:00"
+            field,
+            "invalid_time",
+            f"{field} must be an ISO 8601 time such as 2026-11-23T09:15:02+08:00",
         )
     if parsed.tzinfo is None:
         return None, FieldError(

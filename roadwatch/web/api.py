@@ -67,15 +67,7 @@ def _current_chiefs(session: Session, now: dt.datetime) -> dict[str, dict[str, s
 
 
 def _all_states(session: Session) -> dict[str, dict[str, Any]]:
-    r = models.Report
-    ids = list(
-        session.scalars(
-            select(r.segment_id)
-            .where(r.segment_id.is_not(None), r.status.in_(OPEN_STATUSES))
-            .group_by(r.segment_id)
-        )
-    )
-    return {s["segment_id"]: s for s in segment_states(session, ids)}
+    return {s["segment_id"]: s for s in segment_states(session, None)}
 
 
 @bp.get("/segments")
@@ -83,7 +75,10 @@ def segments() -> Response:
     rt = _rt()
     now = models.utcnow()
     with rt.sessions() as session:
-        # The snapshot's seq is read first: any later event is newer than this snapshot.
+        # One consistent snapshot: the states are exactly those after event `seq`, so a
+        # client that resyncs from `seq` neither misses nor repeats anything.
+        if session.get_bind().dialect.name == "postgresql":
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         seq = session.scalar(select(func.max(models.Event.seq))) or 0
         chiefs = _current_chiefs(session, now)
         states = _all_states(session)
@@ -276,7 +271,9 @@ def reports() -> Response:
     nxt = None
     if len(rows) > limit:
         rows = rows[:limit]
-        nxt = _next_url("api.reports", _encode_cursor(rows[-1].observed_at.isoformat(), rows[-1].id))
+        nxt = _next_url(
+            "api.reports", _encode_cursor(rows[-1].observed_at.isoformat(), rows[-1].id)
+        )
     return jsonify({"items": [_report_json(x) for x in rows], "next": nxt})
 
 
@@ -289,8 +286,12 @@ def report(report_id: str) -> Response:
         raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}")
     out = _report_json(row, full=True)
     out["history"] = [
-        {"at": _iso(row.received_at), "status": row.status, "by": row.reporter_id,
-         "via": row.transport}
+        {
+            "at": _iso(row.received_at),
+            "status": row.status,
+            "by": row.reporter_id,
+            "via": row.transport,
+        }
     ]
     return jsonify(out)
 
@@ -384,7 +385,9 @@ def post_photo() -> tuple[Response, int]:
     data = upload.read(rt.settings.max_photo_bytes + 1)
     if len(data) > rt.settings.max_photo_bytes:
         raise ApiError(
-            413, "photo", "too_large",
+            413,
+            "photo",
+            "too_large",
             f"the photo is larger than {rt.settings.max_photo_bytes:,} bytes",
         )
     if not data:

@@ -38,7 +38,8 @@ def main() -> None:
         fh.write("\n".join(sorted({rid for _r, rid, _b in distinct})) + "\n")
 
     client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}",
+        CallbackAPIVersion.VERSION2,
+        client_id=f"pub-{uuid.uuid4().hex[:8]}",
         protocol=mqtt.MQTTv311,
     )
     client.max_inflight_messages_set(200)
@@ -58,8 +59,15 @@ def main() -> None:
             raise SystemExit("a message was not acknowledged by the broker")
     client.disconnect()
     client.loop_stop()
-    print(json.dumps({"sent": len(messages), "distinct": len(distinct),
-                      "seconds": round(time.perf_counter() - t0, 1)}))
+    print(
+        json.dumps(
+            {
+                "sent": len(messages),
+                "distinct": len(distinct),
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

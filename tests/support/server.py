@@ -31,9 +31,7 @@ class LiveServer:
         self.runtime = runtime
         self.app, self.socketio = create_app(runtime)
         self.port = free_port()
-        self.server: BaseWSGIServer = make_server(
-            "127.0.0.1", self.port, self.app, threaded=True
-        )
+        self.server: BaseWSGIServer = make_server("127.0.0.1", self.port, self.app, threaded=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

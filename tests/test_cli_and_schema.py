@@ -1,0 +1,58 @@
+"""CLI subcommands and the schema: migrations and models agree, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from roadwatch import db
+from roadwatch.cli import main
+from roadwatch.models import Base
+
+
+def test_network_info_prints_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["network", "info"]) == 0
+    out = capsys.readouterr().out
+    assert "segments: 2495" in out
+    assert "loaded in" in out
+
+
+def test_network_info_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "x.geojson"
+    bad.write_text('{"type": "FeatureCollection", "features": []}', encoding="utf-8")
+    with pytest.raises(ValueError):
+        main(["network", "info", str(bad)])
+    assert main(["network", "info", str(tmp_path / "missing.geojson")]) == 2
+    assert "missing.geojson" in capsys.readouterr().err
+
+
+def test_db_upgrade_on_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ROADWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'a.sqlite3'}")
+    assert main(["db", "upgrade"]) == 0
+    assert main(["db", "upgrade"]) == 0  # idempotent
+    assert "database at revision 0001" in capsys.readouterr().out
+
+
+def _diff(url: str) -> list[Any]:
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
+    return diff
+
+
+def test_migrations_match_models_sqlite(tmp_path: Path) -> None:
+    assert _diff(f"sqlite:///{tmp_path / 'm.sqlite3'}") == []
+
+
+@pytest.mark.integration
+def test_migrations_match_models_postgresql(pg_database: str, runtime: Any) -> None:
+    # `runtime` (on PostgreSQL) has already upgraded pg_database; compare what is there.
+    assert _diff(pg_database) == []
