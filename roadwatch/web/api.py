@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from .. import models
 from ..ingest.messages import Inbound
 from ..ingest.payloads import parse_time
-from ..pipeline import OPEN_STATUSES, StorageError, segment_states
+from ..pipeline import StorageError, segment_states
 from ..runtime import Runtime
 from .errors import ApiError, error_response
 
