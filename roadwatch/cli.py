@@ -24,7 +24,7 @@ def _logging(level: str) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
     )
-    for noisy in ("amqtt", "transitions", "werkzeug", "engineio", "socketio"):
+    for noisy in ("amqtt", "transitions", "werkzeug", "engineio", "socketio", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 

@@ -47,6 +47,7 @@ def test_segments_geojson(client: FlaskClient, runtime: Any) -> None:
     }
     assert props["chief"]["id"] and props["state"] == {"open": 0, "overdue": 0, "score": 100}
     assert isinstance(doc["seq"], int)
+    assert doc["stats"]["reports_today"] == 0 and len(doc["stats"]["day"]) == 10
 
 
 def test_post_report_same_pipeline_and_ack_body(client: FlaskClient) -> None:
@@ -59,6 +60,7 @@ def test_post_report_same_pipeline_and_ack_body(client: FlaskClient) -> None:
     assert set(ack["snap"]) >= {"distance_m", "confidence", "ambiguous"}
     again = post(client, body)
     assert again.status_code == 200 and again.get_json()["status"] == "duplicate"
+    assert client.get("/api/segments").get_json()["stats"]["reports_today"] == 1
     # the segment now shows one open report
     seg = client.get(f"/api/segments/{ack['segment_id']}").get_json()
     assert seg["properties"]["state"]["open"] == 1

@@ -82,6 +82,13 @@ def segments() -> Response:
         seq = session.scalar(select(func.max(models.Event.seq))) or 0
         chiefs = _current_chiefs(session, now)
         states = _all_states(session)
+        local_now = now.astimezone(rt.settings.tz)
+        midnight = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+        reports_today = session.scalar(
+            select(func.count())
+            .select_from(models.Report)
+            .where(models.Report.received_at >= midnight)
+        )
     feats = []
     for s in rt.ctx.network.segments:
         st = states.get(s.id)
@@ -109,7 +116,8 @@ def segments() -> Response:
                 "geometry": mapping(s.geometry),
             }
         )
-    return jsonify({"type": "FeatureCollection", "seq": seq, "features": feats})
+    stats = {"day": midnight.date().isoformat(), "reports_today": reports_today or 0}
+    return jsonify({"type": "FeatureCollection", "seq": seq, "stats": stats, "features": feats})
 
 
 @bp.get("/segments/<segment_id>")

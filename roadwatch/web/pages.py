@@ -19,7 +19,11 @@ def live_map() -> str:
     return render_template(
         "index.html",
         title="路长制 指挥中心",
-        config={"namespace": "/live", "socketio_path": "socket.io"},
+        config={
+            "namespace": "/live",
+            "socketio_path": "socket.io",
+            "timezone": _rt().settings.timezone,
+        },
     )
 
 

@@ -620,6 +620,10 @@
     var districts = res[0][0], segs = res[0][1];
     mark("snapshot");
     rw.lastSeq = Number(segs.seq) || 0;
+    // Start "today's reports" from the server's count for the city's day, not from zero.
+    if (segs.stats && segs.stats.day === dayKey(new Date())) {
+      reportsToday = Number(segs.stats.reports_today) || 0;
+    }
     addDistricts(districts);
     addSegments(segs);
     addReports();
