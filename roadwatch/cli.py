@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
+
 from .settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("roadwatch")
@@ -133,7 +135,11 @@ def cmd_network_info(args: argparse.Namespace) -> int:
 
     path = Path(args.path) if args.path else network_path(_settings(args))
     t0 = time.perf_counter()
-    net = load_network(path)
+    try:
+        net = load_network(path)
+    except ValueError as exc:
+        print(f"roadwatch: {path} is not a usable network file: {exc}", file=sys.stderr)
+        return 2
     print(f"{path} (loaded in {time.perf_counter() - t0:.2f} s)")
     _print_info(net.info())
     return 0
@@ -227,6 +233,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except FileNotFoundError as exc:
         print(f"roadwatch: {exc}", file=sys.stderr)
+        return 2
+    except OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        print(
+            f"roadwatch: cannot use the database (ROADWATCH_DATABASE_URL): {reason}",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         return 130

@@ -17,7 +17,7 @@ from geo.network import Network, load_network
 from geo.snap import AreaIndex, SegmentIndex
 
 from . import models
-from .settings import Settings
+from .settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
 DEMO_NETWORK = Path(__file__).resolve().parent.parent / "geo" / "data" / "zhengzhou_demo.geojson.gz"
@@ -47,7 +47,10 @@ def load_network_context(settings: Settings) -> NetworkContext:
         raise FileNotFoundError(f"ROADWATCH_NETWORK: no such file: {path}")
     t0 = time.perf_counter()
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    net = load_network(path)
+    try:
+        net = load_network(path)
+    except ValueError as exc:
+        raise SettingsError(f"ROADWATCH_NETWORK: {path} cannot be used: {exc}") from None
     index = SegmentIndex(
         [s.geometry for s in net.segments],
         roads=[s.road for s in net.segments],

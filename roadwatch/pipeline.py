@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, case, func, select, text
@@ -140,8 +140,6 @@ class Pipeline:
                 ]
             elif not errors:
                 item.report, errors = validate_report(data, self.rules, now, msg.topic_reporter)
-            if item.report is not None:
-                item.message_id = item.report.report_id
             item.errors = errors
         except Exception as exc:  # a bug must cost one message a rejection, not the batch
             log.exception("unexpected error while checking a message on %s", msg.topic)
@@ -208,10 +206,13 @@ class Pipeline:
                     errs = tuple(it.errors or ())
                     it.outcome = Outcome(id=it.message_id, status="rejected", errors=errs)
                     rejected_rows.append(self._rejected_row(it, now))
-                elif it.report.report_id in inserted and fresh.get(it.report.report_id) is it:
-                    it.outcome = self._outcome(it.report.report_id, it.placement)
+                    continue
+                if it.report.report_id in inserted and fresh.get(it.report.report_id) is it:
+                    outcome = self._outcome(it.report.report_id, it.placement)
                 else:
-                    it.outcome = self._duplicate(it.report.report_id, known)
+                    outcome = self._duplicate(it.report.report_id, known)
+                # The ack echoes the id exactly as the phone wrote it (case, braces…).
+                it.outcome = replace(outcome, id=it.message_id)
             if rejected_rows:
                 session.execute(rejected_t.insert(), rejected_rows)
 

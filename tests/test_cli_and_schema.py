@@ -24,10 +24,35 @@ def test_network_info_prints_counts(capsys: pytest.CaptureFixture[str]) -> None:
 def test_network_info_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "x.geojson"
     bad.write_text('{"type": "FeatureCollection", "features": []}', encoding="utf-8")
-    with pytest.raises(ValueError):
-        main(["network", "info", str(bad)])
+    assert main(["network", "info", str(bad)]) == 2
+    assert "x.geojson is not a usable network file" in capsys.readouterr().err
     assert main(["network", "info", str(tmp_path / "missing.geojson")]) == 2
     assert "missing.geojson" in capsys.readouterr().err
+
+
+def test_serve_with_unreachable_database_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.support.server import free_port
+
+    monkeypatch.setenv(
+        "ROADWATCH_DATABASE_URL", f"postgresql://nobody@127.0.0.1:{free_port()}/none"
+    )
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("roadwatch: cannot use the database (ROADWATCH_DATABASE_URL)")
+    assert len(err.splitlines()) == 1
+
+
+def test_serve_with_a_bad_network_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "net.geojson"
+    bad.write_text("[1, 2]", encoding="utf-8")
+    monkeypatch.setenv("ROADWATCH_NETWORK", str(bad))
+    monkeypatch.setenv("ROADWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    assert main(["serve"]) == 2
+    assert capsys.readouterr().err.startswith("roadwatch: configuration error: ROADWATCH_NETWORK")
 
 
 def test_db_upgrade_on_sqlite(

@@ -241,3 +241,12 @@ def test_batch_and_single_placement_agree(runtime: Any) -> None:
             assert abs(b.lat - o.lat) < 1e-9 and abs(b.lon - o.lon) < 1e-9
     statuses = {p.status for p in batch}
     assert statuses >= {"accepted", "needs_review"}
+
+
+def test_ack_echoes_the_id_as_sent_and_dedupes_its_canonical_form(runtime: Any) -> None:
+    rid = str(uuid.uuid4())
+    upper = contract_example(report_id=rid.upper())
+    (first,) = runtime.pipeline.process([inbound(upper)])
+    assert (first.status, first.id) == ("accepted", rid.upper())
+    (again,) = runtime.pipeline.process([inbound(contract_example(report_id=rid))])
+    assert (again.status, again.id) == ("duplicate", rid)

@@ -30,7 +30,7 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
         message_queue=settings.socketio_queue or None,
         # A message larger than this is a bug or an attack: drop the connection.
         max_http_buffer_size=64 * 1024,
-        cors_allowed_origins=[],
+        # cors_allowed_origins left at its default: only the page's own origin may connect.
     )
     app.extensions["roadwatch_socketio"] = socketio
 

@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -288,8 +289,12 @@ def reports() -> Response:
 @bp.get("/reports/<report_id>")
 def report(report_id: str) -> Response:
     rt = _rt()
+    try:
+        canonical = str(uuid.UUID(report_id))
+    except ValueError:
+        raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}") from None
     with rt.sessions() as session:
-        row = session.get(models.Report, report_id.lower())
+        row = session.get(models.Report, canonical)
     if row is None:
         raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}")
     out = _report_json(row, full=True)
