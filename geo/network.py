@@ -197,27 +197,29 @@ def _line_json(line: LineString) -> dict[str, Any]:
     return {"type": "LineString", "coordinates": xy.tolist()}
 
 
+def segment_feature(s: Segment) -> dict[str, Any]:
+    """One segment as a GeoJSON Feature (as stored in the file and served by the API)."""
+    return {
+        "type": "Feature",
+        "id": s.id,
+        "properties": {
+            "id": s.id,
+            "name": s.name,
+            "road": s.road,
+            "from": s.from_road,
+            "to": s.to_road,
+            "district": s.district,
+            "subdistrict": s.subdistrict,
+            "road_class": s.road_class,
+            "length_m": round(s.length_m, 1),
+        },
+        "geometry": _line_json(s.geometry),
+    }
+
+
 def network_to_json(net: Network) -> dict[str, Any]:
     """The network as the JSON document that save_network writes."""
-    features = [
-        {
-            "type": "Feature",
-            "id": s.id,
-            "properties": {
-                "id": s.id,
-                "name": s.name,
-                "road": s.road,
-                "from": s.from_road,
-                "to": s.to_road,
-                "district": s.district,
-                "subdistrict": s.subdistrict,
-                "road_class": s.road_class,
-                "length_m": round(s.length_m, 1),
-            },
-            "geometry": _line_json(s.geometry),
-        }
-        for s in net.segments
-    ]
+    features = [segment_feature(s) for s in net.segments]
     districts = [
         {
             "type": "Feature",

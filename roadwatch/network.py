@@ -8,12 +8,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shapely.geometry import mapping
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from geo.network import Network, load_network
+from geo.network import Network, load_network, segment_feature
 from geo.snap import AreaIndex, SegmentIndex
 
 from . import models
@@ -35,6 +36,7 @@ class NetworkContext:
     areas: AreaIndex
     position: dict[str, int] = field(repr=False)  # segment id -> position in network.segments
     district_names: dict[str, str] = field(repr=False)  # code -> name
+    features: list[dict[str, Any]] = field(repr=False)  # GeoJSON of each segment, for the API
 
     @property
     def size(self) -> int:
@@ -65,6 +67,7 @@ def load_network_context(settings: Settings) -> NetworkContext:
         areas=areas,
         position={s.id: i for i, s in enumerate(net.segments)},
         district_names={d.code: d.name for d in net.districts},
+        features=[segment_feature(s) for s in net.segments],
     )
     log.info(
         "network %s: %d segments in %d districts, loaded in %.2f s",

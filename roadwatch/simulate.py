@@ -179,11 +179,16 @@ class Simulator:
             protocol=mqtt.MQTTv311,
         )
         self.client.max_queued_messages_set(0)
+        self._listening = threading.Event()
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_ack
 
     def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
         client.subscribe(self.topics.ack("+"), qos=1)
+
+    def _on_subscribe(self, *_: Any) -> None:
+        self._listening.set()
 
     def _on_ack(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:
@@ -203,6 +208,9 @@ class Simulator:
     ) -> Counter[str]:
         self.client.connect(self.host, self.port, keepalive=30)
         self.client.loop_start()
+        # Listen for acks before the first report goes out, or the first acks are missed.
+        if not self._listening.wait(10):
+            log.warning("simulate: no SUBACK for the ack topic; outcomes may be incomplete")
         start = time.monotonic()
         next_progress = start + 1
         interval = 1.0 / self.rate if self.rate > 0 else 0.0

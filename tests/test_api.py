@@ -12,7 +12,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from roadwatch.web import create_app
-from tests.test_pipeline import contract_example, inbound
+from tests.support.examples import contract_example
+from tests.test_pipeline import inbound
 
 
 @pytest.fixture

@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 from roadwatch import models
 from roadwatch.runtime import Runtime
 from tests.conftest import make_settings
+from tests.support.examples import contract_example
 from tests.support.mosquitto import MosquittoProcess
 from tests.support.server import AckListener, live_server
-from tests.test_pipeline import contract_example
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPORTER = "zz-jinshui-0421"

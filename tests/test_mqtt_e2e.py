@@ -18,8 +18,8 @@ from paho.mqtt.properties import Properties
 from roadwatch import models
 from roadwatch.runtime import Runtime
 from tests.conftest import MOSQUITTO, make_settings, need_service
+from tests.support.examples import contract_example
 from tests.support.server import AckListener, live_server
-from tests.test_pipeline import contract_example
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,8 @@ import socketio
 
 from roadwatch.runtime import Runtime
 from tests.conftest import MOSQUITTO, make_settings, need_service
+from tests.support.examples import contract_example
 from tests.support.server import AckListener, live_server
-from tests.test_pipeline import contract_example
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent

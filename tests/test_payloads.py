@@ -10,6 +10,7 @@ import pytest
 
 from roadwatch.categories import load_categories
 from roadwatch.ingest.payloads import ReportRules, decode_json, validate_report
+from tests.support.examples import contract_example
 
 NOW = dt.datetime(2026, 11, 23, 1, 20, tzinfo=dt.UTC)
 RULES = ReportRules(
@@ -21,25 +22,12 @@ RULES = ReportRules(
 
 
 def example(**changes: Any) -> dict[str, Any]:
-    """CONTRACT.md 1.1's example report."""
-    body: dict[str, Any] = {
-        "v": 1,
+    """CONTRACT.md 1.1's example, verbatim (its id and time), against a fixed clock."""
+    fixed = {
         "report_id": "0b9f7c1e-3c53-4a53-9a1f-6f0d7b0a1a42",
-        "reporter_id": "zz-jinshui-0421",
         "observed_at": "2026-11-23T09:15:02+08:00",
-        "lat": 34.77281,
-        "lon": 113.68352,
-        "crs": "GCJ02",
-        "accuracy_m": 12.0,
-        "heading_deg": 87.5,
-        "category": "E0504",
-        "severity": 2,
-        "note": "店外经营，占用人行道约20米",
-        "photos": ["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],
-        "segment_hint": None,
     }
-    body.update(changes)
-    return {k: v for k, v in body.items() if v is not ...}
+    return contract_example(**{**fixed, **changes})
 
 
 def check(body: Any, topic_reporter: str | None = "zz-jinshui-0421") -> list[tuple[str, str]]:

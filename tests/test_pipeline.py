@@ -13,29 +13,7 @@ from geo.crs import wgs84_to_gcj02
 from roadwatch import models
 from roadwatch.ingest.messages import Inbound
 from roadwatch.pipeline import LiveEvent
-
-CST = dt.timezone(dt.timedelta(hours=8))
-
-
-def contract_example(**changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "v": 1,
-        "report_id": str(uuid.uuid4()),
-        "reporter_id": "zz-jinshui-0421",
-        "observed_at": dt.datetime.now(CST).isoformat(timespec="seconds"),
-        "lat": 34.77281,
-        "lon": 113.68352,
-        "crs": "GCJ02",
-        "accuracy_m": 12.0,
-        "heading_deg": 87.5,
-        "category": "E0504",
-        "severity": 2,
-        "note": "店外经营，占用人行道约20米",
-        "photos": ["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],
-        "segment_hint": None,
-    }
-    body.update(changes)
-    return body
+from tests.support.examples import contract_example
 
 
 def inbound(body: dict[str, Any] | bytes, reporter: str | None = "zz-jinshui-0421") -> Inbound:

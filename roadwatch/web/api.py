@@ -91,32 +91,16 @@ def segments() -> Response:
             .where(models.Report.received_at >= midnight)
         )
     feats = []
-    for s in rt.ctx.network.segments:
-        st = states.get(s.id)
-        feats.append(
-            {
-                "type": "Feature",
-                "id": s.id,
-                "properties": {
-                    "id": s.id,
-                    "name": s.name,
-                    "road": s.road,
-                    "from": s.from_road,
-                    "to": s.to_road,
-                    "district": s.district,
-                    "subdistrict": s.subdistrict,
-                    "road_class": s.road_class,
-                    "length_m": s.length_m,
-                    "chief": chiefs.get(s.id),
-                    "state": {
-                        "open": st["open"] if st else 0,
-                        "overdue": st["overdue"] if st else 0,
-                        "score": st["score"] if st else 100,
-                    },
-                },
-                "geometry": mapping(s.geometry),
-            }
-        )
+    for feature in rt.ctx.features:
+        sid = feature["id"]
+        st = states.get(sid)
+        state = {
+            "open": st["open"] if st else 0,
+            "overdue": st["overdue"] if st else 0,
+            "score": st["score"] if st else 100,
+        }
+        props = {**feature["properties"], "chief": chiefs.get(sid), "state": state}
+        feats.append({**feature, "properties": props})
     stats = {"day": midnight.date().isoformat(), "reports_today": reports_today or 0}
     return jsonify({"type": "FeatureCollection", "seq": seq, "stats": stats, "features": feats})
 
@@ -127,7 +111,6 @@ def segment(segment_id: str) -> Response:
     pos = rt.ctx.position.get(segment_id)
     if pos is None:
         raise ApiError(404, "segment_id", "not_found", f"no segment with id {segment_id}")
-    s = rt.ctx.network.segments[pos]
     a, p = models.Assignment, models.Reporter
     with rt.sessions() as session:
         rows = session.execute(
@@ -147,26 +130,13 @@ def segment(segment_id: str) -> Response:
         }
         for aa, pp in rows
     ]
-    return jsonify(
-        {
-            "type": "Feature",
-            "id": s.id,
-            "properties": {
-                "id": s.id,
-                "name": s.name,
-                "road": s.road,
-                "from": s.from_road,
-                "to": s.to_road,
-                "district": s.district,
-                "subdistrict": s.subdistrict,
-                "road_class": s.road_class,
-                "length_m": s.length_m,
-                "state": {k: state[k] for k in ("open", "overdue", "score")},
-                "responsibility": history,
-            },
-            "geometry": mapping(s.geometry),
-        }
-    )
+    feature = rt.ctx.features[pos]
+    props = {
+        **feature["properties"],
+        "state": {k: state[k] for k in ("open", "overdue", "score")},
+        "responsibility": history,
+    }
+    return jsonify({**feature, "properties": props})
 
 
 # -- paging ------------------------------------------------------------------------

@@ -9,7 +9,6 @@ and recolour that segment without reloading.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import queue
@@ -27,11 +26,11 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from playwright.sync_api import Page
 
+from tests.support.examples import contract_example
 from tests.support.server import free_port
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
-CST = dt.timezone(dt.timedelta(hours=8))
 
 
 @pytest.fixture
@@ -76,25 +75,6 @@ def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
     assert "Traceback" not in served_log
 
 
-def example_report() -> dict[str, Any]:
-    return {
-        "v": 1,
-        "report_id": str(uuid.uuid4()),
-        "reporter_id": "zz-jinshui-0421",
-        "observed_at": dt.datetime.now(CST).isoformat(timespec="seconds"),
-        "lat": 34.77281,
-        "lon": 113.68352,
-        "crs": "GCJ02",
-        "accuracy_m": 12.0,
-        "heading_deg": 87.5,
-        "category": "E0504",
-        "severity": 2,
-        "note": "店外经营，占用人行道约20米",
-        "photos": ["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],
-        "segment_hint": None,
-    }
-
-
 def publish_and_wait_for_ack(port: int, body: dict[str, Any]) -> dict[str, Any]:
     acks: queue.Queue[dict[str, Any]] = queue.Queue()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"phone-{uuid.uuid4().hex[:6]}")
@@ -128,7 +108,7 @@ def test_fresh_start_shows_segments_and_a_live_report(
     assert drawn == 2495
     assert page.evaluate("window.roadwatch.reportsSeen") == 0
 
-    body = example_report()
+    body = contract_example()
     ack = publish_and_wait_for_ack(served["mqtt_port"], body)
     t_ack = time.monotonic()
     assert ack["status"] == "accepted", ack
