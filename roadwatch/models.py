@@ -82,6 +82,33 @@ class Segment(Base):
     road_class: Mapped[str] = mapped_column(String(16))
     length_m: Mapped[float] = mapped_column(Float)
     geometry: Mapped[dict[str, Any]] = mapped_column(JSON)  # GeoJSON LineString, WGS84
+    # Re-imports never delete: a changed segment gets a new version (the old one stays in
+    # segment_versions for the reports snapped to it); a segment gone from the file is retired.
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    retired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class SegmentVersion(Base):
+    """Every geometry and name a segment has had, with the period it was valid."""
+
+    __tablename__ = "segment_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    segment_id: Mapped[str] = mapped_column(ForeignKey("segments.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    road: Mapped[str] = mapped_column(String(100))
+    from_road: Mapped[str] = mapped_column(String(100))
+    to_road: Mapped[str] = mapped_column(String(100))
+    district: Mapped[str] = mapped_column(String(16))
+    road_class: Mapped[str] = mapped_column(String(16))
+    length_m: Mapped[float] = mapped_column(Float)
+    geometry: Mapped[dict[str, Any]] = mapped_column(JSON)
+    valid_from: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    valid_to: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ux_segment_versions_segment_version", "segment_id", "version", unique=True),
+    )
 
 
 class Reporter(Base):
@@ -89,15 +116,22 @@ class Reporter(Base):
 
     __tablename__ = "reporters"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(64))
-    level: Mapped[int] = mapped_column(SmallInteger)  # 0 总路长, 1 一级, 2 二级, 3 三级
+    name: Mapped[str] = mapped_column(String(100))
+    # person (a road chief, supervisor, volunteer), unit (驻区单位 partner unit) or merchant
+    kind: Mapped[str] = mapped_column(String(16), server_default="person")
+    level: Mapped[int | None] = mapped_column(SmallInteger)  # 0 总路长, 1 一级, 2 二级, 3 三级
     district: Mapped[str | None] = mapped_column(String(16), index=True)
     subdistrict: Mapped[str | None] = mapped_column(String(64))
     title: Mapped[str | None] = mapped_column(String(100))
 
 
 class Assignment(Base):
-    """Who answers for a segment, at which level, during which period (chiefs rotate)."""
+    """Who answers for a segment, in which role and level, during which period.
+
+    role: road_chief (with its level), partner_unit (驻区单位 adopting the segment) or
+    merchant (门前三包: a frontage zone from_chainage_m..to_chainage_m along the segment).
+    Periods are half-open [valid_from, valid_to); a change closes the old row, never edits it.
+    """
 
     __tablename__ = "assignments"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -107,6 +141,8 @@ class Assignment(Base):
     role: Mapped[str] = mapped_column(String(32), default="road_chief")
     valid_from: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     valid_to: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    from_chainage_m: Mapped[float | None] = mapped_column(Float)
+    to_chainage_m: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (Index("ix_assignments_segment_from", "segment_id", "valid_from"),)
 
@@ -131,6 +167,7 @@ class Report(Base):
     heading_deg: Mapped[float | None] = mapped_column(Float)
     segment_hint: Mapped[str | None] = mapped_column(String(64))
     segment_id: Mapped[str | None] = mapped_column(ForeignKey("segments.id"), index=True)
+    segment_version: Mapped[int | None] = mapped_column(Integer)  # the geometry it was snapped to
     district: Mapped[str | None] = mapped_column(String(16), index=True)
     snap_distance_m: Mapped[float | None] = mapped_column(Float)
     snap_confidence: Mapped[float | None] = mapped_column(Float)
@@ -139,6 +176,20 @@ class Report(Base):
     transport: Mapped[str] = mapped_column(String(8))  # mqtt | http
     topic: Mapped[str | None] = mapped_column(String(255))
     raw: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ReportTransition(Base):
+    """Every change of a report's state: who, when, why (review decisions, later the workflow)."""
+
+    __tablename__ = "report_transitions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    report_id: Mapped[str] = mapped_column(ForeignKey("reports.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    by: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class RejectedMessage(Base):

@@ -294,6 +294,7 @@ class Pipeline:
             "heading_deg": r.heading_deg,
             "segment_hint": r.segment_hint,
             "segment_id": p.segment_id,
+            "segment_version": self.ctx.versions.get(p.segment_id) if p.segment_id else None,
             "district": p.district,
             "snap_distance_m": p.distance_m,
             "snap_confidence": p.confidence,
