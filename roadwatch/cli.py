@@ -154,6 +154,43 @@ def _print_info(info: dict[str, Any], indent: str = "  ") -> None:
             print(f"{indent}{key}: {value}")
 
 
+# -- chiefs ------------------------------------------------------------------------
+def cmd_chiefs_import(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _logging("WARNING")
+    from sqlalchemy import select
+
+    from . import db, models
+    from .responsibility import AssignmentImportError, apply_assignments, read_assignments
+
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    sessions = db.make_sessionmaker(engine)
+    with sessions() as session:
+        known = set(
+            session.scalars(select(models.Segment.id).where(models.Segment.retired_at.is_(None)))
+        )
+    if not known:
+        print(
+            "roadwatch: the database has no segments yet; run `roadwatch serve` or "
+            "`roadwatch network import` first",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        rows = read_assignments(Path(args.file), known, settings.tz)
+    except AssignmentImportError as exc:
+        print(f"roadwatch: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    with sessions.begin() as session:
+        summary = apply_assignments(session, rows)
+    print(
+        f"imported {summary.opened} assignments from {args.file}: "
+        f"{summary.closed} earlier assignments closed, {summary.people_added} people added"
+    )
+    return 0
+
+
 # -- simulate ----------------------------------------------------------------------
 def cmd_simulate(args: argparse.Namespace) -> int:
     settings = _settings(args)
@@ -212,6 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
     ni = nsub.add_parser("info", help="counts of a network file (default: the configured one)")
     ni.add_argument("path", nargs="?")
     ni.set_defaults(func=cmd_network_info)
+
+    c = sub.add_parser("chiefs", help="road chiefs, partner units and merchants")
+    csub = c.add_subparsers(dest="chiefs_command", required=True)
+    ci = csub.add_parser(
+        "import",
+        help="dated assignments from CSV/XLSX (columns: segment_id, person_id, person_name, "
+        "role, level, valid_from, valid_to, from_chainage_m, to_chainage_m, title)",
+    )
+    ci.add_argument("file")
+    ci.set_defaults(func=cmd_chiefs_import)
 
     m = sub.add_parser("simulate", help="simulated road chiefs publishing reports over MQTT")
     m.add_argument("--chiefs", type=int, default=50)

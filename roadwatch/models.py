@@ -137,7 +137,7 @@ class Assignment(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     segment_id: Mapped[str] = mapped_column(ForeignKey("segments.id"))
     reporter_id: Mapped[str] = mapped_column(ForeignKey("reporters.id"), index=True)
-    level: Mapped[int] = mapped_column(SmallInteger)
+    level: Mapped[int | None] = mapped_column(SmallInteger)  # road chiefs only
     role: Mapped[str] = mapped_column(String(32), default="road_chief")
     valid_from: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     valid_to: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

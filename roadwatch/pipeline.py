@@ -178,7 +178,7 @@ class Pipeline:
                 it.report = None
 
     def _store(self, items: list[_Item], now: dt.datetime) -> list[LiveEvent]:
-        reports_t, rejected_t, events_t = REPORTS, REJECTED, EVENTS
+        reports_t, rejected_t = REPORTS, REJECTED
         # Core, not the ORM: this is the hot path and every statement is plain SQL.
         with self.engine.begin() as session:
             valid = [it for it in items if it.report is not None]
@@ -219,15 +219,7 @@ class Pipeline:
             payloads = self._event_payloads(session, [fresh[r] for r in fresh if r in inserted])
             if not payloads:
                 return []
-            seqs = _allocate_seqs(session, len(payloads))
-            session.execute(
-                events_t.insert(),
-                [
-                    {"seq": q, "kind": k, "payload": p, "created_at": now}
-                    for q, (k, p) in zip(seqs, payloads, strict=True)
-                ],
-            )
-        return [LiveEvent(k, {**p, "seq": s}) for (k, p), s in zip(payloads, seqs, strict=True)]
+            return record_events(session, payloads, now)
 
     # -- helpers ------------------------------------------------------------------
     def _existing(self, session: Connection, ids: list[str]) -> dict[str, Outcome]:
@@ -396,9 +388,27 @@ def _ack_snap(snap: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: snap[k] for k in keys if k in snap}
 
 
-def _allocate_seqs(session: Connection, n: int) -> list[int]:
+def record_events(
+    session: Connection | Session, payloads: list[tuple[str, dict[str, Any]]], now: dt.datetime
+) -> list[LiveEvent]:
+    """Append live events to the event log in the caller's transaction; emit after commit."""
+    if not payloads:
+        return []
+    seqs = _allocate_seqs(session, len(payloads))
+    session.execute(
+        EVENTS.insert(),
+        [
+            {"seq": q, "kind": k, "payload": p, "created_at": now}
+            for q, (k, p) in zip(seqs, payloads, strict=True)
+        ],
+    )
+    return [LiveEvent(k, {**p, "seq": s}) for (k, p), s in zip(payloads, seqs, strict=True)]
+
+
+def _allocate_seqs(session: Connection | Session, n: int) -> list[int]:
     """n new, increasing event sequence numbers, taken inside the current transaction."""
-    if session.dialect.name == "postgresql":
+    bind = session.get_bind() if isinstance(session, Session) else session
+    if bind.dialect.name == "postgresql":
         rows = session.execute(
             text(
                 "SELECT nextval(pg_get_serial_sequence('events', 'seq'))"

@@ -9,7 +9,7 @@ from flask import Flask
 from flask_socketio import SocketIO
 
 from ..runtime import Runtime
-from . import api, errors, live, pages
+from . import api, errors, live, pages, review
 
 
 def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
@@ -36,6 +36,7 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(review.bp)
     errors.register(app)
     live.register(socketio, runtime)
     runtime.broadcaster.emitter = socketio

@@ -19,6 +19,7 @@ from .. import models
 from ..ingest.messages import Inbound
 from ..ingest.payloads import parse_time
 from ..pipeline import StorageError, segment_states
+from ..responsibility import assignment_json, responsible_at
 from ..runtime import Runtime
 from .errors import ApiError, error_response
 
@@ -107,36 +108,62 @@ def segments() -> Response:
 
 @bp.get("/segments/<segment_id>")
 def segment(segment_id: str) -> Response:
+    """One segment (retired ones too), its versions and its responsibility history."""
     rt = _rt()
-    pos = rt.ctx.position.get(segment_id)
-    if pos is None:
-        raise ApiError(404, "segment_id", "not_found", f"no segment with id {segment_id}")
-    a, p = models.Assignment, models.Reporter
+    a, p, v = models.Assignment, models.Reporter, models.SegmentVersion
     with rt.sessions() as session:
-        rows = session.execute(
+        row = session.get(models.Segment, segment_id)
+        if row is None:
+            raise ApiError(404, "segment_id", "not_found", f"no segment with id {segment_id}")
+        people = session.execute(
             select(a, p)
             .join(p, p.id == a.reporter_id)
             .where(a.segment_id == segment_id)
-            .order_by(a.level, a.valid_from)
+            .order_by(a.role, a.level, a.valid_from)
+        ).all()
+        versions = session.scalars(
+            select(v).where(v.segment_id == segment_id).order_by(v.version)
         ).all()
         state = segment_states(session, [segment_id])[0]
-    history = [
-        {
-            "person": {"id": pp.id, "name": pp.name, "title": pp.title},
-            "level": aa.level,
-            "role": aa.role,
-            "valid_from": _iso(aa.valid_from),
-            "valid_to": _iso(aa.valid_to),
-        }
-        for aa, pp in rows
+    now = models.utcnow()
+    tz = rt.settings.tz
+    history = [assignment_json(aa, pp, tz) for aa, pp in people]
+    current = [
+        h
+        for (aa, _), h in zip(people, history, strict=True)
+        if aa.valid_from <= now and (aa.valid_to is None or aa.valid_to > now)
     ]
-    feature = rt.ctx.features[pos]
     props = {
-        **feature["properties"],
+        "id": row.id,
+        "name": row.name,
+        "road": row.road,
+        "from": row.from_road,
+        "to": row.to_road,
+        "district": row.district,
+        "subdistrict": row.subdistrict,
+        "road_class": row.road_class,
+        "length_m": row.length_m,
+        "version": row.version,
+        "retired_at": _iso(row.retired_at),
+        "chief": next(
+            (h["person"] for h in current if h["role"] == "road_chief" and h["level"] == 3), None
+        ),
         "state": {k: state[k] for k in ("open", "overdue", "score")},
+        "responsible_now": current,
         "responsibility": history,
+        "versions": [
+            {
+                "version": x.version,
+                "name": x.name,
+                "valid_from": _iso(x.valid_from),
+                "valid_to": _iso(x.valid_to),
+                "length_m": x.length_m,
+                "geometry": x.geometry,
+            }
+            for x in versions
+        ],
     }
-    return jsonify({**feature, "properties": props})
+    return jsonify({"type": "Feature", "id": row.id, "properties": props, "geometry": row.geometry})
 
 
 # -- paging ------------------------------------------------------------------------
@@ -265,17 +292,46 @@ def report(report_id: str) -> Response:
         raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}") from None
     with rt.sessions() as session:
         row = session.get(models.Report, canonical)
-    if row is None:
-        raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}")
-    out = _report_json(row, full=True)
-    out["history"] = [
-        {
-            "at": _iso(row.received_at),
-            "status": row.status,
-            "by": row.reporter_id,
-            "via": row.transport,
-        }
-    ]
+        if row is None:
+            raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}")
+        out = _report_json(row, full=True)
+        transitions = session.scalars(
+            select(models.ReportTransition)
+            .where(models.ReportTransition.report_id == row.id)
+            .order_by(models.ReportTransition.id)
+        ).all()
+        # The report's first state is where its first transition started from.
+        first = transitions[0].from_status if transitions else row.status
+        out["history"] = [
+            {
+                "at": _iso(row.received_at),
+                "status": first,
+                "by": row.reporter_id,
+                "via": row.transport,
+                "note": None,
+            }
+        ] + [
+            {"at": _iso(t.at), "status": t.to_status, "by": t.by, "via": "review", "note": t.note}
+            for t in transitions
+        ]
+        if row.segment_id:
+            # The segment as it was when the report was snapped to it, even if it has
+            # changed or been retired since, and who answered for it when it was seen.
+            ver = session.scalar(
+                select(models.SegmentVersion).where(
+                    models.SegmentVersion.segment_id == row.segment_id,
+                    models.SegmentVersion.version == (row.segment_version or 1),
+                )
+            )
+            if ver is not None:
+                out["segment"] = {
+                    "id": row.segment_id,
+                    "version": ver.version,
+                    "name": ver.name,
+                    "geometry": ver.geometry,
+                }
+            chainage = (row.snap or {}).get("chainage_m")
+            out["responsible"] = responsible_at(session, row.segment_id, row.observed_at, chainage)
     return jsonify(out)
 
 

@@ -70,6 +70,7 @@ def upgrade() -> None:
     with op.batch_alter_table("assignments", schema=None) as batch_op:
         batch_op.add_column(sa.Column("from_chainage_m", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("to_chainage_m", sa.Float(), nullable=True))
+        batch_op.alter_column("level", existing_type=sa.SMALLINT(), nullable=True)
 
     with op.batch_alter_table("reporters", schema=None) as batch_op:
         batch_op.add_column(

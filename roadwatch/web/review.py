@@ -1,0 +1,132 @@
+"""The review queue: reports that could not be tied to one segment with confidence.
+
+GET  /api/review                 needs_review reports, oldest first, with their candidates
+POST /api/review/<report_id>     settle one: {"segment_id": …, "by": …, "note": …}
+                                 or {"invalid": true, "by": …, "note": …}
+Every decision is stored as a report transition and pushed live (`case` and `segment`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy import select
+
+from .. import models
+from ..pipeline import record_events, segment_states
+from ..runtime import Runtime
+from .errors import ApiError
+
+bp = Blueprint("review", __name__, url_prefix="/api/review")
+
+
+def _rt() -> Runtime:
+    rt: Runtime = current_app.extensions["roadwatch"]
+    return rt
+
+
+@bp.get("")
+def queue() -> Response:
+    rt = _rt()
+    r = models.Report
+    try:
+        limit = min(max(int(request.args.get("limit", "100")), 1), 1000)
+    except ValueError:
+        raise ApiError(400, "limit", "invalid", "limit must be a whole number") from None
+    q = select(r).where(r.status == "needs_review")
+    if "district" in request.args:
+        q = q.where(r.district == request.args["district"])
+    with rt.sessions() as session:
+        rows = session.scalars(q.order_by(r.received_at, r.id).limit(limit)).all()
+    names = {s.id: s.name for s in rt.ctx.network.segments}
+    tz = rt.settings.tz
+    items = []
+    for row in rows:
+        snap = row.snap or {}
+        items.append(
+            {
+                "id": row.id,
+                "reporter_id": row.reporter_id,
+                "category": row.category,
+                "severity": row.severity,
+                "lat": row.lat,
+                "lon": row.lon,
+                "observed_at": row.observed_at.astimezone(tz).isoformat(),
+                "note": row.note,
+                "reason": snap.get("reason"),
+                "candidates": [
+                    {"segment_id": c, "name": names.get(c)} for c in snap.get("candidates", [])
+                ],
+            }
+        )
+    return jsonify({"items": items})
+
+
+@bp.post("/<report_id>")
+def settle(report_id: str) -> tuple[Response, int]:
+    rt = _rt()
+    body: Any = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "body", "invalid_json", "send a JSON object")
+    by = body.get("by")
+    if not isinstance(by, str) or not by.strip():
+        raise ApiError(400, "by", "required", "by (who decides) is required")
+    note = body.get("note") if isinstance(body.get("note"), str) else None
+    invalid = body.get("invalid") is True
+    seg_id = body.get("segment_id")
+    if not invalid and (not isinstance(seg_id, str) or seg_id not in rt.ctx.position):
+        raise ApiError(
+            422, "segment_id", "unknown_segment", "segment_id must be a current segment's id"
+        )
+    try:
+        rid = str(uuid.UUID(report_id))
+    except ValueError:
+        raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}") from None
+    now = models.utcnow()
+    with rt.sessions.begin() as session:
+        row = session.get(models.Report, rid, with_for_update=True)
+        if row is None:
+            raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}")
+        if row.status != "needs_review":
+            raise ApiError(
+                409, "report_id", "not_in_review", f"the report is {row.status}, not in review"
+            )
+        new_status = "invalid" if invalid else "accepted"
+        row.status = new_status
+        if not invalid:
+            assert isinstance(seg_id, str)
+            seg = rt.ctx.network.segments[rt.ctx.position[seg_id]]
+            row.segment_id, row.district = seg.id, seg.district
+            row.segment_version = rt.ctx.versions.get(seg.id)
+            row.snap = {**(row.snap or {}), "method": "review", "reviewed_by": by}
+        session.add(
+            models.ReportTransition(
+                report_id=rid,
+                at=now,
+                from_status="needs_review",
+                to_status=new_status,
+                by=by,
+                note=note,
+                data={"segment_id": None if invalid else seg_id},
+            )
+        )
+        session.flush()
+        payloads: list[tuple[str, dict[str, Any]]] = [
+            (
+                "case",
+                {
+                    "id": rid,
+                    "status": new_status,
+                    "segment_id": row.segment_id,
+                    "district": row.district,
+                    "by": by,
+                },
+            )
+        ]
+        if not invalid:
+            payloads += [("segment", st) for st in segment_states(session, [seg.id])]
+        events = record_events(session, payloads, now)
+    rt.broadcaster.publish(events)
+    return jsonify({"id": rid, "status": new_status, "segment_id": row.segment_id}), 200
