@@ -145,6 +145,119 @@ def cmd_network_info(args: argparse.Namespace) -> int:
     return 0
 
 
+class _ProgressBar:
+    """`stage  [#######.......]  48%  120,000/250,000` on one line of stderr."""
+
+    def __init__(self, out: Any = sys.stderr, width: int = 30) -> None:
+        self.out, self.width = out, width
+        self.last = 0.0
+        self.stage = ""
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        final = total > 0 and done >= total
+        changed = stage != self.stage
+        if not changed and not final and now - self.last < 0.2:
+            return
+        self.stage, self.last = stage, now
+        frac = done / total if total else 1.0
+        bar = "#" * int(frac * self.width)
+        line = f"{stage:<10s} [{bar:<{self.width}s}] {frac:4.0%}  {done:,}/{total:,}"
+        if self.out.isatty():
+            self.out.write("\r" + line + ("\n" if final else ""))
+        elif final or changed:
+            self.out.write(line + "\n")
+        self.out.flush()
+
+
+def _bounds(text: str) -> tuple[float, float, float, float] | None:
+    if not text.strip():
+        return None
+    parts = [float(x) for x in text.split(",")]
+    return (parts[0], parts[1], parts[2], parts[3])
+
+
+def cmd_network_import(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _logging("WARNING")
+    from geo.importer import FieldMapping, NetworkImportError, read_segment_layer
+    from geo.network import load_network, save_network
+    from geo.segmentize import network_from_osm
+
+    src = Path(args.file)
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("var/networks") / (src.name.split(".")[0] + ".geojson.gz")
+    )
+    bounds = _bounds(args.bounds) if args.bounds is not None else _bounds(settings.city_bounds)
+    progress = _ProgressBar()
+    t0 = time.perf_counter()
+    try:
+        if src.name.endswith(".pbf"):
+            previous = load_network(out) if out.exists() else None
+            net = network_from_osm(
+                src,
+                bounds=bounds,
+                min_length_m=args.min_length,
+                target_count=args.target_count,
+                id_prefix=args.id_prefix,
+                previous=previous,
+            )
+        else:
+            if args.mapping:
+                mapping = FieldMapping.from_toml(args.mapping)
+            else:
+                mapping = FieldMapping.from_options(
+                    id=args.id_field,
+                    name=args.name_field,
+                    road=args.road_field,
+                    from_road=args.from_field,
+                    to_road=args.to_field,
+                    district=args.district_field,
+                    chief=args.chief_field,
+                    chief_name=args.chief_name_field,
+                    road_class=args.road_class_field,
+                )
+            net = read_segment_layer(
+                src,
+                mapping,
+                layer=args.layer,
+                bounds=bounds,
+                district_layer=args.districts,
+                progress=progress,
+            )
+    except NetworkImportError as exc:
+        print(f"roadwatch: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as exc:
+        print(f"roadwatch: cannot import {src}: {exc}", file=sys.stderr)
+        return 2
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".part")
+    save_network(net, tmp)
+    tmp.replace(out)  # atomic: a failed import leaves the previous file in place
+    print(
+        f"imported {len(net.segments):,} segments in {len(net.districts)} districts from {src} "
+        f"in {time.perf_counter() - t0:.1f} s -> {out}"
+    )
+    if args.apply:
+        import hashlib
+
+        from . import db, models
+        from .network_sync import sync
+
+        engine = db.make_engine(settings.database_url)
+        db.upgrade(engine)
+        with db.make_sessionmaker(engine).begin() as session:
+            summary = sync(session, net, settings.tz)
+            digest = hashlib.sha256(out.read_bytes()).hexdigest()
+            session.merge(models.Meta(key="network_digest", value=digest))
+        print(f"database: {summary}")
+    print(f"use it with: ROADWATCH_NETWORK={out} roadwatch serve")
+    return 0
+
+
 def _print_info(info: dict[str, Any], indent: str = "  ") -> None:
     for key, value in info.items():
         if isinstance(value, dict):
@@ -246,6 +359,46 @@ def build_parser() -> argparse.ArgumentParser:
     ng.add_argument("--seed", type=int, default=20180501)
     ng.add_argument("--segments", type=int, default=2495)
     ng.set_defaults(func=cmd_network_generate)
+    nimp = nsub.add_parser(
+        "import",
+        help="a city's segment layer (GeoJSON, GeoPackage, Shapefile, FlatGeobuf; any CRS) "
+        "or an OpenStreetMap .osm.pbf cut into segments",
+    )
+    nimp.add_argument("file")
+    nimp.add_argument("--out", help="network file to write (default var/networks/NAME.geojson.gz)")
+    nimp.add_argument(
+        "--apply", action="store_true", help="also write it into the database now (history is kept)"
+    )
+    nimp.add_argument(
+        "--bounds",
+        help="minLon,minLat,maxLon,maxLat of the city "
+        "(default: ROADWATCH_CITY_BOUNDS; '' for no check)",
+    )
+    nimp.add_argument("--layer", help="layer name in a multi-layer file")
+    nimp.add_argument("--mapping", help="TOML file with a [fields] table naming the attributes")
+    for attr in (
+        "id",
+        "name",
+        "road",
+        "from",
+        "to",
+        "district",
+        "chief",
+        "chief-name",
+        "road-class",
+    ):
+        nimp.add_argument(
+            f"--{attr}-field",
+            metavar="ATTR",
+            help=f"the attribute holding the segment's {attr.replace('-', ' ')}",
+        )
+    nimp.add_argument("--districts", help="district polygons (fields code, name)")
+    nimp.add_argument(
+        "--min-length", type=float, default=80.0, help="OSM: merge pieces shorter than this (m)"
+    )
+    nimp.add_argument("--target-count", type=int, help="OSM: aim at this many segments")
+    nimp.add_argument("--id-prefix", default="SEG", help="OSM: prefix of new segment ids")
+    nimp.set_defaults(func=cmd_network_import)
     ni = nsub.add_parser("info", help="counts of a network file (default: the configured one)")
     ni.add_argument("path", nargs="?")
     ni.set_defaults(func=cmd_network_info)

@@ -39,6 +39,7 @@ class Settings(BaseModel):
     embedded_broker: Literal["auto", "always", "never"]
     network: str
     timezone: str
+    city_bounds: str
     observed_window_days: int
     future_skew_s: int
     max_payload_bytes: int
@@ -102,6 +103,19 @@ class Settings(BaseModel):
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError("unknown time zone (use an IANA name like Asia/Shanghai)") from None
+        return v
+
+    @field_validator("city_bounds")
+    @classmethod
+    def _city_bounds(cls, v: str) -> str:
+        if not v.strip():
+            return ""
+        try:
+            w, s, e, n = (float(x) for x in v.split(","))
+        except ValueError:
+            raise ValueError("must be minLon,minLat,maxLon,maxLat (four numbers)") from None
+        if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
+            raise ValueError("must be minLon,minLat,maxLon,maxLat with min < max")
         return v
 
     @field_validator("port")

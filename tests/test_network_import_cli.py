@@ -1,0 +1,128 @@
+"""`roadwatch network import`: a city's own layer and an OSM extract, end to end into the DB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pytest
+from sqlalchemy import func, select
+
+from geo.network import load_network
+from roadwatch import db, models
+from roadwatch.cli import main
+
+DATA = Path(__file__).parent / "data"
+
+
+def city_layer(network_ctx: Any, path: Path, n: int = 200) -> Path:
+    """The first n demo segments as a city would send them: own names, CGCS2000 GK zone."""
+    segs = network_ctx.network.segments[:n]
+    gdf = gpd.GeoDataFrame(
+        {
+            "SEG_ID": [s.id for s in segs],
+            "MC": [s.name for s in segs],
+            "QX": [s.district for s in segs],
+            "LZ": [f"chief-{i % 40}" for i in range(n)],
+        },
+        geometry=[s.geometry for s in segs],
+        crs="EPSG:4326",
+    ).to_crs("EPSG:4547")
+    gdf.to_file(path, driver="GPKG")
+    return path
+
+
+def test_import_city_layer_and_apply(
+    tmp_path: Path,
+    network_ctx: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"sqlite:///{tmp_path / 'imp.sqlite3'}"
+    monkeypatch.setenv("ROADWATCH_DATABASE_URL", url)
+    src = city_layer(network_ctx, tmp_path / "city.gpkg")
+    out = tmp_path / "net.geojson.gz"
+    args = [
+        "network",
+        "import",
+        str(src),
+        "--out",
+        str(out),
+        "--id-field",
+        "SEG_ID",
+        "--name-field",
+        "MC",
+        "--district-field",
+        "QX",
+        "--chief-field",
+        "LZ",
+        "--apply",
+    ]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "imported 200 segments" in text and "200 segments added" in text
+    net = load_network(out)
+    assert len(net.segments) == 200
+    first = network_ctx.network.segments[0]
+    got = net.segment_by_id(first.id)
+    assert got.name == first.name and got.road == first.road
+    assert abs(got.length_m - first.length_m) < 0.5  # reprojected back within centimetres
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(models.Segment)) == 200
+    engine.dispose()
+    # The same file again: nothing changes, history untouched.
+    assert main(args) == 0
+    assert "0 segments added, 0 changed (new version), 0 retired" in capsys.readouterr().out
+
+
+def test_import_refuses_outside_city(
+    tmp_path: Path, network_ctx: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = city_layer(network_ctx, tmp_path / "city.gpkg", n=20)
+    out = tmp_path / "net.geojson.gz"
+    code = main(
+        [
+            "network",
+            "import",
+            str(src),
+            "--out",
+            str(out),
+            "--id-field",
+            "SEG_ID",
+            "--name-field",
+            "MC",
+            "--district-field",
+            "QX",
+            "--bounds",
+            "24.9,60.1,25.0,60.2",
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "nothing was imported" in err and "row 1" in err
+    assert not out.exists()  # nothing half-imported
+
+
+def test_import_osm_pbf_with_stable_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pbf = DATA / "test.osm.pbf"
+    out = tmp_path / "osm.geojson.gz"
+    assert (
+        main(
+            ["network", "import", str(pbf), "--out", str(out), "--bounds", "", "--min-length", "60"]
+        )
+        == 0
+    )
+    first = load_network(out)
+    assert len(first.segments) > 20
+    assert all("（" in s.name and "至" in s.name for s in first.segments)
+    assert (
+        main(
+            ["network", "import", str(pbf), "--out", str(out), "--bounds", "", "--min-length", "60"]
+        )
+        == 0
+    )
+    second = load_network(out)
+    assert [s.id for s in second.segments] == [s.id for s in first.segments]
+    capsys.readouterr()
