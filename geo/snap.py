@@ -1,4 +1,4 @@
-"""Snap WGS84 points to the nearest road segment; locate points in areas.
+"""Snap WGS84 points to road segments; locate points in areas.
 
 Segments are projected once into the UTM zone of the network's centre, so all
 distances and chainages are planar grid metres (within 0.05 % of ground
@@ -8,36 +8,60 @@ projected with a cached pyproj Transformer: ~1 µs a call on scalars (measured),
 so no hand-written projection approximation is needed, and scalar and array
 calls give bit-identical coordinates.
 
+Geometry is held as *edges* (consecutive vertex pairs of each segment) in an
+STRtree; distance, chainage, side of the road and the local bearing at the
+snapped point are plain arithmetic on the edge nearest to the point.
+
 ``snap_many`` scores candidate pairs with numpy (:meth:`SegmentIndex._score`);
 ``snap`` is its scalar twin in plain Python (numpy costs ~1 µs per call on tiny
 arrays) doing the same floating-point operations in the same order, so a live
 message and a batch re-run of the same report agree bit for bit (tested).
 
-Candidate rules (see NOTES.md, Geometry: 5.8 % of Zhengzhou points have a
-second road within 5 m -- flag, do not guess):
+Scoring (v2) -- a posterior over the candidate segments within the radius:
 
 * Search radius: ``max_distance`` when no accuracy is known, otherwise
   ``min(clamp(2 * accuracy, 30, 100), max_distance)``: a good fix is not pulled
   onto a road far beyond its error, and nothing is ever farther than
   ``max_distance`` (constructor default 50 m, per-call override allowed, a
   larger per-call value is the only way to search farther).
-* Best: the smallest distance; ties go to the lowest segment index.
-* Runner-up: the nearest other candidate that is not merely the same road
-  continuing from the best segment (same ``roads`` name and a shared endpoint
-  within 0.5 m). Without ``roads`` every segment is its own road.
-* Ambiguous: a runner-up exists and is at most ``ambiguity_m`` farther than the
-  best.
-* Confidence: softmax of Gaussian likelihoods exp(-d^2 / 2 sigma^2) over all
-  candidates, sigma = max(accuracy or default_accuracy_m, 5 m); the best
-  segment's same-road continuations count towards the best, so a point at a
-  plain joint of one road is not "50 % sure".
+* Likelihood of segment s at distance d: ``exp(-d^2 / 2 sigma^2)`` with
+  sigma = max(accuracy or default_accuracy_m, 5 m), times, when a direction of
+  travel is known, an axial von-Mises term ``floor + (1 - floor) *
+  exp(2 kappa (cos^2 delta - 1))`` where delta is the angle between the heading
+  and the segment's local bearing at the snapped point (segments are undirected
+  for reporting: modulo 180 degrees; kappa from ``heading_sigma_deg``, the floor
+  keeps a wrong compass or a bend from vetoing a road), times ``prior_weight``
+  for the reporter's own segments (``prior``) and ``hint_weight`` for segments
+  of a road named in the report (``road_hint``). These are mild, bounded
+  factors: they break near-ties, they never pull a point onto a road far
+  beyond its error.
+* Normalised over the candidates: ``posterior``. The best is the most probable
+  segment (ties: nearer, then lower index). ``confidence`` is the posterior of
+  the best *plus its same-road continuations* (same ``roads`` name and a shared
+  endpoint within 0.5 m): a point at a plain joint of one road is not "50 %
+  sure". Without ``roads`` every segment is its own road. With
+  ``group_by_road=True`` every segment of the same (non-empty) road name counts
+  as the best's own (road-level decisions: the two carriageways of one avenue
+  are not a reason for review).
+* Runner-up: the most probable candidate that is not the best or a
+  continuation of it.
+* Ambiguous (-> needs_review): a runner-up exists and either ``confidence <
+  min_confidence``, or -- when distance is the only evidence (no heading, and no
+  prior/hint touched a candidate) -- the runner-up is at most ``ambiguity_m``
+  farther than the best (distance alone cannot separate roads that close:
+  NOTES.md, 5.8 % of Zhengzhou points have a second road within 5 m).
+  ``min_confidence`` defaults to 0.0 (the v1 rule only, which existing callers
+  rely on); :data:`RECOMMENDED_MIN_CONFIDENCE` and
+  :data:`RECOMMENDED_AMBIGUITY_M` are the values tuned on a real OSM network by
+  bench/bench_accuracy.py (with ``group_by_road=True``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
@@ -45,7 +69,17 @@ import numpy.typing as npt
 import pyproj
 import shapely
 
-__all__ = ["AreaIndex", "NO_SNAP", "SegmentIndex", "Snap", "SnapBatch", "utm_epsg"]
+__all__ = [
+    "AreaIndex",
+    "NO_SNAP",
+    "RECOMMENDED_AMBIGUITY_M",
+    "RECOMMENDED_MIN_CONFIDENCE",
+    "SegmentIndex",
+    "Snap",
+    "SnapBatch",
+    "road_names_in",
+    "utm_epsg",
+]
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -53,15 +87,25 @@ BoolArray = npt.NDArray[np.bool_]
 GeomArray = npt.NDArray[np.object_]
 
 _JOIN_TOL_M: Final = 0.5  # endpoints this close are one junction (digitising noise)
+_ON_LINE_M: Final = 0.5  # closer than this to the line: no side of the road
 _MIN_SIGMA_M: Final = 5.0  # phones report optimistic accuracies; never trust < 5 m
 _RADIUS_MIN_M: Final = 30.0
 _RADIUS_MAX_M: Final = 100.0
 _CHUNK: Final = 200_000  # points per chunk in snap_many: bounds the pair arrays
+_MAX_CANDIDATES: Final = 5
+_DEG: Final = math.pi / 180.0
+
+# Tuned with bench/bench_accuracy.py on central Helsinki (see its docstring).
+RECOMMENDED_MIN_CONFIDENCE: Final = 0.8
+RECOMMENDED_AMBIGUITY_M: Final = 10.0
 
 _LINESTRING: Final = 1
 _POLYGON: Final = 3
 _MULTIPOLYGON: Final = 6
 _NAMES: Final = {_LINESTRING: "LineString", _POLYGON: "Polygon", _MULTIPOLYGON: "MultiPolygon"}
+
+# Edge table columns (one row per vertex pair of a segment).
+_AX, _AY, _DX, _DY, _LEN2, _ELEN, _CUM, _UX, _UY = range(9)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +117,18 @@ class Snap:
     chainage_m: float | None  # along the segment from its first vertex
     runner_up: int | None
     runner_up_distance_m: float | None
-    confidence: float  # 0..1, 0 when index is None
+    confidence: float  # 0..1: posterior of the best and its same-road continuations
     ambiguous: bool
+    # "left"/"right" of the segment's digitised direction; None on the line (<= 0.5 m)
+    side: str | None = None
+    posterior: float = 0.0  # posterior of the best segment alone
+    # (position, distance_m, posterior) of the top candidates, best first (snap only;
+    # SnapBatch rows have none, so equality ignores them).
+    candidates: tuple[tuple[int, float, float], ...] = field(default=(), compare=False)
 
 
 NO_SNAP: Final = Snap(None, None, None, None, None, 0.0, False)
+_SIDES: Final = {1: "left", -1: "right", 0: None}
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -91,6 +142,8 @@ class SnapBatch:
     runner_up_distance_m: FloatArray
     confidence: FloatArray
     ambiguous: BoolArray
+    side: npt.NDArray[np.int8]  # +1 left, -1 right, 0 on the line or no snap
+    posterior: FloatArray
 
     def __len__(self) -> int:
         return int(self.index.size)
@@ -107,6 +160,8 @@ class SnapBatch:
             runner_up_distance_m=float(self.runner_up_distance_m[i]) if ru >= 0 else None,
             confidence=float(self.confidence[i]),
             ambiguous=bool(self.ambiguous[i]),
+            side=_SIDES[int(self.side[i])],
+            posterior=float(self.posterior[i]),
         )
 
 
@@ -114,6 +169,38 @@ def utm_epsg(lon: float, lat: float) -> int:
     """EPSG code of the WGS84 UTM zone containing (lon, lat)."""
     zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
     return (32600 if lat >= 0 else 32700) + zone
+
+
+def road_names_in(text: str | None, known_roads: Iterable[str | None]) -> set[str]:
+    """Known road names mentioned in free text (a report's note), for ``road_hint``.
+
+    Case-insensitive. Longer names are matched first and a shorter name is not
+    counted inside text already taken by a longer one ("Mannerheimintie" is
+    not also "Manner..."). Latin names must start at a word boundary but may
+    run on (Finnish inflects: "Mannerheimintiellä" mentions Mannerheimintie);
+    CJK names need no boundary. Names shorter than 3 characters (2 for CJK)
+    are ignored: too many false hits.
+    """
+    if not text:
+        return set()
+    low = text.casefold()
+    names = sorted({n for n in known_roads if n}, key=len, reverse=True)
+    taken = [False] * len(low)
+    found: set[str] = set()
+    for name in names:
+        key = name.casefold()
+        cjk = any("\u3400" <= ch <= "\u9fff" for ch in key)
+        if len(key) < (2 if cjk else 3):
+            continue
+        for m in re.finditer(re.escape(key), low):
+            a, b = m.start(), m.end()
+            if any(taken[a:b]):
+                continue
+            if not cjk and a > 0 and low[a - 1].isalnum():
+                continue  # must start at a word boundary
+            taken[a:b] = [True] * (b - a)
+            found.add(name)
+    return found
 
 
 def _geometry_array(geoms: Sequence[Any] | GeomArray, allowed: tuple[int, ...], what: str) -> Any:
@@ -137,19 +224,19 @@ def _coords_1d(lons: npt.ArrayLike, lats: npt.ArrayLike) -> tuple[FloatArray, Fl
     return x, y
 
 
-def _road_codes(roads: Sequence[str | None] | None, n: int) -> IntArray:
+def _road_codes(roads: Sequence[str | None] | None, n: int) -> tuple[IntArray, dict[str, int]]:
     """One integer per road name; unnamed segments (None, "") are each their own road.
 
     An unnamed segment must never count as the continuation of another unnamed one:
     that would hide a genuinely ambiguous crossing.
     """
-    if roads is None:
-        return np.arange(n, dtype=np.int64)
     codes: dict[str, int] = {}
+    if roads is None:
+        return np.arange(n, dtype=np.int64), codes
     out = np.empty(n, dtype=np.int64)
     for i, name in enumerate(roads):
         out[i] = codes.setdefault(name, len(codes)) if name else -1 - i
-    return out
+    return out, codes
 
 
 def _first_of_runs(keys: IntArray) -> BoolArray:
@@ -160,8 +247,26 @@ def _first_of_runs(keys: IntArray) -> BoolArray:
     return first
 
 
+def _heading_vectors(heading_deg: npt.ArrayLike | None, n: int) -> tuple[FloatArray, FloatArray]:
+    """Unit vectors (east, north) of compass headings; NaN where unknown.
+
+    math.sin/cos per element (not numpy's SIMD versions) so the scalar path,
+    which uses math, gets identical bits.
+    """
+    hx = np.full(n, np.nan)
+    hy = np.full(n, np.nan)
+    if heading_deg is None:
+        return hx, hy
+    h = np.broadcast_to(np.asarray(heading_deg, dtype=np.float64), (n,))
+    known = np.flatnonzero(np.isfinite(h))
+    rad = (h[known] * _DEG).tolist()
+    hx[known] = [math.sin(r) for r in rad]
+    hy[known] = [math.cos(r) for r in rad]
+    return hx, hy
+
+
 class SegmentIndex:
-    """Nearest-segment snapping over a fixed road network (WGS84 LineStrings)."""
+    """Snapping over a fixed road network (WGS84 LineStrings)."""
 
     def __init__(
         self,
@@ -171,6 +276,12 @@ class SegmentIndex:
         max_distance_m: float = 50.0,
         ambiguity_m: float = 5.0,
         default_accuracy_m: float = 10.0,
+        min_confidence: float = 0.0,
+        heading_sigma_deg: float = 15.0,
+        heading_floor: float = 0.01,
+        prior_weight: float = 2.0,
+        hint_weight: float = 4.0,
+        group_by_road: bool = False,
     ) -> None:
         geoms = _geometry_array(lines, (_LINESTRING,), "segment")
         if geoms.size == 0:
@@ -181,12 +292,33 @@ class SegmentIndex:
             ("max_distance_m", max_distance_m),
             ("ambiguity_m", ambiguity_m),
             ("default_accuracy_m", default_accuracy_m),
+            ("min_confidence", min_confidence),
+            ("heading_floor", heading_floor),
         ):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        for name, value in (
+            ("heading_sigma_deg", heading_sigma_deg),
+            ("prior_weight", prior_weight),
+            ("hint_weight", hint_weight),
+        ):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if min_confidence > 1 or heading_floor > 1:
+            raise ValueError("min_confidence and heading_floor must be <= 1")
         self.max_distance_m = float(max_distance_m)
         self.ambiguity_m = float(ambiguity_m)
         self.default_accuracy_m = float(default_accuracy_m)
+        self.min_confidence = float(min_confidence)
+        self.prior_weight = float(prior_weight)
+        self.hint_weight = float(hint_weight)
+        self.group_by_road = bool(group_by_road)
+        # Axial von Mises: exp(kappa (cos 2 delta - 1)) = exp(2 kappa (cos^2 delta - 1)),
+        # with kappa = 1 / (4 sigma^2) so that small deltas fall off like N(0, sigma).
+        sig = heading_sigma_deg * _DEG
+        self._h2k = 2.0 * (1.0 / (4.0 * sig * sig))
+        self._hfloor = float(heading_floor)
+        self._hkeep = 1.0 - self._hfloor
 
         minx, miny, maxx, maxy = shapely.total_bounds(geoms)
         self.epsg = utm_epsg((minx + maxx) / 2.0, (miny + maxy) / 2.0)
@@ -195,16 +327,44 @@ class SegmentIndex:
         self._to_xy = pyproj.Transformer.from_crs(4326, self.epsg, always_xy=True)
         self.geometries: GeomArray = shapely.transform(geoms, self._project_coords)
         self.lengths_m: FloatArray = shapely.length(self.geometries)
-        self._tree = shapely.STRtree(self.geometries)
+        self._build_edges()
 
         # Segment endpoints (n, 2 ends, xy) and integer road codes, for the
         # "same road continuing" test.
         coords = [shapely.get_coordinates(shapely.get_point(self.geometries, i)) for i in (0, -1)]
         self._ends: FloatArray = np.stack(coords, axis=1)
-        self._road: IntArray = _road_codes(roads, geoms.size)
+        self._road, self._road_code = _road_codes(roads, geoms.size)
         # Python copy for the scalar live path (list indexing beats numpy there).
         # Endpoints stay numpy-only: nested lists would cost ~300 B a segment.
         self._road_list: list[int] = self._road.tolist()
+
+    def _build_edges(self) -> None:
+        xy, seg = shapely.get_coordinates(self.geometries, return_index=True)
+        same = seg[1:] == seg[:-1]
+        a, b, eseg = xy[:-1][same], xy[1:][same], seg[:-1][same]
+        d = b - a
+        len2 = d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]
+        # Zero-length edges carry no bearing; keep one only for an all-degenerate segment.
+        useful = len2 > 0
+        has_useful = np.zeros(self.geometries.size, dtype=bool)
+        has_useful[eseg[useful]] = True
+        keep = useful | ~has_useful[eseg]
+        keep &= _first_of_runs(eseg) | useful  # at most one degenerate edge per segment
+        a, d, len2, eseg = a[keep], d[keep], len2[keep], eseg[keep]
+        elen = np.sqrt(len2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ux = np.where(elen > 0, d[:, 0] / elen, 0.0)
+            uy = np.where(elen > 0, d[:, 1] / elen, 0.0)
+        # chainage at each edge's start: running length within its segment
+        csum = np.cumsum(elen)
+        starts = np.flatnonzero(_first_of_runs(eseg))
+        base = np.repeat(csum[starts] - elen[starts], np.diff(np.append(starts, eseg.size)))
+        cum = csum - elen - base
+        self._edges: FloatArray = np.column_stack(
+            [a[:, 0], a[:, 1], d[:, 0], d[:, 1], len2, elen, cum, ux, uy]
+        )
+        self._edge_seg: IntArray = eseg.astype(np.int64)
+        self._tree = shapely.STRtree(shapely.linestrings(np.stack([a, a + d], axis=1)))
 
     def __len__(self) -> int:
         return int(self.geometries.size)
@@ -219,6 +379,14 @@ class SegmentIndex:
         if not (math.isfinite(x) and math.isfinite(y)):
             return math.inf
         return float(shapely.distance(self.geometries[position], shapely.Point(x, y)))
+
+    def road_codes_of(self, names: str | Iterable[str] | None) -> frozenset[int]:
+        """Internal road codes of the given names (unknown names are ignored)."""
+        if not names:
+            return frozenset()
+        if isinstance(names, str):
+            names = (names,)
+        return frozenset(self._road_code[n] for n in names if n in self._road_code)
 
     # --- search parameters ----------------------------------------------------
 
@@ -256,6 +424,8 @@ class SegmentIndex:
     def _continues(self, a: IntArray, b: IntArray) -> BoolArray:
         """Segments a[i] and b[i] are the same road and share an endpoint."""
         out = (self._road[a] == self._road[b]) & (a != b)
+        if self.group_by_road:
+            return out
         sel = np.flatnonzero(out)
         if sel.size:
             ea = self._ends[a[sel]]  # (k, 2 ends, xy)
@@ -274,6 +444,8 @@ class SegmentIndex:
         """Scalar twin of :meth:`_continues` for the live path."""
         if a == b or self._road_list[a] != self._road_list[b]:
             return False
+        if self.group_by_road:
+            return True
         ends_b = self._ends[b].tolist()
         for ax, ay in self._ends[a].tolist():
             for bx, by in ends_b:
@@ -283,24 +455,78 @@ class SegmentIndex:
                     return True
         return False
 
+    def _boost_mask(
+        self, prior: Collection[int] | None, hint: frozenset[int]
+    ) -> tuple[BoolArray | None, BoolArray | None]:
+        pm = hm = None
+        if prior:
+            pm = np.zeros(self.geometries.size, dtype=bool)
+            pm[np.fromiter(prior, dtype=np.int64)] = True
+        if hint:
+            hm = np.isin(self._road, np.fromiter(hint, dtype=np.int64))
+        return pm, hm
+
     def _score(
         self,
-        points: GeomArray,
+        x: FloatArray,
+        y: FloatArray,
         radius: FloatArray,
         sigma: FloatArray,
+        hx: FloatArray,
+        hy: FloatArray,
+        prior_mask: BoolArray | None,
+        hint_mask: BoolArray | None,
         pi: IntArray,
-        si: IntArray,
+        ei: IntArray,
         offset: int,
         out: SnapBatch,
     ) -> None:
-        """Resolve candidate pairs (point pi, segment si) into ``out[offset + pi]``."""
-        d = shapely.distance(points[pi], self.geometries[si])
-        keep = d <= radius[pi]  # dwithin and distance agree, but be explicit
-        pi, si, d = pi[keep], si[keep], d[keep]
+        """Resolve candidate pairs (point pi, edge ei) into ``out[offset + pi]``."""
+        e = self._edges[ei]
+        ax, ay, dx, dy, len2 = e[:, _AX], e[:, _AY], e[:, _DX], e[:, _DY], e[:, _LEN2]
+        wx = x[pi] - ax
+        wy = y[pi] - ay
+        t = np.zeros(pi.size)
+        pos = len2 > 0
+        t[pos] = (wx[pos] * dx[pos] + wy[pos] * dy[pos]) / len2[pos]
+        t = np.minimum(np.maximum(t, 0.0), 1.0)
+        ex = x[pi] - (ax + t * dx)
+        ey = y[pi] - (ay + t * dy)
+        d = np.sqrt(ex * ex + ey * ey)
+        keep = d <= radius[pi]
+        pi, ei, d, t = pi[keep], ei[keep], d[keep], t[keep]
         if pi.size == 0:
             return
-        order = np.lexsort((si, d, pi))  # by point, then distance, then segment
-        pi, si, d = pi[order], si[order], d[order]
+        si = self._edge_seg[ei]
+        # One row per (point, segment): its nearest edge (ties: the lower edge).
+        order = np.lexsort((ei, d, si, pi))
+        pi, ei, d, t, si = pi[order], ei[order], d[order], t[order], si[order]
+        uniq = _first_of_runs(pi * np.int64(self.geometries.size) + si)
+        pi, ei, d, t, si = pi[uniq], ei[uniq], d[uniq], t[uniq], si[uniq]
+        # nearest distance per point (pi is sorted): shifts exp so it never underflows
+        pstart = np.flatnonzero(_first_of_runs(pi))
+        near = np.repeat(np.minimum.reduceat(d, pstart), np.diff(np.append(pstart, pi.size)))
+        s = sigma[pi]
+        zd = -(d * d - near * near) / (2.0 * s * s)
+        w = np.exp(zd)
+        e = self._edges[ei]
+        hxp, hyp = hx[pi], hy[pi]
+        hknown = np.isfinite(hxp)
+        evidence = hknown.copy()
+        if hknown.any():
+            c = hxp[hknown] * e[hknown, _UX] + hyp[hknown] * e[hknown, _UY]
+            lh = self._hfloor + self._hkeep * np.exp(self._h2k * (c * c - 1.0))
+            w[hknown] = w[hknown] * lh
+        for mask, weight in ((prior_mask, self.prior_weight), (hint_mask, self.hint_weight)):
+            if mask is not None:
+                hit = mask[si]
+                w[hit] = w[hit] * weight
+                evidence |= hit
+
+        # by point, then most probable, then nearest, then lowest segment
+        order = np.lexsort((si, d, -w, pi))
+        pi, ei, d, t, si, w = pi[order], ei[order], d[order], t[order], si[order], w[order]
+        evidence = evidence[order]
         first = _first_of_runs(pi)
         group = np.cumsum(first) - 1
         heads = np.flatnonzero(first)
@@ -308,26 +534,34 @@ class SegmentIndex:
 
         rival = ~first & ~self._continues(best[group], si)
         ridx = np.flatnonzero(rival)
-        ridx = ridx[_first_of_runs(group[ridx])]  # nearest rival of each point
+        ridx = ridx[_first_of_runs(group[ridx])]  # most probable rival of each point
         rgroup = group[ridx]
 
-        # Shift by the best distance so exp never underflows for the best.
-        bd = best_d[group]
-        s = sigma[pi]
-        w = np.exp(-(d * d - bd * bd) / (2.0 * s * s))
         ngroups = heads.size
         den = np.bincount(group, weights=w, minlength=ngroups)
         num = np.bincount(group, weights=np.where(rival, 0.0, w), minlength=ngroups)
+        conf = num / den
+        has_ev = np.bincount(group, weights=evidence, minlength=ngroups) > 0
 
         rows = pi[heads] + offset
+        eh = self._edges[ei[heads]]
         out.index[rows] = best
         out.distance_m[rows] = best_d
-        out.chainage_m[rows] = shapely.line_locate_point(self.geometries[best], points[pi[heads]])
-        out.confidence[rows] = num / den
+        out.chainage_m[rows] = eh[:, _CUM] + t[heads] * eh[:, _ELEN]
+        out.confidence[rows] = conf
+        out.posterior[rows] = w[heads] / den
+        ph = pi[heads]
+        cross = eh[:, _DX] * (y[ph] - eh[:, _AY]) - eh[:, _DY] * (x[ph] - eh[:, _AX])
+        side = np.where(cross > 0, 1, -1).astype(np.int8)
+        side[best_d <= _ON_LINE_M] = 0
+        out.side[rows] = side
         rrows = pi[ridx] + offset
         out.runner_up[rrows] = si[ridx]
         out.runner_up_distance_m[rrows] = d[ridx]
-        out.ambiguous[rrows] = d[ridx] - best_d[rgroup] <= self.ambiguity_m
+        gap = d[ridx] - best_d[rgroup]
+        out.ambiguous[rrows] = (conf[rgroup] < self.min_confidence) | (
+            ~has_ev[rgroup] & (gap <= self.ambiguity_m)
+        )
 
     # --- public API -------------------------------------------------------------
 
@@ -337,9 +571,17 @@ class SegmentIndex:
         lat: float,
         *,
         accuracy_m: float | None = None,
+        heading_deg: float | None = None,
         max_distance_m: float | None = None,
+        prior: Collection[int] | None = None,
+        road_hint: str | Iterable[str] | None = None,
     ) -> Snap:
         """Snap one WGS84 point (the live path).
+
+        ``heading_deg``: direction of travel, compass degrees (None/NaN: unknown,
+        e.g. a phone at rest). ``prior``: positions of the reporter's own
+        segments. ``road_hint``: road name(s) found in the report (see
+        :func:`road_names_in`).
 
         A scalar twin of :meth:`_score`: numpy costs ~1 µs a call on tiny
         arrays, so the few candidates are handled in plain Python, with the same
@@ -355,26 +597,80 @@ class SegmentIndex:
         cand = self._tree.query(point, predicate="dwithin", distance=radius)[1]
         if cand.size == 0:
             return NO_SNAP
-        dist = shapely.distance(point, self.geometries[cand])
-        pairs = sorted(
-            (d, s) for d, s in zip(dist.tolist(), cand.tolist(), strict=True) if d <= radius
-        )
-        if not pairs:
+        # segment -> (d, edge, t, row) of its nearest edge
+        per_seg: dict[int, tuple[float, int, float, list[float]]] = {}
+        for ei, s, row in zip(
+            cand.tolist(), self._edge_seg[cand].tolist(), self._edges[cand].tolist(), strict=True
+        ):
+            ax, ay, dx, dy, len2 = row[0], row[1], row[2], row[3], row[4]
+            wx = x - ax
+            wy = y - ay
+            t = (wx * dx + wy * dy) / len2 if len2 > 0 else 0.0
+            t = min(max(t, 0.0), 1.0)
+            ex = x - (ax + t * dx)
+            ey = y - (ay + t * dy)
+            d = math.sqrt(ex * ex + ey * ey)
+            if d > radius:
+                continue
+            old = per_seg.get(s)
+            if old is None or (d, ei) < (old[0], old[1]):
+                per_seg[s] = (d, ei, t, row)
+        if not per_seg:
             return NO_SNAP
-        best_d, best = pairs[0]
-        rival = [False] + [not self._continues_one(best, s) for _, s in pairs[1:]]
-        runner = next((i for i, r in enumerate(rival) if r), None)
-
-        z = [-(d * d - best_d * best_d) / (2.0 * sigma * sigma) for d, _ in pairs]
+        near = min(v[0] for v in per_seg.values())
+        segs = sorted(per_seg)
+        z = [-(per_seg[s][0] * per_seg[s][0] - near * near) / (2.0 * sigma * sigma) for s in segs]
+        hknown = heading_deg is not None and math.isfinite(heading_deg)
+        if hknown:
+            assert heading_deg is not None
+            rad = heading_deg * _DEG
+            hx, hy = math.sin(rad), math.cos(rad)
+            for s in segs:
+                row = per_seg[s][3]
+                c = hx * row[_UX] + hy * row[_UY]
+                z.append(self._h2k * (c * c - 1.0))
+        ez = np.exp(np.array(z)).tolist()
+        k = len(segs)
+        pset = set(prior) if prior else None
+        hint = self.road_codes_of(road_hint)
+        evidence = hknown
+        scored = []
+        for j, s in enumerate(segs):
+            w = ez[j]
+            if hknown:
+                w = w * (self._hfloor + self._hkeep * ez[k + j])
+            if pset is not None and s in pset:
+                w = w * self.prior_weight
+                evidence = True
+            if hint and self._road_list[s] in hint:
+                w = w * self.hint_weight
+                evidence = True
+            scored.append((-w, per_seg[s][0], s))
+        scored.sort()
+        best = scored[0][2]
+        best_d, _, best_t, brow = per_seg[best]
         den = num = 0.0
-        for w, r in zip(np.exp(np.array(z)).tolist(), rival, strict=True):
+        runner: tuple[float, float, int] | None = None
+        for item in scored:
+            w = -item[0]
             den += w  # sequential, like np.bincount
-            num += 0.0 if r else w
-        chainage = float(shapely.line_locate_point(self.geometries[best], point[0]))
+            if item[2] == best or self._continues_one(best, item[2]):
+                num += w
+            elif runner is None:
+                runner = item
+        conf = num / den
+        chainage = brow[_CUM] + best_t * brow[_ELEN]
+        cross = brow[_DX] * (y - brow[_AY]) - brow[_DY] * (x - brow[_AX])
+        side = None if best_d <= _ON_LINE_M else ("left" if cross > 0 else "right")
+        cands = tuple((s, dd, -nw / den) for nw, dd, s in scored[:_MAX_CANDIDATES])
+        post = -scored[0][0] / den
         if runner is None:
-            return Snap(best, best_d, chainage, None, None, num / den, False)
-        ru_d, ru = pairs[runner]
-        return Snap(best, best_d, chainage, ru, ru_d, num / den, ru_d - best_d <= self.ambiguity_m)
+            return Snap(best, best_d, chainage, None, None, conf, False, side, post, cands)
+        ru_d, ru = runner[1], runner[2]
+        ambiguous = conf < self.min_confidence or (
+            not evidence and ru_d - best_d <= self.ambiguity_m
+        )
+        return Snap(best, best_d, chainage, ru, ru_d, conf, ambiguous, side, post, cands)
 
     def snap_many(
         self,
@@ -382,29 +678,45 @@ class SegmentIndex:
         lats: npt.ArrayLike,
         *,
         accuracy_m: npt.ArrayLike | None = None,
+        heading_deg: npt.ArrayLike | None = None,
         max_distance_m: float | None = None,
+        prior: Collection[int] | None = None,
+        road_hint: str | Iterable[str] | None = None,
     ) -> SnapBatch:
-        """Snap many WGS84 points at once; ``accuracy_m`` may be scalar or per point."""
+        """Snap many WGS84 points at once.
+
+        ``accuracy_m`` and ``heading_deg`` may be scalar or per point (NaN:
+        unknown); ``prior`` and ``road_hint`` apply to every point of the call.
+        """
         lon, lat = _coords_1d(lons, lats)
         n = lon.size
         limit = self._limit(max_distance_m)
         radius, sigma = self._radius_sigma(accuracy_m, limit, n)
+        hx, hy = _heading_vectors(heading_deg, n)
+        pm, hm = self._boost_mask(prior, self.road_codes_of(road_hint))
         out = _empty_batch(n)
         # Chunks only bound memory (pairs can be many times the points on a
         # dense network); the work inside a chunk is fully vectorised.
         for start in range(0, n, _CHUNK):
             stop = min(start + _CHUNK, n)
             x, y = self._to_xy.transform(lon[start:stop], lat[start:stop])
+            x = np.asarray(x, dtype=np.float64)
+            y = np.asarray(y, dtype=np.float64)
             points = shapely.points(x, y)
             points[~(np.isfinite(x) & np.isfinite(y))] = None  # None never matches
             r = radius[start:stop]
-            pi, si = self._tree.query(points, predicate="dwithin", distance=r)
+            pi, ei = self._tree.query(points, predicate="dwithin", distance=r)
             self._score(
-                points,
+                x,
+                y,
                 r,
                 sigma[start:stop],
+                hx[start:stop],
+                hy[start:stop],
+                pm,
+                hm,
                 pi.astype(np.int64, copy=False),
-                si.astype(np.int64, copy=False),
+                ei.astype(np.int64, copy=False),
                 start,
                 out,
             )
@@ -420,6 +732,8 @@ def _empty_batch(n: int) -> SnapBatch:
         runner_up_distance_m=np.full(n, np.nan),
         confidence=np.zeros(n),
         ambiguous=np.zeros(n, dtype=bool),
+        side=np.zeros(n, dtype=np.int8),
+        posterior=np.zeros(n),
     )
 
 

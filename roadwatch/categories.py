@@ -17,6 +17,7 @@ class Category:
     group: str
     weight: float
     component: bool
+    photo_required: bool = True  # an after photo to rectify it
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ def load_categories(path: Path | None = None) -> Categories:
             group=spec.get("group", "order"),
             weight=float(spec.get("weight", 1)),
             component=bool(spec.get("component", False)),
+            photo_required=bool(spec.get("photo_required", True)),
         )
         for code, spec in doc["categories"].items()
     }

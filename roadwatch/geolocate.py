@@ -39,8 +39,27 @@ def place(report: ReportIn, ctx: NetworkContext) -> Placement:
     lon, lat = to_wgs84(report.lon, report.lat, report.crs)
     lon, lat = float(lon), float(lat)
     area = ctx.areas.locate(lon, lat)
-    snap = ctx.index.snap(lon, lat, accuracy_m=report.accuracy_m)
-    return _decide(report, ctx, lon, lat, area, snap)
+    snap = ctx.index.snap(lon, lat, accuracy_m=report.accuracy_m, heading_deg=report.heading_deg)
+    return _decide(report, ctx, lon, lat, area, _second_look(report, ctx, lon, lat, snap))
+
+
+def _second_look(report: ReportIn, ctx: NetworkContext, lon: float, lat: float, snap: Snap) -> Snap:
+    """When geometry and heading leave two segments close, use the reporter's own segments
+    and a road named in the note: honest signals that settle most such cases."""
+    if not snap.ambiguous:
+        return snap
+    prior = ctx.own_segments.get(report.reporter_id)
+    hint = ctx.roads_in(report.note)
+    if not prior and not hint:
+        return snap
+    return ctx.index.snap(
+        lon,
+        lat,
+        accuracy_m=report.accuracy_m,
+        heading_deg=report.heading_deg,
+        prior=prior,
+        road_hint=hint or None,
+    )
 
 
 def place_many(reports: Sequence[ReportIn], ctx: NetworkContext) -> list[Placement]:
@@ -49,12 +68,15 @@ def place_many(reports: Sequence[ReportIn], ctx: NetworkContext) -> list[Placeme
     lons = np.full(n, np.nan)
     lats = np.full(n, np.nan)
     acc = np.full(n, np.nan)
+    heading = np.full(n, np.nan)
     has_pos = np.zeros(n, dtype=bool)
     for i, r in enumerate(reports):
         if r.lat is not None and r.lon is not None:
             lons[i], lats[i], has_pos[i] = r.lon, r.lat, True
             if r.accuracy_m is not None:
                 acc[i] = r.accuracy_m
+            if r.heading_deg is not None:
+                heading[i] = r.heading_deg
     crs = np.array([r.crs for r in reports])
     for name in SUPPORTED_CRS:
         m = has_pos & (crs == name)
@@ -62,7 +84,7 @@ def place_many(reports: Sequence[ReportIn], ctx: NetworkContext) -> list[Placeme
             lons[m], lats[m] = to_wgs84(lons[m], lats[m], name)
     idx = np.flatnonzero(has_pos)
     areas = ctx.areas.locate_many(lons[idx], lats[idx])
-    snaps = ctx.index.snap_many(lons[idx], lats[idx], accuracy_m=acc[idx])
+    snaps = ctx.index.snap_many(lons[idx], lats[idx], accuracy_m=acc[idx], heading_deg=heading[idx])
     out: list[Placement] = []
     k = 0
     for i, r in enumerate(reports):
@@ -70,9 +92,9 @@ def place_many(reports: Sequence[ReportIn], ctx: NetworkContext) -> list[Placeme
             out.append(_decide(r, ctx, None, None, None, None))
             continue
         area = int(areas[k])
-        out.append(
-            _decide(r, ctx, float(lons[i]), float(lats[i]), area if area >= 0 else None, snaps[k])
-        )
+        lon, lat = float(lons[i]), float(lats[i])
+        snap = _second_look(r, ctx, lon, lat, snaps[k])
+        out.append(_decide(r, ctx, lon, lat, area if area >= 0 else None, snap))
         k += 1
     return out
 
@@ -165,9 +187,14 @@ def _decide(
     }
     if snap.chainage_m is not None:
         info["chainage_m"] = round(snap.chainage_m, 1)
+    if snap.side is not None:
+        info["side"] = snap.side
     if snap.ambiguous and snap.runner_up is not None:
         info["reason"] = "ambiguous"
-        info["candidates"] = [best.id, segments[snap.runner_up].id]
+        ids = [segments[pos].id for pos, _d, _p in snap.candidates] or [best.id]
+        if segments[snap.runner_up].id not in ids:
+            ids.append(segments[snap.runner_up].id)
+        info["candidates"] = ids
         return Placement(
             "needs_review",
             lat,

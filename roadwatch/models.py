@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
 )
+from sqlalchemy import false as sa_false
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -177,6 +179,25 @@ class Report(Base):
     topic: Mapped[str | None] = mapped_column(String(255))
     raw: Mapped[bytes] = mapped_column(LargeBinary)
 
+    # -- the case this report became (roadwatch.cases.workflow owns these) --------------
+    # needs_review | dispatched | rectified | closed | reopened | duplicate | invalid
+    case_status: Mapped[str | None] = mapped_column(String(16))
+    assignee_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    escalation_level: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    next_escalation_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    overdue: Mapped[bool] = mapped_column(Boolean, server_default=sa_false())
+    rectified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
+    parent_id: Mapped[str | None] = mapped_column(String(36), index=True)  # corroborates
+
+    __table_args__ = (
+        Index("ix_reports_case_clock", "case_status", "next_escalation_at"),
+        Index("ix_reports_segment_case", "segment_id", "category", "case_status"),
+    )
+
 
 class ReportTransition(Base):
     """Every change of a report's state: who, when, why (review decisions, later the workflow)."""
@@ -190,6 +211,22 @@ class ReportTransition(Base):
     by: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class CaseMessage(Base):
+    """A rectification or verification as received (idempotency key: the client's UUID)."""
+
+    __tablename__ = "case_messages"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # rectification | verification
+    report_id: Mapped[str] = mapped_column(ForeignKey("reports.id"), index=True)
+    reporter_id: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    done_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    result: Mapped[str | None] = mapped_column(String(8))  # verification: pass | fail
+    photos: Mapped[list[Any]] = mapped_column(JSON)
+    note: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class RejectedMessage(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,15 @@ class NetworkContext:
     features: list[dict[str, Any]] = field(repr=False)  # GeoJSON of each segment, for the API
     # segment id -> its current version in the database (filled by sync_network)
     versions: dict[str, int] = field(default_factory=dict, repr=False)
+    # reporter id -> positions of the segments they answer for (a prior for snapping)
+    own_segments: dict[str, frozenset[int]] = field(default_factory=dict, repr=False)
+    road_pattern: re.Pattern[str] | None = field(default=None, repr=False)
+
+    def roads_in(self, text: str | None) -> set[str]:
+        """Road names of this network mentioned in a note (longest match first)."""
+        if not text or self.road_pattern is None:
+            return set()
+        return set(self.road_pattern.findall(text))
 
     @property
     def size(self) -> int:
@@ -60,16 +70,27 @@ def load_network_context(settings: Settings) -> NetworkContext:
         roads=[s.road for s in net.segments],
         max_distance_m=settings.snap_max_distance_m,
         ambiguity_m=settings.snap_ambiguity_m,
+        min_confidence=settings.snap_min_confidence,
     )
+    position = {s.id: i for i, s in enumerate(net.segments)}
+    own: dict[str, set[int]] = {}
+    for a in net.assignments:
+        if a.role == "road_chief" and a.segment_id in position:
+            own.setdefault(a.person_id, set()).add(position[a.segment_id])
+    # Long names first, so 花园路 is not also found as a shorter name inside it.
+    names = sorted({s.road for s in net.segments if len(s.road) >= 2}, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(n) for n in names)) if names else None
     areas = AreaIndex([d.geometry for d in net.districts])
     ctx = NetworkContext(
         network=net,
         digest=digest,
         index=index,
         areas=areas,
-        position={s.id: i for i, s in enumerate(net.segments)},
+        position=position,
         district_names={d.code: d.name for d in net.districts},
         features=[segment_feature(s) for s in net.segments],
+        own_segments={k: frozenset(v) for k, v in own.items()},
+        road_pattern=pattern,
     )
     log.info(
         "network %s: %d segments in %d districts, loaded in %.2f s",

@@ -20,6 +20,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import models
+from .cases.intake import CaseMessageIn, validate_case_message
+from .cases.workflow import OPEN_CASE, NewCase, Notice, Sla, apply_case_message, open_cases
 from .categories import Categories
 from .geolocate import Placement, place, place_many
 from .ingest.errors import FieldError
@@ -33,7 +35,6 @@ log = logging.getLogger(__name__)
 
 VECTOR_MIN = 24  # batches at least this big are geolocated with numpy
 MAX_RAW_KEPT = 256 * 1024  # bytes of a rejected payload kept verbatim (the size is kept too)
-OPEN_STATUSES = ("accepted",)  # issue #5 brings the case workflow and its states
 # Live score: 100 minus a deduction per open report by severity (the weekly ranking is separate).
 SEVERITY_DEDUCTION = {1: 2, 2: 5, 3: 10}
 
@@ -61,6 +62,7 @@ class _Item:
     message_id: str | None = None
     placement: Placement | None = None
     outcome: Outcome | None = None
+    case_msg: CaseMessageIn | None = None
 
 
 class Pipeline:
@@ -73,6 +75,8 @@ class Pipeline:
         metrics: Metrics | None = None,
         on_events: Callable[[list[LiveEvent]], None] | None = None,
         clock: Callable[[], dt.datetime] = models.utcnow,
+        sla: Sla | None = None,
+        on_notices: Callable[[list[Notice]], None] | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -89,6 +93,16 @@ class Pipeline:
             future_skew=dt.timedelta(seconds=settings.future_skew_s),
         )
         self.tz = settings.tz
+        if sla is None:
+            from .cases.calendar import load_sla
+
+            sla = load_sla(categories=categories.codes)
+        self.sla = sla
+        self.on_notices = on_notices
+        # Categories whose rectification needs no after photo (categories.toml).
+        self.photo_optional = frozenset(
+            c.code for c in categories.by_code.values() if not c.photo_required
+        )
 
     # -- public -------------------------------------------------------------------
     def process(self, batch: Sequence[Inbound]) -> list[Outcome]:
@@ -101,7 +115,7 @@ class Pipeline:
         try:
             for attempt in range(3):
                 try:
-                    events = self._store(items, now)
+                    events, notices = self._store(items, now)
                     break
                 except IntegrityError:
                     # A concurrent writer stored one of these report ids first; the next
@@ -125,6 +139,11 @@ class Pipeline:
                 self.on_events(events)
             except Exception:  # the live feed must never undo a committed batch
                 log.exception("broadcasting %d events failed", len(events))
+        if notices and self.on_notices is not None:
+            try:
+                self.on_notices(notices)
+            except Exception:
+                log.exception("sending %d notices failed", len(notices))
         return outcomes
 
     # -- steps --------------------------------------------------------------------
@@ -134,7 +153,13 @@ class Pipeline:
         try:
             data, errors = decode_json(msg.payload, self.settings.max_payload_bytes)
             item.message_id = message_id_of(data)
-            if msg.kind != "report":
+            if msg.kind in ("rectification", "verification"):
+                item.message_id = message_id_of(data, f"{msg.kind}_id")
+                if not errors:
+                    item.case_msg, errors = validate_case_message(
+                        msg.kind, data, now, msg.topic_reporter, self.settings.max_note_chars
+                    )
+            elif msg.kind != "report":
                 errors = [
                     FieldError("topic", "unknown_topic", f"nothing is served on topic {msg.topic}")
                 ]
@@ -177,7 +202,7 @@ class Pipeline:
                 it.errors = [p.error]
                 it.report = None
 
-    def _store(self, items: list[_Item], now: dt.datetime) -> list[LiveEvent]:
+    def _store(self, items: list[_Item], now: dt.datetime) -> tuple[list[LiveEvent], list[Notice]]:
         reports_t, rejected_t = REPORTS, REJECTED
         # Core, not the ORM: this is the hot path and every statement is plain SQL.
         with self.engine.begin() as session:
@@ -200,8 +225,43 @@ class Pipeline:
                 # and process() runs the batch again, when _existing sees that row.
                 session.execute(reports_t.insert(), rows)
                 inserted = set(fresh)
+            placed = [fresh[r] for r in fresh if r in inserted]
+            fx = open_cases(
+                session,
+                [self._new_case(it) for it in placed if _accepted(it.placement)],
+                self.sla,
+                now,
+            )
+            touched_by_cases: list[str] = []
+            for it in items:
+                if it.case_msg is None:
+                    continue
+                co, fx_msg = apply_case_message(
+                    session,
+                    it.case_msg,
+                    it.msg.payload,
+                    it.msg.received_at,
+                    now,
+                    self.photo_optional,
+                )
+                fx.extend(fx_msg)
+                if co.error is not None:
+                    it.errors = [FieldError(*co.error)]
+                    it.case_msg = None  # falls through to the rejections below
+                    continue
+                it.outcome = Outcome(
+                    id=it.message_id,
+                    status=co.status,
+                    segment_id=co.segment_id,
+                    segment_name=self._segment_name(co.segment_id),
+                    case_status=co.case_status,
+                )
+                if co.segment_id and co.status == "accepted":
+                    touched_by_cases.append(co.segment_id)
             rejected_rows = []
             for it in items:
+                if it.case_msg is not None:
+                    continue
                 if it.report is None:
                     errs = tuple(it.errors or ())
                     it.outcome = Outcome(id=it.message_id, status="rejected", errors=errs)
@@ -216,10 +276,10 @@ class Pipeline:
             if rejected_rows:
                 session.execute(rejected_t.insert(), rejected_rows)
 
-            payloads = self._event_payloads(session, [fresh[r] for r in fresh if r in inserted])
-            if not payloads:
-                return []
-            return record_events(session, payloads, now)
+            payloads = self._event_payloads(
+                session, [fresh[r] for r in fresh if r in inserted], fx.events, touched_by_cases
+            )
+            return record_events(session, payloads, now), fx.notices
 
     # -- helpers ------------------------------------------------------------------
     def _existing(self, session: Connection, ids: list[str]) -> dict[str, Outcome]:
@@ -292,6 +352,7 @@ class Pipeline:
             "snap_confidence": p.confidence,
             "snap": p.snap,
             "status": p.status,
+            "case_status": "needs_review" if p.status == "needs_review" else None,
             "transport": m.transport,
             "topic": m.topic,
             "raw": m.payload,
@@ -312,7 +373,11 @@ class Pipeline:
         }
 
     def _event_payloads(
-        self, session: Connection, items: list[_Item]
+        self,
+        session: Connection,
+        items: list[_Item],
+        case_events: list[tuple[str, dict[str, Any]]],
+        touched_by_cases: list[str],
     ) -> list[tuple[str, dict[str, Any]]]:
         out: list[tuple[str, dict[str, Any]]] = []
         touched: list[str] = []
@@ -338,9 +403,28 @@ class Pipeline:
             )
             if p.segment_id and p.segment_id not in touched:
                 touched.append(p.segment_id)
+        out += case_events
+        for sid in touched_by_cases:
+            if sid not in touched:
+                touched.append(sid)
         for state in segment_states(session, touched):
             out.append(("segment", state))
         return out
+
+    def _new_case(self, it: _Item) -> NewCase:
+        r, p = it.report, it.placement
+        assert r is not None and p is not None and p.segment_id is not None
+        return NewCase(
+            id=r.report_id,
+            segment_id=p.segment_id,
+            category=r.category,
+            severity=r.severity,
+            observed_at=r.observed_at,
+            chainage_m=(p.snap or {}).get("chainage_m"),
+            lat=p.lat,
+            lon=p.lon,
+            reporter_id=r.reporter_id,
+        )
 
 
 def segment_states(
@@ -356,24 +440,34 @@ def segment_states(
     deduction = case(
         *((r.severity == sev, pts) for sev, pts in SEVERITY_DEDUCTION.items()), else_=0
     )
+    overdue = case((r.overdue.is_(True), 1), else_=0)
     q = (
-        select(r.segment_id, func.count(), func.coalesce(func.sum(deduction), 0))
-        .where(r.segment_id.is_not(None), r.status.in_(OPEN_STATUSES))
+        select(
+            r.segment_id,
+            func.count(),
+            func.coalesce(func.sum(deduction), 0),
+            func.coalesce(func.sum(overdue), 0),
+        )
+        .where(r.segment_id.is_not(None), r.case_status.in_(OPEN_CASE), r.parent_id.is_(None))
         .group_by(r.segment_id)
     )
     if segment_ids is not None:
         q = q.where(r.segment_id.in_(segment_ids))
-    found = {sid: (int(n), int(d)) for sid, n, d in session.execute(q)}
+    found = {sid: (int(n), int(d), int(o)) for sid, n, d, o in session.execute(q)}
     order = segment_ids if segment_ids is not None else list(found)
     return [
         {
             "segment_id": sid,
-            "open": found.get(sid, (0, 0))[0],
-            "overdue": 0,  # deadlines arrive with the case workflow (issue #5)
-            "score": max(0, 100 - found.get(sid, (0, 0))[1]),
+            "open": found.get(sid, (0, 0, 0))[0],
+            "overdue": found.get(sid, (0, 0, 0))[2],
+            "score": max(0, 100 - found.get(sid, (0, 0, 0))[1]),
         }
         for sid in order
     ]
+
+
+def _accepted(p: Placement | None) -> bool:
+    return p is not None and p.status == "accepted" and p.segment_id is not None
 
 
 def _unplaceable(exc: Exception) -> Placement:

@@ -5,6 +5,7 @@ The web layer receives a Runtime; the core never imports the web layer.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import db
 from .broadcast import Broadcaster
+from .cases.workflow import Notice
 from .categories import Categories, load_categories
 from .embedded_broker import EmbeddedBroker, is_listening
 from .ingest.mqtt import MqttIngest
@@ -37,6 +39,7 @@ class Runtime:
     pipeline: Pipeline
     mqtt: MqttIngest | None = None
     broker: EmbeddedBroker | None = None
+    clock: Any = None  # cases.clock.Scheduler while ingesting
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -58,10 +61,38 @@ class Runtime:
         categories = load_categories()
         metrics = Metrics()
         broadcaster = Broadcaster(emitter)
+        from .cases.calendar import load_sla
+
+        sla = load_sla(categories=categories.codes)
         pipeline = Pipeline(
-            settings, sessions, ctx, categories, metrics=metrics, on_events=broadcaster.publish
+            settings,
+            sessions,
+            ctx,
+            categories,
+            metrics=metrics,
+            on_events=broadcaster.publish,
+            sla=sla,
         )
-        return cls(settings, engine, sessions, ctx, categories, metrics, broadcaster, pipeline)
+        rt = cls(settings, engine, sessions, ctx, categories, metrics, broadcaster, pipeline)
+        pipeline.on_notices = rt.send_notices
+        return rt
+
+    def send_notices(self, notices: list[Notice]) -> None:
+        """Publish notices to each person's topic (QoS 1; queued by the broker if offline)."""
+        if self.mqtt is None:
+            if notices:
+                log.info("no MQTT connection: %d notices only in the case history", len(notices))
+            return
+        for n in notices:
+            self.mqtt.client.publish(
+                self.mqtt.topics.notice(n.person_id),
+                json.dumps(n.body, ensure_ascii=False).encode(),
+                qos=1,
+            )
+
+    def deliver(self, events: list[Any], notices: list[Notice]) -> None:
+        self.broadcaster.publish(events)
+        self.send_notices(notices)
 
     def start_ingest(self) -> None:
         """Connect to the broker (starting the embedded one when allowed and needed)."""
@@ -95,8 +126,17 @@ class Runtime:
             batch_wait_ms=s.ingest_batch_wait_ms,
         )
         self.mqtt.start()
+        from .cases.clock import Scheduler
+
+        self.clock = Scheduler(
+            self.engine, self.pipeline.sla, self.deliver, interval=s.case_sweep_s
+        )
+        self.clock.start()
 
     def stop(self) -> None:
+        if self.clock is not None:
+            self.clock.stop()
+            self.clock = None
         if self.mqtt is not None:
             self.mqtt.stop()
             self.mqtt = None

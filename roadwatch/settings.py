@@ -48,8 +48,10 @@ class Settings(BaseModel):
     photo_dir: str
     snap_max_distance_m: float
     snap_ambiguity_m: float
+    snap_min_confidence: float
     ingest_batch_max: int
     ingest_batch_wait_ms: int
+    case_sweep_s: float
     socketio_queue: str
     secret_key: str
     host: str
@@ -118,6 +120,13 @@ class Settings(BaseModel):
             raise ValueError("must be minLon,minLat,maxLon,maxLat with min < max")
         return v
 
+    @field_validator("snap_min_confidence")
+    @classmethod
+    def _probability(cls, v: float) -> float:
+        if not 0 <= v < 1:
+            raise ValueError("must be a probability from 0 to below 1")
+        return v
+
     @field_validator("port")
     @classmethod
     def _port(cls, v: int) -> int:
@@ -141,7 +150,9 @@ class Settings(BaseModel):
             raise ValueError("must be a positive number")
         return v
 
-    @field_validator("snap_max_distance_m", "snap_ambiguity_m", "ingest_batch_wait_ms")
+    @field_validator(
+        "snap_max_distance_m", "snap_ambiguity_m", "ingest_batch_wait_ms", "case_sweep_s"
+    )
     @classmethod
     def _non_negative(cls, v: float) -> float:
         if v < 0:

@@ -264,11 +264,12 @@ def test_review_queue_settles_a_report(client: FlaskClient, runtime: Any) -> Non
         assert again.status_code == 409
     finally:
         del runtime.broadcaster.publish
-    assert [e.kind for e in seen] == ["case", "segment"]
-    assert seen[0].payload["status"] == "accepted" and seen[1].payload["open"] == 1
+    assert [e.kind for e in seen] == ["case", "case", "segment"]
+    assert seen[0].payload["status"] == "accepted" and seen[1].payload["status"] == "dispatched"
+    assert seen[1].payload["assignee_id"] and seen[2].payload["open"] == 1
     doc = client.get(f"/api/reports/{far['report_id']}").get_json()
     assert doc["segment_id"] == target and doc["status"] == "accepted"
-    assert [h["status"] for h in doc["history"]] == ["needs_review", "accepted"]
+    assert [h["status"] for h in doc["history"]] == ["needs_review", "accepted", "dispatched"]
     assert doc["history"][1]["by"] == "staff-7"
     assert client.get("/api/review").get_json()["items"] == []
 

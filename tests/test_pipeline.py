@@ -105,15 +105,17 @@ def test_events_carry_increasing_seq_and_segment_state(runtime: Any) -> None:
     seen: list[LiveEvent] = []
     runtime.pipeline.on_events = seen.extend
     try:
-        a, b = contract_example(), contract_example(severity=3)
+        # b is another category at the same spot: a second case, not a corroboration
+        a, b = contract_example(), contract_example(severity=3, category="E0505")
         runtime.pipeline.process([inbound(a)])
         runtime.pipeline.process([inbound(b), inbound(a)])
     finally:
         runtime.pipeline.on_events = runtime.broadcaster.publish
     kinds = [e.kind for e in seen]
-    assert kinds == ["report", "segment", "report", "segment"]
+    assert kinds == ["report", "case", "segment", "report", "case", "segment"]
+    assert seen[1].payload["status"] == "dispatched" and seen[1].payload["due_at"]
     seqs = [e.payload["seq"] for e in seen]
-    assert seqs == sorted(seqs) and len(set(seqs)) == 4
+    assert seqs == sorted(seqs) and len(set(seqs)) == 6
     last_segment = seen[-1].payload
     assert last_segment["open"] == 2
     assert last_segment["score"] == 100 - 5 - 10  # serious + urgent

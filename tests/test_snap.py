@@ -17,7 +17,7 @@ import shapely
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 
 import geo.snap
-from geo.snap import NO_SNAP, AreaIndex, SegmentIndex, Snap, SnapBatch, utm_epsg
+from geo.snap import NO_SNAP, AreaIndex, SegmentIndex, Snap, SnapBatch, road_names_in, utm_epsg
 
 _TO_LL = pyproj.Transformer.from_crs(32649, 4326, always_xy=True)
 _TO_XY = pyproj.Transformer.from_crs(4326, 32649, always_xy=True)
@@ -437,3 +437,117 @@ def test_area_index_rejects_non_polygons_and_leaves_input_unprepared() -> None:
     poly = square(0, 0, 10)
     AreaIndex([poly])
     assert not shapely.is_prepared(poly)
+
+
+# --- v2: heading, side, candidates, prior, road hint ------------------------------
+
+
+def test_heading_breaks_the_tie_between_a_road_and_a_slip_road() -> None:
+    # A main road east-west and a slip road leaving it at 35 degrees; at x = 100 they
+    # are 12 m apart and the point is midway (6 m from each).
+    main = line((0, 0), (300, 0))
+    k = math.tan(math.radians(35))
+    slip = line((100 - 12 / k, 0), (200, (200 - 100 + 12 / k) * k))
+    index = SegmentIndex([main, slip, *FAR], roads=["Main", "Slip", "x", "y"])
+    lon, lat = ll(100, 6)
+    d = index.snap(lon, lat)
+    assert d.ambiguous is True  # distance alone: a coin toss
+    east = index.snap(lon, lat, heading_deg=90.0)
+    west = index.snap(lon, lat, heading_deg=270.0)  # undirected: the same road
+    assert (east.index, east.ambiguous) == (0, False)
+    assert (west.index, west.ambiguous) == (0, False)
+    up = index.snap(lon, lat, heading_deg=90.0 - 35.0)  # compass bearing of the slip road
+    assert (up.index, up.ambiguous) == (1, False)
+    assert east.confidence > 0.85 and up.confidence > 0.85
+    for h in (math.nan, None):  # a phone at rest
+        assert index.snap(lon, lat, heading_deg=h) == d
+
+
+def test_heading_cannot_separate_truly_parallel_roads() -> None:
+    # Two parallel roads 12 m apart: an axial heading fits both equally; the
+    # distance decides, and a point in the middle stays for review.
+    index = SegmentIndex(
+        [line((0, 0), (300, 0)), line((0, 12), (300, 12)), *FAR],
+        roads=["A", "B", "x", "y"],
+        min_confidence=0.8,
+    )
+    mid = index.snap(*ll(150, 6.5), heading_deg=90.0)
+    assert mid.ambiguous is True
+    near = index.snap(*ll(150, 1.0), heading_deg=92.0, accuracy_m=5.0)
+    assert (near.index, near.ambiguous) == (0, False)
+
+
+def test_side_of_the_road() -> None:
+    index = SegmentIndex([line((0, 0), (200, 0))])  # digitised west -> east
+    assert snap_at(index, 100, 3).side == "left"
+    assert snap_at(index, 100, -3).side == "right"
+    assert snap_at(index, 100, 0.2).side is None
+    rev = SegmentIndex([line((200, 0), (0, 0))])
+    assert snap_at(rev, 100, 3).side == "right"
+    pts = [ll(100, 3), ll(100, -3), ll(100, 0.2), ll(100, 500)]
+    b = index.snap_many(np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
+    assert b.side.dtype == np.int8 and b.side.tolist() == [1, -1, 0, 0]
+
+
+def test_candidates_and_posterior() -> None:
+    index = SegmentIndex(
+        [line((0, 0), (200, 0)), line((0, 6), (200, 6)), *FAR], roads=["N", "S", "x", "y"]
+    )
+    s = snap_at(index, 100, 2.5)
+    assert [c[0] for c in s.candidates] == [0, 1]
+    assert s.candidates[0][1] == pytest.approx(2.5, abs=1e-3)
+    assert sum(c[2] for c in s.candidates) == pytest.approx(1.0)
+    assert s.posterior == s.candidates[0][2] == pytest.approx(s.confidence)
+    assert snap_at(index, 100, 500).candidates == ()
+
+
+def test_road_hint_and_prior_break_near_ties_but_not_geometry() -> None:
+    index = SegmentIndex(
+        [line((0, 0), (200, 0)), line((0, 6), (200, 6)), *FAR], roads=["North", "South", "x", "y"]
+    )
+    lon, lat = ll(100, 2.5)  # nearer North, ambiguous on distance alone
+    assert index.snap(lon, lat).ambiguous is True
+    hinted = index.snap(lon, lat, road_hint="South")
+    assert (hinted.index, hinted.ambiguous) == (1, False)
+    assert index.snap(lon, lat, road_hint={"Nowhere"}) == index.snap(lon, lat)
+    mine = index.snap(lon, lat, prior={1})
+    assert mine.index == 1
+    # bounded factors (x4, x2): they do not pull a point onto a road well beyond its error
+    far = index.snap(*ll(100, -25), accuracy_m=5.0, road_hint="South", prior={1})
+    assert (far.index, far.ambiguous) == (0, False)
+
+
+def test_road_names_in() -> None:
+    known = ["Mannerheimintie", "Aleksanterinkatu", "金水路", "金水东路", "Li", None]
+    assert road_names_in("Kuoppa Mannerheimintiellä bussipysäkin kohdalla", known) == {
+        "Mannerheimintie"
+    }
+    assert road_names_in("金水东路与花园路口有坑", known) == {"金水东路"}
+    assert road_names_in("金水路和金水东路", known) == {"金水路", "金水东路"}
+    assert road_names_in("li li", known) == set()  # too short to trust
+    assert road_names_in(None, known) == set()
+
+
+def test_snap_many_agrees_exactly_with_snap_with_heading_prior_and_hint() -> None:
+    rng = np.random.default_rng(99)
+    lines, roads = random_network(rng, 100)
+    index = SegmentIndex(lines, roads=roads, min_confidence=0.8)
+    lon, lat = random_points(rng, lines, 3000)
+    heading = rng.uniform(0, 360, lon.size)
+    heading[rng.uniform(0, 1, lon.size) < 0.2] = np.nan
+    acc = rng.choice([math.nan, 5.0, 10.0, 20.0], lon.size)
+    prior = set(rng.integers(0, len(lines), 40).tolist())
+    batch = index.snap_many(
+        lon, lat, accuracy_m=acc, heading_deg=heading, prior=prior, road_hint="road 3"
+    )
+    assert batch.ambiguous.sum() > 20
+    for i in range(lon.size):
+        single = index.snap(
+            float(lon[i]),
+            float(lat[i]),
+            accuracy_m=float(acc[i]),
+            heading_deg=float(heading[i]),
+            prior=prior,
+            road_hint="road 3",
+        )
+        assert batch[i] == single, i

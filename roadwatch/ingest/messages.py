@@ -35,6 +35,7 @@ class Outcome:
     district: str | None = None
     snap: dict[str, Any] | None = None
     errors: tuple[FieldError, ...] = field(default_factory=tuple)
+    case_status: str | None = None  # the case's state after this message, when there is one
 
     def ack_body(self) -> dict[str, Any]:
         return {
@@ -46,4 +47,5 @@ class Outcome:
             "district": self.district,
             "snap": self.snap,
             "errors": [e.as_dict() for e in self.errors],
+            "case_status": self.case_status,
         }

@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # topic word -> message kind
-INBOUND_KINDS = {"reports": "report"}
+INBOUND_KINDS = {
+    "reports": "report",
+    "rectifications": "rectification",
+    "verifications": "verification",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +21,9 @@ class Topics:
 
     def ack(self, reporter: str) -> str:
         return f"{self.root}/acks/{reporter}"
+
+    def notice(self, person: str) -> str:
+        return f"{self.root}/notices/{person}"
 
     def report(self, reporter: str) -> str:
         return f"{self.root}/reports/{reporter}"

@@ -301,7 +301,7 @@ def report(report_id: str) -> Response:
             .order_by(models.ReportTransition.id)
         ).all()
         # The report's first state is where its first transition started from.
-        first = transitions[0].from_status if transitions else row.status
+        first = (transitions[0].from_status or "accepted") if transitions else row.status
         out["history"] = [
             {
                 "at": _iso(row.received_at),

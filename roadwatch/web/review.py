@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 
 from .. import models
+from ..cases.workflow import NewCase, open_cases
 from ..pipeline import record_events, segment_states
 from ..runtime import Runtime
 from .errors import ApiError
@@ -95,6 +96,7 @@ def settle(report_id: str) -> tuple[Response, int]:
             )
         new_status = "invalid" if invalid else "accepted"
         row.status = new_status
+        row.case_status = "invalid" if invalid else None  # dispatched below when settled
         if not invalid:
             assert isinstance(seg_id, str)
             seg = rt.ctx.network.segments[rt.ctx.position[seg_id]]
@@ -125,8 +127,30 @@ def settle(report_id: str) -> tuple[Response, int]:
                 },
             )
         ]
+        notices: list[Any] = []
         if not invalid:
+            fx = open_cases(
+                session,
+                [
+                    NewCase(
+                        id=rid,
+                        segment_id=seg.id,
+                        category=row.category,
+                        severity=row.severity,
+                        observed_at=row.observed_at,
+                        chainage_m=None,
+                        lat=row.lat,
+                        lon=row.lon,
+                        reporter_id=row.reporter_id,
+                    )
+                ],
+                rt.pipeline.sla,
+                now,
+            )
+            payloads += fx.events
+            notices = fx.notices
             payloads += [("segment", st) for st in segment_states(session, [seg.id])]
         events = record_events(session, payloads, now)
     rt.broadcaster.publish(events)
+    rt.send_notices(notices)
     return jsonify({"id": rid, "status": new_status, "segment_id": row.segment_id}), 200

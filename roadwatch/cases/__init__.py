@@ -1,0 +1,1 @@
+"""Case workflow: working-time calendar, time limits (SLA) and escalation."""

@@ -1,0 +1,570 @@
+"""The case workflow (DOMAIN.md: collect → file → dispatch → handle → report back → verify).
+
+A report that is tied to a segment becomes a case and is dispatched at once to whoever
+answered for that spot when it was observed: a merchant whose frontage zone covers it gets
+a short grace window first, otherwise the segment's road chief (三级, else the next level
+up). From there:
+
+    dispatched ─rectify─► rectified ─verify ok─► closed
+        ▲                     │
+        └──────── reopened ◄──┘ verify failed
+    needs_review ─review─► dispatched | invalid;   a corroborating report ─► duplicate
+
+Every change is a ReportTransition (who, when, why); anything else is refused with a
+reason in plain words. Functions here work inside the caller's transaction and return the
+live events and MQTT notices to send after commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Table, and_, or_, select
+from sqlalchemy.orm import Session
+
+from .. import models
+
+REPORTS: Table = models.Report.__table__  # type: ignore[assignment]
+TRANSITIONS: Table = models.ReportTransition.__table__  # type: ignore[assignment]
+ASSIGNMENTS: Table = models.Assignment.__table__  # type: ignore[assignment]
+
+OPEN_CASE = ("dispatched", "reopened", "rectified")  # counted against the segment
+CLOCK_RUNNING = ("dispatched", "reopened")  # rectified waits for verification: no clock
+ALLOWED: dict[str | None, frozenset[str]] = {
+    None: frozenset({"dispatched", "needs_review", "duplicate"}),
+    "needs_review": frozenset({"dispatched", "invalid"}),
+    "dispatched": frozenset({"rectified", "dispatched", "invalid"}),
+    "reopened": frozenset({"rectified", "dispatched", "invalid"}),
+    "rectified": frozenset({"closed", "reopened"}),
+    "closed": frozenset(),
+    "duplicate": frozenset(),
+    "invalid": frozenset(),
+}
+
+
+class Sla(Protocol):
+    """What the workflow needs from the time-limit configuration (roadwatch.cases.calendar)."""
+
+    def deadline(self, category: str, severity: int, start: dt.datetime) -> dt.datetime: ...
+
+    def merchant_deadline(self, start: dt.datetime) -> dt.datetime: ...
+
+    def escalation_at(self, due_at: dt.datetime, step: int) -> dt.datetime | None: ...
+
+
+class TransitionError(ValueError):
+    """A change the workflow does not allow; the message says why, in plain words."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """A message to one person over MQTT (roadwatch/v1/notices/{person})."""
+
+    person_id: str
+    body: dict[str, Any]
+
+
+@dataclass
+class Effects:
+    """What to send once the transaction has committed."""
+
+    events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+
+    def extend(self, other: Effects) -> None:
+        self.events += other.events
+        self.notices += other.notices
+        self.transitions += other.transitions
+
+
+def check(current: str | None, new: str) -> None:
+    if new not in ALLOWED.get(current, frozenset()):
+        raise TransitionError(
+            "illegal_transition",
+            f"a case that is {current or 'new'} cannot become {new}",
+        )
+
+
+def case_event(row: Any, status: str, **extra: Any) -> tuple[str, dict[str, Any]]:
+    return (
+        "case",
+        {
+            "id": row["id"] if isinstance(row, dict) else row.id,
+            "status": status,
+            "segment_id": row["segment_id"] if isinstance(row, dict) else row.segment_id,
+            **extra,
+        },
+    )
+
+
+# -- responsibility lookup for a batch ---------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Holder:
+    person_id: str
+    role: str
+    level: int | None
+    valid_from: dt.datetime
+    valid_to: dt.datetime | None
+    from_chainage_m: float | None
+    to_chainage_m: float | None
+
+    def holds(self, at: dt.datetime) -> bool:
+        return self.valid_from <= at and (self.valid_to is None or at < self.valid_to)
+
+
+def holders_of(
+    session: Session | Connection, segment_ids: Iterable[str]
+) -> dict[str, list[Holder]]:
+    """All assignments of these segments (any period), one query for a whole batch."""
+    ids = sorted(set(segment_ids))
+    if not ids:
+        return {}
+    a = ASSIGNMENTS.c
+    out: dict[str, list[Holder]] = {}
+    utc = models.UTCDateTime()
+    for r in session.execute(
+        select(
+            a.segment_id,
+            a.reporter_id,
+            a.role,
+            a.level,
+            a.valid_from,
+            a.valid_to,
+            a.from_chainage_m,
+            a.to_chainage_m,
+        ).where(a.segment_id.in_(ids))
+    ):
+        out.setdefault(r.segment_id, []).append(
+            Holder(
+                r.reporter_id,
+                r.role,
+                r.level,
+                _aware(r.valid_from, utc),
+                _aware(r.valid_to, utc),
+                r.from_chainage_m,
+                r.to_chainage_m,
+            )
+        )
+    return out
+
+
+def _aware(value: Any, utc: Any) -> Any:
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def pick_assignee(
+    holders: Sequence[Holder], at: dt.datetime, chainage_m: float | None
+) -> tuple[Holder | None, Holder | None]:
+    """(merchant whose frontage covers the spot, the road chief closest to the segment)."""
+    current = [h for h in holders if h.holds(at)]
+    merchant = None
+    if chainage_m is not None:
+        for h in current:
+            if (
+                h.role == "merchant"
+                and h.from_chainage_m is not None
+                and h.from_chainage_m <= chainage_m <= (h.to_chainage_m or math.inf)
+            ):
+                merchant = h
+                break
+    chiefs = sorted(
+        (h for h in current if h.role == "road_chief" and h.level is not None),
+        key=lambda h: -(h.level or 0),
+    )
+    return merchant, (chiefs[0] if chiefs else None)
+
+
+def chief_at_level(holders: Sequence[Holder], at: dt.datetime, level: int) -> Holder | None:
+    for h in holders:
+        if h.role == "road_chief" and h.level == level and h.holds(at):
+            return h
+    return None
+
+
+# -- intake: a batch of freshly stored reports becomes cases ----------------------------
+@dataclass(frozen=True, slots=True)
+class NewCase:
+    id: str
+    segment_id: str
+    category: str
+    severity: int
+    observed_at: dt.datetime
+    chainage_m: float | None
+    lat: float | None
+    lon: float | None
+    reporter_id: str
+
+
+DUPLICATE_WINDOW = dt.timedelta(hours=24)
+DUPLICATE_DISTANCE_M = 50.0
+
+
+def _distance_m(
+    a: tuple[float | None, float | None], b: tuple[float | None, float | None]
+) -> float:
+    if None in a or None in b:
+        return math.inf
+    lat1, lon1 = a
+    lat2, lon2 = b
+    assert lat1 is not None and lon1 is not None and lat2 is not None and lon2 is not None
+    k = 111_320.0
+    dx = (lon2 - lon1) * k * math.cos(math.radians((lat1 + lat2) / 2))
+    dy = (lat2 - lat1) * 110_540.0
+    return math.hypot(dx, dy)
+
+
+def open_cases(
+    session: Session | Connection,
+    cases: Sequence[NewCase],
+    sla: Sla,
+    now: dt.datetime,
+    *,
+    duplicate_window: dt.timedelta = DUPLICATE_WINDOW,
+    duplicate_distance_m: float = DUPLICATE_DISTANCE_M,
+) -> Effects:
+    """Dispatch new cases, or link them to an open case they corroborate. One batch."""
+    fx = Effects()
+    if not cases:
+        return fx
+    r = REPORTS.c
+    seg_ids = sorted({c.segment_id for c in cases})
+    earliest = min(c.observed_at for c in cases) - duplicate_window
+    existing = session.execute(
+        select(r.id, r.segment_id, r.category, r.observed_at, r.lat, r.lon).where(
+            r.segment_id.in_(seg_ids),
+            r.case_status.in_(OPEN_CASE),
+            r.parent_id.is_(None),
+            r.observed_at >= earliest,
+        )
+    ).all()
+    open_by_key: dict[tuple[str, str], list[Any]] = {}
+    for e in existing:
+        open_by_key.setdefault((e.segment_id, e.category), []).append(e)
+    holders = holders_of(session, seg_ids)
+    updates: list[dict[str, Any]] = []
+    for c in cases:
+        parent = None
+        for e in open_by_key.get((c.segment_id, c.category), []):
+            observed = _aware(e.observed_at, None)
+            if (
+                abs(observed - c.observed_at) <= duplicate_window
+                and _distance_m((e.lat, e.lon), (c.lat, c.lon)) <= duplicate_distance_m
+            ):
+                parent = e
+                break
+        if parent is not None:
+            updates.append(
+                {
+                    "rid": c.id,
+                    "case_status": "duplicate",
+                    "parent_id": parent.id,
+                    "assignee_id": None,
+                    "dispatched_at": None,
+                    "due_at": None,
+                    "next_escalation_at": None,
+                    "updated_at": now,
+                }
+            )
+            fx.transitions.append(
+                _transition(
+                    c.id,
+                    None,
+                    "duplicate",
+                    "system",
+                    now,
+                    f"corroborates case {parent.id}",
+                    {"parent_id": parent.id},
+                )
+            )
+            fx.events.append(
+                (
+                    "case",
+                    {
+                        "id": c.id,
+                        "status": "duplicate",
+                        "segment_id": c.segment_id,
+                        "parent_id": parent.id,
+                    },
+                )
+            )
+            continue
+        merchant, chief = pick_assignee(holders.get(c.segment_id, []), c.observed_at, c.chainage_m)
+        target = merchant or chief
+        due = sla.merchant_deadline(now) if merchant else sla.deadline(c.category, c.severity, now)
+        updates.append(
+            {
+                "rid": c.id,
+                "case_status": "dispatched",
+                "parent_id": None,
+                "assignee_id": target.person_id if target else None,
+                "dispatched_at": now,
+                "due_at": due,
+                "next_escalation_at": due,
+                "updated_at": now,
+            }
+        )
+        why = "merchant grace window (门前三包)" if merchant else "responsible road chief"
+        fx.transitions.append(
+            _transition(
+                c.id,
+                None,
+                "dispatched",
+                "system",
+                now,
+                why,
+                {
+                    "assignee_id": target.person_id if target else None,
+                    "due_at": due.isoformat(),
+                    "grace": merchant is not None,
+                },
+            )
+        )
+        fx.events.append(
+            (
+                "case",
+                {
+                    "id": c.id,
+                    "status": "dispatched",
+                    "segment_id": c.segment_id,
+                    "assignee_id": target.person_id if target else None,
+                    "due_at": due.isoformat(),
+                },
+            )
+        )
+        # a new case joins the open list at once: a second report in this batch corroborates it
+        open_by_key.setdefault((c.segment_id, c.category), []).append(
+            _Row(c.id, c.segment_id, c.category, c.observed_at, c.lat, c.lon)
+        )
+        if target is not None:
+            fx.notices.append(
+                Notice(
+                    target.person_id,
+                    {
+                        "v": 1,
+                        "kind": "dispatch",
+                        "case_id": c.id,
+                        "segment_id": c.segment_id,
+                        "category": c.category,
+                        "severity": c.severity,
+                        "due_at": due.isoformat(),
+                        "grace": merchant is not None,
+                    },
+                )
+            )
+    if updates:
+        _update_cases(session, updates)
+    if fx.transitions:
+        session.execute(TRANSITIONS.insert(), fx.transitions)
+        fx.transitions = []
+    return fx
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    id: str
+    segment_id: str
+    category: str
+    observed_at: dt.datetime
+    lat: float | None
+    lon: float | None
+
+
+def _update_cases(session: Session | Connection, updates: list[dict[str, Any]]) -> None:
+    from sqlalchemy import bindparam, update
+
+    cols: dict[str, Any] = {k: bindparam(k) for k in updates[0] if k != "rid"}
+    session.execute(update(REPORTS).where(REPORTS.c.id == bindparam("rid")).values(**cols), updates)
+
+
+def _transition(
+    rid: str,
+    frm: str | None,
+    to: str,
+    by: str | None,
+    at: dt.datetime,
+    note: str | None,
+    data: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "report_id": rid,
+        "at": at,
+        "from_status": frm,
+        "to_status": to,
+        "by": by,
+        "note": note,
+        "data": data,
+    }
+
+
+def record(session: Session | Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        session.execute(TRANSITIONS.insert(), rows)
+
+
+def open_case_filter() -> Any:
+    r = REPORTS.c
+    return and_(r.case_status.in_(OPEN_CASE), or_(r.parent_id.is_(None)))
+
+
+# -- rectification and verification -------------------------------------------------
+MESSAGES: Table = models.CaseMessage.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseOutcome:
+    status: str  # accepted | duplicate | rejected
+    case_status: str | None = None
+    segment_id: str | None = None
+    error: tuple[str, str, str] | None = None  # field, code, message
+
+
+def _reject(field_: str, code: str, message: str) -> CaseOutcome:
+    return CaseOutcome("rejected", error=(field_, code, message))
+
+
+def apply_case_message(
+    conn: Connection,
+    msg: Any,  # roadwatch.cases.intake.CaseMessageIn
+    raw: bytes,
+    received_at: dt.datetime,
+    now: dt.datetime,
+    photo_optional: frozenset[str] = frozenset(),
+) -> tuple[CaseOutcome, Effects]:
+    """Apply one rectification or verification inside the caller's transaction."""
+    fx = Effects()
+    r = REPORTS.c
+    if conn.execute(select(MESSAGES.c.id).where(MESSAGES.c.id == msg.message_id)).first():
+        row = conn.execute(select(r.case_status, r.segment_id).where(r.id == msg.report_id)).first()
+        return CaseOutcome(
+            "duplicate", row.case_status if row else None, row.segment_id if row else None
+        ), fx
+    q = select(r.id, r.case_status, r.segment_id, r.category, r.due_at, r.assignee_id).where(
+        r.id == msg.report_id
+    )
+    if conn.dialect.name == "postgresql":
+        q = q.with_for_update()
+    case = conn.execute(q).first()
+    if case is None:
+        return _reject(
+            "report_id",
+            "unknown_report",
+            f"there is no report {msg.report_id}; send the report first",
+        ), fx
+    target = (
+        "rectified"
+        if msg.kind == "rectification"
+        else ("closed" if msg.result == "pass" else "reopened")
+    )
+    try:
+        check(case.case_status, target)
+    except TransitionError as exc:
+        return _reject("report_id", exc.code, str(exc)), fx
+
+    if msg.kind == "rectification":
+        holders = holders_of(conn, [case.segment_id]).get(case.segment_id, [])
+        allowed = {h.person_id for h in holders if h.holds(msg.done_at)} | {case.assignee_id}
+        if msg.reporter_id not in allowed:
+            return _reject(
+                "reporter_id",
+                "not_responsible",
+                f"{msg.reporter_id} is not responsible for segment "
+                f"{case.segment_id}; only its chiefs, partner unit or merchant "
+                "may rectify it",
+            ), fx
+        if case.category not in photo_optional and not msg.photos:
+            return _reject(
+                "photos", "photo_required", "an after photo is required to rectify this category"
+            ), fx
+        values: dict[str, Any] = {
+            "case_status": "rectified",
+            "rectified_at": msg.done_at,
+            "next_escalation_at": None,
+            "updated_at": now,
+        }
+    else:
+        last = conn.execute(
+            select(MESSAGES.c.reporter_id)
+            .where(MESSAGES.c.report_id == msg.report_id, MESSAGES.c.kind == "rectification")
+            .order_by(MESSAGES.c.received_at.desc())
+            .limit(1)
+        ).first()
+        if last is not None and last.reporter_id == msg.reporter_id:
+            return _reject(
+                "reporter_id",
+                "same_person",
+                "the person who rectified a case cannot verify it; a supervisor or evaluator must",
+            ), fx
+        if target == "closed":
+            values = {"case_status": "closed", "closed_at": msg.done_at, "updated_at": now}
+        else:
+            due = case.due_at
+            resume = due if due is not None and _aware(due, None) > now else now
+            values = {"case_status": "reopened", "next_escalation_at": resume, "updated_at": now}
+    conn.execute(
+        MESSAGES.insert(),
+        {
+            "id": msg.message_id,
+            "kind": msg.kind,
+            "report_id": msg.report_id,
+            "reporter_id": msg.reporter_id,
+            "received_at": received_at,
+            "done_at": msg.done_at,
+            "result": msg.result,
+            "photos": list(msg.photos),
+            "note": msg.note,
+            "raw": raw,
+        },
+    )
+    from sqlalchemy import update
+
+    conn.execute(update(REPORTS).where(r.id == msg.report_id).values(**values))
+    record(
+        conn,
+        [
+            _transition(
+                msg.report_id,
+                case.case_status,
+                target,
+                msg.reporter_id,
+                now,
+                msg.note,
+                {"message_id": msg.message_id, "photos": list(msg.photos)},
+            )
+        ],
+    )
+    fx.events.append(
+        (
+            "case",
+            {
+                "id": msg.report_id,
+                "status": target,
+                "segment_id": case.segment_id,
+                "by": msg.reporter_id,
+            },
+        )
+    )
+    if target == "reopened" and case.assignee_id:
+        fx.notices.append(
+            Notice(
+                case.assignee_id,
+                {
+                    "v": 1,
+                    "kind": "reopened",
+                    "case_id": msg.report_id,
+                    "segment_id": case.segment_id,
+                    "note": msg.note,
+                },
+            )
+        )
+    return CaseOutcome("accepted", target, case.segment_id), fx
