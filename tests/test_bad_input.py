@@ -38,7 +38,9 @@ def valid_report(ctx: Any, rng: random.Random) -> dict[str, Any]:
         mid = seg.geometry.interpolate(0.5, normalized=True)
         snap = ctx.index.snap(mid.x, mid.y, accuracy_m=5.0)
         if not snap.ambiguous and snap.index is not None:
-            return contract_example(lat=mid.y, lon=mid.x, crs="WGS84", accuracy_m=5.0)
+            return contract_example(
+                lat=mid.y, lon=mid.x, crs="WGS84", accuracy_m=5.0, heading_deg=None
+            )
 
 
 def _set(**kv: Any) -> Callable[[dict[str, Any]], bytes]:

@@ -138,7 +138,19 @@ def test_chief_rotation_from_the_file_is_dated(sessions: Any, network_ctx: Any) 
 
 
 def write_csv(path: Path, rows: list[str]) -> Path:
-    header = "segment_id,person_id,person_name,role,level,valid_from,valid_to,from_chainage_m,to_chainage_m"
+    header = ",".join(
+        [
+            "segment_id",
+            "person_id",
+            "person_name",
+            "role",
+            "level",
+            "valid_from",
+            "valid_to",
+            "from_chainage_m",
+            "to_chainage_m",
+        ]
+    )
     path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
     return path
 
