@@ -269,6 +269,10 @@ class Pipeline:
                     continue
                 if it.report.report_id in inserted and fresh.get(it.report.report_id) is it:
                     outcome = self._outcome(it.report.report_id, it.placement)
+                    state = fx.case_status.get(it.report.report_id)
+                    if state is None and outcome.status == "needs_review":
+                        state = "needs_review"
+                    outcome = replace(outcome, case_status=state)
                 else:
                     outcome = self._duplicate(it.report.report_id, known)
                 # The ack echoes the id exactly as the phone wrote it (case, braces…).
@@ -287,7 +291,9 @@ class Pipeline:
             return {}
         r = REPORTS.c
         rows = session.execute(
-            select(r.id, r.status, r.segment_id, r.district, r.snap).where(r.id.in_(ids))
+            select(r.id, r.status, r.segment_id, r.district, r.snap, r.case_status).where(
+                r.id.in_(ids)
+            )
         )
         return {
             row.id: Outcome(
@@ -297,6 +303,7 @@ class Pipeline:
                 segment_name=self._segment_name(row.segment_id),
                 district=self._district_name(row.district),
                 snap=_ack_snap(row.snap),
+                case_status=row.case_status,
             )
             for row in rows
         }

@@ -109,6 +109,12 @@ def runtime(
         _runtimes[backend] = Runtime.build(settings, ctx=network_ctx)
     rt = _runtimes[backend]
     with rt.sessions.begin() as session:
-        for table in (models.Event, models.ReportTransition, models.Report, models.RejectedMessage):
+        for table in (
+            models.Event,
+            models.ReportTransition,
+            models.CaseMessage,
+            models.Report,
+            models.RejectedMessage,
+        ):
             session.execute(delete(table))
     yield rt

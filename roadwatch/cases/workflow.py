@@ -79,11 +79,13 @@ class Effects:
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
     transitions: list[dict[str, Any]] = field(default_factory=list)
+    case_status: dict[str, str] = field(default_factory=dict)  # report id -> its new state
 
     def extend(self, other: Effects) -> None:
         self.events += other.events
         self.notices += other.notices
         self.transitions += other.transitions
+        self.case_status.update(other.case_status)
 
 
 def check(current: str | None, new: str) -> None:
@@ -264,6 +266,7 @@ def open_cases(
                 parent = e
                 break
         if parent is not None:
+            fx.case_status[c.id] = "duplicate"
             updates.append(
                 {
                     "rid": c.id,
@@ -301,6 +304,7 @@ def open_cases(
             continue
         merchant, chief = pick_assignee(holders.get(c.segment_id, []), c.observed_at, c.chainage_m)
         target = merchant or chief
+        fx.case_status[c.id] = "dispatched"
         due = sla.merchant_deadline(now) if merchant else sla.deadline(c.category, c.severity, now)
         updates.append(
             {

@@ -1,0 +1,263 @@
+"""The case workflow on SQLite and PostgreSQL: dispatch, corroboration, rectification,
+verification, time limits and escalation with a controlled clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from roadwatch import models
+from roadwatch.cases.clock import sweep
+from roadwatch.ingest.messages import Inbound
+from tests.support.examples import contract_example
+
+CST = dt.timezone(dt.timedelta(hours=8))
+FRIDAY_1630 = dt.datetime(2026, 11, 20, 16, 30, tzinfo=CST)  # a Friday
+PHOTO = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+
+@pytest.fixture
+def at(runtime: Any) -> Iterator[Any]:
+    """Set the pipeline's clock: `at(datetime)`."""
+    original = runtime.pipeline.clock
+
+    def set_clock(when: dt.datetime) -> None:
+        runtime.pipeline.clock = lambda: when.astimezone(dt.UTC)
+
+    yield set_clock
+    runtime.pipeline.clock = original
+
+
+def msg(kind: str, body: dict[str, Any], reporter: str, when: dt.datetime) -> Inbound:
+    word = {
+        "report": "reports",
+        "rectification": "rectifications",
+        "verification": "verifications",
+    }[kind]
+    return Inbound(
+        transport="mqtt",
+        kind=kind,
+        payload=json.dumps(body).encode(),
+        received_at=when.astimezone(dt.UTC),
+        topic=f"roadwatch/v1/{word}/{reporter}",
+        topic_reporter=reporter,
+    )
+
+
+def report(runtime: Any, when: dt.datetime, **changes: Any) -> tuple[Any, dict[str, Any]]:
+    """A report received at `when` (the pipeline's clock is set to it)."""
+    runtime.pipeline.clock = lambda: when.astimezone(dt.UTC)
+    body = contract_example(observed_at=(when - dt.timedelta(minutes=5)).isoformat(), **changes)
+    (out,) = runtime.pipeline.process([msg("report", body, body["reporter_id"], when)])
+    return out, body
+
+
+def case_row(runtime: Any, rid: str) -> models.Report:
+    with runtime.sessions() as s:
+        row = s.get(models.Report, rid)
+        assert row is not None
+        return row
+
+
+def chief_of(runtime: Any, segment_id: str, level: int) -> str:
+    with runtime.sessions() as s:
+        return s.scalars(
+            select(models.Assignment.reporter_id).where(
+                models.Assignment.segment_id == segment_id,
+                models.Assignment.level == level,
+                models.Assignment.valid_to.is_(None),
+            )
+        ).one()
+
+
+def rectification(
+    report_id: str, reporter: str, when: dt.datetime, photos: Any = None, **kw: Any
+) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "rectification_id": kw.get("rid", str(uuid.uuid4())),
+        "report_id": report_id,
+        "reporter_id": reporter,
+        "done_at": when.isoformat(),
+        "note": "已清理",
+        "photos": [PHOTO] if photos is None else photos,
+    }
+
+
+def verification(report_id: str, reporter: str, when: dt.datetime, result: str) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "verification_id": str(uuid.uuid4()),
+        "report_id": report_id,
+        "reporter_id": reporter,
+        "result": result,
+        "done_at": when.isoformat(),
+    }
+
+
+def test_dispatch_to_the_segment_chief_with_a_working_time_deadline(runtime: Any, at: Any) -> None:
+    at(FRIDAY_1630)
+    out, body = report(runtime, FRIDAY_1630, category="E0102")  # exposed rubbish: 4 working h
+    assert out.status == "accepted" and out.case_status == "dispatched"
+    row = case_row(runtime, body["report_id"])
+    assert row.assignee_id == chief_of(runtime, out.segment_id, 3)
+    assert row.due_at == runtime.pipeline.sla.deadline("E0102", 2, FRIDAY_1630)
+    # 4 working hours from Friday 16:30 under the city calendar: Monday 11:30
+    assert row.due_at.astimezone(CST) == dt.datetime(2026, 11, 23, 11, 30, tzinfo=CST)
+    assert row.escalation_level == 0 and row.overdue is False
+
+
+def test_corroborating_report_is_linked_not_counted_twice(runtime: Any, at: Any) -> None:
+    at(FRIDAY_1630)
+    first, b1 = report(runtime, FRIDAY_1630)
+    second, b2 = report(runtime, FRIDAY_1630 + dt.timedelta(minutes=20), lat=34.77285)
+    other, _ = report(runtime, FRIDAY_1630, category="E0505")  # another problem: its own case
+    assert first.segment_id == second.segment_id == other.segment_id
+    assert second.case_status == "duplicate" and other.case_status == "dispatched"
+    assert case_row(runtime, b2["report_id"]).parent_id == b1["report_id"]
+    from roadwatch.pipeline import segment_states
+
+    with runtime.sessions() as s:
+        (state,) = segment_states(s, [first.segment_id])
+    assert state["open"] == 2  # two cases, not three reports
+
+
+def test_rectify_verify_close_and_the_refusals(runtime: Any, at: Any) -> None:
+    at(FRIDAY_1630)
+    out, body = report(runtime, FRIDAY_1630)
+    rid = body["report_id"]
+    chief = case_row(runtime, rid).assignee_id
+    assert chief
+    t = FRIDAY_1630 + dt.timedelta(hours=1)
+    p = runtime.pipeline
+    p.clock = lambda: t.astimezone(dt.UTC)
+    stranger = p.process(
+        [msg("rectification", rectification(rid, "zz-nobody-1", t), "zz-nobody-1", t)]
+    )[0]
+    assert stranger.status == "rejected" and stranger.errors[0].code == "not_responsible"
+    no_photo = p.process([msg("rectification", rectification(rid, chief, t, photos=[]), chief, t)])[
+        0
+    ]
+    assert no_photo.errors[0].code == "photo_required"
+    unknown = p.process(
+        [msg("rectification", rectification(str(uuid.uuid4()), chief, t), chief, t)]
+    )[0]
+    assert unknown.errors[0].code == "unknown_report"
+    body_r = rectification(rid, chief, t)
+    done = p.process([msg("rectification", body_r, chief, t)])[0]
+    assert (done.status, done.case_status) == ("accepted", "rectified")
+    again = p.process([msg("rectification", body_r, chief, t)])[0]
+    assert again.status == "duplicate"
+    self_check = p.process([msg("verification", verification(rid, chief, t, "pass"), chief, t)])[0]
+    assert self_check.status == "rejected" and self_check.errors[0].code == "same_person"
+    supervisor = chief_of(runtime, out.segment_id, 2)
+    failed = p.process(
+        [msg("verification", verification(rid, supervisor, t, "fail"), supervisor, t)]
+    )[0]
+    assert failed.case_status == "reopened"
+    p.process([msg("rectification", rectification(rid, chief, t), chief, t)])
+    closed = p.process(
+        [msg("verification", verification(rid, supervisor, t, "pass"), supervisor, t)]
+    )[0]
+    assert closed.case_status == "closed"
+    late = p.process([msg("rectification", rectification(rid, chief, t), chief, t)])[0]
+    assert late.errors[0].code == "illegal_transition"
+    assert "closed cannot become rectified" in late.errors[0].message
+    with runtime.sessions() as s:
+        steps = s.scalars(
+            select(models.ReportTransition.to_status)
+            .where(models.ReportTransition.report_id == rid)
+            .order_by(models.ReportTransition.id)
+        ).all()
+        rejected = s.scalars(select(models.RejectedMessage.reason)).all()
+    assert steps == ["dispatched", "rectified", "reopened", "rectified", "closed"]
+    assert len(rejected) == 5  # every refusal is kept with its reason
+
+
+def test_escalation_level_by_level_each_notified_once(runtime: Any, at: Any) -> None:
+    at(FRIDAY_1630)
+    out, body = report(runtime, FRIDAY_1630, category="E0102")
+    rid = body["report_id"]
+    due = case_row(runtime, rid).due_at.astimezone(CST)
+    sla = runtime.pipeline.sla
+    levels = {lvl: chief_of(runtime, out.segment_id, lvl) for lvl in (0, 1, 2)}
+
+    def run(when: dt.datetime) -> list[Any]:
+        events, notices = sweep(runtime.engine, sla, when.astimezone(dt.UTC))
+        return notices
+
+    assert run(due - dt.timedelta(minutes=1)) == []
+    first = run(due + dt.timedelta(minutes=1))
+    assert {n.person_id for n in first} == {levels[2], case_row(runtime, rid).assignee_id}
+    assert run(due + dt.timedelta(minutes=2)) == []  # once per level
+    row = case_row(runtime, rid)
+    assert row.overdue is True and row.escalation_level == 1
+    step2 = sla.escalation_at(due, 2)
+    step3 = sla.escalation_at(due, 3)
+    assert step2 is not None and step3 is not None and step2 < step3
+    assert [n.person_id for n in run(step2 + dt.timedelta(seconds=1))] == [levels[1]]
+    assert [n.person_id for n in run(step3 + dt.timedelta(seconds=1))] == [levels[0]]
+    assert run(step3 + dt.timedelta(days=30)) == []  # the top of the ladder
+    from roadwatch.pipeline import segment_states
+
+    with runtime.sessions() as s:
+        (state,) = segment_states(s, [out.segment_id])
+    assert state["overdue"] == 1
+
+
+def test_two_schedulers_escalate_each_case_once(runtime: Any, at: Any, network_ctx: Any) -> None:
+    at(FRIDAY_1630)
+    segs = network_ctx.network.segments
+    ids = []
+    for i in range(40):  # forty cases on forty segments
+        mid = segs[i * 50].geometry.interpolate(0.5, normalized=True)
+        out, body = report(
+            runtime,
+            FRIDAY_1630,
+            lat=mid.y,
+            lon=mid.x,
+            crs="WGS84",
+            heading_deg=None,
+            category="E0102",
+        )
+        if out.case_status == "dispatched":
+            ids.append(body["report_id"])
+    assert len(ids) > 30
+    when = (FRIDAY_1630 + dt.timedelta(days=4)).astimezone(dt.UTC)  # long overdue
+    from roadwatch import db
+
+    engines = [db.make_engine(runtime.settings.database_url) for _ in range(2)]
+    results: list[list[Any]] = [[], []]
+    barrier = threading.Barrier(2)
+
+    def worker(k: int) -> None:
+        barrier.wait()
+        for _ in range(3):  # each sweeps repeatedly, as a real scheduler would
+            try:
+                results[k] += sweep(engines[k], runtime.pipeline.sla, when)[1]
+            except Exception as exc:  # SQLite may refuse the second writer: retried
+                if "locked" not in str(exc):
+                    raise
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in (0, 1)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    for e in engines:
+        e.dispose()
+    escalations = [
+        (n.body["case_id"], n.body["step"])
+        for n in results[0] + results[1]
+        if n.body["kind"] == "escalation"
+    ]
+    assert len(escalations) == len(set(escalations))  # nobody notified twice
+    # four days late: every case has climbed the whole ladder (steps 1, 2, 3)
+    assert {(c, s) for c, s in escalations} == {(c, s) for c in ids for s in (1, 2, 3)}
