@@ -20,8 +20,17 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import models
+from .bulk import insert_rows
 from .cases.intake import CaseMessageIn, validate_case_message
-from .cases.workflow import OPEN_CASE, NewCase, Notice, Sla, apply_case_message, open_cases
+from .cases.workflow import (
+    OPEN_CASE,
+    TRANSITIONS,
+    NewCase,
+    Notice,
+    Sla,
+    apply_case_message,
+    open_cases,
+)
 from .categories import Categories
 from .geolocate import Placement, place, place_many
 from .ingest.errors import FieldError
@@ -217,21 +226,25 @@ class Pipeline:
                     continue  # answered below as duplicate
                 fresh[rid] = it
                 rows.append(self._report_row(it))
-            inserted: set[str] = set()
-            if rows:
-                # A plain executemany: the driver pipelines one prepared statement, several
-                # times faster than one huge multi-VALUES statement. If another worker
-                # inserts one of these ids meanwhile, the primary key stops this transaction
-                # and process() runs the batch again, when _existing sees that row.
-                session.execute(reports_t.insert(), rows)
-                inserted = set(fresh)
-            placed = [fresh[r] for r in fresh if r in inserted]
+            # Each new case is planned first (dispatch or corroboration), so every report
+            # row is written once, with its case columns, in one bulk insert (COPY on
+            # PostgreSQL). If another worker inserts one of these ids meanwhile, the primary
+            # key stops this transaction and process() runs the batch again, when
+            # _existing answers that id as a duplicate.
             fx = open_cases(
                 session,
-                [self._new_case(it) for it in placed if _accepted(it.placement)],
+                [self._new_case(it) for it in fresh.values() if _accepted(it.placement)],
                 self.sla,
                 now,
+                case_events=False,  # the report event carries the new case's state
+                write=False,
             )
+            for row in rows:
+                row.update(_CASE_DEFAULTS)
+                row.update(fx.fields.get(row["id"], {}))
+            insert_rows(session, reports_t, rows)
+            insert_rows(session, TRANSITIONS, fx.transitions)
+            inserted: set[str] = set(fresh)
             touched_by_cases: list[str] = []
             for it in items:
                 if it.case_msg is None:
@@ -278,10 +291,14 @@ class Pipeline:
                 # The ack echoes the id exactly as the phone wrote it (case, braces…).
                 it.outcome = replace(outcome, id=it.message_id)
             if rejected_rows:
-                session.execute(rejected_t.insert(), rejected_rows)
+                insert_rows(session, rejected_t, rejected_rows)
 
             payloads = self._event_payloads(
-                session, [fresh[r] for r in fresh if r in inserted], fx.events, touched_by_cases
+                session,
+                [fresh[r] for r in fresh if r in inserted],
+                fx.events,
+                touched_by_cases,
+                fx.case_info,
             )
             return record_events(session, payloads, now), fx.notices
 
@@ -385,6 +402,7 @@ class Pipeline:
         items: list[_Item],
         case_events: list[tuple[str, dict[str, Any]]],
         touched_by_cases: list[str],
+        case_info: dict[str, dict[str, Any]],
     ) -> list[tuple[str, dict[str, Any]]]:
         out: list[tuple[str, dict[str, Any]]] = []
         touched: list[str] = []
@@ -405,6 +423,7 @@ class Pipeline:
                         "lon": p.lon,
                         "observed_at": r.observed_at.astimezone(self.tz).isoformat(),
                         "received_at": m.received_at.astimezone(self.tz).isoformat(),
+                        **case_info.get(r.report_id, {}),
                     },
                 )
             )
@@ -473,6 +492,21 @@ def segment_states(
     ]
 
 
+# Case columns of a report that opens no case (needs_review); overridden by the plan.
+_CASE_DEFAULTS: dict[str, Any] = {
+    "assignee_id": None,
+    "dispatched_at": None,
+    "due_at": None,
+    "next_escalation_at": None,
+    "parent_id": None,
+    "updated_at": None,
+    "escalation_level": 0,
+    "overdue": False,
+    "rectified_at": None,
+    "closed_at": None,
+}
+
+
 def _accepted(p: Placement | None) -> bool:
     return p is not None and p.status == "accepted" and p.segment_id is not None
 
@@ -496,8 +530,9 @@ def record_events(
     if not payloads:
         return []
     seqs = _allocate_seqs(session, len(payloads))
-    session.execute(
-        EVENTS.insert(),
+    insert_rows(
+        session,
+        EVENTS,
         [
             {"seq": q, "kind": k, "payload": p, "created_at": now}
             for q, (k, p) in zip(seqs, payloads, strict=True)

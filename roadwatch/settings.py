@@ -8,6 +8,7 @@ stop instead of failing later somewhere deep in a thread.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = Path(os.environ.get("ROADWATCH_CONFIG_DIR", REPO_ROOT / "config"))
 ENV_PREFIX = "ROADWATCH_"
+OPEN311_KEY = re.compile(r"^[A-Za-z0-9_\-]{8,128}$")
+OPEN311_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,55}$")
 
 
 class SettingsError(ValueError):
@@ -54,6 +57,7 @@ class Settings(BaseModel):
     case_sweep_s: float
     socketio_queue: str
     secret_key: str
+    open311_api_keys: str
     host: str
     port: int
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -120,6 +124,24 @@ class Settings(BaseModel):
             raise ValueError("must be minLon,minLat,maxLon,maxLat with min < max")
         return v
 
+    @field_validator("open311_api_keys")
+    @classmethod
+    def _open311_keys(cls, v: str) -> str:
+        if not v.strip():
+            return ""
+        keys: set[str] = set()
+        for pair in v.split(","):
+            key, sep, owner = (x.strip() for x in pair.partition(":"))
+            if not sep or not OPEN311_KEY.match(key) or not OPEN311_OWNER.match(owner):
+                raise ValueError(
+                    "must be key1:owner1,key2:owner2 (keys: 8-128 letters, digits, '_', '-'; "
+                    "owners: 1-56 letters, digits, '.', '_', '-')"
+                )
+            if key in keys:
+                raise ValueError(f"key {key[:4]}… is listed twice")
+            keys.add(key)
+        return v
+
     @field_validator("snap_min_confidence")
     @classmethod
     def _probability(cls, v: float) -> float:
@@ -171,6 +193,16 @@ class Settings(BaseModel):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def open311_keys(self) -> dict[str, str]:
+        """Open311 api_key → the owner it stands for (reports arrive as open311-{owner})."""
+        out: dict[str, str] = {}
+        for pair in self.open311_api_keys.split(","):
+            key, sep, owner = (x.strip() for x in pair.partition(":"))
+            if sep and key and owner:
+                out[key] = owner
+        return out
 
     @property
     def is_sqlite(self) -> bool:

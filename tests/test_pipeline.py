@@ -112,10 +112,12 @@ def test_events_carry_increasing_seq_and_segment_state(runtime: Any) -> None:
     finally:
         runtime.pipeline.on_events = runtime.broadcaster.publish
     kinds = [e.kind for e in seen]
-    assert kinds == ["report", "case", "segment", "report", "case", "segment"]
-    assert seen[1].payload["status"] == "dispatched" and seen[1].payload["due_at"]
+    assert kinds == ["report", "segment", "report", "segment"]
+    # the report event carries its new case: dispatched, to whom, by when
+    assert seen[0].payload["case_status"] == "dispatched" and seen[0].payload["due_at"]
+    assert seen[0].payload["assignee_id"]
     seqs = [e.payload["seq"] for e in seen]
-    assert seqs == sorted(seqs) and len(set(seqs)) == 6
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4
     last_segment = seen[-1].payload
     assert last_segment["open"] == 2
     assert last_segment["score"] == 100 - 5 - 10  # serious + urgent

@@ -1,0 +1,277 @@
+"""Case exports: GET /api/cases.csv and /api/cases.xlsx for any period and district.
+
+Both stream: plain columns are read in chunks (never 100k ORM objects), the CSV is
+written row by row, the workbook with openpyxl's write-only mode. Times are shown in the
+configured zone. The CSV starts with a UTF-8 BOM so that Excel shows Chinese correctly.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, request, stream_with_context
+from sqlalchemy import select
+
+from .. import models
+from ..categories import Categories
+from ..ingest.payloads import parse_time
+from .api import _rt
+from .errors import ApiError
+
+bp = Blueprint("exports", __name__, url_prefix="/api")
+
+CHUNK = 1000
+CASE_STATUSES = (
+    "needs_review",
+    "dispatched",
+    "rectified",
+    "closed",
+    "reopened",
+    "duplicate",
+    "invalid",
+)
+HEADER = (
+    "id",
+    "category",
+    "category_name",
+    "severity",
+    "case_status",
+    "segment_id",
+    "segment_name",
+    "district",
+    "district_name",
+    "reporter_id",
+    "assignee_id",
+    "observed_at",
+    "dispatched_at",
+    "due_at",
+    "rectified_at",
+    "closed_at",
+    "overdue",
+    "escalation_level",
+    "lat",
+    "lon",
+    "note",
+)
+
+
+def _time_arg(name: str) -> dt.datetime | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    value, err = parse_time(raw.replace(" ", "+"), name)  # an unescaped '+' arrives as ' '
+    if err:
+        raise ApiError(400, err.field, err.code, err.message)
+    return value
+
+
+def _query() -> Any:
+    """The filtered select of plain columns, checked before anything is streamed."""
+    r, s = models.Report, models.Segment
+    rt = _rt()
+    q = select(
+        r.id,
+        r.category,
+        r.severity,
+        r.case_status,
+        r.segment_id,
+        s.name,
+        r.district,
+        r.reporter_id,
+        r.assignee_id,
+        r.observed_at,
+        r.dispatched_at,
+        r.due_at,
+        r.rectified_at,
+        r.closed_at,
+        r.overdue,
+        r.escalation_level,
+        r.lat,
+        r.lon,
+        r.note,
+    ).outerjoin(s, s.id == r.segment_id)
+    since, until = _time_arg("since"), _time_arg("until")
+    if since and until and until <= since:
+        raise ApiError(400, "until", "invalid", "until must be after since")
+    if since:
+        q = q.where(r.observed_at >= since)
+    if until:
+        q = q.where(r.observed_at < until)
+    district = request.args.get("district")
+    if district is not None:
+        names = rt.ctx.district_names
+        by_name = {v: k for k, v in names.items()}
+        code = district if district in names else by_name.get(district)
+        if code is None:
+            raise ApiError(
+                400,
+                "district",
+                "unknown_district",
+                f"unknown district {district!r}; use a code such as "
+                f"{next(iter(names), 'JS')} or a name such as {next(iter(by_name), '金水区')}",
+            )
+        q = q.where(r.district == code)
+    status = request.args.get("status")
+    if status is not None:
+        statuses = [x.strip() for x in status.split(",") if x.strip()]
+        bad = [x for x in statuses if x not in CASE_STATUSES]
+        if bad or not statuses:
+            raise ApiError(
+                400,
+                "status",
+                "invalid",
+                f"status must be one or more of {', '.join(CASE_STATUSES)}",
+            )
+        q = q.where(r.case_status.in_(statuses))
+    segment = request.args.get("segment")
+    if segment is not None:
+        q = q.where(r.segment_id == segment)
+    return q.order_by(r.observed_at, r.id)
+
+
+def _rows(q: Any, xlsx: bool) -> Iterator[tuple[Any, ...]]:
+    """Export rows in order, read in chunks from one result (a server-side cursor on PG).
+
+    Times are in the configured zone: ISO 8601 with the offset for CSV, plain local
+    date-times for Excel (which has no time zones; the sheet is sortable that way).
+    """
+    rt = _rt()
+    tz = rt.settings.tz
+    cats: Categories = rt.categories
+    districts = rt.ctx.district_names
+    with rt.engine.connect() as conn:
+        result = conn.execution_options(yield_per=CHUNK).execute(q)
+        for part in result.partitions(CHUNK):
+            for x in part:
+                cat = cats.by_code.get(x.category)
+                yield (
+                    x.id,
+                    x.category,
+                    cat.name if cat else None,
+                    x.severity,
+                    x.case_status,
+                    x.segment_id,
+                    x.name,
+                    x.district,
+                    districts.get(x.district) if x.district else None,
+                    x.reporter_id,
+                    x.assignee_id,
+                    *(
+                        _local(t, tz, xlsx)
+                        for t in (
+                            x.observed_at,
+                            x.dispatched_at,
+                            x.due_at,
+                            x.rectified_at,
+                            x.closed_at,
+                        )
+                    ),
+                    bool(x.overdue),
+                    x.escalation_level,
+                    x.lat,
+                    x.lon,
+                    x.note,
+                )
+
+
+def _local(t: dt.datetime | None, tz: dt.tzinfo, naive: bool) -> Any:
+    if t is None:
+        return None
+    local = t.astimezone(tz)
+    return local.replace(tzinfo=None) if naive else local.isoformat()
+
+
+def _filename(ext: str) -> str:
+    parts = ["cases"]
+    for arg in ("district", "since", "until", "status", "segment"):
+        if request.args.get(arg):
+            parts.append(request.args[arg][:10])
+    stem = "_".join(parts)
+    ascii_stem = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in stem)
+    return f"{ascii_stem}.{ext}"
+
+
+def _disposition(ext: str) -> str:
+    from urllib.parse import quote
+
+    name = _filename(ext)
+    return f"attachment; filename=\"{name}\"; filename*=UTF-8''{quote(name)}"
+
+
+@bp.get("/cases.csv")
+def cases_csv() -> Response:
+    rows = _rows(_query(), xlsx=False)  # the filters are checked here, before streaming
+    return Response(
+        stream_with_context(_csv_stream(rows)),
+        content_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": _disposition("csv")},
+    )
+
+
+def _csv_stream(rows: Iterator[tuple[Any, ...]]) -> Iterator[bytes]:
+    buf = io.StringIO()
+    buf.write("\ufeff")  # the BOM: Excel then reads the file as UTF-8
+    writer = csv.writer(buf)
+    writer.writerow(HEADER)
+    for n, row in enumerate(rows, start=1):
+        writer.writerow(["" if v is None else _safe_text(v) for v in row])
+        if n % CHUNK == 0:
+            yield buf.getvalue().encode("utf-8")
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue().encode("utf-8")
+
+
+@bp.get("/cases.xlsx")
+def cases_xlsx() -> Response:
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    q = _query()
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("cases")
+    bold = Font(bold=True)
+    header = []
+    for name in HEADER:
+        cell = WriteOnlyCell(ws, value=name)
+        cell.font = bold
+        header.append(cell)
+    ws.append(header)
+    for row in _rows(q, xlsx=True):
+        ws.append([_safe_text(v) for v in row])
+    # openpyxl writes a zip, which needs a seekable file: spool it (to disk past 8 MB).
+    # The response closes it when it is done with it, sent or not.
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
+    wb.save(spool)
+    spool.seek(0)
+    resp = Response(
+        iter(lambda: spool.read(64 * 1024), b""),
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": _disposition("xlsx")},
+    )
+    resp.call_on_close(spool.close)
+    return resp
+
+
+def _safe_text(v: Any) -> Any:
+    """Text a spreadsheet shows as text: no control characters, never a formula."""
+    if not isinstance(v, str):
+        return v
+    v = "".join(c for c in v if c >= " " or c in "\t\n\r")
+    if v.startswith(("=", "+", "-", "@")) and not _numeric(v):
+        return "'" + v
+    return v
+
+
+def _numeric(v: str) -> bool:
+    try:
+        float(v)
+        return True
+    except ValueError:
+        return False
