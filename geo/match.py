@@ -22,12 +22,17 @@ map matching through noise and sparseness":
   Dijkstra over the segment graph (nodes: segment endpoints within 1 m of each
   other, undirected -- patrols walk both ways), bounded at ``3 * straight +
   200 m`` (and, with ``times``, at ``2 * straight + max_speed * dt + 50 m``);
-  farther is "no route". Node distances are cached for the call, and the graph
-  is built once per index (module-level WeakKeyDictionary of
-  :class:`TrackMatcher`).
+  farther is "no route", a *jump* with a fixed cost (:data:`JUMP_COST`, and
+  no transition costs more): a track whose fixes move to a road it cannot
+  reach in time is broken there rather than forced onto one road. Node
+  distances are cached for the call, and the graph is built once per index
+  (module-level WeakKeyDictionary of :class:`TrackMatcher`).
 * Viterbi in log space. A point with no candidate breaks the track (it gets
-  ``segment=None``) and so does a step no candidate pair can make within the
-  bound: each piece is matched on its own.
+  ``segment=None``): each piece is matched on its own.
+* Junction flicks: the model has no direction, so noisy fixes near a joint
+  may step back and forth across it; short excursions (<= 3 sigma into a
+  segment and back to the node they entered by) are reassigned to the
+  neighbouring segments (:meth:`TrackMatcher._despike`).
 
 Segments that touch only in the middle of another (a T without a vertex shared
 at the ends) are not connected: the graph is built from endpoints, which holds
@@ -52,11 +57,13 @@ from geo.snap import _AX, _AY, _CUM, _DX, _DY, _ELEN, _LEN2, SegmentIndex
 
 __all__ = [
     "DEFAULT_BETA_M",
+    "JUMP_COST",
     "MAX_CANDIDATES",
     "TrackMatcher",
     "TrackStep",
     "covered_segments",
     "match_track",
+    "matcher_for",
 ]
 
 IntArray = npt.NDArray[np.int64]
@@ -69,7 +76,9 @@ NODE_TOL_M: Final = 1.0  # segment endpoints this close are one graph node
 ROUTE_FACTOR: Final = 3.0
 ROUTE_SLACK_M: Final = 200.0
 TIME_SLACK_M: Final = 50.0
-_NEG_INF: Final = -math.inf
+# Log cost of a step with no route within the bound (a jump): the track is
+# broken there rather than forced onto one road against its fixes.
+JUMP_COST: Final = 25.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,11 +291,6 @@ class TrackMatcher:
             total = score[:, None] + trans
             best_prev = np.argmax(total, axis=0)
             new = total[best_prev, np.arange(total.shape[1])]
-            if not np.isfinite(new).any():
-                # No candidate pair is joined within the bound: a new piece starts here.
-                close(t - 1)
-                score, back, piece_start = emis[t].copy(), [], t
-                continue
             new = new + emis[t]
             score = new - new.max()  # keeps the numbers small; argmax is unchanged
             back.append(best_prev.astype(np.int64))
@@ -387,8 +391,8 @@ class TrackMatcher:
         beta: float,
         cache: dict[int, tuple[float, dict[int, float]]],
     ) -> FloatArray:
-        """Log transition matrix (prev x cur); -inf where no route within ``bound``."""
-        out = np.full((len(prev_s), len(cur_s)), _NEG_INF)
+        """Log transition matrix (prev x cur); -JUMP_COST where no route within ``bound``."""
+        out = np.full((len(prev_s), len(cur_s)), -JUMP_COST)
         lengths, sn, en = self.lengths, self.start_node, self.end_node
         cur_ends = [
             ((sn[s], c), (en[s], lengths[s] - c)) for s, c in zip(cur_s, cur_c, strict=True)
@@ -411,7 +415,7 @@ class TrackMatcher:
                         if dn is not None and off + dn + off2 < route:
                             route = off + dn + off2
                 if route <= bound:
-                    out[i, j] = -abs(route - straight) / beta
+                    out[i, j] = max(-abs(route - straight) / beta, -JUMP_COST)
         return out
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from .models import UTCDateTime
 
-COPY_MIN_ROWS = 8  # below this, COPY's set-up costs more than it saves
+COPY_MIN_ROWS = 64  # below this, COPY's extra round trips cost more than it saves
 
 
 def _converters(table: Table, columns: Sequence[str]) -> list[Any]:

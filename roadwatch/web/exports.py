@@ -246,12 +246,18 @@ def cases_xlsx() -> Response:
     for row in _rows(q, xlsx=True):
         ws.append([_safe_text(v) for v in row])
     # openpyxl writes a zip, which needs a seekable file: spool it (to disk past 8 MB).
-    # The response closes it when it is done with it, sent or not.
+    # Closed when sent, or by the response when the client goes away first.
     spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
     wb.save(spool)
     spool.seek(0)
+
+    def stream() -> Iterator[bytes]:
+        with spool:
+            while chunk := spool.read(64 * 1024):
+                yield chunk
+
     resp = Response(
-        iter(lambda: spool.read(64 * 1024), b""),
+        stream(),
         content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         headers={"Content-Disposition": _disposition("xlsx")},
     )
