@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from .models import UTCDateTime
 
-COPY_MIN_ROWS = 64  # below this, COPY's extra round trips cost more than it saves
+COPY_MIN_ROWS = 1  # measured: COPY wins even for a handful of rows (fewer round trips)
 
 
 def _converters(table: Table, columns: Sequence[str]) -> list[Any]:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy import false as sa_false
 from sqlalchemy.engine import Dialect
@@ -50,6 +51,9 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+OPEN_CASE_SQL = "case_status IN ('dispatched', 'reopened', 'rectified') AND parent_id IS NULL"
 
 
 class Base(DeclarativeBase):
@@ -191,11 +195,19 @@ class Report(Base):
     rectified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
-    parent_id: Mapped[str | None] = mapped_column(String(36), index=True)  # corroborates
+    parent_id: Mapped[str | None] = mapped_column(String(36))  # the case it corroborates
 
     __table_args__ = (
         Index("ix_reports_case_clock", "case_status", "next_escalation_at"),
-        Index("ix_reports_segment_case", "segment_id", "category", "case_status"),
+        # Open cases by segment: the live map's counts and the corroboration check read
+        # only these few rows, however many closed ones the table holds.
+        Index(
+            "ix_reports_open_cases",
+            "segment_id",
+            "category",
+            postgresql_where=text(OPEN_CASE_SQL),
+            sqlite_where=text(OPEN_CASE_SQL),
+        ),
     )
 
 

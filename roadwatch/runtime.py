@@ -84,11 +84,7 @@ class Runtime:
                 log.info("no MQTT connection: %d notices only in the case history", len(notices))
             return
         for n in notices:
-            self.mqtt.client.publish(
-                self.mqtt.topics.notice(n.person_id),
-                json.dumps(n.body, ensure_ascii=False).encode(),
-                qos=1,
-            )
+            self.mqtt.publish_notice(n.person_id, json.dumps(n.body, ensure_ascii=False).encode())
 
     def deliver(self, events: list[Any], notices: list[Notice]) -> None:
         self.broadcaster.publish(events)

@@ -254,7 +254,10 @@ def open_cases(
     earliest = min(c.observed_at for c in cases) - duplicate_window
     existing = session.execute(
         select(r.id, r.segment_id, r.category, r.observed_at, r.lat, r.lon).where(
+            # Plain IN lists let the planner use the open-cases index (a tuple IN makes
+            # PostgreSQL scan the table); the pairs are filtered below.
             r.segment_id.in_(seg_ids),
+            r.category.in_(sorted({c.category for c in cases})),
             r.case_status.in_(OPEN_CASE),
             r.parent_id.is_(None),
             r.observed_at >= earliest,
