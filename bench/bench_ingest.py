@@ -47,7 +47,7 @@ def make_payloads(n: int, seed: int = 7) -> list[tuple[str, str, bytes]]:
     rng = random.Random(seed)
     net = load_network(DEMO_NETWORK)
     factory = ReportFactory(net, load_categories(), rng, bad_share=0, resend_share=0)
-    chiefs = chiefs_of(net, 500, rng)
+    chiefs = chiefs_of(net, len(net.people), rng)  # every road chief of the city reports
     now = dt.datetime.now(dt.UTC)
     out = []
     for _ in range(n):

@@ -25,6 +25,7 @@ from .cases.intake import CaseMessageIn, validate_case_message
 from .cases.workflow import (
     OPEN_CASE,
     TRANSITIONS,
+    HoldersCache,
     NewCase,
     Notice,
     Sla,
@@ -108,6 +109,7 @@ class Pipeline:
             sla = load_sla(categories=categories.codes)
         self.sla = sla
         self.on_notices = on_notices
+        self.holders = HoldersCache()
         # Categories whose rectification needs no after photo (categories.toml).
         self.photo_optional = frozenset(
             c.code for c in categories.by_code.values() if not c.photo_required
@@ -238,6 +240,7 @@ class Pipeline:
                 now,
                 case_events=False,  # the report event carries the new case's state
                 write=False,
+                holders=self.holders,
             )
             for row in rows:
                 row.update(_CASE_DEFAULTS)

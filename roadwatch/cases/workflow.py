@@ -162,6 +162,40 @@ def holders_of(
     return out
 
 
+class HoldersCache:
+    """Assignments per segment, kept for a few seconds: they change a few times a year,
+    while the ingest path would otherwise read them for every batch."""
+
+    def __init__(self, ttl_s: float = 10.0) -> None:
+        import threading
+        import time
+
+        self.ttl_s = ttl_s
+        self._clock = time.monotonic
+        self._lock = threading.Lock()
+        self._data: dict[str, tuple[float, list[Holder]]] = {}
+
+    def get(
+        self, session: Session | Connection, segment_ids: Sequence[str]
+    ) -> dict[str, list[Holder]]:
+        now = self._clock()
+        with self._lock:
+            fresh = {s: v[1] for s in segment_ids if (v := self._data.get(s)) and v[0] > now}
+        missing = [s for s in segment_ids if s not in fresh]
+        if missing:
+            loaded = holders_of(session, missing)
+            with self._lock:
+                for s in missing:
+                    held = loaded.get(s, [])
+                    self._data[s] = (now + self.ttl_s, held)
+                    fresh[s] = held
+        return fresh
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
 def _aware(value: Any, utc: Any) -> Any:
     if isinstance(value, dt.datetime) and value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
@@ -239,6 +273,7 @@ def open_cases(
     duplicate_distance_m: float = DUPLICATE_DISTANCE_M,
     case_events: bool = True,
     write: bool = True,
+    holders: HoldersCache | None = None,
 ) -> Effects:
     """Dispatch new cases, or link them to an open case they corroborate. One batch.
 
@@ -266,7 +301,8 @@ def open_cases(
     open_by_key: dict[tuple[str, str], list[Any]] = {}
     for e in existing:
         open_by_key.setdefault((e.segment_id, e.category), []).append(e)
-    holders = holders_of(session, seg_ids)
+    held = holders.get(session, seg_ids) if holders else holders_of(session, seg_ids)
+    deadlines: dict[tuple[str, int], dt.datetime] = {}
     updates: list[dict[str, Any]] = []
     for c in cases:
         parent = None
@@ -318,10 +354,19 @@ def open_cases(
                     )
                 )
             continue
-        merchant, chief = pick_assignee(holders.get(c.segment_id, []), c.observed_at, c.chainage_m)
+        merchant, chief = pick_assignee(held.get(c.segment_id, []), c.observed_at, c.chainage_m)
         target = merchant or chief
         fx.case_status[c.id] = "dispatched"
-        due = sla.merchant_deadline(now) if merchant else sla.deadline(c.category, c.severity, now)
+        # Everything in a batch is dispatched at `now`: one deadline per (category, severity).
+        key = ("merchant", 0) if merchant else (c.category, c.severity)
+        due = deadlines.get(key)
+        if due is None:
+            due = (
+                sla.merchant_deadline(now)
+                if merchant
+                else sla.deadline(c.category, c.severity, now)
+            )
+            deadlines[key] = due
         updates.append(
             {
                 "rid": c.id,
