@@ -53,7 +53,9 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-OPEN_CASE_SQL = "case_status IN ('dispatched', 'reopened', 'rectified') AND parent_id IS NULL"
+OPEN_CASE_SQL = (
+    "case_status IN ('new', 'dispatched', 'reopened', 'rectified') AND parent_id IS NULL"
+)
 
 
 class Base(DeclarativeBase):
@@ -199,6 +201,13 @@ class Report(Base):
 
     __table_args__ = (
         Index("ix_reports_case_clock", "case_status", "next_escalation_at"),
+        # Reports waiting for the dispatcher.
+        Index(
+            "ix_reports_new_cases",
+            "received_at",
+            postgresql_where=text("case_status = 'new'"),
+            sqlite_where=text("case_status = 'new'"),
+        ),
         # Open cases by segment: the live map's counts and the corroboration check read
         # only these few rows, however many closed ones the table holds.
         Index(

@@ -24,13 +24,11 @@ from .bulk import insert_rows
 from .cases.intake import CaseMessageIn, validate_case_message
 from .cases.workflow import (
     OPEN_CASE,
-    TRANSITIONS,
-    HoldersCache,
+    Effects,
     NewCase,
     Notice,
     Sla,
     apply_case_message,
-    open_cases,
 )
 from .categories import Categories
 from .geolocate import Placement, place, place_many
@@ -109,7 +107,10 @@ class Pipeline:
             sla = load_sla(categories=categories.codes)
         self.sla = sla
         self.on_notices = on_notices
-        self.holders = HoldersCache()
+        # Called after each commit that stored new reports (wakes the dispatcher); with
+        # none set, new cases are dispatched inline, before process() returns.
+        self.on_stored: Callable[[], None] | None = None
+        self.dispatcher: Any = None
         # Categories whose rectification needs no after photo (categories.toml).
         self.photo_optional = frozenset(
             c.code for c in categories.by_code.values() if not c.photo_required
@@ -155,7 +156,29 @@ class Pipeline:
                 self.on_notices(notices)
             except Exception:
                 log.exception("sending %d notices failed", len(notices))
+        if any(o.case_status == "new" for o in outcomes):
+            outcomes = self._dispatch(items, outcomes)
         return outcomes
+
+    def _dispatch(self, items: list[_Item], outcomes: list[Outcome]) -> list[Outcome]:
+        """Wake the dispatcher thread, or (none running) dispatch inline and say so in the acks."""
+        if self.on_stored is not None:
+            self.on_stored()
+            return outcomes
+        if self.dispatcher is None:
+            return outcomes
+        try:
+            statuses = self.dispatcher.run_once()
+        except Exception:  # the reports are stored; the dispatcher thread retries later
+            log.exception("inline dispatch failed")
+            return outcomes
+        out = []
+        for it, o in zip(items, outcomes, strict=True):
+            rid = it.report.report_id if it.report is not None else None
+            if o.case_status == "new" and rid in statuses:
+                o = replace(o, case_status=statuses[rid])
+            out.append(o)
+        return out
 
     # -- steps --------------------------------------------------------------------
     def _check(self, msg: Inbound, now: dt.datetime) -> _Item:
@@ -228,25 +251,17 @@ class Pipeline:
                     continue  # answered below as duplicate
                 fresh[rid] = it
                 rows.append(self._report_row(it))
-            # Each new case is planned first (dispatch or corroboration), so every report
-            # row is written once, with its case columns, in one bulk insert (COPY on
-            # PostgreSQL). If another worker inserts one of these ids meanwhile, the primary
-            # key stops this transaction and process() runs the batch again, when
-            # _existing answers that id as a duplicate.
-            fx = open_cases(
-                session,
-                [self._new_case(it) for it in fresh.values() if _accepted(it.placement)],
-                self.sla,
-                now,
-                case_events=False,  # the report event carries the new case's state
-                write=False,
-                holders=self.holders,
-            )
+            # A new report is stored with case_status "new": the dispatcher (its own thread,
+            # or inline after this commit) turns it into a case. Acks never wait for that.
+            # If another worker inserts one of these ids meanwhile, the primary key stops
+            # this transaction and process() runs the batch again, when _existing answers
+            # that id as a duplicate.
+            fx = Effects()
             for row in rows:
                 row.update(_CASE_DEFAULTS)
-                row.update(fx.fields.get(row["id"], {}))
+                if row["status"] == "accepted" and row["segment_id"]:
+                    row["case_status"] = "new"
             insert_rows(session, reports_t, rows)
-            insert_rows(session, TRANSITIONS, fx.transitions)
             inserted: set[str] = set(fresh)
             touched_by_cases: list[str] = []
             for it in items:
@@ -285,9 +300,7 @@ class Pipeline:
                     continue
                 if it.report.report_id in inserted and fresh.get(it.report.report_id) is it:
                     outcome = self._outcome(it.report.report_id, it.placement)
-                    state = fx.case_status.get(it.report.report_id)
-                    if state is None and outcome.status == "needs_review":
-                        state = "needs_review"
+                    state = "needs_review" if outcome.status == "needs_review" else "new"
                     outcome = replace(outcome, case_status=state)
                 else:
                     outcome = self._duplicate(it.report.report_id, known)

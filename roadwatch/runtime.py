@@ -75,6 +75,10 @@ class Runtime:
         )
         rt = cls(settings, engine, sessions, ctx, categories, metrics, broadcaster, pipeline)
         pipeline.on_notices = rt.send_notices
+        from .cases.dispatcher import Dispatcher
+
+        # Dispatch time is the pipeline's clock (tests control it; production: now).
+        pipeline.dispatcher = Dispatcher(engine, sla, rt.deliver, clock=lambda: pipeline.clock())
         return rt
 
     def send_notices(self, notices: list[Notice]) -> None:
@@ -128,11 +132,17 @@ class Runtime:
             self.engine, self.pipeline.sla, self.deliver, interval=s.case_sweep_s
         )
         self.clock.start()
+        # From now on cases are dispatched by a thread of their own, off the ack path.
+        self.pipeline.dispatcher.start()
+        self.pipeline.on_stored = self.pipeline.dispatcher.wake
 
     def stop(self) -> None:
         if self.clock is not None:
             self.clock.stop()
             self.clock = None
+        if self.pipeline.on_stored is not None:
+            self.pipeline.on_stored = None
+            self.pipeline.dispatcher.stop()
         if self.mqtt is not None:
             self.mqtt.stop()
             self.mqtt = None

@@ -45,6 +45,7 @@ def test_publish_ack_row_and_live_event(platform: tuple[Runtime, Any, str]) -> N
     sio = socketio.Client()
     sio.on("report", lambda d: events.put(("report", d)), namespace="/live")
     sio.on("segment", lambda d: events.put(("segment", d)), namespace="/live")
+    sio.on("case", lambda d: events.put(("case", d)), namespace="/live")
     sio.connect(server.url, namespaces=["/live"], transports=["websocket"])
     device = AckListener("127.0.0.1", 1883, root)
     try:
@@ -64,16 +65,20 @@ def test_publish_ack_row_and_live_event(platform: tuple[Runtime, Any, str]) -> N
         kind2, seg = events.get(timeout=5)
         assert kind2 == "segment" and seg["segment_id"] == ack["segment_id"] and seg["open"] == 1
         assert seg["seq"] > ev["seq"]
+        # The dispatcher then makes it a case: dispatched to the segment's chief.
+        kind3, case = events.get(timeout=5)
+        assert kind3 == "case" and case["id"] == body["report_id"]
+        assert case["status"] == "dispatched" and case["assignee_id"]
+        kind4, seg2 = events.get(timeout=5)
+        assert kind4 == "segment" and seg2["open"] == 1 and seg2["seq"] > case["seq"] > seg["seq"]
 
         # A resync from before the report replays exactly the missed events, in order.
         replay: list[dict[str, Any]] = []
-        done = threading.Event()
-        sio.on("report", lambda d: replay.append(d), namespace="/live")
-        sio.on("segment", lambda d: replay.append(d), namespace="/live")
+        for name in ("report", "segment", "case"):
+            sio.on(name, replay.append, namespace="/live")
         result = sio.call("resync", {"since": ev["seq"] - 1}, namespace="/live", timeout=5)
-        done.set()
-        assert result["ok"] is True and result["seq"] == seg["seq"]
-        assert [e["seq"] for e in replay] == [ev["seq"], seg["seq"]]
+        assert result["ok"] is True and result["seq"] == seg2["seq"]
+        assert [e["seq"] for e in replay] == [ev["seq"], seg["seq"], case["seq"], seg2["seq"]]
         # Hostile resyncs are refused politely and the connection stays usable.
         assert sio.call("resync", {"since": "x"}, namespace="/live", timeout=5)["ok"] is False
         assert sio.call("resync", None, namespace="/live", timeout=5)["ok"] is False

@@ -101,23 +101,22 @@ def test_segment_hint_without_position(runtime: Any) -> None:
     assert out2.status == "rejected" and out2.errors[0].code == "unknown_segment"
 
 
-def test_events_carry_increasing_seq_and_segment_state(runtime: Any) -> None:
+def test_events_carry_increasing_seq_and_segment_state(runtime: Any, monkeypatch: Any) -> None:
     seen: list[LiveEvent] = []
-    runtime.pipeline.on_events = seen.extend
-    try:
-        # b is another category at the same spot: a second case, not a corroboration
-        a, b = contract_example(), contract_example(severity=3, category="E0505")
-        runtime.pipeline.process([inbound(a)])
-        runtime.pipeline.process([inbound(b), inbound(a)])
-    finally:
-        runtime.pipeline.on_events = runtime.broadcaster.publish
+    monkeypatch.setattr(runtime.pipeline, "on_events", seen.extend)
+    monkeypatch.setattr(runtime.broadcaster, "publish", seen.extend)  # the dispatcher's
+    # b is another category at the same spot: a second case, not a corroboration
+    a, b = contract_example(), contract_example(severity=3, category="E0505")
+    runtime.pipeline.process([inbound(a)])
+    runtime.pipeline.process([inbound(b), inbound(a)])
     kinds = [e.kind for e in seen]
-    assert kinds == ["report", "segment", "report", "segment"]
-    # the report event carries its new case: dispatched, to whom, by when
-    assert seen[0].payload["case_status"] == "dispatched" and seen[0].payload["due_at"]
-    assert seen[0].payload["assignee_id"]
+    # stored (report + segment), then dispatched (case + segment), per batch
+    assert kinds == ["report", "segment", "case", "segment"] * 2
+    assert seen[0].payload["id"] == a["report_id"]
+    assert seen[2].payload["status"] == "dispatched" and seen[2].payload["due_at"]
+    assert seen[2].payload["assignee_id"]
     seqs = [e.payload["seq"] for e in seen]
-    assert seqs == sorted(seqs) and len(set(seqs)) == 4
+    assert seqs == sorted(seqs) and len(set(seqs)) == 8
     last_segment = seen[-1].payload
     assert last_segment["open"] == 2
     assert last_segment["score"] == 100 - 5 - 10  # serious + urgent

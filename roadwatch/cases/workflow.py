@@ -33,10 +33,12 @@ REPORTS: Table = models.Report.__table__  # type: ignore[assignment]
 TRANSITIONS: Table = models.ReportTransition.__table__  # type: ignore[assignment]
 ASSIGNMENTS: Table = models.Assignment.__table__  # type: ignore[assignment]
 
-OPEN_CASE = ("dispatched", "reopened", "rectified")  # counted against the segment
+# counted against the segment ("new": stored, waiting for the dispatcher)
+OPEN_CASE = ("new", "dispatched", "reopened", "rectified")
 CLOCK_RUNNING = ("dispatched", "reopened")  # rectified waits for verification: no clock
 ALLOWED: dict[str | None, frozenset[str]] = {
-    None: frozenset({"dispatched", "needs_review", "duplicate"}),
+    None: frozenset({"new", "dispatched", "needs_review", "duplicate"}),
+    "new": frozenset({"dispatched", "duplicate", "invalid"}),
     "needs_review": frozenset({"dispatched", "invalid"}),
     "dispatched": frozenset({"rectified", "dispatched", "invalid"}),
     "reopened": frozenset({"rectified", "dispatched", "invalid"}),
@@ -299,8 +301,10 @@ def open_cases(
         )
     ).all()
     open_by_key: dict[tuple[str, str], list[Any]] = {}
+    batch_ids = {c.id for c in cases}
     for e in existing:
-        open_by_key.setdefault((e.segment_id, e.category), []).append(e)
+        if e.id not in batch_ids:  # this batch's own reports are decided in order below
+            open_by_key.setdefault((e.segment_id, e.category), []).append(e)
     held = holders.get(session, seg_ids) if holders else holders_of(session, seg_ids)
     deadlines: dict[tuple[str, int], dt.datetime] = {}
     updates: list[dict[str, Any]] = []

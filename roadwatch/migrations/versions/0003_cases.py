@@ -65,6 +65,13 @@ def upgrade() -> None:
             "ix_reports_case_clock", ["case_status", "next_escalation_at"], unique=False
         )
         batch_op.create_index(
+            "ix_reports_new_cases",
+            ["received_at"],
+            unique=False,
+            postgresql_where=sa.text("case_status = 'new'"),
+            sqlite_where=sa.text("case_status = 'new'"),
+        )
+        batch_op.create_index(
             "ix_reports_open_cases",
             ["segment_id", "category"],
             unique=False,
@@ -83,6 +90,7 @@ def downgrade() -> None:
     with op.batch_alter_table("reports", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_reports_updated_at"))
         batch_op.drop_index("ix_reports_open_cases")
+        batch_op.drop_index("ix_reports_new_cases")
         batch_op.drop_index("ix_reports_case_clock")
         batch_op.drop_index(batch_op.f("ix_reports_assignee_id"))
         batch_op.drop_column("parent_id")

@@ -1,0 +1,117 @@
+"""The dispatcher: turns stored reports (case_status "new") into cases, off the ack path.
+
+Ingest acknowledges a report as soon as it is committed; the dispatcher then works
+through the new ones in large batches: dispatch to whoever answered for the spot, or link
+to an open case the report corroborates (roadwatch.cases.workflow.open_cases). On
+PostgreSQL several processes may run it at once: rows are claimed with SKIP LOCKED.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from .. import models
+from .workflow import REPORTS, HoldersCache, NewCase, Notice, Sla, open_cases
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        engine: Engine,
+        sla: Sla,
+        deliver: Callable[[list[Any], list[Notice]], None],
+        *,
+        batch: int = 2000,
+        clock: Callable[[], Any] = models.utcnow,
+    ) -> None:
+        self.engine, self.sla, self.deliver = engine, sla, deliver
+        self.batch, self.clock = batch, clock
+        self.holders = HoldersCache()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # one pass at a time in this process
+
+    def run_once(self) -> dict[str, str]:
+        """Dispatch up to `batch` new reports; returns report id -> new case status."""
+        from ..pipeline import record_events, segment_states
+
+        r = REPORTS.c
+        with self._lock, self.engine.begin() as conn:
+            q = (
+                select(
+                    r.id,
+                    r.segment_id,
+                    r.category,
+                    r.severity,
+                    r.observed_at,
+                    r.snap,
+                    r.lat,
+                    r.lon,
+                    r.reporter_id,
+                )
+                .where(r.case_status == "new")
+                .order_by(r.received_at, r.id)
+                .limit(self.batch)
+            )
+            if conn.dialect.name == "postgresql":
+                q = q.with_for_update(skip_locked=True)
+            rows = conn.execute(q).all()
+            if not rows:
+                return {}
+            now = self.clock()
+            cases = [
+                NewCase(
+                    id=x.id,
+                    segment_id=x.segment_id,
+                    category=x.category,
+                    severity=x.severity,
+                    observed_at=x.observed_at
+                    if x.observed_at.tzinfo
+                    else x.observed_at.replace(tzinfo=dt.UTC),
+                    chainage_m=(x.snap or {}).get("chainage_m"),
+                    lat=x.lat,
+                    lon=x.lon,
+                    reporter_id=x.reporter_id,
+                )
+                for x in rows
+            ]
+            fx = open_cases(conn, cases, self.sla, now, holders=self.holders, write=True)
+            segs = sorted({c.segment_id for c in cases})
+            fx.events += [("segment", s) for s in segment_states(conn, segs)]
+            live = record_events(conn, fx.events, now)
+        self.deliver(live, fx.notices)
+        return fx.case_status
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(1.0)  # also a safety net: new rows from other processes
+            self._wake.clear()
+            try:
+                while len(self.run_once()) >= self.batch:
+                    pass
+            except Exception:
+                log.exception("dispatcher: a pass failed; retrying")
+                self._stop.wait(1.0)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
