@@ -29,11 +29,12 @@ class Dispatcher:
         sla: Sla,
         deliver: Callable[[list[Any], list[Notice]], None],
         *,
-        batch: int = 2000,
+        batch: int = 500,
+        gather_s: float = 0.1,
         clock: Callable[[], Any] = models.utcnow,
     ) -> None:
         self.engine, self.sla, self.deliver = engine, sla, deliver
-        self.batch, self.clock = batch, clock
+        self.batch, self.clock, self.gather_s = batch, clock, gather_s
         self.holders = HoldersCache()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -101,6 +102,9 @@ class Dispatcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(1.0)  # also a safety net: new rows from other processes
+            # Let a few batches gather: one pass over many reports costs far less per report
+            # than a pass per ingest batch, and a case's clock runs in hours, not ms.
+            self._stop.wait(self.gather_s)
             self._wake.clear()
             try:
                 while len(self.run_once()) >= self.batch:
