@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, update
+from sqlalchemy import Engine, bindparam, select, update
 
 from .. import models
 from .workflow import (
@@ -32,7 +32,12 @@ LADDER = (2, 1, 0)  # escalation step 1 → 二级路长, 2 → 一级路长, 3 
 LEVEL_NAMES = {0: "总路长", 1: "一级路长", 2: "二级路长", 3: "三级路长"}
 
 
-def sweep(engine: Engine, sla: Sla, now: dt.datetime) -> tuple[list[Any], list[Notice]]:
+SWEEP_LIMIT = 5000  # cases claimed per transaction: a backlog drains in bounded steps
+
+
+def sweep(
+    engine: Engine, sla: Sla, now: dt.datetime, limit: int = SWEEP_LIMIT
+) -> tuple[list[Any], list[Notice]]:
     """Escalate every case whose next escalation time has come.
 
     Returns the committed live events and the notices to send (one per level reached).
@@ -40,9 +45,21 @@ def sweep(engine: Engine, sla: Sla, now: dt.datetime) -> tuple[list[Any], list[N
     fx = Effects()
     r = REPORTS.c
     with engine.begin() as conn:
+        due_rows = (
+            select(r.id)
+            .where(r.case_status.in_(CLOCK_RUNNING), r.next_escalation_at <= now)
+            .order_by(r.next_escalation_at)
+            .limit(limit)
+        )
+        if conn.dialect.name == "postgresql":
+            due_rows = due_rows.with_for_update(skip_locked=True)  # other sweepers take other rows
         claimed = conn.execute(
             update(REPORTS)
-            .where(r.case_status.in_(CLOCK_RUNNING), r.next_escalation_at <= now)
+            .where(
+                r.id.in_(due_rows.scalar_subquery()),
+                r.case_status.in_(CLOCK_RUNNING),
+                r.next_escalation_at <= now,
+            )
             .values(
                 escalation_level=r.escalation_level + 1,
                 overdue=True,
@@ -154,12 +171,19 @@ class Scheduler:
         self._thread: threading.Thread | None = None
 
     def run_once(self) -> int:
-        events, notices = sweep(self.engine, self.sla, self.clock())
-        n = sum(1 for e in events if e.kind == "case")
-        if n:
-            log.info("clock: %d cases escalated", n)
-            self.deliver(events, notices)
-        return n
+        """Sweep until nothing is due (a backlog goes in bounded transactions)."""
+        total = 0
+        while True:
+            events, notices = sweep(self.engine, self.sla, self.clock())
+            n = sum(1 for e in events if e.kind == "case")
+            if n:
+                self.deliver(events, notices)
+            total += n
+            if n < SWEEP_LIMIT:
+                break
+        if total:
+            log.info("clock: %d cases escalated", total)
+        return total
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="case-clock", daemon=True)

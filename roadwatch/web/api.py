@@ -233,6 +233,17 @@ def _report_json(r: models.Report, full: bool = False) -> dict[str, Any]:
         "snap": r.snap,
         "transport": r.transport,
     }
+    out["case"] = {
+        "status": r.case_status,
+        "assignee_id": r.assignee_id,
+        "dispatched_at": _iso(r.dispatched_at),
+        "due_at": _iso(r.due_at),
+        "overdue": r.overdue,
+        "escalation_level": r.escalation_level,
+        "rectified_at": _iso(r.rectified_at),
+        "closed_at": _iso(r.closed_at),
+        "parent_id": r.parent_id,
+    }
     if full:
         out["raw"] = r.raw.decode("utf-8", errors="replace")
         out["topic"] = r.topic
