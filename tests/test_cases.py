@@ -261,3 +261,32 @@ def test_two_schedulers_escalate_each_case_once(runtime: Any, at: Any, network_c
     assert len(escalations) == len(set(escalations))  # nobody notified twice
     # four days late: every case has climbed the whole ladder (steps 1, 2, 3)
     assert {(c, s) for c, s in escalations} == {(c, s) for c in ids for s in (1, 2, 3)}
+
+
+def test_a_large_batch_is_dispatched_in_one_pass(runtime: Any, network_ctx: Any) -> None:
+    """Thirty reports at once (the bulk path): each a dispatched case with its deadline."""
+    when = FRIDAY_1630
+    runtime.pipeline.clock = lambda: when.astimezone(dt.UTC)
+    segs = network_ctx.network.segments
+    bodies = []
+    for i in range(30):
+        mid = segs[i * 70].geometry.interpolate(0.5, normalized=True)
+        bodies.append(
+            contract_example(
+                lat=mid.y,
+                lon=mid.x,
+                crs="WGS84",
+                heading_deg=None,
+                category="E0104",
+                observed_at=(when - dt.timedelta(minutes=3)).isoformat(),
+            )
+        )
+    outs = runtime.pipeline.process([msg("report", b, b["reporter_id"], when) for b in bodies])
+    placed = [(o, b) for o, b in zip(outs, bodies, strict=True) if o.segment_id]
+    assert len(placed) >= 25
+    due = runtime.pipeline.sla.deadline("E0104", 2, when)
+    for out, body in placed:
+        assert out.case_status == "dispatched"
+        row = case_row(runtime, body["report_id"])
+        assert row.case_status == "dispatched" and row.due_at == due
+        assert row.assignee_id == chief_of(runtime, out.segment_id, 3)

@@ -459,11 +459,51 @@ class _Row:
     lon: float | None
 
 
+_PLAN_COLUMNS = (
+    "case_status",
+    "parent_id",
+    "assignee_id",
+    "dispatched_at",
+    "due_at",
+    "next_escalation_at",
+    "updated_at",
+)
+
+
 def _update_cases(session: Session | Connection, updates: list[dict[str, Any]]) -> None:
+    """Write the planned case columns: on PostgreSQL one COPY and one UPDATE … FROM for the
+    whole batch instead of an UPDATE per report."""
     from sqlalchemy import bindparam, update
 
-    cols: dict[str, Any] = {k: bindparam(k) for k in updates[0] if k != "rid"}
-    session.execute(update(REPORTS).where(REPORTS.c.id == bindparam("rid")).values(**cols), updates)
+    conn = session.connection() if isinstance(session, Session) else session
+    if conn.dialect.name != "postgresql" or len(updates) < 16:
+        cols: dict[str, Any] = {k: bindparam(k) for k in updates[0] if k != "rid"}
+        conn.execute(
+            update(REPORTS).where(REPORTS.c.id == bindparam("rid")).values(**cols), updates
+        )
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    naive = [c for c in _PLAN_COLUMNS if c.endswith("_at")]
+    with raw.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS _case_plan (rid text, case_status text, "
+            "parent_id text, assignee_id text, dispatched_at timestamp, due_at timestamp, "
+            "next_escalation_at timestamp, updated_at timestamp) ON COMMIT DELETE ROWS"
+        )
+        with cur.copy("COPY _case_plan FROM STDIN") as copy:
+            for u in updates:
+                copy.write_row(
+                    [u["rid"]]
+                    + [
+                        (u[c].astimezone(dt.UTC).replace(tzinfo=None) if u[c] else None)
+                        if c in naive
+                        else u[c]
+                        for c in _PLAN_COLUMNS
+                    ]
+                )
+        sets = ", ".join(f"{c} = p.{c}" for c in _PLAN_COLUMNS)
+        cur.execute(f"UPDATE reports SET {sets} FROM _case_plan p WHERE reports.id = p.rid")
 
 
 def _transition(
