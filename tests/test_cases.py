@@ -263,10 +263,10 @@ def test_two_schedulers_escalate_each_case_once(runtime: Any, at: Any, network_c
     assert {(c, s) for c, s in escalations} == {(c, s) for c in ids for s in (1, 2, 3)}
 
 
-def test_a_large_batch_is_dispatched_in_one_pass(runtime: Any, network_ctx: Any) -> None:
+def test_a_large_batch_is_dispatched_in_one_pass(runtime: Any, at: Any, network_ctx: Any) -> None:
     """Thirty reports at once (the bulk path): each a dispatched case with its deadline."""
     when = FRIDAY_1630
-    runtime.pipeline.clock = lambda: when.astimezone(dt.UTC)
+    at(when)
     segs = network_ctx.network.segments
     bodies = []
     for i in range(30):

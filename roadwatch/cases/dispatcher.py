@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from .. import models
 from .workflow import REPORTS, HoldersCache, NewCase, Notice, Sla, open_cases
@@ -59,7 +59,7 @@ class Dispatcher:
                     r.lon,
                     r.reporter_id,
                 )
-                .where(r.case_status == "new")
+                .where(text("case_status = 'new'"))  # literal: matches the partial index
                 .order_by(r.received_at, r.id)
                 .limit(self.batch)
             )

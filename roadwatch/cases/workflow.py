@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Table, and_, or_, select
+from sqlalchemy import Connection, Table, and_, or_, select, text
 from sqlalchemy.orm import Session
 
 from .. import models
@@ -295,8 +295,7 @@ def open_cases(
             # PostgreSQL scan the table); the pairs are filtered below.
             r.segment_id.in_(seg_ids),
             r.category.in_(sorted({c.category for c in cases})),
-            r.case_status.in_(OPEN_CASE),
-            r.parent_id.is_(None),
+            text(models.OPEN_CASE_SQL),  # literal: matches the partial index
             r.observed_at >= earliest,
         )
     ).all()
