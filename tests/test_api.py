@@ -142,6 +142,12 @@ def test_photo_upload(client: FlaskClient, runtime: Any) -> None:
     assert res.status_code == 415
     assert res.get_json()["errors"][0]["code"] == "not_an_image"
     assert client.post("/api/photos", data={}).status_code == 400
+    digest = hashlib.sha256(jpeg).hexdigest()
+    got = client.get(f"/api/photos/{digest}")
+    assert got.status_code == 200 and got.data == jpeg and got.mimetype == "image/jpeg"
+    got.close()
+    assert client.get(f"/api/photos/{'0' * 64}").status_code == 404
+    assert client.get("/api/photos/not-a-hash").status_code == 404
 
 
 def test_health_and_metrics(client: FlaskClient) -> None:

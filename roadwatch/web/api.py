@@ -455,3 +455,22 @@ def post_photo() -> tuple[Response, int]:
         tmp.write_bytes(data)
         tmp.replace(target)  # atomic: a half-written photo is never served
     return jsonify({"sha256": digest, "size": len(data), "type": kind[0]}), 201 if created else 200
+
+
+@bp.get("/photos/<sha256>")
+def get_photo(sha256: str) -> Response:
+    """A stored photo by its SHA-256 (what reports and Open311's media_url name)."""
+    from flask import send_file
+
+    from ..ingest.payloads import SHA256_HEX
+
+    if not SHA256_HEX.match(sha256):
+        raise ApiError(404, "sha256", "not_found", "no photo with that id")
+    folder = Path(_rt().settings.photo_dir)
+    for _magic, (mime, ext) in [*PHOTO_TYPES.items(), (b"", ("image/webp", ".webp"))]:
+        path = folder / f"{sha256}{ext}"
+        if path.exists():
+            res = send_file(path.resolve(), mimetype=mime, max_age=31536000)
+            res.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+            return res
+    raise ApiError(404, "sha256", "not_found", "no photo with that id (not uploaded yet?)")
