@@ -234,6 +234,37 @@ class ReportTransition(Base):
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
+class Patrol(Base):
+    """A road chief's walk (CONTRACT 1.3): its points, and the segments it covered."""
+
+    __tablename__ = "patrols"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    reporter_id: Mapped[str] = mapped_column(String(64), index=True)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(8))  # start | track | end
+
+
+class PatrolPoint(Base):
+    __tablename__ = "patrol_points"
+    patrol_id: Mapped[str] = mapped_column(ForeignKey("patrols.id"), primary_key=True)
+    t: Mapped[dt.datetime] = mapped_column(UTCDateTime, primary_key=True)  # a resend adds nothing
+    lat: Mapped[float] = mapped_column(Float)  # WGS84
+    lon: Mapped[float] = mapped_column(Float)
+    accuracy_m: Mapped[float | None] = mapped_column(Float)
+
+
+class PatrolCoverage(Base):
+    """A segment walked on a patrol (matched as a path, not point by point)."""
+
+    __tablename__ = "patrol_coverage"
+    patrol_id: Mapped[str] = mapped_column(ForeignKey("patrols.id"), primary_key=True)
+    segment_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reporter_id: Mapped[str] = mapped_column(String(64), index=True)
+    first_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    last_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class CaseMessage(Base):
     """A rectification or verification as received (idempotency key: the client's UUID)."""
 

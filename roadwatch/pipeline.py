@@ -36,6 +36,7 @@ from .ingest.messages import Inbound, Outcome
 from .ingest.payloads import ReportIn, ReportRules, decode_json, message_id_of, validate_report
 from .metrics import Metrics
 from .network import NetworkContext
+from .patrols import PatrolIn, store_patrol, validate_patrol
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class _Item:
     placement: Placement | None = None
     outcome: Outcome | None = None
     case_msg: CaseMessageIn | None = None
+    patrol: PatrolIn | None = None
 
 
 class Pipeline:
@@ -192,6 +194,10 @@ class Pipeline:
                     item.case_msg, errors = validate_case_message(
                         msg.kind, data, now, msg.topic_reporter, self.settings.max_note_chars
                     )
+            elif msg.kind == "patrol":
+                item.message_id = message_id_of(data, "patrol_id")
+                if not errors:
+                    item.patrol, errors = validate_patrol(data, now, msg.topic_reporter)
             elif msg.kind != "report":
                 errors = [
                     FieldError("topic", "unknown_topic", f"nothing is served on topic {msg.topic}")
@@ -288,9 +294,17 @@ class Pipeline:
                 )
                 if co.segment_id and co.status == "accepted":
                     touched_by_cases.append(co.segment_id)
+            for it in items:
+                if it.patrol is not None:
+                    covered = store_patrol(session, it.patrol, self.ctx, now)
+                    it.outcome = Outcome(
+                        id=it.message_id,
+                        status="accepted",
+                        covered=tuple(covered) if it.patrol.state == "end" else None,
+                    )
             rejected_rows = []
             for it in items:
-                if it.case_msg is not None:
+                if it.case_msg is not None or it.patrol is not None:
                     continue
                 if it.report is None:
                     errs = tuple(it.errors or ())

@@ -36,6 +36,7 @@ class Outcome:
     snap: dict[str, Any] | None = None
     errors: tuple[FieldError, ...] = field(default_factory=tuple)
     case_status: str | None = None  # the case's state after this message, when there is one
+    covered: tuple[str, ...] | None = None  # a patrol's end: the segments it walked
 
     def ack_body(self) -> dict[str, Any]:
         return {
@@ -48,4 +49,5 @@ class Outcome:
             "snap": self.snap,
             "errors": [e.as_dict() for e in self.errors],
             "case_status": self.case_status,
+            **({"covered_segments": list(self.covered)} if self.covered is not None else {}),
         }

@@ -9,6 +9,7 @@ INBOUND_KINDS = {
     "reports": "report",
     "rectifications": "rectification",
     "verifications": "verification",
+    "patrols": "patrol",
 }
 
 
