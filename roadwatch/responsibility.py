@@ -19,9 +19,9 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import models
+from .cases.calendar import LEVEL_NAMES
 
 ROLES = ("road_chief", "partner_unit", "merchant")
-LEVEL_NAMES = {0: "总路长", 1: "一级路长", 2: "二级路长", 3: "三级路长"}
 COLUMNS = (
     "segment_id",
     "person_id",

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, select, update
 
 from .. import models
+from .calendar import LEVEL_NAMES
 from .workflow import (
     CLOCK_RUNNING,
     REPORTS,
@@ -29,7 +30,6 @@ from .workflow import (
 
 log = logging.getLogger(__name__)
 LADDER = (2, 1, 0)  # escalation step 1 → 二级路长, 2 → 一级路长, 3 → 总路长
-LEVEL_NAMES = {0: "总路长", 1: "一级路长", 2: "二级路长", 3: "三级路长"}
 
 
 SWEEP_LIMIT = 5000  # cases claimed per transaction: a backlog drains in bounded steps

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Table, and_, or_, select, text
+from sqlalchemy import Connection, Table, select, text
 from sqlalchemy.orm import Session
 
 from .. import models
@@ -99,18 +99,6 @@ def check(current: str | None, new: str) -> None:
             "illegal_transition",
             f"a case that is {current or 'new'} cannot become {new}",
         )
-
-
-def case_event(row: Any, status: str, **extra: Any) -> tuple[str, dict[str, Any]]:
-    return (
-        "case",
-        {
-            "id": row["id"] if isinstance(row, dict) else row.id,
-            "status": status,
-            "segment_id": row["segment_id"] if isinstance(row, dict) else row.segment_id,
-            **extra,
-        },
-    )
 
 
 # -- responsibility lookup for a batch ---------------------------------------------
@@ -528,11 +516,6 @@ def _transition(
 def record(session: Session | Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
         insert_rows(session, TRANSITIONS, rows)
-
-
-def open_case_filter() -> Any:
-    r = REPORTS.c
-    return and_(r.case_status.in_(OPEN_CASE), or_(r.parent_id.is_(None)))
 
 
 # -- rectification and verification -------------------------------------------------
