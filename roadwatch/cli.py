@@ -90,11 +90,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     emitter = SocketIO(message_queue=settings.socketio_queue) if settings.socketio_queue else None
     if emitter is None:
         log.warning("worker: no ROADWATCH_SOCKETIO_QUEUE, so no live events reach browsers")
-    runtime = Runtime.build(settings, emitter=emitter)
-    runtime.start_ingest()
+    # Handlers first: a SIGTERM during start-up must still stop the case service too.
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    runtime = Runtime.build(settings, emitter=emitter)
+    runtime.start_ingest(case_process=True)
     log.info("worker: ingesting from %s", settings.mqtt_url)
     stop.wait()
     runtime.stop()

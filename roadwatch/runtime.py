@@ -40,6 +40,7 @@ class Runtime:
     mqtt: MqttIngest | None = None
     broker: EmbeddedBroker | None = None
     clock: Any = None  # cases.clock.Scheduler while ingesting
+    case_process: Any = None  # cases.service.CaseProcess under `roadwatch worker`
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -94,8 +95,12 @@ class Runtime:
         self.broadcaster.publish(events)
         self.send_notices(notices)
 
-    def start_ingest(self) -> None:
-        """Connect to the broker (starting the embedded one when allowed and needed)."""
+    def start_ingest(self, case_process: bool = False) -> None:
+        """Connect to the broker (starting the embedded one when allowed and needed).
+
+        case_process: run the dispatcher and the case clock in a child process (`worker`),
+        instead of threads beside the web server (`serve`, which pushes their events live).
+        """
         s = self.settings
         protocol = s.mqtt_protocol
         use_embedded = s.embedded_broker == "always" or (
@@ -126,6 +131,13 @@ class Runtime:
             batch_wait_ms=s.ingest_batch_wait_ms,
         )
         self.mqtt.start()
+        if case_process:
+            from .cases.service import CaseProcess
+
+            self.case_process = CaseProcess(s.model_dump())
+            self.case_process.start()
+            self.pipeline.on_stored = lambda: None  # the child polls for new reports
+            return
         from .cases.clock import Scheduler
 
         self.clock = Scheduler(
@@ -137,6 +149,10 @@ class Runtime:
         self.pipeline.on_stored = self.pipeline.dispatcher.wake
 
     def stop(self) -> None:
+        if self.case_process is not None:
+            self.case_process.stop()
+            self.case_process = None
+            self.pipeline.on_stored = None
         if self.clock is not None:
             self.clock.stop()
             self.clock = None

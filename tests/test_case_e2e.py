@@ -60,12 +60,12 @@ class Phone:
         self.c.loop_stop()
 
 
-def test_full_case_over_mqtt(tmp_path: Path, pg_database: str, network_ctx: Any) -> None:
+def test_full_case_over_mqtt(tmp_path: Path, fresh_pg: str, network_ctx: Any) -> None:
     with MosquittoProcess(tmp_path) as broker:
         root = f"case{uuid.uuid4().hex[:6]}/v1"
         rt = Runtime.build(
             make_settings(
-                tmp_path, database_url=pg_database, mqtt_url=broker.url, mqtt_topic_root=root
+                tmp_path, database_url=fresh_pg, mqtt_url=broker.url, mqtt_topic_root=root
             ),
             ctx=network_ctx,
         )

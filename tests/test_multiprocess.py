@@ -30,18 +30,18 @@ REDIS = "redis://127.0.0.1:6379/0"
 
 
 def test_worker_process_reaches_browser_through_redis(
-    tmp_path: Path, pg_database: str, network_ctx: Any
+    tmp_path: Path, fresh_pg: str, network_ctx: Any
 ) -> None:
     need_service("Redis", "127.0.0.1", 6379)
     need_service("Mosquitto", *MOSQUITTO)
     root = f"mp{uuid.uuid4().hex[:6]}/v1"
     settings = make_settings(
-        tmp_path, database_url=pg_database, socketio_queue=REDIS, mqtt_topic_root=root
+        tmp_path, database_url=fresh_pg, socketio_queue=REDIS, mqtt_topic_root=root
     )
     web = Runtime.build(settings, ctx=network_ctx)
     env = {
         **os.environ,
-        "ROADWATCH_DATABASE_URL": pg_database,
+        "ROADWATCH_DATABASE_URL": fresh_pg,
         "ROADWATCH_SOCKETIO_QUEUE": REDIS,
         "ROADWATCH_MQTT_TOPIC_ROOT": root,
         "ROADWATCH_MQTT_CLIENT_ID": f"mp-{uuid.uuid4().hex[:6]}",

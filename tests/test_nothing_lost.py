@@ -21,24 +21,10 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 
 from roadwatch import models
-from tests.conftest import PG_ADMIN_URL, need_service
 from tests.support.mosquitto import MosquittoProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def fresh_pg() -> Any:
-    need_service("PostgreSQL", "127.0.0.1", 5432)
-    import psycopg
-
-    name = f"rw_lost_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def start_worker(db_url: str, port: int, root: str, log: Any) -> subprocess.Popen[bytes]:

@@ -1,0 +1,112 @@
+"""The case service as a process of its own: dispatcher and clock beside an ingest worker.
+
+`roadwatch worker` runs it in a child process, so dispatching and escalating never take
+the ingest process's one Python core (the GIL) from the acknowledgement path. It talks to
+the others only through the database, the broker (notices) and, when configured, the
+Socket.IO message queue (live events).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def _serve(settings_values: dict[str, Any], ready: Any, parent_pid: int) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from .. import db
+    from ..broadcast import Broadcaster
+    from ..categories import load_categories
+    from ..ingest.topics import Topics
+    from ..settings import load_settings
+    from .calendar import load_sla
+    from .clock import Scheduler
+    from .dispatcher import Dispatcher
+
+    settings = load_settings(env={}, overrides=settings_values)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+    engine = db.make_engine(settings.database_url)
+    sla = load_sla(categories=load_categories().codes)
+    emitter = None
+    if settings.socketio_queue:
+        from flask_socketio import SocketIO
+
+        emitter = SocketIO(message_queue=settings.socketio_queue)
+    broadcaster = Broadcaster(emitter)
+    topics = Topics(settings.mqtt_topic_root)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"{settings.mqtt_client_id}-cases",
+        protocol=mqtt.MQTTv311,
+    )
+    client.max_queued_messages_set(0)
+    client.max_inflight_messages_set(32)
+    client.connect_async(settings.mqtt_host, settings.mqtt_port, keepalive=30)
+    client.loop_start()
+
+    def deliver(events: list[Any], notices: list[Any]) -> None:
+        broadcaster.publish(events)
+        for n in notices:
+            client.publish(
+                topics.notice(n.person_id), json.dumps(n.body, ensure_ascii=False).encode(), qos=1
+            )
+
+    dispatcher = Dispatcher(engine, sla, deliver)
+    clock = Scheduler(engine, sla, deliver, interval=settings.case_sweep_s)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    clock.start()
+    ready.set()
+    log.info("case service: dispatching and escalating")
+    while not stop.is_set():
+        if os.getppid() != parent_pid:  # the worker died without stopping us: so do we
+            log.warning("case service: the worker process is gone; stopping")
+            break
+        try:
+            n = len(dispatcher.run_once())
+        except Exception:
+            log.exception("case service: a dispatch pass failed")
+            n = 0
+        if n < dispatcher.batch:
+            stop.wait(0.2)  # new reports are polled: they arrive through the database
+    clock.stop()
+    client.disconnect()
+    client.loop_stop()
+    engine.dispose()
+
+
+class CaseProcess:
+    def __init__(self, settings_values: dict[str, Any]) -> None:
+        ctx = mp.get_context("spawn")
+        self._ready = ctx.Event()
+        self.process = ctx.Process(
+            target=_serve,
+            args=(settings_values, self._ready, os.getpid()),
+            name="roadwatch-cases",
+            daemon=True,
+        )
+
+    def start(self, wait: float = 30.0) -> None:
+        self.process.start()
+        t0 = time.monotonic()
+        while not self._ready.wait(0.2):
+            if not self.process.is_alive() or time.monotonic() - t0 > wait:
+                raise RuntimeError("the case service process did not start")
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(10)
