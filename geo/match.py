@@ -53,7 +53,7 @@ import numpy as np
 import numpy.typing as npt
 import shapely
 
-from geo.snap import _AX, _AY, _CUM, _DX, _DY, _ELEN, _LEN2, SegmentIndex
+from geo.snap import _CUM, _ELEN, SegmentIndex
 
 __all__ = [
     "DEFAULT_BETA_M",
@@ -168,20 +168,8 @@ class TrackMatcher:
         pi, ei = idx._tree.query(points, predicate="dwithin", distance=radius)
         pi = pi.astype(np.int64, copy=False)
         ei = ei.astype(np.int64, copy=False)
-        # Nearest position on each edge: the arithmetic of SegmentIndex._score.
-        e = idx._edges[ei]
-        ax, ay, dx, dy, len2 = e[:, _AX], e[:, _AY], e[:, _DX], e[:, _DY], e[:, _LEN2]
-        wx = x[pi] - ax
-        wy = y[pi] - ay
-        t = np.zeros(pi.size)
-        pos = len2 > 0
-        t[pos] = (wx[pos] * dx[pos] + wy[pos] * dy[pos]) / len2[pos]
-        t = np.minimum(np.maximum(t, 0.0), 1.0)
-        ex = x[pi] - (ax + t * dx)
-        ey = y[pi] - (ay + t * dy)
-        d = np.sqrt(ex * ex + ey * ey)
-        keep = d <= radius[pi]
-        pi, ei, d, t = pi[keep], ei[keep], d[keep], t[keep]
+        # Nearest position on each edge: the same arithmetic as snapping uses.
+        pi, ei, d, t = idx._nearest_on_edges(x, y, pi, ei, radius)
         si = idx._edge_seg[ei]
         chain = idx._edges[ei, _CUM] + t * idx._edges[ei, _ELEN]
         # One row per (point, segment): its nearest edge (ties: the lower edge).

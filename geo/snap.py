@@ -466,6 +466,25 @@ class SegmentIndex:
             hm = np.isin(self._road, np.fromiter(hint, dtype=np.int64))
         return pm, hm
 
+    def _nearest_on_edges(
+        self, x: FloatArray, y: FloatArray, pi: IntArray, ei: IntArray, radius: FloatArray
+    ) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
+        """Distance from each point pi to the nearest spot on edge ei, and that spot's position
+        along the edge (0..1); only the pairs within the point's radius are kept."""
+        e = self._edges[ei]
+        ax, ay, dx, dy, len2 = e[:, _AX], e[:, _AY], e[:, _DX], e[:, _DY], e[:, _LEN2]
+        wx = x[pi] - ax
+        wy = y[pi] - ay
+        t = np.zeros(pi.size)
+        pos = len2 > 0
+        t[pos] = (wx[pos] * dx[pos] + wy[pos] * dy[pos]) / len2[pos]
+        t = np.minimum(np.maximum(t, 0.0), 1.0)
+        ex = x[pi] - (ax + t * dx)
+        ey = y[pi] - (ay + t * dy)
+        d = np.sqrt(ex * ex + ey * ey)
+        keep = d <= radius[pi]
+        return pi[keep], ei[keep], d[keep], t[keep]
+
     def _score(
         self,
         x: FloatArray,
@@ -482,19 +501,7 @@ class SegmentIndex:
         out: SnapBatch,
     ) -> None:
         """Resolve candidate pairs (point pi, edge ei) into ``out[offset + pi]``."""
-        e = self._edges[ei]
-        ax, ay, dx, dy, len2 = e[:, _AX], e[:, _AY], e[:, _DX], e[:, _DY], e[:, _LEN2]
-        wx = x[pi] - ax
-        wy = y[pi] - ay
-        t = np.zeros(pi.size)
-        pos = len2 > 0
-        t[pos] = (wx[pos] * dx[pos] + wy[pos] * dy[pos]) / len2[pos]
-        t = np.minimum(np.maximum(t, 0.0), 1.0)
-        ex = x[pi] - (ax + t * dx)
-        ey = y[pi] - (ay + t * dy)
-        d = np.sqrt(ex * ex + ey * ey)
-        keep = d <= radius[pi]
-        pi, ei, d, t = pi[keep], ei[keep], d[keep], t[keep]
+        pi, ei, d, t = self._nearest_on_edges(x, y, pi, ei, radius)
         if pi.size == 0:
             return
         si = self._edge_seg[ei]
