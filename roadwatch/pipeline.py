@@ -24,7 +24,6 @@ from .bulk import insert_rows
 from .cases.intake import CaseMessageIn, validate_case_message
 from .cases.workflow import (
     Effects,
-    NewCase,
     Notice,
     Sla,
     apply_case_message,
@@ -327,7 +326,6 @@ class Pipeline:
                 [fresh[r] for r in fresh if r in inserted],
                 fx.events,
                 touched_by_cases,
-                fx.case_info,
             )
             return record_events(session, payloads, now), fx.notices
 
@@ -431,7 +429,6 @@ class Pipeline:
         items: list[_Item],
         case_events: list[tuple[str, dict[str, Any]]],
         touched_by_cases: list[str],
-        case_info: dict[str, dict[str, Any]],
     ) -> list[tuple[str, dict[str, Any]]]:
         out: list[tuple[str, dict[str, Any]]] = []
         touched: list[str] = []
@@ -452,7 +449,6 @@ class Pipeline:
                         "lon": p.lon,
                         "observed_at": r.observed_at.astimezone(self.tz).isoformat(),
                         "received_at": m.received_at.astimezone(self.tz).isoformat(),
-                        **case_info.get(r.report_id, {}),
                     },
                 )
             )
@@ -465,21 +461,6 @@ class Pipeline:
         for state in segment_states(session, touched):
             out.append(("segment", state))
         return out
-
-    def _new_case(self, it: _Item) -> NewCase:
-        r, p = it.report, it.placement
-        assert r is not None and p is not None and p.segment_id is not None
-        return NewCase(
-            id=r.report_id,
-            segment_id=p.segment_id,
-            category=r.category,
-            severity=r.severity,
-            observed_at=r.observed_at,
-            chainage_m=(p.snap or {}).get("chainage_m"),
-            lat=p.lat,
-            lon=p.lon,
-            reporter_id=r.reporter_id,
-        )
 
 
 def segment_states(
@@ -536,10 +517,6 @@ _CASE_DEFAULTS: dict[str, Any] = {
     "rectified_at": None,
     "closed_at": None,
 }
-
-
-def _accepted(p: Placement | None) -> bool:
-    return p is not None and p.status == "accepted" and p.segment_id is not None
 
 
 def _unplaceable(exc: Exception) -> Placement:

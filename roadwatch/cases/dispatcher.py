@@ -85,7 +85,7 @@ class Dispatcher:
                 )
                 for x in rows
             ]
-            fx = open_cases(conn, cases, self.sla, now, holders=self.holders, write=True)
+            fx = open_cases(conn, cases, self.sla, now, holders=self.holders)
             segs = sorted({c.segment_id for c in cases})
             fx.events += [("segment", s) for s in segment_states(conn, segs)]
             live = record_events(conn, fx.events, now)

@@ -83,8 +83,6 @@ class Effects:
     notices: list[Notice] = field(default_factory=list)
     transitions: list[dict[str, Any]] = field(default_factory=list)
     case_status: dict[str, str] = field(default_factory=dict)  # report id -> its new state
-    case_info: dict[str, dict[str, Any]] = field(default_factory=dict)  # for the report event
-    fields: dict[str, dict[str, Any]] = field(default_factory=dict)  # report id -> case columns
 
     def extend(self, other: Effects) -> None:
         self.events += other.events
@@ -261,16 +259,9 @@ def open_cases(
     *,
     duplicate_window: dt.timedelta = DUPLICATE_WINDOW,
     duplicate_distance_m: float = DUPLICATE_DISTANCE_M,
-    case_events: bool = True,
-    write: bool = True,
     holders: HoldersCache | None = None,
 ) -> Effects:
-    """Dispatch new cases, or link them to an open case they corroborate. One batch.
-
-    With write=False nothing is written: fx.fields holds each report's case columns and
-    fx.transitions the rows to insert, for a caller that inserts the reports afterwards
-    (the ingest path writes each report once, case fields included).
-    """
+    """Dispatch new cases, or link them to an open case they corroborate. One batch."""
     fx = Effects()
     if not cases:
         return fx
@@ -330,20 +321,17 @@ def open_cases(
                     {"parent_id": parent.id},
                 )
             )
-            info = {"case_status": "duplicate", "parent_id": parent.id}
-            fx.case_info[c.id] = info
-            if case_events:
-                fx.events.append(
-                    (
-                        "case",
-                        {
-                            "id": c.id,
-                            "status": "duplicate",
-                            "segment_id": c.segment_id,
-                            "parent_id": parent.id,
-                        },
-                    )
+            fx.events.append(
+                (
+                    "case",
+                    {
+                        "id": c.id,
+                        "status": "duplicate",
+                        "segment_id": c.segment_id,
+                        "parent_id": parent.id,
+                    },
                 )
+            )
             continue
         merchant, chief = pick_assignee(held.get(c.segment_id, []), c.observed_at, c.chainage_m)
         target = merchant or chief
@@ -386,25 +374,18 @@ def open_cases(
                 },
             )
         )
-        info = {
-            "case_status": "dispatched",
-            "assignee_id": target.person_id if target else None,
-            "due_at": due.isoformat(),
-        }
-        fx.case_info[c.id] = info
-        if case_events:
-            fx.events.append(
-                (
-                    "case",
-                    {
-                        "id": c.id,
-                        "status": "dispatched",
-                        "segment_id": c.segment_id,
-                        "assignee_id": info["assignee_id"],
-                        "due_at": info["due_at"],
-                    },
-                )
+        fx.events.append(
+            (
+                "case",
+                {
+                    "id": c.id,
+                    "status": "dispatched",
+                    "segment_id": c.segment_id,
+                    "assignee_id": target.person_id if target else None,
+                    "due_at": due.isoformat(),
+                },
             )
+        )
         # a new case joins the open list at once: a second report in this batch corroborates it
         open_by_key.setdefault((c.segment_id, c.category), []).append(
             _Row(c.id, c.segment_id, c.category, c.observed_at, c.lat, c.lon)
@@ -425,9 +406,6 @@ def open_cases(
                     },
                 )
             )
-    fx.fields = {u["rid"]: {k: v for k, v in u.items() if k != "rid"} for u in updates}
-    if not write:
-        return fx
     if updates:
         _update_cases(session, updates)
     if fx.transitions:
