@@ -57,6 +57,39 @@ def make_payloads(n: int, seed: int = 7) -> list[tuple[str, str, bytes]]:
     return out
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system) of every process on the machine, by a short label."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+            cmd = (
+                (stat.parent / "cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode("utf-8", "replace")
+            )
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        secs = (int(fields[11]) + int(fields[12])) / tick
+        if "roadwatch.cli worker" in cmd:
+            label = "roadwatch worker (ingest)"
+        elif "multiprocessing" in cmd and "spawn" in cmd:
+            label = "roadwatch case process"
+        elif "postgres" in cmd:
+            label = "PostgreSQL"
+        elif "mosquitto" in cmd:
+            label = "Mosquitto"
+        elif "bench_ingest" in cmd:
+            label = "this benchmark (publisher, ack receiver)"
+        else:
+            label = "everything else"
+        out[label] = out.get(label, 0.0) + secs
+    return out
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
@@ -263,7 +296,9 @@ def main() -> None:
                 f"worker ready after {time.perf_counter() - t_ready:.1f} s "
                 f"(database {db_url.split('@')[-1]})"
             )
+            cpu0 = cpu_seconds()
             rw_tput = burst(pub, ack_rx, bulk, lambda r: f"{root}/reports/{r}")
+            cpu1 = cpu_seconds()
             statuses = dict(ack_rx.statuses)
             # Acks do not wait for dispatch; let the dispatcher finish the burst's cases so
             # the latency run measures a steady 500/s, not 500/s plus a 20,000-case backlog.
@@ -298,6 +333,11 @@ def main() -> None:
         f"throughput over {len(bulk):,} messages"
     )
     print(f"outcomes of the throughput run: {statuses}")
+    print(f"CPU per report during the throughput run (µs; {os.cpu_count()} cores):")
+    for label in sorted(cpu1, key=lambda k: -(cpu1[k] - cpu0.get(k, 0.0))):
+        used = cpu1[label] - cpu0.get(label, 0.0)
+        if used > 0:
+            print(f"  {label:42s}{used / len(bulk) * 1e6:8.0f}")
 
 
 if __name__ == "__main__":

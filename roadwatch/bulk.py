@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, Connection, Table
 from sqlalchemy.orm import Session
 
+from . import jsonbytes
 from .models import UTCDateTime
 
 COPY_MIN_ROWS = 1  # measured: COPY wins even for a handful of rows (fewer round trips)
@@ -26,7 +27,9 @@ def _converters(table: Table, columns: Sequence[str]) -> list[Any]:
     for name in columns:
         ctype = table.c[name].type
         if isinstance(ctype, JSON):
-            out.append(lambda v: None if v is None else Json(v))
+            # orjson: the JSON columns (snap, photos, event payloads) are several dumps per
+            # report, and the standard library's encoder was a tenth of the ingest CPU.
+            out.append(lambda v: None if v is None else Json(v, dumps=jsonbytes.dumps))
         elif isinstance(ctype, UTCDateTime):
             out.append(_naive_utc)
         else:

@@ -9,13 +9,15 @@ in one message turns into a stored rejection for that message alone.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, case, func, select, text
+from sqlalchemy import Connection, Engine, String, Table, TextClause, bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,6 +31,7 @@ from .cases.workflow import (
     apply_case_message,
 )
 from .categories import Categories
+from .db import dialect_of, one_of
 from .geolocate import Placement, place, place_many
 from .ingest.errors import FieldError
 from .ingest.messages import Inbound, Outcome
@@ -336,7 +339,7 @@ class Pipeline:
         r = REPORTS.c
         rows = session.execute(
             select(r.id, r.status, r.segment_id, r.district, r.snap, r.case_status).where(
-                r.id.in_(ids)
+                one_of(session, r.id, ids)
             )
         )
         return {
@@ -472,26 +475,11 @@ def segment_states(
     """
     if segment_ids is not None and not segment_ids:
         return []
-    r = REPORTS.c
-    deduction = case(
-        *((r.severity == sev, pts) for sev, pts in SEVERITY_DEDUCTION.items()), else_=0
-    )
-    overdue = case((r.overdue.is_(True), 1), else_=0)
-    q = (
-        select(
-            r.segment_id,
-            func.count(),
-            func.coalesce(func.sum(deduction), 0),
-            func.coalesce(func.sum(overdue), 0),
-        )
-        # The predicate as literal SQL, word for word the partial index's: with bound
-        # parameters PostgreSQL's generic plans cannot use that index (measured: a scan).
-        .where(r.segment_id.is_not(None), text(models.OPEN_CASE_SQL))
-        .group_by(r.segment_id)
-    )
-    if segment_ids is not None:
-        q = q.where(r.segment_id.in_(segment_ids))
-    found = {sid: (int(n), int(d), int(o)) for sid, n, d, o in session.execute(q)}
+    if segment_ids is None:
+        rows = session.execute(_segment_states_sql(None))
+    else:
+        rows = session.execute(_segment_states_sql(dialect_of(session)), {"ids": segment_ids})
+    found = {sid: (int(n), int(d), int(o)) for sid, n, d, o in rows}
     order = segment_ids if segment_ids is not None else list(found)
     return [
         {
@@ -502,6 +490,30 @@ def segment_states(
         }
         for sid in order
     ]
+
+
+@functools.cache
+def _segment_states_sql(dialect: str | None) -> TextClause:
+    """The live-state query, built once: it runs after every ingest batch.
+
+    The open-case predicate is literal SQL, word for word the partial index's: with bound
+    parameters PostgreSQL's generic plans cannot use that index (measured: a scan).
+    """
+    deduction = " ".join(f"WHEN {sev} THEN {pts}" for sev, pts in SEVERITY_DEDUCTION.items())
+    sql = (
+        "SELECT segment_id, count(*), coalesce(sum(CASE severity "
+        f"{deduction} ELSE 0 END), 0), coalesce(sum(CASE WHEN overdue THEN 1 ELSE 0 END), 0) "
+        f"FROM reports WHERE segment_id IS NOT NULL AND {models.OPEN_CASE_SQL}"
+    )
+    if dialect is None:
+        return text(sql + " GROUP BY segment_id")
+    if dialect == "postgresql":
+        return text(sql + " AND segment_id = ANY(:ids) GROUP BY segment_id").bindparams(
+            bindparam("ids", type_=ARRAY(String()))
+        )
+    return text(sql + " AND segment_id IN :ids GROUP BY segment_id").bindparams(
+        bindparam("ids", expanding=True)
+    )
 
 
 # Case columns of a report that opens no case (needs_review); overridden by the plan.

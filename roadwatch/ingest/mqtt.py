@@ -9,7 +9,6 @@ redelivery harmless.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -23,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from .. import jsonbytes
 from ..models import utcnow
 from ..pipeline import Pipeline, StorageError
 from .messages import Inbound, Outcome
@@ -264,7 +264,7 @@ class MqttIngest:
         self.notifier.publish(self.topics.notice(person), body, qos=1)
 
     def publish_ack(self, msg: Inbound, outcome: Outcome) -> None:
-        body = json.dumps(outcome.ack_body(), ensure_ascii=False).encode()
+        body = jsonbytes.dumps(outcome.ack_body())
         if msg.response_topic:
             props = Properties(PacketTypes.PUBLISH)
             if msg.correlation_data is not None:
