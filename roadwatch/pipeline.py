@@ -12,11 +12,24 @@ import datetime as dt
 import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, String, Table, TextClause, bindparam, func, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    String,
+    Table,
+    TextClause,
+    any_,
+    bindparam,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,7 +44,7 @@ from .cases.workflow import (
     apply_case_message,
 )
 from .categories import Categories
-from .db import dialect_of, one_of
+from .db import dialect_of
 from .geolocate import Placement, place, place_many
 from .ingest.errors import FieldError
 from .ingest.messages import Inbound, Outcome
@@ -140,15 +153,11 @@ class Pipeline:
         except (DBAPIError, SQLAlchemyError) as exc:
             self.metrics.db_retries.inc()
             raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
-        done = time.time()
         outcomes = []
         for item in items:
             assert item.outcome is not None
             outcomes.append(item.outcome)
-            self.metrics.messages_in.labels(item.msg.transport, item.msg.kind).inc()
-            self.metrics.outcomes.labels(item.outcome.status).inc()
-            self.metrics.latency.observe(max(0.0, done - item.msg.received_at.timestamp()))
-        self.metrics.batch_size.observe(len(items))
+        self._count(items)
         if events and self.on_events is not None:
             try:
                 self.on_events(events)
@@ -162,6 +171,19 @@ class Pipeline:
         if any(o.case_status == "new" for o in outcomes):
             outcomes = self._dispatch(items, outcomes)
         return outcomes
+
+    def _count(self, items: list[_Item]) -> None:
+        """Metrics for a committed batch: counted per batch, not per message (hot path)."""
+        done = time.time()
+        by_kind = Counter((it.msg.transport, it.msg.kind) for it in items)
+        by_status = Counter(it.outcome.status for it in items if it.outcome is not None)
+        for (transport, kind), n in by_kind.items():
+            self.metrics.messages_in.labels(transport, kind).inc(n)
+        for status, n in by_status.items():
+            self.metrics.outcomes.labels(status).inc(n)
+        for it in items:
+            self.metrics.latency.observe(max(0.0, done - it.msg.received_at.timestamp()))
+        self.metrics.batch_size.observe(len(items))
 
     def _dispatch(self, items: list[_Item], outcomes: list[Outcome]) -> list[Outcome]:
         """Wake the dispatcher thread, or (none running) dispatch inline and say so in the acks."""
@@ -336,12 +358,7 @@ class Pipeline:
     def _existing(self, session: Connection, ids: list[str]) -> dict[str, Outcome]:
         if not ids:
             return {}
-        r = REPORTS.c
-        rows = session.execute(
-            select(r.id, r.status, r.segment_id, r.district, r.snap, r.case_status).where(
-                one_of(session, r.id, ids)
-            )
-        )
+        rows = session.execute(_known_reports_sql(dialect_of(session)), {"ids": ids})
         return {
             row.id: Outcome(
                 id=row.id,
@@ -490,6 +507,17 @@ def segment_states(
         }
         for sid in order
     ]
+
+
+@functools.cache
+def _known_reports_sql(dialect: str) -> Select[Any]:
+    """Reports already stored under some of a batch's ids (built once: every batch asks)."""
+    r = REPORTS.c
+    if dialect == "postgresql":
+        match = r.id == any_(bindparam("ids", type_=ARRAY(String())))
+    else:
+        match = r.id.in_(bindparam("ids", expanding=True))
+    return select(r.id, r.status, r.segment_id, r.district, r.snap, r.case_status).where(match)
 
 
 @functools.cache
