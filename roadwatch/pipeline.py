@@ -526,19 +526,27 @@ def _segment_states_sql(dialect: str | None) -> TextClause:
 
     The open-case predicate is literal SQL, word for word the partial index's: with bound
     parameters PostgreSQL's generic plans cannot use that index (measured: a scan).
+    On PostgreSQL each segment is one correlated lookup in that index (LATERAL): a plain
+    GROUP BY over `segment_id = ANY(…)` let the planner, on a young table without
+    statistics, walk every open case of the city once per batch (measured: 24 ms instead
+    of 0.6 ms per batch at 5,000 open cases, growing with them).
     """
     deduction = " ".join(f"WHEN {sev} THEN {pts}" for sev, pts in SEVERITY_DEDUCTION.items())
+    aggregates = (
+        f"count(*), coalesce(sum(CASE severity {deduction} ELSE 0 END), 0), "
+        "coalesce(sum(CASE WHEN overdue THEN 1 ELSE 0 END), 0)"
+    )
+    if dialect == "postgresql":
+        return text(
+            f"SELECT s.id, x.* FROM unnest(:ids) AS s(id), LATERAL (SELECT {aggregates} "
+            f"FROM reports WHERE segment_id = s.id AND {models.OPEN_CASE_SQL}) AS x"
+        ).bindparams(bindparam("ids", type_=ARRAY(String())))
     sql = (
-        "SELECT segment_id, count(*), coalesce(sum(CASE severity "
-        f"{deduction} ELSE 0 END), 0), coalesce(sum(CASE WHEN overdue THEN 1 ELSE 0 END), 0) "
-        f"FROM reports WHERE segment_id IS NOT NULL AND {models.OPEN_CASE_SQL}"
+        f"SELECT segment_id, {aggregates} FROM reports "
+        f"WHERE segment_id IS NOT NULL AND {models.OPEN_CASE_SQL}"
     )
     if dialect is None:
         return text(sql + " GROUP BY segment_id")
-    if dialect == "postgresql":
-        return text(sql + " AND segment_id = ANY(:ids) GROUP BY segment_id").bindparams(
-            bindparam("ids", type_=ARRAY(String()))
-        )
     return text(sql + " AND segment_id IN :ids GROUP BY segment_id").bindparams(
         bindparam("ids", expanding=True)
     )

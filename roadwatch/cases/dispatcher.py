@@ -86,7 +86,10 @@ class Dispatcher:
                 for x in rows
             ]
             fx = open_cases(conn, cases, self.sla, now, holders=self.holders)
-            segs = sorted({c.segment_id for c in cases})
+            # New and dispatched cases are both open, so dispatching leaves a segment's
+            # live state as it was; only a report found to corroborate another (duplicate)
+            # leaves the open count, and only its segment needs a new state.
+            segs = sorted({c.segment_id for c in cases if fx.case_status.get(c.id) == "duplicate"})
             fx.events += [("segment", s) for s in segment_states(conn, segs)]
             live = record_events(conn, fx.events, now)
         self.deliver(live, fx.notices)

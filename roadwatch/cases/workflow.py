@@ -23,7 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Table, select, text
+from sqlalchemy import Connection, String, Table, bindparam, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from .. import models
@@ -265,19 +266,9 @@ def open_cases(
     fx = Effects()
     if not cases:
         return fx
-    r = REPORTS.c
     seg_ids = sorted({c.segment_id for c in cases})
     earliest = min(c.observed_at for c in cases) - duplicate_window
-    existing = session.execute(
-        select(r.id, r.segment_id, r.category, r.observed_at, r.lat, r.lon).where(
-            # Plain IN lists let the planner use the open-cases index (a tuple IN makes
-            # PostgreSQL scan the table); the pairs are filtered below.
-            r.segment_id.in_(seg_ids),
-            r.category.in_(sorted({c.category for c in cases})),
-            text(models.OPEN_CASE_SQL),  # literal: matches the partial index
-            r.observed_at >= earliest,
-        )
-    ).all()
+    existing = _open_cases_near(session, cases, earliest)
     open_by_key: dict[tuple[str, str], list[Any]] = {}
     batch_ids = {c.id for c in cases}
     for e in existing:
@@ -412,6 +403,62 @@ def open_cases(
         insert_rows(session, TRANSITIONS, fx.transitions)
         fx.transitions = []
     return fx
+
+
+def _open_cases_near(
+    session: Session | Connection, cases: Sequence[NewCase], earliest: dt.datetime
+) -> list[Any]:
+    """Open cases of the same segment and category as any of `cases`, seen since `earliest`.
+
+    On PostgreSQL: one correlated lookup per (segment, category) pair in the open-cases
+    partial index (LATERAL). The plain IN lists used before let the planner, on a table
+    whose statistics lag behind (a young or fast-growing one), filter every open case in
+    the window instead (measured: 46 ms instead of a few ms a pass at 5,000 open cases).
+    """
+    pairs = sorted({(c.segment_id, c.category) for c in cases})
+    bind = session.get_bind() if isinstance(session, Session) else session
+    if bind.dialect.name == "postgresql":
+        return list(
+            session.execute(
+                _OPEN_NEAR_PG,
+                {
+                    "segs": [p[0] for p in pairs],
+                    "cats": [p[1] for p in pairs],
+                    "earliest": earliest,
+                },
+            )
+        )
+    r = REPORTS.c
+    wanted = set(pairs)
+    rows = session.execute(
+        select(r.id, r.segment_id, r.category, r.observed_at, r.lat, r.lon).where(
+            r.segment_id.in_(sorted({p[0] for p in pairs})),
+            r.category.in_(sorted({p[1] for p in pairs})),
+            text(models.OPEN_CASE_SQL),
+            r.observed_at >= earliest,
+        )
+    )
+    return [x for x in rows if (x.segment_id, x.category) in wanted]
+
+
+# The open-case predicate is literal SQL, word for word the partial index's.
+_OPEN_NEAR_PG = (
+    text(
+        "SELECT r.id, r.segment_id, r.category, r.observed_at, r.lat, r.lon "
+        "FROM unnest(:segs, :cats) AS k(segment_id, category), LATERAL ("
+        "SELECT id, segment_id, category, observed_at, lat, lon FROM reports "
+        "WHERE segment_id = k.segment_id AND category = k.category "
+        # OFFSET 0 keeps the planner from flattening the LATERAL into one hash join over
+        # every open case (which it did: 45 ms instead of 7 ms a pass at 5,000 open cases).
+        f"AND {models.OPEN_CASE_SQL} AND observed_at >= :earliest OFFSET 0) AS r"
+    )
+    .bindparams(
+        bindparam("segs", type_=ARRAY(String())),
+        bindparam("cats", type_=ARRAY(String())),
+        bindparam("earliest", type_=models.UTCDateTime()),
+    )
+    .columns(observed_at=models.UTCDateTime())
+)
 
 
 @dataclass(frozen=True, slots=True)
