@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -130,6 +131,13 @@ def decode_json(raw: bytes, max_bytes: int) -> tuple[Any, list[FieldError]]:
                 f"the payload is {len(raw):,} bytes; the limit is {max_bytes:,} bytes",
             )
         ]
+    try:
+        # The fast parser takes every well-formed payload; anything it refuses (broken JSON,
+        # NaN, bad UTF-8, huge integers) goes the slow way below, which accepts what the
+        # standard library accepts and explains the rest in its plain words.
+        return orjson.loads(raw), []
+    except orjson.JSONDecodeError:
+        pass
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
