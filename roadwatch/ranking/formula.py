@@ -220,12 +220,13 @@ def parse_formula(
     known = frozenset(known_categories)
     version = doc.get("version")
     if not isinstance(version, str) or not version.strip():
-        raise r.fail("", "version", "version must be a non-empty string, e.g. \"v1\"")
+        raise r.fail("", "version", 'version must be a non-empty string, e.g. "v1"')
 
     weights_t = r.table("weights")
     for key in weights_t:
         if key not in SOURCES:
-            raise r.fail("weights", key, f"weights.{key}: unknown source (use {', '.join(SOURCES)})")
+            known_sources = ", ".join(SOURCES)
+            raise r.fail("weights", key, f"weights.{key}: unknown source (use {known_sources})")
     weights = {s: r.get_number("weights", s, what="weight") for s in SOURCES}
 
     sev_t = r.table("severity")

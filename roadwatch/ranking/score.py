@@ -92,9 +92,7 @@ def group_findings(findings: Iterable[Finding]) -> tuple[FindingGroup, ...]:
         a[3] += f.reopened
         a[4] += f.unresolved
         a[5] += f.recurrence
-    return tuple(
-        FindingGroup(c, s, src, *vals) for (c, s, src), vals in sorted(acc.items())
-    )
+    return tuple(FindingGroup(c, s, src, *vals) for (c, s, src), vals in sorted(acc.items()))
 
 
 @dataclass
@@ -120,6 +118,7 @@ class UnitScore:
     streak: int = 0
     card: str | None = None  # yellow_card | commendation
     prev_rank: int | None = None
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)  # finding id → when, who
 
 
 def _weight(formula: Formula, g: FindingGroup) -> float:
@@ -301,7 +300,8 @@ def rank_league(
     for s in scores:
         e = s.exposure_km
         s.rate = round(s.points / e, PRECISION) if e > 0 else 0.0
-        s.shrunk = round((s.points + formula.prior_km * lg.rate) / (e + formula.prior_km), PRECISION)
+        prior = formula.prior_km
+        s.shrunk = round((s.points + prior * lg.rate) / (e + prior), PRECISION)
         s.index = round(s.shrunk / lg.rate, PRECISION) if lg.rate > 0 else 1.0
         mu = lg.count_rate * e  # findings expected at the district's rate
         s.expected = round(mu, PRECISION)
@@ -324,9 +324,7 @@ def rank_league(
                 f"red: walked {s.unit.patrol_days or 0:g} of {duty:g} patrol days "
                 f"(at least {formula.min_patrol_share_red:.0%})"
             )
-        if any(
-            g.source in ("evaluator", "covert") and g.unresolved for g in s.unit.groups
-        ):
+        if any(g.source in ("evaluator", "covert") and g.unresolved for g in s.unit.groups):
             reasons.append("red: an evaluator or covert finding is still unresolved")
         s.eligible_red = not reasons
         s.why_not += reasons
@@ -334,10 +332,10 @@ def rank_league(
     for i, s in enumerate(ordered, 1):
         s.rank = i
     if findings < formula.min_district_findings:
+        need = formula.min_district_findings
         lg.insufficient = (
-            f"数据不足：本周只有 {findings} 条有效发现，至少需要 {formula.min_district_findings} 条，"
-            f"本周不评红黑旗 / too little data: {findings} findings this week, "
-            f"at least {formula.min_district_findings} needed; no flags"
+            f"数据不足：本周只有 {findings} 条有效发现，至少需要 {need} 条，本周不评红黑旗"
+            f" / too little data: {findings} findings this week, at least {need} needed; no flags"
         )
     else:
         significant = rule.mode == "significant"
@@ -364,7 +362,8 @@ def rank_league(
             s.prev_rank = before.get("rank")
         if s.flag is None:
             continue
-        s.streak = 1 + (int(before.get("streak", 0)) if before and before.get("flag") == s.flag else 0)
+        same = before is not None and before.get("flag") == s.flag
+        s.streak = 1 + (int(before.get("streak", 0)) if before is not None and same else 0)
         if s.streak >= 2:
             s.card = "yellow_card" if s.flag == "black" else "commendation"
     return lg
@@ -428,6 +427,7 @@ def score_to_dict(s: UnitScore) -> dict[str, Any]:
                 "reopened": f.reopened,
                 "unresolved": f.unresolved,
                 "recurrence": f.recurrence,
+                **s.facts.get(f.id, {}),
             }
             for f in sorted(s.unit.findings, key=lambda f: f.id)
         ]
