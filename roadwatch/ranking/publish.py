@@ -201,8 +201,9 @@ def publish(
                 chain_sha256=link,
             )
             .on_conflict_do_nothing(index_elements=["week"])
-        ).rowcount
-        if inserted != 1:  # another process won the race in the meantime
+            .returning(RANKINGS.c.id)  # (rowcount is -1 for this statement under psycopg)
+        ).first()
+        if inserted is None:  # another process won the race in the meantime
             row = ranking_row(conn, week.label)
             return Published(week.label, False, row.content_sha256, row.chain_sha256)
         from ..pipeline import record_events
@@ -350,15 +351,11 @@ def file_dispute(
                 evidence=evidence,
             )
             .on_conflict_do_nothing(index_elements=["week", "report_id"])
-        ).rowcount
-        if inserted != 1:
+            .returning(DISPUTES.c.id)
+        ).first()
+        if inserted is None:
             raise RankingError("already_disputed", f"report {report_id} is already disputed")
-        dispute_id = conn.execute(
-            select(DISPUTES.c.id).where(
-                DISPUTES.c.week == week.label, DISPUTES.c.report_id == report_id
-            )
-        ).scalar_one()
-    return int(dispute_id)
+    return int(inserted.id)
 
 
 def decide_dispute(

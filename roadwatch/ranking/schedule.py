@@ -45,8 +45,9 @@ def claim(engine: Engine, week: str, who: str, now: dt.datetime) -> bool:
             _insert(conn, JOBS)
             .values(week=week, claimed_by=who, claimed_at=now)
             .on_conflict_do_nothing(index_elements=["week"])
-        ).rowcount
-        if got == 1:
+            .returning(JOBS.c.week)
+        ).first()
+        if got is not None:
             return True
         # a claim that never finished (its process died) may be taken over
         return (
