@@ -53,7 +53,8 @@ INSERT INTO reports (id, reporter_id, category, scheme, severity, photos, observ
   received_at, crs, segment_id, district, status, transport, raw, case_status, due_at,
   rectified_at, closed_at, escalation_level, overdue)
 SELECT md5(i::text)::uuid::text,
-       CASE WHEN i % 5 = 0 THEN 'ev' || (i % 50) WHEN i % 3 = 0 THEN 'c' || s ELSE 'p' || (i % 997) END,
+       CASE WHEN i % 5 = 0 THEN 'ev' || (i % 50) WHEN i % 3 = 0 THEN 'c' || s
+            ELSE 'p' || (i % 997) END,
        (ARRAY['E0102','E0201','E0504','E0505','C0101','E0104'])[1 + i % 6], 'GB/T30428.2-2013',
        1 + (i % 7 = 0)::int + (i % 13 = 0)::int, '[]', t, t, 'WGS84', 'S' || s, 'D' || (s % 8),
        'accepted', 'mqtt', '\\x7b7d', CASE WHEN i % 4 = 0 THEN 'closed' ELSE 'dispatched' END,

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from roadwatch.ranking import publish as pub
-from tests.browser.conftest import ARTIFACTS
 from roadwatch.ranking.week import Week
+from tests.browser.conftest import ARTIFACTS
 from tests.test_ranking_jobs import GOLDEN, formula, golden_fixture, rank_rt, rt  # noqa: F401
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .. import models
 from .formula import Formula
-from .gather import findings_of, gather_week
+from .gather import findings_of, gather_week, week_findings
 from .score import League, Unit, group_findings, league_to_dict, score_week
 from .week import Week
 
@@ -87,9 +87,10 @@ def previous_flags(conn: Connection, week: Week) -> dict[tuple[str, str], dict[s
 
 def compute(conn: Connection, formula: Formula, week: Week, as_of: dt.datetime) -> dict[str, Any]:
     """The week's full ranking content (not stored)."""
-    data = gather_week(conn, formula, week, as_of)
-    leagues = score_week(formula, data.units, data.district_names, previous_flags(conn, week))
-    _attach_drilldowns(conn, formula, week, as_of, leagues)
+    with week_findings(conn, formula, week, as_of):
+        data = gather_week(conn, formula, week, as_of)
+        leagues = score_week(formula, data.units, data.district_names, previous_flags(conn, week))
+        _attach_drilldowns(conn, formula, week, as_of, leagues)
     return {
         "week": week.label,
         "start": week.start.astimezone(week.tz).isoformat(),

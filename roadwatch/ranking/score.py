@@ -138,16 +138,17 @@ def score_unit(formula: Formula, unit: Unit) -> UnitScore:
     total = 0.0
     for cat in sorted(by_cat):
         rule = formula.rule(cat)
+        weighted = [(g, _weight(formula, g)) for g in by_cat[cat]]
         lines = [
             {
                 "severity": g.severity,
                 "source": g.source,
                 "count": g.count,
-                "points_each": round(_weight(formula, g), PRECISION),
+                "points_each": round(w, PRECISION),
             }
-            for g in by_cat[cat]
+            for g, w in weighted
         ]
-        raw = round(sum(_weight(formula, g) * g.count for g in by_cat[cat]), PRECISION)
+        raw = round(sum(w * g.count for g, w in weighted), PRECISION)
         capped = min(raw, rule.cap)
         total += capped
         deductions.append(
