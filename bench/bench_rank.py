@@ -15,6 +15,7 @@ Usage: .venv/bin/python bench/bench_rank.py [--scale 1.0] [--big]
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import uuid
@@ -28,7 +29,7 @@ from sqlalchemy import text  # noqa: E402
 from roadwatch import db  # noqa: E402
 from roadwatch.categories import load_categories  # noqa: E402
 from roadwatch.ranking.formula import load_formula  # noqa: E402
-from roadwatch.ranking.publish import compute, default_as_of  # noqa: E402
+from roadwatch.ranking.publish import canonical, compute, default_as_of  # noqa: E402
 from roadwatch.ranking.week import Week  # noqa: E402
 from roadwatch.settings import load_settings  # noqa: E402
 
@@ -120,6 +121,9 @@ def run_case(admin: str, segs: int, n: int) -> None:
                 t0 = time.perf_counter()
                 content = compute(conn, formula, week, as_of)
                 times.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            frozen = canonical(content)
+            freeze = time.perf_counter() - t0
         units = sum(lg["units"] for lg in content["leagues"])
         found = sum(lg["findings"] for lg in content["leagues"] if lg["kind"] == "segment")
         flags = sum(len(lg["red"]) + len(lg["black"]) for lg in content["leagues"])
@@ -127,7 +131,8 @@ def run_case(admin: str, segs: int, n: int) -> None:
             f"{segs:>9,} segments x {n:>11,} reports: rank {min(times):6.2f} s "
             f"(runs {', '.join(f'{t:.2f}' for t in times)}); baseline count(*) of the week "
             f"{baseline:.2f} s ({base:,} rows); {units:,} units, {found:,} findings, "
-            f"{flags} flags; data generated in {load:.0f} s"
+            f"{flags} flags; canonical JSON {len(frozen) / 1e6:.1f} MB in {freeze:.2f} s; "
+            f"data generated in {load:.0f} s"
         )
     finally:
         engine.dispose()
@@ -141,6 +146,15 @@ def main() -> None:
     ap.add_argument("--big", action="store_true", help="also run the 250,000 x 10 M case")
     ap.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/test")
     args = ap.parse_args()
+    # The machine is shared: say how busy it is, and how fast one Python core runs now.
+    t0 = time.perf_counter()
+    total = 0
+    for i in range(5_000_000):
+        total += i
+    print(
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; a 5 M-step Python "
+        f"loop takes {time.perf_counter() - t0:.2f} s now (about 0.25 s on an idle core)"
+    )
     run_case(args.database, 2495, 100_000)
     if args.big:
         run_case(args.database, int(250_000 * args.scale), int(10_000_000 * args.scale))

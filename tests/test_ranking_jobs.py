@@ -378,3 +378,32 @@ def test_the_schedule_keeps_the_last_good_formula(rt: Any, tmp_path: Path, caplo
     )
     assert s.reload_formula().version == "golden-1"
     assert "formula refused" in caplog.text and "cap cannot be below 0" in caplog.text
+
+
+def test_cli_rank_draft_publish_verify_what_if(
+    rt: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from roadwatch.cli import main
+
+    ids = golden_fixture(rt, rt.settings.tz)
+    monkeypatch.setenv("ROADWATCH_DATABASE_URL", rt.settings.database_url)
+    monkeypatch.setenv("ROADWATCH_RANKING_FORMULA", str(GOLDEN))
+    s1 = ids["segments"][0]
+    assert main(["rank", "--week", "2026-W47"]) == 0
+    out = capsys.readouterr().out
+    assert "2026-W47 (draft" in out and f"黑旗 {s1}" in out and "数据不足" in out
+    assert main(["rank", "--week", "2026-W47", "--publish"]) == 0
+    assert "2026-W47 published: sha256 " in capsys.readouterr().out
+    assert main(["rank", "--week", "2026-W47", "--publish"]) == 0
+    assert "was already published" in capsys.readouterr().out
+    assert main(["rank", "--week", "2026-W47", "--verify"]) == 0
+    assert "verified" in capsys.readouterr().out
+    assert main(["rank", "--week", "2026-W47", "--what-if", str(GOLDEN)]) == 0
+    assert "0 ranks move, 0 flags change" in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOLDEN.read_text(encoding="utf-8").replace("E0102", "E9999"), "utf-8")
+    assert main(["rank", "--week", "2026-W47", "--formula", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.toml:" in err and "E9999: unknown category" in err
+    assert main(["rank", "--week", "2027-W53"]) == 2  # 2027 has 52 weeks
+    assert "has no week 53" in capsys.readouterr().err

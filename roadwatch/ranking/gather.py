@@ -173,6 +173,8 @@ def week_findings(
         ),
         _params(formula, week, as_of),
     )
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"ANALYZE {TMP}"))  # row counts for the joins that follow
     try:
         yield
     finally:
@@ -204,18 +206,10 @@ def gather_week(
     groups: dict[tuple[str, str], list[FindingGroup]] = defaultdict(list)
 
     def collect(kind: str, sql: str) -> None:
-        for row in conn.execute(_sql(conn, sql), params):
-            groups[(kind, row[0])].append(
+        for unit, cat, sev, src, n, ot, od, ro, un, rc in conn.execute(_sql(conn, sql), params):
+            groups[(kind, unit)].append(
                 FindingGroup(
-                    row.category,
-                    int(row.severity),
-                    row.source,
-                    int(row.n),
-                    int(row.on_time or 0),
-                    int(row.overdue or 0),
-                    int(row.reopened or 0),
-                    int(row.unresolved or 0),
-                    int(row.recurrence or 0),
+                    cat, int(sev), src, int(n), int(ot), int(od), int(ro), int(un), int(rc)
                 )
             )
 

@@ -121,12 +121,21 @@ class UnitScore:
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)  # finding id → when, who
 
 
+_WEIGHTS: dict[tuple[str, str, int, str], float] = {}  # (formula hash, category, …) → w
+
+
 def _weight(formula: Formula, g: FindingGroup) -> float:
-    return (
-        formula.rule(g.category).points
-        * formula.severity.get(g.severity, 1.0)
-        * formula.weights.get(g.source, 1.0)
-    )
+    key = (formula.sha256, g.category, g.severity, g.source)
+    w = _WEIGHTS.get(key)
+    if w is None:
+        if len(_WEIGHTS) > 100_000:
+            _WEIGHTS.clear()
+        w = _WEIGHTS[key] = (
+            formula.rule(g.category).points
+            * formula.severity.get(g.severity, 1.0)
+            * formula.weights.get(g.source, 1.0)
+        )
+    return w
 
 
 def score_unit(formula: Formula, unit: Unit) -> UnitScore:
