@@ -319,23 +319,21 @@ def rank_league(
         s.p_low = round(poisson_cdf(s.findings, mu), 12)
         s.eligible_black = s.findings >= formula.min_findings_black
         if not s.eligible_black:
-            s.why_not.append(
-                f"black: {s.findings} finding(s), at least {formula.min_findings_black} needed"
-            )
+            s.why_not.append(f"black: {s.findings} findings < {formula.min_findings_black}")
         reasons = []
         if mu < formula.min_expected_red:
             reasons.append(
-                f"red: too little exposure for a quiet record to mean something "
-                f"(expected {mu:.2f}, at least {formula.min_expected_red:g})"
+                f"red: expected {mu:.2f} findings < {formula.min_expected_red:g} "
+                "(too little exposure for a quiet record to mean something)"
             )
         duty = formula.duty_days.get(s.unit.duty_level) if s.unit.duty_level is not None else None
         if duty and (s.unit.patrol_days or 0) < formula.min_patrol_share_red * duty:
             reasons.append(
-                f"red: walked {s.unit.patrol_days or 0:g} of {duty:g} patrol days "
-                f"(at least {formula.min_patrol_share_red:.0%})"
+                f"red: patrol {s.unit.patrol_days or 0:g}/{duty:g} days "
+                f"< {formula.min_patrol_share_red:.0%}"
             )
         if any(g.source in ("evaluator", "covert") and g.unresolved for g in s.unit.groups):
-            reasons.append("red: an evaluator or covert finding is still unresolved")
+            reasons.append("red: an evaluator or covert finding is unresolved")
         s.eligible_red = not reasons
         s.why_not += reasons
     ordered = sorted(scores, key=_sort_key)
@@ -422,7 +420,9 @@ def score_to_dict(s: UnitScore) -> dict[str, Any]:
         "p_high": s.p_high,
         "p_low": s.p_low,
         "eligible": {"black": s.eligible_black, "red": s.eligible_red, "why_not": s.why_not},
-        "deductions": s.deductions,
+        # flagged: every (severity, source) group behind each category; the others keep
+        # the per-category sums (a 250,000-segment week stays a few hundred bytes a unit)
+        "deductions": s.deductions if s.flag else [_summary(d) for d in s.deductions],
         "measures": s.measures,
     }
     if s.unit.findings:
@@ -442,6 +442,16 @@ def score_to_dict(s: UnitScore) -> dict[str, Any]:
             for f in sorted(s.unit.findings, key=lambda f: f.id)
         ]
     return out
+
+
+def _summary(d: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "category": d["category"],
+        "count": sum(g["count"] for g in d["groups"]),
+        "raw": d["raw"],
+        "points": d["points"],
+        "cap": d["cap"],
+    }
 
 
 def league_to_dict(lg: League) -> dict[str, Any]:
