@@ -407,3 +407,27 @@ def test_cli_rank_draft_publish_verify_what_if(
     assert "bad.toml:" in err and "E9999: unknown category" in err
     assert main(["rank", "--week", "2027-W53"]) == 2  # 2027 has 52 weeks
     assert "has no week 53" in capsys.readouterr().err
+
+
+def test_two_processes_publishing_at_once_freeze_one_week(rt: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    golden_fixture(rt, rt.settings.tz)
+    env = {
+        **os.environ,
+        "ROADWATCH_DATABASE_URL": rt.settings.database_url,
+        "ROADWATCH_RANKING_FORMULA": str(GOLDEN),
+    }
+    cmd = [sys.executable, "-m", "roadwatch.cli", "rank", "--week", "2026-W47", "--publish"]
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    said = sorted(out.split(":")[0] for out, _ in outs)
+    assert said == ["2026-W47 published", "2026-W47 was already published"]
+    with rt.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(pub.RANKINGS)).scalar_one() == 1
