@@ -431,3 +431,38 @@ def test_two_processes_publishing_at_once_freeze_one_week(rt: Any) -> None:
     assert said == ["2026-W47 published", "2026-W47 was already published"]
     with rt.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(pub.RANKINGS)).scalar_one() == 1
+
+
+def test_partner_units_and_merchants_are_ranked_on_the_zones_they_hold(
+    rt: Any, formula: Any
+) -> None:
+    tz = rt.settings.tz
+    ids = golden_fixture(rt, tz)
+    s1, s2 = ids["segments"][:2]
+    w47 = Week.parse("2026-W47", tz)
+    with rt.engine.begin() as c:
+        add_person(c, "unit-1", "unit", "郑州某局")
+        add_person(c, "shop-1", "merchant", "老王烩面馆")
+        add_assignment(c, s1, "unit-1", role="partner_unit")
+        add_assignment(c, s2, "unit-1", role="partner_unit")
+        add_assignment(c, s1, "shop-1", role="merchant", from_chainage_m=0.0, to_chainage_m=80.0)
+        for i in range(3):
+            add_report(c, s1, "EQ", w47.start + (90 + i) * H, chainage_m=40.0 + i)
+        add_report(c, s1, "EQ", w47.start + 95 * H, chainage_m=300.0)  # outside the zone
+        add_report(c, s2, "EQ", w47.start + 96 * H)
+    with rt.engine.connect() as conn:
+        content = pub.compute(conn, formula, w47, pub.default_as_of(w47, 8))
+        road_class = conn.execute(
+            text("SELECT road_class FROM segments WHERE id = :s"), {"s": s1}
+        ).scalar_one()
+    (unit,) = _league(content, kind="partner_unit")["scores"]
+    (shop,) = _league(content, kind="merchant")["scores"]
+    assert unit["id"] == "unit-1" and unit["name"] == "郑州某局"
+    # everything on S1 (4 + 3 + 1) and S2 (3 + 1) in the week is the partner unit's
+    assert unit["findings"] == 12
+    # only the three whose chainage lies in the frontage zone are the merchant's
+    assert shop["id"] == "shop-1" and shop["findings"] == 3
+    # and its exposure is the 80 m zone (the minimum length applies), not the segment
+    zone_km = max(80.0, formula.min_length_m) / 1000 * formula.class_factor.get(road_class, 1)
+    assert shop["exposure_km"] == pytest.approx(zone_km)
+    assert shop["exposure_km"] < unit["exposure_km"]
