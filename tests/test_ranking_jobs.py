@@ -58,6 +58,13 @@ def rank_rt(
     rt = Runtime.build(settings, ctx=network_ctx)
     yield rt
     rt.stop()
+    if url:
+        import psycopg
+
+        from tests.conftest import PG_ADMIN_URL
+
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 @pytest.fixture
