@@ -371,7 +371,11 @@ def findings_of(
         if isinstance(observed, dt.datetime) and observed.tzinfo is None:
             observed = observed.replace(tzinfo=dt.UTC)
         facts = {
-            "observed_at": observed.isoformat() if isinstance(observed, dt.datetime) else None,
+            "observed_at": (
+                observed.astimezone(week.tz).isoformat()
+                if isinstance(observed, dt.datetime)
+                else None
+            ),
             "reporter_id": row.reporter_id,
             "segment_id": row.segment_id,
         }

@@ -30,6 +30,15 @@ HEADER = (
 )
 FLAG_NAMES = {"red": "红旗", "black": "黑旗", None: ""}
 CARD_NAMES = {"yellow_card": "黄牌警告", "commendation": "通报表扬", None: ""}
+MEASURE_NAMES = {
+    "overdue": "超期",
+    "reopened": "返工",
+    "unresolved": "未结案",
+    "recurrence": "重复发生",
+    "own_fix_credit": "自查自改（加分）",
+    "patrol_missed_days": "巡查未履职天数",
+}
+SOURCE_NAMES = {"evaluator": "第三方测评", "covert": "暗访", "public": "其他上报", "self": "自报"}
 KIND_NAMES = {"segment": "路段", "partner_unit": "驻区单位", "merchant": "门前三包商户"}
 
 

@@ -25,6 +25,8 @@ from ..ranking.render import (
     FLAG_NAMES,
     HEADER,
     KIND_NAMES,
+    MEASURE_NAMES,
+    SOURCE_NAMES,
     drilldown_rows,
     line_coords,
     map_svg,
@@ -154,6 +156,8 @@ def _context(week: Week, content: dict[str, Any], meta: dict[str, Any], pdf: boo
         "flag_names": FLAG_NAMES,
         "card_names": CARD_NAMES,
         "kind_names": KIND_NAMES,
+        "measure_names": MEASURE_NAMES,
+        "source_names": SOURCE_NAMES,
     }
 
 
