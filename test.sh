@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole test suite: installs what it needs (Python packages into ./.venv; as root
-# also the Debian packages chromium, chromium-driver, mosquitto, fonts-noto-cjk), starts
+# also the Debian packages chromium, chromium-driver, mosquitto, fonts-noto-cjk and Pango), starts
 # PostgreSQL / Redis / Mosquitto when they are installed but down, then runs pytest.
 # Integration and browser tests are required here: a missing service is a failure.
 # Arguments go to pytest (e.g. ./test.sh -k pipeline).
@@ -12,6 +12,10 @@ need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium chromium-driver)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 [ -d /usr/share/fonts/opentype/noto ] || need_apt+=(fonts-noto-cjk)
+# WeasyPrint (the rankings' PDF) needs Pango and HarfBuzz's subsetter.
+for lib in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0; do
+  dpkg -s "$lib" >/dev/null 2>&1 || need_apt+=("$lib")
+done
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "test.sh: installing ${need_apt[*]}" >&2

@@ -41,6 +41,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     runtime = Runtime.build(settings)
     app, socketio = create_app(runtime)
     runtime.start_ingest()
+    runtime.start_ranking()
     sim_thread = None
     if args.simulate:
         from .simulate import Simulator
@@ -96,6 +97,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     runtime = Runtime.build(settings, emitter=emitter)
     runtime.start_ingest(case_process=True)
+    runtime.start_ranking()
     log.info("worker: ingesting from %s", settings.mqtt_url)
     stop.wait()
     runtime.stop()
@@ -331,6 +333,103 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- rank (weekly red and black flags) ---------------------------------------------
+def cmd_rank(args: argparse.Namespace) -> int:
+    import json
+
+    from sqlalchemy import func, select
+
+    settings = _settings(args)
+    _logging("WARNING")
+    from . import db, models
+    from .categories import load_categories
+    from .ranking import publish as pub
+    from .ranking.formula import FormulaError, load_formula
+    from .ranking.schedule import due_week
+    from .ranking.week import Week
+
+    tz = settings.tz
+    codes = load_categories().codes
+    try:
+        week = Week.parse(args.week, tz) if args.week else None
+        formula = load_formula(args.formula or settings.ranking_formula or None, codes)
+        other = load_formula(args.what_if, codes) if args.what_if else None
+    except (ValueError, FormulaError) as exc:
+        print(f"roadwatch: {exc}", file=sys.stderr)
+        return 2
+    now = models.utcnow()
+    week = week or due_week(now, tz, settings.ranking_contest_hours)
+    as_of = min(now, pub.default_as_of(week, settings.ranking_contest_hours))
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    with engine.connect() as conn:
+        if conn.execute(select(func.count()).select_from(models.Segment)).scalar_one() == 0:
+            print(
+                "roadwatch: the database has no segments yet; run `roadwatch serve` or "
+                "`roadwatch network import --apply` first",
+                file=sys.stderr,
+            )
+            return 2
+    try:
+        if args.verify:
+            v = pub.verify(engine, formula, week)
+            print(f"{week}: " + ("verified: content, chain and events agree" if v.ok else "FAILED"))
+            for problem in v.problems:
+                print(f"  - {problem}")
+            return 0 if v.ok else 1
+        if other is not None:
+            with engine.connect() as conn:
+                diff = pub.what_if(conn, formula, other, week, as_of)
+            if args.json:
+                print(json.dumps(diff, ensure_ascii=False, indent=1))
+                return 0
+            print(
+                f"{week}: {diff['base']} → {diff['other']}: {diff['rank_changes']} ranks move, "
+                f"{len(diff['flag_changes'])} flags change"
+            )
+            for c in diff["flag_changes"]:
+                print(f"  {c['kind']} {c['id']} {c['name']}: {c['flag'][0]} → {c['flag'][1]}")
+            return 0
+        if args.publish:
+            done = pub.publish(engine, formula, week, as_of, args.by, now)
+            state = "published" if done.created else "was already published"
+            print(f"{week} {state}: sha256 {done.content_sha256}, chain {done.chain_sha256}")
+            if done.events and settings.socketio_queue:
+                from flask_socketio import SocketIO
+
+                from .broadcast import Broadcaster
+
+                Broadcaster(SocketIO(message_queue=settings.socketio_queue)).publish(done.events)
+            return 0
+        with engine.connect() as conn:
+            content = pub.compute(conn, formula, week, as_of)
+    except pub.RankingError as exc:
+        print(f"roadwatch: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    if args.json:
+        print(pub.canonical(content))
+        return 0
+    print(f"{week} (draft, as of {content['as_of']}, formula {formula.version})")
+    for lg in content["leagues"]:
+        if lg["kind"] != "segment" and not lg["findings"]:
+            continue
+        names = {s["id"]: s["name"] for s in lg["scores"]}
+        head = f"  {lg['district_name']} {lg['kind']} ({lg['mode']}, {lg['findings']} findings)"
+        if lg["insufficient"]:
+            print(f"{head}: {lg['insufficient']}")
+            continue
+        print(
+            f"{head}: red {len(lg['red'])}/{lg['red_quota']}, black {len(lg['black'])}/"
+            f"{lg['black_quota']}"
+        )
+        for flag in ("red", "black"):
+            for uid in lg[flag]:
+                print(f"    {'红旗' if flag == 'red' else '黑旗'} {uid} {names[uid]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="roadwatch", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -422,6 +521,16 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int)
     m.add_argument("--bad-share", type=float, default=0.02, help="share of malformed messages")
     m.set_defaults(func=cmd_simulate)
+
+    rk = sub.add_parser("rank", help="weekly red and black flags (红黑旗): draft, publish, verify")
+    rk.add_argument("--week", help="ISO week, e.g. 2026-W47 (default: the last closed week)")
+    rk.add_argument("--publish", action="store_true", help="freeze and publish the week (once)")
+    rk.add_argument("--formula", help="formula file (default: ROADWATCH_RANKING_FORMULA or v1)")
+    rk.add_argument("--what-if", metavar="FILE", help="compare with another formula version")
+    rk.add_argument("--verify", action="store_true", help="check a published week's hashes")
+    rk.add_argument("--json", action="store_true", help="print the full content as JSON")
+    rk.add_argument("--by", default="cli", help="who publishes (kept in the ranking)")
+    rk.set_defaults(func=cmd_rank)
     return p
 
 

@@ -305,3 +305,54 @@ class Event(Base):
     kind: Mapped[str] = mapped_column(String(16))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+# -- weekly red and black flags (roadwatch.ranking) ------------------------------------
+class Ranking(Base):
+    """A published week, frozen: its content and a SHA-256 chained to the previous week's.
+
+    `week` is unique, so publishing twice (or from two processes at once) keeps one row.
+    """
+
+    __tablename__ = "rankings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    week: Mapped[str] = mapped_column(String(8), unique=True)  # ISO week, 2026-W47
+    formula_version: Mapped[str] = mapped_column(String(32))
+    formula_sha256: Mapped[str] = mapped_column(String(64))
+    as_of: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # the cut-off it was computed at
+    published_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    published_by: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)  # canonical JSON, exactly the bytes hashed
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    prev_sha256: Mapped[str | None] = mapped_column(String(64))  # chain of the week before
+    chain_sha256: Mapped[str] = mapped_column(String(64))  # sha256(prev chain + content hash)
+
+
+class RankingDispute(Base):
+    """A chief's contest of a finding before publication, and the arbiter's decision."""
+
+    __tablename__ = "ranking_disputes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    week: Mapped[str] = mapped_column(String(8), index=True)
+    report_id: Mapped[str] = mapped_column(ForeignKey("reports.id"), index=True)
+    filed_by: Mapped[str] = mapped_column(String(64))
+    filed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[list[Any]] = mapped_column(JSON)  # photo SHA-256s, links
+    decision: Mapped[str | None] = mapped_column(String(8))  # upheld | rejected
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    decision_note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ux_ranking_disputes_week_report", "week", "report_id", unique=True),)
+
+
+class RankingJob(Base):
+    """The weekly schedule's claim: one row per week, inserted by exactly one process."""
+
+    __tablename__ = "ranking_jobs"
+    week: Mapped[str] = mapped_column(String(8), primary_key=True)
+    claimed_by: Mapped[str] = mapped_column(String(128))
+    claimed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(Text)

@@ -41,6 +41,7 @@ class Runtime:
     broker: EmbeddedBroker | None = None
     clock: Any = None  # cases.clock.Scheduler while ingesting
     case_process: Any = None  # cases.service.CaseProcess under `roadwatch worker`
+    ranking: Any = None  # ranking.schedule.RankingScheduler under `serve` and `worker`
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -148,7 +149,28 @@ class Runtime:
         self.pipeline.dispatcher.start()
         self.pipeline.on_stored = self.pipeline.dispatcher.wake
 
+    def start_ranking(self) -> None:
+        """The weekly red/black-flag schedule (every process may run it: a DB claim decides)."""
+        s = self.settings
+        if s.ranking_schedule_s <= 0:
+            return
+        from .ranking.schedule import RankingScheduler
+
+        self.ranking = RankingScheduler(
+            self.engine,
+            s.ranking_formula,
+            s.tz,
+            s.ranking_contest_hours,
+            self.broadcaster.publish,
+            self.categories.codes,
+            interval=s.ranking_schedule_s,
+        )
+        self.ranking.start()
+
     def stop(self) -> None:
+        if self.ranking is not None:
+            self.ranking.stop()
+            self.ranking = None
         if self.case_process is not None:
             self.case_process.stop()
             self.case_process = None

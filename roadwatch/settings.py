@@ -61,6 +61,10 @@ class Settings(BaseModel):
     host: str
     port: int
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+    # weekly red and black flags (roadwatch.ranking)
+    ranking_formula: str
+    ranking_contest_hours: float
+    ranking_schedule_s: float
 
     @field_validator("database_url")
     @classmethod
@@ -173,7 +177,12 @@ class Settings(BaseModel):
         return v
 
     @field_validator(
-        "snap_max_distance_m", "snap_ambiguity_m", "ingest_batch_wait_ms", "case_sweep_s"
+        "snap_max_distance_m",
+        "snap_ambiguity_m",
+        "ingest_batch_wait_ms",
+        "case_sweep_s",
+        "ranking_contest_hours",
+        "ranking_schedule_s",
     )
     @classmethod
     def _non_negative(cls, v: float) -> float:

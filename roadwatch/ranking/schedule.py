@@ -1,0 +1,137 @@
+"""The weekly schedule: publish each week once its contest window closes (Monday 08:00).
+
+Any number of processes may run it: a week is claimed with one conditional INSERT into
+`ranking_jobs` (the primary key is the week), so exactly one process computes and
+publishes it; a claim left by a process that died is taken over after `STALE`. A formula
+file that stops loading is logged and the last good version is kept.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, select, update
+
+from .. import models
+from .formula import Formula, FormulaError, load_formula
+from .publish import JOBS, RANKINGS, Published, _insert, default_as_of, publish
+from .week import Week
+
+log = logging.getLogger(__name__)
+STALE = dt.timedelta(hours=1)
+
+
+def due_week(now: dt.datetime, tz: ZoneInfo, contest_hours: float) -> Week:
+    """The latest week whose contest window has closed at `now`."""
+    week = Week.containing(now, tz).previous()
+    while default_as_of(week, contest_hours) > now:
+        week = week.previous()
+    return week
+
+
+def claim(engine: Engine, week: str, who: str, now: dt.datetime) -> bool:
+    with engine.begin() as conn:
+        if conn.execute(select(RANKINGS.c.id).where(RANKINGS.c.week == week)).first():
+            return False
+        got = conn.execute(
+            _insert(conn, JOBS)
+            .values(week=week, claimed_by=who, claimed_at=now)
+            .on_conflict_do_nothing(index_elements=["week"])
+            .returning(JOBS.c.week)
+        ).first()
+        if got is not None:
+            return True
+        # a claim that never finished (its process died) may be taken over
+        return (
+            conn.execute(
+                update(JOBS)
+                .where(
+                    JOBS.c.week == week,
+                    JOBS.c.finished_at.is_(None),
+                    JOBS.c.claimed_at < now - STALE,
+                )
+                .values(claimed_by=who, claimed_at=now)
+            ).rowcount
+            == 1
+        )
+
+
+class RankingScheduler:
+    def __init__(
+        self,
+        engine: Engine,
+        formula_path: str | Path | None,
+        tz: ZoneInfo,
+        contest_hours: float,
+        deliver: Callable[[list[Any]], None],
+        known_categories: frozenset[str] = frozenset(),
+        interval: float = 60.0,
+        clock: Callable[[], dt.datetime] = models.utcnow,
+    ) -> None:
+        self.engine, self.formula_path, self.tz = engine, formula_path or None, tz
+        self.contest_hours, self.deliver, self.interval = contest_hours, deliver, interval
+        self.known, self.clock = known_categories, clock
+        self.who = f"{socket.gethostname()}:{os.getpid()}"
+        self.formula: Formula = load_formula(self.formula_path, known_categories)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def reload_formula(self) -> Formula:
+        try:
+            self.formula = load_formula(self.formula_path, self.known)
+        except FormulaError as exc:
+            log.error("ranking: formula refused (%s); keeping %s", exc, self.formula.version)
+        return self.formula
+
+    def run_once(self) -> Published | None:
+        now = self.clock()
+        week = due_week(now, self.tz, self.contest_hours)
+        if not claim(self.engine, week.label, self.who, now):
+            return None
+        formula = self.reload_formula()
+        outcome = "error"
+        try:
+            result = publish(
+                self.engine,
+                formula,
+                week,
+                default_as_of(week, self.contest_hours),
+                f"schedule@{self.who}"[:64],
+                now,
+            )
+            outcome = "published" if result.created else "already published"
+            log.info("ranking: %s %s (%s)", week.label, outcome, result.content_sha256[:12])
+            self.deliver(result.events)
+            return result
+        finally:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(JOBS)
+                    .where(JOBS.c.week == week.label)
+                    .values(finished_at=self.clock(), outcome=outcome)
+                )
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="ranking-schedule", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.run_once()
+            except Exception:  # the database may be away; try again next time
+                log.exception("ranking: scheduled run failed; trying again later")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None

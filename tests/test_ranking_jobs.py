@@ -1,0 +1,475 @@
+"""Ranking jobs on SQLite and PostgreSQL: the golden week (issue 6 b), publishing once and
+tamper evidence (d), disputes, what-if, the schedule's claim."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text, update
+
+from roadwatch import models
+from roadwatch.ranking import publish as pub
+from roadwatch.ranking.formula import load_formula
+from roadwatch.ranking.schedule import RankingScheduler, due_week
+from roadwatch.ranking.week import Week
+from tests.conftest import make_settings
+from tests.support.ranking import (
+    add_assignment,
+    add_person,
+    add_report,
+    add_transition,
+    clean,
+)
+
+GOLDEN = Path(__file__).parent / "data" / "ranking_golden.toml"
+H = dt.timedelta(hours=1)
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)]
+)
+def rank_rt(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, network_ctx: Any
+) -> Iterator[Any]:
+    """A runtime of its own (the ranking tests clear people and assignments too)."""
+    from roadwatch.runtime import Runtime
+
+    url = None
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_database").rsplit("/", 1)[0]
+        import uuid
+
+        import psycopg
+
+        from tests.conftest import PG_ADMIN_URL
+
+        name = f"rw_rank_{uuid.uuid4().hex[:8]}"
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = f"{url}/{name}"
+    settings = make_settings(
+        tmp_path_factory.mktemp("rank"), **({"database_url": url} if url else {})
+    )
+    rt = Runtime.build(settings, ctx=network_ctx)
+    yield rt
+    rt.stop()
+    if url:
+        import psycopg
+
+        from tests.conftest import PG_ADMIN_URL
+
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+@pytest.fixture
+def rt(rank_rt: Any) -> Any:
+    with rank_rt.engine.begin() as conn:
+        clean(conn)
+    return rank_rt
+
+
+@pytest.fixture
+def formula(rt: Any) -> Any:
+    return load_formula(GOLDEN, rt.categories.codes)
+
+
+def _eq_segments(rt: Any) -> list[str]:
+    with rt.engine.connect() as conn:
+        return list(
+            conn.execute(
+                text("SELECT id FROM segments WHERE district = 'EQ' ORDER BY id LIMIT 6")
+            ).scalars()
+        )
+
+
+def golden_fixture(rt: Any, tz: Any) -> dict[str, Any]:
+    """Two weeks of events in 二七区 (EQ, quota 2 red / 2 black in the golden formula)."""
+    w46, w47 = Week.parse("2026-W46", tz), Week.parse("2026-W47", tz)
+    s1, s2, s3, s4, s5, s6 = _eq_segments(rt)
+    ids: dict[str, Any] = {"segments": (s1, s2, s3, s4, s5, s6)}
+    with rt.engine.begin() as c:
+        add_person(c, "ev-1", "evaluator", "第三方测评一组")
+        add_person(c, "chief-2", name="张路长")
+        add_person(c, "chief-4", name="李路长")
+        add_assignment(c, s2, "chief-2", level=3)
+        add_assignment(c, s4, "chief-4", level=3)
+        # week 46: S1 is already bad (evaluator finds fly-posting four times)
+        for i in range(4):
+            add_report(c, s1, "EQ", w46.start + (30 + i) * H, category="E0201", reporter="ev-1")
+        for i in range(3):
+            add_report(c, s3, "EQ", w46.start + (40 + i) * H, category="E0505")
+        # week 47
+        ids["s1"] = [
+            add_report(c, s1, "EQ", w47.start + (10 + i) * H, category="E0201", reporter="ev-1")
+            for i in range(4)
+        ]
+        # a corroborating duplicate: never counted twice
+        add_report(c, s1, "EQ", w47.start + 11 * H, category="E0201", case_status="duplicate")
+        ids["s2"] = [
+            add_report(
+                c,
+                s2,
+                "EQ",
+                w47.start + (20 + i) * H,
+                category="E0102",
+                severity=2,
+                reporter="public-1",
+                due_at=w47.start + (24 + i) * H,
+            )
+            for i in range(3)
+        ]
+        add_transition(c, ids["s2"][0], w47.start + 30 * H, "reopened", "rectified")
+        ids["s3"] = [add_report(c, s3, "EQ", w47.start + 50 * H, category="E0505")]
+        ids["s4"] = [
+            add_report(
+                c,
+                s4,
+                "EQ",
+                w47.start + (60 + i) * H,
+                category="E0504",
+                reporter="chief-4",
+                due_at=w47.start + (70 + i) * H,
+                rectified_at=w47.start + (62 + i) * H,
+                closed_at=w47.start + (65 + i) * H,
+                case_status="closed",
+            )
+            for i in range(3)
+        ]
+        ids["s5"] = [
+            add_report(c, s5, "EQ", w47.start + (80 + i) * H, category="E0506") for i in range(2)
+        ]
+        # outside the week (Sunday 24:00 local is the next week): not counted
+        add_report(c, s6, "EQ", w47.end, category="E0504")
+        add_report(c, s6, "EQ", w47.end - dt.timedelta(seconds=1), category="E0504")
+    return ids
+
+
+def _league(content: dict[str, Any], district: str = "EQ", kind: str = "segment") -> Any:
+    return next(
+        lg for lg in content["leagues"] if lg["district"] == district and lg["kind"] == kind
+    )
+
+
+def test_golden_week(rt: Any, formula: Any) -> None:
+    tz = rt.settings.tz
+    ids = golden_fixture(rt, tz)
+    s1, s2, s3, s4, s5, s6 = ids["segments"]
+    w46, w47 = Week.parse("2026-W46", tz), Week.parse("2026-W47", tz)
+    # S5 disputes one finding before the cut-off; the arbiter upholds it: it no longer counts
+    now = w47.end + H
+    did = pub.file_dispute(
+        rt.engine, w47, ids["s5"][0], "chief-5", "已当场整改", ["a" * 64], now, 8
+    )
+    pub.decide_dispute(rt.engine, did, "upheld", "arbiter-1", "照片属实", now + H, tz, 8)
+    first = pub.publish(rt.engine, formula, w46, pub.default_as_of(w46, 8), "t", w47.start + 9 * H)
+    assert first.created
+    out = pub.publish(rt.engine, formula, w47, pub.default_as_of(w47, 8), "t", w47.end + 9 * H)
+    with rt.engine.connect() as conn:
+        content = __import__("json").loads(pub.ranking_row(conn, "2026-W47").content)
+    eq = _league(content)
+    assert eq["mode"] == "quota" and eq["insufficient"] is None
+    assert eq["findings"] == 4 + 3 + 1 + 3 + 1 + 1  # the duplicate and the struck one do not
+    assert eq["black"] == [s1, s2]  # worst first
+    by_id = {s["id"]: s for s in eq["scores"]}
+    # each black flag's drill-down lists exactly the findings that caused it
+    assert [f["id"] for f in by_id[s1]["drilldown"]] == sorted(ids["s1"])
+    assert [f["id"] for f in by_id[s2]["drilldown"]] == sorted(ids["s2"])
+    assert {f["source"] for f in by_id[s1]["drilldown"]} == {"evaluator"}
+    assert by_id[s1]["deductions"] == [
+        {
+            "category": "E0201",
+            "raw": 36.0,
+            "points": 36.0,
+            "cap": 40.0,
+            "groups": [{"severity": 1, "source": "evaluator", "count": 4, "points_each": 9.0}],
+        }
+    ]
+    # 4 unresolved, 4 recurrences (the first within 7 days of week 46's)
+    assert {m["measure"]: m["points"] for m in by_id[s1]["measures"]} == {
+        "unresolved": 4.0,
+        "recurrence": 4.0,
+    }
+    s2m = {m["measure"]: m for m in by_id[s2]["measures"]}
+    assert s2m["overdue"]["count"] == 3 and s2m["reopened"]["count"] == 1
+    assert s2m["patrol_missed_days"]["points"] == 7.0
+    # two black weeks in a row: a yellow card; S2 is new on the list
+    assert (by_id[s1]["streak"], by_id[s1]["card"]) == (2, "yellow_card")
+    assert (by_id[s2]["streak"], by_id[s2]["card"]) == (1, None)
+    # S3 (one finding) and S5 (one left after the dispute) lack the evidence for black
+    assert by_id[s3]["flag"] is None and not by_id[s3]["eligible"]["black"]
+    assert by_id[s5]["findings"] == 1 and not by_id[s5]["eligible"]["black"]
+    # self-reported, fixed on time: the credit takes the findings' points back (3 x 1.5);
+    # what is left is 2 recurrences and 7 patrol days not walked
+    assert by_id[s4]["points"] == 4.5 + 2.0 + 7.0 - 4.5 and by_id[s4]["flag"] is None
+    assert {m["measure"]: m["points"] for m in by_id[s4]["measures"]}["own_fix_credit"] == -4.5
+    assert by_id[s6]["findings"] == 1  # Sunday 23:59:59 counts, Monday 00:00 does not
+    # red: the two best by the shrunk rate among the quiet segments, tie rule applied
+    reds = [by_id[r] for r in eq["red"]]
+    assert len(reds) == 2 and all(r["findings"] == 0 for r in reds)
+    assert reds[0]["rank"] == 1 and reds[1]["rank"] == 2
+    quiet = sorted((s for s in eq["scores"] if s["findings"] == 0), key=lambda s: -s["exposure_km"])
+    assert [r["id"] for r in reds] == [q["id"] for q in quiet[:2]]
+    # other districts had too little data: they say so instead of inventing flags
+    js = _league(content, "JS")
+    assert js["red"] == js["black"] == [] and "数据不足" in js["insufficient"]
+    # the frozen week names its formula and chains to the week before
+    assert content["formula"]["version"] == "golden-1"
+    assert out.chain_sha256 == pub.chain(first.chain_sha256, out.content_sha256)
+    assert pub.verify(rt.engine, formula, w47).ok
+
+
+def test_publish_twice_and_concurrently_freezes_one_week(rt: Any, formula: Any) -> None:
+    tz = rt.settings.tz
+    golden_fixture(rt, tz)
+    w47 = Week.parse("2026-W47", tz)
+    as_of = pub.default_as_of(w47, 8)
+    with pytest.raises(pub.RankingError, match="contest window"):
+        pub.publish(rt.engine, formula, w47, as_of, "early", as_of - H)
+    results: list[Any] = []
+    barrier = threading.Barrier(4)
+
+    def go(n: int) -> None:
+        barrier.wait()
+        results.append(pub.publish(rt.engine, formula, w47, as_of, f"p{n}", as_of + n * H))
+
+    threads = [threading.Thread(target=go, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    again = pub.publish(rt.engine, formula, w47, as_of, "late", as_of + 9 * H)
+    assert sum(r.created for r in results) == 1 and not again.created
+    assert len({r.content_sha256 for r in [*results, again]}) == 1
+    with rt.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(pub.RANKINGS)).scalar_one() == 1
+        events = conn.execute(
+            select(func.count()).select_from(models.Event).where(models.Event.kind == "ranking")
+        ).scalar_one()
+    assert events == 1
+
+
+def test_editing_a_stored_finding_afterwards_is_detected(rt: Any, formula: Any) -> None:
+    tz = rt.settings.tz
+    ids = golden_fixture(rt, tz)
+    w47 = Week.parse("2026-W47", tz)
+    as_of = pub.default_as_of(w47, 8)
+    pub.publish(rt.engine, formula, w47, as_of, "t", as_of)
+    assert pub.verify(rt.engine, formula, w47).ok
+    with rt.engine.begin() as conn:  # someone downgrades an evaluator finding's severity
+        conn.execute(
+            update(models.Report).where(models.Report.id == ids["s1"][0]).values(severity=3)
+        )
+    v = pub.verify(rt.engine, formula, w47)
+    assert not v.ok
+    assert any(ids["segments"][0] in p and "changed since publication" in p for p in v.problems)
+    with rt.engine.begin() as conn:  # put it back: the week verifies again
+        conn.execute(
+            update(models.Report).where(models.Report.id == ids["s1"][0]).values(severity=1)
+        )
+    assert pub.verify(rt.engine, formula, w47).ok
+    with rt.engine.begin() as conn:  # now edit the frozen content itself
+        conn.execute(update(pub.RANKINGS).values(content=pub.RANKINGS.c.content + text("' '")))
+    v = pub.verify(rt.engine, formula, w47)
+    assert any("SHA-256" in p for p in v.problems)
+
+
+def test_disputes_are_checked_and_kept(rt: Any, formula: Any) -> None:
+    tz = rt.settings.tz
+    ids = golden_fixture(rt, tz)
+    w47 = Week.parse("2026-W47", tz)
+    now = w47.end
+    rid = ids["s2"][1]
+    with pytest.raises(pub.RankingError, match="evidence"):
+        pub.file_dispute(rt.engine, w47, rid, "chief-2", "不是我的路段", [], now, 8)
+    with pytest.raises(pub.RankingError, match="not observed in"):
+        pub.file_dispute(rt.engine, Week.parse("2026-W48", tz), rid, "chief-2", "x", ["e"], now, 8)
+    did = pub.file_dispute(rt.engine, w47, rid, "chief-2", "不是我的路段", ["photo:1"], now, 8)
+    with pytest.raises(pub.RankingError, match="already disputed"):
+        pub.file_dispute(rt.engine, w47, rid, "chief-2", "again", ["photo:1"], now, 8)
+    with pytest.raises(pub.RankingError, match="cannot be the one"):
+        pub.decide_dispute(rt.engine, did, "upheld", "chief-2", "", now, tz, 8)
+    pub.decide_dispute(rt.engine, did, "rejected", "arbiter", "位置在本路段内", now + H, tz, 8)
+    with pytest.raises(pub.RankingError, match="already decided"):
+        pub.decide_dispute(rt.engine, did, "upheld", "arbiter", "", now + H, tz, 8)
+    with pytest.raises(pub.RankingError, match="closed"):
+        pub.file_dispute(rt.engine, w47, ids["s2"][2], "chief-2", "late", ["p"], now + 8 * H, 8)
+    with rt.engine.connect() as conn:
+        (d,) = pub.disputes_of(conn, "2026-W47")
+    assert (d["decision"], d["decided_by"], d["decision_note"]) == (
+        "rejected",
+        "arbiter",
+        "位置在本路段内",
+    )
+    # a rejected dispute leaves the finding counted
+    with rt.engine.connect() as conn:
+        content = pub.compute(conn, formula, w47, pub.default_as_of(w47, 8))
+    s2 = next(s for s in _league(content)["scores"] if s["id"] == ids["segments"][1])
+    assert s2["findings"] == 3
+
+
+def test_what_if_under_another_formula_shows_the_difference(
+    rt: Any, formula: Any, tmp_path: Path
+) -> None:
+    tz = rt.settings.tz
+    ids = golden_fixture(rt, tz)
+    w47 = Week.parse("2026-W47", tz)
+    other_path = tmp_path / "v2.toml"
+    other_path.write_text(
+        GOLDEN.read_text(encoding="utf-8")
+        .replace('version = "golden-1"', 'version = "golden-2"')
+        .replace("evaluator = 3.0", "evaluator = 0.1"),
+        encoding="utf-8",
+    )
+    other = load_formula(other_path, rt.categories.codes)
+    with rt.engine.connect() as conn:
+        diff = pub.what_if(conn, formula, other, w47, pub.default_as_of(w47, 8))
+    assert (diff["base"], diff["other"]) == ("golden-1", "golden-2")
+    moved = {c["id"]: c for c in diff["flag_changes"]}
+    s1 = ids["segments"][0]
+    assert s1 in moved and moved[s1]["flag"][0] == "black"
+
+
+def test_the_schedule_publishes_each_week_exactly_once(rt: Any) -> None:
+    tz = rt.settings.tz
+    golden_fixture(rt, tz)
+    monday_0801 = Week.parse("2026-W48", tz).start + 8 * H + dt.timedelta(minutes=1)
+    assert due_week(monday_0801, tz, 8).label == "2026-W47"
+    assert due_week(monday_0801 - 2 * dt.timedelta(minutes=1), tz, 8).label == "2026-W46"
+    delivered: list[Any] = []
+    schedulers = [
+        RankingScheduler(
+            rt.engine,
+            GOLDEN,
+            tz,
+            8,
+            delivered.extend,
+            rt.categories.codes,
+            clock=lambda: monday_0801,
+        )
+        for _ in range(4)
+    ]
+    results: list[Any] = []
+    barrier = threading.Barrier(len(schedulers))
+
+    def go(s: RankingScheduler) -> None:
+        barrier.wait()
+        results.append(s.run_once())
+        results.append(s.run_once())
+
+    threads = [threading.Thread(target=go, args=(s,)) for s in schedulers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    done = [r for r in results if r is not None]
+    assert len(done) == 1 and done[0].week == "2026-W47" and done[0].created
+    assert [e.kind for e in delivered] == ["ranking"]
+    assert delivered[0].payload["url"] == "/rankings/2026-W47"
+    with rt.engine.connect() as conn:
+        job = conn.execute(select(pub.JOBS)).one()
+    assert job.outcome == "published" and job.finished_at is not None
+
+
+def test_the_schedule_keeps_the_last_good_formula(rt: Any, tmp_path: Path, caplog: Any) -> None:
+    path = tmp_path / "f.toml"
+    path.write_text(GOLDEN.read_text(encoding="utf-8"), encoding="utf-8")
+    s = RankingScheduler(rt.engine, path, rt.settings.tz, 8, lambda _: None, rt.categories.codes)
+    path.write_text(
+        GOLDEN.read_text(encoding="utf-8").replace("cap = 20.0", "cap = -1"), encoding="utf-8"
+    )
+    assert s.reload_formula().version == "golden-1"
+    assert "formula refused" in caplog.text and "cap cannot be below 0" in caplog.text
+
+
+def test_cli_rank_draft_publish_verify_what_if(
+    rt: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from roadwatch.cli import main
+
+    ids = golden_fixture(rt, rt.settings.tz)
+    monkeypatch.setenv("ROADWATCH_DATABASE_URL", rt.settings.database_url)
+    monkeypatch.setenv("ROADWATCH_RANKING_FORMULA", str(GOLDEN))
+    s1 = ids["segments"][0]
+    assert main(["rank", "--week", "2026-W47"]) == 0
+    out = capsys.readouterr().out
+    assert "2026-W47 (draft" in out and f"黑旗 {s1}" in out and "数据不足" in out
+    assert main(["rank", "--week", "2026-W47", "--publish"]) == 0
+    assert "2026-W47 published: sha256 " in capsys.readouterr().out
+    assert main(["rank", "--week", "2026-W47", "--publish"]) == 0
+    assert "was already published" in capsys.readouterr().out
+    assert main(["rank", "--week", "2026-W47", "--verify"]) == 0
+    assert "verified" in capsys.readouterr().out
+    assert main(["rank", "--week", "2026-W47", "--what-if", str(GOLDEN)]) == 0
+    assert "0 ranks move, 0 flags change" in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text(GOLDEN.read_text(encoding="utf-8").replace("E0102", "E9999"), "utf-8")
+    assert main(["rank", "--week", "2026-W47", "--formula", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.toml:" in err and "E9999: unknown category" in err
+    assert main(["rank", "--week", "2027-W53"]) == 2  # 2027 has 52 weeks
+    assert "has no week 53" in capsys.readouterr().err
+
+
+def test_two_processes_publishing_at_once_freeze_one_week(rt: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    golden_fixture(rt, rt.settings.tz)
+    env = {
+        **os.environ,
+        "ROADWATCH_DATABASE_URL": rt.settings.database_url,
+        "ROADWATCH_RANKING_FORMULA": str(GOLDEN),
+    }
+    cmd = [sys.executable, "-m", "roadwatch.cli", "rank", "--week", "2026-W47", "--publish"]
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    said = sorted(out.split(":")[0] for out, _ in outs)
+    assert said == ["2026-W47 published", "2026-W47 was already published"]
+    with rt.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(pub.RANKINGS)).scalar_one() == 1
+
+
+def test_partner_units_and_merchants_are_ranked_on_the_zones_they_hold(
+    rt: Any, formula: Any
+) -> None:
+    tz = rt.settings.tz
+    ids = golden_fixture(rt, tz)
+    s1, s2 = ids["segments"][:2]
+    w47 = Week.parse("2026-W47", tz)
+    with rt.engine.begin() as c:
+        add_person(c, "unit-1", "unit", "郑州某局")
+        add_person(c, "shop-1", "merchant", "老王烩面馆")
+        add_assignment(c, s1, "unit-1", role="partner_unit")
+        add_assignment(c, s2, "unit-1", role="partner_unit")
+        add_assignment(c, s1, "shop-1", role="merchant", from_chainage_m=0.0, to_chainage_m=80.0)
+        for i in range(3):
+            add_report(c, s1, "EQ", w47.start + (90 + i) * H, chainage_m=40.0 + i)
+        add_report(c, s1, "EQ", w47.start + 95 * H, chainage_m=300.0)  # outside the zone
+        add_report(c, s2, "EQ", w47.start + 96 * H)
+    with rt.engine.connect() as conn:
+        content = pub.compute(conn, formula, w47, pub.default_as_of(w47, 8))
+        road_class = conn.execute(
+            text("SELECT road_class FROM segments WHERE id = :s"), {"s": s1}
+        ).scalar_one()
+    (unit,) = _league(content, kind="partner_unit")["scores"]
+    (shop,) = _league(content, kind="merchant")["scores"]
+    assert unit["id"] == "unit-1" and unit["name"] == "郑州某局"
+    # everything on S1 (4 + 3 + 1) and S2 (3 + 1) in the week is the partner unit's
+    assert unit["findings"] == 12
+    # only the three whose chainage lies in the frontage zone are the merchant's
+    assert shop["id"] == "shop-1" and shop["findings"] == 3
+    # and its exposure is the 80 m zone (the minimum length applies), not the segment
+    zone_km = max(80.0, formula.min_length_m) / 1000 * formula.class_factor.get(road_class, 1)
+    assert shop["exposure_km"] == pytest.approx(zone_km)
+    assert shop["exposure_km"] < unit["exposure_km"]
