@@ -25,6 +25,7 @@ from tests.conftest import make_settings
 from tests.support.examples import contract_example
 from tests.support.mosquitto import MosquittoProcess
 from tests.support.server import live_server
+from tests.support.auth import staff_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -78,9 +79,10 @@ def test_full_case_over_mqtt(tmp_path: Path, fresh_pg: str, network_ctx: Any) ->
                 ack = reporter.send("reports", body)
                 assert ack["status"] == "accepted"
                 seg = ack["segment_id"]
-                people = json.loads(
-                    server.app.test_client().get(f"/api/segments/{seg}").get_data()
-                )["properties"]["responsible_now"]
+                staff = staff_client(server.app, rt)
+                people = json.loads(staff.get(f"/api/segments/{seg}").get_data())["properties"][
+                    "responsible_now"
+                ]
                 chief = next(p["person"]["id"] for p in people if p["level"] == 3)
                 supervisor = next(p["person"]["id"] for p in people if p["level"] == 2)
                 chief_phone = Phone(broker.port, root, chief)
@@ -126,7 +128,7 @@ def test_full_case_over_mqtt(tmp_path: Path, fresh_pg: str, network_ctx: Any) ->
                 v_ack = sup_phone.send("verifications", ok)
                 assert (v_ack["status"], v_ack["case_status"]) == ("accepted", "closed")
 
-                doc = server.app.test_client().get(f"/api/reports/{body['report_id']}").get_json()
+                doc = staff.get(f"/api/reports/{body['report_id']}").get_json()
                 assert doc["case"]["status"] == "closed" and doc["case"]["assignee_id"] == chief
                 steps = [h["status"] for h in doc["history"]]
                 assert steps == ["accepted", "dispatched", "rectified", "closed"]

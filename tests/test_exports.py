@@ -18,12 +18,15 @@ from roadwatch.web import create_app
 from roadwatch.web.exports import HEADER
 from tests.support.examples import CST, contract_example
 from tests.test_pipeline import inbound
+from tests.support.auth import login
 
 
 @pytest.fixture
 def client(runtime: Any) -> Iterator[FlaskClient]:
     app, _socketio = create_app(runtime)
-    yield app.test_client()
+    client = app.test_client()
+    login(client, runtime)  # the staff API needs a login
+    yield client
     runtime.broadcaster.emitter = None
 
 

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from flask import Flask
 from flask_socketio import SocketIO
 
 from ..runtime import Runtime
-from . import api, errors, exports, live, open311, pages, review
+from . import api, auth, errors, exports, live, open311, pages, review
 
 
 def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     settings = runtime.settings
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=settings.secret_key or secrets.token_hex(32),
         JSON_AS_ASCII=False,
         MAX_CONTENT_LENGTH=max(settings.max_payload_bytes * 2, settings.max_photo_bytes + 65536),
         **config,
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["roadwatch"] = runtime
+    auth.configure(app, runtime)  # staff login: secret key, guard, /login, /logout
 
     socketio = SocketIO(
         app,

@@ -21,6 +21,7 @@ from ..ingest.payloads import parse_time
 from ..pipeline import StorageError, segment_states
 from ..responsibility import assignment_json, responsible_at
 from ..runtime import Runtime
+from .auth import scope_district
 from .errors import ApiError, error_response
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -86,13 +87,19 @@ def segments() -> Response:
         states = _all_states(session)
         local_now = now.astimezone(rt.settings.tz)
         midnight = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
-        reports_today = session.scalar(
+        today_q = (
             select(func.count())
             .select_from(models.Report)
             .where(models.Report.received_at >= midnight)
         )
+        if scope_district() is not None:
+            today_q = today_q.where(models.Report.district == scope_district())
+        reports_today = session.scalar(today_q)
     feats = []
+    only = scope_district()
     for feature in rt.ctx.features:
+        if only is not None and feature["properties"].get("district") != only:
+            continue
         sid = feature["id"]
         st = states.get(sid)
         state = {
@@ -113,7 +120,7 @@ def segment(segment_id: str) -> Response:
     a, p, v = models.Assignment, models.Reporter, models.SegmentVersion
     with rt.sessions() as session:
         row = session.get(models.Segment, segment_id)
-        if row is None:
+        if row is None or scope_district() not in (None, row.district):
             raise ApiError(404, "segment_id", "not_found", f"no segment with id {segment_id}")
         people = session.execute(
             select(a, p)
@@ -270,6 +277,8 @@ def reports() -> Response:
     ):
         if arg in request.args:
             q = q.where(col == request.args[arg])
+    if scope_district() is not None:
+        q = q.where(r.district == scope_district())
     if "bbox" in request.args:
         try:
             w, s, e, n = (float(x) for x in request.args["bbox"].split(","))
@@ -303,7 +312,7 @@ def report(report_id: str) -> Response:
         raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}") from None
     with rt.sessions() as session:
         row = session.get(models.Report, canonical)
-        if row is None:
+        if row is None or scope_district() not in (None, row.district):
             raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}")
         out = _report_json(row, full=True)
         transitions = session.scalars(
