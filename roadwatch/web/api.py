@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from shapely.geometry import mapping
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from .. import models
@@ -132,6 +132,18 @@ def segment(segment_id: str) -> Response:
             select(v).where(v.segment_id == segment_id).order_by(v.version)
         ).all()
         state = segment_states(session, [segment_id])[0]
+        r = models.Report
+        open_rows = session.scalars(
+            select(r)
+            .where(r.segment_id == segment_id, text(models.OPEN_CASE_SQL))
+            .order_by(r.due_at, r.received_at)
+            .limit(50)
+        ).all()
+        recent_rows = session.scalars(
+            select(r).where(r.segment_id == segment_id).order_by(r.received_at.desc()).limit(10)
+        ).all()
+        open_cases = [_case_brief(x) for x in open_rows]
+        recent = [_case_brief(x) for x in recent_rows]
     now = models.utcnow()
     tz = rt.settings.tz
     history = [assignment_json(aa, pp, tz) for aa, pp in people]
@@ -157,6 +169,8 @@ def segment(segment_id: str) -> Response:
         ),
         "state": {k: state[k] for k in ("open", "overdue", "score")},
         "responsible_now": current,
+        "open_cases": open_cases,  # soonest deadline first
+        "recent": recent,  # the last 10 reports, newest first
         "responsibility": history,
         "versions": [
             {
@@ -171,6 +185,25 @@ def segment(segment_id: str) -> Response:
         ],
     }
     return jsonify({"type": "Feature", "id": row.id, "properties": props, "geometry": row.geometry})
+
+
+def _case_brief(r: models.Report) -> dict[str, Any]:
+    """A report as the segment panel lists it: what, how bad, its deadline, its photos."""
+    cat = _rt().categories.by_code.get(r.category)
+    return {
+        "id": r.id,
+        "category": r.category,
+        "category_name": cat.name if cat else r.category,
+        "category_name_en": cat.name_en if cat else r.category,
+        "severity": r.severity,
+        "status": r.case_status or r.status,
+        "observed_at": _iso(r.observed_at),
+        "due_at": _iso(r.due_at),
+        "overdue": bool(r.overdue),
+        "assignee_id": r.assignee_id,
+        "note": r.note,
+        "photos": [url_for("api.get_photo", sha256=h) for h in (r.photos or []) if isinstance(h, str)],
+    }
 
 
 # -- paging ------------------------------------------------------------------------
