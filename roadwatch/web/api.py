@@ -85,16 +85,7 @@ def segments() -> Response:
         seq = session.scalar(select(func.max(models.Event.seq))) or 0
         chiefs = _current_chiefs(session, now)
         states = _all_states(session)
-        local_now = now.astimezone(rt.settings.tz)
-        midnight = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
-        today_q = (
-            select(func.count())
-            .select_from(models.Report)
-            .where(models.Report.received_at >= midnight)
-        )
-        if scope_district() is not None:
-            today_q = today_q.where(models.Report.district == scope_district())
-        reports_today = session.scalar(today_q)
+        stats = day_stats(session, scope_district(), now)
     feats = []
     only = scope_district()
     for feature in rt.ctx.features:
@@ -109,8 +100,72 @@ def segments() -> Response:
         }
         props = {**feature["properties"], "chief": chiefs.get(sid), "state": state}
         feats.append({**feature, "properties": props})
-    stats = {"day": midnight.date().isoformat(), "reports_today": reports_today or 0}
     return jsonify({"type": "FeatureCollection", "seq": seq, "stats": stats, "features": feats})
+
+
+def day_stats(
+    session: Session, only: str | None, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """The headline counters of the city's day so far (one district's with `only`)."""
+    rt = _rt()
+    r = models.Report
+    local = (now or models.utcnow()).astimezone(rt.settings.tz)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def scoped(q: Any) -> Any:
+        return q.where(r.district == only) if only else q
+
+    today = r.received_at >= midnight
+    by_cat = session.execute(
+        scoped(select(r.category, func.count()).where(today).group_by(r.category))
+    ).all()
+    by_district = session.execute(
+        scoped(select(r.district, func.count()).where(today).group_by(r.district))
+    ).all()
+    rectified = session.scalar(
+        scoped(
+            select(func.count())
+            .select_from(r)
+            .where(r.rectified_at >= midnight, r.case_status.in_(("rectified", "closed")))
+        )
+    )
+    district_of = {s.id: s.district for s in rt.ctx.network.segments}
+    open_n = overdue_n = 0
+    per: dict[str, dict[str, int]] = {}
+
+    def row(code: str) -> dict[str, int]:
+        return per.setdefault(code, {"reports_today": 0, "open": 0, "overdue": 0})
+
+    for st in segment_states(session, None):
+        d = district_of.get(st["segment_id"])
+        if d is None or (only and d != only):
+            continue
+        open_n += st["open"]
+        overdue_n += st["overdue"]
+        row(d)["open"] += st["open"]
+        row(d)["overdue"] += st["overdue"]
+    for d, n in by_district:
+        if d:
+            row(d)["reports_today"] = n
+    cats = rt.categories.by_code
+    return {
+        "day": midnight.date().isoformat(),
+        "reports_today": sum(n for _, n in by_cat),
+        "open": open_n,
+        "overdue": overdue_n,
+        "rectified_today": rectified or 0,
+        "categories": {code: n for code, n in by_cat},
+        "top_categories": [
+            {
+                "code": code,
+                "name": cats[code].name if code in cats else code,
+                "name_en": cats[code].name_en if code in cats else code,
+                "count": n,
+            }
+            for code, n in sorted(by_cat, key=lambda x: (-x[1], x[0]))[:5]
+        ],
+        "districts": per,
+    }
 
 
 @bp.get("/segments/<segment_id>")

@@ -17,19 +17,12 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import func, select
 
 from .. import models
-from ..pipeline import segment_states
-from .api import _decode_cursor, _encode_cursor, _next_url, _rt, _time_arg
+from .api import _decode_cursor, _encode_cursor, _next_url, _rt, _time_arg, day_stats
 from .auth import scope_district
 from .errors import ApiError
 
 bp = Blueprint("centre", __name__, url_prefix="/api")
 EVENTS_DEFAULT, EVENTS_MAX = 1000, 5000
-RECTIFIED = ("rectified", "closed")
-
-
-def _local_midnight(now: dt.datetime) -> dt.datetime:
-    local = now.astimezone(_rt().settings.tz)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 @bp.get("/categories")
@@ -41,74 +34,8 @@ def categories() -> Response:
 @bp.get("/stats")
 def stats() -> Response:
     rt = _rt()
-    r = models.Report
-    only = scope_district()
-    midnight = _local_midnight(models.utcnow())
-
-    def scoped(q: Any) -> Any:
-        return q.where(r.district == only) if only else q
-
     with rt.sessions() as session:
-        by_cat = session.execute(
-            scoped(
-                select(r.category, func.count())
-                .where(r.received_at >= midnight)
-                .group_by(r.category)
-            )
-        ).all()
-        by_district = session.execute(
-            scoped(
-                select(r.district, func.count())
-                .where(r.received_at >= midnight)
-                .group_by(r.district)
-            )
-        ).all()
-        rectified = session.scalar(
-            scoped(
-                select(func.count())
-                .select_from(r)
-                .where(r.rectified_at >= midnight, r.case_status.in_(RECTIFIED))
-            )
-        )
-        states = segment_states(session, None)
-    district_of = {s.id: s.district for s in rt.ctx.network.segments}
-    open_n = overdue_n = 0
-    per_district: dict[str, dict[str, int]] = {}
-    for st in states:
-        d = district_of.get(st["segment_id"])
-        if only and d != only:
-            continue
-        open_n += st["open"]
-        overdue_n += st["overdue"]
-        if d:
-            row = per_district.setdefault(d, {"reports_today": 0, "open": 0, "overdue": 0})
-            row["open"] += st["open"]
-            row["overdue"] += st["overdue"]
-    for d, n in by_district:
-        if d:
-            per_district.setdefault(d, {"reports_today": 0, "open": 0, "overdue": 0})
-            per_district[d]["reports_today"] = n
-    cats = rt.categories.by_code
-    top = sorted(by_cat, key=lambda x: (-x[1], x[0]))[:5]
-    return jsonify(
-        {
-            "day": midnight.date().isoformat(),
-            "reports_today": sum(n for _, n in by_cat),
-            "open": open_n,
-            "overdue": overdue_n,
-            "rectified_today": rectified or 0,
-            "top_categories": [
-                {
-                    "code": code,
-                    "name": cats[code].name if code in cats else code,
-                    "name_en": cats[code].name_en if code in cats else code,
-                    "count": n,
-                }
-                for code, n in top
-            ],
-            "districts": per_district,
-        }
-    )
+        return jsonify(day_stats(session, scope_district()))
 
 
 def _limit() -> int:

@@ -153,6 +153,10 @@ class LiveStub:
         def segments() -> dict[str, Any]:
             return self.segments
 
+        @app.get("/api/categories")
+        def categories() -> dict[str, Any]:
+            return {"E0504": {"name": "店外经营", "name_en": "Business outside the shop"}}
+
         @sio.on("connect", namespace=NAMESPACE)
         def on_connect() -> None:
             self.sids.add(request.sid)  # type: ignore[attr-defined]
@@ -307,10 +311,7 @@ def test_live_page_draws_network_and_applies_events(
     seq = stub.push("report", report)
     wait_js(page, f"rw.lastSeq === {seq}")
     assert rw(page, "reportsSeen") == seen + 1
-    wait_js(
-        page,
-        f"rw._map.querySourceFeatures('reports').some(f => f.properties.id === '{report['id']}')",
-    )
+    wait_js(page, f"rw.hasReport('{report['id']}') && rw.reportsOnMap === {seen + 1}")
 
     # replays of old events are ignored
     stub.send_raw("report", {**report, "seq": seq})
@@ -327,7 +328,7 @@ def test_live_page_draws_network_and_applies_events(
     for n in range(3000, 3300):
         stub.push("report", stub.report(n))
     wait_js(page, f"rw.reportsSeen === {seen + 301}")
-    wait_js(page, "rw._map.querySourceFeatures('reports').length >= 300")
+    wait_js(page, f"rw.reportsOnMap === {seen + 301}")  # clustered on the map, all there
     assert page.text_content("#rw-count-reports") == str(seen + 301)
 
     # hovering a segment opens its panel
