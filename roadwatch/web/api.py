@@ -245,6 +245,7 @@ def segment(segment_id: str) -> Response:
 def _case_brief(r: models.Report) -> dict[str, Any]:
     """A report as the segment panel lists it: what, how bad, its deadline, its photos."""
     cat = _rt().categories.by_code.get(r.category)
+    hashes = [h for h in (r.photos or []) if isinstance(h, str)]
     return {
         "id": r.id,
         "category": r.category,
@@ -257,7 +258,9 @@ def _case_brief(r: models.Report) -> dict[str, Any]:
         "overdue": bool(r.overdue),
         "assignee_id": r.assignee_id,
         "note": r.note,
-        "photos": [url_for("api.get_photo", sha256=h) for h in (r.photos or []) if isinstance(h, str)],
+        # only photos already uploaded (a report may arrive before its photos)
+        "photos": [url_for("api.get_photo", sha256=h) for h in hashes if _photo_path(h)],
+        "photos_pending": sum(1 for h in hashes if not _photo_path(h)),
     }
 
 
@@ -554,6 +557,20 @@ def post_photo() -> tuple[Response, int]:
     return jsonify({"sha256": digest, "size": len(data), "type": kind[0]}), 201 if created else 200
 
 
+def _photo_path(sha256: str) -> tuple[Path, str] | None:
+    """Where a stored photo is, and its type (None if not uploaded)."""
+    from ..ingest.payloads import SHA256_HEX
+
+    if not SHA256_HEX.match(sha256):
+        return None
+    folder = Path(_rt().settings.photo_dir)
+    for _magic, (mime, ext) in [*PHOTO_TYPES.items(), (b"", ("image/webp", ".webp"))]:
+        path = folder / f"{sha256}{ext}"
+        if path.exists():
+            return path, mime
+    return None
+
+
 @bp.get("/photos/<sha256>")
 def get_photo(sha256: str) -> Response:
     """A stored photo by its SHA-256 (what reports and Open311's media_url name)."""
@@ -563,11 +580,10 @@ def get_photo(sha256: str) -> Response:
 
     if not SHA256_HEX.match(sha256):
         raise ApiError(404, "sha256", "not_found", "no photo with that id")
-    folder = Path(_rt().settings.photo_dir)
-    for _magic, (mime, ext) in [*PHOTO_TYPES.items(), (b"", ("image/webp", ".webp"))]:
-        path = folder / f"{sha256}{ext}"
-        if path.exists():
-            res = send_file(path.resolve(), mimetype=mime, max_age=31536000)
-            res.headers["Cache-Control"] = "public, max-age=31536000, immutable"
-            return res
+    found = _photo_path(sha256)
+    if found is not None:
+        path, mime = found
+        res = send_file(path.resolve(), mimetype=mime, max_age=31536000)
+        res.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return res
     raise ApiError(404, "sha256", "not_found", "no photo with that id (not uploaded yet?)")

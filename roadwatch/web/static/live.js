@@ -23,7 +23,7 @@
  *
  * Test hooks on window.roadwatch: ready, segmentCount, lastSeq, reportsSeen,
  * connected, featureState(segmentId), hasReport(id), reportsOnMap, timings,
- * lastAppliedAt, replay {active, loaded, applied, reportOrder}; _map is the
+ * lastAppliedAt, lagOf(reportId), replay {active, loaded, applied, reportOrder}; _map is the
  * maplibregl.Map (internal, for tests and the console).
  */
 (function () {
@@ -787,6 +787,10 @@
   }
 
   var dirtySegments = new Map(); // id -> state to set in this frame
+  var lags = new Map(); // report id -> ms from the platform's receipt to this page applying it
+  rw.lagOf = function (id) {
+    return lags.has(String(id)) ? lags.get(String(id)) : null;
+  };
 
   function districtRow(code) {
     return (stats.districts[code] = stats.districts[code] || { reports_today: 0, open: 0, overdue: 0 });
@@ -822,6 +826,12 @@
       if (ev.district) districtRow(ev.district).reports_today += 1;
     }
     addTicker(ev);
+    if (mode === "live" && !isNaN(received)) {
+      // received_at is when the platform took the message in: this is its age on screen
+      // (the map draws it in this same frame).
+      lags.set(String(ev.id), Date.now() - received.getTime());
+      if (lags.size > 200) lags.delete(lags.keys().next().value);
+    }
 
     var lat = Number(ev.lat), lon = Number(ev.lon);
     if (!Number.isFinite(lat) || !Number.isFinite(lon)) return;
