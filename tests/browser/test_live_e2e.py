@@ -84,7 +84,7 @@ def test_a_fresh_start_draws_every_segment_and_a_live_report_recolours_one(
         f"window.roadwatch.reportsSeen === {seen + 1} && "
         f"window.roadwatch.hasReport({json.dumps(body['report_id'])}) && "
         f"(window.roadwatch.featureState({seg}).open || 0) >= 1",
-        timeout=5_000,
+        timeout=15_000,
         polling=50,
     )
     seen_after = time.monotonic() - t_ack
@@ -241,7 +241,8 @@ def test_c_replay_of_a_past_day_shows_its_reports_in_order(
     assert order == ids  # that day's reports, each once, in the order they came in
     assert all(page.evaluate(f"window.roadwatch.hasReport('{i}')") for i in ids)
     assert page.text_content("#rw-count-reports") == "12"
-    # the slider seeks: half way through, only the first reports are on the map
+    # the slider seeks: at 09:03, only the first reports are on the map
+    page.evaluate("window.roadwatch.pause()")
     page.evaluate(
         """(() => { const s = document.querySelector('#rw-replay-slider');
             s.value = String(Math.round(1000 * (9.05 / 24))); s.dispatchEvent(new Event('input'));

@@ -336,7 +336,7 @@ def test_live_page_draws_network_and_applies_events(
         f"""() => {{ const m = window.roadwatch._map;
             const p = m.project([{LON0 + 0.12}, {LAT0 + 0.09}]);
             const hits = m.queryRenderedFeatures(
-                [[p.x - 60, p.y - 60], [p.x + 60, p.y + 60]], {{layers: ['segments-hit']}});
+                [[p.x - 60, p.y - 60], [p.x + 60, p.y + 60]], {{layers: ['segments']}});
             const c = hits[0].geometry.coordinates; const q = m.project(c[1]);
             const r = m.getCanvas().getBoundingClientRect();
             return {{x: r.left + q.x, y: r.top + q.y}}; }}"""

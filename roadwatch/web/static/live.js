@@ -22,7 +22,7 @@
  * attribution, socketio_auth.
  *
  * Test hooks on window.roadwatch: ready, segmentCount, lastSeq, reportsSeen,
- * connected, featureState(segmentId), hasReport(id), reportsOnMap, timings,
+ * connected, drawnSeq, featureState(segmentId), hasReport(id), reportsOnMap, timings,
  * lastAppliedAt, lagOf(reportId), replay {active, loaded, applied, reportOrder}; _map is the
  * maplibregl.Map (internal, for tests and the console).
  */
@@ -30,7 +30,11 @@
   "use strict";
 
   var REPORT_CAP = 2000; // most recent reports kept on the map
-  var REPORT_FLUSH_MS = 250; // at most one reports setData per this interval
+  var REPORT_FLUSH_MS = 500; // at most one reports setData per this interval
+  // At most one batch of map changes (feature states) per this interval. A map change
+  // costs a re-render, which in software WebGL (a wall PC without a GPU) takes long:
+  // measured, every-frame commits at 1,000 events/s kept the page seconds behind.
+  var MAP_COMMIT_MS = 400;
   var FRAME_FALLBACK_MS = 250; // apply events even if no animation frame comes (hidden tab)
   var FRESH_MS = 6000; // a new report is highlighted this long
   var RESYNC_ACK_TIMEOUT_MS = 15000;
@@ -38,6 +42,7 @@
   var DOWN_AFTER_MS = 2500; // disconnected this long: show the "server down" state
   var ROTATE_MS = 20000; // big screen: time per district view
   var TICKER_MAX = 30;
+  var HIT_PX = 6; // a segment within this many pixels of the pointer is "under" it
 
   var config = JSON.parse(document.getElementById("rw-config").textContent || "{}");
   var root = document.body.getAttribute("data-root") || "";
@@ -134,6 +139,8 @@
     reportsSeen: 0,
     connected: false,
     reportsOnMap: 0,
+    drawnSeq: 0, // the last seq whose changes have been handed to the map
+    received: 0, // live events received (applied or not)
     lastAppliedAt: 0,
     timings: {}, // ms since navigation start: snapshot, drawn, resynced, ready
     replay: { active: false, loaded: 0, applied: 0, reportOrder: [] },
@@ -498,13 +505,6 @@
         },
       },
       {
-        // invisible, wider copy: easier to hover than a 1 px line
-        id: "segments-hit",
-        type: "line",
-        source: "segments",
-        paint: { "line-color": "#000", "line-opacity": 0, "line-width": 12 },
-      },
-      {
         // Road names along the lines. No glyph server: MapLibre draws the
         // glyphs locally with the system's CJK font (localIdeographFontFamily).
         id: "road-labels",
@@ -711,15 +711,21 @@
     rw.segmentCount = segments.size;
     renderHeader();
 
-    map.on("mousemove", "segments-hit", function (e) {
-      var f = e.features && e.features[0];
-      setHover(f ? String(f.id) : null);
+    // Hits within HIT_PX of the pointer (a thin line is hard to hit exactly); no
+    // second, wider layer for that: it would double the work of drawing the network.
+    var hitAt = function (point) {
+      var box = [[point.x - HIT_PX, point.y - HIT_PX], [point.x + HIT_PX, point.y + HIT_PX]];
+      return map.queryRenderedFeatures(box, { layers: ["segments"] });
+    };
+    map.on("mousemove", function (e) {
+      var hits = hitAt(e.point);
+      setHover(hits.length ? String(hits[0].id) : null);
     });
-    map.on("mouseleave", "segments-hit", function () {
+    map.getCanvas().addEventListener("mouseleave", function () {
       setHover(null);
     });
     map.on("click", function (e) {
-      var hits = map.queryRenderedFeatures(e.point, { layers: ["segments-hit"] });
+      var hits = hitAt(e.point);
       pinnedId = hits.length ? String(hits[0].id) : null;
       showSegment(pinnedId != null ? pinnedId : hoveredId);
       if (pinnedId != null) loadSegmentDetail(pinnedId);
@@ -895,11 +901,28 @@
       var name = batch[i][0], payload = batch[i][1];
       if (accept(name, payload)) handlers[name](payload);
     }
-    commitFrame();
     if (batch.length) rw.lastAppliedAt = Date.now();
+    scheduleCommit();
+  }
+
+  var commitTimer = null;
+  var lastCommit = 0;
+  function scheduleCommit() {
+    if (commitTimer !== null) return;
+    var wait = Math.max(0, lastCommit + MAP_COMMIT_MS - Date.now());
+    if (wait === 0) {
+      commitFrame();
+      return;
+    }
+    commitTimer = setTimeout(function () {
+      commitTimer = null;
+      commitFrame();
+    }, wait);
   }
 
   function commitFrame() {
+    lastCommit = Date.now();
+    rw.drawnSeq = rw.lastSeq;
     dirtySegments.forEach(function (state, id) {
       map.setFeatureState({ source: "segments", id: id }, state);
     });
@@ -940,6 +963,7 @@
   var snapshotIn = false;
 
   function onEvent(name, payload) {
+    rw.received += 1;
     if (mode !== "live") return; // replay: the live stream is paused (resynced on return)
     if (!payload || typeof payload !== "object") return;
     if (syncing) {
@@ -981,7 +1005,7 @@
   function connect() {
     var opts = { path: socketPath() };
     if (config.socketio_auth) opts.auth = config.socketio_auth;
-    socket = io(config.namespace || "/live", opts);
+    socket = rw._socket = io(config.namespace || "/live", opts);
 
     Object.keys(handlers).forEach(function (name) {
       socket.on(name, function (payload) {
@@ -1109,7 +1133,7 @@
   }
 
   // --------------------------------------------------------------- replay
-  var player = { events: [], start: 0, end: 0, t: 0, next: 0, playing: false, baseState: {}, last: 0 };
+  var player = (rw._player = { events: [], start: 0, end: 0, t: 0, next: 0, playing: false, baseState: {}, last: 0 });
 
   function replayRange() {
     var day = $("rw-replay-day").value || dayKey(new Date(Date.now() - 86400000));
@@ -1268,6 +1292,7 @@
     return loadReplay();
   };
   rw.play = play;
+  rw.pause = pause;
   rw.backToLive = backToLive;
 
   // --------------------------------------------------- big-screen rotation
