@@ -113,6 +113,10 @@ def baseline_once(browser: Browser, url: str, cookie: str) -> float:
         page.context.close()
 
 
+def _ms(values: list[float]) -> str:
+    return ", ".join(f"{x:,.0f}" for x in values)
+
+
 def bench_render(browser: Browser, label: str, network: str, runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rt = runtime_for(Path(tmp), network)
@@ -130,12 +134,12 @@ def bench_render(browser: Browser, label: str, network: str, runs: int) -> None:
     wall = [r[1] for r in results]
     print(
         f"{label}: {n:,} segments  first full render (navigation → ready) "
-        f"median {statistics.median(ready):,.0f} ms  [runs: {', '.join(f'{x:,.0f}' for x in ready)}]"
+        f"median {statistics.median(ready):,.0f} ms  [runs: {_ms(ready)}]"
         f"  wall from goto {statistics.median(wall):,.0f} ms"
     )
     print(
         f"{' ' * len(label)}  baseline, bare MapLibre with the same GeoJSON: "
-        f"median {statistics.median(base):,.0f} ms  [runs: {', '.join(f'{x:,.0f}' for x in base)}]"
+        f"median {statistics.median(base):,.0f} ms  [runs: {_ms(base)}]"
     )
 
 
@@ -248,7 +252,9 @@ def bench_stream(browser: Browser, rate: int, seconds: float) -> None:
             t_start = time.perf_counter()
             while not stream.done.is_set():
                 time.sleep(1.0)
-                seq, received = page.evaluate("[window.roadwatch.drawnSeq, window.roadwatch.received]")
+                seq, received = page.evaluate(
+                    "[window.roadwatch.drawnSeq, window.roadwatch.received]"
+                )
                 now = time.perf_counter()
                 newest = stream.seq
                 not_received.append(newest - start_seq - (received - received0))
@@ -257,7 +263,9 @@ def bench_stream(browser: Browser, rate: int, seconds: float) -> None:
                 # caught up: lag 0; otherwise how old the newest applied event is
                 lags.append(0.0 if seq >= newest or sent is None else now - sent)
                 heaps.append(
-                    float(page.evaluate("performance.memory ? performance.memory.usedJSHeapSize : 0"))
+                    float(
+                        page.evaluate("performance.memory ? performance.memory.usedJSHeapSize : 0")
+                    )
                     / 1e6
                 )
             thread.join()
@@ -315,8 +323,17 @@ def ensure_25k() -> Path:
         NET_25K.parent.mkdir(parents=True, exist_ok=True)
         print("generating a 25,000-segment network (once; cached in var/bench/) …", flush=True)
         subprocess.run(
-            [sys.executable, "-m", "roadwatch.cli", "network", "generate", "--segments", "25000",
-             "--out", str(NET_25K)],
+            [
+                sys.executable,
+                "-m",
+                "roadwatch.cli",
+                "network",
+                "generate",
+                "--segments",
+                "25000",
+                "--out",
+                str(NET_25K),
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
         )

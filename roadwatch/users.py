@@ -74,9 +74,8 @@ def add_user(
     if role == "district_staff" and not district:
         raise UserError("a district_staff user needs --district (a district code)")
     if district and known_districts is not None and district not in known_districts:
-        raise UserError(
-            f"district {district!r} is not in the network (known: {', '.join(sorted(known_districts))})"
-        )
+        known = ", ".join(sorted(known_districts))
+        raise UserError(f"district {district!r} is not in the network (known: {known})")
     if len(password) < MIN_PASSWORD:
         raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
     exists = session.scalar(select(models.User.id).where(models.User.username == username))

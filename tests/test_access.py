@@ -40,9 +40,16 @@ def test_anonymous_gets_the_login_page_and_401s(app: Any) -> None:
     assert client.get("/screen").status_code == 302
     page = client.get(res.headers["Location"])
     assert page.status_code == 200 and "登录" in page.get_data(as_text=True)
-    for url in ("/api/segments", "/api/districts", "/api/reports", "/api/rejected",
-                "/api/review", "/api/cases.csv", "/api/events?since=2026-01-01T00:00:00Z",
-                "/api/stats"):
+    for url in (
+        "/api/segments",
+        "/api/districts",
+        "/api/reports",
+        "/api/rejected",
+        "/api/review",
+        "/api/cases.csv",
+        "/api/events?since=2026-01-01T00:00:00Z",
+        "/api/stats",
+    ):
         res = client.get(url)
         assert res.status_code == 401, url
         assert res.get_json()["errors"][0]["code"] == "login_required"
@@ -63,13 +70,21 @@ def test_login_wrong_password_then_right_then_logout(app: Any, runtime: Any) -> 
     user = make_user(runtime, "viewer")
     page = client.get("/login").get_data(as_text=True)
     csrf = page.split('name="csrf" value="')[1].split('"')[0]
-    bad = client.post("/login", data={"username": user.username, "password": "nope-nope",
-                                      "csrf": csrf})
+    bad = client.post(
+        "/login", data={"username": user.username, "password": "nope-nope", "csrf": csrf}
+    )
     assert bad.status_code == 401 and "不正确" in bad.get_data(as_text=True)
     no_csrf = client.post("/login", data={"username": user.username, "password": PASSWORD})
     assert no_csrf.status_code == 400
-    ok = client.post("/login", data={"username": user.username, "password": PASSWORD,
-                                     "csrf": csrf, "next": "//evil.example/x"})
+    ok = client.post(
+        "/login",
+        data={
+            "username": user.username,
+            "password": PASSWORD,
+            "csrf": csrf,
+            "next": "//evil.example/x",
+        },
+    )
     assert ok.status_code == 302 and ok.headers["Location"] == "/"  # no open redirect
     assert client.get("/api/me").get_json()["role"] == "viewer"
     assert client.get("/").status_code == 200
@@ -122,24 +137,30 @@ def test_socketio_needs_a_login_and_district_rooms_filter(runtime: Any) -> None:
     with live_server(runtime) as server:
         anon = socketio.Client()
         with pytest.raises(socketio.exceptions.ConnectionError):
-            anon.connect(server.url, namespaces=["/live"], transports=["websocket"],
-                         wait_timeout=5)
+            anon.connect(server.url, namespaces=["/live"], transports=["websocket"], wait_timeout=5)
+        anon.shutdown()
         got: dict[str, queue.Queue[dict[str, Any]]] = {}
         clients = []
-        for who, role, district in (("js", "district_staff", "JS"),
-                                    ("zy", "district_staff", "ZY"),
-                                    ("city", "viewer", None)):
+        for who, role, district in (
+            ("js", "district_staff", "JS"),
+            ("zy", "district_staff", "ZY"),
+            ("city", "viewer", None),
+        ):
             q: queue.Queue[dict[str, Any]] = queue.Queue()
             got[who] = q
             c = socketio.Client()
             c.on("report", q.put, namespace="/live")
-            c.connect(server.url, namespaces=["/live"], transports=["websocket"],
-                      headers={"Cookie": session_cookie(server.app, runtime, role, district)})
+            c.connect(
+                server.url,
+                namespaces=["/live"],
+                transports=["websocket"],
+                headers={"Cookie": session_cookie(server.app, runtime, role, district)},
+            )
             clients.append(c)
         try:
             res = server.app.test_client().post(
-                "/api/reports", data=json.dumps(contract_example()),
-                content_type="application/json")
+                "/api/reports", data=json.dumps(contract_example()), content_type="application/json"
+            )
             assert res.status_code == 201
             assert got["js"].get(timeout=5)["district"] == "JS"
             assert got["city"].get(timeout=5)["district"] == "JS"
@@ -159,11 +180,21 @@ def test_socketio_needs_a_login_and_district_rooms_filter(runtime: Any) -> None:
 def test_cli_users_add_and_first_admin(tmp_path: Any) -> None:
     env = {"ROADWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'u.sqlite3'}", "PATH": "/usr/bin"}
     cmd = [sys.executable, "-m", "roadwatch.cli", "users"]
-    ok = subprocess.run([*cmd, "add", "ops1", "--role", "admin", "--password-stdin"],
-                        input="long-enough-pw\n", env=env, capture_output=True, text=True)
+    ok = subprocess.run(
+        [*cmd, "add", "ops1", "--role", "admin", "--password-stdin"],
+        input="long-enough-pw\n",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0 and "added ops1 (admin)" in ok.stdout, ok.stderr
-    bad = subprocess.run([*cmd, "add", "ds1", "--role", "district_staff", "--password-stdin"],
-                         input="long-enough-pw\n", env=env, capture_output=True, text=True)
+    bad = subprocess.run(
+        [*cmd, "add", "ds1", "--role", "district_staff", "--password-stdin"],
+        input="long-enough-pw\n",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "--district" in bad.stderr
     listed = subprocess.run([*cmd, "list"], env=env, capture_output=True, text=True)
     assert "ops1" in listed.stdout

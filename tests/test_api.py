@@ -12,9 +12,9 @@ import pytest
 from flask.testing import FlaskClient
 
 from roadwatch.web import create_app
+from tests.support.auth import login
 from tests.support.examples import contract_example
 from tests.test_pipeline import inbound
-from tests.support.auth import login
 
 
 @pytest.fixture

@@ -22,10 +22,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from roadwatch.runtime import Runtime
 from tests.conftest import make_settings
+from tests.support.auth import staff_client
 from tests.support.examples import contract_example
 from tests.support.mosquitto import MosquittoProcess
 from tests.support.server import live_server
-from tests.support.auth import staff_client
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CST = dt.timezone(dt.timedelta(hours=8))

@@ -16,9 +16,9 @@ from sqlalchemy import update
 from roadwatch import models
 from roadwatch.web import create_app
 from roadwatch.web.exports import HEADER
+from tests.support.auth import login
 from tests.support.examples import CST, contract_example
 from tests.test_pipeline import inbound
-from tests.support.auth import login
 
 
 @pytest.fixture

@@ -24,9 +24,9 @@ from roadwatch.responsibility import (
     responsible_at,
 )
 from roadwatch.web import create_app
+from tests.support.auth import login
 from tests.support.examples import contract_example
 from tests.test_pipeline import inbound
-from tests.support.auth import login
 
 TZ = dt.timezone(dt.timedelta(hours=8))
 

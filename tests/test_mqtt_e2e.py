@@ -18,9 +18,9 @@ from paho.mqtt.properties import Properties
 from roadwatch import models
 from roadwatch.runtime import Runtime
 from tests.conftest import MOSQUITTO, make_settings, need_service
+from tests.support.auth import session_cookie
 from tests.support.examples import contract_example
 from tests.support.server import AckListener, live_server
-from tests.support.auth import session_cookie
 
 pytestmark = pytest.mark.integration
 

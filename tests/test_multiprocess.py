@@ -21,9 +21,9 @@ import socketio
 
 from roadwatch.runtime import Runtime
 from tests.conftest import MOSQUITTO, make_settings, need_service
+from tests.support.auth import session_cookie
 from tests.support.examples import contract_example
 from tests.support.server import AckListener, live_server
-from tests.support.auth import session_cookie
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,9 +21,9 @@ from sqlalchemy import update
 from roadwatch import models
 from roadwatch.settings import SettingsError, load_settings
 from roadwatch.web import create_app
+from tests.support.auth import login
 from tests.support.examples import CST, contract_example
 from tests.test_pipeline import inbound
-from tests.support.auth import login
 
 API_KEY, OWNER = "test-key-0001", "citizen-app"
 PHOTO = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"

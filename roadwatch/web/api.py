@@ -103,9 +103,7 @@ def segments() -> Response:
     return jsonify({"type": "FeatureCollection", "seq": seq, "stats": stats, "features": feats})
 
 
-def day_stats(
-    session: Session, only: str | None, now: dt.datetime | None = None
-) -> dict[str, Any]:
+def day_stats(session: Session, only: str | None, now: dt.datetime | None = None) -> dict[str, Any]:
     """The headline counters of the city's day so far (one district's with `only`)."""
     rt = _rt()
     r = models.Report

@@ -110,9 +110,7 @@ def login_post() -> Any:
     form = request.form
     nxt = form.get("next", "")
     if not secrets.compare_digest(str(form.get("csrf", "")), str(session.get("csrf", ""))):
-        return render_template(
-            "login.html", error="expired", next=nxt, csrf=_csrf_token()
-        ), 400
+        return render_template("login.html", error="expired", next=nxt, csrf=_csrf_token()), 400
     username, password = form.get("username", "").strip(), form.get("password", "")
     with current_app.extensions["roadwatch"].sessions.begin() as db:
         user = authenticate(db, username, password) if username and password else None

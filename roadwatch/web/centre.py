@@ -11,7 +11,6 @@ All are staff-only and scoped to a district user's district.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import func, select
@@ -115,7 +114,8 @@ def replay_state() -> Response:
         states = [
             {k: p.get(k) for k in ("segment_id", "open", "overdue", "score")}
             for p in rows
-            if p.get("segment_id") in pos
-            and (only is None or rt.ctx.district_of_event(p) == only)
+            if p.get("segment_id") in pos and (only is None or rt.ctx.district_of_event(p) == only)
         ]
-    return jsonify({"at": at.astimezone(rt.settings.tz).isoformat(), "seq": seq_at, "states": states})
+    return jsonify(
+        {"at": at.astimezone(rt.settings.tz).isoformat(), "seq": seq_at, "states": states}
+    )

@@ -113,7 +113,9 @@ class Phone:
 
     def __init__(self, port: int) -> None:
         self.acks: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"ph-{uuid.uuid4().hex[:6]}")
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"ph-{uuid.uuid4().hex[:6]}"
+        )
         self.client.on_message = lambda _c, _u, m: self.acks.put(json.loads(m.payload))
         self.client.max_inflight_messages_set(100)
         self.client.connect("127.0.0.1", port)
@@ -128,7 +130,7 @@ class Phone:
         ).wait_for_publish(10)
 
     def collect(self, n: int, timeout: float = 30) -> list[dict[str, Any]]:
-        out = []
+        out: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
         while len(out) < n:
             left = deadline - time.monotonic()
@@ -190,9 +192,7 @@ def sample_png(width: int = 160, height: int = 120) -> bytes:
 
     rows = b"".join(
         b"\x00"
-        + b"".join(
-            bytes((90 + x // 3, 100 + y // 2, 110 + (x + y) % 60)) for x in range(width)
-        )
+        + b"".join(bytes((90 + x // 3, 100 + y // 2, 110 + (x + y) % 60)) for x in range(width))
         for y in range(height)
     )
 
