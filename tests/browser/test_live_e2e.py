@@ -146,7 +146,7 @@ def test_a_fresh_start_draws_every_segment_and_a_live_report_recolours_one(
     finally:
         screenshot(page, "live-map-segment-panel")
     assert page.text_content("#rw-segment [data-field=id]") == ack["segment_id"]
-    panel = page.text_content("#rw-segment")
+    panel = page.text_content("#rw-segment") or ""
     assert "路段长" in panel and "店外经营" in panel and "时限" in panel
     assert page.locator("#rw-segment-detail img.rw-photo").count() >= 1
 
@@ -185,7 +185,7 @@ def test_f_big_screen_mode_and_the_language_switch(
     assert name and name != "全市" and name.endswith(("区", "新区"))
     screenshot(page, "big-screen-district")
     page.click("#rw-lang")
-    assert page.text_content("#rw-conn").strip() == "Live"
+    assert (page.text_content("#rw-conn") or "").strip() == "Live"
     assert page.text_content("[data-i18n=open]") == "Open"
     page.wait_for_timeout(300)
     screenshot(page, "big-screen-en")
@@ -297,7 +297,7 @@ def test_d_unauthenticated_browser_gets_the_login_page_and_no_live_feed(
         page.fill("input[name=username]", "admin")
         page.fill("input[name=password]", "not-the-password")
         page.click("button[type=submit]")
-        assert "用户名或密码不正确" in page.text_content(".rw-login-error")
+        assert "用户名或密码不正确" in (page.text_content(".rw-login-error") or "")
     finally:
         context.close()
     # and so is a bare Socket.IO client
