@@ -54,7 +54,7 @@
   // ----------------------------------------------------------------- i18n
   var TEXT = {
     zh: {
-      title: "路长制 指挥中心", segments: "路段", reports_today: "今日上报", open: "待处理",
+      title: "路长制 指挥中心", segments: "路段", reports_today: "今日上报", reports_replay: "回放期间上报", open: "待处理",
       overdue: "超期", rectified_today: "今日整改", replay: "回放", big_screen: "大屏",
       logout: "退出", seg_id: "编号", span: "区段", district: "辖区", chief: "路长",
       score: "得分", length: "长度", top_categories: "今日高发问题", legend_segments: "路段状态",
@@ -74,6 +74,7 @@
     },
     en: {
       title: "Road Chief Command Centre", segments: "Segments", reports_today: "Reports today",
+      reports_replay: "Reports in replay",
       open: "Open", overdue: "Overdue", rectified_today: "Fixed today", replay: "Replay",
       big_screen: "Big screen", logout: "Log out", seg_id: "ID", span: "From–to",
       district: "District", chief: "Road chief", score: "Score", length: "Length",
@@ -1167,6 +1168,8 @@
     if (mode !== "replay") {
       mode = "replay";
       rw.replay.active = true;
+      $("rw-count-reports").previousElementSibling.setAttribute("data-i18n", "reports_replay");
+      applyLanguage();
       if (socket) socket.disconnect();
       setConn("replay");
       document.body.classList.add("rw-replaying");
@@ -1260,6 +1263,8 @@
     player.events = [];
     player.end = 0;
     rw.replay.active = false;
+    $("rw-count-reports").previousElementSibling.setAttribute("data-i18n", "reports_today");
+    applyLanguage();
     $("rw-replay").hidden = true;
     document.body.classList.remove("rw-replaying");
     return reloadLive().then(function () {
