@@ -15,7 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import request, session
-from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room
+from flask_socketio import ConnectionRefusedError as Refused
+from flask_socketio import SocketIO, emit, join_room
 from sqlalchemy import func, select
 
 from .. import models
@@ -103,7 +104,7 @@ def register(socketio: SocketIO, runtime: Runtime) -> None:
                 user = get_user(db, uid)
         if user is None:
             log.info("live: refused a connection without a login from %s", request.remote_addr)
-            raise ConnectionRefusedError("login required")
+            raise Refused("login required")
         viewers.add(sid(), user)
         district = user.sees_district
         join_room(district_room(district) if district else CITY_ROOM)
