@@ -73,13 +73,14 @@ def test_full_case_over_mqtt(tmp_path: Path, fresh_pg: str, network_ctx: Any) ->
         phones: list[Phone] = []
         try:
             with live_server(rt, mqtt_ingest=True) as server:
+                # logged in before the report: the chief's phone must then subscribe quickly
+                staff = staff_client(server.app, rt)
                 reporter = Phone(broker.port, root, "zz-jinshui-0421")
                 phones.append(reporter)
                 body = contract_example()
                 ack = reporter.send("reports", body)
                 assert ack["status"] == "accepted"
                 seg = ack["segment_id"]
-                staff = staff_client(server.app, rt)
                 people = json.loads(staff.get(f"/api/segments/{seg}").get_data())["properties"][
                     "responsible_now"
                 ]

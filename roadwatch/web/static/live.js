@@ -646,6 +646,14 @@
       source: "districts",
       paint: { "line-color": palette.districtLine, "line-width": screenMode ? 1.8 : 1.2, "line-dasharray": [3, 2] },
     });
+    // The district the big screen is showing, outlined brightly.
+    map.addLayer({
+      id: "districts-focus",
+      type: "line",
+      source: "districts",
+      filter: ["==", ["get", "code"], ""],
+      paint: { "line-color": cssVar("--accent", "#4cc3ff"), "line-width": 3, "line-opacity": 0.9 },
+    });
     // Names as HTML markers: large and crisp at any zoom.
     (fc.features || []).forEach(function (f) {
       var p = f.geometry && labelPoint(f.geometry);
@@ -1322,6 +1330,7 @@
     if (n < 2) return; // a district user: their district only, nothing to rotate
     rotation = rotation + 1 >= n ? -1 : rotation + 1;
     var b = rotation >= 0 ? districtViews[rotation].bounds : cityBounds;
+    map.setFilter("districts-focus", ["==", ["get", "code"], rotation >= 0 ? districtViews[rotation].code : ""]);
     if (b) map.fitBounds(b, { padding: mapPadding(), duration: 1500 });
     renderDistrictCard();
   }
