@@ -270,6 +270,7 @@ def bench_stream(browser: Browser, rate: int, seconds: float) -> None:
                 )
             thread.join()
             busy = float(page.evaluate("window.__busy"))
+            commit_every = page.evaluate("window.roadwatch.commitEvery")
             elapsed = time.perf_counter() - t_start
             deadline = time.perf_counter() + 30
             while int(page.evaluate("window.roadwatch.drawnSeq")) < stream.seq:
@@ -299,6 +300,9 @@ def bench_stream(browser: Browser, rate: int, seconds: float) -> None:
     print(
         f"        events queued in the server, not yet emitted: max {max(server_behind):,}, "
         f"median {statistics.median(server_behind):,.0f}"
+    )
+    print(
+        f"        map commits every {commit_every} ms at the end (adapted to the frame cost)"
     )
     print(
         f"        transport {transport}; page main thread in long tasks "

@@ -31,10 +31,11 @@
 
   var REPORT_CAP = 2000; // most recent reports kept on the map
   var REPORT_FLUSH_MS = 500; // at most one reports setData per this interval
-  // At most one batch of map changes (feature states) per this interval. A map change
+  // At least this long between two batches of map changes (feature states). A map change
   // costs a re-render, which in software WebGL (a wall PC without a GPU) takes long:
   // measured, every-frame commits at 1,000 events/s kept the page seconds behind.
   var MAP_COMMIT_MS = 400;
+  var MAP_COMMIT_MAX_MS = 1500;
   var FRAME_FALLBACK_MS = 250; // apply events even if no animation frame comes (hidden tab)
   var FRESH_MS = 6000; // a new report is highlighted this long
   var RESYNC_ACK_TIMEOUT_MS = 15000;
@@ -767,7 +768,8 @@
 
   function scheduleReports(delay) {
     if (flushTimer !== null) return;
-    var wait = delay != null ? delay : Math.max(0, lastFlush + REPORT_FLUSH_MS - Date.now());
+    var every = Math.max(REPORT_FLUSH_MS, commitEvery);
+    var wait = delay != null ? delay : Math.max(0, lastFlush + every - Date.now());
     flushTimer = setTimeout(flushReports, wait);
   }
 
@@ -784,7 +786,7 @@
     });
     map.getSource("reports").setData({ type: "FeatureCollection", features: features });
     rw.reportsOnMap = features.length;
-    if (nextExpiry !== Infinity) scheduleReports(Math.max(REPORT_FLUSH_MS, nextExpiry + 20));
+    if (nextExpiry !== Infinity) scheduleReports(Math.max(REPORT_FLUSH_MS, commitEvery, nextExpiry + 20));
   }
 
   // --------------------------------------------------------------- events
@@ -916,9 +918,23 @@
 
   var commitTimer = null;
   var lastCommit = 0;
+  // The gap between map commits adapts to what a frame costs here: about three frames'
+  // worth, so the page never spends more than a third of its time redrawing and always
+  // has time left to take in events (a busy wall PC falls behind otherwise).
+  var commitEvery = MAP_COMMIT_MS;
+  function measureFrame() {
+    requestAnimationFrame(function () {
+      var t1 = performance.now();
+      requestAnimationFrame(function () {
+        var cost = performance.now() - t1;
+        commitEvery = Math.min(MAP_COMMIT_MAX_MS, Math.max(MAP_COMMIT_MS, 3 * cost));
+        rw.commitEvery = Math.round(commitEvery);
+      });
+    });
+  }
   function scheduleCommit() {
     if (commitTimer !== null) return;
-    var wait = Math.max(0, lastCommit + MAP_COMMIT_MS - Date.now());
+    var wait = Math.max(0, lastCommit + commitEvery - Date.now());
     if (wait === 0) {
       commitFrame();
       return;
@@ -942,6 +958,7 @@
       scheduleReports();
     }
     renderHeader();
+    measureFrame();
   }
 
   // The server may answer a resync with {ok: false, seq} when this page is too
@@ -1347,6 +1364,7 @@
     },
     // No glyphs URL (no tile or font server): text is drawn with local fonts.
     validateStyle: false,
+    fadeDuration: 0, // no symbol fade-in: every fade is several more full redraws
     localIdeographFontFamily: "'Noto Sans CJK SC', 'Source Han Sans SC', 'PingFang SC', 'Microsoft YaHei', sans-serif",
     center: [113.66, 34.76],
     zoom: 10.5,
