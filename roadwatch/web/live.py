@@ -81,6 +81,21 @@ class _Viewers:
         )
 
 
+class _ClosedByClient(logging.Filter):
+    """A client that hangs up while the server writes to it (e.g. one refused at connect)
+    is no server error: werkzeug's development server logs it with two tracebacks. Say it
+    in one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None:
+            if type(exc).__name__ == "ConnectionClosed":
+                log.info("live: a client closed its connection while being written to")
+                return False
+            exc = exc.__context__
+        return True
+
+
 def _replay_filter(user: StaffUser, district_of: Callable[[dict[str, Any]], str | None]) -> Any:
     district = user.sees_district
     if district is None:
@@ -91,6 +106,9 @@ def _replay_filter(user: StaffUser, district_of: Callable[[dict[str, Any]], str 
 def register(socketio: SocketIO, runtime: Runtime) -> None:
     viewers = _Viewers()
     runtime.extras["live_viewers"] = viewers
+    werkzeug_log = logging.getLogger("werkzeug")
+    if not any(isinstance(f, _ClosedByClient) for f in werkzeug_log.filters):
+        werkzeug_log.addFilter(_ClosedByClient())
 
     def sid() -> str:
         return str(request.sid)  # type: ignore[attr-defined]
