@@ -301,9 +301,7 @@ def bench_stream(browser: Browser, rate: int, seconds: float) -> None:
         f"        events queued in the server, not yet emitted: max {max(server_behind):,}, "
         f"median {statistics.median(server_behind):,.0f}"
     )
-    print(
-        f"        map commits every {commit_every} ms at the end (adapted to the frame cost)"
-    )
+    print(f"        map commits every {commit_every} ms at the end (adapted to the frame cost)")
     print(
         f"        transport {transport}; page main thread in long tasks "
         f"{busy / 1000:.1f} s of {elapsed:.1f} s"

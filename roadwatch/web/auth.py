@@ -22,6 +22,7 @@ from flask import (
     Response,
     current_app,
     g,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -132,8 +133,6 @@ def logout() -> BaseResponse:
 
 @bp.get("/api/me")
 def me() -> Response | tuple[Response, int]:
-    from flask import jsonify
-
     user = current_user()
     if user is None:  # the guard answers first; kept for clarity
         return error_response(401, "session", "login_required", "log in to the command centre")
