@@ -121,9 +121,13 @@ def test_a_fresh_start_draws_every_segment_and_a_live_report_recolours_one(
         phone.close()
     assert len(stored) == len(more)
     page.wait_for_function(
-        f"window.roadwatch.reportsSeen >= {seen + 1 + len(stored)}", timeout=30_000
+        f"window.roadwatch.reportsSeen >= {seen + 1 + len(stored)} && "
+        "window.roadwatch.drawnSeq === window.roadwatch.lastSeq && "
+        f"window.roadwatch.reportsOnMap >= {seen + 1 + len(stored)}",
+        timeout=30_000,
     )
-    page.wait_for_timeout(600)
+    page.wait_for_timeout(800)  # the map's own frame
+    assert page.text_content("#rw-count-reports") == str(seen + 1 + len(stored))
     screenshot(page, "live-map")
 
     # a segment click opens its panel: chief and team, open cases with deadlines, history
@@ -176,7 +180,11 @@ def test_f_big_screen_mode_and_the_language_switch(
         phone.collect(6, timeout=20)
     finally:
         phone.close()
-    page.wait_for_function("document.querySelectorAll('#rw-ticker-track .rw-tick').length >= 6")
+    page.wait_for_function(
+        "document.querySelectorAll('#rw-ticker-track .rw-tick').length >= 6 && "
+        "window.roadwatch.drawnSeq === window.roadwatch.lastSeq"
+    )
+    page.wait_for_timeout(800)
     screenshot(page, "big-screen")
     # the districts rotate: the next view is one district, with its own counters
     page.evaluate("window.roadwatch.rotate()")

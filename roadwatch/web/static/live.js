@@ -870,6 +870,7 @@
       if (accept(name, payload)) handlers[name](payload);
     }
     if (batch.length) rw.lastAppliedAt = Date.now();
+    renderHeader(); // the counters are cheap DOM: at once, not with the map
     scheduleCommit();
   }
 
