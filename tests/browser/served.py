@@ -82,6 +82,7 @@ class Served:
             except OSError:
                 pass
             if time.monotonic() - t0 > timeout:
+                self.stop()  # never leave it running
                 raise AssertionError(f"roadwatch serve was not healthy within {timeout} s")
             time.sleep(0.2)
         self.startup_s = time.monotonic() - t0
@@ -93,7 +94,11 @@ class Served:
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
-            self.proc.wait(20)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
         self.proc = None
 
 
