@@ -11,12 +11,20 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
 NAMESPACE = "/live"
+# Socket.IO rooms: every viewer of the whole city joins CITY_ROOM; a district user joins
+# only district_room(code). An event goes to CITY_ROOM and to its district's room, so a
+# district user never receives another district's events (filtered on the server).
+CITY_ROOM = "city"
+
+
+def district_room(code: str) -> str:
+    return f"district:{code}"
 
 
 class Emitter(Protocol):
@@ -32,6 +40,8 @@ class Broadcaster:
         self._queue: queue.Queue[list[Any] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self.emitted = 0
+        # payload -> the district code it belongs to (None: only the whole-city room)
+        self.district_of: Callable[[dict[str, Any]], str | None] = lambda p: p.get("district")
         # Held while emitting live events and while replaying missed ones to a client
         # (resync), so the two never interleave on one connection.
         self.lock = threading.Lock()
@@ -57,6 +67,10 @@ class Broadcaster:
             return
         self._queue.put(batch)
 
+    def rooms(self, payload: dict[str, Any]) -> list[str]:
+        district = self.district_of(payload)
+        return [CITY_ROOM, district_room(district)] if district else [CITY_ROOM]
+
     def _run(self) -> None:
         while True:
             batch = self._queue.get()
@@ -69,7 +83,9 @@ class Broadcaster:
         with self.lock:
             for ev in batch:
                 try:
-                    self.emitter.emit(ev.kind, ev.payload, namespace=self.namespace)
+                    self.emitter.emit(
+                        ev.kind, ev.payload, namespace=self.namespace, to=self.rooms(ev.payload)
+                    )
                     self.emitted += 1
                 except Exception:
                     log.exception("emitting %s failed", ev.kind)

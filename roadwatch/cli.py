@@ -60,6 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         sim_thread.start()
         log.info("simulator: %d road chiefs, %.1f reports/s", args.simulate, args.rate)
+    _first_admin(runtime)
     log.info(
         "roadwatch ready in %.1f s: http://%s:%d/  (database %s)",
         time.perf_counter() - t0,
@@ -307,6 +308,87 @@ def cmd_chiefs_import(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- users (command-centre staff) ----------------------------------------------------
+def _first_admin(runtime: Any) -> None:
+    """On a database without staff accounts, make `admin` so a newcomer can log in."""
+    from .users import ensure_first_admin
+
+    with runtime.sessions.begin() as session:
+        password = ensure_first_admin(session)
+    if password:
+        log.warning(
+            "first start: created the command-centre login 'admin' with the password %s "
+            "(shown only now; change it with `roadwatch users passwd admin`)",
+            password,
+        )
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise SystemExit("roadwatch: the two passwords differ")
+    return first
+
+
+def _users_db(args: argparse.Namespace) -> Any:
+    settings = _settings(args)
+    _logging("WARNING")
+    from . import db
+
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    return db.make_sessionmaker(engine)
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from . import models
+    from .users import UserError, add_user
+
+    sessions = _users_db(args)
+    password = _read_password(args)
+    try:
+        with sessions.begin() as session:
+            known = set(session.scalars(select(models.District.code))) or None
+            user = add_user(session, args.name, password, args.role, args.district, known)
+    except UserError as exc:
+        print(f"roadwatch: {exc}", file=sys.stderr)
+        return 2
+    where = f" for district {user.district}" if user.district else ""
+    print(f"added {user.username} ({user.role}{where})")
+    return 0
+
+
+def cmd_users_passwd(args: argparse.Namespace) -> int:
+    from .users import UserError, set_password
+
+    sessions = _users_db(args)
+    password = _read_password(args)
+    try:
+        with sessions.begin() as session:
+            set_password(session, args.name, password)
+    except UserError as exc:
+        print(f"roadwatch: {exc}", file=sys.stderr)
+        return 2
+    print(f"password of {args.name} changed")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    from .users import list_users
+
+    with _users_db(args)() as session:
+        for u in list_users(session):
+            state = "" if u.active else "  (disabled)"
+            print(f"{u.username:<24s} {u.role:<15s} {u.district or '-':<6s}{state}")
+    return 0
+
+
 # -- simulate ----------------------------------------------------------------------
 def cmd_simulate(args: argparse.Namespace) -> int:
     settings = _settings(args)
@@ -512,6 +594,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ci.add_argument("file")
     ci.set_defaults(func=cmd_chiefs_import)
+
+    u = sub.add_parser("users", help="command-centre staff accounts")
+    usub = u.add_subparsers(dest="users_command", required=True)
+    ua = usub.add_parser("add", help="add a staff account (the password is asked for)")
+    ua.add_argument("name")
+    ua.add_argument("--role", required=True, choices=["viewer", "district_staff", "admin"])
+    ua.add_argument("--district", help="district code (required for district_staff)")
+    ua.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    ua.set_defaults(func=cmd_users_add)
+    up = usub.add_parser("passwd", help="set a staff account's password")
+    up.add_argument("name")
+    up.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    up.set_defaults(func=cmd_users_passwd)
+    usub.add_parser("list", help="list staff accounts").set_defaults(func=cmd_users_list)
 
     m = sub.add_parser("simulate", help="simulated road chiefs publishing reports over MQTT")
     m.add_argument("--chiefs", type=int, default=50)

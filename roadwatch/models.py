@@ -356,3 +356,24 @@ class RankingJob(Base):
     claimed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(Text)
+
+# -- command-centre access (issue 7) ------------------------------------------------------
+# Staff who may open the command centre. Roles: viewer (the whole city, read only),
+# district_staff (only their district, may settle reviews), admin (everything).
+USER_ROLES = ("viewer", "district_staff", "admin")
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))  # werkzeug.security
+    role: Mapped[str] = mapped_column(String(16))
+    district: Mapped[str | None] = mapped_column(String(16))  # a district code
+    active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+# Replay reads the event log by time range.
+Index("ix_events_created_at", Event.created_at)

@@ -50,6 +50,14 @@ class NetworkContext:
             return set()
         return set(self.road_pattern.findall(text))
 
+    def district_of_event(self, payload: dict[str, Any]) -> str | None:
+        """The district a live event belongs to: its own, or its segment's."""
+        district = payload.get("district")
+        if isinstance(district, str) and district:
+            return district
+        pos = self.position.get(payload.get("segment_id") or "")
+        return self.network.segments[pos].district if pos is not None else None
+
     @property
     def size(self) -> int:
         return len(self.network.segments)

@@ -63,6 +63,7 @@ class Runtime:
         categories = load_categories()
         metrics = Metrics()
         broadcaster = Broadcaster(emitter)
+        broadcaster.district_of = ctx.district_of_event
         from .cases.calendar import load_sla
 
         sla = load_sla(categories=categories.codes)

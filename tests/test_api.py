@@ -12,6 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from roadwatch.web import create_app
+from tests.support.auth import login
 from tests.support.examples import contract_example
 from tests.test_pipeline import inbound
 
@@ -19,7 +20,9 @@ from tests.test_pipeline import inbound
 @pytest.fixture
 def client(runtime: Any) -> Iterator[FlaskClient]:
     app, _socketio = create_app(runtime)
-    yield app.test_client()
+    client = app.test_client()
+    login(client, runtime)  # the staff API needs a login
+    yield client
     runtime.broadcaster.emitter = None
 
 

@@ -22,6 +22,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from roadwatch.runtime import Runtime
 from tests.conftest import make_settings
+from tests.support.auth import staff_client
 from tests.support.examples import contract_example
 from tests.support.mosquitto import MosquittoProcess
 from tests.support.server import live_server
@@ -72,15 +73,17 @@ def test_full_case_over_mqtt(tmp_path: Path, fresh_pg: str, network_ctx: Any) ->
         phones: list[Phone] = []
         try:
             with live_server(rt, mqtt_ingest=True) as server:
+                # logged in before the report: the chief's phone must then subscribe quickly
+                staff = staff_client(server.app, rt)
                 reporter = Phone(broker.port, root, "zz-jinshui-0421")
                 phones.append(reporter)
                 body = contract_example()
                 ack = reporter.send("reports", body)
                 assert ack["status"] == "accepted"
                 seg = ack["segment_id"]
-                people = json.loads(
-                    server.app.test_client().get(f"/api/segments/{seg}").get_data()
-                )["properties"]["responsible_now"]
+                people = json.loads(staff.get(f"/api/segments/{seg}").get_data())["properties"][
+                    "responsible_now"
+                ]
                 chief = next(p["person"]["id"] for p in people if p["level"] == 3)
                 supervisor = next(p["person"]["id"] for p in people if p["level"] == 2)
                 chief_phone = Phone(broker.port, root, chief)
@@ -126,7 +129,7 @@ def test_full_case_over_mqtt(tmp_path: Path, fresh_pg: str, network_ctx: Any) ->
                 v_ack = sup_phone.send("verifications", ok)
                 assert (v_ack["status"], v_ack["case_status"]) == ("accepted", "closed")
 
-                doc = server.app.test_client().get(f"/api/reports/{body['report_id']}").get_json()
+                doc = staff.get(f"/api/reports/{body['report_id']}").get_json()
                 assert doc["case"]["status"] == "closed" and doc["case"]["assignee_id"] == chief
                 steps = [h["status"] for h in doc["history"]]
                 assert steps == ["accepted", "dispatched", "rectified", "closed"]

@@ -16,6 +16,7 @@ from sqlalchemy import update
 from roadwatch import models
 from roadwatch.web import create_app
 from roadwatch.web.exports import HEADER
+from tests.support.auth import login
 from tests.support.examples import CST, contract_example
 from tests.test_pipeline import inbound
 
@@ -23,7 +24,9 @@ from tests.test_pipeline import inbound
 @pytest.fixture
 def client(runtime: Any) -> Iterator[FlaskClient]:
     app, _socketio = create_app(runtime)
-    yield app.test_client()
+    client = app.test_client()
+    login(client, runtime)  # the staff API needs a login
+    yield client
     runtime.broadcaster.emitter = None
 
 

@@ -24,6 +24,7 @@ from roadwatch.responsibility import (
     responsible_at,
 )
 from roadwatch.web import create_app
+from tests.support.auth import login
 from tests.support.examples import contract_example
 from tests.test_pipeline import inbound
 
@@ -230,7 +231,9 @@ def test_chiefs_import_xlsx(tmp_path: Path, sessions: Any, network_ctx: Any) -> 
 @pytest.fixture
 def client(runtime: Any) -> Any:
     app, _ = create_app(runtime)
-    yield app.test_client()
+    client = app.test_client()
+    login(client, runtime)  # the staff API needs a login
+    yield client
     runtime.broadcaster.emitter = None
 
 

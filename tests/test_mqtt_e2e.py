@@ -18,6 +18,7 @@ from paho.mqtt.properties import Properties
 from roadwatch import models
 from roadwatch.runtime import Runtime
 from tests.conftest import MOSQUITTO, make_settings, need_service
+from tests.support.auth import session_cookie
 from tests.support.examples import contract_example
 from tests.support.server import AckListener, live_server
 
@@ -46,7 +47,12 @@ def test_publish_ack_row_and_live_event(platform: tuple[Runtime, Any, str]) -> N
     sio.on("report", lambda d: events.put(("report", d)), namespace="/live")
     sio.on("segment", lambda d: events.put(("segment", d)), namespace="/live")
     sio.on("case", lambda d: events.put(("case", d)), namespace="/live")
-    sio.connect(server.url, namespaces=["/live"], transports=["websocket"])
+    sio.connect(
+        server.url,
+        namespaces=["/live"],
+        transports=["websocket"],
+        headers={"Cookie": session_cookie(server.app, rt)},
+    )
     device = AckListener("127.0.0.1", 1883, root)
     try:
         body = contract_example()

@@ -21,6 +21,7 @@ import socketio
 
 from roadwatch.runtime import Runtime
 from tests.conftest import MOSQUITTO, make_settings, need_service
+from tests.support.auth import session_cookie
 from tests.support.examples import contract_example
 from tests.support.server import AckListener, live_server
 
@@ -61,7 +62,12 @@ def test_worker_process_reaches_browser_through_redis(
     device = None
     try:
         with live_server(web) as server:
-            sio.connect(server.url, namespaces=["/live"], transports=["websocket"])
+            sio.connect(
+                server.url,
+                namespaces=["/live"],
+                transports=["websocket"],
+                headers={"Cookie": session_cookie(server.app, web)},
+            )
             deadline = time.monotonic() + 60
             while "MQTT: connected" not in (tmp_path / "worker.log").read_text(errors="replace"):
                 assert worker.poll() is None, (tmp_path / "worker.log").read_text()

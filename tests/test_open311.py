@@ -21,6 +21,7 @@ from sqlalchemy import update
 from roadwatch import models
 from roadwatch.settings import SettingsError, load_settings
 from roadwatch.web import create_app
+from tests.support.auth import login
 from tests.support.examples import CST, contract_example
 from tests.test_pipeline import inbound
 
@@ -641,7 +642,8 @@ def test_post_bad_request_is_400(
     assert any(words in d for d in assert_error(doc, fmt, 400)), doc
 
 
-def test_rejected_post_is_kept_like_any_rejection(client: FlaskClient) -> None:
+def test_rejected_post_is_kept_like_any_rejection(client: FlaskClient, runtime: Any) -> None:
+    login(client, runtime)  # /api/rejected is staff-only
     post(client, "json", 400, api_key=API_KEY, service_code="E0504", address_id="ZZ-NOPE-0001")
     (kept,) = client.get("/api/rejected").get_json()["items"]
     assert kept["transport"] == "http" and json.loads(kept["raw"])["reporter_id"] == (

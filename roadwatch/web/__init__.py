@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from flask import Flask
 from flask_socketio import SocketIO
 
 from ..runtime import Runtime
-from . import api, errors, exports, live, open311, pages, rankings, review
+from . import api, auth, centre, errors, exports, live, open311, pages, rankings, review
 
 
 def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     settings = runtime.settings
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=settings.secret_key or secrets.token_hex(32),
         JSON_AS_ASCII=False,
         MAX_CONTENT_LENGTH=max(settings.max_payload_bytes * 2, settings.max_photo_bytes + 65536),
         **config,
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["roadwatch"] = runtime
+    auth.configure(app, runtime)  # staff login: secret key, guard, /login, /logout
 
     socketio = SocketIO(
         app,
@@ -40,6 +39,7 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     app.register_blueprint(open311.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(rankings.bp)
+    app.register_blueprint(centre.bp)
     errors.register(app)
     live.register(socketio, runtime)
     runtime.broadcaster.emitter = socketio

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from shapely.geometry import mapping
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from .. import models
@@ -21,6 +21,7 @@ from ..ingest.payloads import parse_time
 from ..pipeline import StorageError, segment_states
 from ..responsibility import assignment_json, responsible_at
 from ..runtime import Runtime
+from .auth import scope_district
 from .errors import ApiError, error_response
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -84,15 +85,12 @@ def segments() -> Response:
         seq = session.scalar(select(func.max(models.Event.seq))) or 0
         chiefs = _current_chiefs(session, now)
         states = _all_states(session)
-        local_now = now.astimezone(rt.settings.tz)
-        midnight = local_now.replace(hour=0, minute=0, second=0, microsecond=0)
-        reports_today = session.scalar(
-            select(func.count())
-            .select_from(models.Report)
-            .where(models.Report.received_at >= midnight)
-        )
+        stats = day_stats(session, scope_district(), now)
     feats = []
+    only = scope_district()
     for feature in rt.ctx.features:
+        if only is not None and feature["properties"].get("district") != only:
+            continue
         sid = feature["id"]
         st = states.get(sid)
         state = {
@@ -102,8 +100,70 @@ def segments() -> Response:
         }
         props = {**feature["properties"], "chief": chiefs.get(sid), "state": state}
         feats.append({**feature, "properties": props})
-    stats = {"day": midnight.date().isoformat(), "reports_today": reports_today or 0}
     return jsonify({"type": "FeatureCollection", "seq": seq, "stats": stats, "features": feats})
+
+
+def day_stats(session: Session, only: str | None, now: dt.datetime | None = None) -> dict[str, Any]:
+    """The headline counters of the city's day so far (one district's with `only`)."""
+    rt = _rt()
+    r = models.Report
+    local = (now or models.utcnow()).astimezone(rt.settings.tz)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def scoped(q: Any) -> Any:
+        return q.where(r.district == only) if only else q
+
+    today = r.received_at >= midnight
+    by_cat = session.execute(
+        scoped(select(r.category, func.count()).where(today).group_by(r.category))
+    ).all()
+    by_district = session.execute(
+        scoped(select(r.district, func.count()).where(today).group_by(r.district))
+    ).all()
+    rectified = session.scalar(
+        scoped(
+            select(func.count())
+            .select_from(r)
+            .where(r.rectified_at >= midnight, r.case_status.in_(("rectified", "closed")))
+        )
+    )
+    district_of = {s.id: s.district for s in rt.ctx.network.segments}
+    open_n = overdue_n = 0
+    per: dict[str, dict[str, int]] = {}
+
+    def row(code: str) -> dict[str, int]:
+        return per.setdefault(code, {"reports_today": 0, "open": 0, "overdue": 0})
+
+    for st in segment_states(session, None):
+        d = district_of.get(st["segment_id"])
+        if d is None or (only and d != only):
+            continue
+        open_n += st["open"]
+        overdue_n += st["overdue"]
+        row(d)["open"] += st["open"]
+        row(d)["overdue"] += st["overdue"]
+    for d, n in by_district:
+        if d:
+            row(d)["reports_today"] = n
+    cats = rt.categories.by_code
+    return {
+        "day": midnight.date().isoformat(),
+        "reports_today": sum(n for _, n in by_cat),
+        "open": open_n,
+        "overdue": overdue_n,
+        "rectified_today": rectified or 0,
+        "categories": {code: n for code, n in by_cat},
+        "top_categories": [
+            {
+                "code": code,
+                "name": cats[code].name if code in cats else code,
+                "name_en": cats[code].name_en if code in cats else code,
+                "count": n,
+            }
+            for code, n in sorted(by_cat, key=lambda x: (-x[1], x[0]))[:5]
+        ],
+        "districts": per,
+    }
 
 
 @bp.get("/segments/<segment_id>")
@@ -113,7 +173,7 @@ def segment(segment_id: str) -> Response:
     a, p, v = models.Assignment, models.Reporter, models.SegmentVersion
     with rt.sessions() as session:
         row = session.get(models.Segment, segment_id)
-        if row is None:
+        if row is None or scope_district() not in (None, row.district):
             raise ApiError(404, "segment_id", "not_found", f"no segment with id {segment_id}")
         people = session.execute(
             select(a, p)
@@ -125,6 +185,18 @@ def segment(segment_id: str) -> Response:
             select(v).where(v.segment_id == segment_id).order_by(v.version)
         ).all()
         state = segment_states(session, [segment_id])[0]
+        r = models.Report
+        open_rows = session.scalars(
+            select(r)
+            .where(r.segment_id == segment_id, text(models.OPEN_CASE_SQL))
+            .order_by(r.due_at, r.received_at)
+            .limit(50)
+        ).all()
+        recent_rows = session.scalars(
+            select(r).where(r.segment_id == segment_id).order_by(r.received_at.desc()).limit(10)
+        ).all()
+        open_cases = [_case_brief(x) for x in open_rows]
+        recent = [_case_brief(x) for x in recent_rows]
     now = models.utcnow()
     tz = rt.settings.tz
     history = [assignment_json(aa, pp, tz) for aa, pp in people]
@@ -150,6 +222,8 @@ def segment(segment_id: str) -> Response:
         ),
         "state": {k: state[k] for k in ("open", "overdue", "score")},
         "responsible_now": current,
+        "open_cases": open_cases,  # soonest deadline first
+        "recent": recent,  # the last 10 reports, newest first
         "responsibility": history,
         "versions": [
             {
@@ -164,6 +238,28 @@ def segment(segment_id: str) -> Response:
         ],
     }
     return jsonify({"type": "Feature", "id": row.id, "properties": props, "geometry": row.geometry})
+
+
+def _case_brief(r: models.Report) -> dict[str, Any]:
+    """A report as the segment panel lists it: what, how bad, its deadline, its photos."""
+    cat = _rt().categories.by_code.get(r.category)
+    hashes = [h for h in (r.photos or []) if isinstance(h, str)]
+    return {
+        "id": r.id,
+        "category": r.category,
+        "category_name": cat.name if cat else r.category,
+        "category_name_en": cat.name_en if cat else r.category,
+        "severity": r.severity,
+        "status": r.case_status or r.status,
+        "observed_at": _iso(r.observed_at),
+        "due_at": _iso(r.due_at),
+        "overdue": bool(r.overdue),
+        "assignee_id": r.assignee_id,
+        "note": r.note,
+        # only photos already uploaded (a report may arrive before its photos)
+        "photos": [url_for("api.get_photo", sha256=h) for h in hashes if _photo_path(h)],
+        "photos_pending": sum(1 for h in hashes if not _photo_path(h)),
+    }
 
 
 # -- paging ------------------------------------------------------------------------
@@ -270,6 +366,8 @@ def reports() -> Response:
     ):
         if arg in request.args:
             q = q.where(col == request.args[arg])
+    if scope_district() is not None:
+        q = q.where(r.district == scope_district())
     if "bbox" in request.args:
         try:
             w, s, e, n = (float(x) for x in request.args["bbox"].split(","))
@@ -303,7 +401,7 @@ def report(report_id: str) -> Response:
         raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}") from None
     with rt.sessions() as session:
         row = session.get(models.Report, canonical)
-        if row is None:
+        if row is None or scope_district() not in (None, row.district):
             raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}")
         out = _report_json(row, full=True)
         transitions = session.scalars(
@@ -457,6 +555,20 @@ def post_photo() -> tuple[Response, int]:
     return jsonify({"sha256": digest, "size": len(data), "type": kind[0]}), 201 if created else 200
 
 
+def _photo_path(sha256: str) -> tuple[Path, str] | None:
+    """Where a stored photo is, and its type (None if not uploaded)."""
+    from ..ingest.payloads import SHA256_HEX
+
+    if not SHA256_HEX.match(sha256):
+        return None
+    folder = Path(_rt().settings.photo_dir)
+    for _magic, (mime, ext) in [*PHOTO_TYPES.items(), (b"", ("image/webp", ".webp"))]:
+        path = folder / f"{sha256}{ext}"
+        if path.exists():
+            return path, mime
+    return None
+
+
 @bp.get("/photos/<sha256>")
 def get_photo(sha256: str) -> Response:
     """A stored photo by its SHA-256 (what reports and Open311's media_url name)."""
@@ -466,11 +578,10 @@ def get_photo(sha256: str) -> Response:
 
     if not SHA256_HEX.match(sha256):
         raise ApiError(404, "sha256", "not_found", "no photo with that id")
-    folder = Path(_rt().settings.photo_dir)
-    for _magic, (mime, ext) in [*PHOTO_TYPES.items(), (b"", ("image/webp", ".webp"))]:
-        path = folder / f"{sha256}{ext}"
-        if path.exists():
-            res = send_file(path.resolve(), mimetype=mime, max_age=31536000)
-            res.headers["Cache-Control"] = "public, max-age=31536000, immutable"
-            return res
+    found = _photo_path(sha256)
+    if found is not None:
+        path, mime = found
+        res = send_file(path.resolve(), mimetype=mime, max_age=31536000)
+        res.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return res
     raise ApiError(404, "sha256", "not_found", "no photo with that id (not uploaded yet?)")

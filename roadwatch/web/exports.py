@@ -21,6 +21,7 @@ from .. import models
 from ..categories import Categories
 from ..ingest.payloads import parse_time
 from .api import _rt
+from .auth import scope_district
 from .errors import ApiError
 
 bp = Blueprint("exports", __name__, url_prefix="/api")
@@ -116,6 +117,8 @@ def _query() -> Any:
                 f"{next(iter(names), 'JS')} or a name such as {next(iter(by_name), '金水区')}",
             )
         q = q.where(r.district == code)
+    if scope_district() is not None:  # a district user exports their district only
+        q = q.where(r.district == scope_district())
     status = request.args.get("status")
     if status is not None:
         statuses = [x.strip() for x in status.split(",") if x.strip()]

@@ -1,56 +1,178 @@
-"""Socket.IO namespace /live: live events and resync from the event log (CONTRACT.md 2)."""
+"""Socket.IO namespace /live: live events and resync from the event log (CONTRACT.md 2).
+
+Only logged-in staff may connect (the Flask session cookie of the handshake); a district
+user joins their district's room only, and a resync replays only that district's events.
+Anything else a client sends (unknown events, wrong types, floods) is ignored and logged,
+and never affects the other viewers.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
-from flask import request
-from flask_socketio import SocketIO, emit
+from flask import request, session
+from flask_socketio import ConnectionRefusedError as Refused
+from flask_socketio import SocketIO, emit, join_room
 from sqlalchemy import func, select
 
 from .. import models
-from ..broadcast import NAMESPACE
+from ..broadcast import CITY_ROOM, NAMESPACE, district_room
 from ..runtime import Runtime
+from ..users import StaffUser, get_user
 
 log = logging.getLogger(__name__)
 RESYNC_PAGE = 2000
 RESYNC_MAX = 50_000  # beyond this a client is better off reloading the snapshot
+# A client needs one resync per connection; more than this in RESYNC_WINDOW_S is abuse.
+RESYNC_BURST, RESYNC_WINDOW_S = 5, 10.0
+LOG_EVERY_S = 10.0  # at most one warning per client in this time (a flood must not fill logs)
+
+
+class _Viewers:
+    """Who is connected (sid -> user), their recent resyncs, and log throttling."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users: dict[str, StaffUser] = {}
+        self.resyncs: dict[str, list[float]] = {}
+        self.last_log: dict[str, float] = {}
+        self.ignored = 0
+
+    def add(self, sid: str, user: StaffUser) -> None:
+        with self.lock:
+            self.users[sid] = user
+
+    def drop(self, sid: str) -> None:
+        with self.lock:
+            self.users.pop(sid, None)
+            self.resyncs.pop(sid, None)
+            self.last_log.pop(sid, None)
+
+    def allow_resync(self, sid: str) -> bool:
+        now = time.monotonic()
+        with self.lock:
+            recent = [t for t in self.resyncs.get(sid, []) if now - t < RESYNC_WINDOW_S]
+            ok = len(recent) < RESYNC_BURST
+            if ok:
+                recent.append(now)
+            self.resyncs[sid] = recent
+            return ok
+
+    def ignore(self, sid: str, what: str, detail: Any) -> None:
+        """Count and (throttled per client) log a message that was not acted on."""
+        now = time.monotonic()
+        with self.lock:
+            self.ignored += 1
+            if now - self.last_log.get(sid, -LOG_EVERY_S) < LOG_EVERY_S:
+                return
+            self.last_log[sid] = now
+            user = self.users.get(sid)
+        text = repr(detail)
+        log.warning(
+            "live: ignored %s from client %s (%s): %s",
+            what,
+            sid,
+            user.username if user else "?",
+            text[:200] + ("…" if len(text) > 200 else ""),
+        )
+
+
+class _ClosedByClient(logging.Filter):
+    """A client that hangs up while the server writes to it (e.g. one refused at connect)
+    is no server error: werkzeug's development server logs it with two tracebacks. Say it
+    in one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None:
+            if type(exc).__name__ == "ConnectionClosed":
+                log.info("live: a client closed its connection while being written to")
+                return False
+            exc = exc.__context__
+        return True
+
+
+def _replay_filter(user: StaffUser, district_of: Callable[[dict[str, Any]], str | None]) -> Any:
+    district = user.sees_district
+    if district is None:
+        return lambda _payload: True
+    return lambda payload: district_of(payload) == district
 
 
 def register(socketio: SocketIO, runtime: Runtime) -> None:
+    viewers = _Viewers()
+    runtime.extras["live_viewers"] = viewers
+    werkzeug_log = logging.getLogger("werkzeug")
+    if not any(isinstance(f, _ClosedByClient) for f in werkzeug_log.filters):
+        werkzeug_log.addFilter(_ClosedByClient())
+
+    def sid() -> str:
+        return str(request.sid)  # type: ignore[attr-defined]
+
     @socketio.on("connect", namespace=NAMESPACE)
     def _connect(auth: Any = None) -> None:
-        log.debug("live: client %s connected", request.sid)  # type: ignore[attr-defined]
+        uid = session.get("uid")
+        user = None
+        if isinstance(uid, int):
+            with runtime.sessions() as db:
+                user = get_user(db, uid)
+        if user is None:
+            log.info("live: refused a connection without a login from %s", request.remote_addr)
+            raise Refused("login required")
+        viewers.add(sid(), user)
+        district = user.sees_district
+        join_room(district_room(district) if district else CITY_ROOM)
+        log.debug("live: %s connected as %s", sid(), user.username)
+
+    @socketio.on("disconnect", namespace=NAMESPACE)
+    def _disconnect(*_: Any) -> None:
+        viewers.drop(sid())
 
     @socketio.on("resync", namespace=NAMESPACE)
     def _resync(data: Any = None) -> dict[str, Any]:
         since = data.get("since") if isinstance(data, dict) else None
         if isinstance(since, bool) or not isinstance(since, int) or since < 0:
-            log.info("live: ignored a resync with a bad 'since': %r", since)
+            viewers.ignore(sid(), "a resync with a bad 'since'", data)
             return {"ok": False, "error": "since must be a non-negative integer"}
+        if not viewers.allow_resync(sid()):
+            viewers.ignore(sid(), "a resync flood", data)
+            return {"ok": False, "error": "too many resyncs; wait a few seconds"}
+        user = viewers.users.get(sid())
+        if user is None:  # cannot happen after a refused connect; be safe anyway
+            return {"ok": False, "error": "login required"}
+        wanted = _replay_filter(user, runtime.broadcaster.district_of)
         ev = models.Event
-        with runtime.sessions() as session:
-            latest = session.scalar(select(func.max(ev.seq))) or 0
+        with runtime.sessions() as db:
+            latest = db.scalar(select(func.max(ev.seq))) or 0
             if latest - since > RESYNC_MAX:
                 return {"ok": False, "error": "too far behind; reload", "seq": latest}
             sent = since
             # Hold the broadcaster's lock: no live event may slip in between replayed ones.
             with runtime.broadcaster.lock:
                 while True:
-                    rows = session.execute(
+                    rows = db.execute(
                         select(ev.seq, ev.kind, ev.payload)
                         .where(ev.seq > sent)
                         .order_by(ev.seq)
                         .limit(RESYNC_PAGE)
                     ).all()
                     for seq, kind, payload in rows:
-                        emit(kind, {**payload, "seq": seq})
+                        if wanted(payload):
+                            emit(kind, {**payload, "seq": seq})
                         sent = seq
                     if len(rows) < RESYNC_PAGE:
                         break
         return {"ok": True, "seq": sent}
 
+    # Every other event a client may send: none is expected.
+    @socketio.on("*", namespace=NAMESPACE)
+    def _unknown(event: Any, *args: Any) -> None:
+        viewers.ignore(sid(), f"an unknown event {str(event)[:40]!r}", args)
+
     @socketio.on_error(NAMESPACE)
     def _error(exc: Exception) -> None:
-        log.warning("live: a client message failed: %s", exc)
+        viewers.ignore(sid(), "a message that failed", exc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from sqlalchemy import text
 
 bp = Blueprint("pages", __name__)
@@ -14,17 +14,35 @@ def _rt() -> Any:
     return current_app.extensions["roadwatch"]
 
 
+def _page_config(screen: bool) -> dict[str, Any]:
+    from .auth import current_user
+
+    rt = _rt()
+    user = current_user()
+    return {
+        "namespace": "/live",
+        "socketio_path": "socket.io",
+        "timezone": rt.settings.timezone,
+        "screen": screen,
+        "user": (
+            {"name": user.username, "role": user.role, "district": user.sees_district}
+            if user
+            else None
+        ),
+        "district_names": rt.ctx.district_names,
+    }
+
+
 @bp.get("/")
 def live_map() -> str:
-    return render_template(
-        "index.html",
-        title="路长制 指挥中心",
-        config={
-            "namespace": "/live",
-            "socketio_path": "socket.io",
-            "timezone": _rt().settings.timezone,
-        },
-    )
+    """The command centre; `?screen=1` (or /screen) is the big-screen mode."""
+    screen = request.args.get("screen") in ("1", "true", "yes")
+    return render_template("index.html", title="路长制 指挥中心", config=_page_config(screen))
+
+
+@bp.get("/screen")
+def big_screen() -> str:
+    return render_template("index.html", title="路长制 指挥中心", config=_page_config(True))
 
 
 @bp.get("/healthz")

@@ -18,6 +18,7 @@ from .. import models
 from ..cases.workflow import NewCase, open_cases
 from ..pipeline import record_events, segment_states
 from ..runtime import Runtime
+from .auth import require_decider, scope_district
 from .errors import ApiError
 
 bp = Blueprint("review", __name__, url_prefix="/api/review")
@@ -39,6 +40,8 @@ def queue() -> Response:
     q = select(r).where(r.status == "needs_review")
     if "district" in request.args:
         q = q.where(r.district == request.args["district"])
+    if scope_district() is not None:
+        q = q.where(r.district == scope_district())
     with rt.sessions() as session:
         rows = session.scalars(q.order_by(r.received_at, r.id).limit(limit)).all()
     names = {s.id: s.name for s in rt.ctx.network.segments}
@@ -68,6 +71,7 @@ def queue() -> Response:
 @bp.post("/<report_id>")
 def settle(report_id: str) -> tuple[Response, int]:
     rt = _rt()
+    require_decider()
     body: Any = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ApiError(400, "body", "invalid_json", "send a JSON object")
@@ -88,7 +92,7 @@ def settle(report_id: str) -> tuple[Response, int]:
     now = models.utcnow()
     with rt.sessions.begin() as session:
         row = session.get(models.Report, rid, with_for_update=True)
-        if row is None:
+        if row is None or scope_district() not in (None, row.district):
             raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}")
         if row.status != "needs_review":
             raise ApiError(

@@ -153,6 +153,10 @@ class LiveStub:
         def segments() -> dict[str, Any]:
             return self.segments
 
+        @app.get("/api/categories")
+        def categories() -> dict[str, Any]:
+            return {"E0504": {"name": "店外经营", "name_en": "Business outside the shop"}}
+
         @sio.on("connect", namespace=NAMESPACE)
         def on_connect() -> None:
             self.sids.add(request.sid)  # type: ignore[attr-defined]
@@ -307,10 +311,7 @@ def test_live_page_draws_network_and_applies_events(
     seq = stub.push("report", report)
     wait_js(page, f"rw.lastSeq === {seq}")
     assert rw(page, "reportsSeen") == seen + 1
-    wait_js(
-        page,
-        f"rw._map.querySourceFeatures('reports').some(f => f.properties.id === '{report['id']}')",
-    )
+    wait_js(page, f"rw.hasReport('{report['id']}') && rw.reportsOnMap === {seen + 1}")
 
     # replays of old events are ignored
     stub.send_raw("report", {**report, "seq": seq})
@@ -327,7 +328,7 @@ def test_live_page_draws_network_and_applies_events(
     for n in range(3000, 3300):
         stub.push("report", stub.report(n))
     wait_js(page, f"rw.reportsSeen === {seen + 301}")
-    wait_js(page, "rw._map.querySourceFeatures('reports').length >= 300")
+    wait_js(page, f"rw.reportsOnMap === {seen + 301}")  # clustered on the map, all there
     assert page.text_content("#rw-count-reports") == str(seen + 301)
 
     # hovering a segment opens its panel
@@ -335,7 +336,7 @@ def test_live_page_draws_network_and_applies_events(
         f"""() => {{ const m = window.roadwatch._map;
             const p = m.project([{LON0 + 0.12}, {LAT0 + 0.09}]);
             const hits = m.queryRenderedFeatures(
-                [[p.x - 60, p.y - 60], [p.x + 60, p.y + 60]], {{layers: ['segments-hit']}});
+                [[p.x - 60, p.y - 60], [p.x + 60, p.y + 60]], {{layers: ['segments']}});
             const c = hits[0].geometry.coordinates; const q = m.project(c[1]);
             const r = m.getCanvas().getBoundingClientRect();
             return {{x: r.left + q.x, y: r.top + q.y}}; }}"""

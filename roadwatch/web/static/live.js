@@ -1,42 +1,86 @@
-/* roadwatch command centre: live map (路长制 指挥中心).
+/* roadwatch command centre: live map, big-screen mode and replay (路长制 指挥中心).
  *
  * Data flow
  *   1. GET /api/districts and GET /api/segments (GeoJSON). The segments
  *      snapshot carries a top-level "seq": the last event it includes.
- *   2. Draw districts, segments (GeoJSON source, promoteId "id") and reports.
- *   3. Connect Socket.IO (namespace config.namespace, path config.socketio_path).
- *      On EVERY connect emit `resync {since: lastSeq}`; the server replays what
- *      was missed (same event names, seq order) and then acks.
- *   4. Apply `report` / `segment` events exactly once: an event whose seq is
- *      <= lastSeq is ignored. Segment state changes go through setFeatureState;
+ *   2. Draw districts, segments (GeoJSON source, promoteId "id"), road labels
+ *      and clustered reports.
+ *   3. Connect Socket.IO (namespace config.namespace, path config.socketio_path;
+ *      the session cookie is the login). On EVERY connect emit
+ *      `resync {since: lastSeq}`; the server replays what was missed (same event
+ *      names, seq order) and then acks.
+ *   4. Events are queued and applied once per animation frame, exactly once
+ *      each: an event whose seq is <= lastSeq is ignored. Segment state goes
+ *      through setFeatureState (once per segment per frame, never a redraw);
  *      reports are coalesced into one setData at most every REPORT_FLUSH_MS.
+ *   5. Replay: the event log of a day or week (GET /api/events, paged) played
+ *      at a chosen speed from the state at its start (GET /api/replay/state);
+ *      "back to live" reloads the snapshot and resyncs.
  *
  * Config (JSON in #rw-config): socketio_path, namespace; optional timezone
- * (default Asia/Shanghai), attribution, socketio_auth (Socket.IO `auth`).
+ * (default Asia/Shanghai), screen (big-screen mode), user, district_names,
+ * attribution, socketio_auth.
  *
  * Test hooks on window.roadwatch: ready, segmentCount, lastSeq, reportsSeen,
- * connected, featureState(segmentId), timings; _map is the maplibregl.Map
- * (internal, for tests and the console).
+ * connected, drawnSeq, featureState(segmentId), hasReport(id), reportsOnMap, timings,
+ * lastAppliedAt, lagOf(reportId), replay {active, loaded, applied, reportOrder}; _map is the
+ * maplibregl.Map (internal, for tests and the console).
  */
 (function () {
   "use strict";
 
   var REPORT_CAP = 2000; // most recent reports kept on the map
-  var REPORT_FLUSH_MS = 250; // at most one reports setData per this interval
+  var REPORT_FLUSH_MS = 500; // at most one reports setData per this interval
+  // At least this long between two batches of map changes (feature states). A map change
+  // costs a re-render, which in software WebGL (a wall PC without a GPU) takes long:
+  // measured, every-frame commits at 1,000 events/s kept the page seconds behind.
+  var MAP_COMMIT_MS = 400;
+  var MAP_COMMIT_MAX_MS = 1500;
+  var FRAME_FALLBACK_MS = 250; // apply events even if no animation frame comes (hidden tab)
   var FRESH_MS = 6000; // a new report is highlighted this long
   var RESYNC_ACK_TIMEOUT_MS = 15000;
   var RETRY_MS = 3000; // snapshot fetch retry
+  var DOWN_AFTER_MS = 2500; // disconnected this long: show the "server down" state
+  var ROTATE_MS = 20000; // big screen: time per district view
+  var TICKER_MAX = 30;
+  var HIT_PX = 6; // a segment within this many pixels of the pointer is "under" it
 
   var config = JSON.parse(document.getElementById("rw-config").textContent || "{}");
   var root = document.body.getAttribute("data-root") || "";
   var timezone = config.timezone || "Asia/Shanghai";
   var attribution = config.attribution || "roadwatch 示例路网 (generated)";
+  var screenMode = !!config.screen;
+  var districtNames = config.district_names || {};
+
+  // ----------------------------------------------------------------- i18n
+  // The page's words, Chinese (default) and English: live-i18n.js.
+  var TEXT = window.roadwatchText || { zh: {}, en: {} };
+  var lang = (function () {
+    var q = new URLSearchParams(location.search).get("lang");
+    if (q === "en" || q === "zh") return q;
+    try {
+      return localStorage.getItem("roadwatch.lang") === "en" ? "en" : "zh";
+    } catch (e) {
+      return "zh";
+    }
+  })();
+  function t(key) {
+    return (TEXT[lang] && TEXT[lang][key]) || TEXT.zh[key] || key;
+  }
+  var categoryNames = {}; // code -> {name, name_en}
+  function catName(code) {
+    var c = categoryNames[code];
+    return c ? (lang === "en" ? c.name_en : c.name) : String(code || "");
+  }
+  function districtName(code) {
+    return districtNames[code] || code || "";
+  }
 
   // ---------------------------------------------------------------- state
   var segments = new Map(); // id -> {props, open, overdue, score}
   var totals = { open: 0, overdue: 0 };
   var reports = new Map(); // report id -> GeoJSON feature, insertion order = age
-  var reportsToday = 0;
+  var stats = { reports_today: 0, rectified_today: 0, categories: {}, districts: {} };
   var today = dayKey(new Date());
   var map = null;
   var socket = null;
@@ -45,6 +89,7 @@
   var hoveredId = null;
   var pinnedId = null;
   var shownId = null;
+  var mode = "live"; // live | replay
 
   var rw = (window.roadwatch = {
     ready: false,
@@ -52,10 +97,18 @@
     lastSeq: 0,
     reportsSeen: 0,
     connected: false,
+    reportsOnMap: 0,
+    drawnSeq: 0, // the last seq whose changes have been handed to the map
+    received: 0, // live events received (applied or not)
+    lastAppliedAt: 0,
     timings: {}, // ms since navigation start: snapshot, drawn, resynced, ready
+    replay: { active: false, loaded: 0, applied: 0, reportOrder: [] },
     featureState: function (segmentId) {
       if (!map || !map.getSource("segments")) return null;
       return map.getFeatureState({ source: "segments", id: String(segmentId) });
+    },
+    hasReport: function (id) {
+      return reports.has(String(id));
     },
   });
 
@@ -65,6 +118,8 @@
   };
   var numFmt = new Intl.NumberFormat("zh-CN");
   var dayFmt = null;
+  var timeFmt = null;
+  var dateTimeFmt = null;
 
   // "YYYY-MM-DD" of a date in the configured time zone.
   function dayKey(date) {
@@ -74,6 +129,32 @@
     } catch (e) {
       return date.toISOString().slice(0, 10);
     }
+  }
+  function hhmm(date) {
+    timeFmt = timeFmt || new Intl.DateTimeFormat("zh-CN", {
+      timeZone: timezone, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+    });
+    return timeFmt.format(date);
+  }
+  function dayTime(date) {
+    dateTimeFmt = dateTimeFmt || new Intl.DateTimeFormat("zh-CN", {
+      timeZone: timezone, month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+      hour12: false,
+    });
+    return dateTimeFmt.format(date);
+  }
+  // Midnight of a "YYYY-MM-DD" day in the configured zone, as a Date.
+  function zoneMidnight(day) {
+    var guess = new Date(day + "T00:00:00Z");
+    // The zone's offset at that moment (Asia/Shanghai has no DST; this works for any zone).
+    var parts = new Intl.DateTimeFormat("en-US", {
+      timeZone: timezone, hour12: false, year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit",
+    }).formatToParts(guess);
+    var v = {};
+    parts.forEach(function (p) { v[p.type] = p.value; });
+    var asUtc = Date.UTC(+v.year, +v.month - 1, +v.day, +v.hour % 24, +v.minute, +v.second);
+    return new Date(guess.getTime() - (asUtc - guess.getTime()));
   }
 
   function mark(name) {
@@ -99,25 +180,31 @@
     sev2: cssVar("--sev-2", "#ff8c1a"),
     sev3: cssVar("--sev-3", "#ff2d2d"),
     fresh: cssVar("--fresh", "#ffffff"),
+    cluster: cssVar("--cluster", "#ff8c1a"),
+    label: cssVar("--road-label", "#b9c9db"),
   };
 
-  function fetchJSON(path) {
-    return fetch(root + path, { headers: { Accept: "application/json" } }).then(function (r) {
-      if (!r.ok) throw new Error(path + ": HTTP " + r.status);
-      return r.json();
-    });
+  function toLogin() {
+    location.href = root + "/login?next=" + encodeURIComponent(location.pathname + location.search);
   }
 
-  // Big screens often boot before the server: keep trying.
-  function fetchSnapshot() {
-    return Promise.all([fetchJSON("/api/districts"), fetchJSON("/api/segments")]).catch(
-      function (err) {
-        console.warn("roadwatch: snapshot failed, retrying", err);
-        return new Promise(function (resolve) {
-          setTimeout(resolve, RETRY_MS);
-        }).then(fetchSnapshot);
-      }
-    );
+  function fetchJSON(path) {
+    return fetch(root + path, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (r) {
+        if (r.status === 401) {
+          toLogin();
+          throw new Error("login required");
+        }
+        if (!r.ok) throw new Error(path + ": HTTP " + r.status);
+        return r.json();
+      });
+  }
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = text;
+    return e;
   }
 
   // ----------------------------------------------------------- header UI
@@ -128,32 +215,138 @@
     requestAnimationFrame(function () {
       headerQueued = false;
       $("rw-count-segments").textContent = numFmt.format(rw.segmentCount);
-      $("rw-count-reports").textContent = numFmt.format(reportsToday);
+      $("rw-count-reports").textContent = numFmt.format(stats.reports_today);
       $("rw-count-open").textContent = numFmt.format(totals.open);
       $("rw-count-overdue").textContent = numFmt.format(totals.overdue);
+      $("rw-count-rectified").textContent = numFmt.format(stats.rectified_today);
+      renderTop();
+      renderDistrictCard();
     });
   }
 
-  function setConn(state, text) {
-    var el = $("rw-conn");
-    el.setAttribute("data-state", state);
-    el.querySelector(".rw-conn-text").textContent = text;
+  function renderTop() {
+    var list = $("rw-top-list");
+    var top = Object.keys(stats.categories)
+      .map(function (k) { return [k, stats.categories[k]]; })
+      .sort(function (a, b) { return b[1] - a[1] || (a[0] < b[0] ? -1 : 1); })
+      .slice(0, 5);
+    list.textContent = "";
+    var max = top.length ? top[0][1] : 1;
+    top.forEach(function (entry) {
+      var li = el("li");
+      li.appendChild(el("span", "rw-top-name", catName(entry[0])));
+      var bar = el("span", "rw-top-bar");
+      bar.style.width = Math.max(4, Math.round((100 * entry[1]) / max)) + "%";
+      li.appendChild(bar);
+      li.appendChild(el("span", "rw-top-count", numFmt.format(entry[1])));
+      list.appendChild(li);
+    });
+    $("rw-top").hidden = top.length === 0 && !screenMode;
   }
+
+  var connState = "connecting";
+  var downSince = null;
+  function setConn(state) {
+    connState = state;
+    var e = $("rw-conn");
+    e.setAttribute("data-state", state);
+    e.querySelector(".rw-conn-text").textContent =
+      t({ live: "live", down: "down", connecting: "connecting", replay: "replay_state" }[state]);
+    if (state === "down") {
+      if (downSince === null) downSince = Date.now();
+    } else {
+      downSince = null;
+      $("rw-down").hidden = true;
+    }
+  }
+  // The "server down" state: after a short grace (a reconnect usually takes < 1 s).
+  setInterval(function () {
+    var now = new Date();
+    $("rw-clock").textContent = dayKey(now) + " " + hhmm(now);
+    if (downSince !== null && mode === "live" && Date.now() - downSince > DOWN_AFTER_MS) {
+      $("rw-down").hidden = false;
+      $("rw-down-since").textContent =
+        t("since") + " " + Math.round((Date.now() - downSince) / 1000) + " s";
+    }
+  }, 500);
+
+  function applyLanguage() {
+    document.documentElement.lang = lang === "en" ? "en" : "zh-CN";
+    document.querySelectorAll("[data-i18n]").forEach(function (n) {
+      n.textContent = t(n.getAttribute("data-i18n"));
+    });
+    document.title = t("title");
+    $("rw-lang").textContent = lang === "en" ? "中文" : "EN";
+    $("rw-replay-play").textContent = t(player.playing ? "pause" : "play");
+    setConn(connState);
+    renderHeader();
+    renderTicker();
+    if (shownId) showSegment(shownId);
+  }
+  $("rw-lang").addEventListener("click", function () {
+    lang = lang === "en" ? "zh" : "en";
+    try {
+      localStorage.setItem("roadwatch.lang", lang);
+    } catch (e) { /* private mode: not remembered */ }
+    applyLanguage();
+  });
 
   function rollDay() {
     var k = dayKey(new Date());
-    if (k !== today) {
+    if (k !== today && mode === "live") {
       today = k;
-      reportsToday = 0;
+      stats.reports_today = 0;
+      stats.rectified_today = 0;
+      stats.categories = {};
+      Object.keys(stats.districts).forEach(function (d) { stats.districts[d].reports_today = 0; });
       renderHeader();
     }
   }
   setInterval(rollDay, 60000);
 
+  // --------------------------------------------------------------- ticker
+  var ticker = []; // newest first: {time, text, sev}
+  var tickerQueued = false;
+  function addTicker(ev) {
+    var when = ev.observed_at ? new Date(ev.observed_at) : new Date();
+    var seg = segments.get(String(ev.segment_id));
+    ticker.unshift({
+      time: isNaN(when) ? new Date() : when,
+      district: ev.district,
+      road: seg ? seg.props.name || seg.props.road : "",
+      category: ev.category,
+      sev: ev.severity | 0,
+    });
+    if (ticker.length > TICKER_MAX) ticker.length = TICKER_MAX;
+    if (!tickerQueued) {
+      tickerQueued = true;
+      setTimeout(function () { tickerQueued = false; renderTicker(); }, 500);
+    }
+  }
+  function renderTicker() {
+    var track = $("rw-ticker-track");
+    track.textContent = "";
+    ticker.forEach(function (item) {
+      var span = el("span", "rw-tick rw-tick-sev" + item.sev);
+      span.appendChild(el("b", null, hhmm(item.time).slice(0, 5)));
+      span.appendChild(document.createTextNode(
+        " " + [districtName(item.district), item.road, catName(item.category)].filter(Boolean).join(" · ")
+      ));
+      track.appendChild(span);
+    });
+  }
+
   // ------------------------------------------------------- segment panel
+  function fmtPerson(h) {
+    var role = h.role === "road_chief" ? t("level" + h.level) : t(h.role);
+    var who = h.person ? h.person.name || h.person.id : "?";
+    return role + "：" + who;
+  }
+
   function showSegment(id) {
     var s = id != null ? segments.get(id) : null;
     var panel = $("rw-segment");
+    if (shownId !== id) $("rw-segment-detail").textContent = "";
     shownId = s ? id : null;
     if (!s) {
       panel.hidden = true;
@@ -161,19 +354,68 @@
     }
     var p = s.props;
     var set = function (field, text, cls) {
-      var el = panel.querySelector('[data-field="' + field + '"]');
-      el.textContent = text;
-      el.className = cls || "";
+      var e = panel.querySelector('[data-field="' + field + '"]');
+      e.textContent = text;
+      e.className = cls || "";
     };
     set("name", p.name || p.road || id);
     set("id", id);
     set("span", p.from || p.to ? (p.from || "?") + " 至 " + (p.to || "?") : "—");
-    set("district", [p.district, p.subdistrict].filter(Boolean).join(" · ") || "—");
-    set("chief", p.chief && p.chief.name ? p.chief.name + (p.chief.id ? "（" + p.chief.id + "）" : "") : "未指定");
+    set("district", [districtName(p.district), p.subdistrict].filter(Boolean).join(" · ") || "—");
+    set("chief", p.chief && p.chief.name ? p.chief.name + (p.chief.id ? "（" + p.chief.id + "）" : "") : t("unassigned"));
     set("open", String(s.open), s.open > 0 ? "rw-hot" : "");
     set("overdue", String(s.overdue), s.overdue > 0 ? "rw-overdue" : "");
-    set("length", p.length_m != null ? numFmt.format(Math.round(p.length_m)) + " 米" : "—");
+    set("score", s.score != null ? String(s.score) : "100");
+    set("length", p.length_m != null ? numFmt.format(Math.round(p.length_m)) + " " + t("metres") : "—");
     panel.hidden = false;
+  }
+
+  // Chief and team, open cases with deadlines, photos, recent reports.
+  function loadSegmentDetail(id) {
+    var box = $("rw-segment-detail");
+    box.textContent = t("loading");
+    fetchJSON("/api/segments/" + encodeURIComponent(id)).then(function (doc) {
+      if (shownId !== id) return;
+      var p = doc.properties || {};
+      box.textContent = "";
+      box.appendChild(el("h3", null, t("team")));
+      var team = el("ul", "rw-team");
+      (p.responsible_now || []).forEach(function (h) { team.appendChild(el("li", null, fmtPerson(h))); });
+      if (!team.children.length) team.appendChild(el("li", "rw-dim", t("none")));
+      box.appendChild(team);
+
+      box.appendChild(el("h3", null, t("open_cases") + " (" + (p.open_cases || []).length + ")"));
+      var cases = el("ul", "rw-cases");
+      (p.open_cases || []).slice(0, 8).forEach(function (c) {
+        var li = el("li", c.overdue ? "rw-case rw-case-overdue" : "rw-case");
+        li.appendChild(el("span", "rw-case-cat", (lang === "en" ? c.category_name_en : c.category_name) || c.category));
+        var due = c.due_at ? t("due") + " " + dayTime(new Date(c.due_at)) : t("status_" + c.status);
+        li.appendChild(el("span", "rw-case-due", due));
+        (c.photos || []).slice(0, 3).forEach(function (src) {
+          var img = el("img", "rw-photo");
+          img.loading = "lazy";
+          img.alt = "";
+          img.src = src;
+          img.addEventListener("error", function () { img.remove(); }); // not uploaded yet
+          li.appendChild(img);
+        });
+        cases.appendChild(li);
+      });
+      if (!cases.children.length) cases.appendChild(el("li", "rw-dim", t("none")));
+      box.appendChild(cases);
+
+      box.appendChild(el("h3", null, t("recent")));
+      var recent = el("ul", "rw-recent");
+      (p.recent || []).slice(0, 6).forEach(function (c) {
+        recent.appendChild(el("li", null,
+          dayTime(new Date(c.observed_at)) + "  " + (lang === "en" ? c.category_name_en : c.category_name) +
+          " · " + t("status_" + c.status)));
+      });
+      if (!recent.children.length) recent.appendChild(el("li", "rw-dim", t("none")));
+      box.appendChild(recent);
+    }).catch(function (err) {
+      if (shownId === id) box.textContent = String(err.message || err);
+    });
   }
 
   function setHover(id) {
@@ -194,8 +436,9 @@
   function segmentLayers() {
     var open = ["coalesce", ["feature-state", "open"], ["get", "open"], 0];
     var overdue = ["coalesce", ["feature-state", "overdue"], ["get", "overdue"], 0];
+    var score = ["coalesce", ["feature-state", "score"], ["get", "score"], 100];
     var hover = ["boolean", ["feature-state", "hover"], false];
-    var weight = ["case", hover, 2.6, [">", overdue, 0], 2.4, [">=", open, 3], 2.4, [">=", open, 1], 1.8, 1];
+    var weight = ["case", hover, 2.6, [">", overdue, 0], 2.4, [">", open, 0], 1.9, 1];
     return [
       {
         id: "segments",
@@ -203,28 +446,43 @@
         source: "segments",
         layout: { "line-cap": "round", "line-join": "round" },
         paint: {
+          // Colour by the live score (deductions of the open cases), overdue on top.
           "line-color": [
             "case",
             hover, palette.segHover,
             [">", overdue, 0], palette.segOverdue,
-            [">=", open, 3], palette.segMany,
-            [">=", open, 2], palette.segTwo,
-            [">=", open, 1], palette.segOne,
-            palette.segCalm,
+            ["<=", open, 0], palette.segCalm,
+            [">=", score, 90], palette.segOne,
+            [">=", score, 75], palette.segTwo,
+            palette.segMany,
           ],
-          "line-opacity": ["case", ["any", hover, [">", open, 0], [">", overdue, 0]], 1, 0.75],
+          "line-opacity": ["case", ["any", hover, [">", open, 0], [">", overdue, 0]], 1, 0.7],
           "line-width": ["interpolate", ["exponential", 1.5], ["zoom"],
-            10, ["*", weight, 1.2],
-            13, ["*", weight, 2.2],
+            10, ["*", weight, screenMode ? 1.6 : 1.2],
+            13, ["*", weight, 2.4],
             17, ["*", weight, 8]],
         },
       },
       {
-        // invisible, wider copy: easier to hover than a 1 px line
-        id: "segments-hit",
-        type: "line",
+        // Road names along the lines. No glyph server: MapLibre draws the
+        // glyphs locally with the system's CJK font (localIdeographFontFamily).
+        id: "road-labels",
+        type: "symbol",
         source: "segments",
-        paint: { "line-color": "#000", "line-opacity": 0, "line-width": 12 },
+        minzoom: 12,
+        layout: {
+          "symbol-placement": "line",
+          "text-field": ["get", "road"],
+          "text-size": ["interpolate", ["linear"], ["zoom"], 12, 11, 16, 15],
+          "symbol-spacing": 400,
+          "text-max-angle": 30,
+          "text-padding": 4,
+        },
+        paint: {
+          "text-color": palette.label,
+          "text-halo-color": palette.mapBg,
+          "text-halo-width": 1.6,
+        },
       },
     ];
   }
@@ -232,14 +490,40 @@
   function reportLayers() {
     var sev = ["to-number", ["get", "severity"], 1];
     var color = ["match", sev, 3, palette.sev3, 2, palette.sev2, palette.sev1];
+    var single = ["!", ["has", "point_count"]];
     return [
+      {
+        id: "report-clusters",
+        type: "circle",
+        source: "reports",
+        filter: ["has", "point_count"],
+        paint: {
+          "circle-color": palette.cluster,
+          "circle-opacity": 0.78,
+          "circle-radius": ["step", ["get", "point_count"], 10, 10, 14, 50, 19, 200, 25],
+          "circle-stroke-color": "#ffe1bd",
+          "circle-stroke-width": 1.2,
+        },
+      },
+      {
+        id: "report-cluster-count",
+        type: "symbol",
+        source: "reports",
+        filter: ["has", "point_count"],
+        layout: {
+          "text-field": ["get", "point_count_abbreviated"],
+          "text-size": screenMode ? 15 : 12,
+          "text-allow-overlap": true,
+        },
+        paint: { "text-color": "#1b0f00" },
+      },
       {
         id: "reports-fresh",
         type: "circle",
         source: "reports",
-        filter: ["==", ["get", "fresh"], true],
+        filter: ["all", single, ["==", ["get", "fresh"], true]],
         paint: {
-          "circle-radius": ["interpolate", ["linear"], ["zoom"], 10, 8, 16, 18],
+          "circle-radius": ["interpolate", ["linear"], ["zoom"], 10, 9, 16, 18],
           "circle-color": color,
           "circle-opacity": 0.25,
           "circle-stroke-color": palette.fresh,
@@ -250,12 +534,13 @@
         id: "reports",
         type: "circle",
         source: "reports",
+        filter: single,
         paint: {
           "circle-radius": ["interpolate", ["linear"], ["zoom"],
-            10, ["+", 2, sev],
+            10, ["+", 2.5, sev],
             16, ["+", 5, ["*", 2, sev]]],
           "circle-color": color,
-          "circle-opacity": 0.9,
+          "circle-opacity": 0.92,
           "circle-stroke-color": ["case", ["==", ["get", "status"], "needs_review"], "#ffffff", palette.mapBg],
           "circle-stroke-width": ["case", ["==", ["get", "status"], "needs_review"], 1.5, 0.5],
         },
@@ -302,6 +587,9 @@
     return best && best.point;
   }
 
+  var districtViews = []; // [{code, name, bounds}] for the big screen's rotation
+  var cityBounds = null;
+
   function addDistricts(fc) {
     map.addSource("districts", { type: "geojson", data: fc });
     map.addLayer({
@@ -314,18 +602,42 @@
       id: "districts-line",
       type: "line",
       source: "districts",
-      paint: { "line-color": palette.districtLine, "line-width": 1.2, "line-dasharray": [3, 2] },
+      paint: { "line-color": palette.districtLine, "line-width": screenMode ? 1.8 : 1.2, "line-dasharray": [3, 2] },
     });
-    // Names as HTML markers: MapLibre text would need glyph PBFs from a server.
+    // The district the big screen is showing, outlined brightly.
+    map.addLayer({
+      id: "districts-focus",
+      type: "line",
+      source: "districts",
+      filter: ["==", ["get", "code"], ""],
+      paint: { "line-color": cssVar("--accent", "#4cc3ff"), "line-width": 3, "line-opacity": 0.9 },
+    });
+    // Names as HTML markers: large and crisp at any zoom.
     (fc.features || []).forEach(function (f) {
       var p = f.geometry && labelPoint(f.geometry);
-      var name = f.properties && f.properties.name;
-      if (!p || !name) return;
-      var el = document.createElement("div");
-      el.className = "rw-district-label";
-      el.textContent = name;
-      new maplibregl.Marker({ element: el }).setLngLat(p).addTo(map);
+      var props = f.properties || {};
+      if (props.code && props.name) districtNames[props.code] = props.name;
+      if (!p || !props.name) return;
+      var e = el("div", "rw-district-label", props.name);
+      new maplibregl.Marker({ element: e }).setLngLat(p).addTo(map);
     });
+  }
+
+  function districtBounds(features) {
+    var byDistrict = {};
+    features.forEach(function (f) {
+      var d = f.properties && f.properties.district;
+      if (d) (byDistrict[d] = byDistrict[d] || []).push(f);
+    });
+    districtViews = Object.keys(byDistrict).sort().map(function (code) {
+      return { code: code, bounds: lineBounds(byDistrict[code]) };
+    });
+  }
+
+  function mapPadding() {
+    var c = map.getContainer();
+    var side = Math.min(screenMode ? 420 : 340, c.clientWidth * 0.3);
+    return { top: 40, bottom: screenMode ? 40 : 30, left: 40, right: side };
   }
 
   function addSegments(fc) {
@@ -337,7 +649,7 @@
       var props = f.properties || {};
       var id = String(props.id != null ? props.id : f.id);
       var st = props.state || {};
-      var s = { props: props, open: st.open | 0, overdue: st.overdue | 0, score: st.score };
+      var s = { props: props, open: st.open | 0, overdue: st.overdue | 0, score: st.score != null ? st.score : 100 };
       segments.set(id, s);
       totalOpen += s.open;
       totalOverdue += s.overdue;
@@ -345,7 +657,7 @@
       slim[i] = {
         type: "Feature",
         geometry: f.geometry,
-        properties: { id: id, open: s.open, overdue: s.overdue },
+        properties: { id: id, road: props.road || "", open: s.open, overdue: s.overdue, score: s.score },
       };
     }
     totals.open = totalOpen;
@@ -360,31 +672,48 @@
       map.addLayer(l);
     });
 
-    var bounds = lineBounds(features);
-    if (bounds) {
-      var c = map.getContainer();
-      var side = Math.min(340, c.clientWidth * 0.3);
-      map.fitBounds(bounds, { padding: { top: 30, bottom: 30, left: 30, right: side }, duration: 0 });
-    }
+    cityBounds = lineBounds(features);
+    districtBounds(features);
+    if (cityBounds) map.fitBounds(cityBounds, { padding: mapPadding(), duration: 0 });
     rw.segmentCount = segments.size;
     renderHeader();
 
-    map.on("mousemove", "segments-hit", function (e) {
-      var f = e.features && e.features[0];
-      setHover(f ? String(f.id) : null);
+    // Hits within HIT_PX of the pointer (a thin line is hard to hit exactly); no
+    // second, wider layer for that: it would double the work of drawing the network.
+    var hitAt = function (point) {
+      var box = [[point.x - HIT_PX, point.y - HIT_PX], [point.x + HIT_PX, point.y + HIT_PX]];
+      return map.queryRenderedFeatures(box, { layers: ["segments"] });
+    };
+    map.on("mousemove", function (e) {
+      var hits = hitAt(e.point);
+      setHover(hits.length ? String(hits[0].id) : null);
     });
-    map.on("mouseleave", "segments-hit", function () {
+    map.getCanvas().addEventListener("mouseleave", function () {
       setHover(null);
     });
     map.on("click", function (e) {
-      var hits = map.queryRenderedFeatures(e.point, { layers: ["segments-hit"] });
+      var hits = hitAt(e.point);
       pinnedId = hits.length ? String(hits[0].id) : null;
       showSegment(pinnedId != null ? pinnedId : hoveredId);
+      if (pinnedId != null) loadSegmentDetail(pinnedId);
+    });
+    map.on("click", "report-clusters", function (e) {
+      var f = e.features && e.features[0];
+      if (!f) return;
+      map.getSource("reports").getClusterExpansionZoom(f.properties.cluster_id).then(function (z) {
+        map.easeTo({ center: f.geometry.coordinates, zoom: z });
+      });
     });
   }
 
   function addReports() {
-    map.addSource("reports", { type: "geojson", data: { type: "FeatureCollection", features: [] } });
+    map.addSource("reports", {
+      type: "geojson",
+      data: { type: "FeatureCollection", features: [] },
+      cluster: true,
+      clusterRadius: 42,
+      clusterMaxZoom: 14,
+    });
     reportLayers().forEach(function (l) {
       map.addLayer(l);
     });
@@ -396,7 +725,8 @@
 
   function scheduleReports(delay) {
     if (flushTimer !== null) return;
-    var wait = delay != null ? delay : Math.max(0, lastFlush + REPORT_FLUSH_MS - Date.now());
+    var every = Math.max(REPORT_FLUSH_MS, commitEvery);
+    var wait = delay != null ? delay : Math.max(0, lastFlush + every - Date.now());
     flushTimer = setTimeout(flushReports, wait);
   }
 
@@ -412,7 +742,8 @@
       features.push(f);
     });
     map.getSource("reports").setData({ type: "FeatureCollection", features: features });
-    if (nextExpiry !== Infinity) scheduleReports(Math.max(REPORT_FLUSH_MS, nextExpiry + 20));
+    rw.reportsOnMap = features.length;
+    if (nextExpiry !== Infinity) scheduleReports(Math.max(REPORT_FLUSH_MS, commitEvery, nextExpiry + 20));
   }
 
   // --------------------------------------------------------------- events
@@ -429,28 +760,52 @@
     return true;
   }
 
+  var dirtySegments = new Map(); // id -> state to set in this frame
+  var lags = new Map(); // report id -> ms from the platform's receipt to this page applying it
+  rw.lagOf = function (id) {
+    return lags.has(String(id)) ? lags.get(String(id)) : null;
+  };
+
+  function districtRow(code) {
+    return (stats.districts[code] = stats.districts[code] || { reports_today: 0, open: 0, overdue: 0 });
+  }
+
   function applySegment(ev) {
     var id = String(ev.segment_id);
     var s = segments.get(id);
     var open = ev.open | 0, overdue = ev.overdue | 0;
-    if (s) {
-      totals.open += open - s.open;
-      totals.overdue += overdue - s.overdue;
-      s.open = open;
-      s.overdue = overdue;
-      s.score = ev.score;
+    var score = ev.score != null ? Number(ev.score) : 100;
+    if (!s) return; // not a segment this user sees
+    totals.open += open - s.open;
+    totals.overdue += overdue - s.overdue;
+    if (s.props.district) {
+      var row = districtRow(s.props.district);
+      row.open += open - s.open;
+      row.overdue += overdue - s.overdue;
     }
-    map.setFeatureState({ source: "segments", id: id }, { open: open, overdue: overdue, score: ev.score });
-    if (shownId === id) showSegment(id);
-    renderHeader();
+    s.open = open;
+    s.overdue = overdue;
+    s.score = score;
+    dirtySegments.set(id, { open: open, overdue: overdue, score: score });
   }
 
-  function applyReport(ev) {
+  function applyReport(ev, arrived) {
     rw.reportsSeen += 1;
-    rollDay();
+    if (mode === "live") rollDay();
     var received = ev.received_at ? new Date(ev.received_at) : new Date();
-    if (dayKey(isNaN(received) ? new Date() : received) === today) reportsToday += 1;
-    renderHeader();
+    var day = dayKey(isNaN(received) ? new Date() : received);
+    if (mode === "replay" || day === today) {
+      stats.reports_today += 1;
+      if (ev.category) stats.categories[ev.category] = (stats.categories[ev.category] || 0) + 1;
+      if (ev.district) districtRow(ev.district).reports_today += 1;
+    }
+    addTicker(ev);
+    if (mode === "live" && !isNaN(received)) {
+      // received_at is when the platform took the message in: this is its age on screen
+      // (the map draws it in this same frame).
+      lags.set(String(ev.id), Date.now() - received.getTime());
+      if (lags.size > 200) lags.delete(lags.keys().next().value);
+    }
 
     var lat = Number(ev.lat), lon = Number(ev.lon);
     if (!Number.isFinite(lat) || !Number.isFinite(lon)) return;
@@ -465,7 +820,7 @@
         category: ev.category,
         severity: ev.severity,
         status: ev.status,
-        arrived: Date.now(),
+        arrived: arrived || Date.now(),
         fresh: true,
       },
     });
@@ -474,14 +829,95 @@
       var it = reports.keys();
       for (var i = 0; i < drop; i++) reports.delete(it.next().value);
     }
-    scheduleReports();
+    reportsDirty = true;
+  }
+
+  function applyCase(ev) {
+    if (ev.status === "rectified") stats.rectified_today += 1;
   }
 
   function noop() {}
 
-  // Events of the /live stream. `case` and `ranking` are not shown yet (a later
-  // issue); they still advance lastSeq so that a resync does not replay them.
-  var handlers = { report: applyReport, segment: applySegment, case: noop, ranking: noop };
+  var handlers = { report: applyReport, segment: applySegment, case: applyCase, ranking: noop };
+
+  // ----------------------------------------------- coalescing per frame
+  // Events are queued as they arrive and applied together once per animation
+  // frame: one setFeatureState per changed segment, one header render, and
+  // at most one reports setData per REPORT_FLUSH_MS, however many events came.
+  var queue = [];
+  var frameQueued = false;
+  var reportsDirty = false;
+
+  function scheduleFrame() {
+    if (frameQueued) return;
+    frameQueued = true;
+    var done = false;
+    var run = function () {
+      if (done) return;
+      done = true;
+      frameQueued = false;
+      applyQueued();
+    };
+    requestAnimationFrame(run);
+    setTimeout(run, FRAME_FALLBACK_MS); // background tabs get no frames
+  }
+
+  function applyQueued() {
+    var batch = queue;
+    queue = [];
+    for (var i = 0; i < batch.length; i++) {
+      var name = batch[i][0], payload = batch[i][1];
+      if (accept(name, payload)) handlers[name](payload);
+    }
+    if (batch.length) rw.lastAppliedAt = Date.now();
+    renderHeader(); // the counters are cheap DOM: at once, not with the map
+    scheduleCommit();
+  }
+
+  var commitTimer = null;
+  var lastCommit = 0;
+  // The gap between map commits adapts to what a frame costs here: about three frames'
+  // worth, so the page never spends more than a third of its time redrawing and always
+  // has time left to take in events (a busy wall PC falls behind otherwise).
+  var commitEvery = MAP_COMMIT_MS;
+  function measureFrame() {
+    requestAnimationFrame(function () {
+      var t1 = performance.now();
+      requestAnimationFrame(function () {
+        var cost = performance.now() - t1;
+        commitEvery = Math.min(MAP_COMMIT_MAX_MS, Math.max(MAP_COMMIT_MS, 3 * cost));
+        rw.commitEvery = Math.round(commitEvery);
+      });
+    });
+  }
+  function scheduleCommit() {
+    if (commitTimer !== null) return;
+    var wait = Math.max(0, lastCommit + commitEvery - Date.now());
+    if (wait === 0) {
+      commitFrame();
+      return;
+    }
+    commitTimer = setTimeout(function () {
+      commitTimer = null;
+      commitFrame();
+    }, wait);
+  }
+
+  function commitFrame() {
+    lastCommit = Date.now();
+    rw.drawnSeq = rw.lastSeq;
+    dirtySegments.forEach(function (state, id) {
+      map.setFeatureState({ source: "segments", id: id }, state);
+    });
+    if (shownId != null && dirtySegments.has(shownId)) showSegment(shownId);
+    dirtySegments.clear();
+    if (reportsDirty) {
+      reportsDirty = false;
+      scheduleReports();
+    }
+    renderHeader();
+    measureFrame();
+  }
 
   // The server may answer a resync with {ok: false, seq} when this page is too
   // far behind to replay: start again from a fresh snapshot (at most once a minute).
@@ -511,10 +947,14 @@
   var snapshotIn = false;
 
   function onEvent(name, payload) {
+    rw.received += 1;
+    if (mode !== "live") return; // replay: the live stream is paused (resynced on return)
+    if (!payload || typeof payload !== "object") return;
     if (syncing) {
       held.push([name, payload]);
-    } else if (accept(name, payload)) {
-      handlers[name](payload);
+    } else {
+      queue.push([name, payload]);
+      scheduleFrame();
     }
   }
 
@@ -523,11 +963,10 @@
     var batch = held;
     held = [];
     batch.sort(function (a, b) {
-      return (Number(a[1] && a[1].seq) || 0) - (Number(b[1] && b[1].seq) || 0);
+      return (Number(a[1].seq) || 0) - (Number(b[1].seq) || 0);
     });
-    batch.forEach(function (e) {
-      onEvent(e[0], e[1]);
-    });
+    for (var i = 0; i < batch.length; i++) queue.push(batch[i]);
+    scheduleFrame();
   }
 
   function resync() {
@@ -550,7 +989,7 @@
   function connect() {
     var opts = { path: socketPath() };
     if (config.socketio_auth) opts.auth = config.socketio_auth;
-    socket = io(config.namespace || "/live", opts);
+    socket = rw._socket = io(config.namespace || "/live", opts);
 
     Object.keys(handlers).forEach(function (name) {
       socket.on(name, function (payload) {
@@ -562,23 +1001,28 @@
       connGen += 1;
       syncing = true;
       rw.connected = true;
-      setConn("live", "实时");
+      setConn("live");
       $("rw-conn").title = "";
       if (snapshotIn) resync();
     });
     socket.on("disconnect", function (reason) {
       connGen += 1;
       syncing = true;
+      held = [];
       rw.connected = false;
-      setConn("down", "断开 · 重连中");
-      if (reason === "io server disconnect") socket.connect(); // server kicked us: try again
+      if (mode === "live") setConn("down");
+      if (reason === "io server disconnect" && mode === "live") socket.connect(); // kicked: try again
     });
     socket.on("connect_error", function (err) {
       rw.connected = false;
-      setConn("down", "断开 · 重连中");
-      $("rw-conn").title = String((err && err.message) || err);
-      // refused by the server (e.g. auth): socket.io gives up, we do not
-      if (!socket.active) setTimeout(function () { socket.connect(); }, RETRY_MS);
+      var msg = String((err && err.message) || err);
+      if (mode === "live") setConn("down");
+      $("rw-conn").title = msg;
+      // Refused by the server: our login has ended (expired, logged out elsewhere).
+      if (msg === "login required") {
+        fetchJSON("/api/me").catch(function () { /* fetchJSON sends us to the login */ });
+      }
+      if (!socket.active && mode === "live") setTimeout(function () { socket.connect(); }, RETRY_MS);
     });
   }
 
@@ -589,6 +1033,285 @@
     }
   }
 
+  // ------------------------------------------------- snapshot (and back to live)
+  function fetchSnapshot() {
+    return Promise.all([fetchJSON("/api/districts"), fetchJSON("/api/segments")]).catch(
+      function (err) {
+        console.warn("roadwatch: snapshot failed, retrying", err);
+        if (downSince === null) setConn("down");
+        return new Promise(function (resolve) {
+          setTimeout(resolve, RETRY_MS);
+        }).then(fetchSnapshot);
+      }
+    );
+  }
+
+  function loadCategories() {
+    return fetchJSON("/api/categories").then(function (names) {
+      categoryNames = names || {};
+      renderHeader();
+      renderTicker();
+    }).catch(function (err) {
+      console.warn("roadwatch: category names not loaded", err);
+    });
+  }
+
+  // The snapshot's counters of the city's day (same transaction as its seq, so
+  // the events after that seq count on top without counting anything twice).
+  function takeStats(st) {
+    stats.reports_today = 0;
+    stats.rectified_today = 0;
+    stats.categories = {};
+    stats.districts = {};
+    if (!st || st.day !== dayKey(new Date())) return;
+    stats.reports_today = Number(st.reports_today) || 0;
+    stats.rectified_today = Number(st.rectified_today) || 0;
+    stats.categories = st.categories || {};
+    stats.districts = st.districts || {};
+  }
+
+  // Back to live after a replay: every segment to its current state, then resync.
+  function reloadLive() {
+    return fetchJSON("/api/segments").then(function (segs) {
+      var byId = {};
+      (segs.features || []).forEach(function (f) {
+        byId[String(f.properties.id != null ? f.properties.id : f.id)] = f.properties.state || {};
+      });
+      rw.lastSeq = Number(segs.seq) || 0;
+      takeStats(segs.stats);
+      resetSegments(function (id) { return byId[id]; });
+      reports.clear();
+      ticker = [];
+      renderTicker();
+      scheduleReports(0);
+    });
+  }
+
+  // Set every segment's state (get(id) -> {open, overdue, score} or undefined = calm).
+  function resetSegments(get) {
+    totals.open = 0;
+    totals.overdue = 0;
+    Object.keys(stats.districts).forEach(function (d) {
+      stats.districts[d].open = 0;
+      stats.districts[d].overdue = 0;
+    });
+    segments.forEach(function (s, id) {
+      var st = get(id) || {};
+      var open = st.open | 0, overdue = st.overdue | 0;
+      var score = st.score != null ? Number(st.score) : 100;
+      if (s.open !== open || s.overdue !== overdue || s.score !== score) {
+        dirtySegments.set(id, { open: open, overdue: overdue, score: score });
+      }
+      s.open = open;
+      s.overdue = overdue;
+      s.score = score;
+      totals.open += open;
+      totals.overdue += overdue;
+      if (s.props.district) {
+        var row = districtRow(s.props.district);
+        row.open += open;
+        row.overdue += overdue;
+      }
+    });
+    commitFrame();
+  }
+
+  // --------------------------------------------------------------- replay
+  var player = (rw._player = { events: [], start: 0, end: 0, t: 0, next: 0, playing: false, baseState: {}, last: 0 });
+
+  function replayRange() {
+    var day = $("rw-replay-day").value || dayKey(new Date(Date.now() - 86400000));
+    var start = zoneMidnight(day);
+    var days = $("rw-replay-span").value === "week" ? 7 : 1;
+    return [start, new Date(start.getTime() + days * 86400000)];
+  }
+
+  function fetchAllEvents(since, until) {
+    var out = [];
+    var url = "/api/events?limit=5000&since=" + encodeURIComponent(since.toISOString()) +
+      "&until=" + encodeURIComponent(until.toISOString());
+    var page = function (path) {
+      return fetchJSON(path).then(function (doc) {
+        (doc.items || []).forEach(function (item) {
+          out.push({ at: Date.parse(item.at), kind: item.kind, payload: item.payload });
+        });
+        $("rw-replay-count").textContent = numFmt.format(out.length) + " " + t("events");
+        if (doc.next && out.length < 500000) {
+          // `next` is absolute; keep it on this origin and root
+          var u = new URL(doc.next, location.href);
+          return page(u.pathname.slice(root.length) + u.search);
+        }
+        return out;
+      });
+    };
+    return page(url);
+  }
+
+  function enterReplay() {
+    if (mode !== "replay") {
+      mode = "replay";
+      rw.replay.active = true;
+      $("rw-count-reports").previousElementSibling.setAttribute("data-i18n", "reports_replay");
+      applyLanguage();
+      if (socket) socket.disconnect();
+      setConn("replay");
+      document.body.classList.add("rw-replaying");
+    }
+    $("rw-replay").hidden = false;
+    if (!$("rw-replay-day").value) $("rw-replay-day").value = dayKey(new Date(Date.now() - 86400000));
+  }
+
+  function loadReplay() {
+    var range = replayRange();
+    pause();
+    $("rw-replay-count").textContent = t("loading");
+    return Promise.all([
+      fetchJSON("/api/replay/state?at=" + encodeURIComponent(range[0].toISOString())),
+      fetchAllEvents(range[0], range[1]),
+    ]).then(function (res) {
+      var base = {};
+      (res[0].states || []).forEach(function (s) { base[String(s.segment_id)] = s; });
+      player.baseState = base;
+      player.events = res[1];
+      player.start = range[0].getTime();
+      player.end = range[1].getTime();
+      rw.replay.loaded = player.events.length;
+      seek(player.start);
+      return player.events.length;
+    });
+  }
+
+  // Back to the state at the start, then apply every event up to time `to`.
+  function seek(to) {
+    if (to < player.t || player.next === 0 || to === player.start) {
+      player.next = 0;
+      rw.replay.applied = 0;
+      rw.replay.reportOrder = [];
+      reports.clear();
+      ticker = [];
+      stats.reports_today = 0;
+      stats.rectified_today = 0;
+      stats.categories = {};
+      Object.keys(stats.districts).forEach(function (d) { stats.districts[d].reports_today = 0; });
+      resetSegments(function (id) { return player.baseState[id]; });
+    }
+    player.t = to;
+    advanceTo(to);
+  }
+
+  function advanceTo(to) {
+    var ev = player.events;
+    while (player.next < ev.length && ev[player.next].at <= to) {
+      var e = ev[player.next++];
+      var h = handlers[e.kind];
+      if (h) h(e.payload, Date.now());
+      if (e.kind === "report") rw.replay.reportOrder.push(String(e.payload.id));
+      rw.replay.applied = player.next;
+    }
+    commitFrame();
+    renderTicker();
+    var frac = player.end > player.start ? (to - player.start) / (player.end - player.start) : 0;
+    $("rw-replay-slider").value = String(Math.round(Math.min(1, Math.max(0, frac)) * 1000));
+    $("rw-replay-time").textContent = dayTime(new Date(to));
+  }
+
+  function tick(now) {
+    if (!player.playing) return;
+    var dt = Math.min(250, now - player.last);
+    player.last = now;
+    var speed = Number($("rw-replay-speed").value) || 900;
+    var to = Math.min(player.end, player.t + dt * speed);
+    player.t = to;
+    advanceTo(to);
+    if (to >= player.end) pause();
+    else requestAnimationFrame(tick);
+  }
+
+  function play() {
+    if (!player.events && !player.end) return;
+    if (player.t >= player.end) seek(player.start);
+    player.playing = true;
+    player.last = performance.now();
+    $("rw-replay-play").textContent = t("pause");
+    requestAnimationFrame(tick);
+  }
+
+  function pause() {
+    player.playing = false;
+    $("rw-replay-play").textContent = t("play");
+  }
+
+  function backToLive() {
+    pause();
+    player.events = [];
+    player.end = 0;
+    rw.replay.active = false;
+    $("rw-count-reports").previousElementSibling.setAttribute("data-i18n", "reports_today");
+    applyLanguage();
+    $("rw-replay").hidden = true;
+    document.body.classList.remove("rw-replaying");
+    return reloadLive().then(function () {
+      mode = "live";
+      setConn("connecting");
+      socket.connect(); // its connect handler resyncs from the snapshot's seq
+    });
+  }
+
+  $("rw-replay-open").addEventListener("click", enterReplay);
+  $("rw-replay-load").addEventListener("click", function () {
+    loadReplay().then(play);
+  });
+  $("rw-replay-play").addEventListener("click", function () {
+    if (player.playing) pause();
+    else if (!player.end) loadReplay().then(play);
+    else play();
+  });
+  $("rw-replay-slider").addEventListener("input", function (e) {
+    if (!player.end) return;
+    var frac = Number(e.target.value) / 1000;
+    seek(player.start + frac * (player.end - player.start));
+  });
+  $("rw-replay-live").addEventListener("click", backToLive);
+  rw.replayDay = function (day, span, speed) {
+    enterReplay();
+    $("rw-replay-day").value = day;
+    $("rw-replay-span").value = span || "day";
+    if (speed) $("rw-replay-speed").value = String(speed);
+    return loadReplay();
+  };
+  rw.play = play;
+  rw.pause = pause;
+  rw.backToLive = backToLive;
+
+  // --------------------------------------------------- big-screen rotation
+  var rotation = -1; // -1: the whole city
+  function renderDistrictCard() {
+    var card = $("rw-district-card");
+    if (!screenMode) {
+      card.hidden = true;
+      return;
+    }
+    var code = rotation >= 0 && districtViews[rotation] ? districtViews[rotation].code : null;
+    var row = code ? stats.districts[code] || {} : { reports_today: stats.reports_today, open: totals.open, overdue: totals.overdue };
+    card.querySelector('[data-field="name"]').textContent = code ? districtName(code) : t("city");
+    card.querySelector('[data-field="reports"]').textContent = numFmt.format(row.reports_today || 0);
+    card.querySelector('[data-field="open"]').textContent = numFmt.format(row.open || 0);
+    card.querySelector('[data-field="overdue"]').textContent = numFmt.format(row.overdue || 0);
+    card.hidden = false;
+  }
+  function rotate() {
+    if (!drawn || pinnedId != null || mode !== "live") return;
+    var n = districtViews.length;
+    if (n < 2) return; // a district user: their district only, nothing to rotate
+    rotation = rotation + 1 >= n ? -1 : rotation + 1;
+    var b = rotation >= 0 ? districtViews[rotation].bounds : cityBounds;
+    map.setFilter("districts-focus", ["==", ["get", "code"], rotation >= 0 ? districtViews[rotation].code : ""]);
+    if (b) map.fitBounds(b, { padding: mapPadding(), duration: 1500 });
+    renderDistrictCard();
+  }
+  if (screenMode) setInterval(rotate, ROTATE_MS);
+  rw.rotate = rotate;
+
   // ---------------------------------------------------------------- start
   map = rw._map = new maplibregl.Map({
     container: "rw-map",
@@ -597,6 +1320,10 @@
       sources: {},
       layers: [{ id: "background", type: "background", paint: { "background-color": palette.mapBg } }],
     },
+    // No glyphs URL (no tile or font server): text is drawn with local fonts.
+    validateStyle: false,
+    fadeDuration: 0, // no symbol fade-in: every fade is several more full redraws
+    localIdeographFontFamily: "'Noto Sans CJK SC', 'Source Han Sans SC', 'PingFang SC', 'Microsoft YaHei', sans-serif",
     center: [113.66, 34.76],
     zoom: 10.5,
     attributionControl: false,
@@ -606,10 +1333,11 @@
     renderWorldCopies: false,
   });
   map.touchZoomRotate.disableRotation();
-  map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-left");
+  if (!screenMode) map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-left");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
   map.addControl(new maplibregl.AttributionControl({ compact: false }), "bottom-right");
 
+  applyLanguage();
   connect();
 
   var mapLoaded = new Promise(function (resolve) {
@@ -620,10 +1348,8 @@
     var districts = res[0][0], segs = res[0][1];
     mark("snapshot");
     rw.lastSeq = Number(segs.seq) || 0;
-    // Start "today's reports" from the server's count for the city's day, not from zero.
-    if (segs.stats && segs.stats.day === dayKey(new Date())) {
-      reportsToday = Number(segs.stats.reports_today) || 0;
-    }
+    // Start the counters from the server's for the city's day, not from zero.
+    takeStats(segs.stats);
     addDistricts(districts);
     addSegments(segs);
     addReports();
@@ -634,5 +1360,6 @@
     });
     snapshotIn = true;
     if (socket.connected) resync();
+    loadCategories();
   });
 })();

@@ -1,0 +1,369 @@
+"""Command-centre benchmark in headless Chromium (issue 7 acceptance e). Prints figures.
+
+In one run:
+  1. time to first full render of the demo network's 2,495 segments: from navigation to
+     `window.roadwatch.ready` (snapshot fetched, every segment drawn, live feed synced),
+     beside a baseline: bare MapLibre drawing the same /api/segments GeoJSON on a blank
+     page of the same origin (no app logic);
+  2. the same with a generated 25,000-segment network
+     (`roadwatch network generate --segments 25000`, cached in var/bench/);
+  3. a stream of 1,000 events/s for 30 s (60 % reports, 40 % segment states) to the
+     2,495-segment page: how far behind live the page is (sampled every second: the age
+     of the newest event it has applied when newer ones exist), and its JS heap after a
+     forced GC at the start and the end, beside the same page idle for 10 s.
+
+The events of step 3 are emitted through the platform's broadcaster (the one place that
+emits to Socket.IO), so the figure is about Socket.IO delivery and the page, not ingest
+(bench_ingest.py measures that).
+
+Usage: .venv/bin/python bench/bench_browser.py [--runs 3] [--rate 1000] [--seconds 30]
+       [--skip-25k]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+
+from roadwatch.pipeline import LiveEvent  # noqa: E402
+from roadwatch.runtime import Runtime  # noqa: E402
+from roadwatch.settings import load_settings  # noqa: E402
+from tests.browser.conftest import CHROMIUM_ARGS, DEFAULT_CHROMIUM  # noqa: E402
+from tests.support.auth import session_cookie  # noqa: E402
+from tests.support.server import LiveServer  # noqa: E402
+
+NET_25K = ROOT / "var" / "bench" / "net25k.geojson.gz"
+
+BASELINE_JS = """async () => {
+  const t0 = performance.now();
+  const div = document.createElement('div');
+  div.style.cssText = 'position:fixed;inset:0';
+  document.body.appendChild(div);
+  const map = new maplibregl.Map({container: div, style: {version: 8, sources: {},
+      layers: [{id: 'bg', type: 'background', paint: {'background-color': '#0d1624'}}]},
+      center: [113.66, 34.76], zoom: 10.5});
+  const [fc] = await Promise.all([fetch('/api/segments').then(r => r.json()),
+                                  new Promise(r => map.once('load', r))]);
+  map.addSource('s', {type: 'geojson', data: fc, promoteId: 'id'});
+  map.addLayer({id: 's', type: 'line', source: 's', paint: {'line-color': '#4f6f93'}});
+  await new Promise(r => map.once('idle', r));
+  return performance.now() - t0;
+}"""
+
+
+def runtime_for(tmp: Path, network: str) -> Runtime:
+    settings = load_settings(
+        env={},
+        overrides={
+            "database_url": f"sqlite:///{tmp / 'bench.sqlite3'}",
+            "photo_dir": str(tmp / "photos"),
+            "network": network,
+            "embedded_broker": "never",
+            "log_level": "WARNING",
+        },
+    )
+    return Runtime.build(settings)
+
+
+def new_page(browser: Browser, url: str, cookie: str) -> Page:
+    context = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
+    name, _, value = cookie.partition("=")
+    context.add_cookies([{"name": name, "value": value, "url": url}])
+    return context.new_page()
+
+
+def render_once(browser: Browser, url: str, cookie: str) -> tuple[float, float, int]:
+    page = new_page(browser, url, cookie)
+    try:
+        t0 = time.perf_counter()
+        page.goto(url + "/")
+        page.wait_for_function("window.roadwatch && window.roadwatch.ready", timeout=120_000)
+        wall = (time.perf_counter() - t0) * 1000
+        ready = float(page.evaluate("window.roadwatch.timings.ready"))
+        if os.environ.get("BENCH_VERBOSE"):
+            print("   timings", page.evaluate("window.roadwatch.timings"))
+        n = int(page.evaluate("window.roadwatch.segmentCount"))
+        return ready, wall, n
+    finally:
+        page.context.close()
+
+
+def baseline_once(browser: Browser, url: str, cookie: str) -> float:
+    page = new_page(browser, url, cookie)
+    try:
+        page.goto(url + "/login")
+        page.add_script_tag(url="/static/vendor/maplibre-gl-5.24.1/maplibre-gl.js")
+        return float(page.evaluate(BASELINE_JS))
+    finally:
+        page.context.close()
+
+
+def _ms(values: list[float]) -> str:
+    return ", ".join(f"{x:,.0f}" for x in values)
+
+
+def bench_render(browser: Browser, label: str, network: str, runs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        rt = runtime_for(Path(tmp), network)
+        server = LiveServer(rt).start()
+        try:
+            cookie = session_cookie(server.app, rt)
+            render_once(browser, server.url, cookie)  # warm the server's caches
+            results = [render_once(browser, server.url, cookie) for _ in range(runs)]
+            base = [baseline_once(browser, server.url, cookie) for _ in range(runs)]
+        finally:
+            server.stop()
+            rt.stop()
+    n = results[0][2]
+    ready = [r[0] for r in results]
+    wall = [r[1] for r in results]
+    print(
+        f"{label}: {n:,} segments  first full render (navigation → ready) "
+        f"median {statistics.median(ready):,.0f} ms  [runs: {_ms(ready)}]"
+        f"  wall from goto {statistics.median(wall):,.0f} ms"
+    )
+    print(
+        f"{' ' * len(label)}  baseline, bare MapLibre with the same GeoJSON: "
+        f"median {statistics.median(base):,.0f} ms  [runs: {_ms(base)}]"
+    )
+
+
+class Stream:
+    """Emits synthetic live events at a steady rate, remembering when each seq went out."""
+
+    def __init__(self, rt: Runtime, rate: int, seconds: float) -> None:
+        self.rt, self.rate, self.seconds = rt, rate, seconds
+        segs = rt.ctx.network.segments
+        self.rng = random.Random(5)
+        self.points = []
+        for s in self.rng.sample(list(segs), min(600, len(segs))):
+            p = s.geometry.interpolate(0.5, normalized=True)
+            self.points.append((s.id, s.district, p.y, p.x))
+        with rt.sessions() as session:
+            from sqlalchemy import func, select
+
+            from roadwatch import models
+
+            self.seq = session.scalar(select(func.max(models.Event.seq))) or 0
+        self.sent_at: dict[int, float] = {}
+        self.done = threading.Event()
+
+    def event(self) -> LiveEvent:
+        self.seq += 1
+        sid, district, lat, lon = self.rng.choice(self.points)
+        if self.rng.random() < 0.6:
+            now = time.strftime("%Y-%m-%dT%H:%M:%S+08:00", time.gmtime(time.time() + 8 * 3600))
+            payload = {
+                "id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+                "segment_id": sid,
+                "district": district,
+                "category": self.rng.choice(["E0504", "E0505", "E0201", "E0102"]),
+                "severity": self.rng.randint(1, 3),
+                "status": "accepted",
+                "lat": lat,
+                "lon": lon,
+                "observed_at": now,
+                "received_at": now,
+                "seq": self.seq,
+            }
+            return LiveEvent("report", payload)
+        open_n = self.rng.randint(0, 4)
+        payload = {
+            "segment_id": sid,
+            "open": open_n,
+            "overdue": int(open_n > 2),
+            "score": 100 - 5 * open_n,
+            "seq": self.seq,
+        }
+        return LiveEvent("segment", payload)
+
+    def run(self) -> None:
+        tick = 0.01
+        per_tick = self.rate * tick
+        owed = 0.0
+        start = time.perf_counter()
+        n = 0
+        while time.perf_counter() - start < self.seconds:
+            owed += per_tick
+            batch = []
+            while owed >= 1:
+                batch.append(self.event())
+                owed -= 1
+            now = time.perf_counter()
+            for ev in batch:
+                self.sent_at[ev.payload["seq"]] = now
+            self.rt.broadcaster.publish(batch)
+            n += len(batch)
+            n_next = start + (n / self.rate)
+            time.sleep(max(0.0, min(tick, n_next - time.perf_counter())))
+        self.emitted = n
+        self.done.set()
+
+
+def heap_mb(page: Page, cdp: Any) -> float:
+    cdp.send("HeapProfiler.collectGarbage")
+    used = cdp.send("Runtime.getHeapUsage")["usedSize"]
+    return float(used) / 1e6
+
+
+def bench_stream(browser: Browser, rate: int, seconds: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        rt = runtime_for(Path(tmp), "demo")
+        server = LiveServer(rt).start()
+        rt.broadcaster.start()
+        try:
+            cookie = session_cookie(server.app, rt)
+            page = new_page(browser, server.url, cookie)
+            page.goto(server.url + "/")
+            page.wait_for_function("window.roadwatch && window.roadwatch.ready", timeout=60_000)
+            cdp = page.context.new_cdp_session(page)
+            page.evaluate("""window.__busy = 0; new PerformanceObserver(l => l.getEntries()
+                .forEach(e => { window.__busy += e.duration; })).observe({type: 'longtask'});""")
+            transport = page.evaluate("window.roadwatch._socket.io.engine.transport.name")
+            idle0 = heap_mb(page, cdp)
+            page.wait_for_timeout(10_000)
+            idle1 = heap_mb(page, cdp)
+            stream = Stream(rt, rate, seconds)
+            start_seq = stream.seq
+            rt.broadcaster.emitted = 0
+            start_heap = heap_mb(page, cdp)
+            thread = threading.Thread(target=stream.run, daemon=True)
+            thread.start()
+            lags: list[float] = []
+            heaps: list[float] = []
+            server_behind: list[int] = []
+            not_received: list[int] = []
+            received0 = int(page.evaluate("window.roadwatch.received"))
+            t_start = time.perf_counter()
+            while not stream.done.is_set():
+                time.sleep(1.0)
+                seq, received = page.evaluate(
+                    "[window.roadwatch.drawnSeq, window.roadwatch.received]"
+                )
+                now = time.perf_counter()
+                newest = stream.seq
+                not_received.append(newest - start_seq - (received - received0))
+                server_behind.append(newest - start_seq - rt.broadcaster.emitted)
+                sent = stream.sent_at.get(seq)
+                # caught up: lag 0; otherwise how old the newest applied event is
+                lags.append(0.0 if seq >= newest or sent is None else now - sent)
+                heaps.append(
+                    float(
+                        page.evaluate("performance.memory ? performance.memory.usedJSHeapSize : 0")
+                    )
+                    / 1e6
+                )
+            thread.join()
+            busy = float(page.evaluate("window.__busy"))
+            commit_every = page.evaluate("window.roadwatch.commitEvery")
+            elapsed = time.perf_counter() - t_start
+            deadline = time.perf_counter() + 30
+            while int(page.evaluate("window.roadwatch.drawnSeq")) < stream.seq:
+                if time.perf_counter() > deadline:
+                    break
+                time.sleep(0.05)
+            catch_up = time.perf_counter() - t_start - elapsed
+            final_seq = int(page.evaluate("window.roadwatch.drawnSeq"))
+            seen = int(page.evaluate("window.roadwatch.reportsSeen"))
+            end_heap = heap_mb(page, cdp)
+            page.context.close()
+        finally:
+            server.stop()
+            rt.broadcaster.stop()
+            rt.stop()
+    lags_sorted = sorted(lags)
+    p95 = lags_sorted[int(0.95 * (len(lags_sorted) - 1))] if lags_sorted else 0.0
+    print(
+        f"stream: {stream.emitted:,} events in {elapsed:.1f} s ({stream.emitted / elapsed:,.0f}/s; "
+        f"{seen:,} reports applied); all applied {catch_up * 1000:,.0f} ms after the last one "
+        f"was sent; page at seq {final_seq:,} of {stream.seq:,}"
+    )
+    print(
+        f"        behind live, sampled each second: max {max(lags):.2f} s, p95 {p95:.2f} s, "
+        f"median {statistics.median(lags):.2f} s (target: within 2 s)"
+    )
+    print(
+        f"        events queued in the server, not yet emitted: max {max(server_behind):,}, "
+        f"median {statistics.median(server_behind):,.0f}"
+    )
+    print(f"        map commits every {commit_every} ms at the end (adapted to the frame cost)")
+    print(
+        f"        transport {transport}; page main thread in long tasks "
+        f"{busy / 1000:.1f} s of {elapsed:.1f} s"
+    )
+    print(
+        f"        events sent but not yet received by the page: max {max(not_received):,}, "
+        f"median {statistics.median(not_received):,.0f}"
+    )
+    print(
+        f"        JS heap after GC: start {start_heap:.1f} MB, end {end_heap:.1f} MB "
+        f"(+{end_heap - start_heap:.1f} MB); during the stream {min(heaps):.0f}–{max(heaps):.0f} MB"
+    )
+    print(
+        f"        baseline, the same page idle 10 s: {idle0:.1f} MB → {idle1:.1f} MB "
+        f"(+{idle1 - idle0:.1f} MB)"
+    )
+
+
+def ensure_25k() -> Path:
+    if not NET_25K.exists():
+        NET_25K.parent.mkdir(parents=True, exist_ok=True)
+        print("generating a 25,000-segment network (once; cached in var/bench/) …", flush=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "roadwatch.cli",
+                "network",
+                "generate",
+                "--segments",
+                "25000",
+                "--out",
+                str(NET_25K),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return NET_25K
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--rate", type=int, default=1000)
+    ap.add_argument("--seconds", type=float, default=30)
+    ap.add_argument("--skip-25k", action="store_true")
+    args = ap.parse_args()
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    chromium = os.environ.get("ROADWATCH_CHROMIUM", DEFAULT_CHROMIUM)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            print(f"Chromium {browser.version} headless (SwiftShader WebGL), 1920×1080")
+            bench_render(browser, "demo", "demo", args.runs)
+            if not args.skip_25k:
+                bench_render(browser, "25k ", str(ensure_25k()), args.runs)
+            bench_stream(browser, args.rate, args.seconds)
+        finally:
+            browser.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Staff login for the command centre: a login page, a Flask session, and the guard.
+
+The guard runs before every request. Staff-only: the pages (`/`, `/screen`) and the API
+under `/api/` that they use, except what has its own rules and must stay open (phones
+and city systems post reports and photos, monitoring scrapes health and metrics, the
+phone app lives under `/m/`, Open311 has API keys). The Socket.IO connection is checked
+in live.py with the same session.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.wrappers import Response as BaseResponse
+
+from ..users import StaffUser, authenticate, get_user, secret_key
+from .errors import ApiError, error_response
+
+log = logging.getLogger(__name__)
+bp = Blueprint("auth", __name__)
+
+# Open to everyone (each has its own protection or none is needed).
+PUBLIC_PREFIXES = (
+    "/healthz",
+    "/metrics",
+    "/open311/",
+    "/m/",
+    "/static/",
+    "/login",
+    "/logout",
+    "/api/photos",  # upload from phones, and the photos reports and Open311 link to
+    "/rankings",  # published weekly rankings (issue 8) are public by design
+    "/api/rankings",
+)
+PUBLIC_EXACT = {("POST", "/api/reports"), ("GET", "/m")}  # intake has its own pipeline
+
+
+def current_user() -> StaffUser | None:
+    user: StaffUser | None = g.get("user")
+    return user
+
+
+def load_user() -> StaffUser | None:
+    """The user of this request's session (None if not logged in or no longer active)."""
+    uid = session.get("uid")
+    if not isinstance(uid, int):
+        return None
+    with current_app.extensions["roadwatch"].sessions() as db:
+        return get_user(db, uid)
+
+
+def _is_public(method: str, path: str) -> bool:
+    if (method, path) in PUBLIC_EXACT:
+        return True
+    return any(path == p.rstrip("/") or path.startswith(p) for p in PUBLIC_PREFIXES)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site (no open redirect to another host)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return url_for("pages.live_map")
+    parts = urlsplit(target)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _csrf_token() -> str:
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = session["csrf"] = secrets.token_urlsafe(24)
+    return token
+
+
+def guard() -> BaseResponse | tuple[Response, int] | None:
+    if request.method == "OPTIONS":
+        return None
+    g.user = load_user()
+    if g.user is not None or _is_public(request.method, request.path):
+        return None
+    if request.path.startswith("/api/"):
+        return error_response(401, "session", "login_required", "log in to the command centre")
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+@bp.get("/login")
+def login() -> str:
+    return render_template(
+        "login.html", error=None, next=request.args.get("next", ""), csrf=_csrf_token()
+    )
+
+
+@bp.post("/login")
+def login_post() -> Any:
+    form = request.form
+    nxt = form.get("next", "")
+    if not secrets.compare_digest(str(form.get("csrf", "")), str(session.get("csrf", ""))):
+        return render_template("login.html", error="expired", next=nxt, csrf=_csrf_token()), 400
+    username, password = form.get("username", "").strip(), form.get("password", "")
+    with current_app.extensions["roadwatch"].sessions.begin() as db:
+        user = authenticate(db, username, password) if username and password else None
+    if user is None:
+        log.info("login refused for %r from %s", username[:64], request.remote_addr)
+        return render_template("login.html", error="bad", next=nxt, csrf=_csrf_token()), 401
+    session.clear()  # a fresh session on login (no fixation)
+    session["uid"] = user.id
+    session.permanent = True
+    log.info("login: %s (%s) from %s", user.username, user.role, request.remote_addr)
+    return redirect(_safe_next(nxt))
+
+
+@bp.post("/logout")
+def logout() -> BaseResponse:
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+@bp.get("/api/me")
+def me() -> Response | tuple[Response, int]:
+    user = current_user()
+    if user is None:  # the guard answers first; kept for clarity
+        return error_response(401, "session", "login_required", "log in to the command centre")
+    return jsonify(
+        {
+            "username": user.username,
+            "role": user.role,
+            "district": user.sees_district,
+            "may_decide": user.may_decide,
+        }
+    )
+
+
+_warned_key = threading.Event()
+
+
+def configure(app: Flask, runtime: Any) -> None:
+    """Secret key, cookie flags, the guard and the login pages (called by create_app)."""
+    key = app.config.get("SECRET_KEY") or runtime.settings.secret_key
+    if not key:
+        with runtime.sessions.begin() as db:
+            key, created = secret_key(db)
+        if not _warned_key.is_set():
+            _warned_key.set()
+            log.warning(
+                "ROADWATCH_SECRET_KEY is not set: %s a random session key in the database "
+                "(meta.flask_secret_key); set ROADWATCH_SECRET_KEY in production",
+                "generated and stored" if created else "using",
+            )
+    app.config.update(
+        SECRET_KEY=key,
+        SESSION_COOKIE_HTTPONLY=True,
+        # Lax: another site cannot make a logged-in browser POST here (CSRF).
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=12),
+    )
+    app.before_request(guard)
+    app.register_blueprint(bp)
+
+
+def scope_district() -> str | None:
+    """The district this request is limited to (a district user's), or None for all."""
+    user = current_user()
+    return user.sees_district if user is not None else None
+
+
+def require_decider() -> None:
+    """Viewers only watch: refuse a change made by one."""
+    user = current_user()
+    if user is not None and not user.may_decide:
+        raise ApiError(403, "session", "forbidden", "a viewer account may not change anything")

@@ -1,0 +1,200 @@
+"""Issue 7, access: staff login, what stays public, district scoping, the Socket.IO gate."""
+
+from __future__ import annotations
+
+import json
+import queue
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import socketio
+from flask.testing import FlaskClient
+
+from roadwatch.users import UserError, add_user, authenticate
+from roadwatch.web import create_app
+from tests.support.auth import PASSWORD, login, make_user, session_cookie
+from tests.support.examples import contract_example
+from tests.support.server import live_server
+
+
+@pytest.fixture
+def app(runtime: Any) -> Iterator[Any]:
+    app, _ = create_app(runtime)
+    yield app
+    runtime.broadcaster.emitter = None
+
+
+def _post_report(client: FlaskClient, **changes: Any) -> Any:
+    body = contract_example(**changes)
+    return client.post("/api/reports", data=json.dumps(body), content_type="application/json")
+
+
+def test_anonymous_gets_the_login_page_and_401s(app: Any) -> None:
+    client = app.test_client()
+    res = client.get("/")
+    assert res.status_code == 302 and res.headers["Location"].startswith("/login?next=/")
+    assert client.get("/screen").status_code == 302
+    page = client.get(res.headers["Location"])
+    assert page.status_code == 200 and "登录" in page.get_data(as_text=True)
+    for url in (
+        "/api/segments",
+        "/api/districts",
+        "/api/reports",
+        "/api/rejected",
+        "/api/review",
+        "/api/cases.csv",
+        "/api/events?since=2026-01-01T00:00:00Z",
+        "/api/stats",
+    ):
+        res = client.get(url)
+        assert res.status_code == 401, url
+        assert res.get_json()["errors"][0]["code"] == "login_required"
+
+
+def test_what_stays_public(app: Any) -> None:
+    client = app.test_client()
+    assert client.get("/healthz").status_code in (200, 503)
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/open311/v2/services.json").status_code == 200
+    assert _post_report(client).status_code == 201  # phones and city systems post reports
+    assert client.get("/api/photos/" + "0" * 64).status_code == 404  # not 401
+    assert client.get("/m/").status_code != 401
+
+
+def test_login_wrong_password_then_right_then_logout(app: Any, runtime: Any) -> None:
+    client = app.test_client()
+    user = make_user(runtime, "viewer")
+    page = client.get("/login").get_data(as_text=True)
+    csrf = page.split('name="csrf" value="')[1].split('"')[0]
+    bad = client.post(
+        "/login", data={"username": user.username, "password": "nope-nope", "csrf": csrf}
+    )
+    assert bad.status_code == 401 and "不正确" in bad.get_data(as_text=True)
+    no_csrf = client.post("/login", data={"username": user.username, "password": PASSWORD})
+    assert no_csrf.status_code == 400
+    ok = client.post(
+        "/login",
+        data={
+            "username": user.username,
+            "password": PASSWORD,
+            "csrf": csrf,
+            "next": "//evil.example/x",
+        },
+    )
+    assert ok.status_code == 302 and ok.headers["Location"] == "/"  # no open redirect
+    assert client.get("/api/me").get_json()["role"] == "viewer"
+    assert client.get("/").status_code == 200
+    client.post("/logout")
+    assert client.get("/api/segments").status_code == 401
+
+
+def test_passwords_are_hashed_and_checked(runtime: Any) -> None:
+    with runtime.sessions.begin() as s:
+        u = add_user(s, "hash-check", "s3cret-pass", "admin")
+        from roadwatch import models
+
+        row = s.get(models.User, u.id)
+        assert row is not None and "s3cret-pass" not in row.password_hash
+        assert authenticate(s, "hash-check", "s3cret-pass") == u
+        assert authenticate(s, "hash-check", "wrong-pass") is None
+        assert authenticate(s, "nobody-here", "s3cret-pass") is None
+        with pytest.raises(UserError, match="already exists"):
+            add_user(s, "hash-check", "s3cret-pass", "admin")
+        with pytest.raises(UserError, match="district"):
+            add_user(s, "no-district", "s3cret-pass", "district_staff")
+        with pytest.raises(UserError, match="at least"):
+            add_user(s, "short-pw", "short", "viewer")
+
+
+def test_a_district_user_sees_only_their_district(app: Any, runtime: Any) -> None:
+    public = app.test_client()
+    assert _post_report(public).status_code == 201  # lands in 金水区 (JS)
+    js, zy, city = app.test_client(), app.test_client(), app.test_client()
+    login(js, runtime, "district_staff", "JS")
+    login(zy, runtime, "district_staff", "ZY")
+    login(city, runtime, "viewer")
+    seg_js = js.get("/api/segments").get_json()["features"]
+    assert seg_js and {f["properties"]["district"] for f in seg_js} == {"JS"}
+    assert len(city.get("/api/segments").get_json()["features"]) == runtime.ctx.size
+    assert len(js.get("/api/reports").get_json()["items"]) == 1
+    assert zy.get("/api/reports").get_json()["items"] == []
+    rid = city.get("/api/reports").get_json()["items"][0]["id"]
+    assert zy.get(f"/api/reports/{rid}").status_code == 404
+    assert js.get(f"/api/reports/{rid}").status_code == 200
+    other = next(f["id"] for f in seg_js)
+    assert zy.get(f"/api/segments/{other}").status_code == 404
+    # a viewer only watches
+    res = city.post("/api/review/" + rid, json={"invalid": True, "by": "x"})
+    assert res.status_code == 403
+
+
+@pytest.mark.parametrize("runtime", ["sqlite"], indirect=True)
+def test_socketio_needs_a_login_and_district_rooms_filter(runtime: Any) -> None:
+    with live_server(runtime) as server:
+        anon = socketio.Client()
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            anon.connect(server.url, namespaces=["/live"], transports=["websocket"], wait_timeout=5)
+        anon.shutdown()
+        got: dict[str, queue.Queue[dict[str, Any]]] = {}
+        clients = []
+        for who, role, district in (
+            ("js", "district_staff", "JS"),
+            ("zy", "district_staff", "ZY"),
+            ("city", "viewer", None),
+        ):
+            q: queue.Queue[dict[str, Any]] = queue.Queue()
+            got[who] = q
+            c = socketio.Client()
+            c.on("report", q.put, namespace="/live")
+            c.connect(
+                server.url,
+                namespaces=["/live"],
+                transports=["websocket"],
+                headers={"Cookie": session_cookie(server.app, runtime, role, district)},
+            )
+            clients.append(c)
+        try:
+            res = server.app.test_client().post(
+                "/api/reports", data=json.dumps(contract_example()), content_type="application/json"
+            )
+            assert res.status_code == 201
+            assert got["js"].get(timeout=5)["district"] == "JS"
+            assert got["city"].get(timeout=5)["district"] == "JS"
+            time.sleep(0.5)
+            assert got["zy"].empty()
+            # a resync replays only the user's district too
+            zy_seen = clients[1].call("resync", {"since": 0}, namespace="/live", timeout=5)
+            js_seen = clients[0].call("resync", {"since": 0}, namespace="/live", timeout=5)
+            assert zy_seen["ok"] and js_seen["ok"]
+            time.sleep(0.3)
+            assert got["zy"].empty() and got["js"].get(timeout=5)["district"] == "JS"
+        finally:
+            for c in clients:
+                c.disconnect()
+
+
+def test_cli_users_add_and_first_admin(tmp_path: Any) -> None:
+    env = {"ROADWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'u.sqlite3'}", "PATH": "/usr/bin"}
+    cmd = [sys.executable, "-m", "roadwatch.cli", "users"]
+    ok = subprocess.run(
+        [*cmd, "add", "ops1", "--role", "admin", "--password-stdin"],
+        input="long-enough-pw\n",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0 and "added ops1 (admin)" in ok.stdout, ok.stderr
+    bad = subprocess.run(
+        [*cmd, "add", "ds1", "--role", "district_staff", "--password-stdin"],
+        input="long-enough-pw\n",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "--district" in bad.stderr
+    listed = subprocess.run([*cmd, "list"], env=env, capture_output=True, text=True)
+    assert "ops1" in listed.stdout
