@@ -9,7 +9,7 @@ from flask import Flask
 from flask_socketio import SocketIO
 
 from ..runtime import Runtime
-from . import api, errors, exports, live, open311, pages, review
+from . import api, errors, exports, live, mobile, open311, pages, review
 
 
 def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
@@ -39,6 +39,7 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     app.register_blueprint(review.bp)
     app.register_blueprint(open311.bp)
     app.register_blueprint(exports.bp)
+    app.register_blueprint(mobile.bp)
     errors.register(app)
     live.register(socketio, runtime)
     runtime.broadcaster.emitter = socketio
