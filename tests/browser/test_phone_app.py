@@ -1,0 +1,397 @@
+"""Issue 8 acceptance: the road chief's phone app in headless Chromium with mobile emulation.
+
+Everything is real: a private Mosquitto started from the project's configuration with a
+WebSocket listener, the password file and ACL written by `roadwatch chiefs provision`
+(no anonymous access), the platform ingesting over MQTT with its own login, the app
+talking MQTT over WebSockets with the chief's login, Debian's Chromium driven by
+Playwright, geolocation and airplane mode emulated by the browser.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
+from sqlalchemy import select
+
+from roadwatch import models
+from roadwatch.runtime import Runtime
+from tests.conftest import make_settings
+from tests.support.mosquitto import MOSQUITTO_BIN, MosquittoProcess, free_port
+from tests.support.server import LiveServer, live_server
+from tests.test_patrols import walk_along
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+PLATFORM_PASSWORD = "platform-test-secret"
+DEVICE = "Pixel 7"
+# While the test holds the browser offline, mqtt.js keeps trying its WebSocket.
+OFFLINE_NOISE = re.compile(r"WebSocket connection to .* failed|ERR_INTERNET_DISCONNECTED")
+
+
+@dataclass
+class Stack:
+    server: LiveServer
+    runtime: Runtime
+    broker: MosquittoProcess
+    passwords: dict[str, str]
+    chiefs: list[tuple[str, str]]  # (reporter id, one of their segments)
+    tmp: Path
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def _chiefs_with_segments(rt: Runtime, n: int) -> list[tuple[str, str]]:
+    """n road chiefs (level 3) and one segment each that they answer for now."""
+    a = models.Assignment
+    now = models.utcnow()
+    with rt.sessions() as s:
+        rows = s.execute(
+            select(a.reporter_id, a.segment_id)
+            .where(a.level == 3, a.role == "road_chief", a.valid_to.is_(None), a.valid_from <= now)
+            .order_by(a.reporter_id)
+        ).all()
+    out: dict[str, str] = {}
+    for rid, sid in rows:
+        out.setdefault(rid, sid)
+    return list(out.items())[:n]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, network_ctx: Any) -> Iterator[Stack]:
+    if not MOSQUITTO_BIN.exists():
+        pytest.fail(f"{MOSQUITTO_BIN} is required for the phone app tests", pytrace=False)
+    from roadwatch import chief_accounts as ca
+
+    tmp = tmp_path_factory.mktemp("phone")
+    port, ws_port = free_port(), free_port()
+    settings = make_settings(
+        tmp,
+        mqtt_url=f"mqtt://roadwatch-platform:{PLATFORM_PASSWORD}@127.0.0.1:{port}",
+        mqtt_protocol=3,
+        mobile_mqtt_ws_url=f"ws://127.0.0.1:{ws_port}/",
+        patrol_interval_s=0.4,
+    )
+    rt = Runtime.build(settings, ctx=network_ctx)
+    chiefs = _chiefs_with_segments(rt, 4)
+    with rt.sessions.begin() as s:
+        made = ca.provision(s, only=[c for c, _ in chiefs])
+        hashes = ca.passwd_lines(s)
+    passwd, acl = tmp / "roadwatch.passwd", tmp / "roadwatch.acl"
+    platform = {"roadwatch-platform": ca.hash_password(PLATFORM_PASSWORD)}
+    ca.write_private(passwd, ca.render_passwd(hashes, platform=platform))
+    ca.write_private(acl, ca.render_acl(settings.mqtt_topic_root, "roadwatch-platform"))
+    broker = MosquittoProcess(
+        tmp,
+        port=port,
+        ws_port=ws_port,
+        allow_anonymous=False,
+        extra_conf=f"password_file {passwd}\nacl_file {acl}\n",
+    )
+    broker.start()
+    try:
+        with live_server(rt, mqtt_ingest=True) as server:
+            yield Stack(server, rt, broker, made.created, chiefs, tmp)
+    finally:
+        broker.stop()
+        rt.stop()
+
+
+class Problems:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.offline = False
+
+    def console(self, kind: str, text: str) -> None:
+        if kind not in ("error", "assert"):
+            return
+        if self.offline and OFFLINE_NOISE.search(text):
+            return
+        self.items.append(f"console.{kind}: {text}")
+
+
+@pytest.fixture
+def phone(
+    browser: Browser, playwright_session: Playwright, stack: Stack
+) -> Iterator[tuple[BrowserContext, Problems]]:
+    device = dict(playwright_session.devices[DEVICE])
+    device.pop("default_browser_type", None)
+    context = browser.new_context(
+        **device,
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
+        permissions=["geolocation"],
+        service_workers="allow",
+    )
+    problems = Problems()
+    context.on(
+        "page",
+        lambda p: (
+            p.on("console", lambda m: problems.console(m.type, m.text)),
+            p.on("pageerror", lambda e: problems.items.append(f"uncaught: {e}")),
+        ),
+    )
+    try:
+        yield context, problems
+    finally:
+        context.close()
+    assert problems.items == [], "browser problems:\n" + "\n".join(problems.items)
+
+
+def short_chain_of_two(network: Any) -> list[Any]:
+    """Two consecutive short segments of one road (the end of one starts the next)."""
+    by_road: dict[str, list[Any]] = {}
+    for s in network.segments:
+        if 150 <= s.length_m <= 250:
+            by_road.setdefault(s.road, []).append(s)
+    for segs in by_road.values():
+        for a in segs:
+            for b in segs:
+                if a is not b and a.geometry.coords[-1] == b.geometry.coords[0]:
+                    return [a, b]
+    raise AssertionError("no chain of two short segments in the network")
+
+
+def _segment_midpoint(rt: Runtime, segment_id: str) -> tuple[float, float]:
+    seg = rt.ctx.network.segments[rt.ctx.position[segment_id]]
+    p = seg.geometry.interpolate(0.5, normalized=True)
+    return p.y, p.x
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A plain PNG (no Pillow needed): a phone camera's picture stand-in."""
+    row = b"\x00" + bytes(rgb) * width
+    raw = zlib.compress(row * height, 6)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    head = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a JPEG's SOF marker."""
+    i = 2
+    while i < len(data):
+        marker, length = data[i + 1], struct.unpack(">H", data[i + 2 : i + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2):
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            return w, h
+        i += 2 + length
+    raise AssertionError("no SOF marker: not a JPEG")
+
+
+def sign_in(page: Page, stack: Stack, chief: str) -> None:
+    page.goto(stack.url + "/m/")
+    page.fill("#signin-id", chief)
+    page.fill("#signin-pw", stack.passwords[chief])
+    page.click("#signin-form button[type=submit]")
+    expect(page.locator("#tabs")).to_be_visible()
+    expect(page.locator("#net")).to_have_attribute("data-state", "online", timeout=15000)
+    expect(page.locator("#cat-groups details").first).to_be_visible()
+
+
+def pick_category(page: Page, code: str) -> None:
+    button = page.locator(f"#cat-groups [data-cat={code}]")
+    if not button.is_visible():
+        button.locator("xpath=ancestor::details/summary").click()
+    button.click()
+    expect(page.locator("#category")).to_have_value(code)
+
+
+def wait_for_fix(page: Page) -> None:
+    expect(page.locator("#gps")).to_have_attribute("data-quality", "good", timeout=10000)
+
+
+# -- a. offline: three reports with photos survive a reload and are accepted once ---------
+def test_offline_reports_survive_reload_and_are_accepted_once(
+    phone: tuple[BrowserContext, Problems], stack: Stack
+) -> None:
+    context, problems = phone
+    chief, segment = stack.chiefs[0]
+    lat, lon = _segment_midpoint(stack.runtime, segment)
+    context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": 5})
+    page = context.new_page()
+    sign_in(page, stack, chief)
+    # The service worker must control the page before the network goes away.
+    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=10000)
+
+    context.set_offline(True)
+    problems.offline = True
+    expect(page.locator("#net")).to_have_attribute("data-state", "offline")
+    wait_for_fix(page)
+    colours = [(200, 30, 30), (30, 160, 40), (20, 60, 200)]
+    for i, rgb in enumerate(colours):
+        pick_category(page, "E0504")
+        page.set_input_files(
+            "#photo-input",
+            files=[
+                {"name": f"shot{i}.png", "mimeType": "image/png", "buffer": png(2400, 1800, rgb)}
+            ],
+        )
+        expect(page.locator("#photo-thumbs img")).to_have_count(1)
+        page.fill("#note", f"离线上报 {i + 1}")
+        page.click("#report-send")
+        expect(page.locator("#report-done")).to_contain_text("联网后自动发送")
+    page.click("#tabs [data-view=outbox]")
+    expect(page.locator("#outbox-list li[data-state=queued]")).to_have_count(3)
+
+    page.reload()  # offline: the shell comes from the service worker, the outbox from IndexedDB
+    page.wait_for_function("window.__rwReady === true")
+    page.click("#tabs [data-view=outbox]")
+    expect(page.locator("#outbox-list li[data-state=queued]")).to_have_count(3)
+    with stack.runtime.sessions() as s:
+        assert (
+            s.scalars(select(models.Report).where(models.Report.reporter_id == chief)).all() == []
+        )
+
+    context.set_offline(False)
+    problems.offline = False
+    expect(page.locator("#outbox-list li[data-state=accepted]")).to_have_count(3, timeout=30000)
+    ids = page.eval_on_selector_all("#outbox-list li", "els => els.map(e => e.dataset.id)")
+    acks = page.evaluate(
+        "() => rwStore.all('outbox').then(items => items.map(i => [i.id, i.ack.status]))"
+    )
+    assert sorted(s for _, s in acks) == ["accepted"] * 3
+
+    with stack.runtime.sessions() as s:
+        rows = s.scalars(select(models.Report).where(models.Report.reporter_id == chief)).all()
+    assert sorted(r.id for r in rows) == sorted(ids)
+    assert sorted(r.note or "" for r in rows) == ["离线上报 1", "离线上报 2", "离线上报 3"]
+    photo_dir = Path(stack.runtime.settings.photo_dir)
+    digests = set()
+    for r in rows:
+        assert r.segment_id == segment and r.status == "accepted"
+        assert len(r.photos) == 1
+        stored = photo_dir / f"{r.photos[0]}.jpg"
+        assert stored.is_file(), f"photo {r.photos[0]} of report {r.id} was not uploaded"
+        w, h = jpeg_size(stored.read_bytes())
+        assert max(w, h) == 1600 and (w, h) == (1600, 1200)  # downscaled on the phone
+        digests.add(r.photos[0])
+    assert len(digests) == 3
+
+
+# -- b. a rejected report shows the platform's reason -------------------------------------
+def test_rejected_report_shows_the_platforms_reason(
+    phone: tuple[BrowserContext, Problems], stack: Stack
+) -> None:
+    context, _ = phone
+    chief, segment = stack.chiefs[1]
+    lat, lon = _segment_midpoint(stack.runtime, segment)
+    context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": 5})
+    page = context.new_page()
+    sign_in(page, stack, chief)
+    wait_for_fix(page)
+
+    # Client-side check first: no category is caught before anything is sent.
+    page.click("#report-send")
+    expect(page.locator("#report-errors")).to_contain_text("请选择问题类别")
+    # A photo that is not an image is refused on the phone.
+    page.set_input_files(
+        "#photo-input", files=[{"name": "a.txt", "mimeType": "text/plain", "buffer": b"hello"}]
+    )
+    expect(page.locator("#report-errors")).to_contain_text("不是图片")
+
+    # An unknown category can only come from a stale or tampered app: the platform decides.
+    page.evaluate("document.querySelector('#category').value = 'E0599'")
+    page.click("#report-send")
+    page.click("#tabs [data-view=outbox]")
+    item = page.locator("#outbox-list li[data-state=rejected]")
+    expect(item).to_have_count(1, timeout=20000)
+    with stack.runtime.sessions() as s:
+        rejected = s.scalars(
+            select(models.RejectedMessage).where(models.RejectedMessage.reporter_id == chief)
+        ).all()
+    assert len(rejected) == 1
+    messages = [e["message"] for e in rejected[0].errors]
+    assert messages and "E0599" in messages[0]
+    expect(item.locator(".reason")).to_have_text("原因：" + "；".join(messages))
+    expect(item.locator(".state")).to_have_text("被退回")
+
+
+# -- d. patrol: a walk along two segments marks exactly those two -------------------------
+def test_patrol_walk_marks_exactly_the_two_segments(
+    phone: tuple[BrowserContext, Problems], stack: Stack
+) -> None:
+    context, _ = phone
+    chief, _seg = stack.chiefs[2]
+    segs = short_chain_of_two(stack.runtime.ctx.network)
+    pts = walk_along(segs, spacing_m=8, noise_m=2, seed=8)
+    context.set_geolocation({"latitude": pts[0][1], "longitude": pts[0][0], "accuracy": 6})
+    page = context.new_page()
+    sign_in(page, stack, chief)
+    page.click("#tabs [data-view=work]")
+    page.click("#patrol-toggle")
+    counter = page.locator("#patrol-points")
+    expect(counter).to_have_text("1")
+    # One new fix per step; the app samples the latest fix every patrol_interval_s.
+    for i, (lon, lat) in enumerate(pts[1:], start=2):
+        context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": 6})
+        page.wait_for_function(
+            f"Number(document.querySelector('#patrol-points').textContent) >= {i}"
+        )
+    n = int(counter.text_content() or "0")
+    page.click("#patrol-toggle")
+    result = page.locator("#patrol-result")
+    expect(result).to_have_attribute("data-covered", re.compile(r".+"), timeout=30000)
+    covered = (result.get_attribute("data-covered") or "").split(",")
+    assert covered == [s.id for s in segs]
+    with stack.runtime.sessions() as s:
+        patrol = s.scalars(select(models.Patrol).where(models.Patrol.reporter_id == chief)).one()
+        cov = s.scalars(
+            select(models.PatrolCoverage.segment_id).where(
+                models.PatrolCoverage.patrol_id == patrol.id
+            )
+        ).all()
+        points = s.scalars(
+            select(models.PatrolPoint.t).where(models.PatrolPoint.patrol_id == patrol.id)
+        ).all()
+    assert sorted(cov) == sorted(s.id for s in segs)
+    assert patrol.state == "end" and len(points) == n
+
+
+# -- e. budget: the shell loads in under a second, JS under 300 KB gzipped ---------------
+def test_shell_loads_fast_and_ships_little_javascript(
+    phone: tuple[BrowserContext, Problems], stack: Stack
+) -> None:
+    context, _ = phone
+    page = context.new_page()
+    scripts: dict[str, bytes] = {}
+
+    def on_response(res: Any) -> None:
+        if res.request.resource_type == "script" or res.url.endswith(".js"):
+            scripts[res.url] = res.body()
+
+    page.on("response", on_response)
+    page.goto(stack.url + "/m/")
+    page.wait_for_function("window.__rwReady === true")
+    cold_ms = page.evaluate("window.__rwReadyAt")
+    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=10000)
+    page.reload()
+    page.wait_for_function("window.__rwReady === true")
+    warm_ms = page.evaluate("window.__rwReadyAt")
+    sw = context.request.get(stack.url + "/m/sw.js")
+    scripts[stack.url + "/m/sw.js"] = sw.body()
+    sizes = {url.rsplit("/", 1)[-1]: len(gzip.compress(body, 6)) for url, body in scripts.items()}
+    total = sum(sizes.values())
+    print(
+        f"\nphone app shell ready: cold {cold_ms:.0f} ms, from the service worker {warm_ms:.0f} ms"
+        f"; JavaScript {total / 1024:.1f} KB gzipped ("
+        + ", ".join(f"{k} {v / 1024:.1f} KB" for k, v in sorted(sizes.items()))
+        + ")"
+    )
+    assert {"mqtt.min.js", "app.js", "store.js", "sw.js"} <= set(sizes)
+    assert cold_ms < 1000 and warm_ms < 1000
+    assert total < 300 * 1024
