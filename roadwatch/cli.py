@@ -326,6 +326,8 @@ def cmd_chiefs_provision(args: argparse.Namespace) -> int:
     except LookupError as exc:
         print(f"roadwatch: {exc}", file=sys.stderr)
         return 2
+    finally:
+        engine.dispose()
     platform_user = settings.mqtt_username or settings.mqtt_client_id
     if args.passwd:
         path = Path(args.passwd)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
+from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, Playwright, expect
 from sqlalchemy import select
 
 from roadwatch import models
@@ -134,13 +134,12 @@ def phone(
         service_workers="allow",
     )
     problems = Problems()
-    context.on(
-        "page",
-        lambda p: (
-            p.on("console", lambda m: problems.console(m.type, m.text)),
-            p.on("pageerror", lambda e: problems.items.append(f"uncaught: {e}")),
-        ),
-    )
+
+    def watch(page: Page) -> None:
+        page.on("console", lambda m: problems.console(m.type, m.text))
+        page.on("pageerror", lambda e: problems.items.append(f"uncaught: {e}"))
+
+    context.on("page", watch)
     try:
         yield context, problems
     finally:
@@ -238,7 +237,7 @@ def test_offline_reports_survive_reload_and_are_accepted_once(
         page.set_input_files(
             "#photo-input",
             files=[
-                {"name": f"shot{i}.png", "mimeType": "image/png", "buffer": png(2400, 1800, rgb)}
+                FilePayload(name=f"shot{i}.png", mimeType="image/png", buffer=png(2400, 1800, rgb))
             ],
         )
         expect(page.locator("#photo-thumbs img")).to_have_count(1)
@@ -300,7 +299,7 @@ def test_rejected_report_shows_the_platforms_reason(
     expect(page.locator("#report-errors")).to_contain_text("请选择问题类别")
     # A photo that is not an image is refused on the phone.
     page.set_input_files(
-        "#photo-input", files=[{"name": "a.txt", "mimeType": "text/plain", "buffer": b"hello"}]
+        "#photo-input", files=[FilePayload(name="a.txt", mimeType="text/plain", buffer=b"hello")]
     )
     expect(page.locator("#report-errors")).to_contain_text("不是图片")
 
