@@ -25,6 +25,12 @@ from roadwatch.web import create_app
 from tests.support.mosquitto import MOSQUITTO_BIN, MqttTestClient, free_port, run_mosquitto
 
 
+def js(res: Any) -> dict[str, Any]:
+    body = res.get_json()
+    assert isinstance(body, dict), res.get_data()
+    return body
+
+
 def _chiefs(rt: Any, n: int) -> list[tuple[str, str]]:
     a = models.Assignment
     with rt.sessions() as s:
@@ -111,13 +117,13 @@ def test_phone_api_session_data_and_checks(runtime: Any) -> None:
     client = app.test_client()
 
     res = client.get("/m/api/me")
-    assert res.status_code == 401 and res.json["errors"][0]["code"] == "signed_out"
+    assert res.status_code == 401 and js(res)["errors"][0]["code"] == "signed_out"
     res = client.post("/m/api/session", json={"reporter_id": chief, "password": "wrong"})
-    assert res.status_code == 401 and "密码" in res.json["errors"][0]["message"]
+    assert res.status_code == 401 and "密码" in js(res)["errors"][0]["message"]
     assert client.post("/m/api/session", data="nope").status_code == 400
     res = client.post("/m/api/session", json={"reporter_id": chief, "password": password})
-    assert res.status_code == 200 and res.json["chief"]["id"] == chief
-    assert res.json["config"]["topic_root"] == runtime.settings.mqtt_topic_root
+    assert res.status_code == 200 and js(res)["chief"]["id"] == chief
+    assert js(res)["config"]["topic_root"] == runtime.settings.mqtt_topic_root
     assert "Path=/m/" in res.headers["Set-Cookie"] and "HttpOnly" in res.headers["Set-Cookie"]
 
     seg = runtime.ctx.network.segments[runtime.ctx.position[segment]]
@@ -134,15 +140,15 @@ def test_phone_api_session_data_and_checks(runtime: Any) -> None:
             "category": "E0112",
         }
         res = client.post("/m/api/reports", data=json.dumps(body))
-        assert res.status_code in (201, 202), res.json
-    me = client.get("/m/api/me").json
+        assert res.status_code in (201, 202), res.get_data()
+    me = js(client.get("/m/api/me"))
     assert me["categories"]["favourites"][0] == "E0112"
     clean = next(g for g in me["categories"]["groups"] if g["label"] == "卫生")
     assert clean["items"][0]["code"] == "E0112" and clean["items"][0]["used"] == 2
     assert [g["label"] for g in me["categories"]["groups"]] == ["秩序", "卫生", "立面", "设施"]
     assert segment in {f["id"] for f in me["segments"]["features"]}
 
-    near = client.get(f"/m/api/segments/near?lat={mid.y}&lon={mid.x}&radius=80").json
+    near = js(client.get(f"/m/api/segments/near?lat={mid.y}&lon={mid.x}&radius=80"))
     assert near["items"][0]["id"] == segment and near["items"][0]["distance_m"] < 1
     dists = [i["distance_m"] for i in near["items"]]
     assert dists == sorted(dists) and all(d <= 80 for d in dists)
@@ -151,11 +157,11 @@ def test_phone_api_session_data_and_checks(runtime: Any) -> None:
     # Only as oneself; a refused report gets the pipeline's plain-words ack.
     body["reporter_id"], body["report_id"] = other, str(uuid.uuid4())
     res = client.post("/m/api/reports", data=json.dumps(body))
-    assert res.status_code == 403 and res.json["errors"][0]["code"] == "not_you"
+    assert res.status_code == 403 and js(res)["errors"][0]["code"] == "not_you"
     body["reporter_id"], body["category"] = chief, "E0599"
     res = client.post("/m/api/reports", data=json.dumps(body))
-    assert res.status_code == 422 and res.json["status"] == "rejected"
-    assert "E0599" in res.json["errors"][0]["message"]
+    assert res.status_code == 422 and js(res)["status"] == "rejected"
+    assert "E0599" in js(res)["errors"][0]["message"]
 
     res = client.post("/m/api/photos", data={"photo": (io.BytesIO(b"not an image"), "x.jpg")})
     assert res.status_code == 415
