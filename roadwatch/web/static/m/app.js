@@ -283,6 +283,8 @@
       throw Object.assign(new Error(`照片被拒收：${errorsText(body && body.errors)}`), { permanent: true });
     }
     if (!res.ok || !body || !body.sha256) throw new Error(`照片上传失败 (HTTP ${res.status})`);
+    // The report names the photo by SHA-256: a mismatch means it was damaged on the way.
+    if (p.sha256 && body.sha256 !== p.sha256) throw new Error("照片上传时损坏，将重新上传");
     p.uploaded = true;
     p.sha256 = body.sha256;
     await store.put("photos", p);
