@@ -259,7 +259,9 @@
   const ackWait = (tries) => Math.min(120000, 15000 * 2 ** Math.min(tries, 3));
 
   async function enqueue(kind, payload, photoIds) {
-    const id = payload.report_id || payload.rectification_id || payload.patrol_id;
+    // A rectification also carries the report_id of its case: key each kind by its own id.
+    const id = { report: payload.report_id, rectification: payload.rectification_id,
+      patrol: payload.patrol_id }[kind];
     await store.put("outbox", {
       id, kind, payload, photo_ids: photoIds || [], state: "queued", reason: null,
       tries: 0, next_at: 0, created_at: Date.now(), updated_at: Date.now(), last_error: null,
