@@ -272,3 +272,71 @@ def test_broker_refuses_a_chief_publishing_as_another(
         assert platform.drain(quiet=0.5) == []
         for c in (platform, chief_a, chief_b):
             c.disconnect()
+
+
+# -- the embedded broker accepts the app: MQTT over WebSockets with a chief's login -------
+@pytest.mark.integration
+def test_embedded_broker_serves_the_app_over_websockets(tmp_path: Path, network_ctx: Any) -> None:
+    from roadwatch.runtime import Runtime
+    from tests.conftest import make_settings
+
+    port, ws_port = free_port(), free_port()
+    settings = make_settings(
+        tmp_path,
+        mqtt_url=f"mqtt://127.0.0.1:{port}",
+        embedded_broker="always",
+        embedded_ws_port=ws_port,
+    )
+    rt = Runtime.build(settings, ctx=network_ctx)
+    try:
+        rt.start_ingest()
+        assert rt.phone_ws_url == f"ws://{{host}}:{ws_port}/"
+        (chief, segment), *_ = _chiefs(rt, 1)
+        seg = rt.ctx.network.segments[rt.ctx.position[segment]]
+        mid = seg.geometry.interpolate(0.5, normalized=True)
+        phone = MqttTestClient("127.0.0.1", ws_port, f"m-{chief}", transport="websockets")
+        phone.client.username_pw_set(chief, "whatever: the demo broker has no accounts")
+        phone.client.ws_set_options(path="/")
+        with phone:
+            phone.subscribe(f"roadwatch/v1/acks/{chief}")
+            rid = str(uuid.uuid4())
+            body = {
+                "v": 1,
+                "report_id": rid,
+                "reporter_id": chief,
+                "observed_at": models.utcnow().isoformat(),
+                "lat": mid.y,
+                "lon": mid.x,
+                "crs": "WGS84",
+                "category": "E0504",
+            }
+            phone.publish(f"roadwatch/v1/reports/{chief}", json.dumps(body).encode())
+            ack = json.loads(phone.get(timeout=10).payload)
+        assert ack["id"] == rid and ack["status"] == "accepted" and ack["segment_id"] == segment
+    finally:
+        rt.stop()
+
+
+def test_taken_websocket_port_leaves_the_app_on_http(tmp_path: Path, network_ctx: Any) -> None:
+    import socket
+
+    from roadwatch.runtime import Runtime
+    from tests.conftest import make_settings
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        ws_port = busy.getsockname()[1]
+        settings = make_settings(
+            tmp_path,
+            mqtt_url=f"mqtt://127.0.0.1:{free_port()}",
+            embedded_broker="always",
+            embedded_ws_port=ws_port,
+        )
+        rt = Runtime.build(settings, ctx=network_ctx)
+        try:
+            rt.start_ingest()
+            assert rt.broker is not None and rt.broker.ws_port is None
+            assert rt.phone_ws_url == ""
+        finally:
+            rt.stop()
