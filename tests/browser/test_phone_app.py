@@ -12,8 +12,10 @@ from __future__ import annotations
 import gzip
 import re
 import struct
+import uuid
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from sqlalchemy import select
 
 from roadwatch import models
 from roadwatch.runtime import Runtime
-from tests.conftest import make_settings
+from tests.conftest import PG_ADMIN_URL, make_settings, need_service
 from tests.support.mosquitto import MOSQUITTO_BIN, MosquittoProcess, free_port
 from tests.support.server import LiveServer, live_server
 from tests.test_patrols import walk_along
@@ -67,16 +69,45 @@ def _chiefs_with_segments(rt: Runtime, n: int) -> list[tuple[str, str]]:
     return list(out.items())[:n]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, network_ctx: Any) -> Iterator[Stack]:
+@contextmanager
+def _database(backend: str) -> Iterator[dict[str, str]]:
+    """Nothing (SQLite in tmp) or a PostgreSQL database of this module's own."""
+    if backend == "sqlite":
+        yield {}
+        return
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    import psycopg
+
+    name = f"rw_phone_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield {"database_url": PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"}
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, network_ctx: Any
+) -> Iterator[Stack]:
     if not MOSQUITTO_BIN.exists():
         pytest.fail(f"{MOSQUITTO_BIN} is required for the phone app tests", pytrace=False)
+    with _database(request.param) as db:
+        yield from _stack(tmp_path_factory, network_ctx, db)
+
+
+def _stack(
+    tmp_path_factory: pytest.TempPathFactory, network_ctx: Any, db: dict[str, str]
+) -> Iterator[Stack]:
     from roadwatch import chief_accounts as ca
 
     tmp = tmp_path_factory.mktemp("phone")
     port, ws_port = free_port(), free_port()
     settings = make_settings(
         tmp,
+        **db,
         mqtt_url=f"mqtt://roadwatch-platform:{PLATFORM_PASSWORD}@127.0.0.1:{port}",
         mqtt_protocol=3,
         mobile_mqtt_ws_url=f"ws://127.0.0.1:{ws_port}/",
@@ -363,36 +394,48 @@ def test_patrol_walk_marks_exactly_the_two_segments(
 
 # -- e. budget: the shell loads in under a second, JS under 300 KB gzipped ---------------
 def test_shell_loads_fast_and_ships_little_javascript(
-    phone: tuple[BrowserContext, Problems], stack: Stack
+    browser: Browser, playwright_session: Playwright, stack: Stack
 ) -> None:
-    context, _ = phone
-    page = context.new_page()
+    device = dict(playwright_session.devices[DEVICE])
+    device.pop("default_browser_type", None)
+    cold: list[float] = []
     scripts: dict[str, bytes] = {}
 
     def on_response(res: Any) -> None:
         if res.request.resource_type == "script" or res.url.endswith(".js"):
             scripts[res.url] = res.body()
 
-    page.on("response", on_response)
-    page.goto(stack.url + "/m/")
-    page.wait_for_function("window.__rwReady === true")
-    cold_ms = page.evaluate("window.__rwReadyAt")
-    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=10000)
-    page.reload()
-    page.wait_for_function("window.__rwReady === true")
-    warm_ms = page.evaluate("window.__rwReadyAt")
-    sw = context.request.get(stack.url + "/m/sw.js")
-    scripts[stack.url + "/m/sw.js"] = sw.body()
+    for run in range(3):  # first visits: an empty cache each time (the machine is shared)
+        context = browser.new_context(**device, locale="zh-CN", service_workers="allow")
+        try:
+            page = context.new_page()
+            page.on("response", on_response)
+            page.goto(stack.url + "/m/")
+            page.wait_for_function("window.__rwReady === true")
+            cold.append(page.evaluate("window.__rwReadyAt"))
+            if run == 2:
+                # The service worker precaches MQTT.js too, so everything is on the phone now.
+                page.wait_for_function("navigator.serviceWorker.controller !== null")
+                page.reload()
+                page.wait_for_function("window.__rwReady === true")
+                warm = page.evaluate("window.__rwReadyAt")
+                scripts[stack.url + "/m/sw.js"] = context.request.get(stack.url + "/m/sw.js").body()
+                mqtt_js = "/static/vendor/mqtt-5.16.0/mqtt.min.js"
+                scripts[stack.url + mqtt_js] = context.request.get(stack.url + mqtt_js).body()
+        finally:
+            context.close()
     sizes = {url.rsplit("/", 1)[-1]: len(gzip.compress(body, 6)) for url, body in scripts.items()}
     total = sum(sizes.values())
+    median = sorted(cold)[1]
     print(
-        f"\nphone app shell ready: cold {cold_ms:.0f} ms, from the service worker {warm_ms:.0f} ms"
-        f"; JavaScript {total / 1024:.1f} KB gzipped ("
+        f"\nphone app shell ready: first visit {', '.join(f'{c:.0f}' for c in cold)} ms "
+        f"(median {median:.0f}), from the service worker {warm:.0f} ms; JavaScript "
+        f"{total / 1024:.1f} KB gzipped ("
         + ", ".join(f"{k} {v / 1024:.1f} KB" for k, v in sorted(sizes.items()))
         + ")"
     )
-    assert {"mqtt.min.js", "app.js", "store.js", "sw.js"} <= set(sizes)
-    assert cold_ms < 1000 and warm_ms < 1000
+    assert set(sizes) == {"mqtt.min.js", "app.js", "store.js", "sw.js"}
+    assert median < 1000 and warm < 1000
     assert total < 300 * 1024
 
 

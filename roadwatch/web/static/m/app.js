@@ -21,6 +21,8 @@
     return e;
   };
 
+  const MQTT_SRC = document.currentScript.dataset.mqtt;
+  const BROKER_PATIENCE_MS = 20000;
   const MAX_SIDE = 1600; // px, longest side of an uploaded photo
   const JPEG_QUALITY = 0.82;
   const MAX_INPUT_BYTES = 60 * 1024 * 1024; // refuse to decode anything larger
@@ -171,14 +173,33 @@
     return id;
   }
 
+  // MQTT.js is most of the JavaScript: load it after the shell is usable, not before.
+  let mqttLoading = null;
+  function loadMqtt() {
+    if (window.mqtt) return Promise.resolve();
+    if (!mqttLoading) {
+      mqttLoading = new Promise((resolve, reject) => {
+        const s = document.createElement("script");
+        s.src = MQTT_SRC;
+        s.onload = resolve;
+        s.onerror = () => { mqttLoading = null; reject(new Error("MQTT.js did not load")); };
+        document.head.append(s);
+      });
+    }
+    return mqttLoading;
+  }
+
   async function connect() {
     if (app.mq || !app.auth) return;
     const url = wsUrl();
+    if (url) await loadMqtt().catch(() => null);
+    if (app.mq) return; // connected while we waited
     if (!url || !window.mqtt) { setNet(navigator.onLine ? "online" : "offline", navigator.onLine ? "在线 (HTTP)" : "离线"); return; }
     if (!navigator.onLine) { setNet("offline", "离线"); return; }
     const me = app.auth.reporter_id;
     const root = app.auth.config.topic_root;
     setNet("connecting", "连接中");
+    app.mqDownSince = app.mqDownSince || Date.now();
     const mq = window.mqtt.connect(url, {
       clientId: `m-${me}-${await deviceId()}`,
       username: me,
@@ -192,10 +213,14 @@
     });
     app.mq = mq;
     mq.on("connect", () => {
+      app.mqDownSince = null;
       setNet("online", "在线");
       mq.subscribe([`${root}/acks/${me}`, `${root}/notices/${me}`], { qos: 1 }, () => pump());
     });
-    mq.on("close", () => setNet(navigator.onLine ? "connecting" : "offline", navigator.onLine ? "连接中" : "离线"));
+    mq.on("close", () => {
+      app.mqDownSince = app.mqDownSince || Date.now();
+      setNet(navigator.onLine ? "connecting" : "offline", navigator.onLine ? "连接中" : "离线");
+    });
     mq.on("error", (err) => {
       if (/auth|Not authorized|Bad user/i.test(String(err && err.message))) {
         setNet("offline", "服务器拒绝登录");
@@ -300,7 +325,10 @@
     for (const pid of item.photo_ids) shas.push(await uploadPhoto(pid));
     const body = item.kind === "patrol" ? item.payload : { ...item.payload, photos: shas };
     const word = { report: "reports", rectification: "rectifications", patrol: "patrols" }[item.kind];
-    if (wsUrl() && window.mqtt) {
+    // A report still gets through when the broker has been unreachable for a while (e.g. a
+    // firewalled WebSocket port): the same pipeline over HTTP; the UUID makes a double safe.
+    const brokerDown = app.mqDownSince && Date.now() - app.mqDownSince > BROKER_PATIENCE_MS;
+    if (wsUrl() && !(item.kind === "report" && brokerDown)) {
       await publish(`${root}/${word}/${me}`, body);
       const fresh = await store.get("outbox", item.id);
       if (fresh && fresh.state !== "accepted" && fresh.state !== "rejected") {
@@ -763,7 +791,10 @@
       await store.setMeta("auth", null);
       location.reload();
     });
-    window.addEventListener("online", () => { connect(); refresh(); pump(); });
+    window.addEventListener("online", () => {
+      app.mqDownSince = Date.now(); // the broker gets its full patience after airplane mode
+      connect(); refresh(); pump();
+    });
     window.addEventListener("offline", () => { disconnect(); setNet("offline", "离线"); });
     setInterval(pump, 2000);
     store.meta("patrol").then((p) => { if (p && app.auth) startPatrol(p); }); // survived a reload
