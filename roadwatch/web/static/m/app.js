@@ -23,6 +23,7 @@
 
   const MQTT_SRC = document.currentScript.dataset.mqtt;
   const BROKER_PATIENCE_MS = 20000;
+  const MAX_PATROL_POINTS = 2000; // roadwatch/patrols.py MAX_POINTS
   const MAX_SIDE = 1600; // px, longest side of an uploaded photo
   const JPEG_QUALITY = 0.82;
   const MAX_INPUT_BYTES = 60 * 1024 * 1024; // refuse to decode anything larger
@@ -90,7 +91,7 @@
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ reporter_id: id, password }),
     });
-    if (!res.ok) throw new Error(errorsText(body && body.errors));
+    if (!res.ok) throw Object.assign(new Error(errorsText(body && body.errors)), { status: res.status });
     app.auth = { reporter_id: body.chief.id, password, chief: body.chief, config: body.config };
     await store.setMeta("auth", app.auth);
   }
@@ -126,6 +127,7 @@
     renderAll();
     connect();
     pump();
+    store.meta("patrol").then((p) => { if (p && !app.patrol) startPatrol(p); }); // survived a reload
   }
 
   async function refresh() {
@@ -134,6 +136,7 @@
       const { res, body } = await api("/m/api/session");
       if (res.status === 401) {
         try { await signIn(app.auth.reporter_id, app.auth.password); } catch (e) {
+          if (e.status !== 401) return; // the network, not the password: try again later
           // The password was changed or the account disabled: ask again, keep the outbox.
           app.auth = null;
           await store.setMeta("auth", null);
@@ -666,6 +669,12 @@
     p.unsent.push(pt);
     store.setMeta("patrol", { id: p.id, points: p.points });
     $("#patrol-points").textContent = String(p.points.length);
+    if (p.points.length >= MAX_PATROL_POINTS) {
+      // The platform takes at most this many points in one message: end here, lose nothing.
+      toast(`巡查已满 ${MAX_PATROL_POINTS} 个轨迹点，已自动结束；可再开始一次`);
+      stopPatrol();
+      return;
+    }
     // Live track while connected (best effort); the end message carries every point.
     if (p.unsent.length >= 10 && app.mq && app.mq.connected) {
       const points = p.unsent.splice(0);
@@ -696,7 +705,7 @@
     $("#patrol-toggle").textContent = "开始巡查";
     await enqueue("patrol", {
       v: 1, patrol_id: p.id, reporter_id: app.auth.reporter_id, state: "end", crs: "WGS84",
-      points: p.points.slice(-2000),
+      points: p.points,
     });
     $("#patrol-result").textContent = `巡查结束，${p.points.length} 个轨迹点，等待平台核算…`;
   }
@@ -797,7 +806,6 @@
     });
     window.addEventListener("offline", () => { disconnect(); setNet("offline", "离线"); });
     setInterval(pump, 2000);
-    store.meta("patrol").then((p) => { if (p && app.auth) startPatrol(p); }); // survived a reload
   }
 
   if ("serviceWorker" in navigator) {
