@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from roadwatch import models
 from roadwatch.runtime import Runtime
+from tests.browser.conftest import save_screenshot
 from tests.conftest import PG_ADMIN_URL, make_settings, need_service
 from tests.support.mosquitto import MOSQUITTO_BIN, MosquittoProcess, free_port
 from tests.support.server import LiveServer, live_server
@@ -277,6 +278,7 @@ def test_offline_reports_survive_reload_and_are_accepted_once(
         expect(page.locator("#report-done")).to_contain_text("联网后自动发送")
     page.click("#tabs [data-view=outbox]")
     expect(page.locator("#outbox-list li[data-state=queued]")).to_have_count(3)
+    save_screenshot(page, "phone-outbox-offline")
 
     page.reload()  # offline: the shell comes from the service worker, the outbox from IndexedDB
     page.wait_for_function("window.__rwReady === true")
@@ -295,6 +297,7 @@ def test_offline_reports_survive_reload_and_are_accepted_once(
         "() => rwStore.all('outbox').then(items => items.map(i => [i.id, i.ack.status]))"
     )
     assert sorted(s for _, s in acks) == ["accepted"] * 3
+    save_screenshot(page, "phone-outbox-accepted")
 
     with stack.runtime.sessions() as s:
         rows = s.scalars(select(models.Report).where(models.Report.reporter_id == chief)).all()
@@ -349,6 +352,7 @@ def test_rejected_report_shows_the_platforms_reason(
     assert messages and "E0599" in messages[0]
     expect(item.locator(".reason")).to_have_text("原因：" + "；".join(messages))
     expect(item.locator(".state")).to_have_text("被退回")
+    save_screenshot(page, "phone-rejected")
 
 
 # -- d. patrol: a walk along two segments marks exactly those two -------------------------
@@ -376,6 +380,7 @@ def test_patrol_walk_marks_exactly_the_two_segments(
     page.click("#patrol-toggle")
     result = page.locator("#patrol-result")
     expect(result).to_have_attribute("data-covered", re.compile(r".+"), timeout=30000)
+    save_screenshot(page, "phone-patrol")
     covered = (result.get_attribute("data-covered") or "").split(",")
     assert covered == [s.id for s in segs]
     with stack.runtime.sessions() as s:
@@ -458,6 +463,7 @@ def test_poor_fix_pick_list_then_rectification_with_after_photo(
     choice = page.locator(f"#near-list input[value='{segment}']")
     expect(choice).to_have_count(1)
     choice.check()
+    save_screenshot(page, "phone-report-poor-fix")
     page.set_input_files(
         "#photo-input",
         files=[
