@@ -164,7 +164,16 @@ class Runtime:
             )
             ws_port = None
         broker = EmbeddedBroker(s.mqtt_host, s.mqtt_port, ws_port=ws_port)
-        broker.start()
+        try:
+            broker.start()
+        except RuntimeError as exc:
+            if ws_port is None:
+                raise
+            # Taken between the probe and the bind (several demos on one machine): go on
+            # without it; a problem with the MQTT port itself is raised again below.
+            log.warning("MQTT: embedded WebSocket listener not started (%s)", exc)
+            broker = EmbeddedBroker(s.mqtt_host, s.mqtt_port)
+            broker.start()
         return broker
 
     @property

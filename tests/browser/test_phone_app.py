@@ -526,3 +526,59 @@ def test_poor_fix_pick_list_then_rectification_with_after_photo(
     assert fixed is not None and fixed.case_status == "rectified"
     assert msg.kind == "rectification" and len(msg.photos) == 1
     assert (Path(stack.runtime.settings.photo_dir) / f"{msg.photos[0]}.jpg").is_file()
+
+
+# -- the zero-setup demo: the embedded broker's WebSocket listener serves the app ---------
+def test_app_reports_through_the_embedded_broker(
+    browser: Browser,
+    playwright_session: Playwright,
+    tmp_path: Path,
+    network_ctx: Any,
+) -> None:
+    from roadwatch import chief_accounts as ca
+
+    port, ws_port = free_port(), free_port()
+    settings = make_settings(
+        tmp_path,
+        mqtt_url=f"mqtt://127.0.0.1:{port}",
+        embedded_broker="always",
+        embedded_ws_port=ws_port,
+        mobile_mqtt_ws_url="auto",
+    )
+    rt = Runtime.build(settings, ctx=network_ctx)
+    ((chief, segment),) = _chiefs_with_segments(rt, 1)
+    with rt.sessions.begin() as s:
+        password = ca.provision(s, only=[chief]).created[chief]
+    lat, lon = _segment_midpoint(rt, segment)
+    device = dict(playwright_session.devices[DEVICE])
+    device.pop("default_browser_type", None)
+    try:
+        with live_server(rt, mqtt_ingest=True) as server:
+            assert rt.broker is not None and rt.broker.ws_port == ws_port
+            context = browser.new_context(
+                **device,
+                locale="zh-CN",
+                permissions=["geolocation"],
+                geolocation={"latitude": lat, "longitude": lon, "accuracy": 4},
+            )
+            try:
+                page = context.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                stack = Stack(server, rt, None, {chief: password}, [], tmp_path)  # type: ignore[arg-type]
+                sign_in(page, stack, chief)
+                wait_for_fix(page)
+                pick_category(page, "E0506")
+                page.click("#report-send")
+                page.click("#tabs [data-view=outbox]")
+                expect(page.locator("#outbox-list li[data-state=accepted]")).to_have_count(
+                    1, timeout=20000
+                )
+                assert errors == []
+            finally:
+                context.close()
+        with rt.sessions() as s:
+            row = s.scalars(select(models.Report).where(models.Report.reporter_id == chief)).one()
+        assert row.transport == "mqtt" and row.segment_id == segment
+    finally:
+        rt.stop()
