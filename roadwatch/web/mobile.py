@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections import Counter
+import threading
+import time
+from collections import Counter, deque
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
@@ -29,6 +31,42 @@ COOKIE = "rw_chief"
 SESSION_DAYS = 30
 GROUPS = [("order", "秩序"), ("clean", "卫生"), ("facade", "立面"), ("facility", "设施")]
 NEAR_RADIUS_M, NEAR_MAX_RADIUS_M = 150.0, 1000.0
+# Wrong passwords allowed per account in a window before sign-in is refused for a while.
+MAX_FAILURES, FAILURE_WINDOW_S = 10, 600.0
+
+
+class _Throttle:
+    """Failed sign-ins per account in the last FAILURE_WINDOW_S (this process only)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        q = self._failures.setdefault(key, deque())
+        while q and q[0] < now - FAILURE_WINDOW_S:
+            q.popleft()
+        return q
+
+    def wait_s(self, key: str) -> float:
+        """Seconds until `key` may try again (0: now)."""
+        now = time.monotonic()
+        with self._lock:
+            q = self._recent(key, now)
+            return q[0] + FAILURE_WINDOW_S - now if len(q) >= MAX_FAILURES else 0.0
+
+    def failed(self, key: str) -> None:
+        with self._lock:
+            self._recent(key, time.monotonic()).append(time.monotonic())
+
+    def succeeded(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+
+def _throttle() -> _Throttle:
+    t: _Throttle = current_app.extensions.setdefault("roadwatch_chief_throttle", _Throttle())
+    return t
 
 
 def _rt() -> Runtime:
@@ -120,10 +158,18 @@ def sign_in() -> tuple[Response, int]:
     if not isinstance(password, str) or not password:
         raise ApiError(400, "password", "required", "请输入密码")
     rid = rid.strip()
+    wait = _throttle().wait_s(rid)
+    if wait > 0:
+        minutes = max(1, round(wait / 60))
+        raise ApiError(
+            429, "password", "too_many_attempts", f"密码错误次数过多，请 {minutes} 分钟后再试"
+        )
     with _rt().sessions() as session:
         person = chief_accounts.authenticate(session, rid, password)
     if person is None:
+        _throttle().failed(rid)
         raise ApiError(401, "password", "wrong", "账号或密码不正确 (wrong id or password)")
+    _throttle().succeeded(rid)
     res = jsonify({"chief": _chief_json(rid), "config": _config()})
     res.set_cookie(
         COOKIE,
