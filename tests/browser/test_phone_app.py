@@ -582,3 +582,51 @@ def test_app_reports_through_the_embedded_broker(
         assert row.transport == "mqtt" and row.segment_id == segment
     finally:
         rt.stop()
+
+
+# -- no broker for phones: reports go over HTTP, same pipeline, same ack ------------------
+def test_app_without_a_broker_reports_over_http(
+    browser: Browser,
+    playwright_session: Playwright,
+    tmp_path: Path,
+    network_ctx: Any,
+) -> None:
+    from roadwatch import chief_accounts as ca
+
+    rt = Runtime.build(make_settings(tmp_path, mobile_mqtt_ws_url=""), ctx=network_ctx)
+    ((chief, segment),) = _chiefs_with_segments(rt, 1)
+    with rt.sessions.begin() as s:
+        password = ca.provision(s, only=[chief]).created[chief]
+    lat, lon = _segment_midpoint(rt, segment)
+    device = dict(playwright_session.devices[DEVICE])
+    device.pop("default_browser_type", None)
+    try:
+        with live_server(rt) as server:  # no MQTT at all
+            context = browser.new_context(
+                **device,
+                locale="zh-CN",
+                permissions=["geolocation"],
+                geolocation={"latitude": lat, "longitude": lon, "accuracy": 4},
+            )
+            try:
+                page = context.new_page()
+                page.goto(server.url + "/m/")
+                page.fill("#signin-id", chief)
+                page.fill("#signin-pw", password)
+                page.click("#signin-form button[type=submit]")
+                expect(page.locator("#net")).to_have_text("在线 (HTTP)")
+                expect(page.locator("#cat-groups details").first).to_be_visible()
+                wait_for_fix(page)
+                pick_category(page, "E0505")
+                page.click("#report-send")
+                page.click("#tabs [data-view=outbox]")
+                expect(page.locator("#outbox-list li[data-state=accepted]")).to_have_count(
+                    1, timeout=20000
+                )
+            finally:
+                context.close()
+        with rt.sessions() as s:
+            row = s.scalars(select(models.Report).where(models.Report.reporter_id == chief)).one()
+        assert row.transport == "http" and row.segment_id == segment
+    finally:
+        rt.stop()

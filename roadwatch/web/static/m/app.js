@@ -533,8 +533,12 @@
       onclick: () => chooseCategory(c.code) });
     $("#cat-favourites").replaceChildren(...app.me.categories.favourites
       .map(categoryByCode).filter(Boolean).map(catButton));
+    // A refresh must not fold up the group the chief has open.
+    const wasOpen = new Set([...document.querySelectorAll("#cat-groups details[open]")].map((d) => d.dataset.group));
+    const fresh = wasOpen.size === 0 && !document.querySelector("#cat-groups details");
     $("#cat-groups").replaceChildren(...app.me.categories.groups.map((g, i) => {
-      const d = el("details", { class: "group", open: i === 0 && !app.me.categories.favourites.length },
+      const open = wasOpen.has(g.key) || (fresh && i === 0 && !app.me.categories.favourites.length);
+      const d = el("details", { class: "group", "data-group": g.key, open },
         el("summary", { text: `${g.label}（${g.items.length}）` }));
       d.append(el("div", { class: "cat-grid" }, ...g.items.map(catButton)));
       return d;
