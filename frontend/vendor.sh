@@ -20,8 +20,9 @@ npm ci --ignore-scripts --no-audit --no-fund
 declare -A serve=(
   [maplibre-gl]="dist/maplibre-gl.js dist/maplibre-gl.css"
   [socket.io-client]="dist/socket.io.min.js"
+  [mqtt]="dist/mqtt.min.js"
 )
-order=(maplibre-gl socket.io-client)
+order=(maplibre-gl socket.io-client mqtt)
 
 pkg_field() { # pkg field
   node -e 'const p=require(process.argv[1]); process.stdout.write(String(p[process.argv[2]] ?? ""))' \
@@ -114,6 +115,8 @@ SHA-256 of every vendored file (\`sha256sum -c MANIFEST.sha256\` here);
   MapLibre 6 is ESM-only; stay on 5.x until the pages load ES modules.
 - \`socket.io-client\`: the browser bundle (\`window.io\`), Socket.IO protocol 5,
   matching Flask-SocketIO 5.x / python-socketio 5.x.
+- \`mqtt\`: MQTT.js's minified browser bundle (\`window.mqtt\`), used by the road
+  chief's phone app (\`/m/\`) for MQTT over WebSockets.
 
 The files are byte-for-byte those of the npm packages. They end with a
 \`sourceMappingURL\` comment, but the \`.map\` files are not vendored: only a

@@ -380,6 +380,23 @@ class SegmentIndex:
             return math.inf
         return float(shapely.distance(self.geometries[position], shapely.Point(x, y)))
 
+    def nearby(
+        self, lon: float, lat: float, radius_m: float, limit: int = 10
+    ) -> list[tuple[int, float]]:
+        """Segments within ``radius_m`` of a WGS84 point, nearest first: (position, metres).
+
+        For a pick-list when the fix is too poor to snap: no scoring, only distance.
+        """
+        x, y = self._to_xy.transform(lon, lat)
+        if not (math.isfinite(x) and math.isfinite(y)) or not radius_m > 0:
+            return []
+        pt = shapely.Point(x, y)
+        edges = self._tree.query(pt, predicate="dwithin", distance=radius_m)
+        positions = np.unique(self._edge_seg[edges])
+        dist = shapely.distance(self.geometries[positions], pt)
+        order = np.argsort(dist, kind="stable")[:limit]
+        return [(int(positions[i]), float(dist[i])) for i in order]
+
     def road_codes_of(self, names: str | Iterable[str] | None) -> frozenset[int]:
         """Internal road codes of the given names (unknown names are ignored)."""
         if not names:

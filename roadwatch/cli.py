@@ -386,6 +386,71 @@ def cmd_users_list(args: argparse.Namespace) -> int:
         for u in list_users(session):
             state = "" if u.active else "  (disabled)"
             print(f"{u.username:<24s} {u.role:<15s} {u.district or '-':<6s}{state}")
+def cmd_chiefs_provision(args: argparse.Namespace) -> int:
+    """Accounts for the phone app and the broker; new passwords are shown once."""
+    settings = _settings(args)
+    _logging("WARNING")
+    from . import chief_accounts as ca
+    from . import db, models
+
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    sessions = db.make_sessionmaker(engine)
+    reset = list(args.reset or [])
+    try:
+        with sessions.begin() as session:
+            if args.reset_all:
+                reset = list(ca.passwd_lines(session))
+            result = ca.provision(session, only=args.only or (), reset=reset)
+            hashes = ca.passwd_lines(session)
+            names = {r.id: r.name for r in session.query(models.Reporter)}
+    except LookupError as exc:
+        print(f"roadwatch: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    platform_user = settings.mqtt_username or settings.mqtt_client_id
+    if args.passwd:
+        path = Path(args.passwd)
+        existing = path.read_text(encoding="utf-8") if path.exists() else ""
+        platform: dict[str, str] = {}
+        if settings.mqtt_password:
+            platform[platform_user] = ca.hash_password(settings.mqtt_password)
+        elif f"\n{platform_user}:" not in f"\n{existing}":
+            print(
+                f"roadwatch: warning: {path} has no entry for the platform user "
+                f"{platform_user!r}; give ROADWATCH_MQTT_URL as "
+                f"mqtt://{platform_user}:PASSWORD@host:port and run this again",
+                file=sys.stderr,
+            )
+        ca.write_private(path, ca.render_passwd(hashes, existing, platform))
+        print(
+            f"wrote {path}: {len(hashes)} road chiefs" + (" and the platform" if platform else "")
+        )
+    if args.acl:
+        ca.write_private(Path(args.acl), ca.render_acl(settings.mqtt_topic_root, platform_user))
+        print(
+            f"wrote {args.acl} (platform user {platform_user!r}, root {settings.mqtt_topic_root})"
+        )
+    new = {**result.created, **result.reset}
+    for rid in result.skipped:
+        print(f"skipped {rid}: not usable as an MQTT username (letters, digits, . _ - only)")
+    if args.export:
+        ca.export_csv(Path(args.export), new, names)
+        print(
+            f"wrote {len(new)} new passwords to {args.export} (mode 0600): "
+            "hand them out, then delete it"
+        )
+    elif new:
+        print("reporter_id,name,password  (shown once: hand them out now)")
+        for rid, pw in sorted(new.items()):
+            print(f"{rid},{names.get(rid, '')},{pw}")
+    print(
+        f"{len(result.created)} accounts created, {len(result.reset)} passwords reset, "
+        f"{result.total} accounts in all"
+    )
+    if (args.passwd or args.acl) and new:
+        print("reload the broker to apply: systemctl reload mosquitto (SIGHUP)")
     return 0
 
 
@@ -594,6 +659,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ci.add_argument("file")
     ci.set_defaults(func=cmd_chiefs_import)
+    cp = csub.add_parser(
+        "provision",
+        help="phone-app and broker accounts: passwords for new chiefs (shown once), "
+        "the Mosquitto password file and ACL",
+    )
+    cp.add_argument("--passwd", metavar="FILE", help="write the Mosquitto password file")
+    cp.add_argument("--acl", metavar="FILE", help="write the Mosquitto ACL file")
+    cp.add_argument("--export", metavar="CSV", help="write new passwords here instead of stdout")
+    cp.add_argument("--only", nargs="+", metavar="ID", help="only these reporters")
+    cp.add_argument("--reset", nargs="+", metavar="ID", help="give these chiefs new passwords")
+    cp.add_argument("--reset-all", action="store_true", help="new passwords for everyone")
+    cp.set_defaults(func=cmd_chiefs_provision)
 
     u = sub.add_parser("users", help="command-centre staff accounts")
     usub = u.add_subparsers(dest="users_command", required=True)

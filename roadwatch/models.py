@@ -377,3 +377,18 @@ class User(Base):
 
 # Replay reads the event log by time range.
 Index("ix_events_created_at", Event.created_at)
+
+# -- road chiefs' phone accounts (issue 8) ---------------------------------------------------
+class ChiefAccount(Base):
+    """A road chief's sign-in for the phone app and the broker (separate from staff users).
+
+    password_hash is Mosquitto's own `$7$` format (PBKDF2-SHA512), so the same hash serves
+    the app's HTTP sign-in and the broker's password file, which is rendered from this table.
+    """
+
+    __tablename__ = "chief_accounts"
+    reporter_id: Mapped[str] = mapped_column(ForeignKey("reporters.id"), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    password_set_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    disabled: Mapped[bool] = mapped_column(Boolean, server_default=sa_false())

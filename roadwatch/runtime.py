@@ -109,8 +109,7 @@ class Runtime:
             s.embedded_broker == "auto" and not is_listening(s.mqtt_host, s.mqtt_port)
         )
         if use_embedded:
-            self.broker = EmbeddedBroker(s.mqtt_host, s.mqtt_port)
-            self.broker.start()
+            self.broker = self._start_embedded_broker()
             protocol = 3  # the embedded broker speaks MQTT 3.1.1 only
             log.warning(
                 "MQTT: nothing listened on %s, so an EMBEDDED broker (amqtt, MQTT 3.1.1, "
@@ -131,6 +130,8 @@ class Runtime:
             receive_maximum=s.mqtt_receive_maximum,
             batch_max=s.ingest_batch_max,
             batch_wait_ms=s.ingest_batch_wait_ms,
+            username=s.mqtt_username,
+            password=s.mqtt_password,
         )
         self.mqtt.start()
         if case_process:
@@ -167,6 +168,46 @@ class Runtime:
             interval=s.ranking_schedule_s,
         )
         self.ranking.start()
+    def _start_embedded_broker(self) -> EmbeddedBroker:
+        """amqtt on the MQTT address, plus a WebSocket listener for the phone app if free.
+
+        A taken WebSocket port must not stop the demo: phones then fall back to HTTP.
+        """
+        s = self.settings
+        ws_port = s.embedded_ws_port or None
+        if ws_port is not None and is_listening(s.mqtt_host, ws_port):
+            log.warning(
+                "MQTT: port %d is taken, so the embedded broker has no WebSocket listener; "
+                "the phone app sends reports over HTTP",
+                ws_port,
+            )
+            ws_port = None
+        broker = EmbeddedBroker(s.mqtt_host, s.mqtt_port, ws_port=ws_port)
+        try:
+            broker.start()
+        except RuntimeError as exc:
+            if ws_port is None:
+                raise
+            # Taken between the probe and the bind (several demos on one machine): go on
+            # without it; a problem with the MQTT port itself is raised again below.
+            log.warning("MQTT: embedded WebSocket listener not started (%s)", exc)
+            broker = EmbeddedBroker(s.mqtt_host, s.mqtt_port)
+            broker.start()
+        return broker
+
+    @property
+    def phone_ws_url(self) -> str:
+        """Where phones reach the broker: a ws(s):// URL, "" for none (they use HTTP).
+
+        "{host}" in it stands for the host name the app was loaded from (setting "auto":
+        Mosquitto's WebSocket listener on 9001 of that host, or the embedded broker's).
+        """
+        s = self.settings
+        if s.mobile_mqtt_ws_url != "auto":
+            return s.mobile_mqtt_ws_url
+        if self.broker is not None:
+            return "" if self.broker.ws_port is None else f"ws://{{host}}:{self.broker.ws_port}/"
+        return "ws://{host}:9001/"
 
     def stop(self) -> None:
         if self.ranking is not None:

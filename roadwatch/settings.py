@@ -60,6 +60,9 @@ class Settings(BaseModel):
     open311_api_keys: str
     host: str
     port: int
+    mobile_mqtt_ws_url: str
+    embedded_ws_port: int
+    patrol_interval_s: float
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
     # weekly red and black flags (roadwatch.ranking)
     ranking_formula: str
@@ -153,6 +156,30 @@ class Settings(BaseModel):
             raise ValueError("must be a probability from 0 to below 1")
         return v
 
+    @field_validator("mobile_mqtt_ws_url")
+    @classmethod
+    def _ws_url(cls, v: str) -> str:
+        if v in ("", "auto"):
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise ValueError('must be "", "auto" or a ws:// or wss:// URL')
+        return v
+
+    @field_validator("embedded_ws_port")
+    @classmethod
+    def _ws_port(cls, v: int) -> int:
+        if not 0 <= v <= 65535:
+            raise ValueError("must be 0 (no WebSocket listener) or a port up to 65535")
+        return v
+
+    @field_validator("patrol_interval_s")
+    @classmethod
+    def _patrol_interval(cls, v: float) -> float:
+        if not 0.2 <= v <= 300:
+            raise ValueError("must be between 0.2 and 300 seconds")
+        return v
+
     @field_validator("port")
     @classmethod
     def _port(cls, v: int) -> int:
@@ -198,6 +225,15 @@ class Settings(BaseModel):
     @property
     def mqtt_port(self) -> int:
         return urlsplit(self.mqtt_url).port or 1883
+
+    @property
+    def mqtt_username(self) -> str | None:
+        """The platform's broker login, from mqtt://user:password@host:port (if any)."""
+        return urlsplit(self.mqtt_url).username or None
+
+    @property
+    def mqtt_password(self) -> str | None:
+        return urlsplit(self.mqtt_url).password or None
 
     @property
     def tz(self) -> ZoneInfo:

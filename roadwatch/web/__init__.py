@@ -8,7 +8,7 @@ from flask import Flask
 from flask_socketio import SocketIO
 
 from ..runtime import Runtime
-from . import api, auth, centre, errors, exports, live, open311, pages, rankings, review
+from . import api, auth, centre, errors, exports, live, mobile, open311, pages, rankings, review
 
 
 def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
@@ -40,6 +40,7 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     app.register_blueprint(exports.bp)
     app.register_blueprint(rankings.bp)
     app.register_blueprint(centre.bp)
+    app.register_blueprint(mobile.bp)
     errors.register(app)
     live.register(socketio, runtime)
     runtime.broadcaster.emitter = socketio

@@ -27,7 +27,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[Response, int] | HTTPException:
-        if not request.path.startswith(("/api/", "/open311/", "/healthz")):
+        if not request.path.startswith(("/api/", "/m/api/", "/open311/", "/healthz")):
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
         return error_response(exc.code or 500, "request", code, exc.description or exc.name)

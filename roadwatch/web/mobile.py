@@ -1,0 +1,353 @@
+"""The road chief's phone app (`/m/`): the PWA shell and its small JSON API.
+
+Chiefs sign in with their own accounts (roadwatch.chief_accounts), never the command
+centre's staff login: the session is a signed cookie of its own, scoped to `/m/`. Reports,
+rectifications and patrols go to the broker over MQTT/WebSockets with the same login; the
+HTTP routes here are what the app needs around that (its data, a nearby-segment list, photo
+upload, and a report fallback when no broker is reachable), each checked against the chief.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from collections import Counter, deque
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import func, or_, select, text
+
+from .. import chief_accounts, models
+from ..runtime import Runtime
+from . import api
+from .errors import ApiError
+
+bp = Blueprint("mobile", __name__, url_prefix="/m", static_folder=None)
+
+COOKIE = "rw_chief"
+SESSION_DAYS = 30
+GROUPS = [("order", "秩序"), ("clean", "卫生"), ("facade", "立面"), ("facility", "设施")]
+NEAR_RADIUS_M, NEAR_MAX_RADIUS_M = 150.0, 1000.0
+# Wrong passwords allowed per account in a window before sign-in is refused for a while.
+MAX_FAILURES, FAILURE_WINDOW_S = 10, 600.0
+
+
+class _Throttle:
+    """Failed sign-ins per account in the last FAILURE_WINDOW_S (this process only)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        q = self._failures.setdefault(key, deque())
+        while q and q[0] < now - FAILURE_WINDOW_S:
+            q.popleft()
+        return q
+
+    def wait_s(self, key: str) -> float:
+        """Seconds until `key` may try again (0: now)."""
+        now = time.monotonic()
+        with self._lock:
+            q = self._recent(key, now)
+            return q[0] + FAILURE_WINDOW_S - now if len(q) >= MAX_FAILURES else 0.0
+
+    def failed(self, key: str) -> None:
+        with self._lock:
+            self._recent(key, time.monotonic()).append(time.monotonic())
+
+    def succeeded(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+
+def _throttle() -> _Throttle:
+    t: _Throttle = current_app.extensions.setdefault("roadwatch_chief_throttle", _Throttle())
+    return t
+
+
+def _rt() -> Runtime:
+    rt: Runtime = current_app.extensions["roadwatch"]
+    return rt
+
+
+def _signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="roadwatch-chief")
+
+
+def _chief() -> str:
+    """The signed-in chief's reporter id, or a 401 in plain words."""
+    raw = request.cookies.get(COOKIE)
+    if raw:
+        try:
+            rid = _signer().loads(raw, max_age=SESSION_DAYS * 86400)
+        except BadSignature:
+            rid = None
+        if isinstance(rid, str):
+            with _rt().sessions() as session:
+                account = session.get(models.ChiefAccount, rid)
+                if account is not None and not account.disabled:
+                    return rid
+    raise ApiError(401, "session", "signed_out", "请先登录 (please sign in)")
+
+
+def _static_dir() -> str:
+    return str(current_app.root_path) + "/static/m"
+
+
+# -- the shell -------------------------------------------------------------------------
+@bp.get("/")
+def shell() -> Response:
+    res = send_from_directory(_static_dir(), "index.html", mimetype="text/html", max_age=0)
+    res.headers["Cache-Control"] = "no-cache"
+    return res
+
+
+@bp.get("/sw.js")
+def service_worker() -> Response:
+    # Served from /m/ so that its scope is the app; no-cache so a new version is seen.
+    res = send_from_directory(_static_dir(), "sw.js", mimetype="text/javascript", max_age=0)
+    res.headers["Cache-Control"] = "no-cache"
+    res.headers["Service-Worker-Allowed"] = "/m/"
+    return res
+
+
+@bp.get("/manifest.webmanifest")
+def manifest() -> Response:
+    return send_from_directory(
+        _static_dir(), "manifest.webmanifest", mimetype="application/manifest+json", max_age=0
+    )
+
+
+# -- session ---------------------------------------------------------------------------
+def _config() -> dict[str, Any]:
+    s = _rt().settings
+    bounds = [float(x) for x in s.city_bounds.split(",")] if s.city_bounds else None
+    return {
+        "topic_root": s.mqtt_topic_root,
+        "mqtt_ws_url": _rt().phone_ws_url,
+        "max_photo_bytes": s.max_photo_bytes,
+        "max_note_chars": s.max_note_chars,
+        "city_bounds": bounds,
+        "patrol_interval_s": s.patrol_interval_s,
+    }
+
+
+def _chief_json(rid: str) -> dict[str, Any]:
+    with _rt().sessions() as session:
+        r = session.get(models.Reporter, rid)
+    return {
+        "id": rid,
+        "name": r.name if r else rid,
+        "level": r.level if r else None,
+        "district": r.district if r else None,
+    }
+
+
+@bp.post("/api/session")
+def sign_in() -> tuple[Response, int]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "request", "invalid_json", "请发送 JSON {reporter_id, password}")
+    rid, password = body.get("reporter_id"), body.get("password")
+    if not isinstance(rid, str) or not rid.strip():
+        raise ApiError(400, "reporter_id", "required", "请输入账号 (reporter id)")
+    if not isinstance(password, str) or not password:
+        raise ApiError(400, "password", "required", "请输入密码")
+    rid = rid.strip()
+    wait = _throttle().wait_s(rid)
+    if wait > 0:
+        minutes = max(1, round(wait / 60))
+        raise ApiError(
+            429, "password", "too_many_attempts", f"密码错误次数过多，请 {minutes} 分钟后再试"
+        )
+    with _rt().sessions() as session:
+        person = chief_accounts.authenticate(session, rid, password)
+    if person is None:
+        _throttle().failed(rid)
+        raise ApiError(401, "password", "wrong", "账号或密码不正确 (wrong id or password)")
+    _throttle().succeeded(rid)
+    res = jsonify({"chief": _chief_json(rid), "config": _config()})
+    res.set_cookie(
+        COOKIE,
+        _signer().dumps(rid),
+        max_age=SESSION_DAYS * 86400,
+        path="/m/",
+        httponly=True,
+        samesite="Strict",
+        secure=request.is_secure,
+    )
+    return res, 200
+
+
+@bp.get("/api/session")
+def whoami() -> Response:
+    return jsonify({"chief": _chief_json(_chief()), "config": _config()})
+
+
+@bp.delete("/api/session")
+def sign_out() -> Response:
+    res = jsonify({"signed_out": True})
+    res.delete_cookie(COOKIE, path="/m/")
+    return res
+
+
+# -- the chief's data ------------------------------------------------------------------
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+@bp.get("/api/me")
+def me() -> Response:
+    """Categories (own most used first, grouped), own segments (GeoJSON), own open cases."""
+    rt = _rt()
+    rid = _chief()
+    now = models.utcnow()
+    a, r = models.Assignment, models.Report
+    with rt.sessions() as session:
+        used = Counter(
+            dict(
+                session.execute(
+                    select(r.category, func.count())
+                    .where(r.reporter_id == rid)
+                    .group_by(r.category)
+                ).all()
+            )
+        )
+        seg_ids = sorted(
+            set(
+                session.scalars(
+                    select(a.segment_id).where(
+                        a.reporter_id == rid,
+                        a.valid_from <= now,
+                        or_(a.valid_to.is_(None), a.valid_to > now),
+                    )
+                )
+            )
+        )
+        cases = list(
+            session.scalars(
+                select(r)
+                .where(r.assignee_id == rid, text(f"({models.OPEN_CASE_SQL})"))
+                .order_by(r.due_at.is_(None), r.due_at, r.received_at)
+                .limit(200)
+            )
+        )
+    cats = rt.categories
+    groups = []
+    for key, label in GROUPS:
+        items = [c for c in cats.by_code.values() if c.group == key]
+        items.sort(key=lambda c: (-used[c.code], -c.weight, c.code))
+        groups.append(
+            {
+                "key": key,
+                "label": label,
+                "items": [
+                    {
+                        "code": c.code,
+                        "name": c.name,
+                        "used": used[c.code],
+                        "photo_required": c.photo_required,
+                    }
+                    for c in items
+                ],
+            }
+        )
+    favourites = [code for code, _n in used.most_common(6) if code in cats.by_code]
+    ctx = rt.ctx
+    features = [ctx.features[ctx.position[s]] for s in seg_ids if s in ctx.position]
+    names = {f["id"]: f["properties"].get("name") for f in features}
+    case_items = [
+        {
+            "id": c.id,
+            "category": c.category,
+            "category_name": cats.by_code[c.category].name
+            if c.category in cats.by_code
+            else c.category,
+            "photo_required": cats.by_code[c.category].photo_required
+            if c.category in cats.by_code
+            else True,
+            "segment_id": c.segment_id,
+            "segment_name": names.get(c.segment_id or "")
+            or (
+                ctx.features[ctx.position[c.segment_id]]["properties"].get("name")
+                if c.segment_id in ctx.position
+                else None
+            ),
+            "status": c.case_status,
+            "due_at": _iso(c.due_at),
+            "overdue": bool(c.overdue),
+            "observed_at": _iso(c.observed_at),
+            "note": c.note,
+            "lat": c.lat,
+            "lon": c.lon,
+        }
+        for c in cases
+    ]
+    return jsonify(
+        {
+            "chief": _chief_json(rid),
+            "categories": {"favourites": favourites, "groups": groups},
+            "segments": {"type": "FeatureCollection", "features": features},
+            "cases": case_items,
+        }
+    )
+
+
+@bp.get("/api/segments/near")
+def near() -> Response:
+    """Segments near a position, nearest first: the pick-list for a poor GPS fix."""
+    from geo.crs import to_wgs84
+
+    _chief()
+    try:
+        lat = float(request.args["lat"])
+        lon = float(request.args["lon"])
+        radius = float(request.args.get("radius", NEAR_RADIUS_M))
+    except (KeyError, ValueError):
+        raise ApiError(400, "lat", "invalid", "lat 和 lon 必须是数字 (lat, lon: numbers)") from None
+    crs = request.args.get("crs", "WGS84").upper()
+    if crs not in ("WGS84", "GCJ02", "BD09"):
+        raise ApiError(400, "crs", "invalid", "crs 只能是 WGS84、GCJ02 或 BD09")
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise ApiError(400, "lat", "out_of_range", "坐标超出范围 (position out of range)")
+    radius = min(max(radius, 10.0), NEAR_MAX_RADIUS_M)
+    wlon, wlat = to_wgs84(lon, lat, crs) if crs != "WGS84" else (lon, lat)
+    ctx = _rt().ctx
+    items = []
+    for pos, dist in ctx.index.nearby(float(wlon), float(wlat), radius, limit=10):
+        props = ctx.features[pos]["properties"]
+        items.append(
+            {
+                "id": ctx.features[pos]["id"],
+                "name": props.get("name"),
+                "district": props.get("district"),
+                "distance_m": round(dist, 1),
+            }
+        )
+    return jsonify({"radius_m": radius, "items": items})
+
+
+# -- uploads and the HTTP fallback -----------------------------------------------------
+@bp.post("/api/photos")
+def photo() -> tuple[Response, int]:
+    _chief()
+    return api.post_photo()
+
+
+@bp.post("/api/reports")
+def report() -> tuple[Response, int]:
+    """POST /api/reports for a signed-in chief, who may report only as themselves."""
+    rid = _chief()
+    try:
+        body = json.loads(request.get_data(cache=True))
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("reporter_id") != rid:
+        raise ApiError(
+            403, "reporter_id", "not_you", "只能以自己的身份上报 (you can only report as yourself)"
+        )
+    return api.post_report()

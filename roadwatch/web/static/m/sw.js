@@ -1,0 +1,54 @@
+/* Service worker of the phone app: the app shell comes from the cache (instant start,
+   works in airplane mode) and is refreshed in the background. API calls are never cached:
+   the outbox in IndexedDB, not this worker, is what keeps unsent work. */
+"use strict";
+const CACHE = "rw-m-v1";
+const SHELL = [
+  "/m/",
+  "/m/manifest.webmanifest",
+  "/static/m/app.css",
+  "/static/m/store.js",
+  "/static/m/app.js",
+  "/static/m/icon-192.png",
+  "/static/vendor/mqtt-5.16.0/mqtt.min.js",
+];
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => self.skipWaiting()));
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil(
+    caches.keys()
+      .then((keys) => Promise.all(keys.filter((k) => k !== CACHE).map((k) => caches.delete(k))))
+      .then(() => self.clients.claim()),
+  );
+});
+
+function shellKey(url) {
+  // Every navigation inside the app gets the one shell page.
+  return url.pathname.startsWith("/m/") && !url.pathname.startsWith("/m/api/") &&
+    !SHELL.includes(url.pathname) ? "/m/" : url.pathname;
+}
+
+self.addEventListener("fetch", (event) => {
+  const req = event.request;
+  const url = new URL(req.url);
+  if (req.method !== "GET" || url.origin !== self.location.origin) return;
+  const key = req.mode === "navigate" ? shellKey(url) : url.pathname;
+  if (!SHELL.includes(key)) return; // API, photos: straight to the network
+  event.respondWith(
+    caches.open(CACHE).then(async (cache) => {
+      const cached = await cache.match(key);
+      const fresh = fetch(req).then((res) => {
+        if (res.ok) cache.put(key, res.clone());
+        return res;
+      });
+      if (cached) {
+        fresh.catch(() => null); // offline: the cached copy is all there is
+        return cached;
+      }
+      return fresh;
+    }),
+  );
+});

@@ -1,0 +1,632 @@
+"""Issue 8 acceptance: the road chief's phone app in headless Chromium with mobile emulation.
+
+Everything is real: a private Mosquitto started from the project's configuration with a
+WebSocket listener, the password file and ACL written by `roadwatch chiefs provision`
+(no anonymous access), the platform ingesting over MQTT with its own login, the app
+talking MQTT over WebSockets with the chief's login, Debian's Chromium driven by
+Playwright, geolocation and airplane mode emulated by the browser.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import struct
+import uuid
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, Playwright, expect
+from sqlalchemy import select
+
+from roadwatch import models
+from roadwatch.runtime import Runtime
+from tests.browser.conftest import save_screenshot
+from tests.conftest import PG_ADMIN_URL, make_settings, need_service
+from tests.support.mosquitto import MOSQUITTO_BIN, MosquittoProcess, free_port
+from tests.support.server import LiveServer, live_server
+from tests.test_patrols import walk_along
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+PLATFORM_PASSWORD = "platform-test-secret"
+DEVICE = "Pixel 7"
+# While the test holds the browser offline, mqtt.js keeps trying its WebSocket.
+OFFLINE_NOISE = re.compile(r"WebSocket connection to .* failed|ERR_INTERNET_DISCONNECTED")
+
+
+@dataclass
+class Stack:
+    server: LiveServer
+    runtime: Runtime
+    broker: MosquittoProcess
+    passwords: dict[str, str]
+    chiefs: list[tuple[str, str]]  # (reporter id, one of their segments)
+    tmp: Path
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def _chiefs_with_segments(rt: Runtime, n: int) -> list[tuple[str, str]]:
+    """n road chiefs (level 3) and one segment each that they answer for now."""
+    a = models.Assignment
+    now = models.utcnow()
+    with rt.sessions() as s:
+        rows = s.execute(
+            select(a.reporter_id, a.segment_id)
+            .where(a.level == 3, a.role == "road_chief", a.valid_to.is_(None), a.valid_from <= now)
+            .order_by(a.reporter_id)
+        ).all()
+    out: dict[str, str] = {}
+    for rid, sid in rows:
+        out.setdefault(rid, sid)
+    return list(out.items())[:n]
+
+
+@contextmanager
+def _database(backend: str) -> Iterator[dict[str, str]]:
+    """Nothing (SQLite in tmp) or a PostgreSQL database of this module's own."""
+    if backend == "sqlite":
+        yield {}
+        return
+    need_service("PostgreSQL", "127.0.0.1", 5432)
+    import psycopg
+
+    name = f"rw_phone_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield {"database_url": PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"}
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, network_ctx: Any
+) -> Iterator[Stack]:
+    if not MOSQUITTO_BIN.exists():
+        pytest.fail(f"{MOSQUITTO_BIN} is required for the phone app tests", pytrace=False)
+    with _database(request.param) as db:
+        yield from _stack(tmp_path_factory, network_ctx, db)
+
+
+def _stack(
+    tmp_path_factory: pytest.TempPathFactory, network_ctx: Any, db: dict[str, str]
+) -> Iterator[Stack]:
+    from roadwatch import chief_accounts as ca
+
+    tmp = tmp_path_factory.mktemp("phone")
+    port, ws_port = free_port(), free_port()
+    settings = make_settings(
+        tmp,
+        **db,
+        mqtt_url=f"mqtt://roadwatch-platform:{PLATFORM_PASSWORD}@127.0.0.1:{port}",
+        mqtt_protocol=3,
+        mobile_mqtt_ws_url=f"ws://127.0.0.1:{ws_port}/",
+        patrol_interval_s=0.4,
+    )
+    rt = Runtime.build(settings, ctx=network_ctx)
+    chiefs = _chiefs_with_segments(rt, 4)
+    with rt.sessions.begin() as s:
+        made = ca.provision(s, only=[c for c, _ in chiefs])
+        hashes = ca.passwd_lines(s)
+    passwd, acl = tmp / "roadwatch.passwd", tmp / "roadwatch.acl"
+    platform = {"roadwatch-platform": ca.hash_password(PLATFORM_PASSWORD)}
+    ca.write_private(passwd, ca.render_passwd(hashes, platform=platform))
+    ca.write_private(acl, ca.render_acl(settings.mqtt_topic_root, "roadwatch-platform"))
+    broker = MosquittoProcess(
+        tmp,
+        port=port,
+        ws_port=ws_port,
+        allow_anonymous=False,
+        extra_conf=f"password_file {passwd}\nacl_file {acl}\n",
+    )
+    broker.start()
+    try:
+        with live_server(rt, mqtt_ingest=True) as server:
+            yield Stack(server, rt, broker, made.created, chiefs, tmp)
+    finally:
+        broker.stop()
+        rt.stop()
+
+
+class Problems:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.offline = False
+
+    def console(self, kind: str, text: str) -> None:
+        if kind not in ("error", "assert"):
+            return
+        if self.offline and OFFLINE_NOISE.search(text):
+            return
+        self.items.append(f"console.{kind}: {text}")
+
+
+@pytest.fixture
+def phone(
+    browser: Browser, playwright_session: Playwright, stack: Stack
+) -> Iterator[tuple[BrowserContext, Problems]]:
+    device = dict(playwright_session.devices[DEVICE])
+    device.pop("default_browser_type", None)
+    context = browser.new_context(
+        **device,
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
+        permissions=["geolocation"],
+        service_workers="allow",
+    )
+    problems = Problems()
+
+    def watch(page: Page) -> None:
+        page.on("console", lambda m: problems.console(m.type, m.text))
+        page.on("pageerror", lambda e: problems.items.append(f"uncaught: {e}"))
+
+    context.on("page", watch)
+    try:
+        yield context, problems
+    finally:
+        context.close()
+    assert problems.items == [], "browser problems:\n" + "\n".join(problems.items)
+
+
+def short_chain_of_two(network: Any) -> list[Any]:
+    """Two consecutive short segments of one road (the end of one starts the next)."""
+    by_road: dict[str, list[Any]] = {}
+    for s in network.segments:
+        if 150 <= s.length_m <= 250:
+            by_road.setdefault(s.road, []).append(s)
+    for segs in by_road.values():
+        for a in segs:
+            for b in segs:
+                if a is not b and a.geometry.coords[-1] == b.geometry.coords[0]:
+                    return [a, b]
+    raise AssertionError("no chain of two short segments in the network")
+
+
+def _segment_midpoint(rt: Runtime, segment_id: str) -> tuple[float, float]:
+    seg = rt.ctx.network.segments[rt.ctx.position[segment_id]]
+    p = seg.geometry.interpolate(0.5, normalized=True)
+    return p.y, p.x
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A plain PNG (no Pillow needed): a phone camera's picture stand-in."""
+    row = b"\x00" + bytes(rgb) * width
+    raw = zlib.compress(row * height, 6)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    head = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a JPEG's SOF marker."""
+    i = 2
+    while i < len(data):
+        marker, length = data[i + 1], struct.unpack(">H", data[i + 2 : i + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2):
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            return w, h
+        i += 2 + length
+    raise AssertionError("no SOF marker: not a JPEG")
+
+
+def sign_in(page: Page, stack: Stack, chief: str) -> None:
+    page.goto(stack.url + "/m/")
+    page.fill("#signin-id", chief)
+    page.fill("#signin-pw", stack.passwords[chief])
+    page.click("#signin-form button[type=submit]")
+    expect(page.locator("#tabs")).to_be_visible()
+    expect(page.locator("#net")).to_have_attribute("data-state", "online", timeout=15000)
+    expect(page.locator("#cat-groups details").first).to_be_visible()
+
+
+def pick_category(page: Page, code: str) -> None:
+    button = page.locator(f"#cat-groups [data-cat={code}]")
+    if not button.is_visible():
+        button.locator("xpath=ancestor::details/summary").click()
+    button.click()
+    expect(page.locator("#category")).to_have_value(code)
+
+
+def wait_for_fix(page: Page) -> None:
+    expect(page.locator("#gps")).to_have_attribute("data-quality", "good", timeout=10000)
+
+
+# -- a. offline: three reports with photos survive a reload and are accepted once ---------
+def test_offline_reports_survive_reload_and_are_accepted_once(
+    phone: tuple[BrowserContext, Problems], stack: Stack
+) -> None:
+    context, problems = phone
+    chief, segment = stack.chiefs[0]
+    lat, lon = _segment_midpoint(stack.runtime, segment)
+    context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": 5})
+    page = context.new_page()
+    sign_in(page, stack, chief)
+    # The service worker must control the page before the network goes away.
+    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=10000)
+
+    context.set_offline(True)
+    problems.offline = True
+    expect(page.locator("#net")).to_have_attribute("data-state", "offline")
+    wait_for_fix(page)
+    colours = [(200, 30, 30), (30, 160, 40), (20, 60, 200)]
+    for i, rgb in enumerate(colours):
+        pick_category(page, "E0504")
+        page.set_input_files(
+            "#photo-input",
+            files=[
+                FilePayload(name=f"shot{i}.png", mimeType="image/png", buffer=png(2400, 1800, rgb))
+            ],
+        )
+        expect(page.locator("#photo-thumbs img")).to_have_count(1)
+        page.fill("#note", f"离线上报 {i + 1}")
+        page.click("#report-send")
+        expect(page.locator("#report-done")).to_contain_text("联网后自动发送")
+    page.click("#tabs [data-view=outbox]")
+    expect(page.locator("#outbox-list li[data-state=queued]")).to_have_count(3)
+    save_screenshot(page, "phone-outbox-offline")
+
+    page.reload()  # offline: the shell comes from the service worker, the outbox from IndexedDB
+    page.wait_for_function("window.__rwReady === true")
+    page.click("#tabs [data-view=outbox]")
+    expect(page.locator("#outbox-list li[data-state=queued]")).to_have_count(3)
+    with stack.runtime.sessions() as s:
+        assert (
+            s.scalars(select(models.Report).where(models.Report.reporter_id == chief)).all() == []
+        )
+
+    context.set_offline(False)
+    problems.offline = False
+    expect(page.locator("#outbox-list li[data-state=accepted]")).to_have_count(3, timeout=30000)
+    ids = page.eval_on_selector_all("#outbox-list li", "els => els.map(e => e.dataset.id)")
+    acks = page.evaluate(
+        "() => rwStore.all('outbox').then(items => items.map(i => [i.id, i.ack.status]))"
+    )
+    assert sorted(s for _, s in acks) == ["accepted"] * 3
+    save_screenshot(page, "phone-outbox-accepted")
+
+    with stack.runtime.sessions() as s:
+        rows = s.scalars(select(models.Report).where(models.Report.reporter_id == chief)).all()
+    assert sorted(r.id for r in rows) == sorted(ids)
+    assert sorted(r.note or "" for r in rows) == ["离线上报 1", "离线上报 2", "离线上报 3"]
+    photo_dir = Path(stack.runtime.settings.photo_dir)
+    digests = set()
+    for r in rows:
+        assert r.segment_id == segment and r.status == "accepted"
+        assert len(r.photos) == 1
+        stored = photo_dir / f"{r.photos[0]}.jpg"
+        assert stored.is_file(), f"photo {r.photos[0]} of report {r.id} was not uploaded"
+        w, h = jpeg_size(stored.read_bytes())
+        assert max(w, h) == 1600 and (w, h) == (1600, 1200)  # downscaled on the phone
+        digests.add(r.photos[0])
+    assert len(digests) == 3
+
+
+# -- b. a rejected report shows the platform's reason -------------------------------------
+def test_rejected_report_shows_the_platforms_reason(
+    phone: tuple[BrowserContext, Problems], stack: Stack
+) -> None:
+    context, _ = phone
+    chief, segment = stack.chiefs[1]
+    lat, lon = _segment_midpoint(stack.runtime, segment)
+    context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": 5})
+    page = context.new_page()
+    sign_in(page, stack, chief)
+    wait_for_fix(page)
+
+    # Client-side check first: no category is caught before anything is sent.
+    page.click("#report-send")
+    expect(page.locator("#report-errors")).to_contain_text("请选择问题类别")
+    # A photo that is not an image is refused on the phone.
+    page.set_input_files(
+        "#photo-input", files=[FilePayload(name="a.txt", mimeType="text/plain", buffer=b"hello")]
+    )
+    expect(page.locator("#report-errors")).to_contain_text("不是图片")
+
+    # An unknown category can only come from a stale or tampered app: the platform decides.
+    page.evaluate("document.querySelector('#category').value = 'E0599'")
+    page.click("#report-send")
+    page.click("#tabs [data-view=outbox]")
+    item = page.locator("#outbox-list li[data-state=rejected]")
+    expect(item).to_have_count(1, timeout=20000)
+    with stack.runtime.sessions() as s:
+        rejected = s.scalars(
+            select(models.RejectedMessage).where(models.RejectedMessage.reporter_id == chief)
+        ).all()
+    assert len(rejected) == 1
+    messages = [e["message"] for e in rejected[0].errors]
+    assert messages and "E0599" in messages[0]
+    expect(item.locator(".reason")).to_have_text("原因：" + "；".join(messages))
+    expect(item.locator(".state")).to_have_text("被退回")
+    save_screenshot(page, "phone-rejected")
+
+
+# -- d. patrol: a walk along two segments marks exactly those two -------------------------
+def test_patrol_walk_marks_exactly_the_two_segments(
+    phone: tuple[BrowserContext, Problems], stack: Stack
+) -> None:
+    context, _ = phone
+    chief, _seg = stack.chiefs[2]
+    segs = short_chain_of_two(stack.runtime.ctx.network)
+    pts = walk_along(segs, spacing_m=8, noise_m=2, seed=8)
+    context.set_geolocation({"latitude": pts[0][1], "longitude": pts[0][0], "accuracy": 6})
+    page = context.new_page()
+    sign_in(page, stack, chief)
+    page.click("#tabs [data-view=work]")
+    page.click("#patrol-toggle")
+    counter = page.locator("#patrol-points")
+    expect(counter).to_have_text("1")
+    # One new fix per step; the app samples the latest fix every patrol_interval_s.
+    for i, (lon, lat) in enumerate(pts[1:], start=2):
+        context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": 6})
+        page.wait_for_function(
+            f"Number(document.querySelector('#patrol-points').textContent) >= {i}"
+        )
+    n = int(counter.text_content() or "0")
+    page.click("#patrol-toggle")
+    result = page.locator("#patrol-result")
+    expect(result).to_have_attribute("data-covered", re.compile(r".+"), timeout=30000)
+    save_screenshot(page, "phone-patrol")
+    covered = (result.get_attribute("data-covered") or "").split(",")
+    assert covered == [s.id for s in segs]
+    with stack.runtime.sessions() as s:
+        patrol = s.scalars(select(models.Patrol).where(models.Patrol.reporter_id == chief)).one()
+        cov = s.scalars(
+            select(models.PatrolCoverage.segment_id).where(
+                models.PatrolCoverage.patrol_id == patrol.id
+            )
+        ).all()
+        points = s.scalars(
+            select(models.PatrolPoint.t).where(models.PatrolPoint.patrol_id == patrol.id)
+        ).all()
+    assert sorted(cov) == sorted(s.id for s in segs)
+    assert patrol.state == "end" and len(points) == n
+
+
+# -- e. budget: the shell loads in under a second, JS under 300 KB gzipped ---------------
+def test_shell_loads_fast_and_ships_little_javascript(
+    browser: Browser, playwright_session: Playwright, stack: Stack
+) -> None:
+    device = dict(playwright_session.devices[DEVICE])
+    device.pop("default_browser_type", None)
+    cold: list[float] = []
+    scripts: dict[str, bytes] = {}
+
+    def on_response(res: Any) -> None:
+        if res.request.resource_type == "script" or res.url.endswith(".js"):
+            scripts[res.url] = res.body()
+
+    for run in range(3):  # first visits: an empty cache each time (the machine is shared)
+        context = browser.new_context(**device, locale="zh-CN", service_workers="allow")
+        try:
+            page = context.new_page()
+            page.on("response", on_response)
+            page.goto(stack.url + "/m/")
+            page.wait_for_function("window.__rwReady === true")
+            cold.append(page.evaluate("window.__rwReadyAt"))
+            if run == 2:
+                # The service worker precaches MQTT.js too, so everything is on the phone now.
+                page.wait_for_function("navigator.serviceWorker.controller !== null")
+                page.reload()
+                page.wait_for_function("window.__rwReady === true")
+                warm = page.evaluate("window.__rwReadyAt")
+                scripts[stack.url + "/m/sw.js"] = context.request.get(stack.url + "/m/sw.js").body()
+                mqtt_js = "/static/vendor/mqtt-5.16.0/mqtt.min.js"
+                scripts[stack.url + mqtt_js] = context.request.get(stack.url + mqtt_js).body()
+        finally:
+            context.close()
+    sizes = {url.rsplit("/", 1)[-1]: len(gzip.compress(body, 6)) for url, body in scripts.items()}
+    total = sum(sizes.values())
+    median = sorted(cold)[1]
+    print(
+        f"\nphone app shell ready: first visit {', '.join(f'{c:.0f}' for c in cold)} ms "
+        f"(median {median:.0f}), from the service worker {warm:.0f} ms; JavaScript "
+        f"{total / 1024:.1f} KB gzipped ("
+        + ", ".join(f"{k} {v / 1024:.1f} KB" for k, v in sorted(sizes.items()))
+        + ")"
+    )
+    assert set(sizes) == {"mqtt.min.js", "app.js", "store.js", "sw.js"}
+    assert median < 1000 and warm < 1000
+    assert total < 300 * 1024
+
+
+# -- report with a poor fix (pick-list), then the case's rectification with an after photo --
+def test_poor_fix_pick_list_then_rectification_with_after_photo(
+    phone: tuple[BrowserContext, Problems], stack: Stack
+) -> None:
+    context, _ = phone
+    chief, segment = stack.chiefs[3]
+    lat, lon = _segment_midpoint(stack.runtime, segment)
+    context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": 120})
+    page = context.new_page()
+    sign_in(page, stack, chief)
+    gps = page.locator("#gps")
+    expect(gps).to_have_attribute("data-quality", "poor")
+    expect(gps).to_contain_text("±120 米")
+    pick_category(page, "E0104")
+    page.click("#report-send")
+    expect(page.locator("#report-errors")).to_contain_text("请在“位置”下选择所在路段")
+    choice = page.locator(f"#near-list input[value='{segment}']")
+    expect(choice).to_have_count(1)
+    choice.check()
+    save_screenshot(page, "phone-report-poor-fix")
+    page.set_input_files(
+        "#photo-input",
+        files=[
+            FilePayload(name="before.png", mimeType="image/png", buffer=png(800, 600, (9, 9, 9)))
+        ],
+    )
+    expect(page.locator("#photo-thumbs img")).to_have_count(1)
+    page.click("#report-send")
+    page.click("#tabs [data-view=outbox]")
+    expect(page.locator("#outbox-list li[data-kind=report][data-state=accepted]")).to_have_count(
+        1, timeout=20000
+    )
+    with stack.runtime.sessions() as s:
+        report = s.scalars(select(models.Report).where(models.Report.reporter_id == chief)).one()
+    assert report.segment_hint == segment and report.accuracy_m == 120
+
+    # The dispatcher makes it a case for the chief who answers for the segment.
+    def case_of() -> models.Report | None:
+        with stack.runtime.sessions() as s:
+            return s.get(models.Report, report.id)
+
+    for _ in range(100):
+        current = case_of()
+        if current is not None and current.case_status == "dispatched":
+            break
+        page.wait_for_timeout(100)
+    current = case_of()
+    assert current is not None and current.case_status == "dispatched"
+    if current.assignee_id != chief:
+        pytest.skip(f"the case went to {current.assignee_id} (a frontage zone), not the chief")
+
+    page.reload()
+    page.click("#tabs [data-view=work]")
+    card = page.locator(f"#case-list li[data-case='{report.id}']")
+    expect(card).to_contain_text("期限")
+    card.locator("button").click()
+    page.click("#rect-send")
+    expect(page.locator("#rect-errors")).to_contain_text("整改后的照片")
+    page.set_input_files(
+        "#rect-photo",
+        files=[
+            FilePayload(
+                name="after.png", mimeType="image/png", buffer=png(900, 700, (250, 250, 250))
+            )
+        ],
+    )
+    expect(page.locator("#rect-thumbs img")).to_have_count(1)
+    page.click("#rect-send")
+    page.click("#tabs [data-view=outbox]")
+    expect(
+        page.locator("#outbox-list li[data-kind=rectification][data-state=accepted]")
+    ).to_have_count(1, timeout=20000)
+    # The report's own item is still there, settled: the two never share a key.
+    expect(page.locator("#outbox-list li[data-kind=report][data-state=accepted]")).to_have_count(1)
+    with stack.runtime.sessions() as s:
+        fixed = s.get(models.Report, report.id)
+        msg = s.scalars(
+            select(models.CaseMessage).where(models.CaseMessage.report_id == report.id)
+        ).one()
+    assert fixed is not None and fixed.case_status == "rectified"
+    assert msg.kind == "rectification" and len(msg.photos) == 1
+    assert (Path(stack.runtime.settings.photo_dir) / f"{msg.photos[0]}.jpg").is_file()
+
+
+# -- the zero-setup demo: the embedded broker's WebSocket listener serves the app ---------
+def test_app_reports_through_the_embedded_broker(
+    browser: Browser,
+    playwright_session: Playwright,
+    tmp_path: Path,
+    network_ctx: Any,
+) -> None:
+    from roadwatch import chief_accounts as ca
+
+    port, ws_port = free_port(), free_port()
+    settings = make_settings(
+        tmp_path,
+        mqtt_url=f"mqtt://127.0.0.1:{port}",
+        embedded_broker="always",
+        embedded_ws_port=ws_port,
+        mobile_mqtt_ws_url="auto",
+    )
+    rt = Runtime.build(settings, ctx=network_ctx)
+    ((chief, segment),) = _chiefs_with_segments(rt, 1)
+    with rt.sessions.begin() as s:
+        password = ca.provision(s, only=[chief]).created[chief]
+    lat, lon = _segment_midpoint(rt, segment)
+    device = dict(playwright_session.devices[DEVICE])
+    device.pop("default_browser_type", None)
+    try:
+        with live_server(rt, mqtt_ingest=True) as server:
+            assert rt.broker is not None and rt.broker.ws_port == ws_port
+            context = browser.new_context(
+                **device,
+                locale="zh-CN",
+                permissions=["geolocation"],
+                geolocation={"latitude": lat, "longitude": lon, "accuracy": 4},
+            )
+            try:
+                page = context.new_page()
+                errors: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                stack = Stack(server, rt, None, {chief: password}, [], tmp_path)  # type: ignore[arg-type]
+                sign_in(page, stack, chief)
+                wait_for_fix(page)
+                pick_category(page, "E0506")
+                page.click("#report-send")
+                page.click("#tabs [data-view=outbox]")
+                expect(page.locator("#outbox-list li[data-state=accepted]")).to_have_count(
+                    1, timeout=20000
+                )
+                assert errors == []
+            finally:
+                context.close()
+        with rt.sessions() as s:
+            row = s.scalars(select(models.Report).where(models.Report.reporter_id == chief)).one()
+        assert row.transport == "mqtt" and row.segment_id == segment
+    finally:
+        rt.stop()
+
+
+# -- no broker for phones: reports go over HTTP, same pipeline, same ack ------------------
+def test_app_without_a_broker_reports_over_http(
+    browser: Browser,
+    playwright_session: Playwright,
+    tmp_path: Path,
+    network_ctx: Any,
+) -> None:
+    from roadwatch import chief_accounts as ca
+
+    rt = Runtime.build(make_settings(tmp_path, mobile_mqtt_ws_url=""), ctx=network_ctx)
+    ((chief, segment),) = _chiefs_with_segments(rt, 1)
+    with rt.sessions.begin() as s:
+        password = ca.provision(s, only=[chief]).created[chief]
+    lat, lon = _segment_midpoint(rt, segment)
+    device = dict(playwright_session.devices[DEVICE])
+    device.pop("default_browser_type", None)
+    try:
+        with live_server(rt) as server:  # no MQTT at all
+            context = browser.new_context(
+                **device,
+                locale="zh-CN",
+                permissions=["geolocation"],
+                geolocation={"latitude": lat, "longitude": lon, "accuracy": 4},
+            )
+            try:
+                page = context.new_page()
+                page.goto(server.url + "/m/")
+                page.fill("#signin-id", chief)
+                page.fill("#signin-pw", password)
+                page.click("#signin-form button[type=submit]")
+                expect(page.locator("#net")).to_have_text("在线 (HTTP)")
+                expect(page.locator("#cat-groups details").first).to_be_visible()
+                wait_for_fix(page)
+                pick_category(page, "E0505")
+                page.click("#report-send")
+                page.click("#tabs [data-view=outbox]")
+                expect(page.locator("#outbox-list li[data-state=accepted]")).to_have_count(
+                    1, timeout=20000
+                )
+            finally:
+                context.close()
+        with rt.sessions() as s:
+            row = s.scalars(select(models.Report).where(models.Report.reporter_id == chief)).one()
+        assert row.transport == "http" and row.segment_id == segment
+    finally:
+        rt.stop()
