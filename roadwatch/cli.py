@@ -386,6 +386,9 @@ def cmd_users_list(args: argparse.Namespace) -> int:
         for u in list_users(session):
             state = "" if u.active else "  (disabled)"
             print(f"{u.username:<24s} {u.role:<15s} {u.district or '-':<6s}{state}")
+    return 0
+
+
 def cmd_chiefs_provision(args: argparse.Namespace) -> int:
     """Accounts for the phone app and the broker; new passwords are shown once."""
     settings = _settings(args)

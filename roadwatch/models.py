@@ -357,6 +357,7 @@ class RankingJob(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(Text)
 
+
 # -- command-centre access (issue 7) ------------------------------------------------------
 # Staff who may open the command centre. Roles: viewer (the whole city, read only),
 # district_staff (only their district, may settle reviews), admin (everything).
@@ -377,6 +378,7 @@ class User(Base):
 
 # Replay reads the event log by time range.
 Index("ix_events_created_at", Event.created_at)
+
 
 # -- road chiefs' phone accounts (issue 8) ---------------------------------------------------
 class ChiefAccount(Base):

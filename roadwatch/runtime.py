@@ -168,6 +168,7 @@ class Runtime:
             interval=s.ranking_schedule_s,
         )
         self.ranking.start()
+
     def _start_embedded_broker(self) -> EmbeddedBroker:
         """amqtt on the MQTT address, plus a WebSocket listener for the phone app if free.
 
