@@ -13,6 +13,7 @@ import pytest
 from roadwatch.ranking import publish as pub
 from roadwatch.ranking.week import Week
 from tests.browser.conftest import ARTIFACTS
+from tests.support.auth import login
 from tests.test_ranking_jobs import GOLDEN, formula, golden_fixture, rank_rt, rt  # noqa: F401
 
 
@@ -93,6 +94,14 @@ def test_pdf_text_shows_chinese_segment_names(rt: Any, published: Any) -> None: 
 
 def test_disputes_over_http_and_the_index(rt: Any, published: Any) -> None:  # noqa: F811
     client, _ = published
+    # readable by everyone, written only by staff
+    anon = client.post("/api/rankings/2026-W47/disputes", json={"report_id": "x", "by": "c"})
+    assert anon.status_code == 401
+    viewer = client.application.test_client()
+    login(viewer, rt, "viewer")
+    refused = viewer.post("/api/rankings/disputes/1", json={"decision": "upheld", "by": "v"})
+    assert refused.status_code == 403  # only an administrator arbitrates
+    login(client, rt, "admin")
     no_reason = client.post("/api/rankings/2026-W47/disputes", json={"report_id": "x", "by": "c"})
     assert no_reason.get_json()["errors"][0]["code"] == "reason_required"
     r = client.post(

@@ -47,9 +47,10 @@ PUBLIC_PREFIXES = (
     "/login",
     "/logout",
     "/api/photos",  # upload from phones, and the photos reports and Open311 link to
-    "/rankings",  # published weekly rankings (issue 8) are public by design
-    "/api/rankings",
 )
+# Readable by everyone, written only with a login: published weekly rankings are public by
+# design, but filing a dispute or deciding one is staff work.
+PUBLIC_READ_PREFIXES = ("/rankings", "/api/rankings")
 PUBLIC_EXACT = {("POST", "/api/reports"), ("GET", "/m")}  # intake has its own pipeline
 
 
@@ -70,7 +71,10 @@ def load_user() -> StaffUser | None:
 def _is_public(method: str, path: str) -> bool:
     if (method, path) in PUBLIC_EXACT:
         return True
-    return any(path == p.rstrip("/") or path.startswith(p) for p in PUBLIC_PREFIXES)
+    prefixes = PUBLIC_PREFIXES
+    if method in ("GET", "HEAD"):
+        prefixes = PUBLIC_PREFIXES + PUBLIC_READ_PREFIXES
+    return any(path == p.rstrip("/") or path.startswith(p) for p in prefixes)
 
 
 def _safe_next(target: str | None) -> str:

@@ -33,6 +33,7 @@ from ..ranking.render import (
     rows,
 )
 from ..ranking.week import Week
+from .auth import current_user
 from .errors import ApiError
 
 bp = Blueprint("rankings", __name__)
@@ -277,12 +278,15 @@ def file_dispute(label: str) -> tuple[Response, int]:
 def decide(dispute_id: int) -> Response:
     body = _body()
     rt = _rt()
+    arbiter = current_user()
+    if arbiter is None or arbiter.role != "admin":
+        raise ApiError(403, "decision", "forbidden", "only an administrator may decide a dispute")
     try:
         pub.decide_dispute(
             rt.engine,
             dispute_id,
             _str(body, "decision"),
-            _str(body, "by"),
+            arbiter.username,  # the logged-in arbiter, whatever the body says
             str(body.get("note") or ""),
             models.utcnow(),
             rt.settings.tz,
