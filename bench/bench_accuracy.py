@@ -160,11 +160,15 @@ class Sample:
 
 
 def sample(net: Network, n: int, sigma: float, rng: np.random.Generator) -> Sample:
-    lengths = shapely.length(net.projected)
+    """Points along the lines; a paired segment's carriageways are sampled each by its
+    length, and either is the truth's (the segment's)."""
+    parts, owner = shapely.get_parts(net.projected, return_index=True)
+    lengths = shapely.length(parts)
     usable = np.maximum(lengths - 2 * END_MARGIN_M, 0.0)
-    seg = rng.choice(lengths.size, n, p=usable / usable.sum())
-    along = END_MARGIN_M + rng.uniform(0, 1, n) * usable[seg]
-    geoms = net.projected[seg]
+    part = rng.choice(lengths.size, n, p=usable / usable.sum())
+    seg = owner[part]
+    along = END_MARGIN_M + rng.uniform(0, 1, n) * usable[part]
+    geoms = parts[part]
     on = shapely.line_interpolate_point(geoms, along)
     a = shapely.line_interpolate_point(geoms, along - 1.0)
     b = shapely.line_interpolate_point(geoms, along + 1.0)

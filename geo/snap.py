@@ -101,8 +101,14 @@ RECOMMENDED_AMBIGUITY_M: Final = 10.0
 
 _LINESTRING: Final = 1
 _POLYGON: Final = 3
+_MULTILINESTRING: Final = 5
 _MULTIPOLYGON: Final = 6
-_NAMES: Final = {_LINESTRING: "LineString", _POLYGON: "Polygon", _MULTIPOLYGON: "MultiPolygon"}
+_NAMES: Final = {
+    _LINESTRING: "LineString",
+    _POLYGON: "Polygon",
+    _MULTILINESTRING: "MultiLineString",
+    _MULTIPOLYGON: "MultiPolygon",
+}
 
 # Edge table columns (one row per vertex pair of a segment).
 _AX, _AY, _DX, _DY, _LEN2, _ELEN, _CUM, _UX, _UY = range(9)
@@ -266,7 +272,13 @@ def _heading_vectors(heading_deg: npt.ArrayLike | None, n: int) -> tuple[FloatAr
 
 
 class SegmentIndex:
-    """Snapping over a fixed road network (WGS84 LineStrings)."""
+    """Snapping over a fixed road network (WGS84 LineStrings or MultiLineStrings).
+
+    A MultiLineString is one responsibility segment drawn as several lines, e.g. both
+    carriageways of a dual carriageway (geo.segmentize pairs them): each part is
+    matched on its own, chainage runs along the part that was hit, and the segment
+    continues another one where any of its parts' ends touches one of the other's.
+    """
 
     def __init__(
         self,
@@ -283,7 +295,7 @@ class SegmentIndex:
         hint_weight: float = 4.0,
         group_by_road: bool = False,
     ) -> None:
-        geoms = _geometry_array(lines, (_LINESTRING,), "segment")
+        geoms = _geometry_array(lines, (_LINESTRING, _MULTILINESTRING), "segment")
         if geoms.size == 0:
             raise ValueError("a SegmentIndex needs at least one segment")
         if roads is not None and len(roads) != geoms.size:
@@ -327,21 +339,38 @@ class SegmentIndex:
         self._to_xy = pyproj.Transformer.from_crs(4326, self.epsg, always_xy=True)
         self.geometries: GeomArray = shapely.transform(geoms, self._project_coords)
         self.lengths_m: FloatArray = shapely.length(self.geometries)
-        self._build_edges()
-
-        # Segment endpoints (n, 2 ends, xy) and integer road codes, for the
-        # "same road continuing" test.
-        coords = [shapely.get_coordinates(shapely.get_point(self.geometries, i)) for i in (0, -1)]
-        self._ends: FloatArray = np.stack(coords, axis=1)
+        parts, part_seg = shapely.get_parts(self.geometries, return_index=True)
+        part_seg = part_seg.astype(np.int64)
+        self._build_edges(parts, part_seg)
+        self._build_ends(parts, part_seg)
         self._road, self._road_code = _road_codes(roads, geoms.size)
         # Python copy for the scalar live path (list indexing beats numpy there).
         # Endpoints stay numpy-only: nested lists would cost ~300 B a segment.
         self._road_list: list[int] = self._road.tolist()
 
-    def _build_edges(self) -> None:
-        xy, seg = shapely.get_coordinates(self.geometries, return_index=True)
-        same = seg[1:] == seg[:-1]
+    def _build_ends(self, parts: GeomArray, part_seg: IntArray) -> None:
+        """Segment endpoints (n, 2 x most parts, xy), for the "same road continuing" test;
+        also the first part's ends and length (the stretch, for track matching)."""
+        n = self.geometries.size
+        pe = np.stack(
+            [shapely.get_coordinates(shapely.get_point(parts, i)) for i in (0, -1)], axis=1
+        )  # (parts, 2, xy)
+        starts = np.flatnonzero(_first_of_runs(part_seg))
+        rank = np.arange(part_seg.size) - np.repeat(starts, np.diff(np.append(starts, part_seg.size)))
+        most = int(rank.max()) + 1
+        # Pad with the first part's ends: a repeated end changes no "touches" answer.
+        ends = np.repeat(pe[starts][:, None], most, axis=1)  # (n, most, 2, xy)
+        ends[part_seg, rank] = pe
+        self._ends: FloatArray = ends.reshape(n, 2 * most, 2)
+        self.stretch_ends: FloatArray = pe[starts]  # (n, 2, xy): first part's start, end
+        self.stretch_m: FloatArray = shapely.length(parts[starts])
+
+    def _build_edges(self, parts: GeomArray, part_seg: IntArray) -> None:
+        xy, part = shapely.get_coordinates(parts, return_index=True)
+        seg = part_seg[part]
+        same = part[1:] == part[:-1]  # never an edge from one part's end to the next's start
         a, b, eseg = xy[:-1][same], xy[1:][same], seg[:-1][same]
+        epart = part[:-1][same]
         d = b - a
         len2 = d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]
         # Zero-length edges carry no bearing; keep one only for an all-degenerate segment.
@@ -350,15 +379,16 @@ class SegmentIndex:
         has_useful[eseg[useful]] = True
         keep = useful | ~has_useful[eseg]
         keep &= _first_of_runs(eseg) | useful  # at most one degenerate edge per segment
-        a, d, len2, eseg = a[keep], d[keep], len2[keep], eseg[keep]
+        a, d, len2, eseg, epart = a[keep], d[keep], len2[keep], eseg[keep], epart[keep]
         elen = np.sqrt(len2)
         with np.errstate(invalid="ignore", divide="ignore"):
             ux = np.where(elen > 0, d[:, 0] / elen, 0.0)
             uy = np.where(elen > 0, d[:, 1] / elen, 0.0)
-        # chainage at each edge's start: running length within its segment
+        # chainage at each edge's start: running length within its part (a part of a
+        # dual carriageway is measured along itself, from its own first vertex)
         csum = np.cumsum(elen)
-        starts = np.flatnonzero(_first_of_runs(eseg))
-        base = np.repeat(csum[starts] - elen[starts], np.diff(np.append(starts, eseg.size)))
+        starts = np.flatnonzero(_first_of_runs(epart))
+        base = np.repeat(csum[starts] - elen[starts], np.diff(np.append(starts, epart.size)))
         cum = csum - elen - base
         self._edges: FloatArray = np.column_stack(
             [a[:, 0], a[:, 1], d[:, 0], d[:, 1], len2, elen, cum, ux, uy]
@@ -431,8 +461,8 @@ class SegmentIndex:
             ea = self._ends[a[sel]]  # (k, 2 ends, xy)
             eb = self._ends[b[sel]]
             touch = np.zeros(sel.size, dtype=bool)
-            for i in (0, 1):
-                for j in (0, 1):
+            for i in range(ea.shape[1]):
+                for j in range(eb.shape[1]):
                     # Spelt out like _continues_one, so both give identical bits.
                     dx = ea[:, i, 0] - eb[:, j, 0]
                     dy = ea[:, i, 1] - eb[:, j, 1]
