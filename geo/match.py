@@ -170,7 +170,7 @@ class TrackMatcher:
         pi = pi.astype(np.int64, copy=False)
         ei = ei.astype(np.int64, copy=False)
         # Nearest position on each edge: the same arithmetic as snapping uses.
-        pi, ei, d, t = idx._nearest_on_edges(x, y, pi, ei, radius)
+        pi, ei, d, t, _ = idx._nearest_on_edges(x, y, pi, ei, radius)
         si = idx._edge_seg[ei]
         chain = idx._edges[ei, _CUM] + t * idx._edges[ei, _ELEN]
         # One row per (point, segment): its nearest edge (ties: the lower edge).

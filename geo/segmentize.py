@@ -292,6 +292,32 @@ def _alongside(p: LineString, q: LineString) -> float:
     return float(np.mean(near & inner & parallel))
 
 
+def _share_cuts(lines: list[_Line]) -> None:
+    """Cut both carriageways of a dual carriageway at the same cross-sections.
+
+    A side street often meets only one carriageway; its cut is copied to the other
+    carriageway (at the point opposite), so the two are cut alike and pair piece by
+    piece. The copied cut keeps the side street's name: it bounds the stretch.
+    """
+    geoms = np.array([ln.geom for ln in lines], dtype=object)
+    names = [ln.name for ln in lines]
+    left, right = shapely.STRtree(geoms).query(geoms, predicate="dwithin", distance=PAIR_M)
+    own = [list(ln.cuts) for ln in lines]  # copy only original cuts, never copies
+    for i, j in zip(left.tolist(), right.tolist(), strict=True):
+        if i == j or names[i] != names[j] or not own[i]:
+            continue
+        src, dst = lines[i].geom, lines[j].geom
+        if max(_alongside(src, dst), _alongside(dst, src)) < PAIR_SHARE / 2:
+            continue  # only touching or crossing, not running alongside
+        pos = np.array([c[0] for c in own[i]])
+        pts = shapely.line_interpolate_point(src, pos)
+        at = shapely.line_locate_point(dst, pts)
+        close = shapely.distance(pts, dst) <= PAIR_M
+        inner = (at > SNAP_M) & (at < dst.length - SNAP_M)
+        for k in np.flatnonzero(close & inner).tolist():
+            lines[j].cuts.append((float(at[k]), own[i][k][1], own[i][k][2]))
+
+
 def _carriageway_pairs(names: list[str], pieces_m: np.ndarray) -> list[tuple[int, int]]:
     """(i, j), i < j: pieces paired as the two carriageways of one road, each at most once,
     best-overlapping first (deterministic: ties by position)."""
@@ -396,6 +422,8 @@ def segmentize(
 
     lines = _road_lines(names, metric, classes)
     _find_cuts(lines)
+    if pair_carriageways and len(lines) > 1:
+        _share_cuts(lines)
     for ln in lines:
         _cut(ln)
         _merge_short(ln, min_length_m)

@@ -110,8 +110,14 @@ _NAMES: Final = {
     _MULTIPOLYGON: "MultiPolygon",
 }
 
-# Edge table columns (one row per vertex pair of a segment).
-_AX, _AY, _DX, _DY, _LEN2, _ELEN, _CUM, _UX, _UY = range(9)
+# Edge table columns (one row per vertex pair of a segment): start, vector, squared
+# length, length, chainage of its start within its part, unit vector, part length.
+_AX, _AY, _DX, _DY, _LEN2, _ELEN, _CUM, _UX, _UY, _PLEN, _JOIN = range(11)
+_JOIN_START: Final = 1  # _JOIN bits: the part's start / end meets a same-road continuation
+_JOIN_END: Final = 2
+# Logistic approximation of the normal CDF (max error 0.01): Phi(x) ~ 1/(1+exp(-K x)).
+_PHI_K: Final = 1.702
+_PHI_CLIP: Final = 30.0  # |x| beyond this: 0 or 1 to double precision anyway
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,11 +345,11 @@ class SegmentIndex:
         self._to_xy = pyproj.Transformer.from_crs(4326, self.epsg, always_xy=True)
         self.geometries: GeomArray = shapely.transform(geoms, self._project_coords)
         self.lengths_m: FloatArray = shapely.length(self.geometries)
+        self._road, self._road_code = _road_codes(roads, geoms.size)
         parts, part_seg = shapely.get_parts(self.geometries, return_index=True)
         part_seg = part_seg.astype(np.int64)
         self._build_edges(parts, part_seg)
         self._build_ends(parts, part_seg)
-        self._road, self._road_code = _road_codes(roads, geoms.size)
         # Python copy for the scalar live path (list indexing beats numpy there).
         # Endpoints stay numpy-only: nested lists would cost ~300 B a segment.
         self._road_list: list[int] = self._road.tolist()
@@ -364,6 +370,23 @@ class SegmentIndex:
         self._ends: FloatArray = ends.reshape(n, 2 * most, 2)
         self.stretch_ends: FloatArray = pe[starts]  # (n, 2, xy): first part's start, end
         self.stretch_m: FloatArray = shapely.length(parts[starts])
+
+    def _joined_ends(self, parts: GeomArray, part_seg: IntArray) -> FloatArray:
+        """Per part: _JOIN_START / _JOIN_END bits where its end meets (within _JOIN_TOL_M)
+        an end of another segment of the same (named) road -- the road goes on there."""
+        ends = np.concatenate(
+            [shapely.get_coordinates(shapely.get_point(parts, i)) for i in (0, -1)]
+        )  # rows 0..p-1 starts, p..2p-1 ends
+        p = parts.size
+        pts = shapely.points(ends)
+        a, b = shapely.STRtree(pts).query(pts, predicate="dwithin", distance=_JOIN_TOL_M)
+        sa, sb = part_seg[a % p], part_seg[b % p]
+        road = self._road
+        hit = (sa != sb) & (road[sa] == road[sb])
+        out = np.zeros(p)
+        for bit, rows in ((_JOIN_START, a[hit & (a < p)]), (_JOIN_END, a[hit & (a >= p)] - p)):
+            out[np.unique(rows)] += bit
+        return out
 
     def _build_edges(self, parts: GeomArray, part_seg: IntArray) -> None:
         xy, part = shapely.get_coordinates(parts, return_index=True)
@@ -390,8 +413,14 @@ class SegmentIndex:
         starts = np.flatnonzero(_first_of_runs(epart))
         base = np.repeat(csum[starts] - elen[starts], np.diff(np.append(starts, epart.size)))
         cum = csum - elen - base
+        # part length on every edge: the end of the part's last edge (so that, exactly,
+        # cum + elen == plen on the last edge and < plen on every other)
+        ends = np.append(starts[1:], epart.size) - 1
+        plen = np.repeat((cum + elen)[ends], np.diff(np.append(starts, epart.size)))
+        joined = self._joined_ends(parts, part_seg)[epart[starts]]
+        join = np.repeat(joined, np.diff(np.append(starts, epart.size)))
         self._edges: FloatArray = np.column_stack(
-            [a[:, 0], a[:, 1], d[:, 0], d[:, 1], len2, elen, cum, ux, uy]
+            [a[:, 0], a[:, 1], d[:, 0], d[:, 1], len2, elen, cum, ux, uy, plen, join]
         )
         self._edge_seg: IntArray = eseg.astype(np.int64)
         self._tree = shapely.STRtree(shapely.linestrings(np.stack([a, a + d], axis=1)))
@@ -498,22 +527,23 @@ class SegmentIndex:
 
     def _nearest_on_edges(
         self, x: FloatArray, y: FloatArray, pi: IntArray, ei: IntArray, radius: FloatArray
-    ) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
-        """Distance from each point pi to the nearest spot on edge ei, and that spot's position
-        along the edge (0..1); only the pairs within the point's radius are kept."""
+    ) -> tuple[IntArray, IntArray, FloatArray, FloatArray, FloatArray]:
+        """Distance from each point pi to the nearest spot on edge ei, that spot's position
+        along the edge (0..1) and the unclamped projection (< 0 or > 1 off the edge's
+        ends); only the pairs within the point's radius are kept."""
         e = self._edges[ei]
         ax, ay, dx, dy, len2 = e[:, _AX], e[:, _AY], e[:, _DX], e[:, _DY], e[:, _LEN2]
         wx = x[pi] - ax
         wy = y[pi] - ay
-        t = np.zeros(pi.size)
+        raw = np.zeros(pi.size)
         pos = len2 > 0
-        t[pos] = (wx[pos] * dx[pos] + wy[pos] * dy[pos]) / len2[pos]
-        t = np.minimum(np.maximum(t, 0.0), 1.0)
+        raw[pos] = (wx[pos] * dx[pos] + wy[pos] * dy[pos]) / len2[pos]
+        t = np.minimum(np.maximum(raw, 0.0), 1.0)
         ex = x[pi] - (ax + t * dx)
         ey = y[pi] - (ay + t * dy)
         d = np.sqrt(ex * ex + ey * ey)
         keep = d <= radius[pi]
-        return pi[keep], ei[keep], d[keep], t[keep]
+        return pi[keep], ei[keep], d[keep], t[keep], raw[keep]
 
     def _score(
         self,
@@ -531,22 +561,47 @@ class SegmentIndex:
         out: SnapBatch,
     ) -> None:
         """Resolve candidate pairs (point pi, edge ei) into ``out[offset + pi]``."""
-        pi, ei, d, t = self._nearest_on_edges(x, y, pi, ei, radius)
+        pi, ei, d, t, raw = self._nearest_on_edges(x, y, pi, ei, radius)
         if pi.size == 0:
             return
         si = self._edge_seg[ei]
         # One row per (point, segment): its nearest edge (ties: the lower edge).
         order = np.lexsort((ei, d, si, pi))
-        pi, ei, d, t, si = pi[order], ei[order], d[order], t[order], si[order]
+        pi, ei, d, t, si, raw = pi[order], ei[order], d[order], t[order], si[order], raw[order]
         uniq = _first_of_runs(pi * np.int64(self.geometries.size) + si)
-        pi, ei, d, t, si = pi[uniq], ei[uniq], d[uniq], t[uniq], si[uniq]
+        pi, ei, d, t, si, raw = pi[uniq], ei[uniq], d[uniq], t[uniq], si[uniq], raw[uniq]
         # nearest distance per point (pi is sorted): shifts exp so it never underflows
         pstart = np.flatnonzero(_first_of_runs(pi))
         near = np.repeat(np.minimum.reduceat(d, pstart), np.diff(np.append(pstart, pi.size)))
         s = sigma[pi]
-        zd = -(d * d - near * near) / (2.0 * s * s)
-        w = np.exp(zd)
         e = self._edges[ei]
+        # Off a part's end: the offset across the line and the overshoot along it.
+        cum, elen, plen = e[:, _CUM], e[:, _ELEN], e[:, _PLEN]
+        before = (raw < 0.0) & (cum == 0.0)
+        after = (raw > 1.0) & (cum + elen >= plen)
+        over = np.where(before, -raw * elen, np.where(after, (raw - 1.0) * elen, 0.0))
+        along = np.where(before, -over, cum + t * elen + over)
+        across2 = np.maximum(d * d - over * over, 0.0)
+        jn = e[:, _JOIN]
+        j1 = np.remainder(jn, 2.0) == 1.0
+        j2 = jn >= 2.0
+        s2 = 2.0 * s * s
+        z = np.concatenate(
+            [
+                -(across2 - near * near) / s2,
+                -_PHI_K * np.minimum(np.maximum(along / s, -_PHI_CLIP), _PHI_CLIP),
+                -_PHI_K * np.minimum(np.maximum((plen - along) / s, -_PHI_CLIP), _PHI_CLIP),
+                np.where((before & j1) | (after & j2), -(over * over) / s2, 0.0),
+            ]
+        )
+        ez = np.exp(z)
+        k = pi.size
+        e0, e1, e2, g = ez[:k], ez[k : 2 * k], ez[2 * k : 3 * k], ez[3 * k :]
+        w = e0 / ((1.0 + e1) * (1.0 + e2))
+        # Ranking weight: at an end where the road goes on (a joined end) no step
+        # fall-off, just the distance to that end, as if the line continued: else a
+        # point near a joint would rank a crossing road above both halves of its own.
+        wr = (e0 * g) / ((1.0 + np.where(j1, 0.0, e1)) * (1.0 + np.where(j2, 0.0, e2)))
         hxp, hyp = hx[pi], hy[pi]
         hknown = np.isfinite(hxp)
         evidence = hknown.copy()
@@ -554,14 +609,16 @@ class SegmentIndex:
             c = hxp[hknown] * e[hknown, _UX] + hyp[hknown] * e[hknown, _UY]
             lh = self._hfloor + self._hkeep * np.exp(self._h2k * (c * c - 1.0))
             w[hknown] = w[hknown] * lh
+            wr[hknown] = wr[hknown] * lh
         for mask, weight in ((prior_mask, self.prior_weight), (hint_mask, self.hint_weight)):
             if mask is not None:
                 hit = mask[si]
                 w[hit] = w[hit] * weight
+                wr[hit] = wr[hit] * weight
                 evidence |= hit
 
-        # by point, then most probable, then nearest, then lowest segment
-        order = np.lexsort((si, d, -w, pi))
+        # by point, then most probable (ranking weight), then nearest, then lowest segment
+        order = np.lexsort((si, d, -wr, pi))
         pi, ei, d, t, si, w = pi[order], ei[order], d[order], t[order], si[order], w[order]
         evidence = evidence[order]
         first = _first_of_runs(pi)
@@ -634,16 +691,16 @@ class SegmentIndex:
         cand = self._tree.query(point, predicate="dwithin", distance=radius)[1]
         if cand.size == 0:
             return NO_SNAP
-        # segment -> (d, edge, t, row) of its nearest edge
-        per_seg: dict[int, tuple[float, int, float, list[float]]] = {}
+        # segment -> (d, edge, t, unclamped t, row) of its nearest edge
+        per_seg: dict[int, tuple[float, int, float, float, list[float]]] = {}
         for ei, s, row in zip(
             cand.tolist(), self._edge_seg[cand].tolist(), self._edges[cand].tolist(), strict=True
         ):
             ax, ay, dx, dy, len2 = row[0], row[1], row[2], row[3], row[4]
             wx = x - ax
             wy = y - ay
-            t = (wx * dx + wy * dy) / len2 if len2 > 0 else 0.0
-            t = min(max(t, 0.0), 1.0)
+            raw = (wx * dx + wy * dy) / len2 if len2 > 0 else 0.0
+            t = min(max(raw, 0.0), 1.0)
             ex = x - (ax + t * dx)
             ey = y - (ay + t * dy)
             d = math.sqrt(ex * ex + ey * ey)
@@ -651,45 +708,71 @@ class SegmentIndex:
                 continue
             old = per_seg.get(s)
             if old is None or (d, ei) < (old[0], old[1]):
-                per_seg[s] = (d, ei, t, row)
+                per_seg[s] = (d, ei, t, raw, row)
         if not per_seg:
             return NO_SNAP
         near = min(v[0] for v in per_seg.values())
         segs = sorted(per_seg)
-        z = [-(per_seg[s][0] * per_seg[s][0] - near * near) / (2.0 * sigma * sigma) for s in segs]
+        k = len(segs)
+        z = [0.0] * (5 * k)
+        s2 = 2.0 * sigma * sigma
+        joins: list[tuple[bool, bool]] = []
+        for j, s in enumerate(segs):  # spelt out like _score, for identical bits
+            d, _, t, raw, row = per_seg[s]
+            cum, elen, plen, jn = row[_CUM], row[_ELEN], row[_PLEN], row[_JOIN]
+            j1, j2 = jn % 2.0 == 1.0, jn >= 2.0
+            joins.append((j1, j2))
+            before = raw < 0.0 and cum == 0.0
+            after = raw > 1.0 and cum + elen >= plen
+            over = -raw * elen if before else ((raw - 1.0) * elen if after else 0.0)
+            along = -over if before else cum + t * elen + over
+            across2 = max(d * d - over * over, 0.0)
+            z[j] = -(across2 - near * near) / s2
+            z[k + j] = -_PHI_K * min(max(along / sigma, -_PHI_CLIP), _PHI_CLIP)
+            z[2 * k + j] = -_PHI_K * min(max((plen - along) / sigma, -_PHI_CLIP), _PHI_CLIP)
+            if (before and j1) or (after and j2):
+                z[3 * k + j] = -(over * over) / s2
         hknown = heading_deg is not None and math.isfinite(heading_deg)
         if hknown:
             assert heading_deg is not None
             rad = heading_deg * _DEG
             hx, hy = math.sin(rad), math.cos(rad)
-            for s in segs:
-                row = per_seg[s][3]
+            for j, s in enumerate(segs):
+                row = per_seg[s][4]
                 c = hx * row[_UX] + hy * row[_UY]
-                z.append(self._h2k * (c * c - 1.0))
+                z[4 * k + j] = self._h2k * (c * c - 1.0)
+        else:
+            del z[4 * k :]
         ez = np.exp(np.array(z)).tolist()
-        k = len(segs)
         pset = set(prior) if prior else None
         hint = self.road_codes_of(road_hint)
         evidence = hknown
         scored = []
         for j, s in enumerate(segs):
-            w = ez[j]
+            e0, e1, e2, g = ez[j], ez[k + j], ez[2 * k + j], ez[3 * k + j]
+            w = e0 / ((1.0 + e1) * (1.0 + e2))
+            j1, j2 = joins[j]
+            wr = (e0 * g) / ((1.0 + (0.0 if j1 else e1)) * (1.0 + (0.0 if j2 else e2)))
             if hknown:
-                w = w * (self._hfloor + self._hkeep * ez[k + j])
+                lh = self._hfloor + self._hkeep * ez[4 * k + j]
+                w = w * lh
+                wr = wr * lh
             if pset is not None and s in pset:
                 w = w * self.prior_weight
+                wr = wr * self.prior_weight
                 evidence = True
             if hint and self._road_list[s] in hint:
                 w = w * self.hint_weight
+                wr = wr * self.hint_weight
                 evidence = True
-            scored.append((-w, per_seg[s][0], s))
-        scored.sort()
+            scored.append((-wr, per_seg[s][0], s, w))
+        scored.sort()  # (-wr, d, s) is unique by s: w is never compared
         best = scored[0][2]
-        best_d, _, best_t, brow = per_seg[best]
+        best_d, _, best_t, _, brow = per_seg[best]
         den = num = 0.0
-        runner: tuple[float, float, int] | None = None
+        runner: tuple[float, float, int, float] | None = None
         for item in scored:
-            w = -item[0]
+            w = item[3]
             den += w  # sequential, like np.bincount
             if item[2] == best or self._continues_one(best, item[2]):
                 num += w
@@ -699,8 +782,8 @@ class SegmentIndex:
         chainage = brow[_CUM] + best_t * brow[_ELEN]
         cross = brow[_DX] * (y - brow[_AY]) - brow[_DY] * (x - brow[_AX])
         side = None if best_d <= _ON_LINE_M else ("left" if cross > 0 else "right")
-        cands = tuple((s, dd, -nw / den) for nw, dd, s in scored[:_MAX_CANDIDATES])
-        post = -scored[0][0] / den
+        cands = tuple((s, dd, mw / den) for _, dd, s, mw in scored[:_MAX_CANDIDATES])
+        post = scored[0][3] / den
         if runner is None:
             return Snap(best, best_d, chainage, None, None, conf, False, side, post, cands)
         ru_d, ru = runner[1], runner[2]
