@@ -43,12 +43,14 @@ if str(ROOT) not in sys.path:
 
 from geo.snap import (  # noqa: E402
     RECOMMENDED_AMBIGUITY_M,
+    RECOMMENDED_DISTANCE_ONLY_MIN_CONFIDENCE,
     RECOMMENDED_MIN_CONFIDENCE,
     SegmentIndex,
     SnapBatch,
 )
 
 DATA = ROOT / "tests" / "data" / "helsinki_centre_osm_roads.geojson"
+HELD_OUT = ROOT / "tests" / "data" / "pyrosm_test_osm_roads.geojson"
 NOT_STREETS = {"footway", "cycleway", "steps", "path", "corridor", "elevator", "trail"}
 MIN_PIECE_M = 30.0
 END_MARGIN_M = 5.0
@@ -319,12 +321,18 @@ def prior_score(
 
 
 def build_index(
-    net: Network, min_confidence: float = RECOMMENDED_MIN_CONFIDENCE, road_level: bool = True
+    net: Network,
+    min_confidence: float = RECOMMENDED_MIN_CONFIDENCE,
+    road_level: bool = False,
+    distance_only: float | None = RECOMMENDED_DISTANCE_ONLY_MIN_CONFIDENCE,
 ) -> SegmentIndex:
+    """The recommended settings (roadwatch's defaults); ``distance_only`` None: the same
+    threshold with or without a heading."""
     return SegmentIndex(
         net.lines,
         roads=net.roads,
         min_confidence=min_confidence,
+        distance_only_min_confidence=distance_only,
         ambiguity_m=RECOMMENDED_AMBIGUITY_M,
         group_by_road=road_level,
     )
@@ -334,52 +342,66 @@ def _pct(x: float) -> str:
     return f"{100 * x:5.1f}"
 
 
+NETWORKS = {
+    "helsinki": ("central Helsinki (tuned here)", DATA),
+    "kotka": ("Kotka, held out (never tuned on)", HELD_OUT),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=20_000, help="points per case")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--prior", action="store_true", help="add the prior variant (slower)")
+    parser.add_argument("--no-prior", action="store_true", help="skip the prior column (faster)")
     parser.add_argument("--splitter", choices=("auto", "private"), default="auto")
+    parser.add_argument("--road-level", action="store_true", help="also the road-level table")
     parser.add_argument("--sweep", action="store_true", help="sweep min_confidence at σ=10")
     args = parser.parse_args()
+    args.prior = not args.no_prior
 
-    net = load_network(splitter=args.splitter)
-    lengths = shapely.length(net.projected)
-    print(
-        f"central Helsinki, named streets: {len(net.lines):,} segments, "
-        f"{len(set(net.roads)):,} roads, median {np.median(lengths):.0f} m, "
-        f"total {lengths.sum() / 1000:.1f} km ({args.splitter} splitter); "
-        f"{args.points:,} points per case, seed {args.seed}"
-    )
-    if args.sweep:
-        for th in (0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95):
-            idx = build_index(net, th, road_level=True)
-            for h in (False, True):
-                c = run_case(idx, net, 10.0, h, args.points, args.seed)
-                print(
-                    f"min_confidence {th:.2f} heading {h!s:5}: right {_pct(c.ours.right)} "
-                    f"review {_pct(c.ours.review)} wrong {_pct(c.ours.wrong)} | gap@same "
-                    f"right {_pct(c.gap.right)}"
-                )
-        return
-    for road_level in (True, False):
-        table(build_index(net, road_level=road_level), net, args)
+    for label, path in NETWORKS.values():
+        net = load_network(path, splitter=args.splitter)
+        lengths = shapely.length(net.projected)
+        paired = int(np.sum(shapely.get_num_geometries(net.projected) > 1))
+        print(
+            f"\n{label}, named streets: {len(net.lines):,} segments ({paired} dual "
+            f"carriageways paired), {len(set(net.roads)):,} roads, median "
+            f"{np.median(lengths):.0f} m, total {lengths.sum() / 1000:.1f} km "
+            f"({args.splitter} splitter); {args.points:,} points per case, seed {args.seed}"
+        )
+        if args.sweep:
+            for th in (0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95):
+                idx = build_index(net, th, distance_only=None)
+                for h in (False, True):
+                    c = run_case(idx, net, 10.0, h, args.points, args.seed)
+                    print(
+                        f"min_confidence {th:.2f} heading {h!s:5}: right {_pct(c.ours.right)} "
+                        f"review {_pct(c.ours.review)} wrong {_pct(c.ours.wrong)} | gap@same "
+                        f"right {_pct(c.gap.right)}"
+                    )
+            continue
+        table(build_index(net, road_level=False), net, args)
+        if args.road_level:
+            table(build_index(net, road_level=True), net, args)
 
 
 def table(index: SegmentIndex, net: Network, args: argparse.Namespace) -> None:
     level = (
         "ROAD level (group_by_road=True; right = the true road)"
         if index.group_by_road
-        else ("SEGMENT level (right = the true segment or its touching same-road continuation)")
+        else "SEGMENT level (right = the true segment or its touching same-road continuation)"
     )
-    print(f"\n{level}; min_confidence {index.min_confidence}; % of points")
+    print(
+        f"{level}; min_confidence {index.min_confidence} "
+        f"(distance only {index.distance_only_min_confidence}); % of points"
+    )
     head = (
         f"{'σ m':>4} {'heading':>8} | {'right':>6}{'review':>7}{'wrong':>6}{'(slip)':>7} | "
         f"{'nearest right':>13}{'wrong':>6} | {'gap@same-wrong g':>16}{'right':>6}"
         f"{'review':>7}{'wrong':>6}"
     )
     if args.prior:
-        head += f" | {'+prior right':>12}{'review':>7}{'wrong':>6}"
+        head += f" | {'+own segments right':>19}{'review':>7}{'wrong':>6}"
     print(head)
     print("-" * len(head))
     for sigma in (5.0, 10.0, 20.0):
@@ -394,7 +416,7 @@ def table(index: SegmentIndex, net: Network, args: argparse.Namespace) -> None:
             )
             if c.prior is not None:
                 p = c.prior
-                row += f" | {_pct(p.right):>12}{_pct(p.review):>7}{_pct(p.wrong):>6}"
+                row += f" | {_pct(p.right):>19}{_pct(p.review):>7}{_pct(p.wrong):>6}"
             print(row)
 
 

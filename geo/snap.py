@@ -46,8 +46,10 @@ Scoring (v2) -- a posterior over the candidate segments within the radius:
 * Runner-up: the most probable candidate that is not the best or a
   continuation of it.
 * Ambiguous (-> needs_review): a runner-up exists and either ``confidence <
-  min_confidence``, or -- when distance is the only evidence (no heading, and no
-  prior/hint touched a candidate) -- the runner-up is at most ``ambiguity_m``
+  min_confidence``, or -- when distance is the only evidence (no heading, and
+  prior/hint do not tell the best from the runner-up) -- ``confidence <
+  distance_only_min_confidence``
+  (default: ``min_confidence``) or the runner-up is at most ``ambiguity_m``
   farther than the best (distance alone cannot separate roads that close:
   NOTES.md, 5.8 % of Zhengzhou points have a second road within 5 m).
   ``min_confidence`` defaults to 0.0 (the v1 rule only, which existing callers
@@ -73,6 +75,7 @@ __all__ = [
     "AreaIndex",
     "NO_SNAP",
     "RECOMMENDED_AMBIGUITY_M",
+    "RECOMMENDED_DISTANCE_ONLY_MIN_CONFIDENCE",
     "RECOMMENDED_MIN_CONFIDENCE",
     "SegmentIndex",
     "Snap",
@@ -97,6 +100,7 @@ _DEG: Final = math.pi / 180.0
 
 # Tuned with bench/bench_accuracy.py on central Helsinki (see its docstring).
 RECOMMENDED_MIN_CONFIDENCE: Final = 0.8
+RECOMMENDED_DISTANCE_ONLY_MIN_CONFIDENCE: Final = 0.85
 RECOMMENDED_AMBIGUITY_M: Final = 10.0
 
 _LINESTRING: Final = 1
@@ -295,6 +299,7 @@ class SegmentIndex:
         ambiguity_m: float = 5.0,
         default_accuracy_m: float = 10.0,
         min_confidence: float = 0.0,
+        distance_only_min_confidence: float | None = None,
         heading_sigma_deg: float = 15.0,
         heading_floor: float = 0.01,
         prior_weight: float = 2.0,
@@ -322,12 +327,22 @@ class SegmentIndex:
         ):
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        if min_confidence > 1 or heading_floor > 1:
-            raise ValueError("min_confidence and heading_floor must be <= 1")
+        if distance_only_min_confidence is None:
+            distance_only_min_confidence = min_confidence
+        if not (math.isfinite(distance_only_min_confidence) and distance_only_min_confidence >= 0):
+            raise ValueError(
+                "distance_only_min_confidence must be a finite number >= 0, "
+                f"got {distance_only_min_confidence!r}"
+            )
+        if min_confidence > 1 or heading_floor > 1 or distance_only_min_confidence > 1:
+            raise ValueError(
+                "min_confidence, distance_only_min_confidence and heading_floor must be <= 1"
+            )
         self.max_distance_m = float(max_distance_m)
         self.ambiguity_m = float(ambiguity_m)
         self.default_accuracy_m = float(default_accuracy_m)
         self.min_confidence = float(min_confidence)
+        self.distance_only_min_confidence = float(distance_only_min_confidence)
         self.prior_weight = float(prior_weight)
         self.hint_weight = float(hint_weight)
         self.group_by_road = bool(group_by_road)
@@ -604,7 +619,7 @@ class SegmentIndex:
         wr = (e0 * g) / ((1.0 + np.where(j1, 0.0, e1)) * (1.0 + np.where(j2, 0.0, e2)))
         hxp, hyp = hx[pi], hy[pi]
         hknown = np.isfinite(hxp)
-        evidence = hknown.copy()
+        boost = np.ones(pi.size)  # prior and hint factors: evidence where best and rival differ
         if hknown.any():
             c = hxp[hknown] * e[hknown, _UX] + hyp[hknown] * e[hknown, _UY]
             lh = self._hfloor + self._hkeep * np.exp(self._h2k * (c * c - 1.0))
@@ -615,12 +630,12 @@ class SegmentIndex:
                 hit = mask[si]
                 w[hit] = w[hit] * weight
                 wr[hit] = wr[hit] * weight
-                evidence |= hit
+                boost[hit] = boost[hit] * weight
 
         # by point, then most probable (ranking weight), then nearest, then lowest segment
         order = np.lexsort((si, d, -wr, pi))
         pi, ei, d, t, si, w = pi[order], ei[order], d[order], t[order], si[order], w[order]
-        evidence = evidence[order]
+        hknown, boost = hknown[order], boost[order]
         first = _first_of_runs(pi)
         group = np.cumsum(first) - 1
         heads = np.flatnonzero(first)
@@ -635,7 +650,6 @@ class SegmentIndex:
         den = np.bincount(group, weights=w, minlength=ngroups)
         num = np.bincount(group, weights=np.where(rival, 0.0, w), minlength=ngroups)
         conf = num / den
-        has_ev = np.bincount(group, weights=evidence, minlength=ngroups) > 0
 
         rows = pi[heads] + offset
         eh = self._edges[ei[heads]]
@@ -653,9 +667,9 @@ class SegmentIndex:
         out.runner_up[rrows] = si[ridx]
         out.runner_up_distance_m[rrows] = d[ridx]
         gap = d[ridx] - best_d[rgroup]
-        out.ambiguous[rrows] = (conf[rgroup] < self.min_confidence) | (
-            ~has_ev[rgroup] & (gap <= self.ambiguity_m)
-        )
+        ev = hknown[ridx] | (boost[ridx] != boost[heads[rgroup]])
+        floor = np.where(ev, self.min_confidence, self.distance_only_min_confidence)
+        out.ambiguous[rrows] = (conf[rgroup] < floor) | (~ev & (gap <= self.ambiguity_m))
 
     # --- public API -------------------------------------------------------------
 
@@ -746,7 +760,6 @@ class SegmentIndex:
         ez = np.exp(np.array(z)).tolist()
         pset = set(prior) if prior else None
         hint = self.road_codes_of(road_hint)
-        evidence = hknown
         scored = []
         for j, s in enumerate(segs):
             e0, e1, e2, g = ez[j], ez[k + j], ez[2 * k + j], ez[3 * k + j]
@@ -757,20 +770,21 @@ class SegmentIndex:
                 lh = self._hfloor + self._hkeep * ez[4 * k + j]
                 w = w * lh
                 wr = wr * lh
+            boost = 1.0
             if pset is not None and s in pset:
                 w = w * self.prior_weight
                 wr = wr * self.prior_weight
-                evidence = True
+                boost = boost * self.prior_weight
             if hint and self._road_list[s] in hint:
                 w = w * self.hint_weight
                 wr = wr * self.hint_weight
-                evidence = True
-            scored.append((-wr, per_seg[s][0], s, w))
+                boost = boost * self.hint_weight
+            scored.append((-wr, per_seg[s][0], s, w, boost))
         scored.sort()  # (-wr, d, s) is unique by s: w is never compared
         best = scored[0][2]
         best_d, _, best_t, _, brow = per_seg[best]
         den = num = 0.0
-        runner: tuple[float, float, int, float] | None = None
+        runner: tuple[float, float, int, float, float] | None = None
         for item in scored:
             w = item[3]
             den += w  # sequential, like np.bincount
@@ -782,14 +796,14 @@ class SegmentIndex:
         chainage = brow[_CUM] + best_t * brow[_ELEN]
         cross = brow[_DX] * (y - brow[_AY]) - brow[_DY] * (x - brow[_AX])
         side = None if best_d <= _ON_LINE_M else ("left" if cross > 0 else "right")
-        cands = tuple((s, dd, mw / den) for _, dd, s, mw in scored[:_MAX_CANDIDATES])
+        cands = tuple((s, dd, mw / den) for _, dd, s, mw, _ in scored[:_MAX_CANDIDATES])
         post = scored[0][3] / den
         if runner is None:
             return Snap(best, best_d, chainage, None, None, conf, False, side, post, cands)
         ru_d, ru = runner[1], runner[2]
-        ambiguous = conf < self.min_confidence or (
-            not evidence and ru_d - best_d <= self.ambiguity_m
-        )
+        evidence = hknown or runner[4] != scored[0][4]
+        floor = self.min_confidence if evidence else self.distance_only_min_confidence
+        ambiguous = conf < floor or (not evidence and ru_d - best_d <= self.ambiguity_m)
         return Snap(best, best_d, chainage, ru, ru_d, conf, ambiguous, side, post, cands)
 
     def snap_many(
