@@ -46,7 +46,6 @@ from geo.snap import (  # noqa: E402
     RECOMMENDED_DISTANCE_ONLY_MIN_CONFIDENCE,
     RECOMMENDED_MIN_CONFIDENCE,
     SegmentIndex,
-    SnapBatch,
 )
 
 DATA = ROOT / "tests" / "data" / "helsinki_centre_osm_roads.geojson"

@@ -377,7 +377,9 @@ class SegmentIndex:
             [shapely.get_coordinates(shapely.get_point(parts, i)) for i in (0, -1)], axis=1
         )  # (parts, 2, xy)
         starts = np.flatnonzero(_first_of_runs(part_seg))
-        rank = np.arange(part_seg.size) - np.repeat(starts, np.diff(np.append(starts, part_seg.size)))
+        rank = np.arange(part_seg.size) - np.repeat(
+            starts, np.diff(np.append(starts, part_seg.size))
+        )
         most = int(rank.max()) + 1
         # Pad with the first part's ends: a repeated end changes no "touches" answer.
         ends = np.repeat(pe[starts][:, None], most, axis=1)  # (n, most, 2, xy)
@@ -560,6 +562,30 @@ class SegmentIndex:
         keep = d <= radius[pi]
         return pi[keep], ei[keep], d[keep], t[keep], raw[keep]
 
+    def _write_best(
+        self,
+        x: FloatArray,
+        y: FloatArray,
+        ph: IntArray,
+        eb: IntArray,
+        best_d: FloatArray,
+        tb: FloatArray,
+        conf: FloatArray,
+        offset: int,
+        out: SnapBatch,
+    ) -> None:
+        """Segment, distance, chainage, confidence and side of points ph (best edge eb)."""
+        rows = ph + offset
+        eh = self._edges[eb]
+        out.index[rows] = self._edge_seg[eb]
+        out.distance_m[rows] = best_d
+        out.chainage_m[rows] = eh[:, _CUM] + tb * eh[:, _ELEN]
+        out.confidence[rows] = conf
+        cross = eh[:, _DX] * (y[ph] - eh[:, _AY]) - eh[:, _DY] * (x[ph] - eh[:, _AX])
+        side = np.where(cross > 0, 1, -1).astype(np.int8)
+        side[best_d <= _ON_LINE_M] = 0
+        out.side[rows] = side
+
     def _score(
         self,
         x: FloatArray,
@@ -577,6 +603,15 @@ class SegmentIndex:
     ) -> None:
         """Resolve candidate pairs (point pi, edge ei) into ``out[offset + pi]``."""
         pi, ei, d, t, raw = self._nearest_on_edges(x, y, pi, ei, radius)
+        # Fast path: a point with a single candidate edge is certain (posterior 1), and
+        # that is most points on most networks; only the rest need the sorting below.
+        lone = np.bincount(pi, minlength=x.size)[pi] == 1
+        if lone.any():
+            lp, le = pi[lone], ei[lone]
+            self._write_best(x, y, lp, le, d[lone], t[lone], np.ones(lp.size), offset, out)
+            out.posterior[lp + offset] = 1.0
+            many = ~lone
+            pi, ei, d, t, raw = pi[many], ei[many], d[many], t[many], raw[many]
         if pi.size == 0:
             return
         si = self._edge_seg[ei]
@@ -651,18 +686,8 @@ class SegmentIndex:
         num = np.bincount(group, weights=np.where(rival, 0.0, w), minlength=ngroups)
         conf = num / den
 
-        rows = pi[heads] + offset
-        eh = self._edges[ei[heads]]
-        out.index[rows] = best
-        out.distance_m[rows] = best_d
-        out.chainage_m[rows] = eh[:, _CUM] + t[heads] * eh[:, _ELEN]
-        out.confidence[rows] = conf
-        out.posterior[rows] = w[heads] / den
-        ph = pi[heads]
-        cross = eh[:, _DX] * (y[ph] - eh[:, _AY]) - eh[:, _DY] * (x[ph] - eh[:, _AX])
-        side = np.where(cross > 0, 1, -1).astype(np.int8)
-        side[best_d <= _ON_LINE_M] = 0
-        out.side[rows] = side
+        self._write_best(x, y, pi[heads], ei[heads], best_d, t[heads], conf, offset, out)
+        out.posterior[pi[heads] + offset] = w[heads] / den
         rrows = pi[ridx] + offset
         out.runner_up[rrows] = si[ridx]
         out.runner_up_distance_m[rrows] = d[ridx]
@@ -707,6 +732,7 @@ class SegmentIndex:
             return NO_SNAP
         # segment -> (d, edge, t, unclamped t, row) of its nearest edge
         per_seg: dict[int, tuple[float, int, float, float, list[float]]] = {}
+        kept = 0
         for ei, s, row in zip(
             cand.tolist(), self._edge_seg[cand].tolist(), self._edges[cand].tolist(), strict=True
         ):
@@ -720,11 +746,18 @@ class SegmentIndex:
             d = math.sqrt(ex * ex + ey * ey)
             if d > radius:
                 continue
+            kept += 1
             old = per_seg.get(s)
             if old is None or (d, ei) < (old[0], old[1]):
                 per_seg[s] = (d, ei, t, raw, row)
         if not per_seg:
             return NO_SNAP
+        if kept == 1:  # one candidate edge: certain (the fast path of _score)
+            ((s, (d, _, t, _, row)),) = per_seg.items()
+            cross = row[_DX] * (y - row[_AY]) - row[_DY] * (x - row[_AX])
+            side = None if d <= _ON_LINE_M else ("left" if cross > 0 else "right")
+            chainage = row[_CUM] + t * row[_ELEN]
+            return Snap(s, d, chainage, None, None, 1.0, False, side, 1.0, ((s, d, 1.0),))
         near = min(v[0] for v in per_seg.values())
         segs = sorted(per_seg)
         k = len(segs)

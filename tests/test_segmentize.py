@@ -202,9 +202,7 @@ def test_paired_network_round_trips_and_keeps_ids(tmp_path: Path) -> None:
     segs = list(net.segments)
     save_network(net, tmp_path / "dual.json")
     back = load_network(tmp_path / "dual.json")
-    assert [s.geometry.geom_type for s in back.segments] == [
-        s.geometry.geom_type for s in segs
-    ]
+    assert [s.geometry.geom_type for s in back.segments] == [s.geometry.geom_type for s in segs]
     assert all(
         shapely.equals_exact(a.geometry, b.geometry, 1e-6)
         for a, b in zip(back.segments, segs, strict=True)
