@@ -263,6 +263,40 @@ def _first_of_runs(keys: IntArray) -> BoolArray:
     return first
 
 
+def _pairs_within(xy: FloatArray, tol: float) -> tuple[IntArray, IntArray]:
+    """All (i, j), i != j, with points xy[i] and xy[j] at most ``tol`` apart.
+
+    A grid of ``tol`` cells, sorted keys and one searchsorted per neighbouring cell:
+    a few times faster than an STRtree of points for the ~500,000 segment ends of a
+    250,000-segment network (building an index is part of every start).
+    """
+    if xy.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    cell = np.floor((xy - xy.min(axis=0)) / tol).astype(np.int64) + 1
+    span = np.int64(cell[:, 1].max() + 2)
+    key = cell[:, 0] * span + cell[:, 1]
+    order = np.argsort(key, kind="stable")
+    skey = key[order]
+    found_a, found_b = [], []
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            q = key + (dx * span + dy)
+            lo = np.searchsorted(skey, q, side="left")
+            n = np.searchsorted(skey, q, side="right") - lo
+            if not n.any():
+                continue
+            i = np.repeat(np.arange(key.size), n)
+            offs = np.arange(i.size) - np.repeat(np.cumsum(n) - n, n)
+            j = order[np.repeat(lo, n) + offs]
+            found_a.append(i)
+            found_b.append(j)
+    a = np.concatenate(found_a)
+    b = np.concatenate(found_b)
+    dd = xy[a] - xy[b]
+    keep = (a != b) & (dd[:, 0] * dd[:, 0] + dd[:, 1] * dd[:, 1] <= tol * tol)
+    return a[keep], b[keep]
+
+
 def _heading_vectors(heading_deg: npt.ArrayLike | None, n: int) -> tuple[FloatArray, FloatArray]:
     """Unit vectors (east, north) of compass headings; NaN where unknown.
 
@@ -361,21 +395,25 @@ class SegmentIndex:
         self.geometries: GeomArray = shapely.transform(geoms, self._project_coords)
         self.lengths_m: FloatArray = shapely.length(self.geometries)
         self._road, self._road_code = _road_codes(roads, geoms.size)
-        parts, part_seg = shapely.get_parts(self.geometries, return_index=True)
-        part_seg = part_seg.astype(np.int64)
-        self._build_edges(parts, part_seg)
-        self._build_ends(parts, part_seg)
+        if bool((shapely.get_type_id(self.geometries) == _LINESTRING).all()):
+            parts, part_seg = self.geometries, np.arange(geoms.size, dtype=np.int64)
+        else:
+            parts, part_seg = shapely.get_parts(self.geometries, return_index=True)
+            part_seg = part_seg.astype(np.int64)
+        xy, part = shapely.get_coordinates(parts, return_index=True)
+        head = _first_of_runs(part)
+        tail = np.append(head[1:], True)
+        part_ends = np.stack([xy[head], xy[tail]], axis=1)  # (parts, start/end, xy)
+        self._build_edges(xy, part, part_seg, self._joined_ends(part_ends, part_seg))
+        self._build_ends(parts, part_seg, part_ends)
         # Python copy for the scalar live path (list indexing beats numpy there).
         # Endpoints stay numpy-only: nested lists would cost ~300 B a segment.
         self._road_list: list[int] = self._road.tolist()
 
-    def _build_ends(self, parts: GeomArray, part_seg: IntArray) -> None:
+    def _build_ends(self, parts: GeomArray, part_seg: IntArray, pe: FloatArray) -> None:
         """Segment endpoints (n, 2 x most parts, xy), for the "same road continuing" test;
         also the first part's ends and length (the stretch, for track matching)."""
         n = self.geometries.size
-        pe = np.stack(
-            [shapely.get_coordinates(shapely.get_point(parts, i)) for i in (0, -1)], axis=1
-        )  # (parts, 2, xy)
         starts = np.flatnonzero(_first_of_runs(part_seg))
         rank = np.arange(part_seg.size) - np.repeat(
             starts, np.diff(np.append(starts, part_seg.size))
@@ -386,27 +424,29 @@ class SegmentIndex:
         ends[part_seg, rank] = pe
         self._ends: FloatArray = ends.reshape(n, 2 * most, 2)
         self.stretch_ends: FloatArray = pe[starts]  # (n, 2, xy): first part's start, end
-        self.stretch_m: FloatArray = shapely.length(parts[starts])
+        self.stretch_m: FloatArray = (
+            self.lengths_m if parts is self.geometries else shapely.length(parts[starts])
+        )
 
-    def _joined_ends(self, parts: GeomArray, part_seg: IntArray) -> FloatArray:
+    def _joined_ends(self, pe: FloatArray, part_seg: IntArray) -> FloatArray:
         """Per part: _JOIN_START / _JOIN_END bits where its end meets (within _JOIN_TOL_M)
         an end of another segment of the same (named) road -- the road goes on there."""
-        ends = np.concatenate(
-            [shapely.get_coordinates(shapely.get_point(parts, i)) for i in (0, -1)]
-        )  # rows 0..p-1 starts, p..2p-1 ends
-        p = parts.size
-        pts = shapely.points(ends)
-        a, b = shapely.STRtree(pts).query(pts, predicate="dwithin", distance=_JOIN_TOL_M)
+        ends = np.concatenate([pe[:, 0], pe[:, 1]])  # rows 0..p-1 starts, p..2p-1 ends
+        p = part_seg.size
+        a, b = _pairs_within(ends, _JOIN_TOL_M)
         sa, sb = part_seg[a % p], part_seg[b % p]
         road = self._road
         hit = (sa != sb) & (road[sa] == road[sb])
-        out = np.zeros(p)
-        for bit, rows in ((_JOIN_START, a[hit & (a < p)]), (_JOIN_END, a[hit & (a >= p)] - p)):
-            out[np.unique(rows)] += bit
-        return out
+        touched = np.zeros(2 * p, dtype=bool)
+        touched[a[hit]] = True
+        return np.where(touched[:p], float(_JOIN_START), 0.0) + np.where(
+            touched[p:], float(_JOIN_END), 0.0
+        )
 
-    def _build_edges(self, parts: GeomArray, part_seg: IntArray) -> None:
-        xy, part = shapely.get_coordinates(parts, return_index=True)
+    def _build_edges(
+        self, xy: FloatArray, part: IntArray, part_seg: IntArray, joined: FloatArray
+    ) -> None:
+        """Edge table and STRtree from the parts' coordinates (xy, part of each vertex)."""
         seg = part_seg[part]
         same = part[1:] == part[:-1]  # never an edge from one part's end to the next's start
         a, b, eseg = xy[:-1][same], xy[1:][same], seg[:-1][same]
@@ -434,8 +474,7 @@ class SegmentIndex:
         # cum + elen == plen on the last edge and < plen on every other)
         ends = np.append(starts[1:], epart.size) - 1
         plen = np.repeat((cum + elen)[ends], np.diff(np.append(starts, epart.size)))
-        joined = self._joined_ends(parts, part_seg)[epart[starts]]
-        join = np.repeat(joined, np.diff(np.append(starts, epart.size)))
+        join = np.repeat(joined[epart[starts]], np.diff(np.append(starts, epart.size)))
         self._edges: FloatArray = np.column_stack(
             [a[:, 0], a[:, 1], d[:, 0], d[:, 1], len2, elen, cum, ux, uy, plen, join]
         )
