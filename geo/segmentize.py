@@ -363,7 +363,8 @@ def _final_pieces(
         return _pieces(lines, pair)
     start = [list(ln.pieces) for ln in lines]
     aim = target
-    rows, pieces_m = [], np.array([], dtype=object)
+    rows: list[tuple[_Line, _Piece]] = []
+    pieces_m = np.array([], dtype=object)
     for _ in range(8):
         for ln, ps in zip(lines, start, strict=True):
             ln.pieces = list(ps)
@@ -433,8 +434,8 @@ def segmentize(
     pieces_ll = _transform(pieces_m, back)
     # A paired segment's length is the road stretch's: the mean of its carriageways.
     part_ll, owner = shapely.get_parts(pieces_ll, return_index=True)
-    lengths = np.bincount(owner, weights=geodesic_lengths(part_ll), minlength=len(rows))
-    lengths /= shapely.get_num_geometries(pieces_ll)
+    total = np.bincount(owner, weights=geodesic_lengths(part_ll), minlength=len(rows))
+    lengths = total / shapely.get_num_geometries(pieces_ll)
     ids = _assign_ids(rows, pieces_m, previous, id_prefix, fwd)
 
     out = []
