@@ -639,3 +639,16 @@ def test_pairs_within_matches_an_strtree() -> None:
     assert a.size > 150
     empty = geo.snap._pairs_within(np.zeros((0, 2)), 0.5)
     assert empty[0].size == 0
+
+
+def test_live_path_without_the_direct_tree_call_gives_the_same_snaps() -> None:
+    rng = np.random.default_rng(5)
+    lines, roads = random_network(rng, 60)
+    index = SegmentIndex(lines, roads=roads)
+    lon, lat = random_points(rng, lines, 500)
+    assert index._dwithin is not None  # this shapely has it: the fast path is tested
+    fast = [index.snap(float(a), float(b), accuracy_m=12.0) for a, b in zip(lon, lat, strict=True)]
+    index._dwithin = None
+    slow = [index.snap(float(a), float(b), accuracy_m=12.0) for a, b in zip(lon, lat, strict=True)]
+    assert fast == slow
+    assert sum(s.index is not None for s in fast) > 200
