@@ -779,7 +779,6 @@ class SegmentIndex:
             return NO_SNAP
         # segment -> (d, edge, t, unclamped t, row) of its nearest edge
         per_seg: dict[int, tuple[float, int, float, float, list[float]]] = {}
-        kept = 0
         for ei, s, row in zip(
             cand.tolist(), self._edge_seg[cand].tolist(), self._edges[cand].tolist(), strict=True
         ):
@@ -793,13 +792,12 @@ class SegmentIndex:
             d = math.sqrt(ex * ex + ey * ey)
             if d > radius:
                 continue
-            kept += 1
             old = per_seg.get(s)
             if old is None or (d, ei) < (old[0], old[1]):
                 per_seg[s] = (d, ei, t, raw, row)
         if not per_seg:
             return NO_SNAP
-        if kept == 1:  # one candidate edge: certain (the fast path of _score)
+        if len(per_seg) == 1:  # one candidate segment: certain, whatever the weights
             ((s, (d, _, t, _, row)),) = per_seg.items()
             cross = row[_DX] * (y - row[_AY]) - row[_DY] * (x - row[_AX])
             side = None if d <= _ON_LINE_M else ("left" if cross > 0 else "right")
