@@ -659,11 +659,21 @@ class SegmentIndex:
         if pi.size == 0:
             return
         si = self._edge_seg[ei]
-        # One row per (point, segment): its nearest edge (ties: the lower edge).
-        order = np.lexsort((ei, d, si, pi))
+        # One row per (point, segment), in (point, segment) order: its nearest edge (ties:
+        # the lower edge). pi comes sorted from the tree, so a stable sort on one integer
+        # key is nearly free; a lexsort on four keys was half the cost of scoring.
+        key = pi * np.int64(self.geometries.size) + si
+        order = np.argsort(key, kind="stable")
         pi, ei, d, t, si, raw = pi[order], ei[order], d[order], t[order], si[order], raw[order]
-        uniq = _first_of_runs(pi * np.int64(self.geometries.size) + si)
-        pi, ei, d, t, si, raw = pi[uniq], ei[uniq], d[uniq], t[uniq], si[uniq], raw[uniq]
+        key = key[order]
+        run = _first_of_runs(key)
+        if not run.all():
+            starts = np.flatnonzero(run)
+            size = np.diff(np.append(starts, key.size))
+            nearest = d == np.repeat(np.minimum.reduceat(d, starts), size)
+            low = np.where(nearest, ei, np.iinfo(np.int64).max)
+            keep = nearest & (ei == np.repeat(np.minimum.reduceat(low, starts), size))
+            pi, ei, d, t, si, raw = pi[keep], ei[keep], d[keep], t[keep], si[keep], raw[keep]
         # nearest distance per point (pi is sorted): shifts exp so it never underflows
         pstart = np.flatnonzero(_first_of_runs(pi))
         near = np.repeat(np.minimum.reduceat(d, pstart), np.diff(np.append(pstart, pi.size)))
@@ -711,24 +721,35 @@ class SegmentIndex:
                 wr[hit] = wr[hit] * weight
                 boost[hit] = boost[hit] * weight
 
-        # by point, then most probable (ranking weight), then nearest, then lowest segment
-        order = np.lexsort((si, d, -wr, pi))
-        pi, ei, d, t, si, w = pi[order], ei[order], d[order], t[order], si[order], w[order]
-        hknown, boost = hknown[order], boost[order]
+        # Per point (rows in segment order): the best is the most probable by ranking
+        # weight, then the nearest, then the lowest segment; the rival likewise among the
+        # segments that are neither the best nor its continuation. No sort needed.
         first = _first_of_runs(pi)
         group = np.cumsum(first) - 1
-        heads = np.flatnonzero(first)
-        best, best_d = si[heads], d[heads]
+        gstart = np.flatnonzero(first)
+        gsize = np.diff(np.append(gstart, pi.size))
 
-        rival = ~first & ~self._continues(best[group], si)
-        ridx = np.flatnonzero(rival)
-        ridx = ridx[_first_of_runs(group[ridx])]  # most probable rival of each point
+        def pick(mask: BoolArray) -> IntArray:
+            wm = np.where(mask, wr, -np.inf)
+            top = mask & (wm == np.repeat(np.maximum.reduceat(wm, gstart), gsize))
+            dm = np.where(top, d, np.inf)
+            top &= dm == np.repeat(np.minimum.reduceat(dm, gstart), gsize)
+            idx = np.flatnonzero(top)
+            return idx[_first_of_runs(group[idx])]  # the lowest segment: rows are in order
+
+        bidx = pick(np.ones(pi.size, dtype=bool))  # one per point, in point order
+        best, best_d = si[bidx], d[bidx]
+        rival = ~self._continues(best[group], si)
+        rival[bidx] = False
+        ridx = pick(rival)
         rgroup = group[ridx]
 
-        ngroups = heads.size
+        ngroups = gstart.size
+        # sums in segment order: the scalar twin adds in the same order (identical bits)
         den = np.bincount(group, weights=w, minlength=ngroups)
         num = np.bincount(group, weights=np.where(rival, 0.0, w), minlength=ngroups)
         conf = num / den
+        heads = bidx
 
         self._write_best(x, y, pi[heads], ei[heads], best_d, t[heads], conf, offset, out)
         out.posterior[pi[heads] + offset] = w[heads] / den
@@ -858,18 +879,18 @@ class SegmentIndex:
                 wr = wr * self.hint_weight
                 boost = boost * self.hint_weight
             scored.append((-wr, per_seg[s][0], s, w, boost))
+        weights = [item[3] for item in scored]  # in segment order, like _score's rows
         scored.sort()  # (-wr, d, s) is unique by s: w is never compared
         best = scored[0][2]
         best_d, _, best_t, _, brow = per_seg[best]
         den = num = 0.0
-        runner: tuple[float, float, int, float, float] | None = None
-        for item in scored:
-            w = item[3]
-            den += w  # sequential, like np.bincount
-            if item[2] == best or self._continues_one(best, item[2]):
+        own = {best}
+        for s, w in zip(segs, weights, strict=True):
+            den += w  # sequential in segment order, like np.bincount
+            if s == best or self._continues_one(best, s):
                 num += w
-            elif runner is None:
-                runner = item
+                own.add(s)
+        runner = next((item for item in scored if item[2] not in own), None)
         conf = num / den
         chainage = brow[_CUM] + best_t * brow[_ELEN]
         cross = brow[_DX] * (y - brow[_AY]) - brow[_DY] * (x - brow[_AX])
