@@ -26,6 +26,7 @@ import math
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -40,6 +41,7 @@ M_PER_DEG_LAT = 110_900.0
 M_PER_DEG_LON = 111_320.0 * math.cos(math.radians(34.765))
 SEGS_PER_ROAD = 5
 DENSE_POINTS = 100_000
+REPEATS = 3  # CPU figures: the best of this many runs
 
 
 @dataclass
@@ -150,16 +152,16 @@ def run(
     lon, lat = points(rng, lines, n_points, box)
 
     index.snap_many(lon[:10_000], lat[:10_000])  # warm-up
-    t, c = time.perf_counter(), time.process_time()
+    t = time.perf_counter()
     batch = index.snap_many(lon, lat)
     many = n_points / (time.perf_counter() - t)
-    many_cpu = n_points / (time.process_time() - c)
+    many_cpu = best_of(REPEATS, lambda: index.snap_many(lon, lat), n_points)
     heading = rng.uniform(0, 360, n_points)  # direction of travel for every point
     t = time.perf_counter()
     index.snap_many(lon, lat, accuracy_m=10.0, heading_deg=heading)
     many_head = n_points / (time.perf_counter() - t)
     hd = heading[:n_single].tolist()
-    floor = floor_pts_s(index, lon, lat)
+    floor = best_of(REPEATS, lambda: floor_run(index, lon, lat), n_points)
 
     slon, slat = lon[:n_single].tolist(), lat[:n_single].tolist()
     glon, glat = wgs84_to_gcj02(lon[:n_single], lat[:n_single])
@@ -173,17 +175,25 @@ def run(
         index.snap(x, y)
         single.append(clock() - t0)
     # The live path as ingest runs it: GCJ-02 from the phone -> WGS84 -> snap.
-    live: list[int] = []
-    live_cpu: list[int] = []
     cpu = time.thread_time_ns
-    for x, y, h in zip(gl, gb, hd, strict=True):
-        c0 = cpu()
-        t0 = clock()
-        wx, wy = to_wgs84(x, y, "GCJ02")
-        index.snap(wx, wy, accuracy_m=10.0, heading_deg=h)
-        t1 = clock()
-        live_cpu.append(cpu() - c0)
-        live.append(t1 - t0)
+    best: tuple[float, float] | None = None
+    first_live: list[int] = []
+    for rep in range(REPEATS):  # the wall-clock figures are the first pass's
+        live: list[int] = []
+        live_cpu: list[int] = []
+        for x, y, h in zip(gl, gb, hd, strict=True):
+            c0 = cpu()
+            t0 = clock()
+            wx, wy = to_wgs84(x, y, "GCJ02")
+            index.snap(wx, wy, accuracy_m=10.0, heading_deg=h)
+            t1 = clock()
+            live_cpu.append(cpu() - c0)
+            live.append(t1 - t0)
+        p = percentiles_us(live_cpu)
+        best = p if best is None or p[1] < best[1] else best
+        if rep == 0:
+            first_live = live
+    assert best is not None
     bare: list[int] = []
     tree, proj = index._tree, index._to_xy
     for x, y in zip(slon, slat, strict=True):
@@ -207,18 +217,28 @@ def run(
         float((batch.index >= 0).mean()),
         float(batch.ambiguous.mean()),
         *percentiles_us(single),
-        *percentiles_us(live),
-        *percentiles_us(live_cpu),
+        *percentiles_us(first_live),
+        *best,
         percentiles_us(bare)[1],
     )
 
 
-def floor_pts_s(
+def best_of(repeats: int, run: Callable[[], object], n: int) -> float:
+    """Points per CPU second of the fastest of ``repeats`` runs: other processes on a
+    shared machine only ever slow a run down, so the fastest is the least disturbed."""
+    best = math.inf
+    for _ in range(repeats):
+        c = time.process_time()
+        run()
+        best = min(best, time.process_time() - c)
+    return n / best
+
+
+def floor_run(
     index: SegmentIndex, lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]
-) -> float:
+) -> None:
     """Baseline in the same run: project, STRtree dwithin query, nearest edge per point
-    (shapely.distance + a per-point minimum) -- no scoring at all. CPU points/s."""
-    c = time.process_time()
+    (shapely.distance + a per-point minimum) -- no scoring at all."""
     for start in range(0, lon.size, 200_000):
         x, y = index._to_xy.transform(lon[start : start + 200_000], lat[start : start + 200_000])
         pts = shapely.points(x, y)
@@ -226,7 +246,6 @@ def floor_pts_s(
         d = shapely.distance(pts[pi], index._tree.geometries[ei])
         best = np.full(pts.size, np.inf)
         np.minimum.at(best, pi, d)
-    return lon.size / (time.process_time() - c)
 
 
 CASES = [
@@ -296,11 +315,13 @@ def main() -> None:
             f"{r.live_cpu_p99_us / base.live_cpu_p99_us:5.2f}"
         )
     print(
-        "pts/s = snap_many wall clock, cpu pts/s = per CPU second; +heading = snap_many("
+        "pts/s = snap_many wall clock, cpu pts/s = per CPU second (best of "
+        f"{REPEATS} runs); +heading = snap_many("
         "accuracy_m=10, heading_deg=per point); floor = baseline in the same run: the bare "
         "dwithin query + nearest edge, no scoring (CPU). live = to_wgs84(GCJ02) + snap("
         "accuracy_m=10, heading_deg=h) as ingest runs it, wall clock; cpu = its thread CPU "
-        "time (without time preempted by other processes); floor p99 = projection + the "
+        "time (without time preempted by other processes), the pass of "
+        f"{REPEATS} with the lowest p99; floor p99 = projection + the "
         "STRtree query alone. Times in µs."
     )
 
