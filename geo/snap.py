@@ -17,15 +17,22 @@ snapped point are plain arithmetic on the edge nearest to the point.
 arrays) doing the same floating-point operations in the same order, so a live
 message and a batch re-run of the same report agree bit for bit (tested).
 
-Scoring (v2) -- a posterior over the candidate segments within the radius:
+Scoring (v3) -- a posterior over the candidate segments within the radius:
 
 * Search radius: ``max_distance`` when no accuracy is known, otherwise
   ``min(clamp(2 * accuracy, 30, 100), max_distance)``: a good fix is not pulled
   onto a road far beyond its error, and nothing is ever farther than
   ``max_distance`` (constructor default 50 m, per-call override allowed, a
   larger per-call value is the only way to search farther).
-* Likelihood of segment s at distance d: ``exp(-d^2 / 2 sigma^2)`` with
-  sigma = max(accuracy or default_accuracy_m, 5 m), times, when a direction of
+* Likelihood of segment s (v3: the 2-D likelihood of a line a report was made
+  along): ``exp(-e^2 / 2 sigma^2) * Phi(u / sigma) * Phi((L - u) / sigma)`` with e the
+  offset across the line, u the position along the part (L long; beyond an end, the
+  overshoot counts along, not across) and sigma = max(accuracy or
+  default_accuracy_m, 5 m) -- so a point past a free end falls off fast. Phi is a
+  logistic approximation. The *ranking* weight drops the fall-off at a joined end
+  (where the same road goes on) and keeps the plain distance to it instead, so the
+  two halves of a road at a joint never lose to a crossing road; confidences use
+  the likelihood itself. Times, when a direction of
   travel is known, an axial von-Mises term ``floor + (1 - floor) *
   exp(2 kappa (cos^2 delta - 1))`` where delta is the angle between the heading
   and the segment's local bearing at the snapped point (segments are undirected
@@ -35,7 +42,7 @@ Scoring (v2) -- a posterior over the candidate segments within the radius:
   of a road named in the report (``road_hint``). These are mild, bounded
   factors: they break near-ties, they never pull a point onto a road far
   beyond its error.
-* Normalised over the candidates: ``posterior``. The best is the most probable
+* Normalised over the candidates: ``posterior``. The best is the most probable (by
   segment (ties: nearer, then lower index). ``confidence`` is the posterior of
   the best *plus its same-road continuations* (same ``roads`` name and a shared
   endpoint within 0.5 m): a point at a plain joint of one road is not "50 %
