@@ -43,7 +43,7 @@ Scoring (v3) -- a posterior over the candidate segments within the radius:
   factors: they break near-ties, they never pull a point onto a road far
   beyond its error.
 * Normalised over the candidates: ``posterior``. The best is the most probable (by
-  segment (ties: nearer, then lower index). ``confidence`` is the posterior of
+  ranking weight) segment (ties: nearer, then lower index). ``confidence`` is the posterior of
   the best *plus its same-road continuations* (same ``roads`` name and a shared
   endpoint within 0.5 m): a point at a plain joint of one road is not "50 %
   sure". Without ``roads`` every segment is its own road. With
