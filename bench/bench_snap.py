@@ -26,6 +26,7 @@ import math
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -39,6 +40,8 @@ CENTRE_BOX = (113.55, 34.68, 113.80, 34.85)  # lon_min, lat_min, lon_max, lat_ma
 M_PER_DEG_LAT = 110_900.0
 M_PER_DEG_LON = 111_320.0 * math.cos(math.radians(34.765))
 SEGS_PER_ROAD = 5
+DENSE_POINTS = 100_000
+REPEATS = 3  # CPU figures: the best of this many runs
 
 
 @dataclass
@@ -48,14 +51,19 @@ class Row:
     area_km2: float
     build_s: float
     rss_mb: float
-    many_pts_s: float
+    many_pts_s: float  # wall clock
+    many_cpu_pts_s: float  # per CPU second of this process (robust on a shared machine)
     many_head_pts_s: float
+    floor_pts_s: float  # baseline: the bare STRtree dwithin query + nearest edge, CPU
     matched: float
     ambiguous: float
     p50_us: float
     p99_us: float
     live_p50_us: float
     live_p99_us: float
+    live_cpu_p50_us: float  # thread CPU time per call: no time spent preempted
+    live_cpu_p99_us: float
+    floor_p99_us: float  # baseline: projection + the STRtree query alone, wall
 
 
 def rss_mb() -> float:
@@ -147,11 +155,13 @@ def run(
     t = time.perf_counter()
     batch = index.snap_many(lon, lat)
     many = n_points / (time.perf_counter() - t)
+    many_cpu = best_of(REPEATS, lambda: index.snap_many(lon, lat), n_points)
     heading = rng.uniform(0, 360, n_points)  # direction of travel for every point
     t = time.perf_counter()
     index.snap_many(lon, lat, accuracy_m=10.0, heading_deg=heading)
     many_head = n_points / (time.perf_counter() - t)
     hd = heading[:n_single].tolist()
+    floor = best_of(REPEATS, lambda: floor_run(index, lon, lat), n_points)
 
     slon, slat = lon[:n_single].tolist(), lat[:n_single].tolist()
     glon, glat = wgs84_to_gcj02(lon[:n_single], lat[:n_single])
@@ -165,12 +175,32 @@ def run(
         index.snap(x, y)
         single.append(clock() - t0)
     # The live path as ingest runs it: GCJ-02 from the phone -> WGS84 -> snap.
-    live: list[int] = []
-    for x, y, h in zip(gl, gb, hd, strict=True):
+    cpu = time.thread_time_ns
+    best: tuple[float, float] | None = None
+    first_live: list[int] = []
+    for rep in range(REPEATS):  # the wall-clock figures are the first pass's
+        live: list[int] = []
+        live_cpu: list[int] = []
+        for x, y, h in zip(gl, gb, hd, strict=True):
+            c0 = cpu()
+            t0 = clock()
+            wx, wy = to_wgs84(x, y, "GCJ02")
+            index.snap(wx, wy, accuracy_m=10.0, heading_deg=h)
+            t1 = clock()
+            live_cpu.append(cpu() - c0)
+            live.append(t1 - t0)
+        p = percentiles_us(live_cpu)
+        best = p if best is None or p[1] < best[1] else best
+        if rep == 0:
+            first_live = live
+    assert best is not None
+    bare: list[int] = []
+    tree, proj = index._tree, index._to_xy
+    for x, y in zip(slon, slat, strict=True):
         t0 = clock()
-        wx, wy = to_wgs84(x, y, "GCJ02")
-        index.snap(wx, wy, accuracy_m=10.0, heading_deg=h)
-        live.append(clock() - t0)
+        px, py = proj.transform(x, y)
+        tree.query(shapely.points(np.array([[px, py]])), predicate="dwithin", distance=30.0)
+        bare.append(clock() - t0)
 
     (x0, y0, x1, y1) = box
     area = (x1 - x0) * M_PER_DEG_LON * (y1 - y0) * M_PER_DEG_LAT / 1e6
@@ -181,12 +211,41 @@ def run(
         build_s,
         rss,
         many,
+        many_cpu,
         many_head,
+        floor,
         float((batch.index >= 0).mean()),
         float(batch.ambiguous.mean()),
         *percentiles_us(single),
-        *percentiles_us(live),
+        *percentiles_us(first_live),
+        *best,
+        percentiles_us(bare)[1],
     )
+
+
+def best_of(repeats: int, run: Callable[[], object], n: int) -> float:
+    """Points per CPU second of the fastest of ``repeats`` runs: other processes on a
+    shared machine only ever slow a run down, so the fastest is the least disturbed."""
+    best = math.inf
+    for _ in range(repeats):
+        c = time.process_time()
+        run()
+        best = min(best, time.process_time() - c)
+    return n / best
+
+
+def floor_run(
+    index: SegmentIndex, lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]
+) -> None:
+    """Baseline in the same run: project, STRtree dwithin query, nearest edge per point
+    (shapely.distance + a per-point minimum) -- no scoring at all."""
+    for start in range(0, lon.size, 200_000):
+        x, y = index._to_xy.transform(lon[start : start + 200_000], lat[start : start + 200_000])
+        pts = shapely.points(x, y)
+        pi, ei = index._tree.query(pts, predicate="dwithin", distance=index.max_distance_m)
+        d = shapely.distance(pts[pi], index._tree.geometries[ei])
+        best = np.full(pts.size, np.inf)
+        np.minimum.at(best, pi, d)
 
 
 CASES = [
@@ -210,34 +269,60 @@ def main() -> None:
         print(json.dumps(asdict(run(label, n, box, args.points, args.single))))
         return
 
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[0]  # other work on a shared machine blurs wall-clock figures
     rows = []
     for i in range(len(CASES)):
-        cmd = [sys.executable, __file__, f"--case={i}", f"--points={args.points}"]
+        # The dense worst cases snap at a few thousand points/s: fewer points there.
+        n_points = args.points if CASES[i][0] != "dense" else min(args.points, DENSE_POINTS)
+        cmd = [sys.executable, __file__, f"--case={i}", f"--points={n_points}"]
         out = subprocess.run(
             [*cmd, f"--single={args.single}"], check=True, capture_output=True, text=True
         )
         rows.append(Row(**json.loads(out.stdout)))
 
     print(
-        f"snap_many: {args.points:,} points (80 % within ~10 m of a road); "
-        f"single snap: {args.single:,} calls; one core"
+        f"snap_many: {args.points:,} points ({DENSE_POINTS:,} on the dense networks; 80 % "
+        "within ~10 m of a road); "
+        f"single snap: {args.single:,} calls; one core; load average before: {load}"
     )
     head = (
         f"{'network':<8}{'segments':>10}{'km2':>8}{'build s':>9}{'index MB':>10}"
-        f"{'many pts/s':>12}{'+heading':>10}{'matched':>9}{'ambig':>7}"
-        f"{'snap p50':>10}{'p99 us':>8}{'live p50':>10}{'p99 us':>8}"
+        f"{'pts/s':>10}{'cpu pts/s':>11}{'+heading':>10}{'floor':>10}{'matched':>9}{'ambig':>7}"
+        f"{'snap p50':>10}{'p99':>7}{'live p50':>10}{'p99':>7}{'cpu p50':>9}{'p99':>7}"
+        f"{'floor p99':>10}"
     )
     print(head)
     print("-" * len(head))
     for r in rows:
         print(
             f"{r.label:<8}{r.segments:>10,}{r.area_km2:>8,.0f}{r.build_s:>9.3f}{r.rss_mb:>10.1f}"
-            f"{r.many_pts_s:>12,.0f}{r.many_head_pts_s:>10,.0f}{r.matched:>9.1%}{r.ambiguous:>7.1%}"
-            f"{r.p50_us:>10.1f}{r.p99_us:>8.1f}{r.live_p50_us:>10.1f}{r.live_p99_us:>8.1f}"
+            f"{r.many_pts_s:>10,.0f}{r.many_cpu_pts_s:>11,.0f}{r.many_head_pts_s:>10,.0f}"
+            f"{r.floor_pts_s:>10,.0f}{r.matched:>9.1%}{r.ambiguous:>7.1%}"
+            f"{r.p50_us:>10.1f}{r.p99_us:>7.1f}{r.live_p50_us:>10.1f}{r.live_p99_us:>7.1f}"
+            f"{r.live_cpu_p50_us:>9.1f}{r.live_cpu_p99_us:>7.1f}{r.floor_p99_us:>10.1f}"
+        )
+    base = rows[0]
+    print(
+        "\ngrowth against 2,495 segments (network x / build time x / index MB x / "
+        "cpu pts/s ÷ / live cpu p99 x):"
+    )
+    for r in rows[1:]:
+        print(
+            f"  {r.label:<6}{r.segments:>8,}: {r.segments / base.segments:6.0f} / "
+            f"{r.build_s / base.build_s:6.1f} / {r.rss_mb / max(base.rss_mb, 0.1):6.1f} / "
+            f"{base.many_cpu_pts_s / r.many_cpu_pts_s:5.2f} / "
+            f"{r.live_cpu_p99_us / base.live_cpu_p99_us:5.2f}"
         )
     print(
-        "+heading = snap_many(accuracy_m=10, heading_deg=per point); live = to_wgs84(GCJ02) "
-        "+ snap(accuracy_m=10, heading_deg=h), as the ingest path runs it."
+        "pts/s = snap_many wall clock, cpu pts/s = per CPU second (best of "
+        f"{REPEATS} runs); +heading = snap_many("
+        "accuracy_m=10, heading_deg=per point); floor = baseline in the same run: the bare "
+        "dwithin query + nearest edge, no scoring (CPU). live = to_wgs84(GCJ02) + snap("
+        "accuracy_m=10, heading_deg=h) as ingest runs it, wall clock; cpu = its thread CPU "
+        "time (without time preempted by other processes), the pass of "
+        f"{REPEATS} with the lowest p99; floor p99 = projection + the "
+        "STRtree query alone. Times in µs."
     )
 
 

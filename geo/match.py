@@ -101,9 +101,10 @@ class TrackMatcher:
         self.index = index
         geoms = index.geometries
         n = geoms.size
-        ends = np.concatenate(
-            [shapely.get_coordinates(shapely.get_point(geoms, i)) for i in (0, -1)]
-        )  # rows 0..n-1 start points, n..2n-1 end points
+        # The stretch of each segment (its first part: one carriageway of a paired
+        # dual carriageway, whose other part runs alongside): rows 0..n-1 start
+        # points, n..2n-1 end points.
+        ends = np.concatenate([index.stretch_ends[:, 0], index.stretch_ends[:, 1]])
         pts = shapely.points(ends)
         a, b = shapely.STRtree(pts).query(pts, predicate="dwithin", distance=NODE_TOL_M)
         parent = list(range(2 * n))
@@ -122,7 +123,7 @@ class TrackMatcher:
         _, node = np.unique(np.asarray(roots), return_inverse=True)
         self.start_node: list[int] = node[:n].tolist()
         self.end_node: list[int] = node[n:].tolist()
-        self.lengths: list[float] = index.lengths_m.tolist()
+        self.lengths: list[float] = index.stretch_m.tolist()
         self.node_count = int(node.max()) + 1 if n else 0
         adj: list[dict[int, float]] = [{} for _ in range(self.node_count)]
         for u, v, w in zip(self.start_node, self.end_node, self.lengths, strict=True):
@@ -169,7 +170,7 @@ class TrackMatcher:
         pi = pi.astype(np.int64, copy=False)
         ei = ei.astype(np.int64, copy=False)
         # Nearest position on each edge: the same arithmetic as snapping uses.
-        pi, ei, d, t = idx._nearest_on_edges(x, y, pi, ei, radius)
+        pi, ei, d, t, _ = idx._nearest_on_edges(x, y, pi, ei, radius)
         si = idx._edge_seg[ei]
         chain = idx._edges[ei, _CUM] + t * idx._edges[ei, _ELEN]
         # One row per (point, segment): its nearest edge (ties: the lower edge).
@@ -504,7 +505,7 @@ def covered_segments(
     for seg, first, last, _, lo, hi in merged:
         need = min_length_m
         if index is not None:
-            need = min(need, 0.5 * float(index.lengths_m[seg]))
+            need = min(need, 0.5 * float(index.stretch_m[seg]))
         if need > 0 and not (hi - lo >= need):
             continue
         out.append((int(seg), int(first), int(last)))

@@ -13,6 +13,8 @@ carries everything that is not a segment line::
                    "properties": {"id", "name", "road", "from", "to", "district",
                                   "subdistrict", "road_class", "length_m"},
                    "geometry": {"type": "LineString", ...}}, ...],
+       (a MultiLineString for a segment drawn as several lines: both
+       carriageways of a dual carriageway)
      "roadwatch": {"version": 1, "name": ..., "crs": "EPSG:4326",
                    "districts": [GeoJSON Features], "subdistricts": [...],
                    "people": [...], "assignments": [...]}}
@@ -42,7 +44,7 @@ from typing import Any, Final
 import numpy as np
 import shapely
 from shapely.errors import GEOSException
-from shapely.geometry import LineString, MultiPolygon, Polygon
+from shapely.geometry import LineString, MultiLineString, MultiPolygon, Polygon
 
 __all__ = [
     "DISTRICT_KINDS",
@@ -102,7 +104,7 @@ class Segment:
     subdistrict: str  # sub-district code
     road_class: str  # "arterial" | "secondary" | "local"
     length_m: float  # geodesic length on WGS84, 0.1 m
-    geometry: LineString  # WGS84 lon/lat
+    geometry: LineString | MultiLineString  # WGS84 lon/lat; Multi: both carriageways
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +193,11 @@ def _geometry_json(geom: shapely.Geometry) -> dict[str, Any]:
     return {"type": mapping["type"], "coordinates": mapping["coordinates"]}
 
 
-def _line_json(line: LineString) -> dict[str, Any]:
+def _line_json(line: LineString | MultiLineString) -> dict[str, Any]:
     # Segments are most of the file: skip the to_geojson/json.loads round trip.
+    if isinstance(line, MultiLineString):
+        parts = [np.round(shapely.get_coordinates(p), COORD_DECIMALS).tolist() for p in line.geoms]
+        return {"type": "MultiLineString", "coordinates": parts}
     xy = np.round(shapely.get_coordinates(line), COORD_DECIMALS)
     return {"type": "LineString", "coordinates": xy.tolist()}
 
@@ -341,17 +346,26 @@ def _date(value: Any, where: str) -> dt.date:
 
 def _segments(features: Iterable[Any], path: Path) -> tuple[Segment, ...]:
     props: list[Mapping[str, Any]] = []
-    coords: list[Any] = []
+    coords: list[Any] = []  # one list of positions per line part
+    owner: list[int] = []  # the feature of each part
+    multi: list[bool] = []
     for i, f in enumerate(features):
         where = f"{path}: feature {i}"
         geom = _need(f, "geometry", where)
-        if not isinstance(geom, dict) or geom.get("type") != "LineString":
-            raise ValueError(f"{where}: segment geometry must be a LineString")
+        kind = geom.get("type") if isinstance(geom, dict) else None
+        if kind not in ("LineString", "MultiLineString"):
+            raise ValueError(f"{where}: segment geometry must be a LineString or MultiLineString")
         c = _need(geom, "coordinates", where)
-        if not isinstance(c, list) or len(c) < 2:
-            raise ValueError(f"{where}: a LineString needs at least 2 positions")
+        parts = c if kind == "MultiLineString" and isinstance(c, list) else [c]
+        if not parts:
+            raise ValueError(f"{where}: a MultiLineString needs at least one line")
+        for part in parts:
+            if not isinstance(part, list) or len(part) < 2:
+                raise ValueError(f"{where}: a LineString needs at least 2 positions")
+            coords.append(part)
+            owner.append(i)
         props.append(_need(f, "properties", where))
-        coords.append(c)
+        multi.append(kind == "MultiLineString")
     if not coords:
         return ()
     # One vectorised constructor call for all lines instead of one per segment.
@@ -362,7 +376,15 @@ def _segments(features: Iterable[Any], path: Path) -> tuple[Segment, ...]:
         raise ValueError(f"{path}: malformed segment coordinates ({exc})") from exc
     if flat.ndim != 2 or flat.shape[1] != 2:
         raise ValueError(f"{path}: segment coordinates must be [lon, lat] pairs")
-    lines = shapely.linestrings(flat, indices=np.repeat(np.arange(len(coords)), counts))
+    part_lines = shapely.linestrings(flat, indices=np.repeat(np.arange(len(coords)), counts))
+    lines = part_lines
+    if any(multi):
+        lines = np.empty(len(props), dtype=object)
+        single = np.array(owner)
+        first = np.flatnonzero(np.r_[True, single[1:] != single[:-1]])
+        lines[:] = part_lines[first]
+        for i in np.flatnonzero(multi).tolist():
+            lines[i] = shapely.multilinestrings(part_lines[single == i])
     out = []
     for i, (p, line) in enumerate(zip(props, lines, strict=True)):
         where = f"{path}: feature {i}"

@@ -12,6 +12,11 @@ can answer for: one road between two crossing roads, named ``Road（A至B）``.
    count as meeting it);
 3. merge pieces shorter than ``min_length_m`` into the shorter neighbouring
    piece of the same line;
+   then (``pair_carriageways``, the default) pair the two carriageways of a dual
+   carriageway -- pieces of one name that run alongside each other (:data:`PAIR_M`,
+   :data:`PAIR_ANGLE_DEG`, :data:`PAIR_SHARE`) -- into one segment, a
+   MultiLineString of both, named after the first; its ``length_m`` is the mean
+   of the two (the length of the road stretch);
 4. with ``target_count``: merge the globally shortest piece, or split the
    longest at its middle, until the count is reached (or no merge is left);
 5. name each piece after the roads at its ends; an end that meets no other road
@@ -39,7 +44,7 @@ import geopandas as gpd
 import numpy as np
 import pyproj
 import shapely
-from shapely.geometry import LineString
+from shapely.geometry import LineString, MultiLineString
 from shapely.ops import substring
 
 from geo.importer import (
@@ -66,13 +71,22 @@ __all__ = [
 ]
 
 SNAP_M: Final = 1.0  # a road ending this close to another one meets it
+# Dual carriageways: two pieces of one road that run alongside each other within
+# PAIR_M (centre line to centre line; Helsinki's widest boulevards, tram lanes in the
+# middle, are ~35 m) and parallel within PAIR_ANGLE_DEG for at least PAIR_SHARE of
+# each piece's length are one responsibility segment: one road chief answers for
+# the whole road stretch, and a report on either carriageway belongs to it.
+PAIR_M: Final = 40.0
+PAIR_ANGLE_DEG: Final = 30.0
+PAIR_SHARE: Final = 0.6
+_PAIR_STEP_M: Final = 5.0
 MATCH_M: Final = 15.0  # "the same segment" across imports
 DEAD_END_ZH: Final = "尽头"
 DEAD_END: Final = "end"
 MIDPOINT_ZH: Final = "中点"
 MIDPOINT: Final = "midpoint"
 
-DistrictOf = Callable[[LineString], tuple[str, str]]
+DistrictOf = Callable[[LineString | MultiLineString], tuple[str, str]]
 
 _CJK: Final = re.compile(r"[\u3400-\u9fff]")
 _RANK: Final = {c: i for i, c in enumerate(ROAD_CLASSES)}  # arterial 0 ... local 2
@@ -257,6 +271,111 @@ def _reach_target(lines: list[_Line], target: int) -> None:
         count += 1
 
 
+def _alongside(p: LineString, q: LineString) -> float:
+    """Share of p's length that runs beside q: within PAIR_M, roughly parallel, and
+    opposite an inner point of q (end-to-end pieces of one line only meet at a joint)."""
+    n = max(int(p.length // _PAIR_STEP_M), 2)
+    at = (np.arange(n) + 0.5) * (p.length / n)
+    pts = shapely.line_interpolate_point(p, at)
+    near = shapely.distance(pts, q) <= PAIR_M
+    on_q = shapely.line_locate_point(q, pts)
+    inner = (on_q > SNAP_M) & (on_q < q.length - SNAP_M)
+
+    def tangent(line: LineString, pos: np.ndarray) -> np.ndarray:
+        a = shapely.get_coordinates(shapely.line_interpolate_point(line, pos - 1.0))
+        b = shapely.get_coordinates(shapely.line_interpolate_point(line, pos + 1.0))
+        d = b - a
+        return d / np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)[:, None]
+
+    cos = np.abs(np.sum(tangent(p, at) * tangent(q, on_q), axis=1))
+    parallel = cos >= np.cos(np.radians(PAIR_ANGLE_DEG))
+    return float(np.mean(near & inner & parallel))
+
+
+def _share_cuts(lines: list[_Line]) -> None:
+    """Cut both carriageways of a dual carriageway at the same cross-sections.
+
+    A side street often meets only one carriageway; its cut is copied to the other
+    carriageway (at the point opposite), so the two are cut alike and pair piece by
+    piece. The copied cut keeps the side street's name: it bounds the stretch.
+    """
+    geoms = np.array([ln.geom for ln in lines], dtype=object)
+    names = [ln.name for ln in lines]
+    left, right = shapely.STRtree(geoms).query(geoms, predicate="dwithin", distance=PAIR_M)
+    own = [list(ln.cuts) for ln in lines]  # copy only original cuts, never copies
+    for i, j in zip(left.tolist(), right.tolist(), strict=True):
+        if i == j or names[i] != names[j] or not own[i]:
+            continue
+        src, dst = lines[i].geom, lines[j].geom
+        if max(_alongside(src, dst), _alongside(dst, src)) < PAIR_SHARE / 2:
+            continue  # only touching or crossing, not running alongside
+        pos = np.array([c[0] for c in own[i]])
+        pts = shapely.line_interpolate_point(src, pos)
+        at = shapely.line_locate_point(dst, pts)
+        close = shapely.distance(pts, dst) <= PAIR_M
+        inner = (at > SNAP_M) & (at < dst.length - SNAP_M)
+        for k in np.flatnonzero(close & inner).tolist():
+            lines[j].cuts.append((float(at[k]), own[i][k][1], own[i][k][2]))
+
+
+def _carriageway_pairs(names: list[str], pieces_m: np.ndarray) -> list[tuple[int, int]]:
+    """(i, j), i < j: pieces paired as the two carriageways of one road, each at most once,
+    best-overlapping first (deterministic: ties by position)."""
+    tree = shapely.STRtree(pieces_m)
+    left, right = tree.query(pieces_m, predicate="dwithin", distance=PAIR_M)
+    cands: list[tuple[float, int, int]] = []
+    for i, j in zip(left.tolist(), right.tolist(), strict=True):
+        if i < j and names[i] == names[j]:
+            share = min(_alongside(pieces_m[i], pieces_m[j]), _alongside(pieces_m[j], pieces_m[i]))
+            if share >= PAIR_SHARE:
+                cands.append((-share, i, j))
+    cands.sort()
+    used: set[int] = set()
+    out = []
+    for _, i, j in cands:
+        if i not in used and j not in used:
+            used.update((i, j))
+            out.append((i, j))
+    return sorted(out)
+
+
+def _pieces(lines: list[_Line], pair: bool) -> tuple[list[tuple[_Line, _Piece]], np.ndarray]:
+    """(line, piece) rows and metric geometries; paired carriageways as one MultiLineString."""
+    rows: list[tuple[_Line, _Piece]] = [(ln, p) for ln in lines for p in ln.pieces]
+    pieces_m = np.array([substring(ln.geom, p.start, p.end) for ln, p in rows], dtype=object)
+    if not pair or len(rows) < 2:
+        return rows, pieces_m
+    pairs = _carriageway_pairs([ln.name for ln, _ in rows], pieces_m)
+    partner = {j for _, j in pairs}
+    for i, j in pairs:
+        pieces_m[i] = shapely.multilinestrings([pieces_m[i], pieces_m[j]])
+    keep = [k for k in range(len(rows)) if k not in partner]
+    return [rows[k] for k in keep], pieces_m[keep]
+
+
+def _final_pieces(
+    lines: list[_Line], target: int | None, pair: bool
+) -> tuple[list[tuple[_Line, _Piece]], np.ndarray]:
+    """Pieces after step 4; with pairing, the target counts a pair as one segment, so
+    step 4 is re-run from the same start aiming at target + pairs until the count fits
+    (pairs can change as pieces are merged or split; a few rounds settle it)."""
+    if target is None:
+        return _pieces(lines, pair)
+    start = [list(ln.pieces) for ln in lines]
+    aim = target
+    rows: list[tuple[_Line, _Piece]] = []
+    pieces_m = np.array([], dtype=object)
+    for _ in range(8):
+        for ln, ps in zip(lines, start, strict=True):
+            ln.pieces = list(ps)
+        _reach_target(lines, aim)
+        rows, pieces_m = _pieces(lines, pair)
+        if len(rows) == target or not pair:
+            break
+        aim += target - len(rows)
+    return rows, pieces_m
+
+
 def _ways_frame(ways: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(names, WGS84 geometries, road classes) of the named line ways."""
     gdf = ways if isinstance(ways, gpd.GeoDataFrame) else gpd.GeoDataFrame(ways)
@@ -287,6 +406,7 @@ def segmentize(
     id_prefix: str = "SEG",
     previous: Network | None = None,
     district_of: DistrictOf | None = None,
+    pair_carriageways: bool = True,
 ) -> list[Segment]:
     """Responsibility segments cut from named road ways (a GeoDataFrame with name, geometry).
 
@@ -303,18 +423,19 @@ def segmentize(
 
     lines = _road_lines(names, metric, classes)
     _find_cuts(lines)
+    if pair_carriageways and len(lines) > 1:
+        _share_cuts(lines)
     for ln in lines:
         _cut(ln)
         _merge_short(ln, min_length_m)
-    if target_count is not None:
-        if target_count < 1:
-            raise ValueError(f"target_count must be at least 1, not {target_count}")
-        _reach_target(lines, target_count)
-
-    rows: list[tuple[_Line, _Piece]] = [(ln, p) for ln in lines for p in ln.pieces]
-    pieces_m = np.array([substring(ln.geom, p.start, p.end) for ln, p in rows], dtype=object)
+    if target_count is not None and target_count < 1:
+        raise ValueError(f"target_count must be at least 1, not {target_count}")
+    rows, pieces_m = _final_pieces(lines, target_count, pair_carriageways)
     pieces_ll = _transform(pieces_m, back)
-    lengths = geodesic_lengths(pieces_ll)
+    # A paired segment's length is the road stretch's: the mean of its carriageways.
+    part_ll, owner = shapely.get_parts(pieces_ll, return_index=True)
+    total = np.bincount(owner, weights=geodesic_lengths(part_ll), minlength=len(rows))
+    lengths = total / shapely.get_num_geometries(pieces_ll)
     ids = _assign_ids(rows, pieces_m, previous, id_prefix, fwd)
 
     out = []
@@ -403,6 +524,7 @@ def network_from_osm(
     id_prefix: str = "SEG",
     previous: Network | None = None,
     district_of: DistrictOf | None = None,
+    pair_carriageways: bool = True,
 ) -> Network:
     """A Network cut from an ``.osm.pbf`` file (or ways already read); districts from segments."""
     if isinstance(pbf_or_ways, (str, Path)):
@@ -418,6 +540,7 @@ def network_from_osm(
         id_prefix=id_prefix,
         previous=previous,
         district_of=district_of,
+        pair_carriageways=pair_carriageways,
     )
     districts = districts_from_segments(
         [s.geometry for s in segments], [s.district for s in segments]

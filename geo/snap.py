@@ -17,15 +17,22 @@ snapped point are plain arithmetic on the edge nearest to the point.
 arrays) doing the same floating-point operations in the same order, so a live
 message and a batch re-run of the same report agree bit for bit (tested).
 
-Scoring (v2) -- a posterior over the candidate segments within the radius:
+Scoring (v3) -- a posterior over the candidate segments within the radius:
 
 * Search radius: ``max_distance`` when no accuracy is known, otherwise
   ``min(clamp(2 * accuracy, 30, 100), max_distance)``: a good fix is not pulled
   onto a road far beyond its error, and nothing is ever farther than
   ``max_distance`` (constructor default 50 m, per-call override allowed, a
   larger per-call value is the only way to search farther).
-* Likelihood of segment s at distance d: ``exp(-d^2 / 2 sigma^2)`` with
-  sigma = max(accuracy or default_accuracy_m, 5 m), times, when a direction of
+* Likelihood of segment s (v3: the 2-D likelihood of a line a report was made
+  along): ``exp(-e^2 / 2 sigma^2) * Phi(u / sigma) * Phi((L - u) / sigma)`` with e the
+  offset across the line, u the position along the part (L long; beyond an end, the
+  overshoot counts along, not across) and sigma = max(accuracy or
+  default_accuracy_m, 5 m) -- so a point past a free end falls off fast. Phi is a
+  logistic approximation. The *ranking* weight drops the fall-off at a joined end
+  (where the same road goes on) and keeps the plain distance to it instead, so the
+  two halves of a road at a joint never lose to a crossing road; confidences use
+  the likelihood itself. Times, when a direction of
   travel is known, an axial von-Mises term ``floor + (1 - floor) *
   exp(2 kappa (cos^2 delta - 1))`` where delta is the angle between the heading
   and the segment's local bearing at the snapped point (segments are undirected
@@ -35,8 +42,8 @@ Scoring (v2) -- a posterior over the candidate segments within the radius:
   of a road named in the report (``road_hint``). These are mild, bounded
   factors: they break near-ties, they never pull a point onto a road far
   beyond its error.
-* Normalised over the candidates: ``posterior``. The best is the most probable
-  segment (ties: nearer, then lower index). ``confidence`` is the posterior of
+* Normalised over the candidates: ``posterior``. The best is the most probable (by
+  ranking weight) segment (ties: nearer, then lower index). ``confidence`` is the posterior of
   the best *plus its same-road continuations* (same ``roads`` name and a shared
   endpoint within 0.5 m): a point at a plain joint of one road is not "50 %
   sure". Without ``roads`` every segment is its own road. With
@@ -46,8 +53,10 @@ Scoring (v2) -- a posterior over the candidate segments within the radius:
 * Runner-up: the most probable candidate that is not the best or a
   continuation of it.
 * Ambiguous (-> needs_review): a runner-up exists and either ``confidence <
-  min_confidence``, or -- when distance is the only evidence (no heading, and no
-  prior/hint touched a candidate) -- the runner-up is at most ``ambiguity_m``
+  min_confidence``, or -- when distance is the only evidence (no heading, and
+  prior/hint do not tell the best from the runner-up) -- ``confidence <
+  distance_only_min_confidence``
+  (default: ``min_confidence``) or the runner-up is at most ``ambiguity_m``
   farther than the best (distance alone cannot separate roads that close:
   NOTES.md, 5.8 % of Zhengzhou points have a second road within 5 m).
   ``min_confidence`` defaults to 0.0 (the v1 rule only, which existing callers
@@ -73,6 +82,7 @@ __all__ = [
     "AreaIndex",
     "NO_SNAP",
     "RECOMMENDED_AMBIGUITY_M",
+    "RECOMMENDED_DISTANCE_ONLY_MIN_CONFIDENCE",
     "RECOMMENDED_MIN_CONFIDENCE",
     "SegmentIndex",
     "Snap",
@@ -97,15 +107,28 @@ _DEG: Final = math.pi / 180.0
 
 # Tuned with bench/bench_accuracy.py on central Helsinki (see its docstring).
 RECOMMENDED_MIN_CONFIDENCE: Final = 0.8
+RECOMMENDED_DISTANCE_ONLY_MIN_CONFIDENCE: Final = 0.85
 RECOMMENDED_AMBIGUITY_M: Final = 10.0
 
 _LINESTRING: Final = 1
 _POLYGON: Final = 3
+_MULTILINESTRING: Final = 5
 _MULTIPOLYGON: Final = 6
-_NAMES: Final = {_LINESTRING: "LineString", _POLYGON: "Polygon", _MULTIPOLYGON: "MultiPolygon"}
+_NAMES: Final = {
+    _LINESTRING: "LineString",
+    _POLYGON: "Polygon",
+    _MULTILINESTRING: "MultiLineString",
+    _MULTIPOLYGON: "MultiPolygon",
+}
 
-# Edge table columns (one row per vertex pair of a segment).
-_AX, _AY, _DX, _DY, _LEN2, _ELEN, _CUM, _UX, _UY = range(9)
+# Edge table columns (one row per vertex pair of a segment): start, vector, squared
+# length, length, chainage of its start within its part, unit vector, part length.
+_AX, _AY, _DX, _DY, _LEN2, _ELEN, _CUM, _UX, _UY, _PLEN, _JOIN = range(11)
+_JOIN_START: Final = 1  # _JOIN bits: the part's start / end meets a same-road continuation
+_JOIN_END: Final = 2
+# Logistic approximation of the normal CDF (max error 0.01): Phi(x) ~ 1/(1+exp(-K x)).
+_PHI_K: Final = 1.702
+_PHI_CLIP: Final = 30.0  # |x| beyond this: 0 or 1 to double precision anyway
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +270,40 @@ def _first_of_runs(keys: IntArray) -> BoolArray:
     return first
 
 
+def _pairs_within(xy: FloatArray, tol: float) -> tuple[IntArray, IntArray]:
+    """All (i, j), i != j, with points xy[i] and xy[j] at most ``tol`` apart.
+
+    A grid of ``tol`` cells, sorted keys and one searchsorted per neighbouring cell:
+    a few times faster than an STRtree of points for the ~500,000 segment ends of a
+    250,000-segment network (building an index is part of every start).
+    """
+    if xy.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    cell = np.floor((xy - xy.min(axis=0)) / tol).astype(np.int64) + 1
+    span = np.int64(cell[:, 1].max() + 2)
+    key = cell[:, 0] * span + cell[:, 1]
+    order = np.argsort(key, kind="stable")
+    skey = key[order]
+    found_a, found_b = [], []
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            q = key + (dx * span + dy)
+            lo = np.searchsorted(skey, q, side="left")
+            n = np.searchsorted(skey, q, side="right") - lo
+            if not n.any():
+                continue
+            i = np.repeat(np.arange(key.size), n)
+            offs = np.arange(i.size) - np.repeat(np.cumsum(n) - n, n)
+            j = order[np.repeat(lo, n) + offs]
+            found_a.append(i)
+            found_b.append(j)
+    a = np.concatenate(found_a)
+    b = np.concatenate(found_b)
+    dd = xy[a] - xy[b]
+    keep = (a != b) & (dd[:, 0] * dd[:, 0] + dd[:, 1] * dd[:, 1] <= tol * tol)
+    return a[keep], b[keep]
+
+
 def _heading_vectors(heading_deg: npt.ArrayLike | None, n: int) -> tuple[FloatArray, FloatArray]:
     """Unit vectors (east, north) of compass headings; NaN where unknown.
 
@@ -266,7 +323,13 @@ def _heading_vectors(heading_deg: npt.ArrayLike | None, n: int) -> tuple[FloatAr
 
 
 class SegmentIndex:
-    """Snapping over a fixed road network (WGS84 LineStrings)."""
+    """Snapping over a fixed road network (WGS84 LineStrings or MultiLineStrings).
+
+    A MultiLineString is one responsibility segment drawn as several lines, e.g. both
+    carriageways of a dual carriageway (geo.segmentize pairs them): each part is
+    matched on its own, chainage runs along the part that was hit, and the segment
+    continues another one where any of its parts' ends touches one of the other's.
+    """
 
     def __init__(
         self,
@@ -277,13 +340,14 @@ class SegmentIndex:
         ambiguity_m: float = 5.0,
         default_accuracy_m: float = 10.0,
         min_confidence: float = 0.0,
+        distance_only_min_confidence: float | None = None,
         heading_sigma_deg: float = 15.0,
         heading_floor: float = 0.01,
         prior_weight: float = 2.0,
         hint_weight: float = 4.0,
         group_by_road: bool = False,
     ) -> None:
-        geoms = _geometry_array(lines, (_LINESTRING,), "segment")
+        geoms = _geometry_array(lines, (_LINESTRING, _MULTILINESTRING), "segment")
         if geoms.size == 0:
             raise ValueError("a SegmentIndex needs at least one segment")
         if roads is not None and len(roads) != geoms.size:
@@ -304,12 +368,22 @@ class SegmentIndex:
         ):
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        if min_confidence > 1 or heading_floor > 1:
-            raise ValueError("min_confidence and heading_floor must be <= 1")
+        if distance_only_min_confidence is None:
+            distance_only_min_confidence = min_confidence
+        if not (math.isfinite(distance_only_min_confidence) and distance_only_min_confidence >= 0):
+            raise ValueError(
+                "distance_only_min_confidence must be a finite number >= 0, "
+                f"got {distance_only_min_confidence!r}"
+            )
+        if min_confidence > 1 or heading_floor > 1 or distance_only_min_confidence > 1:
+            raise ValueError(
+                "min_confidence, distance_only_min_confidence and heading_floor must be <= 1"
+            )
         self.max_distance_m = float(max_distance_m)
         self.ambiguity_m = float(ambiguity_m)
         self.default_accuracy_m = float(default_accuracy_m)
         self.min_confidence = float(min_confidence)
+        self.distance_only_min_confidence = float(distance_only_min_confidence)
         self.prior_weight = float(prior_weight)
         self.hint_weight = float(hint_weight)
         self.group_by_road = bool(group_by_road)
@@ -327,21 +401,63 @@ class SegmentIndex:
         self._to_xy = pyproj.Transformer.from_crs(4326, self.epsg, always_xy=True)
         self.geometries: GeomArray = shapely.transform(geoms, self._project_coords)
         self.lengths_m: FloatArray = shapely.length(self.geometries)
-        self._build_edges()
-
-        # Segment endpoints (n, 2 ends, xy) and integer road codes, for the
-        # "same road continuing" test.
-        coords = [shapely.get_coordinates(shapely.get_point(self.geometries, i)) for i in (0, -1)]
-        self._ends: FloatArray = np.stack(coords, axis=1)
         self._road, self._road_code = _road_codes(roads, geoms.size)
+        if bool((shapely.get_type_id(self.geometries) == _LINESTRING).all()):
+            parts, part_seg = self.geometries, np.arange(geoms.size, dtype=np.int64)
+        else:
+            parts, part_seg = shapely.get_parts(self.geometries, return_index=True)
+            part_seg = part_seg.astype(np.int64)
+        xy, part = shapely.get_coordinates(parts, return_index=True)
+        head = _first_of_runs(part)
+        tail = np.append(head[1:], True)
+        part_ends = np.stack([xy[head], xy[tail]], axis=1)  # (parts, start/end, xy)
+        self._build_edges(xy, part, part_seg, self._joined_ends(part_ends, part_seg))
+        self._build_ends(parts, part_seg, part_ends)
         # Python copy for the scalar live path (list indexing beats numpy there).
         # Endpoints stay numpy-only: nested lists would cost ~300 B a segment.
         self._road_list: list[int] = self._road.tolist()
 
-    def _build_edges(self) -> None:
-        xy, seg = shapely.get_coordinates(self.geometries, return_index=True)
-        same = seg[1:] == seg[:-1]
+    def _build_ends(self, parts: GeomArray, part_seg: IntArray, pe: FloatArray) -> None:
+        """Segment endpoints (n, 2 x most parts, xy), for the "same road continuing" test;
+        also the first part's ends and length (the stretch, for track matching)."""
+        n = self.geometries.size
+        starts = np.flatnonzero(_first_of_runs(part_seg))
+        rank = np.arange(part_seg.size) - np.repeat(
+            starts, np.diff(np.append(starts, part_seg.size))
+        )
+        most = int(rank.max()) + 1
+        # Pad with the first part's ends: a repeated end changes no "touches" answer.
+        ends = np.repeat(pe[starts][:, None], most, axis=1)  # (n, most, 2, xy)
+        ends[part_seg, rank] = pe
+        self._ends: FloatArray = ends.reshape(n, 2 * most, 2)
+        self.stretch_ends: FloatArray = pe[starts]  # (n, 2, xy): first part's start, end
+        self.stretch_m: FloatArray = (
+            self.lengths_m if parts is self.geometries else shapely.length(parts[starts])
+        )
+
+    def _joined_ends(self, pe: FloatArray, part_seg: IntArray) -> FloatArray:
+        """Per part: _JOIN_START / _JOIN_END bits where its end meets (within _JOIN_TOL_M)
+        an end of another segment of the same (named) road -- the road goes on there."""
+        ends = np.concatenate([pe[:, 0], pe[:, 1]])  # rows 0..p-1 starts, p..2p-1 ends
+        p = part_seg.size
+        a, b = _pairs_within(ends, _JOIN_TOL_M)
+        sa, sb = part_seg[a % p], part_seg[b % p]
+        road = self._road
+        hit = (sa != sb) & (road[sa] == road[sb])
+        touched = np.zeros(2 * p, dtype=bool)
+        touched[a[hit]] = True
+        return np.where(touched[:p], float(_JOIN_START), 0.0) + np.where(
+            touched[p:], float(_JOIN_END), 0.0
+        )
+
+    def _build_edges(
+        self, xy: FloatArray, part: IntArray, part_seg: IntArray, joined: FloatArray
+    ) -> None:
+        """Edge table and STRtree from the parts' coordinates (xy, part of each vertex)."""
+        seg = part_seg[part]
+        same = part[1:] == part[:-1]  # never an edge from one part's end to the next's start
         a, b, eseg = xy[:-1][same], xy[1:][same], seg[:-1][same]
+        epart = part[:-1][same]
         d = b - a
         len2 = d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]
         # Zero-length edges carry no bearing; keep one only for an all-degenerate segment.
@@ -350,21 +466,32 @@ class SegmentIndex:
         has_useful[eseg[useful]] = True
         keep = useful | ~has_useful[eseg]
         keep &= _first_of_runs(eseg) | useful  # at most one degenerate edge per segment
-        a, d, len2, eseg = a[keep], d[keep], len2[keep], eseg[keep]
+        a, d, len2, eseg, epart = a[keep], d[keep], len2[keep], eseg[keep], epart[keep]
         elen = np.sqrt(len2)
         with np.errstate(invalid="ignore", divide="ignore"):
             ux = np.where(elen > 0, d[:, 0] / elen, 0.0)
             uy = np.where(elen > 0, d[:, 1] / elen, 0.0)
-        # chainage at each edge's start: running length within its segment
+        # chainage at each edge's start: running length within its part (a part of a
+        # dual carriageway is measured along itself, from its own first vertex)
         csum = np.cumsum(elen)
-        starts = np.flatnonzero(_first_of_runs(eseg))
-        base = np.repeat(csum[starts] - elen[starts], np.diff(np.append(starts, eseg.size)))
+        starts = np.flatnonzero(_first_of_runs(epart))
+        base = np.repeat(csum[starts] - elen[starts], np.diff(np.append(starts, epart.size)))
         cum = csum - elen - base
+        # part length on every edge: the end of the part's last edge (so that, exactly,
+        # cum + elen == plen on the last edge and < plen on every other)
+        ends = np.append(starts[1:], epart.size) - 1
+        plen = np.repeat((cum + elen)[ends], np.diff(np.append(starts, epart.size)))
+        join = np.repeat(joined[epart[starts]], np.diff(np.append(starts, epart.size)))
         self._edges: FloatArray = np.column_stack(
-            [a[:, 0], a[:, 1], d[:, 0], d[:, 1], len2, elen, cum, ux, uy]
+            [a[:, 0], a[:, 1], d[:, 0], d[:, 1], len2, elen, cum, ux, uy, plen, join]
         )
         self._edge_seg: IntArray = eseg.astype(np.int64)
         self._tree = shapely.STRtree(shapely.linestrings(np.stack([a, a + d], axis=1)))
+        # STRtree.query re-checks and broadcasts its arguments on every call (~3-4 µs,
+        # a tenth of a live snap): the live path calls the C tree's dwithin directly
+        # when this shapely has it (a private attribute, so checked here), else query.
+        lib_tree = getattr(self._tree, "_tree", None)
+        self._dwithin: Any = getattr(lib_tree, "dwithin", None)
 
     def __len__(self) -> int:
         return int(self.geometries.size)
@@ -448,8 +575,8 @@ class SegmentIndex:
             ea = self._ends[a[sel]]  # (k, 2 ends, xy)
             eb = self._ends[b[sel]]
             touch = np.zeros(sel.size, dtype=bool)
-            for i in (0, 1):
-                for j in (0, 1):
+            for i in range(ea.shape[1]):
+                for j in range(eb.shape[1]):
                     # Spelt out like _continues_one, so both give identical bits.
                     dx = ea[:, i, 0] - eb[:, j, 0]
                     dy = ea[:, i, 1] - eb[:, j, 1]
@@ -485,22 +612,47 @@ class SegmentIndex:
 
     def _nearest_on_edges(
         self, x: FloatArray, y: FloatArray, pi: IntArray, ei: IntArray, radius: FloatArray
-    ) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
-        """Distance from each point pi to the nearest spot on edge ei, and that spot's position
-        along the edge (0..1); only the pairs within the point's radius are kept."""
+    ) -> tuple[IntArray, IntArray, FloatArray, FloatArray, FloatArray]:
+        """Distance from each point pi to the nearest spot on edge ei, that spot's position
+        along the edge (0..1) and the unclamped projection (< 0 or > 1 off the edge's
+        ends); only the pairs within the point's radius are kept."""
         e = self._edges[ei]
         ax, ay, dx, dy, len2 = e[:, _AX], e[:, _AY], e[:, _DX], e[:, _DY], e[:, _LEN2]
         wx = x[pi] - ax
         wy = y[pi] - ay
-        t = np.zeros(pi.size)
+        raw = np.zeros(pi.size)
         pos = len2 > 0
-        t[pos] = (wx[pos] * dx[pos] + wy[pos] * dy[pos]) / len2[pos]
-        t = np.minimum(np.maximum(t, 0.0), 1.0)
+        raw[pos] = (wx[pos] * dx[pos] + wy[pos] * dy[pos]) / len2[pos]
+        t = np.minimum(np.maximum(raw, 0.0), 1.0)
         ex = x[pi] - (ax + t * dx)
         ey = y[pi] - (ay + t * dy)
         d = np.sqrt(ex * ex + ey * ey)
         keep = d <= radius[pi]
-        return pi[keep], ei[keep], d[keep], t[keep]
+        return pi[keep], ei[keep], d[keep], t[keep], raw[keep]
+
+    def _write_best(
+        self,
+        x: FloatArray,
+        y: FloatArray,
+        ph: IntArray,
+        eb: IntArray,
+        best_d: FloatArray,
+        tb: FloatArray,
+        conf: FloatArray,
+        offset: int,
+        out: SnapBatch,
+    ) -> None:
+        """Segment, distance, chainage, confidence and side of points ph (best edge eb)."""
+        rows = ph + offset
+        eh = self._edges[eb]
+        out.index[rows] = self._edge_seg[eb]
+        out.distance_m[rows] = best_d
+        out.chainage_m[rows] = eh[:, _CUM] + tb * eh[:, _ELEN]
+        out.confidence[rows] = conf
+        cross = eh[:, _DX] * (y[ph] - eh[:, _AY]) - eh[:, _DY] * (x[ph] - eh[:, _AX])
+        side = np.where(cross > 0, 1, -1).astype(np.int8)
+        side[best_d <= _ON_LINE_M] = 0
+        out.side[rows] = side
 
     def _score(
         self,
@@ -518,74 +670,120 @@ class SegmentIndex:
         out: SnapBatch,
     ) -> None:
         """Resolve candidate pairs (point pi, edge ei) into ``out[offset + pi]``."""
-        pi, ei, d, t = self._nearest_on_edges(x, y, pi, ei, radius)
+        pi, ei, d, t, raw = self._nearest_on_edges(x, y, pi, ei, radius)
+        # Fast path: a point with a single candidate edge is certain (posterior 1), and
+        # that is most points on most networks; only the rest need the sorting below.
+        lone = np.bincount(pi, minlength=x.size)[pi] == 1
+        if lone.any():
+            lp, le = pi[lone], ei[lone]
+            self._write_best(x, y, lp, le, d[lone], t[lone], np.ones(lp.size), offset, out)
+            out.posterior[lp + offset] = 1.0
+            many = ~lone
+            pi, ei, d, t, raw = pi[many], ei[many], d[many], t[many], raw[many]
         if pi.size == 0:
             return
         si = self._edge_seg[ei]
-        # One row per (point, segment): its nearest edge (ties: the lower edge).
-        order = np.lexsort((ei, d, si, pi))
-        pi, ei, d, t, si = pi[order], ei[order], d[order], t[order], si[order]
-        uniq = _first_of_runs(pi * np.int64(self.geometries.size) + si)
-        pi, ei, d, t, si = pi[uniq], ei[uniq], d[uniq], t[uniq], si[uniq]
+        # One row per (point, segment), in (point, segment) order: its nearest edge (ties:
+        # the lower edge). pi comes sorted from the tree, so a stable sort on one integer
+        # key is nearly free; a lexsort on four keys was half the cost of scoring.
+        key = pi * np.int64(self.geometries.size) + si
+        order = np.argsort(key, kind="stable")
+        pi, ei, d, t, si, raw = pi[order], ei[order], d[order], t[order], si[order], raw[order]
+        key = key[order]
+        run = _first_of_runs(key)
+        if not run.all():
+            starts = np.flatnonzero(run)
+            size = np.diff(np.append(starts, key.size))
+            nearest = d == np.repeat(np.minimum.reduceat(d, starts), size)
+            low = np.where(nearest, ei, np.iinfo(np.int64).max)
+            keep = nearest & (ei == np.repeat(np.minimum.reduceat(low, starts), size))
+            pi, ei, d, t, si, raw = pi[keep], ei[keep], d[keep], t[keep], si[keep], raw[keep]
         # nearest distance per point (pi is sorted): shifts exp so it never underflows
         pstart = np.flatnonzero(_first_of_runs(pi))
         near = np.repeat(np.minimum.reduceat(d, pstart), np.diff(np.append(pstart, pi.size)))
         s = sigma[pi]
-        zd = -(d * d - near * near) / (2.0 * s * s)
-        w = np.exp(zd)
         e = self._edges[ei]
+        # Off a part's end: the offset across the line and the overshoot along it.
+        cum, elen, plen = e[:, _CUM], e[:, _ELEN], e[:, _PLEN]
+        before = (raw < 0.0) & (cum == 0.0)
+        after = (raw > 1.0) & (cum + elen >= plen)
+        over = np.where(before, -raw * elen, np.where(after, (raw - 1.0) * elen, 0.0))
+        along = np.where(before, -over, cum + t * elen + over)
+        across2 = np.maximum(d * d - over * over, 0.0)
+        jn = e[:, _JOIN]
+        j1 = np.remainder(jn, 2.0) == 1.0
+        j2 = jn >= 2.0
+        s2 = 2.0 * s * s
+        z = np.concatenate(
+            [
+                -(across2 - near * near) / s2,
+                -_PHI_K * np.minimum(np.maximum(along / s, -_PHI_CLIP), _PHI_CLIP),
+                -_PHI_K * np.minimum(np.maximum((plen - along) / s, -_PHI_CLIP), _PHI_CLIP),
+                np.where((before & j1) | (after & j2), -(over * over) / s2, 0.0),
+            ]
+        )
+        ez = np.exp(z)
+        k = pi.size
+        e0, e1, e2, g = ez[:k], ez[k : 2 * k], ez[2 * k : 3 * k], ez[3 * k :]
+        w = e0 / ((1.0 + e1) * (1.0 + e2))
+        # Ranking weight: at an end where the road goes on (a joined end) no step
+        # fall-off, just the distance to that end, as if the line continued: else a
+        # point near a joint would rank a crossing road above both halves of its own.
+        wr = (e0 * g) / ((1.0 + np.where(j1, 0.0, e1)) * (1.0 + np.where(j2, 0.0, e2)))
         hxp, hyp = hx[pi], hy[pi]
         hknown = np.isfinite(hxp)
-        evidence = hknown.copy()
+        boost = np.ones(pi.size)  # prior and hint factors: evidence where best and rival differ
         if hknown.any():
             c = hxp[hknown] * e[hknown, _UX] + hyp[hknown] * e[hknown, _UY]
             lh = self._hfloor + self._hkeep * np.exp(self._h2k * (c * c - 1.0))
             w[hknown] = w[hknown] * lh
+            wr[hknown] = wr[hknown] * lh
         for mask, weight in ((prior_mask, self.prior_weight), (hint_mask, self.hint_weight)):
             if mask is not None:
                 hit = mask[si]
                 w[hit] = w[hit] * weight
-                evidence |= hit
+                wr[hit] = wr[hit] * weight
+                boost[hit] = boost[hit] * weight
 
-        # by point, then most probable, then nearest, then lowest segment
-        order = np.lexsort((si, d, -w, pi))
-        pi, ei, d, t, si, w = pi[order], ei[order], d[order], t[order], si[order], w[order]
-        evidence = evidence[order]
+        # Per point (rows in segment order): the best is the most probable by ranking
+        # weight, then the nearest, then the lowest segment; the rival likewise among the
+        # segments that are neither the best nor its continuation. No sort needed.
         first = _first_of_runs(pi)
         group = np.cumsum(first) - 1
-        heads = np.flatnonzero(first)
-        best, best_d = si[heads], d[heads]
+        gstart = np.flatnonzero(first)
+        gsize = np.diff(np.append(gstart, pi.size))
 
-        rival = ~first & ~self._continues(best[group], si)
-        ridx = np.flatnonzero(rival)
-        ridx = ridx[_first_of_runs(group[ridx])]  # most probable rival of each point
+        def pick(mask: BoolArray) -> IntArray:
+            wm = np.where(mask, wr, -np.inf)
+            top = mask & (wm == np.repeat(np.maximum.reduceat(wm, gstart), gsize))
+            dm = np.where(top, d, np.inf)
+            top &= dm == np.repeat(np.minimum.reduceat(dm, gstart), gsize)
+            idx = np.flatnonzero(top)
+            return idx[_first_of_runs(group[idx])]  # the lowest segment: rows are in order
+
+        bidx = pick(np.ones(pi.size, dtype=bool))  # one per point, in point order
+        best, best_d = si[bidx], d[bidx]
+        rival = ~self._continues(best[group], si)
+        rival[bidx] = False
+        ridx = pick(rival)
         rgroup = group[ridx]
 
-        ngroups = heads.size
+        ngroups = gstart.size
+        # sums in segment order: the scalar twin adds in the same order (identical bits)
         den = np.bincount(group, weights=w, minlength=ngroups)
         num = np.bincount(group, weights=np.where(rival, 0.0, w), minlength=ngroups)
         conf = num / den
-        has_ev = np.bincount(group, weights=evidence, minlength=ngroups) > 0
+        heads = bidx
 
-        rows = pi[heads] + offset
-        eh = self._edges[ei[heads]]
-        out.index[rows] = best
-        out.distance_m[rows] = best_d
-        out.chainage_m[rows] = eh[:, _CUM] + t[heads] * eh[:, _ELEN]
-        out.confidence[rows] = conf
-        out.posterior[rows] = w[heads] / den
-        ph = pi[heads]
-        cross = eh[:, _DX] * (y[ph] - eh[:, _AY]) - eh[:, _DY] * (x[ph] - eh[:, _AX])
-        side = np.where(cross > 0, 1, -1).astype(np.int8)
-        side[best_d <= _ON_LINE_M] = 0
-        out.side[rows] = side
+        self._write_best(x, y, pi[heads], ei[heads], best_d, t[heads], conf, offset, out)
+        out.posterior[pi[heads] + offset] = w[heads] / den
         rrows = pi[ridx] + offset
         out.runner_up[rrows] = si[ridx]
         out.runner_up_distance_m[rrows] = d[ridx]
         gap = d[ridx] - best_d[rgroup]
-        out.ambiguous[rrows] = (conf[rgroup] < self.min_confidence) | (
-            ~has_ev[rgroup] & (gap <= self.ambiguity_m)
-        )
+        ev = hknown[ridx] | (boost[ridx] != boost[heads[rgroup]])
+        floor = np.where(ev, self.min_confidence, self.distance_only_min_confidence)
+        out.ambiguous[rrows] = (conf[rgroup] < floor) | (~ev & (gap <= self.ambiguity_m))
 
     # --- public API -------------------------------------------------------------
 
@@ -612,25 +810,28 @@ class SegmentIndex:
         operations in the same order (and numpy's exp) so the result is
         bit-identical to :meth:`snap_many`.
         """
-        limit = self._limit(max_distance_m)
+        limit = self.max_distance_m if max_distance_m is None else self._limit(max_distance_m)
         radius, sigma = self._radius_sigma_one(accuracy_m, limit)
         x, y = self._to_xy.transform(lon, lat)
         if not (math.isfinite(x) and math.isfinite(y)):
             return NO_SNAP
         point = shapely.points(np.array([[x, y]]))  # 1-element array: faster than Point
-        cand = self._tree.query(point, predicate="dwithin", distance=radius)[1]
+        if self._dwithin is not None:
+            cand = self._dwithin(point, np.array([radius]))[1]
+        else:
+            cand = self._tree.query(point, predicate="dwithin", distance=radius)[1]
         if cand.size == 0:
             return NO_SNAP
-        # segment -> (d, edge, t, row) of its nearest edge
-        per_seg: dict[int, tuple[float, int, float, list[float]]] = {}
+        # segment -> (d, edge, t, unclamped t, row) of its nearest edge
+        per_seg: dict[int, tuple[float, int, float, float, list[float]]] = {}
         for ei, s, row in zip(
             cand.tolist(), self._edge_seg[cand].tolist(), self._edges[cand].tolist(), strict=True
         ):
             ax, ay, dx, dy, len2 = row[0], row[1], row[2], row[3], row[4]
             wx = x - ax
             wy = y - ay
-            t = (wx * dx + wy * dy) / len2 if len2 > 0 else 0.0
-            t = min(max(t, 0.0), 1.0)
+            raw = (wx * dx + wy * dy) / len2 if len2 > 0 else 0.0
+            t = min(max(raw, 0.0), 1.0)
             ex = x - (ax + t * dx)
             ey = y - (ay + t * dy)
             d = math.sqrt(ex * ex + ey * ey)
@@ -638,62 +839,94 @@ class SegmentIndex:
                 continue
             old = per_seg.get(s)
             if old is None or (d, ei) < (old[0], old[1]):
-                per_seg[s] = (d, ei, t, row)
+                per_seg[s] = (d, ei, t, raw, row)
         if not per_seg:
             return NO_SNAP
+        if len(per_seg) == 1:  # one candidate segment: certain, whatever the weights
+            ((s, (d, _, t, _, row)),) = per_seg.items()
+            cross = row[_DX] * (y - row[_AY]) - row[_DY] * (x - row[_AX])
+            side = None if d <= _ON_LINE_M else ("left" if cross > 0 else "right")
+            chainage = row[_CUM] + t * row[_ELEN]
+            return Snap(s, d, chainage, None, None, 1.0, False, side, 1.0, ((s, d, 1.0),))
         near = min(v[0] for v in per_seg.values())
         segs = sorted(per_seg)
-        z = [-(per_seg[s][0] * per_seg[s][0] - near * near) / (2.0 * sigma * sigma) for s in segs]
+        k = len(segs)
+        z = [0.0] * (5 * k)
+        s2 = 2.0 * sigma * sigma
+        joins: list[tuple[bool, bool]] = []
+        for j, s in enumerate(segs):  # spelt out like _score, for identical bits
+            d, _, t, raw, row = per_seg[s]
+            cum, elen, plen, jn = row[_CUM], row[_ELEN], row[_PLEN], row[_JOIN]
+            j1, j2 = jn % 2.0 == 1.0, jn >= 2.0
+            joins.append((j1, j2))
+            before = raw < 0.0 and cum == 0.0
+            after = raw > 1.0 and cum + elen >= plen
+            over = -raw * elen if before else ((raw - 1.0) * elen if after else 0.0)
+            along = -over if before else cum + t * elen + over
+            across2 = max(d * d - over * over, 0.0)
+            z[j] = -(across2 - near * near) / s2
+            z[k + j] = -_PHI_K * min(max(along / sigma, -_PHI_CLIP), _PHI_CLIP)
+            z[2 * k + j] = -_PHI_K * min(max((plen - along) / sigma, -_PHI_CLIP), _PHI_CLIP)
+            if (before and j1) or (after and j2):
+                z[3 * k + j] = -(over * over) / s2
         hknown = heading_deg is not None and math.isfinite(heading_deg)
         if hknown:
             assert heading_deg is not None
             rad = heading_deg * _DEG
             hx, hy = math.sin(rad), math.cos(rad)
-            for s in segs:
-                row = per_seg[s][3]
+            for j, s in enumerate(segs):
+                row = per_seg[s][4]
                 c = hx * row[_UX] + hy * row[_UY]
-                z.append(self._h2k * (c * c - 1.0))
+                z[4 * k + j] = self._h2k * (c * c - 1.0)
+        else:
+            del z[4 * k :]
         ez = np.exp(np.array(z)).tolist()
-        k = len(segs)
         pset = set(prior) if prior else None
-        hint = self.road_codes_of(road_hint)
-        evidence = hknown
+        hint = self.road_codes_of(road_hint) if road_hint else None
         scored = []
         for j, s in enumerate(segs):
-            w = ez[j]
+            e0, e1, e2, g = ez[j], ez[k + j], ez[2 * k + j], ez[3 * k + j]
+            w = e0 / ((1.0 + e1) * (1.0 + e2))
+            j1, j2 = joins[j]
+            wr = (e0 * g) / ((1.0 + (0.0 if j1 else e1)) * (1.0 + (0.0 if j2 else e2)))
             if hknown:
-                w = w * (self._hfloor + self._hkeep * ez[k + j])
+                lh = self._hfloor + self._hkeep * ez[4 * k + j]
+                w = w * lh
+                wr = wr * lh
+            boost = 1.0
             if pset is not None and s in pset:
                 w = w * self.prior_weight
-                evidence = True
+                wr = wr * self.prior_weight
+                boost = boost * self.prior_weight
             if hint and self._road_list[s] in hint:
                 w = w * self.hint_weight
-                evidence = True
-            scored.append((-w, per_seg[s][0], s))
-        scored.sort()
+                wr = wr * self.hint_weight
+                boost = boost * self.hint_weight
+            scored.append((-wr, per_seg[s][0], s, w, boost))
+        weights = [item[3] for item in scored]  # in segment order, like _score's rows
+        scored.sort()  # (-wr, d, s) is unique by s: w is never compared
         best = scored[0][2]
-        best_d, _, best_t, brow = per_seg[best]
+        best_d, _, best_t, _, brow = per_seg[best]
         den = num = 0.0
-        runner: tuple[float, float, int] | None = None
-        for item in scored:
-            w = -item[0]
-            den += w  # sequential, like np.bincount
-            if item[2] == best or self._continues_one(best, item[2]):
+        own = {best}
+        for s, w in zip(segs, weights, strict=True):
+            den += w  # sequential in segment order, like np.bincount
+            if s == best or self._continues_one(best, s):
                 num += w
-            elif runner is None:
-                runner = item
+                own.add(s)
+        runner = next((item for item in scored if item[2] not in own), None)
         conf = num / den
         chainage = brow[_CUM] + best_t * brow[_ELEN]
         cross = brow[_DX] * (y - brow[_AY]) - brow[_DY] * (x - brow[_AX])
         side = None if best_d <= _ON_LINE_M else ("left" if cross > 0 else "right")
-        cands = tuple((s, dd, -nw / den) for nw, dd, s in scored[:_MAX_CANDIDATES])
-        post = -scored[0][0] / den
+        cands = tuple((s, dd, mw / den) for _, dd, s, mw, _ in scored[:_MAX_CANDIDATES])
+        post = scored[0][3] / den
         if runner is None:
             return Snap(best, best_d, chainage, None, None, conf, False, side, post, cands)
         ru_d, ru = runner[1], runner[2]
-        ambiguous = conf < self.min_confidence or (
-            not evidence and ru_d - best_d <= self.ambiguity_m
-        )
+        evidence = hknown or runner[4] != scored[0][4]
+        floor = self.min_confidence if evidence else self.distance_only_min_confidence
+        ambiguous = conf < floor or (not evidence and ru_d - best_d <= self.ambiguity_m)
         return Snap(best, best_d, chainage, ru, ru_d, conf, ambiguous, side, post, cands)
 
     def snap_many(

@@ -207,6 +207,7 @@ def cmd_network_import(args: argparse.Namespace) -> int:
                 target_count=args.target_count,
                 id_prefix=args.id_prefix,
                 previous=previous,
+                pair_carriageways=not args.separate_carriageways,
             )
         else:
             if args.mapping:
@@ -648,6 +649,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     nimp.add_argument("--target-count", type=int, help="OSM: aim at this many segments")
     nimp.add_argument("--id-prefix", default="SEG", help="OSM: prefix of new segment ids")
+    nimp.add_argument(
+        "--separate-carriageways",
+        action="store_true",
+        help="OSM: keep the two carriageways of a dual carriageway as separate segments",
+    )
     nimp.set_defaults(func=cmd_network_import)
     ni = nsub.add_parser("info", help="counts of a network file (default: the configured one)")
     ni.add_argument("path", nargs="?")

@@ -79,6 +79,7 @@ def load_network_context(settings: Settings) -> NetworkContext:
         max_distance_m=settings.snap_max_distance_m,
         ambiguity_m=settings.snap_ambiguity_m,
         min_confidence=settings.snap_min_confidence,
+        distance_only_min_confidence=settings.snap_distance_only_min_confidence,
     )
     position = {s.id: i for i, s in enumerate(net.segments)}
     own: dict[str, set[int]] = {}

@@ -57,10 +57,16 @@ class SyncSummary:
 
 
 def _coords_key(coords: Any) -> str:
+    # A MultiLineString's parts may differ in length (a ragged list): round each part.
+    if coords and isinstance(coords[0], list) and coords[0] and isinstance(coords[0][0], list):
+        return json.dumps([np.round(np.asarray(c, dtype=float), DIGITS).tolist() for c in coords])
     return json.dumps(np.round(np.asarray(coords, dtype=float), DIGITS).tolist())
 
 
-def _line_geojson(geom: shapely.LineString) -> dict[str, Any]:
+def _line_geojson(geom: shapely.LineString | shapely.MultiLineString) -> dict[str, Any]:
+    if isinstance(geom, shapely.MultiLineString):  # both carriageways of one segment
+        parts = [np.round(shapely.get_coordinates(p), DIGITS).tolist() for p in geom.geoms]
+        return {"type": "MultiLineString", "coordinates": parts}
     xy = np.round(shapely.get_coordinates(geom), DIGITS)
     return {"type": "LineString", "coordinates": xy.tolist()}
 

@@ -52,6 +52,7 @@ class Settings(BaseModel):
     snap_max_distance_m: float
     snap_ambiguity_m: float
     snap_min_confidence: float
+    snap_distance_only_min_confidence: float
     ingest_batch_max: int
     ingest_batch_wait_ms: int
     case_sweep_s: float
@@ -149,7 +150,7 @@ class Settings(BaseModel):
             keys.add(key)
         return v
 
-    @field_validator("snap_min_confidence")
+    @field_validator("snap_min_confidence", "snap_distance_only_min_confidence")
     @classmethod
     def _probability(cls, v: float) -> float:
         if not 0 <= v < 1:

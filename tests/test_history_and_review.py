@@ -315,3 +315,25 @@ def test_chiefs_import_cli(
     good = write_csv(tmp_path / "good.csv", [f"{seg},p1,张三,road_chief,3,2026-03-01,,,"])
     assert main(["chiefs", "import", str(good)]) == 0
     assert "imported 1 assignments" in capsys.readouterr().out
+
+
+def test_dual_carriageway_segment_is_stored_and_recognised_unchanged(
+    sessions: Any, network_ctx: Any
+) -> None:
+    net = network_ctx.network
+    s0 = net.segments[0]
+    other_side = shapely.transform(s0.geometry, lambda xy: xy + [0.0, 0.0002])  # ~22 m north
+    dual = dataclasses.replace(s0, geometry=shapely.MultiLineString([s0.geometry, other_side]))
+    net2 = dataclasses.replace(net, segments=(dual, *net.segments[1:]))
+    with sessions.begin() as s:
+        sync(s, net, TZ, now=dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+    with sessions.begin() as s:
+        second = sync(s, net2, TZ, now=dt.datetime(2026, 11, 2, tzinfo=dt.UTC))
+    assert (second.changed, second.unchanged) == (1, 2494)
+    with sessions() as s:
+        seg = s.get(models.Segment, s0.id)
+        assert seg is not None and seg.geometry["type"] == "MultiLineString"
+        assert len(seg.geometry["coordinates"]) == 2
+    with sessions.begin() as s:  # the same file again: nothing changes
+        again = sync(s, net2, TZ, now=dt.datetime(2026, 11, 3, tzinfo=dt.UTC))
+    assert (again.changed, again.unchanged) == (0, 2495)

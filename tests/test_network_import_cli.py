@@ -126,3 +126,16 @@ def test_import_osm_pbf_with_stable_ids(tmp_path: Path, capsys: pytest.CaptureFi
     second = load_network(out)
     assert [s.id for s in second.segments] == [s.id for s in first.segments]
     capsys.readouterr()
+
+
+def test_import_osm_pbf_pairs_dual_carriageways_unless_asked(tmp_path: Path) -> None:
+    pbf = DATA / "test.osm.pbf"
+    base = ["network", "import", str(pbf), "--bounds", "", "--min-length", "60"]
+    paired, separate = tmp_path / "paired.geojson.gz", tmp_path / "separate.geojson.gz"
+    assert main([*base, "--out", str(paired)]) == 0
+    assert main([*base, "--out", str(separate), "--separate-carriageways"]) == 0
+    p, s = load_network(paired).segments, load_network(separate).segments
+    multi = [x for x in p if x.geometry.geom_type == "MultiLineString"]
+    assert multi  # Kotka has a few dual carriageways
+    assert all(x.geometry.geom_type == "LineString" for x in s)
+    assert len(s) > len(p)

@@ -98,7 +98,11 @@ def test_osm_extract_is_segmented_deterministically() -> None:
     assert len(segs) > 100
     for s in segs:
         assert s.name == f"{s.road}（{s.from_road}至{s.to_road}）"
-        assert s.geometry.geom_type == "LineString" and s.length_m > 0
+        assert s.length_m > 0
+        # One line, or the two carriageways of a dual carriageway.
+        assert shapely.get_num_geometries(s.geometry) == (
+            2 if s.geometry.geom_type == "MultiLineString" else 1
+        )
         assert s.district == "ALL"
     # Non-Chinese names keep the full-width pattern, with "end" at a dead end.
     assert any(s.from_road == "end" or s.to_road == "end" for s in segs)
@@ -156,3 +160,52 @@ def test_network_from_osm_pbf(tmp_path: Path) -> None:
 def test_no_named_ways() -> None:
     empty = gpd.GeoDataFrame({"name": [None]}, geometry=[LineString([(0, 0), (1, 1)])], crs=4326)
     assert segmentize(empty) == []
+
+
+def _dual() -> gpd.GeoDataFrame:
+    """A boulevard as two one-way carriageways 24 m apart, crossed by two side streets."""
+    lon0, lat0, dlon, dlat = 113.60, 34.75, 0.0011, 0.000108  # ~100 m, ~12 m
+    north = LineString([(lon0, lat0 + dlat), (lon0 + 4 * dlon, lat0 + dlat)])
+    south = LineString([(lon0 + 4 * dlon, lat0 - dlat), (lon0, lat0 - dlat)])  # other way
+    sides = [
+        LineString([(lon0 + k * dlon, lat0 - 0.001), (lon0 + k * dlon, lat0 + 0.001)])
+        for k in (1, 3)
+    ]
+    return gpd.GeoDataFrame(
+        {
+            "name": ["金水路", "金水路", "花园路", "经三路"],
+            "highway": ["primary", "primary", "primary", "secondary"],
+        },
+        geometry=[north, south, *sides],
+        crs="EPSG:4326",
+    )
+
+
+def test_dual_carriageways_are_one_segment() -> None:
+    segs = [s for s in segmentize(_dual(), min_length_m=50.0) if s.road == "金水路"]
+    # Three stretches (end, 花园路, 经三路, end), each both carriageways.
+    assert [s.name for s in segs] == [
+        "金水路（尽头至花园路）",
+        "金水路（花园路至经三路）",
+        "金水路（经三路至尽头）",
+    ]
+    assert all(s.geometry.geom_type == "MultiLineString" for s in segs)
+    assert [round(s.length_m, -1) for s in segs] == [100.0, 200.0, 100.0]  # the stretch
+    single = [s for s in segmentize(_dual(), min_length_m=50.0, pair_carriageways=False)]
+    assert sum(s.road == "金水路" for s in single) == 6
+    # Consecutive pieces of one line (end to end) are never paired.
+    assert all(s.geometry.geom_type == "LineString" for s in segmentize(_grid()))
+
+
+def test_paired_network_round_trips_and_keeps_ids(tmp_path: Path) -> None:
+    net = network_from_osm(_dual(), min_length_m=50.0)
+    segs = list(net.segments)
+    save_network(net, tmp_path / "dual.json")
+    back = load_network(tmp_path / "dual.json")
+    assert [s.geometry.geom_type for s in back.segments] == [s.geometry.geom_type for s in segs]
+    assert all(
+        shapely.equals_exact(a.geometry, b.geometry, 1e-6)
+        for a, b in zip(back.segments, segs, strict=True)
+    )
+    again = segmentize(_dual().iloc[::-1], min_length_m=50.0, previous=back)
+    assert [s.id for s in again] == [s.id for s in segs]

@@ -551,3 +551,104 @@ def test_snap_many_agrees_exactly_with_snap_with_heading_prior_and_hint() -> Non
             road_hint="road 3",
         )
         assert batch[i] == single, i
+
+
+# --- v3: dual carriageways, free ends, distance-only threshold ------------------------
+
+
+def multi(*parts: Sequence[tuple[float, float]]) -> shapely.MultiLineString:
+    return shapely.MultiLineString([[ll(x, y) for x, y in p] for p in parts])
+
+
+def test_dual_carriageway_is_one_segment() -> None:
+    # 金水路 as two carriageways 20 m apart (one MultiLineString), a side street beside.
+    road = multi([(0, 10), (300, 10)], [(0, -10), (300, -10)])
+    side = line((150, 40), (150, 200))
+    index = SegmentIndex([road, side, *FAR], roads=["金水路", "经三路", "a", "b"])
+    for y in (12.0, -12.0, 0.5):  # on either carriageway, or between them
+        s = snap_at(index, 100, y, accuracy_m=8.0)
+        assert s.index == 0 and s.runner_up is None and not s.ambiguous, y
+    s = snap_at(index, 100, -13)
+    assert s.distance_m == pytest.approx(3.0, abs=0.5)
+    assert s.chainage_m == pytest.approx(100.0, abs=0.5)  # along the carriageway it is on
+    # No edge joins one part's end to the next part's start: (300, 10) -> (0, -10).
+    assert snap_at(index, 150, 0).distance_m == pytest.approx(10.0, abs=0.5)
+    assert index.stretch_m[0] == pytest.approx(300.0, abs=0.5)
+    assert index.lengths_m[0] == pytest.approx(600.0, abs=0.5)
+    rng = np.random.default_rng(3)
+    lon, lat = zip(*(ll(x, y) for x, y in rng.uniform(-20, 320, (400, 2))), strict=True)
+    lon_a, lat_a = np.array(lon), np.array(lat)
+    assert_batch_equals_single(index, index.snap_many(lon_a, lat_a), lon_a, lat_a)
+
+
+def test_dual_carriageway_continues_the_next_stretch() -> None:
+    a = multi([(0, 10), (200, 10)], [(0, -10), (200, -10)])
+    b = multi([(200, 10), (400, 10)], [(200, -10), (400, -10)])
+    index = SegmentIndex([a, b, *FAR], roads=["金水路", "金水路", "a", "b"])
+    s = snap_at(index, 199, -10.5)
+    assert s.index in (0, 1) and s.runner_up is None and s.confidence == pytest.approx(1.0)
+
+
+def test_past_a_dead_end_a_road_alongside_is_more_likely() -> None:
+    # A stops at x=100; B runs on 12 m south. A point 8 m past A's end is nearer A's end
+    # (8 m) than B (12 m), but a report there comes from B far more often than from
+    # beyond the end of A: the likelihood of a line falls off past its free ends.
+    a = line((0, 0), (100, 0))
+    b = line((0, -12), (300, -12))
+    index = SegmentIndex([a, b, *FAR], roads=["A", "B", "a", "b"])
+    s = snap_at(index, 108, 0, accuracy_m=10.0)
+    assert s.index == 1 and s.runner_up == 0
+    # Inside A the nearer road still wins.
+    assert snap_at(index, 60, -2, accuracy_m=10.0).index == 0
+
+
+def test_distance_only_threshold() -> None:
+    lines = [line((0, 0), (300, 0)), line((0, 30), (300, 30)), *FAR]
+    loose = SegmentIndex(lines, roads=["A", "B", "a", "b"], min_confidence=0.8, ambiguity_m=0.0)
+    strict = SegmentIndex(
+        lines,
+        roads=["A", "B", "a", "b"],
+        min_confidence=0.8,
+        distance_only_min_confidence=0.99,
+        ambiguity_m=0.0,
+    )
+    s = snap_at(loose, 150, 10, accuracy_m=10.0)
+    assert s.index == 0 and 0.8 < s.confidence < 0.99 and not s.ambiguous
+    assert snap_at(strict, 150, 10, accuracy_m=10.0).ambiguous
+    # With a heading (evidence beyond distance) the ordinary threshold applies.
+    h = strict.snap(*ll(150, 10), accuracy_m=10.0, heading_deg=90.0)
+    assert h.index == 0 and not h.ambiguous
+    # A prior that covers both candidates tells them apart no better than distance.
+    both = strict.snap(*ll(150, 10), accuracy_m=10.0, prior={0, 1})
+    assert both.ambiguous
+    with pytest.raises(ValueError, match="distance_only_min_confidence"):
+        SegmentIndex(lines, distance_only_min_confidence=1.5)
+
+
+def test_pairs_within_matches_an_strtree() -> None:
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 50, (3000, 2))
+    xy[1000:1100] = xy[:100] + rng.normal(0, 0.2, (100, 2))
+    a, b = geo.snap._pairs_within(xy, 0.5)
+    pts = shapely.points(xy)
+    ta, tb = shapely.STRtree(pts).query(pts, predicate="dwithin", distance=0.5)
+    other = ta != tb
+    assert sorted(zip(a.tolist(), b.tolist(), strict=True)) == sorted(
+        zip(ta[other].tolist(), tb[other].tolist(), strict=True)
+    )
+    assert a.size > 150
+    empty = geo.snap._pairs_within(np.zeros((0, 2)), 0.5)
+    assert empty[0].size == 0
+
+
+def test_live_path_without_the_direct_tree_call_gives_the_same_snaps() -> None:
+    rng = np.random.default_rng(5)
+    lines, roads = random_network(rng, 60)
+    index = SegmentIndex(lines, roads=roads)
+    lon, lat = random_points(rng, lines, 500)
+    assert index._dwithin is not None  # this shapely has it: the fast path is tested
+    fast = [index.snap(float(a), float(b), accuracy_m=12.0) for a, b in zip(lon, lat, strict=True)]
+    index._dwithin = None
+    slow = [index.snap(float(a), float(b), accuracy_m=12.0) for a, b in zip(lon, lat, strict=True)]
+    assert fast == slow
+    assert sum(s.index is not None for s in fast) > 200
