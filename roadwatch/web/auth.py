@@ -71,7 +71,7 @@ def load_user() -> StaffUser | None:
 def _is_public(method: str, path: str) -> bool:
     if (method, path) in PUBLIC_EXACT:
         return True
-    prefixes = PUBLIC_PREFIXES
+    prefixes: tuple[str, ...] = PUBLIC_PREFIXES
     if method in ("GET", "HEAD"):
         prefixes = PUBLIC_PREFIXES + PUBLIC_READ_PREFIXES
     return any(path == p.rstrip("/") or path.startswith(p) for p in prefixes)
