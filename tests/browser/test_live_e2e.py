@@ -322,6 +322,9 @@ def test_hostile_socketio_messages_do_not_hurt_other_viewers(served: Served, pag
     bad.connect(
         served.url, namespaces=["/live"], transports=["websocket"], headers={"Cookie": cookie}
     )
+    # python-engineio forgets (never closes) its WebSocket when the server drops it, as the
+    # server does below: keep it to close it ourselves.
+    bad_ws = bad.eio.ws
     answers: list[Any] = []
     try:
         for payload in (
@@ -344,6 +347,8 @@ def test_hostile_socketio_messages_do_not_hurt_other_viewers(served: Served, pag
     finally:
         time.sleep(0.5)
         bad.shutdown()  # the server may have dropped it already (the oversized message)
+        if bad_ws is not None:
+            bad_ws.shutdown()
     assert all(isinstance(a, dict) and a.get("ok") is False for a in answers[:7]), answers
     # the page that behaved is still live and still gets events
     assert page.evaluate("window.roadwatch.connected") is True
