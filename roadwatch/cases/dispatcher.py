@@ -60,12 +60,20 @@ class Dispatcher:
                     r.reporter_id,
                 )
                 .where(text("case_status = 'new'"))  # literal: matches the partial index
-                .order_by(r.received_at, r.id)
                 .limit(self.batch)
             )
             if conn.dialect.name == "postgresql":
-                q = q.with_for_update(skip_locked=True)
-            rows = conn.execute(q).all()
+                # Oldest first, straight from the new-cases index in its order. A young
+                # table's statistics make the planner read and sort the whole backlog
+                # instead (measured: 11-24 ms against 1 ms a pass at 5,000 waiting, and
+                # growing with the backlog just when the dispatcher is behind), so sorting
+                # is ruled out for this one statement.
+                conn.execute(text("SET LOCAL enable_sort = off"))
+                q = q.order_by(r.received_at).with_for_update(skip_locked=True)
+                rows = conn.execute(q).all()
+                conn.execute(text("SET LOCAL enable_sort = on"))
+            else:
+                rows = conn.execute(q.order_by(r.received_at, r.id)).all()
             if not rows:
                 return {}
             now = self.clock()
