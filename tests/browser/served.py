@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import queue
 import re
 import subprocess
 import sys
@@ -20,11 +19,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from playwright.sync_api import Page
 
-from tests.support.server import free_port
+from tests.support.server import AckListener, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -113,43 +110,14 @@ def login(page: Page, served: Served, path: str = "/") -> None:
     page.wait_for_function("window.roadwatch && window.roadwatch.ready", timeout=30_000)
 
 
-class Phone:
-    """A device-side MQTT client: publishes reports, collects acks (for all reporters)."""
+class Phone(AckListener):
+    """A device on the default topic root: publishes report bodies, collects every ack."""
 
     def __init__(self, port: int) -> None:
-        self.acks: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"ph-{uuid.uuid4().hex[:6]}"
-        )
-        self.client.on_message = lambda _c, _u, m: self.acks.put(json.loads(m.payload))
-        self.client.max_inflight_messages_set(100)
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-        subscribed = self.client.subscribe("roadwatch/v1/acks/+", qos=1)
-        assert subscribed[0] == mqtt.MQTT_ERR_SUCCESS
-        time.sleep(0.3)  # SUBACK before the first publish
+        super().__init__("127.0.0.1", port, "roadwatch/v1")
 
-    def publish(self, body: dict[str, Any]) -> None:
-        self.client.publish(
-            f"roadwatch/v1/reports/{body['reporter_id']}", json.dumps(body), qos=1
-        ).wait_for_publish(10)
-
-    def collect(self, n: int, timeout: float = 30) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        deadline = time.monotonic() + timeout
-        while len(out) < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"{len(out)} of {n} acks within {timeout} s")
-            try:
-                out.append(self.acks.get(timeout=left))
-            except queue.Empty:
-                continue
-        return out
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+    def publish(self, body: dict[str, Any]) -> None:  # type: ignore[override]
+        super().publish(body["reporter_id"], body)
 
 
 def reports_on_segments(n: int, seed: int = 1) -> list[dict[str, Any]]:
