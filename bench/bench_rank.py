@@ -117,9 +117,11 @@ def run_case(admin: str, segs: int, n: int) -> None:
             ).scalar()
             baseline = time.perf_counter() - t0
             times = []
+            phases: dict[str, float] = {}
             for _ in range(2):
                 t0 = time.perf_counter()
-                content = compute(conn, formula, week, as_of)
+                phases = {}
+                content = compute(conn, formula, week, as_of, phases)
                 times.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             frozen = canonical(content)
@@ -134,6 +136,7 @@ def run_case(admin: str, segs: int, n: int) -> None:
             f"{flags} flags; canonical JSON {len(frozen) / 1e6:.1f} MB in {freeze:.2f} s; "
             f"data generated in {load:.0f} s"
         )
+        print("    last run by phase: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()))
     finally:
         engine.dispose()
         with psycopg.connect(admin, autocommit=True) as conn:

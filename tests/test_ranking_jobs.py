@@ -473,3 +473,111 @@ def test_partner_units_and_merchants_are_ranked_on_the_zones_they_hold(
     zone_km = max(80.0, formula.min_length_m) / 1000 * formula.class_factor.get(road_class, 1)
     assert shop["exposure_km"] == pytest.approx(zone_km)
     assert shop["exposure_km"] < unit["exposure_km"]
+
+
+@pytest.mark.parametrize("overlapping", [False, True], ids=["one-holder", "two-holders"])
+def test_the_one_pass_aggregation_equals_the_window_over_every_report(
+    rt: Any, formula: Any, overlapping: bool
+) -> None:
+    """The fast segment groups (one GROUP BY, no sort) against the exact per-report path.
+
+    A random week built to hit every case the fast path must get right: findings at the
+    same instant in different groups, reports in the days before the week (inside and
+    outside recurrence_days), findings struck by upheld disputes (and one rejected), the
+    chief's own reports, evaluators, reopened and rectified cases, and (`two-holders`) a
+    chief holding two overlapping assignments on one segment.
+    """
+    import random
+
+    from roadwatch.ranking import gather
+
+    rng = random.Random(47)
+    w47 = Week.parse("2026-W47", rt.settings.tz)
+    with rt.engine.connect() as conn:
+        segs = list(
+            conn.execute(
+                text("SELECT id FROM segments WHERE district = 'EQ' ORDER BY id LIMIT 40")
+            ).scalars()
+        )
+    with rt.engine.begin() as c:
+        add_person(c, "ev-1", "evaluator")
+        for i, s in enumerate(segs):
+            add_person(c, f"chief-{i}")
+            add_assignment(c, s, f"chief-{i}", level=3)
+        if overlapping:
+            add_assignment(c, segs[0], "chief-0", role="partner_unit", level=None)
+        struck = []
+        for n in range(1500):
+            seg = rng.choice(segs)
+            minutes = rng.randrange(-9 * 24 * 60, 7 * 24 * 60)
+            if n % 50 == 0:  # now and then two findings at one instant
+                minutes = rng.randrange(0, 7 * 24) * 60
+            at = w47.start + dt.timedelta(minutes=minutes)
+            reporter = rng.choice(["ev-1", f"chief-{segs.index(seg)}", "public-1"])
+            rid = add_report(
+                c,
+                seg,
+                "EQ",
+                at,
+                category=rng.choice(["E0201", "E0505", "C0101"]),
+                severity=rng.choice([1, 1, 2, 3]),
+                reporter=reporter,
+                due_at=at + 4 * H,
+                rectified_at=at + rng.choice([2, 6]) * H if rng.random() < 0.5 else None,
+                closed_at=at + 8 * H if rng.random() < 0.4 else None,
+                case_status=rng.choice(["dispatched"] * 8 + ["duplicate", "needs_review"]),
+            )
+            if rng.random() < 0.05:
+                add_transition(c, rid, at + 7 * H, "reopened", "rectified")
+            if at >= w47.start and seg in segs[:3] and rng.random() < 0.1:
+                struck.append(rid)
+        for seg in segs[5:8]:  # the week's first two findings of a category: one instant
+            for severity in (1, 3):
+                add_report(c, seg, "EQ", w47.start, category="E0201", severity=severity)
+        for i, rid in enumerate(struck):
+            c.execute(
+                models.RankingDispute.__table__.insert().values(
+                    week="2026-W47",
+                    report_id=rid,
+                    filed_by="chief",
+                    filed_at=w47.end,
+                    reason="not ours",
+                    evidence=[],
+                    decision="rejected" if i == 0 else "upheld",
+                    decided_by="arbiter",
+                    decided_at=w47.end + H,
+                )
+            )
+    assert len(struck) >= 3
+    as_of = pub.default_as_of(w47, 8)
+    params = gather._params(formula, w47, as_of)
+
+    def tidy(groups: Any) -> dict[str, list[Any]]:
+        return {
+            k: sorted(v, key=lambda g: (g.category, g.severity, g.source))
+            for k, v in groups.items()
+            if v
+        }
+
+    exact_path = gather._exact_groups
+    resolved_exactly: list[str] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        resolved_exactly.extend(args[4] if len(args) > 4 else kwargs.get("segments") or [])
+        return exact_path(*args, **kwargs)
+
+    with rt.engine.connect() as conn:
+        single = gather._single_holder(conn, params)
+        assert single is not overlapping
+        import unittest.mock
+
+        with unittest.mock.patch.object(gather, "_exact_groups", spy):
+            fast = tidy(gather._segment_groups(conn, formula, w47, params, single))
+        exact = tidy(gather._exact_groups(conn, formula, params, single))
+    # the struck segments and the ties went the exact way, the rest the fast way
+    assert set(segs[:3] + segs[5:8]) <= set(resolved_exactly)
+    assert len(resolved_exactly) < len(segs) // 2
+    assert fast == exact
+    assert sum(g.recurrence for gs in exact.values() for g in gs) > 0
+    assert any(g.source == "self" for gs in exact.values() for g in gs)
+    assert any(g.source == "evaluator" for gs in exact.values() for g in gs)

@@ -47,78 +47,133 @@ def _sql(conn: Connection, body: str) -> TextClause:
     params = [bindparam(k, type_=UTCDateTime()) for k in ("start", "end", "as_of", "lookback")]
     present = [p for p in params if f":{p.key}" in body]
     stmt = stmt.bindparams(*present)
-    for name in ("ev", "cv", "ids"):
+    for name in ("ev", "cv", "ids", "segs"):
         if f":{name}" in body:
             stmt = stmt.bindparams(bindparam(name, expanding=True))
     return stmt
 
 
-def _findings_cte(conn: Connection, formula: Formula) -> str:
-    """The week's findings with their source and process flags (one row per report)."""
-    pg = conn.dialect.name == "postgresql"
-    days = int(formula.recurrence_days)
-    if pg:
-        gap = f"w.observed_at - w.prev_at <= interval '{days} days'"
-        chainage = "(r.snap->>'chainage_m')::float"
-    else:
-        gap = f"julianday(w.observed_at) - julianday(w.prev_at) <= {days}"
-        chainage = "CAST(json_extract(r.snap, '$.chainage_m') AS REAL)"
+def _source_sql(self_match: str) -> str:
+    return f"""CASE WHEN rp.kind = 'evaluator' THEN 'evaluator'
+                  WHEN rp.kind = 'covert' THEN 'covert'
+                  WHEN {self_match} THEN 'self'
+                  ELSE 'public' END"""
+
+
+def _kinds_join(formula: Formula) -> str:
+    """The reporters whose findings are third-party (evaluator) or covert checks, by kind."""
     none = "('__none__')"
     ev = ":ev" if formula.evaluator_kinds else none
     cv = ":cv" if formula.covert_kinds else none
-    c = ' COLLATE "C"' if pg else ""  # byte order: only grouping matters, not the language
+    # one row per reporter at most (its primary key): a hash join that cannot repeat reports
+    return f"""LEFT JOIN (
+        SELECT id, CASE WHEN kind IN {ev} THEN 'evaluator' ELSE 'covert' END AS kind
+        FROM reporters WHERE kind IN {ev} OR kind IN {cv}
+      ) rp ON rp.id = r.reporter_id"""
+
+
+_VALID = (
+    "r.segment_id IS NOT NULL"
+    " AND COALESCE(r.case_status, '') NOT IN ('duplicate', 'invalid', 'needs_review')"
+)
+
+
+def _base_cte(
+    conn: Connection,
+    formula: Formula,
+    restrict: str,
+    single_holder: bool,
+    chainage: bool = True,
+    strike: bool = True,
+) -> str:
+    """`base`: one row per finding of the week with its source and process flags (no
+    recurrence: that needs the reports before it, see `_exact_cte` and `_segment_groups`).
+
+    `restrict` narrows the reports (e.g. to some segments); `single_holder` says no person
+    holds two overlapping assignments on one segment, so a plain outer join with the
+    assignments cannot repeat a report. `strike=False` keeps the reports struck by upheld
+    disputes (the caller recomputes their segments exactly).
+    """
+    pg = conn.dialect.name == "postgresql"
+    if not chainage:  # reading it parses every report's snap: only the exact path needs it
+        chainage_sql = "NULL"
+    elif pg:
+        chainage_sql = "(r.snap->>'chainage_m')::float"
+    else:
+        chainage_sql = "CAST(json_extract(r.snap, '$.chainage_m') AS REAL)"
+    held = """a.segment_id = r.segment_id AND a.reporter_id = r.reporter_id
+              AND a.valid_from <= r.observed_at
+              AND (a.valid_to IS NULL OR a.valid_to > r.observed_at)"""
+    if single_holder:
+        self_join = f"LEFT JOIN assignments a ON {held}"
+        self_match = "a.segment_id IS NOT NULL"
+        selfrep = ""
+    else:
+        # someone holds two overlapping assignments: a DISTINCT set of report ids, so the
+        # join counts each report once
+        self_join = "LEFT JOIN selfrep sr ON sr.id = r.id"
+        self_match = "sr.id IS NOT NULL"
+        selfrep = f"""
+    selfrep AS (
+      SELECT DISTINCT r.id FROM reports r JOIN assignments a ON {held}
+      WHERE r.observed_at >= :start AND r.observed_at < :end AND {_VALID} {restrict}
+    ),"""
     return f"""
-    windowed AS (
-      SELECT r.id, r.segment_id, r.category, r.severity, r.observed_at, r.reporter_id,
-             r.due_at, r.rectified_at, r.closed_at, r.case_status, {chainage} AS chainage_m,
-             LAG(r.observed_at) OVER (
-               PARTITION BY r.segment_id{c}, r.category{c} ORDER BY r.observed_at, r.id{c}
-             ) AS prev_at
-      FROM reports r
-      WHERE r.observed_at >= :lookback AND r.observed_at < :end
-        AND r.segment_id IS NOT NULL
-        AND COALESCE(r.case_status, '') NOT IN ('duplicate', 'invalid', 'needs_review')
-    ),
     reopened AS (
       SELECT t.report_id, COUNT(*) AS n FROM report_transitions t
       WHERE t.to_status = 'reopened' AND t.at <= :as_of GROUP BY t.report_id
     ),
-    selfrep AS (
-      -- reports by someone who answered for the segment when they observed it: a hash
-      -- join, not a subquery per report (measured: 3.8 s → 0.2 s for 100,000 reports)
-      SELECT DISTINCT w.id FROM windowed w
-      JOIN assignments a ON a.segment_id = w.segment_id AND a.reporter_id = w.reporter_id
-        AND a.valid_from <= w.observed_at
-        AND (a.valid_to IS NULL OR a.valid_to > w.observed_at)
-      WHERE w.observed_at >= :start
-    ),
     struck AS (
       SELECT d.report_id FROM ranking_disputes d
       WHERE d.week = :week AND d.decision = 'upheld' AND d.decided_at <= :as_of
-    ),
-    findings AS (
-      SELECT w.id, w.segment_id, w.category, w.severity, w.observed_at, w.reporter_id,
-             w.chainage_m,
-             CASE WHEN rp.kind IN {ev} THEN 'evaluator'
-                  WHEN rp.kind IN {cv} THEN 'covert'
-                  WHEN sr.id IS NOT NULL THEN 'self'
-                  ELSE 'public' END AS source,
-             CASE WHEN w.rectified_at IS NOT NULL AND w.rectified_at <= :as_of
-                       AND w.due_at IS NOT NULL AND w.rectified_at <= w.due_at
+    ),{selfrep}
+    base AS (
+      SELECT r.id, r.segment_id, r.category, r.severity, r.observed_at, r.reporter_id,
+             {chainage_sql} AS chainage_m,
+             {_source_sql(self_match)} AS source,
+             CASE WHEN r.rectified_at IS NOT NULL AND r.rectified_at <= :as_of
+                       AND r.due_at IS NOT NULL AND r.rectified_at <= r.due_at
                   THEN 1 ELSE 0 END AS on_time,
-             CASE WHEN w.due_at IS NOT NULL AND w.due_at < :as_of
-                       AND (w.rectified_at IS NULL OR w.rectified_at > w.due_at)
+             CASE WHEN r.due_at IS NOT NULL AND r.due_at < :as_of
+                       AND (r.rectified_at IS NULL OR r.rectified_at > r.due_at)
                   THEN 1 ELSE 0 END AS overdue,
              CASE WHEN ro.n IS NOT NULL THEN 1 ELSE 0 END AS reopened,
-             CASE WHEN w.closed_at IS NULL OR w.closed_at > :as_of THEN 1 ELSE 0 END
-               AS unresolved,
+             CASE WHEN r.closed_at IS NULL OR r.closed_at > :as_of THEN 1 ELSE 0 END
+               AS unresolved
+      FROM reports r
+      {_kinds_join(formula)}
+      {self_join}
+      LEFT JOIN reopened ro ON ro.report_id = r.id
+      WHERE r.observed_at >= :start AND r.observed_at < :end AND {_VALID} {restrict}
+        {"AND r.id NOT IN (SELECT s.report_id FROM struck s)" if strike else ""}
+    )"""
+
+
+def _exact_cte(conn: Connection, formula: Formula, restrict: str, single_holder: bool) -> str:
+    """`findings`: `base` with each finding's recurrence from a window over the reports of
+    the week and the `recurrence_days` before it (for a few segments, or when
+    recurrence_days is shorter than a week)."""
+    pg = conn.dialect.name == "postgresql"
+    days = int(formula.recurrence_days)
+    if pg:
+        gap = f"w.observed_at - w.prev_at <= interval '{days} days'"
+    else:
+        gap = f"julianday(w.observed_at) - julianday(w.prev_at) <= {days}"
+    c = ' COLLATE "C"' if pg else ""  # byte order: only grouping matters, not the language
+    return f"""{_base_cte(conn, formula, restrict, single_holder)},
+    windowed AS (
+      -- narrow rows: the sort carries four columns, not the whole report
+      SELECT r.id, r.observed_at,
+             LAG(r.observed_at) OVER (
+               PARTITION BY r.segment_id{c}, r.category{c} ORDER BY r.observed_at, r.id{c}
+             ) AS prev_at
+      FROM reports r
+      WHERE r.observed_at >= :lookback AND r.observed_at < :end AND {_VALID} {restrict}
+    ),
+    findings AS (
+      SELECT b.*,
              CASE WHEN w.prev_at IS NOT NULL AND {gap} THEN 1 ELSE 0 END AS recurrence
-      FROM windowed w
-      LEFT JOIN reporters rp ON rp.id = w.reporter_id
-      LEFT JOIN reopened ro ON ro.report_id = w.id
-      LEFT JOIN selfrep sr ON sr.id = w.id
-      WHERE w.observed_at >= :start
-        AND NOT EXISTS (SELECT 1 FROM struck s WHERE s.report_id = w.id)
+      FROM base b JOIN windowed w ON w.id = b.id
     )"""
 
 
@@ -147,38 +202,183 @@ _HOLDS = """a.segment_id = f.segment_id AND a.valid_from <= f.observed_at
     AND (a.valid_to IS NULL OR a.valid_to > f.observed_at)"""
 
 
-TMP = "rw_rank_findings"
-
-
 @contextmanager
 def week_findings(
     conn: Connection, formula: Formula, week: Week, as_of: dt.datetime
 ) -> Iterator[None]:
-    """The week's findings, computed once into a temporary table for every query after.
-
-    The league queries (segments, partner units, merchants) and the drill-downs all read
-    it, so the window over the reports and the joins run once per ranking.
-    """
+    """Session settings for the queries of one ranking (inside the caller's transaction)."""
     if conn.dialect.name == "postgresql":
         # sorts and hashes of millions of rows in memory, not in temporary files; no JIT
         # compilation (measured: a quarter of a second lost on every query here)
         conn.execute(text("SET LOCAL work_mem = '256MB'"))
         conn.execute(text("SET LOCAL jit = off"))
-    conn.execute(text(f"DROP TABLE IF EXISTS {TMP}"))
-    conn.execute(
+    yield
+
+
+def _single_holder(conn: Connection, params: dict[str, Any]) -> bool:
+    """True when nobody holds two overlapping assignments on one segment in the window."""
+    row = conn.execute(
         _sql(
             conn,
-            f"CREATE TEMPORARY TABLE {TMP} AS WITH {_findings_cte(conn, formula)}"
-            " SELECT * FROM findings",
+            "SELECT 1 FROM assignments a1 JOIN assignments a2"
+            " ON a2.segment_id = a1.segment_id AND a2.reporter_id = a1.reporter_id"
+            " AND a2.id > a1.id"
+            " AND a2.valid_from < COALESCE(a1.valid_to, :end)"
+            " AND a1.valid_from < COALESCE(a2.valid_to, :end)"
+            " WHERE a1.valid_from < :end AND (a1.valid_to IS NULL OR a1.valid_to > :lookback)"
+            " LIMIT 1",
         ),
-        _params(formula, week, as_of),
+        params,
+    ).first()
+    return row is None
+
+
+def _as_naive_utc(value: Any) -> dt.datetime:
+    if isinstance(value, str):  # SQLite through text(): the stored string
+        value = dt.datetime.fromisoformat(value)
+    assert isinstance(value, dt.datetime)
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+GroupMap = dict[str, list[FindingGroup]]
+
+
+def _group_rows(rows: Any) -> GroupMap:
+    out: GroupMap = defaultdict(list)
+    for unit, cat, sev, src, n, ot, od, ro, un, rc in rows.all():
+        out[unit].append(
+            FindingGroup(cat, int(sev), src, int(n), int(ot), int(od), int(ro), int(un), int(rc))
+        )
+    return out
+
+
+def _exact_groups(
+    conn: Connection,
+    formula: Formula,
+    params: dict[str, Any],
+    single: bool,
+    segments: Sequence[str] | None = None,
+) -> GroupMap:
+    """Segment groups from the exact per-report path (all segments, or some)."""
+    restrict = "AND r.segment_id IN :segs" if segments is not None else ""
+    sql = (
+        f"WITH {_exact_cte(conn, formula, restrict, single)}"
+        f" SELECT f.segment_id AS unit, {_GROUP_COLS} FROM findings f"
+        " GROUP BY f.segment_id, f.category, f.severity, f.source"
     )
-    if conn.dialect.name == "postgresql":
-        conn.execute(text(f"ANALYZE {TMP}"))  # row counts for the joins that follow
-    try:
-        yield
-    finally:
-        conn.execute(text(f"DROP TABLE IF EXISTS {TMP}"))
+    extra = {"segs": sorted(segments)} if segments is not None else {}
+    return _group_rows(conn.execute(_sql(conn, sql), {**params, **extra}))
+
+
+def _segment_groups(
+    conn: Connection, formula: Formula, week: Week, params: dict[str, Any], single: bool
+) -> GroupMap:
+    """Every segment's groups in one aggregation over the week, without sorting reports.
+
+    When recurrence_days is at least the week's length, every finding of a (segment,
+    category) after its first in the week is a recurrence (any two findings of one week are
+    less than a week apart), and the first is one when the last report of the
+    recurrence_days before the week is close enough. So a GROUP BY with the first finding's
+    time per group, and one more over the days before, give exactly what a window over
+    every report would. The rare (segment, category) whose first finding is ambiguous (two
+    groups start at the same instant, or an upheld dispute struck a report in between) is
+    computed by the exact path.
+    """
+    window = dt.timedelta(days=formula.recurrence_days)
+    if window < week.end - week.start:
+        return _exact_groups(conn, formula, params, single)
+    sql = (
+        f"WITH {_base_cte(conn, formula, '', single, chainage=False, strike=False)}"
+        " SELECT b.segment_id, b.category, b.severity, b.source, COUNT(*),"
+        " SUM(b.on_time), SUM(b.overdue), SUM(b.reopened), SUM(b.unresolved),"
+        " MIN(b.observed_at) FROM base b"
+        " GROUP BY b.segment_id, b.category, b.severity, b.source"
+    )
+    before = {
+        (seg, cat): _as_naive_utc(at)
+        for seg, cat, at in conn.execute(
+            _sql(
+                conn,
+                "SELECT r.segment_id, r.category, MAX(r.observed_at) FROM reports r"
+                f" WHERE r.observed_at >= :lookback AND r.observed_at < :start AND {_VALID}"
+                " GROUP BY r.segment_id, r.category",
+            ),
+            params,
+        )
+    }
+    ambiguous: set[str] = {
+        seg
+        for (seg,) in conn.execute(
+            _sql(
+                conn,
+                "SELECT DISTINCT r.segment_id FROM ranking_disputes d"
+                " JOIN reports r ON r.id = d.report_id"
+                " WHERE d.week = :week AND d.decision = 'upheld' AND d.decided_at <= :as_of"
+                " AND r.segment_id IS NOT NULL",
+            ),
+            params,
+        )
+    }
+    # (segment, category) → the groups, each with the time of its first finding
+    pending: dict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
+    for row in conn.execute(_sql(conn, sql), params).all():
+        pending[(row[0], row[1])].append(row)
+    out: GroupMap = defaultdict(list)
+    for (seg, cat), rows in pending.items():
+        if seg in ambiguous:
+            continue
+        if len(rows) == 1:
+            starter = rows[0]
+            first_at = _as_naive_utc(starter[9])
+        else:
+            firsts = [_as_naive_utc(r[9]) for r in rows]
+            first_at = min(firsts)
+            if firsts.count(first_at) > 1:
+                ambiguous.add(seg)
+                continue
+            starter = rows[firsts.index(first_at)]
+        prev = before.get((seg, cat))
+        first_recurs = prev is not None and first_at - prev <= window
+        unit = out[seg]
+        for r in rows:
+            n = int(r[4])
+            rc = n if first_recurs or r is not starter else n - 1
+            unit.append(
+                FindingGroup(
+                    cat, int(r[2]), r[3], n, int(r[5]), int(r[6]), int(r[7]), int(r[8]), rc
+                )
+            )
+    if ambiguous:
+        for seg in ambiguous:
+            out.pop(seg, None)
+        out.update(_exact_groups(conn, formula, params, single, sorted(ambiguous)))
+    return out
+
+
+def _holder_groups(
+    conn: Connection, formula: Formula, params: dict[str, Any], single: bool, role: str
+) -> GroupMap:
+    """Partner units' and merchants' groups: the exact path over the segments they hold."""
+    restrict = (
+        "AND r.segment_id IN (SELECT h.segment_id FROM assignments h"
+        f" WHERE h.role = '{role}' AND h.valid_from < :end"
+        " AND (h.valid_to IS NULL OR h.valid_to > :start))"
+    )
+    zone = (
+        " AND f.chainage_m IS NOT NULL AND a.from_chainage_m <= f.chainage_m"
+        " AND (a.to_chainage_m IS NULL OR f.chainage_m <= a.to_chainage_m)"
+        if role == "merchant"
+        else ""
+    )
+    sql = (
+        f"WITH {_exact_cte(conn, formula, restrict, single)}"
+        f" SELECT a.reporter_id AS unit, {_GROUP_COLS} FROM findings f"
+        f" JOIN assignments a ON a.role = '{role}' AND {_HOLDS}{zone}"
+        " GROUP BY a.reporter_id, f.category, f.severity, f.source"
+    )
+    return _group_rows(conn.execute(_sql(conn, sql), params))
 
 
 def gather_week(
@@ -202,39 +402,16 @@ def gather_week(
         {"start": week.start},
     ).all()
     seg_info = {s.id: s for s in segs}
+    single = _single_holder(conn, params)
 
-    groups: dict[tuple[str, str], list[FindingGroup]] = defaultdict(list)
-
-    def collect(kind: str, sql: str) -> None:
-        for unit, cat, sev, src, n, ot, od, ro, un, rc in conn.execute(_sql(conn, sql), params):
-            groups[(kind, unit)].append(
-                FindingGroup(
-                    cat, int(sev), src, int(n), int(ot), int(od), int(ro), int(un), int(rc)
-                )
-            )
-
+    groups: dict[tuple[str, str], list[FindingGroup]] = {}
     if "segment" in kinds:
-        collect(
-            "segment",
-            f"SELECT f.segment_id AS unit, {_GROUP_COLS} FROM {TMP} f"
-            " GROUP BY f.segment_id, f.category, f.severity, f.source",
-        )
-    if "partner_unit" in kinds:
-        collect(
-            "partner_unit",
-            f"SELECT a.reporter_id AS unit, {_GROUP_COLS} FROM {TMP} f"
-            f" JOIN assignments a ON a.role = 'partner_unit' AND {_HOLDS}"
-            " GROUP BY a.reporter_id, f.category, f.severity, f.source",
-        )
-    if "merchant" in kinds:
-        collect(
-            "merchant",
-            f"SELECT a.reporter_id AS unit, {_GROUP_COLS} FROM {TMP} f"
-            f" JOIN assignments a ON a.role = 'merchant' AND {_HOLDS}"
-            " AND f.chainage_m IS NOT NULL AND a.from_chainage_m <= f.chainage_m"
-            " AND (a.to_chainage_m IS NULL OR f.chainage_m <= a.to_chainage_m)"
-            " GROUP BY a.reporter_id, f.category, f.severity, f.source",
-        )
+        for unit, gs in _segment_groups(conn, formula, week, params, single).items():
+            groups[("segment", unit)] = gs
+    for role in ("partner_unit", "merchant"):
+        if role in kinds:
+            for unit, gs in _holder_groups(conn, formula, params, single, role).items():
+                groups[(role, unit)] = gs
 
     # Patrol days walked by a road chief of the segment, counted by local calendar day.
     offset = int((week.start.astimezone(week.tz).utcoffset() or dt.timedelta()).total_seconds())
@@ -328,18 +505,24 @@ def findings_of(
     kind: str,
     unit_ids: Sequence[str],
 ) -> dict[str, list[tuple[Finding, dict[str, Any]]]]:
-    """The individual findings behind some units' scores, with the facts that identify each
-    (inside `week_findings`)."""
+    """The individual findings behind some units' scores, with the facts that identify each,
+    from the exact per-report path (`_exact_cte`) over the segments concerned."""
     if not unit_ids:
         return {}
     params = _params(formula, week, as_of)
+    single = _single_holder(conn, params)
     select_cols = (
         "f.id, f.category, f.severity, f.source, f.on_time, f.overdue, f.reopened,"
         " f.unresolved, f.recurrence, f.observed_at, f.reporter_id, f.segment_id"
     )
     if kind == "segment":
-        sql = f"SELECT f.segment_id AS unit, {select_cols} FROM {TMP} f WHERE f.segment_id IN :ids"
+        cte = _exact_cte(conn, formula, "AND r.segment_id IN :ids", single)
+        sql = f"WITH {cte} SELECT f.segment_id AS unit, {select_cols} FROM findings f"
     else:
+        restrict = (
+            "AND r.segment_id IN (SELECT h.segment_id FROM assignments h"
+            f" WHERE h.role = '{kind}' AND h.reporter_id IN :ids)"
+        )
         extra = (
             " AND f.chainage_m IS NOT NULL AND a.from_chainage_m <= f.chainage_m"
             " AND (a.to_chainage_m IS NULL OR f.chainage_m <= a.to_chainage_m)"
@@ -347,7 +530,8 @@ def findings_of(
             else ""
         )
         sql = (
-            f"SELECT a.reporter_id AS unit, {select_cols} FROM {TMP} f"
+            f"WITH {_exact_cte(conn, formula, restrict, single)}"
+            f" SELECT a.reporter_id AS unit, {select_cols} FROM findings f"
             f" JOIN assignments a ON a.role = '{kind}' AND {_HOLDS}{extra}"
             " WHERE a.reporter_id IN :ids"
         )

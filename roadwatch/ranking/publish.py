@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -85,13 +86,28 @@ def previous_flags(conn: Connection, week: Week) -> dict[tuple[str, str], dict[s
     return out
 
 
-def compute(conn: Connection, formula: Formula, week: Week, as_of: dt.datetime) -> dict[str, Any]:
-    """The week's full ranking content (not stored)."""
+def compute(
+    conn: Connection,
+    formula: Formula,
+    week: Week,
+    as_of: dt.datetime,
+    phases: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """The week's full ranking content (not stored).
+
+    `phases`, when given, receives the seconds spent in each step (findings, gather,
+    score, drill-down, content): the benchmark and `rank --verbose` print them.
+    """
+    clock = _PhaseClock(phases)
     with week_findings(conn, formula, week, as_of):
+        clock.lap("findings")
         data = gather_week(conn, formula, week, as_of)
+        clock.lap("gather")
         leagues = score_week(formula, data.units, data.district_names, previous_flags(conn, week))
+        clock.lap("score")
         _attach_drilldowns(conn, formula, week, as_of, leagues)
-    return {
+        clock.lap("drilldown")
+    content = {
         "week": week.label,
         "start": week.start.astimezone(week.tz).isoformat(),
         "end": week.end.astimezone(week.tz).isoformat(),
@@ -105,6 +121,20 @@ def compute(conn: Connection, formula: Formula, week: Week, as_of: dt.datetime) 
         },
         "leagues": [league_to_dict(lg) for lg in leagues],
     }
+    clock.lap("content")
+    return content
+
+
+class _PhaseClock:
+    def __init__(self, sink: dict[str, float] | None) -> None:
+        self.sink = sink
+        self.t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.sink is not None:
+            self.sink[name] = self.sink.get(name, 0.0) + now - self.t
+        self.t = now
 
 
 def _attach_drilldowns(

@@ -140,30 +140,43 @@ def _weight(formula: Formula, g: FindingGroup) -> float:
 
 def score_unit(formula: Formula, unit: Unit) -> UnitScore:
     groups = sorted(unit.groups, key=lambda g: (g.category, g.severity, g.source))
-    by_cat: dict[str, list[FindingGroup]] = defaultdict(list)
-    for g in groups:
-        by_cat[g.category].append(g)
     deductions: list[dict[str, Any]] = []
     total = 0.0
-    for cat in sorted(by_cat):
+    n = overdue = reopened = unresolved = recurrence = own_fixed = third_party = 0
+    i = 0
+    while i < len(groups):  # one category at a time (groups are sorted by category)
+        cat = groups[i].category
         rule = formula.rule(cat)
-        weighted = [(g, _weight(formula, g)) for g in by_cat[cat]]
-        lines = [
-            {
-                "severity": g.severity,
-                "source": g.source,
-                "count": g.count,
-                "points_each": round(w, PRECISION),
-            }
-            for g, w in weighted
-        ]
-        raw = round(sum(w * g.count for g, w in weighted), PRECISION)
+        lines = []
+        raw = 0.0
+        while i < len(groups) and groups[i].category == cat:
+            g = groups[i]
+            w = _weight(formula, g)
+            raw += w * g.count  # in (severity, source) order: the same sum every time
+            lines.append(
+                {
+                    "severity": g.severity,
+                    "source": g.source,
+                    "count": g.count,
+                    "points_each": round(w, PRECISION),
+                }
+            )
+            n += g.count
+            overdue += g.overdue
+            reopened += g.reopened
+            unresolved += g.unresolved
+            recurrence += g.recurrence
+            if g.source == "self":
+                own_fixed += g.on_time
+            elif g.source in ("evaluator", "covert"):
+                third_party += g.count
+            i += 1
+        raw = round(raw, PRECISION)
         capped = min(raw, rule.cap)
         total += capped
         deductions.append(
             {"category": cat, "raw": raw, "points": capped, "cap": rule.cap, "groups": lines}
         )
-    n = sum(g.count for g in groups)
     measures: list[dict[str, Any]] = []
 
     def measure(name: str, count: float, each: float, cap: float | None = None) -> float:
@@ -175,11 +188,10 @@ def score_unit(formula: Formula, unit: Unit) -> UnitScore:
             measures.append({"measure": name, "count": count, "points": pts})
         return pts
 
-    total += measure("overdue", sum(g.overdue for g in groups), formula.overdue)
-    total += measure("reopened", sum(g.reopened for g in groups), formula.reopened)
-    total += measure("unresolved", sum(g.unresolved for g in groups), formula.unresolved)
-    total += measure("recurrence", sum(g.recurrence for g in groups), formula.recurrence)
-    own_fixed = sum(g.on_time for g in groups if g.source == "self")
+    total += measure("overdue", overdue, formula.overdue)
+    total += measure("reopened", reopened, formula.reopened)
+    total += measure("unresolved", unresolved, formula.unresolved)
+    total += measure("recurrence", recurrence, formula.recurrence)
     total -= measure("own_fix_credit", own_fixed, formula.own_fix_credit)
     if measures and measures[-1]["measure"] == "own_fix_credit":
         measures[-1]["points"] = -measures[-1]["points"]
@@ -199,7 +211,7 @@ def score_unit(formula: Formula, unit: Unit) -> UnitScore:
         deductions=deductions,
         measures=measures,
         findings=n,
-        third_party=sum(g.count for g in groups if g.source in ("evaluator", "covert")),
+        third_party=third_party,
     )
 
 
