@@ -245,9 +245,19 @@ def _as_naive_utc(value: Any) -> dt.datetime:
 GroupMap = dict[str, list[FindingGroup]]
 
 
+def _tuples(result: Any) -> list[tuple[Any, ...]]:
+    """All rows as the driver's plain tuples: hundreds of thousands of group rows, and a
+    SQLAlchemy Row costs more to make than the group itself (no type processing is lost:
+    these queries select only text and numbers, and times go through _as_naive_utc)."""
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
+
+
 def _group_rows(rows: Any) -> GroupMap:
     out: GroupMap = defaultdict(list)
-    for unit, cat, sev, src, n, ot, od, ro, un, rc in rows.all():
+    for unit, cat, sev, src, n, ot, od, ro, un, rc in _tuples(rows):
         out[unit].append(
             FindingGroup(cat, int(sev), src, int(n), int(ot), int(od), int(ro), int(un), int(rc))
         )
@@ -323,7 +333,7 @@ def _segment_groups(
     }
     # (segment, category) → the groups, each with the time of its first finding
     pending: dict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
-    for row in conn.execute(_sql(conn, sql), params).all():
+    for row in _tuples(conn.execute(_sql(conn, sql), params)):
         pending[(row[0], row[1])].append(row)
     out: GroupMap = defaultdict(list)
     for (seg, cat), rows in pending.items():
