@@ -83,12 +83,12 @@ def run_case(admin: str, segs: int, n: int) -> None:
         db.upgrade(engine)
         t0 = time.perf_counter()
         with engine.begin() as conn:
-            # load fast: the ranking reads none of the ingest path's secondary indexes
+            # load fast: the ranking reads none of the ingest path's secondary indexes but
+            # the segment's (the drill-downs and the exact path read a few segments)
             for ix in (
                 "ix_reports_reporter_id",
                 "ix_reports_category",
                 "ix_reports_received_at",
-                "ix_reports_segment_id",
                 "ix_reports_district",
                 "ix_reports_status",
                 "ix_reports_assignee_id",
@@ -118,7 +118,7 @@ def run_case(admin: str, segs: int, n: int) -> None:
             baseline = time.perf_counter() - t0
             times = []
             phases: dict[str, float] = {}
-            for _ in range(2):
+            for _ in range(2 if n <= 1_000_000 else 1):
                 t0 = time.perf_counter()
                 phases = {}
                 content = compute(conn, formula, week, as_of, phases)

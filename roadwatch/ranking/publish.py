@@ -97,13 +97,12 @@ def compute(
 ) -> dict[str, Any]:
     """The week's full ranking content (not stored).
 
-    `phases`, when given, receives the seconds spent in each step (findings, gather,
-    score, drill-down, content): the benchmark and `rank --verbose` print them.
+    `phases`, when given, receives the seconds spent in each step (gather, score,
+    drilldown, content): the benchmark prints them.
     """
     clock = _PhaseClock(phases)
     with _no_gc_pauses():
         with week_findings(conn, formula, week, as_of):
-            clock.lap("findings")
             data = gather_week(conn, formula, week, as_of)
             clock.lap("gather")
             previous = previous_flags(conn, week)

@@ -102,7 +102,9 @@ class UnitScore:
     unit: Unit
     exposure_km: float
     points: float
-    deductions: list[dict[str, Any]]  # per category: raw, capped, and the groups behind it
+    # per category: raw, capped, and the groups behind it as (severity, source, count, points
+    # each) tuples
+    deductions: list[dict[str, Any]]
     measures: list[dict[str, Any]]  # process and patrol measures with their points
     findings: int
     third_party: int  # evaluator + covert findings
@@ -155,14 +157,7 @@ def score_unit(formula: Formula, unit: Unit) -> UnitScore:
             g = groups[i]
             w = _weight(formula, g)
             raw += w * g.count  # in (severity, source) order: the same sum every time
-            lines.append(
-                {
-                    "severity": g.severity,
-                    "source": g.source,
-                    "count": g.count,
-                    "points_each": round(w, PRECISION),
-                }
-            )
+            lines.append((g.severity, g.source, g.count, w))
             n += g.count
             overdue += g.overdue
             reopened += g.reopened
@@ -176,6 +171,7 @@ def score_unit(formula: Formula, unit: Unit) -> UnitScore:
         raw = round(raw, PRECISION)
         capped = min(raw, rule.cap)
         total += capped
+        # the groups as tuples: only a flagged unit's content spells them out (score_to_dict)
         deductions.append(
             {"category": cat, "raw": raw, "points": capped, "cap": rule.cap, "groups": lines}
         )
@@ -436,7 +432,7 @@ def score_to_dict(s: UnitScore) -> dict[str, Any]:
         "eligible": {"black": s.eligible_black, "red": s.eligible_red, "why_not": s.why_not},
         # flagged: every (severity, source) group behind each category; the others keep
         # the per-category sums (a 250,000-segment week stays a few hundred bytes a unit)
-        "deductions": s.deductions if s.flag else [_summary(d) for d in s.deductions],
+        "deductions": [_spelled_out(d) if s.flag else _summary(d) for d in s.deductions],
         "measures": s.measures,
     }
     if s.unit.findings:
@@ -458,10 +454,20 @@ def score_to_dict(s: UnitScore) -> dict[str, Any]:
     return out
 
 
+def _spelled_out(d: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **d,
+        "groups": [
+            {"severity": sev, "source": src, "count": n, "points_each": round(w, PRECISION)}
+            for sev, src, n, w in d["groups"]
+        ],
+    }
+
+
 def _summary(d: dict[str, Any]) -> dict[str, Any]:
     return {
         "category": d["category"],
-        "count": sum(g["count"] for g in d["groups"]),
+        "count": sum(g[2] for g in d["groups"]),
         "raw": d["raw"],
         "points": d["points"],
         "cap": d["cap"],
