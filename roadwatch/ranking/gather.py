@@ -212,6 +212,10 @@ def week_findings(
         # compilation (measured: a quarter of a second lost on every query here)
         conn.execute(text("SET LOCAL work_mem = '256MB'"))
         conn.execute(text("SET LOCAL jit = off"))
+        # the week's scan in parallel workers: the default costs keep a million-report scan
+        # in one process (measured: 4.1 → 3.0 s for the segment groups of 1 M reports)
+        conn.execute(text("SET LOCAL parallel_setup_cost = 100"))
+        conn.execute(text("SET LOCAL parallel_tuple_cost = 0.01"))
     yield
 
 
