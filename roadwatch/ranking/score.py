@@ -125,16 +125,24 @@ class UnitScore:
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)  # finding id → when, who
 
 
-_WEIGHTS: dict[tuple[str, str, int, str], float] = {}  # (formula hash, category, …) → w
+_WEIGHTS: dict[str, dict[tuple[str, int, str], float]] = {}  # formula hash → (cat, …) → w
+
+
+def _weight_table(formula: Formula) -> dict[tuple[str, int, str], float]:
+    table = _WEIGHTS.get(formula.sha256)
+    if table is None:
+        if len(_WEIGHTS) > 100:
+            _WEIGHTS.clear()
+        table = _WEIGHTS[formula.sha256] = {}
+    return table
 
 
 def _weight(formula: Formula, g: FindingGroup) -> float:
-    key = (formula.sha256, g.category, g.severity, g.source)
-    w = _WEIGHTS.get(key)
+    table = _weight_table(formula)
+    key = (g.category, g.severity, g.source)
+    w = table.get(key)
     if w is None:
-        if len(_WEIGHTS) > 100_000:
-            _WEIGHTS.clear()
-        w = _WEIGHTS[key] = (
+        w = table[key] = (
             formula.rule(g.category).points
             * formula.severity.get(g.severity, 1.0)
             * formula.weights.get(g.source, 1.0)
@@ -143,7 +151,9 @@ def _weight(formula: Formula, g: FindingGroup) -> float:
 
 
 def score_unit(formula: Formula, unit: Unit) -> UnitScore:
-    groups = sorted(unit.groups, key=lambda g: (g.category, g.severity, g.source))
+    # (category, severity, source, …) order: every sum below in the same order every time
+    groups = sorted(unit.groups)
+    weights = _weight_table(formula)
     deductions: list[dict[str, Any]] = []
     total = 0.0
     n = overdue = reopened = unresolved = recurrence = own_fixed = third_party = 0
@@ -155,7 +165,7 @@ def score_unit(formula: Formula, unit: Unit) -> UnitScore:
         raw = 0.0
         while i < len(groups) and groups[i].category == cat:
             g = groups[i]
-            w = _weight(formula, g)
+            w = weights.get(g[:3]) or _weight(formula, g)
             raw += w * g.count  # in (severity, source) order: the same sum every time
             lines.append((g.severity, g.source, g.count, w))
             n += g.count
