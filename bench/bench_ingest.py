@@ -241,6 +241,21 @@ def wait_for_dispatch(db_url: str, timeout: float = 300) -> int:
         engine.dispose()
 
 
+def pg_wal(admin: str) -> tuple[int, int] | None:
+    """(WAL position in bytes, checkpoints so far) of the PostgreSQL server, or None."""
+    if admin == "sqlite":
+        return None
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn,"
+            " checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
 def make_database(kind: str) -> tuple[str, Any]:
     if kind == "sqlite":
         d = tempfile.mkdtemp(prefix="rw-bench-")
@@ -304,9 +319,11 @@ def main() -> None:
                 f"worker ready after {time.perf_counter() - t_ready:.1f} s "
                 f"(database {db_url.split('@')[-1]})"
             )
+            wal0 = pg_wal(args.database)
             cpu0 = cpu_seconds()
             rw_tput = burst(pub, ack_rx, bulk, lambda r: f"{root}/reports/{r}")
             cpu1 = cpu_seconds()
+            wal1 = pg_wal(args.database)
             statuses = dict(ack_rx.statuses)
             # Acks do not wait for dispatch; let the dispatcher finish the burst's cases so
             # the latency run measures a steady 500/s, not 500/s plus a 20,000-case backlog.
@@ -341,6 +358,12 @@ def main() -> None:
         f"throughput over {len(bulk):,} messages"
     )
     print(f"outcomes of the throughput run: {statuses}")
+    if wal0 and wal1:
+        print(
+            f"PostgreSQL during the throughput run: {(wal1[0] - wal0[0]) / len(bulk):,.0f} WAL "
+            f"bytes per report, {wal1[1] - wal0[1]} checkpoint(s) (each makes the next change "
+            "to every page write the whole page to the WAL again)"
+        )
     print(f"CPU per report during the throughput run (µs; {os.cpu_count()} cores):")
     for label in sorted(cpu1, key=lambda k: -(cpu1[k] - cpu0.get(k, 0.0))):
         used = cpu1[label] - cpu0.get(label, 0.0)
