@@ -95,7 +95,8 @@ def provision(
     reset: Iterable[str] = (),
     now: dt.datetime | None = None,
 ) -> Provisioned:
-    """Give every reporter of kind `person` (or just `only`) an account if they lack one.
+    """Give every person who reports (kinds person, evaluator, covert; or just `only`) an
+    account if they lack one.
 
     Existing passwords are kept unless their id is in `reset`. Returns the new plain
     passwords: they exist nowhere else, so the caller must hand them out now.
@@ -106,7 +107,7 @@ def provision(
     if only:
         q = q.where(models.Reporter.id.in_(list(only)))
     else:
-        q = q.where(models.Reporter.kind == "person")
+        q = q.where(models.Reporter.kind.in_(("person", "evaluator", "covert")))
     people = {r.id: r for r in session.scalars(q)}
     unknown = [i for i in [*only, *reset] if i not in people]
     if unknown:

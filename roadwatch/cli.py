@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
+from .reporters import KINDS
 from .settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("roadwatch")
@@ -306,6 +307,51 @@ def cmd_chiefs_import(args: argparse.Namespace) -> int:
         f"imported {summary.opened} assignments from {args.file}: "
         f"{summary.closed} earlier assignments closed, {summary.people_added} people added"
     )
+    return 0
+
+
+# -- reporters (evaluators, covert checkers) -----------------------------------------
+def cmd_reporters_add(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _logging("WARNING")
+    from . import db
+    from .reporters import ReporterError, save_reporter
+
+    engine = db.make_engine(settings.database_url)
+    try:
+        db.upgrade(engine)
+        with db.make_sessionmaker(engine).begin() as session:
+            saved = save_reporter(session, args.id, args.kind, args.name)
+    except ReporterError as exc:
+        print(f"roadwatch: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    if saved.created:
+        print(f"added {saved.id} ({saved.kind})")
+    elif saved.previous_kind:
+        print(f"{saved.id} is now {saved.kind} (was {saved.previous_kind})")
+    else:
+        print(f"{saved.id} was already {saved.kind}")
+    return 0
+
+
+def cmd_reporters_list(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    _logging("WARNING")
+    from . import db
+    from .reporters import list_reporters
+
+    engine = db.make_engine(settings.database_url)
+    try:
+        db.upgrade(engine)
+        with db.make_sessionmaker(engine)() as session:
+            people = [(p.id, p.kind, p.name) for p in list_reporters(session, args.kind)]
+    finally:
+        engine.dispose()
+    for pid, kind, name in people:
+        print(f"{pid}\t{kind}\t{name}")
+    print(f"{len(people)} reporters", file=sys.stderr)
     return 0
 
 
@@ -680,6 +726,24 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--reset", nargs="+", metavar="ID", help="give these chiefs new passwords")
     cp.add_argument("--reset-all", action="store_true", help="new passwords for everyone")
     cp.set_defaults(func=cmd_chiefs_provision)
+
+    r = sub.add_parser(
+        "reporters",
+        help="reporters holding no segment: evaluators (第三方测评), covert checks (暗访)",
+    )
+    rsub = r.add_subparsers(dest="reporters_command", required=True)
+    ra = rsub.add_parser(
+        "add",
+        help="add a reporter or change its kind (the ranking weighs evaluator and covert "
+        "findings more: formula [sources])",
+    )
+    ra.add_argument("id", help="the reporter id (its MQTT username and topic level)")
+    ra.add_argument("--kind", required=True, choices=list(KINDS))
+    ra.add_argument("--name", help="display name")
+    ra.set_defaults(func=cmd_reporters_add)
+    rl = rsub.add_parser("list", help="list reporters")
+    rl.add_argument("--kind", choices=list(KINDS))
+    rl.set_defaults(func=cmd_reporters_list)
 
     u = sub.add_parser("users", help="command-centre staff accounts")
     usub = u.add_subparsers(dest="users_command", required=True)

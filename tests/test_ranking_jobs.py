@@ -581,3 +581,51 @@ def test_the_one_pass_aggregation_equals_the_window_over_every_report(
     assert sum(g.recurrence for gs in exact.values() for g in gs) > 0
     assert any(g.source == "self" for gs in exact.values() for g in gs)
     assert any(g.source == "evaluator" for gs in exact.values() for g in gs)
+
+
+def test_registered_evaluators_and_covert_checks_weigh_more(
+    rt: Any, formula: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`roadwatch reporters add` makes a reporter an evaluator or covert checker; the week's
+    ranking then counts their findings as such (read when the week is ranked)."""
+    from roadwatch.cli import main
+    from roadwatch.ranking import gather
+
+    w47 = Week.parse("2026-W47", rt.settings.tz)
+    s1, s2 = _eq_segments(rt)[:2]
+    with rt.engine.begin() as c:
+        add_report(c, s1, "EQ", w47.start + 5 * H, category="E0201", reporter="insp-1")
+        add_report(c, s2, "EQ", w47.start + 6 * H, category="E0201", reporter="insp-2")
+    as_of = pub.default_as_of(w47, 8)
+
+    def sources() -> dict[str, str]:
+        with rt.engine.connect() as conn:
+            data = gather.gather_week(conn, formula, w47, as_of, kinds=("segment",))
+        return {u.id: u.groups[0].source for u in data.units if u.groups}
+
+    assert sources() == {s1: "public", s2: "public"}
+    monkeypatch.setenv("ROADWATCH_DATABASE_URL", rt.settings.database_url)
+    assert main(["reporters", "add", "insp-1", "--kind", "evaluator", "--name", "测评一组"]) == 0
+    assert "added insp-1 (evaluator)" in capsys.readouterr().out
+    assert main(["reporters", "add", "insp-2", "--kind", "evaluator"]) == 0
+    assert main(["reporters", "add", "insp-2", "--kind", "covert"]) == 0
+    assert "insp-2 is now covert (was evaluator)" in capsys.readouterr().out
+    assert sources() == {s1: "evaluator", s2: "covert"}
+    with rt.engine.connect() as conn:
+        weights = {
+            u.id: score_unit_points(formula, u)
+            for u in gather.gather_week(conn, formula, w47, as_of, kinds=("segment",)).units
+            if u.id in (s1, s2)
+        }
+    # E0201: 3 points × the evaluator/covert weight (3.0) instead of public's 1.0
+    assert weights[s1] == weights[s2] > 3.0 * formula.weights["public"]
+    assert main(["reporters", "add", "a/b", "--kind", "covert"]) == 2
+    assert "without '/', '+' or '#'" in capsys.readouterr().err
+    assert main(["reporters", "list", "--kind", "covert"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["insp-2\tcovert\tinsp-2"]
+
+
+def score_unit_points(formula: Any, unit: Any) -> float:
+    from roadwatch.ranking.score import score_unit
+
+    return float(score_unit(formula, unit).deductions[0]["raw"])
