@@ -88,6 +88,23 @@ def test_poisson_tails_match_exact_sums() -> None:
             assert poisson_sf(k, mu) == pytest.approx(1 - sum(pmf[:k]), rel=1e-9, abs=1e-14)
 
 
+def test_a_tiny_lower_tail_keeps_its_digits() -> None:
+    """Far fewer findings than expected: P(X ≤ k) is tiny and must keep its digits (it lost
+    them all when computed as 1 − P(X ≥ k + 1))."""
+    import math
+
+    from roadwatch.ranking.score import poisson_tails
+
+    for mu, k in ((40.0, 0), (40.0, 3), (200.0, 60), (1000.0, 800)):
+        exact = math.fsum(
+            math.exp(-mu + i * math.log(mu) - math.lgamma(i + 1)) for i in range(k + 1)
+        )
+        high, low = poisson_tails(k, mu)
+        assert 0 < exact < 1e-9
+        assert abs(low - exact) <= 1e-9 * exact, (mu, k, low, exact)
+        assert abs(high - 1.0) < 1e-9
+
+
 # -- a. simulation ----------------------------------------------------------------------
 CATS = ("E0102", "E0201", "E0504", "E0505", "C0101")
 SOURCES = ("evaluator", "public", "self")

@@ -224,10 +224,11 @@ def score_unit(formula: Formula, unit: Unit) -> UnitScore:
 
 
 # -- Poisson tails through the regularized incomplete gamma function --------------------
-def _gamma_p(a: float, x: float) -> float:
-    """Regularized lower incomplete gamma P(a, x) (Numerical Recipes 6.2), a > 0, x ≥ 0."""
+def _gamma_pq(a: float, x: float) -> tuple[float, float]:
+    """Regularized incomplete gamma (P(a, x), Q(a, x) = 1 − P) (Numerical Recipes 6.2),
+    a > 0, x ≥ 0: the series gives P accurately, the continued fraction Q."""
     if x <= 0:
-        return 0.0
+        return 0.0, 1.0
     lg = math.lgamma(a)
     if x < a + 1:  # series
         term = total = 1.0 / a
@@ -238,7 +239,8 @@ def _gamma_p(a: float, x: float) -> float:
             total += term
             if abs(term) < abs(total) * 1e-15:
                 break
-        return min(1.0, total * math.exp(-x + a * math.log(x) - lg))
+        p = min(1.0, total * math.exp(-x + a * math.log(x) - lg))
+        return p, 1.0 - p
     # continued fraction for Q, then P = 1 - Q
     tiny = 1e-300
     b = x + 1 - a
@@ -257,24 +259,37 @@ def _gamma_p(a: float, x: float) -> float:
         h *= delta
         if abs(delta - 1) < 1e-15:
             break
-    q = math.exp(-x + a * math.log(x) - lg) * h
-    return max(0.0, 1.0 - q)
+    q = min(1.0, math.exp(-x + a * math.log(x) - lg) * h)
+    return 1.0 - q, q
 
 
 def poisson_sf(k: float, mu: float) -> float:
     """P(X ≥ k) for X ~ Poisson(mu), continuous in k (exact at whole k)."""
     if k <= 0:
         return 1.0
-    if mu <= 0:
-        return 0.0
-    return _gamma_p(k, mu)
+    return poisson_tails(k, mu)[0]
 
 
 def poisson_cdf(k: float, mu: float) -> float:
     """P(X ≤ k) for X ~ Poisson(mu), continuous in k (exact at whole k)."""
     if k < 0:
         return 0.0
-    return 1.0 - poisson_sf(k + 1, mu)
+    return poisson_tails(k, mu)[1]
+
+
+def poisson_tails(k: float, mu: float) -> tuple[float, float]:
+    """(P(X ≥ k), P(X ≤ k)) for X ~ Poisson(mu), k ≥ 0, from one incomplete gamma.
+
+    P(X ≥ k) = P(k, mu) and P(X ≤ k) = Q(k + 1, mu) = Q(k, mu) + mu^k e^−mu / k!: a sum of
+    two positive terms, so a tiny lower tail keeps its digits (1 − P(k + 1, mu) lost them).
+    """
+    if mu <= 0:
+        return (1.0 if k <= 0 else 0.0), 1.0
+    pmf = math.exp(-mu + k * math.log(mu) - math.lgamma(k + 1))
+    if k <= 0:
+        return 1.0, pmf
+    p, q = _gamma_pq(k, mu)
+    return p, min(1.0, q + pmf)
 
 
 # -- leagues ----------------------------------------------------------------------------
@@ -335,8 +350,9 @@ def rank_league(
         s.index = round(s.shrunk / lg.rate, PRECISION) if lg.rate > 0 else 1.0
         mu = lg.count_rate * e  # findings expected at the district's rate
         s.expected = round(mu, PRECISION)
-        s.p_high = round(poisson_sf(s.findings, mu), 12) if s.findings else 1.0
-        s.p_low = round(poisson_cdf(s.findings, mu), 12)
+        high, low = poisson_tails(s.findings, mu)
+        s.p_high = round(high, 12) if s.findings else 1.0
+        s.p_low = round(low, 12)
         s.eligible_black = s.findings >= formula.min_findings_black
         if not s.eligible_black:
             s.why_not.append(f"black: {s.findings} findings < {formula.min_findings_black}")
@@ -516,6 +532,7 @@ __all__ = [
     "league_to_dict",
     "poisson_cdf",
     "poisson_sf",
+    "poisson_tails",
     "rank_league",
     "score_to_dict",
     "score_unit",
