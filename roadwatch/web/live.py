@@ -93,6 +93,17 @@ class _ClosedByClient(logging.Filter):
                 log.info("live: a client closed its connection while being written to")
                 return False
             exc = exc.__context__
+        # werkzeug's request handler logs an unhandled error as rendered text, without
+        # exc_info (e.g. a client that hangs up during the WebSocket upgrade's probe)
+        if (
+            record.exc_info is None
+            and isinstance(record.msg, str)
+            and "Error on request" in (record.msg)
+        ):
+            text = record.getMessage()
+            if "simple_websocket.errors.ConnectionClosed" in text:
+                log.info("live: a client closed its connection while being written to")
+                return False
         return True
 
 
