@@ -8,6 +8,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -312,21 +314,14 @@ def cmd_chiefs_import(args: argparse.Namespace) -> int:
 
 # -- reporters (evaluators, covert checkers) -----------------------------------------
 def cmd_reporters_add(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    _logging("WARNING")
-    from . import db
     from .reporters import ReporterError, save_reporter
 
-    engine = db.make_engine(settings.database_url)
     try:
-        db.upgrade(engine)
-        with db.make_sessionmaker(engine).begin() as session:
+        with _sessions(args) as sessions, sessions.begin() as session:
             saved = save_reporter(session, args.id, args.kind, args.name)
     except ReporterError as exc:
         print(f"roadwatch: {exc}", file=sys.stderr)
         return 2
-    finally:
-        engine.dispose()
     if saved.created:
         print(f"added {saved.id} ({saved.kind})")
     elif saved.previous_kind:
@@ -337,18 +332,10 @@ def cmd_reporters_add(args: argparse.Namespace) -> int:
 
 
 def cmd_reporters_list(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    _logging("WARNING")
-    from . import db
     from .reporters import list_reporters
 
-    engine = db.make_engine(settings.database_url)
-    try:
-        db.upgrade(engine)
-        with db.make_sessionmaker(engine)() as session:
-            people = [(p.id, p.kind, p.name) for p in list_reporters(session, args.kind)]
-    finally:
-        engine.dispose()
+    with _sessions(args) as sessions, sessions() as session:
+        people = [(p.id, p.kind, p.name) for p in list_reporters(session, args.kind)]
     for pid, kind, name in people:
         print(f"{pid}\t{kind}\t{name}")
     print(f"{len(people)} reporters", file=sys.stderr)
@@ -381,14 +368,19 @@ def _read_password(args: argparse.Namespace) -> str:
     return first
 
 
-def _users_db(args: argparse.Namespace) -> Any:
+@contextmanager
+def _sessions(args: argparse.Namespace) -> Iterator[Any]:
+    """A sessionmaker on the configured (upgraded) database; the engine is closed after."""
     settings = _settings(args)
     _logging("WARNING")
     from . import db
 
     engine = db.make_engine(settings.database_url)
-    db.upgrade(engine)
-    return db.make_sessionmaker(engine)
+    try:
+        db.upgrade(engine)
+        yield db.make_sessionmaker(engine)
+    finally:
+        engine.dispose()
 
 
 def cmd_users_add(args: argparse.Namespace) -> int:
@@ -397,10 +389,9 @@ def cmd_users_add(args: argparse.Namespace) -> int:
     from . import models
     from .users import UserError, add_user
 
-    sessions = _users_db(args)
     password = _read_password(args)
     try:
-        with sessions.begin() as session:
+        with _sessions(args) as sessions, sessions.begin() as session:
             known = set(session.scalars(select(models.District.code))) or None
             user = add_user(session, args.name, password, args.role, args.district, known)
     except UserError as exc:
@@ -414,10 +405,9 @@ def cmd_users_add(args: argparse.Namespace) -> int:
 def cmd_users_passwd(args: argparse.Namespace) -> int:
     from .users import UserError, set_password
 
-    sessions = _users_db(args)
     password = _read_password(args)
     try:
-        with sessions.begin() as session:
+        with _sessions(args) as sessions, sessions.begin() as session:
             set_password(session, args.name, password)
     except UserError as exc:
         print(f"roadwatch: {exc}", file=sys.stderr)
@@ -429,7 +419,7 @@ def cmd_users_passwd(args: argparse.Namespace) -> int:
 def cmd_users_list(args: argparse.Namespace) -> int:
     from .users import list_users
 
-    with _users_db(args)() as session:
+    with _sessions(args) as sessions, sessions() as session:
         for u in list_users(session):
             state = "" if u.active else "  (disabled)"
             print(f"{u.username:<24s} {u.role:<15s} {u.district or '-':<6s}{state}")

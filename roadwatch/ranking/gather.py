@@ -1,10 +1,11 @@
 """Gathering a week from the database for scoring: the aggregation is done in SQL.
 
-One GROUP BY query per kind of unit turns the week's reports into (unit, category, severity,
-source) rows with their process counts at the cut-off `as_of`; segments, patrol days and
-duty levels come from three more small queries. Python then only loops over units, never
-over reports. The findings behind the flags are fetched afterwards, one by one, for the
-drill-down (`findings_of`).
+One GROUP BY over the week's reports turns them into (segment, category, severity, source)
+rows with their process counts at the cut-off `as_of` (`_segment_groups`); partner units,
+merchants, the rare ambiguous segment and the drill-downs behind flags (`findings_of`) take
+the exact per-report path (`_exact_cte`) over the segments they concern. Segments, patrol
+days and duty levels come from small queries. Python loops over groups and units, never
+over reports.
 
 What counts (as of `as_of`):
 * a finding: a report observed in the week, tied to a segment, not a duplicate (those
@@ -72,9 +73,8 @@ def _kinds_join(formula: Formula) -> str:
       ) rp ON rp.id = r.reporter_id"""
 
 
-_VALID = (
-    "r.segment_id IS NOT NULL"
-    " AND COALESCE(r.case_status, '') NOT IN ('duplicate', 'invalid', 'needs_review')"
+_VALID = "r.segment_id IS NOT NULL AND COALESCE(r.case_status, '') NOT IN ({})".format(
+    ", ".join(f"'{c}'" for c in EXCLUDED_CASES)
 )
 
 
@@ -203,7 +203,7 @@ _HOLDS = """a.segment_id = f.segment_id AND a.valid_from <= f.observed_at
 
 
 @contextmanager
-def week_findings(
+def ranking_session(
     conn: Connection, formula: Formula, week: Week, as_of: dt.datetime
 ) -> Iterator[None]:
     """Session settings for the queries of one ranking (inside the caller's transaction)."""
@@ -563,17 +563,9 @@ def findings_of(
             unresolved=bool(row.unresolved),
             recurrence=bool(row.recurrence),
         )
-        observed = row.observed_at
-        if isinstance(observed, str):  # SQLite through text(): the stored string
-            observed = dt.datetime.fromisoformat(observed)
-        if isinstance(observed, dt.datetime) and observed.tzinfo is None:
-            observed = observed.replace(tzinfo=dt.UTC)
+        observed = _as_naive_utc(row.observed_at).replace(tzinfo=dt.UTC)
         facts = {
-            "observed_at": (
-                observed.astimezone(week.tz).isoformat()
-                if isinstance(observed, dt.datetime)
-                else None
-            ),
+            "observed_at": observed.astimezone(week.tz).isoformat(),
             "reporter_id": row.reporter_id,
             "segment_id": row.segment_id,
         }

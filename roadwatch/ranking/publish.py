@@ -30,7 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .. import models
 from .formula import Formula
-from .gather import findings_of, gather_week, week_findings
+from .gather import findings_of, gather_week, ranking_session
 from .score import League, Unit, group_findings, league_to_dict, score_week
 from .week import Week
 
@@ -102,7 +102,7 @@ def compute(
     """
     clock = _PhaseClock(phases)
     with _no_gc_pauses():
-        with week_findings(conn, formula, week, as_of):
+        with ranking_session(conn, formula, week, as_of):
             data = gather_week(conn, formula, week, as_of)
             clock.lap("gather")
             previous = previous_flags(conn, week)

@@ -153,7 +153,6 @@ def _weight(formula: Formula, g: FindingGroup) -> float:
 def score_unit(formula: Formula, unit: Unit) -> UnitScore:
     # (category, severity, source, …) order: every sum below in the same order every time
     groups = sorted(unit.groups)
-    weights = _weight_table(formula)
     deductions: list[dict[str, Any]] = []
     total = 0.0
     n = overdue = reopened = unresolved = recurrence = own_fixed = third_party = 0
@@ -165,7 +164,7 @@ def score_unit(formula: Formula, unit: Unit) -> UnitScore:
         raw = 0.0
         while i < len(groups) and groups[i].category == cat:
             g = groups[i]
-            w = weights.get(g[:3]) or _weight(formula, g)
+            w = _weight(formula, g)
             raw += w * g.count  # in (severity, source) order: the same sum every time
             lines.append((g.severity, g.source, g.count, w))
             n += g.count
