@@ -6,15 +6,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import func as sa_func
 from sqlalchemy import select
 
 from roadwatch import models
 from roadwatch.cases.clock import sweep
+from roadwatch.cases.workflow import CLOCK_RUNNING
 from roadwatch.ingest.messages import Inbound
 from tests.support.examples import contract_example
 
@@ -237,14 +240,28 @@ def test_two_schedulers_escalate_each_case_once(runtime: Any, at: Any, network_c
     results: list[list[Any]] = [[], []]
     barrier = threading.Barrier(2)
 
+    r = models.Report.__table__.c
+    still_due = (
+        select(sa_func.count())
+        .select_from(models.Report.__table__)
+        .where(r.case_status.in_(CLOCK_RUNNING), r.next_escalation_at <= when)
+    )
+
     def worker(k: int) -> None:
+        # Each sweeps again and again, as a real scheduler would, until nothing is due. A
+        # fixed number of sweeps each is not enough: one sweeper's sweeps may all come up
+        # empty while the other holds the rows (SKIP LOCKED, or SQLite's single writer).
         barrier.wait()
-        for _ in range(3):  # each sweeps repeatedly, as a real scheduler would
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline:
             try:
                 results[k] += sweep(engines[k], runtime.pipeline.sla, when)[1]
             except Exception as exc:  # SQLite may refuse the second writer: retried
                 if "locked" not in str(exc):
                     raise
+            with engines[k].connect() as conn:
+                if conn.execute(still_due).scalar_one() == 0:
+                    return
 
     threads = [threading.Thread(target=worker, args=(k,)) for k in (0, 1)]
     for th in threads:
