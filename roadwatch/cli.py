@@ -617,6 +617,51 @@ def cmd_rank(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- bench -------------------------------------------------------------------------
+BENCH_DIR = Path(__file__).resolve().parent.parent / "bench"
+
+
+def _benchmarks() -> dict[str, tuple[Path, str]]:
+    """name → (script, its one-line summary), from the source checkout's bench/ folder."""
+    import ast
+
+    found = {}
+    for script in sorted(BENCH_DIR.glob("bench_*.py")):
+        doc = ast.get_docstring(ast.parse(script.read_text(encoding="utf-8"))) or ""
+        found[script.stem.removeprefix("bench_")] = (script, (doc.splitlines() or [""])[0])
+    return found
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run one of the repository's benchmark scripts; they print their own figures."""
+    import subprocess
+
+    benches = _benchmarks() if BENCH_DIR.is_dir() else {}
+    if not benches:
+        print(
+            f"roadwatch: the benchmarks are scripts of a source checkout (bench/), and there is "
+            f"none beside this installation ({BENCH_DIR}); clone the repository and install it "
+            "with `pip install -e '.[test]'`",
+            file=sys.stderr,
+        )
+        return 2
+    if args.list or args.name == "list":
+        width = max(map(len, benches))
+        for name, (_script, summary) in benches.items():
+            print(f"{name:{width}s}  {summary}")
+        return 0
+    if args.name not in benches:
+        print(
+            f"roadwatch: no benchmark {args.name!r}; there are: {', '.join(benches)}",
+            file=sys.stderr,
+        )
+        return 2
+    script = benches[args.name][0]
+    # A child process, as the scripts run on their own (`python bench/bench_x.py …`): they
+    # start brokers and workers of their own and must not share this process's state.
+    return subprocess.call([sys.executable, str(script), *args.args], cwd=BENCH_DIR.parent)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="roadwatch", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -767,6 +812,18 @@ def build_parser() -> argparse.ArgumentParser:
     rk.add_argument("--json", action="store_true", help="print the full content as JSON")
     rk.add_argument("--by", default="cli", help="who publishes (kept in the ranking)")
     rk.set_defaults(func=cmd_rank)
+
+    b = sub.add_parser(
+        "bench",
+        help="run a benchmark script of the repository (bench/): ingest, snap, rank, …",
+        description="Runs bench/bench_NAME.py with the arguments that follow it, e.g. "
+        "`roadwatch bench ingest --count 5000`, `roadwatch bench rank --help`; "
+        "`roadwatch bench --list` names them all.",
+    )
+    b.add_argument("name", nargs="?", default="ingest", help="which benchmark (default: ingest)")
+    b.add_argument("args", nargs=argparse.REMAINDER, help="passed on to the script")
+    b.add_argument("--list", action="store_true", help="list the benchmarks and stop")
+    b.set_defaults(func=cmd_bench)
     return p
 
 
