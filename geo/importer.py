@@ -31,6 +31,7 @@ numpy reader already spends most of the import time inside GDAL itself.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import re
 import tomllib
@@ -48,6 +49,7 @@ import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
 from shapely.geometry import LineString, MultiPolygon, Polygon
 
+from geo.crs import to_wgs84
 from geo.network import (
     ROAD_CLASSES,
     Assignment,
@@ -395,11 +397,13 @@ def _file_error(path: Path, text: str, field: str | None = None) -> NetworkImpor
 _FORMATS: Final = "GeoJSON, GeoPackage, Shapefile or FlatGeobuf"
 
 
-def _open_info(path: Path, layer: str | int | None) -> dict[str, Any]:
+def _open_info(
+    path: Path, layer: str | int | None, src: Path | bytes | None = None
+) -> dict[str, Any]:
     if not path.exists():
         raise _file_error(path, f"{path}: no such file; check the path")
     try:
-        return pyogrio.read_info(path, layer=layer)
+        return pyogrio.read_info(path if src is None else src, layer=layer)
     except (DataSourceError, DataLayerError) as exc:
         if isinstance(exc, DataLayerError) or "layer" in str(exc).lower():
             layers = ", ".join(str(n) for n, _ in _list_layers(path))
@@ -421,8 +425,90 @@ def _list_layers(path: Path) -> list[tuple[str, str]]:
 
 
 def _is_wgs84(crs: str) -> bool:
+    if crs in CHINESE_CRS.values():
+        return False
     c = pyproj.CRS.from_user_input(crs)
     return bool(c.equals(pyproj.CRS.from_epsg(4326), ignore_axis_order=True))
+
+
+# Chinese map providers' coordinates: no EPSG code exists for them, and a GeoJSON file of
+# them still says EPSG:4326 (RFC 7946 allows nothing else), so only the user can say so.
+CHINESE_CRS: Final = {"GCJ02": "GCJ02", "GCJ-02": "GCJ02", "BD09": "BD09", "BD-09": "BD09"}
+
+
+def check_crs(crs: str) -> str:
+    """A user-given CRS in the form the importer uses, or ValueError in plain words.
+
+    Accepts what pyproj does (EPSG:4547, a WKT or PROJ string) and GCJ02 / BD09.
+    """
+    text = crs.strip()
+    if text.upper() in CHINESE_CRS:
+        return CHINESE_CRS[text.upper()]
+    try:
+        pyproj.CRS.from_user_input(text)
+    except pyproj.exceptions.CRSError:
+        raise ValueError(
+            f"unknown coordinate reference system {crs!r}: give an EPSG code such as "
+            "EPSG:4547, or GCJ02 (Amap, Tencent) / BD09 (Baidu) for Chinese map coordinates"
+        ) from None
+    return text
+
+
+def _crs_name(crs: str) -> str:
+    if crs in CHINESE_CRS.values():
+        return crs
+    return str(pyproj.CRS.from_user_input(crs).to_string())
+
+
+def _to_lonlat(geoms: Any, crs: str) -> Any:
+    """Geometries in ``crs`` → WGS84 lon/lat (GCJ-02 and BD-09 by geo.crs's inverse)."""
+    if crs in CHINESE_CRS.values():
+
+        def f(xy: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+            lon, lat = to_wgs84(xy[:, 0], xy[:, 1], crs)
+            return np.column_stack([lon, lat])
+
+        return shapely.transform(geoms, f)
+    if _is_wgs84(crs):
+        return geoms
+    return _transform(geoms, pyproj.Transformer.from_crs(crs, 4326, always_xy=True))
+
+
+def _source(path: Path) -> Path | bytes:
+    """What GDAL should read: the file, or, for a bare JSON array of GeoJSON Features (as
+    DataV/GeoAtlas and some web maps write them), the same features as a FeatureCollection."""
+    if path.suffix.lower() not in (".json", ".geojson") or not path.is_file():
+        return path
+    with path.open("rb") as fh:
+        head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head.startswith(b"["):
+        return path
+    try:
+        items = json.loads(path.read_bytes())
+    except ValueError:
+        return path  # not JSON after all: GDAL's own error names the problem
+    if not all(isinstance(f, dict) and f.get("type") == "Feature" for f in items):
+        return path
+    return json.dumps({"type": "FeatureCollection", "features": items}).encode()
+
+
+def _layer_crs(path: Path, info: dict[str, Any], override: str | None) -> str:
+    """The CRS a layer's coordinates are in: the user's word over the file's."""
+    if override:
+        try:
+            return check_crs(override)
+        except ValueError as exc:
+            raise _file_error(path, f"{path}: {exc}") from None
+    crs = info.get("crs")
+    if not crs:
+        raise _file_error(
+            path,
+            f"{path}: the file has no coordinate reference system (CRS), so its coordinates "
+            "cannot be placed on the map; say which one the data was drawn in (--crs "
+            "EPSG:4547, or --crs GCJ02 / BD09 for Amap/Tencent or Baidu coordinates), or "
+            "assign it in the file (a .prj next to a Shapefile, ogr2ogr -a_srs) and import again",
+        )
+    return str(crs)
 
 
 # -- the city's segment layer ---------------------------------------------------------
@@ -438,30 +524,30 @@ def read_segment_layer(
     valid_from: dt.date | None = None,
     name: str | None = None,
     progress: ProgressFn | None = None,
+    crs: str | None = None,
+    district_crs: str | None = None,
 ) -> Network:
     """A city's segment layer as a Network, or NetworkImportError listing every problem.
 
     ``bounds`` is the city's (min_lon, min_lat, max_lon, max_lat); a segment
     reaching outside it is refused. ``progress(stage, done, total)`` is called
-    as work proceeds (stages: read, check, segments, districts).
+    as work proceeds (stages: read, check, segments, districts). ``crs`` (and
+    ``district_crs`` for the district layer) say what the coordinates really are when the
+    file says nothing or something else: an EPSG code, or GCJ02 / BD09 (see check_crs).
     """
     p = Path(path)
     report: ProgressFn = progress or (lambda stage, done, total: None)
-    info = _open_info(p, layer)
+    src = _source(p)
+    info = _open_info(p, layer, src)
     n = int(info.get("features") or 0)
     report("read", 0, n)
-    crs = info.get("crs")
-    if not crs:
-        raise _file_error(
-            p,
-            f"{p}: the file has no coordinate reference system (CRS), so its coordinates "
-            "cannot be placed on the map; assign the CRS the data was drawn in "
-            "(e.g. a .prj file next to a Shapefile, or ogr2ogr -a_srs EPSG:4547) and import again",
-        )
+    crs = _layer_crs(p, info, crs)
     present = [str(f) for f in info["fields"]]
     columns, optional_missing = _check_columns(p, mapping, present)
 
-    _meta, _fids, wkb, field_data = pyogrio.raw.read(p, layer=layer, columns=columns, force_2d=True)
+    _meta, _fids, wkb, field_data = pyogrio.raw.read(
+        src, layer=layer, columns=columns, force_2d=True
+    )
     n = len(wkb)
     report("read", n, n)
     # pyogrio returns the columns in file order, not in the order asked for.
@@ -545,7 +631,7 @@ def read_segment_layer(
     district_codes: list[str]
     layer_districts: tuple[District, ...] | None = None
     if district_layer is not None:
-        layer_districts = _read_district_layer(Path(district_layer), bounds)
+        layer_districts = _read_district_layer(Path(district_layer), bounds, district_crs)
         known = {d.code for d in layer_districts}
         if dcol is not None:
             district_codes = [v or "" for v in dcol]
@@ -753,9 +839,8 @@ def _check_geometries(
             )
             lines[i] = None
         have = have[valid]
-    if len(have) and not _is_wgs84(crs):
-        to_ll = pyproj.Transformer.from_crs(crs, 4326, always_xy=True)
-        lines[have] = _transform(lines[have], to_ll)
+    if len(have):
+        lines[have] = _to_lonlat(lines[have], crs)
     if len(have):
         b = shapely.bounds(lines[have])
         finite = np.isfinite(b).all(axis=1)
@@ -765,7 +850,7 @@ def _check_geometries(
             inside = lonlat & (b[:, 0] >= x0) & (b[:, 2] <= x1) & (b[:, 1] >= y0) & (b[:, 3] <= y1)
         else:
             inside = lonlat
-        crs_name = pyproj.CRS.from_user_input(crs).to_string()
+        crs_name = _crs_name(crs)
         for k in np.flatnonzero(~inside):
             i = int(have[k])
             x, y = shapely.get_coordinates(lines[i])[0]
@@ -904,26 +989,25 @@ def _people(
 
 
 def _read_district_layer(
-    path: Path, bounds: tuple[float, float, float, float] | None
+    path: Path, bounds: tuple[float, float, float, float] | None, crs: str | None = None
 ) -> tuple[District, ...]:
-    info = _open_info(path, None)
-    crs = info.get("crs")
-    if not crs:
-        raise _file_error(
-            path,
-            f"{path}: the district layer has no coordinate reference system (CRS); "
-            "assign the CRS it was drawn in and import again",
-        )
+    src = _source(path)
+    info = _open_info(path, None, src)
+    crs = _layer_crs(path, info, crs)
     present = [str(f) for f in info["fields"]]
-    missing = [f for f in ("code", "name") if f not in present]
+    # 'adcode': the administrative division code of DataV/GeoAtlas (Amap) boundary files.
+    code_field = "code" if "code" in present or "adcode" not in present else "adcode"
+    missing = [f for f in (code_field, "name") if f not in present]
     if missing:
         raise _file_error(
             path,
             f"{path}: the district layer has no field {' or '.join(map(repr, missing))}; "
             f"its fields are: {', '.join(present) or '(none)'}; a district layer needs "
-            "'code' and 'name' for each polygon",
+            "'code' (or 'adcode') and 'name' for each polygon",
         )
-    _m, _f, wkb, (codes, names) = pyogrio.raw.read(path, columns=["code", "name"], force_2d=True)
+    meta, _f, wkb, data = pyogrio.raw.read(src, columns=[code_field, "name"], force_2d=True)
+    by_field = {str(f): v for f, v in zip(meta["fields"], data, strict=True)}  # file order
+    codes, names = by_field[code_field], by_field["name"]
     geoms = shapely.from_wkb(wkb, on_invalid="ignore")
     errors: list[RowError] = []
     code_s, name_s = _strings(codes), _strings(names)
@@ -959,9 +1043,7 @@ def _read_district_layer(
             seen[code] = i + 1
     if errors:
         raise NetworkImportError(errors, path)
-    if not _is_wgs84(crs):
-        geoms = _transform(geoms, pyproj.Transformer.from_crs(crs, 4326, always_xy=True))
-    geoms = shapely.make_valid(geoms)
+    geoms = shapely.make_valid(_to_lonlat(geoms, crs))
     return tuple(
         District(
             code=str(c),

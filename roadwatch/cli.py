@@ -234,6 +234,8 @@ def cmd_network_import(args: argparse.Namespace) -> int:
                 bounds=bounds,
                 district_layer=args.districts,
                 progress=progress,
+                crs=args.crs,
+                district_crs=args.districts_crs or args.crs,
             )
     except NetworkImportError as exc:
         print(f"roadwatch: {exc}", file=sys.stderr)
@@ -724,7 +726,18 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="ATTR",
             help=f"the attribute holding the segment's {attr.replace('-', ' ')}",
         )
-    nimp.add_argument("--districts", help="district polygons (fields code, name)")
+    nimp.add_argument(
+        "--crs",
+        help="the coordinate system the layer was drawn in, when the file does not say or says "
+        "wrong (a GeoJSON always says WGS84): an EPSG code such as EPSG:4547, or GCJ02 "
+        "(Amap, Tencent) / BD09 (Baidu)",
+    )
+    nimp.add_argument(
+        "--districts",
+        help="district polygons (fields code or adcode, and name; a bare JSON array of "
+        "GeoJSON features, as DataV/GeoAtlas writes them, is read too)",
+    )
+    nimp.add_argument("--districts-crs", help="the district layer's CRS (default: --crs)")
     nimp.add_argument(
         "--min-length", type=float, default=80.0, help="OSM: merge pieces shorter than this (m)"
     )

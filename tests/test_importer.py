@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pyproj
 import pytest
 import shapely
-from shapely.geometry import LineString, MultiLineString, Point, Polygon, box
+from shapely.geometry import LineString, MultiLineString, MultiPolygon, Point, Polygon, box
 
+from geo.crs import wgs84_to_bd09, wgs84_to_gcj02
 from geo.importer import (
     FieldMapping,
     NetworkImportError,
@@ -308,12 +312,83 @@ def test_file_without_crs(tmp_path: Path) -> None:
             None,
             None,
             f"{tmp_path / 'nocrs.shp'}: the file has no coordinate reference system (CRS), so "
-            "its coordinates cannot be placed on the map; assign the CRS the data was drawn in "
-            "(e.g. a .prj file next to a Shapefile, or ogr2ogr -a_srs EPSG:4547) and import "
+            "its coordinates cannot be placed on the map; say which one the data was drawn in "
+            "(--crs EPSG:4547, or --crs GCJ02 / BD09 for Amap/Tencent or Baidu coordinates), "
+            "or assign it in the file (a .prj next to a Shapefile, ogr2ogr -a_srs) and import "
             "again",
         )
     ]
     assert str(exc.value) == exc.value.errors[0].message
+    # the user's word is enough
+    net = read_segment_layer(tmp_path / "nocrs.shp", crs="EPSG:4326")
+    assert [s.id for s in net.segments] == list(_frame()["id"])
+
+
+# -- Chinese map coordinates (GCJ-02, BD-09) and DataV district files ---------------------
+
+
+def _shifted(geoms: list[object], kernel: Any) -> list[object]:
+    def f(xy: np.ndarray) -> np.ndarray:
+        lon, lat = kernel(xy[:, 0], xy[:, 1])
+        return np.column_stack([lon, lat])
+
+    return [shapely.transform(g, f) for g in geoms]
+
+
+@pytest.mark.parametrize(("crs", "kernel"), [("GCJ02", wgs84_to_gcj02), ("bd-09", wgs84_to_bd09)])
+def test_layer_in_chinese_map_coordinates(tmp_path: Path, crs: str, kernel: Any) -> None:
+    """Amap/Baidu exports say WGS84 (GeoJSON can say nothing else); --crs puts them right."""
+    _frame(_shifted(list(_lines()), kernel)).to_file(tmp_path / "amap.geojson")
+    net = read_segment_layer(tmp_path / "amap.geojson", crs=crs, bounds=ZZ)
+    geod = pyproj.Geod(ellps="WGS84")
+    for seg, line in zip(net.segments, _lines(), strict=True):
+        got, want = shapely.get_coordinates(seg.geometry), shapely.get_coordinates(line)
+        _az, _baz, dist = geod.inv(got[:, 0], got[:, 1], want[:, 0], want[:, 1])
+        assert dist.max() < 0.05  # metres: the iterated inverse, then the file's precision
+    # read as the file says, every line is hundreds of metres off (the error --crs fixes)
+    naive = read_segment_layer(tmp_path / "amap.geojson", bounds=ZZ)
+    a = shapely.get_coordinates(naive.segments[0].geometry)[0]
+    b = shapely.get_coordinates(_lines()[0])[0]
+    assert geod.inv(a[0], a[1], b[0], b[1])[2] > 300
+
+
+def test_datav_district_file_bare_array_adcode_gcj02(tmp_path: Path) -> None:
+    """DataV/GeoAtlas boundaries: a bare JSON array of Features, 'adcode', GCJ-02."""
+    polys = _shifted(
+        [box(113.55, 34.70, 113.65, 34.78), box(113.65, 34.78, 113.75, 34.85)], wgs84_to_gcj02
+    )
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"adcode": code, "name": name, "level": "district"},
+            "geometry": shapely.geometry.mapping(MultiPolygon([poly])),
+        }
+        for code, name, poly in zip([410105, 410102], ["金水区", "中原区"], polys, strict=True)
+    ]
+    (tmp_path / "410100.json").write_text(json.dumps(features, ensure_ascii=False), "utf-8")
+    _frame().to_file(tmp_path / "s.geojson")
+    net = read_segment_layer(
+        tmp_path / "s.geojson",
+        FieldMapping(district=None),
+        district_layer=tmp_path / "410100.json",
+        district_crs="GCJ02",
+    )
+    assert [s.district for s in net.segments] == ["410105", "410105", "410102"]
+    assert [(d.code, d.name) for d in net.districts] == [("410105", "金水区"), ("410102", "中原区")]
+    # the polygons are back where they were drawn (GCJ-02 → WGS84)
+    shifted_back = shapely.get_coordinates(net.districts[0].geometry)[:, 0].min()
+    assert abs(shifted_back - 113.55) < 1e-6
+
+
+def test_unknown_crs_is_refused_in_plain_words(tmp_path: Path) -> None:
+    _frame().to_file(tmp_path / "s.geojson")
+    with pytest.raises(NetworkImportError) as exc:
+        read_segment_layer(tmp_path / "s.geojson", crs="Amap")
+    assert _messages(exc) == [
+        f"{tmp_path / 's.geojson'}: unknown coordinate reference system 'Amap': give an EPSG "
+        "code such as EPSG:4547, or GCJ02 (Amap, Tencent) / BD09 (Baidu) for Chinese map "
+        "coordinates"
+    ]
 
 
 def test_missing_mapped_field(tmp_path: Path) -> None:

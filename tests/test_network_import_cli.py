@@ -139,3 +139,14 @@ def test_import_osm_pbf_pairs_dual_carriageways_unless_asked(tmp_path: Path) -> 
     assert multi  # Kotka has a few dual carriageways
     assert all(x.geometry.geom_type == "LineString" for x in s)
     assert len(s) > len(p)
+
+
+def test_import_with_a_crs_the_importer_does_not_know(
+    tmp_path: Path, network_ctx: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = city_layer(network_ctx, tmp_path / "city.gpkg", n=5)
+    rc = main(["network", "import", str(src), "--out", str(tmp_path / "n.gz"), "--crs", "Amap"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "unknown coordinate reference system 'Amap'" in err and "GCJ02" in err
+    assert not (tmp_path / "n.gz").exists()
