@@ -349,9 +349,14 @@ def _first_admin(runtime: Any) -> None:
     """On a database without staff accounts, make `admin` so a newcomer can log in."""
     from .users import ensure_first_admin
 
+    configured = runtime.settings.admin_password
     with runtime.sessions.begin() as session:
-        password = ensure_first_admin(session)
-    if password:
+        password = ensure_first_admin(session, configured)
+    if password and configured:
+        log.warning(
+            "first start: created the command-centre login 'admin' (ROADWATCH_ADMIN_PASSWORD)"
+        )
+    elif password:
         log.warning(
             "first start: created the command-centre login 'admin' with the password %s "
             "(shown only now; change it with `roadwatch users passwd admin`)",

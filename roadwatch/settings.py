@@ -25,6 +25,9 @@ OPEN311_KEY = re.compile(r"^[A-Za-z0-9_\-]{8,128}$")
 OPEN311_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,55}$")
 
 
+SECRET_SETTINGS = frozenset({"secret_key", "admin_password", "open311_api_keys"})
+
+
 class SettingsError(ValueError):
     """A setting is missing or invalid; the message is meant for the operator."""
 
@@ -58,6 +61,7 @@ class Settings(BaseModel):
     case_sweep_s: float
     socketio_queue: str
     secret_key: str
+    admin_password: str
     open311_api_keys: str
     host: str
     port: int
@@ -130,6 +134,13 @@ class Settings(BaseModel):
             raise ValueError("must be minLon,minLat,maxLon,maxLat (four numbers)") from None
         if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
             raise ValueError("must be minLon,minLat,maxLon,maxLat with min < max")
+        return v
+
+    @field_validator("admin_password")
+    @classmethod
+    def _admin_password(cls, v: str) -> str:
+        if v and len(v) < 8:
+            raise ValueError("must have at least 8 characters (or be empty for a random one)")
         return v
 
     @field_validator("open311_api_keys")
@@ -302,6 +313,6 @@ def load_settings(
         key = str(err["loc"][0]) if err["loc"] else "?"
         name = f"{ENV_PREFIX}{key.upper()}" if source.get(key) == "environment" else key
         msg = err["msg"].removeprefix("Value error, ")
-        raise SettingsError(
-            f"{name}: {msg} (got {values.get(key)!r} from {source.get(key, '?')})"
-        ) from None
+        # Secrets are never echoed: the line goes to logs and terminals.
+        got = "a hidden value" if key in SECRET_SETTINGS else repr(values.get(key))
+        raise SettingsError(f"{name}: {msg} (got {got} from {source.get(key, '?')})") from None

@@ -124,11 +124,14 @@ def list_users(session: Session) -> list[models.User]:
     return list(session.scalars(select(models.User).order_by(models.User.username)))
 
 
-def ensure_first_admin(session: Session) -> str | None:
-    """With no users at all, create `admin` with a random password and return it (once)."""
+def ensure_first_admin(session: Session, password: str = "") -> str | None:
+    """With no users at all, create `admin` and return its password (once).
+
+    The password is the given one (ROADWATCH_ADMIN_PASSWORD) or a random one.
+    """
     if session.scalar(select(func.count()).select_from(models.User)):
         return None
-    password = secrets.token_urlsafe(12)
+    password = password or secrets.token_urlsafe(12)
     add_user(session, "admin", password, "admin")
     return password
 

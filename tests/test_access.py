@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import queue
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -199,3 +201,103 @@ def test_cli_users_add_and_first_admin(tmp_path: Any) -> None:
     assert bad.returncode == 2 and "--district" in bad.stderr
     listed = subprocess.run([*cmd, "list"], env=env, capture_output=True, text=True)
     assert "ops1" in listed.stdout
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def test_scripts_use_the_api_with_basic_credentials(app: Any, runtime: Any) -> None:
+    """curl -u name:password: no login page, no cookie, the same roles and districts."""
+    client = app.test_client()
+    assert _post_report(client).status_code == 201  # in 金水区 (JS)
+    viewer = make_user(runtime, "viewer")
+    res = client.get("/api/reports", headers=_basic(viewer.username, PASSWORD))
+    assert res.status_code == 200 and len(res.get_json()["items"]) == 1
+    assert "WWW-Authenticate" not in res.headers  # browsers must never remember it
+    assert client.get("/api/reports").status_code == 401  # no session was opened by it
+    segs = client.get("/api/segments", headers=_basic(viewer.username, PASSWORD)).get_json()
+    assert len(segs["features"]) == runtime.ctx.size
+    zy = make_user(runtime, "district_staff", "ZY")
+    assert client.get("/api/reports", headers=_basic(zy.username, PASSWORD)).get_json() == {
+        "items": [],
+        "next": None,
+    }
+    # a viewer still only watches
+    rid = res.get_json()["items"][0]["id"]
+    denied = client.post(
+        f"/api/review/{rid}", json={"invalid": True}, headers=_basic(viewer.username, PASSWORD)
+    )
+    assert denied.status_code == 403
+    for name, password in ((viewer.username, "wrong-password"), ("nobody", PASSWORD)):
+        bad = client.get("/api/reports", headers=_basic(name, password))
+        assert bad.status_code == 401
+        assert bad.get_json()["errors"] == [
+            {
+                "field": "authorization",
+                "code": "bad_credentials",
+                "message": "the username or password is wrong",
+            }
+        ]
+        assert "WWW-Authenticate" not in bad.headers
+    # a page asked for with Basic credentials is served too (no redirect to the login page)
+    assert client.get("/", headers=_basic(viewer.username, PASSWORD)).status_code == 200
+
+
+@pytest.mark.parametrize("runtime", ["sqlite"], indirect=True)
+def test_socketio_script_clients_authenticate_on_connect(runtime: Any) -> None:
+    user = make_user(runtime, "viewer")
+    with live_server(runtime) as server:
+        wrong = socketio.Client()
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            wrong.connect(
+                server.url,
+                namespaces=["/live"],
+                transports=["websocket"],
+                auth={"username": user.username, "password": "wrong-password"},
+                wait_timeout=5,
+            )
+        wrong.shutdown()
+        for how in ("auth", "basic"):
+            q: queue.Queue[dict[str, Any]] = queue.Queue()
+            c = socketio.Client()
+            c.on("report", q.put, namespace="/live")
+            kwargs: dict[str, Any] = (
+                {"auth": {"username": user.username, "password": PASSWORD}}
+                if how == "auth"
+                else {"headers": _basic(user.username, PASSWORD)}
+            )
+            c.connect(server.url, namespaces=["/live"], transports=["websocket"], **kwargs)
+            try:
+                body = contract_example()
+                res = server.app.test_client().post(
+                    "/api/reports", data=json.dumps(body), content_type="application/json"
+                )
+                assert res.status_code == 201
+                assert q.get(timeout=5)["id"] == body["report_id"]
+            finally:
+                c.disconnect()
+
+
+def test_first_admin_takes_the_configured_password(tmp_path: Any) -> None:
+    from roadwatch.cli import _first_admin
+
+    env = {"ROADWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'a.sqlite3'}"}
+    from roadwatch import db
+    from roadwatch.settings import load_settings
+
+    settings = load_settings(env={**env, "ROADWATCH_ADMIN_PASSWORD": "city-ops-2026"})
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)
+    sessions = db.make_sessionmaker(engine)
+    _first_admin(SimpleNamespace(settings=settings, sessions=sessions))
+    with sessions.begin() as session:
+        assert authenticate(session, "admin", "city-ops-2026") is not None
+    # once an account exists the setting changes nothing
+    later = load_settings(env={**env, "ROADWATCH_ADMIN_PASSWORD": "another-password"})
+    _first_admin(SimpleNamespace(settings=later, sessions=sessions))
+    with sessions.begin() as session:
+        assert authenticate(session, "admin", "city-ops-2026") is not None
+        assert authenticate(session, "admin", "another-password") is None
+    engine.dispose()

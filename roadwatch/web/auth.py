@@ -5,14 +5,21 @@ under `/api/` that they use, except what has its own rules and must stay open (p
 and city systems post reports and photos, monitoring scrapes health and metrics, the
 phone app lives under `/m/`, Open311 has API keys). The Socket.IO connection is checked
 in live.py with the same session.
+
+Scripts and city systems need no login page: every guarded request also accepts the same
+staff account by HTTP Basic authentication (`curl -u name:password`), and the Socket.IO
+handshake accepts `auth={"username", "password"}`. No `WWW-Authenticate` challenge is ever
+sent, so browsers never remember such credentials (which would open a CSRF hole).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import secrets
 import threading
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,12 +67,53 @@ def current_user() -> StaffUser | None:
 
 
 def load_user() -> StaffUser | None:
-    """The user of this request's session (None if not logged in or no longer active)."""
+    """The user of this request's session or Basic credentials (None if neither holds)."""
     uid = session.get("uid")
-    if not isinstance(uid, int):
+    sessions = current_app.extensions["roadwatch"].sessions
+    if isinstance(uid, int):
+        with sessions() as db:
+            return get_user(db, uid)
+    creds = basic_credentials()
+    return user_with_password(sessions, *creds) if creds is not None else None
+
+
+def basic_credentials() -> tuple[str, str] | None:
+    """(username, password) of this request's HTTP Basic `Authorization` header, if any."""
+    auth = request.authorization
+    if auth is None or auth.type != "basic":
         return None
-    with current_app.extensions["roadwatch"].sessions() as db:
-        return get_user(db, uid)
+    return auth.username or "", auth.password or ""
+
+
+# A password check costs ~80 ms of scrypt by design; a script polling the API with Basic
+# credentials would pay it on every request. A good (name, password) pair is remembered for
+# a minute, by a salted digest (never the password); whether the account is still active is
+# read on every request, so disabling it takes effect at once.
+_CHECKED_TTL_S = 60.0
+_checked: dict[tuple[str, bytes], tuple[int, float]] = {}
+_checked_lock = threading.Lock()
+_DIGEST_SALT = secrets.token_bytes(16)
+
+
+def user_with_password(sessions: Any, username: str, password: str) -> StaffUser | None:
+    """The active staff user with this name and password, or None."""
+    if not username or not password:
+        return None
+    key = (username, hashlib.sha256(_DIGEST_SALT + password.encode("utf-8", "replace")).digest())
+    now = time.monotonic()
+    with _checked_lock:
+        hit = _checked.get(key)
+    if hit is not None and hit[1] > now:
+        with sessions() as db:
+            return get_user(db, hit[0])
+    with sessions.begin() as db:
+        user = authenticate(db, username, password)
+    if user is not None:
+        with _checked_lock:
+            if len(_checked) > 1024:  # bounded: a flood of names cannot grow it
+                _checked.clear()
+            _checked[key] = (user.id, now + _CHECKED_TTL_S)
+    return user
 
 
 def _is_public(method: str, path: str) -> bool:
@@ -99,7 +147,18 @@ def guard() -> BaseResponse | tuple[Response, int] | None:
     if g.user is not None or _is_public(request.method, request.path):
         return None
     if request.path.startswith("/api/"):
-        return error_response(401, "session", "login_required", "log in to the command centre")
+        if basic_credentials() is not None:
+            log.info("API: wrong Basic credentials from %s", request.remote_addr)
+            return error_response(
+                401, "authorization", "bad_credentials", "the username or password is wrong"
+            )
+        return error_response(
+            401,
+            "session",
+            "login_required",
+            "log in to the command centre (or send a staff account's name and password "
+            "by HTTP Basic authentication)",
+        )
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 

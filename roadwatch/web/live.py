@@ -1,6 +1,7 @@
 """Socket.IO namespace /live: live events and resync from the event log (CONTRACT.md 2).
 
-Only logged-in staff may connect (the Flask session cookie of the handshake); a district
+Only logged-in staff may connect (the Flask session cookie of the handshake, or a staff
+account's name and password in the handshake's `auth` or HTTP Basic header); a district
 user joins their district's room only, and a resync replays only that district's events.
 Anything else a client sends (unknown events, wrong types, floods) is ignored and logged,
 and never affects the other viewers.
@@ -23,6 +24,7 @@ from .. import models
 from ..broadcast import CITY_ROOM, NAMESPACE, district_room
 from ..runtime import Runtime
 from ..users import StaffUser, get_user
+from .auth import basic_credentials, user_with_password
 
 log = logging.getLogger(__name__)
 RESYNC_PAGE = 2000
@@ -131,6 +133,13 @@ def register(socketio: SocketIO, runtime: Runtime) -> None:
         if isinstance(uid, int):
             with runtime.sessions() as db:
                 user = get_user(db, uid)
+        elif isinstance(auth, dict) and isinstance(auth.get("username"), str):
+            # a script's client: socketio.Client().connect(..., auth={"username", "password"})
+            password = auth.get("password")
+            if isinstance(password, str):
+                user = user_with_password(runtime.sessions, auth["username"][:64], password)
+        elif (creds := basic_credentials()) is not None:
+            user = user_with_password(runtime.sessions, *creds)
         if user is None:
             log.info("live: refused a connection without a login from %s", request.remote_addr)
             raise Refused("login required")
