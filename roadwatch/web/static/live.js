@@ -1,10 +1,16 @@
 /* roadwatch command centre: live map, big-screen mode and replay (路长制 指挥中心).
  *
  * Data flow
- *   1. GET /api/districts and GET /api/segments (GeoJSON). The segments
- *      snapshot carries a top-level "seq": the last event it includes.
- *   2. Draw districts, segments (GeoJSON source, promoteId "id"), road labels
- *      and clustered reports.
+ *   1. The map is created with its whole style at once, fitted to the network's
+ *      bounds (config.map.bounds: the first frame is the final view): the
+ *      segments come as vector tiles built by the server (config.map.tiles; the
+ *      worker only decodes them), the district outlines as GeoJSON, reports as
+ *      an (empty) clustered GeoJSON source.
+ *   2. At the same time: GET config.map.state (the live state of the segments
+ *      with something open, the "seq" it is exact at, today's counters) and
+ *      config.map.table (every segment's attributes as columns). The states go
+ *      into feature state before the first full frame is counted: "drawn" is
+ *      the first idle map (every tile of the view loaded and drawn) after that.
  *   3. Connect Socket.IO (namespace config.namespace, path config.socketio_path;
  *      the session cookie is the login). On EVERY connect emit
  *      `resync {since: lastSeq}`; the server replays what was missed (same event
@@ -13,11 +19,14 @@
  *      each: an event whose seq is <= lastSeq is ignored. Segment state goes
  *      through setFeatureState (once per segment per frame, never a redraw);
  *      reports are coalesced into one setData at most every REPORT_FLUSH_MS.
+ *      After the first full render: district names, the road chiefs
+ *      (config.map.chiefs) and category names.
  *   5. Replay: the event log of a day or week (GET /api/events, paged) played
  *      at a chosen speed from the state at its start (GET /api/replay/state);
- *      "back to live" reloads the snapshot and resyncs.
+ *      "back to live" reloads the live state and resyncs.
  *
- * Config (JSON in #rw-config): socketio_path, namespace; optional timezone
+ * Config (JSON in #rw-config): socketio_path, namespace, map {tiles, table,
+ * state, chiefs, maxzoom, bounds, district_views, segments}; optional timezone
  * (default Asia/Shanghai), screen (big-screen mode), user, district_names,
  * attribution, socketio_auth.
  *
@@ -44,6 +53,7 @@
   var ROTATE_MS = 20000; // big screen: time per district view
   var TICKER_MAX = 30;
   var HIT_PX = 6; // a segment within this many pixels of the pointer is "under" it
+  var ROUND_FROM_ZOOM = 13; // segments get round ends and joins from this zoom on
 
   var config = JSON.parse(document.getElementById("rw-config").textContent || "{}");
   var root = document.body.getAttribute("data-root") || "";
@@ -51,6 +61,11 @@
   var attribution = config.attribution || "roadwatch 示例路网 (generated)";
   var screenMode = !!config.screen;
   var districtNames = config.district_names || {};
+  var mapCfg = config.map || {};
+  var SEGMENT_LAYER = "segments"; // the layer inside the vector tiles (roadwatch/mvt.py)
+  function segmentKey(id) {
+    return { source: "segments", sourceLayer: SEGMENT_LAYER, id: id };
+  }
 
   // ----------------------------------------------------------------- i18n
   // The page's words, Chinese (default) and English: live-i18n.js.
@@ -85,6 +100,7 @@
   var map = null;
   var socket = null;
   var drawn = false;
+  var overlays = false; // the district outlines and the reports' layers are on the map
   var resynced = false;
   var hoveredId = null;
   var pinnedId = null;
@@ -105,7 +121,7 @@
     replay: { active: false, loaded: 0, applied: 0, reportOrder: [] },
     featureState: function (segmentId) {
       if (!map || !map.getSource("segments")) return null;
-      return map.getFeatureState({ source: "segments", id: String(segmentId) });
+      return map.getFeatureState(segmentKey(String(segmentId)));
     },
     hasReport: function (id) {
       return reports.has(String(id));
@@ -159,6 +175,7 @@
 
   function mark(name) {
     rw.timings[name] = Math.round(performance.now());
+    if (performance.mark) performance.mark("roadwatch:" + name); // for traces
   }
 
   function cssVar(name, fallback) {
@@ -188,8 +205,9 @@
     location.href = root + "/login?next=" + encodeURIComponent(location.pathname + location.search);
   }
 
-  function fetchJSON(path) {
-    return fetch(root + path, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+  // path: under the app's root ("/api/…"), or a URL as the config gives it (url = true)
+  function fetchJSON(path, url) {
+    return fetch(url ? path : root + path, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (r) {
         if (r.status === 401) {
           toLogin();
@@ -420,9 +438,9 @@
 
   function setHover(id) {
     if (id === hoveredId) return;
-    if (hoveredId != null) map.setFeatureState({ source: "segments", id: hoveredId }, { hover: false });
+    if (hoveredId != null) map.setFeatureState(segmentKey(hoveredId), { hover: false });
     hoveredId = id;
-    if (id != null) map.setFeatureState({ source: "segments", id: id }, { hover: true });
+    if (id != null) map.setFeatureState(segmentKey(id), { hover: true });
     map.getCanvas().style.cursor = id != null ? "pointer" : "";
     if (pinnedId == null) showSegment(id);
   }
@@ -444,7 +462,13 @@
         id: "segments",
         type: "line",
         source: "segments",
-        layout: { "line-cap": "round", "line-join": "round" },
+        "source-layer": SEGMENT_LAYER,
+        // Round ends and joins only where a line is wide enough to show them: at the
+        // city's zoom (1-2 px lines) they would cost a third of every frame for nothing.
+        layout: {
+          "line-cap": ["step", ["zoom"], "butt", ROUND_FROM_ZOOM, "round"],
+          "line-join": ["step", ["zoom"], "miter", ROUND_FROM_ZOOM, "round"],
+        },
         paint: {
           // Colour by the live score (deductions of the open cases), overdue on top.
           "line-color": [
@@ -469,6 +493,7 @@
         id: "road-labels",
         type: "symbol",
         source: "segments",
+        "source-layer": SEGMENT_LAYER,
         minzoom: 12,
         layout: {
           "symbol-placement": "line",
@@ -548,24 +573,6 @@
     ];
   }
 
-  function lineBounds(features) {
-    var b = [Infinity, Infinity, -Infinity, -Infinity];
-    var visit = function (c) {
-      if (typeof c[0] === "number") {
-        if (c[0] < b[0]) b[0] = c[0];
-        if (c[1] < b[1]) b[1] = c[1];
-        if (c[0] > b[2]) b[2] = c[0];
-        if (c[1] > b[3]) b[3] = c[1];
-      } else {
-        for (var i = 0; i < c.length; i++) visit(c[i]);
-      }
-    };
-    features.forEach(function (f) {
-      if (f.geometry) visit(f.geometry.coordinates);
-    });
-    return b[0] <= b[2] ? [[b[0], b[1]], [b[2], b[3]]] : null;
-  }
-
   // Area centroid of the outer ring of the largest polygon: good enough to
   // place a district name.
   function labelPoint(geometry) {
@@ -587,32 +594,42 @@
     return best && best.point;
   }
 
-  var districtViews = []; // [{code, name, bounds}] for the big screen's rotation
-  var cityBounds = null;
+  function toLngLatBounds(b) {
+    return b && b.length === 4 ? [[b[0], b[1]], [b[2], b[3]]] : null;
+  }
+  // [{code, bounds}] for the big screen's rotation: the server's, from the segments.
+  var districtViews = (mapCfg.district_views || []).map(function (v) {
+    return { code: v.code, bounds: toLngLatBounds(v.bounds) };
+  });
+  var cityBounds = toLngLatBounds(mapCfg.bounds);
 
-  function addDistricts(fc) {
-    map.addSource("districts", { type: "geojson", data: fc });
-    map.addLayer({
-      id: "districts-fill",
-      type: "fill",
-      source: "districts",
-      paint: { "fill-color": palette.districtFill, "fill-opacity": 0.06 },
-    });
-    map.addLayer({
-      id: "districts-line",
-      type: "line",
-      source: "districts",
-      paint: { "line-color": palette.districtLine, "line-width": screenMode ? 1.8 : 1.2, "line-dasharray": [3, 2] },
-    });
-    // The district the big screen is showing, outlined brightly.
-    map.addLayer({
-      id: "districts-focus",
-      type: "line",
-      source: "districts",
-      filter: ["==", ["get", "code"], ""],
-      paint: { "line-color": cssVar("--accent", "#4cc3ff"), "line-width": 3, "line-opacity": 0.9 },
-    });
-    // Names as HTML markers: large and crisp at any zoom.
+  function districtLayers() {
+    return [
+      {
+        id: "districts-fill",
+        type: "fill",
+        source: "districts",
+        paint: { "fill-color": palette.districtFill, "fill-opacity": 0.06 },
+      },
+      {
+        id: "districts-line",
+        type: "line",
+        source: "districts",
+        paint: { "line-color": palette.districtLine, "line-width": screenMode ? 1.8 : 1.2, "line-dasharray": [3, 2] },
+      },
+      {
+        // The district the big screen is showing, outlined brightly.
+        id: "districts-focus",
+        type: "line",
+        source: "districts",
+        filter: ["==", ["get", "code"], ""],
+        paint: { "line-color": cssVar("--accent", "#4cc3ff"), "line-width": 3, "line-opacity": 0.9 },
+      },
+    ];
+  }
+
+  // District names as HTML markers: large and crisp at any zoom.
+  function addDistrictNames(fc) {
     (fc.features || []).forEach(function (f) {
       var p = f.geometry && labelPoint(f.geometry);
       var props = f.properties || {};
@@ -623,75 +640,126 @@
     });
   }
 
-  function districtBounds(features) {
-    var byDistrict = {};
-    features.forEach(function (f) {
-      var d = f.properties && f.properties.district;
-      if (d) (byDistrict[d] = byDistrict[d] || []).push(f);
-    });
-    districtViews = Object.keys(byDistrict).sort().map(function (code) {
-      return { code: code, bounds: lineBounds(byDistrict[code]) };
-    });
-  }
-
   function mapPadding() {
-    var c = map.getContainer();
+    var c = map ? map.getContainer() : $("rw-map");
     var side = Math.min(screenMode ? 420 : 340, c.clientWidth * 0.3);
     return { top: 40, bottom: screenMode ? 40 : 30, left: 40, right: side };
   }
 
-  function addSegments(fc) {
-    var features = fc.features || [];
-    var slim = new Array(features.length);
-    var totalOpen = 0, totalOverdue = 0;
-    for (var i = 0; i < features.length; i++) {
-      var f = features[i];
-      var props = f.properties || {};
-      var id = String(props.id != null ? props.id : f.id);
-      var st = props.state || {};
-      var s = { props: props, open: st.open | 0, overdue: st.overdue | 0, score: st.score != null ? st.score : 100 };
-      segments.set(id, s);
-      totalOpen += s.open;
-      totalOverdue += s.overdue;
-      // Only what the style needs goes to the map worker; the rest stays here.
-      slim[i] = {
-        type: "Feature",
-        geometry: f.geometry,
-        properties: { id: id, road: props.road || "", open: s.open, overdue: s.overdue, score: s.score },
-      };
-    }
-    totals.open = totalOpen;
-    totals.overdue = totalOverdue;
-    map.addSource("segments", {
-      type: "geojson",
-      data: { type: "FeatureCollection", features: slim },
-      promoteId: "id",
-      attribution: attribution,
+  // A URL for the map's worker (which has no base URL of its own); "{z}" stays as is.
+  function absoluteURL(path) {
+    return /^[a-z]+:/i.test(path) ? path : location.origin + (path.charAt(0) === "/" ? "" : "/") + path;
+  }
+
+  // The whole style at once: one style load, no source or layer added later.
+  function mapStyle() {
+    var layers = [{ id: "background", type: "background", paint: { "background-color": palette.mapBg } }];
+    return {
+      version: 8,
+      // No paint transitions: with the default (300 ms) the map redraws continuously for
+      // 300 ms after the style and after every layer that is added, a full frame each time.
+      transition: { duration: 0, delay: 0 },
+      sources: {
+        segments: {
+          type: "vector",
+          tiles: [absoluteURL(mapCfg.tiles)],
+          minzoom: 0,
+          maxzoom: mapCfg.maxzoom || 14,
+          bounds: mapCfg.bounds || undefined,
+          promoteId: "id",
+          attribution: attribution,
+        },
+      },
+      layers: layers.concat(segmentLayers()),
+    };
+  }
+
+  // Right after the first full render: the district outlines (under the segments) and
+  // the reports (clustered, over them). Each source that loads costs the map another
+  // full frame; before the first full render that would only delay it.
+  function addOverlays(districts) {
+    map.addSource("districts", { type: "geojson", data: districts });
+    districtLayers().forEach(function (l) {
+      map.addLayer(l, "segments");
     });
-    segmentLayers().forEach(function (l) {
+    map.addSource("reports", {
+      type: "geojson",
+      data: { type: "FeatureCollection", features: [] },
+      cluster: true,
+      clusterRadius: 42,
+      clusterMaxZoom: 14,
+    });
+    reportLayers().forEach(function (l) {
       map.addLayer(l);
     });
+    overlays = true;
+    if (rotation >= 0 && districtViews[rotation]) {
+      map.setFilter("districts-focus", ["==", ["get", "code"], districtViews[rotation].code]);
+    }
+    if (reports.size) scheduleReports(0);
+  }
 
-    cityBounds = lineBounds(features);
-    districtBounds(features);
-    if (cityBounds) map.fitBounds(cityBounds, { padding: mapPadding(), duration: 0 });
+  // Every segment's attributes, from the server's columns (mapdata.py).
+  function takeTable(doc) {
+    var words = doc.strings || [];
+    var word = function (col, i) {
+      var k = col ? col[i] : null;
+      return k != null ? words[k] : "";
+    };
+    segments.clear();
+    for (var i = 0; i < doc.id.length; i++) {
+      segments.set(String(doc.id[i]), {
+        props: {
+          id: doc.id[i],
+          name: doc.name[i],
+          road: word(doc.road, i),
+          from: word(doc.from, i),
+          to: word(doc.to, i),
+          district: word(doc.district, i),
+          subdistrict: word(doc.subdistrict, i),
+          length_m: doc.length_m[i],
+          chief: null,
+        },
+        open: 0,
+        overdue: 0,
+        score: 100,
+      });
+    }
     rw.segmentCount = segments.size;
     renderHeader();
+  }
 
-    // Hits within HIT_PX of the pointer (a thin line is hard to hit exactly); no
-    // second, wider layer for that: it would double the work of drawing the network.
+  // The road chiefs, after the first full render: only the panel shows them.
+  function loadChiefs() {
+    if (!mapCfg.chiefs) return;
+    fetchJSON(mapCfg.chiefs, true).then(function (chiefs) {
+      Object.keys(chiefs || {}).forEach(function (id) {
+        var s = segments.get(id);
+        if (s) s.props.chief = { id: chiefs[id][0], name: chiefs[id][1] };
+      });
+      if (shownId) showSegment(shownId);
+    }).catch(function (err) {
+      console.warn("roadwatch: road chiefs not loaded", err);
+    });
+  }
+
+  // Hits within HIT_PX of the pointer (a thin line is hard to hit exactly); no
+  // second, wider layer for that: it would double the work of drawing the network.
+  function segmentPointer() {
     var hitAt = function (point) {
       var box = [[point.x - HIT_PX, point.y - HIT_PX], [point.x + HIT_PX, point.y + HIT_PX]];
       return map.queryRenderedFeatures(box, { layers: ["segments"] });
     };
     map.on("mousemove", function (e) {
+      if (!drawn) return;
       var hits = hitAt(e.point);
       setHover(hits.length ? String(hits[0].id) : null);
     });
     map.getCanvas().addEventListener("mouseleave", function () {
-      setHover(null);
+      if (drawn) setHover(null);
     });
     map.on("click", function (e) {
+      if (!drawn) return;
       var hits = hitAt(e.point);
       pinnedId = hits.length ? String(hits[0].id) : null;
       showSegment(pinnedId != null ? pinnedId : hoveredId);
@@ -703,19 +771,6 @@
       map.getSource("reports").getClusterExpansionZoom(f.properties.cluster_id).then(function (z) {
         map.easeTo({ center: f.geometry.coordinates, zoom: z });
       });
-    });
-  }
-
-  function addReports() {
-    map.addSource("reports", {
-      type: "geojson",
-      data: { type: "FeatureCollection", features: [] },
-      cluster: true,
-      clusterRadius: 42,
-      clusterMaxZoom: 14,
-    });
-    reportLayers().forEach(function (l) {
-      map.addLayer(l);
     });
   }
 
@@ -732,6 +787,7 @@
 
   function flushReports() {
     flushTimer = null;
+    if (!overlays) return; // addOverlays flushes them
     lastFlush = Date.now();
     var features = [];
     var nextExpiry = Infinity;
@@ -863,6 +919,7 @@
   }
 
   function applyQueued() {
+    if (!tableIn) return; // kept in order until the segments' attributes are in
     var batch = queue;
     queue = [];
     for (var i = 0; i < batch.length; i++) {
@@ -907,7 +964,7 @@
     lastCommit = Date.now();
     rw.drawnSeq = rw.lastSeq;
     dirtySegments.forEach(function (state, id) {
-      map.setFeatureState({ source: "segments", id: id }, state);
+      map.setFeatureState(segmentKey(id), state);
     });
     if (shownId != null && dirtySegments.has(shownId)) showSegment(shownId);
     dirtySegments.clear();
@@ -944,7 +1001,8 @@
   var syncing = true;
   var held = [];
   var connGen = 0; // which connection a resync answer belongs to
-  var snapshotIn = false;
+  var snapshotIn = false; // the live state's seq is known: resyncs may go
+  var tableIn = false; // the segments' attributes are in: events may be applied
 
   function onEvent(name, payload) {
     rw.received += 1;
@@ -987,7 +1045,9 @@
   // Connect at once (the handshake overlaps the snapshot download); the first
   // resync waits for the snapshot, whose seq it starts from.
   function connect() {
-    var opts = { path: socketPath() };
+    // WebSocket first (fewer round trips than starting with long-polling), long-polling
+    // if a proxy on the way refuses WebSockets.
+    var opts = { path: socketPath(), transports: ["websocket", "polling"], tryAllTransports: true };
     if (config.socketio_auth) opts.auth = config.socketio_auth;
     socket = rw._socket = io(config.namespace || "/live", opts);
 
@@ -1027,23 +1087,77 @@
   }
 
   function checkReady() {
-    if (!rw.ready && drawn && resynced) {
+    if (!rw.ready && drawn && resynced && tableIn) {
       rw.ready = true;
       mark("ready");
     }
   }
 
   // ------------------------------------------------- snapshot (and back to live)
-  function fetchSnapshot() {
-    return Promise.all([fetchJSON("/api/districts"), fetchJSON("/api/segments")]).catch(
-      function (err) {
-        console.warn("roadwatch: snapshot failed, retrying", err);
-        if (downSince === null) setConn("down");
-        return new Promise(function (resolve) {
-          setTimeout(resolve, RETRY_MS);
-        }).then(fetchSnapshot);
-      }
-    );
+  // GET until it answers (a server restarting, a network hiccup); path as fetchJSON's.
+  function fetchRetrying(path, url) {
+    return fetchJSON(path, url).catch(function (err) {
+      console.warn("roadwatch: " + path + " failed, retrying", err);
+      if (downSince === null) setConn("down");
+      return new Promise(function (resolve) {
+        setTimeout(resolve, RETRY_MS);
+      }).then(function () {
+        return fetchRetrying(path, url);
+      });
+    });
+  }
+
+  // The answer to a request the page made before this script loaded (index.html), or a
+  // new request if that one failed.
+  function early(name, path, url) {
+    var req = window.roadwatchEarly && window.roadwatchEarly[name];
+    if (!req) return fetchRetrying(path, url);
+    return req.then(function (res) {
+      if (res.ok) return res.body;
+      if (res.status === 401) toLogin();
+      throw new Error(path + ": HTTP " + res.status);
+    }).catch(function () {
+      return fetchRetrying(path, url);
+    });
+  }
+
+  // config.map.state's answer as get(id) -> {open, overdue, score}, undefined = calm.
+  function stateOf(doc) {
+    var st = (doc && doc.states) || {};
+    return function (id) {
+      var v = st[id];
+      return v ? { open: v[0], overdue: v[1], score: v[2] } : undefined;
+    };
+  }
+
+  // The first live state into feature state: only the segments with something open
+  // (the others are calm, as the style draws a segment without state).
+  function takeFeatureStates(doc) {
+    var st = doc.states || {};
+    Object.keys(st).forEach(function (id) {
+      var v = st[id];
+      map.setFeatureState(segmentKey(id), { open: v[0] | 0, overdue: v[1] | 0, score: v[2] != null ? Number(v[2]) : 100 });
+    });
+  }
+
+  // ... and into the page's own books (every segment starts calm): counters, panel.
+  function takeState(doc) {
+    rw.lastSeq = Number(doc.seq) || 0;
+    // Start the counters from the server's for the city's day, not from zero.
+    takeStats(doc.stats);
+    var get = stateOf(doc);
+    totals.open = 0;
+    totals.overdue = 0;
+    Object.keys(doc.states || {}).forEach(function (id) {
+      var s = segments.get(id), st = get(id);
+      if (!s) return; // not a segment this page has
+      s.open = st.open | 0;
+      s.overdue = st.overdue | 0;
+      s.score = st.score != null ? Number(st.score) : 100;
+      totals.open += s.open;
+      totals.overdue += s.overdue;
+    });
+    renderHeader();
   }
 
   function loadCategories() {
@@ -1070,16 +1184,12 @@
     stats.districts = st.districts || {};
   }
 
-  // Back to live after a replay: every segment to its current state, then resync.
+  // Back to live after a replay: every segment to its live state, then resync.
   function reloadLive() {
-    return fetchJSON("/api/segments").then(function (segs) {
-      var byId = {};
-      (segs.features || []).forEach(function (f) {
-        byId[String(f.properties.id != null ? f.properties.id : f.id)] = f.properties.state || {};
-      });
-      rw.lastSeq = Number(segs.seq) || 0;
-      takeStats(segs.stats);
-      resetSegments(function (id) { return byId[id]; });
+    return fetchJSON(mapCfg.state, true).then(function (doc) {
+      rw.lastSeq = Number(doc.seq) || 0;
+      takeStats(doc.stats);
+      resetSegments(stateOf(doc));
       reports.clear();
       ticker = [];
       renderTicker();
@@ -1305,7 +1415,7 @@
     if (n < 2) return; // a district user: their district only, nothing to rotate
     rotation = rotation + 1 >= n ? -1 : rotation + 1;
     var b = rotation >= 0 ? districtViews[rotation].bounds : cityBounds;
-    map.setFilter("districts-focus", ["==", ["get", "code"], rotation >= 0 ? districtViews[rotation].code : ""]);
+    if (overlays) map.setFilter("districts-focus", ["==", ["get", "code"], rotation >= 0 ? districtViews[rotation].code : ""]);
     if (b) map.fitBounds(b, { padding: mapPadding(), duration: 1500 });
     renderDistrictCard();
   }
@@ -1313,19 +1423,28 @@
   rw.rotate = rotate;
 
   // ---------------------------------------------------------------- start
+  // The first live state is in the page itself (config.state; asked for if not); the
+  // segments' attributes and the district outlines were asked for by index.html before
+  // this script loaded; the map's worker fetches the tiles itself.
+  var stateReq = config.state ? Promise.resolve(config.state) : fetchRetrying(mapCfg.state, true);
+  var tableReq = early("table", mapCfg.table, true);
+  var districtsReq = early("districts", "/api/districts");
+  maplibregl.prewarm(); // the map's worker boots while the map sets up
+  // The live feed's handshake too (its first resync waits for the state's seq).
+  connect();
+
   map = rw._map = new maplibregl.Map({
     container: "rw-map",
-    style: {
-      version: 8,
-      sources: {},
-      layers: [{ id: "background", type: "background", paint: { "background-color": palette.mapBg } }],
-    },
+    style: mapStyle(),
     // No glyphs URL (no tile or font server): text is drawn with local fonts.
     validateStyle: false,
     fadeDuration: 0, // no symbol fade-in: every fade is several more full redraws
     localIdeographFontFamily: "'Noto Sans CJK SC', 'Source Han Sans SC', 'PingFang SC', 'Microsoft YaHei', sans-serif",
-    center: [113.66, 34.76],
-    zoom: 10.5,
+    // The network's own extent: the first frame is already the final view.
+    bounds: cityBounds || undefined,
+    fitBoundsOptions: { padding: mapPadding() },
+    center: cityBounds ? undefined : [113.66, 34.76],
+    zoom: cityBounds ? undefined : 10.5,
     attributionControl: false,
     dragRotate: false,
     pitchWithRotate: false,
@@ -1336,30 +1455,44 @@
   if (!screenMode) map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-left");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
   map.addControl(new maplibregl.AttributionControl({ compact: false }), "bottom-right");
+  segmentPointer();
 
   applyLanguage();
-  connect();
 
-  var mapLoaded = new Promise(function (resolve) {
-    map.once("load", resolve);
+  var styleLoaded = new Promise(function (resolve) {
+    map.once("style.load", resolve);
   });
+  districtsReq.then(addDistrictNames);
 
-  Promise.all([fetchSnapshot(), mapLoaded]).then(function (res) {
-    var districts = res[0][0], segs = res[0][1];
-    mark("snapshot");
-    rw.lastSeq = Number(segs.seq) || 0;
-    // Start the counters from the server's for the city's day, not from zero.
-    takeStats(segs.stats);
-    addDistricts(districts);
-    addSegments(segs);
-    addReports();
+  // The live state goes into feature state as soon as the style can take it (the map
+  // needs no more than the segment ids for that); "drawn" is the first idle map (every
+  // tile of the view loaded and drawn) after that.
+  Promise.all([stateReq, styleLoaded]).then(function (res) {
+    takeFeatureStates(res[0]);
+    mark("states");
     map.once("idle", function () {
       drawn = true;
       mark("drawn");
       checkReady();
+      districtsReq.then(addOverlays);
+      loadChiefs();
     });
+    map.triggerRepaint(); // an idle comes even if nothing changed
+  });
+  // The live feed resyncs from the state's seq; what it replays waits (in seq order) for
+  // the segments' attributes, as do the counters and the panel.
+  stateReq.then(function (doc) {
+    rw.lastSeq = Number(doc.seq) || 0;
     snapshotIn = true;
     if (socket.connected) resync();
+  });
+  Promise.all([stateReq, tableReq]).then(function (res) {
+    mark("snapshot");
+    takeTable(res[1]);
+    takeState(res[0]);
+    tableIn = true;
+    scheduleFrame();
+    checkReady();
     loadCategories();
   });
 })();
