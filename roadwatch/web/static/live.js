@@ -16,9 +16,10 @@
  *      `resync {since: lastSeq}`; the server replays what was missed (same event
  *      names, seq order) and then acks.
  *   4. Events are queued and applied once per animation frame, exactly once
- *      each: an event whose seq is <= lastSeq is ignored. Segment state goes
- *      through setFeatureState (once per segment per frame, never a redraw);
- *      reports are coalesced into one setData at most every REPORT_FLUSH_MS.
+ *      each: an event whose seq is <= lastSeq is ignored. The map gets them in
+ *      commits (every 400-1500 ms, see commitEvery): segment state through
+ *      setFeatureState (once per segment, never a redraw), the reports as one
+ *      setData, so both share one redraw. drawnSeq is the last seq on screen.
  *      After the first full render: district names, the road chiefs
  *      (config.map.chiefs) and category names.
  *   5. Replay: the event log of a day or week (GET /api/events, paged) played
@@ -31,7 +32,7 @@
  * attribution, socketio_auth.
  *
  * Test hooks on window.roadwatch: ready, segmentCount, lastSeq, reportsSeen,
- * connected, drawnSeq, featureState(segmentId), hasReport(id), reportsOnMap, timings,
+ * connected, drawnSeq (the last seq drawn on the map), featureState(segmentId), hasReport(id), reportsOnMap, timings,
  * lastAppliedAt, lagOf(reportId), replay {active, loaded, applied, reportOrder}; _map is the
  * maplibregl.Map (internal, for tests and the console).
  */
@@ -39,12 +40,13 @@
   "use strict";
 
   var REPORT_CAP = 2000; // most recent reports kept on the map
-  var REPORT_FLUSH_MS = 500; // at most one reports setData per this interval
-  // At least this long between two batches of map changes (feature states). A map change
-  // costs a re-render, which in software WebGL (a wall PC without a GPU) takes long:
-  // measured, every-frame commits at 1,000 events/s kept the page seconds behind.
+  var REPORT_FLUSH_MS = 500; // a report's "fresh" ring is taken off at most this often
+  // At least this long between two batches of map changes (feature states, reports). A
+  // map change costs re-renders, which in software WebGL (a wall PC without a GPU) take
+  // long: measured, every-frame commits at 1,000 events/s kept the page seconds behind.
   var MAP_COMMIT_MS = 400;
   var MAP_COMMIT_MAX_MS = 1500;
+  var BUSY_WINDOW_MS = 2000; // the commit gap is adapted over this long
   var FRAME_FALLBACK_MS = 250; // apply events even if no animation frame comes (hidden tab)
   var FRESH_MS = 6000; // a new report is highlighted this long
   var RESYNC_ACK_TIMEOUT_MS = 15000;
@@ -116,6 +118,7 @@
     reportsOnMap: 0,
     drawnSeq: 0, // the last seq whose changes have been handed to the map
     received: 0, // live events received (applied or not)
+    framesDrawn: 0, // map frames rendered
     lastAppliedAt: 0,
     timings: {}, // ms since navigation start: snapshot, drawn, resynced, ready
     replay: { active: false, loaded: 0, applied: 0, reportOrder: [] },
@@ -696,7 +699,11 @@
     if (rotation >= 0 && districtViews[rotation]) {
       map.setFilter("districts-focus", ["==", ["get", "code"], districtViews[rotation].code]);
     }
-    if (reports.size) scheduleReports(0);
+    if (reports.size || reportsDirty) {
+      reportsDirty = false;
+      flushReports();
+      awaitingDraw = true;
+    }
   }
 
   // Every segment's attributes, from the server's columns (mapdata.py).
@@ -786,6 +793,7 @@
   }
 
   function flushReports() {
+    if (flushTimer !== null) clearTimeout(flushTimer);
     flushTimer = null;
     if (!overlays) return; // addOverlays flushes them
     lastFlush = Date.now();
@@ -898,8 +906,9 @@
 
   // ----------------------------------------------- coalescing per frame
   // Events are queued as they arrive and applied together once per animation
-  // frame: one setFeatureState per changed segment, one header render, and
-  // at most one reports setData per REPORT_FLUSH_MS, however many events came.
+  // frame (the page's books and the header); the map gets them in commits (see
+  // commitFrame): one setFeatureState per changed segment and one reports setData,
+  // however many events came.
   var queue = [];
   var frameQueued = false;
   var reportsDirty = false;
@@ -936,16 +945,34 @@
   // The gap between map commits adapts to what a frame costs here: about three frames'
   // worth, so the page never spends more than a third of its time redrawing and always
   // has time left to take in events (a busy wall PC falls behind otherwise).
+  // The gap between map commits adapts to what drawing costs here, so that the page
+  // spends at most about half its time drawing and always has time to take in events:
+  // every commit is several full frames (the feature states one, the reports' setData
+  // three or four: the source's data, then its tiles in batches), and a frame takes
+  // 70-250 ms in software WebGL (a wall PC without a GPU), more on a busy machine.
   var commitEvery = MAP_COMMIT_MS;
-  function measureFrame() {
-    requestAnimationFrame(function () {
-      var t1 = performance.now();
-      requestAnimationFrame(function () {
-        var cost = performance.now() - t1;
-        commitEvery = Math.min(MAP_COMMIT_MAX_MS, Math.max(MAP_COMMIT_MS, 3 * cost));
-        rw.commitEvery = Math.round(commitEvery);
+  rw.commitEvery = commitEvery;
+  var busyMs = 0; // main-thread long tasks (the frames, mostly) since busySince
+  var busySince = performance.now();
+  try {
+    new PerformanceObserver(function (list) {
+      list.getEntries().forEach(function (e) {
+        busyMs += e.duration;
       });
-    });
+    }).observe({ type: "longtask" });
+  } catch (e) {
+    busyMs = -1; // no long-task timing here: stay at MAP_COMMIT_MS
+  }
+  function adaptCommits() {
+    var now = performance.now(), span = now - busySince;
+    if (busyMs < 0 || span < BUSY_WINDOW_MS) return;
+    var share = busyMs / span;
+    if (share > 0.5) commitEvery = Math.min(MAP_COMMIT_MAX_MS, commitEvery * 1.3);
+    else if (share < 0.3) commitEvery = Math.max(MAP_COMMIT_MS, commitEvery * 0.85);
+    rw.commitEvery = Math.round(commitEvery);
+    rw.busyShare = Math.round(share * 100) / 100;
+    busyMs = 0;
+    busySince = now;
   }
   function scheduleCommit() {
     if (commitTimer !== null) return;
@@ -960,20 +987,38 @@
     }, wait);
   }
 
+  // One commit hands everything since the last one to the map: the segments' feature
+  // states and (one setData) the reports, so that they share one redraw.
   function commitFrame() {
     lastCommit = Date.now();
-    rw.drawnSeq = rw.lastSeq;
+    committedSeq = rw.lastSeq;
+    var changed = dirtySegments.size > 0;
     dirtySegments.forEach(function (state, id) {
       map.setFeatureState(segmentKey(id), state);
     });
     if (shownId != null && dirtySegments.has(shownId)) showSegment(shownId);
     dirtySegments.clear();
-    if (reportsDirty) {
+    if (reportsDirty && overlays) {
       reportsDirty = false;
-      scheduleReports();
+      flushReports();
+      changed = true;
     }
+    if (changed) awaitingDraw = true;
+    else if (!awaitingDraw) rw.drawnSeq = committedSeq; // nothing to draw
     renderHeader();
-    measureFrame();
+    adaptCommits();
+  }
+
+  // drawnSeq: the last seq whose changes are on screen: a frame drawn after the commit,
+  // with the reports' data through the map's worker.
+  var committedSeq = 0;
+  var awaitingDraw = false;
+  function onMapRender() {
+    rw.framesDrawn += 1;
+    if (!awaitingDraw) return;
+    if (overlays && !map.isSourceLoaded("reports")) return;
+    awaitingDraw = false;
+    rw.drawnSeq = committedSeq;
   }
 
   // The server may answer a resync with {ok: false, seq} when this page is too
@@ -1456,6 +1501,7 @@
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
   map.addControl(new maplibregl.AttributionControl({ compact: false }), "bottom-right");
   segmentPointer();
+  map.on("render", onMapRender);
 
   applyLanguage();
 
