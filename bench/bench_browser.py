@@ -25,7 +25,7 @@ emits to Socket.IO), so the figure is about Socket.IO delivery and the page, not
 (bench_ingest.py measures that).
 
 Usage: .venv/bin/python bench/bench_browser.py [--runs 3] [--rate 1000] [--seconds 30]
-       [--skip-25k]
+       [--skip-25k] [--cpu-throttle 1]
 """
 
 from __future__ import annotations
@@ -88,11 +88,18 @@ def runtime_for(tmp: Path, network: str) -> Runtime:
     return Runtime.build(settings)
 
 
+CPU_THROTTLE = 1.0  # --cpu-throttle: Chromium's CPU throttling of the page (1 = none)
+
+
 def new_page(browser: Browser, url: str, cookie: str) -> Page:
     context = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
     name, _, value = cookie.partition("=")
     context.add_cookies([{"name": name, "value": value, "url": url}])
-    return context.new_page()
+    page = context.new_page()
+    if CPU_THROTTLE != 1.0:
+        cdp = context.new_cdp_session(page)
+        cdp.send("Emulation.setCPUThrottlingRate", {"rate": CPU_THROTTLE})
+    return page
 
 
 # After ready: which segments are in the map's tiles, and does the map's feature state
@@ -431,7 +438,16 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--skip-25k", action="store_true")
+    ap.add_argument(
+        "--cpu-throttle",
+        type=float,
+        default=1.0,
+        help="slow the page's CPU down this many times (Chromium's throttling: the page's "
+        "threads, not the GPU process's software rendering): a slower wall PC, roughly",
+    )
     args = ap.parse_args()
+    global CPU_THROTTLE
+    CPU_THROTTLE = args.cpu_throttle
     import logging
 
     logging.basicConfig(level=logging.WARNING)
@@ -439,7 +455,10 @@ def main() -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         try:
-            print(f"Chromium {browser.version} headless (SwiftShader WebGL), 1920×1080")
+            print(
+                f"Chromium {browser.version} headless (SwiftShader WebGL), 1920×1080"
+                + (f", page CPU throttled {CPU_THROTTLE:g}x" if CPU_THROTTLE != 1.0 else "")
+            )
             bench_render(browser, "demo", "demo", args.runs)
             if not args.skip_25k:
                 bench_render(browser, "25k ", str(ensure_25k()), args.runs)

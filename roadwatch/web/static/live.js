@@ -47,6 +47,7 @@
   var MAP_COMMIT_MS = 400;
   var MAP_COMMIT_MAX_MS = 1500;
   var BUSY_WINDOW_MS = 2000; // the commit gap is adapted over this long
+  var PENDING_STATES_MS = 300; // feature states wait this long at most for the reports' data
   var FRAME_FALLBACK_MS = 250; // apply events even if no animation frame comes (hidden tab)
   var FRESH_MS = 6000; // a new report is highlighted this long
   var RESYNC_ACK_TIMEOUT_MS = 15000;
@@ -824,7 +825,7 @@
     return true;
   }
 
-  var dirtySegments = new Map(); // id -> state to set in this frame
+  var dirtySegments = new Map(); // id -> state to set in the next commit
   var lags = new Map(); // report id -> ms from the platform's receipt to this page applying it
   rw.lagOf = function (id) {
     return lags.has(String(id)) ? lags.get(String(id)) : null;
@@ -989,24 +990,49 @@
 
   // One commit hands everything since the last one to the map: the segments' feature
   // states and (one setData) the reports, so that they share one redraw.
+  // The reports' setData goes first: the map redraws once when the worker has taken the
+  // data (before the source's tiles are redone), and the feature states go into that
+  // frame instead of one of their own (see onReportsData).
   function commitFrame() {
     lastCommit = Date.now();
     committedSeq = rw.lastSeq;
     var changed = dirtySegments.size > 0;
-    dirtySegments.forEach(function (state, id) {
-      map.setFeatureState(segmentKey(id), state);
-    });
-    if (shownId != null && dirtySegments.has(shownId)) showSegment(shownId);
-    dirtySegments.clear();
+    var states = dirtySegments;
+    dirtySegments = new Map();
+    if (shownId != null && states.has(shownId)) showSegment(shownId);
     if (reportsDirty && overlays) {
       reportsDirty = false;
       flushReports();
       changed = true;
+      pendingStates.push(states);
+      if (pendingTimer === null) pendingTimer = setTimeout(setPendingStates, PENDING_STATES_MS);
+    } else {
+      setStates(states);
     }
     if (changed) awaitingDraw = true;
     else if (!awaitingDraw) rw.drawnSeq = committedSeq; // nothing to draw
     renderHeader();
     adaptCommits();
+  }
+
+  function setStates(states) {
+    states.forEach(function (state, id) {
+      map.setFeatureState(segmentKey(id), state);
+    });
+  }
+  var pendingStates = []; // feature states waiting for the reports' data to be taken
+  var pendingTimer = null;
+  function setPendingStates() {
+    clearTimeout(pendingTimer);
+    pendingTimer = null;
+    var batches = pendingStates;
+    pendingStates = [];
+    batches.forEach(setStates);
+  }
+  function onReportsData(e) {
+    if (e.sourceId === "reports" && e.sourceDataType === "content" && pendingStates.length) {
+      setPendingStates();
+    }
   }
 
   // drawnSeq: the last seq whose changes are on screen: a frame drawn after the commit,
@@ -1015,7 +1041,7 @@
   var awaitingDraw = false;
   function onMapRender() {
     rw.framesDrawn += 1;
-    if (!awaitingDraw) return;
+    if (!awaitingDraw || pendingStates.length) return;
     if (overlays && !map.isSourceLoaded("reports")) return;
     awaitingDraw = false;
     rw.drawnSeq = committedSeq;
@@ -1502,6 +1528,7 @@
   map.addControl(new maplibregl.AttributionControl({ compact: false }), "bottom-right");
   segmentPointer();
   map.on("render", onMapRender);
+  map.on("data", onReportsData);
 
   applyLanguage();
 
