@@ -165,6 +165,7 @@ class SegmentTiles:
         world = shapely.transform(np.asarray(geoms, dtype=object), _to_world)
         self.world = np.asarray(world, dtype=object)
         self.tree = STRtree(self.world)
+        self.tree.query(shapely.box(0, 0, 0, 0))  # built now, not by two requests at once
         self._world_bounds = shapely.bounds(self.world)
         self.bounds = lonlat_bounds(geoms)
         self._cache: OrderedDict[tuple[int, int, int], Tile] = OrderedDict()

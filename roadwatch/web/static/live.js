@@ -701,7 +701,6 @@
       map.setFilter("districts-focus", ["==", ["get", "code"], districtViews[rotation].code]);
     }
     if (reports.size || reportsDirty) {
-      reportsDirty = false;
       flushReports();
       awaitingDraw = true;
     }
@@ -797,6 +796,7 @@
     if (flushTimer !== null) clearTimeout(flushTimer);
     flushTimer = null;
     if (!overlays) return; // addOverlays flushes them
+    reportsDirty = false;
     lastFlush = Date.now();
     var features = [];
     var nextExpiry = Infinity;
@@ -1000,13 +1000,17 @@
     var states = dirtySegments;
     dirtySegments = new Map();
     if (shownId != null && states.has(shownId)) showSegment(shownId);
-    if (reportsDirty && overlays) {
-      reportsDirty = false;
+    // (a replay that plays commits every animation frame: its reports go at most every
+    // REPORT_FLUSH_MS; a seek while paused shows them at once)
+    var flushNow = reportsDirty && overlays &&
+      (mode === "live" || !player.playing || Date.now() - lastFlush >= REPORT_FLUSH_MS);
+    if (flushNow) {
       flushReports();
       changed = true;
       pendingStates.push(states);
       if (pendingTimer === null) pendingTimer = setTimeout(setPendingStates, PENDING_STATES_MS);
     } else {
+      if (reportsDirty && overlays) scheduleReports();
       setStates(states);
     }
     if (changed) awaitingDraw = true;
@@ -1369,6 +1373,7 @@
       rw.replay.applied = 0;
       rw.replay.reportOrder = [];
       reports.clear();
+      reportsDirty = true; // off the map too
       ticker = [];
       stats.reports_today = 0;
       stats.rectified_today = 0;
