@@ -56,6 +56,7 @@
   var ROTATE_MS = 20000; // big screen: time per district view
   var TICKER_MAX = 30;
   var HIT_PX = 6; // a segment within this many pixels of the pointer is "under" it
+  var COUNT_CAP = 300; // cluster counts drawn at most (HTML over the map)
   var ROUND_FROM_ZOOM = 13; // segments get round ends and joins from this zoom on
 
   var config = JSON.parse(document.getElementById("rw-config").textContent || "{}");
@@ -535,18 +536,6 @@
         },
       },
       {
-        id: "report-cluster-count",
-        type: "symbol",
-        source: "reports",
-        filter: ["has", "point_count"],
-        layout: {
-          "text-field": ["get", "point_count_abbreviated"],
-          "text-size": screenMode ? 15 : 12,
-          "text-allow-overlap": true,
-        },
-        paint: { "text-color": "#1b0f00" },
-      },
-      {
         id: "reports-fresh",
         type: "circle",
         source: "reports",
@@ -779,6 +768,58 @@
         map.easeTo({ center: f.geometry.coordinates, zoom: z });
       });
     });
+  }
+
+  // ------------------------------------------------------- cluster counts
+  // A cluster's count is HTML over the map, not a symbol layer: in software WebGL a symbol
+  // layer on the reports cost two more full frames (its placement) every time the reports
+  // change, twice what the rest of a reports update costs. At most COUNT_CAP of them.
+  var countBox = null;
+  var countEls = [];
+  var countItems = []; // [{at: [lon, lat], text}]
+  var countsDirty = false;
+
+  function takeClusterCounts() {
+    var seen = {};
+    countItems = [];
+    var feats = map.queryRenderedFeatures({ layers: ["report-clusters"] });
+    for (var i = 0; i < feats.length && countItems.length < COUNT_CAP; i++) {
+      var p = feats[i].properties;
+      if (seen[p.cluster_id]) continue; // in two tiles' edges
+      seen[p.cluster_id] = true;
+      countItems.push({ at: feats[i].geometry.coordinates, text: String(p.point_count_abbreviated) });
+    }
+    placeClusterCounts();
+  }
+
+  function placeClusterCounts() {
+    if (!countBox) {
+      countBox = el("div", "rw-cluster-counts");
+      map.getCanvasContainer().appendChild(countBox);
+    }
+    for (var i = 0; i < countItems.length; i++) {
+      var e = countEls[i];
+      if (!e) {
+        e = countEls[i] = el("div", "rw-cluster-count");
+        countBox.appendChild(e);
+      }
+      var xy = map.project(countItems[i].at);
+      if (e.textContent !== countItems[i].text) e.textContent = countItems[i].text;
+      e.style.transform = "translate(" + Math.round(xy.x) + "px," + Math.round(xy.y) + "px)";
+      e.hidden = false;
+    }
+    for (var j = countItems.length; j < countEls.length; j++) countEls[j].hidden = true;
+  }
+
+  // After a frame: new clusters once the reports' tiles are all in; else follow the map.
+  function onCountsRender() {
+    if (!overlays) return;
+    if (countsDirty && map.isSourceLoaded("reports")) {
+      countsDirty = false;
+      takeClusterCounts();
+    } else if (countItems.length) {
+      placeClusterCounts();
+    }
   }
 
   // ------------------------------------------------------------- reports
@@ -1034,9 +1075,9 @@
     batches.forEach(setStates);
   }
   function onReportsData(e) {
-    if (e.sourceId === "reports" && e.sourceDataType === "content" && pendingStates.length) {
-      setPendingStates();
-    }
+    if (e.sourceId !== "reports") return;
+    countsDirty = true;
+    if (e.sourceDataType === "content" && pendingStates.length) setPendingStates();
   }
 
   // drawnSeq: the last seq whose changes are on screen: a frame drawn after the commit,
@@ -1533,7 +1574,11 @@
   map.addControl(new maplibregl.AttributionControl({ compact: false }), "bottom-right");
   segmentPointer();
   map.on("render", onMapRender);
+  map.on("render", onCountsRender);
   map.on("data", onReportsData);
+  map.on("moveend", function () {
+    countsDirty = true; // the clusters of another zoom
+  });
 
   applyLanguage();
 
