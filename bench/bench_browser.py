@@ -212,7 +212,7 @@ def bench_render(browser: Browser, label: str, network: str, runs: int) -> None:
 
     print(
         f"{' ' * len(label)}  medians, ms after navigation: state in the map {med('states')}, "
-        f"all drawn {med('drawn')}, table {med('snapshot')}, resynced {med('resynced')}; "
+        f"all drawn {med('drawn')}, table {med('table')}, resynced {med('resynced')}; "
         f"checked: all {n:,} in the map's tiles, {results[0]['open']} segments with open "
         f"cases ({accepted} reports accepted) coloured as the server has them"
     )

@@ -371,6 +371,15 @@ def test_live_page_draws_network_and_applies_events(
     wait_js(page, f"rw.reportsSeen === {seen + 301}")
     wait_js(page, f"rw.reportsOnMap === {seen + 301}")  # clustered on the map, all there
     assert page.text_content("#rw-count-reports") == str(seen + 301)
+    # each cluster's count is written over it (HTML), and they add up to no more than that
+    page.wait_for_function(
+        "() => document.querySelectorAll('.rw-cluster-count:not([hidden])').length > 10"
+    )
+    counts = page.evaluate(
+        """() => [...document.querySelectorAll('.rw-cluster-count:not([hidden])')]
+            .map(e => Number(e.textContent))"""
+    )
+    assert all(n >= 2 for n in counts) and sum(counts) <= seen + 301
 
     # hovering a segment opens its panel
     point = page.evaluate(

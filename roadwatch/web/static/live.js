@@ -122,7 +122,7 @@
     received: 0, // live events received (applied or not)
     framesDrawn: 0, // map frames rendered
     lastAppliedAt: 0,
-    timings: {}, // ms since navigation start: snapshot, drawn, resynced, ready
+    timings: {}, // ms since navigation start: states (in the map), table, drawn, resynced, ready
     replay: { active: false, loaded: 0, applied: 0, reportOrder: [] },
     featureState: function (segmentId) {
       if (!map || !map.getSource("segments")) return null;
@@ -1553,7 +1553,7 @@
   map = rw._map = new maplibregl.Map({
     container: "rw-map",
     style: mapStyle(),
-    // No glyphs URL (no tile or font server): text is drawn with local fonts.
+    // No glyphs URL (no font server): text is drawn with local fonts.
     validateStyle: false,
     fadeDuration: 0, // no symbol fade-in: every fade is several more full redraws
     localIdeographFontFamily: "'Noto Sans CJK SC', 'Source Han Sans SC', 'PingFang SC', 'Microsoft YaHei', sans-serif",
@@ -1610,7 +1610,7 @@
     if (socket.connected) resync();
   });
   Promise.all([stateReq, tableReq]).then(function (res) {
-    mark("snapshot");
+    mark("table");
     takeTable(res[1]);
     takeState(res[0]);
     tableIn = true;
