@@ -2,22 +2,30 @@
 
 In one run:
   1. time to first full render of the demo network's 2,495 segments: from navigation to
-     `window.roadwatch.ready` (snapshot fetched, every segment drawn, live feed synced),
-     beside a baseline: bare MapLibre drawing the same /api/segments GeoJSON on a blank
-     page of the same origin (no app logic);
+     `window.roadwatch.ready` (the live state in, every segment drawn and coloured by it:
+     the first idle map after the state went into feature state, every tile of the view
+     loaded; the segments' attributes in; the live feed resynced), with 300 open reports
+     so that about 300 segments are coloured; after each run the bench checks that every
+     segment is in the map's tiles and that the map's feature state equals the server's
+     live state. Beside it a baseline: bare MapLibre drawing the /api/segments GeoJSON
+     on a blank page of the same origin (no app logic), timed from after its script is
+     loaded;
   2. the same with a generated 25,000-segment network
      (`roadwatch network generate --segments 25000`, cached in var/bench/);
   3. a stream of 1,000 events/s for 30 s (60 % reports, 40 % segment states) to the
      2,495-segment page: how far behind live the page is (sampled every second: the age
-     of the newest event it has applied when newer ones exist), and its JS heap after a
-     forced GC at the start and the end, beside the same page idle for 10 s.
+     of the newest event drawn on the map, `drawnSeq`: its segment colours and report
+     markers in a frame the map has rendered, when newer events exist), and its JS heap
+     after a forced GC at the start, a third of the way in (when the page's bounded
+     buffers, e.g. the 2,000 reports on the map, are full) and at the end, beside the
+     same page idle for 10 s.
 
 The events of step 3 are emitted through the platform's broadcaster (the one place that
 emits to Socket.IO), so the figure is about Socket.IO delivery and the page, not ingest
 (bench_ingest.py measures that).
 
 Usage: .venv/bin/python bench/bench_browser.py [--runs 3] [--rate 1000] [--seconds 30]
-       [--skip-25k]
+       [--skip-25k] [--cpu-throttle 1]
 """
 
 from __future__ import annotations
@@ -80,27 +88,87 @@ def runtime_for(tmp: Path, network: str) -> Runtime:
     return Runtime.build(settings)
 
 
+CPU_THROTTLE = 1.0  # --cpu-throttle: Chromium's CPU throttling of the page (1 = none)
+
+
 def new_page(browser: Browser, url: str, cookie: str) -> Page:
     context = browser.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
     name, _, value = cookie.partition("=")
     context.add_cookies([{"name": name, "value": value, "url": url}])
-    return context.new_page()
+    page = context.new_page()
+    if CPU_THROTTLE != 1.0:
+        cdp = context.new_cdp_session(page)
+        cdp.send("Emulation.setCPUThrottlingRate", {"rate": CPU_THROTTLE})
+    return page
 
 
-def render_once(browser: Browser, url: str, cookie: str) -> tuple[float, float, int]:
+# After ready: which segments are in the map's tiles, and does the map's feature state
+# agree with the server's live state (asked for now; nothing changes during the bench)?
+CHECK_JS = """async () => {
+  const rw = window.roadwatch, m = rw._map;
+  const ids = new Set(m.querySourceFeatures('segments', {sourceLayer: 'segments'})
+      .map(f => String(f.id)));
+  const truth = await (await fetch(JSON.parse(
+      document.getElementById('rw-config').textContent).map.state)).json();
+  const wrong = Object.keys(truth.states).filter(id => {
+    const st = rw.featureState(id) || {};
+    const [open, overdue, score] = truth.states[id];
+    return st.open !== open || st.overdue !== overdue || st.score !== score;
+  });
+  return {in_tiles: ids.size, open: Object.keys(truth.states).length, wrong: wrong.length};
+}"""
+
+
+def render_once(browser: Browser, url: str, cookie: str) -> dict[str, Any]:
     page = new_page(browser, url, cookie)
     try:
         t0 = time.perf_counter()
         page.goto(url + "/")
         page.wait_for_function("window.roadwatch && window.roadwatch.ready", timeout=120_000)
         wall = (time.perf_counter() - t0) * 1000
-        ready = float(page.evaluate("window.roadwatch.timings.ready"))
+        timings = page.evaluate("window.roadwatch.timings")
         if os.environ.get("BENCH_VERBOSE"):
-            print("   timings", page.evaluate("window.roadwatch.timings"))
+            print("   timings", timings)
         n = int(page.evaluate("window.roadwatch.segmentCount"))
-        return ready, wall, n
+        check = page.evaluate(CHECK_JS)
+        if check["in_tiles"] != n or check["wrong"]:
+            raise SystemExit(f"not a full render: {check} of {n} segments")
+        return {"ready": float(timings["ready"]), "wall": wall, "n": n, **timings, **check}
     finally:
         page.context.close()
+
+
+def seed_open_reports(rt: Runtime, url: str, n: int = 300, seed: int = 3) -> int:
+    """n reports over HTTP at the middle of n segments: the map starts with open cases."""
+    import json
+    import urllib.request
+
+    rng = random.Random(seed)
+    now = time.strftime("%Y-%m-%dT%H:%M:%S+08:00", time.gmtime(time.time() + 8 * 3600))
+    accepted = 0
+    for i, seg in enumerate(rng.sample(list(rt.ctx.network.segments), n)):
+        p = seg.geometry.interpolate(0.5, normalized=True)
+        body = {
+            "v": 1,
+            "report_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "reporter_id": f"zz-bench-{i % 11:04d}",
+            "observed_at": now,
+            "lat": round(p.y, 7),
+            "lon": round(p.x, 7),
+            "crs": "WGS84",
+            "accuracy_m": 5.0,
+            "category": ("E0504", "E0505", "E0201")[i % 3],
+            "severity": 1 + i % 3,
+            "segment_hint": seg.id,
+        }
+        req = urllib.request.Request(
+            url + "/api/reports",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req) as res:
+            accepted += res.status == 201
+    return accepted
 
 
 def baseline_once(browser: Browser, url: str, cookie: str) -> float:
@@ -122,6 +190,7 @@ def bench_render(browser: Browser, label: str, network: str, runs: int) -> None:
         rt = runtime_for(Path(tmp), network)
         server = LiveServer(rt).start()
         try:
+            accepted = seed_open_reports(rt, server.url)
             cookie = session_cookie(server.app, rt)
             render_once(browser, server.url, cookie)  # warm the server's caches
             results = [render_once(browser, server.url, cookie) for _ in range(runs)]
@@ -129,13 +198,23 @@ def bench_render(browser: Browser, label: str, network: str, runs: int) -> None:
         finally:
             server.stop()
             rt.stop()
-    n = results[0][2]
-    ready = [r[0] for r in results]
-    wall = [r[1] for r in results]
+    n = results[0]["n"]
+    ready = [r["ready"] for r in results]
+    wall = [r["wall"] for r in results]
     print(
         f"{label}: {n:,} segments  first full render (navigation → ready) "
         f"median {statistics.median(ready):,.0f} ms  [runs: {_ms(ready)}]"
         f"  wall from goto {statistics.median(wall):,.0f} ms"
+    )
+
+    def med(key: str) -> str:
+        return f"{statistics.median(float(r.get(key, 0)) for r in results):,.0f}"
+
+    print(
+        f"{' ' * len(label)}  medians, ms after navigation: state in the map {med('states')}, "
+        f"all drawn {med('drawn')}, table {med('table')}, resynced {med('resynced')}; "
+        f"checked: all {n:,} in the map's tiles, {results[0]['open']} segments with open "
+        f"cases ({accepted} reports accepted) coloured as the server has them"
     )
     print(
         f"{' ' * len(label)}  baseline, bare MapLibre with the same GeoJSON: "
@@ -249,9 +328,13 @@ def bench_stream(browser: Browser, rate: int, seconds: float) -> None:
             server_behind: list[int] = []
             not_received: list[int] = []
             received0 = int(page.evaluate("window.roadwatch.received"))
+            frames0 = int(page.evaluate("window.roadwatch.framesDrawn"))
             t_start = time.perf_counter()
+            mid_heap = None
             while not stream.done.is_set():
                 time.sleep(1.0)
+                if mid_heap is None and time.perf_counter() - t_start >= seconds / 3:
+                    mid_heap = heap_mb(page, cdp)
                 seq, received = page.evaluate(
                     "[window.roadwatch.drawnSeq, window.roadwatch.received]"
                 )
@@ -259,9 +342,10 @@ def bench_stream(browser: Browser, rate: int, seconds: float) -> None:
                 newest = stream.seq
                 not_received.append(newest - start_seq - (received - received0))
                 server_behind.append(newest - start_seq - rt.broadcaster.emitted)
-                sent = stream.sent_at.get(seq)
-                # caught up: lag 0; otherwise how old the newest applied event is
-                lags.append(0.0 if seq >= newest or sent is None else now - sent)
+                # caught up: lag 0; otherwise how old the newest drawn event is (one
+                # from before the stream: as old as the stream)
+                sent = stream.sent_at.get(seq, t_start if seq < newest else now)
+                lags.append(0.0 if seq >= newest else now - sent)
                 heaps.append(
                     float(
                         page.evaluate("performance.memory ? performance.memory.usedJSHeapSize : 0")
@@ -270,6 +354,7 @@ def bench_stream(browser: Browser, rate: int, seconds: float) -> None:
                 )
             thread.join()
             busy = float(page.evaluate("window.__busy"))
+            frames = int(page.evaluate("window.roadwatch.framesDrawn")) - frames0
             commit_every = page.evaluate("window.roadwatch.commitEvery")
             elapsed = time.perf_counter() - t_start
             deadline = time.perf_counter() + 30
@@ -301,7 +386,10 @@ def bench_stream(browser: Browser, rate: int, seconds: float) -> None:
         f"        events queued in the server, not yet emitted: max {max(server_behind):,}, "
         f"median {statistics.median(server_behind):,.0f}"
     )
-    print(f"        map commits every {commit_every} ms at the end (adapted to the frame cost)")
+    print(
+        f"        map commits every {commit_every} ms at the end (adapted to the frame cost); "
+        f"{frames} map frames drawn ({frames / elapsed:.1f}/s)"
+    )
     print(
         f"        transport {transport}; page main thread in long tasks "
         f"{busy / 1000:.1f} s of {elapsed:.1f} s"
@@ -311,8 +399,10 @@ def bench_stream(browser: Browser, rate: int, seconds: float) -> None:
         f"median {statistics.median(not_received):,.0f}"
     )
     print(
-        f"        JS heap after GC: start {start_heap:.1f} MB, end {end_heap:.1f} MB "
-        f"(+{end_heap - start_heap:.1f} MB); during the stream {min(heaps):.0f}–{max(heaps):.0f} MB"
+        f"        JS heap after GC: start {start_heap:.1f} MB, a third in {mid_heap or 0:.1f} MB, "
+        f"end {end_heap:.1f} MB (+{end_heap - start_heap:.1f} MB; "
+        f"{end_heap - (mid_heap or 0):+.1f} MB over the last two thirds); "
+        f"during the stream {min(heaps):.0f}–{max(heaps):.0f} MB"
     )
     print(
         f"        baseline, the same page idle 10 s: {idle0:.1f} MB → {idle1:.1f} MB "
@@ -348,7 +438,16 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--skip-25k", action="store_true")
+    ap.add_argument(
+        "--cpu-throttle",
+        type=float,
+        default=1.0,
+        help="slow the page's CPU down this many times (Chromium's throttling: the page's "
+        "threads, not the GPU process's software rendering): a slower wall PC, roughly",
+    )
     args = ap.parse_args()
+    global CPU_THROTTLE
+    CPU_THROTTLE = args.cpu_throttle
     import logging
 
     logging.basicConfig(level=logging.WARNING)
@@ -356,7 +455,10 @@ def main() -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         try:
-            print(f"Chromium {browser.version} headless (SwiftShader WebGL), 1920×1080")
+            print(
+                f"Chromium {browser.version} headless (SwiftShader WebGL), 1920×1080"
+                + (f", page CPU throttled {CPU_THROTTLE:g}x" if CPU_THROTTLE != 1.0 else "")
+            )
             bench_render(browser, "demo", "demo", args.runs)
             if not args.skip_25k:
                 bench_render(browser, "25k ", str(ensure_25k()), args.runs)

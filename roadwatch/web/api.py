@@ -103,8 +103,16 @@ def segments() -> Response:
     return jsonify({"type": "FeatureCollection", "seq": seq, "stats": stats, "features": feats})
 
 
-def day_stats(session: Session, only: str | None, now: dt.datetime | None = None) -> dict[str, Any]:
-    """The headline counters of the city's day so far (one district's with `only`)."""
+def day_stats(
+    session: Session,
+    only: str | None,
+    now: dt.datetime | None = None,
+    states: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The headline counters of the city's day so far (one district's with `only`).
+
+    `states`: segment_states(session, None) if the caller has it already.
+    """
     rt = _rt()
     r = models.Report
     local = (now or models.utcnow()).astimezone(rt.settings.tz)
@@ -127,15 +135,16 @@ def day_stats(session: Session, only: str | None, now: dt.datetime | None = None
             .where(r.rectified_at >= midnight, r.case_status.in_(("rectified", "closed")))
         )
     )
-    district_of = {s.id: s.district for s in rt.ctx.network.segments}
+    position, segments = rt.ctx.position, rt.ctx.network.segments
     open_n = overdue_n = 0
     per: dict[str, dict[str, int]] = {}
 
     def row(code: str) -> dict[str, int]:
         return per.setdefault(code, {"reports_today": 0, "open": 0, "overdue": 0})
 
-    for st in segment_states(session, None):
-        d = district_of.get(st["segment_id"])
+    for st in states if states is not None else segment_states(session, None):
+        pos = position.get(st["segment_id"])
+        d = segments[pos].district if pos is not None else None
         if d is None or (only and d != only):
             continue
         open_n += st["open"]

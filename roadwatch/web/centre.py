@@ -1,27 +1,110 @@
-"""Command-centre data beyond the snapshot: headline counters, and the event log for replay.
+"""Command-centre data: the map's, headline counters, and the event log for replay.
 
+GET /api/centre/state               the live state now: segments with something open, the
+                                    seq it is exact at, and today's counters (what the map
+                                    is coloured by before the live feed takes over)
+GET /api/centre/segments/KEY.json   the segments' attributes as columns (cacheable)
+GET /api/centre/tiles/KEY/Z/X/Y.pbf the network as vector tiles (cacheable)
+GET /api/centre/chiefs              each segment's road chief now
 GET /api/stats                      today's counters (city's day), top categories, per district
 GET /api/events?since=&until=       stored live events in a time range, oldest first, paged
 GET /api/replay/state?at=           every segment's live state as it was at a moment
 GET /api/categories                 problem codes with Chinese and English names
 
-All are staff-only and scoped to a district user's district.
+All are staff-only and scoped to a district user's district. KEY names the network file
+and the scope (see mapdata.py); a KEY that is not the viewer's current one is a 404, so a
+cached copy can never be another network's or another scope's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import func, select
 
 from .. import models
-from .api import _decode_cursor, _encode_cursor, _next_url, _rt, _time_arg, day_stats
+from ..pipeline import segment_states
+from .api import (
+    _current_chiefs,
+    _decode_cursor,
+    _encode_cursor,
+    _next_url,
+    _rt,
+    _time_arg,
+    day_stats,
+)
 from .auth import scope_district
 from .errors import ApiError
+from .mapdata import ScopedMap, map_data_of, state_doc, table_response, tile_response
 
 bp = Blueprint("centre", __name__, url_prefix="/api")
 EVENTS_DEFAULT, EVENTS_MAX = 1000, 5000
+
+
+def _scoped_map(key: str) -> ScopedMap:
+    scoped = map_data_of(_rt()).scoped(scope_district())
+    if key != scoped.key:
+        raise ApiError(404, "key", "not_found", "no such map data (a newer network or scope?)")
+    return scoped
+
+
+@bp.get("/centre/tiles/<key>/<int:z>/<int:x>/<int:y>.pbf")
+def centre_tile(key: str, z: int, x: int, y: int) -> Response:
+    scoped = _scoped_map(key)
+    if not (0 <= z <= 30 and 0 <= x < (1 << z) and 0 <= y < (1 << z)):
+        raise ApiError(404, "tile", "not_found", "no such tile")
+    return tile_response(scoped, z, x, y)
+
+
+@bp.get("/centre/segments/<key>.json")
+def centre_segments(key: str) -> Response:
+    return table_response(_scoped_map(key))
+
+
+def live_state(only: str | None) -> dict[str, Any]:
+    """Every visible segment's live state (absent: calm), exact as of event `seq`."""
+    rt = _rt()
+    now = models.utcnow()
+    with rt.sessions() as session:
+        # One consistent snapshot: the states are exactly those after event `seq`, so a
+        # client that resyncs from `seq` neither misses nor repeats anything.
+        if session.get_bind().dialect.name == "postgresql":
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        seq = session.scalar(select(func.max(models.Event.seq))) or 0
+        states = segment_states(session, None)
+        stats = day_stats(session, only, now, states)
+    pos, segs = rt.ctx.position, rt.ctx.network.segments
+
+    def visible(sid: str) -> bool:
+        p = pos.get(sid)
+        return p is not None and (only is None or segs[p].district == only)
+
+    return state_doc(states, seq, stats, visible)
+
+
+@bp.get("/centre/state")
+def centre_state() -> Response:
+    res = jsonify(live_state(scope_district()))
+    res.headers["Cache-Control"] = "no-store"
+    return res
+
+
+@bp.get("/centre/chiefs")
+def centre_chiefs() -> Response:
+    """{segment id: [person id, name]} of each visible segment's road chief (level 3) now."""
+    rt = _rt()
+    only = scope_district()
+    with rt.sessions() as session:
+        chiefs = _current_chiefs(session, models.utcnow())
+    pos, segs = rt.ctx.position, rt.ctx.network.segments
+    out = {
+        sid: [c["id"], c["name"]]
+        for sid, c in chiefs.items()
+        if sid in pos and (only is None or segs[pos[sid]].district == only)
+    }
+    return jsonify(out)
 
 
 @bp.get("/categories")

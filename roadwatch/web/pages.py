@@ -7,6 +7,9 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from sqlalchemy import text
 
+from .centre import live_state
+from .mapdata import map_data_of
+
 bp = Blueprint("pages", __name__)
 
 
@@ -30,6 +33,13 @@ def _page_config(screen: bool) -> dict[str, Any]:
             else None
         ),
         "district_names": rt.ctx.district_names,
+        # where the map's tiles and segment table are, and the first view (see mapdata.py)
+        "map": map_data_of(rt)
+        .scoped(user.sees_district if user else None)
+        .config(request.script_root),
+        # the live state to draw first (segments with something open, exact as of `seq`):
+        # in the page, so the map is coloured by its first frame without another request
+        "state": live_state(user.sees_district if user else None),
     }
 
 

@@ -58,7 +58,8 @@ def test_a_fresh_start_draws_every_segment_and_a_live_report_recolours_one(
     print(f"logged in, page ready (2,495 segments drawn, synced) in {time.monotonic() - t0:.2f} s")
     assert page.evaluate("window.roadwatch.segmentCount") == 2495
     drawn = page.evaluate(
-        "new Set(window.roadwatch._map.querySourceFeatures('segments').map(f => f.id)).size"
+        "new Set(window.roadwatch._map.querySourceFeatures('segments', {sourceLayer: 'segments'})"
+        ".map(f => f.id)).size"
     )
     assert drawn == 2495
     seen = page.evaluate("window.roadwatch.reportsSeen")
@@ -133,7 +134,8 @@ def test_a_fresh_start_draws_every_segment_and_a_live_report_recolours_one(
     # a segment click opens its panel: chief and team, open cases with deadlines, history
     point = page.evaluate(
         f"""(() => {{ const m = window.roadwatch._map;
-            const f = m.querySourceFeatures('segments').find(x => x.id === {seg});
+            const f = m.querySourceFeatures('segments', {{sourceLayer: 'segments'}})
+                .find(x => x.id === {seg});
             const c = f.geometry.coordinates; const i = Math.floor((c.length - 1) / 2);
             const mid = [(c[i][0] + c[i + 1][0]) / 2, (c[i][1] + c[i + 1][1]) / 2];
             m.jumpTo({{center: mid, zoom: 15.5}}); return mid; }})()"""

@@ -1,8 +1,9 @@
 """The command-centre page (/) against a stand-in server, in headless Chromium.
 
 The real template and static files are served by a tiny Flask-SocketIO app that
-answers /api/districts and /api/segments with a synthetic 2,495-segment network
-and keeps an event log with seq numbers, replaying it on `resync`. This proves
+answers /api/districts and the map's data (the server's own vector tiles and segment
+table, built by roadwatch.web.mapdata) for a synthetic 2,495-segment network, and
+keeps an event log with seq numbers, replaying it on `resync`. This proves
 the page's side of the contract; the end-to-end test with the real server lives
 elsewhere.
 """
@@ -20,10 +21,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from flask import Flask, render_template, request
+from flask import Flask, Response, render_template, request
 from flask_socketio import SocketIO, emit
 from playwright.sync_api import Page
 from werkzeug.serving import make_server
+
+from roadwatch.web.mapdata import MapData, rows_from_features, table_response, tile_response
 
 from .conftest import save_screenshot
 
@@ -123,6 +126,7 @@ class LiveStub:
         self.segments = make_segments()
         self.ids = [f["id"] for f in self.segments["features"]]
         self.open_total = sum(f["properties"]["state"]["open"] for f in self.segments["features"])
+        self.map = MapData(rows_from_features(self.segments["features"]), "stub").scoped(None)
         self.seq = SNAPSHOT_SEQ
         self.log: list[tuple[str, dict[str, Any]]] = []
         self.resyncs: list[int] = []
@@ -142,7 +146,12 @@ class LiveStub:
         @app.get("/")
         def index() -> str:
             # as the real app spells it: relative to the app root
-            config = {"socketio_path": "socket.io", "namespace": NAMESPACE}
+            config = {
+                "socketio_path": "socket.io",
+                "namespace": NAMESPACE,
+                "map": self.map.config(""),
+                "state": self.state(),
+            }
             return render_template("index.html", title="路长制 指挥中心", config=config)
 
         @app.get("/api/districts")
@@ -152,6 +161,29 @@ class LiveStub:
         @app.get("/api/segments")
         def segments() -> dict[str, Any]:
             return self.segments
+
+        # the map's data, built by the server's own code from the same segments
+        @app.get("/api/centre/state")
+        def state() -> dict[str, Any]:
+            return self.state()
+
+        @app.get("/api/centre/segments/<key>.json")
+        def table(key: str) -> Response:
+            assert key == self.map.key
+            return table_response(self.map)
+
+        @app.get("/api/centre/tiles/<key>/<int:z>/<int:x>/<int:y>.pbf")
+        def tile(key: str, z: int, x: int, y: int) -> Response:
+            assert key == self.map.key
+            return tile_response(self.map, z, x, y)
+
+        @app.get("/api/centre/chiefs")
+        def chiefs() -> dict[str, Any]:
+            return {
+                f["id"]: [f["properties"]["chief"]["id"], f["properties"]["chief"]["name"]]
+                for f in self.segments["features"]
+                if f["properties"]["chief"]
+            }
 
         @app.get("/api/categories")
         def categories() -> dict[str, Any]:
@@ -179,6 +211,15 @@ class LiveStub:
                 return {"ok": True, "seq": self.seq}
 
         return app
+
+    def state(self) -> dict[str, Any]:
+        """The live state as of the snapshot's seq (segments with something open)."""
+        states = {}
+        for f in self.segments["features"]:
+            st = f["properties"]["state"]
+            if st["open"]:
+                states[f["id"]] = [st["open"], st["overdue"], st["score"]]
+        return {"seq": SNAPSHOT_SEQ, "stats": None, "states": states}
 
     # -- driving events --------------------------------------------------
     def push(self, event: str, payload: dict[str, Any]) -> int:
@@ -276,8 +317,8 @@ def test_live_page_draws_network_and_applies_events(
     # the whole network is drawn
     assert rw(page, "segmentCount") == N_SEGMENTS
     ids = page.evaluate(
-        "() => [...new Set(window.roadwatch._map.querySourceFeatures('segments')"
-        ".map(f => f.id))].length"
+        "() => [...new Set(window.roadwatch._map.querySourceFeatures('segments', "
+        "{sourceLayer: 'segments'}).map(f => f.id))].length"
     )
     assert ids == N_SEGMENTS
     assert page.text_content("#rw-count-segments") == "2,495"
@@ -330,6 +371,15 @@ def test_live_page_draws_network_and_applies_events(
     wait_js(page, f"rw.reportsSeen === {seen + 301}")
     wait_js(page, f"rw.reportsOnMap === {seen + 301}")  # clustered on the map, all there
     assert page.text_content("#rw-count-reports") == str(seen + 301)
+    # each cluster's count is written over it (HTML), and they add up to no more than that
+    page.wait_for_function(
+        "() => document.querySelectorAll('.rw-cluster-count:not([hidden])').length > 10"
+    )
+    counts = page.evaluate(
+        """() => [...document.querySelectorAll('.rw-cluster-count:not([hidden])')]
+            .map(e => Number(e.textContent))"""
+    )
+    assert all(n >= 2 for n in counts) and sum(counts) <= seen + 301
 
     # hovering a segment opens its panel
     point = page.evaluate(

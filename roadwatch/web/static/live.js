@@ -1,28 +1,38 @@
 /* roadwatch command centre: live map, big-screen mode and replay (路长制 指挥中心).
  *
  * Data flow
- *   1. GET /api/districts and GET /api/segments (GeoJSON). The segments
- *      snapshot carries a top-level "seq": the last event it includes.
- *   2. Draw districts, segments (GeoJSON source, promoteId "id"), road labels
- *      and clustered reports.
+ *   1. The map is created with its whole style at once, fitted to the network's
+ *      bounds (config.map.bounds: the first frame is the final view): the
+ *      segments come as vector tiles built by the server (config.map.tiles; the
+ *      worker only decodes them), the district outlines as GeoJSON, reports as
+ *      an (empty) clustered GeoJSON source.
+ *   2. At the same time: GET config.map.state (the live state of the segments
+ *      with something open, the "seq" it is exact at, today's counters) and
+ *      config.map.table (every segment's attributes as columns). The states go
+ *      into feature state before the first full frame is counted: "drawn" is
+ *      the first idle map (every tile of the view loaded and drawn) after that.
  *   3. Connect Socket.IO (namespace config.namespace, path config.socketio_path;
  *      the session cookie is the login). On EVERY connect emit
  *      `resync {since: lastSeq}`; the server replays what was missed (same event
  *      names, seq order) and then acks.
  *   4. Events are queued and applied once per animation frame, exactly once
- *      each: an event whose seq is <= lastSeq is ignored. Segment state goes
- *      through setFeatureState (once per segment per frame, never a redraw);
- *      reports are coalesced into one setData at most every REPORT_FLUSH_MS.
+ *      each: an event whose seq is <= lastSeq is ignored. The map gets them in
+ *      commits (every 400-1500 ms, see commitEvery): segment state through
+ *      setFeatureState (once per segment, never a redraw), the reports as one
+ *      setData, so both share one redraw. drawnSeq is the last seq on screen.
+ *      After the first full render: district names, the road chiefs
+ *      (config.map.chiefs) and category names.
  *   5. Replay: the event log of a day or week (GET /api/events, paged) played
  *      at a chosen speed from the state at its start (GET /api/replay/state);
- *      "back to live" reloads the snapshot and resyncs.
+ *      "back to live" reloads the live state and resyncs.
  *
- * Config (JSON in #rw-config): socketio_path, namespace; optional timezone
+ * Config (JSON in #rw-config): socketio_path, namespace, map {tiles, table,
+ * state, chiefs, maxzoom, bounds, district_views, segments}; optional timezone
  * (default Asia/Shanghai), screen (big-screen mode), user, district_names,
  * attribution, socketio_auth.
  *
  * Test hooks on window.roadwatch: ready, segmentCount, lastSeq, reportsSeen,
- * connected, drawnSeq, featureState(segmentId), hasReport(id), reportsOnMap, timings,
+ * connected, drawnSeq (the last seq drawn on the map), featureState(segmentId), hasReport(id), reportsOnMap, timings,
  * lastAppliedAt, lagOf(reportId), replay {active, loaded, applied, reportOrder}; _map is the
  * maplibregl.Map (internal, for tests and the console).
  */
@@ -30,12 +40,14 @@
   "use strict";
 
   var REPORT_CAP = 2000; // most recent reports kept on the map
-  var REPORT_FLUSH_MS = 500; // at most one reports setData per this interval
-  // At least this long between two batches of map changes (feature states). A map change
-  // costs a re-render, which in software WebGL (a wall PC without a GPU) takes long:
-  // measured, every-frame commits at 1,000 events/s kept the page seconds behind.
+  var REPORT_FLUSH_MS = 500; // a report's "fresh" ring is taken off at most this often
+  // At least this long between two batches of map changes (feature states, reports). A
+  // map change costs re-renders, which in software WebGL (a wall PC without a GPU) take
+  // long: measured, every-frame commits at 1,000 events/s kept the page seconds behind.
   var MAP_COMMIT_MS = 400;
   var MAP_COMMIT_MAX_MS = 1500;
+  var BUSY_WINDOW_MS = 2000; // the commit gap is adapted over this long
+  var PENDING_STATES_MS = 300; // feature states wait this long at most for the reports' data
   var FRAME_FALLBACK_MS = 250; // apply events even if no animation frame comes (hidden tab)
   var FRESH_MS = 6000; // a new report is highlighted this long
   var RESYNC_ACK_TIMEOUT_MS = 15000;
@@ -44,6 +56,8 @@
   var ROTATE_MS = 20000; // big screen: time per district view
   var TICKER_MAX = 30;
   var HIT_PX = 6; // a segment within this many pixels of the pointer is "under" it
+  var COUNT_CAP = 300; // cluster counts drawn at most (HTML over the map)
+  var ROUND_FROM_ZOOM = 13; // segments get round ends and joins from this zoom on
 
   var config = JSON.parse(document.getElementById("rw-config").textContent || "{}");
   var root = document.body.getAttribute("data-root") || "";
@@ -51,6 +65,11 @@
   var attribution = config.attribution || "roadwatch 示例路网 (generated)";
   var screenMode = !!config.screen;
   var districtNames = config.district_names || {};
+  var mapCfg = config.map || {};
+  var SEGMENT_LAYER = "segments"; // the layer inside the vector tiles (roadwatch/mvt.py)
+  function segmentKey(id) {
+    return { source: "segments", sourceLayer: SEGMENT_LAYER, id: id };
+  }
 
   // ----------------------------------------------------------------- i18n
   // The page's words, Chinese (default) and English: live-i18n.js.
@@ -85,6 +104,7 @@
   var map = null;
   var socket = null;
   var drawn = false;
+  var overlays = false; // the district outlines and the reports' layers are on the map
   var resynced = false;
   var hoveredId = null;
   var pinnedId = null;
@@ -100,12 +120,13 @@
     reportsOnMap: 0,
     drawnSeq: 0, // the last seq whose changes have been handed to the map
     received: 0, // live events received (applied or not)
+    framesDrawn: 0, // map frames rendered
     lastAppliedAt: 0,
-    timings: {}, // ms since navigation start: snapshot, drawn, resynced, ready
+    timings: {}, // ms since navigation start: states (in the map), table, drawn, resynced, ready
     replay: { active: false, loaded: 0, applied: 0, reportOrder: [] },
     featureState: function (segmentId) {
       if (!map || !map.getSource("segments")) return null;
-      return map.getFeatureState({ source: "segments", id: String(segmentId) });
+      return map.getFeatureState(segmentKey(String(segmentId)));
     },
     hasReport: function (id) {
       return reports.has(String(id));
@@ -159,6 +180,7 @@
 
   function mark(name) {
     rw.timings[name] = Math.round(performance.now());
+    if (performance.mark) performance.mark("roadwatch:" + name); // for traces
   }
 
   function cssVar(name, fallback) {
@@ -188,8 +210,9 @@
     location.href = root + "/login?next=" + encodeURIComponent(location.pathname + location.search);
   }
 
-  function fetchJSON(path) {
-    return fetch(root + path, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+  // path: under the app's root ("/api/…"), or a URL as the config gives it (url = true)
+  function fetchJSON(path, url) {
+    return fetch(url ? path : root + path, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (r) {
         if (r.status === 401) {
           toLogin();
@@ -420,9 +443,9 @@
 
   function setHover(id) {
     if (id === hoveredId) return;
-    if (hoveredId != null) map.setFeatureState({ source: "segments", id: hoveredId }, { hover: false });
+    if (hoveredId != null) map.setFeatureState(segmentKey(hoveredId), { hover: false });
     hoveredId = id;
-    if (id != null) map.setFeatureState({ source: "segments", id: id }, { hover: true });
+    if (id != null) map.setFeatureState(segmentKey(id), { hover: true });
     map.getCanvas().style.cursor = id != null ? "pointer" : "";
     if (pinnedId == null) showSegment(id);
   }
@@ -444,7 +467,13 @@
         id: "segments",
         type: "line",
         source: "segments",
-        layout: { "line-cap": "round", "line-join": "round" },
+        "source-layer": SEGMENT_LAYER,
+        // Round ends and joins only where a line is wide enough to show them: at the
+        // city's zoom (1-2 px lines) they would cost a third of every frame for nothing.
+        layout: {
+          "line-cap": ["step", ["zoom"], "butt", ROUND_FROM_ZOOM, "round"],
+          "line-join": ["step", ["zoom"], "miter", ROUND_FROM_ZOOM, "round"],
+        },
         paint: {
           // Colour by the live score (deductions of the open cases), overdue on top.
           "line-color": [
@@ -469,6 +498,7 @@
         id: "road-labels",
         type: "symbol",
         source: "segments",
+        "source-layer": SEGMENT_LAYER,
         minzoom: 12,
         layout: {
           "symbol-placement": "line",
@@ -506,18 +536,6 @@
         },
       },
       {
-        id: "report-cluster-count",
-        type: "symbol",
-        source: "reports",
-        filter: ["has", "point_count"],
-        layout: {
-          "text-field": ["get", "point_count_abbreviated"],
-          "text-size": screenMode ? 15 : 12,
-          "text-allow-overlap": true,
-        },
-        paint: { "text-color": "#1b0f00" },
-      },
-      {
         id: "reports-fresh",
         type: "circle",
         source: "reports",
@@ -548,24 +566,6 @@
     ];
   }
 
-  function lineBounds(features) {
-    var b = [Infinity, Infinity, -Infinity, -Infinity];
-    var visit = function (c) {
-      if (typeof c[0] === "number") {
-        if (c[0] < b[0]) b[0] = c[0];
-        if (c[1] < b[1]) b[1] = c[1];
-        if (c[0] > b[2]) b[2] = c[0];
-        if (c[1] > b[3]) b[3] = c[1];
-      } else {
-        for (var i = 0; i < c.length; i++) visit(c[i]);
-      }
-    };
-    features.forEach(function (f) {
-      if (f.geometry) visit(f.geometry.coordinates);
-    });
-    return b[0] <= b[2] ? [[b[0], b[1]], [b[2], b[3]]] : null;
-  }
-
   // Area centroid of the outer ring of the largest polygon: good enough to
   // place a district name.
   function labelPoint(geometry) {
@@ -587,32 +587,42 @@
     return best && best.point;
   }
 
-  var districtViews = []; // [{code, name, bounds}] for the big screen's rotation
-  var cityBounds = null;
+  function toLngLatBounds(b) {
+    return b && b.length === 4 ? [[b[0], b[1]], [b[2], b[3]]] : null;
+  }
+  // [{code, bounds}] for the big screen's rotation: the server's, from the segments.
+  var districtViews = (mapCfg.district_views || []).map(function (v) {
+    return { code: v.code, bounds: toLngLatBounds(v.bounds) };
+  });
+  var cityBounds = toLngLatBounds(mapCfg.bounds);
 
-  function addDistricts(fc) {
-    map.addSource("districts", { type: "geojson", data: fc });
-    map.addLayer({
-      id: "districts-fill",
-      type: "fill",
-      source: "districts",
-      paint: { "fill-color": palette.districtFill, "fill-opacity": 0.06 },
-    });
-    map.addLayer({
-      id: "districts-line",
-      type: "line",
-      source: "districts",
-      paint: { "line-color": palette.districtLine, "line-width": screenMode ? 1.8 : 1.2, "line-dasharray": [3, 2] },
-    });
-    // The district the big screen is showing, outlined brightly.
-    map.addLayer({
-      id: "districts-focus",
-      type: "line",
-      source: "districts",
-      filter: ["==", ["get", "code"], ""],
-      paint: { "line-color": cssVar("--accent", "#4cc3ff"), "line-width": 3, "line-opacity": 0.9 },
-    });
-    // Names as HTML markers: large and crisp at any zoom.
+  function districtLayers() {
+    return [
+      {
+        id: "districts-fill",
+        type: "fill",
+        source: "districts",
+        paint: { "fill-color": palette.districtFill, "fill-opacity": 0.06 },
+      },
+      {
+        id: "districts-line",
+        type: "line",
+        source: "districts",
+        paint: { "line-color": palette.districtLine, "line-width": screenMode ? 1.8 : 1.2, "line-dasharray": [3, 2] },
+      },
+      {
+        // The district the big screen is showing, outlined brightly.
+        id: "districts-focus",
+        type: "line",
+        source: "districts",
+        filter: ["==", ["get", "code"], ""],
+        paint: { "line-color": cssVar("--accent", "#4cc3ff"), "line-width": 3, "line-opacity": 0.9 },
+      },
+    ];
+  }
+
+  // District names as HTML markers: large and crisp at any zoom.
+  function addDistrictNames(fc) {
     (fc.features || []).forEach(function (f) {
       var p = f.geometry && labelPoint(f.geometry);
       var props = f.properties || {};
@@ -623,75 +633,129 @@
     });
   }
 
-  function districtBounds(features) {
-    var byDistrict = {};
-    features.forEach(function (f) {
-      var d = f.properties && f.properties.district;
-      if (d) (byDistrict[d] = byDistrict[d] || []).push(f);
-    });
-    districtViews = Object.keys(byDistrict).sort().map(function (code) {
-      return { code: code, bounds: lineBounds(byDistrict[code]) };
-    });
-  }
-
   function mapPadding() {
-    var c = map.getContainer();
+    var c = map ? map.getContainer() : $("rw-map");
     var side = Math.min(screenMode ? 420 : 340, c.clientWidth * 0.3);
     return { top: 40, bottom: screenMode ? 40 : 30, left: 40, right: side };
   }
 
-  function addSegments(fc) {
-    var features = fc.features || [];
-    var slim = new Array(features.length);
-    var totalOpen = 0, totalOverdue = 0;
-    for (var i = 0; i < features.length; i++) {
-      var f = features[i];
-      var props = f.properties || {};
-      var id = String(props.id != null ? props.id : f.id);
-      var st = props.state || {};
-      var s = { props: props, open: st.open | 0, overdue: st.overdue | 0, score: st.score != null ? st.score : 100 };
-      segments.set(id, s);
-      totalOpen += s.open;
-      totalOverdue += s.overdue;
-      // Only what the style needs goes to the map worker; the rest stays here.
-      slim[i] = {
-        type: "Feature",
-        geometry: f.geometry,
-        properties: { id: id, road: props.road || "", open: s.open, overdue: s.overdue, score: s.score },
-      };
-    }
-    totals.open = totalOpen;
-    totals.overdue = totalOverdue;
-    map.addSource("segments", {
-      type: "geojson",
-      data: { type: "FeatureCollection", features: slim },
-      promoteId: "id",
-      attribution: attribution,
+  // A URL for the map's worker (which has no base URL of its own); "{z}" stays as is.
+  function absoluteURL(path) {
+    return /^[a-z]+:/i.test(path) ? path : location.origin + (path.charAt(0) === "/" ? "" : "/") + path;
+  }
+
+  // The whole style at once: one style load, no source or layer added later.
+  function mapStyle() {
+    var layers = [{ id: "background", type: "background", paint: { "background-color": palette.mapBg } }];
+    return {
+      version: 8,
+      // No paint transitions: with the default (300 ms) the map redraws continuously for
+      // 300 ms after the style and after every layer that is added, a full frame each time.
+      transition: { duration: 0, delay: 0 },
+      sources: {
+        segments: {
+          type: "vector",
+          tiles: [absoluteURL(mapCfg.tiles)],
+          minzoom: 0,
+          maxzoom: mapCfg.maxzoom || 14,
+          bounds: mapCfg.bounds || undefined,
+          promoteId: "id",
+          attribution: attribution,
+        },
+      },
+      layers: layers.concat(segmentLayers()),
+    };
+  }
+
+  // Right after the first full render: the district outlines (under the segments) and
+  // the reports (clustered, over them). Each source that loads costs the map another
+  // full frame; before the first full render that would only delay it.
+  function addOverlays(districts) {
+    map.addSource("districts", { type: "geojson", data: districts });
+    districtLayers().forEach(function (l) {
+      map.addLayer(l, "segments");
     });
-    segmentLayers().forEach(function (l) {
+    map.addSource("reports", {
+      type: "geojson",
+      data: { type: "FeatureCollection", features: [] },
+      cluster: true,
+      clusterRadius: 42,
+      clusterMaxZoom: 14,
+    });
+    reportLayers().forEach(function (l) {
       map.addLayer(l);
     });
+    overlays = true;
+    if (rotation >= 0 && districtViews[rotation]) {
+      map.setFilter("districts-focus", ["==", ["get", "code"], districtViews[rotation].code]);
+    }
+    if (reports.size || reportsDirty) {
+      flushReports();
+      awaitingDraw = true;
+    }
+  }
 
-    cityBounds = lineBounds(features);
-    districtBounds(features);
-    if (cityBounds) map.fitBounds(cityBounds, { padding: mapPadding(), duration: 0 });
+  // Every segment's attributes, from the server's columns (mapdata.py).
+  function takeTable(doc) {
+    var words = doc.strings || [];
+    var word = function (col, i) {
+      var k = col ? col[i] : null;
+      return k != null ? words[k] : "";
+    };
+    segments.clear();
+    for (var i = 0; i < doc.id.length; i++) {
+      segments.set(String(doc.id[i]), {
+        props: {
+          id: doc.id[i],
+          name: doc.name[i],
+          road: word(doc.road, i),
+          from: word(doc.from, i),
+          to: word(doc.to, i),
+          district: word(doc.district, i),
+          subdistrict: word(doc.subdistrict, i),
+          length_m: doc.length_m[i],
+          chief: null,
+        },
+        open: 0,
+        overdue: 0,
+        score: 100,
+      });
+    }
     rw.segmentCount = segments.size;
     renderHeader();
+  }
 
-    // Hits within HIT_PX of the pointer (a thin line is hard to hit exactly); no
-    // second, wider layer for that: it would double the work of drawing the network.
+  // The road chiefs, after the first full render: only the panel shows them.
+  function loadChiefs() {
+    if (!mapCfg.chiefs) return;
+    fetchJSON(mapCfg.chiefs, true).then(function (chiefs) {
+      Object.keys(chiefs || {}).forEach(function (id) {
+        var s = segments.get(id);
+        if (s) s.props.chief = { id: chiefs[id][0], name: chiefs[id][1] };
+      });
+      if (shownId) showSegment(shownId);
+    }).catch(function (err) {
+      console.warn("roadwatch: road chiefs not loaded", err);
+    });
+  }
+
+  // Hits within HIT_PX of the pointer (a thin line is hard to hit exactly); no
+  // second, wider layer for that: it would double the work of drawing the network.
+  function segmentPointer() {
     var hitAt = function (point) {
       var box = [[point.x - HIT_PX, point.y - HIT_PX], [point.x + HIT_PX, point.y + HIT_PX]];
       return map.queryRenderedFeatures(box, { layers: ["segments"] });
     };
     map.on("mousemove", function (e) {
+      if (!drawn) return;
       var hits = hitAt(e.point);
       setHover(hits.length ? String(hits[0].id) : null);
     });
     map.getCanvas().addEventListener("mouseleave", function () {
-      setHover(null);
+      if (drawn) setHover(null);
     });
     map.on("click", function (e) {
+      if (!drawn) return;
       var hits = hitAt(e.point);
       pinnedId = hits.length ? String(hits[0].id) : null;
       showSegment(pinnedId != null ? pinnedId : hoveredId);
@@ -706,17 +770,56 @@
     });
   }
 
-  function addReports() {
-    map.addSource("reports", {
-      type: "geojson",
-      data: { type: "FeatureCollection", features: [] },
-      cluster: true,
-      clusterRadius: 42,
-      clusterMaxZoom: 14,
-    });
-    reportLayers().forEach(function (l) {
-      map.addLayer(l);
-    });
+  // ------------------------------------------------------- cluster counts
+  // A cluster's count is HTML over the map, not a symbol layer: in software WebGL a symbol
+  // layer on the reports cost two more full frames (its placement) every time the reports
+  // change, twice what the rest of a reports update costs. At most COUNT_CAP of them.
+  var countBox = null;
+  var countEls = [];
+  var countItems = []; // [{at: [lon, lat], text}]
+  var countsDirty = false;
+
+  function takeClusterCounts() {
+    var seen = {};
+    countItems = [];
+    var feats = map.queryRenderedFeatures({ layers: ["report-clusters"] });
+    for (var i = 0; i < feats.length && countItems.length < COUNT_CAP; i++) {
+      var p = feats[i].properties;
+      if (seen[p.cluster_id]) continue; // in two tiles' edges
+      seen[p.cluster_id] = true;
+      countItems.push({ at: feats[i].geometry.coordinates, text: String(p.point_count_abbreviated) });
+    }
+    placeClusterCounts();
+  }
+
+  function placeClusterCounts() {
+    if (!countBox) {
+      countBox = el("div", "rw-cluster-counts");
+      map.getCanvasContainer().appendChild(countBox);
+    }
+    for (var i = 0; i < countItems.length; i++) {
+      var e = countEls[i];
+      if (!e) {
+        e = countEls[i] = el("div", "rw-cluster-count");
+        countBox.appendChild(e);
+      }
+      var xy = map.project(countItems[i].at);
+      if (e.textContent !== countItems[i].text) e.textContent = countItems[i].text;
+      e.style.transform = "translate(" + Math.round(xy.x) + "px," + Math.round(xy.y) + "px)";
+      e.hidden = false;
+    }
+    for (var j = countItems.length; j < countEls.length; j++) countEls[j].hidden = true;
+  }
+
+  // After a frame: new clusters once the reports' tiles are all in; else follow the map.
+  function onCountsRender() {
+    if (!overlays) return;
+    if (countsDirty && map.isSourceLoaded("reports")) {
+      countsDirty = false;
+      takeClusterCounts();
+    } else if (countItems.length) {
+      placeClusterCounts();
+    }
   }
 
   // ------------------------------------------------------------- reports
@@ -731,7 +834,10 @@
   }
 
   function flushReports() {
+    if (flushTimer !== null) clearTimeout(flushTimer);
     flushTimer = null;
+    if (!overlays) return; // addOverlays flushes them
+    reportsDirty = false;
     lastFlush = Date.now();
     var features = [];
     var nextExpiry = Infinity;
@@ -760,7 +866,7 @@
     return true;
   }
 
-  var dirtySegments = new Map(); // id -> state to set in this frame
+  var dirtySegments = new Map(); // id -> state to set in the next commit
   var lags = new Map(); // report id -> ms from the platform's receipt to this page applying it
   rw.lagOf = function (id) {
     return lags.has(String(id)) ? lags.get(String(id)) : null;
@@ -842,8 +948,9 @@
 
   // ----------------------------------------------- coalescing per frame
   // Events are queued as they arrive and applied together once per animation
-  // frame: one setFeatureState per changed segment, one header render, and
-  // at most one reports setData per REPORT_FLUSH_MS, however many events came.
+  // frame (the page's books and the header); the map gets them in commits (see
+  // commitFrame): one setFeatureState per changed segment and one reports setData,
+  // however many events came.
   var queue = [];
   var frameQueued = false;
   var reportsDirty = false;
@@ -863,6 +970,7 @@
   }
 
   function applyQueued() {
+    if (!tableIn) return; // kept in order until the segments' attributes are in
     var batch = queue;
     queue = [];
     for (var i = 0; i < batch.length; i++) {
@@ -879,16 +987,34 @@
   // The gap between map commits adapts to what a frame costs here: about three frames'
   // worth, so the page never spends more than a third of its time redrawing and always
   // has time left to take in events (a busy wall PC falls behind otherwise).
+  // The gap between map commits adapts to what drawing costs here, so that the page
+  // spends at most about half its time drawing and always has time to take in events:
+  // every commit is several full frames (the feature states one, the reports' setData
+  // three or four: the source's data, then its tiles in batches), and a frame takes
+  // 70-250 ms in software WebGL (a wall PC without a GPU), more on a busy machine.
   var commitEvery = MAP_COMMIT_MS;
-  function measureFrame() {
-    requestAnimationFrame(function () {
-      var t1 = performance.now();
-      requestAnimationFrame(function () {
-        var cost = performance.now() - t1;
-        commitEvery = Math.min(MAP_COMMIT_MAX_MS, Math.max(MAP_COMMIT_MS, 3 * cost));
-        rw.commitEvery = Math.round(commitEvery);
+  rw.commitEvery = commitEvery;
+  var busyMs = 0; // main-thread long tasks (the frames, mostly) since busySince
+  var busySince = performance.now();
+  try {
+    new PerformanceObserver(function (list) {
+      list.getEntries().forEach(function (e) {
+        busyMs += e.duration;
       });
-    });
+    }).observe({ type: "longtask" });
+  } catch (e) {
+    busyMs = -1; // no long-task timing here: stay at MAP_COMMIT_MS
+  }
+  function adaptCommits() {
+    var now = performance.now(), span = now - busySince;
+    if (busyMs < 0 || span < BUSY_WINDOW_MS) return;
+    var share = busyMs / span;
+    if (share > 0.5) commitEvery = Math.min(MAP_COMMIT_MAX_MS, commitEvery * 1.3);
+    else if (share < 0.3) commitEvery = Math.max(MAP_COMMIT_MS, commitEvery * 0.85);
+    rw.commitEvery = Math.round(commitEvery);
+    rw.busyShare = Math.round(share * 100) / 100;
+    busyMs = 0;
+    busySince = now;
   }
   function scheduleCommit() {
     if (commitTimer !== null) return;
@@ -903,20 +1029,67 @@
     }, wait);
   }
 
+  // One commit hands everything since the last one to the map: the segments' feature
+  // states and (one setData) the reports, so that they share one redraw.
+  // The reports' setData goes first: the map redraws once when the worker has taken the
+  // data (before the source's tiles are redone), and the feature states go into that
+  // frame instead of one of their own (see onReportsData).
   function commitFrame() {
     lastCommit = Date.now();
-    rw.drawnSeq = rw.lastSeq;
-    dirtySegments.forEach(function (state, id) {
-      map.setFeatureState({ source: "segments", id: id }, state);
-    });
-    if (shownId != null && dirtySegments.has(shownId)) showSegment(shownId);
-    dirtySegments.clear();
-    if (reportsDirty) {
-      reportsDirty = false;
-      scheduleReports();
+    committedSeq = rw.lastSeq;
+    var changed = dirtySegments.size > 0;
+    var states = dirtySegments;
+    dirtySegments = new Map();
+    if (shownId != null && states.has(shownId)) showSegment(shownId);
+    // (a replay that plays commits every animation frame: its reports go at most every
+    // REPORT_FLUSH_MS; a seek while paused shows them at once)
+    var flushNow = reportsDirty && overlays &&
+      (mode === "live" || !player.playing || Date.now() - lastFlush >= REPORT_FLUSH_MS);
+    if (flushNow) {
+      flushReports();
+      changed = true;
+      pendingStates.push(states);
+      if (pendingTimer === null) pendingTimer = setTimeout(setPendingStates, PENDING_STATES_MS);
+    } else {
+      if (reportsDirty && overlays) scheduleReports();
+      setStates(states);
     }
+    if (changed) awaitingDraw = true;
+    else if (!awaitingDraw) rw.drawnSeq = committedSeq; // nothing to draw
     renderHeader();
-    measureFrame();
+    adaptCommits();
+  }
+
+  function setStates(states) {
+    states.forEach(function (state, id) {
+      map.setFeatureState(segmentKey(id), state);
+    });
+  }
+  var pendingStates = []; // feature states waiting for the reports' data to be taken
+  var pendingTimer = null;
+  function setPendingStates() {
+    clearTimeout(pendingTimer);
+    pendingTimer = null;
+    var batches = pendingStates;
+    pendingStates = [];
+    batches.forEach(setStates);
+  }
+  function onReportsData(e) {
+    if (e.sourceId !== "reports") return;
+    countsDirty = true;
+    if (e.sourceDataType === "content" && pendingStates.length) setPendingStates();
+  }
+
+  // drawnSeq: the last seq whose changes are on screen: a frame drawn after the commit,
+  // with the reports' data through the map's worker.
+  var committedSeq = 0;
+  var awaitingDraw = false;
+  function onMapRender() {
+    rw.framesDrawn += 1;
+    if (!awaitingDraw || pendingStates.length) return;
+    if (overlays && !map.isSourceLoaded("reports")) return;
+    awaitingDraw = false;
+    rw.drawnSeq = committedSeq;
   }
 
   // The server may answer a resync with {ok: false, seq} when this page is too
@@ -944,7 +1117,8 @@
   var syncing = true;
   var held = [];
   var connGen = 0; // which connection a resync answer belongs to
-  var snapshotIn = false;
+  var snapshotIn = false; // the live state's seq is known: resyncs may go
+  var tableIn = false; // the segments' attributes are in: events may be applied
 
   function onEvent(name, payload) {
     rw.received += 1;
@@ -987,7 +1161,9 @@
   // Connect at once (the handshake overlaps the snapshot download); the first
   // resync waits for the snapshot, whose seq it starts from.
   function connect() {
-    var opts = { path: socketPath() };
+    // WebSocket first (fewer round trips than starting with long-polling), long-polling
+    // if a proxy on the way refuses WebSockets.
+    var opts = { path: socketPath(), transports: ["websocket", "polling"], tryAllTransports: true };
     if (config.socketio_auth) opts.auth = config.socketio_auth;
     socket = rw._socket = io(config.namespace || "/live", opts);
 
@@ -1027,23 +1203,77 @@
   }
 
   function checkReady() {
-    if (!rw.ready && drawn && resynced) {
+    if (!rw.ready && drawn && resynced && tableIn) {
       rw.ready = true;
       mark("ready");
     }
   }
 
   // ------------------------------------------------- snapshot (and back to live)
-  function fetchSnapshot() {
-    return Promise.all([fetchJSON("/api/districts"), fetchJSON("/api/segments")]).catch(
-      function (err) {
-        console.warn("roadwatch: snapshot failed, retrying", err);
-        if (downSince === null) setConn("down");
-        return new Promise(function (resolve) {
-          setTimeout(resolve, RETRY_MS);
-        }).then(fetchSnapshot);
-      }
-    );
+  // GET until it answers (a server restarting, a network hiccup); path as fetchJSON's.
+  function fetchRetrying(path, url) {
+    return fetchJSON(path, url).catch(function (err) {
+      console.warn("roadwatch: " + path + " failed, retrying", err);
+      if (downSince === null) setConn("down");
+      return new Promise(function (resolve) {
+        setTimeout(resolve, RETRY_MS);
+      }).then(function () {
+        return fetchRetrying(path, url);
+      });
+    });
+  }
+
+  // The answer to a request the page made before this script loaded (index.html), or a
+  // new request if that one failed.
+  function early(name, path, url) {
+    var req = window.roadwatchEarly && window.roadwatchEarly[name];
+    if (!req) return fetchRetrying(path, url);
+    return req.then(function (res) {
+      if (res.ok) return res.body;
+      if (res.status === 401) toLogin();
+      throw new Error(path + ": HTTP " + res.status);
+    }).catch(function () {
+      return fetchRetrying(path, url);
+    });
+  }
+
+  // config.map.state's answer as get(id) -> {open, overdue, score}, undefined = calm.
+  function stateOf(doc) {
+    var st = (doc && doc.states) || {};
+    return function (id) {
+      var v = st[id];
+      return v ? { open: v[0], overdue: v[1], score: v[2] } : undefined;
+    };
+  }
+
+  // The first live state into feature state: only the segments with something open
+  // (the others are calm, as the style draws a segment without state).
+  function takeFeatureStates(doc) {
+    var st = doc.states || {};
+    Object.keys(st).forEach(function (id) {
+      var v = st[id];
+      map.setFeatureState(segmentKey(id), { open: v[0] | 0, overdue: v[1] | 0, score: v[2] != null ? Number(v[2]) : 100 });
+    });
+  }
+
+  // ... and into the page's own books (every segment starts calm): counters, panel.
+  function takeState(doc) {
+    rw.lastSeq = Number(doc.seq) || 0;
+    // Start the counters from the server's for the city's day, not from zero.
+    takeStats(doc.stats);
+    var get = stateOf(doc);
+    totals.open = 0;
+    totals.overdue = 0;
+    Object.keys(doc.states || {}).forEach(function (id) {
+      var s = segments.get(id), st = get(id);
+      if (!s) return; // not a segment this page has
+      s.open = st.open | 0;
+      s.overdue = st.overdue | 0;
+      s.score = st.score != null ? Number(st.score) : 100;
+      totals.open += s.open;
+      totals.overdue += s.overdue;
+    });
+    renderHeader();
   }
 
   function loadCategories() {
@@ -1070,16 +1300,12 @@
     stats.districts = st.districts || {};
   }
 
-  // Back to live after a replay: every segment to its current state, then resync.
+  // Back to live after a replay: every segment to its live state, then resync.
   function reloadLive() {
-    return fetchJSON("/api/segments").then(function (segs) {
-      var byId = {};
-      (segs.features || []).forEach(function (f) {
-        byId[String(f.properties.id != null ? f.properties.id : f.id)] = f.properties.state || {};
-      });
-      rw.lastSeq = Number(segs.seq) || 0;
-      takeStats(segs.stats);
-      resetSegments(function (id) { return byId[id]; });
+    return fetchJSON(mapCfg.state, true).then(function (doc) {
+      rw.lastSeq = Number(doc.seq) || 0;
+      takeStats(doc.stats);
+      resetSegments(stateOf(doc));
       reports.clear();
       ticker = [];
       renderTicker();
@@ -1188,6 +1414,7 @@
       rw.replay.applied = 0;
       rw.replay.reportOrder = [];
       reports.clear();
+      reportsDirty = true; // off the map too
       ticker = [];
       stats.reports_today = 0;
       stats.rectified_today = 0;
@@ -1305,7 +1532,7 @@
     if (n < 2) return; // a district user: their district only, nothing to rotate
     rotation = rotation + 1 >= n ? -1 : rotation + 1;
     var b = rotation >= 0 ? districtViews[rotation].bounds : cityBounds;
-    map.setFilter("districts-focus", ["==", ["get", "code"], rotation >= 0 ? districtViews[rotation].code : ""]);
+    if (overlays) map.setFilter("districts-focus", ["==", ["get", "code"], rotation >= 0 ? districtViews[rotation].code : ""]);
     if (b) map.fitBounds(b, { padding: mapPadding(), duration: 1500 });
     renderDistrictCard();
   }
@@ -1313,19 +1540,28 @@
   rw.rotate = rotate;
 
   // ---------------------------------------------------------------- start
+  // The first live state is in the page itself (config.state; asked for if not); the
+  // segments' attributes and the district outlines were asked for by index.html before
+  // this script loaded; the map's worker fetches the tiles itself.
+  var stateReq = config.state ? Promise.resolve(config.state) : fetchRetrying(mapCfg.state, true);
+  var tableReq = early("table", mapCfg.table, true);
+  var districtsReq = early("districts", "/api/districts");
+  maplibregl.prewarm(); // the map's worker boots while the map sets up
+  // The live feed's handshake too (its first resync waits for the state's seq).
+  connect();
+
   map = rw._map = new maplibregl.Map({
     container: "rw-map",
-    style: {
-      version: 8,
-      sources: {},
-      layers: [{ id: "background", type: "background", paint: { "background-color": palette.mapBg } }],
-    },
-    // No glyphs URL (no tile or font server): text is drawn with local fonts.
+    style: mapStyle(),
+    // No glyphs URL (no font server): text is drawn with local fonts.
     validateStyle: false,
     fadeDuration: 0, // no symbol fade-in: every fade is several more full redraws
     localIdeographFontFamily: "'Noto Sans CJK SC', 'Source Han Sans SC', 'PingFang SC', 'Microsoft YaHei', sans-serif",
-    center: [113.66, 34.76],
-    zoom: 10.5,
+    // The network's own extent: the first frame is already the final view.
+    bounds: cityBounds || undefined,
+    fitBoundsOptions: { padding: mapPadding() },
+    center: cityBounds ? undefined : [113.66, 34.76],
+    zoom: cityBounds ? undefined : 10.5,
     attributionControl: false,
     dragRotate: false,
     pitchWithRotate: false,
@@ -1336,30 +1572,50 @@
   if (!screenMode) map.addControl(new maplibregl.NavigationControl({ showCompass: false }), "top-left");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
   map.addControl(new maplibregl.AttributionControl({ compact: false }), "bottom-right");
-
-  applyLanguage();
-  connect();
-
-  var mapLoaded = new Promise(function (resolve) {
-    map.once("load", resolve);
+  segmentPointer();
+  map.on("render", onMapRender);
+  map.on("render", onCountsRender);
+  map.on("data", onReportsData);
+  map.on("moveend", function () {
+    countsDirty = true; // the clusters of another zoom
   });
 
-  Promise.all([fetchSnapshot(), mapLoaded]).then(function (res) {
-    var districts = res[0][0], segs = res[0][1];
-    mark("snapshot");
-    rw.lastSeq = Number(segs.seq) || 0;
-    // Start the counters from the server's for the city's day, not from zero.
-    takeStats(segs.stats);
-    addDistricts(districts);
-    addSegments(segs);
-    addReports();
+  applyLanguage();
+
+  var styleLoaded = new Promise(function (resolve) {
+    map.once("style.load", resolve);
+  });
+  districtsReq.then(addDistrictNames);
+
+  // The live state goes into feature state as soon as the style can take it (the map
+  // needs no more than the segment ids for that); "drawn" is the first idle map (every
+  // tile of the view loaded and drawn) after that.
+  Promise.all([stateReq, styleLoaded]).then(function (res) {
+    takeFeatureStates(res[0]);
+    mark("states");
     map.once("idle", function () {
       drawn = true;
       mark("drawn");
       checkReady();
+      districtsReq.then(addOverlays);
+      loadChiefs();
     });
+    map.triggerRepaint(); // an idle comes even if nothing changed
+  });
+  // The live feed resyncs from the state's seq; what it replays waits (in seq order) for
+  // the segments' attributes, as do the counters and the panel.
+  stateReq.then(function (doc) {
+    rw.lastSeq = Number(doc.seq) || 0;
     snapshotIn = true;
     if (socket.connected) resync();
+  });
+  Promise.all([stateReq, tableReq]).then(function (res) {
+    mark("table");
+    takeTable(res[1]);
+    takeState(res[0]);
+    tableIn = true;
+    scheduleFrame();
+    checkReady();
     loadCategories();
   });
 })();
