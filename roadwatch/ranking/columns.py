@@ -203,7 +203,7 @@ def table_from_units(formula: Formula, units: Sequence[Unit]) -> WeekTable:
     )
 
 
-def _positions(keys: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def runs(keys: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Runs of equal consecutive keys: (run of each row, first row of each run, position
     of each row within its run)."""
     n = len(keys[0])
@@ -579,7 +579,7 @@ def score_table(
                 wtab[ci, si, k] = each * f.severity.get(sev, 1.0) * f.weights.get(src, 1.0)
     weights = wtab[t.g_cat, sev_pos, t.g_src] if len(t.g_unit) else np.zeros(0)
     # -- per (unit, category): raw = Σ weight × count in the groups' order, then the cap
-    run, run_start, pos = _positions([t.g_unit, t.g_cat])
+    run, run_start, pos = runs([t.g_unit, t.g_cat])
     raw = np.zeros(len(run_start))
     _ordered_sum(raw, run, pos, weights * t.g_n)
     raw = round_exact(raw, PRECISION)
@@ -591,7 +591,7 @@ def score_table(
     run_unit = t.g_unit[run_start]
     unit_runs = np.searchsorted(run_unit, np.arange(n_units + 1))
     # -- per unit: the capped categories in order, then the measures (score_unit's order)
-    _, _, run_pos = _positions([run_unit]) if len(run_unit) else (None, None, np.zeros(0))
+    _, _, run_pos = runs([run_unit]) if len(run_unit) else (None, None, np.zeros(0))
     total = np.zeros(n_units)
     _ordered_sum(total, run_unit, run_pos, capped)
     findings = _unit_sum(t, t.g_n)
