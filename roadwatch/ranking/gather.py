@@ -404,65 +404,59 @@ def _micros(value: Any) -> int:
     return (_as_naive_utc(value) - _EPOCH) // _MICROSECOND
 
 
-def _copy_csv(conn: Connection, stmt: TextClause, params: dict[str, Any]) -> bytes:
-    """A query's rows as CSV through PostgreSQL's COPY: millions of rows without a Python
-    object per value (the parameters are bound as literals by psycopg)."""
-    import psycopg
+def _columns(conn: Connection, body: str, params: dict[str, Any], kinds: str) -> list[np.ndarray]:
+    """A query's result as one array per column, without a Python object per value.
 
-    present = {k: v for k, v in params.items() if f":{k}" in stmt.text}
-    compiled = stmt.bindparams(**present).compile(
-        dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
-    )
-    values = {
-        k: v.astimezone(dt.UTC).replace(tzinfo=None)  # as UTCDateTime binds them
-        if isinstance(v, dt.datetime) and v.tzinfo is not None
-        else v
-        for k, v in compiled.construct_params().items()
-    }
-    raw = conn.connection.driver_connection
-    assert isinstance(raw, psycopg.Connection)
-    query = psycopg.ClientCursor(raw).mogrify(compiled.string, values)
-    buf = io.BytesIO()
-    with raw.cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
-        for chunk in copy:
-            buf.write(chunk)
-    return buf.getvalue()
-
-
-def _columns(
-    conn: Connection, stmt: TextClause, params: dict[str, Any], kinds: str
-) -> list[np.ndarray]:
-    """A query's result as one array per column; `kinds` has a letter per column: t text,
-    i whole number, m a time (on PostgreSQL already microseconds: see `_first_micros`)."""
+    `kinds` has a letter per column: t text, i whole number, m a time (microseconds after
+    the week's start on PostgreSQL: see `_micros_sql`; a time elsewhere). On PostgreSQL
+    the rows come as CSV text in a few hundred large values (string_agg over buckets of
+    the first column), parsed by pandas: millions of rows were millions of Python tuples,
+    and through COPY still a Python call per row.
+    """
     dtypes = [object if k == "t" else np.int64 for k in kinds]
+    names = [f"c{i}" for i in range(len(kinds))]
     if conn.dialect.name == "postgresql":
-        data = _copy_csv(conn, stmt, params)
-        if not data:
+        fields = ", ".join(
+            f"""'"' || replace(q.{c}::text, '"', '""') || '"'"""
+            if k == "t"
+            else f"coalesce(q.{c}::text, '')"
+            for c, k in zip(names, kinds, strict=True)
+        )
+        sql = (
+            f"SELECT string_agg(concat_ws(',', {fields}), E'\\n')"
+            f" FROM ({body}) q({', '.join(names)}) GROUP BY hashtext(q.c0::text) & 255"
+        )
+        chunks = [c for (c,) in _tuples(conn.execute(_sql(conn, sql), params))]
+        if not chunks:
             return [np.zeros(0, dtype=d) for d in dtypes]
         frame = pd.read_csv(
-            io.BytesIO(data),
+            io.BytesIO("\n".join(chunks).encode()),
             header=None,
-            names=list(range(len(kinds))),
-            dtype=dict(enumerate(dtypes)),
+            names=names,
+            dtype=dict(zip(names, dtypes, strict=True)),
             na_filter=False,
+            low_memory=False,
         )
-        return [frame[i].to_numpy() for i in range(len(kinds))]
-    rows = _tuples(conn.execute(stmt, params))
+        return [frame[c].to_numpy() for c in names]
+    rows = _tuples(conn.execute(_sql(conn, body), params))
     cols = list(zip(*rows, strict=True)) if rows else [()] * len(kinds)
+    start = _micros(params["start"])
     out = []
     for k, d, col in zip(kinds, dtypes, cols, strict=True):
         if k == "m":
-            col = tuple(_micros(v) for v in col)
+            col = tuple(_micros(v) - start for v in col)
         arr = np.empty(len(col), dtype=d)
         arr[:] = col
         out.append(arr)
     return out
 
 
-def _first_micros(conn: Connection, column: str, agg: str) -> str:
+def _micros_sql(conn: Connection, expr: str) -> str:
+    """A time as whole microseconds after the week's start (exact: the float's error at
+    ± weeks is far below a microsecond), or the time itself where `_columns` converts it."""
     if conn.dialect.name == "postgresql":
-        return f"(EXTRACT(EPOCH FROM {agg}({column})) * 1000000)::int8"
-    return f"{agg}({column})"
+        return f"round(date_part('epoch', {expr} - :start) * 1000000)::int8"
+    return expr
 
 
 def _codes(values: np.ndarray, known: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
@@ -502,18 +496,19 @@ def _map_columns(groups: GroupMap, unit_of: dict[str, int]) -> dict[str, Any]:
 
 
 def _merge_columns(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    """Two sets of group columns for different units as one, still by unit."""
+    """Two sets of group columns for different units as one, still by unit (b's rows go
+    in before a's rows of the next unit: each unit's rows come from one side)."""
     cats = sorted(set(a["categories"]) | set(b["categories"]))
     pos = {c: i for i, c in enumerate(cats)}
+    at = np.searchsorted(a["g_unit"], b["g_unit"])
     out: dict[str, Any] = {"categories": cats}
     for k in _GROUP_ARRAYS:
         xa, xb = a[k], b[k]
         if k == "g_cat":
             xa = np.array([pos[c] for c in a["categories"]] or [0], dtype=np.int64)[xa]
             xb = np.array([pos[c] for c in b["categories"]] or [0], dtype=np.int64)[xb]
-        out[k] = np.concatenate([xa, xb]).astype(np.int64)
-    order = np.argsort(out["g_unit"], kind="stable")  # each unit's rows come from one side
-    return {"categories": cats, **{k: out[k][order] for k in _GROUP_ARRAYS}}
+        out[k] = np.insert(np.asarray(xa, dtype=np.int64), at, np.asarray(xb, dtype=np.int64))
+    return out
 
 
 def _segment_group_columns(
@@ -536,18 +531,21 @@ def _segment_group_columns(
         f"WITH {base}"
         " SELECT b.segment_id, b.category, b.severity, b.source, COUNT(*),"
         " SUM(b.on_time), SUM(b.overdue), SUM(b.reopened), SUM(b.unresolved),"
-        f" {_first_micros(conn, 'b.observed_at', 'MIN')} FROM base b"
+        f" {_micros_sql(conn, 'MIN(b.observed_at)')} FROM base b"
         " GROUP BY b.segment_id, b.category, b.severity, b.source"
     )
     seg, cat, sev, src, n, on_time, overdue, reopened, unresolved, first = _columns(
-        conn, _sql(conn, sql), params, "ttiiiiiiim"
+        conn, sql, params, "ttiiiiiiim"
     )
     # segments that are units only (a retired one's findings count nowhere), by unit
     seg_words, seg_code = _codes(seg)
     unit_of_word = np.array([unit_of.get(w, -1) for w in seg_words] or [-1], dtype=np.int64)
     unit = unit_of_word[seg_code] if len(seg_code) else np.zeros(0, dtype=np.int64)
     cats, cat_code = _codes(cat)
-    order = np.lexsort((src, sev, cat_code, unit))
+    # by unit, category, severity and source (score_unit's order), as one number
+    sevs, sev_code = np.unique(sev, return_inverse=True)
+    key = ((unit * len(cats) + cat_code) * len(sevs) + sev_code) * len(SOURCE_ORDER) + src
+    order = np.argsort(key)
     order = order[unit[order] >= 0]
     unit, cat_code, sev, src, n, on_time, overdue, reopened, unresolved, first = (
         a[order]
@@ -574,12 +572,11 @@ def _segment_group_columns(
     # the last report of the days before the week, per (segment, category)
     b_seg, b_cat, b_last = _columns(
         conn,
-        _sql(
-            conn,
-            f"SELECT r.segment_id, r.category, {_first_micros(conn, 'r.observed_at', 'MAX')}"
+        (
+            f"SELECT r.segment_id, r.category, {_micros_sql(conn, 'MAX(r.observed_at)')}"
             " FROM reports r"
             f" WHERE r.observed_at >= :lookback AND r.observed_at < :start AND {_VALID}"
-            " GROUP BY r.segment_id, r.category",
+            " GROUP BY r.segment_id, r.category"
         ),
         params,
         "ttm",
