@@ -376,7 +376,10 @@ def test_columns_round_as_python_rounds() -> None:
             rng.uniform(0, 100, 20_000),
             rng.integers(0, 10**6, 5_000) / 512,  # exact already
             rng.integers(0, 10**6, 5_000) / 10**9 + 5e-10,  # halfway in decimal
-            np.array([0.0, -0.0, 1e-12, 2.5e-10, 123456.0000000005, 1e300]),
+            rng.integers(0, 10**6, 5_000) / 10**12 + 5e-13,
+            10.0 ** rng.uniform(-14, 9, 20_000),
+            -rng.uniform(0, 1e-8, 1_000),
+            np.array([0.0, -0.0, 1e-12, 2.5e-10, 123456.0000000005, 1e300, 2.0**53, -3.5]),
         ]
     )
     for digits in (9, 12):

@@ -51,15 +51,30 @@ _GROUP_FIELDS = ("n", "on_time", "overdue", "reopened", "unresolved", "recurrenc
 
 
 def round_exact(values: np.ndarray, digits: int) -> np.ndarray:
-    """Python's round(x, digits) of each value. A multiple of 2^−digits has at most
-    `digits` decimals and comes back unchanged; the rest go through round()."""
+    """Python's round(x, digits) of each value, exactly.
+
+    round(x, d) is the double nearest to the integer nearest to x·10^d, divided by 10^d
+    (CPython rounds the exact binary value to d decimals, then reads that decimal back).
+    Here that integer comes from the float product x·10^d wherever the product's error
+    (below |x·10^d|·2^−53) cannot move it across a half; a multiple of 2^−d is kept as it
+    is (it has at most d decimals); whatever is left — near-halves, negative or huge
+    values — goes through round() itself.
+    """
     values = np.asarray(values, dtype=np.float64)
-    scaled = values * float(2**digits)  # exact: a power of two
-    todo = np.flatnonzero(np.floor(scaled) != scaled)
-    if not todo.size:
-        return values
-    out = values.copy()
-    out[todo] = [round(v, digits) for v in values[todo].tolist()]
+    scale = 10.0**digits  # exact for digits ≤ 22
+    with np.errstate(over="ignore", invalid="ignore"):  # huge values: round() below
+        scaled = values * scale
+        whole = np.floor(scaled)
+        frac = scaled - whole  # exact (Sterbenz)
+        r = whole + (frac > 0.5)
+        out = r / scale  # the nearest double to r·10^−d: IEEE division rounds correctly
+        safe = (values > 0) & (scaled < 2.0**52) & (np.abs(frac - 0.5) > scaled * 2.0**-50)
+        binary = values * float(2**digits)  # exact: a power of two
+        kept = np.floor(binary) == binary
+    out = np.where(kept, values, out)
+    todo = np.flatnonzero(~(safe | kept))
+    if todo.size:
+        out[todo] = [round(v, digits) for v in values[todo].tolist()]
     return out
 
 

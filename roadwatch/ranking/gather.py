@@ -500,14 +500,21 @@ def _merge_columns(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     in before a's rows of the next unit: each unit's rows come from one side)."""
     cats = sorted(set(a["categories"]) | set(b["categories"]))
     pos = {c: i for i, c in enumerate(cats)}
-    at = np.searchsorted(a["g_unit"], b["g_unit"])
+    # b's rows land at these places (b is by unit too), a's rows fill the rest
+    at = np.searchsorted(a["g_unit"], b["g_unit"]) + np.arange(len(b["g_unit"]))
+    from_b = np.zeros(len(a["g_unit"]) + len(b["g_unit"]), dtype=bool)
+    from_b[at] = True
+    from_a = ~from_b
     out: dict[str, Any] = {"categories": cats}
     for k in _GROUP_ARRAYS:
         xa, xb = a[k], b[k]
         if k == "g_cat":
             xa = np.array([pos[c] for c in a["categories"]] or [0], dtype=np.int64)[xa]
             xb = np.array([pos[c] for c in b["categories"]] or [0], dtype=np.int64)[xb]
-        out[k] = np.insert(np.asarray(xa, dtype=np.int64), at, np.asarray(xb, dtype=np.int64))
+        merged = np.empty(len(from_b), dtype=np.int64)
+        merged[from_a] = xa
+        merged[from_b] = xb
+        out[k] = merged
     return out
 
 
@@ -543,8 +550,9 @@ def _segment_group_columns(
     unit = unit_of_word[seg_code] if len(seg_code) else np.zeros(0, dtype=np.int64)
     cats, cat_code = _codes(cat)
     # by unit, category, severity and source (score_unit's order), as one number
-    sevs, sev_code = np.unique(sev, return_inverse=True)
-    key = ((unit * len(cats) + cat_code) * len(sevs) + sev_code) * len(SOURCE_ORDER) + src
+    low = int(sev.min()) if len(sev) else 0
+    span = int(sev.max()) - low + 1 if len(sev) else 1
+    key = ((unit * len(cats) + cat_code) * span + (sev - low)) * len(SOURCE_ORDER) + src
     order = np.argsort(key)
     order = order[unit[order] >= 0]
     unit, cat_code, sev, src, n, on_time, overdue, reopened, unresolved, first = (
@@ -583,7 +591,7 @@ def _segment_group_columns(
     )
     run_key = unit[starts] * (len(cats) + 1) + cat_code[starts]
     cat_pos = {c: i for i, c in enumerate(cats)}
-    b_unit = np.array([unit_of.get(x, -1) for x in b_seg.tolist()], dtype=np.int64)
+    b_unit = pd.Index(ids).get_indexer(b_seg).astype(np.int64)  # −1: not a unit
     b_code = np.array([cat_pos.get(x, -1) for x in b_cat.tolist()], dtype=np.int64)
     ok = (b_unit >= 0) & (b_code >= 0)
     b_key = b_unit[ok] * (len(cats) + 1) + b_code[ok]
