@@ -504,7 +504,7 @@ def _merge_columns(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     at = np.searchsorted(a["g_unit"], b["g_unit"]) + np.arange(len(b["g_unit"]))
     from_b = np.zeros(len(a["g_unit"]) + len(b["g_unit"]), dtype=bool)
     from_b[at] = True
-    from_a = ~from_b
+    from_a = np.flatnonzero(~from_b)
     out: dict[str, Any] = {"categories": cats}
     for k in _GROUP_ARRAYS:
         xa, xb = a[k], b[k]
@@ -513,7 +513,7 @@ def _merge_columns(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             xb = np.array([pos[c] for c in b["categories"]] or [0], dtype=np.int64)[xb]
         merged = np.empty(len(from_b), dtype=np.int64)
         merged[from_a] = xa
-        merged[from_b] = xb
+        merged[at] = xb
         out[k] = merged
     return out
 
@@ -555,16 +555,13 @@ def _segment_group_columns(
     key = ((unit * len(cats) + cat_code) * span + (sev - low)) * len(SOURCE_ORDER) + src
     order = np.argsort(key)
     order = order[unit[order] >= 0]
-    unit, cat_code, sev, src, n, on_time, overdue, reopened, unresolved, first = (
-        a[order]
-        for a in (unit, cat_code, sev, src, n, on_time, overdue, reopened, unresolved, first)
-    )
     # each (segment, category): its first finding's time, and whether two groups share it
-    run, starts, _ = runs([unit, cat_code])
-    first_at = np.minimum.reduceat(first, starts) if len(starts) else first
-    starter = first == first_at[run]
+    unit_s, cat_s, first_s = unit[order], cat_code[order], first[order]
+    run, starts, _ = runs([unit_s, cat_s])
+    first_at = np.minimum.reduceat(first_s, starts) if len(starts) else first_s
+    starter = first_s == first_at[run]
     tied = np.add.reduceat(starter.astype(np.int64), starts) > 1 if len(starts) else starter
-    ambiguous = set(unit[starts[tied]].tolist())
+    ambiguous = set(unit_s[starts[tied]].tolist())
     for (sid,) in conn.execute(
         _sql(
             conn,
@@ -577,6 +574,20 @@ def _segment_group_columns(
     ):
         if sid in unit_of:
             ambiguous.add(unit_of[sid])
+    # the ambiguous segments go the exact way: drop their rows (whole runs) before the
+    # other columns are put in order
+    if ambiguous:
+        keep = ~np.isin(unit_s, np.array(sorted(ambiguous), dtype=np.int64))
+        order, unit_s, cat_s, first_s, starter = (
+            a[keep] for a in (order, unit_s, cat_s, first_s, starter)
+        )
+        run_keep = keep[starts]
+        first_at = first_at[run_keep]
+        run, starts, _ = runs([unit_s, cat_s])
+    unit, cat_code = unit_s, cat_s
+    sev, src, n, on_time, overdue, reopened, unresolved = (
+        a[order] for a in (sev, src, n, on_time, overdue, reopened, unresolved)
+    )
     # the last report of the days before the week, per (segment, category)
     b_seg, b_cat, b_last = _columns(
         conn,
@@ -602,17 +613,15 @@ def _segment_group_columns(
     hit = at[found]
     recurs[hit] = first_at[hit] - b_last[ok][found] <= window // _MICROSECOND
     recurrence = np.where(recurs[run] | ~starter, n, n - 1)
-    keep = ~np.isin(unit, np.array(sorted(ambiguous), dtype=np.int64))
     cols: dict[str, Any] = {
         "categories": cats,
-        **{
-            k: v[keep]
-            for k, v in zip(
+        **dict(
+            zip(
                 _GROUP_ARRAYS,
                 (unit, cat_code, sev, src, n, on_time, overdue, reopened, unresolved, recurrence),
                 strict=True,
             )
-        },
+        ),
     }
     if ambiguous:
         exact = _exact_groups(conn, formula, params, single, sorted(ids[u] for u in ambiguous))
