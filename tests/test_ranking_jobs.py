@@ -702,3 +702,29 @@ def score_unit_points(formula: Any, unit: Any) -> float:
     from roadwatch.ranking.score import score_unit
 
     return float(score_unit(formula, unit).deductions[0]["raw"])
+
+
+def test_group_rows_come_through_as_columns_whatever_the_text(rt: Any, formula: Any) -> None:
+    """_columns hands text over as CSV on PostgreSQL: commas, quotes, line breaks, spaces,
+    CJK and empty strings must come back unchanged, and times as exact microseconds."""
+    from roadwatch.ranking import gather
+
+    w47 = Week.parse("2026-W47", rt.settings.tz)
+    params = gather._params(formula, w47, pub.default_as_of(w47, 8))
+    words = ["a,b", 'say "hi"', "two\nlines", " padded ", "郑州,路", "", "x\\y", "1e5"]
+    start = w47.start.astimezone(dt.UTC).replace(tzinfo=None)
+    pg = rt.engine.dialect.name == "postgresql"
+
+    def at(i: int) -> str:
+        stamp = (start + dt.timedelta(microseconds=i * 1_000_001)).isoformat(" ")
+        return f"timestamp '{stamp}'" if pg else f"'{stamp}'"
+
+    values = " UNION ALL ".join(
+        f"SELECT {i} AS k, '{w}' AS w, {i * 1000} AS n, {at(i)} AS t" for i, w in enumerate(words)
+    )
+    with rt.engine.connect() as conn:
+        micros = gather._micros_sql(conn, "MIN(v.t)")
+        body = f"SELECT v.w, MAX(v.n), {micros} FROM ({values}) v GROUP BY v.k, v.w"
+        w, n, t = gather._columns(conn, body, params, "tim")
+    got = sorted(zip(w.tolist(), n.tolist(), t.tolist(), strict=True), key=lambda r: r[1])
+    assert got == [(word, i * 1000, i * 1_000_001) for i, word in enumerate(words)]
