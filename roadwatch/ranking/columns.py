@@ -11,9 +11,8 @@ dicts (`league_to_dict`) without a Python object per group or per score:
   (NumPy's element-wise +, −, ×, ÷ round exactly as Python's floats do; a sum over a
   unit's groups is one array addition per position, in the groups' order; sums over a
   league are Python's own sum());
-* rounding is Python's round(): values that are exact already (multiples of 2^−digits)
-  are kept, the rest go through round() one by one (NumPy's round multiplies by 10^digits
-  and can differ in the last bit);
+* rounding is Python's round(), exactly (`round_exact`; NumPy's round multiplies by
+  10^digits and can differ in the last bit);
 * Poisson tails: `poisson_tails_many`, step for step poisson_tails;
 * per-unit Python remains only where the content is written, and for flagged units
   (their groups spelled out, their drill-downs).
@@ -584,8 +583,11 @@ def score_table(
     n_units = len(t)
     f = formula
     # -- per group: the weight of one finding (score._weight's product, in its order)
-    sevs = sorted(set(np.unique(t.g_sev).tolist()))
-    sev_pos = np.searchsorted(np.array(sevs, dtype=_INT), t.g_sev) if sevs else t.g_sev
+    low = int(t.g_sev.min()) if len(t.g_sev) else 0
+    present = np.bincount(t.g_sev - low) if len(t.g_sev) else np.zeros(0, dtype=_INT)
+    sevs = (np.flatnonzero(present) + low).tolist()  # the severities there are, in order
+    lookup = np.cumsum(present > 0) - 1
+    sev_pos = lookup[t.g_sev - low] if len(t.g_sev) else t.g_sev
     wtab = np.zeros((max(1, len(t.categories)), max(1, len(sevs)), len(SOURCE_ORDER)))
     for ci, cat in enumerate(t.categories):
         each = f.rule(cat).points

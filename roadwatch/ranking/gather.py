@@ -420,7 +420,7 @@ def _columns(conn: Connection, body: str, params: dict[str, Any], kinds: str) ->
     names = [f"c{i}" for i in range(len(kinds))]
     if conn.dialect.name == "postgresql":
         fields = ", ".join(
-            f"""'"' || replace(q.{c}::text, '"', '""') || '"'"""
+            f"""coalesce('"' || replace(q.{c}::text, '"', '""') || '"', '')"""
             if k == "t"
             else f"coalesce(q.{c}::text, '')"
             for c, k in zip(names, kinds, strict=True)
