@@ -4,7 +4,8 @@ Fills a fresh PostgreSQL database with generated data (generate_series, in SQL):
 in 8 districts, one road chief each, a few evaluators, R reports in one ISO week (2026-W47)
 with deadlines, rectifications and some reopened cases; then times `compute` (the SQL
 aggregation, scoring, ranking and drill-downs) and reports the baseline of a bare
-`SELECT count(*)` over the week in the same run.
+`SELECT count(*)` over the week in the same run. The data is the same on every run, so the
+canonical JSON's SHA-256 (printed) must be too, whatever the code's speed.
 
 Targets: 2,495 segments x 100,000 reports < 2 s; 250,000 x 10,000,000 < 60 s.
 Usage: .venv/bin/python bench/bench_rank.py [--scale 1.0] [--big]
@@ -15,6 +16,7 @@ Usage: .venv/bin/python bench/bench_rank.py [--scale 1.0] [--big]
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import time
@@ -126,6 +128,7 @@ def run_case(admin: str, segs: int, n: int) -> None:
             t0 = time.perf_counter()
             frozen = canonical(content)
             freeze = time.perf_counter() - t0
+            digest = hashlib.sha256(frozen.encode("utf-8")).hexdigest()
         units = sum(lg["units"] for lg in content["leagues"])
         found = sum(lg["findings"] for lg in content["leagues"] if lg["kind"] == "segment")
         flags = sum(len(lg["red"]) + len(lg["black"]) for lg in content["leagues"])
@@ -133,8 +136,9 @@ def run_case(admin: str, segs: int, n: int) -> None:
             f"{segs:>9,} segments x {n:>11,} reports: rank {min(times):6.2f} s "
             f"(runs {', '.join(f'{t:.2f}' for t in times)}); baseline count(*) of the week "
             f"{baseline:.2f} s ({base:,} rows); {units:,} units, {found:,} findings, "
-            f"{flags} flags; canonical JSON {len(frozen) / 1e6:.1f} MB in {freeze:.2f} s; "
-            f"data generated in {load:.0f} s"
+            f"{flags} flags; canonical JSON {len(frozen) / 1e6:.1f} MB in {freeze:.2f} s "
+            f"(sha256 {digest[:12]}); data generated in {load:.0f} s; "
+            f"load average {os.getloadavg()[0]:.1f} after"
         )
         print("    last run by phase: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()))
     finally:

@@ -475,23 +475,17 @@ def test_partner_units_and_merchants_are_ranked_on_the_zones_they_hold(
     assert shop["exposure_km"] < unit["exposure_km"]
 
 
-@pytest.mark.parametrize("overlapping", [False, True], ids=["one-holder", "two-holders"])
-def test_the_one_pass_aggregation_equals_the_window_over_every_report(
-    rt: Any, formula: Any, overlapping: bool
-) -> None:
-    """The fast segment groups (one GROUP BY, no sort) against the exact per-report path.
-
-    A random week built to hit every case the fast path must get right: findings at the
-    same instant in different groups, reports in the days before the week (inside and
-    outside recurrence_days), findings struck by upheld disputes (and one rejected), the
-    chief's own reports, evaluators, reopened and rectified cases, and (`two-holders`) a
-    chief holding two overlapping assignments on one segment.
-    """
+def _random_week(rt: Any, overlapping: bool, holders: bool = False) -> list[str]:
+    """A random week built to hit every case the fast aggregation must get right: findings
+    at the same instant in different groups, reports in the days before the week (inside
+    and outside recurrence_days), findings struck by upheld disputes (and one rejected),
+    the chief's own reports, evaluators, reopened and rectified cases, and
+    (`overlapping`) a chief holding two overlapping assignments on one segment; with
+    `holders`, a partner unit and merchants too. Returns the struck report ids."""
     import random
 
-    from roadwatch.ranking import gather
-
     rng = random.Random(47)
+    spots = random.Random(11)  # chainages (merchants' zones), apart from the rest
     w47 = Week.parse("2026-W47", rt.settings.tz)
     with rt.engine.connect() as conn:
         segs = list(
@@ -526,6 +520,7 @@ def test_the_one_pass_aggregation_equals_the_window_over_every_report(
                 rectified_at=at + rng.choice([2, 6]) * H if rng.random() < 0.5 else None,
                 closed_at=at + 8 * H if rng.random() < 0.4 else None,
                 case_status=rng.choice(["dispatched"] * 8 + ["duplicate", "needs_review"]),
+                chainage_m=spots.uniform(0.0, 150.0),
             )
             if rng.random() < 0.05:
                 add_transition(c, rid, at + 7 * H, "reopened", "rectified")
@@ -548,6 +543,43 @@ def test_the_one_pass_aggregation_equals_the_window_over_every_report(
                     decided_at=w47.end + H,
                 )
             )
+    if holders:
+        with rt.engine.begin() as c:
+            add_person(c, "unit-1", "unit", "郑州某局")
+            for seg in segs[:12]:
+                add_assignment(c, seg, "unit-1", role="partner_unit")
+            for i, seg in enumerate(segs[10:20]):
+                add_person(c, f"shop-{i}", "merchant", f"商户{i}")
+                add_assignment(
+                    c, seg, f"shop-{i}", role="merchant", from_chainage_m=0.0, to_chainage_m=60.0
+                )
+    return struck
+
+
+@pytest.mark.parametrize("overlapping", [False, True], ids=["one-holder", "two-holders"])
+def test_the_one_pass_aggregation_equals_the_window_over_every_report(
+    rt: Any, formula: Any, overlapping: bool
+) -> None:
+    """The fast segment groups (one GROUP BY, no sort) against the exact per-report path.
+
+    A random week built to hit every case the fast path must get right: findings at the
+    same instant in different groups, reports in the days before the week (inside and
+    outside recurrence_days), findings struck by upheld disputes (and one rejected), the
+    chief's own reports, evaluators, reopened and rectified cases, and (`two-holders`) a
+    chief holding two overlapping assignments on one segment.
+    """
+    from roadwatch.ranking import gather
+    from roadwatch.ranking.columns import SOURCE_ORDER
+    from roadwatch.ranking.score import FindingGroup
+
+    w47 = Week.parse("2026-W47", rt.settings.tz)
+    struck = _random_week(rt, overlapping)
+    with rt.engine.connect() as conn:
+        segs = list(
+            conn.execute(
+                text("SELECT id FROM segments WHERE district = 'EQ' ORDER BY id LIMIT 40")
+            ).scalars()
+        )
     assert len(struck) >= 3
     as_of = pub.default_as_of(w47, 8)
     params = gather._params(formula, w47, as_of)
@@ -574,6 +606,14 @@ def test_the_one_pass_aggregation_equals_the_window_over_every_report(
         with unittest.mock.patch.object(gather, "_exact_groups", spy):
             fast = tidy(gather._segment_groups(conn, formula, w47, params, single))
         exact = tidy(gather._exact_groups(conn, formula, params, single))
+        # the same groups as columns (what compute reads), positions of `segs` as units
+        cols = gather._segment_group_columns(conn, formula, w47, params, single, segs)
+    as_columns: dict[str, list[Any]] = {}
+    for row in zip(*(cols[k].tolist() for k in gather._GROUP_ARRAYS), strict=True):
+        unit, cat, sev, src, *rest = row
+        group = FindingGroup(cols["categories"][cat], sev, SOURCE_ORDER[src], *rest)
+        as_columns.setdefault(segs[unit], []).append(group)
+    assert as_columns == exact  # in score_unit's order already
     # the struck segments and the ties went the exact way, the rest the fast way
     assert set(segs[:3] + segs[5:8]) <= set(resolved_exactly)
     assert len(resolved_exactly) < len(segs) // 2
@@ -581,6 +621,39 @@ def test_the_one_pass_aggregation_equals_the_window_over_every_report(
     assert sum(g.recurrence for gs in exact.values() for g in gs) > 0
     assert any(g.source == "self" for gs in exact.values() for g in gs)
     assert any(g.source == "evaluator" for gs in exact.values() for g in gs)
+
+
+@pytest.mark.parametrize("overlapping", [False, True], ids=["one-holder", "two-holders"])
+def test_compute_by_columns_gives_the_per_unit_content_byte_for_byte(
+    rt: Any, formula: Any, overlapping: bool, tmp_path: Path
+) -> None:
+    """compute (gather_table + columns.score_table) against compute_per_unit (gather_week
+    + score.py) on the random week, with partner units, merchants, flags with drill-downs,
+    a published week before it (streaks, cards), under the golden formula and under one
+    whose recurrence_days is shorter than a week (the exact path for every segment): the
+    same canonical JSON, so a week published either way verifies the other."""
+    _random_week(rt, overlapping, holders=True)
+    tz = rt.settings.tz
+    w46, w47 = Week.parse("2026-W46", tz), Week.parse("2026-W47", tz)
+    pub.publish(rt.engine, formula, w46, pub.default_as_of(w46, 8), "t", w47.start + 9 * H)
+    short_path = tmp_path / "short.toml"
+    short_path.write_text(
+        GOLDEN.read_text(encoding="utf-8").replace("recurrence_days = 7", "recurrence_days = 2"),
+        encoding="utf-8",
+    )
+    short = load_formula(short_path, rt.categories.codes)
+    as_of = pub.default_as_of(w47, 8)
+    for f in (formula, short):
+        with rt.engine.connect() as conn:
+            by_columns = pub.compute(conn, f, w47, as_of)
+            per_unit = pub.compute_per_unit(conn, f, w47, as_of)
+        assert pub.canonical(by_columns) == pub.canonical(per_unit)
+        leagues = by_columns["leagues"]
+        assert {lg["kind"] for lg in leagues} == {"segment", "partner_unit", "merchant"}
+        scores = [s for lg in leagues for s in lg["scores"]]
+        assert any(s["flag"] and s.get("drilldown") for s in scores)
+        assert any(s["prev_rank"] is not None for s in scores)
+        assert any(s["streak"] == 2 for s in scores)
 
 
 def test_registered_evaluators_and_covert_checks_weigh_more(
@@ -629,3 +702,29 @@ def score_unit_points(formula: Any, unit: Any) -> float:
     from roadwatch.ranking.score import score_unit
 
     return float(score_unit(formula, unit).deductions[0]["raw"])
+
+
+def test_group_rows_come_through_as_columns_whatever_the_text(rt: Any, formula: Any) -> None:
+    """_columns hands text over as CSV on PostgreSQL: commas, quotes, line breaks, spaces,
+    CJK and empty strings must come back unchanged, and times as exact microseconds."""
+    from roadwatch.ranking import gather
+
+    w47 = Week.parse("2026-W47", rt.settings.tz)
+    params = gather._params(formula, w47, pub.default_as_of(w47, 8))
+    words = ["a,b", 'say "hi"', "two\nlines", " padded ", "郑州,路", "", "x\\y", "1e5"]
+    start = w47.start.astimezone(dt.UTC).replace(tzinfo=None)
+    pg = rt.engine.dialect.name == "postgresql"
+
+    def at(i: int) -> str:
+        stamp = (start + dt.timedelta(microseconds=i * 1_000_001)).isoformat(" ")
+        return f"timestamp '{stamp}'" if pg else f"'{stamp}'"
+
+    values = " UNION ALL ".join(
+        f"SELECT {i} AS k, '{w}' AS w, {i * 1000} AS n, {at(i)} AS t" for i, w in enumerate(words)
+    )
+    with rt.engine.connect() as conn:
+        micros = gather._micros_sql(conn, "MIN(v.t)")
+        body = f"SELECT v.w, MAX(v.n), {micros} FROM ({values}) v GROUP BY v.k, v.w"
+        w, n, t = gather._columns(conn, body, params, "tim")
+    got = sorted(zip(w.tolist(), n.tolist(), t.tolist(), strict=True), key=lambda r: r[1])
+    assert got == [(word, i * 1000, i * 1_000_001) for i, word in enumerate(words)]

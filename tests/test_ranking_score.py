@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -256,3 +257,131 @@ def test_renaming_districts_and_segments_changes_nothing_but_names(spec) -> None
         for s in lg["scores"]:
             s.pop("name")
     assert a == b
+
+
+# -- the columnar path (columns.py) against the per-unit path -----------------------------
+def _odd_formula() -> Any:
+    """v1 with numbers that are not exact in binary (0.3, 2.7, …): sums in another order,
+    or NumPy's rounding instead of Python's, would differ in the last digits."""
+    import hashlib
+    import tomllib
+
+    from roadwatch.ranking.formula import parse_formula
+
+    text = DEFAULT_FORMULA.read_text(encoding="utf-8")
+    for old, new in (
+        ("evaluator = 3.0", "evaluator = 2.7"),
+        ("self = 0.5", "self = 0.35"),
+        ("2 = 2.0", "2 = 1.7"),
+        ("E0505 = { points = 2.0, cap = 20.0 }", "E0505 = { points = 2.3, cap = 9.1 }"),
+        ("overdue = 2.0 ", "overdue = 1.3 "),
+        ("own_fix_credit = 1.5", "own_fix_credit = 1.15"),
+        ("missed_day = 1.0", "missed_day = 0.7"),
+        ("prior_km = 1.0", "prior_km = 0.3"),
+        ("arterial = 1.5", "arterial = 1.37"),
+        (
+            'default = { red = 10, black = 1, mode = "significant" }',
+            'default = { red = 3, black = 4, mode = "quota" }',
+        ),
+    ):
+        assert old in text, old
+        text = text.replace(old, new)
+    sha = hashlib.sha256(text.encode()).hexdigest()
+    return parse_formula(tomllib.loads(text), text, "odd.toml", sha, CODES)
+
+
+def _random_units(rng: random.Random, n: int) -> list[Unit]:
+    cats = ("E0102", "E0201", "E0505", "C0101", "E0401", "E0999")  # E0999: default rule
+    units = []
+    for i in range(n):
+        groups: dict[tuple[str, int, str], FindingGroup] = {}
+        for _ in range(rng.choice([0, 0, 1, 3, 8, 20])):
+            key = (rng.choice(cats), rng.choice([1, 2, 3]), rng.choice(SOURCE_NAMES))
+            c = rng.randint(1, 9)
+            groups[key] = FindingGroup(*key, c, *(rng.randint(0, c) for _ in range(5)))
+        level = rng.choice([None, 0, 1, 2, 3])
+        parts = tuple(
+            (rng.uniform(20, 2000), rng.choice(["local", "arterial", "secondary", "path"]))
+            for _ in range(rng.choice([1, 1, 2]))
+        )
+        units.append(
+            Unit(
+                rng.choice(["segment"] * 5 + ["partner_unit", "merchant"]),
+                f"S{rng.randint(0, 10**6)}-{i}",
+                f"路{i}",
+                rng.choice(["D1", "EQ", "GC", "JS"]),
+                parts,
+                tuple(groups.values()),
+                patrol_days=float(rng.randint(0, 7)) if level is not None else None,
+                duty_level=level,
+            )
+        )
+    return units
+
+
+SOURCE_NAMES = ("evaluator", "covert", "public", "self")
+
+
+@pytest.mark.parametrize("odd", [False, True], ids=["v1", "inexact-numbers"])
+def test_columns_score_a_week_exactly_as_the_per_unit_path(odd: bool) -> None:
+    """score_table (NumPy over columns) against score_week + league_to_dict on 120 random
+    weeks: the same content, compared as the canonical JSON that is hashed."""
+    import json
+
+    from roadwatch.ranking.columns import score_table, table_from_units
+    from roadwatch.ranking.score import league_to_dict
+
+    formula = _odd_formula() if odd else FORMULA
+    flags = 0
+    for seed in range(120):
+        rng = random.Random(seed)
+        units = _random_units(rng, rng.choice([1, 5, 40, 300]))
+        previous = {
+            (u.kind, u.id): {
+                "rank": rng.randint(1, 9),
+                "flag": rng.choice([None, "red", "black"]),
+                "streak": rng.randint(0, 3),
+            }
+            for u in units
+            if rng.random() < 0.5
+        }
+        names = {"EQ": "二七区"}
+        expected = [league_to_dict(lg) for lg in score_week(formula, units, names, previous)]
+        got = score_table(formula, table_from_units(formula, units), names, previous).content()
+        assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True), seed
+        flags += sum(len(lg["red"]) + len(lg["black"]) for lg in expected)
+    assert flags > 100  # flagged units (their groups spelled out) were compared too
+
+
+def test_many_poisson_tails_at_once_are_the_same_bits() -> None:
+    from roadwatch.ranking.score import poisson_tails, poisson_tails_many
+
+    rng = random.Random(7)
+    ks = [0, 0, 1, 3, 5, 0, 800, 60, 2] + [rng.randint(0, 120) for _ in range(3000)]
+    mus = [0.0, 2.0, 0.0, 1e-9, 40.0, 40.0, 1000.0, 200.0, 1e6] + [
+        rng.choice([rng.uniform(0, 3), rng.uniform(0, 150), rng.expovariate(0.05)])
+        for _ in range(3000)
+    ]
+    high, low = poisson_tails_many(ks, mus)
+    for k, mu, h, lo in zip(ks, mus, high.tolist(), low.tolist(), strict=True):
+        assert (h, lo) == poisson_tails(k, mu), (k, mu)
+
+
+def test_columns_round_as_python_rounds() -> None:
+    from roadwatch.ranking.columns import round_exact
+
+    rng = np.random.default_rng(3)
+    values = np.concatenate(
+        [
+            rng.uniform(0, 100, 20_000),
+            rng.integers(0, 10**6, 5_000) / 512,  # exact already
+            rng.integers(0, 10**6, 5_000) / 10**9 + 5e-10,  # halfway in decimal
+            rng.integers(0, 10**6, 5_000) / 10**12 + 5e-13,
+            10.0 ** rng.uniform(-14, 9, 20_000),
+            -rng.uniform(0, 1e-8, 1_000),
+            np.array([0.0, -0.0, 1e-12, 2.5e-10, 123456.0000000005, 1e300, 2.0**53, -3.5]),
+        ]
+    )
+    for digits in (9, 12):
+        got = round_exact(values, digits).tolist()
+        assert got == [round(v, digits) for v in values.tolist()]

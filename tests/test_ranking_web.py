@@ -82,6 +82,7 @@ def test_pdf_text_shows_chinese_segment_names(rt: Any, published: Any) -> None: 
     resp = client.get("/api/rankings/2026-W47.pdf")
     assert resp.status_code == 200 and resp.data.startswith(b"%PDF")
     raw = "".join(p.extract_text() for p in PdfReader(io.BytesIO(resp.data)).pages)
+    ARTIFACTS.mkdir(exist_ok=True)  # a fresh clone has none until a screenshot is taken
     (ARTIFACTS / "ranking_2026-W47.pdf").write_bytes(resp.data)
     # Noto CJK maps some glyphs to their Kangxi-radical twins (⿊ for 黑): NFKC folds them
     # …and table cells wrap lines: compare without the line breaks

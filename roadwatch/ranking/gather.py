@@ -21,15 +21,25 @@ What counts (as of `as_of`):
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from sqlalchemy import Connection, TextClause, bindparam, text
 
 from ..models import UTCDateTime
+from .columns import (
+    SOURCE_ORDER,
+    WeekTable,
+    runs,
+    segment_exposure,
+    table_from_units,
+)
 from .formula import Formula
 from .score import Finding, FindingGroup, Unit
 from .week import Week
@@ -61,6 +71,14 @@ def _source_sql(self_match: str) -> str:
                   ELSE 'public' END"""
 
 
+def _source_code_sql(self_match: str) -> str:
+    code = {src: i for i, src in enumerate(SOURCE_ORDER)}
+    return f"""CASE WHEN rp.kind = 'evaluator' THEN {code["evaluator"]}
+                  WHEN rp.kind = 'covert' THEN {code["covert"]}
+                  WHEN {self_match} THEN {code["self"]}
+                  ELSE {code["public"]} END"""
+
+
 def _kinds_join(formula: Formula) -> str:
     """The reporters whose findings are third-party (evaluator) or covert checks, by kind."""
     none = "('__none__')"
@@ -85,6 +103,7 @@ def _base_cte(
     single_holder: bool,
     chainage: bool = True,
     strike: bool = True,
+    coded: bool = False,
 ) -> str:
     """`base`: one row per finding of the week with its source and process flags (no
     recurrence: that needs the reports before it, see `_exact_cte` and `_segment_groups`).
@@ -92,7 +111,11 @@ def _base_cte(
     `restrict` narrows the reports (e.g. to some segments); `single_holder` says no person
     holds two overlapping assignments on one segment, so a plain outer join with the
     assignments cannot repeat a report. `strike=False` keeps the reports struck by upheld
-    disputes (the caller recomputes their segments exactly).
+    disputes (the caller recomputes their segments exactly). `coded`: the source as its
+    position in SOURCE_ORDER (a number, not a word: columns.py's code), and on PostgreSQL
+    `base` is kept a subquery of its own (OFFSET 0) so that the parallel workers scan and
+    join and the leader aggregates once (partial aggregates in each worker would hold
+    nearly every group again: measured slower for millions of groups).
     """
     pg = conn.dialect.name == "postgresql"
     if not chainage:  # reading it parses every report's snap: only the exact path needs it
@@ -130,7 +153,7 @@ def _base_cte(
     base AS (
       SELECT r.id, r.segment_id, r.category, r.severity, r.observed_at, r.reporter_id,
              {chainage_sql} AS chainage_m,
-             {_source_sql(self_match)} AS source,
+             {(_source_code_sql if coded else _source_sql)(self_match)} AS source,
              CASE WHEN r.rectified_at IS NOT NULL AND r.rectified_at <= :as_of
                        AND r.due_at IS NOT NULL AND r.rectified_at <= r.due_at
                   THEN 1 ELSE 0 END AS on_time,
@@ -146,6 +169,7 @@ def _base_cte(
       LEFT JOIN reopened ro ON ro.report_id = r.id
       WHERE r.observed_at >= :start AND r.observed_at < :end AND {_VALID} {restrict}
         {"AND r.id NOT IN (SELECT s.report_id FROM struck s)" if strike else ""}
+        {"OFFSET 0" if coded and pg else ""}
     )"""
 
 
@@ -211,6 +235,9 @@ def ranking_session(
         # sorts and hashes of millions of rows in memory, not in temporary files; no JIT
         # compilation (measured: a quarter of a second lost on every query here)
         conn.execute(text("SET LOCAL work_mem = '256MB'"))
+        # the week's groups in one hash table (3.9 M groups, about 1 GB, at 250,000
+        # segments): spilling part of it to disk cost a second there
+        conn.execute(text("SET LOCAL hash_mem_multiplier = 4"))
         conn.execute(text("SET LOCAL jit = off"))
         # the week's scan in parallel workers: the default costs keep a million-report scan
         # in one process (measured: 4.1 → 3.0 s for the segment groups of 1 M reports)
@@ -371,6 +398,240 @@ def _segment_groups(
     return out
 
 
+_EPOCH = dt.datetime(1970, 1, 1)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def _micros(value: Any) -> int:
+    """A time from the database as whole microseconds since 1970 (naive UTC)."""
+    return (_as_naive_utc(value) - _EPOCH) // _MICROSECOND
+
+
+def _columns(conn: Connection, body: str, params: dict[str, Any], kinds: str) -> list[np.ndarray]:
+    """A query's result as one array per column, without a Python object per value.
+
+    `kinds` has a letter per column: t text, i whole number, m a time (microseconds after
+    the week's start on PostgreSQL: see `_micros_sql`; a time elsewhere). On PostgreSQL
+    the rows come as CSV text in a few hundred large values (string_agg over buckets of
+    the first column), parsed by pandas: millions of rows were millions of Python tuples,
+    and through COPY still a Python call per row.
+    """
+    dtypes = [object if k == "t" else np.int64 for k in kinds]
+    names = [f"c{i}" for i in range(len(kinds))]
+    if conn.dialect.name == "postgresql":
+        fields = ", ".join(
+            f"""coalesce('"' || replace(q.{c}::text, '"', '""') || '"', '')"""
+            if k == "t"
+            else f"coalesce(q.{c}::text, '')"
+            for c, k in zip(names, kinds, strict=True)
+        )
+        sql = (
+            f"SELECT string_agg(concat_ws(',', {fields}), E'\\n')"
+            f" FROM ({body}) q({', '.join(names)}) GROUP BY hashtext(q.c0::text) & 255"
+        )
+        chunks = [c for (c,) in _tuples(conn.execute(_sql(conn, sql), params))]
+        if not chunks:
+            return [np.zeros(0, dtype=d) for d in dtypes]
+        frame = pd.read_csv(
+            io.BytesIO("\n".join(chunks).encode()),
+            header=None,
+            names=names,
+            dtype=dict(zip(names, dtypes, strict=True)),
+            na_filter=False,
+            low_memory=False,
+        )
+        return [frame[c].to_numpy() for c in names]
+    rows = _tuples(conn.execute(_sql(conn, body), params))
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(kinds)
+    start = _micros(params["start"])
+    out = []
+    for k, d, col in zip(kinds, dtypes, cols, strict=True):
+        if k == "m":
+            col = tuple(_micros(v) - start for v in col)
+        arr = np.empty(len(col), dtype=d)
+        arr[:] = col
+        out.append(arr)
+    return out
+
+
+def _micros_sql(conn: Connection, expr: str) -> str:
+    """A time as whole microseconds after the week's start (exact: the float's error at
+    ± weeks is far below a microsecond), or the time itself where `_columns` converts it."""
+    if conn.dialect.name == "postgresql":
+        return f"round(date_part('epoch', {expr} - :start) * 1000000)::int8"
+    return expr
+
+
+def _codes(values: np.ndarray, known: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """Distinct strings (sorted, as Python sorts them) and each value's position there."""
+    codes, uniques = pd.factorize(values)
+    words = sorted(set(uniques.tolist()) | set(known or ()))
+    pos = {w: i for i, w in enumerate(words)}
+    remap = np.array([pos[w] for w in uniques.tolist()] or [0], dtype=np.int64)
+    return words, remap[codes] if len(codes) else np.zeros(0, dtype=np.int64)
+
+
+_GROUP_ARRAYS = (
+    "g_unit",
+    "g_cat",
+    "g_sev",
+    "g_src",
+    "g_n",
+    "g_on_time",
+    "g_overdue",
+    "g_reopened",
+    "g_unresolved",
+    "g_recurrence",
+)
+
+
+def _map_columns(groups: GroupMap, unit_of: dict[str, int]) -> dict[str, Any]:
+    """Groups from the exact path as columns (in score_unit's order)."""
+    rows = [(unit_of[seg], g) for seg, gs in groups.items() if seg in unit_of for g in sorted(gs)]
+    rows.sort(key=lambda r: r[0])
+    cats = sorted({g.category for _, g in rows})
+    pos = {c: i for i, c in enumerate(cats)}
+    values = [
+        (u, pos[g.category], g.severity, SOURCE_ORDER.index(g.source), *g[3:]) for u, g in rows
+    ]
+    arrays = np.array(values, dtype=np.int64).reshape(len(values), len(_GROUP_ARRAYS))
+    return {"categories": cats, **{k: arrays[:, i] for i, k in enumerate(_GROUP_ARRAYS)}}
+
+
+def _merge_columns(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Two sets of group columns for different units as one, still by unit (b's rows go
+    in before a's rows of the next unit: each unit's rows come from one side)."""
+    cats = sorted(set(a["categories"]) | set(b["categories"]))
+    pos = {c: i for i, c in enumerate(cats)}
+    # b's rows land at these places (b is by unit too), a's rows fill the rest
+    at = np.searchsorted(a["g_unit"], b["g_unit"]) + np.arange(len(b["g_unit"]))
+    from_b = np.zeros(len(a["g_unit"]) + len(b["g_unit"]), dtype=bool)
+    from_b[at] = True
+    from_a = np.flatnonzero(~from_b)
+    out: dict[str, Any] = {"categories": cats}
+    for k in _GROUP_ARRAYS:
+        xa, xb = a[k], b[k]
+        if k == "g_cat":
+            xa = np.array([pos[c] for c in a["categories"]] or [0], dtype=np.int64)[xa]
+            xb = np.array([pos[c] for c in b["categories"]] or [0], dtype=np.int64)[xb]
+        merged = np.empty(len(from_b), dtype=np.int64)
+        merged[from_a] = xa
+        merged[at] = xb
+        out[k] = merged
+    return out
+
+
+def _segment_group_columns(
+    conn: Connection,
+    formula: Formula,
+    week: Week,
+    params: dict[str, Any],
+    single: bool,
+    ids: Sequence[str],
+) -> dict[str, Any]:
+    """`_segment_groups` as columns for the segments `ids` (their positions are the units):
+    the same aggregation, the same rule for recurrences and ambiguous segments, done on
+    arrays instead of a Python object per group."""
+    unit_of = {sid: i for i, sid in enumerate(ids)}
+    window = dt.timedelta(days=formula.recurrence_days)
+    if window < week.end - week.start:
+        return _map_columns(_exact_groups(conn, formula, params, single), unit_of)
+    base = _base_cte(conn, formula, "", single, chainage=False, strike=False, coded=True)
+    sql = (
+        f"WITH {base}"
+        " SELECT b.segment_id, b.category, b.severity, b.source, COUNT(*),"
+        " SUM(b.on_time), SUM(b.overdue), SUM(b.reopened), SUM(b.unresolved),"
+        f" {_micros_sql(conn, 'MIN(b.observed_at)')} FROM base b"
+        " GROUP BY b.segment_id, b.category, b.severity, b.source"
+    )
+    seg, cat, sev, src, n, on_time, overdue, reopened, unresolved, first = _columns(
+        conn, sql, params, "ttiiiiiiim"
+    )
+    # segments that are units only (a retired one's findings count nowhere), by unit
+    seg_words, seg_code = _codes(seg)
+    unit_of_word = np.array([unit_of.get(w, -1) for w in seg_words] or [-1], dtype=np.int64)
+    unit = unit_of_word[seg_code] if len(seg_code) else np.zeros(0, dtype=np.int64)
+    cats, cat_code = _codes(cat)
+    # by unit, category, severity and source (score_unit's order), as one number
+    low = int(sev.min()) if len(sev) else 0
+    span = int(sev.max()) - low + 1 if len(sev) else 1
+    key = ((unit * len(cats) + cat_code) * span + (sev - low)) * len(SOURCE_ORDER) + src
+    order = np.argsort(key)
+    order = order[unit[order] >= 0]
+    # each (segment, category): its first finding's time, and whether two groups share it
+    unit_s, cat_s, first_s = unit[order], cat_code[order], first[order]
+    run, starts, _ = runs([unit_s, cat_s])
+    first_at = np.minimum.reduceat(first_s, starts) if len(starts) else first_s
+    starter = first_s == first_at[run]
+    tied = np.add.reduceat(starter.astype(np.int64), starts) > 1 if len(starts) else starter
+    ambiguous = set(unit_s[starts[tied]].tolist())
+    for (sid,) in conn.execute(
+        _sql(
+            conn,
+            "SELECT DISTINCT r.segment_id FROM ranking_disputes d"
+            " JOIN reports r ON r.id = d.report_id"
+            " WHERE d.week = :week AND d.decision = 'upheld' AND d.decided_at <= :as_of"
+            " AND r.segment_id IS NOT NULL",
+        ),
+        params,
+    ):
+        if sid in unit_of:
+            ambiguous.add(unit_of[sid])
+    # the ambiguous segments go the exact way: drop their rows (whole runs) before the
+    # other columns are put in order
+    if ambiguous:
+        keep = ~np.isin(unit_s, np.array(sorted(ambiguous), dtype=np.int64))
+        order, unit_s, cat_s, first_s, starter = (
+            a[keep] for a in (order, unit_s, cat_s, first_s, starter)
+        )
+        run_keep = keep[starts]
+        first_at = first_at[run_keep]
+        run, starts, _ = runs([unit_s, cat_s])
+    unit, cat_code = unit_s, cat_s
+    sev, src, n, on_time, overdue, reopened, unresolved = (
+        a[order] for a in (sev, src, n, on_time, overdue, reopened, unresolved)
+    )
+    # the last report of the days before the week, per (segment, category)
+    b_seg, b_cat, b_last = _columns(
+        conn,
+        (
+            f"SELECT r.segment_id, r.category, {_micros_sql(conn, 'MAX(r.observed_at)')}"
+            " FROM reports r"
+            f" WHERE r.observed_at >= :lookback AND r.observed_at < :start AND {_VALID}"
+            " GROUP BY r.segment_id, r.category"
+        ),
+        params,
+        "ttm",
+    )
+    run_key = unit[starts] * (len(cats) + 1) + cat_code[starts]
+    cat_pos = {c: i for i, c in enumerate(cats)}
+    b_unit = pd.Index(ids).get_indexer(b_seg).astype(np.int64)  # −1: not a unit
+    b_code = np.array([cat_pos.get(x, -1) for x in b_cat.tolist()], dtype=np.int64)
+    ok = (b_unit >= 0) & (b_code >= 0)
+    b_key = b_unit[ok] * (len(cats) + 1) + b_code[ok]
+    at = np.searchsorted(run_key, b_key)
+    found = at < len(run_key)
+    found[found] &= run_key[at[found]] == b_key[found]
+    recurs = np.zeros(len(starts), dtype=bool)  # the first finding is itself a recurrence
+    hit = at[found]
+    recurs[hit] = first_at[hit] - b_last[ok][found] <= window // _MICROSECOND
+    recurrence = np.where(recurs[run] | ~starter, n, n - 1)
+    cols: dict[str, Any] = {
+        "categories": cats,
+        **dict(
+            zip(
+                _GROUP_ARRAYS,
+                (unit, cat_code, sev, src, n, on_time, overdue, reopened, unresolved, recurrence),
+                strict=True,
+            )
+        ),
+    }
+    if ambiguous:
+        exact = _exact_groups(conn, formula, params, single, sorted(ids[u] for u in ambiguous))
+        cols = _merge_columns(cols, _map_columns(exact, unit_of))
+    return cols
+
+
 def _holder_groups(
     conn: Connection, formula: Formula, params: dict[str, Any], single: bool, role: str
 ) -> GroupMap:
@@ -395,37 +656,39 @@ def _holder_groups(
     return _group_rows(conn.execute(_sql(conn, sql), params))
 
 
-def gather_week(
-    conn: Connection,
-    formula: Formula,
-    week: Week,
-    as_of: dt.datetime,
-    kinds: Sequence[str] = ("segment", "partner_unit", "merchant"),
-) -> WeekData:
+@dataclass
+class _Frame:
+    """What both ways of gathering a week share: segments, duty, patrol, holders."""
+
+    params: dict[str, Any]
+    names: dict[str, str]
+    segs: list[tuple[Any, ...]]  # (id, name, district, length_m, road_class)
+    single: bool
+    patrol: dict[str, float]
+    duty: dict[str, int]
+    holders: dict[tuple[str, str], dict[str, Any]]
+
+
+def _frame(
+    conn: Connection, formula: Formula, week: Week, as_of: dt.datetime, kinds: Sequence[str]
+) -> _Frame:
     params = _params(formula, week, as_of)
     names = {
         str(code): str(name)
         for code, name in conn.execute(text("SELECT code, name FROM districts"))
     }
-    segs = conn.execute(
-        _sql(
-            conn,
-            "SELECT id, name, district, length_m, road_class FROM segments"
-            " WHERE retired_at IS NULL OR retired_at > :start",
-        ),
-        {"start": week.start},
-    ).all()
-    seg_info = {s.id: s for s in segs}
+    segs = _tuples(
+        conn.execute(
+            _sql(
+                conn,
+                "SELECT id, name, district, length_m, road_class FROM segments"
+                " WHERE retired_at IS NULL OR retired_at > :start",
+            ),
+            {"start": week.start},
+        )
+    )
+    seg_info = {s[0]: s for s in segs}
     single = _single_holder(conn, params)
-
-    groups: dict[tuple[str, str], list[FindingGroup]] = {}
-    if "segment" in kinds:
-        for unit, gs in _segment_groups(conn, formula, week, params, single).items():
-            groups[("segment", unit)] = gs
-    for role in ("partner_unit", "merchant"):
-        if role in kinds:
-            for unit, gs in _holder_groups(conn, formula, params, single, role).items():
-                groups[(role, unit)] = gs
 
     # Patrol days walked by a road chief of the segment, counted by local calendar day.
     offset = int((week.start.astimezone(week.tz).utcoffset() or dt.timedelta()).total_seconds())
@@ -448,54 +711,54 @@ def gather_week(
             {"start": week.start, "end": week.end},
         )
     }
-    held = conn.execute(
-        _sql(
-            conn,
-            "SELECT a.segment_id, a.reporter_id, a.role, a.level, a.from_chainage_m,"
-            " a.to_chainage_m, p.name AS person FROM assignments a"
-            " LEFT JOIN reporters p ON p.id = a.reporter_id"
-            " WHERE a.valid_from < :end AND (a.valid_to IS NULL OR a.valid_to > :start)"
-            " ORDER BY a.segment_id, a.role, a.reporter_id, a.from_chainage_m",
-        ),
-        {"start": week.start, "end": week.end},
-    ).all()
+    held = _tuples(
+        conn.execute(
+            _sql(
+                conn,
+                "SELECT a.segment_id, a.reporter_id, a.role, a.level, a.from_chainage_m,"
+                " a.to_chainage_m, p.name AS person FROM assignments a"
+                " LEFT JOIN reporters p ON p.id = a.reporter_id"
+                " WHERE a.valid_from < :end AND (a.valid_to IS NULL OR a.valid_to > :start)"
+                " ORDER BY a.segment_id, a.role, a.reporter_id, a.from_chainage_m",
+            ),
+            {"start": week.start, "end": week.end},
+        )
+    )
     duty: dict[str, int] = {}
     holders: dict[tuple[str, str], dict[str, Any]] = {}
-    for h in held:
-        seg = seg_info.get(h.segment_id)
+    for segment_id, reporter_id, role, level, from_m, to_m, person in held:
+        seg = seg_info.get(segment_id)
         if seg is None:
             continue
-        if h.role == "road_chief" and h.level is not None:
-            duty[h.segment_id] = max(duty.get(h.segment_id, -1), int(h.level))
-        elif h.role in ("partner_unit", "merchant") and h.role in kinds:
+        if role == "road_chief" and level is not None:
+            duty[segment_id] = max(duty.get(segment_id, -1), int(level))
+        elif role in ("partner_unit", "merchant") and role in kinds:
             entry = holders.setdefault(
-                (h.role, h.reporter_id),
-                {"name": h.person or h.reporter_id, "parts": [], "districts": defaultdict(float)},
+                (role, reporter_id),
+                {"name": person or reporter_id, "parts": [], "districts": defaultdict(float)},
             )
-            if h.role == "merchant" and h.from_chainage_m is not None:
-                hi = h.to_chainage_m if h.to_chainage_m is not None else seg.length_m
-                length = max(0.0, min(hi, seg.length_m) - h.from_chainage_m)
+            seg_length, seg_class, seg_district = seg[3], seg[4], seg[2]
+            if role == "merchant" and from_m is not None:
+                hi = to_m if to_m is not None else seg_length
+                length = max(0.0, min(hi, seg_length) - from_m)
             else:
-                length = float(seg.length_m)
-            entry["parts"].append((length, seg.road_class))
-            entry["districts"][seg.district] += length
+                length = float(seg_length)
+            entry["parts"].append((length, seg_class))
+            entry["districts"][seg_district] += length
+    return _Frame(params, names, segs, single, patrol, duty, holders)
 
-    units: list[Unit] = []
-    if "segment" in kinds:
-        for s in segs:
-            units.append(
-                Unit(
-                    kind="segment",
-                    id=s.id,
-                    name=s.name,
-                    district=s.district,
-                    parts=((float(s.length_m), s.road_class),),
-                    groups=tuple(groups.get(("segment", s.id), ())),
-                    patrol_days=patrol.get(s.id, 0.0) if s.id in duty else None,
-                    duty_level=duty.get(s.id),
-                )
-            )
-    for (role, rid), entry in sorted(holders.items()):
+
+def _holder_units(
+    conn: Connection, formula: Formula, frame: _Frame, kinds: Sequence[str]
+) -> list[Unit]:
+    """Partner units and merchants, with their groups (the exact path)."""
+    groups: dict[tuple[str, str], list[FindingGroup]] = {}
+    for role in ("partner_unit", "merchant"):
+        if role in kinds:
+            for unit, gs in _holder_groups(conn, formula, frame.params, frame.single, role).items():
+                groups[(role, unit)] = gs
+    units = []
+    for (role, rid), entry in sorted(frame.holders.items()):
         # a unit or merchant is compared within the district where most of its zones lie
         district = max(sorted(entry["districts"]), key=lambda d: entry["districts"][d])
         units.append(
@@ -508,7 +771,71 @@ def gather_week(
                 groups=tuple(groups.get((role, rid), ())),
             )
         )
-    return WeekData(units, names)
+    return units
+
+
+def gather_week(
+    conn: Connection,
+    formula: Formula,
+    week: Week,
+    as_of: dt.datetime,
+    kinds: Sequence[str] = ("segment", "partner_unit", "merchant"),
+) -> WeekData:
+    """The week as Units (score.py's input); `gather_table` gives the same as columns."""
+    frame = _frame(conn, formula, week, as_of, kinds)
+    units: list[Unit] = []
+    if "segment" in kinds:
+        groups = _segment_groups(conn, formula, week, frame.params, frame.single)
+        for sid, name, district, length_m, road_class in frame.segs:
+            units.append(
+                Unit(
+                    kind="segment",
+                    id=sid,
+                    name=name,
+                    district=district,
+                    parts=((float(length_m), road_class),),
+                    groups=tuple(groups.get(sid, ())),
+                    patrol_days=frame.patrol.get(sid, 0.0) if sid in frame.duty else None,
+                    duty_level=frame.duty.get(sid),
+                )
+            )
+    units += _holder_units(conn, formula, frame, kinds)
+    return WeekData(units, frame.names)
+
+
+def gather_table(
+    conn: Connection,
+    formula: Formula,
+    week: Week,
+    as_of: dt.datetime,
+    kinds: Sequence[str] = ("segment", "partner_unit", "merchant"),
+) -> tuple[WeekTable, dict[str, str]]:
+    """The week as columns (columns.py's input) and the districts' names: the same units
+    and groups as `gather_week`, without a Python object per group."""
+    frame = _frame(conn, formula, week, as_of, kinds)
+    tables = []
+    if "segment" in kinds:
+        tables.append(_segment_table(conn, formula, week, frame))
+    tables.append(table_from_units(formula, _holder_units(conn, formula, frame, kinds)))
+    return WeekTable.concat(tables), frame.names
+
+
+def _segment_table(conn: Connection, formula: Formula, week: Week, frame: _Frame) -> WeekTable:
+    ids = [s[0] for s in frame.segs]
+    lengths = np.array([float(s[3]) for s in frame.segs], dtype=np.float64)
+    classes = [s[4] for s in frame.segs]
+    duty, patrol = frame.duty, frame.patrol
+    cols = _segment_group_columns(conn, formula, week, frame.params, frame.single, ids)
+    return WeekTable(
+        kinds=["segment"] * len(ids),
+        ids=ids,
+        names=[s[1] for s in frame.segs],
+        districts=[s[2] for s in frame.segs],
+        exposure=segment_exposure(formula, lengths, classes),
+        walked=[(patrol.get(sid, 0.0) if sid in duty else None) or 0.0 for sid in ids],
+        duty_levels=[duty.get(sid) for sid in ids],
+        **cols,
+    )
 
 
 def findings_of(

@@ -31,6 +31,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from .formula import SOURCES, Formula
 
 PRECISION = 9  # digits kept in scores: sums in another order must not change a rank
@@ -291,6 +293,104 @@ def poisson_tails(k: float, mu: float) -> tuple[float, float]:
     return p, min(1.0, q + pmf)
 
 
+def poisson_tails_many(ks: Sequence[int], mus: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """poisson_tails(k, mu) for many whole k at once, bit for bit the same.
+
+    The series and the continued fraction run on arrays, each element stopping at the
+    iteration where poisson_tails stops (NumPy's element-wise +, −, ×, ÷ round exactly as
+    Python's floats do); exp, log and lgamma stay math's, called per element (NumPy's own
+    may differ in the last bit).
+    """
+    k_list = [int(k) for k in ks]
+    mu_list = [float(m) for m in mus]
+    n = len(k_list)
+    high = np.ones(n)
+    low = np.ones(n)
+    gamma: list[int] = []  # the elements that need the incomplete gamma
+    pmf = np.zeros(n)
+    for i, (k, mu) in enumerate(zip(k_list, mu_list, strict=True)):
+        if mu <= 0:
+            high[i] = 1.0 if k <= 0 else 0.0
+            continue
+        pmf[i] = math.exp(-mu + k * math.log(mu) - math.lgamma(k + 1))
+        if k <= 0:
+            low[i] = pmf[i]
+            continue
+        gamma.append(i)
+    if gamma:
+        idx = np.array(gamma)
+        a = np.array([k_list[i] for i in gamma], dtype=np.float64)
+        x = np.array([mu_list[i] for i in gamma])
+        p, q = _gamma_pq_many(a, x)
+        high[idx] = p
+        s = q + pmf[idx]
+        low[idx] = np.where(s < 1.0, s, 1.0)
+    return high, low
+
+
+def _gamma_pq_many(a: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """_gamma_pq over arrays (a whole and > 0, x > 0), the same operations in the same order."""
+    n = len(a)
+    # exp(-x + a log x - lgamma(a)), by math, per element
+    factor = np.array(
+        [
+            math.exp(-xi + ai * math.log(xi) - math.lgamma(ai))
+            for ai, xi in zip(a.tolist(), x.tolist(), strict=True)
+        ]
+    )
+    p = np.zeros(n)
+    q = np.ones(n)
+    series = np.flatnonzero(x < a + 1)
+    if series.size:
+        aa, xx = a[series], x[series]
+        term = 1.0 / aa
+        total = term.copy()
+        ap = aa.copy()
+        act = np.arange(series.size)
+        for _ in range(10_000):
+            ap[act] += 1
+            term[act] *= xx[act] / ap[act]
+            total[act] += term[act]
+            done = np.abs(term[act]) < np.abs(total[act]) * 1e-15
+            act = act[~done]
+            if not act.size:
+                break
+        ps = total * factor[series]
+        ps = np.where(ps < 1.0, ps, 1.0)
+        p[series] = ps
+        q[series] = 1.0 - ps
+    frac = np.flatnonzero(~(x < a + 1))
+    if frac.size:
+        aa, xx = a[frac], x[frac]
+        tiny = 1e-300
+        b = xx + 1 - aa
+        c = np.full(frac.size, 1 / tiny)
+        d = 1 / b
+        h = d.copy()
+        act = np.arange(frac.size)
+        for i in range(1, 10_000):
+            an = -i * (i - aa[act])
+            bb = b[act] + 2
+            b[act] = bb
+            dd = an * d[act] + bb
+            dd = np.where(np.abs(dd) < tiny, tiny, dd)
+            cc = bb + an / c[act]
+            cc = np.where(np.abs(cc) < tiny, tiny, cc)
+            c[act] = cc
+            dd = 1 / dd
+            d[act] = dd
+            delta = dd * cc
+            h[act] *= delta
+            act = act[~(np.abs(delta - 1) < 1e-15)]
+            if not act.size:
+                break
+        qs = factor[frac] * h
+        qs = np.where(qs < 1.0, qs, 1.0)
+        q[frac] = qs
+        p[frac] = 1.0 - qs
+    return p, q
+
+
 # -- leagues ----------------------------------------------------------------------------
 @dataclass
 class League:
@@ -461,22 +561,29 @@ def score_to_dict(s: UnitScore) -> dict[str, Any]:
         "measures": s.measures,
     }
     if s.unit.findings:
-        out["drilldown"] = [
-            {
-                "id": f.id,
-                "category": f.category,
-                "severity": f.severity,
-                "source": f.source,
-                "on_time": f.on_time,
-                "overdue": f.overdue,
-                "reopened": f.reopened,
-                "unresolved": f.unresolved,
-                "recurrence": f.recurrence,
-                **s.facts.get(f.id, {}),
-            }
-            for f in sorted(s.unit.findings, key=lambda f: f.id)
-        ]
+        out["drilldown"] = drilldown_to_dicts(s.unit.findings, s.facts)
     return out
+
+
+def drilldown_to_dicts(
+    findings: Iterable[Finding], facts: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """A flagged unit's findings one by one (by id), with the facts that identify each."""
+    return [
+        {
+            "id": f.id,
+            "category": f.category,
+            "severity": f.severity,
+            "source": f.source,
+            "on_time": f.on_time,
+            "overdue": f.overdue,
+            "reopened": f.reopened,
+            "unresolved": f.unresolved,
+            "recurrence": f.recurrence,
+            **facts.get(f.id, {}),
+        }
+        for f in sorted(findings, key=lambda f: f.id)
+    ]
 
 
 def _spelled_out(d: dict[str, Any]) -> dict[str, Any]:
@@ -527,11 +634,13 @@ __all__ = [
     "League",
     "Unit",
     "UnitScore",
+    "drilldown_to_dicts",
     "group_findings",
     "league_to_dict",
     "poisson_cdf",
     "poisson_sf",
     "poisson_tails",
+    "poisson_tails_many",
     "rank_league",
     "score_to_dict",
     "score_unit",
