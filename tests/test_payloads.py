@@ -180,3 +180,10 @@ def test_photo_hashes_in_capitals_are_the_same_hashes() -> None:
     report, errors = validate_report(data, RULES, NOW, "zz-jinshui-0421")
     assert errors == [] and report is not None
     assert report.photos == (digest.lower(),)
+
+
+def test_a_bad_key_is_found_before_the_field_name_it_would_make() -> None:
+    raw = b'{"v": 1, "extra": {"\\ud800": "a\\u0000b"}}'
+    data, errors = decode_json(raw, 65536)
+    assert [(e.field, e.code) for e in errors] == [("extra", "invalid_text")]
+    assert errors[0].message.encode("utf-8")  # the error itself is storable text

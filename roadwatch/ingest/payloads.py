@@ -154,8 +154,10 @@ def _bad_text(value: Any, path: str = "") -> FieldError | None:
         where, v = stack.pop()
         if isinstance(v, dict):
             for k, sub in v.items():
-                stack.append((where, k))  # a key is reported at its object's place
                 stack.append((f"{where}.{k}" if where else str(k), sub))
+                # a key is reported at its object's place, and checked before the value
+                # below it (whose field name it becomes)
+                stack.append((where, k))
         elif isinstance(v, list):
             stack.extend((f"{where}.{i}" if where else str(i), sub) for i, sub in enumerate(v))
         elif isinstance(v, str):
