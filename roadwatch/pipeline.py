@@ -262,6 +262,9 @@ class Pipeline:
         try:
             data, errors = decode_json(msg.payload, self.settings.max_payload_bytes)
             item.message_id = message_id_of(data)
+            if msg.refused:
+                item.errors = list(msg.refused)
+                return item
             if msg.kind in ("rectification", "verification"):
                 item.message_id = message_id_of(data, f"{msg.kind}_id")
                 if not errors:

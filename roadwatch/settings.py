@@ -26,6 +26,23 @@ OPEN311_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,55}$")
 
 
 SECRET_SETTINGS = frozenset({"secret_key", "admin_password", "open311_api_keys"})
+# Settings that are URLs and may carry a password (user:password@host): shown without it.
+URL_SETTINGS = frozenset({"database_url", "mqtt_url", "socketio_queue"})
+PHOTO_TYPES = ("jpeg", "png", "webp", "gif", "heic")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, for logs, errors and /healthz."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rpartition("@")[2]
+        user = parts.username or ""
+        return parts._replace(netloc=f"{user}:***@{host}").geturl()
+    except ValueError:
+        # not even a URL (a bad setting): hide whatever stands between :// and @
+        return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
 
 
 class SettingsError(ValueError):
@@ -51,6 +68,7 @@ class Settings(BaseModel):
     max_payload_bytes: int
     max_note_chars: int
     max_photo_bytes: int
+    photo_types: str
     photo_dir: str
     snap_max_distance_m: float
     snap_ambiguity_m: float
@@ -135,6 +153,18 @@ class Settings(BaseModel):
         if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
             raise ValueError("must be minLon,minLat,maxLon,maxLat with min < max")
         return v
+
+    @field_validator("photo_types")
+    @classmethod
+    def _photo_types(cls, v: str) -> str:
+        kinds = [x.strip().lower() for x in v.split(",") if x.strip()]
+        unknown = [k for k in kinds if k not in PHOTO_TYPES]
+        if not kinds or unknown:
+            raise ValueError(
+                f"must be a comma-separated list of {', '.join(PHOTO_TYPES)}"
+                + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+            )
+        return ",".join(dict.fromkeys(kinds))
 
     @field_validator("admin_password")
     @classmethod
@@ -248,6 +278,11 @@ class Settings(BaseModel):
         return urlsplit(self.mqtt_url).password or None
 
     @property
+    def photo_kinds(self) -> list[str]:
+        """The photo types uploads may have (jpeg, png, …), in the configured order."""
+        return self.photo_types.split(",")
+
+    @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
@@ -315,4 +350,6 @@ def load_settings(
         msg = err["msg"].removeprefix("Value error, ")
         # Secrets are never echoed: the line goes to logs and terminals.
         got = "a hidden value" if key in SECRET_SETTINGS else repr(values.get(key))
+        if key in URL_SETTINGS and isinstance(values.get(key), str):
+            got = repr(redact_url(values[key]))
         raise SettingsError(f"{name}: {msg} (got {got} from {source.get(key, '?')})") from None

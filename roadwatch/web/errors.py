@@ -21,6 +21,21 @@ def error_response(status: int, field: str, code: str, message: str) -> tuple[Re
 
 
 def register(app: Flask) -> None:
+    @app.before_request
+    def _no_nul() -> None:
+        """A NUL in a query or path is no text any database compares (PostgreSQL refuses it)."""
+        if not request.path.startswith(("/api/", "/m/api/")) and "\x00" not in request.path:
+            return
+        for name, value in request.args.items(multi=True):
+            if "\x00" in name or "\x00" in value:
+                field = name.replace("\x00", "") or "query"
+                raise ApiError(400, field, "invalid", f"{field} contains a NUL character")
+        for name, value in (request.view_args or {}).items():
+            if isinstance(value, str) and "\x00" in value:
+                raise ApiError(404, name, "not_found", f"no {name} with a NUL character")
+        if "\x00" in request.path:
+            raise ApiError(404, "request", "not_found", "no such path")
+
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> tuple[Response, int]:
         return error_response(exc.status, exc.field, exc.code, exc.message)
