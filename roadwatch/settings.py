@@ -97,6 +97,37 @@ class Settings(BaseModel):
     def _db_url(cls, v: str) -> str:
         if not (v.startswith("sqlite") or v.startswith("postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(v)
+        except (ArgumentError, ValueError) as exc:
+            raise ValueError(f"is not a database URL ({exc})") from None
+        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+            raise ValueError(
+                "must name a database file, e.g. sqlite:///var/roadwatch.sqlite3 (an in-memory "
+                "SQLite database is not shared by the platform's threads)"
+            )
+        return v
+
+    @field_validator("socketio_queue")
+    @classmethod
+    def _socketio_queue(cls, v: str) -> str:
+        if v and (urlsplit(v).scheme not in ("redis", "rediss") or not urlsplit(v).hostname):
+            raise ValueError('must be "" (one process) or a redis:// or rediss:// URL')
+        return v
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, v: Any) -> Any:
+        return v.strip().upper() if isinstance(v, str) else v
+
+    @field_validator("case_sweep_s")
+    @classmethod
+    def _sweep(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError("must be more than 0 seconds")
         return v
 
     @field_validator("mqtt_url")
@@ -249,7 +280,6 @@ class Settings(BaseModel):
         "snap_max_distance_m",
         "snap_ambiguity_m",
         "ingest_batch_wait_ms",
-        "case_sweep_s",
         "ranking_contest_hours",
         "ranking_schedule_s",
     )
@@ -314,6 +344,29 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"ROADWATCH_CONFIG: {path} is not valid TOML ({exc})") from None
 
 
+# ROADWATCH_* variables that are not settings (other tools share the prefix).
+NOT_SETTINGS = frozenset({"CONFIG", "CONFIG_DIR"})
+
+
+def _refuse_misspelt(env: Mapping[str, str], values: Mapping[str, Any]) -> None:
+    """A ROADWATCH_ variable that is nearly a setting's name is a typo: its default would be
+    used instead, silently. Other ROADWATCH_ names belong to other tools and are left alone."""
+    import difflib
+
+    names = [k.upper() for k in values]
+    for env_key in env:
+        if not env_key.startswith(ENV_PREFIX):
+            continue
+        name = env_key[len(ENV_PREFIX) :]
+        if name in names or name in NOT_SETTINGS:
+            continue
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.85)
+        if close:
+            raise SettingsError(
+                f"{env_key}: unknown setting (did you mean {ENV_PREFIX}{close[0]}?)"
+            )
+
+
 def load_settings(
     env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Settings:
@@ -335,6 +388,7 @@ def load_settings(
         if env_key in env:
             values[key] = env[env_key]
             source[key] = "environment"
+    _refuse_misspelt(env, values)
     for key, value in (overrides or {}).items():
         if key not in values:
             raise SettingsError(f"{key}: unknown setting")
