@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from roadwatch.categories import load_categories
-from roadwatch.ingest.payloads import ReportRules, decode_json, validate_report
+from roadwatch.ingest.payloads import ReportRules, decode_json, message_id_of, validate_report
 from tests.support.examples import contract_example
 
 NOW = dt.datetime(2026, 11, 23, 1, 20, tzinfo=dt.UTC)
@@ -151,8 +151,10 @@ def test_hostile_payloads_are_rejected_in_plain_words(
 
 def test_unstorable_text_is_named_with_its_path() -> None:
     data, errors = decode_json(_raw(example(photos=["x"]), '"x"', '"\\u0000"'), 65536)
-    assert data is None
     assert [(e.field, e.code) for e in errors] == [("photos.0", "invalid_text")]
+    # the value comes back with the error, so the client's id can be echoed in the ack
+    assert message_id_of(data) == example()["report_id"]
+    assert message_id_of({"report_id": "a\u0000b"}) is None
     assert "NUL" in errors[0].message
 
 

@@ -245,6 +245,10 @@ def test_text_no_database_can_store_is_rejected_and_ingest_goes_on(runtime: Any)
     assert [o.status for o in outs] == ["rejected", "rejected", "accepted"]
     assert [o.errors[0].code for o in outs[:2]] == ["invalid_text", "invalid_text"]
     assert outs[0].errors[0].field == "note"
+    # the phone still learns which of its reports this was
+    assert [o.id for o in outs] == [json.loads(r)["report_id"] for r in (nul, surrogate)] + [
+        good["report_id"]
+    ]
     with runtime.sessions() as s:
         raws = s.scalars(select(models.RejectedMessage.raw).order_by(models.RejectedMessage.id))
         assert list(raws) == [nul, surrogate]

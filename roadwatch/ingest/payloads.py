@@ -181,7 +181,11 @@ def _bad_text(value: Any, path: str = "") -> FieldError | None:
 
 
 def decode_json(raw: bytes, max_bytes: int) -> tuple[Any, list[FieldError]]:
-    """Bytes → JSON value, or the reason why not (size, encoding, syntax, unstorable text)."""
+    """Bytes → JSON value, or the reason why not (size, encoding, syntax, unstorable text).
+
+    With unstorable text the value comes back beside the error (use it for nothing but the
+    client's id, so that the rejection's ack can name the message it answers).
+    """
     if len(raw) > max_bytes:
         return None, [
             FieldError(
@@ -203,7 +207,7 @@ def decode_json(raw: bytes, max_bytes: int) -> tuple[Any, list[FieldError]]:
     else:
         # orjson refuses lone surrogates itself; a NUL can only come as the escape \u0000.
         bad = _bad_text(value) if _NUL_ESCAPE in raw else None
-        return (None, [bad]) if bad else (value, [])
+        return value, [bad] if bad else []
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -223,7 +227,7 @@ def decode_json(raw: bytes, max_bytes: int) -> tuple[Any, list[FieldError]]:
             FieldError("payload", "invalid_json", f"the payload is not valid JSON: {exc}")
         ]
     bad = _bad_text(value)
-    return (None, [bad]) if bad else (value, [])
+    return value, [bad] if bad else []
 
 
 def parse_time(value: str, field: str) -> tuple[dt.datetime | None, FieldError | None]:
@@ -397,6 +401,6 @@ def message_id_of(data: Any, key: str = "report_id") -> str | None:
     """The client's id from a payload that may be invalid (for the ack and the record)."""
     if isinstance(data, dict):
         value = data.get(key)
-        if isinstance(value, str) and len(value) <= 64:
+        if isinstance(value, str) and len(value) <= 64 and _bad_text(value) is None:
             return value
     return None
