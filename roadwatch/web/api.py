@@ -501,7 +501,8 @@ def _not_json() -> tuple[FieldError, ...]:
         FieldError(
             "content_type",
             "unsupported_media_type",
-            f"send the report as application/json, not {mimetype}",
+            f"send the report as JSON with the header Content-Type: application/json "
+            f"(it came as {mimetype})",
         ),
     )
 
