@@ -22,7 +22,7 @@ from .ingest.mqtt import MqttIngest
 from .metrics import Metrics
 from .network import NetworkContext, load_network_context, sync_network
 from .pipeline import Pipeline
-from .settings import Settings
+from .settings import Settings, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +114,10 @@ class Runtime:
             log.warning(
                 "MQTT: nothing listened on %s, so an EMBEDDED broker (amqtt, MQTT 3.1.1, "
                 "no redelivery across restarts) now serves it; use Mosquitto in production",
-                s.mqtt_url,
+                redact_url(s.mqtt_url),
             )
         else:
-            log.info("MQTT: using the broker at %s", s.mqtt_url)
+            log.info("MQTT: using the broker at %s", redact_url(s.mqtt_url))
         self.broadcaster.start()
         self.mqtt = MqttIngest(
             self.pipeline,

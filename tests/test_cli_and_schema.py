@@ -188,3 +188,33 @@ def test_serve_with_a_photo_dir_it_cannot_make(
     monkeypatch.setenv("ROADWATCH_PHOTO_DIR", str(blocker / "photos"))
     assert main(["serve"]) == 2
     assert _one_line(capsys).startswith("roadwatch: configuration error: ROADWATCH_PHOTO_DIR")
+
+
+def test_the_log_never_shows_a_url_password(
+    tmp_path: Path, network_ctx: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    import logging
+
+    import roadwatch.runtime as rtm
+    from tests.conftest import make_settings
+
+    class NoBroker:
+        def __init__(self, *a: Any, **k: Any) -> None:
+            pass
+
+        def start(self) -> None:
+            pass
+
+        def stop(self) -> None:
+            pass
+
+    monkeypatch.setattr(rtm, "MqttIngest", NoBroker)
+    monkeypatch.setattr(rtm, "is_listening", lambda *a: True)
+    settings = make_settings(tmp_path, mqtt_url="mqtt://platform:s3cret@127.0.0.1:1883")
+    runtime = rtm.Runtime.build(settings, ctx=network_ctx)
+    try:
+        with caplog.at_level(logging.INFO):
+            runtime.start_ingest()
+    finally:
+        runtime.stop()
+    assert "platform:***@127.0.0.1" in caplog.text and "s3cret" not in caplog.text
