@@ -332,3 +332,22 @@ def test_metrics_show_every_outcome_from_the_start() -> None:
     for transport in ("mqtt", "http"):
         key = (("kind", "report"), ("transport", transport))
         assert samples[("roadwatch_messages_in_total", key)] == 0
+
+
+def test_a_photo_past_the_request_limit_is_named_as_a_photo(runtime: Any) -> None:
+    """Uploads far past max_photo_bytes are cut off by the request limit itself; the answer
+    must still say what is wrong in the photo's terms."""
+    settings = runtime.settings
+    runtime.settings = settings.replace(max_photo_bytes=1000)
+    try:
+        app, _ = create_app(runtime)
+        client = app.test_client()
+        big = b"\xff\xd8\xff\xe0" + b"\x00" * 300_000
+        res = client.post("/api/photos", data={"photo": (io.BytesIO(big), "a.jpg")})
+    finally:
+        runtime.settings = settings
+        runtime.broadcaster.emitter = None
+    assert res.status_code == 413
+    err = res.get_json()["errors"][0]
+    assert (err["field"], err["code"]) == ("photo", "too_large")
+    assert "1,000 bytes" in err["message"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,11 @@ def register(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> tuple[Response, int] | HTTPException:
         if not request.path.startswith(("/api/", "/m/api/", "/open311/", "/healthz")):
             return exc
+        if exc.code == 413 and request.path.endswith("/api/photos"):
+            limit = current_app.extensions["roadwatch"].settings.max_photo_bytes
+            return error_response(
+                413, "photo", "too_large", f"the photo is larger than {limit:,} bytes"
+            )
         code = (exc.name or "error").lower().replace(" ", "_")
         return error_response(exc.code or 500, "request", code, exc.description or exc.name)
 
