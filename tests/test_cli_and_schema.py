@@ -218,3 +218,17 @@ def test_the_log_never_shows_a_url_password(
     finally:
         runtime.stop()
     assert "platform:***@127.0.0.1" in caplog.text and "s3cret" not in caplog.text
+
+
+@pytest.mark.parametrize("rid", ["bad id", "张三", "a" * 65, "x\ty"])
+def test_reporters_add_refuses_an_id_no_report_could_carry(
+    rid: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A reporter id is the reporter_id of its reports and its MQTT topic level: one that no
+    report may carry (letters, digits, '.', '_', '-'; at most 64) was added and then useless."""
+    monkeypatch.setenv("ROADWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    assert main(["reporters", "add", rid, "--kind", "evaluator"]) == 2
+    assert "reporter id" in _one_line(capsys)

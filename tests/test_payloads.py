@@ -189,3 +189,18 @@ def test_a_bad_key_is_found_before_the_field_name_it_would_make() -> None:
     data, errors = decode_json(raw, 65536)
     assert [(e.field, e.code) for e in errors] == [("extra", "invalid_text")]
     assert errors[0].message.encode("utf-8")  # the error itself is storable text
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        # `$` in a pattern also matches before a final newline
+        ({"reporter_id": "zz-jinshui-0421\n"}, [("reporter_id", "invalid")]),
+        ({"photos": ["a" * 64 + "\n"]}, [("photos.0", "invalid")]),
+        ({"category": "E0504\n"}, [("category", "invalid")]),
+    ],
+)
+def test_a_trailing_newline_is_not_part_of_an_id(
+    changes: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    assert check(example(**changes), topic_reporter=None) == expected

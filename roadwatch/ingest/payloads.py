@@ -29,14 +29,14 @@ from pydantic import (
 
 from .errors import FieldError
 
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-SHA256_HEX_ANY_CASE = re.compile(r"^[0-9a-fA-F]{64}$")
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}\Z")
+SHA256_HEX_ANY_CASE = re.compile(r"^[0-9a-fA-F]{64}\Z")
 UTF8_BOM = b"\xef\xbb\xbf"
 # JSON can carry text that no database column takes: NUL (PostgreSQL refuses it in text)
 # and unpaired surrogate escapes such as "\ud800" (not Unicode text at all, so not UTF-8).
 _NUL_ESCAPE = b"\\u0000"
-REPORTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-CATEGORY_CODE = re.compile(r"^[EC]\d{4}$")
+REPORTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
+CATEGORY_CODE = re.compile(r"^[EC]\d{4}\Z")
 
 Number = StrictFloat | StrictInt  # JSON numbers only: no strings, no booleans
 
