@@ -106,7 +106,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         runtime.engine.dispose()
         raise
     app, socketio = create_app(runtime)
-    runtime.start_ingest()
+    try:
+        runtime.start_ingest()
+    except SettingsError:
+        runtime.stop()
+        raise
     runtime.start_ranking()
     sim_thread = None
     if args.simulate:
@@ -164,7 +168,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     _check_formula(settings)
     runtime = Runtime.build(settings, emitter=emitter)
-    runtime.start_ingest(case_process=True)
+    try:
+        runtime.start_ingest(case_process=True)
+    except SettingsError:
+        runtime.stop()
+        raise
     runtime.start_ranking()
     log.info("worker: ingesting from %s", redact_url(settings.mqtt_url))
     stop.wait()

@@ -232,3 +232,21 @@ def test_reporters_add_refuses_an_id_no_report_could_carry(
     monkeypatch.setenv("ROADWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
     assert main(["reporters", "add", rid, "--kind", "evaluator"]) == 2
     assert "reporter id" in _one_line(capsys)
+
+
+def test_serve_with_a_broker_address_it_can_neither_reach_nor_serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing listens at ROADWATCH_MQTT_URL and the embedded broker cannot bind there
+    (another machine's address): one line naming the setting, not a traceback."""
+    monkeypatch.setenv("ROADWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    monkeypatch.setenv("ROADWATCH_PHOTO_DIR", str(tmp_path / "photos"))
+    monkeypatch.setenv("ROADWATCH_MQTT_URL", "mqtt://192.0.2.1:1883")  # TEST-NET-1
+    monkeypatch.setenv("ROADWATCH_EMBEDDED_WS_PORT", "0")
+    from tests.support.server import free_port
+
+    monkeypatch.setenv("ROADWATCH_PORT", str(free_port()))
+    monkeypatch.setattr("roadwatch.runtime.is_listening", lambda *a: False)
+    assert main(["serve"]) == 2
+    err = _one_line(capsys)
+    assert err.startswith("roadwatch: configuration error: ROADWATCH_MQTT_URL")
