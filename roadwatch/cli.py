@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from .reporters import KINDS
-from .settings import Settings, SettingsError, load_settings
+from .settings import Settings, SettingsError, load_settings, redact_url
 
 log = logging.getLogger("roadwatch")
 
@@ -34,16 +34,83 @@ def _logging(level: str) -> None:
 
 
 # -- serve / worker ----------------------------------------------------------------
+def _check_listen(settings: Settings) -> None:
+    """Can serve listen where it is told to? Checked before anything starts: a second
+    `serve` by mistake must not take the running platform's MQTT session and then fail."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise SettingsError(
+            f"ROADWATCH_HOST: cannot listen on {settings.host!r} ({exc.strerror or exc})"
+        ) from None
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            where = f"{settings.host}:{settings.port}"
+            if exc.errno == errno.EADDRINUSE:
+                raise SettingsError(
+                    f"ROADWATCH_PORT: cannot listen on {where}: the port is in use by another "
+                    "program (another roadwatch serve?); stop it or choose another port"
+                ) from None
+            name = "ROADWATCH_PORT" if exc.errno == errno.EACCES else "ROADWATCH_HOST"
+            raise SettingsError(
+                f"{name}: cannot listen on {where} ({exc.strerror or exc})"
+            ) from None
+
+
+def _check_photo_dir(settings: Settings) -> None:
+    folder = Path(settings.photo_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe-{time.monotonic_ns()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise SettingsError(
+            f"ROADWATCH_PHOTO_DIR: cannot store photos in {folder} ({exc.strerror or exc})"
+        ) from None
+
+
+def _check_formula(settings: Settings) -> None:
+    """The ranking schedule loads the formula in a thread: a bad file must stop start-up."""
+    if not settings.ranking_formula:
+        return
+    from .categories import load_categories
+    from .ranking.formula import FormulaError, load_formula
+
+    try:
+        load_formula(settings.ranking_formula, load_categories().codes)
+    except FormulaError as exc:
+        raise SettingsError(f"ROADWATCH_RANKING_FORMULA: {exc}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args, host=args.host, port=args.port)
     _logging(settings.log_level)
+    _check_photo_dir(settings)
+    _check_formula(settings)
     from .runtime import Runtime
     from .web import create_app
 
     t0 = time.perf_counter()
     runtime = Runtime.build(settings)
+    try:
+        _check_listen(settings)  # before the MQTT session is taken
+    except SettingsError:
+        runtime.engine.dispose()
+        raise
     app, socketio = create_app(runtime)
-    runtime.start_ingest()
+    try:
+        runtime.start_ingest()
+    except SettingsError:
+        runtime.stop()
+        raise
     runtime.start_ranking()
     sim_thread = None
     if args.simulate:
@@ -69,7 +136,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         time.perf_counter() - t0,
         settings.host,
         settings.port,
-        settings.database_url,
+        redact_url(settings.database_url),
     )
     try:
         socketio.run(
@@ -99,10 +166,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    _check_formula(settings)
     runtime = Runtime.build(settings, emitter=emitter)
-    runtime.start_ingest(case_process=True)
+    try:
+        runtime.start_ingest(case_process=True)
+    except SettingsError:
+        runtime.stop()
+        raise
     runtime.start_ranking()
-    log.info("worker: ingesting from %s", settings.mqtt_url)
+    log.info("worker: ingesting from %s", redact_url(settings.mqtt_url))
     stop.wait()
     runtime.stop()
     return 0
@@ -112,10 +184,18 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _logging(settings.log_level)
+    from alembic.util import CommandError
+
     from . import db
 
     engine = db.make_engine(settings.database_url)
-    db.upgrade(engine, args.revision)
+    try:
+        db.upgrade(engine, args.revision)
+    except CommandError as exc:
+        print(f"roadwatch: cannot upgrade to {args.revision!r}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
     print(f"database at revision {db.current_revision(engine)}")
     return 0
 
@@ -128,7 +208,11 @@ def cmd_network_generate(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else DEMO_NETWORK
     t0 = time.perf_counter()
-    net = generate_demo_network(seed=args.seed, target_segments=args.segments)
+    try:
+        net = generate_demo_network(seed=args.seed, target_segments=args.segments)
+    except ValueError as exc:
+        print(f"roadwatch: cannot generate the network: {exc}", file=sys.stderr)
+        return 2
     save_network(net, out)
     print(f"wrote {len(net.segments)} segments to {out} in {time.perf_counter() - t0:.1f} s")
     _print_info(net.info())
@@ -146,6 +230,11 @@ def cmd_network_info(args: argparse.Namespace) -> int:
         net = load_network(path)
     except ValueError as exc:
         print(f"roadwatch: {path} is not a usable network file: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        print(f"roadwatch: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     print(f"{path} (loaded in {time.perf_counter() - t0:.2f} s)")
     _print_info(net.info())
@@ -669,6 +758,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return subprocess.call([sys.executable, str(script), *args.args], cwd=BENCH_DIR.parent)
 
 
+def _positive(kind: type[int] | type[float]) -> Any:
+    """An argparse type: a number above 0 (a rate of 0 would publish without any pause)."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value > 0 or value != value or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+        return value
+
+    return parse
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="roadwatch", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -679,7 +793,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--simulate", type=int, metavar="N", default=0, help="also run N simulated road chiefs"
     )
-    s.add_argument("--rate", type=float, default=5.0, help="simulated reports per second")
+    s.add_argument(
+        "--rate", type=_positive(float), default=5.0, help="simulated reports per second"
+    )
     s.set_defaults(func=cmd_serve)
 
     w = sub.add_parser("worker", help="MQTT ingest only (live events via ROADWATCH_SOCKETIO_QUEUE)")
@@ -813,12 +929,14 @@ def build_parser() -> argparse.ArgumentParser:
     usub.add_parser("list", help="list staff accounts").set_defaults(func=cmd_users_list)
 
     m = sub.add_parser("simulate", help="simulated road chiefs publishing reports over MQTT")
-    m.add_argument("--chiefs", type=int, default=50)
-    m.add_argument("--rate", type=float, default=5.0, help="reports per second in total")
-    m.add_argument("--duration", type=float, help="seconds (default: until Ctrl-C)")
-    m.add_argument("--count", type=int, help="stop after this many messages")
+    m.add_argument("--chiefs", type=_positive(int), default=50)
+    m.add_argument("--rate", type=_positive(float), default=5.0, help="reports per second in total")
+    m.add_argument("--duration", type=_positive(float), help="seconds (default: until Ctrl-C)")
+    m.add_argument("--count", type=_positive(int), help="stop after this many messages")
     m.add_argument("--seed", type=int)
-    m.add_argument("--bad-share", type=float, default=0.02, help="share of malformed messages")
+    m.add_argument(
+        "--bad-share", type=_share, default=0.02, help="share of malformed messages (0 to 1)"
+    )
     m.set_defaults(func=cmd_simulate)
 
     rk = sub.add_parser("rank", help="weekly red and black flags (红黑旗): draft, publish, verify")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
+OUTCOMES = ("accepted", "duplicate", "needs_review", "rejected")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -39,6 +40,15 @@ class Metrics:
             "Batches retried after a database error",
             registry=self.registry,
         )
+
+        # Every series from the start, at 0: a rate() or an alert on rejections must not
+        # wait for the first rejection to exist.
+        for status in OUTCOMES:
+            self.outcomes.labels(status)
+        for transport in ("mqtt", "http"):
+            self.messages_in.labels(transport, "report")
+        for kind in ("rectification", "verification", "patrol"):
+            self.messages_in.labels("mqtt", kind)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -44,8 +44,8 @@ class _Patrol(BaseModel):
     patrol_id: StrictStr
     reporter_id: StrictStr
     state: StrictStr
-    crs: StrictStr = "WGS84"
-    points: list[_Point] = Field(default_factory=list, max_length=MAX_POINTS)
+    crs: StrictStr | None = None  # null = not given: WGS84
+    points: list[_Point] | None = Field(default=None, max_length=MAX_POINTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +81,11 @@ def validate_patrol(
         )
     if m.state not in ("start", "track", "end"):
         errors.append(FieldError("state", "invalid", "state must be start, track or end"))
-    crs = m.crs.upper()
+    crs = (m.crs or "WGS84").upper()
     if crs not in ("WGS84", "GCJ02", "BD09"):
         errors.append(FieldError("crs", "unknown_crs", "crs must be WGS84, GCJ02 or BD09"))
     pts: list[tuple[dt.datetime, float, float, float | None]] = []
-    for i, p in enumerate(m.points):
+    for i, p in enumerate(m.points or ()):
         t, terr = parse_time(p.t, f"points.{i}.t")
         if terr:
             errors.append(terr)
@@ -99,6 +99,15 @@ def validate_patrol(
             continue
         if t > now + dt.timedelta(minutes=10):
             errors.append(FieldError(f"points.{i}.t", "in_future", "a point is in the future"))
+            continue
+        if p.accuracy_m is not None and not 0 <= p.accuracy_m <= 10_000:
+            errors.append(
+                FieldError(
+                    f"points.{i}.accuracy_m",
+                    "out_of_range",
+                    f"points.{i}.accuracy_m must be between 0 and 10000",
+                )
+            )
             continue
         lon, lat = (
             (float(v) for v in to_wgs84(p.lon, p.lat, crs))

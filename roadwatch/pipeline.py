@@ -31,7 +31,14 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import models
@@ -141,16 +148,8 @@ class Pipeline:
         items = [self._check(msg, now) for msg in batch]
         self._place(items)
         try:
-            for attempt in range(3):
-                try:
-                    events, notices = self._store(items, now)
-                    break
-                except IntegrityError:
-                    # A concurrent writer stored one of these report ids first; the next
-                    # attempt answers it as a duplicate.
-                    if attempt == 2:
-                        raise
-        except (DBAPIError, SQLAlchemyError) as exc:
+            events, notices = self._store_all(items, now)
+        except Exception as exc:  # the database is away: nothing stored, the transport retries
             self.metrics.db_retries.inc()
             raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
         outcomes = []
@@ -171,6 +170,57 @@ class Pipeline:
         if any(o.case_status == "new" for o in outcomes):
             outcomes = self._dispatch(items, outcomes)
         return outcomes
+
+    def _store_retrying(
+        self, items: list[_Item], now: dt.datetime
+    ) -> tuple[list[LiveEvent], list[Notice]]:
+        for attempt in range(3):
+            try:
+                return self._store(items, now)
+            except IntegrityError:
+                # A concurrent writer stored one of these report ids first; the next
+                # attempt answers it as a duplicate.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _store_all(
+        self, items: list[_Item], now: dt.datetime
+    ) -> tuple[list[LiveEvent], list[Notice]]:
+        """Store a batch in one transaction; if the database refuses something in it that is
+        not an outage, store its messages one by one, and the one it refuses as a rejection.
+
+        One message the database cannot take (a value past a column's limit, text it cannot
+        encode, a bug) must never block the batch, and with it every later one, for ever.
+        """
+        try:
+            return self._store_retrying(items, now)
+        except Exception as exc:
+            if _is_outage(exc):
+                raise
+            log.exception("storing a batch of %d failed; storing one by one", len(items))
+        events: list[LiveEvent] = []
+        notices: list[Notice] = []
+        for it in items:
+            try:
+                ev, no = self._store_retrying([it], now)
+            except Exception as exc:
+                if _is_outage(exc):
+                    raise
+                log.exception("the database refused the message on %s; rejecting it", it.msg.topic)
+                it.report = it.case_msg = it.patrol = None
+                it.errors = [
+                    FieldError(
+                        "payload",
+                        "unstorable",
+                        "the platform could not store this message "
+                        f"({exc.__class__.__name__}); it is kept here as it was sent",
+                    )
+                ]
+                ev, no = self._store_retrying([it], now)
+            events += ev
+            notices += no
+        return events, notices
 
     def _count(self, items: list[_Item]) -> None:
         """Metrics for a committed batch: counted per batch, not per message (hot path)."""
@@ -212,6 +262,9 @@ class Pipeline:
         try:
             data, errors = decode_json(msg.payload, self.settings.max_payload_bytes)
             item.message_id = message_id_of(data)
+            if msg.refused:
+                item.errors = list(msg.refused)
+                return item
             if msg.kind in ("rectification", "verification"):
                 item.message_id = message_id_of(data, f"{msg.kind}_id")
                 if not errors:
@@ -431,11 +484,13 @@ class Pipeline:
 
     def _rejected_row(self, it: _Item, now: dt.datetime) -> dict[str, Any]:
         errs = it.errors or []
+        topic, reporter = it.msg.topic, it.msg.topic_reporter
         return {
             "received_at": it.msg.received_at,
             "transport": it.msg.transport,
-            "topic": it.msg.topic,
-            "reporter_id": it.msg.topic_reporter,
+            # cut to the columns: an overlong topic is a reason to reject, not to fail
+            "topic": topic if topic is None or len(topic) <= 255 else topic[:254] + "…",
+            "reporter_id": reporter if reporter is None or len(reporter) <= 64 else reporter[:64],
             "message_id": it.message_id,
             "reason": "; ".join(e.message for e in errs) or "rejected",
             "errors": [e.as_dict() for e in errs],
@@ -565,6 +620,19 @@ _CASE_DEFAULTS: dict[str, Any] = {
     "rectified_at": None,
     "closed_at": None,
 }
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """Is this the database being away (retry later), rather than refusing the data?"""
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 def _unplaceable(exc: Exception) -> Placement:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import models
+from .ingest.payloads import REPORTER_ID
 
 KINDS = ("person", "unit", "merchant", "evaluator", "covert")
 MAX_ID = 64
@@ -33,10 +34,11 @@ class Saved:
 
 def save_reporter(session: Session, rid: str, kind: str, name: str | None = None) -> Saved:
     rid = rid.strip()
-    if not rid or len(rid) > MAX_ID or "/" in rid or "+" in rid or "#" in rid:
+    # The rule a report's reporter_id must meet: an id no report may carry is of no use.
+    if len(rid) > MAX_ID or not REPORTER_ID.match(rid):
         raise ReporterError(
-            f"a reporter id is 1 to {MAX_ID} characters without '/', '+' or '#' "
-            f"(it is the last level of the MQTT topic), not {rid!r}"
+            f"a reporter id is 1 to {MAX_ID} letters, digits, '.', '_' or '-' "
+            f"(its reports' reporter_id and its MQTT topic level), not {rid!r}"
         )
     if kind not in KINDS:
         raise ReporterError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")

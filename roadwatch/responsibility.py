@@ -117,15 +117,30 @@ class AssignmentImportError(ValueError):
 def _read_table(path: Path) -> list[dict[str, Any]]:
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        text = path.read_bytes().decode("utf-8-sig")  # Excel writes a BOM
+        try:
+            text = path.read_bytes().decode("utf-8-sig")  # Excel writes a BOM
+        except UnicodeDecodeError as exc:
+            raise AssignmentImportError(
+                [f"{path.name}: not UTF-8 text (byte {exc.start}); save it as CSV UTF-8"]
+            ) from None
         return list(csv.DictReader(io.StringIO(text)))
     if suffix in (".xlsx", ".xlsm"):
-        from openpyxl import load_workbook
+        import zipfile
 
-        wb = load_workbook(path, read_only=True, data_only=True)
-        rows = wb.active.iter_rows(values_only=True) if wb.active else iter(())
-        header = [str(h).strip() if h is not None else "" for h in next(rows, ())]
-        return [dict(zip(header, r, strict=False)) for r in rows if any(v is not None for v in r)]
+        from openpyxl import load_workbook
+        from openpyxl.utils.exceptions import InvalidFileException
+
+        try:
+            wb = load_workbook(path, read_only=True, data_only=True)
+            rows = wb.active.iter_rows(values_only=True) if wb.active else iter(())
+            header = [str(h).strip() if h is not None else "" for h in next(rows, ())]
+            return [
+                dict(zip(header, r, strict=False)) for r in rows if any(v is not None for v in r)
+            ]
+        except (zipfile.BadZipFile, InvalidFileException, KeyError, ValueError) as exc:
+            raise AssignmentImportError(
+                [f"{path.name}: not an Excel workbook that can be read ({exc})"]
+            ) from None
     raise AssignmentImportError([f"{path.name}: use a .csv or .xlsx file"])
 
 

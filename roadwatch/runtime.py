@@ -22,7 +22,7 @@ from .ingest.mqtt import MqttIngest
 from .metrics import Metrics
 from .network import NetworkContext, load_network_context, sync_network
 from .pipeline import Pipeline
-from .settings import Settings
+from .settings import Settings, SettingsError, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -109,15 +109,21 @@ class Runtime:
             s.embedded_broker == "auto" and not is_listening(s.mqtt_host, s.mqtt_port)
         )
         if use_embedded:
-            self.broker = self._start_embedded_broker()
+            try:
+                self.broker = self._start_embedded_broker()
+            except RuntimeError as exc:
+                raise SettingsError(
+                    f"ROADWATCH_MQTT_URL: nothing listens on {redact_url(s.mqtt_url)}, "
+                    f"and an embedded broker cannot serve it either ({exc})"
+                ) from None
             protocol = 3  # the embedded broker speaks MQTT 3.1.1 only
             log.warning(
                 "MQTT: nothing listened on %s, so an EMBEDDED broker (amqtt, MQTT 3.1.1, "
                 "no redelivery across restarts) now serves it; use Mosquitto in production",
-                s.mqtt_url,
+                redact_url(s.mqtt_url),
             )
         else:
-            log.info("MQTT: using the broker at %s", s.mqtt_url)
+            log.info("MQTT: using the broker at %s", redact_url(s.mqtt_url))
         self.broadcaster.start()
         self.mqtt = MqttIngest(
             self.pipeline,

@@ -26,6 +26,23 @@ OPEN311_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,55}$")
 
 
 SECRET_SETTINGS = frozenset({"secret_key", "admin_password", "open311_api_keys"})
+# Settings that are URLs and may carry a password (user:password@host): shown without it.
+URL_SETTINGS = frozenset({"database_url", "mqtt_url", "socketio_queue"})
+PHOTO_TYPES = ("jpeg", "png", "webp", "gif", "heic")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, for logs, errors and /healthz."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rpartition("@")[2]
+        user = parts.username or ""
+        return parts._replace(netloc=f"{user}:***@{host}").geturl()
+    except ValueError:
+        # not even a URL (a bad setting): hide whatever stands between :// and @
+        return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
 
 
 class SettingsError(ValueError):
@@ -51,6 +68,7 @@ class Settings(BaseModel):
     max_payload_bytes: int
     max_note_chars: int
     max_photo_bytes: int
+    photo_types: str
     photo_dir: str
     snap_max_distance_m: float
     snap_ambiguity_m: float
@@ -79,6 +97,37 @@ class Settings(BaseModel):
     def _db_url(cls, v: str) -> str:
         if not (v.startswith("sqlite") or v.startswith("postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(v)
+        except (ArgumentError, ValueError) as exc:
+            raise ValueError(f"is not a database URL ({exc})") from None
+        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+            raise ValueError(
+                "must name a database file, e.g. sqlite:///var/roadwatch.sqlite3 (an in-memory "
+                "SQLite database is not shared by the platform's threads)"
+            )
+        return v
+
+    @field_validator("socketio_queue")
+    @classmethod
+    def _socketio_queue(cls, v: str) -> str:
+        if v and (urlsplit(v).scheme not in ("redis", "rediss") or not urlsplit(v).hostname):
+            raise ValueError('must be "" (one process) or a redis:// or rediss:// URL')
+        return v
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, v: Any) -> Any:
+        return v.strip().upper() if isinstance(v, str) else v
+
+    @field_validator("case_sweep_s")
+    @classmethod
+    def _sweep(cls, v: float) -> float:
+        if not v > 0:
+            raise ValueError("must be more than 0 seconds")
         return v
 
     @field_validator("mqtt_url")
@@ -135,6 +184,18 @@ class Settings(BaseModel):
         if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
             raise ValueError("must be minLon,minLat,maxLon,maxLat with min < max")
         return v
+
+    @field_validator("photo_types")
+    @classmethod
+    def _photo_types(cls, v: str) -> str:
+        kinds = [x.strip().lower() for x in v.split(",") if x.strip()]
+        unknown = [k for k in kinds if k not in PHOTO_TYPES]
+        if not kinds or unknown:
+            raise ValueError(
+                f"must be a comma-separated list of {', '.join(PHOTO_TYPES)}"
+                + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+            )
+        return ",".join(dict.fromkeys(kinds))
 
     @field_validator("admin_password")
     @classmethod
@@ -219,7 +280,6 @@ class Settings(BaseModel):
         "snap_max_distance_m",
         "snap_ambiguity_m",
         "ingest_batch_wait_ms",
-        "case_sweep_s",
         "ranking_contest_hours",
         "ranking_schedule_s",
     )
@@ -246,6 +306,11 @@ class Settings(BaseModel):
     @property
     def mqtt_password(self) -> str | None:
         return urlsplit(self.mqtt_url).password or None
+
+    @property
+    def photo_kinds(self) -> list[str]:
+        """The photo types uploads may have (jpeg, png, …), in the configured order."""
+        return self.photo_types.split(",")
 
     @property
     def tz(self) -> ZoneInfo:
@@ -279,6 +344,29 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise SettingsError(f"ROADWATCH_CONFIG: {path} is not valid TOML ({exc})") from None
 
 
+# ROADWATCH_* variables that are not settings (other tools share the prefix).
+NOT_SETTINGS = frozenset({"CONFIG", "CONFIG_DIR"})
+
+
+def _refuse_misspelt(env: Mapping[str, str], values: Mapping[str, Any]) -> None:
+    """A ROADWATCH_ variable that is nearly a setting's name is a typo: its default would be
+    used instead, silently. Other ROADWATCH_ names belong to other tools and are left alone."""
+    import difflib
+
+    names = [k.upper() for k in values]
+    for env_key in env:
+        if not env_key.startswith(ENV_PREFIX):
+            continue
+        name = env_key[len(ENV_PREFIX) :]
+        if name in names or name in NOT_SETTINGS:
+            continue
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.85)
+        if close:
+            raise SettingsError(
+                f"{env_key}: unknown setting (did you mean {ENV_PREFIX}{close[0]}?)"
+            )
+
+
 def load_settings(
     env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Settings:
@@ -300,6 +388,7 @@ def load_settings(
         if env_key in env:
             values[key] = env[env_key]
             source[key] = "environment"
+    _refuse_misspelt(env, values)
     for key, value in (overrides or {}).items():
         if key not in values:
             raise SettingsError(f"{key}: unknown setting")
@@ -315,4 +404,6 @@ def load_settings(
         msg = err["msg"].removeprefix("Value error, ")
         # Secrets are never echoed: the line goes to logs and terminals.
         got = "a hidden value" if key in SECRET_SETTINGS else repr(values.get(key))
+        if key in URL_SETTINGS and isinstance(values.get(key), str):
+            got = repr(redact_url(values[key]))
         raise SettingsError(f"{name}: {msg} (got {got} from {source.get(key, '?')})") from None

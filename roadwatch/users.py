@@ -17,7 +17,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import models
 
-USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 MIN_PASSWORD = 8
 # Checked against when a username is unknown, so that a wrong name takes as long as a
 # wrong password (no user enumeration by timing).

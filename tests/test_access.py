@@ -301,3 +301,39 @@ def test_first_admin_takes_the_configured_password(tmp_path: Any) -> None:
         assert authenticate(session, "admin", "city-ops-2026") is not None
         assert authenticate(session, "admin", "another-password") is None
     engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "runtime", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)], indirect=True
+)
+def test_a_resync_from_beyond_the_log_is_answered_not_trusted(runtime: Any) -> None:
+    """A `since` past the newest event (another server's seq, a wiped database, a number
+    too big for the database) gets an answer that says so, with the real newest seq:
+    answering ok would let the client believe it is ahead and miss what comes next."""
+    user = make_user(runtime, "viewer")
+    with live_server(runtime) as server:
+        res = server.app.test_client().post(
+            "/api/reports", data=json.dumps(contract_example()), content_type="application/json"
+        )
+        assert res.status_code == 201
+        c = socketio.Client()
+        c.connect(
+            server.url,
+            namespaces=["/live"],
+            transports=["websocket"],
+            auth={"username": user.username, "password": PASSWORD},
+        )
+        try:
+            latest = c.call("resync", {"since": 0}, namespace="/live", timeout=5)["seq"]
+            assert latest > 0
+            for since in (latest + 1000, 2**63, 10**30):
+                answer = c.call("resync", {"since": since}, namespace="/live", timeout=5)
+                assert answer["ok"] is False and answer["seq"] == latest, answer
+                assert "ahead" in answer["error"]
+            # and the connection still works
+            assert c.call("resync", {"since": latest}, namespace="/live", timeout=5) == {
+                "ok": True,
+                "seq": latest,
+            }
+        finally:
+            c.disconnect()

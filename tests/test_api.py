@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -177,3 +178,176 @@ def test_internal_error_hides_the_stack(
     assert res.status_code == 500
     assert "secret" not in res.get_data(as_text=True)
     assert res.get_json()["errors"][0]["code"] == "internal_error"
+
+
+# -- found in the contract audit -------------------------------------------------------------
+def _cursor(*parts: Any) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # cursors that decode but are not ones the server gave out
+        "/api/reports?cursor=" + _cursor(1),
+        "/api/reports?cursor=" + _cursor(1, 2),
+        "/api/reports?cursor=" + _cursor("x", "y"),
+        "/api/reports?cursor=" + _cursor("2026-12-01T00:00:00+00:00", 5),
+        "/api/reports?cursor=" + _cursor(None),
+        "/api/rejected?cursor=" + _cursor("x"),
+        "/api/rejected?cursor=" + _cursor(1, 2),
+        "/api/rejected?cursor=" + _cursor(None),
+        "/api/rejected?cursor=" + _cursor([1]),
+    ],
+)
+def test_a_forged_cursor_is_a_400_not_a_500(client: FlaskClient, url: str) -> None:
+    res = client.get(url)
+    assert res.status_code == 400, res.get_data(as_text=True)
+    assert res.get_json()["errors"][0]["field"] == "cursor"
+
+
+@pytest.mark.parametrize(
+    "bbox",
+    ["nan,nan,nan,nan", "114,35,113,34", "113,35,114,34", "-200,-100,200,100", "inf,0,1,1"],
+)
+def test_a_bbox_that_is_no_box_is_a_400(client: FlaskClient, bbox: str) -> None:
+    res = client.get(f"/api/reports?bbox={bbox}")
+    assert res.status_code == 400
+    assert res.get_json()["errors"][0]["field"] == "bbox"
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "field"),
+    [
+        # a time whose UTC conversion leaves the years 1-9999
+        ("/api/reports?since=0001-01-01T00:00:00%2B14:00", 400, "since"),
+        ("/api/reports?until=9999-12-31T23:59:59-14:00", 400, "until"),
+        ("/api/rejected?since=0001-01-01T00:00:00%2B14:00", 400, "since"),
+        # a NUL in a query (PostgreSQL cannot even compare it)
+        ("/api/reports?reporter=%00", 400, "reporter"),
+        ("/api/rejected?reporter=a%00b", 400, "reporter"),
+        ("/api/segments/%00", 404, "segment_id"),
+    ],
+)
+def test_more_bad_queries_are_4xx_json(
+    client: FlaskClient, url: str, status: int, field: str
+) -> None:
+    res = client.get(url)
+    assert res.status_code == status, res.get_data(as_text=True)
+    assert res.get_json()["errors"][0]["field"] == field
+
+
+def test_an_unescaped_plus_in_a_time_still_means_plus(client: FlaskClient, runtime: Any) -> None:
+    """`?since=2026-12-05T00:00:00+08:00` typed into a browser arrives with a space."""
+    runtime.pipeline.process([inbound(contract_example())])
+    res = client.get("/api/reports?since=2000-01-01T00:00:00+08:00")
+    assert res.status_code == 200, res.get_json()
+    assert len(res.get_json()["items"]) == 1
+
+
+def test_district_filter_takes_the_name_the_ack_gives(client: FlaskClient) -> None:
+    ack = post(client, contract_example()).get_json()
+    assert ack["district"] == "金水区"
+    by_name = client.get("/api/reports?district=金水区").get_json()["items"]
+    by_code = client.get("/api/reports?district=JS").get_json()["items"]
+    assert [x["id"] for x in by_name] == [x["id"] for x in by_code] == [ack["id"]]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+)
+def test_a_report_that_is_not_json_is_415_and_kept(client: FlaskClient, content_type: str) -> None:
+    body = json.dumps(contract_example()).encode()
+    res = client.post("/api/reports", data=body, content_type=content_type)
+    assert res.status_code == 415
+    ack = res.get_json()
+    assert ack["status"] == "rejected"
+    assert ack["errors"][0]["field"] == "content_type"
+    assert "application/json" in ack["errors"][0]["message"]
+    kept = client.get("/api/rejected").get_json()["items"][-1]
+    assert kept["errors"][0]["code"] == "unsupported_media_type"
+    assert base64.b64decode(kept["raw_base64"]) == body
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json; charset=utf-8", "application/merge+json", None]
+)
+def test_json_content_types_and_none_are_taken(client: FlaskClient, content_type: Any) -> None:
+    body = json.dumps(contract_example()).encode()
+    res = client.post("/api/reports", data=body, content_type=content_type)
+    assert res.status_code == 201, res.get_json()
+
+
+def test_health_never_shows_the_brokers_password(client: FlaskClient, runtime: Any) -> None:
+    settings = runtime.settings
+    try:
+        runtime.settings = settings.replace(mqtt_url="mqtt://platform:s3cret-pw@127.0.0.1:1883")
+        text = client.get("/healthz").get_data(as_text=True)
+    finally:
+        runtime.settings = settings
+    assert "s3cret-pw" not in text
+    assert "mqtt://platform:***@127.0.0.1:1883" in text
+
+
+def test_photo_types_are_configurable(client: FlaskClient, runtime: Any) -> None:
+    """CONTRACT 3: 'size and type limits are configurable'."""
+    gif = b"GIF89a" + b"\x00" * 50
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 50
+    settings = runtime.settings
+    try:
+        assert (
+            client.post("/api/photos", data={"photo": (io.BytesIO(gif), "a.gif")}).status_code
+            == 415
+        )
+        runtime.settings = settings.replace(photo_types="jpeg,gif")
+        res = client.post("/api/photos", data={"photo": (io.BytesIO(gif), "a.gif")})
+        assert res.status_code in (200, 201) and res.get_json()["type"] == "image/gif"
+        res = client.post("/api/photos", data={"photo": (io.BytesIO(png), "a.png")})
+        assert res.status_code == 415
+        assert "JPEG or GIF" in res.get_json()["errors"][0]["message"]
+        digest = hashlib.sha256(gif).hexdigest()
+        with client.get(f"/api/photos/{digest}") as got:
+            assert got.status_code == 200 and got.mimetype == "image/gif"
+    finally:
+        runtime.settings = settings
+
+
+def test_metrics_show_every_outcome_from_the_start() -> None:
+    """A rate() or an alert on rejections needs the series before the first rejection."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from roadwatch.metrics import Metrics
+
+    text = Metrics().render().decode()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+    for status in ("accepted", "duplicate", "needs_review", "rejected"):
+        assert samples[("roadwatch_messages_outcome_total", (("status", status),))] == 0
+    for transport in ("mqtt", "http"):
+        key = (("kind", "report"), ("transport", transport))
+        assert samples[("roadwatch_messages_in_total", key)] == 0
+
+
+def test_a_photo_past_the_request_limit_is_named_as_a_photo(runtime: Any) -> None:
+    """Uploads far past max_photo_bytes are cut off by the request limit itself; the answer
+    must still say what is wrong in the photo's terms."""
+    settings = runtime.settings
+    runtime.settings = settings.replace(max_photo_bytes=1000)
+    try:
+        app, _ = create_app(runtime)
+        client = app.test_client()
+        big = b"\xff\xd8\xff\xe0" + b"\x00" * 300_000
+        res = client.post("/api/photos", data={"photo": (io.BytesIO(big), "a.jpg")})
+    finally:
+        runtime.settings = settings
+        runtime.broadcaster.emitter = None
+    assert res.status_code == 413
+    err = res.get_json()["errors"][0]
+    assert (err["field"], err["code"]) == ("photo", "too_large")
+    assert "1,000 bytes" in err["message"]

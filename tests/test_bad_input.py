@@ -6,6 +6,7 @@ accepted; the platform keeps running (it still accepts reports and reports healt
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import uuid
@@ -147,4 +148,53 @@ def test_thousand_malformed_interleaved(tmp_path: Path, network_ctx: Any) -> Non
 
             with urllib.request.urlopen(server.url + "/healthz", timeout=5) as res:
                 assert json.loads(res.read())["status"] == "ok"
+        rt.stop()
+
+
+def test_hostile_text_and_topics_never_stop_ingest_on_postgresql(
+    tmp_path: Path, network_ctx: Any, fresh_pg: str
+) -> None:
+    """Found in the contract audit: one report with a NUL in its note (PostgreSQL refuses it)
+    or a lone surrogate escape (not UTF-8) failed its batch for ever, so the platform stopped
+    acknowledging anything for everyone. Each is now a rejection of its own, stored with its
+    raw bytes, and the reports after it are accepted."""
+    rng = random.Random(7)
+    with MosquittoProcess(tmp_path) as broker:
+        root = f"hostile{uuid.uuid4().hex[:6]}/v1"
+        settings = make_settings(
+            tmp_path, mqtt_topic_root=root, mqtt_url=broker.url, database_url=fresh_pg
+        )
+        rt = Runtime.build(settings, ctx=network_ctx)
+        with live_server(rt, mqtt_ingest=True) as server:
+            device = AckListener("127.0.0.1", broker.port, root)
+            body = valid_report(rt.ctx, rng)
+            note = json.dumps({**body, "note": "x"})
+            hostile = [
+                (REPORTER, note.replace('"x"', '"a\\u0000b"').encode(), "invalid_text"),
+                (REPORTER, note.replace('"x"', '"\\ud83d"').encode(), "invalid_text"),
+                (REPORTER, b'{"a":' * 3000 + b"1" + b"}" * 3000, "invalid_json"),
+                ("z" * 300, json.dumps({**body, "reporter_id": "z" * 300}).encode(), "invalid"),
+            ]
+            try:
+                for reporter, raw, _code in hostile:
+                    device.publish(reporter, raw)
+                good = valid_report(rt.ctx, rng)
+                device.publish(REPORTER, b"\xef\xbb\xbf" + json.dumps(good).encode())  # BOM
+                acks = device.collect(len(hostile) + 1, timeout=30)
+            finally:
+                device.close()
+            assert [a["status"] for a in acks] == ["rejected"] * len(hostile) + ["accepted"]
+            assert [a["errors"][0]["code"] for a in acks[:-1]] == [c for *_, c in hostile]
+            assert acks[0]["id"] == body["report_id"]  # the phone can match the rejection
+            from flask.testing import FlaskClient
+
+            from tests.support.auth import login
+
+            client: FlaskClient = server.app.test_client()
+            login(client, rt)
+            kept = client.get("/api/rejected").get_json()["items"]
+            assert len(kept) == len(hostile)
+            assert [base64.b64decode(k["raw_base64"]) for k in kept[:2]] == [
+                raw for _, raw, _ in hostile[:2]
+            ]
         rt.stop()

@@ -307,3 +307,45 @@ def test_a_large_batch_is_dispatched_in_one_pass(runtime: Any, at: Any, network_
         row = case_row(runtime, body["report_id"])
         assert row.case_status == "dispatched" and row.due_at == due
         assert row.assignee_id == chief_of(runtime, out.segment_id, 3)
+
+
+def _rectification(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "v": 1,
+        "rectification_id": str(uuid.uuid4()),
+        "report_id": str(uuid.uuid4()),
+        "reporter_id": "zz-jinshui-0421",
+        "done_at": dt.datetime.now(dt.UTC).isoformat(),
+        "lat": 34.77,
+        "lon": 113.68,
+        "crs": "GCJ02",
+        "note": "done",
+        "photos": ["a" * 64],
+    }
+    body.update(changes)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"lat": 99.0}, [("lat", "out_of_range")]),
+        ({"lon": -181}, [("lon", "out_of_range")]),
+        ({"crs": "EPSG:3857"}, [("crs", "unknown_crs")]),
+        ({"done_at": "0001-01-01T00:00:00+14:00"}, [("done_at", "out_of_range")]),
+        ({"photos": ["xyz"]}, [("photos.0", "invalid")]),
+        # null is "not given", and hex is hex in capitals too
+        ({"crs": None, "photos": None, "note": None}, []),
+        ({"photos": ["A" * 64]}, []),
+    ],
+)
+def test_rectification_fields_are_checked_like_a_reports(
+    changes: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    from roadwatch.cases.intake import validate_case_message
+
+    now = dt.datetime.now(dt.UTC)
+    msg, errors = validate_case_message("rectification", _rectification(**changes), now, None)
+    assert [(e.field, e.code) for e in errors] == expected
+    if not expected:
+        assert msg is not None and all(p == p.lower() for p in msg.photos)

@@ -162,6 +162,10 @@ def test_phone_api_session_data_and_checks(runtime: Any) -> None:
     res = client.post("/m/api/reports", data=json.dumps(body))
     assert res.status_code == 422 and js(res)["status"] == "rejected"
     assert "E0599" in js(res)["errors"][0]["message"]
+    # JSON nested past any parser's depth is a plain rejection here too, not a 500
+    deep = b'{"a":' * 5000 + b"1" + b"}" * 5000
+    res = client.post("/m/api/reports", data=deep, content_type="application/json")
+    assert res.status_code == 400 and js(res)["errors"][0]["code"] == "invalid_json"
 
     res = client.post("/m/api/photos", data={"photo": (io.BytesIO(b"not an image"), "x.jpg")})
     assert res.status_code == 415

@@ -86,3 +86,167 @@ def test_migrations_match_models_sqlite(tmp_path: Path) -> None:
 def test_migrations_match_models_postgresql(pg_database: str, runtime: Any) -> None:
     # `runtime` (on PostgreSQL) has already upgraded pg_database; compare what is there.
     assert _diff(pg_database) == []
+
+
+# -- found in the contract audit: every failure is one line, never a traceback ----------------
+def _one_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    return err
+
+
+def test_db_upgrade_to_an_unknown_revision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ROADWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    assert main(["db", "upgrade", "no-such-revision"]) == 2
+    assert "no-such-revision" in _one_line(capsys)
+
+
+def test_network_info_on_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["network", "info", str(tmp_path)]) == 2
+    assert str(tmp_path) in _one_line(capsys)
+
+
+def test_network_generate_with_too_few_segments(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "net.geojson.gz"
+    assert main(["network", "generate", "--segments", "50", "--out", str(out)]) == 2
+    assert "50 segments" in _one_line(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv", [["--rate", "0"], ["--count", "-1"], ["--chiefs", "0"], ["--bad-share", "2"]]
+)
+def test_simulate_refuses_nonsense_numbers(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", *argv])
+    assert exc.value.code == 2
+
+
+@pytest.fixture
+def no_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`serve` must stop before it connects to a broker (or serves anything)."""
+    from roadwatch.runtime import Runtime
+
+    def refuse(*a: Any, **k: Any) -> Any:
+        raise AssertionError("serve started although a setting is bad")
+
+    monkeypatch.setattr(Runtime, "start_ingest", refuse)
+    monkeypatch.setenv("ROADWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    monkeypatch.setenv("ROADWATCH_PHOTO_DIR", str(tmp_path / "photos"))
+
+
+def test_serve_on_a_port_in_use_stops_before_taking_the_mqtt_session(
+    no_start: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second `serve` by mistake used to connect with the platform's client id first —
+    taking the running platform's persistent session — and only then fail to listen."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        monkeypatch.setenv("ROADWATCH_PORT", str(busy.getsockname()[1]))
+        assert main(["serve"]) == 2
+    err = _one_line(capsys)
+    assert err.startswith("roadwatch: configuration error: ROADWATCH_PORT")
+    assert "in use" in err
+
+
+def test_serve_on_a_host_that_does_not_resolve(
+    no_start: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ROADWATCH_HOST", "no-such-host.invalid")
+    assert main(["serve"]) == 2
+    assert _one_line(capsys).startswith("roadwatch: configuration error: ROADWATCH_HOST")
+
+
+def test_serve_with_a_missing_ranking_formula(
+    no_start: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ROADWATCH_RANKING_FORMULA", str(tmp_path / "nope.toml"))
+    assert main(["serve"]) == 2
+    err = _one_line(capsys)
+    assert err.startswith("roadwatch: configuration error: ROADWATCH_RANKING_FORMULA")
+
+
+def test_serve_with_a_photo_dir_it_cannot_make(
+    no_start: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x", encoding="utf-8")
+    monkeypatch.setenv("ROADWATCH_PHOTO_DIR", str(blocker / "photos"))
+    assert main(["serve"]) == 2
+    assert _one_line(capsys).startswith("roadwatch: configuration error: ROADWATCH_PHOTO_DIR")
+
+
+def test_the_log_never_shows_a_url_password(
+    tmp_path: Path, network_ctx: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    import logging
+
+    import roadwatch.runtime as rtm
+    from tests.conftest import make_settings
+
+    class NoBroker:
+        def __init__(self, *a: Any, **k: Any) -> None:
+            pass
+
+        def start(self) -> None:
+            pass
+
+        def stop(self) -> None:
+            pass
+
+    monkeypatch.setattr(rtm, "MqttIngest", NoBroker)
+    monkeypatch.setattr(rtm, "is_listening", lambda *a: True)
+    settings = make_settings(tmp_path, mqtt_url="mqtt://platform:s3cret@127.0.0.1:1883")
+    runtime = rtm.Runtime.build(settings, ctx=network_ctx)
+    try:
+        with caplog.at_level(logging.INFO):
+            runtime.start_ingest()
+    finally:
+        runtime.stop()
+    assert "platform:***@127.0.0.1" in caplog.text and "s3cret" not in caplog.text
+
+
+@pytest.mark.parametrize("rid", ["bad id", "张三", "a" * 65, "x\ty"])
+def test_reporters_add_refuses_an_id_no_report_could_carry(
+    rid: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A reporter id is the reporter_id of its reports and its MQTT topic level: one that no
+    report may carry (letters, digits, '.', '_', '-'; at most 64) was added and then useless."""
+    monkeypatch.setenv("ROADWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    assert main(["reporters", "add", rid, "--kind", "evaluator"]) == 2
+    assert "reporter id" in _one_line(capsys)
+
+
+def test_serve_with_a_broker_address_it_can_neither_reach_nor_serve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing listens at ROADWATCH_MQTT_URL and the embedded broker cannot bind there
+    (another machine's address): one line naming the setting, not a traceback."""
+    monkeypatch.setenv("ROADWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    monkeypatch.setenv("ROADWATCH_PHOTO_DIR", str(tmp_path / "photos"))
+    monkeypatch.setenv("ROADWATCH_MQTT_URL", "mqtt://192.0.2.1:1883")  # TEST-NET-1
+    monkeypatch.setenv("ROADWATCH_EMBEDDED_WS_PORT", "0")
+    from tests.support.server import free_port
+
+    monkeypatch.setenv("ROADWATCH_PORT", str(free_port()))
+    monkeypatch.setattr("roadwatch.runtime.is_listening", lambda *a: False)
+    assert main(["serve"]) == 2
+    err = _one_line(capsys)
+    assert err.startswith("roadwatch: configuration error: ROADWATCH_MQTT_URL")

@@ -228,6 +228,25 @@ def test_chiefs_import_xlsx(tmp_path: Path, sessions: Any, network_ctx: Any) -> 
     assert rows[0].valid_from == dt.datetime(2026, 2, 1, tzinfo=TZ) and rows[0].level == 3
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "words"),
+    [
+        ("c.xlsx", b"not a workbook", "not an Excel workbook"),
+        ("c.csv", "segment_id,person_id\n".encode("utf-16"), "not UTF-8"),
+        ("c.xlsx", b"", "not an Excel workbook"),
+    ],
+)
+def test_chiefs_import_of_a_file_it_cannot_read_says_so(
+    tmp_path: Path, name: str, content: bytes, words: str
+) -> None:
+    """Found in the contract audit: a broken workbook or a UTF-16 CSV was a traceback."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(AssignmentImportError) as exc:
+        read_assignments(path, {"ZZ-JS-0001"}, TZ)
+    assert words in str(exc.value)
+
+
 @pytest.fixture
 def client(runtime: Any) -> Any:
     app, _ = create_app(runtime)

@@ -622,6 +622,9 @@ def test_post_without_a_valid_key_is_403(
         ({"service_code": "E0504"}, "location"),
         ({"service_code": "E0504", "lat": "34.77"}, "together"),
         ({"service_code": "E0504", "lat": "north", "long": "113.68"}, "lat must be a number"),
+        # float() reads these, JSON has no such numbers: say it in the form's terms
+        ({"service_code": "E0504", "lat": "nan", "long": "113.68"}, "lat must be a finite"),
+        ({"service_code": "E0504", "lat": "34.77", "long": "-inf"}, "long must be a finite"),
         (
             {"service_code": "E0504", "lat": "34.77", "long": "113.68", "attribute[severity]": 9},
             "severity",

@@ -9,6 +9,7 @@ import random
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from roadwatch import models
@@ -123,3 +124,59 @@ def test_bad_patrols_are_rejected(runtime: Any) -> None:
     )
     (out2,) = runtime.pipeline.process([wrong_reporter])
     assert out2.errors[0].code == "reporter_mismatch"
+
+
+def _patrol(**changes: Any) -> dict[str, Any]:
+    now = dt.datetime.now(CST)
+    body: dict[str, Any] = {
+        "v": 1,
+        "patrol_id": str(uuid.uuid4()),
+        "reporter_id": "zz-jinshui-0421",
+        "state": "track",
+        "crs": "WGS84",
+        "points": [{"t": now.isoformat(), "lat": 34.77, "lon": 113.68, "accuracy_m": 5.0}],
+    }
+    body.update(changes)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        # a point's accuracy is checked as a report's is
+        (
+            {
+                "points": [
+                    {"t": "2026-12-05T10:00:00+08:00", "lat": 34.7, "lon": 113.6, "accuracy_m": -5}
+                ]
+            },
+            ("points.0.accuracy_m", "out_of_range"),
+        ),
+        # a point that is not an object is named, not "the payload"
+        ({"points": [1]}, ("points.0", "invalid_type")),
+        # a time a datetime cannot hold in UTC
+        (
+            {"points": [{"t": "0001-01-01T00:00:00+14:00", "lat": 34.7, "lon": 113.6}]},
+            ("points.0.t", "out_of_range"),
+        ),
+    ],
+)
+def test_bad_points_are_named(changes: dict[str, Any], expected: tuple[str, str]) -> None:
+    from roadwatch.patrols import validate_patrol
+
+    now = dt.datetime.now(dt.UTC)
+    body = _patrol(**changes)
+    if expected[0] == "points.0.accuracy_m":
+        body["points"][0]["t"] = now.isoformat()
+    patrol, errors = validate_patrol(body, now, "zz-jinshui-0421")
+    assert patrol is None
+    assert [(e.field, e.code) for e in errors] == [expected]
+    assert errors[0].field in errors[0].message or errors[0].code == "out_of_range"
+
+
+def test_null_crs_and_points_mean_not_given() -> None:
+    from roadwatch.patrols import validate_patrol
+
+    now = dt.datetime.now(dt.UTC)
+    patrol, errors = validate_patrol(_patrol(crs=None, points=None, state="start"), now, None)
+    assert errors == [] and patrol is not None and patrol.points == ()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from roadwatch.categories import load_categories
-from roadwatch.ingest.payloads import ReportRules, decode_json, validate_report
+from roadwatch.ingest.payloads import ReportRules, decode_json, message_id_of, validate_report
 from tests.support.examples import contract_example
 
 NOW = dt.datetime(2026, 11, 23, 1, 20, tzinfo=dt.UTC)
@@ -116,3 +116,91 @@ def test_several_errors_are_all_reported() -> None:
 
 def test_segment_hint_alone_is_enough() -> None:
     assert check(example(lat=None, lon=None, segment_hint="ZZ-JS-0001")) == []
+
+
+# -- hostile input found in the contract audit ---------------------------------------------
+def _raw(body: dict[str, Any], old: str, new: str) -> bytes:
+    raw = json.dumps(body, ensure_ascii=False)
+    assert old in raw
+    return raw.replace(old, new).encode()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # nested deeper than any parser allows: a plain invalid_json, not an internal error
+        (b'{"a":' * 5000 + b"1" + b"}" * 5000, [("payload", "invalid_json")]),
+        (b"[" * 30000 + b"]" * 30000, [("payload", "invalid_json")]),
+        # text PostgreSQL cannot store, or that is not text at all
+        (_raw(example(note="x"), '"x"', '"a\\u0000b"'), [("note", "invalid_text")]),
+        (_raw(example(note="x"), '"x"', '"\\ud800"'), [("note", "invalid_text")]),
+        (_raw(example(), '"v": 1', '"v": 1, "extra\\u0000": 1'), [("payload", "invalid_text")]),
+        # times a datetime cannot hold once converted to UTC
+        (example(observed_at="0001-01-01T00:00:00+14:00"), [("observed_at", "out_of_range")]),
+        (example(observed_at="9999-12-31T23:59:59-14:00"), [("observed_at", "out_of_range")]),
+        # a whole number, just far too big
+        (example(severity=10**30), [("severity", "out_of_range")]),
+        (example(v=10**30), [("v", "out_of_range")]),
+    ],
+)
+def test_hostile_payloads_are_rejected_in_plain_words(
+    raw: Any, expected: list[tuple[str, str]]
+) -> None:
+    assert check(raw) == expected
+
+
+def test_unstorable_text_is_named_with_its_path() -> None:
+    data, errors = decode_json(_raw(example(photos=["x"]), '"x"', '"\\u0000"'), 65536)
+    assert [(e.field, e.code) for e in errors] == [("photos.0", "invalid_text")]
+    # the value comes back with the error, so the client's id can be echoed in the ack
+    assert message_id_of(data) == example()["report_id"]
+    assert message_id_of({"report_id": "a\u0000b"}) is None
+    assert "NUL" in errors[0].message
+
+
+def test_a_utf8_byte_order_mark_is_ignored() -> None:
+    """RFC 8259 lets a parser ignore a BOM; some Windows tools always write one."""
+    raw = b"\xef\xbb\xbf" + json.dumps(example(), ensure_ascii=False).encode()
+    data, errors = decode_json(raw, 65536)
+    assert errors == [] and data["report_id"] == example()["report_id"]
+
+
+def test_null_means_not_given_for_every_optional_field() -> None:
+    """The contract's own example sends `"segment_hint": null`; null is absent for all."""
+    body = example(
+        crs=None, severity=None, photos=None, note=None, accuracy_m=None, heading_deg=None
+    )
+    data, _ = decode_json(json.dumps(body).encode(), 65536)
+    report, errors = validate_report(data, RULES, NOW, "zz-jinshui-0421")
+    assert errors == [] and report is not None
+    assert (report.crs, report.severity, report.photos) == ("WGS84", 1, ())
+
+
+def test_photo_hashes_in_capitals_are_the_same_hashes() -> None:
+    digest = "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"
+    data, _ = decode_json(json.dumps(example(photos=[digest])).encode(), 65536)
+    report, errors = validate_report(data, RULES, NOW, "zz-jinshui-0421")
+    assert errors == [] and report is not None
+    assert report.photos == (digest.lower(),)
+
+
+def test_a_bad_key_is_found_before_the_field_name_it_would_make() -> None:
+    raw = b'{"v": 1, "extra": {"\\ud800": "a\\u0000b"}}'
+    data, errors = decode_json(raw, 65536)
+    assert [(e.field, e.code) for e in errors] == [("extra", "invalid_text")]
+    assert errors[0].message.encode("utf-8")  # the error itself is storable text
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        # `$` in a pattern also matches before a final newline
+        ({"reporter_id": "zz-jinshui-0421\n"}, [("reporter_id", "invalid")]),
+        ({"photos": ["a" * 64 + "\n"]}, [("photos.0", "invalid")]),
+        ({"category": "E0504\n"}, [("category", "invalid")]),
+    ],
+)
+def test_a_trailing_newline_is_not_part_of_an_id(
+    changes: dict[str, Any], expected: list[tuple[str, str]]
+) -> None:
+    assert check(example(**changes), topic_reporter=None) == expected

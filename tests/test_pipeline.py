@@ -233,3 +233,75 @@ def test_ack_echoes_the_id_as_sent_and_dedupes_its_canonical_form(runtime: Any) 
     assert (first.status, first.id) == ("accepted", rid.upper())
     (again,) = runtime.pipeline.process([inbound(contract_example(report_id=rid))])
     assert (again.status, again.id) == ("duplicate", rid)
+
+
+def test_text_no_database_can_store_is_rejected_and_ingest_goes_on(runtime: Any) -> None:
+    """A NUL (PostgreSQL refuses it) or a lone surrogate (not UTF-8) in one report used to
+    fail every attempt to store its batch: ingest stopped for everyone, retrying forever."""
+    nul = json.dumps(contract_example(note="x")).replace('"x"', '"a\\u0000b"').encode()
+    surrogate = json.dumps(contract_example(note="x")).replace('"x"', '"\\ud800"').encode()
+    good = contract_example()
+    outs = runtime.pipeline.process([inbound(nul), inbound(surrogate), inbound(good)])
+    assert [o.status for o in outs] == ["rejected", "rejected", "accepted"]
+    assert [o.errors[0].code for o in outs[:2]] == ["invalid_text", "invalid_text"]
+    assert outs[0].errors[0].field == "note"
+    # the phone still learns which of its reports this was
+    assert [o.id for o in outs] == [json.loads(r)["report_id"] for r in (nul, surrogate)] + [
+        good["report_id"]
+    ]
+    with runtime.sessions() as s:
+        raws = s.scalars(select(models.RejectedMessage.raw).order_by(models.RejectedMessage.id))
+        assert list(raws) == [nul, surrogate]
+
+
+def test_a_message_the_database_refuses_costs_only_that_message(
+    runtime: Any, monkeypatch: Any
+) -> None:
+    """Whatever a database refuses in one message (a bug, a limit) is that message's
+    rejection, stored with its raw bytes; the rest of its batch is stored as usual."""
+    real_row = runtime.pipeline._report_row
+
+    def unstorable(it: Any) -> dict[str, Any]:
+        row = real_row(it)
+        if row["note"] == "boom":
+            row["note"] = "\ud800"  # no driver can encode this
+        return row
+
+    monkeypatch.setattr(runtime.pipeline, "_report_row", unstorable)
+    bad, good = contract_example(note="boom"), contract_example()
+    outs = runtime.pipeline.process([inbound(bad), inbound(good)])
+    assert [o.status for o in outs] == ["rejected", "accepted"]
+    assert outs[0].id == bad["report_id"] and outs[0].errors[0].code == "unstorable"
+    with runtime.sessions() as s:
+        assert s.get(models.Report, good["report_id"]) is not None
+        assert s.get(models.Report, bad["report_id"]) is None
+        (kept,) = s.scalars(select(models.RejectedMessage)).all()
+        assert kept.message_id == bad["report_id"]
+        assert kept.raw == json.dumps(bad, ensure_ascii=False).encode()
+
+
+def test_an_overlong_topic_is_kept_as_a_rejection(runtime: Any) -> None:
+    """A topic level longer than the columns (255 for a topic, 64 for a reporter) must not
+    make the rejection itself unstorable."""
+    who = "x" * 300
+    outs = runtime.pipeline.process([inbound(contract_example(reporter_id=who), who)])
+    assert outs[0].status == "rejected"
+    with runtime.sessions() as s:
+        (kept,) = s.scalars(select(models.RejectedMessage)).all()
+        assert kept.topic is not None and len(kept.topic) <= 255
+        assert kept.reporter_id is not None and len(kept.reporter_id) <= 64
+
+
+def test_a_database_outage_still_means_retry_not_reject(runtime: Any, monkeypatch: Any) -> None:
+    """Only a message's own data turns into a rejection; a lost database keeps the batch."""
+    import pytest
+    from sqlalchemy.exc import OperationalError
+
+    from roadwatch.pipeline import StorageError
+
+    def down(*a: Any, **k: Any) -> Any:
+        raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(runtime.pipeline, "_store", down)
+    with pytest.raises(StorageError):
+        runtime.pipeline.process([inbound(contract_example())])

@@ -67,3 +67,57 @@ def test_cli_prints_one_line_and_exits_2(
     err = capsys.readouterr().err.strip()
     assert err.startswith("roadwatch: configuration error: ROADWATCH_PORT")
     assert len(err.splitlines()) == 1
+
+
+# -- found in the contract audit -------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"ROADWATCH_SOCKETIO_QUEUE": "bogus://x"}, "ROADWATCH_SOCKETIO_QUEUE: must be"),
+        ({"ROADWATCH_DATABASE_URL": "sqlite://"}, "ROADWATCH_DATABASE_URL: "),
+        ({"ROADWATCH_DATABASE_URL": "sqlite:///:memory:"}, "ROADWATCH_DATABASE_URL: "),
+        ({"ROADWATCH_CASE_SWEEP_S": "0"}, "ROADWATCH_CASE_SWEEP_S: "),
+        ({"ROADWATCH_PHOTO_TYPES": "jpeg,bmp"}, "ROADWATCH_PHOTO_TYPES: "),
+        # a misspelt setting would otherwise be ignored and its default used, silently
+        ({"ROADWATCH_DATABSE_URL": "postgresql://x/y"}, "ROADWATCH_DATABSE_URL: unknown"),
+        ({"ROADWATCH_MQTT_TOPICROOT": "a/b"}, "did you mean ROADWATCH_MQTT_TOPIC_ROOT?"),
+    ],
+)
+def test_more_bad_settings_name_themselves(env: dict[str, str], expected: str) -> None:
+    with pytest.raises(SettingsError) as exc:
+        load_settings(env=env)
+    assert expected in str(exc.value)
+    assert "\n" not in str(exc.value)
+
+
+def test_other_roadwatch_variables_are_not_settings_and_are_left_alone() -> None:
+    """Tools beside the settings use the prefix too (the test suite, run.sh, benchmarks)."""
+    env = {"ROADWATCH_REQUIRE_SERVICES": "1", "ROADWATCH_SIM_RATE": "4", "ROADWATCH_TEST_PG": "x"}
+    assert load_settings(env=env).port == 5000
+
+
+@pytest.mark.parametrize(
+    ("key", "url"),
+    [
+        ("ROADWATCH_MQTT_URL", "mqtt://platform:s3cret@127.0.0.1:99999"),
+        ("ROADWATCH_DATABASE_URL", "mysql://roadwatch:s3cret@db.example/roadwatch"),
+        ("ROADWATCH_SOCKETIO_QUEUE", "nats://queue:s3cret@127.0.0.1:4222"),
+    ],
+)
+def test_a_password_in_a_bad_url_is_never_echoed(key: str, url: str) -> None:
+    with pytest.raises(SettingsError) as exc:
+        load_settings(env={key: url})
+    msg = str(exc.value)
+    assert msg.startswith(key) and "s3cret" not in msg and ":***@" in msg
+
+
+def test_log_level_in_any_case() -> None:
+    assert load_settings(env={"ROADWATCH_LOG_LEVEL": "debug"}).log_level == "DEBUG"
+
+
+def test_redact_url() -> None:
+    from roadwatch.settings import redact_url
+
+    assert redact_url("postgresql://rw:pw@db:5432/rw") == "postgresql://rw:***@db:5432/rw"
+    assert redact_url("mqtt://127.0.0.1:1883") == "mqtt://127.0.0.1:1883"
+    assert redact_url("redis://:pw@r:6379/0") == "redis://:***@r:6379/0"

@@ -27,9 +27,9 @@ class _Rectification(BaseModel):
     done_at: StrictStr
     lat: Number | None = None
     lon: Number | None = None
-    crs: StrictStr = "WGS84"
+    crs: StrictStr | None = None  # null = not given, as in a report
     note: StrictStr | None = None
-    photos: list[StrictStr] = []
+    photos: list[StrictStr] | None = None
 
 
 class _Verification(BaseModel):
@@ -41,7 +41,7 @@ class _Verification(BaseModel):
     result: StrictStr
     done_at: StrictStr | None = None
     note: StrictStr | None = None
-    photos: list[StrictStr] = []
+    photos: list[StrictStr] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,10 +99,19 @@ def validate_case_message(
             errors.append(FieldError("result", "invalid", "result must be pass or fail"))
     if m.note is not None and len(m.note) > max_note:
         errors.append(FieldError("note", "too_long", f"note has more than {max_note} characters"))
-    for i, p in enumerate(m.photos):
+    if kind == "rectification":
+        if m.lat is not None and not -90 <= m.lat <= 90:
+            errors.append(FieldError("lat", "out_of_range", "lat must be between -90 and 90"))
+        if m.lon is not None and not -180 <= m.lon <= 180:
+            errors.append(FieldError("lon", "out_of_range", "lon must be between -180 and 180"))
+        if (m.crs or "WGS84").upper() not in ("WGS84", "GCJ02", "BD09"):
+            errors.append(FieldError("crs", "unknown_crs", "crs must be WGS84, GCJ02 or BD09"))
+    # Hex is hex in either case; kept in lower case, as uploads are named.
+    photos = tuple(p.lower() for p in m.photos or ())
+    for i, p in enumerate(photos):
         if not SHA256_HEX.match(p):
             errors.append(
-                FieldError(f"photos.{i}", "invalid", "each photo must be a lower-case SHA-256")
+                FieldError(f"photos.{i}", "invalid", "each photo must be a SHA-256 hex digest")
             )
     if errors or done_at is None:
         return None, errors
@@ -115,7 +124,7 @@ def validate_case_message(
             done_at=done_at,
             result=result,
             note=m.note,
-            photos=tuple(m.photos),
+            photos=photos,
         ),
         [],
     )

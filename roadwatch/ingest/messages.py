@@ -22,6 +22,9 @@ class Inbound:
     response_topic: str | None = None  # MQTT 5
     correlation_data: bytes | None = None  # MQTT 5
     token: Any = None  # transport handle, e.g. the MQTT mid to PUBACK after commit
+    # Refused by the transport before its content is read (e.g. an HTTP body that is not
+    # declared as JSON): stored and answered as a rejection like any other.
+    refused: tuple[FieldError, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

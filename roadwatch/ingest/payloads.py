@@ -29,9 +29,14 @@ from pydantic import (
 
 from .errors import FieldError
 
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-REPORTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-CATEGORY_CODE = re.compile(r"^[EC]\d{4}$")
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}\Z")
+SHA256_HEX_ANY_CASE = re.compile(r"^[0-9a-fA-F]{64}\Z")
+UTF8_BOM = b"\xef\xbb\xbf"
+# JSON can carry text that no database column takes: NUL (PostgreSQL refuses it in text)
+# and unpaired surrogate escapes such as "\ud800" (not Unicode text at all, so not UTF-8).
+_NUL_ESCAPE = b"\\u0000"
+REPORTER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
+CATEGORY_CODE = re.compile(r"^[EC]\d{4}\Z")
 
 Number = StrictFloat | StrictInt  # JSON numbers only: no strings, no booleans
 
@@ -45,13 +50,15 @@ class _ReportModel(BaseModel):
     observed_at: StrictStr
     lat: Number | None = None
     lon: Number | None = None
-    crs: StrictStr = "WGS84"
+    # Optional fields: JSON null is the same as leaving the field out (the contract's own
+    # example sends "segment_hint": null), so each takes None and gets its default below.
+    crs: StrictStr | None = None
     accuracy_m: Number | None = None
     heading_deg: Number | None = None
     category: StrictStr
-    severity: StrictInt = 1
+    severity: StrictInt | None = None
     note: StrictStr | None = None
-    photos: Annotated[list[StrictStr], Field(max_length=20)] = []
+    photos: Annotated[list[StrictStr], Field(max_length=20)] | None = None
     segment_hint: StrictStr | None = None
 
     @field_validator("lat", "lon", "accuracy_m", "heading_deg")
@@ -90,16 +97,32 @@ _TYPE_WORDS = {
 }
 
 
+def _huge_whole_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and float(value).is_integer() and abs(value) >= 2**63
+
+
 def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
     out: list[FieldError] = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("float", "int")))
+        loc = ".".join(
+            str(p)
+            for p in err["loc"]
+            if not str(p).startswith(("float", "int", "list[", "function-"))
+        )
         field = loc or "payload"
         etype = err["type"]
         if etype == "missing":
             out.append(FieldError(field, "required", f"{field} is required"))
+        elif etype == "model_type" and loc:
+            out.append(FieldError(field, "invalid_type", f"{field} must be a JSON object"))
         elif etype == "model_type":
             out.append(FieldError("payload", "invalid_type", "the payload must be a JSON object"))
+        elif etype == "int_type" and _huge_whole_number(err.get("input")):
+            # beyond 64 bits (the fast parser reads such a number as a float): the right
+            # kind of value, far out of range
+            out.append(FieldError(field, "out_of_range", f"{field} is far out of range"))
         elif etype in _TYPE_WORDS:
             out.append(FieldError(field, "invalid_type", f"{field} {_TYPE_WORDS[etype]}"))
         elif etype == "too_long":
@@ -121,8 +144,48 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+def _bad_text(value: Any, path: str = "") -> FieldError | None:
+    """The first text in a decoded payload that cannot be stored as text, or None.
+
+    Iterative (a payload's depth is bounded by the parser, but no recursion is needed).
+    """
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:
+        where, v = stack.pop()
+        if isinstance(v, dict):
+            for k, sub in v.items():
+                stack.append((f"{where}.{k}" if where else str(k), sub))
+                # a key is reported at its object's place, and checked before the value
+                # below it (whose field name it becomes)
+                stack.append((where, k))
+        elif isinstance(v, list):
+            stack.extend((f"{where}.{i}" if where else str(i), sub) for i, sub in enumerate(v))
+        elif isinstance(v, str):
+            field = where or "payload"
+            if "\x00" in v:
+                return FieldError(
+                    field,
+                    "invalid_text",
+                    f"{field} contains a NUL character (\\u0000), which text may not contain",
+                )
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return FieldError(
+                    field,
+                    "invalid_text",
+                    f"{field} contains a lone surrogate escape (such as \\ud800), which is "
+                    "not text; escape characters outside the BMP as a surrogate pair",
+                )
+    return None
+
+
 def decode_json(raw: bytes, max_bytes: int) -> tuple[Any, list[FieldError]]:
-    """Bytes → JSON value, or the reason why not (size, encoding, syntax)."""
+    """Bytes → JSON value, or the reason why not (size, encoding, syntax, unstorable text).
+
+    With unstorable text the value comes back beside the error (use it for nothing but the
+    client's id, so that the rejection's ack can name the message it answers).
+    """
     if len(raw) > max_bytes:
         return None, [
             FieldError(
@@ -131,13 +194,20 @@ def decode_json(raw: bytes, max_bytes: int) -> tuple[Any, list[FieldError]]:
                 f"the payload is {len(raw):,} bytes; the limit is {max_bytes:,} bytes",
             )
         ]
+    if raw.startswith(UTF8_BOM):  # RFC 8259 allows a parser to ignore it
+        raw = raw[len(UTF8_BOM) :]
     try:
         # The fast parser takes every well-formed payload; anything it refuses (broken JSON,
-        # NaN, bad UTF-8, huge integers) goes the slow way below, which accepts what the
-        # standard library accepts and explains the rest in its plain words.
-        return orjson.loads(raw), []
+        # NaN, bad UTF-8, huge integers, deep nesting, lone surrogates) goes the slow way
+        # below, which accepts what the standard library accepts and explains the rest in
+        # its plain words.
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         pass
+    else:
+        # orjson refuses lone surrogates itself; a NUL can only come as the escape \u0000.
+        bad = _bad_text(value) if _NUL_ESCAPE in raw else None
+        return value, [bad] if bad else []
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -145,11 +215,19 @@ def decode_json(raw: bytes, max_bytes: int) -> tuple[Any, list[FieldError]]:
             FieldError("payload", "not_utf8", f"the payload is not UTF-8 text (byte {exc.start})")
         ]
     try:
-        return json.loads(text, parse_constant=_reject_constant), []
+        value = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        return None, [
+            FieldError(
+                "payload", "invalid_json", "the payload is not valid JSON: it is nested too deeply"
+            )
+        ]
     except ValueError as exc:
         return None, [
             FieldError("payload", "invalid_json", f"the payload is not valid JSON: {exc}")
         ]
+    bad = _bad_text(value)
+    return value, [bad] if bad else []
 
 
 def parse_time(value: str, field: str) -> tuple[dt.datetime | None, FieldError | None]:
@@ -165,7 +243,12 @@ def parse_time(value: str, field: str) -> tuple[dt.datetime | None, FieldError |
         return None, FieldError(
             field, "missing_offset", f"{field} must include a UTC offset, e.g. +08:00"
         )
-    return parsed.astimezone(dt.UTC), None
+    try:
+        return parsed.astimezone(dt.UTC), None
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is before the year 1 in UTC
+        return None, FieldError(
+            field, "out_of_range", f"{field} is out of range (years 1 to 9999 in UTC)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +332,7 @@ def validate_report(
             FieldError("lat", "required", "lat and lon are required unless segment_hint is given")
         )
 
-    crs = m.crs.upper()
+    crs = (m.crs or "WGS84").upper()
     if crs not in ("WGS84", "GCJ02", "BD09"):
         errors.append(FieldError("crs", "unknown_crs", "crs must be WGS84, GCJ02 or BD09"))
     if m.accuracy_m is not None and not 0 <= m.accuracy_m <= 10_000:
@@ -269,7 +352,8 @@ def validate_report(
         errors.append(
             FieldError("category", "unknown_category", f"unknown category code {m.category}")
         )
-    if not 1 <= m.severity <= 3:
+    severity = 1 if m.severity is None else m.severity
+    if not 1 <= severity <= 3:
         errors.append(
             FieldError("severity", "out_of_range", "severity must be 1 (minor), 2 or 3 (urgent)")
         )
@@ -281,12 +365,12 @@ def validate_report(
                 f"note has {len(m.note):,} characters; at most {rules.max_note_chars:,} allowed",
             )
         )
-    for i, photo in enumerate(m.photos):
-        if not SHA256_HEX.match(photo):
+    # Hex is hex in either case; stored (and matched to uploads) in lower case.
+    photos = tuple(p.lower() for p in m.photos or ())
+    for i, photo in enumerate(m.photos or ()):
+        if not SHA256_HEX_ANY_CASE.match(photo):
             errors.append(
-                FieldError(
-                    f"photos.{i}", "invalid", "each photo must be a lower-case SHA-256 hex digest"
-                )
+                FieldError(f"photos.{i}", "invalid", "each photo must be a SHA-256 hex digest")
             )
     if m.segment_hint is not None and not 0 < len(m.segment_hint) <= 64:
         errors.append(FieldError("segment_hint", "invalid", "segment_hint must be a segment id"))
@@ -304,9 +388,9 @@ def validate_report(
             accuracy_m=m.accuracy_m,
             heading_deg=m.heading_deg,
             category=m.category,
-            severity=m.severity,
+            severity=severity,
             note=m.note,
-            photos=tuple(m.photos),
+            photos=photos,
             segment_hint=m.segment_hint or None,
         ),
         [],
@@ -317,6 +401,6 @@ def message_id_of(data: Any, key: str = "report_id") -> str | None:
     """The client's id from a payload that may be invalid (for the ack and the record)."""
     if isinstance(data, dict):
         value = data.get(key)
-        if isinstance(value, str) and len(value) <= 64:
+        if isinstance(value, str) and len(value) <= 64 and _bad_text(value) is None:
             return value
     return None

@@ -6,6 +6,8 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import math
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from .. import models
+from ..ingest.errors import FieldError
 from ..ingest.messages import Inbound
 from ..ingest.payloads import parse_time
 from ..pipeline import StorageError, segment_states
@@ -28,7 +31,13 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 STATUS_CODES = {"accepted": 201, "needs_review": 202, "duplicate": 200}
-REJECT_CODES = {"too_large": 413, "invalid_json": 400, "not_utf8": 400}
+REJECT_CODES = {
+    "too_large": 413,
+    "invalid_json": 400,
+    "not_utf8": 400,
+    "invalid_text": 400,
+    "unsupported_media_type": 415,
+}
 
 
 def _rt() -> Runtime:
@@ -287,11 +296,15 @@ def _encode_cursor(*parts: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
 
 
-def _decode_cursor(raw: str) -> list[Any]:
+def _decode_cursor(raw: str, *kinds: type) -> list[Any]:
+    """The parts of a cursor this server gave out, of these types; anything else is a 400."""
     try:
         value = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        if not isinstance(value, list):
+        if not isinstance(value, list) or len(value) != len(kinds):
             raise ValueError
+        for part, kind in zip(value, kinds, strict=True):
+            if not isinstance(part, kind) or isinstance(part, bool):
+                raise ValueError
         return value
     except ValueError:
         raise ApiError(400, "cursor", "invalid", "cursor is not one this server gave out") from None
@@ -302,14 +315,50 @@ def _next_url(endpoint: str, cursor: str) -> str:
     return url_for(endpoint, _external=True, cursor=cursor, **args)
 
 
+# An unescaped '+' in a query arrives as a space: `?since=2026-11-23T09:15:02+08:00`.
+_SPACE_FOR_PLUS = re.compile(r" (\d{2}(?::?\d{2})?)$")
+
+
 def _time_arg(name: str) -> dt.datetime | None:
     raw = request.args.get(name)
     if raw is None:
         return None
-    value, err = parse_time(raw, name)
+    value, err = parse_time(_SPACE_FOR_PLUS.sub(r"+\1", raw), name)
     if err:
         raise ApiError(400, err.field, err.code, err.message)
     return value
+
+
+def _bbox_arg() -> tuple[float, float, float, float] | None:
+    """`bbox=minLon,minLat,maxLon,maxLat` (WGS84), or a 400 naming what is wrong."""
+    raw = request.args.get("bbox")
+    if raw is None:
+        return None
+    try:
+        w, s, e, n = (float(x) for x in raw.split(","))
+    except ValueError:
+        raise ApiError(
+            400, "bbox", "invalid", "bbox must be minLon,minLat,maxLon,maxLat in WGS84"
+        ) from None
+    if not all(math.isfinite(v) for v in (w, s, e, n)):
+        raise ApiError(400, "bbox", "invalid", "bbox must be four finite numbers")
+    if not (-180 <= w <= e <= 180 and -90 <= s <= n <= 90):
+        raise ApiError(
+            400,
+            "bbox",
+            "out_of_range",
+            "bbox must be minLon,minLat,maxLon,maxLat with minLon <= maxLon within -180..180 "
+            "and minLat <= maxLat within -90..90",
+        )
+    return w, s, e, n
+
+
+def _district_arg(raw: str) -> str:
+    """A district by its code (JS) or by the name acks and events give (金水区)."""
+    names = _rt().ctx.district_names
+    if raw in names:
+        return raw
+    return next((code for code, name in names.items() if name == raw), raw)
 
 
 # -- reports -----------------------------------------------------------------------
@@ -374,20 +423,19 @@ def reports() -> Response:
         ("status", r.status),
     ):
         if arg in request.args:
-            q = q.where(col == request.args[arg])
+            value = request.args[arg]
+            q = q.where(col == (_district_arg(value) if arg == "district" else value))
     if scope_district() is not None:
         q = q.where(r.district == scope_district())
-    if "bbox" in request.args:
-        try:
-            w, s, e, n = (float(x) for x in request.args["bbox"].split(","))
-        except ValueError:
-            raise ApiError(
-                400, "bbox", "invalid", "bbox must be minLon,minLat,maxLon,maxLat in WGS84"
-            ) from None
+    box = _bbox_arg()
+    if box is not None:
+        w, s, e, n = box
         q = q.where(r.lon >= w, r.lon <= e, r.lat >= s, r.lat <= n)
     if "cursor" in request.args:
-        t_raw, last_id = _decode_cursor(request.args["cursor"])
-        t = dt.datetime.fromisoformat(t_raw)
+        t_raw, last_id = _decode_cursor(request.args["cursor"], str, str)
+        t, err = parse_time(t_raw, "cursor")
+        if err or t is None:
+            raise ApiError(400, "cursor", "invalid", "cursor is not one this server gave out")
         q = q.where(or_(r.observed_at > t, and_(r.observed_at == t, r.id > last_id)))
     q = q.order_by(r.observed_at, r.id).limit(limit + 1)
     with rt.sessions() as session:
@@ -453,6 +501,21 @@ def report(report_id: str) -> Response:
     return jsonify(out)
 
 
+def _not_json() -> tuple[FieldError, ...]:
+    """Why a POST body is refused for its declared type (none declared: read as JSON)."""
+    mimetype = request.mimetype
+    if not mimetype or mimetype == "application/json" or mimetype.endswith("+json"):
+        return ()
+    return (
+        FieldError(
+            "content_type",
+            "unsupported_media_type",
+            f"send the report as JSON with the header Content-Type: application/json "
+            f"(it came as {mimetype})",
+        ),
+    )
+
+
 @bp.post("/reports")
 def post_report() -> tuple[Response, int]:
     rt = _rt()
@@ -463,6 +526,7 @@ def post_report() -> tuple[Response, int]:
         received_at=models.utcnow(),
         topic=None,
         topic_reporter=None,
+        refused=_not_json(),
     )
     try:
         (outcome,) = rt.pipeline.process([msg])
@@ -491,8 +555,8 @@ def rejected() -> Response:
     if "reporter" in request.args:
         q = q.where(m.reporter_id == request.args["reporter"])
     if "cursor" in request.args:
-        (last_id,) = _decode_cursor(request.args["cursor"])
-        q = q.where(m.id > int(last_id))
+        (last_id,) = _decode_cursor(request.args["cursor"], int)
+        q = q.where(m.id > last_id)
     q = q.order_by(m.id).limit(limit + 1)
     with rt.sessions() as session:
         rows = list(session.scalars(q))
@@ -521,16 +585,36 @@ def rejected() -> Response:
 
 
 # -- photos ------------------------------------------------------------------------
-PHOTO_TYPES = {b"\xff\xd8\xff": ("image/jpeg", ".jpg"), b"\x89PNG\r\n\x1a\n": ("image/png", ".png")}
+# Every type a photo may be stored as (setting photo_types picks which uploads are taken):
+# name -> (MIME type, file extension, how it is written in messages).
+PHOTO_KINDS = {
+    "jpeg": ("image/jpeg", ".jpg", "JPEG"),
+    "png": ("image/png", ".png", "PNG"),
+    "webp": ("image/webp", ".webp", "WebP"),
+    "gif": ("image/gif", ".gif", "GIF"),
+    "heic": ("image/heic", ".heic", "HEIC"),
+}
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 
 
-def _sniff(data: bytes) -> tuple[str, str] | None:
-    for magic, kind in PHOTO_TYPES.items():
-        if data.startswith(magic):
-            return kind
+def _sniff(data: bytes) -> str | None:
+    """The photo's type by its first bytes (never by its name or declared type)."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return ("image/webp", ".webp")
+        return "webp"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if data[4:8] == b"ftyp" and data[8:12] in HEIF_BRANDS:
+        return "heic"
     return None
+
+
+def _type_words(kinds: list[str]) -> str:
+    words = [PHOTO_KINDS[k][2] for k in kinds]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
 @bp.post("/photos")
@@ -549,19 +633,23 @@ def post_photo() -> tuple[Response, int]:
         )
     if not data:
         raise ApiError(400, "photo", "empty", "the photo is empty")
+    allowed = rt.settings.photo_kinds
     kind = _sniff(data)
-    if kind is None:
-        raise ApiError(415, "photo", "not_an_image", "the photo must be a JPEG, PNG or WebP image")
+    if kind not in allowed:
+        raise ApiError(
+            415, "photo", "not_an_image", f"the photo must be a {_type_words(allowed)} image"
+        )
+    mime, ext, _ = PHOTO_KINDS[kind]
     digest = hashlib.sha256(data).hexdigest()
     folder = Path(rt.settings.photo_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{digest}{kind[1]}"
+    target = folder / f"{digest}{ext}"
     created = not target.exists()
     if created:
         tmp = target.with_suffix(".part")
         tmp.write_bytes(data)
         tmp.replace(target)  # atomic: a half-written photo is never served
-    return jsonify({"sha256": digest, "size": len(data), "type": kind[0]}), 201 if created else 200
+    return jsonify({"sha256": digest, "size": len(data), "type": mime}), 201 if created else 200
 
 
 def _photo_path(sha256: str) -> tuple[Path, str] | None:
@@ -571,7 +659,7 @@ def _photo_path(sha256: str) -> tuple[Path, str] | None:
     if not SHA256_HEX.match(sha256):
         return None
     folder = Path(_rt().settings.photo_dir)
-    for _magic, (mime, ext) in [*PHOTO_TYPES.items(), (b"", ("image/webp", ".webp"))]:
+    for mime, ext, _ in PHOTO_KINDS.values():
         path = folder / f"{sha256}{ext}"
         if path.exists():
             return path, mime

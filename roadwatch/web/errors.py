@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,21 @@ def error_response(status: int, field: str, code: str, message: str) -> tuple[Re
 
 
 def register(app: Flask) -> None:
+    @app.before_request
+    def _no_nul() -> None:
+        """A NUL in a query or path is no text any database compares (PostgreSQL refuses it)."""
+        if not request.path.startswith(("/api/", "/m/api/")) and "\x00" not in request.path:
+            return
+        for name, value in request.args.items(multi=True):
+            if "\x00" in name or "\x00" in value:
+                field = name.replace("\x00", "") or "query"
+                raise ApiError(400, field, "invalid", f"{field} contains a NUL character")
+        for name, value in (request.view_args or {}).items():
+            if isinstance(value, str) and "\x00" in value:
+                raise ApiError(404, name, "not_found", f"no {name} with a NUL character")
+        if "\x00" in request.path:
+            raise ApiError(404, "request", "not_found", "no such path")
+
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> tuple[Response, int]:
         return error_response(exc.status, exc.field, exc.code, exc.message)
@@ -29,6 +44,11 @@ def register(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> tuple[Response, int] | HTTPException:
         if not request.path.startswith(("/api/", "/m/api/", "/open311/", "/healthz")):
             return exc
+        if exc.code == 413 and request.path.endswith("/api/photos"):
+            limit = current_app.extensions["roadwatch"].settings.max_photo_bytes
+            return error_response(
+                413, "photo", "too_large", f"the photo is larger than {limit:,} bytes"
+            )
         code = (exc.name or "error").lower().replace(" ", "_")
         return error_response(exc.code or 500, "request", code, exc.description or exc.name)
 

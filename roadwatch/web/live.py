@@ -168,6 +168,16 @@ def register(socketio: SocketIO, runtime: Runtime) -> None:
         ev = models.Event
         with runtime.sessions() as db:
             latest = db.scalar(select(func.max(ev.seq))) or 0
+            if since > latest:
+                # Not this log's seq (another server's, a wiped database): the client would
+                # believe it is ahead and drop what comes next. It must reload the snapshot.
+                viewers.ignore(sid(), "a resync from beyond the event log", data)
+                return {
+                    "ok": False,
+                    "error": f"since is ahead of the event log (its newest seq is {latest}); "
+                    "reload the snapshot",
+                    "seq": latest,
+                }
             if latest - since > RESYNC_MAX:
                 return {"ok": False, "error": "too far behind; reload", "seq": latest}
             sent = since

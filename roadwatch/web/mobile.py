@@ -10,7 +10,6 @@ upload, and a report fallback when no broker is reachable), each checked against
 from __future__ import annotations
 
 import datetime as dt
-import json
 import threading
 import time
 from collections import Counter, deque
@@ -21,6 +20,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, or_, select, text
 
 from .. import chief_accounts, models
+from ..ingest.payloads import decode_json
 from ..runtime import Runtime
 from . import api
 from .errors import ApiError
@@ -342,10 +342,8 @@ def photo() -> tuple[Response, int]:
 def report() -> tuple[Response, int]:
     """POST /api/reports for a signed-in chief, who may report only as themselves."""
     rid = _chief()
-    try:
-        body = json.loads(request.get_data(cache=True))
-    except ValueError:
-        body = None
+    # The pipeline's own decoder: whatever it cannot read, it rejects in plain words below.
+    body, _ = decode_json(request.get_data(cache=True), _rt().settings.max_payload_bytes)
     if isinstance(body, dict) and body.get("reporter_id") != rid:
         raise ApiError(
             403, "reporter_id", "not_you", "只能以自己的身份上报 (you can only report as yourself)"

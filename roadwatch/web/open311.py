@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 import uuid
 import xml.etree.ElementTree as ET
@@ -497,9 +498,12 @@ def _float_field(name: str) -> float | None:
     if raw == "":
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise Open311Error(400, f"{name} must be a number") from None
+    if not math.isfinite(value):
+        raise Open311Error(400, f"{name} must be a finite number")
+    return value
 
 
 @bp.post("/requests.<fmt>")

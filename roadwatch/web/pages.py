@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from sqlalchemy import text
 
+from ..settings import redact_url
 from .centre import live_state
 from .mapdata import map_data_of
 
@@ -69,7 +70,7 @@ def healthz() -> tuple[Response, int]:
     broker_ok = bool(mqtt and mqtt.connected.is_set())
     checks["broker"] = {
         "ok": broker_ok,
-        "url": rt.settings.mqtt_url,
+        "url": redact_url(rt.settings.mqtt_url),
         "embedded": rt.broker is not None,
         **({"error": mqtt.last_error} if mqtt and mqtt.last_error else {}),
     }
