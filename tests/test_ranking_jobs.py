@@ -693,7 +693,7 @@ def test_registered_evaluators_and_covert_checks_weigh_more(
     # E0201: 3 points × the evaluator/covert weight (3.0) instead of public's 1.0
     assert weights[s1] == weights[s2] > 3.0 * formula.weights["public"]
     assert main(["reporters", "add", "a/b", "--kind", "covert"]) == 2
-    assert "without '/', '+' or '#'" in capsys.readouterr().err
+    assert "a reporter id is 1 to 64 letters, digits" in capsys.readouterr().err
     assert main(["reporters", "list", "--kind", "covert"]) == 0
     assert capsys.readouterr().out.splitlines() == ["insp-2\tcovert\tinsp-2"]
 

@@ -148,9 +148,7 @@ def events() -> Response:
     if until is not None:
         q = q.where(e.created_at < until)
     if "cursor" in request.args:
-        (after,) = _decode_cursor(request.args["cursor"])
-        if not isinstance(after, int):
-            raise ApiError(400, "cursor", "invalid", "cursor is not one this server gave out")
+        (after,) = _decode_cursor(request.args["cursor"], int)
         q = q.where(e.seq > after)
     with rt.sessions() as session:
         rows = session.execute(q.order_by(e.seq).limit(limit + 1)).all()
