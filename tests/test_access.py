@@ -278,6 +278,34 @@ def test_socketio_script_clients_authenticate_on_connect(runtime: Any) -> None:
                 assert q.get(timeout=5)["id"] == body["report_id"]
             finally:
                 c.disconnect()
+        # after too many wrong passwords the handshake is refused, saying why
+        from roadwatch.throttle import ACCOUNT_FAILURES
+
+        fresh = make_user(runtime, "viewer")  # its password is in no cache of good ones
+
+        def handshake(password: str) -> str:
+            """'connected', or the reason the server gave for refusing."""
+            reasons: list[Any] = []
+            c = socketio.Client()
+            c.on("connect_error", reasons.append, namespace="/live")
+            try:
+                c.connect(
+                    server.url,
+                    namespaces=["/live"],
+                    transports=["websocket"],
+                    auth={"username": fresh.username, "password": password},
+                    wait_timeout=5,
+                )
+                c.disconnect()
+                return "connected"
+            except socketio.exceptions.ConnectionError:
+                return str(reasons[0]["message"]) if reasons else "refused without a reason"
+            finally:
+                c.shutdown()
+
+        for _ in range(ACCOUNT_FAILURES):
+            assert handshake("wrong-password") == "login required"
+        assert handshake(PASSWORD).startswith("too many wrong passwords; try again in 10 min")
 
 
 def test_first_admin_takes_the_configured_password(tmp_path: Any) -> None:
@@ -337,3 +365,29 @@ def test_a_resync_from_beyond_the_log_is_answered_not_trusted(runtime: Any) -> N
             }
         finally:
             c.disconnect()
+
+
+def test_staff_logins_wait_after_too_many_wrong_passwords(app: Any, runtime: Any) -> None:
+    """The form, HTTP Basic and the Socket.IO handshake share one count per account."""
+    from roadwatch.throttle import ACCOUNT_FAILURES
+
+    user = make_user(runtime, "viewer")
+    client = app.test_client()
+    for _ in range(ACCOUNT_FAILURES - 1):
+        res = client.get("/api/reports", headers=_basic(user.username, "wrong-password"))
+        assert res.status_code == 401
+    page = client.get("/login").get_data(as_text=True)
+    csrf = page.split('name="csrf" value="')[1].split('"')[0]
+    form = {"username": user.username, "password": "still-wrong", "csrf": csrf}
+    assert client.post("/login", data=form).status_code == 401  # the tenth
+    # now even the right password waits, on the form and over Basic
+    form["password"] = PASSWORD
+    res = client.post("/login", data=form)
+    assert res.status_code == 429 and "分钟后再试" in res.get_data(as_text=True)
+    assert 500 <= int(res.headers["Retry-After"]) <= 600
+    res = client.get("/api/reports", headers=_basic(user.username, PASSWORD))
+    assert res.status_code == 429
+    assert res.get_json()["errors"][0]["code"] == "too_many_attempts"
+    # other accounts are not affected
+    other = make_user(runtime, "viewer")
+    assert client.get("/api/reports", headers=_basic(other.username, PASSWORD)).status_code == 200

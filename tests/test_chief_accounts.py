@@ -175,18 +175,19 @@ def test_phone_api_session_data_and_checks(runtime: Any) -> None:
 
 
 def test_sign_in_is_refused_for_a_while_after_many_wrong_passwords(runtime: Any) -> None:
-    from roadwatch.web.mobile import MAX_FAILURES
+    from roadwatch.throttle import ACCOUNT_FAILURES
 
     ((chief, _),) = _chiefs(runtime, 1)
     with runtime.sessions.begin() as s:
         s.query(models.ChiefAccount).delete()
         password = ca.provision(s, only=[chief]).created[chief]
     client = create_app(runtime)[0].test_client()
-    for _ in range(MAX_FAILURES):
+    for _ in range(ACCOUNT_FAILURES):
         res = client.post("/m/api/session", json={"reporter_id": chief, "password": "guess"})
         assert res.status_code == 401
     res = client.post("/m/api/session", json={"reporter_id": chief, "password": password})
     assert res.status_code == 429 and "分钟后再试" in js(res)["errors"][0]["message"]
+    assert 500 <= int(res.headers["Retry-After"]) <= 600
 
 
 def test_phone_shell_manifest_and_service_worker(runtime: Any) -> None:

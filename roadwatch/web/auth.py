@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import math
 import secrets
 import threading
 import time
@@ -38,6 +39,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
+from ..throttle import PasswordThrottle, minutes_text
 from ..users import StaffUser, authenticate, get_user, secret_key
 from .errors import ApiError, error_response
 
@@ -95,8 +97,44 @@ _checked_lock = threading.Lock()
 _DIGEST_SALT = secrets.token_bytes(16)
 
 
+class TooManyAttempts(Exception):
+    """Too many wrong passwords for this account or from this address: wait `wait_s`."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(f"too many wrong passwords; try again in {minutes_text(wait_s)} min")
+        self.wait_s = wait_s
+
+
+def _throttle() -> PasswordThrottle:
+    t: PasswordThrottle = current_app.extensions.setdefault(
+        "roadwatch_staff_throttle", PasswordThrottle()
+    )
+    return t
+
+
+def checked_password(sessions: Any, username: str, password: str) -> StaffUser | None:
+    """One password check, counted: raises TooManyAttempts instead of checking when due."""
+    throttle, address = _throttle(), request.remote_addr
+    wait = throttle.wait_s(username, address)
+    if wait > 0:
+        log.warning(
+            "login: %r from %s waits %.0f s (too many wrong passwords)",
+            username[:64],
+            address,
+            wait,
+        )
+        raise TooManyAttempts(wait)
+    with sessions.begin() as db:
+        user = authenticate(db, username, password)
+    if user is None:
+        throttle.failed(username, address)
+    else:
+        throttle.succeeded(username)
+    return user
+
+
 def user_with_password(sessions: Any, username: str, password: str) -> StaffUser | None:
-    """The active staff user with this name and password, or None."""
+    """The active staff user with this name and password, or None (TooManyAttempts)."""
     if not username or not password:
         return None
     key = (username, hashlib.sha256(_DIGEST_SALT + password.encode("utf-8", "replace")).digest())
@@ -106,8 +144,7 @@ def user_with_password(sessions: Any, username: str, password: str) -> StaffUser
     if hit is not None and hit[1] > now:
         with sessions() as db:
             return get_user(db, hit[0])
-    with sessions.begin() as db:
-        user = authenticate(db, username, password)
+    user = checked_password(sessions, username, password)
     if user is not None:
         with _checked_lock:
             if len(_checked) > 1024:  # bounded: a flood of names cannot grow it
@@ -143,7 +180,12 @@ def _csrf_token() -> str:
 def guard() -> BaseResponse | tuple[Response, int] | None:
     if request.method == "OPTIONS":
         return None
-    g.user = load_user()
+    try:
+        g.user = load_user()
+    except TooManyAttempts as exc:
+        return error_response(
+            429, "authorization", "too_many_attempts", str(exc), retry_after=exc.wait_s
+        )
     if g.user is not None or _is_public(request.method, request.path):
         return None
     if request.path.startswith("/api/"):
@@ -176,8 +218,21 @@ def login_post() -> Any:
     if not secrets.compare_digest(str(form.get("csrf", "")), str(session.get("csrf", ""))):
         return render_template("login.html", error="expired", next=nxt, csrf=_csrf_token()), 400
     username, password = form.get("username", "").strip(), form.get("password", "")
-    with current_app.extensions["roadwatch"].sessions.begin() as db:
-        user = authenticate(db, username, password) if username and password else None
+    try:
+        user = (
+            checked_password(current_app.extensions["roadwatch"].sessions, username, password)
+            if username and password
+            else None
+        )
+    except TooManyAttempts as exc:
+        page = render_template(
+            "login.html",
+            error="throttled",
+            minutes=minutes_text(exc.wait_s),
+            next=nxt,
+            csrf=_csrf_token(),
+        )
+        return page, 429, {"Retry-After": str(max(1, math.ceil(exc.wait_s)))}
     if user is None:
         log.info("login refused for %r from %s", username[:64], request.remote_addr)
         return render_template("login.html", error="bad", next=nxt, csrf=_csrf_token()), 401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from flask import Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -11,13 +12,21 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, field: str, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, field: str, code: str, message: str, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.field, self.code, self.message = status, field, code, message
+        self.retry_after = retry_after
 
 
-def error_response(status: int, field: str, code: str, message: str) -> tuple[Response, int]:
-    return jsonify({"errors": [{"field": field, "code": code, "message": message}]}), status
+def error_response(
+    status: int, field: str, code: str, message: str, retry_after: float | None = None
+) -> tuple[Response, int]:
+    res = jsonify({"errors": [{"field": field, "code": code, "message": message}]})
+    if retry_after is not None:  # seconds, as HTTP wants them (429 and 503)
+        res.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return res, status
 
 
 def register(app: Flask) -> None:
@@ -38,7 +47,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> tuple[Response, int]:
-        return error_response(exc.status, exc.field, exc.code, exc.message)
+        return error_response(exc.status, exc.field, exc.code, exc.message, exc.retry_after)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[Response, int] | HTTPException:

@@ -24,7 +24,7 @@ from .. import models
 from ..broadcast import CITY_ROOM, NAMESPACE, district_room
 from ..runtime import Runtime
 from ..users import StaffUser, get_user
-from .auth import basic_credentials, user_with_password
+from .auth import TooManyAttempts, basic_credentials, user_with_password
 
 log = logging.getLogger(__name__)
 RESYNC_PAGE = 2000
@@ -126,6 +126,16 @@ def register(socketio: SocketIO, runtime: Runtime) -> None:
     def sid() -> str:
         return str(request.sid)  # type: ignore[attr-defined]
 
+    def _password_user(auth: Any) -> StaffUser | None:
+        if isinstance(auth, dict) and isinstance(auth.get("username"), str):
+            # a script's client: socketio.Client().connect(..., auth={"username", "password"})
+            password = auth.get("password")
+            if isinstance(password, str):
+                return user_with_password(runtime.sessions, auth["username"][:64], password)
+        elif (creds := basic_credentials()) is not None:
+            return user_with_password(runtime.sessions, *creds)
+        return None
+
     @socketio.on("connect", namespace=NAMESPACE)
     def _connect(auth: Any = None) -> None:
         uid = session.get("uid")
@@ -133,13 +143,11 @@ def register(socketio: SocketIO, runtime: Runtime) -> None:
         if isinstance(uid, int):
             with runtime.sessions() as db:
                 user = get_user(db, uid)
-        elif isinstance(auth, dict) and isinstance(auth.get("username"), str):
-            # a script's client: socketio.Client().connect(..., auth={"username", "password"})
-            password = auth.get("password")
-            if isinstance(password, str):
-                user = user_with_password(runtime.sessions, auth["username"][:64], password)
-        elif (creds := basic_credentials()) is not None:
-            user = user_with_password(runtime.sessions, *creds)
+        else:
+            try:
+                user = _password_user(auth)
+            except TooManyAttempts as exc:
+                raise Refused(str(exc)) from None
         if user is None:
             log.info("live: refused a connection without a login from %s", request.remote_addr)
             raise Refused("login required")

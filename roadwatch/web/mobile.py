@@ -10,9 +10,7 @@ upload, and a report fallback when no broker is reachable), each checked against
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
-from collections import Counter, deque
+from collections import Counter
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
@@ -22,6 +20,7 @@ from sqlalchemy import func, or_, select, text
 from .. import chief_accounts, models
 from ..ingest.payloads import decode_json
 from ..runtime import Runtime
+from ..throttle import PasswordThrottle, minutes_text
 from . import api
 from .errors import ApiError
 
@@ -31,41 +30,12 @@ COOKIE = "rw_chief"
 SESSION_DAYS = 30
 GROUPS = [("order", "秩序"), ("clean", "卫生"), ("facade", "立面"), ("facility", "设施")]
 NEAR_RADIUS_M, NEAR_MAX_RADIUS_M = 150.0, 1000.0
-# Wrong passwords allowed per account in a window before sign-in is refused for a while.
-MAX_FAILURES, FAILURE_WINDOW_S = 10, 600.0
 
 
-class _Throttle:
-    """Failed sign-ins per account in the last FAILURE_WINDOW_S (this process only)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._failures: dict[str, deque[float]] = {}
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._failures.setdefault(key, deque())
-        while q and q[0] < now - FAILURE_WINDOW_S:
-            q.popleft()
-        return q
-
-    def wait_s(self, key: str) -> float:
-        """Seconds until `key` may try again (0: now)."""
-        now = time.monotonic()
-        with self._lock:
-            q = self._recent(key, now)
-            return q[0] + FAILURE_WINDOW_S - now if len(q) >= MAX_FAILURES else 0.0
-
-    def failed(self, key: str) -> None:
-        with self._lock:
-            self._recent(key, time.monotonic()).append(time.monotonic())
-
-    def succeeded(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
-
-
-def _throttle() -> _Throttle:
-    t: _Throttle = current_app.extensions.setdefault("roadwatch_chief_throttle", _Throttle())
+def _throttle() -> PasswordThrottle:
+    t: PasswordThrottle = current_app.extensions.setdefault(
+        "roadwatch_chief_throttle", PasswordThrottle()
+    )
     return t
 
 
@@ -158,16 +128,20 @@ def sign_in() -> tuple[Response, int]:
     if not isinstance(password, str) or not password:
         raise ApiError(400, "password", "required", "请输入密码")
     rid = rid.strip()
-    wait = _throttle().wait_s(rid)
+    wait = _throttle().wait_s(rid, request.remote_addr)
     if wait > 0:
-        minutes = max(1, round(wait / 60))
         raise ApiError(
-            429, "password", "too_many_attempts", f"密码错误次数过多，请 {minutes} 分钟后再试"
+            429,
+            "password",
+            "too_many_attempts",
+            f"密码错误次数过多，请 {minutes_text(wait)} 分钟后再试 "
+            f"(too many wrong passwords; try again in {minutes_text(wait)} min)",
+            retry_after=wait,
         )
     with _rt().sessions() as session:
         person = chief_accounts.authenticate(session, rid, password)
     if person is None:
-        _throttle().failed(rid)
+        _throttle().failed(rid, request.remote_addr)
         raise ApiError(401, "password", "wrong", "账号或密码不正确 (wrong id or password)")
     _throttle().succeeded(rid)
     res = jsonify({"chief": _chief_json(rid), "config": _config()})
