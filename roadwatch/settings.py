@@ -61,6 +61,7 @@ class Settings(BaseModel):
     mqtt_receive_maximum: int
     embedded_broker: Literal["auto", "always", "never"]
     network: str
+    basemap: str
     timezone: str
     city_bounds: str
     observed_window_days: int
@@ -196,6 +197,19 @@ class Settings(BaseModel):
                 + (f" (unknown: {', '.join(unknown)})" if unknown else "")
             )
         return ",".join(dict.fromkeys(kinds))
+
+    @field_validator("basemap")
+    @classmethod
+    def _basemap(cls, v: str) -> str:
+        if not v.strip():
+            return ""
+        from .basemap import Basemap, BasemapError
+
+        try:
+            Basemap.open(v).close()
+        except BasemapError as exc:
+            raise ValueError(str(exc)) from None
+        return v
 
     @field_validator("admin_password")
     @classmethod

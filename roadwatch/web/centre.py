@@ -5,6 +5,7 @@ GET /api/centre/state               the live state now: segments with something 
                                     is coloured by before the live feed takes over)
 GET /api/centre/segments/KEY.json   the segments' attributes as columns (cacheable)
 GET /api/centre/tiles/KEY/Z/X/Y.pbf the network as vector tiles (cacheable)
+GET /api/centre/basemap/V/Z/X/Y  the city's own basemap (ROADWATCH_BASEMAP, a PMTiles file)
 GET /api/centre/chiefs              each segment's road chief now
 GET /api/stats                      today's counters (city's day), top categories, per district
 GET /api/events?since=&until=       stored live events in a time range, oldest first, paged
@@ -19,12 +20,15 @@ cached copy can never be another network's or another scope's.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
+import logging
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import func, select
 
 from .. import models
+from ..basemap import BasemapError
 from ..pipeline import segment_states
 from .api import (
     _current_chiefs,
@@ -37,8 +41,16 @@ from .api import (
 )
 from .auth import scope_district
 from .errors import ApiError
-from .mapdata import ScopedMap, map_data_of, state_doc, table_response, tile_response
+from .mapdata import (
+    ScopedMap,
+    basemap_of,
+    map_data_of,
+    state_doc,
+    table_response,
+    tile_response,
+)
 
+log = logging.getLogger(__name__)
 bp = Blueprint("centre", __name__, url_prefix="/api")
 EVENTS_DEFAULT, EVENTS_MAX = 1000, 5000
 
@@ -56,6 +68,29 @@ def centre_tile(key: str, z: int, x: int, y: int) -> Response:
     if not (0 <= z <= 30 and 0 <= x < (1 << z) and 0 <= y < (1 << z)):
         raise ApiError(404, "tile", "not_found", "no such tile")
     return tile_response(scoped, z, x, y)
+
+
+@bp.get("/centre/basemap/<version>/<int:z>/<int:x>/<int:y>")
+def centre_basemap(version: str, z: int, x: int, y: int) -> Response:
+    basemap = basemap_of(_rt())
+    if basemap is None or version != basemap.info.version:
+        raise ApiError(404, "basemap", "not_found", "no such basemap (none, or a newer file)")
+    try:
+        data = basemap.tile(z, x, y)
+    except BasemapError as exc:
+        log.error("basemap: %s", exc)
+        raise ApiError(500, "basemap", "damaged", "the basemap file is damaged") from None
+    if data is None:  # outside the archive: an empty tile, not an error
+        res = Response(status=204)
+    elif basemap.gzipped and "gzip" not in request.headers.get("Accept-Encoding", ""):
+        res = Response(gzip.decompress(data), mimetype=basemap.content_type)
+    else:
+        res = Response(data, mimetype=basemap.content_type)
+        if basemap.gzipped:
+            res.headers["Content-Encoding"] = "gzip"
+    res.headers["Cache-Control"] = "private, max-age=31536000, immutable"  # V is versioned
+    res.headers["Vary"] = "Accept-Encoding"
+    return res
 
 
 @bp.get("/centre/segments/<key>.json")

@@ -27,6 +27,7 @@ import shapely
 from flask import Response, request
 from shapely.geometry.base import BaseGeometry
 
+from ..basemap import Basemap, style_layers
 from ..mvt import MAXZOOM, SegmentTiles, lonlat_bounds
 
 
@@ -175,6 +176,37 @@ class MapData:
             bounds=_bounds_list(lonlat_bounds(geoms)),  # type: ignore[arg-type]
             district_views=views,
         )
+
+
+def basemap_of(runtime: Any) -> Basemap | None:
+    """The configured basemap, opened once per process (None without one)."""
+    path = runtime.settings.basemap
+    if not path:
+        return None
+    opened: Basemap | None = runtime.extras.get("basemap")
+    if opened is None or opened.path != path:
+        opened = runtime.extras["basemap"] = Basemap.open(path)
+    return opened
+
+
+def basemap_config(runtime: Any, root: str) -> dict[str, Any] | None:
+    """The page's `map.basemap`: a MapLibre source and its layers, or None."""
+    basemap = basemap_of(runtime)
+    if basemap is None:
+        return None
+    info = basemap.info
+    source: dict[str, Any] = {
+        "type": info.kind,
+        "tiles": [f"{root}/api/centre/basemap/{info.version}/{{z}}/{{x}}/{{y}}"],
+        "minzoom": info.minzoom,
+        "maxzoom": info.maxzoom,
+        "bounds": list(info.bounds),
+    }
+    if info.kind == "raster":
+        source["tileSize"] = 256
+    if info.attribution:
+        source["attribution"] = info.attribution
+    return {"source": source, "layers": style_layers(info)}
 
 
 def map_data_of(runtime: Any) -> MapData:

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from ..settings import redact_url
 from .centre import live_state
-from .mapdata import map_data_of
+from .mapdata import basemap_config, map_data_of
 
 bp = Blueprint("pages", __name__)
 
@@ -35,9 +35,12 @@ def _page_config(screen: bool) -> dict[str, Any]:
         ),
         "district_names": rt.ctx.district_names,
         # where the map's tiles and segment table are, and the first view (see mapdata.py)
-        "map": map_data_of(rt)
-        .scoped(user.sees_district if user else None)
-        .config(request.script_root),
+        "map": {
+            **map_data_of(rt)
+            .scoped(user.sees_district if user else None)
+            .config(request.script_root),
+            "basemap": basemap_config(rt, request.script_root),
+        },
         # the live state to draw first (segments with something open, exact as of `seq`):
         # in the page, so the map is coloured by its first frame without another request
         "state": live_state(user.sees_district if user else None),

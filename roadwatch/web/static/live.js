@@ -647,22 +647,32 @@
   // The whole style at once: one style load, no source or layer added later.
   function mapStyle() {
     var layers = [{ id: "background", type: "background", paint: { "background-color": palette.mapBg } }];
+    var sources = {
+      segments: {
+        type: "vector",
+        tiles: [absoluteURL(mapCfg.tiles)],
+        minzoom: 0,
+        maxzoom: mapCfg.maxzoom || 14,
+        bounds: mapCfg.bounds || undefined,
+        promoteId: "id",
+        attribution: attribution,
+      },
+    };
+    // The city's own offline basemap (ROADWATCH_BASEMAP, served by this server), under
+    // everything else; none by default.
+    var basemap = mapCfg.basemap;
+    if (basemap) {
+      sources.basemap = Object.assign({}, basemap.source, {
+        tiles: basemap.source.tiles.map(absoluteURL),
+      });
+      layers = layers.concat(basemap.layers);
+    }
     return {
       version: 8,
       // No paint transitions: with the default (300 ms) the map redraws continuously for
       // 300 ms after the style and after every layer that is added, a full frame each time.
       transition: { duration: 0, delay: 0 },
-      sources: {
-        segments: {
-          type: "vector",
-          tiles: [absoluteURL(mapCfg.tiles)],
-          minzoom: 0,
-          maxzoom: mapCfg.maxzoom || 14,
-          bounds: mapCfg.bounds || undefined,
-          promoteId: "id",
-          attribution: attribution,
-        },
-      },
+      sources: sources,
       layers: layers.concat(segmentLayers()),
     };
   }
