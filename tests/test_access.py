@@ -294,7 +294,7 @@ def test_socketio_script_clients_authenticate_on_connect(runtime: Any) -> None:
                     namespaces=["/live"],
                     transports=["websocket"],
                     auth={"username": fresh.username, "password": password},
-                    wait_timeout=5,
+                    wait_timeout=15,
                 )
                 c.disconnect()
                 return "connected"
