@@ -123,6 +123,9 @@ def test_a_district_user_sees_only_their_district(app: Any, runtime: Any) -> Non
     seg_js = js.get("/api/segments").get_json()["features"]
     assert seg_js and {f["properties"]["district"] for f in seg_js} == {"JS"}
     assert len(city.get("/api/segments").get_json()["features"]) == runtime.ctx.size
+    outlines = {f["id"] for f in city.get("/api/districts").get_json()["features"]}
+    assert {"JS", "ZY"} <= outlines
+    assert {f["id"] for f in js.get("/api/districts").get_json()["features"]} == {"JS"}
     assert len(js.get("/api/reports").get_json()["items"]) == 1
     assert zy.get("/api/reports").get_json()["items"] == []
     rid = city.get("/api/reports").get_json()["items"][0]["id"]

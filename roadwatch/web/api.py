@@ -52,6 +52,7 @@ def _iso(value: dt.datetime | None) -> str | None:
 # -- segments -----------------------------------------------------------------------
 @bp.get("/districts")
 def districts() -> Response:
+    only = scope_district()  # a district user's map outlines their district alone
     feats = [
         {
             "type": "Feature",
@@ -60,6 +61,7 @@ def districts() -> Response:
             "geometry": mapping(d.geometry),
         }
         for d in _rt().ctx.network.districts
+        if only is None or d.code == only
     ]
     return jsonify({"type": "FeatureCollection", "features": feats})
 

@@ -99,13 +99,16 @@ class Served:
         self.proc = None
 
 
-def login(page: Page, served: Served, path: str = "/") -> None:
-    """Through the real login page, as a person would."""
-    assert served.password, "the first start printed no admin password"
+def login(
+    page: Page, served: Served, path: str = "/", user: str = "admin", password: str | None = None
+) -> None:
+    """Through the real login page, as a person would (the first admin unless told)."""
+    password = password or served.password
+    assert password, "the first start printed no admin password"
     page.goto(served.url + path)
     page.wait_for_selector("#rw-login-form")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", served.password)
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_function("window.roadwatch && window.roadwatch.ready", timeout=30_000)
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -365,3 +367,54 @@ def test_hostile_socketio_messages_do_not_hurt_other_viewers(served: Served, pag
     assert not page.evaluate("window.roadwatch.hasReport('fake')")
     logs = served.logs()
     assert "live: ignored" in logs and "Traceback" not in logs
+
+
+def test_a_district_user_sees_their_district_only(
+    served: Served, browser: Browser, screenshot: Callable[[Page, str], Path]
+) -> None:
+    added = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "roadwatch.cli",
+            "users",
+            "add",
+            "js-staff",
+            "--role",
+            "district_staff",
+            "--district",
+            "JS",
+            "--password-stdin",
+        ],
+        input="js-staff-password\n",
+        env=served.env,
+        capture_output=True,
+        text=True,
+    )
+    assert added.returncode == 0, added.stderr
+    with sqlite3.connect(served.db) as db:
+        (in_js,) = db.execute(
+            "SELECT count(*) FROM segments WHERE district = 'JS' AND retired_at IS NULL"
+        ).fetchone()
+    assert 0 < in_js < 2495
+    context = browser.new_context(viewport={"width": 1600, "height": 900}, locale="zh-CN")
+    page = context.new_page()
+    try:
+        login(page, served, user="js-staff", password="js-staff-password")
+        assert page.evaluate("window.roadwatch.segmentCount") == in_js
+        page.wait_for_function(
+            "window.roadwatch._map.getSource('districts') !== undefined", timeout=10_000
+        )
+        page.wait_for_timeout(500)  # the outlines' own frame
+        drawn = page.evaluate(
+            "new Set(window.roadwatch._map.querySourceFeatures('segments',"
+            " {sourceLayer: 'segments'}).map(f => f.id)).size"
+        )
+        outlines = page.evaluate(
+            "[...new Set(window.roadwatch._map.querySourceFeatures('districts')"
+            ".map(f => f.properties.code))]"
+        )
+        assert drawn == in_js and outlines == ["JS"]
+        screenshot(page, "live-map-district-user")
+    finally:
+        context.close()
