@@ -8,9 +8,12 @@ aggregation, scoring, ranking and drill-downs) and reports the baseline of a bar
 canonical JSON's SHA-256 (printed) must be too, whatever the code's speed.
 
 Targets: 2,495 segments x 100,000 reports < 2 s; 250,000 x 10,000,000 < 60 s.
-Usage: .venv/bin/python bench/bench_rank.py [--scale 1.0] [--big]
+Usage: .venv/bin/python bench/bench_rank.py [--scale 1.0] [--big] [--history WEEKS]
        [--database postgresql://postgres@127.0.0.1:5432/test]
   --scale multiplies the big case (e.g. 0.1 = 25,000 segments x 1,000,000 reports).
+  --history 1 adds a week of as many reports before the ranked one: a real week's
+  recurrences (recurrence_days = 7 in formula v1) need the last report before it of each
+  segment and category, one more aggregation over that week.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ REPORTS = """
 INSERT INTO reports (id, reporter_id, category, scheme, severity, photos, observed_at,
   received_at, crs, segment_id, district, status, transport, raw, case_status, due_at,
   rectified_at, closed_at, escalation_level, overdue)
-SELECT md5(i::text)::uuid::text,
+SELECT md5((i + :id0)::text)::uuid::text,
        CASE WHEN i % 5 = 0 THEN 'ev' || (i % 50) WHEN i % 3 = 0 THEN 'c' || s
             ELSE 'p' || (i % 997) END,
        (ARRAY['E0102','E0201','E0504','E0505','C0101','E0104'])[1 + i % 6], 'GB/T30428.2-2013',
@@ -65,15 +68,17 @@ SELECT md5(i::text)::uuid::text,
        CASE WHEN i % 2 = 0 THEN t + interval '3 hours' END,
        CASE WHEN i % 4 = 0 THEN t + interval '5 hours' END, 0, false
 FROM (SELECT i, (hashtext(i::text) & 2147483647) % :segs AS s,
-             timestamp '2026-11-15 16:00' + (i % 604800) * interval '1 second' AS t
+             timestamp '2026-11-15 16:00' - :back * interval '7 days'
+               + (i % 604800) * interval '1 second' AS t
       FROM generate_series(1, :n) i) x;
 INSERT INTO report_transitions (report_id, at, from_status, to_status, by)
-SELECT md5(i::text)::uuid::text, timestamp '2026-11-22 10:00', 'rectified', 'reopened', 'b'
+SELECT md5((i + :id0)::text)::uuid::text,
+       timestamp '2026-11-22 10:00' - :back * interval '7 days', 'rectified', 'reopened', 'b'
 FROM generate_series(1, :n, 50) i;
 """
 
 
-def run_case(admin: str, segs: int, n: int) -> None:
+def run_case(admin: str, segs: int, n: int, history: int = 0) -> None:
     import psycopg
 
     name = f"rw_bench_rank_{uuid.uuid4().hex[:6]}"
@@ -102,8 +107,11 @@ def run_case(admin: str, segs: int, n: int) -> None:
                 conn.execute(text(f"DROP INDEX IF EXISTS {ix}"))
             for stmt in FILL.strip().split(";\n"):
                 conn.execute(text(stmt), {"segs": segs})
-            for stmt in REPORTS.strip().split(";\n"):
-                conn.execute(text(stmt), {"segs": segs, "n": n})
+            # the ranked week, then `history` weeks before it as busy as it (a real week's
+            # recurrences read the reports of the recurrence_days before it)
+            for back in range(history + 1):
+                for stmt in REPORTS.strip().split(";\n"):
+                    conn.execute(text(stmt), {"segs": segs, "n": n, "back": back, "id0": back * n})
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))
         load = time.perf_counter() - t0
@@ -132,8 +140,9 @@ def run_case(admin: str, segs: int, n: int) -> None:
         units = sum(lg["units"] for lg in content["leagues"])
         found = sum(lg["findings"] for lg in content["leagues"] if lg["kind"] == "segment")
         flags = sum(len(lg["red"]) + len(lg["black"]) for lg in content["leagues"])
+        before = f" (+ {history} week(s) of as many before it)" if history else ""
         print(
-            f"{segs:>9,} segments x {n:>11,} reports: rank {min(times):6.2f} s "
+            f"{segs:>9,} segments x {n:>11,} reports{before}: rank {min(times):6.2f} s "
             f"(runs {', '.join(f'{t:.2f}' for t in times)}); baseline count(*) of the week "
             f"{baseline:.2f} s ({base:,} rows); {units:,} units, {found:,} findings, "
             f"{flags} flags; canonical JSON {len(frozen) / 1e6:.1f} MB in {freeze:.2f} s "
@@ -151,6 +160,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--scale", type=float, default=1.0, help="of the big case")
     ap.add_argument("--big", action="store_true", help="also run the 250,000 x 10 M case")
+    ap.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="weeks of as many reports before the ranked one (recurrences read them)",
+    )
     ap.add_argument("--database", default="postgresql://postgres@127.0.0.1:5432/test")
     args = ap.parse_args()
     # The machine is shared: say how busy it is, and how fast one Python core runs now.
@@ -162,9 +177,10 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; a 5 M-step Python "
         f"loop takes {time.perf_counter() - t0:.2f} s now (about 0.25 s on an idle core)"
     )
-    run_case(args.database, 2495, 100_000)
+    run_case(args.database, 2495, 100_000, args.history)
     if args.big:
-        run_case(args.database, int(250_000 * args.scale), int(10_000_000 * args.scale))
+        big = int(250_000 * args.scale), int(10_000_000 * args.scale)
+        run_case(args.database, *big, args.history)
 
 
 if __name__ == "__main__":
