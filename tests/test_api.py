@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import json
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -106,6 +107,17 @@ def test_reports_filters_and_paging(client: FlaskClient, runtime: Any) -> None:
     only = client.get("/api/reports?category=E0505").get_json()["items"]
     assert len(only) == 3 and {x["category"] for x in only} == {"E0505"}
     assert client.get("/api/reports?reporter=nobody").get_json()["items"] == []
+    # a district by code or by name, a status as the report's own or its case's
+    assert len(client.get("/api/reports?district=JS").get_json()["items"]) == 7
+    assert len(client.get("/api/reports?district=金水区").get_json()["items"]) == 7
+    assert client.get("/api/reports?district=ZY").get_json()["items"] == []
+    cases = Counter(x["case"]["status"] for x in client.get("/api/reports").get_json()["items"])
+    assert len(client.get("/api/reports?status=accepted").get_json()["items"]) == 7
+    for case, n in cases.items():
+        assert len(client.get(f"/api/reports?status={case}").get_json()["items"]) == n
+    both = ",".join(cases)
+    assert len(client.get(f"/api/reports?status={both}").get_json()["items"]) == 7
+    assert client.get("/api/reports?status=invalid,closed").get_json()["items"] == []
     boxed = client.get("/api/reports?bbox=113.0,34.0,114.0,35.0").get_json()["items"]
     assert len(boxed) == 7
     assert client.get("/api/reports?bbox=1,1,2,2").get_json()["items"] == []
@@ -122,6 +134,9 @@ def test_reports_filters_and_paging(client: FlaskClient, runtime: Any) -> None:
         ("/api/reports?since=yesterday", 400, "since"),
         ("/api/reports?bbox=1,2,3", 400, "bbox"),
         ("/api/reports?cursor=%%%", 400, "cursor"),
+        ("/api/reports?district=Atlantis", 400, "district"),
+        ("/api/reports?status=lost", 400, "status"),
+        ("/api/reports?status=,", 400, "status"),
         ("/api/reports/unknown", 404, "report_id"),
         ("/api/segments/ZZ-NOPE", 404, "segment_id"),
         ("/api/nothing-here", 404, "request"),

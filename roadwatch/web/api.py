@@ -18,6 +18,7 @@ from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from .. import models
+from ..cases.workflow import ALLOWED
 from ..ingest.errors import FieldError
 from ..ingest.messages import Inbound
 from ..ingest.payloads import parse_time
@@ -360,7 +361,37 @@ def _district_arg(raw: str) -> str:
     names = _rt().ctx.district_names
     if raw in names:
         return raw
-    return next((code for code, name in names.items() if name == raw), raw)
+    code = next((code for code, name in names.items() if name == raw), None)
+    if code is None:  # a typo would otherwise look like a district without reports
+        example = next(iter(names.items()), ("JS", "金水区"))
+        raise ApiError(
+            400,
+            "district",
+            "unknown_district",
+            f"unknown district {raw!r}; use a code such as {example[0]} or a name such as "
+            f"{example[1]}",
+        )
+    return code
+
+
+# A report's own status (its intake) and its case's (the workflow), as `status` filters.
+REPORT_STATUSES = ("accepted", "needs_review")
+CASE_STATUSES = tuple(s for s in ALLOWED if s is not None)  # the workflow's, new first
+
+
+def _status_filter(raw: str) -> Any:
+    """`status=dispatched,rectified`: reports whose own or case status is one of them."""
+    wanted = [x.strip() for x in raw.split(",") if x.strip()]
+    known = dict.fromkeys(REPORT_STATUSES + CASE_STATUSES)
+    if not wanted or any(x not in known for x in wanted):
+        raise ApiError(
+            400, "status", "invalid", f"status must be one or more of {', '.join(known)}"
+        )
+    r = models.Report
+    return or_(
+        r.status.in_([x for x in wanted if x in REPORT_STATUSES]),
+        r.case_status.in_([x for x in wanted if x in CASE_STATUSES]),
+    )
 
 
 # -- reports -----------------------------------------------------------------------
@@ -422,11 +453,12 @@ def reports() -> Response:
         ("segment", r.segment_id),
         ("district", r.district),
         ("category", r.category),
-        ("status", r.status),
     ):
         if arg in request.args:
             value = request.args[arg]
             q = q.where(col == (_district_arg(value) if arg == "district" else value))
+    if "status" in request.args:
+        q = q.where(_status_filter(request.args["status"]))
     if scope_district() is not None:
         q = q.where(r.district == scope_district())
     box = _bbox_arg()

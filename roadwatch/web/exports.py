@@ -20,22 +20,13 @@ from sqlalchemy import select
 from .. import models
 from ..categories import Categories
 from ..ingest.payloads import parse_time
-from .api import _rt
+from .api import CASE_STATUSES, _rt
 from .auth import scope_district
 from .errors import ApiError
 
 bp = Blueprint("exports", __name__, url_prefix="/api")
 
 CHUNK = 1000
-CASE_STATUSES = (
-    "needs_review",
-    "dispatched",
-    "rectified",
-    "closed",
-    "reopened",
-    "duplicate",
-    "invalid",
-)
 HEADER = (
     "id",
     "category",
