@@ -4,6 +4,7 @@ tamper evidence (d), disputes, what-if, the schedule's claim."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -374,6 +375,24 @@ def test_the_schedule_publishes_each_week_exactly_once(rt: Any) -> None:
     with rt.engine.connect() as conn:
         job = conn.execute(select(pub.JOBS)).one()
     assert job.outcome == "published" and job.finished_at is not None
+
+
+def test_the_schedule_waits_for_the_first_report(rt: Any, caplog: Any) -> None:
+    """A fresh install does not freeze the week before it as an empty week."""
+    tz = rt.settings.tz
+    monday_0801 = Week.parse("2026-W48", tz).start + 8 * H + dt.timedelta(minutes=1)
+    s = RankingScheduler(
+        rt.engine, GOLDEN, tz, 8, lambda _: None, rt.categories.codes, clock=lambda: monday_0801
+    )
+    with caplog.at_level(logging.INFO, logger="roadwatch.ranking.schedule"):
+        assert s.run_once() is None and s.run_once() is None
+    assert caplog.text.count("2026-W47 not published: no report was observed") == 1
+    with rt.engine.connect() as conn:
+        assert conn.execute(select(pub.JOBS)).first() is None
+        assert conn.execute(select(pub.RANKINGS)).first() is None
+    golden_fixture(rt, tz)  # reports observed in W47: now it is a week to rank
+    done = s.run_once()
+    assert done is not None and done.week == "2026-W47" and done.created
 
 
 def test_the_schedule_keeps_the_last_good_formula(rt: Any, tmp_path: Path, caplog: Any) -> None:

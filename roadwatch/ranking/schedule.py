@@ -1,5 +1,8 @@
 """The weekly schedule: publish each week once its contest window closes (Monday 08:00).
 
+Only weeks that ended after roadwatch held its first report: a fresh install does not
+freeze the week before it as an empty one.
+
 Any number of processes may run it: a week is claimed with one conditional INSERT into
 `ranking_jobs` (the primary key is the week), so exactly one process computes and
 publishes it; a claim left by a process that died is taken over after `STALE`. A formula
@@ -83,6 +86,7 @@ class RankingScheduler:
         self.formula: Formula = load_formula(self.formula_path, known_categories)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._waiting: str | None = None  # the week last skipped for want of any report
 
     def reload_formula(self) -> Formula:
         try:
@@ -94,6 +98,8 @@ class RankingScheduler:
     def run_once(self) -> Published | None:
         now = self.clock()
         week = due_week(now, self.tz, self.contest_hours)
+        if not self._collecting_by(week):
+            return None
         if not claim(self.engine, week.label, self.who, now):
             return None
         formula = self.reload_formula()
@@ -118,6 +124,22 @@ class RankingScheduler:
                     .where(JOBS.c.week == week.label)
                     .values(finished_at=self.clock(), outcome=outcome)
                 )
+
+    def _collecting_by(self, week: Week) -> bool:
+        """Whether any report was observed before the week's end. A week that ended before
+        roadwatch held a single report (a fresh install, a city not yet on it) is not a
+        quiet week to freeze as such: it waits, and `roadwatch rank --week … --publish`
+        can still publish it, e.g. once older reports have been imported."""
+        with self.engine.connect() as conn:
+            seen = conn.execute(
+                select(models.Report.id).where(models.Report.observed_at < week.end).limit(1)
+            ).first()
+        if seen is None and self._waiting != week.label:
+            self._waiting = week.label  # said once per week, not every minute
+            log.info(
+                "ranking: %s not published: no report was observed before it ended", week.label
+            )
+        return seen is not None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="ranking-schedule", daemon=True)
