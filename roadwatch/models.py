@@ -232,6 +232,16 @@ class ReportTransition(Base):
     by: Mapped[str | None] = mapped_column(String(64))
     note: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The weekly ranking reads the reopenings since its week began, not every transition
+    # of every year (they are a small part of a table that grows by millions a week).
+    __table_args__ = (
+        Index(
+            "ix_report_transitions_reopened_at",
+            "at",
+            postgresql_where=text("to_status = 'reopened'"),
+            sqlite_where=text("to_status = 'reopened'"),
+        ),
+    )
 
 
 class Patrol(Base):

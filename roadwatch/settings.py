@@ -274,9 +274,17 @@ class Settings(BaseModel):
             raise ValueError("must be between 1 and 65535")
         return v
 
+    @field_validator("future_skew_s")
+    @classmethod
+    def _skew(cls, v: int) -> int:
+        # a phone clock a day ahead is broken, not skewed (and the weekly ranking counts
+        # on it: it reads the reopenings from a day before its week began)
+        if not 0 < v <= 86_400:
+            raise ValueError("must be between 1 and 86400 seconds (a day)")
+        return v
+
     @field_validator(
         "observed_window_days",
-        "future_skew_s",
         "max_payload_bytes",
         "max_note_chars",
         "max_photo_bytes",

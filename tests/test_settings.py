@@ -77,6 +77,7 @@ def test_cli_prints_one_line_and_exits_2(
         ({"ROADWATCH_DATABASE_URL": "sqlite://"}, "ROADWATCH_DATABASE_URL: "),
         ({"ROADWATCH_DATABASE_URL": "sqlite:///:memory:"}, "ROADWATCH_DATABASE_URL: "),
         ({"ROADWATCH_CASE_SWEEP_S": "0"}, "ROADWATCH_CASE_SWEEP_S: "),
+        ({"ROADWATCH_FUTURE_SKEW_S": "172800"}, "ROADWATCH_FUTURE_SKEW_S: must be between 1"),
         ({"ROADWATCH_PHOTO_TYPES": "jpeg,bmp"}, "ROADWATCH_PHOTO_TYPES: "),
         # a misspelt setting would otherwise be ignored and its default used, silently
         ({"ROADWATCH_DATABSE_URL": "postgresql://x/y"}, "ROADWATCH_DATABSE_URL: unknown"),

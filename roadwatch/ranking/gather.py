@@ -55,7 +55,10 @@ class WeekData:
 
 def _sql(conn: Connection, body: str) -> TextClause:
     stmt = text(body)
-    params = [bindparam(k, type_=UTCDateTime()) for k in ("start", "end", "as_of", "lookback")]
+    params = [
+        bindparam(k, type_=UTCDateTime())
+        for k in ("start", "end", "as_of", "lookback", "reopened_from")
+    ]
     present = [p for p in params if f":{p.key}" in body]
     stmt = stmt.bindparams(*present)
     for name in ("ev", "cv", "ids", "segs"):
@@ -144,7 +147,8 @@ def _base_cte(
     return f"""
     reopened AS (
       SELECT t.report_id, COUNT(*) AS n FROM report_transitions t
-      WHERE t.to_status = 'reopened' AND t.at <= :as_of GROUP BY t.report_id
+      WHERE t.to_status = 'reopened' AND t.at >= :reopened_from AND t.at <= :as_of
+      GROUP BY t.report_id
     ),
     struck AS (
       SELECT d.report_id FROM ranking_disputes d
@@ -207,6 +211,10 @@ def _params(formula: Formula, week: Week, as_of: dt.datetime) -> dict[str, Any]:
         "end": week.end,
         "as_of": as_of,
         "lookback": week.start - dt.timedelta(days=formula.recurrence_days),
+        # a finding of the week is reopened after the platform received it, so after the
+        # week began less a phone's allowed clock skew (future_skew_s, at most a day); the
+        # partial index ix_report_transitions_reopened_at reads only those
+        "reopened_from": week.start - dt.timedelta(days=1),
         "week": week.label,
     }
     if formula.evaluator_kinds:
