@@ -7,6 +7,7 @@ stop instead of failing later somewhere deep in a thread.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tomllib
@@ -29,6 +30,7 @@ SECRET_SETTINGS = frozenset({"secret_key", "admin_password", "open311_api_keys"}
 # Settings that are URLs and may carry a password (user:password@host): shown without it.
 URL_SETTINGS = frozenset({"database_url", "mqtt_url", "socketio_queue"})
 PHOTO_TYPES = ("jpeg", "png", "webp", "gif", "heic")
+MAX_FUTURE_SKEW = dt.timedelta(days=1)  # the most a phone's clock may be ahead
 
 
 def redact_url(url: str) -> str:
@@ -278,9 +280,10 @@ class Settings(BaseModel):
     @classmethod
     def _skew(cls, v: int) -> int:
         # a phone clock a day ahead is broken, not skewed (and the weekly ranking counts
-        # on it: it reads the reopenings from a day before its week began)
-        if not 0 < v <= 86_400:
-            raise ValueError("must be between 1 and 86400 seconds (a day)")
+        # on it: it reads the reopenings from MAX_FUTURE_SKEW before its week began)
+        limit = int(MAX_FUTURE_SKEW.total_seconds())
+        if not 0 < v <= limit:
+            raise ValueError(f"must be between 1 and {limit} seconds (a day)")
         return v
 
     @field_validator(

@@ -33,6 +33,7 @@ import pandas as pd
 from sqlalchemy import Connection, TextClause, bindparam, text
 
 from ..models import UTCDateTime
+from ..settings import MAX_FUTURE_SKEW
 from .columns import (
     SOURCE_ORDER,
     WeekTable,
@@ -212,9 +213,9 @@ def _params(formula: Formula, week: Week, as_of: dt.datetime) -> dict[str, Any]:
         "as_of": as_of,
         "lookback": week.start - dt.timedelta(days=formula.recurrence_days),
         # a finding of the week is reopened after the platform received it, so after the
-        # week began less a phone's allowed clock skew (future_skew_s, at most a day); the
-        # partial index ix_report_transitions_reopened_at reads only those
-        "reopened_from": week.start - dt.timedelta(days=1),
+        # week began less a phone's allowed clock skew (future_skew_s, at most
+        # MAX_FUTURE_SKEW); the partial index ix_report_transitions_reopened_at reads those
+        "reopened_from": week.start - MAX_FUTURE_SKEW,
         "week": week.label,
     }
     if formula.evaluator_kinds:

@@ -87,6 +87,7 @@ class RankingScheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._waiting: str | None = None  # the week last skipped for want of any report
+        self._collecting = False  # a report was seen before a due week's end
 
     def reload_formula(self) -> Formula:
         try:
@@ -130,16 +131,19 @@ class RankingScheduler:
         roadwatch held a single report (a fresh install, a city not yet on it) is not a
         quiet week to freeze as such: it waits, and `roadwatch rank --week … --publish`
         can still publish it, e.g. once older reports have been imported."""
+        if self._collecting:  # later weeks end later: no need to ask again
+            return True
         with self.engine.connect() as conn:
             seen = conn.execute(
                 select(models.Report.id).where(models.Report.observed_at < week.end).limit(1)
             ).first()
-        if seen is None and self._waiting != week.label:
+        self._collecting = seen is not None
+        if not self._collecting and self._waiting != week.label:
             self._waiting = week.label  # said once per week, not every minute
             log.info(
                 "ranking: %s not published: no report was observed before it ended", week.label
             )
-        return seen is not None
+        return self._collecting
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="ranking-schedule", daemon=True)

@@ -356,7 +356,7 @@ def _bbox_arg() -> tuple[float, float, float, float] | None:
     return w, s, e, n
 
 
-def _district_arg(raw: str) -> str:
+def district_arg(raw: str) -> str:
     """A district by its code (JS) or by the name acks and events give (金水区)."""
     names = _rt().ctx.district_names
     if raw in names:
@@ -379,14 +379,19 @@ REPORT_STATUSES = ("accepted", "needs_review")
 CASE_STATUSES = tuple(s for s in ALLOWED if s is not None)  # the workflow's, new first
 
 
-def _status_filter(raw: str) -> Any:
-    """`status=dispatched,rectified`: reports whose own or case status is one of them."""
+def status_list(raw: str, known: tuple[str, ...]) -> list[str]:
+    """`status=dispatched,rectified` as a list, every one of them in `known`."""
     wanted = [x.strip() for x in raw.split(",") if x.strip()]
-    known = dict.fromkeys(REPORT_STATUSES + CASE_STATUSES)
     if not wanted or any(x not in known for x in wanted):
         raise ApiError(
             400, "status", "invalid", f"status must be one or more of {', '.join(known)}"
         )
+    return wanted
+
+
+def _status_filter(raw: str) -> Any:
+    """Reports whose own or case status is one of those asked for."""
+    wanted = status_list(raw, tuple(dict.fromkeys(REPORT_STATUSES + CASE_STATUSES)))
     r = models.Report
     return or_(
         r.status.in_([x for x in wanted if x in REPORT_STATUSES]),
@@ -456,7 +461,7 @@ def reports() -> Response:
     ):
         if arg in request.args:
             value = request.args[arg]
-            q = q.where(col == (_district_arg(value) if arg == "district" else value))
+            q = q.where(col == (district_arg(value) if arg == "district" else value))
     if "status" in request.args:
         q = q.where(_status_filter(request.args["status"]))
     if scope_district() is not None:

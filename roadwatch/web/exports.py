@@ -20,7 +20,7 @@ from sqlalchemy import select
 from .. import models
 from ..categories import Categories
 from ..ingest.payloads import parse_time
-from .api import CASE_STATUSES, _rt
+from .api import CASE_STATUSES, _rt, district_arg, status_list
 from .auth import scope_district
 from .errors import ApiError
 
@@ -65,7 +65,6 @@ def _time_arg(name: str) -> dt.datetime | None:
 def _query() -> Any:
     """The filtered select of plain columns, checked before anything is streamed."""
     r, s = models.Report, models.Segment
-    rt = _rt()
     q = select(
         r.id,
         r.category,
@@ -96,32 +95,12 @@ def _query() -> Any:
         q = q.where(r.observed_at < until)
     district = request.args.get("district")
     if district is not None:
-        names = rt.ctx.district_names
-        by_name = {v: k for k, v in names.items()}
-        code = district if district in names else by_name.get(district)
-        if code is None:
-            raise ApiError(
-                400,
-                "district",
-                "unknown_district",
-                f"unknown district {district!r}; use a code such as "
-                f"{next(iter(names), 'JS')} or a name such as {next(iter(by_name), '金水区')}",
-            )
-        q = q.where(r.district == code)
+        q = q.where(r.district == district_arg(district))
     if scope_district() is not None:  # a district user exports their district only
         q = q.where(r.district == scope_district())
     status = request.args.get("status")
     if status is not None:
-        statuses = [x.strip() for x in status.split(",") if x.strip()]
-        bad = [x for x in statuses if x not in CASE_STATUSES]
-        if bad or not statuses:
-            raise ApiError(
-                400,
-                "status",
-                "invalid",
-                f"status must be one or more of {', '.join(CASE_STATUSES)}",
-            )
-        q = q.where(r.case_status.in_(statuses))
+        q = q.where(r.case_status.in_(status_list(status, CASE_STATUSES)))
     segment = request.args.get("segment")
     if segment is not None:
         q = q.where(r.segment_id == segment)
