@@ -20,7 +20,7 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .workflow import Holder
@@ -45,6 +45,11 @@ class Staff:
     username: str
     role: str
     district: str | None = None
+
+    @classmethod
+    def of(cls, user: Any) -> Staff:
+        """From a logged-in user (models.User or anything with username, role, district)."""
+        return cls(user.username, user.role, user.district)
 
 
 Actor = Reporter | Staff

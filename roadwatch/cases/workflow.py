@@ -625,13 +625,7 @@ def apply_case_message(
                 earliest, what = reopened_at, "case was reopened"
     else:
         earliest, what = _aware(case.rectified_at, None), "rectification it verifies"
-        last = conn.execute(
-            select(MESSAGES.c.reporter_id)
-            .where(MESSAGES.c.report_id == msg.report_id, MESSAGES.c.kind == "rectification")
-            .order_by(MESSAGES.c.received_at.desc())
-            .limit(1)
-        ).first()
-        fixer = last.reporter_id if last is not None else None
+        fixer = _fixer(conn, msg.report_id)
         kind = conn.execute(
             select(models.Reporter.kind).where(models.Reporter.id == msg.reporter_id)
         ).scalar()
@@ -651,7 +645,7 @@ def apply_case_message(
         at=done_at,
         holders=held,
         fixer_id=fixer,
-        chainage_m=(case.snap or {}).get("chainage_m") if isinstance(case.snap, dict) else None,
+        chainage_m=_chainage(case.snap),
     )
     decision = may(
         Reporter(msg.reporter_id, kind),
@@ -750,3 +744,57 @@ def _last_reopened_at(conn: Connection, report_id: str) -> dt.datetime | None:
         .limit(1)
     ).scalar()
     return _aware(at, None) if at is not None else None
+
+
+def case_facts(
+    conn: Session | Connection,
+    report_id: str,
+    at: dt.datetime,
+    *,
+    holders: HoldersCache | None = None,
+) -> CaseFacts | None:
+    """What the permission table needs to judge an action on a case at `at` (for a staff
+    action: now), or None when there is no such report. The command centre's actions call
+    `permissions.may(Staff(...), action, case_facts(...))`, as the chiefs' path does."""
+    r = REPORTS.c
+    case = conn.execute(
+        select(r.id, r.segment_id, r.district, r.assignee_id, r.case_status, r.snap).where(
+            r.id == report_id
+        )
+    ).first()
+    if case is None:
+        return None
+    fixer = None
+    if case.case_status == "rectified":
+        fixer = _fixer(conn, report_id)
+    seg = case.segment_id
+    held = (
+        (holders.get(conn, [seg]) if holders else holders_of(conn, [seg])).get(seg, [])
+        if seg
+        else []
+    )
+    return CaseFacts(
+        id=case.id,
+        segment_id=seg,
+        district=case.district,
+        assignee_id=case.assignee_id,
+        at=at,
+        holders=held,
+        fixer_id=fixer,
+        chainage_m=_chainage(case.snap),
+    )
+
+
+def _chainage(snap: Any) -> float | None:
+    value = snap.get("chainage_m") if isinstance(snap, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _fixer(conn: Session | Connection, report_id: str) -> str | None:
+    """Who sent the rectification a verification would check (the latest one)."""
+    return conn.execute(
+        select(MESSAGES.c.reporter_id)
+        .where(MESSAGES.c.report_id == report_id, MESSAGES.c.kind == "rectification")
+        .order_by(MESSAGES.c.received_at.desc())
+        .limit(1)
+    ).scalar()
