@@ -592,9 +592,15 @@ def apply_case_message(
         r.dispatched_at,
         r.rectified_at,
         r.snap,
+        # who fixed it and who is asking, in the same round trip (only the case row is locked)
+        _fixer_sql(r.id).label("fixer_id"),
+        select(models.Reporter.kind)
+        .where(models.Reporter.id == msg.reporter_id)
+        .scalar_subquery()
+        .label("actor_kind"),
     ).where(r.id == msg.report_id)
     if conn.dialect.name == "postgresql":
-        q = q.with_for_update()
+        q = q.with_for_update(of=REPORTS)
     case = conn.execute(q).first()
     if case is None:
         return _reject(
@@ -625,10 +631,7 @@ def apply_case_message(
                 earliest, what = reopened_at, "case was reopened"
     else:
         earliest, what = _aware(case.rectified_at, None), "rectification it verifies"
-        fixer = _fixer(conn, msg.report_id)
-        kind = conn.execute(
-            select(models.Reporter.kind).where(models.Reporter.id == msg.reporter_id)
-        ).scalar()
+        fixer, kind = case.fixer_id, case.actor_kind
     clamp = clamp_done_at(msg.done_at, earliest, received, what)
     done_at = clamp.used
     seg = case.segment_id
@@ -790,11 +793,16 @@ def _chainage(snap: Any) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _fixer(conn: Session | Connection, report_id: str) -> str | None:
+def _fixer_sql(report_id: Any) -> Any:
     """Who sent the rectification a verification would check (the latest one)."""
-    return conn.execute(
+    return (
         select(MESSAGES.c.reporter_id)
         .where(MESSAGES.c.report_id == report_id, MESSAGES.c.kind == "rectification")
         .order_by(MESSAGES.c.received_at.desc())
         .limit(1)
-    ).scalar()
+        .scalar_subquery()
+    )
+
+
+def _fixer(conn: Session | Connection, report_id: str) -> str | None:
+    return conn.execute(select(_fixer_sql(report_id))).scalar()
