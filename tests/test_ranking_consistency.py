@@ -128,7 +128,7 @@ def _check(body: dict[str, Any]) -> int:
             drill = s["drilldown"]
             assert len(drill) == s["findings"], s["id"]
             groups = Counter((f["category"], f["severity"], f["source"]) for f in drill)
-            figures = Counter()
+            figures: Counter[tuple[str, int, str]] = Counter()
             for d in s["deductions"]:
                 for g in d["groups"]:
                     figures[(d["category"], g["severity"], g["source"])] += g["count"]

@@ -98,13 +98,13 @@ class OnceCache:
         with self._lock:
             found, value = self._fresh(key, time.monotonic())
             if found:
-                return value  # type: ignore[no-any-return]
+                return value
             making = self._making.setdefault(key, threading.Lock())
         with making:  # one computation per key at a time; the others wait here
             with self._lock:
                 found, value = self._fresh(key, time.monotonic())
             if found:
-                return value  # type: ignore[no-any-return]
+                return value
             try:
                 value = make()
             finally:
