@@ -667,6 +667,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
     from .categories import load_categories
     from .ranking import publish as pub
     from .ranking.formula import FormulaError, load_formula
+    from .ranking.gather import snapshot
     from .ranking.schedule import due_week
     from .ranking.week import Week
 
@@ -700,7 +701,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
                 print(f"  - {problem}")
             return 0 if v.ok else 1
         if other is not None:
-            with engine.connect() as conn:
+            with snapshot(engine) as conn:  # both formulas over the same data
                 diff = pub.what_if(conn, formula, other, week, as_of)
             if args.json:
                 print(json.dumps(diff, ensure_ascii=False, indent=1))
@@ -726,7 +727,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
                 Broadcaster(SocketIO(message_queue=settings.socketio_queue)).publish(done.events)
             return 0
-        with engine.connect() as conn:
+        with snapshot(engine) as conn:  # one snapshot: figures and drill-downs agree
             content = pub.compute(conn, formula, week, as_of)
     except pub.RankingError as exc:
         print(f"roadwatch: {exc}", file=sys.stderr)

@@ -32,7 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from .. import audit, models
 from .columns import ScoredTable, score_table
 from .formula import Formula
-from .gather import findings_of, gather_table, gather_week, ranking_session
+from .gather import findings_of, gather_table, gather_week, ranking_session, snapshot
 from .score import Finding, League, Unit, group_findings, league_to_dict, score_week
 from .week import Week
 
@@ -264,34 +264,35 @@ def publish(
             f"{week.label} can be published from {as_of.astimezone(week.tz):%Y-%m-%d %H:%M} "
             "on, when its contest window has closed",
         )
-    with engine.begin() as conn:
-        existing = ranking_row(conn, week.label)
+    # the content from one snapshot (its figures and drill-downs agree), then the row in a
+    # short write transaction of its own
+    with snapshot(engine) as snap:
+        existing = ranking_row(snap, week.label)
         if existing is not None:
             return Published(week.label, False, existing.content_sha256, existing.chain_sha256)
-        later = conn.execute(
-            select(func.min(RANKINGS.c.week)).where(RANKINGS.c.week > week.label)
-        ).scalar()
-        if later:
-            raise RankingError(
-                "out_of_order", f"{later} is already published: weeks are published in order"
-            )
-        pending = conn.execute(
+        _check_order(snap, week)
+        pending = snap.execute(
             select(func.count())
             .select_from(DISPUTES)
             .where(DISPUTES.c.week == week.label, DISPUTES.c.decision.is_(None))
         ).scalar_one()
-        content = compute(conn, formula, week, as_of)
-        content["published_at"] = now.astimezone(week.tz).isoformat()
-        content["published_by"] = by
-        content["pending_disputes"] = int(pending)  # undecided at the cut-off: still counted
+        content = compute(snap, formula, week, as_of)
+    content["published_at"] = now.astimezone(week.tz).isoformat()
+    content["published_by"] = by
+    content["pending_disputes"] = int(pending)  # undecided at the cut-off: still counted
+    text_ = canonical(content)
+    digest = sha256(text_)
+    with engine.begin() as conn:
+        existing = ranking_row(conn, week.label)
+        if existing is not None:  # another process published it meanwhile
+            return Published(week.label, False, existing.content_sha256, existing.chain_sha256)
+        _check_order(conn, week)
         prev = conn.execute(
             select(RANKINGS.c.chain_sha256)
             .where(RANKINGS.c.week < week.label)
             .order_by(RANKINGS.c.week.desc())
             .limit(1)
         ).scalar()
-        text_ = canonical(content)
-        digest = sha256(text_)
         link = chain(prev, digest)
         inserted = conn.execute(
             _insert(conn, RANKINGS)
@@ -333,6 +334,26 @@ def publish(
     return Published(week.label, True, digest, link, events)
 
 
+def _check_order(conn: Connection, week: Week) -> None:
+    later = conn.execute(
+        select(func.min(RANKINGS.c.week)).where(RANKINGS.c.week > week.label)
+    ).scalar()
+    if later:
+        raise RankingError(
+            "out_of_order", f"{later} is already published: weeks are published in order"
+        )
+
+
+def draft(
+    engine: Engine, formula: Formula, week: Week, now: dt.datetime, contest_hours: float
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A week not yet published as it stands at `now` (at most its cut-off), with its
+    disputes: every query from one snapshot of the database."""
+    as_of = min(now, default_as_of(week, contest_hours))
+    with snapshot(engine) as snap:
+        return compute(snap, formula, week, as_of), disputes_of(snap, week.label)
+
+
 @dataclass
 class Verification:
     week: str
@@ -343,7 +364,7 @@ class Verification:
 def verify(engine: Engine, formula: Formula, week: Week) -> Verification:
     """Stored bytes vs their hash, the chain link, and a recomputation from the events."""
     problems: list[str] = []
-    with engine.connect() as conn:
+    with snapshot(engine) as conn:
         row = ranking_row(conn, week.label)
         if row is None:
             raise RankingError("not_published", f"{week.label} is not published")
