@@ -117,9 +117,10 @@ def _degrees(value: Any, ref: Any) -> float | None:
         d, m, s = (p or 0.0 for p in parts)
         out = d + m / 60 + s / 3600
     else:
-        out = _float(value)
-        if out is None:
+        single = _float(value)
+        if single is None:
             return None
+        out = single
     if isinstance(ref, bytes):
         ref = ref.decode("ascii", "replace")
     if isinstance(ref, str) and ref.strip().upper() in ("S", "W"):

@@ -485,9 +485,9 @@ def _agencies(session: Session, rows: Sequence[Any]) -> dict[str, str | None]:
         elif x.segment_id:
             chainage = (x.snap or {}).get("chainage_m")
             merchant, chief = pick_assignee(here, x.observed_at, chainage)
-            h = merchant or chief
-            if h is not None:
-                post = (h.role, h.level)
+            holder = merchant or chief
+            if holder is not None:
+                post = (holder.role, holder.level)
         if post is None:
             out[x.id] = None
             continue
