@@ -423,3 +423,27 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(255))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
     remote_addr: Mapped[str | None] = mapped_column(String(64))
+
+
+# -- photos: what the camera said, kept once the photo itself is clean (issue 15) ----------
+class PhotoMeta(Base):
+    """One uploaded photo (roadwatch.photos): its id is the SHA-256 of the bytes as uploaded
+    (what reports name); the file holds them without metadata (`stored_sha256`). Position,
+    bearing and time are the camera's EXIF, kept here for geolocation; None when absent."""
+
+    __tablename__ = "photo_meta"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    stored_sha256: Mapped[str] = mapped_column(String(64))
+    mime: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer)  # bytes stored
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    uploaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    uploaded_by: Mapped[str | None] = mapped_column(String(64))  # the identity, when known
+    had_metadata: Mapped[bool] = mapped_column(Boolean, server_default=sa_false())
+    lat: Mapped[float | None] = mapped_column(Float)  # WGS84, as the camera wrote it
+    lon: Mapped[float | None] = mapped_column(Float)
+    accuracy_m: Mapped[float | None] = mapped_column(Float)
+    bearing_deg: Mapped[float | None] = mapped_column(Float)  # GPSImgDirection, 0-360
+    bearing_ref: Mapped[str | None] = mapped_column(String(1))  # T true, M magnetic
+    taken_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

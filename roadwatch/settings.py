@@ -8,6 +8,7 @@ stop instead of failing later somewhere deep in a thread.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 import tomllib
@@ -84,6 +85,7 @@ class Settings(BaseModel):
     secret_key: str
     admin_password: str
     open311_api_keys: str
+    open311_location_precision_m: float
     host: str
     port: int
     mobile_mqtt_ws_url: str
@@ -218,6 +220,16 @@ class Settings(BaseModel):
     def _admin_password(cls, v: str) -> str:
         if v and len(v) < 8:
             raise ValueError("must have at least 8 characters (or be empty for a random one)")
+        return v
+
+    @field_validator("open311_location_precision_m")
+    @classmethod
+    def _open311_precision(cls, v: float) -> float:
+        if not (math.isfinite(v) and 0 <= v <= 10_000):
+            raise ValueError(
+                "must be between 0 (exact positions) and 10000 metres (the grid Open311 "
+                "rounds positions to)"
+            )
         return v
 
     @field_validator("open311_api_keys")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import json
 import math
 import re
@@ -17,15 +16,16 @@ from shapely.geometry import mapping
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from .. import models
+from .. import models, photos
 from ..cases.workflow import ALLOWED
 from ..ingest.errors import FieldError
 from ..ingest.messages import Inbound
 from ..ingest.payloads import parse_time
 from ..pipeline import StorageError, segment_states
+from ..public import photo_is_public
 from ..responsibility import assignment_json, responsible_at
 from ..runtime import Runtime
-from .auth import scope_district
+from .auth import current_user, scope_district
 from .errors import ApiError, error_response
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -703,16 +703,16 @@ def post_photo() -> tuple[Response, int]:
             415, "photo", "not_an_image", f"the photo must be a {_type_words(allowed)} image"
         )
     mime, ext, _ = PHOTO_KINDS[kind]
-    digest = hashlib.sha256(data).hexdigest()
-    folder = Path(rt.settings.photo_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{digest}{ext}"
-    created = not target.exists()
-    if created:
-        tmp = target.with_suffix(".part")
-        tmp.write_bytes(data)
-        tmp.replace(target)  # atomic: a half-written photo is never served
-    return jsonify({"sha256": digest, "size": len(data), "type": mime}), 201 if created else 200
+    # Metadata (EXIF: device, position, time) is read into photo_meta and removed here.
+    try:
+        saved = photos.save_upload(
+            rt.sessions, Path(rt.settings.photo_dir), data, kind, ext, mime, rt.settings.tz
+        )
+    except photos.PhotoError as exc:
+        status = {"cannot_clean": 415, "too_many_pixels": 413}.get(exc.code, 422)
+        raise ApiError(status, "photo", exc.code, str(exc)) from None
+    body = {"sha256": saved.sha256, "size": saved.size, "type": mime}
+    return jsonify(body), 201 if saved.created else 200
 
 
 def _photo_path(sha256: str) -> tuple[Path, str] | None:
@@ -739,9 +739,19 @@ def get_photo(sha256: str) -> Response:
     if not SHA256_HEX.match(sha256):
         raise ApiError(404, "sha256", "not_found", "no photo with that id")
     found = _photo_path(sha256)
+    if found is not None and current_user() is None:
+        # The public sees a photo only through the public request that shows it
+        # (Open311's media_url names it); staff see every photo. Anything else is
+        # answered as if the photo did not exist.
+        with _rt().sessions() as session:
+            if not photo_is_public(session, sha256, request.args.get("request")):
+                found = None
     if found is not None:
         path, mime = found
-        res = send_file(path.resolve(), mimetype=mime, max_age=31536000)
-        res.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        res = send_file(path.resolve(), mimetype=mime, max_age=3600)
+        public = current_user() is None
+        res.headers["Cache-Control"] = (
+            "public, max-age=3600" if public else "private, max-age=86400"
+        )
         return res
     raise ApiError(404, "sha256", "not_found", "no photo with that id (not uploaded yet?)")
