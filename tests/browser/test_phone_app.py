@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import re
 import struct
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -685,6 +686,24 @@ def test_rectification_and_patrol_reach_the_platform_over_http_once_without_a_br
                         posts.append(r.url.rsplit("/", 1)[-1]) if r.method == "POST" else None
                     ),
                 )
+                # The first report is answered as a rate limiter would: the app must wait as
+                # long as Retry-After says (its own backoff would retry after about 2 s).
+                report_posts: list[float] = []
+
+                def limit_once(route: Any) -> None:
+                    report_posts.append(time.monotonic())
+                    if len(report_posts) > 1:
+                        route.continue_()
+                        return
+                    route.fulfill(
+                        status=429,
+                        headers={"Retry-After": "5"},
+                        content_type="application/json",
+                        body='{"errors": [{"field": "request", "code": "rate_limited", '
+                        '"message": "too many requests"}]}',
+                    )
+
+                page.route("**/m/api/reports", limit_once)
                 page.goto(server.url + "/m/")
                 page.fill("#signin-id", chief)
                 page.fill("#signin-pw", password)
@@ -695,9 +714,11 @@ def test_rectification_and_patrol_reach_the_platform_over_http_once_without_a_br
                 pick_category(page, "E0504")
                 page.click("#report-send")
                 page.click("#tabs [data-view=outbox]")
+                expect(page.locator("#outbox-list")).to_contain_text("服务器要求稍候")
                 expect(page.locator("#outbox-list li[data-state=accepted]")).to_have_count(
                     1, timeout=20000
                 )
+                assert len(report_posts) == 2 and report_posts[1] - report_posts[0] >= 4.9
                 with rt.sessions() as s:
                     report = s.scalars(
                         select(models.Report).where(models.Report.reporter_id == chief)
@@ -749,6 +770,7 @@ def test_rectification_and_patrol_reach_the_platform_over_http_once_without_a_br
                 context.close()
         assert errors == []
         assert posts.count("rectifications") == 1 and posts.count("patrols") == 1, posts
+        assert posts.count("reports") == 2, posts  # the one refused with 429, then the one sent
         with rt.sessions() as s:
             msgs = s.scalars(
                 select(models.CaseMessage).where(models.CaseMessage.report_id == report.id)
