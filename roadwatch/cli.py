@@ -483,13 +483,16 @@ def cmd_users_add(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from . import models
+    from .audit import cli_actor
     from .users import UserError, add_user
 
     password = _read_password(args)
     try:
         with _sessions(args) as sessions, sessions.begin() as session:
             known = set(session.scalars(select(models.District.code))) or None
-            user = add_user(session, args.name, password, args.role, args.district, known)
+            user = add_user(
+                session, args.name, password, args.role, args.district, known, cli_actor()
+            )
     except UserError as exc:
         print(f"roadwatch: {exc}", file=sys.stderr)
         return 2
@@ -499,16 +502,51 @@ def cmd_users_add(args: argparse.Namespace) -> int:
 
 
 def cmd_users_passwd(args: argparse.Namespace) -> int:
+    from .audit import cli_actor
     from .users import UserError, set_password
 
     password = _read_password(args)
     try:
         with _sessions(args) as sessions, sessions.begin() as session:
-            set_password(session, args.name, password)
+            set_password(session, args.name, password, cli_actor())
     except UserError as exc:
         print(f"roadwatch: {exc}", file=sys.stderr)
         return 2
     print(f"password of {args.name} changed")
+    return 0
+
+
+def cmd_users_role(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from . import models
+    from .audit import cli_actor
+    from .users import UserError, set_role
+
+    try:
+        with _sessions(args) as sessions, sessions.begin() as session:
+            known = set(session.scalars(select(models.District.code))) or None
+            user = set_role(session, args.name, args.role, args.district, known, cli_actor())
+    except UserError as exc:
+        print(f"roadwatch: {exc}", file=sys.stderr)
+        return 2
+    where = f" for district {user.district}" if user.district else ""
+    print(f"{user.username} is now {user.role}{where}")
+    return 0
+
+
+def cmd_users_active(args: argparse.Namespace) -> int:
+    from .audit import cli_actor
+    from .users import UserError, set_active
+
+    active = args.users_command == "enable"
+    try:
+        with _sessions(args) as sessions, sessions.begin() as session:
+            set_active(session, args.name, active, cli_actor())
+    except UserError as exc:
+        print(f"roadwatch: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.name} {'enabled' if active else 'disabled'}")
     return 0
 
 
@@ -623,6 +661,7 @@ def cmd_chiefs_devices_list(args: argparse.Namespace) -> int:
 def cmd_chiefs_devices_revoke(args: argparse.Namespace) -> int:
     """Revoke devices at once: their next request is refused and the app asks to sign in."""
     from . import chief_accounts as ca
+    from .audit import cli_actor, record
 
     if not args.device and not args.chief:
         print("roadwatch: name a device id or --chief ID", file=sys.stderr)
@@ -636,6 +675,8 @@ def cmd_chiefs_devices_revoke(args: argparse.Namespace) -> int:
             done += got
         if args.chief:
             done += ca.revoke_devices(session, args.chief, "admin")
+        if done:
+            record(session, cli_actor(), "chief.device_revoke", args.chief, devices=done)
     print(f"{len(done)} devices revoked" + (f": {', '.join(done)}" if done else ""))
     return 0 if done or args.chief else 1
 
@@ -675,6 +716,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _logging("WARNING")
     from . import db, models
+    from .audit import cli_actor
     from .categories import load_categories
     from .ranking import publish as pub
     from .ranking.formula import FormulaError, load_formula
@@ -724,7 +766,10 @@ def cmd_rank(args: argparse.Namespace) -> int:
                 print(f"  {c['kind']} {c['id']} {c['name']}: {c['flag'][0]} → {c['flag'][1]}")
             return 0
         if args.publish:
-            done = pub.publish(engine, formula, week, as_of, args.by, now)
+            actor = cli_actor()
+            done = pub.publish(
+                engine, formula, week, as_of, args.by or actor.name, now, None, actor
+            )
             state = "published" if done.created else "was already published"
             print(f"{week} {state}: sha256 {done.content_sha256}, chain {done.chain_sha256}")
             if done.events and settings.socketio_queue:
@@ -988,6 +1033,15 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("name")
     up.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     up.set_defaults(func=cmd_users_passwd)
+    ur = usub.add_parser("role", help="change a staff account's role (and district)")
+    ur.add_argument("name")
+    ur.add_argument("--role", required=True, choices=["viewer", "district_staff", "admin"])
+    ur.add_argument("--district", help="district code (required for district_staff)")
+    ur.set_defaults(func=cmd_users_role)
+    for verb in ("disable", "enable"):
+        uv = usub.add_parser(verb, help=f"{verb} a staff account (kept, with its history)")
+        uv.add_argument("name")
+        uv.set_defaults(func=cmd_users_active)
     usub.add_parser("list", help="list staff accounts").set_defaults(func=cmd_users_list)
 
     m = sub.add_parser("simulate", help="simulated road chiefs publishing reports over MQTT")
@@ -1008,7 +1062,9 @@ def build_parser() -> argparse.ArgumentParser:
     rk.add_argument("--what-if", metavar="FILE", help="compare with another formula version")
     rk.add_argument("--verify", action="store_true", help="check a published week's hashes")
     rk.add_argument("--json", action="store_true", help="print the full content as JSON")
-    rk.add_argument("--by", default="cli", help="who publishes (kept in the ranking)")
+    rk.add_argument(
+        "--by", help="who publishes (kept in the ranking; default cli:<os user>, as audited)"
+    )
     rk.set_defaults(func=cmd_rank)
 
     b = sub.add_parser(

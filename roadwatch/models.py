@@ -406,6 +406,25 @@ class ChiefAccount(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, server_default=sa_false())
 
 
+# -- audit log of staff actions (issue 15, scope 5) ------------------------------------------
+class AuditEntry(Base):
+    """One staff action, appended and never changed (roadwatch/audit.py is the only writer).
+
+    actor: a staff username, `cli:<os user>`, `system:<what>` or `anonymous`;
+    actor_id: the staff user's id when there is one.
+    """
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(128), index=True)
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    target: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+
+
 # -- road chiefs' phone devices (issue 15) ---------------------------------------------------
 class ChiefDevice(Base):
     """A phone a chief signed in on: its revocable credential, never the password.

@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from .. import models
+from .. import audit, models
 from .columns import ScoredTable, score_table
 from .formula import Formula
 from .gather import findings_of, gather_table, gather_week, ranking_session
@@ -253,8 +253,11 @@ def publish(
     by: str,
     now: dt.datetime,
     url: str | None = None,
+    actor: audit.Actor | None = None,
 ) -> Published:
-    """Freeze the week exactly once; a second call (from anywhere) changes nothing."""
+    """Freeze the week exactly once; a second call (from anywhere) changes nothing.
+
+    Audited (`ranking.publish`, by `actor`, else `by`) in the same transaction."""
     if now < as_of:
         raise RankingError(
             "contest_open",
@@ -310,6 +313,16 @@ def publish(
         if inserted is None:  # another process won the race in the meantime
             row = ranking_row(conn, week.label)
             return Published(week.label, False, row.content_sha256, row.chain_sha256)
+        audit.record(
+            conn,
+            actor or by,
+            "ranking.publish",
+            week.label,
+            at=now,
+            published_by=by,
+            content_sha256=digest,
+            formula=formula.version,
+        )
         from ..pipeline import record_events
 
         events = record_events(
@@ -425,7 +438,9 @@ def file_dispute(
     evidence: list[str],
     now: dt.datetime,
     contest_hours: float,
+    actor: audit.Actor | None = None,
 ) -> int:
+    """File a dispute as `by` (on the web: the logged-in user); audited (`dispute.file`)."""
     reason = (reason or "").strip()
     if not reason:
         raise RankingError("reason_required", "say why the finding is disputed")
@@ -459,6 +474,15 @@ def file_dispute(
         ).first()
         if inserted is None:
             raise RankingError("already_disputed", f"report {report_id} is already disputed")
+        audit.record(
+            conn,
+            actor or by,
+            "dispute.file",
+            str(inserted.id),
+            at=now,
+            week=week.label,
+            report_id=report_id,
+        )
     return int(inserted.id)
 
 
@@ -471,7 +495,9 @@ def decide_dispute(
     now: dt.datetime,
     tz: Any,
     contest_hours: float,
+    actor: audit.Actor | None = None,
 ) -> None:
+    """Decide as `by`, never the filer (RankingError own_dispute); audited (`dispute.decide`)."""
     if decision not in ("upheld", "rejected"):
         raise RankingError("bad_decision", "decision must be 'upheld' or 'rejected'")
     with engine.begin() as conn:
@@ -490,6 +516,16 @@ def decide_dispute(
         ).rowcount
         if done != 1:
             raise RankingError("already_decided", f"dispute {dispute_id} is already decided")
+        audit.record(
+            conn,
+            actor or by,
+            "dispute.decide",
+            str(dispute_id),
+            at=now,
+            week=d.week,
+            report_id=d.report_id,
+            decision=decision,
+        )
 
 
 def disputes_of(conn: Connection, week: str) -> list[dict[str, Any]]:

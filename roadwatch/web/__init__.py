@@ -8,7 +8,20 @@ from flask import Flask
 from flask_socketio import SocketIO
 
 from ..runtime import Runtime
-from . import api, auth, centre, errors, exports, live, mobile, open311, pages, rankings, review
+from . import (
+    api,
+    auth,
+    authz,
+    centre,
+    errors,
+    exports,
+    live,
+    mobile,
+    open311,
+    pages,
+    rankings,
+    review,
+)
 
 
 def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
@@ -22,6 +35,7 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["roadwatch"] = runtime
     auth.configure(app, runtime)  # staff login: secret key, guard, /login, /logout
+    authz.configure(app)  # viewers change nothing; GET /api/audit (after auth's guard)
 
     socketio = SocketIO(
         app,

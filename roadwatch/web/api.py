@@ -593,6 +593,9 @@ def rejected() -> Response:
         q = q.where(m.received_at < until)
     if "reporter" in request.args:
         q = q.where(m.reporter_id == request.args["reporter"])
+    only = scope_district()
+    if only is not None:
+        q = q.where(_sender_in_district(m, only))
     if "cursor" in request.args:
         (last_id,) = _decode_cursor(request.args["cursor"], int)
         q = q.where(m.id > last_id)
@@ -621,6 +624,27 @@ def rejected() -> Response:
         for x in rows
     ]
     return jsonify({"items": items, "next": nxt})
+
+
+def _sender_in_district(m: Any, only: str) -> Any:
+    """A refused message is a district's when its sender answered for a segment of the
+    district when it arrived (or is registered in it). It has no segment of its own, and
+    its payload is what was refused. Unknown senders' messages are for admins and viewers.
+    """
+    a, s, p = models.Assignment, models.Segment, models.Reporter
+    assigned = (
+        select(a.id)
+        .join(s, s.id == a.segment_id)
+        .where(
+            a.reporter_id == m.reporter_id,
+            s.district == only,
+            a.valid_from <= m.received_at,
+            or_(a.valid_to.is_(None), a.valid_to > m.received_at),
+        )
+        .exists()
+    )
+    registered = m.reporter_id.in_(select(p.id).where(p.district == only))
+    return or_(assigned, registered)
 
 
 # -- photos ------------------------------------------------------------------------

@@ -125,7 +125,9 @@ def checked_password(sessions: Any, username: str, password: str) -> StaffUser |
         )
         raise TooManyAttempts(wait)
     with sessions.begin() as db:
-        user = authenticate(db, username, password)
+        user = authenticate(  # audited there (login / login_failed), in this transaction
+            db, username, password, address, "form" if request.path == "/login" else "basic"
+        )
     if user is None:
         throttle.failed(username, address)
     else:
@@ -245,6 +247,10 @@ def login_post() -> Any:
 
 @bp.post("/logout")
 def logout() -> BaseResponse:
+    if current_user() is not None:
+        from .authz import record_logout
+
+        record_logout()
     session.clear()
     return redirect(url_for("auth.login"))
 

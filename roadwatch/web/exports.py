@@ -20,6 +20,7 @@ from sqlalchemy import select
 from .. import models
 from ..categories import Categories
 from ..ingest.payloads import parse_time
+from . import authz
 from .api import CASE_STATUSES, _rt, district_arg, status_list
 from .auth import scope_district
 from .errors import ApiError
@@ -179,6 +180,7 @@ def _disposition(ext: str) -> str:
 @bp.get("/cases.csv")
 def cases_csv() -> Response:
     rows = _rows(_query(), xlsx=False)  # the filters are checked here, before streaming
+    authz.record_export("cases.csv")
     return Response(
         stream_with_context(_csv_stream(rows)),
         content_type="text/csv; charset=utf-8",
@@ -207,6 +209,7 @@ def cases_xlsx() -> Response:
     from openpyxl.styles import Font
 
     q = _query()
+    authz.record_export("cases.xlsx")
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("cases")
     bold = Font(bold=True)

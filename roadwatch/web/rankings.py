@@ -33,7 +33,7 @@ from ..ranking.render import (
     rows,
 )
 from ..ranking.week import Week
-from .auth import current_user
+from . import authz
 from .errors import ApiError
 
 bp = Blueprint("rankings", __name__)
@@ -179,6 +179,8 @@ def api(name: str) -> Response:
     content, meta = load(week)
     stem = f"ranking_{week.label}"
     disposition = {"Content-Disposition": f'attachment; filename="{stem}.{ext}"'}
+    if ext != "json" and authz.user() is not None:  # staff downloads (the public's: not)
+        authz.record_export(f"ranking.{ext}", week=week.label, published=meta["published"])
     if ext == "json":
         return jsonify({**content, "status": meta})
     if ext == "csv":
@@ -252,20 +254,32 @@ def disputes(label: str) -> Response:
 
 @bp.post("/api/rankings/<label>/disputes")
 def file_dispute(label: str) -> tuple[Response, int]:
+    """File a dispute as the logged-in user: district staff (for a report of their
+    district) or an administrator; viewers may not. A `by` naming anyone else is refused."""
+    user = authz.require_writer()
     week = _week(label)
     body = _body()
+    filer = authz.acting_name(body, user)
     evidence = body.get("evidence")
     rt = _rt()
+    report_id = _str(body, "report_id")
+    with rt.engine.connect() as conn:
+        district = conn.execute(
+            select(models.Report.district).where(models.Report.id == report_id)
+        ).scalar()
+    if authz.scope_district() is not None:
+        authz.require_district(district, "this report")
     try:
         dispute_id = pub.file_dispute(
             rt.engine,
             week,
-            _str(body, "report_id"),
-            _str(body, "by"),
+            report_id,
+            filer,
             str(body.get("reason") or ""),
             evidence if isinstance(evidence, list) else [],
             models.utcnow(),
             rt.settings.ranking_contest_hours,
+            actor=authz.actor(),
         )
     except pub.RankingError as exc:
         raise ApiError(
@@ -276,24 +290,27 @@ def file_dispute(label: str) -> tuple[Response, int]:
 
 @bp.post("/api/rankings/disputes/<int:dispute_id>")
 def decide(dispute_id: int) -> Response:
+    """Decide a dispute: administrators only, never the one who filed it (403)."""
+    arbiter = authz.require_role("admin")
     body = _body()
     rt = _rt()
-    arbiter = current_user()
-    if arbiter is None or arbiter.role != "admin":
-        raise ApiError(403, "decision", "forbidden", "only an administrator may decide a dispute")
+    by = authz.acting_name(body, arbiter)  # the logged-in arbiter, whatever the body says
     try:
         pub.decide_dispute(
             rt.engine,
             dispute_id,
             _str(body, "decision"),
-            arbiter.username,  # the logged-in arbiter, whatever the body says
+            by,
             str(body.get("note") or ""),
             models.utcnow(),
             rt.settings.tz,
             rt.settings.ranking_contest_hours,
+            actor=authz.actor(),
         )
     except pub.RankingError as exc:
-        status = 404 if exc.code == "unknown_dispute" else 409 if "closed" in exc.code else 400
+        status = {"unknown_dispute": 404, "own_dispute": 403}.get(
+            exc.code, 409 if "closed" in exc.code else 400
+        )
         raise ApiError(status, "decision", exc.code, str(exc)) from None
     return jsonify({"id": dispute_id, "decision": body["decision"]})
 

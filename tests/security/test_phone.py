@@ -141,6 +141,11 @@ def test_phone_session_dies_when_an_admin_revokes_the_device(
     assert main(["chiefs", "devices", "revoke", "--chief", chief]) == 0
     assert "1 devices revoked" in capsys.readouterr().out
     assert _replay(runtime, cookie) == 401
+    with runtime.sessions() as s:  # an account change: in the audit log
+        entry = s.scalars(
+            select(models.AuditEntry).where(models.AuditEntry.action == "chief.device_revoke")
+        ).all()[-1]
+    assert entry.target == chief and entry.actor.startswith("cli:")
 
 
 # -- over HTTP a chief sends only as themselves -------------------------------------------

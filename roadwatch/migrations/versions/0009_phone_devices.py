@@ -1,7 +1,7 @@
 """chief devices: the phone app's revocable device credentials (hashed), not passwords
 
 Revision ID: 0009_phone_devices
-Revises: 0008
+Revises: 0009_audit_log
 Create Date: 2026-12-10 10:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import roadwatch.models
 
 revision = "0009_phone_devices"
-down_revision = "0008"
+down_revision = "0009_audit_log"
 branch_labels = None
 depends_on = None
 
