@@ -32,6 +32,7 @@ ACTIONS = (
     "user.passwd",
     "user.role",
     "user.active",
+    "chief.device_revoke",  # an admin revoked road chiefs' phone credentials (CLI)
     "review.settle",
     "dispute.file",
     "dispute.decide",

@@ -628,6 +628,59 @@ def cmd_chiefs_provision(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chiefs_devices_list(args: argparse.Namespace) -> int:
+    """The phones chiefs are signed in on (their device credentials), newest last."""
+    from . import chief_accounts as ca
+
+    settings = _settings(args)
+    tz = settings.tz
+    with _sessions(args) as sessions, sessions() as session:
+        devices = ca.list_devices(session, args.chief, include_revoked=args.all)
+        rows = [
+            (
+                d.id,
+                d.reporter_id,
+                d.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+                d.last_seen_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if d.last_seen_at else "-",
+                f"revoked {d.revoked_at.astimezone(tz):%Y-%m-%d %H:%M} ({d.revoked_reason})"
+                if d.revoked_at
+                else "active",
+                (d.user_agent or "")[:60],
+            )
+            for d in devices
+        ]
+    if not rows:
+        print("no devices" if args.all else "no active devices")
+        return 0
+    print("device        chief                    signed in         last seen         state")
+    for did, rid, made, seen, state, ua in rows:
+        print(f"{did:<13s} {rid:<24s} {made:<17s} {seen:<17s} {state}  {ua}")
+    return 0
+
+
+def cmd_chiefs_devices_revoke(args: argparse.Namespace) -> int:
+    """Revoke devices at once: their next request is refused and the app asks to sign in."""
+    from . import chief_accounts as ca
+    from .audit import cli_actor, record
+
+    if not args.device and not args.chief:
+        print("roadwatch: name a device id or --chief ID", file=sys.stderr)
+        return 2
+    with _sessions(args) as sessions, sessions.begin() as session:
+        done: list[str] = []
+        for did in args.device or ():
+            got = ca.revoke_devices(session, None, "admin", device_id=did)
+            if not got:
+                print(f"roadwatch: no active device {did}", file=sys.stderr)
+            done += got
+        if args.chief:
+            done += ca.revoke_devices(session, args.chief, "admin")
+        if done:
+            record(session, cli_actor(), "chief.device_revoke", args.chief, devices=done)
+    print(f"{len(done)} devices revoked" + (f": {', '.join(done)}" if done else ""))
+    return 0 if done or args.chief else 1
+
+
 # -- simulate ----------------------------------------------------------------------
 def cmd_simulate(args: argparse.Namespace) -> int:
     settings = _settings(args)
@@ -938,6 +991,18 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--reset", nargs="+", metavar="ID", help="give these chiefs new passwords")
     cp.add_argument("--reset-all", action="store_true", help="new passwords for everyone")
     cp.set_defaults(func=cmd_chiefs_provision)
+    cd = csub.add_parser(
+        "devices", help="the phones chiefs are signed in on: list them, revoke them"
+    )
+    cdsub = cd.add_subparsers(dest="devices_command", required=True)
+    cdl = cdsub.add_parser("list", help="active devices (with --all, revoked ones too)")
+    cdl.add_argument("--chief", metavar="ID", help="only this chief's devices")
+    cdl.add_argument("--all", action="store_true", help="show revoked devices too")
+    cdl.set_defaults(func=cmd_chiefs_devices_list)
+    cdr = cdsub.add_parser("revoke", help="revoke devices (a lost phone) at once")
+    cdr.add_argument("device", nargs="*", help="device ids (from `chiefs devices list`)")
+    cdr.add_argument("--chief", metavar="ID", help="every device of this chief")
+    cdr.set_defaults(func=cmd_chiefs_devices_revoke)
 
     r = sub.add_parser(
         "reporters",

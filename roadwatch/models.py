@@ -447,3 +447,23 @@ class PhotoMeta(Base):
     bearing_deg: Mapped[float | None] = mapped_column(Float)  # GPSImgDirection, 0-360
     bearing_ref: Mapped[str | None] = mapped_column(String(1))  # T true, M magnetic
     taken_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+# -- road chiefs' phone devices (issue 15) ---------------------------------------------------
+class ChiefDevice(Base):
+    """A phone a chief signed in on: its revocable credential, never the password.
+
+    Only the SHA-256 of the random token is kept; the phone holds the token itself. A device
+    is revoked on sign-out, by an admin (`roadwatch chiefs devices revoke`) and whenever the
+    chief's password is reset; `revoked_at` set means every request with it is refused.
+    """
+
+    __tablename__ = "chief_devices"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # public, for admins
+    reporter_id: Mapped[str] = mapped_column(ForeignKey("reporters.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_reason: Mapped[str | None] = mapped_column(String(32))

@@ -1,7 +1,7 @@
 """photo metadata: what the camera said (position, bearing, time), kept once the photo is clean
 
 Revision ID: 0010_photo_meta
-Revises: 0009_audit_log
+Revises: 0009_phone_devices
 Create Date: 2026-12-08 10:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import roadwatch.models
 
 revision = "0010_photo_meta"
-down_revision = "0009_audit_log"
+down_revision = "0009_phone_devices"
 branch_labels = None
 depends_on = None
 
