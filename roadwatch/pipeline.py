@@ -59,6 +59,7 @@ from .ingest.payloads import ReportIn, ReportRules, decode_json, message_id_of, 
 from .metrics import Metrics
 from .network import NetworkContext
 from .patrols import PatrolIn, store_patrol, validate_patrol
+from .reporters import DISABLED, KNOWN, ReporterDirectory
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,12 @@ class Pipeline:
         self.photo_optional = frozenset(
             c.code for c in categories.by_code.values() if not c.photo_required
         )
+        # Who may report (issue 15): registered, enabled reporters, and Open311's systems.
+        self.reporters = ReporterDirectory(
+            sessions,
+            ttl_s=settings.reporter_cache_s,
+            extra=(f"open311-{owner}" for owner in settings.open311_keys.values()),
+        )
 
     # -- public -------------------------------------------------------------------
     def process(self, batch: Sequence[Inbound]) -> list[Outcome]:
@@ -145,6 +152,14 @@ class Pipeline:
         if not batch:
             return []
         now = self.clock()
+        try:
+            self.reporters.refresh(
+                (m.topic_reporter for m in batch if m.transport != "http"),
+                [m.topic_reporter for m in batch if m.transport == "http" and m.topic_reporter],
+            )
+        except Exception as exc:  # the database is away: the transport retries
+            self.metrics.db_retries.inc()
+            raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
         items = [self._check(msg, now) for msg in batch]
         self._place(items)
         try:
@@ -265,6 +280,11 @@ class Pipeline:
             if msg.refused:
                 item.errors = list(msg.refused)
                 return item
+            if msg.topic_reporter is not None:
+                refusal = self._refuse_reporter(msg.topic_reporter)
+                if refusal is not None:
+                    item.errors = [refusal]
+                    return item
             if msg.kind in ("rectification", "verification"):
                 item.message_id = message_id_of(data, f"{msg.kind}_id")
                 if not errors:
@@ -281,6 +301,13 @@ class Pipeline:
                 ]
             elif not errors:
                 item.report, errors = validate_report(data, self.rules, now, msg.topic_reporter)
+            if msg.topic_reporter is None and not errors:
+                # No topic or identity named the reporter (an internal caller): its payload's.
+                valid = item.report or item.case_msg or item.patrol
+                refusal = self._refuse_reporter(valid.reporter_id) if valid else None
+                if refusal is not None:
+                    item.report = item.case_msg = item.patrol = None
+                    errors = [refusal]
             item.errors = errors
         except Exception as exc:  # a bug must cost one message a rejection, not the batch
             log.exception("unexpected error while checking a message on %s", msg.topic)
@@ -289,6 +316,26 @@ class Pipeline:
                 FieldError("payload", "internal_error", f"the platform could not read it ({exc})")
             ]
         return item
+
+    def _refuse_reporter(self, rid: str) -> FieldError | None:
+        """Why `rid` may not report (unknown or disabled), or None; a dict lookup."""
+        status = self.reporters.status(rid)
+        if status == KNOWN:
+            return None
+        shown = rid if len(rid) <= 64 else rid[:64] + "…"
+        if status == DISABLED:
+            return FieldError(
+                "reporter_id",
+                "disabled_reporter",
+                f"上报人 {shown} 已停用，请联系指挥中心 "
+                f"(reporter {shown} is disabled; ask the command centre)",
+            )
+        return FieldError(
+            "reporter_id",
+            "unknown_reporter",
+            f"上报人 {shown} 未登记，请联系指挥中心登记 "
+            f"(reporter {shown} is not registered; ask the command centre to register it)",
+        )
 
     def _place(self, items: list[_Item]) -> None:
         """Geolocate the valid reports, vectorised; never raises."""

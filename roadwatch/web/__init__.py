@@ -8,7 +8,20 @@ from flask import Flask
 from flask_socketio import SocketIO
 
 from ..runtime import Runtime
-from . import api, auth, centre, errors, exports, live, mobile, open311, pages, rankings, review
+from . import (
+    api,
+    auth,
+    centre,
+    errors,
+    exports,
+    limits,
+    live,
+    mobile,
+    open311,
+    pages,
+    rankings,
+    review,
+)
 
 
 def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
@@ -42,6 +55,7 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     app.register_blueprint(centre.bp)
     app.register_blueprint(mobile.bp)
     errors.register(app)
+    limits.init_app(app, settings)  # after the blueprints: wraps the intake views
     live.register(socketio, runtime)
     runtime.broadcaster.emitter = socketio
     return app, socketio

@@ -308,8 +308,7 @@ def near() -> Response:
 # -- uploads and the HTTP fallback -----------------------------------------------------
 @bp.post("/api/photos")
 def photo() -> tuple[Response, int]:
-    _chief()
-    return api.post_photo()
+    return api.post_photo(reporter=_chief())
 
 
 @bp.post("/api/reports")
@@ -322,4 +321,4 @@ def report() -> tuple[Response, int]:
         raise ApiError(
             403, "reporter_id", "not_you", "只能以自己的身份上报 (you can only report as yourself)"
         )
-    return api.post_report()
+    return api.post_report(reporter=rid)
