@@ -64,6 +64,7 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 
+OPEN311_PREFIX = "open311-"  # reporter ids of Open311's city systems (web/open311.py)
 VECTOR_MIN = 24  # batches at least this big are geolocated with numpy
 MAX_RAW_KEPT = 256 * 1024  # bytes of a rejected payload kept verbatim (the size is kept too)
 # Live score: 100 minus a deduction per open report by severity (the weekly ranking is separate).
@@ -139,12 +140,8 @@ class Pipeline:
         self.photo_optional = frozenset(
             c.code for c in categories.by_code.values() if not c.photo_required
         )
-        # Who may report (issue 15): registered, enabled reporters, and Open311's systems.
-        self.reporters = ReporterDirectory(
-            sessions,
-            ttl_s=settings.reporter_cache_s,
-            extra=(f"open311-{owner}" for owner in settings.open311_keys.values()),
-        )
+        # Who may report (issue 15): registered, enabled reporters (and Open311's systems).
+        self.reporters = ReporterDirectory(sessions, ttl_s=settings.reporter_cache_s)
 
     # -- public -------------------------------------------------------------------
     def process(self, batch: Sequence[Inbound]) -> list[Outcome]:
@@ -280,11 +277,6 @@ class Pipeline:
             if msg.refused:
                 item.errors = list(msg.refused)
                 return item
-            if msg.topic_reporter is not None:
-                refusal = self._refuse_reporter(msg.topic_reporter)
-                if refusal is not None:
-                    item.errors = [refusal]
-                    return item
             if msg.kind in ("rectification", "verification"):
                 item.message_id = message_id_of(data, f"{msg.kind}_id")
                 if not errors:
@@ -301,13 +293,8 @@ class Pipeline:
                 ]
             elif not errors:
                 item.report, errors = validate_report(data, self.rules, now, msg.topic_reporter)
-            if msg.topic_reporter is None and not errors:
-                # No topic or identity named the reporter (an internal caller): its payload's.
-                valid = item.report or item.case_msg or item.patrol
-                refusal = self._refuse_reporter(valid.reporter_id) if valid else None
-                if refusal is not None:
-                    item.report = item.case_msg = item.patrol = None
-                    errors = [refusal]
+            if not errors:
+                errors = self._check_reporter(item, msg)
             item.errors = errors
         except Exception as exc:  # a bug must cost one message a rejection, not the batch
             log.exception("unexpected error while checking a message on %s", msg.topic)
@@ -316,6 +303,28 @@ class Pipeline:
                 FieldError("payload", "internal_error", f"the platform could not read it ({exc})")
             ]
         return item
+
+    def _check_reporter(self, item: _Item, msg: Inbound) -> list[FieldError]:
+        """A valid message from an unknown or disabled reporter is refused (issue 15).
+
+        Its form is checked first (a malformed message is answered for what is wrong with
+        it); the reporter is the topic's (MQTT) or the identity's (HTTP), which the payload
+        had to match. With neither, an in-process caller checked its own credentials:
+        Open311's POST (its api_key, setting open311_api_keys) files as open311-{owner}, a
+        city system that is no row of `reporters`; such an id never comes over MQTT."""
+        valid = item.report or item.case_msg or item.patrol
+        if valid is None:
+            return []
+        rid = msg.topic_reporter
+        if rid is None:
+            rid = valid.reporter_id
+            if rid.startswith(OPEN311_PREFIX):
+                return []
+        refusal = self._refuse_reporter(rid)
+        if refusal is None:
+            return []
+        item.report = item.case_msg = item.patrol = None
+        return [refusal]
 
     def _refuse_reporter(self, rid: str) -> FieldError | None:
         """Why `rid` may not report (unknown or disabled), or None; a dict lookup."""

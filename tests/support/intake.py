@@ -31,3 +31,13 @@ def with_key(client: FlaskClient, runtime: Any, reporter: str = CHIEF) -> FlaskC
     """Make every request of `client` carry an API key of `reporter`; returns the client."""
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {api_key(runtime, reporter)}"
     return client
+
+
+def intake_headers(app: Any, reporter: str = CHIEF) -> dict[str, str]:
+    """`Authorization` for HTTP intake on `app` as `reporter` (one key per app, kept)."""
+    from roadwatch.web import runtime_of
+
+    keys: dict[str, str] = app.extensions.setdefault("test_intake_keys", {})
+    if reporter not in keys:
+        keys[reporter] = api_key(runtime_of(app), reporter)
+    return key_headers(keys[reporter])
