@@ -114,8 +114,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     runtime.start_ranking()
     sim_thread = None
     if args.simulate:
+        from .reporters import KNOWN
         from .simulate import Simulator
 
+        # The simulated chiefs are the network's road chiefs, registered reporters that the
+        # pipeline lets in (a disabled one is left out): real identities, as on phones.
+        directory = runtime.pipeline.reporters
+        directory.reload()
         sim = Simulator(
             runtime.ctx.network,
             runtime.categories,
@@ -124,6 +129,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             topic_root=settings.mqtt_topic_root,
             chiefs=args.simulate,
             rate=args.rate,
+            may_report=lambda rid: directory.status(rid) == KNOWN,
         )
         sim_thread = threading.Thread(
             target=sim.run, kwargs={"progress": None}, name="simulator", daemon=True

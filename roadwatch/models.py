@@ -419,7 +419,7 @@ class ApiKey(Base):
     __tablename__ = "api_keys"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    prefix: Mapped[str] = mapped_column(String(16))  # the key's first characters, to tell keys apart
+    prefix: Mapped[str] = mapped_column(String(16))  # its first characters, to tell keys apart
     reporter_id: Mapped[str] = mapped_column(ForeignKey("reporters.id"), index=True)
     system: Mapped[bool] = mapped_column(Boolean, server_default=sa_false())
     label: Mapped[str | None] = mapped_column(String(100))

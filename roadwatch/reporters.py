@@ -129,12 +129,12 @@ class ReporterDirectory:
         now = self.clock()
         loaded = self._loaded_at
         status, extra = self._status, self.extra
-        if loaded is None or now - loaded >= self.ttl_s:
-            self.reload()
-        elif any(rid not in status and rid not in extra for rid in verified):
-            self.reload()
-        elif now - loaded >= self.miss_reload_s and any(
-            rid and rid not in status and rid not in extra for rid in ids
+        if (
+            loaded is None
+            or now - loaded >= self.ttl_s
+            or any(rid not in status and rid not in extra for rid in verified)
+            or now - loaded >= self.miss_reload_s
+            and any(rid and rid not in status and rid not in extra for rid in ids)
         ):
             self.reload()
 

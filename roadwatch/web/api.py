@@ -18,13 +18,13 @@ from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from .. import models
+from ..apikeys import Identity
+from ..apikeys import identify as identify_key
 from ..cases.workflow import ALLOWED
 from ..ingest.errors import FieldError
 from ..ingest.messages import Inbound
 from ..ingest.payloads import decode_json, parse_time
 from ..pipeline import StorageError, segment_states
-from ..apikeys import Identity
-from ..apikeys import identify as identify_key
 from ..responsibility import assignment_json, responsible_at
 from ..runtime import Runtime
 from .auth import scope_district

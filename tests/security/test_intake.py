@@ -78,8 +78,12 @@ def test_anonymous_photo_upload_is_refused(app_client: FlaskClient, runtime: Any
     assert res.status_code == 401, res.get_data(as_text=True)
     assert res.get_json()["errors"][0]["code"] == "api_key_required"
     folder = Path(runtime.settings.photo_dir)
-    assert not folder.exists() or not any(folder.iterdir()) or not any(
-        p.name.endswith(".jpg") and p.stat().st_size == len(JPEG) for p in folder.iterdir()
+    assert (
+        not folder.exists()
+        or not any(folder.iterdir())
+        or not any(
+            p.name.endswith(".jpg") and p.stat().st_size == len(JPEG) for p in folder.iterdir()
+        )
     )
     # With a key the same upload is taken.
     ok = app_client.post(
@@ -146,10 +150,8 @@ def test_key_of_a_disabled_reporter_or_a_revoked_key_is_refused(
         save_reporter(s, rid, "person")
         s.flush()
         new = add_key(s, reporter=rid)
-    assert _post(app_client, contract_example(reporter_id=rid), key_headers(new.key)).status_code in (
-        201,
-        202,
-    )
+    res = _post(app_client, contract_example(reporter_id=rid), key_headers(new.key))
+    assert res.status_code in (201, 202)
     with runtime.sessions.begin() as s:
         set_disabled(s, rid, True)
     res = _post(app_client, contract_example(reporter_id=rid), key_headers(new.key))
@@ -261,9 +263,9 @@ def test_unknown_or_disabled_reporter_over_mqtt_is_refused(
             assert ack["status"] in ("accepted", "needs_review"), ack
         with rt.sessions() as s:
             n = s.scalar(
-                select(func.count()).select_from(models.Report).where(
-                    models.Report.reporter_id.in_([stranger, disabled])
-                )
+                select(func.count())
+                .select_from(models.Report)
+                .where(models.Report.reporter_id.in_([stranger, disabled]))
             )
         assert n == 0
     finally:
