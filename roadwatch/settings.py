@@ -145,8 +145,10 @@ class Settings(BaseModel):
     @classmethod
     def _rate_limit_storage(cls, v: str) -> str:
         parts = urlsplit(v)
-        if v and v != "memory://" and (
-            parts.scheme not in ("redis", "rediss") or not parts.hostname
+        if (
+            v
+            and v != "memory://"
+            and (parts.scheme not in ("redis", "rediss") or not parts.hostname)
         ):
             raise ValueError(
                 'must be "" (Redis of socketio_queue if set, else memory), "memory://" '

@@ -96,9 +96,7 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
         wait = 60.0
         if current is not None:
             wait = max(1.0, current.reset_at - time.time())
-        log.info(
-            "intake: %s over its rate limit (%s) on %s", _who(), exc.description, request.path
-        )
+        log.info("intake: %s over its rate limit (%s) on %s", _who(), exc.description, request.path)
         return error_response(
             429,
             "request",
