@@ -83,12 +83,11 @@ def init_app(app: Flask, settings: Settings) -> Limiter:
         # A Redis outage must not stop the intake: count in memory meanwhile (logged).
         in_memory_fallback_enabled=settings.rate_limit_storage_uri != "memory://",
     )
-    for endpoint, view in list(app.view_functions.items()):
+    views: dict[str, Any] = app.view_functions
+    for endpoint, view in list(views.items()):
         key = getattr(view, _MARK, None)
         if key is not None:
-            app.view_functions[endpoint] = limiter.limit(settings.intake_rate_limit, key_func=key)(
-                view
-            )
+            views[endpoint] = limiter.limit(settings.intake_rate_limit, key_func=key)(view)
 
     @app.errorhandler(RateLimitExceeded)
     def _too_many(exc: RateLimitExceeded) -> tuple[Response, int]:
