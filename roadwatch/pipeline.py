@@ -58,7 +58,7 @@ from .ingest.messages import Inbound, Outcome
 from .ingest.payloads import ReportIn, ReportRules, decode_json, message_id_of, validate_report
 from .metrics import Metrics
 from .network import NetworkContext
-from .patrols import PatrolIn, store_patrol, validate_patrol
+from .patrols import PatrolIn, belongs_to_another, store_patrol, validate_patrol
 from .reporters import DISABLED, KNOWN, ReporterDirectory
 from .settings import Settings
 
@@ -428,6 +428,15 @@ class Pipeline:
                 if co.segment_id and co.status == "accepted":
                     touched_by_cases.append(co.segment_id)
             for it in items:
+                if it.patrol is not None and belongs_to_another(session, it.patrol):
+                    it.errors = [
+                        FieldError(
+                            "patrol_id",
+                            "not_yours",
+                            "this patrol_id is another reporter's patrol; start a new one",
+                        )
+                    ]
+                    it.patrol = None  # falls through to the rejections below
                 if it.patrol is not None:
                     covered = store_patrol(session, it.patrol, self.ctx, now)
                     it.outcome = Outcome(
