@@ -726,6 +726,10 @@ class Sla:
         """A deadline from `start` to `due` runs into a year without configured holidays."""
         return self.calendar.is_provisional(start, due)
 
+    def holiday_warning(self, now: datetime) -> str | None:
+        """The warning that next year's (or this year's) holidays are missing, or None."""
+        return self.calendar.holiday_warning(now)
+
     def merchant_deadline(self, reported_at: datetime) -> datetime:
         """End of the merchant's grace window (门前三包) before dispatch to the road chief."""
         return self.calendar.add_limit(reported_at, self.merchant_grace)
