@@ -538,3 +538,54 @@ def test_table_errors_without_a_file_still_name_the_key() -> None:
     with pytest.raises(SlaConfigError, match=r"^limits.E0102: '4x': unknown unit"):
         Sla.from_toml({"limits": {"E0102": "4x"}})
     assert isinstance(SlaConfigError("x"), ValueError)
+
+
+# ---------------------------------------------------------------- one error format
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        (
+            "sla.toml",
+            'E0102 = "4h"',
+            'E0102 = "4x"',
+            "limits.E0102: '4x': unknown unit 'x' (expected one of m, h, d, cm, ch, cd)",
+        ),
+        (
+            "categories.toml",
+            'group = "clean", weight = 10',
+            'group = "clean", weight = -1',
+            "categories.E0102.weight: a weight must be a finite number ≥ 0 (got -1)",
+        ),
+        (
+            "ranking/v1.toml",
+            "E0505 = { points = 2.0, cap = 20.0 }",
+            "E0505 = { points = 2.0, cap = -5 }",
+            "categories.E0505.cap: a cap cannot be below 0 (got -5)",
+        ),
+        ("ranking/v1.toml", "alpha = 0.05", "alpha = 1.5", "statistics.alpha: must be between 0"),
+    ],
+)
+def test_every_config_file_names_file_line_and_field(
+    tmp_path: Path, file: str, old: str, new: str, expected: str
+) -> None:
+    """sla.toml, categories.toml and the ranking formula share one error format."""
+    from roadwatch.categories import load_categories
+    from roadwatch.configfile import ConfigFileError
+    from roadwatch.ranking.formula import load_formula
+    from roadwatch.settings import CONFIG_DIR
+
+    text = (CONFIG_DIR / file).read_text(encoding="utf-8")
+    assert old in text
+    text = text.replace(old, new, 1)
+    path = tmp_path / Path(file).name
+    path.write_text(text, encoding="utf-8")
+    loader = {
+        "sla.toml": lambda: load_sla(path),
+        "categories.toml": lambda: load_categories(path),
+        "ranking/v1.toml": lambda: load_formula(path),
+    }[file]
+    with pytest.raises(ConfigFileError) as info:
+        loader()
+    assert str(info.value).startswith(f"{path}:{line_no(text, new)}: {expected}")
