@@ -200,6 +200,9 @@ class Report(Base):
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
     parent_id: Mapped[str | None] = mapped_column(String(36))  # the case it corroborates
+    # -- the holiday rule (roadwatch.cases.calendar): due_at counted on weekdays only in a
+    # year whose holidays were not configured; recomputed by the case clock once they are.
+    due_provisional: Mapped[bool] = mapped_column(Boolean, server_default=sa_false())
 
     __table_args__ = (
         Index("ix_reports_case_clock", "case_status", "next_escalation_at"),
@@ -218,6 +221,13 @@ class Report(Base):
             "category",
             postgresql_where=text(OPEN_CASE_SQL),
             sqlite_where=text(OPEN_CASE_SQL),
+        ),
+        # Provisional deadlines waiting for their year's holidays (few rows, read at start-up).
+        Index(
+            "ix_reports_due_provisional",
+            "case_status",
+            postgresql_where=text("due_provisional"),
+            sqlite_where=text("due_provisional"),
         ),
     )
 

@@ -60,6 +60,10 @@ class Sla(Protocol):
 
     def escalation_at(self, due_at: dt.datetime, step: int) -> dt.datetime | None: ...
 
+    def is_provisional(self, start: dt.datetime, due: dt.datetime) -> bool: ...
+
+    def holiday_warning(self, now: dt.datetime) -> str | None: ...
+
 
 class TransitionError(ValueError):
     """A change the workflow does not allow; the message says why, in plain words."""
@@ -298,6 +302,7 @@ def open_cases(
                     "assignee_id": None,
                     "dispatched_at": None,
                     "due_at": None,
+                    "due_provisional": False,
                     "next_escalation_at": None,
                     "updated_at": now,
                 }
@@ -346,6 +351,7 @@ def open_cases(
                 "assignee_id": target.person_id if target else None,
                 "dispatched_at": now,
                 "due_at": due,
+                "due_provisional": sla.is_provisional(now, due),
                 "next_escalation_at": due,
                 "updated_at": now,
             }
@@ -478,6 +484,7 @@ _PLAN_COLUMNS = (
     "assignee_id",
     "dispatched_at",
     "due_at",
+    "due_provisional",
     "next_escalation_at",
     "updated_at",
 )
@@ -502,7 +509,8 @@ def _update_cases(session: Session | Connection, updates: list[dict[str, Any]]) 
         cur.execute(
             "CREATE TEMP TABLE IF NOT EXISTS _case_plan (rid text, case_status text, "
             "parent_id text, assignee_id text, dispatched_at timestamp, due_at timestamp, "
-            "next_escalation_at timestamp, updated_at timestamp) ON COMMIT DELETE ROWS"
+            "due_provisional boolean, next_escalation_at timestamp, updated_at timestamp) "
+            "ON COMMIT DELETE ROWS"
         )
         with cur.copy("COPY _case_plan FROM STDIN") as copy:
             for u in updates:

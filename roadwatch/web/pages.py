@@ -78,6 +78,9 @@ def healthz() -> tuple[Response, int]:
         **({"error": mqtt.last_error} if mqtt and mqtt.last_error else {}),
     }
     checks["network"] = {"ok": rt.ctx.size > 0, "segments": rt.ctx.size}
+    # The holiday rule: a warning (not a failure) while next year's holidays are missing.
+    holidays = rt.pipeline.sla.holiday_warning(rt.pipeline.clock())
+    checks["holidays"] = {"ok": True, **({"warning": holidays} if holidays else {})}
     ok = all(c["ok"] for c in checks.values())
     return jsonify({"status": "ok" if ok else "degraded", "checks": checks}), 200 if ok else 503
 
