@@ -1,7 +1,7 @@
 """provisional deadlines: due_at counted in a year whose holidays were not configured
 
-Revision ID: 0009_due_provisional
-Revises: 0009_audit_log
+Revision ID: 0012_due_provisional
+Revises: 0011_intake_identity
 Create Date: 2026-12-12 10:00:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_due_provisional"
-down_revision = "0009_audit_log"
+revision = "0012_due_provisional"
+down_revision = "0011_intake_identity"
 branch_labels = None
 depends_on = None
 
