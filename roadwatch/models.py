@@ -404,3 +404,16 @@ class ChiefAccount(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     password_set_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     disabled: Mapped[bool] = mapped_column(Boolean, server_default=sa_false())
+
+
+# -- staff login sessions (issue 15: revoked on logout and password change) -----------------
+class StaffSession(Base):
+    """One signed-in browser of a staff user. The session cookie carries a random token;
+    only its SHA-256 is stored here. Logging out deletes the row, a password change deletes
+    all of the user's rows: a replayed old cookie then finds nothing."""
+
+    __tablename__ = "staff_sessions"
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -11,7 +11,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -118,6 +118,12 @@ def set_password(session: Session, username: str, password: str) -> None:
     if user is None:
         raise UserError(f"no user named {username!r}")
     user.password_hash = generate_password_hash(password)
+    revoke_sessions(session, user.id)
+
+
+def revoke_sessions(session: Session, user_id: int) -> None:
+    """Sign the user out everywhere (call on a password, role or active change)."""
+    session.execute(delete(models.StaffSession).where(models.StaffSession.user_id == user_id))
 
 
 def list_users(session: Session) -> list[models.User]:

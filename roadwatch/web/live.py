@@ -23,8 +23,8 @@ from sqlalchemy import func, select
 from .. import models
 from ..broadcast import CITY_ROOM, NAMESPACE, district_room
 from ..runtime import Runtime
-from ..users import StaffUser, get_user
-from .auth import TooManyAttempts, basic_credentials, user_with_password
+from ..users import StaffUser
+from .auth import TooManyAttempts, basic_credentials, session_login, user_with_password
 
 log = logging.getLogger(__name__)
 RESYNC_PAGE = 2000
@@ -138,11 +138,10 @@ def register(socketio: SocketIO, runtime: Runtime) -> None:
 
     @socketio.on("connect", namespace=NAMESPACE)
     def _connect(auth: Any = None) -> None:
-        uid = session.get("uid")
         user = None
-        if isinstance(uid, int):
-            with runtime.sessions() as db:
-                user = get_user(db, uid)
+        if "sid" in session:
+            # the login cookie, checked against the server-side sessions (logout ends it)
+            user = session_login()
         else:
             try:
                 user = _password_user(auth)
