@@ -21,6 +21,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -133,6 +134,7 @@ def page(browser: Browser, page_problems: PageProblems) -> Iterator[Page]:
         service_workers="block",
     )
     page = context.new_page()
+    _polling_without_eval(page)
     rec = page_problems
     page.on(
         "console",
@@ -154,6 +156,22 @@ def page(browser: Browser, page_problems: PageProblems) -> Iterator[Page]:
         yield page
     finally:
         context.close()
+
+
+_FUNCTION = re.compile(r"^\s*(async\s+)?(function\b|\(|[A-Za-z_$][\w$]*\s*=>)")
+
+
+def _polling_without_eval(page: Page) -> None:
+    """The pages' Content-Security-Policy forbids eval, and Playwright polls a plain
+    `wait_for_function("expr")` with eval: pass it on as a function, which needs none."""
+    original = page.wait_for_function
+
+    def wait_for_function(expression: str, *args: Any, **kwargs: Any) -> Any:
+        if not _FUNCTION.match(expression):
+            expression = f"() => ({expression})"
+        return original(expression, *args, **kwargs)
+
+    page.wait_for_function = wait_for_function  # type: ignore[method-assign]
 
 
 @pytest.hookimpl(wrapper=True)
