@@ -134,7 +134,6 @@ def page(browser: Browser, page_problems: PageProblems) -> Iterator[Page]:
         service_workers="block",
     )
     page = context.new_page()
-    _polling_without_eval(page)
     rec = page_problems
     page.on(
         "console",
@@ -161,17 +160,19 @@ def page(browser: Browser, page_problems: PageProblems) -> Iterator[Page]:
 _FUNCTION = re.compile(r"^\s*(async\s+)?(function\b|\(|[A-Za-z_$][\w$]*\s*=>)")
 
 
-def _polling_without_eval(page: Page) -> None:
+@pytest.fixture(autouse=True)
+def _polling_without_eval(monkeypatch: pytest.MonkeyPatch) -> None:
     """The pages' Content-Security-Policy forbids eval, and Playwright polls a plain
-    `wait_for_function("expr")` with eval: pass it on as a function, which needs none."""
-    original = page.wait_for_function
+    `wait_for_function("expr")` with eval: pass it on as a function, which needs none
+    (for every page of a browser test, whichever way it was opened)."""
+    original = Page.wait_for_function
 
-    def wait_for_function(expression: str, *args: Any, **kwargs: Any) -> Any:
+    def wait_for_function(self: Page, expression: str, *args: Any, **kwargs: Any) -> Any:
         if not _FUNCTION.match(expression):
             expression = f"() => ({expression})"
-        return original(expression, *args, **kwargs)
+        return original(self, expression, *args, **kwargs)
 
-    page.wait_for_function = wait_for_function  # type: ignore[method-assign]
+    monkeypatch.setattr(Page, "wait_for_function", wait_for_function)
 
 
 @pytest.hookimpl(wrapper=True)
