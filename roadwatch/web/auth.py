@@ -399,10 +399,25 @@ def logout() -> BaseResponse:
     """Ends this login on the server too: the cookie, even replayed, is worth nothing."""
     token = session.get("sid")
     if token is not None:
-        with current_app.extensions["roadwatch"].sessions.begin() as db:
+        rt = current_app.extensions["roadwatch"]
+        with rt.sessions.begin() as db:
             close_session(db, token)
+        _close_live_connections(rt, token)
     session.clear()
     return redirect(url_for("auth.login"))
+
+
+def _close_live_connections(rt: Any, token: object) -> None:
+    """This login's open Socket.IO connections end with it (live.py keeps the list)."""
+    viewers = rt.extras.get("live_viewers")
+    socketio = current_app.extensions.get("roadwatch_socketio")
+    if viewers is None or socketio is None or not isinstance(token, str):
+        return
+    for sid in viewers.of_login(token):
+        try:
+            socketio.server.disconnect(sid, namespace="/live")
+        except Exception:  # already gone: nothing to close
+            log.debug("logout: live connection %s was already closed", sid)
 
 
 @bp.get("/api/me")

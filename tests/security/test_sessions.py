@@ -233,13 +233,16 @@ def test_session_cookie_replayed_after_logout(app: Any, runtime: Any) -> None:
     login(client, runtime, "admin")
     cookie = client.get_cookie("session")
     assert cookie is not None and client.get("/api/me").status_code == 200
+    socketio = app.extensions["roadwatch_socketio"]
+    open_live = socketio.test_client(app, namespace="/live", flask_test_client=client)
+    assert open_live.is_connected("/live")
     client.post("/logout")
+    assert not open_live.is_connected("/live")  # the open live connection ended too
 
     replay = app.test_client()
     replay.set_cookie("session", cookie.value)
     assert replay.get("/api/me").status_code == 401
     assert replay.get("/").status_code == 302  # to the login page
-    socketio = app.extensions["roadwatch_socketio"]
     live = socketio.test_client(app, namespace="/live", flask_test_client=replay)
     assert not live.is_connected("/live")
 
@@ -302,9 +305,10 @@ def test_lockout_of_the_real_user_by_wrong_passwords_from_elsewhere(app: Any, ru
     res = _form_login(device, user.username, PASSWORD, environ_base={"REMOTE_ADDR": "203.0.0.1"})
     assert res.status_code == 302, res.get_data(as_text=True)
     assert device.get("/api/me").get_json()["username"] == user.username
-    assert device.get_cookie("rw_device") is not None
+    device_cookie = device.get_cookie("rw_device")
+    assert device_cookie is not None
     script = app.test_client()
-    script.set_cookie("rw_device", device.get_cookie("rw_device").value)  # type: ignore[union-attr]
+    script.set_cookie("rw_device", device_cookie.value)
     assert script.get("/api/me", headers=_basic(user.username, PASSWORD)).status_code == 200
     auth._checked.clear()  # the Basic check above is remembered; the handshake must count
     socketio = app.extensions["roadwatch_socketio"]
@@ -319,7 +323,7 @@ def test_lockout_of_the_real_user_by_wrong_passwords_from_elsewhere(app: Any, ru
 
     # a known device's own wrong passwords are still limited (its own bucket)
     thief = app.test_client()
-    thief.set_cookie("rw_device", device.get_cookie("rw_device").value)  # type: ignore[union-attr]
+    thief.set_cookie("rw_device", device_cookie.value)
     results = [_form_login(thief, user.username, f"x-{i}").status_code for i in range(12)]
     assert results[:10] == [401] * 10 and results[10:] == [429, 429]
 
