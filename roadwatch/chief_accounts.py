@@ -1,7 +1,10 @@
 """Road chiefs' accounts for the phone app and the broker (`roadwatch chiefs provision`).
 
 A chief signs in to `/m/` over HTTP and then logs in to the broker (MQTT over WebSockets)
-with the same id and password. One hash serves both: Mosquitto's own `$7$` format
+with the same id and password. The sign-in gives the phone a device credential (a random
+token, kept here only as its SHA-256) that stands in for the password from then on: the
+app never stores the password, and a device is revoked on sign-out, on a password reset
+and by an admin (`roadwatch chiefs devices`). One hash serves both: Mosquitto's own `$7$` format
 (PBKDF2-SHA512, `$7$<iterations>$<base64 salt>$<base64 hash>`, what `mosquitto_passwd`
 writes), so the broker's password file is rendered from the database and never needs the
 plain passwords. These accounts are separate from the command centre's staff users.
@@ -136,6 +139,7 @@ def provision(
             was_reset[rid] = password = new_password()
             account.password_hash = hash_password(password)
             account.password_set_at = now
+            revoke_devices(session, rid, "password_reset", now=now)
     session.flush()
     total = len(accounts) + len(created)
     return Provisioned(created, was_reset, skipped, total)
@@ -192,3 +196,86 @@ def export_csv(path: Path, passwords: dict[str, str], names: dict[str, str]) -> 
     buf = io.StringIO()
     csv.writer(buf).writerows(rows)
     write_private(path, buf.getvalue())
+
+
+# -- devices: the phone's credential instead of the password ---------------------------
+TOKEN_BYTES = 32  # 256 bits from secrets: no slow hash is needed to keep it safe at rest
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def issue_device(
+    session: Session, reporter_id: str, user_agent: str | None, now: dt.datetime | None = None
+) -> tuple[models.ChiefDevice, str]:
+    """A new device for a chief who just proved their password; returns it and its token.
+
+    The token is shown to the phone once; only its hash is stored.
+    """
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    device = models.ChiefDevice(
+        id=secrets.token_hex(6),
+        reporter_id=reporter_id,
+        token_hash=token_hash(token),
+        created_at=now or models.utcnow(),
+        last_seen_at=now or models.utcnow(),
+        user_agent=(user_agent or "")[:255] or None,
+    )
+    session.add(device)
+    session.flush()
+    return device, token
+
+
+def device_for(session: Session, token: str) -> models.ChiefDevice | None:
+    """The live device of this token: not revoked, its chief's account enabled, and made
+    after the chief's password was last set (so no reset path can leave one alive)."""
+    if not token or len(token) > 200:
+        return None
+    device = session.scalars(
+        select(models.ChiefDevice).where(models.ChiefDevice.token_hash == token_hash(token))
+    ).first()
+    if device is None or device.revoked_at is not None:
+        return None
+    account = session.get(models.ChiefAccount, device.reporter_id)
+    if account is None or account.disabled or device.created_at < account.password_set_at:
+        return None
+    return device
+
+
+def revoke_devices(
+    session: Session,
+    reporter_id: str | None = None,
+    reason: str = "admin",
+    *,
+    device_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> list[str]:
+    """Revoke a chief's live devices (or the one `device_id`); returns the ids revoked."""
+    q = select(models.ChiefDevice).where(models.ChiefDevice.revoked_at.is_(None))
+    if reporter_id is not None:
+        q = q.where(models.ChiefDevice.reporter_id == reporter_id)
+    if device_id is not None:
+        q = q.where(models.ChiefDevice.id == device_id)
+    if reporter_id is None and device_id is None:
+        raise ValueError("name a chief or a device")
+    done = []
+    for d in session.scalars(q):
+        d.revoked_at = now or models.utcnow()
+        d.revoked_reason = reason[:32]
+        done.append(d.id)
+    session.flush()
+    return done
+
+
+def list_devices(
+    session: Session, reporter_id: str | None = None, *, include_revoked: bool = False
+) -> list[models.ChiefDevice]:
+    q = select(models.ChiefDevice)
+    if reporter_id is not None:
+        q = q.where(models.ChiefDevice.reporter_id == reporter_id)
+    if not include_revoked:
+        q = q.where(models.ChiefDevice.revoked_at.is_(None))
+    return list(
+        session.scalars(q.order_by(models.ChiefDevice.reporter_id, models.ChiefDevice.created_at))
+    )

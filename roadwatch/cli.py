@@ -114,8 +114,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     runtime.start_ranking()
     sim_thread = None
     if args.simulate:
+        from .reporters import KNOWN
         from .simulate import Simulator
 
+        # The simulated chiefs are the network's road chiefs, registered reporters that the
+        # pipeline lets in (a disabled one is left out): real identities, as on phones.
+        directory = runtime.pipeline.reporters
+        directory.reload()
         sim = Simulator(
             runtime.ctx.network,
             runtime.categories,
@@ -124,6 +129,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             topic_root=settings.mqtt_topic_root,
             chiefs=args.simulate,
             rate=args.rate,
+            may_report=lambda rid: directory.status(rid) == KNOWN,
         )
         sim_thread = threading.Thread(
             target=sim.run, kwargs={"progress": None}, name="simulator", daemon=True
@@ -433,6 +439,70 @@ def cmd_reporters_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reporters_disable(args: argparse.Namespace) -> int:
+    from .reporters import set_disabled
+
+    disable = args.reporters_command == "disable"
+    with _sessions(args) as sessions, sessions.begin() as session:
+        found = set_disabled(session, args.id, disable)
+    if not found:
+        print(f"roadwatch: no reporter {args.id!r}", file=sys.stderr)
+        return 2
+    state = "disabled: its messages are refused" if disable else "enabled again"
+    print(f"{args.id} is {state} (every process within reporter_cache_s)")
+    return 0
+
+
+# -- API keys (HTTP intake) -------------------------------------------------------------
+def cmd_apikeys_add(args: argparse.Namespace) -> int:
+    from .apikeys import ApiKeyError, add_key
+
+    try:
+        with _sessions(args) as sessions, sessions.begin() as session:
+            new = add_key(session, reporter=args.reporter, system=args.system, label=args.label)
+    except ApiKeyError as exc:
+        print(f"roadwatch: {exc}", file=sys.stderr)
+        return 2
+    what = "city system" if new.system else "reporter"
+    print(
+        f"API key {new.id} for {what} {new.reporter_id} (shown only now; keep it secret):",
+        file=sys.stderr,
+    )
+    print(new.key)
+    return 0
+
+
+def cmd_apikeys_list(args: argparse.Namespace) -> int:
+    from .apikeys import list_keys
+
+    with _sessions(args) as sessions, sessions() as session:
+        rows = [
+            (k.id, k.prefix, k.reporter_id, k.system, k.label, k.created_at, k.revoked_at)
+            for k in list_keys(session, include_revoked=args.all)
+        ]
+    for kid, prefix, rid, system, label, created, revoked in rows:
+        state = f"revoked {revoked.isoformat(timespec='seconds')}" if revoked else "active"
+        kind = "system" if system else "reporter"
+        print(
+            f"{kid}\t{prefix}…\t{kind}\t{rid}\t{label or ''}\t"
+            f"{created.isoformat(timespec='seconds')}\t{state}"
+        )
+    print(f"{len(rows)} keys", file=sys.stderr)
+    return 0
+
+
+def cmd_apikeys_revoke(args: argparse.Namespace) -> int:
+    from .apikeys import revoke_key
+
+    with _sessions(args) as sessions, sessions.begin() as session:
+        done = revoke_key(session, args.id)
+    if not done:
+        print(f"roadwatch: no active API key {args.id}", file=sys.stderr)
+        return 2
+    print(f"API key {args.id} revoked")
+    return 0
+
+
 # -- users (command-centre staff) ----------------------------------------------------
 def _first_admin(runtime: Any) -> None:
     """On a database without staff accounts, make `admin` so a newcomer can log in."""
@@ -483,13 +553,16 @@ def cmd_users_add(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
     from . import models
+    from .audit import cli_actor
     from .users import UserError, add_user
 
     password = _read_password(args)
     try:
         with _sessions(args) as sessions, sessions.begin() as session:
             known = set(session.scalars(select(models.District.code))) or None
-            user = add_user(session, args.name, password, args.role, args.district, known)
+            user = add_user(
+                session, args.name, password, args.role, args.district, known, cli_actor()
+            )
     except UserError as exc:
         print(f"roadwatch: {exc}", file=sys.stderr)
         return 2
@@ -499,16 +572,51 @@ def cmd_users_add(args: argparse.Namespace) -> int:
 
 
 def cmd_users_passwd(args: argparse.Namespace) -> int:
+    from .audit import cli_actor
     from .users import UserError, set_password
 
     password = _read_password(args)
     try:
         with _sessions(args) as sessions, sessions.begin() as session:
-            set_password(session, args.name, password)
+            set_password(session, args.name, password, cli_actor())
     except UserError as exc:
         print(f"roadwatch: {exc}", file=sys.stderr)
         return 2
     print(f"password of {args.name} changed")
+    return 0
+
+
+def cmd_users_role(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from . import models
+    from .audit import cli_actor
+    from .users import UserError, set_role
+
+    try:
+        with _sessions(args) as sessions, sessions.begin() as session:
+            known = set(session.scalars(select(models.District.code))) or None
+            user = set_role(session, args.name, args.role, args.district, known, cli_actor())
+    except UserError as exc:
+        print(f"roadwatch: {exc}", file=sys.stderr)
+        return 2
+    where = f" for district {user.district}" if user.district else ""
+    print(f"{user.username} is now {user.role}{where}")
+    return 0
+
+
+def cmd_users_active(args: argparse.Namespace) -> int:
+    from .audit import cli_actor
+    from .users import UserError, set_active
+
+    active = args.users_command == "enable"
+    try:
+        with _sessions(args) as sessions, sessions.begin() as session:
+            set_active(session, args.name, active, cli_actor())
+    except UserError as exc:
+        print(f"roadwatch: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.name} {'enabled' if active else 'disabled'}")
     return 0
 
 
@@ -590,6 +698,59 @@ def cmd_chiefs_provision(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chiefs_devices_list(args: argparse.Namespace) -> int:
+    """The phones chiefs are signed in on (their device credentials), newest last."""
+    from . import chief_accounts as ca
+
+    settings = _settings(args)
+    tz = settings.tz
+    with _sessions(args) as sessions, sessions() as session:
+        devices = ca.list_devices(session, args.chief, include_revoked=args.all)
+        rows = [
+            (
+                d.id,
+                d.reporter_id,
+                d.created_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+                d.last_seen_at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if d.last_seen_at else "-",
+                f"revoked {d.revoked_at.astimezone(tz):%Y-%m-%d %H:%M} ({d.revoked_reason})"
+                if d.revoked_at
+                else "active",
+                (d.user_agent or "")[:60],
+            )
+            for d in devices
+        ]
+    if not rows:
+        print("no devices" if args.all else "no active devices")
+        return 0
+    print("device        chief                    signed in         last seen         state")
+    for did, rid, made, seen, state, ua in rows:
+        print(f"{did:<13s} {rid:<24s} {made:<17s} {seen:<17s} {state}  {ua}")
+    return 0
+
+
+def cmd_chiefs_devices_revoke(args: argparse.Namespace) -> int:
+    """Revoke devices at once: their next request is refused and the app asks to sign in."""
+    from . import chief_accounts as ca
+    from .audit import cli_actor, record
+
+    if not args.device and not args.chief:
+        print("roadwatch: name a device id or --chief ID", file=sys.stderr)
+        return 2
+    with _sessions(args) as sessions, sessions.begin() as session:
+        done: list[str] = []
+        for did in args.device or ():
+            got = ca.revoke_devices(session, None, "admin", device_id=did)
+            if not got:
+                print(f"roadwatch: no active device {did}", file=sys.stderr)
+            done += got
+        if args.chief:
+            done += ca.revoke_devices(session, args.chief, "admin")
+        if done:
+            record(session, cli_actor(), "chief.device_revoke", args.chief, devices=done)
+    print(f"{len(done)} devices revoked" + (f": {', '.join(done)}" if done else ""))
+    return 0 if done or args.chief else 1
+
+
 # -- simulate ----------------------------------------------------------------------
 def cmd_simulate(args: argparse.Namespace) -> int:
     settings = _settings(args)
@@ -625,9 +786,11 @@ def cmd_rank(args: argparse.Namespace) -> int:
     settings = _settings(args)
     _logging("WARNING")
     from . import db, models
+    from .audit import cli_actor
     from .categories import load_categories
     from .ranking import publish as pub
     from .ranking.formula import FormulaError, load_formula
+    from .ranking.gather import snapshot
     from .ranking.schedule import due_week
     from .ranking.week import Week
 
@@ -661,7 +824,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
                 print(f"  - {problem}")
             return 0 if v.ok else 1
         if other is not None:
-            with engine.connect() as conn:
+            with snapshot(engine) as conn:  # both formulas over the same data
                 diff = pub.what_if(conn, formula, other, week, as_of)
             if args.json:
                 print(json.dumps(diff, ensure_ascii=False, indent=1))
@@ -674,7 +837,10 @@ def cmd_rank(args: argparse.Namespace) -> int:
                 print(f"  {c['kind']} {c['id']} {c['name']}: {c['flag'][0]} → {c['flag'][1]}")
             return 0
         if args.publish:
-            done = pub.publish(engine, formula, week, as_of, args.by, now)
+            actor = cli_actor()
+            done = pub.publish(
+                engine, formula, week, as_of, args.by or actor.name, now, None, actor
+            )
             state = "published" if done.created else "was already published"
             print(f"{week} {state}: sha256 {done.content_sha256}, chain {done.chain_sha256}")
             if done.events and settings.socketio_queue:
@@ -684,7 +850,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
                 Broadcaster(SocketIO(message_queue=settings.socketio_queue)).publish(done.events)
             return 0
-        with engine.connect() as conn:
+        with snapshot(engine) as conn:  # one snapshot: figures and drill-downs agree
             content = pub.compute(conn, formula, week, as_of)
     except pub.RankingError as exc:
         print(f"roadwatch: {exc}", file=sys.stderr)
@@ -895,6 +1061,18 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--reset", nargs="+", metavar="ID", help="give these chiefs new passwords")
     cp.add_argument("--reset-all", action="store_true", help="new passwords for everyone")
     cp.set_defaults(func=cmd_chiefs_provision)
+    cd = csub.add_parser(
+        "devices", help="the phones chiefs are signed in on: list them, revoke them"
+    )
+    cdsub = cd.add_subparsers(dest="devices_command", required=True)
+    cdl = cdsub.add_parser("list", help="active devices (with --all, revoked ones too)")
+    cdl.add_argument("--chief", metavar="ID", help="only this chief's devices")
+    cdl.add_argument("--all", action="store_true", help="show revoked devices too")
+    cdl.set_defaults(func=cmd_chiefs_devices_list)
+    cdr = cdsub.add_parser("revoke", help="revoke devices (a lost phone) at once")
+    cdr.add_argument("device", nargs="*", help="device ids (from `chiefs devices list`)")
+    cdr.add_argument("--chief", metavar="ID", help="every device of this chief")
+    cdr.set_defaults(func=cmd_chiefs_devices_revoke)
 
     r = sub.add_parser(
         "reporters",
@@ -913,6 +1091,35 @@ def build_parser() -> argparse.ArgumentParser:
     rl = rsub.add_parser("list", help="list reporters")
     rl.add_argument("--kind", choices=list(KINDS))
     rl.set_defaults(func=cmd_reporters_list)
+    for verb, words in (
+        ("disable", "refuse this reporter's messages on every transport (MQTT, HTTP)"),
+        ("enable", "accept this reporter's messages again"),
+    ):
+        rd = rsub.add_parser(verb, help=words)
+        rd.add_argument("id", help="the reporter id")
+        rd.set_defaults(func=cmd_reporters_disable)
+
+    k = sub.add_parser(
+        "apikeys",
+        help="API keys for HTTP intake (POST /api/reports, /api/photos): one reporter each",
+    )
+    ksub = k.add_subparsers(dest="apikeys_command", required=True)
+    ka = ksub.add_parser("add", help="a new key (printed once) for one reporter or city system")
+    who = ka.add_mutually_exclusive_group(required=True)
+    who.add_argument("--reporter", metavar="ID", help="a registered reporter the key files as")
+    who.add_argument(
+        "--system",
+        metavar="NAME",
+        help="a city system: registered as a reporter of kind system, the key files as it",
+    )
+    ka.add_argument("--label", help="what the key is for (shown by list)")
+    ka.set_defaults(func=cmd_apikeys_add)
+    kl = ksub.add_parser("list", help="list keys (never the keys themselves)")
+    kl.add_argument("--all", action="store_true", help="revoked keys too")
+    kl.set_defaults(func=cmd_apikeys_list)
+    kr = ksub.add_parser("revoke", help="revoke a key for good")
+    kr.add_argument("id", type=int, help="the key's number (from list)")
+    kr.set_defaults(func=cmd_apikeys_revoke)
 
     u = sub.add_parser("users", help="command-centre staff accounts")
     usub = u.add_subparsers(dest="users_command", required=True)
@@ -926,6 +1133,15 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("name")
     up.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     up.set_defaults(func=cmd_users_passwd)
+    ur = usub.add_parser("role", help="change a staff account's role (and district)")
+    ur.add_argument("name")
+    ur.add_argument("--role", required=True, choices=["viewer", "district_staff", "admin"])
+    ur.add_argument("--district", help="district code (required for district_staff)")
+    ur.set_defaults(func=cmd_users_role)
+    for verb in ("disable", "enable"):
+        uv = usub.add_parser(verb, help=f"{verb} a staff account (kept, with its history)")
+        uv.add_argument("name")
+        uv.set_defaults(func=cmd_users_active)
     usub.add_parser("list", help="list staff accounts").set_defaults(func=cmd_users_list)
 
     m = sub.add_parser("simulate", help="simulated road chiefs publishing reports over MQTT")
@@ -946,7 +1162,9 @@ def build_parser() -> argparse.ArgumentParser:
     rk.add_argument("--what-if", metavar="FILE", help="compare with another formula version")
     rk.add_argument("--verify", action="store_true", help="check a published week's hashes")
     rk.add_argument("--json", action="store_true", help="print the full content as JSON")
-    rk.add_argument("--by", default="cli", help="who publishes (kept in the ranking)")
+    rk.add_argument(
+        "--by", help="who publishes (kept in the ranking; default cli:<os user>, as audited)"
+    )
     rk.set_defaults(func=cmd_rank)
 
     b = sub.add_parser(

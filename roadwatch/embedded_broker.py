@@ -1,9 +1,12 @@
 """An in-process MQTT broker for development, demos and tests (amqtt 0.12).
 
-``roadwatch serve`` starts one of these when nothing listens on the configured
-MQTT address (CONTRACT section 5), so a laptop needs no Mosquitto. It is a
-convenience, not a production broker: run Mosquitto with
-``config/mosquitto/roadwatch.conf`` wherever a lost message matters.
+``roadwatch serve`` starts one of these only when asked for:
+``ROADWATCH_EMBEDDED_BROKER=always``, or ``auto`` (the default) with the default
+MQTT URL when nothing listens there (``run.sh`` on a laptop, no Mosquitto). A URL
+set on purpose is never silently replaced by it (roadwatch/runtime.py). It is a
+convenience, not a production broker: anonymous, so it listens on loopback only
+(a non-loopback address is refused); run Mosquitto with
+``config/mosquitto/roadwatch.conf`` wherever a lost message or a login matters.
 
 Usage::
 
@@ -63,6 +66,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import logging
 import socket
 import threading
@@ -80,7 +84,7 @@ from amqtt.broker import Broker
 from amqtt.errors import BrokerError
 from websockets.asyncio.server import ServerConnection
 
-__all__ = ["EmbeddedBroker", "is_listening"]
+__all__ = ["EmbeddedBroker", "is_listening", "is_loopback"]
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +113,20 @@ def is_listening(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def is_loopback(host: str) -> bool:
+    """True if ``host`` is a loopback address, or a name that resolves only to such."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        return False
+    addresses = {str(info[4][0]) for info in infos}
+    return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
 
 
 def _quiet_chatty_loggers() -> None:
@@ -202,7 +220,8 @@ class _Broker(Broker):
 class EmbeddedBroker:
     """amqtt running in a background thread, started and stopped synchronously.
 
-    Anonymous access is allowed and only the listeners asked for are opened:
+    Anonymous access is allowed, so ``host`` must be a loopback address (``start``
+    refuses any other), and only the listeners asked for are opened:
     MQTT over TCP on ``host:port`` and, if ``ws_port`` is given, MQTT over
     WebSocket (subprotocol ``mqtt``) on ``host:ws_port``.
     """
@@ -263,6 +282,12 @@ class EmbeddedBroker:
         """
         if self.running:
             raise RuntimeError(f"the embedded MQTT broker is already running on {self.url}")
+        if not is_loopback(self.host):
+            # Anyone who reaches it may publish as any chief and read every topic.
+            raise RuntimeError(
+                f"the embedded MQTT broker has no logins, so it listens on loopback only, "
+                f"not on {self.host}"
+            )
         started = time.perf_counter()
         _check_bindable(self.host, self.port)
         if self.ws_port is not None:

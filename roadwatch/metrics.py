@@ -40,6 +40,17 @@ class Metrics:
             "Batches retried after a database error",
             registry=self.registry,
         )
+        # MQTT messages taken off the wire but not ingested (issue 15, docs/security.md):
+        # queue_full (QoS 0 beyond the inbox's share), retained (a broker replay),
+        # foreign_response_topic (ingested, but the ack went to the sender's own topic).
+        self.mqtt_not_ingested = Counter(
+            "roadwatch_mqtt_not_ingested",
+            "MQTT messages dropped or answered differently, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in ("queue_full", "retained", "foreign_response_topic"):
+            self.mqtt_not_ingested.labels(reason)
 
         # Every series from the start, at 0: a rate() or an alert on rejections must not
         # wait for the first rejection to exist.

@@ -131,6 +131,8 @@ class Reporter(Base):
     district: Mapped[str | None] = mapped_column(String(16), index=True)
     subdistrict: Mapped[str | None] = mapped_column(String(64))
     title: Mapped[str | None] = mapped_column(String(100))
+    # A disabled reporter's messages are refused on every transport (issue 15, intake).
+    disabled: Mapped[bool] = mapped_column(Boolean, server_default=sa_false())
 
 
 class Assignment(Base):
@@ -404,6 +406,88 @@ class ChiefAccount(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     password_set_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     disabled: Mapped[bool] = mapped_column(Boolean, server_default=sa_false())
+
+
+# -- audit log of staff actions (issue 15, scope 5) ------------------------------------------
+class AuditEntry(Base):
+    """One staff action, appended and never changed (roadwatch/audit.py is the only writer).
+
+    actor: a staff username, `cli:<os user>`, `system:<what>` or `anonymous`;
+    actor_id: the staff user's id when there is one.
+    """
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(128), index=True)
+    actor_id: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    target: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+
+
+# -- photos: what the camera said, kept once the photo itself is clean (issue 15) ----------
+class PhotoMeta(Base):
+    """One uploaded photo (roadwatch.photos): its id is the SHA-256 of the bytes as uploaded
+    (what reports name); the file holds them without metadata (`stored_sha256`). Position,
+    bearing and time are the camera's EXIF, kept here for geolocation; None when absent."""
+
+    __tablename__ = "photo_meta"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    stored_sha256: Mapped[str] = mapped_column(String(64))
+    mime: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer)  # bytes stored
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    uploaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    uploaded_by: Mapped[str | None] = mapped_column(String(64))  # the identity, when known
+    had_metadata: Mapped[bool] = mapped_column(Boolean, server_default=sa_false())
+    lat: Mapped[float | None] = mapped_column(Float)  # WGS84, as the camera wrote it
+    lon: Mapped[float | None] = mapped_column(Float)
+    accuracy_m: Mapped[float | None] = mapped_column(Float)
+    bearing_deg: Mapped[float | None] = mapped_column(Float)  # GPSImgDirection, 0-360
+    bearing_ref: Mapped[str | None] = mapped_column(String(1))  # T true, M magnetic
+    taken_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+# -- road chiefs' phone devices (issue 15) ---------------------------------------------------
+class ChiefDevice(Base):
+    """A phone a chief signed in on: its revocable credential, never the password.
+
+    Only the SHA-256 of the random token is kept; the phone holds the token itself. A device
+    is revoked on sign-out, by an admin (`roadwatch chiefs devices revoke`) and whenever the
+    chief's password is reset; `revoked_at` set means every request with it is refused.
+    """
+
+    __tablename__ = "chief_devices"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # public, for admins
+    reporter_id: Mapped[str] = mapped_column(ForeignKey("reporters.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+# -- API keys for HTTP intake (issue 15) -------------------------------------------------------
+class ApiKey(Base):
+    """A key that lets a script or a city system file reports over HTTP as ONE reporter.
+
+    Only the SHA-256 of the key is stored (a key is 32 random bytes: no slow hash needed).
+    `system` marks a city system's key, whose reporter is a reporter of kind `system`.
+    """
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # its first characters, to tell keys apart
+    reporter_id: Mapped[str] = mapped_column(ForeignKey("reporters.id"), index=True)
+    system: Mapped[bool] = mapped_column(Boolean, server_default=sa_false())
+    label: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 # -- staff login sessions (issue 15: revoked on logout and password change) -----------------

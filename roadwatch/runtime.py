@@ -17,7 +17,7 @@ from . import db
 from .broadcast import Broadcaster
 from .cases.workflow import Notice
 from .categories import Categories, load_categories
-from .embedded_broker import EmbeddedBroker, is_listening
+from .embedded_broker import EmbeddedBroker, is_listening, is_loopback
 from .ingest.mqtt import MqttIngest
 from .metrics import Metrics
 from .network import NetworkContext, load_network_context, sync_network
@@ -25,6 +25,9 @@ from .pipeline import Pipeline
 from .settings import Settings, SettingsError, redact_url
 
 log = logging.getLogger(__name__)
+
+# The URL `auto` may stand in for with the embedded broker (config/defaults.toml).
+DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 
 
 @dataclass
@@ -105,10 +108,7 @@ class Runtime:
         """
         s = self.settings
         protocol = s.mqtt_protocol
-        use_embedded = s.embedded_broker == "always" or (
-            s.embedded_broker == "auto" and not is_listening(s.mqtt_host, s.mqtt_port)
-        )
-        if use_embedded:
+        if self._use_embedded_broker():
             try:
                 self.broker = self._start_embedded_broker()
             except RuntimeError as exc:
@@ -118,8 +118,8 @@ class Runtime:
                 ) from None
             protocol = 3  # the embedded broker speaks MQTT 3.1.1 only
             log.warning(
-                "MQTT: nothing listened on %s, so an EMBEDDED broker (amqtt, MQTT 3.1.1, "
-                "no redelivery across restarts) now serves it; use Mosquitto in production",
+                "MQTT: an EMBEDDED broker (amqtt, MQTT 3.1.1, anonymous, loopback only, no "
+                "redelivery across restarts) now serves %s; use Mosquitto in production",
                 redact_url(s.mqtt_url),
             )
         else:
@@ -138,6 +138,7 @@ class Runtime:
             batch_wait_ms=s.ingest_batch_wait_ms,
             username=s.mqtt_username,
             password=s.mqtt_password,
+            metrics=self.metrics,
         )
         self.mqtt.start()
         if case_process:
@@ -174,6 +175,34 @@ class Runtime:
             interval=s.ranking_schedule_s,
         )
         self.ranking.start()
+
+    def _use_embedded_broker(self) -> bool:
+        """Whether to start the embedded broker: only when asked for (docs/security.md).
+
+        `always`: yes. `never`: no (paho keeps trying to reach the configured broker).
+        `auto`: only for the default URL (`run.sh`, a laptop) when nothing listens there.
+        A URL set on purpose names a real broker: if it is down, start-up stops with one
+        line instead of silently serving an anonymous broker in its place.
+        """
+        s = self.settings
+        if s.embedded_broker == "never":
+            return False
+        if s.embedded_broker == "always":
+            if not is_loopback(s.mqtt_host):
+                raise SettingsError(
+                    "ROADWATCH_EMBEDDED_BROKER: the embedded broker listens on loopback only, "
+                    f"but ROADWATCH_MQTT_URL is {redact_url(s.mqtt_url)}; use 127.0.0.1"
+                )
+            return True
+        if is_listening(s.mqtt_host, s.mqtt_port):
+            return False
+        if s.mqtt_url != DEFAULT_MQTT_URL:
+            raise SettingsError(
+                f"ROADWATCH_MQTT_URL: nothing listens on {redact_url(s.mqtt_url)}; start that "
+                "broker (an embedded one stands in only for the default URL, or with "
+                "ROADWATCH_EMBEDDED_BROKER=always)"
+            )
+        return True
 
     def _start_embedded_broker(self) -> EmbeddedBroker:
         """amqtt on the MQTT address, plus a WebSocket listener for the phone app if free.

@@ -16,6 +16,8 @@ from flask.testing import FlaskClient
 from roadwatch.web import create_app
 from tests.support.auth import login
 from tests.support.examples import contract_example
+from tests.support.images import image_bytes
+from tests.support.intake import with_key
 from tests.test_pipeline import inbound
 
 
@@ -24,6 +26,7 @@ def client(runtime: Any) -> Iterator[FlaskClient]:
     app, _socketio = create_app(runtime)
     client = app.test_client()
     login(client, runtime)  # the staff API needs a login
+    with_key(client, runtime)  # intake (POST /api/reports, /api/photos) needs an API key
     yield client
     runtime.broadcaster.emitter = None
 
@@ -150,7 +153,7 @@ def test_errors_are_json(client: FlaskClient, url: str, status: int, field: str)
 
 
 def test_photo_upload(client: FlaskClient, runtime: Any) -> None:
-    jpeg = b"\xff\xd8\xff\xe0" + b"\x00" * 100
+    jpeg = image_bytes("JPEG")  # a real image: photos are decoded and cleaned on upload
     res = client.post("/api/photos", data={"photo": (io.BytesIO(jpeg), "a.jpg")})
     assert res.status_code == 201
     assert res.get_json()["sha256"] == hashlib.sha256(jpeg).hexdigest()
@@ -162,8 +165,10 @@ def test_photo_upload(client: FlaskClient, runtime: Any) -> None:
     assert res.get_json()["errors"][0]["code"] == "not_an_image"
     assert client.post("/api/photos", data={}).status_code == 400
     digest = hashlib.sha256(jpeg).hexdigest()
+    login(client, runtime)  # issue 15: the public sees a photo only through a public request
     got = client.get(f"/api/photos/{digest}")
-    assert got.status_code == 200 and got.data == jpeg and got.mimetype == "image/jpeg"
+    assert got.status_code == 200 and got.mimetype == "image/jpeg"
+    assert got.data.startswith(b"\xff\xd8\xff")  # the same picture, re-encoded clean
     got.close()
     assert client.get(f"/api/photos/{'0' * 64}").status_code == 404
     assert client.get("/api/photos/not-a-hash").status_code == 404
@@ -309,8 +314,7 @@ def test_health_never_shows_the_brokers_password(client: FlaskClient, runtime: A
 
 def test_photo_types_are_configurable(client: FlaskClient, runtime: Any) -> None:
     """CONTRACT 3: 'size and type limits are configurable'."""
-    gif = b"GIF89a" + b"\x00" * 50
-    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 50
+    gif, png = image_bytes("GIF"), image_bytes("PNG")
     settings = runtime.settings
     try:
         assert (
@@ -324,6 +328,7 @@ def test_photo_types_are_configurable(client: FlaskClient, runtime: Any) -> None
         assert res.status_code == 415
         assert "JPEG or GIF" in res.get_json()["errors"][0]["message"]
         digest = hashlib.sha256(gif).hexdigest()
+        login(client, runtime)  # issue 15: staff see every photo
         with client.get(f"/api/photos/{digest}") as got:
             assert got.status_code == 200 and got.mimetype == "image/gif"
     finally:
@@ -356,7 +361,7 @@ def test_a_photo_past_the_request_limit_is_named_as_a_photo(runtime: Any) -> Non
     runtime.settings = settings.replace(max_photo_bytes=1000)
     try:
         app, _ = create_app(runtime)
-        client = app.test_client()
+        client = with_key(app.test_client(), runtime)
         big = b"\xff\xd8\xff\xe0" + b"\x00" * 300_000
         res = client.post("/api/photos", data={"photo": (io.BytesIO(big), "a.jpg")})
     finally:

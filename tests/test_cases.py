@@ -141,9 +141,9 @@ def test_rectify_verify_close_and_the_refusals(runtime: Any, at: Any) -> None:
     t = FRIDAY_1630 + dt.timedelta(hours=1)
     p = runtime.pipeline
     p.clock = lambda: t.astimezone(dt.UTC)
-    stranger = p.process(
-        [msg("rectification", rectification(rid, "zz-nobody-1", t), "zz-nobody-1", t)]
-    )[0]
+    # A registered chief of another district (an unregistered one is refused before this).
+    other = "zz-zhongyuan-0001"
+    stranger = p.process([msg("rectification", rectification(rid, other, t), other, t)])[0]
     assert stranger.status == "rejected" and stranger.errors[0].code == "not_responsible"
     no_photo = p.process([msg("rectification", rectification(rid, chief, t, photos=[]), chief, t)])[
         0
@@ -349,3 +349,32 @@ def test_rectification_fields_are_checked_like_a_reports(
     assert [(e.field, e.code) for e in errors] == expected
     if not expected:
         assert msg is not None and all(p == p.lower() for p in msg.photos)
+
+
+def test_staff_actions_ask_the_same_permission_table(runtime: Any, at: Any) -> None:
+    """The command centre's actions judge a stored case with `case_facts` + `may`."""
+    from roadwatch.cases.permissions import Reporter, Staff, may
+    from roadwatch.cases.workflow import case_facts
+
+    at(FRIDAY_1630)
+    out, body = report(runtime, FRIDAY_1630)
+    rid = body["report_id"]
+    row = case_row(runtime, rid)
+    chief, district = row.assignee_id, row.district
+    assert chief and district
+    t = FRIDAY_1630 + dt.timedelta(hours=1)
+    runtime.pipeline.clock = lambda: t.astimezone(dt.UTC)
+    runtime.pipeline.process([msg("rectification", rectification(rid, chief, t), chief, t)])
+    with runtime.engine.connect() as conn:
+        facts = case_facts(conn, rid, t.astimezone(dt.UTC))
+        assert case_facts(conn, str(uuid.uuid4()), t) is None
+    assert facts is not None and facts.fixer_id == chief and facts.district == district
+    own = Staff("js", "district_staff", district)
+    other = Staff("eq", "district_staff", "another-district")
+    for action in ("verify", "reassign", "extend", "close_invalid", "reopen"):
+        assert may(own, action, facts).allowed
+        assert may(Staff("admin", "admin"), action, facts).allowed
+        assert not may(other, action, facts).allowed
+        assert not may(Staff("v", "viewer"), action, facts).allowed
+    assert may(Reporter(chief), "verify", facts).code == "same_person"
+    assert may(Reporter(chief_of(runtime, out.segment_id, 2)), "verify", facts).allowed

@@ -283,18 +283,19 @@ def test_review_queue_settles_a_report(client: FlaskClient, runtime: Any) -> Non
     runtime.broadcaster.emitter = None
     runtime.broadcaster.publish = seen.extend  # type: ignore[method-assign]
     try:
-        bad = client.post(f"/api/review/{far['report_id']}", json={"segment_id": "X", "by": "s1"})
+        bad = client.post(f"/api/review/{far['report_id']}", json={"segment_id": "X"})
         assert bad.status_code == 422
-        nobody = client.post(f"/api/review/{far['report_id']}", json={"segment_id": target})
-        assert nobody.status_code == 400
-        ok = client.post(
-            f"/api/review/{far['report_id']}",
-            json={"segment_id": target, "by": "staff-7", "note": "照片可见路名牌"},
-        )
-        assert ok.status_code == 200 and ok.get_json()["status"] == "accepted"
-        again = client.post(
+        # the one who decides is the logged-in user: a body naming someone else is refused
+        other = client.post(
             f"/api/review/{far['report_id']}", json={"segment_id": target, "by": "staff-7"}
         )
+        assert other.status_code == 400 and other.get_json()["errors"][0]["field"] == "by"
+        ok = client.post(
+            f"/api/review/{far['report_id']}",
+            json={"segment_id": target, "note": "照片可见路名牌"},
+        )
+        assert ok.status_code == 200 and ok.get_json()["status"] == "accepted"
+        again = client.post(f"/api/review/{far['report_id']}", json={"segment_id": target})
         assert again.status_code == 409
     finally:
         del runtime.broadcaster.publish
@@ -304,7 +305,7 @@ def test_review_queue_settles_a_report(client: FlaskClient, runtime: Any) -> Non
     doc = client.get(f"/api/reports/{far['report_id']}").get_json()
     assert doc["segment_id"] == target and doc["status"] == "accepted"
     assert [h["status"] for h in doc["history"]] == ["needs_review", "accepted", "dispatched"]
-    assert doc["history"][1]["by"] == "staff-7"
+    assert doc["history"][1]["by"] == client.get("/api/me").get_json()["username"]
     assert client.get("/api/review").get_json()["items"] == []
 
 

@@ -132,7 +132,9 @@ def test_mqtt5_response_topic_and_correlation(platform: tuple[Runtime, Any, str]
     dev.on_subscribe = lambda *a: subscribed.set()
     dev.connect("127.0.0.1", 1883)
     dev.loop_start()
-    reply = f"{root}/replies/{uuid.uuid4().hex[:6]}"
+    # Honoured only when it is the sender's own ack topic (issue 15; the refusal of any
+    # other: tests/security/test_mqtt.py).
+    reply = f"{root}/acks/zz-jinshui-0421"
     dev.subscribe(reply, qos=1)
     assert subscribed.wait(5)
     try:

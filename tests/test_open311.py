@@ -379,7 +379,9 @@ def test_requests_follow_the_spec_example(client: FlaskClient, runtime: Any, fmt
     assert req["description"] == body["note"]
     assert req["address_id"] == out.segment_id and req["address"] == out.segment_name
     assert req["address"].startswith("花园路")
-    assert assignee.name in req["agency_responsible"]
+    # issue 15: the post answering for the spot, never its holder's name
+    assert assignee.name not in req["agency_responsible"]
+    assert req["agency_responsible"] == "金水区 三级路长"
     assert req["service_notice"]
     for name in TIME_FIELDS:
         assert req[name].endswith("+08:00"), name
@@ -387,7 +389,8 @@ def test_requests_follow_the_spec_example(client: FlaskClient, runtime: Any, fmt
         body["observed_at"]
     )
     assert dt.datetime.fromisoformat(req["expected_datetime"]) == row.due_at
-    assert req["media_url"].endswith(f"/api/photos/{PHOTO}")
+    # issue 15: the photo is served to the public only through its public request
+    assert req["media_url"].endswith(f"/api/photos/{PHOTO}?request={body['report_id']}")
 
 
 @fmts()
@@ -597,7 +600,7 @@ def test_post_with_lat_long_is_snapped(client: FlaskClient, runtime: Any) -> Non
     assert req["address_id"] == seg.id and req["address"] == seg.name
     assert req["lat"] == pytest.approx(mid.y, abs=1e-6)
     assert req["long"] == pytest.approx(mid.x, abs=1e-6)
-    assert req["media_url"].endswith(f"/api/photos/{PHOTO}")
+    assert req["media_url"].endswith(f"/api/photos/{PHOTO}?request={doc['service_request_id']}")
 
 
 @fmts()

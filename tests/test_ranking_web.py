@@ -96,22 +96,22 @@ def test_pdf_text_shows_chinese_segment_names(rt: Any, published: Any) -> None: 
 def test_disputes_over_http_and_the_index(rt: Any, published: Any) -> None:  # noqa: F811
     client, _ = published
     # readable by everyone, written only by staff
-    anon = client.post("/api/rankings/2026-W47/disputes", json={"report_id": "x", "by": "c"})
+    anon = client.post("/api/rankings/2026-W47/disputes", json={"report_id": "x"})
     assert anon.status_code == 401
     viewer = client.application.test_client()
     login(viewer, rt, "viewer")
-    refused = viewer.post("/api/rankings/disputes/1", json={"decision": "upheld", "by": "v"})
+    refused = viewer.post("/api/rankings/disputes/1", json={"decision": "upheld"})
     assert refused.status_code == 403  # only an administrator arbitrates
     login(client, rt, "admin")
-    no_reason = client.post("/api/rankings/2026-W47/disputes", json={"report_id": "x", "by": "c"})
+    no_reason = client.post("/api/rankings/2026-W47/disputes", json={"report_id": "x"})
     assert no_reason.get_json()["errors"][0]["code"] == "reason_required"
     r = client.post(
         "/api/rankings/2026-W47/disputes",
-        json={"report_id": "x", "by": "c", "reason": "r", "evidence": ["e"]},
+        json={"report_id": "x", "reason": "r", "evidence": ["e"]},
     )
     assert r.status_code == 409  # published: the contest window is closed
     assert client.post("/api/rankings/2026-W47/disputes", data="nope").status_code == 400
-    r = client.post("/api/rankings/disputes/999", json={"decision": "upheld", "by": "a"})
+    r = client.post("/api/rankings/disputes/999", json={"decision": "upheld"})
     assert r.status_code == 404
     index = client.get("/rankings/").data.decode()
     assert "2026-W47" in index and "2026-W46" in index and "黄牌警告" in index

@@ -30,6 +30,7 @@ def _serve(settings_values: dict[str, Any], ready: Any, parent_pid: int) -> None
     from .. import db
     from ..broadcast import Broadcaster
     from ..categories import load_categories
+    from ..ingest.mqtt import session_client_id
     from ..ingest.topics import Topics
     from ..settings import load_settings
     from .calendar import load_sla
@@ -56,9 +57,11 @@ def _serve(settings_values: dict[str, Any], ready: Any, parent_pid: int) -> None
     topics = Topics(settings.mqtt_topic_root)
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
-        client_id=f"{settings.mqtt_client_id}-cases",
+        client_id=session_client_id(f"{settings.mqtt_client_id}-cases", settings.mqtt_password),
         protocol=mqtt.MQTTv311,
     )
+    if settings.mqtt_username:  # the platform's broker login, as the ingest worker's
+        client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
     client.max_queued_messages_set(0)
     client.max_inflight_messages_set(32)
     client.connect_async(settings.mqtt_host, settings.mqtt_port, keepalive=30)

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from .. import models
 from ..bulk import insert_rows
+from .permissions import CaseFacts, Reporter, clamp_done_at, may
 
 REPORTS: Table = models.Report.__table__  # type: ignore[assignment]
 TRANSITIONS: Table = models.ReportTransition.__table__  # type: ignore[assignment]
@@ -566,8 +567,13 @@ def apply_case_message(
     received_at: dt.datetime,
     now: dt.datetime,
     photo_optional: frozenset[str] = frozenset(),
+    holders: HoldersCache | None = None,
 ) -> tuple[CaseOutcome, Effects]:
-    """Apply one rectification or verification inside the caller's transaction."""
+    """Apply one rectification or verification inside the caller's transaction.
+
+    Who may send it is decided by roadwatch.cases.permissions (the one permission table);
+    its done_at is first clamped between the start of the work it claims and its receipt.
+    """
     fx = Effects()
     r = REPORTS.c
     if conn.execute(select(MESSAGES.c.id).where(MESSAGES.c.id == msg.message_id)).first():
@@ -575,11 +581,26 @@ def apply_case_message(
         return CaseOutcome(
             "duplicate", row.case_status if row else None, row.segment_id if row else None
         ), fx
-    q = select(r.id, r.case_status, r.segment_id, r.category, r.due_at, r.assignee_id).where(
-        r.id == msg.report_id
-    )
+    q = select(
+        r.id,
+        r.case_status,
+        r.segment_id,
+        r.district,
+        r.category,
+        r.due_at,
+        r.assignee_id,
+        r.dispatched_at,
+        r.rectified_at,
+        r.snap,
+        # who fixed it and who is asking, in the same round trip (only the case row is locked)
+        _fixer_sql(r.id).label("fixer_id"),
+        select(models.Reporter.kind)
+        .where(models.Reporter.id == msg.reporter_id)
+        .scalar_subquery()
+        .label("actor_kind"),
+    ).where(r.id == msg.report_id)
     if conn.dialect.name == "postgresql":
-        q = q.with_for_update()
+        q = q.with_for_update(of=REPORTS)
     case = conn.execute(q).first()
     if case is None:
         return _reject(
@@ -597,46 +618,63 @@ def apply_case_message(
     except TransitionError as exc:
         return _reject("report_id", exc.code, str(exc)), fx
 
+    # When was it done? Not before the work could begin, not after the platform got it.
+    received = _aware(received_at, None)
+    fixer: str | None = None
+    kind: str | None = None
     if msg.kind == "rectification":
-        holders = holders_of(conn, [case.segment_id]).get(case.segment_id, [])
-        allowed = {h.person_id for h in holders if h.holds(msg.done_at)} | {case.assignee_id}
-        if msg.reporter_id not in allowed:
-            return _reject(
-                "reporter_id",
-                "not_responsible",
-                f"{msg.reporter_id} is not responsible for segment "
-                f"{case.segment_id}; only its chiefs, partner unit or merchant "
-                "may rectify it",
-            ), fx
+        earliest = _aware(case.dispatched_at, None)
+        what = "case was dispatched"
+        if case.case_status == "reopened":
+            reopened_at = _last_reopened_at(conn, msg.report_id)
+            if reopened_at is not None and (earliest is None or reopened_at > earliest):
+                earliest, what = reopened_at, "case was reopened"
+    else:
+        earliest, what = _aware(case.rectified_at, None), "rectification it verifies"
+        fixer, kind = case.fixer_id, case.actor_kind
+    clamp = clamp_done_at(msg.done_at, earliest, received, what)
+    done_at = clamp.used
+    seg = case.segment_id
+    held = (
+        (holders.get(conn, [seg]) if holders else holders_of(conn, [seg])).get(seg, [])
+        if seg
+        else []
+    )
+    facts = CaseFacts(
+        id=case.id,
+        segment_id=seg,
+        district=case.district,
+        assignee_id=case.assignee_id,
+        at=done_at,
+        holders=held,
+        fixer_id=fixer,
+        chainage_m=_chainage(case.snap),
+    )
+    decision = may(
+        Reporter(msg.reporter_id, kind),
+        "rectify" if msg.kind == "rectification" else "verify",
+        facts,
+    )
+    if not decision.allowed:
+        return _reject("reporter_id", decision.code, decision.reason), fx
+
+    if msg.kind == "rectification":
         if case.category not in photo_optional and not msg.photos:
             return _reject(
                 "photos", "photo_required", "an after photo is required to rectify this category"
             ), fx
         values: dict[str, Any] = {
             "case_status": "rectified",
-            "rectified_at": msg.done_at,
+            "rectified_at": done_at,
             "next_escalation_at": None,
             "updated_at": now,
         }
+    elif target == "closed":
+        values = {"case_status": "closed", "closed_at": done_at, "updated_at": now}
     else:
-        last = conn.execute(
-            select(MESSAGES.c.reporter_id)
-            .where(MESSAGES.c.report_id == msg.report_id, MESSAGES.c.kind == "rectification")
-            .order_by(MESSAGES.c.received_at.desc())
-            .limit(1)
-        ).first()
-        if last is not None and last.reporter_id == msg.reporter_id:
-            return _reject(
-                "reporter_id",
-                "same_person",
-                "the person who rectified a case cannot verify it; a supervisor or evaluator must",
-            ), fx
-        if target == "closed":
-            values = {"case_status": "closed", "closed_at": msg.done_at, "updated_at": now}
-        else:
-            due = case.due_at
-            resume = due if due is not None and _aware(due, None) > now else now
-            values = {"case_status": "reopened", "next_escalation_at": resume, "updated_at": now}
+        due = case.due_at
+        resume = due if due is not None and _aware(due, None) > now else now
+        values = {"case_status": "reopened", "next_escalation_at": resume, "updated_at": now}
     conn.execute(
         MESSAGES.insert(),
         {
@@ -645,7 +683,7 @@ def apply_case_message(
             "report_id": msg.report_id,
             "reporter_id": msg.reporter_id,
             "received_at": received_at,
-            "done_at": msg.done_at,
+            "done_at": done_at,
             "result": msg.result,
             "photos": list(msg.photos),
             "note": msg.note,
@@ -665,7 +703,11 @@ def apply_case_message(
                 msg.reporter_id,
                 now,
                 msg.note,
-                {"message_id": msg.message_id, "photos": list(msg.photos)},
+                {
+                    "message_id": msg.message_id,
+                    "photos": list(msg.photos),
+                    "done_at": clamp.as_json(),
+                },
             )
         ],
     )
@@ -694,3 +736,73 @@ def apply_case_message(
             )
         )
     return CaseOutcome("accepted", target, case.segment_id), fx
+
+
+def _last_reopened_at(conn: Connection, report_id: str) -> dt.datetime | None:
+    t = TRANSITIONS.c
+    at = conn.execute(
+        select(t.at)
+        .where(t.report_id == report_id, t.to_status == "reopened")
+        .order_by(t.at.desc())
+        .limit(1)
+    ).scalar()
+    return _aware(at, None) if at is not None else None
+
+
+def case_facts(
+    conn: Session | Connection,
+    report_id: str,
+    at: dt.datetime,
+    *,
+    holders: HoldersCache | None = None,
+) -> CaseFacts | None:
+    """What the permission table needs to judge an action on a case at `at` (for a staff
+    action: now), or None when there is no such report. The command centre's actions call
+    `permissions.may(Staff(...), action, case_facts(...))`, as the chiefs' path does."""
+    r = REPORTS.c
+    case = conn.execute(
+        select(r.id, r.segment_id, r.district, r.assignee_id, r.case_status, r.snap).where(
+            r.id == report_id
+        )
+    ).first()
+    if case is None:
+        return None
+    fixer = None
+    if case.case_status == "rectified":
+        fixer = _fixer(conn, report_id)
+    seg = case.segment_id
+    held = (
+        (holders.get(conn, [seg]) if holders else holders_of(conn, [seg])).get(seg, [])
+        if seg
+        else []
+    )
+    return CaseFacts(
+        id=case.id,
+        segment_id=seg,
+        district=case.district,
+        assignee_id=case.assignee_id,
+        at=at,
+        holders=held,
+        fixer_id=fixer,
+        chainage_m=_chainage(case.snap),
+    )
+
+
+def _chainage(snap: Any) -> float | None:
+    value = snap.get("chainage_m") if isinstance(snap, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _fixer_sql(report_id: Any) -> Any:
+    """Who sent the rectification a verification would check (the latest one)."""
+    return (
+        select(MESSAGES.c.reporter_id)
+        .where(MESSAGES.c.report_id == report_id, MESSAGES.c.kind == "rectification")
+        .order_by(MESSAGES.c.received_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _fixer(conn: Session | Connection, report_id: str) -> str | None:
+    return conn.execute(select(_fixer_sql(report_id))).scalar()

@@ -1,16 +1,28 @@
 """The platform's MQTT client: persistent session, QoS 1, PUBACK only after commit.
 
-paho's network thread only puts messages on a queue (it must never block or raise);
+paho's network thread only puts messages on a bounded inbox (it must never raise);
 one worker thread takes them in batches, runs the pipeline, and then — in arrival
 order — publishes each ack and PUBACKs the original. A message whose batch could not
 be committed is never acked, so the broker redelivers it; the report id makes the
 redelivery harmless.
+
+What a chief's message cannot do (docs/security.md, "MQTT"):
+* send the platform's ack anywhere but the sender's own ack topic: an MQTT 5
+  ResponseTopic is honoured only when it IS `{root}/acks/{reporter}` (a publish the
+  broker's ACL denies would make Mosquitto drop the platform's connection);
+* take the platform's session: with a broker password, the client ids are derived from
+  it (`session_client_id`), so they are stable but known only to whoever holds it;
+* make the platform ingest a retained copy again: retained messages are never ingested
+  (MQTT 5: not even sent to us on subscribe), only acknowledged to the broker;
+* grow the platform's memory: the inbox is bounded (QoS 1 by the broker's in-flight
+  window plus backpressure, QoS 0 by dropping, counted, once its share is full).
 """
 
 from __future__ import annotations
 
+import collections
+import hmac
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -21,8 +33,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from .. import jsonbytes
+from ..metrics import Metrics
 from ..models import utcnow
 from ..pipeline import Pipeline, StorageError
 from .messages import Inbound, Outcome
@@ -31,11 +45,106 @@ from .topics import Topics
 log = logging.getLogger(__name__)
 
 
+# The inbox's share for QoS 0 messages (no flow control: a flood is cut here) and its
+# byte budget. QoS 1 messages are bounded by the broker's in-flight window (our MQTT 5
+# Receive Maximum, Mosquitto's max_inflight_messages for 3.1.1) and wait, never dropped.
+INBOX_QOS0_ITEMS = 2000
+INBOX_MAX_BYTES = 32 * 1024 * 1024
+LOG_EVERY_S = 60.0  # the most often one kind of refused message is logged
+
+
+def session_client_id(base: str, password: str | None) -> str:
+    """The MQTT client id actually used for `base` (the configured id, or it + "-notices"…).
+
+    Anyone who knows a connected client's id can take its session over (MQTT: the newer
+    connection wins), and the configured id is public (defaults.toml, the docs). With a
+    broker password the id gets a suffix derived from it: stable across restarts (the
+    persistent session and its queue survive) yet unknown to chiefs, who cannot read the
+    platform's password; whoever knows the password could log in as the platform anyway.
+    Without a password (the embedded development broker) the configured id is used as is.
+    """
+    if not password:
+        return base
+    tag = hmac.new(password.encode(), b"roadwatch-mqtt-client-id:" + base.encode(), "sha256")
+    return f"{base}-{tag.hexdigest()[:20]}"
+
+
 @dataclass(frozen=True, slots=True)
 class _Token:
     mid: int
     qos: int
     generation: int  # the connection it arrived on; a mid means nothing on another one
+
+
+class Inbox:
+    """The hand-over from paho's network thread to the ingest worker, bounded.
+
+    * QoS 1/2: never dropped (the broker keeps the message until our PUBACK). Their
+      number is bounded by the broker's in-flight window; past `max_acked_items` or the
+      byte budget `put` waits for the worker (backpressure: paho stops reading, the
+      broker holds the rest), checking every second whether to give up (`stop`).
+    * QoS 0: no flow control exists, so a flood is cut here: beyond `max_qos0_items` or
+      the byte budget the message is dropped and counted (`dropped`).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_acked_items: int,
+        max_qos0_items: int = INBOX_QOS0_ITEMS,
+        max_bytes: int = INBOX_MAX_BYTES,
+    ) -> None:
+        self.max_acked_items = max_acked_items
+        self.max_qos0_items = max_qos0_items
+        self.max_bytes = max_bytes
+        self._items: collections.deque[tuple[Any, int, int]] = collections.deque()
+        self._cond = threading.Condition()
+        self.acked_items = 0
+        self.qos0_items = 0
+        self.bytes = 0
+        self.dropped = 0
+        self.peak_bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, item: Any, qos: int, size: int, stop: threading.Event | None = None) -> bool:
+        """Queue `item`; False if it was dropped (QoS 0 only) or the wait was given up."""
+        with self._cond:
+            if qos == 0:
+                if self.qos0_items >= self.max_qos0_items or self.bytes + size > self.max_bytes:
+                    self.dropped += 1
+                    return False
+                self.qos0_items += 1
+            else:
+                while self.acked_items >= self.max_acked_items or (
+                    self.bytes and self.bytes + size > self.max_bytes
+                ):
+                    if stop is not None and stop.is_set():
+                        return False
+                    self._cond.wait(1.0)
+                self.acked_items += 1
+            self.bytes += size
+            self.peak_bytes = max(self.peak_bytes, self.bytes)
+            self._items.append((item, qos, size))
+            self._cond.notify_all()
+            return True
+
+    def get(self, timeout: float | None = None) -> Any:
+        """The oldest item; raises IndexError if none arrived within `timeout` (0: no wait)."""
+        with self._cond:
+            if not self._items and timeout:
+                self._cond.wait_for(lambda: bool(self._items), timeout)
+            if not self._items:
+                raise IndexError("empty")
+            item, qos, size = self._items.popleft()
+            if qos == 0:
+                self.qos0_items -= 1
+            else:
+                self.acked_items -= 1
+            self.bytes -= size
+            self._cond.notify_all()
+            return item
 
 
 class MqttIngest:
@@ -55,6 +164,7 @@ class MqttIngest:
         username: str | None = None,
         password: str | None = None,
         on_batch: Callable[[list[Outcome]], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.host, self.port = host, port
@@ -65,7 +175,11 @@ class MqttIngest:
         self.batch_max = batch_max
         self.batch_wait = batch_wait_ms / 1000
         self.on_batch = on_batch
-        self._queue: queue.Queue[tuple[Inbound, _Token]] = queue.Queue()
+        self.metrics = metrics
+        # The worker PUBACKs only after commit, so the broker never has more than its
+        # in-flight window of QoS 1 messages with us: that window bounds their count.
+        self._queue = Inbox(max_acked_items=max(receive_maximum, 1000))
+        self._last_logged: dict[str, float] = {}
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._generation = 0
@@ -73,17 +187,19 @@ class MqttIngest:
         self.connected = threading.Event()
         self.last_error: str | None = None
 
+        self.configured_client_id = client_id
+        self.client_id = session_client_id(client_id, password)
         if protocol == 5:
             self.client = mqtt.Client(
                 CallbackAPIVersion.VERSION2,
-                client_id=client_id,
+                client_id=self.client_id,
                 protocol=mqtt.MQTTv5,
                 manual_ack=True,
             )
         else:
             self.client = mqtt.Client(
                 CallbackAPIVersion.VERSION2,
-                client_id=client_id,
+                client_id=self.client_id,
                 protocol=mqtt.MQTTv311,
                 clean_session=False,
                 manual_ack=True,
@@ -104,7 +220,7 @@ class MqttIngest:
         # never queues in front of the acks phones are waiting for.
         self.notifier = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"{client_id}-notices",
+            client_id=session_client_id(f"{client_id}-notices", password),
             protocol=mqtt.MQTTv311,
         )
         if username:
@@ -159,7 +275,13 @@ class MqttIngest:
         self.last_error = None
         self.connected.set()
         subs = self.topics.subscriptions()
-        client.subscribe([(t, 1) for t in subs])
+        if self.protocol == 5:
+            # retainHandling 2: the broker sends no retained message when we (re)subscribe.
+            # A retained report would otherwise come back on every reconnect.
+            opts = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+            client.subscribe([(t, opts) for t in subs])
+        else:
+            client.subscribe([(t, 1) for t in subs])
         log.info(
             "MQTT: connected to %s:%d (MQTT %s, session present: %s), subscribed to %s",
             self.host,
@@ -177,8 +299,29 @@ class MqttIngest:
             self.last_error = f"disconnected: {reason}"
             log.warning("MQTT: disconnected (%s); paho reconnects", reason)
 
+    def _count(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.mqtt_not_ingested.labels(reason).inc()
+
+    def _note(self, reason: str, text: str, *args: Any) -> None:
+        """Log `text` at most once a minute per reason (a flood must not flood the log)."""
+        now = time.monotonic()
+        if now - self._last_logged.get(reason, -LOG_EVERY_S) >= LOG_EVERY_S:
+            self._last_logged[reason] = now
+            log.warning(text, *args)
+
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:
+            token = _Token(msg.mid, msg.qos, self._generation)
+            if msg.retain:
+                # A retained copy replayed by the broker on (re)subscribe (MQTT 3.1.1; with
+                # MQTT 5 we ask for none): the original was ingested when it was published.
+                # Acknowledged in order by the worker, never ingested again.
+                self._count("retained")
+                self._note("retained", "MQTT: ignored a retained message on %s", msg.topic)
+                if msg.qos > 0:
+                    self._queue.put((None, token), msg.qos, 0, self._stop)
+                return
             received = utcnow()
             parsed = self.topics.parse(msg.topic)
             kind, reporter = parsed if parsed else ("unknown", None)
@@ -197,37 +340,49 @@ class MqttIngest:
                 response_topic=response_topic,
                 correlation_data=correlation,
             )
-            self._queue.put((inbound, _Token(msg.mid, msg.qos, self._generation)))
+            size = len(inbound.payload) + len(msg.topic) + 64
+            queued = self._queue.put((inbound, token), msg.qos, size, self._stop)
+            if not queued and msg.qos == 0:
+                self._count("queue_full")
+                self._note(
+                    "queue_full",
+                    "MQTT: inbox full, QoS 0 messages dropped (%d so far); QoS 1 waits",
+                    self._queue.dropped,
+                )
         except Exception:  # nothing may escape into paho's loop
             log.exception("MQTT: could not queue a message on %r", getattr(msg, "topic", "?"))
 
     # -- worker -------------------------------------------------------------------
-    def _next_batch(self) -> list[tuple[Inbound, _Token]]:
+    def _next_batch(self) -> list[tuple[Inbound | None, _Token]]:
         try:
             first = self._queue.get(timeout=0.2)
-        except queue.Empty:
+        except IndexError:
             return []
         batch = [first]
         deadline = time.monotonic() + self.batch_wait
         while len(batch) < self.batch_max:
             try:
-                batch.append(self._queue.get_nowait())
+                batch.append(self._queue.get(0))
                 continue
-            except queue.Empty:
+            except IndexError:
                 pass
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             try:
                 batch.append(self._queue.get(timeout=remaining))
-            except queue.Empty:
+            except IndexError:
                 break
         return batch
 
     def _work(self) -> None:
         while not self._stop.is_set():
-            batch = self._next_batch()
-            if not batch:
+            items = self._next_batch()
+            if not items:
+                continue
+            batch = [(m, t) for m, t in items if m is not None]
+            if not batch:  # only retained copies: acknowledge them, nothing to store
+                self._ack_skipped(items)
                 continue
             delay = 0.5
             while True:
@@ -244,19 +399,31 @@ class MqttIngest:
                     log.exception("ingest: unexpected failure; retrying the batch")
                     time.sleep(delay)
                     delay = min(delay * 2, 10.0)
-            self._finish(batch, outcomes)
+            self._finish(items, outcomes)
 
-    def _finish(self, batch: list[tuple[Inbound, _Token]], outcomes: list[Outcome]) -> None:
+    def _ack(self, token: _Token, generation: int) -> None:
+        if token.qos > 0 and token.generation == generation:
+            self.client.ack(token.mid, token.qos)
+        # else: it arrived on an earlier connection; the broker will redeliver it and
+        # the duplicate is answered from the database.
+
+    def _ack_skipped(self, items: list[tuple[Inbound | None, _Token]]) -> None:
         generation = self._generation
-        for (msg, token), outcome in zip(batch, outcomes, strict=True):
-            try:
-                self.publish_ack(msg, outcome)
-            except Exception:
-                log.exception("ingest: could not publish the ack for %s", outcome.id)
-            if token.qos > 0 and token.generation == generation:
-                self.client.ack(token.mid, token.qos)
-            # else: it arrived on an earlier connection; the broker will redeliver it and
-            # the duplicate is answered from the database.
+        for _m, token in items:
+            self._ack(token, generation)
+
+    def _finish(self, items: list[tuple[Inbound | None, _Token]], outcomes: list[Outcome]) -> None:
+        """Publish each ack and PUBACK each message, in arrival order (skipped ones too)."""
+        generation = self._generation
+        results = iter(outcomes)
+        for msg, token in items:
+            if msg is not None:
+                outcome = next(results)
+                try:
+                    self.publish_ack(msg, outcome)
+                except Exception:
+                    log.exception("ingest: could not publish the ack for %s", outcome.id)
+            self._ack(token, generation)
         if self.on_batch is not None:
             self.on_batch(outcomes)
 
@@ -264,11 +431,28 @@ class MqttIngest:
         self.notifier.publish(self.topics.notice(person), body, qos=1)
 
     def publish_ack(self, msg: Inbound, outcome: Outcome) -> None:
+        """The outcome goes to the sender's own ack topic, and nowhere else.
+
+        An MQTT 5 ResponseTopic is honoured only if it is that topic: any other would let
+        one chief write into another's acks or notices (or, when the broker's ACL denies
+        the publish, make Mosquitto close the platform's connection, and the redelivered
+        message would do it again). The correlation data always comes back.
+        """
+        if not msg.topic_reporter:
+            return  # not one of our topics: nobody to answer
+        own = self.topics.ack(msg.topic_reporter)
+        if msg.response_topic and msg.response_topic != own:
+            self._count("foreign_response_topic")
+            self._note(
+                "response_topic",
+                "MQTT: %s asked for its ack on %r; sent to %s instead",
+                msg.topic,
+                msg.response_topic[:200],
+                own,
+            )
         body = jsonbytes.dumps(outcome.ack_body())
-        if msg.response_topic:
+        props = None
+        if self.protocol == 5 and msg.correlation_data is not None:
             props = Properties(PacketTypes.PUBLISH)
-            if msg.correlation_data is not None:
-                props.CorrelationData = msg.correlation_data
-            self.client.publish(msg.response_topic, body, qos=1, properties=props)
-        if msg.topic_reporter:
-            self.client.publish(self.topics.ack(msg.topic_reporter), body, qos=1)
+            props.CorrelationData = msg.correlation_data
+        self.client.publish(own, body, qos=1, properties=props)

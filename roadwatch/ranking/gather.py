@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, TextClause, bindparam, text
+from sqlalchemy import Connection, Engine, TextClause, bindparam, text
 
 from ..models import UTCDateTime
 from ..settings import MAX_FUTURE_SKEW
@@ -233,6 +233,31 @@ _GROUP_COLS = """f.category, f.severity, f.source, COUNT(*) AS n, SUM(f.on_time)
 # whole segment; merchants: only findings whose chainage lies in their frontage zone).
 _HOLDS = """a.segment_id = f.segment_id AND a.valid_from <= f.observed_at
     AND (a.valid_to IS NULL OR a.valid_to > f.observed_at)"""
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """One connection whose every query sees the same state of the database.
+
+    A ranking is a dozen queries (segments, groups, patrol, holders, then the drill-downs
+    behind each flag); reports keep arriving between them. Read at different moments, a
+    flag's drill-down could list a finding its score did not count (the draft page then
+    failed with "drill-down of … does not match its score"). So every query of one ranking
+    runs in one transaction over one snapshot: on PostgreSQL a READ ONLY REPEATABLE READ
+    transaction (its snapshot is taken at the first query and kept to the end; never a
+    serialization failure for a reader), on SQLite one read transaction (BEGIN: in WAL mode
+    the snapshot of the first read holds until the end; the driver itself would run each
+    SELECT on its own). Writers are not blocked in either.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        with conn.begin():
+            if conn.dialect.name == "sqlite":
+                # pysqlite opens a transaction only before writes: open it ourselves; the
+                # driver's commit or rollback at the end closes it
+                conn.exec_driver_sql("BEGIN")
+            yield conn
 
 
 @contextmanager

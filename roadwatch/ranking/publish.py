@@ -29,10 +29,10 @@ from sqlalchemy import Connection, Engine, Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from .. import models
+from .. import audit, models
 from .columns import ScoredTable, score_table
 from .formula import Formula
-from .gather import findings_of, gather_table, gather_week, ranking_session
+from .gather import findings_of, gather_table, gather_week, ranking_session, snapshot
 from .score import Finding, League, Unit, group_findings, league_to_dict, score_week
 from .week import Week
 
@@ -253,42 +253,46 @@ def publish(
     by: str,
     now: dt.datetime,
     url: str | None = None,
+    actor: audit.Actor | None = None,
 ) -> Published:
-    """Freeze the week exactly once; a second call (from anywhere) changes nothing."""
+    """Freeze the week exactly once; a second call (from anywhere) changes nothing.
+
+    Audited (`ranking.publish`, by `actor`, else `by`) in the same transaction."""
     if now < as_of:
         raise RankingError(
             "contest_open",
             f"{week.label} can be published from {as_of.astimezone(week.tz):%Y-%m-%d %H:%M} "
             "on, when its contest window has closed",
         )
-    with engine.begin() as conn:
-        existing = ranking_row(conn, week.label)
+    # the content from one snapshot (its figures and drill-downs agree), then the row in a
+    # short write transaction of its own
+    with snapshot(engine) as snap:
+        existing = ranking_row(snap, week.label)
         if existing is not None:
             return Published(week.label, False, existing.content_sha256, existing.chain_sha256)
-        later = conn.execute(
-            select(func.min(RANKINGS.c.week)).where(RANKINGS.c.week > week.label)
-        ).scalar()
-        if later:
-            raise RankingError(
-                "out_of_order", f"{later} is already published: weeks are published in order"
-            )
-        pending = conn.execute(
+        _check_order(snap, week)
+        pending = snap.execute(
             select(func.count())
             .select_from(DISPUTES)
             .where(DISPUTES.c.week == week.label, DISPUTES.c.decision.is_(None))
         ).scalar_one()
-        content = compute(conn, formula, week, as_of)
-        content["published_at"] = now.astimezone(week.tz).isoformat()
-        content["published_by"] = by
-        content["pending_disputes"] = int(pending)  # undecided at the cut-off: still counted
+        content = compute(snap, formula, week, as_of)
+    content["published_at"] = now.astimezone(week.tz).isoformat()
+    content["published_by"] = by
+    content["pending_disputes"] = int(pending)  # undecided at the cut-off: still counted
+    text_ = canonical(content)
+    digest = sha256(text_)
+    with engine.begin() as conn:
+        existing = ranking_row(conn, week.label)
+        if existing is not None:  # another process published it meanwhile
+            return Published(week.label, False, existing.content_sha256, existing.chain_sha256)
+        _check_order(conn, week)
         prev = conn.execute(
             select(RANKINGS.c.chain_sha256)
             .where(RANKINGS.c.week < week.label)
             .order_by(RANKINGS.c.week.desc())
             .limit(1)
         ).scalar()
-        text_ = canonical(content)
-        digest = sha256(text_)
         link = chain(prev, digest)
         inserted = conn.execute(
             _insert(conn, RANKINGS)
@@ -310,6 +314,16 @@ def publish(
         if inserted is None:  # another process won the race in the meantime
             row = ranking_row(conn, week.label)
             return Published(week.label, False, row.content_sha256, row.chain_sha256)
+        audit.record(
+            conn,
+            actor or by,
+            "ranking.publish",
+            week.label,
+            at=now,
+            published_by=by,
+            content_sha256=digest,
+            formula=formula.version,
+        )
         from ..pipeline import record_events
 
         events = record_events(
@@ -318,6 +332,26 @@ def publish(
             now,
         )
     return Published(week.label, True, digest, link, events)
+
+
+def _check_order(conn: Connection, week: Week) -> None:
+    later = conn.execute(
+        select(func.min(RANKINGS.c.week)).where(RANKINGS.c.week > week.label)
+    ).scalar()
+    if later:
+        raise RankingError(
+            "out_of_order", f"{later} is already published: weeks are published in order"
+        )
+
+
+def draft(
+    engine: Engine, formula: Formula, week: Week, now: dt.datetime, contest_hours: float
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A week not yet published as it stands at `now` (at most its cut-off), with its
+    disputes: every query from one snapshot of the database."""
+    as_of = min(now, default_as_of(week, contest_hours))
+    with snapshot(engine) as snap:
+        return compute(snap, formula, week, as_of), disputes_of(snap, week.label)
 
 
 @dataclass
@@ -330,7 +364,7 @@ class Verification:
 def verify(engine: Engine, formula: Formula, week: Week) -> Verification:
     """Stored bytes vs their hash, the chain link, and a recomputation from the events."""
     problems: list[str] = []
-    with engine.connect() as conn:
+    with snapshot(engine) as conn:
         row = ranking_row(conn, week.label)
         if row is None:
             raise RankingError("not_published", f"{week.label} is not published")
@@ -425,7 +459,9 @@ def file_dispute(
     evidence: list[str],
     now: dt.datetime,
     contest_hours: float,
+    actor: audit.Actor | None = None,
 ) -> int:
+    """File a dispute as `by` (on the web: the logged-in user); audited (`dispute.file`)."""
     reason = (reason or "").strip()
     if not reason:
         raise RankingError("reason_required", "say why the finding is disputed")
@@ -459,6 +495,15 @@ def file_dispute(
         ).first()
         if inserted is None:
             raise RankingError("already_disputed", f"report {report_id} is already disputed")
+        audit.record(
+            conn,
+            actor or by,
+            "dispute.file",
+            str(inserted.id),
+            at=now,
+            week=week.label,
+            report_id=report_id,
+        )
     return int(inserted.id)
 
 
@@ -471,7 +516,9 @@ def decide_dispute(
     now: dt.datetime,
     tz: Any,
     contest_hours: float,
+    actor: audit.Actor | None = None,
 ) -> None:
+    """Decide as `by`, never the filer (RankingError own_dispute); audited (`dispute.decide`)."""
     if decision not in ("upheld", "rejected"):
         raise RankingError("bad_decision", "decision must be 'upheld' or 'rejected'")
     with engine.begin() as conn:
@@ -490,6 +537,16 @@ def decide_dispute(
         ).rowcount
         if done != 1:
             raise RankingError("already_decided", f"dispute {dispute_id} is already decided")
+        audit.record(
+            conn,
+            actor or by,
+            "dispute.decide",
+            str(dispute_id),
+            at=now,
+            week=d.week,
+            report_id=d.report_id,
+            decision=decision,
+        )
 
 
 def disputes_of(conn: Connection, week: str) -> list[dict[str, Any]]:

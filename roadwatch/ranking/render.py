@@ -82,7 +82,7 @@ def drilldown_rows(content: Mapping[str, Any]) -> Iterator[tuple[Any, ...]]:
                     f["severity"],
                     f["source"],
                     f.get("observed_at", ""),
-                    f.get("reporter_id", ""),
+                    f.get("reporter_id") or f.get("reporter_kind", ""),  # the public: a kind
                     "yes" if f["overdue"] else "",
                     "yes" if f["reopened"] else "",
                     "yes" if f["unresolved"] else "",

@@ -12,10 +12,12 @@ from ..runtime import Runtime
 from . import (
     api,
     auth,
+    authz,
     centre,
     errors,
     exports,
     headers,
+    limits,
     live,
     mobile,
     open311,
@@ -36,6 +38,7 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["roadwatch"] = runtime
     auth.configure(app, runtime)  # staff login: secret key, guard, /login, /logout
+    authz.configure(app)  # viewers change nothing; GET /api/audit (after auth's guard)
 
     socketio = SocketIO(
         app,
@@ -65,6 +68,7 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     app.register_blueprint(centre.bp)
     app.register_blueprint(mobile.bp)
     errors.register(app)
+    limits.init_app(app, settings)  # after the blueprints: wraps the intake views
     live.register(socketio, runtime)
     runtime.broadcaster.emitter = socketio
     return app, socketio

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import json
 import math
 import re
@@ -17,16 +16,20 @@ from shapely.geometry import mapping
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from .. import models
+from .. import models, photos
+from ..apikeys import Identity
+from ..apikeys import identify as identify_key
 from ..cases.workflow import ALLOWED
 from ..ingest.errors import FieldError
 from ..ingest.messages import Inbound
-from ..ingest.payloads import parse_time
+from ..ingest.payloads import decode_json, parse_time
 from ..pipeline import StorageError, segment_states
+from ..public import photo_is_public
 from ..responsibility import assignment_json, responsible_at
 from ..runtime import Runtime
-from .auth import scope_district
+from .auth import current_user, scope_district
 from .errors import ApiError, error_response
+from .limits import intake_limited, presented_api_key
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -38,6 +41,7 @@ REJECT_CODES = {
     "not_utf8": 400,
     "invalid_text": 400,
     "unsupported_media_type": 415,
+    "not_you": 403,
 }
 
 
@@ -555,22 +559,71 @@ def _not_json() -> tuple[FieldError, ...]:
     )
 
 
-@bp.post("/reports")
-def post_report() -> tuple[Response, int]:
+# -- identity on intake (issue 15) ---------------------------------------------------------
+def intake_identity() -> Identity:
+    """The reporter an intake request files as, from its API key; a 401 in plain words when
+    it has none or a wrong one. A staff login is no identity here: staff do not report."""
+    key = presented_api_key()
+    if not key:
+        raise ApiError(
+            401,
+            "authorization",
+            "api_key_required",
+            "send your API key as 'Authorization: Bearer rwk_…' (or 'X-API-Key: rwk_…'); "
+            "ask the command centre for one (roadwatch apikeys add)",
+        )
+    with _rt().sessions() as session:
+        identity = identify_key(session, key)
+    if identity is None:
+        raise ApiError(
+            401,
+            "authorization",
+            "bad_api_key",
+            "this API key is unknown, revoked, or its reporter is disabled",
+        )
+    return identity
+
+
+def _not_yours(payload: bytes, reporter_id: str) -> tuple[FieldError, ...]:
+    """A body that names another reporter than the identity's (refused with 403, stored)."""
+    body, _ = decode_json(payload, _rt().settings.max_payload_bytes)
+    named = body.get("reporter_id") if isinstance(body, dict) else None
+    if not isinstance(named, str) or named == reporter_id:
+        return ()
+    shown = named if len(named) <= 64 else named[:64] + "…"
+    return (
+        FieldError(
+            "reporter_id",
+            "not_you",
+            f"只能以自己的身份上报：此凭据属于 {reporter_id}，不能以 {shown} 的名义上报 "
+            f"(this identity files as {reporter_id} only, not as {shown})",
+        ),
+    )
+
+
+def submit(kind: str, reporter_id: str) -> tuple[Response, int]:
+    """One HTTP intake message of `kind` (report, rectification, verification, patrol) from
+    an authenticated `reporter_id`, through the pipeline, answered with its ack body.
+
+    The identity is the message's reporter (like an MQTT topic's): a body naming another is
+    refused (403) and stored as a rejection, like every other bad input."""
     rt = _rt()
+    payload = request.get_data(cache=True)
     msg = Inbound(
         transport="http",
-        kind="report",
-        payload=request.get_data(cache=False),
+        kind=kind,
+        payload=payload,
         received_at=models.utcnow(),
         topic=None,
-        topic_reporter=None,
-        refused=_not_json(),
+        topic_reporter=reporter_id,
+        refused=_not_json() or _not_yours(payload, reporter_id),
     )
     try:
         (outcome,) = rt.pipeline.process([msg])
     except StorageError:
-        return error_response(503, "server", "unavailable", "the database is unavailable; retry")
+        return error_response(
+            503, "server", "unavailable", "平台数据库暂时不可用，请稍后重试 (retry)", retry_after=5
+        )
     body = outcome.ack_body()
     if outcome.status == "rejected":
         code = 422
@@ -578,6 +631,14 @@ def post_report() -> tuple[Response, int]:
             code = REJECT_CODES.get(e.code, code)
         return jsonify(body), code
     return jsonify(body), STATUS_CODES.get(outcome.status, 200)
+
+
+@bp.post("/reports")
+@intake_limited()
+def post_report(reporter: str | None = None) -> tuple[Response, int]:
+    """A report over HTTP from an API key's reporter (or, called by the phone app's view,
+    from the signed-in chief `reporter`)."""
+    return submit("report", reporter if reporter is not None else intake_identity().reporter_id)
 
 
 @bp.get("/rejected")
@@ -593,6 +654,9 @@ def rejected() -> Response:
         q = q.where(m.received_at < until)
     if "reporter" in request.args:
         q = q.where(m.reporter_id == request.args["reporter"])
+    only = scope_district()
+    if only is not None:
+        q = q.where(_sender_in_district(m, only))
     if "cursor" in request.args:
         (last_id,) = _decode_cursor(request.args["cursor"], int)
         q = q.where(m.id > last_id)
@@ -621,6 +685,27 @@ def rejected() -> Response:
         for x in rows
     ]
     return jsonify({"items": items, "next": nxt})
+
+
+def _sender_in_district(m: Any, only: str) -> Any:
+    """A refused message is a district's when its sender answered for a segment of the
+    district when it arrived (or is registered in it). It has no segment of its own, and
+    its payload is what was refused. Unknown senders' messages are for admins and viewers.
+    """
+    a, s, p = models.Assignment, models.Segment, models.Reporter
+    assigned = (
+        select(a.id)
+        .join(s, s.id == a.segment_id)
+        .where(
+            a.reporter_id == m.reporter_id,
+            s.district == only,
+            a.valid_from <= m.received_at,
+            or_(a.valid_to.is_(None), a.valid_to > m.received_at),
+        )
+        .exists()
+    )
+    registered = m.reporter_id.in_(select(p.id).where(p.district == only))
+    return or_(assigned, registered)
 
 
 # -- photos ------------------------------------------------------------------------
@@ -657,7 +742,11 @@ def _type_words(kinds: list[str]) -> str:
 
 
 @bp.post("/photos")
-def post_photo() -> tuple[Response, int]:
+@intake_limited()
+def post_photo(reporter: str | None = None) -> tuple[Response, int]:
+    """A photo upload from an API key's reporter (or the phone app's signed-in chief)."""
+    if reporter is None:
+        intake_identity()
     rt = _rt()
     upload = request.files.get("photo") or next(iter(request.files.values()), None)
     if upload is None:
@@ -679,16 +768,16 @@ def post_photo() -> tuple[Response, int]:
             415, "photo", "not_an_image", f"the photo must be a {_type_words(allowed)} image"
         )
     mime, ext, _ = PHOTO_KINDS[kind]
-    digest = hashlib.sha256(data).hexdigest()
-    folder = Path(rt.settings.photo_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{digest}{ext}"
-    created = not target.exists()
-    if created:
-        tmp = target.with_suffix(".part")
-        tmp.write_bytes(data)
-        tmp.replace(target)  # atomic: a half-written photo is never served
-    return jsonify({"sha256": digest, "size": len(data), "type": mime}), 201 if created else 200
+    # Metadata (EXIF: device, position, time) is read into photo_meta and removed here.
+    try:
+        saved = photos.save_upload(
+            rt.sessions, Path(rt.settings.photo_dir), data, kind, ext, mime, rt.settings.tz
+        )
+    except photos.PhotoError as exc:
+        status = {"cannot_clean": 415, "too_many_pixels": 413}.get(exc.code, 422)
+        raise ApiError(status, "photo", exc.code, str(exc)) from None
+    body = {"sha256": saved.sha256, "size": saved.size, "type": mime}
+    return jsonify(body), 201 if saved.created else 200
 
 
 def _photo_path(sha256: str) -> tuple[Path, str] | None:
@@ -715,9 +804,19 @@ def get_photo(sha256: str) -> Response:
     if not SHA256_HEX.match(sha256):
         raise ApiError(404, "sha256", "not_found", "no photo with that id")
     found = _photo_path(sha256)
+    if found is not None and current_user() is None:
+        # The public sees a photo only through the public request that shows it
+        # (Open311's media_url names it); staff see every photo. Anything else is
+        # answered as if the photo did not exist.
+        with _rt().sessions() as session:
+            if not photo_is_public(session, sha256, request.args.get("request")):
+                found = None
     if found is not None:
         path, mime = found
-        res = send_file(path.resolve(), mimetype=mime, max_age=31536000)
-        res.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        res = send_file(path.resolve(), mimetype=mime, max_age=3600)
+        public = current_user() is None
+        res.headers["Cache-Control"] = (
+            "public, max-age=3600" if public else "private, max-age=86400"
+        )
         return res
     raise ApiError(404, "sha256", "not_found", "no photo with that id (not uploaded yet?)")

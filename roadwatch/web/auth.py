@@ -243,7 +243,9 @@ def checked_password(sessions: Any, username: str, password: str) -> StaffUser |
         )
         raise TooManyAttempts(wait)
     with sessions.begin() as db:
-        user = authenticate(db, username, password)
+        user = authenticate(  # audited there (login / login_failed), in this transaction
+            db, username, password, address, "form" if request.path == "/login" else "basic"
+        )
     if user is None:
         throttle.failed(username, address, device)
     else:
@@ -397,6 +399,10 @@ def login_post() -> Any:
 @bp.post("/logout")
 def logout() -> BaseResponse:
     """Ends this login on the server too: the cookie, even replayed, is worth nothing."""
+    if current_user() is not None:
+        from .authz import record_logout
+
+        record_logout()
     token = session.get("sid")
     if token is not None:
         rt = current_app.extensions["roadwatch"]

@@ -3,6 +3,7 @@
 Both stream: plain columns are read in chunks (never 100k ORM objects), the CSV is
 written row by row, the workbook with openpyxl's write-only mode. Times are shown in the
 configured zone. The CSV starts with a UTF-8 BOM so that Excel shows Chinese correctly.
+Every cell goes through roadwatch.spreadsheet (no text is ever run as a formula).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from sqlalchemy import select
 from .. import models
 from ..categories import Categories
 from ..ingest.payloads import parse_time
+from ..spreadsheet import csv_row, xlsx_row
+from . import authz
 from .api import CASE_STATUSES, _rt, district_arg, status_list
 from .auth import scope_district
 from .errors import ApiError
@@ -179,6 +182,7 @@ def _disposition(ext: str) -> str:
 @bp.get("/cases.csv")
 def cases_csv() -> Response:
     rows = _rows(_query(), xlsx=False)  # the filters are checked here, before streaming
+    authz.record_export("cases.csv")
     return Response(
         stream_with_context(_csv_stream(rows)),
         content_type="text/csv; charset=utf-8",
@@ -192,7 +196,7 @@ def _csv_stream(rows: Iterator[tuple[Any, ...]]) -> Iterator[bytes]:
     writer = csv.writer(buf)
     writer.writerow(HEADER)
     for n, row in enumerate(rows, start=1):
-        writer.writerow(["" if v is None else _safe_text(v) for v in row])
+        writer.writerow(csv_row(row))
         if n % CHUNK == 0:
             yield buf.getvalue().encode("utf-8")
             buf.seek(0)
@@ -207,6 +211,7 @@ def cases_xlsx() -> Response:
     from openpyxl.styles import Font
 
     q = _query()
+    authz.record_export("cases.xlsx")
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("cases")
     bold = Font(bold=True)
@@ -217,7 +222,7 @@ def cases_xlsx() -> Response:
         header.append(cell)
     ws.append(header)
     for row in _rows(q, xlsx=True):
-        ws.append([_safe_text(v) for v in row])
+        ws.append(xlsx_row(ws, row))
     # openpyxl writes a zip, which needs a seekable file: spool it (to disk past 8 MB).
     # Closed when sent, or by the response when the client goes away first.
     spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
@@ -236,21 +241,3 @@ def cases_xlsx() -> Response:
     )
     resp.call_on_close(spool.close)
     return resp
-
-
-def _safe_text(v: Any) -> Any:
-    """Text a spreadsheet shows as text: no control characters, never a formula."""
-    if not isinstance(v, str):
-        return v
-    v = "".join(c for c in v if c >= " " or c in "\t\n\r")
-    if v.startswith(("=", "+", "-", "@")) and not _numeric(v):
-        return "'" + v
-    return v
-
-
-def _numeric(v: str) -> bool:
-    try:
-        float(v)
-        return True
-    except ValueError:
-        return False

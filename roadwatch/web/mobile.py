@@ -1,20 +1,23 @@
 """The road chief's phone app (`/m/`): the PWA shell and its small JSON API.
 
 Chiefs sign in with their own accounts (roadwatch.chief_accounts), never the command
-centre's staff login: the session is a signed cookie of its own, scoped to `/m/`. Reports,
-rectifications and patrols go to the broker over MQTT/WebSockets with the same login; the
-HTTP routes here are what the app needs around that (its data, a nearby-segment list, photo
-upload, and a report fallback when no broker is reachable), each checked against the chief.
+centre's staff login. Signing in with id and password issues a device credential (a random
+token; the database keeps only its hash): the app keeps that token, never the password, and
+every request here is checked against the device table, so sign-out, a password reset or an
+admin's revocation ends the phone's access at once. Reports, rectifications and patrols go
+to the broker over MQTT/WebSockets while the page still holds the password in memory; they
+also come in here over HTTP (after a reload, or when the broker's WebSocket cannot be
+reached) into the very same pipeline, as the signed-in chief only, idempotent by their UUID.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import Counter
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request, send_from_directory
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from flask import Blueprint, Response, current_app, g, jsonify, request, send_from_directory
 from sqlalchemy import func, or_, select, text
 
 from .. import chief_accounts, models
@@ -23,11 +26,13 @@ from ..runtime import Runtime
 from ..throttle import PasswordThrottle, minutes_text
 from . import api
 from .errors import ApiError
+from .limits import intake_limited
 
 bp = Blueprint("mobile", __name__, url_prefix="/m", static_folder=None)
 
 COOKIE = "rw_chief"
-SESSION_DAYS = 30
+SESSION_DAYS = 30  # the cookie's life; the device itself lasts until it is revoked
+SEEN_EVERY = dt.timedelta(minutes=5)  # last_seen_at is written at most this often
 GROUPS = [("order", "秩序"), ("clean", "卫生"), ("facade", "立面"), ("facility", "设施")]
 NEAR_RADIUS_M, NEAR_MAX_RADIUS_M = 150.0, 1000.0
 
@@ -44,24 +49,44 @@ def _rt() -> Runtime:
     return rt
 
 
-def _signer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="roadwatch-chief")
+def _token() -> str | None:
+    """The device credential of this request: `Authorization: Bearer …` or the cookie."""
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return request.cookies.get(COOKIE) or None
+
+
+def _device_key() -> str:
+    """The rate limit's identity for the app's intake: the device credential (by its digest),
+    else the client's address (an unsigned request is refused by the view anyway)."""
+    token = _token()
+    if token:
+        return "device:" + hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:32]
+    return "addr:" + (request.remote_addr or "unknown")
 
 
 def _chief() -> str:
-    """The signed-in chief's reporter id, or a 401 in plain words."""
-    raw = request.cookies.get(COOKIE)
-    if raw:
-        try:
-            rid = _signer().loads(raw, max_age=SESSION_DAYS * 86400)
-        except BadSignature:
-            rid = None
-        if isinstance(rid, str):
-            with _rt().sessions() as session:
-                account = session.get(models.ChiefAccount, rid)
-                if account is not None and not account.disabled:
-                    return rid
-    raise ApiError(401, "session", "signed_out", "请先登录 (please sign in)")
+    """The signed-in chief's reporter id (from a live device), or a 401 in plain words."""
+    if "chief_id" in g:
+        rid: str = g.chief_id
+        return rid
+    token = _token()
+    if token:
+        now = models.utcnow()
+        with _rt().sessions.begin() as session:
+            device = chief_accounts.device_for(session, token)
+            if device is not None:
+                if device.last_seen_at is None or now - device.last_seen_at > SEEN_EVERY:
+                    device.last_seen_at = now
+                g.chief_id, g.device_id = device.reporter_id, device.id
+                return device.reporter_id
+    raise ApiError(
+        401,
+        "session",
+        "signed_out",
+        "请重新登录：本机的登录已失效或已退出 (please sign in again on this phone)",
+    )
 
 
 def _static_dir() -> str:
@@ -144,10 +169,20 @@ def sign_in() -> tuple[Response, int]:
         _throttle().failed(rid, request.remote_addr)
         raise ApiError(401, "password", "wrong", "账号或密码不正确 (wrong id or password)")
     _throttle().succeeded(rid)
-    res = jsonify({"chief": _chief_json(rid), "config": _config()})
+    with _rt().sessions.begin() as session:
+        device, token = chief_accounts.issue_device(session, rid, request.headers.get("User-Agent"))
+        device_id = device.id
+    # The token is the phone's from now on; the password is never sent or kept again.
+    res = jsonify(
+        {
+            "chief": _chief_json(rid),
+            "config": _config(),
+            "device": {"id": device_id, "token": token},
+        }
+    )
     res.set_cookie(
         COOKIE,
-        _signer().dumps(rid),
+        token,
         max_age=SESSION_DAYS * 86400,
         path="/m/",
         httponly=True,
@@ -159,11 +194,21 @@ def sign_in() -> tuple[Response, int]:
 
 @bp.get("/api/session")
 def whoami() -> Response:
-    return jsonify({"chief": _chief_json(_chief()), "config": _config()})
+    rid = _chief()
+    return jsonify({"chief": _chief_json(rid), "config": _config(), "device": {"id": g.device_id}})
 
 
 @bp.delete("/api/session")
 def sign_out() -> Response:
+    """Revoke this phone's device credential (if it still has one) and drop the cookie."""
+    token = _token()
+    if token:
+        with _rt().sessions.begin() as session:
+            device = chief_accounts.device_for(session, token)
+            if device is not None:
+                chief_accounts.revoke_devices(
+                    session, device.reporter_id, "sign_out", device_id=device.id
+                )
     res = jsonify({"signed_out": True})
     res.delete_cookie(COOKIE, path="/m/")
     return res
@@ -307,19 +352,38 @@ def near() -> Response:
 
 # -- uploads and the HTTP fallback -----------------------------------------------------
 @bp.post("/api/photos")
+@intake_limited(key=_device_key)
 def photo() -> tuple[Response, int]:
-    _chief()
-    return api.post_photo()
+    return api.post_photo(reporter=_chief())
 
 
-@bp.post("/api/reports")
-def report() -> tuple[Response, int]:
-    """POST /api/reports for a signed-in chief, who may report only as themselves."""
+# Every kind the app sends, as its MQTT topic word names it (CONTRACT.md 1).
+INTAKE_KINDS = {"reports": "report", "rectifications": "rectification", "patrols": "patrol"}
+
+
+@bp.post("/api/<word>")
+@intake_limited(key=_device_key)
+def intake(word: str) -> tuple[Response, int]:
+    """POST /m/api/reports | rectifications | patrols: what the app would publish over MQTT.
+
+    The same pipeline, validation, idempotency (the message's UUID) and ack body as the
+    broker's path; the signed-in chief stands where MQTT has the topic's {reporter}, so the
+    pipeline itself refuses a body that names anyone else, and a body naming another chief
+    is refused here before anything is read further.
+    """
+    kind = INTAKE_KINDS.get(word)
+    if kind is None:
+        raise ApiError(404, "request", "not_found", "no such path")
     rid = _chief()
+    rt = _rt()
+    raw = request.get_data(cache=True)
     # The pipeline's own decoder: whatever it cannot read, it rejects in plain words below.
-    body, _ = decode_json(request.get_data(cache=True), _rt().settings.max_payload_bytes)
+    body, _ = decode_json(raw, rt.settings.max_payload_bytes)
     if isinstance(body, dict) and body.get("reporter_id") != rid:
         raise ApiError(
-            403, "reporter_id", "not_you", "只能以自己的身份上报 (you can only report as yourself)"
+            403,
+            "reporter_id",
+            "not_you",
+            "只能以自己的身份发送 (you can only send as yourself)",
         )
-    return api.post_report()
+    return api.submit(kind, rid)

@@ -2,8 +2,16 @@
 
 Mapping: a problem category is a service (service_code = category code); a report is a
 service request (service_request_id = report id); a road segment is an address
-(address_id = segment id, address = its name); the person or unit answering for the spot
-when the problem was seen is agency_responsible; the case's deadline is expected_datetime.
+(address_id = segment id, address = its name); the post answering for the spot when the
+problem was seen (its district and title, never a person's name) is agency_responsible;
+the case's deadline is expected_datetime.
+
+GET shows public service requests only (roadwatch/public.py: no findings of evaluators or
+covert checkers, nothing in review or judged invalid). What a request shows is what the
+city publishes: the category, the reporter's description, the segment, a fixed public
+text per status (never the workflow's internal notes), the post responsible, the deadline,
+the position (rounded to a grid of `open311_location_precision_m` metres when set) and a
+media_url that serves the photo to anyone only through this request.
 
 POST /requests turns the form into a CONTRACT 1.1 report and sends it through the same
 pipeline as MQTT and POST /api/reports. Errors use the spec's own format, in the format
@@ -34,6 +42,7 @@ from ..categories import Category
 from ..ingest.messages import Inbound
 from ..ingest.payloads import parse_time
 from ..pipeline import StorageError
+from ..public import public_clause
 from ..responsibility import LEVEL_NAMES
 from .api import _iso, _rt
 
@@ -56,7 +65,19 @@ STATUS_NAMES = {
     "duplicate": "重复上报",
     "invalid": "无效",
 }
+# What a status means, in the words the public reads (status_notes); the workflow's own
+# notes (a reviewer's, a fixer's, a verifier's) are internal and never shown.
+PUBLIC_NOTES = {
+    "new": "已受理，等待派遣 received, to be dispatched",
+    "dispatched": "已派遣责任人处置 dispatched to the post responsible",
+    "rectified": "已整改，等待核查 fixed, to be checked",
+    "closed": "已核查结案 checked and closed",
+    "reopened": "核查未通过，重新处置 the check failed; being handled again",
+    "duplicate": "与已有问题合并处理 handled with an earlier request for the same problem",
+    "accepted": "已受理 received",
+}
 ROLE_TITLES = {"partner_unit": "驻区单位", "merchant": "门前三包责任商户"}
+RESPONSIBLE = "责任人"  # a post without a known title
 UNIT_WORDS = {
     "m": "工作分钟",
     "h": "工作小时",
@@ -306,6 +327,7 @@ def _columns() -> tuple[Any, ...]:
         r.case_status,
         r.status,
         r.assignee_id,
+        r.district,
         r.segment_id,
         r.snap,
         r.lat,
@@ -315,8 +337,45 @@ def _columns() -> tuple[Any, ...]:
 
 
 def _query() -> Any:
+    """Public service requests only (roadwatch/public.py), with their segment's name."""
     r, s = models.Report, models.Segment
-    return select(*_columns()).outerjoin(s, s.id == r.segment_id)
+    return select(*_columns()).outerjoin(s, s.id == r.segment_id).where(public_clause())
+
+
+# -- positions as the public sees them ---------------------------------------------------------
+M_PER_DEGREE = 111_320.0
+
+
+def _grid() -> tuple[float, float] | None:
+    """The rounding grid (degrees of latitude, of longitude), or None for exact positions.
+
+    A fixed grid: a degree of longitude is measured at the middle latitude of the city
+    (setting city_bounds), so a position always falls in the same cell.
+    """
+    settings = _rt().settings
+    metres = settings.open311_location_precision_m
+    if metres <= 0:
+        return None
+    mid_lat = 0.0
+    if settings.city_bounds:
+        _, south, _, north = (float(x) for x in settings.city_bounds.split(","))
+        mid_lat = (south + north) / 2
+    dlat = metres / M_PER_DEGREE
+    return dlat, metres / (M_PER_DEGREE * max(math.cos(math.radians(mid_lat)), 0.01))
+
+
+def _coarse(value: float | None, step: float | None) -> float | None:
+    """The centre of the grid cell the value falls in."""
+    if value is None or step is None:
+        return value
+    return round((math.floor(value / step) + 0.5) * step, 6)
+
+
+def _cell_range(lo: float, hi: float, step: float) -> tuple[float, float]:
+    """The stored values whose cell centre lies in [lo, hi]: [start, end)."""
+    first = math.ceil(lo / step - 0.5)
+    last = math.floor(hi / step - 0.5)
+    return first * step, (last + 1) * step
 
 
 @bp.get("/requests.<fmt>")
@@ -363,7 +422,13 @@ def requests_(fmt: str) -> Response:
             q = q.where(func.coalesce(r.updated_at, r.received_at) > updated_after)
         if box:
             w, s, e, n = box
-            q = q.where(r.lon >= w, r.lon <= e, r.lat >= s, r.lat <= n)
+            grid = _grid()
+            if grid is None:
+                q = q.where(r.lon >= w, r.lon <= e, r.lat >= s, r.lat <= n)
+            else:  # the box holds the positions shown, not the exact ones behind them
+                lat0, lat1 = _cell_range(s, n, grid[0])
+                lon0, lon1 = _cell_range(w, e, grid[1])
+                q = q.where(r.lon >= lon0, r.lon < lon1, r.lat >= lat0, r.lat < lat1)
     q = q.order_by(r.observed_at.desc(), r.id.desc()).offset((page - 1) * size).limit(size + 1)
     with _rt().sessions() as session:
         rows = list(session.execute(q))
@@ -392,87 +457,70 @@ def request_one(request_id: str, fmt: str) -> Response:
     return _render(fmt, "service_requests", body)  # the spec: a list of one
 
 
-def _person_words(person: models.Reporter | None, role: str | None, level: int | None) -> str:
-    if person is None:
-        return ""
-    title = person.title or (LEVEL_NAMES.get(level) if level is not None else None)
-    title = title or ROLE_TITLES.get(role or "")
-    return f"{person.name}（{title}）" if title else person.name
+def _post_words(role: str | None, level: int | None) -> str:
+    """A post's title, never its holder's name: 三级路长, 驻区单位, 门前三包责任商户."""
+    if level is not None and level in LEVEL_NAMES:
+        return LEVEL_NAMES[level]
+    return ROLE_TITLES.get(role or "", RESPONSIBLE)
 
 
 def _agencies(session: Session, rows: Sequence[Any]) -> dict[str, str | None]:
-    """Report id → who answered for it: its assignee, else whoever held the spot then.
+    """Report id → the post that answered for it: its district and title, no names.
 
-    One query for the assignments of all these segments (the dispatch rules of
-    cases.workflow, i.e. responsibility at observed_at), one for the people.
+    The assignee's post on the segment, else whoever held the spot when it was seen (the
+    dispatch rules of cases.workflow, i.e. responsibility at observed_at).
     """
     holders = holders_of(session, [x.segment_id for x in rows if x.segment_id])
-    who: dict[str, tuple[str, str | None, int | None]] = {}
+    names = _rt().ctx.district_names
+    out: dict[str, str | None] = {}
     for x in rows:
+        post: tuple[str | None, int | None] | None = None
+        here = holders.get(x.segment_id, []) if x.segment_id else []
         if x.assignee_id:
-            who[x.id] = (x.assignee_id, None, None)
-            continue
-        if not x.segment_id:
-            continue
-        chainage = (x.snap or {}).get("chainage_m")
-        merchant, chief = pick_assignee(holders.get(x.segment_id, []), x.observed_at, chainage)
-        h = merchant or chief
-        if h is not None:
-            who[x.id] = (h.person_id, h.role, h.level)
-    people_ids = {pid for pid, _, _ in who.values()}
-    people = {
-        p.id: p
-        for p in (
-            session.scalars(select(models.Reporter).where(models.Reporter.id.in_(people_ids)))
-            if people_ids
-            else []
-        )
-    }
-    # The assignee's role and level on this segment, when the person has one there.
-    for x in rows:
-        if x.id in who and who[x.id][1] is None and x.segment_id:
-            for h in holders.get(x.segment_id, []):
-                if h.person_id == who[x.id][0] and h.holds(x.observed_at):
-                    who[x.id] = (h.person_id, h.role, h.level)
+            post = (None, None)
+            for h in here:
+                if h.person_id == x.assignee_id and h.holds(x.observed_at):
+                    post = (h.role, h.level)
                     break
-    out: dict[str, str | None] = {}
-    for rid, (pid, role, level) in who.items():
-        words = _person_words(people.get(pid), role, level)
-        out[rid] = words or pid
+        elif x.segment_id:
+            chainage = (x.snap or {}).get("chainage_m")
+            merchant, chief = pick_assignee(here, x.observed_at, chainage)
+            holder = merchant or chief
+            if holder is not None:
+                post = (holder.role, holder.level)
+        if post is None:
+            out[x.id] = None
+            continue
+        district = names.get(x.district, x.district) if x.district else None
+        words = _post_words(*post)
+        out[x.id] = f"{district} {words}" if district else words
     return out
 
 
-def _last_notes(session: Session, ids: list[str]) -> dict[str, str | None]:
-    t = models.ReportTransition
-    out: dict[str, str | None] = {}
-    if not ids:
-        return out
-    for rid, note in session.execute(
-        select(t.report_id, t.note).where(t.report_id.in_(ids)).order_by(t.id)
-    ):
-        out[rid] = note
-    return out
-
-
-def _media_url(photos: list[Any] | None) -> str | None:
-    return f"{request.url_root}api/photos/{photos[0]}" if photos else None
+def _media_url(request_id: str, photos: list[Any] | None) -> str | None:
+    """The request's first photo, served to anyone only through this public request."""
+    if not photos:
+        return None
+    return f"{request.url_root}api/photos/{photos[0]}?request={request_id}"
 
 
 def _requests_json(session: Session, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Public requests (the caller's query keeps to public_clause) as the spec lists them."""
     cats = _rt().categories.by_code
     agencies = _agencies(session, rows)
-    notes = _last_notes(session, [x.id for x in rows])
+    grid = _grid()
     out = []
     for x in rows:
         case_status = x.case_status or x.status
         words = STATUS_NAMES.get(case_status, case_status)
-        last = notes.get(x.id)
+        public_note = PUBLIC_NOTES.get(case_status)
         cat = cats.get(x.category)
         out.append(
             {
                 "service_request_id": x.id,
                 "status": "closed" if case_status in CLOSED else "open",
-                "status_notes": f"{case_status}（{words}）" + (f"：{last}" if last else ""),
+                "status_notes": f"{case_status}（{words}）"
+                + (f"：{public_note}" if public_note else ""),
                 "service_name": cat.name if cat else x.category,
                 "service_code": x.category,
                 "description": x.note,
@@ -484,9 +532,9 @@ def _requests_json(session: Session, rows: Sequence[Any]) -> list[dict[str, Any]
                 "address": x.segment_name,
                 "address_id": x.segment_id,
                 "zipcode": None,
-                "lat": x.lat,
-                "long": x.lon,
-                "media_url": _media_url(x.photos),
+                "lat": _coarse(x.lat, grid[0] if grid else None),
+                "long": _coarse(x.lon, grid[1] if grid else None),
+                "media_url": _media_url(x.id, x.photos),
             }
         )
     return out

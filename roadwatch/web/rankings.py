@@ -3,6 +3,17 @@
 `/rankings/` lists the published weeks with their movement; `/rankings/{week}` shows one
 (published: frozen with its hashes; not yet: a draft, marked so, while it may be contested);
 `/api/rankings/{week}` gives it as JSON, and `.csv`, `.xlsx`, `.pdf`.
+
+Who sees what (docs/security.md, section 6):
+* a published week is public, but the public sees each finding's reporter KIND (自报,
+  其他上报, 第三方测评, 暗访), never who reported it (covert checkers and evaluators stay
+  covert); staff see the reporter ids;
+* a draft (a week not yet published) is staff-only. It is computed from one snapshot of
+  the database (`publish.draft`) and kept for DRAFT_TTL_S: a burst of loads computes it
+  once, and requests that arrive while it is being computed wait for that one computation;
+  the CSV, XLSX and PDF of a week are cached the same way;
+* disputes: the public sees how many were filed and how they ended; staff see the list
+  (who filed, the reason, the evidence).
 """
 
 from __future__ import annotations
@@ -11,9 +22,23 @@ import csv
 import io
 import json
 import tempfile
-from typing import Any
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, TypeVar
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from sqlalchemy import select
 
 from .. import models
@@ -33,11 +58,75 @@ from ..ranking.render import (
     rows,
 )
 from ..ranking.week import Week
+from ..spreadsheet import csv_row, xlsx_row
+from . import authz
 from .auth import current_user
 from .errors import ApiError
 
 bp = Blueprint("rankings", __name__)
 EXPORTS = ("json", "csv", "xlsx", "pdf")
+
+# A draft is recomputed at most once in this many seconds per week (and formula): its
+# content says as of when it stands. Published weeks never change; their renders are kept
+# longer (PUBLISHED_TTL_S) and the cache holds at most CACHE_ENTRIES values.
+DRAFT_TTL_S = 30.0
+PUBLISHED_TTL_S = 3600.0
+CACHE_ENTRIES = 32
+
+T = TypeVar("T")
+
+
+class OnceCache:
+    """Values by key, each made once while fresh: the first asker makes it, askers of the
+    same key meanwhile wait for that one result (no stampede), others read it until it is
+    older than its time to live. Bounded (least recently used go first); per process."""
+
+    def __init__(self, entries: int = CACHE_ENTRIES) -> None:
+        self._lock = threading.Lock()
+        self._values: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        self._making: dict[Hashable, threading.Lock] = {}
+        self.entries = entries
+        self.made = 0  # how many values were computed (tests and metrics)
+
+    def _fresh(self, key: Hashable, now: float) -> tuple[bool, Any]:
+        hit = self._values.get(key)
+        if hit is not None and hit[0] > now:
+            self._values.move_to_end(key)
+            return True, hit[1]
+        return False, None
+
+    def get(self, key: Hashable, ttl: float, make: Callable[[], T]) -> T:
+        with self._lock:
+            found, value = self._fresh(key, time.monotonic())
+            if found:
+                return value
+            making = self._making.setdefault(key, threading.Lock())
+        with making:  # one computation per key at a time; the others wait here
+            with self._lock:
+                found, value = self._fresh(key, time.monotonic())
+            if found:
+                return value
+            try:
+                value = make()
+            finally:
+                with self._lock:
+                    self._making.pop(key, None)
+            with self._lock:
+                self.made += 1
+                self._values[key] = (time.monotonic() + ttl, value)
+                self._values.move_to_end(key)
+                while len(self._values) > self.entries:
+                    self._values.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
+def _cache() -> OnceCache:
+    cache: OnceCache = current_app.extensions.setdefault("roadwatch_rankings_cache", OnceCache())
+    return cache
 
 
 def _rt() -> Any:
@@ -59,29 +148,98 @@ def _formula() -> Any:
         raise ApiError(503, "formula", "formula_refused", str(exc)) from None
 
 
+def _staff() -> bool:
+    return current_user() is not None
+
+
+def _refuse_draft(week: Week) -> None:
+    """A draft is staff-only: an API call gets 401, a page the login form."""
+    if request.path.startswith("/api/"):
+        raise ApiError(
+            401,
+            "session",
+            "login_required",
+            f"{week.label} is not published yet: its draft is for command-centre staff only "
+            f"（{week.label} 尚未发布，草稿仅供指挥中心工作人员查看，请先登录）",
+        )
+    abort(redirect(url_for("auth.login", next=request.full_path.rstrip("?"))))
+
+
+_META_COLUMNS = [c for c in pub.RANKINGS.c if c.name != "content"]
+
+
 def load(week: Week) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The week's content and how it stands: frozen (with hashes) or a draft."""
+    """The week's content and how it stands: frozen (with hashes) or a draft (staff only).
+
+    What the public gets has no reporter ids (see `public_view`)."""
     rt = _rt()
     with rt.engine.connect() as conn:
-        row = pub.ranking_row(conn, week.label)
-        if row is not None:
-            meta = {
-                "published": True,
-                "content_sha256": row.content_sha256,
-                "chain_sha256": row.chain_sha256,
-                "prev_sha256": row.prev_sha256,
-                "published_at": row.published_at.astimezone(week.tz).isoformat(),
-            }
-            return json.loads(row.content), meta
-        closes = pub.default_as_of(week, rt.settings.ranking_contest_hours)
-        as_of = min(models.utcnow(), closes)
-        content = pub.compute(conn, _formula(), week, as_of)
-        disputes = pub.disputes_of(conn, week.label)
+        row = conn.execute(select(*_META_COLUMNS).where(pub.RANKINGS.c.week == week.label)).first()
+    if row is not None:
+        meta = {
+            "published": True,
+            "content_sha256": row.content_sha256,
+            "chain_sha256": row.chain_sha256,
+            "prev_sha256": row.prev_sha256,
+            "published_at": row.published_at.astimezone(week.tz).isoformat(),
+        }
+        staff = _staff()
+        content = _cache().get(
+            ("published", week.label, row.content_sha256, staff),
+            PUBLISHED_TTL_S,
+            lambda: _published_content(week, staff),
+        )
+        return content, meta
+    if not _staff():
+        _refuse_draft(week)
+    formula = _formula()
+    content, disputes = _cache().get(
+        ("draft", week.label, formula.sha256),
+        DRAFT_TTL_S,
+        lambda: pub.draft(
+            rt.engine, formula, week, models.utcnow(), rt.settings.ranking_contest_hours
+        ),
+    )
+    closes = pub.default_as_of(week, rt.settings.ranking_contest_hours)
     return content, {
         "published": False,
         "contest_closes": closes.astimezone(week.tz).isoformat(),
         "disputes": disputes,
     }
+
+
+def _published_content(week: Week, staff: bool) -> dict[str, Any]:
+    with _rt().engine.connect() as conn:
+        row = pub.ranking_row(conn, week.label)
+    content: dict[str, Any] = json.loads(row.content)
+    return content if staff else public_view(content)
+
+
+REPORTER_KINDS = {"self": "chief", "public": "public", "evaluator": "evaluator", "covert": "covert"}
+
+
+def public_view(content: dict[str, Any]) -> dict[str, Any]:
+    """The content without who reported each finding: its reporter's kind instead (the
+    road chief themself, the public, a third-party evaluator, a covert check). The stored
+    content and its hashes are unchanged; `/api/rankings/{week}/verify` checks those."""
+    leagues = []
+    for lg in content["leagues"]:
+        scores = []
+        for s in lg["scores"]:
+            if s.get("drilldown"):
+                s = {
+                    **s,
+                    "drilldown": [
+                        {
+                            **{k: v for k, v in f.items() if k != "reporter_id"},
+                            "reporter_kind": REPORTER_KINDS.get(f["source"], "public"),
+                        }
+                        for f in s["drilldown"]
+                    ],
+                }
+            scores.append(s)
+        leagues.append({**lg, "scores": scores})
+    return {**content, "leagues": leagues, "redacted": "reporter identities withheld"}
 
 
 @bp.get("/rankings/")
@@ -162,11 +320,27 @@ def _context(week: Week, content: dict[str, Any], meta: dict[str, Any], pdf: boo
     }
 
 
+def _rendered(
+    what: str, week: Week, content: dict[str, Any], meta: dict[str, Any], make: Callable[[], T]
+) -> T:
+    """A rendering of the week (page, CSV, XLSX, PDF), made once per content and audience."""
+    published = bool(meta["published"])
+    version = meta["content_sha256"] if published else content["as_of"]
+    key = (what, week.label, version, content["formula"]["sha256"], _staff(), request.host_url)
+    return _cache().get(key, PUBLISHED_TTL_S if published else DRAFT_TTL_S, make)
+
+
 @bp.get("/rankings/<label>")
 def page(label: str) -> str:
     week = _week(label)
     content, meta = load(week)
-    return render_template("ranking.html", **_context(week, content, meta, pdf=False))
+    return _rendered(
+        "html",
+        week,
+        content,
+        meta,
+        lambda: render_template("ranking.html", **_context(week, content, meta, pdf=False)),
+    )
 
 
 @bp.get("/api/rankings/<name>")
@@ -179,39 +353,46 @@ def api(name: str) -> Response:
     content, meta = load(week)
     stem = f"ranking_{week.label}"
     disposition = {"Content-Disposition": f'attachment; filename="{stem}.{ext}"'}
+    if ext != "json" and authz.user() is not None:  # staff downloads (the public's: not)
+        authz.record_export(f"ranking.{ext}", week=week.label, published=meta["published"])
     if ext == "json":
         return jsonify({**content, "status": meta})
     if ext == "csv":
-        buf = io.StringIO()
-        buf.write("\ufeff")  # Excel then reads it as UTF-8
-        writer = csv.writer(buf)
-        writer.writerow(HEADER)
-        writer.writerows(rows(content))
-        return Response(
-            buf.getvalue().encode("utf-8"),
-            content_type="text/csv; charset=utf-8",
-            headers=disposition,
-        )
+        body = _rendered("csv", week, content, meta, lambda: _csv(content))
+        return Response(body, content_type="text/csv; charset=utf-8", headers=disposition)
     if ext == "xlsx":
         return Response(
-            _xlsx(content),
+            _rendered("xlsx", week, content, meta, lambda: _xlsx(content)),
             content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             headers=disposition,
         )
-    from weasyprint import HTML
-
-    html = render_template("ranking.html", **_context(week, content, meta, pdf=True))
     return Response(
-        HTML(string=html, base_url=request.host_url).write_pdf(),
+        _rendered("pdf", week, content, meta, lambda: _pdf(week, content, meta)),
         content_type="application/pdf",
         headers=disposition,
     )
 
 
+def _pdf(week: Week, content: dict[str, Any], meta: dict[str, Any]) -> bytes:
+    from weasyprint import HTML
+
+    html = render_template("ranking.html", **_context(week, content, meta, pdf=True))
+    pdf: bytes = HTML(string=html, base_url=request.host_url).write_pdf()
+    return pdf
+
+
+def _csv(content: dict[str, Any]) -> bytes:
+    buf = io.StringIO()
+    buf.write("\ufeff")  # Excel then reads it as UTF-8
+    writer = csv.writer(buf)
+    writer.writerow(HEADER)
+    for r in rows(content):
+        writer.writerow(csv_row(r))  # road names come from OSM and city files
+    return buf.getvalue().encode("utf-8")
+
+
 def _xlsx(content: dict[str, Any]) -> bytes:
     from openpyxl import Workbook
-
-    from .exports import _safe_text
 
     wb = Workbook(write_only=True)
     for title, header, data in (
@@ -221,7 +402,7 @@ def _xlsx(content: dict[str, Any]) -> bytes:
         ws = wb.create_sheet(title)
         ws.append(list(header))
         for r in data:
-            ws.append([_safe_text(v) for v in r])
+            ws.append(xlsx_row(ws, r))
     with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
         wb.save(spool)
         spool.seek(0)
@@ -245,27 +426,55 @@ def _str(body: dict[str, Any], key: str) -> str:
 
 @bp.get("/api/rankings/<label>/disputes")
 def disputes(label: str) -> Response:
+    """Staff: every dispute (who filed it, why, the evidence, the decision). The public:
+    how many were filed and how they ended, nothing that names anyone."""
     week = _week(label)
     with _rt().engine.connect() as conn:
-        return jsonify({"week": week.label, "items": pub.disputes_of(conn, week.label)})
+        items = pub.disputes_of(conn, week.label)
+    counts = dispute_counts(items)
+    if not _staff():
+        return jsonify({"week": week.label, **counts})
+    return jsonify({"week": week.label, **counts, "items": items})
+
+
+def dispute_counts(items: list[dict[str, Any]]) -> dict[str, int]:
+    decisions = [d.get("decision") for d in items]
+    return {
+        "filed": len(items),
+        "pending": decisions.count(None),
+        "upheld": decisions.count("upheld"),
+        "rejected": decisions.count("rejected"),
+    }
 
 
 @bp.post("/api/rankings/<label>/disputes")
 def file_dispute(label: str) -> tuple[Response, int]:
+    """File a dispute as the logged-in user: district staff (for a report of their
+    district) or an administrator; viewers may not. A `by` naming anyone else is refused."""
+    user = authz.require_writer()
     week = _week(label)
     body = _body()
+    filer = authz.acting_name(body, user)
     evidence = body.get("evidence")
     rt = _rt()
+    report_id = _str(body, "report_id")
+    with rt.engine.connect() as conn:
+        district = conn.execute(
+            select(models.Report.district).where(models.Report.id == report_id)
+        ).scalar()
+    if authz.scope_district() is not None:
+        authz.require_district(district, "this report")
     try:
         dispute_id = pub.file_dispute(
             rt.engine,
             week,
-            _str(body, "report_id"),
-            _str(body, "by"),
+            report_id,
+            filer,
             str(body.get("reason") or ""),
             evidence if isinstance(evidence, list) else [],
             models.utcnow(),
             rt.settings.ranking_contest_hours,
+            actor=authz.actor(),
         )
     except pub.RankingError as exc:
         raise ApiError(
@@ -276,24 +485,27 @@ def file_dispute(label: str) -> tuple[Response, int]:
 
 @bp.post("/api/rankings/disputes/<int:dispute_id>")
 def decide(dispute_id: int) -> Response:
+    """Decide a dispute: administrators only, never the one who filed it (403)."""
+    arbiter = authz.require_role("admin")
     body = _body()
     rt = _rt()
-    arbiter = current_user()
-    if arbiter is None or arbiter.role != "admin":
-        raise ApiError(403, "decision", "forbidden", "only an administrator may decide a dispute")
+    by = authz.acting_name(body, arbiter)  # the logged-in arbiter, whatever the body says
     try:
         pub.decide_dispute(
             rt.engine,
             dispute_id,
             _str(body, "decision"),
-            arbiter.username,  # the logged-in arbiter, whatever the body says
+            by,
             str(body.get("note") or ""),
             models.utcnow(),
             rt.settings.tz,
             rt.settings.ranking_contest_hours,
+            actor=authz.actor(),
         )
     except pub.RankingError as exc:
-        status = 404 if exc.code == "unknown_dispute" else 409 if "closed" in exc.code else 400
+        status = {"unknown_dispute": 404, "own_dispute": 403}.get(
+            exc.code, 409 if "closed" in exc.code else 400
+        )
         raise ApiError(status, "decision", exc.code, str(exc)) from None
     return jsonify({"id": dispute_id, "decision": body["decision"]})
 

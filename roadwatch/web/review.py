@@ -1,9 +1,12 @@
 """The review queue: reports that could not be tied to one segment with confidence.
 
 GET  /api/review                 needs_review reports, oldest first, with their candidates
-POST /api/review/<report_id>     settle one: {"segment_id": …, "by": …, "note": …}
-                                 or {"invalid": true, "by": …, "note": …}
-Every decision is stored as a report transition and pushed live (`case` and `segment`).
+POST /api/review/<report_id>     settle one: {"segment_id": …, "note": …}
+                                 or {"invalid": true, "note": …}
+The one who decides is the logged-in user (a `by` naming anyone else is refused); viewers
+may not decide, district staff only for a report of their district onto a segment of their
+district. Every decision is stored as a report transition, written to the audit log in the
+same transaction, and pushed live (`case` and `segment`).
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 
-from .. import models
+from .. import audit, models
 from ..cases.workflow import NewCase, open_cases
 from ..pipeline import record_events, segment_states
 from ..runtime import Runtime
-from .auth import require_decider, scope_district
+from .authz import acting_name, actor, require_district, require_writer, scope_district
 from .errors import ApiError
 
 bp = Blueprint("review", __name__, url_prefix="/api/review")
@@ -71,13 +74,11 @@ def queue() -> Response:
 @bp.post("/<report_id>")
 def settle(report_id: str) -> tuple[Response, int]:
     rt = _rt()
-    require_decider()
+    user = require_writer()  # viewers only watch
     body: Any = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ApiError(400, "body", "invalid_json", "send a JSON object")
-    by = body.get("by")
-    if not isinstance(by, str) or not by.strip():
-        raise ApiError(400, "by", "required", "by (who decides) is required")
+    by = acting_name(body, user)  # the logged-in user, whatever the body says
     note = body.get("note") if isinstance(body.get("note"), str) else None
     invalid = body.get("invalid") is True
     seg_id = body.get("segment_id")
@@ -92,8 +93,12 @@ def settle(report_id: str) -> tuple[Response, int]:
     now = models.utcnow()
     with rt.sessions.begin() as session:
         row = session.get(models.Report, rid, with_for_update=True)
-        if row is None or scope_district() not in (None, row.district):
+        if row is None:
             raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}")
+        require_district(row.district, "this report")
+        if not invalid:
+            target = rt.ctx.network.segments[rt.ctx.position[str(seg_id)]]
+            require_district(target.district, f"segment {target.id}")
         if row.status != "needs_review":
             raise ApiError(
                 409, "report_id", "not_in_review", f"the report is {row.status}, not in review"
@@ -119,6 +124,17 @@ def settle(report_id: str) -> tuple[Response, int]:
             )
         )
         session.flush()
+        audit.record(
+            session,
+            actor(),
+            "review.settle",
+            rid,
+            at=now,
+            status=new_status,
+            segment_id=None if invalid else seg_id,
+            district=row.district,
+            note=note,
+        )
         payloads: list[tuple[str, dict[str, Any]]] = [
             (
                 "case",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import re
 import struct
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -628,5 +629,162 @@ def test_app_without_a_broker_reports_over_http(
         with rt.sessions() as s:
             row = s.scalars(select(models.Report).where(models.Report.reporter_id == chief)).one()
         assert row.transport == "http" and row.segment_id == segment
+    finally:
+        rt.stop()
+
+
+# -- a broker address nobody answers (no WebSocket listener): everything goes over HTTP ----
+def _chief_without_frontage(rt: Runtime) -> tuple[str, str]:
+    """A road chief and a segment of theirs that no merchant or unit shares: a report there
+    is dispatched to that chief."""
+    a = models.Assignment
+    now = models.utcnow()
+    with rt.sessions() as s:
+        rows = s.execute(
+            select(a.reporter_id, a.segment_id, a.role, a.level).where(
+                a.valid_to.is_(None), a.valid_from <= now
+            )
+        ).all()
+    shared = {sid for _, sid, role, _ in rows if role != "road_chief"}
+    for rid, sid, role, level in sorted(rows):
+        if role == "road_chief" and level == 3 and sid not in shared:
+            return rid, sid
+    raise AssertionError("no road chief with a segment of their own")
+
+
+def test_rectification_and_patrol_reach_the_platform_over_http_once_without_a_broker(
+    browser: Browser, playwright_session: Playwright, tmp_path: Path, network_ctx: Any
+) -> None:
+    from roadwatch import chief_accounts as ca
+
+    # The README's set-up on a plain Debian Mosquitto: a broker address for phones, but no
+    # WebSocket listener behind it.
+    dead_ws = f"ws://127.0.0.1:{free_port()}/"
+    rt = Runtime.build(make_settings(tmp_path, mobile_mqtt_ws_url=dead_ws), ctx=network_ctx)
+    chief, segment = _chief_without_frontage(rt)
+    with rt.sessions.begin() as s:
+        password = ca.provision(s, only=[chief]).created[chief]
+    lat, lon = _segment_midpoint(rt, segment)
+    device = dict(playwright_session.devices[DEVICE])
+    device.pop("default_browser_type", None)
+    posts: list[str] = []
+    errors: list[str] = []
+    try:
+        with live_server(rt) as server:
+            context = browser.new_context(
+                **device,
+                locale="zh-CN",
+                permissions=["geolocation"],
+                geolocation={"latitude": lat, "longitude": lon, "accuracy": 4},
+            )
+            try:
+                page = context.new_page()
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.on(
+                    "request",
+                    lambda r: (
+                        posts.append(r.url.rsplit("/", 1)[-1]) if r.method == "POST" else None
+                    ),
+                )
+                # The first report is answered as a rate limiter would: the app must wait as
+                # long as Retry-After says (its own backoff would retry after about 2 s).
+                report_posts: list[float] = []
+
+                def limit_once(route: Any) -> None:
+                    report_posts.append(time.monotonic())
+                    if len(report_posts) > 1:
+                        route.continue_()
+                        return
+                    route.fulfill(
+                        status=429,
+                        headers={"Retry-After": "5"},
+                        content_type="application/json",
+                        body='{"errors": [{"field": "request", "code": "rate_limited", '
+                        '"message": "too many requests"}]}',
+                    )
+
+                page.route("**/m/api/reports", limit_once)
+                page.goto(server.url + "/m/")
+                page.fill("#signin-id", chief)
+                page.fill("#signin-pw", password)
+                page.click("#signin-form button[type=submit]")
+                expect(page.locator("#cat-groups details").first).to_be_visible()
+                wait_for_fix(page)
+                # A report over HTTP makes the case (dispatched inline to this chief).
+                pick_category(page, "E0504")
+                page.click("#report-send")
+                page.click("#tabs [data-view=outbox]")
+                expect(page.locator("#outbox-list")).to_contain_text("服务器要求稍候")
+                expect(page.locator("#outbox-list li[data-state=accepted]")).to_have_count(
+                    1, timeout=20000
+                )
+                assert len(report_posts) == 2 and report_posts[1] - report_posts[0] >= 4.9
+                with rt.sessions() as s:
+                    report = s.scalars(
+                        select(models.Report).where(models.Report.reporter_id == chief)
+                    ).one()
+                assert report.case_status == "dispatched" and report.assignee_id == chief
+
+                # The rectification, with its after photo, from the same page (the password
+                # is still in memory, but the broker cannot be reached).
+                page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+                page.click("#tabs [data-view=work]")
+                card = page.locator(f"#case-list li[data-case='{report.id}']")
+                card.locator("button").click()
+                page.set_input_files(
+                    "#rect-photo",
+                    files=[
+                        FilePayload(
+                            name="after.png", mimeType="image/png", buffer=png(640, 480, (7, 99, 7))
+                        )
+                    ],
+                )
+                expect(page.locator("#rect-thumbs img")).to_have_count(1)
+                page.click("#rect-send")
+
+                # A patrol along the chief's segment.
+                seg = rt.ctx.network.segments[rt.ctx.position[segment]]
+                pts = walk_along([seg], spacing_m=10, noise_m=1, seed=15)[:12]
+                page.click("#tabs [data-view=work]")
+                page.click("#patrol-toggle")
+                for i, (plon, plat) in enumerate(pts, start=2):
+                    context.set_geolocation({"latitude": plat, "longitude": plon, "accuracy": 5})
+                    page.wait_for_function(
+                        f"Number(document.querySelector('#patrol-points').textContent) >= {i}",
+                        timeout=10000,
+                    )
+                page.click("#patrol-toggle")
+                expect(page.locator("#patrol-result")).to_have_attribute(
+                    "data-covered", re.compile(r".*"), timeout=20000
+                )
+                page.click("#tabs [data-view=outbox]")
+                for kind in ("rectification", "patrol"):
+                    expect(
+                        page.locator(f"#outbox-list li[data-kind={kind}][data-state=accepted]")
+                    ).to_have_count(1, timeout=20000)
+                save_screenshot(page, "phone-http-fallback")
+                page.wait_for_timeout(3000)  # the pump runs every 2 s: nothing is sent again
+                expect(page.locator("#outbox-list li[data-state=accepted]")).to_have_count(3)
+                expect(page.locator("#net")).to_have_text("在线 (HTTP)")
+            finally:
+                context.close()
+        assert errors == []
+        assert posts.count("rectifications") == 1 and posts.count("patrols") == 1, posts
+        assert posts.count("reports") == 2, posts  # the one refused with 429, then the one sent
+        with rt.sessions() as s:
+            msgs = s.scalars(
+                select(models.CaseMessage).where(models.CaseMessage.report_id == report.id)
+            ).all()
+            fixed = s.get(models.Report, report.id)
+            patrols = s.scalars(
+                select(models.Patrol).where(models.Patrol.reporter_id == chief)
+            ).all()
+            rejected = s.scalars(select(models.RejectedMessage)).all()
+        assert [(m.kind, m.reporter_id, len(m.photos)) for m in msgs] == [
+            ("rectification", chief, 1)
+        ]
+        assert fixed is not None and fixed.case_status == "rectified"
+        assert [(p.reporter_id, p.state) for p in patrols] == [(chief, "end")]
+        assert rejected == []
     finally:
         rt.stop()

@@ -48,6 +48,7 @@ __all__ = [
     "parse_conf",
     "render_conf",
     "run_mosquitto",
+    "write_auth_files",
 ]
 
 PROJECT_CONF = Path(__file__).resolve().parents[2] / "config" / "mosquitto" / "roadwatch.conf"
@@ -111,6 +112,7 @@ _REQUIRED_OPTIONS = (
     "max_queued_bytes",
     "max_inflight_messages",
     "persistent_client_expiration",
+    "max_packet_size",
 )
 
 _START_TIMEOUT = 10.0
@@ -359,6 +361,27 @@ class MosquittoProcess:
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"MosquittoProcess({self.url!r}, {state}, dir={str(self.dir)!r})"
+
+
+def write_auth_files(
+    directory: Path,
+    passwords: dict[str, str],
+    *,
+    topic_root: str = "roadwatch/v1",
+    platform_user: str = "roadwatch-platform",
+) -> str:
+    """The project's ACL (acl.template, as `chiefs provision` renders it) and a password
+    file for `passwords` (user -> password); returns the extra_conf lines naming both."""
+    from roadwatch import chief_accounts as ca
+
+    directory.mkdir(parents=True, exist_ok=True)
+    passwd, acl = directory / "passwd", directory / "acl"
+    passwd.write_text(
+        "".join(f"{user}:{ca.hash_password(pw, 1000)}\n" for user, pw in passwords.items()),
+        encoding="utf-8",
+    )
+    acl.write_text(ca.render_acl(topic_root, platform_user), encoding="utf-8")
+    return f"password_file {passwd}\nacl_file {acl}"
 
 
 @contextlib.contextmanager

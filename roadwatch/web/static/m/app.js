@@ -2,9 +2,17 @@
  *
  * Every report, rectification and patrol is first written to the IndexedDB outbox under
  * its UUID; a pump sends what is due (photos to /m/api/photos by SHA-256, then the message
- * over MQTT/WebSockets at QoS 1, or POST /m/api/reports when no broker is configured) and
- * only the platform's ack on roadwatch/v1/acks/{me} settles an item: accepted, or rejected
- * with the platform's reason. A PUBACK only means "sent". Resending is always safe.
+ * over MQTT/WebSockets at QoS 1 while the broker is connected, otherwise at once over
+ * HTTPS: POST /m/api/reports | rectifications | patrols, the same pipeline) and only the
+ * platform's ack (on roadwatch/v1/acks/{me}, or the HTTP answer) settles an item: accepted,
+ * or rejected with the platform's reason. A PUBACK only means "sent". Resending is always
+ * safe: the platform dedupes by the UUID.
+ *
+ * Credentials: sign-in sends the password once and gets a device credential back (a random
+ * token the server can revoke). Only that token is stored (IndexedDB) and sent (as a Bearer
+ * header). The password stays in this page's memory for the broker login (MQTT needs a
+ * password) and is gone on reload: the app then works over HTTPS alone until the chief signs
+ * in again. See docs/security.md, "The phone app".
  */
 "use strict";
 (function () {
@@ -22,7 +30,7 @@
   };
 
   const MQTT_SRC = document.currentScript.dataset.mqtt;
-  const BROKER_PATIENCE_MS = 20000;
+  const POLL_MS = 60000; // without the broker's notices, the case list is fetched this often
   const MAX_PATROL_POINTS = 2000; // roadwatch/patrols.py MAX_POINTS
   const MAX_SIDE = 1600; // px, longest side of an uploaded photo
   const JPEG_QUALITY = 0.82;
@@ -37,8 +45,11 @@
   });
   const when = (iso) => (iso ? fmt.format(new Date(iso)) : "");
 
+  // The password, for the broker login of this page only: never stored, never on `app`.
+  let brokerPassword = null;
+
   const app = {
-    auth: null, // {reporter_id, password, chief, config}
+    auth: null, // {reporter_id, device_id, token, chief, config}: stored; never the password
     me: null, // /m/api/me
     fix: null, // {lat, lon, accuracy, at}
     mq: null,
@@ -78,10 +89,30 @@
   }
 
   async function api(path, opts) {
-    const res = await fetch(path, { credentials: "same-origin", ...opts });
+    const headers = { ...((opts && opts.headers) || {}) };
+    if (app.auth && app.auth.token) headers.Authorization = `Bearer ${app.auth.token}`;
+    const res = await fetch(path, { credentials: "same-origin", ...opts, headers });
     let body = null;
     try { body = await res.json(); } catch (_) { body = null; }
+    if (res.status === 401 && app.auth && path !== "/m/api/session") signedOut(body);
     return { res, body };
+  }
+
+  function retryAfterMs(res) {
+    // Seconds or an HTTP date (RFC 9110); unreadable: a minute.
+    const raw = res.headers.get("Retry-After");
+    const secs = Number(raw);
+    if (raw && Number.isFinite(secs)) return Math.max(1000, secs * 1000);
+    const at = raw ? Date.parse(raw) : NaN;
+    return Number.isFinite(at) ? Math.max(1000, at - Date.now()) : 60000;
+  }
+
+  // An answer that says "not now" (HTTP 429 or 503): wait as long as the server asks.
+  function waitError(res) {
+    const ms = retryAfterMs(res);
+    app.holdUntil = Math.max(app.holdUntil || 0, Date.now() + ms);
+    const text = res.status === 429 ? "发送太频繁，服务器要求稍候" : "服务器暂时繁忙";
+    return Object.assign(new Error(`${text}，${Math.ceil(ms / 1000)} 秒后自动重试`), { waitMs: ms });
   }
 
   // ------------------------------------------------------------------ sign-in
@@ -92,14 +123,24 @@
       body: JSON.stringify({ reporter_id: id, password }),
     });
     if (!res.ok) throw Object.assign(new Error(errorsText(body && body.errors)), { status: res.status });
-    app.auth = { reporter_id: body.chief.id, password, chief: body.chief, config: body.config };
+    app.auth = { reporter_id: body.chief.id, device_id: body.device.id, token: body.device.token,
+      chief: body.chief, config: body.config };
+    brokerPassword = password; // memory only, for this page's broker login
     await store.setMeta("auth", app.auth);
   }
 
-  async function ensureSession() {
-    // The cookie may have expired while the phone was offline: sign in again quietly.
-    const { res } = await api("/m/api/session");
-    if (res.status === 401 && app.auth) await signIn(app.auth.reporter_id, app.auth.password);
+  function signedOut(body) {
+    // The device credential was revoked (sign-out elsewhere, a new password, an admin) or the
+    // account disabled: ask again. The outbox stays and is sent after the next sign-in.
+    if (!app.auth) return;
+    app.auth = null;
+    brokerPassword = null;
+    disconnect();
+    store.setMeta("auth", null);
+    $("#tabs").hidden = true;
+    show("signin");
+    setNet(navigator.onLine ? "online" : "offline", navigator.onLine ? "请登录" : "离线");
+    $("#signin-error").textContent = errorsText(body && body.errors);
   }
 
   function ready() {
@@ -110,6 +151,16 @@
   async function start() {
     app.auth = await store.meta("auth");
     app.me = await store.meta("me");
+    if (app.auth && !app.auth.token) {
+      // Stored by an older version of this app, with the password: trade it for a device
+      // credential once, then forget it. Offline, or refused: sign in by hand.
+      const old = app.auth;
+      app.auth = null;
+      await store.setMeta("auth", null);
+      if (old.password && navigator.onLine) {
+        try { await signIn(old.reporter_id, old.password); } catch (_) { app.auth = null; }
+      }
+    }
     if (!app.auth) {
       show("signin");
       ready();
@@ -131,26 +182,22 @@
   }
 
   async function refresh() {
-    if (!navigator.onLine) return;
+    if (!navigator.onLine || !app.auth) return;
     try {
       const { res, body } = await api("/m/api/session");
-      if (res.status === 401) {
-        try { await signIn(app.auth.reporter_id, app.auth.password); } catch (e) {
-          if (e.status !== 401) return; // the network, not the password: try again later
-          // The password was changed or the account disabled: ask again, keep the outbox.
-          app.auth = null;
-          await store.setMeta("auth", null);
-          $("#tabs").hidden = true;
-          show("signin");
-          $("#signin-error").textContent = e.message;
-          return;
-        }
-      } else if (res.ok) {
+      if (res.status === 401) { signedOut(body); return; }
+      if (res.ok && app.auth) {
         app.auth.config = body.config;
         await store.setMeta("auth", app.auth);
       }
       const me = await api("/m/api/me");
-      if (me.res.ok) {
+      if (me.res.ok && app.auth) {
+        const before = new Set(((app.me && app.me.cases) || []).map((c) => c.id));
+        const fresh = me.body.cases.filter((c) => !before.has(c.id));
+        // Without the broker's notices, a new case in the list is the notice.
+        if (app.me && fresh.length && !(app.mq && app.mq.connected)) {
+          toast(`新案件：${fresh.map((c) => `${c.category_name} · ${c.segment_name || ""}`).join("；")}`);
+        }
         app.me = me.body;
         await store.setMeta("me", app.me);
         renderAll();
@@ -192,21 +239,26 @@
     return mqttLoading;
   }
 
+  function httpMode() {
+    setNet(navigator.onLine ? "online" : "offline", navigator.onLine ? "在线 (HTTP)" : "离线");
+  }
+
   async function connect() {
     if (app.mq || !app.auth) return;
     const url = wsUrl();
-    if (url) await loadMqtt().catch(() => null);
-    if (app.mq) return; // connected while we waited
-    if (!url || !window.mqtt) { setNet(navigator.onLine ? "online" : "offline", navigator.onLine ? "在线 (HTTP)" : "离线"); return; }
+    // No broker, or no password in this page (after a reload): everything goes over HTTPS.
+    if (!url || !brokerPassword) { httpMode(); return; }
+    await loadMqtt().catch(() => null);
+    if (app.mq || !app.auth || !brokerPassword) return; // connected or signed out meanwhile
+    if (!window.mqtt) { httpMode(); return; }
     if (!navigator.onLine) { setNet("offline", "离线"); return; }
     const me = app.auth.reporter_id;
     const root = app.auth.config.topic_root;
     setNet("connecting", "连接中");
-    app.mqDownSince = app.mqDownSince || Date.now();
     const mq = window.mqtt.connect(url, {
       clientId: `m-${me}-${await deviceId()}`,
       username: me,
-      password: app.auth.password,
+      password: brokerPassword,
       protocolVersion: 4,
       clean: false, // a persistent session: acks and notices wait for us while offline
       reconnectPeriod: 3000,
@@ -216,17 +268,20 @@
     });
     app.mq = mq;
     mq.on("connect", () => {
-      app.mqDownSince = null;
       setNet("online", "在线");
       mq.subscribe([`${root}/acks/${me}`, `${root}/notices/${me}`], { qos: 1 }, () => pump());
     });
     mq.on("close", () => {
-      app.mqDownSince = app.mqDownSince || Date.now();
-      setNet(navigator.onLine ? "connecting" : "offline", navigator.onLine ? "连接中" : "离线");
+      // Meanwhile the outbox goes over HTTPS; the broker is retried in the background.
+      if (app.mq === mq) setNet(navigator.onLine ? "online" : "offline", navigator.onLine ? "在线 (HTTP)" : "离线");
+      pump();
     });
     mq.on("error", (err) => {
       if (/auth|Not authorized|Bad user/i.test(String(err && err.message))) {
-        setNet("offline", "服务器拒绝登录");
+        // The password was changed: stop trying it; HTTPS goes on with the device credential.
+        brokerPassword = null;
+        disconnect();
+        httpMode();
       }
     });
     mq.on("message", (topic, payload) => {
@@ -304,11 +359,9 @@
     if (p.uploaded) return p.sha256;
     const form = new FormData();
     form.append("photo", p.blob, `${photoId}.jpg`);
-    let { res, body } = await api("/m/api/photos", { method: "POST", body: form });
-    if (res.status === 401) {
-      await ensureSession();
-      ({ res, body } = await api("/m/api/photos", { method: "POST", body: form }));
-    }
+    const { res, body } = await api("/m/api/photos", { method: "POST", body: form });
+    if (res.status === 401) throw new Error("请重新登录后发送");
+    if (res.status === 429 || res.status === 503) throw waitError(res);
     if (res.status >= 400 && res.status < 500) {
       throw Object.assign(new Error(`照片被拒收：${errorsText(body && body.errors)}`), { permanent: true });
     }
@@ -328,10 +381,10 @@
     for (const pid of item.photo_ids) shas.push(await uploadPhoto(pid));
     const body = item.kind === "patrol" ? item.payload : { ...item.payload, photos: shas };
     const word = { report: "reports", rectification: "rectifications", patrol: "patrols" }[item.kind];
-    // A report still gets through when the broker has been unreachable for a while (e.g. a
-    // firewalled WebSocket port): the same pipeline over HTTP; the UUID makes a double safe.
-    const brokerDown = app.mqDownSince && Date.now() - app.mqDownSince > BROKER_PATIENCE_MS;
-    if (wsUrl() && !(item.kind === "report" && brokerDown)) {
+    // Over the broker while it is connected; otherwise at once over HTTPS (no broker set up,
+    // its WebSocket unreachable, or no password in this page): the same pipeline, and the
+    // UUID makes a message sent both ways count once.
+    if (app.mq && app.mq.connected) {
       await publish(`${root}/${word}/${me}`, body);
       const fresh = await store.get("outbox", item.id);
       if (fresh && fresh.state !== "accepted" && fresh.state !== "rejected") {
@@ -344,16 +397,11 @@
       }
       return;
     }
-    if (item.kind !== "report") throw new Error("没有可用的消息服务器，等待重试");
-    let { res, body: ack } = await api("/m/api/reports", {
+    const { res, body: ack } = await api(`/m/api/${word}`, {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
-    if (res.status === 401) {
-      await ensureSession();
-      ({ res, body: ack } = await api("/m/api/reports", {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-      }));
-    }
+    if (res.status === 401) throw new Error("请重新登录后发送");
+    if (res.status === 429 || res.status === 503) throw waitError(res);
     if (ack && ack.status) { await settle(item, ack); return; }
     if (res.status >= 400 && res.status < 500 && ack && ack.errors) {
       await settle(item, { id: item.id, status: "rejected", errors: ack.errors });
@@ -369,8 +417,11 @@
       const items = (await store.all("outbox")).sort((a, b) => a.created_at - b.created_at);
       for (const item of items) {
         if (item.state !== "queued" && item.state !== "sent") continue;
-        if (item.next_at > Date.now()) continue;
-        if (!navigator.onLine) break;
+        // Sent to a broker that has gone since: no ack will come that way, resend over HTTPS.
+        const orphan = item.state === "sent" && !(app.mq && app.mq.connected);
+        if (item.next_at > Date.now() && !orphan) continue;
+        if (!navigator.onLine || !app.auth) break;
+        if (app.holdUntil > Date.now()) break; // the server asked us to wait (Retry-After)
         try {
           await attempt(item);
         } catch (err) {
@@ -379,7 +430,12 @@
             // Refused for good (e.g. the photo): say so; the item stays until the chief acts.
             fresh.state = "rejected";
             fresh.reason = err.message;
+          } else if (err.waitMs) {
+            fresh.state = "queued";
+            fresh.next_at = Date.now() + err.waitMs;
+            fresh.last_error = err.message;
           } else {
+            fresh.state = "queued";
             fresh.tries += 1;
             fresh.next_at = Date.now() + backoff(fresh.tries);
             fresh.last_error = err.message || String(err);
@@ -798,18 +854,22 @@
     $("#sign-out").addEventListener("click", async () => {
       const open = (await store.all("outbox")).filter((i) => i.state === "queued" || i.state === "sent");
       if (open.length) { toast(`还有 ${open.length} 条未送达，联网发送后再退出`); return; }
+      // Revokes this phone's device credential on the server, then forgets it here.
       await api("/m/api/session", { method: "DELETE" }).catch(() => null);
       disconnect();
       app.auth = null;
+      brokerPassword = null;
       await store.setMeta("auth", null);
       location.reload();
     });
-    window.addEventListener("online", () => {
-      app.mqDownSince = Date.now(); // the broker gets its full patience after airplane mode
-      connect(); refresh(); pump();
-    });
+    window.addEventListener("online", () => { connect(); refresh(); pump(); });
     window.addEventListener("offline", () => { disconnect(); setNet("offline", "离线"); });
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible" && app.auth) { refresh(); pump(); }
+    });
     setInterval(pump, 2000);
+    // Without the broker nobody pushes notices: fetch the case list now and then.
+    setInterval(() => { if (app.auth && !(app.mq && app.mq.connected)) refresh(); }, POLL_MS);
   }
 
   if ("serviceWorker" in navigator) {

@@ -2,7 +2,7 @@
    works in airplane mode) and is refreshed in the background. API calls are never cached:
    the outbox in IndexedDB, not this worker, is what keeps unsent work. */
 "use strict";
-const CACHE = "rw-m-v1";
+const CACHE = "rw-m-v2";
 const SHELL = [
   "/m/",
   "/m/manifest.webmanifest",

@@ -1,7 +1,7 @@
 """staff login sessions, kept server-side so that logout and a password change revoke them
 
-Revision ID: 0009_sessions
-Revises: 0008
+Revision ID: 0012_sessions
+Revises: 0011_intake_identity
 Create Date: 2026-12-10 10:00:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import roadwatch.models
 
-revision = "0009_sessions"
-down_revision = "0008"
+revision = "0012_sessions"
+down_revision = "0011_intake_identity"
 branch_labels = None
 depends_on = None
 
