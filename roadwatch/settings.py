@@ -100,6 +100,8 @@ class Settings(BaseModel):
     ranking_formula: str
     ranking_contest_hours: float
     ranking_schedule_s: float
+    # reverse proxies in front of the web server whose X-Forwarded-* headers are believed
+    trusted_proxies: int
 
     @field_validator("database_url")
     @classmethod
@@ -307,6 +309,16 @@ class Settings(BaseModel):
         parts = urlsplit(v)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             raise ValueError('must be "", "auto" or a ws:// or wss:// URL')
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, v: int) -> int:
+        if not 0 <= v <= 5:
+            raise ValueError(
+                "must be 0 (no proxy: X-Forwarded-* headers are ignored) or the number of "
+                "reverse proxies in front of roadwatch, at most 5"
+            )
         return v
 
     @field_validator("embedded_ws_port")
