@@ -114,6 +114,12 @@ def test_page_loads_the_entry_module() -> None:
     # no classic script of the page's own left (the vendored UMD libraries stay classic)
     own = re.findall(r"<script src=\"\{\{ url_for\('static', filename='([^']+)'\)", html)
     assert all(name.startswith("vendor/") for name in own), own
+    # every other module is preloaded (fetched at once, not one import level at a time)
+    preloaded = re.findall(
+        r"<link rel=\"modulepreload\" href=\"\{\{ url_for\('static', filename='live/([^']+)'\)",
+        html,
+    )
+    assert sorted(preloaded) == sorted(p.name for p in LIVE.glob("*.js") if p.name != "main.js")
 
 
 def test_tools_are_pinned_exactly() -> None:
