@@ -12,6 +12,7 @@ need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium chromium-driver)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 [ -d /usr/share/fonts/opentype/noto ] || need_apt+=(fonts-noto-cjk)
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm) # the front end's type check and lint
 # WeasyPrint (the rankings' PDF) needs Pango and HarfBuzz's subsetter.
 for lib in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0; do
   dpkg -s "$lib" >/dev/null 2>&1 || need_apt+=("$lib")
@@ -47,6 +48,12 @@ if [ ! -x .venv/bin/pytest ] || [ pyproject.toml -nt .venv/.installed-test ]; th
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".[test]"
   touch .venv/.installed-test
+fi
+
+# The front end's pinned tools (TypeScript, ESLint: frontend/package-lock.json).
+if command -v npm >/dev/null 2>&1 && { [ ! -f frontend/node_modules/.package-lock.json ] \
+    || [ frontend/package-lock.json -nt frontend/node_modules/.package-lock.json ]; }; then
+  (cd frontend && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 fi
 
 export ROADWATCH_REQUIRE_SERVICES=1
