@@ -32,6 +32,7 @@ from roadwatch.ingest.messages import Outcome
 from roadwatch.ingest.topics import INBOUND_KINDS, Topics
 from roadwatch.runtime import Runtime
 from tests.conftest import MOSQUITTO, make_settings, need_service
+from tests.support.intake import intake_headers
 from tests.support.server import live_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -397,16 +398,6 @@ class Device:
         self.c.loop_stop()
 
 
-def _intake_headers(app: Any, reporter: str) -> dict[str, str]:
-    """An identity for HTTP intake where the platform asks for one (issue 15's API keys)."""
-    try:
-        from tests.support.intake import intake_headers  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return {}
-    headers: dict[str, str] = intake_headers(app, reporter)
-    return headers
-
-
 def _case_status(rt: Runtime, report_id: str) -> str | None:
     with rt.sessions() as s:
         row = s.get(models.Report, report_id)
@@ -458,7 +449,7 @@ def test_protocol_examples_are_accepted_by_the_running_system(
                 res = client.post(
                     urljoin("/", "api/reports"),
                     json=body,
-                    headers=_intake_headers(server.app, body["reporter_id"]),
+                    headers=intake_headers(server.app, body["reporter_id"]),
                 )
                 ack = res.get_json()
                 assert res.status_code < 500, res.get_data(as_text=True)
