@@ -1,4 +1,4 @@
-"""`roadwatch` command line (CONTRACT.md 4)."""
+"""`roadwatch` command line (README, "Command line")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`roadwatch bench` (CONTRACT.md 4): the repository's benchmark scripts from the command line."""
+"""`roadwatch bench` (README, "Command line"): the benchmark scripts from the command line."""
 
 from __future__ import annotations
 

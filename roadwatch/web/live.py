@@ -1,4 +1,4 @@
-"""Socket.IO namespace /live: live events and resync from the event log (CONTRACT.md 2).
+"""Socket.IO namespace /live: live events and resync from the event log (docs/protocol.md 5).
 
 Only logged-in staff may connect (the Flask session cookie of the handshake, or a staff
 account's name and password in the handshake's `auth` or HTTP Basic header); a district
