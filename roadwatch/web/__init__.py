@@ -57,7 +57,8 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     app.register_blueprint(mobile.bp)
     errors.register(app)
     live.register(socketio, runtime)
-    runtime.broadcaster.emitter = socketio
+    # The runtime is left as it was given: whoever runs the app decides whether the runtime's
+    # live events go to this app's browsers (`roadwatch serve`: runtime.broadcaster.emitter).
     return app, socketio
 
 
