@@ -18,16 +18,17 @@ import subprocess
 import sys
 import sysconfig
 import time
+import tomllib
 import urllib.error
 import urllib.request
 import venv
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tests.support.server import free_port
-
-pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 # Not part of the wheel's sources: environments, build output, caches, the front end's tooling.
@@ -122,6 +123,7 @@ def wait_healthy(url: str, proc: subprocess.Popen[str], timeout: float) -> tuple
     pytest.fail(f"roadwatch serve did not answer {url} with 200 ({last}); it said:\n{out[-4000:]}")
 
 
+@pytest.mark.slow
 def test_installed_wheel_serves_healthz(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path / "build")
     python = venv_with_dependencies(tmp_path / "venv")
@@ -180,3 +182,29 @@ def test_installed_wheel_serves_healthz(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             stop(proc, signal.SIGKILL)
             proc.communicate()
+
+
+def test_lock_pins_every_dependency_exactly() -> None:
+    """requirements.lock (what ./test.sh and CI install) covers pyproject.toml, all with ==.
+
+    A dependency added to pyproject.toml without `.ci/lock` fails here, not in a fresh clone.
+    """
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
+    wanted = [Requirement(r) for r in project["dependencies"]]
+    wanted += [Requirement(r) for r in project["optional-dependencies"]["test"]]
+    pins: dict[str, str] = {}
+    for line in (ROOT / "requirements.lock").read_text("utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        name, sep, version = line.partition("==")
+        assert sep and version.strip(), f"requirements.lock: not pinned with ==: {line}"
+        pins[canonicalize_name(name.split("[", 1)[0])] = version.strip()
+    for req in wanted:
+        name = canonicalize_name(req.name)
+        assert name in pins, (
+            f"{req.name} is in pyproject.toml but not in requirements.lock: run .ci/lock"
+        )
+        assert req.specifier.contains(pins[name], prereleases=True), (
+            f"requirements.lock: {req.name}=={pins[name]} is outside {req.specifier}: run .ci/lock"
+        )
