@@ -92,10 +92,11 @@ def venv_with_dependencies(where: Path) -> Path:
     ).stdout.strip()
     deps = where / "dependencies"
     deps.mkdir()
-    ours = Path(sysconfig.get_paths()["purelib"])
-    for entry in ours.iterdir():
-        if is_dependency(entry.name):
-            (deps / entry.name).symlink_to(entry)
+    paths = sysconfig.get_paths()
+    for ours in dict.fromkeys(Path(paths[k]) for k in ("purelib", "platlib")):
+        for entry in ours.iterdir():
+            if is_dependency(entry.name) and not (deps / entry.name).exists():
+                (deps / entry.name).symlink_to(entry)
     (Path(purelib) / "dependencies.pth").write_text(f"{deps}\n")
     return python
 
