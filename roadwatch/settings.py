@@ -20,8 +20,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = Path(os.environ.get("ROADWATCH_CONFIG_DIR", REPO_ROOT / "config"))
+# The configuration files live in the project's top-level config/, where they are edited.
+# roadwatch/_config is a link to it in a checkout and a copy of it in the wheel (package data),
+# so one path serves an editable install and an installed wheel alike.
+PACKAGED_CONFIG_DIR = (Path(__file__).resolve().parent / "_config").resolve()
+CONFIG_DIR = Path(os.environ.get("ROADWATCH_CONFIG_DIR") or PACKAGED_CONFIG_DIR)
 ENV_PREFIX = "ROADWATCH_"
 OPEN311_KEY = re.compile(r"^[A-Za-z0-9_\-]{8,128}$")
 OPEN311_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,55}$")

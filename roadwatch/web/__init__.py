@@ -70,7 +70,8 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     errors.register(app)
     limits.init_app(app, settings)  # after the blueprints: wraps the intake views
     live.register(socketio, runtime)
-    runtime.broadcaster.emitter = socketio
+    # The runtime is left as it was given: whoever runs the app decides whether the runtime's
+    # live events go to this app's browsers (`roadwatch serve`: runtime.broadcaster.emitter).
     return app, socketio
 
 

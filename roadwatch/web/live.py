@@ -127,7 +127,6 @@ def _replay_filter(user: StaffUser, district_of: Callable[[dict[str, Any]], str 
 
 def register(socketio: SocketIO, runtime: Runtime) -> None:
     viewers = _Viewers()
-    runtime.extras["live_viewers"] = viewers
     werkzeug_log = logging.getLogger("werkzeug")
     if not any(isinstance(f, _ClosedByClient) for f in werkzeug_log.filters):
         werkzeug_log.addFilter(_ClosedByClient())
