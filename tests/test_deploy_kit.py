@@ -412,3 +412,187 @@ def test_make_bundle_dry_run_lists_what_it_would_do(tmp_path: Path) -> None:
     out = done.stdout
     assert "pip wheel" in out and "--no-index" in out and "b.tar.gz" in out
     assert not (tmp_path / "b.tar.gz").exists()
+
+
+# -- the web role under gunicorn, behind nginx ---------------------------------------------------
+def _wait_http(
+    url: str, procs: list[subprocess.Popen[bytes]], logs: list[Path], timeout: float = 90
+) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for proc, log in zip(procs, logs, strict=True):
+            if proc.poll() is not None:
+                raise AssertionError(f"exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if requests.get(url, timeout=2, allow_redirects=False).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(
+        f"{url} did not answer:\n" + "\n".join(p.read_text()[-3000:] for p in logs)
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_web_role_under_gunicorn_behind_nginx(
+    tmp_path: Path,
+    tls_cert: tuple[Path, Path],
+    prod_broker: Broker,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Two single-worker gunicorns (roadwatch.web.wsgi:app) behind the nginx site: health,
+    a login whose cookie is Secure (X-Forwarded-Proto reached ProxyFix), a Socket.IO
+    session through the sticky upstream, static files from disk, and MQTT over WebSocket
+    (TLS at nginx) to the production Mosquitto at /mqtt."""
+    import requests
+    import socketio
+
+    nginx = need_tool("nginx", "nginx")
+    need_service("Redis", "127.0.0.1", 6379)
+    database_url = request.getfixturevalue("fresh_pg")
+    from roadwatch import db
+    from roadwatch.users import add_user
+
+    engine = db.make_engine(database_url)
+    db.upgrade(engine)  # `roadwatch db upgrade`: the web role does not migrate
+    with db.make_sessionmaker(engine).begin() as session:
+        add_user(session, "deploy-admin", "correct horse battery", "admin", None)
+    engine.dispose()
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ROADWATCH_")},
+        "PYTHONPATH": str(ROOT),
+        "ROADWATCH_DATABASE_URL": database_url,
+        "ROADWATCH_SOCKETIO_QUEUE": "redis://127.0.0.1:6379/0",
+        "ROADWATCH_TRUSTED_PROXIES": "1",
+        "ROADWATCH_SECRET_KEY": "deploy-kit-test-" + uuid.uuid4().hex,
+        "ROADWATCH_PHOTO_DIR": str(tmp_path / "photos"),
+        "ROADWATCH_EMBEDDED_BROKER": "never",
+        "ROADWATCH_RANKING_SCHEDULE_S": "0",
+        "ROADWATCH_WEB_THREADS": "20",
+        "HOME": str(tmp_path),
+    }
+    web_ports = [free_port(), free_port()]
+    procs, logs = [], []
+    try:
+        for port in web_ports:
+            log = tmp_path / f"gunicorn-{port}.log"
+            with log.open("wb") as out:
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "gunicorn", "-c", str(DEPLOY / "gunicorn.conf.py")]
+                        + ["-b", f"127.0.0.1:{port}", "roadwatch.web.wsgi:app"],
+                        env=env,
+                        cwd=tmp_path,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+            logs.append(log)
+        for port in web_ports:
+            _wait_http(f"http://127.0.0.1:{port}/healthz", procs, logs)
+
+        https, http = free_port(), free_port()
+        site = _site(*tls_cert, tmp_path, https, http, web_ports, prod_broker.ws_port)
+        conf = _nginx_conf(tmp_path, site)
+        nginx_log = tmp_path / "nginx.out"
+        with nginx_log.open("wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    [nginx, "-p", str(tmp_path), "-c", str(conf), "-e", "stderr"]
+                    + ["-g", "daemon off;"],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        logs.append(nginx_log)
+        base = f"https://127.0.0.1:{https}"
+        ca = str(tls_cert[0])
+        _wait_http(f"http://127.0.0.1:{http}/", procs, logs)
+
+        # Plain http is sent to https.
+        r = requests.get(f"http://127.0.0.1:{http}/healthz", allow_redirects=False, timeout=5)
+        assert r.status_code == 301 and r.headers["Location"].startswith("https://")
+
+        # Health through TLS (certificate checked against the test CA), web role: no broker.
+        s = requests.Session()
+        s.trust_env = False  # else REQUESTS_CA_BUNDLE, when set, would replace `verify`
+        s.verify = ca
+        r = s.get(f"{base}/healthz", timeout=10)
+        assert r.status_code == 200, r.text
+        assert r.json()["checks"]["broker"]["role"] == "web"
+        assert "Strict-Transport-Security" in r.headers
+
+        # Static files come from disk (nginx), with the type by extension.
+        r = s.get(f"{base}/static/live.css", timeout=10)
+        assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/css")
+        assert r.content == (ROOT / "roadwatch/web/static/live.css").read_bytes()
+
+        # A staff login: the session cookie comes back Secure, which the app does only when
+        # it believes the request came over https, i.e. nginx's X-Forwarded-Proto reached
+        # ProxyFix (ROADWATCH_TRUSTED_PROXIES=1).
+        page = s.get(f"{base}/login", timeout=10).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf
+        r = s.post(
+            f"{base}/login",
+            data={"username": "deploy-admin", "password": "correct horse battery", "csrf": csrf[1]},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert r.status_code == 302, r.text
+        cookie = next(c for c in s.cookies if c.name == "session")
+        assert cookie.secure, "the session cookie is not Secure behind TLS"
+
+        # Socket.IO through nginx: long-polling handshake, then the WebSocket upgrade, all on
+        # one web process (ip_hash), with the staff cookie.
+        client = socketio.Client(http_session=s)
+        client.connect(
+            base,
+            namespaces=["/live"],
+            headers={"Cookie": f"session={cookie.value}"},
+            wait_timeout=10,
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while client.transport() != "websocket" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert client.transport() == "websocket"
+            assert client.get_sid("/live")
+        finally:
+            client.disconnect()
+            client.shutdown()
+
+        # MQTT over WebSocket at /mqtt: TLS at nginx, the chief's login checked by Mosquitto.
+        chief, got = _mqtt_client(
+            "zz-jinshui-0421", prod_broker.passwords["zz-jinshui-0421"], transport="websockets"
+        )
+        chief.ws_set_options(path="/mqtt")
+        chief.tls_set(ca_certs=ca)
+        chief.connect("127.0.0.1", https)
+        chief.loop_start()
+        try:
+            _connected(got)
+        finally:
+            chief.disconnect()
+            chief.loop_stop()
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+    # SIGTERM: each gunicorn stopped cleanly (its worker_exit hook released the runtime).
+    for proc, log in zip(procs[:2], logs[:2], strict=True):
+        assert proc.returncode == 0, log.read_text()[-3000:]

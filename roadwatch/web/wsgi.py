@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
@@ -52,6 +54,42 @@ def _check_schema(engine: Any) -> None:
         )
 
 
+# Any fixed number: the key of the PostgreSQL advisory lock taken while a web process
+# builds its runtime.
+_STARTUP_LOCK_KEY = 0x726F6164  # "road"
+
+
+@contextmanager
+def _startup_lock(database_url: str) -> Iterator[None]:
+    """One web process at a time builds its runtime on PostgreSQL.
+
+    Runtime.build brings the segment network in the database up to date (sync_network);
+    two processes doing that at once on a fresh database both insert the same districts
+    and one fails (measured: two gunicorns started together, one died with a unique
+    violation on districts). A session-level advisory lock serialises them; the second
+    then finds the network in place and changes nothing. SQLite: one writer anyway.
+    """
+    from sqlalchemy import text
+
+    from .. import db
+
+    engine = db.make_engine(database_url)
+    try:
+        if engine.dialect.name != "postgresql":
+            yield
+            return
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _STARTUP_LOCK_KEY})
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _STARTUP_LOCK_KEY})
+                conn.commit()
+    finally:
+        engine.dispose()
+
+
 def create_web_app(settings: Settings | None = None, *, migrate: bool = False) -> Flask:
     """The web role's WSGI app: a Runtime without ingest, the Flask app and Socket.IO."""
     from ..runtime import Runtime
@@ -75,9 +113,13 @@ def create_web_app(settings: Settings | None = None, *, migrate: bool = False) -
             _check_schema(engine)
         finally:
             engine.dispose()
-    runtime = Runtime.build(settings, migrate=migrate)
+    with _startup_lock(settings.database_url):
+        runtime = Runtime.build(settings, migrate=migrate)
     runtime.extras["role"] = ROLE
-    flask_app, _socketio = create_app(runtime)
+    flask_app, socketio = create_app(runtime)
+    # Events this process stores (HTTP intake, review decisions) go out through its own
+    # Socket.IO, which with the Redis queue reaches every web process's browsers.
+    runtime.broadcaster.emitter = socketio
     runtime.broadcaster.start()  # HTTP requests hand their events over and return
     _built["runtime"] = runtime
     return flask_app
