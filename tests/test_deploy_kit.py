@@ -355,9 +355,11 @@ def test_production_mosquitto_takes_tls_clients(
     # CONNACK (the broker expects a TLS handshake and closes).
     import socket
 
-    with socket.create_connection(("127.0.0.1", prod_broker.tls_port), 5) as raw:
-        with pytest.raises(ssl.SSLCertVerificationError):
-            ssl.create_default_context().wrap_socket(raw, server_hostname="localhost")
+    with (
+        socket.create_connection(("127.0.0.1", prod_broker.tls_port), 5) as raw,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
+        ssl.create_default_context().wrap_socket(raw, server_hostname="localhost")
     connect = bytes.fromhex("101000044d5154540402003c0004") + b"test"  # MQTT 3.1.1 CONNECT
     with socket.create_connection(("127.0.0.1", prod_broker.tls_port), 5) as raw:
         raw.sendall(connect)
