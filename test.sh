@@ -13,6 +13,7 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium chromium-driver)
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 [ -d /usr/share/fonts/opentype/noto ] || need_apt+=(fonts-noto-cjk)
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm) # the front end's type check and lint
+for tool in nginx:nginx-light openssl:openssl systemd-analyze:systemd logrotate:logrotate pg_dump:postgresql-client; do command -v "${tool%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${tool%%:*}" ] || need_apt+=("${tool#*:}"); done # tests/test_deploy_kit.py, test_backup.py
 # WeasyPrint (the rankings' PDF) needs Pango and HarfBuzz's subsetter.
 for lib in libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0; do
   dpkg -s "$lib" >/dev/null 2>&1 || need_apt+=("$lib")

@@ -1179,6 +1179,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("args", nargs=argparse.REMAINDER, help="passed on to the script")
     b.add_argument("--list", action="store_true", help="list the benchmarks and stop")
     b.set_defaults(func=cmd_bench)
+
+    from .backup import add_commands as add_backup_commands
+
+    add_backup_commands(sub)  # roadwatch backup OUT / roadwatch restore DIR
     return p
 
 

@@ -98,13 +98,16 @@ def _health_checks() -> tuple[bool, dict[str, Any]]:
     except Exception as exc:
         checks["database"] = {"ok": False, "error": exc.__class__.__name__}
     mqtt = rt.mqtt
-    broker_ok = bool(mqtt and mqtt.connected.is_set())
-    checks["broker"] = {
-        "ok": broker_ok,
-        "url": redact_url(rt.settings.mqtt_url),
-        "embedded": rt.broker is not None,
-        **({"error": mqtt.last_error} if mqtt and mqtt.last_error else {}),
-    }
+    if rt.extras.get("role") == "web":
+        # The web role (roadwatch/web/wsgi.py) holds no MQTT session: ingest is elsewhere.
+        checks["broker"] = {"ok": True, "role": "web", "ingest": "in roadwatch worker"}
+    else:
+        checks["broker"] = {
+            "ok": bool(mqtt and mqtt.connected.is_set()),
+            "url": redact_url(rt.settings.mqtt_url),
+            "embedded": rt.broker is not None,
+            **({"error": mqtt.last_error} if mqtt and mqtt.last_error else {}),
+        }
     checks["network"] = {"ok": rt.ctx.size > 0, "segments": rt.ctx.size}
     # The holiday rule: a warning (not a failure) while next year's holidays are missing.
     holidays = rt.pipeline.sla.holiday_warning(rt.pipeline.clock())
