@@ -387,12 +387,14 @@ def test_phone_app_keeps_no_password_in_browser_storage(
                 expect(page.locator("#tabs")).to_be_visible()
                 expect(page.locator("#cat-groups details").first).to_be_visible()
                 # The shell is cached by the service worker: Cache Storage is filled too.
-                page.wait_for_function("navigator.serviceWorker.controller !== null")
-                page.wait_for_function("caches.keys().then(k => k.length > 0)")
+                page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+                page.wait_for_function("() => caches.keys().then(k => k.length > 0)")
                 page.wait_for_timeout(500)
                 dumps = [page.evaluate(DUMP_STORAGE)]
                 page.reload()  # whatever the app writes on start counts too
-                page.wait_for_function("window.__rwReady === true")
+                # (as functions: Playwright polls a plain expression with eval, which the
+                # CSP forbids, so a wait that is not over at its first check would fail)
+                page.wait_for_function("() => window.__rwReady === true")
                 expect(page.locator("#tabs")).to_be_visible()
                 page.wait_for_timeout(500)
                 dumps.append(page.evaluate(DUMP_STORAGE))
