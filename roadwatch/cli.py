@@ -1167,6 +1167,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rk.set_defaults(func=cmd_rank)
 
+    from .demo.cli import add_parser as add_demo_parser
+
+    add_demo_parser(sub)
+
     b = sub.add_parser(
         "bench",
         help="run a benchmark script of the repository (bench/): ingest, snap, rank, …",
