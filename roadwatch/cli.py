@@ -114,6 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     runtime.start_ranking()
     sim_thread = None
     if args.simulate:
+        from .demo.lifecycle import for_runtime
         from .reporters import KNOWN
         from .simulate import Simulator
 
@@ -130,6 +131,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             chiefs=args.simulate,
             rate=args.rate,
             may_report=lambda rid: directory.status(rid) == KNOWN,
+            lifecycle=for_runtime(runtime, lambda rid: directory.status(rid) == KNOWN),
         )
         sim_thread = threading.Thread(
             target=sim.run, kwargs={"progress": None}, name="simulator", daemon=True

@@ -26,11 +26,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="play up to this moment (ISO 8601 with offset; default: now). The published "
         "hashes depend on the seed and the week this falls in",
     )
+    s.add_argument("--districts", help="only these districts, comma-separated codes (default: all)")
     s.add_argument(
-        "--districts", help="only these districts, comma-separated codes (default: all)"
-    )
-    s.add_argument(
-        "--findings", type=float, default=1000.0, help="findings a week across the whole city"
+        "--findings", type=float, default=800.0, help="findings a week across the whole city"
     )
     s.add_argument(
         "--if-new",
@@ -62,10 +60,14 @@ def cmd_demo_seed(args: argparse.Namespace) -> int:
         print("roadwatch demo seed: --weeks must be between 1 and 52", file=sys.stderr)
         return 2
     if args.if_new and demo_marker(settings.database_url) is not None:
-        print("roadwatch demo seed: this database is already a demo; not seeding again",
-              file=sys.stderr)
+        print(
+            "roadwatch demo seed: this database is already a demo; not seeding again",
+            file=sys.stderr,
+        )
         return 0
-    districts = [d.strip() for d in args.districts.split(",") if d.strip()] if args.districts else None
+    districts = (
+        [d.strip() for d in args.districts.split(",") if d.strip()] if args.districts else None
+    )
     try:
         result = Seeder(
             settings,

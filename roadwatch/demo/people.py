@@ -36,9 +36,9 @@ class Profile:
     problems: float  # how many problems their segments gather (× the city's rate)
 
 
-DILIGENT = Profile("diligent", 0.95, 0.04, 0.6, 0.5, (6, 7), 0.95, 0.35)
-ORDINARY = Profile("ordinary", 0.8, 0.15, 0.35, 0.08, (2, 5), 0.85, 1.0)
-NEGLIGENT = Profile("negligent", 0.45, 0.35, 0.1, 0.02, (0, 2), 0.65, 1.8)
+DILIGENT = Profile("diligent", 0.95, 0.04, 0.6, 0.2, (6, 7), 0.95, 0.35)
+ORDINARY = Profile("ordinary", 0.8, 0.15, 0.35, 0.03, (2, 5), 0.85, 1.0)
+NEGLIGENT = Profile("negligent", 0.45, 0.35, 0.1, 0.01, (0, 2), 0.65, 1.8)
 PROFILES = {p.name: p for p in (DILIGENT, ORDINARY, NEGLIGENT)}
 
 # District character: shares of diligent / ordinary / negligent chiefs.
@@ -83,7 +83,7 @@ def build_city(
     network: Network,
     rng: random.Random,
     districts: Sequence[str] | None = None,
-    findings_per_week: float = 1000.0,
+    findings_per_week: float = 800.0,
 ) -> City:
     """The demo's people and rates over `districts` (all when None)."""
     segs = network.segments
@@ -111,7 +111,9 @@ def build_city(
         roll = rng.random()
         profile = DILIGENT if roll < d else ORDINARY if roll < d + o else NEGLIGENT
         chief = Chief(cid, profile, sorted(by_chief[cid]))
-        chief.logs_patrols = rng.random() < profile.logs_patrols
+        # a chief of a main road is watched more, and logs their walks more often
+        main = any(segs[i].road_class == "arterial" for i in chief.segments)
+        chief.logs_patrols = rng.random() < profile.logs_patrols * (3.0 if main else 1.0)
         chiefs[cid] = chief
     # hot spots: a couple of busy segments per district (markets, school gates, night food)
     hot: set[int] = set()

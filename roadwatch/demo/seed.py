@@ -158,7 +158,7 @@ class Seeder:
         seed: int = 1,
         until: dt.datetime | None = None,
         districts: Sequence[str] | None = None,
-        findings_per_week: float = 1000.0,
+        findings_per_week: float = 800.0,
         photo_pool: int = 48,
         progress: TextIO | None = sys.stderr,
     ) -> None:
@@ -345,7 +345,11 @@ class Seeder:
         for n in range(self.photo_pool * 2):
             after = n % 2 == 1
             rnd = self.rng
-            base = (rnd.randrange(90, 200),) * 3 if after else tuple(rnd.randrange(60, 220) for _ in range(3))
+            base = (
+                (rnd.randrange(90, 200),) * 3
+                if after
+                else tuple(rnd.randrange(60, 220) for _ in range(3))
+            )
             img = Image.new("RGB", (160, 120), base)  # type: ignore[arg-type]
             draw = ImageDraw.Draw(img)
             for _ in range(3 if after else 8):
@@ -384,9 +388,7 @@ class Seeder:
             chief = city.chiefs[city.chief_of[i]]
             for _ in range(n):
                 at = self._local(self.rng.choice(days), 7.0, 21.0)
-                source = self.rng.choices(
-                    [x for x, _ in SOURCES], [w for _, w in SOURCES]
-                )[0]
+                source = self.rng.choices([x for x, _ in SOURCES], [w for _, w in SOURCES])[0]
                 if source == "self" and self.rng.random() > chief.profile.self_report / 0.5:
                     source = "public"
                 self.push(at, "report", {"seg": i, "source": source, "chief": chief.id})
@@ -505,9 +507,12 @@ class Seeder:
                 dispatched.append(body["report_id"])
             elif due.kind == "rectification" and o.status == "accepted":
                 self._plan_verification(body["report_id"], now)
-            elif due.kind == "verification" and o.status == "accepted":
-                if o.case_status == "reopened":
-                    self._plan_fix(body["report_id"], now, again=True)
+            elif (
+                due.kind == "verification"
+                and o.status == "accepted"
+                and o.case_status == "reopened"
+            ):
+                self._plan_fix(body["report_id"], now, again=True)
         if dispatched:
             self._plan_fixes(rt, dispatched)
 
@@ -558,8 +563,10 @@ class Seeder:
         elif roll < profile.on_time:
             done = case["dispatched"] + span * self.rng.uniform(0.1, 0.75)
         elif roll < profile.on_time + profile.late:
-            done = case["due"] + span * self.rng.uniform(0.1, 1.5) + dt.timedelta(
-                hours=self.rng.uniform(0.5, 8)
+            done = (
+                case["due"]
+                + span * self.rng.uniform(0.1, 1.5)
+                + dt.timedelta(hours=self.rng.uniform(0.5, 8))
             )
         else:  # left undone for days: overdue, escalated, fixed at last (or still open)
             done = case["due"] + dt.timedelta(days=self.rng.uniform(2, 12))
