@@ -53,6 +53,9 @@ DISTRICT_MIX: dict[str, tuple[float, float, float]] = {
     "GX": (0.30, 0.55, 0.15),
 }
 DEFAULT_MIX = (0.25, 0.55, 0.20)
+# How closely a district is watched (its evaluator contract): 二七区 is inspected most,
+# so a quiet record there means something (the ranking's red needs expected evidence).
+WATCH = {"EQ": 2.5}
 HOT_SPOTS_PER_DISTRICT = 2
 HOT_FACTOR = 7.0  # a hot spot's problems × its chief's usual
 
@@ -128,7 +131,7 @@ def build_city(
     for i in active:
         s = segs[i]
         w = max(s.length_m, 100.0) / 1000.0 * CLASS_FACTOR.get(s.road_class, 1.0)
-        w *= chiefs[chief_of[i]].profile.problems
+        w *= chiefs[chief_of[i]].profile.problems * WATCH.get(s.district, 1.0)
         if i in hot:
             w *= HOT_FACTOR
         weight[i] = w

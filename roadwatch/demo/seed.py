@@ -447,7 +447,7 @@ class Seeder:
         seg = self.city.network.segments[due.data["seg"]]
         n = max(4, min(40, int(seg.length_m / 50)))
         pts = []
-        t = due.at
+        t = due.at - dt.timedelta(seconds=40 * (n - 1))  # sent when the walk ends
         for k in range(n):
             p = seg.geometry.interpolate(0.03 + 0.94 * k / (n - 1), normalized=True)
             lat0 = math.radians(p.y)
