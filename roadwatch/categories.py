@@ -46,7 +46,7 @@ class Categories:
         return frozenset(self.by_code)
 
     def qualified(self, code: str) -> str:
-        """The code with its scheme, as DOMAIN.md asks: GB/T30428.2-2013:E0504."""
+        """The code with its scheme, as docs/domain.md says: GB/T30428.2-2013:E0504."""
         return f"{self.scheme}:{code}"
 
 

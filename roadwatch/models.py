@@ -501,3 +501,16 @@ class ApiKey(Base):
     label: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+# -- staff login sessions (issue 15: revoked on logout and password change) -----------------
+class StaffSession(Base):
+    """One signed-in browser of a staff user. The session cookie carries a random token;
+    only its SHA-256 is stored here. Logging out deletes the row, a password change deletes
+    all of the user's rows: a replayed old cookie then finds nothing."""
+
+    __tablename__ = "staff_sessions"
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -1,4 +1,4 @@
-"""The case workflow (DOMAIN.md: collect → file → dispatch → handle → report back → verify).
+"""The case workflow (docs/domain.md: collect → file → dispatch → handle → report back → verify).
 
 A report that is tied to a segment becomes a case and is dispatched at once to whoever
 answered for that spot when it was observed: a merchant whose frontage zone covers it gets
