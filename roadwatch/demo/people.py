@@ -123,8 +123,8 @@ def build_city(
     by_district: dict[str, list[int]] = {}
     for i in active:
         by_district.setdefault(segs[i].district, []).append(i)
-    for d in sorted(by_district):
-        pool = [i for i in by_district[d] if chiefs[chief_of[i]].profile is not DILIGENT]
+    for code in sorted(by_district):
+        pool = [i for i in by_district[code] if chiefs[chief_of[i]].profile is not DILIGENT]
         for i in rng.sample(pool, min(HOT_SPOTS_PER_DISTRICT, len(pool))):
             hot.add(i)
     weight: dict[int, float] = {}

@@ -350,13 +350,13 @@ class Seeder:
                 if after
                 else tuple(rnd.randrange(60, 220) for _ in range(3))
             )
-            img = Image.new("RGB", (160, 120), base)  # type: ignore[arg-type]
+            img = Image.new("RGB", (160, 120), base)
             draw = ImageDraw.Draw(img)
             for _ in range(3 if after else 8):
                 x, y = rnd.randrange(0, 150), rnd.randrange(0, 110)
                 w, h = rnd.randrange(8, 60), rnd.randrange(6, 40)
                 color = tuple(rnd.randrange(0, 256) for _ in range(3))
-                draw.rectangle((x, y, x + w, y + h), fill=color)  # type: ignore[arg-type]
+                draw.rectangle((x, y, x + w, y + h), fill=color)
             buf = io.BytesIO()
             img.save(buf, "JPEG", quality=70)
             saved = save_upload(

@@ -8,6 +8,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Page
@@ -39,7 +40,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 
 def test_demo_map_week_and_case_history(
-    served: Served, page: Page, screenshot: Callable[[Page, str], Path]
+    served: Served, page: Page, page_problems: Any, screenshot: Callable[[Page, str], Path]
 ) -> None:
     login(page, served)
     state = page.evaluate("fetch('/api/centre/state').then(r => r.json())")
@@ -71,6 +72,7 @@ def test_demo_map_week_and_case_history(
     page.wait_for_load_state("networkidle")
     screenshot(page, "demo-ranking-week")
 
+    page_problems.allow(r"favicon\.ico")  # Chromium asks for one beside a JSON document
     page.goto(served.url + f"/api/reports/{case}")
     body = json.loads(page.text_content("body") or "{}")
     steps = [h["status"] for h in body["history"]]
