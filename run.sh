@@ -3,6 +3,8 @@
 # web + live map on http://127.0.0.1:5000/, MQTT ingest (embedded broker if none listens
 # on 127.0.0.1:1883), a SQLite file under ./var/, the bundled demo network, and simulated
 # road chiefs. Extra arguments go to `roadwatch serve` (e.g. --port 8000).
+# On the first start of a new database it first plays weeks of demo history
+# (`roadwatch demo seed`, ROADWATCH_DEMO_WEEKS, default 8; 0 skips it), then goes live.
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -12,6 +14,13 @@ if [ ! -x .venv/bin/roadwatch ] || [ pyproject.toml -nt .venv/.installed ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e .
   touch .venv/.installed
+fi
+if [ "${ROADWATCH_DEMO_WEEKS:-8}" != "0" ]; then
+  # --if-new: nothing to do on a database seeded before; a database with real data is
+  # refused with one line and left as it is, and the platform starts on it anyway.
+  .venv/bin/roadwatch demo seed --if-new --weeks "${ROADWATCH_DEMO_WEEKS:-8}" \
+    --seed "${ROADWATCH_DEMO_SEED:-1}" ||
+    echo "run.sh: no demo history added (see the line above); starting the platform" >&2
 fi
 exec .venv/bin/roadwatch serve --simulate "${ROADWATCH_SIM_CHIEFS:-40}" \
   --rate "${ROADWATCH_SIM_RATE:-4}" "$@"

@@ -115,6 +115,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     runtime.start_ranking()
     sim_thread = None
     if args.simulate:
+        from .demo.lifecycle import for_runtime
         from .reporters import KNOWN
         from .simulate import Simulator
 
@@ -131,6 +132,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             chiefs=args.simulate,
             rate=args.rate,
             may_report=lambda rid: directory.status(rid) == KNOWN,
+            lifecycle=for_runtime(runtime, lambda rid: directory.status(rid) == KNOWN),
         )
         sim_thread = threading.Thread(
             target=sim.run, kwargs={"progress": None}, name="simulator", daemon=True
@@ -1167,6 +1169,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--by", help="who publishes (kept in the ranking; default cli:<os user>, as audited)"
     )
     rk.set_defaults(func=cmd_rank)
+
+    from .demo.cli import add_parser as add_demo_parser
+
+    add_demo_parser(sub)
 
     b = sub.add_parser(
         "bench",

@@ -171,8 +171,10 @@ class Simulator:
         bad_share: float = 0.02,
         client_id: str | None = None,
         may_report: Callable[[str], bool] | None = None,
+        lifecycle: Any = None,  # roadwatch.demo.lifecycle.Lifecycle: rectify, verify, patrol
     ) -> None:
         self.rng = random.Random(seed)
+        self.lifecycle = lifecycle
         self.factory = ReportFactory(network, categories, self.rng, bad_share=bad_share)
         self.chiefs = chiefs_of(network, chiefs, self.rng, may_report)
         if not self.chiefs:
@@ -198,11 +200,18 @@ class Simulator:
 
     def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
         client.subscribe(self.topics.ack("+"), qos=1)
+        if self.lifecycle is not None:  # dispatch notices: the chiefs' work to do
+            client.subscribe(self.topics.notice("+"), qos=1)
 
     def _on_subscribe(self, *_: Any) -> None:
         self._listening.set()
 
     def _on_ack(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if self.lifecycle is not None:
+            mine = "/acks/" in msg.topic and self.lifecycle.owns_ack(msg.payload)
+            self.lifecycle.on_message(msg.topic, msg.payload)
+            if mine or "/notices/" in msg.topic:
+                return
         try:
             self.outcomes[json.loads(msg.payload).get("status", "?")] += 1
         except Exception:
@@ -210,6 +219,9 @@ class Simulator:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _publish_as(self, word: str, reporter: str, payload: bytes) -> None:
+        self.client.publish(f"{self.topics.root}/{word}/{reporter}", payload, qos=1)
 
     def run(
         self,
@@ -238,6 +250,8 @@ class Simulator:
                 self.client.publish(self.topics.report(reporter), payload, qos=1)
                 self.sent[kind] += 1
                 n += 1
+                if self.lifecycle is not None:
+                    self.lifecycle.tick(self._publish_as)
                 if progress is not None and time.monotonic() >= next_progress:
                     self._print_progress(progress, start)
                     next_progress += 1
