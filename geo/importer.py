@@ -403,7 +403,8 @@ def _open_info(
     if not path.exists():
         raise _file_error(path, f"{path}: no such file; check the path")
     try:
-        return pyogrio.read_info(path if src is None else src, layer=layer)
+        info: dict[str, Any] = pyogrio.read_info(path if src is None else src, layer=layer)
+        return info
     except (DataSourceError, DataLayerError) as exc:
         if isinstance(exc, DataLayerError) or "layer" in str(exc).lower():
             layers = ", ".join(str(n) for n, _ in _list_layers(path))

@@ -535,6 +535,7 @@ def _seconds(times: Any, n: int) -> list[float] | None:
     arr = np.asarray(times)
     if arr.ndim != 1 or arr.size != n:
         raise ValueError(f"times must have one value per point ({n}), got shape {arr.shape}")
+    out: list[float]
     if np.issubdtype(arr.dtype, np.datetime64):
         secs = (arr - arr[0]) / np.timedelta64(1, "us") / 1e6
         out = np.asarray(secs, dtype=np.float64).tolist()

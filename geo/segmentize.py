@@ -285,7 +285,8 @@ def _alongside(p: LineString, q: LineString) -> float:
         a = shapely.get_coordinates(shapely.line_interpolate_point(line, pos - 1.0))
         b = shapely.get_coordinates(shapely.line_interpolate_point(line, pos + 1.0))
         d = b - a
-        return d / np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)[:, None]
+        unit: np.ndarray = d / np.maximum(np.hypot(d[:, 0], d[:, 1]), 1e-9)[:, None]
+        return unit
 
     cos = np.abs(np.sum(tangent(p, at) * tangent(q, on_q), axis=1))
     parallel = cos >= np.cos(np.radians(PAIR_ANGLE_DEG))

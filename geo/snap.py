@@ -567,7 +567,7 @@ class SegmentIndex:
 
     def _continues(self, a: IntArray, b: IntArray) -> BoolArray:
         """Segments a[i] and b[i] are the same road and share an endpoint."""
-        out = (self._road[a] == self._road[b]) & (a != b)
+        out: BoolArray = (self._road[a] == self._road[b]) & (a != b)
         if self.group_by_road:
             return out
         sel = np.flatnonzero(out)

@@ -169,6 +169,8 @@ def _check_bindable(host: str, port: int) -> None:
             ) from exc
 
 
+# amqtt ships no type information, so its Broker is Any to mypy; subclassing it is the point.
+# mypy: disallow-subclassing-any=False
 class _Broker(Broker):
     """amqtt's Broker with two connection-handling fixes for embedding.
 

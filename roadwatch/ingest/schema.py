@@ -371,7 +371,8 @@ def _outbound_schema(name: str, model: type[BaseModel]) -> dict[str, Any]:
     generated.pop("title", None)
     generated.pop("description", None)
     out.update(generated)
-    return _strip_titles(out)
+    schema: dict[str, Any] = _strip_titles(out)
+    return schema
 
 
 def _strip_titles(node: Any, top: bool = True) -> Any:
