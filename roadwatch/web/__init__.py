@@ -69,7 +69,7 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     app.register_blueprint(mobile.bp)
     errors.register(app)
     limits.init_app(app, settings)  # after the blueprints: wraps the intake views
-    live.register(socketio, runtime)
+    app.extensions["roadwatch_live_viewers"] = live.register(socketio, runtime)
     # The runtime is left as it was given: whoever runs the app decides whether the runtime's
     # live events go to this app's browsers (`roadwatch serve`: runtime.broadcaster.emitter).
     return app, socketio

@@ -408,14 +408,14 @@ def logout() -> BaseResponse:
         rt = current_app.extensions["roadwatch"]
         with rt.sessions.begin() as db:
             close_session(db, token)
-        _close_live_connections(rt, token)
+        _close_live_connections(token)
     session.clear()
     return redirect(url_for("auth.login"))
 
 
-def _close_live_connections(rt: Any, token: object) -> None:
+def _close_live_connections(token: object) -> None:
     """This login's open Socket.IO connections end with it (live.py keeps the list)."""
-    viewers = rt.extras.get("live_viewers")
+    viewers = current_app.extensions.get("roadwatch_live_viewers")
     socketio = current_app.extensions.get("roadwatch_socketio")
     if viewers is None or socketio is None or not isinstance(token, str):
         return

@@ -125,7 +125,9 @@ def _replay_filter(user: StaffUser, district_of: Callable[[dict[str, Any]], str 
     return lambda payload: district_of(payload) == district
 
 
-def register(socketio: SocketIO, runtime: Runtime) -> None:
+def register(socketio: SocketIO, runtime: Runtime) -> _Viewers:
+    """Wire the /live namespace; returns its viewers (the app keeps them: logout closes
+    the connections opened with its login)."""
     viewers = _Viewers()
     werkzeug_log = logging.getLogger("werkzeug")
     if not any(isinstance(f, _ClosedByClient) for f in werkzeug_log.filters):
@@ -222,3 +224,5 @@ def register(socketio: SocketIO, runtime: Runtime) -> None:
     @socketio.on_error(NAMESPACE)
     def _error(exc: Exception) -> None:
         viewers.ignore(sid(), "a message that failed", exc)
+
+    return viewers

@@ -168,6 +168,7 @@ def test_registered_evaluator_may_verify_anywhere(runtime: Any, rectified: Any) 
     with runtime.sessions.begin() as s:
         s.add(models.Reporter(id="zz-eval-perm", name="第三方测评", kind="evaluator"))
         s.add(models.Reporter(id="zz-covert-perm", name="暗访", kind="covert"))
+    runtime.pipeline.reporters.reload()  # registered just now: known at once, not within 1 s
     try:
         covert = send(
             runtime,
@@ -286,6 +287,7 @@ def test_former_chief_cannot_rectify_by_backdating_into_their_term(
                 valid_to=term_end,
             )
         )
+    runtime.pipeline.reporters.reload()  # registered just now: known at once, not within 1 s
     try:
         claimed = term_end - dt.timedelta(days=1)
         refused = send(runtime, "rectification", rectification(rid, former, claimed), SAT_1000)
