@@ -1,0 +1,1 @@
+"""People: command-centre staff, road chiefs' phone and broker accounts, registered reporters, password throttling."""

@@ -1,0 +1,1 @@
+"""The road network as the platform runs it: the loaded network and its indexes, sync into the database, responsibility history."""

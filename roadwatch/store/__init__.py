@@ -1,0 +1,1 @@
+"""Storage: models, engine, migrations, bulk writes, the event log, the segment read model, audit log, photos."""
