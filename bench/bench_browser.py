@@ -236,7 +236,7 @@ class Stream:
         with rt.sessions() as session:
             from sqlalchemy import func, select
 
-            from roadwatch import models
+            from roadwatch.store import models
 
             self.seq = session.scalar(select(func.max(models.Event.seq))) or 0
         self.sent_at: dict[int, float] = {}

@@ -41,9 +41,8 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import models
-from .bulk import insert_rows
 from .cases.intake import CaseMessageIn, validate_case_message
+from .cases.patrols import PatrolIn, store_patrol, validate_patrol
 from .cases.workflow import (
     Effects,
     Notice,
@@ -51,15 +50,16 @@ from .cases.workflow import (
     apply_case_message,
 )
 from .categories import Categories
-from .db import dialect_of
 from .geolocate import Placement, place, place_many
 from .ingest.errors import FieldError
 from .ingest.messages import Inbound, Outcome
 from .ingest.payloads import ReportIn, ReportRules, decode_json, message_id_of, validate_report
 from .metrics import Metrics
-from .network import NetworkContext
-from .patrols import PatrolIn, store_patrol, validate_patrol
+from .network.context import NetworkContext
 from .settings import Settings
+from .store import models
+from .store.bulk import insert_rows
+from .store.db import dialect_of
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import func as sa_func
 from sqlalchemy import select
 
-from roadwatch import models
 from roadwatch.cases.clock import sweep
 from roadwatch.cases.workflow import CLOCK_RUNNING
 from roadwatch.ingest.messages import Inbound
+from roadwatch.store import models
 from tests.support.examples import contract_example
 
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -234,7 +234,7 @@ def test_two_schedulers_escalate_each_case_once(runtime: Any, at: Any, network_c
             ids.append(body["report_id"])
     assert len(ids) > 30
     when = (FRIDAY_1630 + dt.timedelta(days=4)).astimezone(dt.UTC)  # long overdue
-    from roadwatch import db
+    from roadwatch.store import db
 
     engines = [db.make_engine(runtime.settings.database_url) for _ in range(2)]
     results: list[list[Any]] = [[], []]

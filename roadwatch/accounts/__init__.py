@@ -1,1 +1,2 @@
-"""People: command-centre staff, road chiefs' phone and broker accounts, registered reporters, password throttling."""
+"""People: command-centre staff, road chiefs' phone and broker accounts, registered
+reporters (evaluators, covert checkers), password throttling."""

@@ -29,8 +29,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import models
-from .settings import CONFIG_DIR
+from ..settings import CONFIG_DIR
+from ..store import models
 
 # Mosquitto verifies the hash on every CONNECT in its single thread, so this is a trade:
 # mosquitto_passwd's 101 is far too weak for a password file that may leak, and 10,000
@@ -39,7 +39,7 @@ ITERATIONS = 10_000
 SALT_BYTES = 12  # as mosquitto_passwd
 # Ids become MQTT usernames and are substituted into the ACL's %u: no topic syntax.
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-ACL_TEMPLATE = CONFIG_DIR / "mosquitto" / "acl.template"
+ACL_TEMPLATE = CONFIG_DIR / "deploy" / "mosquitto" / "acl.template"
 # Unambiguous letters and digits (no 0/O, 1/l/I): read aloud or typed on a phone.
 _ALPHABET = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import models
-from .ingest.payloads import REPORTER_ID
+from ..ingest.payloads import REPORTER_ID
+from ..store import models
 
 KINDS = ("person", "unit", "merchant", "evaluator", "covert")
 MAX_ID = 64

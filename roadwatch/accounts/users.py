@@ -5,7 +5,7 @@ the plain text is never stored or logged, except the one generated for the first
 which is printed once so that a newcomer can log in to `roadwatch serve`.
 
 Every account change (add, password, role, enabled or disabled) is written to the audit log
-(roadwatch/audit.py) in the caller's transaction, with the actor the caller names: the
+(roadwatch/store/audit.py) in the caller's transaction, with the actor the caller names: the
 logged-in admin on the web, `cli:<os user>` from the command line, `system` otherwise.
 """
 
@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import audit, models
+from ..store import audit, models
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 MIN_PASSWORD = 8

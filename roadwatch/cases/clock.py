@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, select, update
 
-from .. import models
+from ..store import models
 from .calendar import LEVEL_NAMES
 from .workflow import (
     CLOCK_RUNNING,

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, text
 
-from .. import models
+from ..store import models
 from .workflow import REPORTS, HoldersCache, NewCase, Notice, Sla, open_cases
 
 log = logging.getLogger(__name__)

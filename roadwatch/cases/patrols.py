@@ -19,10 +19,10 @@ from sqlalchemy import Connection, Table, delete, select
 from geo.crs import to_wgs84
 from geo.match import covered_segments, match_track
 
-from . import models
-from .ingest.errors import FieldError
-from .ingest.payloads import Number, _pydantic_errors, parse_time
-from .network import NetworkContext
+from ..ingest.errors import FieldError
+from ..ingest.payloads import Number, _pydantic_errors, parse_time
+from ..network.context import NetworkContext
+from ..store import models
 
 PATROLS: Table = models.Patrol.__table__  # type: ignore[assignment]
 POINTS: Table = models.PatrolPoint.__table__  # type: ignore[assignment]

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from . import models
+from ..store import models
 
 HIDDEN_KINDS = ("evaluator", "covert")
 UNPUBLISHED = ("needs_review", "invalid")

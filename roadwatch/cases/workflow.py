@@ -27,8 +27,8 @@ from sqlalchemy import Connection, String, Table, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from .. import models
-from ..bulk import insert_rows
+from ..store import models
+from ..store.bulk import insert_rows
 from .permissions import CaseFacts, Reporter, clamp_done_at, may
 
 REPORTS: Table = models.Report.__table__  # type: ignore[assignment]

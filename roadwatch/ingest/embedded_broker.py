@@ -6,7 +6,7 @@ MQTT URL when nothing listens there (``run.sh`` on a laptop, no Mosquitto). A UR
 set on purpose is never silently replaced by it (roadwatch/runtime.py). It is a
 convenience, not a production broker: anonymous, so it listens on loopback only
 (a non-loopback address is refused); run Mosquitto with
-``config/mosquitto/roadwatch.conf`` wherever a lost message or a login matters.
+``config/deploy/mosquitto/roadwatch.conf`` wherever a lost message or a login matters.
 
 Usage::
 
@@ -47,7 +47,7 @@ Known limits (measured with amqtt 0.12.1, paho-mqtt 2.2, Python 3.11; see
   message: ~1.5-2.4 k msg/s with broker and clients in one process (the
   200-message test prints its figure), ~2.7-4.5 k msg/s with the broker in
   its own process. The same client harness reached 5-9 k msg/s against
-  Mosquitto with config/mosquitto/roadwatch.conf.
+  Mosquitto with config/deploy/mosquitto/roadwatch.conf.
 * The WebSocket listener works but is rough: spurious "PUBACK waiter already
   done" / "unknown pending message" warnings, and amqtt's shutdown with a
   WebSocket client connected hung for 20 s in 5 of 8 runs, which is why

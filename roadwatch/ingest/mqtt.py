@@ -35,10 +35,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from .. import jsonbytes
 from ..metrics import Metrics
-from ..models import utcnow
 from ..pipeline import Pipeline, StorageError
+from ..store import jsonbytes
+from ..store.models import utcnow
 from .messages import Inbound, Outcome
 from .topics import Topics
 

@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 from geo.network import Network, load_network, segment_feature
 from geo.snap import AreaIndex, SegmentIndex
 
-from . import models
-from .network_sync import sync
-from .settings import Settings, SettingsError
+from ..settings import Settings, SettingsError
+from ..store import models
+from .sync import sync
 
 log = logging.getLogger(__name__)
-DEMO_NETWORK = Path(__file__).resolve().parent.parent / "geo" / "data" / "zhengzhou_demo.geojson.gz"
+DEMO_NETWORK = Path(__file__).resolve().parents[2] / "geo" / "data" / "zhengzhou_demo.geojson.gz"
 
 
 def network_path(settings: Settings) -> Path:

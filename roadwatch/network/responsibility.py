@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from . import models
-from .cases.calendar import LEVEL_NAMES
+from ..cases.calendar import LEVEL_NAMES
+from ..store import models
 
 ROLES = ("road_chief", "partner_unit", "merchant")
 COLUMNS = (

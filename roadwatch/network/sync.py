@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from geo.network import Network
 
-from . import models
+from ..store import models
 
 log = logging.getLogger(__name__)
 

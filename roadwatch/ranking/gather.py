@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, TextClause, bindparam, text
 
-from ..models import UTCDateTime
 from ..settings import MAX_FUTURE_SKEW
+from ..store.models import UTCDateTime
 from .columns import (
     SOURCE_ORDER,
     WeekTable,

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 typed models. The schema itself is owned by Alembic (roadwatch/migrations).
+"""SQLAlchemy 2.0 typed models. The schema itself is owned by Alembic (roadwatch/store/migrations).
 
 Every timestamp is stored as UTC (UTCDateTime normalises on the way in and out, because
 SQLite has no time zones). Raw payloads are kept byte for byte.
@@ -408,7 +408,7 @@ class ChiefAccount(Base):
 
 # -- audit log of staff actions (issue 15, scope 5) ------------------------------------------
 class AuditEntry(Base):
-    """One staff action, appended and never changed (roadwatch/audit.py is the only writer).
+    """One staff action, appended and never changed (roadwatch/store/audit.py is the only writer).
 
     actor: a staff username, `cli:<os user>`, `system:<what>` or `anonymous`;
     actor_id: the staff user's id when there is one.
@@ -427,7 +427,7 @@ class AuditEntry(Base):
 
 # -- photos: what the camera said, kept once the photo itself is clean (issue 15) ----------
 class PhotoMeta(Base):
-    """One uploaded photo (roadwatch.photos): its id is the SHA-256 of the bytes as uploaded
+    """One uploaded photo (roadwatch.store.photos): its id is the SHA-256 of the bytes as uploaded
     (what reports name); the file holds them without metadata (`stored_sha256`). Position,
     bearing and time are the camera's EXIF, kept here for geolocation; None when absent."""
 

@@ -16,15 +16,15 @@ from shapely.geometry import mapping
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from .. import models, photos
+from ..cases.public import photo_is_public
 from ..cases.workflow import ALLOWED
 from ..ingest.errors import FieldError
 from ..ingest.messages import Inbound
 from ..ingest.payloads import parse_time
+from ..network.responsibility import assignment_json, responsible_at
 from ..pipeline import StorageError, segment_states
-from ..public import photo_is_public
-from ..responsibility import assignment_json, responsible_at
 from ..runtime import Runtime
+from ..store import models, photos
 from .auth import current_user, scope_district
 from .errors import ApiError, error_response
 

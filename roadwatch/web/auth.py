@@ -39,8 +39,8 @@ from flask import (
 )
 from werkzeug.wrappers import Response as BaseResponse
 
-from ..throttle import PasswordThrottle, minutes_text
-from ..users import StaffUser, authenticate, get_user, secret_key
+from ..accounts.throttle import PasswordThrottle, minutes_text
+from ..accounts.users import StaffUser, authenticate, get_user, secret_key
 from .errors import ApiError, error_response
 
 log = logging.getLogger(__name__)

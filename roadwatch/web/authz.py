@@ -1,6 +1,6 @@
 """Who may do what in the command centre: the role and district checks, in one place.
 
-Roles (roadwatch/users.py):
+Roles (roadwatch/accounts/users.py):
 - viewer: reads the whole city, changes nothing (every write of theirs is a 403);
 - district_staff: reads and acts within their own district only;
 - admin: everything (and alone decides ranking disputes and reads the audit log).
@@ -20,9 +20,9 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, url_for
 
-from .. import audit
+from ..accounts.users import StaffUser
 from ..ingest.payloads import parse_time
-from ..users import StaffUser
+from ..store import audit
 from .errors import ApiError
 
 bp = Blueprint("authz", __name__, url_prefix="/api")

@@ -27,9 +27,9 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import func, select
 
-from .. import models
-from ..basemap import BasemapError
+from ..maps.basemap import BasemapError
 from ..pipeline import segment_states
+from ..store import models
 from .api import (
     _current_chiefs,
     _decode_cursor,

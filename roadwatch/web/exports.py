@@ -3,7 +3,7 @@
 Both stream: plain columns are read in chunks (never 100k ORM objects), the CSV is
 written row by row, the workbook with openpyxl's write-only mode. Times are shown in the
 configured zone. The CSV starts with a UTF-8 BOM so that Excel shows Chinese correctly.
-Every cell goes through roadwatch.spreadsheet (no text is ever run as a formula).
+Every cell goes through roadwatch.web.spreadsheet (no text is ever run as a formula).
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from typing import Any
 from flask import Blueprint, Response, request, stream_with_context
 from sqlalchemy import select
 
-from .. import models
 from ..categories import Categories
 from ..ingest.payloads import parse_time
-from ..spreadsheet import csv_row, xlsx_row
+from ..store import models
 from . import authz
 from .api import CASE_STATUSES, _rt, district_arg, status_list
 from .auth import scope_district
 from .errors import ApiError
+from .spreadsheet import csv_row, xlsx_row
 
 bp = Blueprint("exports", __name__, url_prefix="/api")
 

@@ -1,6 +1,6 @@
 """The road chief's phone app (`/m/`): the PWA shell and its small JSON API.
 
-Chiefs sign in with their own accounts (roadwatch.chief_accounts), never the command
+Chiefs sign in with their own accounts (roadwatch.accounts.chiefs), never the command
 centre's staff login. Signing in with id and password issues a device credential (a random
 token; the database keeps only its hash): the app keeps that token, never the password, and
 every request here is checked against the device table, so sign-out, a password reset or an
@@ -19,12 +19,13 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request, send_from_directory
 from sqlalchemy import func, or_, select, text
 
-from .. import chief_accounts, models
+from ..accounts import chiefs
+from ..accounts.throttle import PasswordThrottle, minutes_text
 from ..ingest.messages import Inbound
 from ..ingest.payloads import decode_json
 from ..pipeline import StorageError
 from ..runtime import Runtime
-from ..throttle import PasswordThrottle, minutes_text
+from ..store import models
 from . import api
 from .errors import ApiError, error_response
 
@@ -66,7 +67,7 @@ def _chief() -> str:
     if token:
         now = models.utcnow()
         with _rt().sessions.begin() as session:
-            device = chief_accounts.device_for(session, token)
+            device = chiefs.device_for(session, token)
             if device is not None:
                 if device.last_seen_at is None or now - device.last_seen_at > SEEN_EVERY:
                     device.last_seen_at = now
@@ -155,13 +156,13 @@ def sign_in() -> tuple[Response, int]:
             retry_after=wait,
         )
     with _rt().sessions() as session:
-        person = chief_accounts.authenticate(session, rid, password)
+        person = chiefs.authenticate(session, rid, password)
     if person is None:
         _throttle().failed(rid, request.remote_addr)
         raise ApiError(401, "password", "wrong", "账号或密码不正确 (wrong id or password)")
     _throttle().succeeded(rid)
     with _rt().sessions.begin() as session:
-        device, token = chief_accounts.issue_device(session, rid, request.headers.get("User-Agent"))
+        device, token = chiefs.issue_device(session, rid, request.headers.get("User-Agent"))
         device_id = device.id
     # The token is the phone's from now on; the password is never sent or kept again.
     res = jsonify(
@@ -195,11 +196,9 @@ def sign_out() -> Response:
     token = _token()
     if token:
         with _rt().sessions.begin() as session:
-            device = chief_accounts.device_for(session, token)
+            device = chiefs.device_for(session, token)
             if device is not None:
-                chief_accounts.revoke_devices(
-                    session, device.reporter_id, "sign_out", device_id=device.id
-                )
+                chiefs.revoke_devices(session, device.reporter_id, "sign_out", device_id=device.id)
     res = jsonify({"signed_out": True})
     res.delete_cookie(COOKIE, path="/m/")
     return res

@@ -6,7 +6,7 @@ service request (service_request_id = report id); a road segment is an address
 problem was seen (its district and title, never a person's name) is agency_responsible;
 the case's deadline is expected_datetime.
 
-GET shows public service requests only (roadwatch/public.py: no findings of evaluators or
+GET shows public service requests only (roadwatch/cases/public.py: no findings of evaluators or
 covert checkers, nothing in review or judged invalid). What a request shows is what the
 city publishes: the category, the reporter's description, the segment, a fixed public
 text per status (never the workflow's internal notes), the post responsible, the deadline,
@@ -35,15 +35,15 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
-from .. import models
 from ..cases.calendar import Sla as CalendarSla
+from ..cases.public import public_clause
 from ..cases.workflow import holders_of, pick_assignee
 from ..categories import Category
 from ..ingest.messages import Inbound
 from ..ingest.payloads import parse_time
+from ..network.responsibility import LEVEL_NAMES
 from ..pipeline import StorageError
-from ..public import public_clause
-from ..responsibility import LEVEL_NAMES
+from ..store import models
 from .api import _iso, _rt
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
@@ -337,7 +337,7 @@ def _columns() -> tuple[Any, ...]:
 
 
 def _query() -> Any:
-    """Public service requests only (roadwatch/public.py), with their segment's name."""
+    """Public service requests only (roadwatch/cases/public.py), with their segment's name."""
     r, s = models.Report, models.Segment
     return select(*_columns()).outerjoin(s, s.id == r.segment_id).where(public_clause())
 

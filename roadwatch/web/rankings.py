@@ -41,7 +41,6 @@ from flask import (
 )
 from sqlalchemy import select
 
-from .. import models
 from ..ranking import publish as pub
 from ..ranking.formula import FormulaError, load_formula
 from ..ranking.render import (
@@ -58,10 +57,11 @@ from ..ranking.render import (
     rows,
 )
 from ..ranking.week import Week
-from ..spreadsheet import csv_row, xlsx_row
+from ..store import models
 from . import authz
 from .auth import current_user
 from .errors import ApiError
+from .spreadsheet import csv_row, xlsx_row
 
 bp = Blueprint("rankings", __name__)
 EXPORTS = ("json", "csv", "xlsx", "pdf")

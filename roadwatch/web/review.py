@@ -17,10 +17,10 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 
-from .. import audit, models
 from ..cases.workflow import NewCase, open_cases
 from ..pipeline import record_events, segment_states
 from ..runtime import Runtime
+from ..store import audit, models
 from .authz import acting_name, actor, require_district, require_writer, scope_district
 from .errors import ApiError
 

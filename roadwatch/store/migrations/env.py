@@ -1,16 +1,16 @@
-"""Alembic environment: the engine comes from roadwatch.db.upgrade (config.attributes)."""
+"""Alembic environment: the engine comes from roadwatch.store.db.upgrade (config.attributes)."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from roadwatch.models import Base
+from roadwatch.store.models import Base
 
 config = context.config
 engine = config.attributes.get("engine")
 if engine is None:  # `alembic` CLI use: build one from the settings
-    from roadwatch.db import make_engine
     from roadwatch.settings import load_settings
+    from roadwatch.store.db import make_engine
 
     engine = make_engine(load_settings().database_url)
 

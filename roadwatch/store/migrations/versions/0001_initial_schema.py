@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import roadwatch.models
+import roadwatch.store.models
 
 revision = "0001"
 down_revision = None
@@ -33,7 +33,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
-        sa.Column("created_at", roadwatch.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", roadwatch.store.models.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("seq"),
     )
     op.create_table(
@@ -45,7 +45,7 @@ def upgrade() -> None:
     op.create_table(
         "rejected_messages",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("received_at", roadwatch.models.UTCDateTime(), nullable=False),
+        sa.Column("received_at", roadwatch.store.models.UTCDateTime(), nullable=False),
         sa.Column("transport", sa.String(length=8), nullable=False),
         sa.Column("topic", sa.String(length=255), nullable=True),
         sa.Column("reporter_id", sa.String(length=64), nullable=True),
@@ -105,8 +105,8 @@ def upgrade() -> None:
         sa.Column("reporter_id", sa.String(length=64), nullable=False),
         sa.Column("level", sa.SmallInteger(), nullable=False),
         sa.Column("role", sa.String(length=32), nullable=False),
-        sa.Column("valid_from", roadwatch.models.UTCDateTime(), nullable=False),
-        sa.Column("valid_to", roadwatch.models.UTCDateTime(), nullable=True),
+        sa.Column("valid_from", roadwatch.store.models.UTCDateTime(), nullable=False),
+        sa.Column("valid_to", roadwatch.store.models.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["reporter_id"],
             ["reporters.id"],
@@ -134,8 +134,8 @@ def upgrade() -> None:
         sa.Column("severity", sa.SmallInteger(), nullable=False),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("photos", sa.JSON(), nullable=False),
-        sa.Column("observed_at", roadwatch.models.UTCDateTime(), nullable=False),
-        sa.Column("received_at", roadwatch.models.UTCDateTime(), nullable=False),
+        sa.Column("observed_at", roadwatch.store.models.UTCDateTime(), nullable=False),
+        sa.Column("received_at", roadwatch.store.models.UTCDateTime(), nullable=False),
         sa.Column("crs", sa.String(length=8), nullable=False),
         sa.Column("lat_in", sa.Float(), nullable=True),
         sa.Column("lon_in", sa.Float(), nullable=True),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import roadwatch.models
+import roadwatch.store.models
 
 revision = "0002"
 down_revision = "0001"
@@ -33,8 +33,8 @@ def upgrade() -> None:
         sa.Column("road_class", sa.String(length=16), nullable=False),
         sa.Column("length_m", sa.Float(), nullable=False),
         sa.Column("geometry", sa.JSON(), nullable=False),
-        sa.Column("valid_from", roadwatch.models.UTCDateTime(), nullable=False),
-        sa.Column("valid_to", roadwatch.models.UTCDateTime(), nullable=True),
+        sa.Column("valid_from", roadwatch.store.models.UTCDateTime(), nullable=False),
+        sa.Column("valid_to", roadwatch.store.models.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["segment_id"],
             ["segments.id"],
@@ -50,7 +50,7 @@ def upgrade() -> None:
         "report_transitions",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("report_id", sa.String(length=36), nullable=False),
-        sa.Column("at", roadwatch.models.UTCDateTime(), nullable=False),
+        sa.Column("at", roadwatch.store.models.UTCDateTime(), nullable=False),
         sa.Column("from_status", sa.String(length=16), nullable=True),
         sa.Column("to_status", sa.String(length=16), nullable=False),
         sa.Column("by", sa.String(length=64), nullable=True),
@@ -89,7 +89,9 @@ def upgrade() -> None:
 
     with op.batch_alter_table("segments", schema=None) as batch_op:
         batch_op.add_column(sa.Column("version", sa.Integer(), server_default="1", nullable=False))
-        batch_op.add_column(sa.Column("retired_at", roadwatch.models.UTCDateTime(), nullable=True))
+        batch_op.add_column(
+            sa.Column("retired_at", roadwatch.store.models.UTCDateTime(), nullable=True)
+        )
 
     # ### end Alembic commands ###
     # Every existing segment starts its history as version 1, valid from now.

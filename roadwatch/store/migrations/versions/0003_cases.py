@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import roadwatch.models
+import roadwatch.store.models
 
 revision = "0003"
 down_revision = "0002"
@@ -25,8 +25,8 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("report_id", sa.String(length=36), nullable=False),
         sa.Column("reporter_id", sa.String(length=64), nullable=False),
-        sa.Column("received_at", roadwatch.models.UTCDateTime(), nullable=False),
-        sa.Column("done_at", roadwatch.models.UTCDateTime(), nullable=False),
+        sa.Column("received_at", roadwatch.store.models.UTCDateTime(), nullable=False),
+        sa.Column("done_at", roadwatch.store.models.UTCDateTime(), nullable=False),
         sa.Column("result", sa.String(length=8), nullable=True),
         sa.Column("photos", sa.JSON(), nullable=False),
         sa.Column("note", sa.Text(), nullable=True),
@@ -42,23 +42,29 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("case_status", sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column("assignee_id", sa.String(length=64), nullable=True))
         batch_op.add_column(
-            sa.Column("dispatched_at", roadwatch.models.UTCDateTime(), nullable=True)
+            sa.Column("dispatched_at", roadwatch.store.models.UTCDateTime(), nullable=True)
         )
-        batch_op.add_column(sa.Column("due_at", roadwatch.models.UTCDateTime(), nullable=True))
+        batch_op.add_column(
+            sa.Column("due_at", roadwatch.store.models.UTCDateTime(), nullable=True)
+        )
         batch_op.add_column(
             sa.Column("escalation_level", sa.SmallInteger(), server_default="0", nullable=False)
         )
         batch_op.add_column(
-            sa.Column("next_escalation_at", roadwatch.models.UTCDateTime(), nullable=True)
+            sa.Column("next_escalation_at", roadwatch.store.models.UTCDateTime(), nullable=True)
         )
         batch_op.add_column(
             sa.Column("overdue", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
         batch_op.add_column(
-            sa.Column("rectified_at", roadwatch.models.UTCDateTime(), nullable=True)
+            sa.Column("rectified_at", roadwatch.store.models.UTCDateTime(), nullable=True)
         )
-        batch_op.add_column(sa.Column("closed_at", roadwatch.models.UTCDateTime(), nullable=True))
-        batch_op.add_column(sa.Column("updated_at", roadwatch.models.UTCDateTime(), nullable=True))
+        batch_op.add_column(
+            sa.Column("closed_at", roadwatch.store.models.UTCDateTime(), nullable=True)
+        )
+        batch_op.add_column(
+            sa.Column("updated_at", roadwatch.store.models.UTCDateTime(), nullable=True)
+        )
         batch_op.add_column(sa.Column("parent_id", sa.String(length=36), nullable=True))
         batch_op.create_index(batch_op.f("ix_reports_assignee_id"), ["assignee_id"], unique=False)
         batch_op.create_index(
@@ -75,8 +81,8 @@ def upgrade() -> None:
             "ix_reports_open_cases",
             ["segment_id", "category"],
             unique=False,
-            postgresql_where=sa.text(roadwatch.models.OPEN_CASE_SQL),
-            sqlite_where=sa.text(roadwatch.models.OPEN_CASE_SQL),
+            postgresql_where=sa.text(roadwatch.store.models.OPEN_CASE_SQL),
+            sqlite_where=sa.text(roadwatch.store.models.OPEN_CASE_SQL),
         )
         batch_op.create_index(batch_op.f("ix_reports_updated_at"), ["updated_at"], unique=False)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import roadwatch.models
+import roadwatch.store.models
 
 revision = "0004"
 down_revision = "0003"
@@ -24,8 +24,8 @@ def upgrade() -> None:
         "patrols",
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("reporter_id", sa.String(length=64), nullable=False),
-        sa.Column("started_at", roadwatch.models.UTCDateTime(), nullable=True),
-        sa.Column("ended_at", roadwatch.models.UTCDateTime(), nullable=True),
+        sa.Column("started_at", roadwatch.store.models.UTCDateTime(), nullable=True),
+        sa.Column("ended_at", roadwatch.store.models.UTCDateTime(), nullable=True),
         sa.Column("state", sa.String(length=8), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -37,8 +37,8 @@ def upgrade() -> None:
         sa.Column("patrol_id", sa.String(length=36), nullable=False),
         sa.Column("segment_id", sa.String(length=64), nullable=False),
         sa.Column("reporter_id", sa.String(length=64), nullable=False),
-        sa.Column("first_at", roadwatch.models.UTCDateTime(), nullable=False),
-        sa.Column("last_at", roadwatch.models.UTCDateTime(), nullable=False),
+        sa.Column("first_at", roadwatch.store.models.UTCDateTime(), nullable=False),
+        sa.Column("last_at", roadwatch.store.models.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["patrol_id"],
             ["patrols.id"],
@@ -54,7 +54,7 @@ def upgrade() -> None:
     op.create_table(
         "patrol_points",
         sa.Column("patrol_id", sa.String(length=36), nullable=False),
-        sa.Column("t", roadwatch.models.UTCDateTime(), nullable=False),
+        sa.Column("t", roadwatch.store.models.UTCDateTime(), nullable=False),
         sa.Column("lat", sa.Float(), nullable=False),
         sa.Column("lon", sa.Float(), nullable=False),
         sa.Column("accuracy_m", sa.Float(), nullable=True),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import roadwatch.models
+import roadwatch.store.models
 
 revision = "0005"
 down_revision = "0004"
@@ -25,8 +25,8 @@ def upgrade() -> None:
         sa.Column("week", sa.String(length=8), nullable=False),
         sa.Column("formula_version", sa.String(length=32), nullable=False),
         sa.Column("formula_sha256", sa.String(length=64), nullable=False),
-        sa.Column("as_of", roadwatch.models.UTCDateTime(), nullable=False),
-        sa.Column("published_at", roadwatch.models.UTCDateTime(), nullable=False),
+        sa.Column("as_of", roadwatch.store.models.UTCDateTime(), nullable=False),
+        sa.Column("published_at", roadwatch.store.models.UTCDateTime(), nullable=False),
         sa.Column("published_by", sa.String(length=64), nullable=False),
         sa.Column("content", sa.Text(), nullable=False),
         sa.Column("content_sha256", sa.String(length=64), nullable=False),
@@ -41,12 +41,12 @@ def upgrade() -> None:
         sa.Column("week", sa.String(length=8), nullable=False),
         sa.Column("report_id", sa.String(length=36), nullable=False),
         sa.Column("filed_by", sa.String(length=64), nullable=False),
-        sa.Column("filed_at", roadwatch.models.UTCDateTime(), nullable=False),
+        sa.Column("filed_at", roadwatch.store.models.UTCDateTime(), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("evidence", sa.JSON(), nullable=False),
         sa.Column("decision", sa.String(length=8), nullable=True),
         sa.Column("decided_by", sa.String(length=64), nullable=True),
-        sa.Column("decided_at", roadwatch.models.UTCDateTime(), nullable=True),
+        sa.Column("decided_at", roadwatch.store.models.UTCDateTime(), nullable=True),
         sa.Column("decision_note", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(["report_id"], ["reports.id"]),
         sa.PrimaryKeyConstraint("id"),
@@ -61,8 +61,8 @@ def upgrade() -> None:
         "ranking_jobs",
         sa.Column("week", sa.String(length=8), nullable=False),
         sa.Column("claimed_by", sa.String(length=128), nullable=False),
-        sa.Column("claimed_at", roadwatch.models.UTCDateTime(), nullable=False),
-        sa.Column("finished_at", roadwatch.models.UTCDateTime(), nullable=True),
+        sa.Column("claimed_at", roadwatch.store.models.UTCDateTime(), nullable=False),
+        sa.Column("finished_at", roadwatch.store.models.UTCDateTime(), nullable=True),
         sa.Column("outcome", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("week"),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import roadwatch.models
+import roadwatch.store.models
 
 revision = "0006"
 down_revision = "0005"
@@ -26,8 +26,8 @@ def upgrade() -> None:
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("district", sa.String(length=16), nullable=True),
         sa.Column("active", sa.Boolean(), server_default=sa.text("true"), nullable=False),
-        sa.Column("created_at", roadwatch.models.UTCDateTime(), nullable=False),
-        sa.Column("last_login_at", roadwatch.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", roadwatch.store.models.UTCDateTime(), nullable=False),
+        sa.Column("last_login_at", roadwatch.store.models.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("username"),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import roadwatch.models
+import roadwatch.store.models
 
 revision = "0007"
 down_revision = "0006"
@@ -23,8 +23,8 @@ def upgrade() -> None:
         "chief_accounts",
         sa.Column("reporter_id", sa.String(length=64), nullable=False),
         sa.Column("password_hash", sa.String(length=255), nullable=False),
-        sa.Column("created_at", roadwatch.models.UTCDateTime(), nullable=False),
-        sa.Column("password_set_at", roadwatch.models.UTCDateTime(), nullable=False),
+        sa.Column("created_at", roadwatch.store.models.UTCDateTime(), nullable=False),
+        sa.Column("password_set_at", roadwatch.store.models.UTCDateTime(), nullable=False),
         sa.Column("disabled", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.ForeignKeyConstraint(["reporter_id"], ["reporters.id"]),
         sa.PrimaryKeyConstraint("reporter_id"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import roadwatch.models
+import roadwatch.store.models
 
 revision = "0009_audit_log"
 down_revision = "0008"
@@ -30,7 +30,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_log",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("at", roadwatch.models.UTCDateTime(), nullable=False),
+        sa.Column("at", roadwatch.store.models.UTCDateTime(), nullable=False),
         sa.Column("actor", sa.String(length=128), nullable=False),
         sa.Column("actor_id", sa.Integer(), nullable=True),
         sa.Column("action", sa.String(length=32), nullable=False),

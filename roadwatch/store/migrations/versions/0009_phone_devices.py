@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import roadwatch.models
+import roadwatch.store.models
 
 revision = "0009_phone_devices"
 down_revision = "0009_audit_log"
@@ -24,10 +24,10 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("reporter_id", sa.String(length=64), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", roadwatch.models.UTCDateTime(), nullable=False),
-        sa.Column("last_seen_at", roadwatch.models.UTCDateTime(), nullable=True),
+        sa.Column("created_at", roadwatch.store.models.UTCDateTime(), nullable=False),
+        sa.Column("last_seen_at", roadwatch.store.models.UTCDateTime(), nullable=True),
         sa.Column("user_agent", sa.String(length=255), nullable=True),
-        sa.Column("revoked_at", roadwatch.models.UTCDateTime(), nullable=True),
+        sa.Column("revoked_at", roadwatch.store.models.UTCDateTime(), nullable=True),
         sa.Column("revoked_reason", sa.String(length=32), nullable=True),
         sa.ForeignKeyConstraint(["reporter_id"], ["reporters.id"]),
         sa.PrimaryKeyConstraint("id"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import roadwatch.models
+import roadwatch.store.models
 
 revision = "0010_photo_meta"
 down_revision = "0009_phone_devices"
@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("width", sa.Integer(), nullable=False),
         sa.Column("height", sa.Integer(), nullable=False),
-        sa.Column("uploaded_at", roadwatch.models.UTCDateTime(), nullable=False),
+        sa.Column("uploaded_at", roadwatch.store.models.UTCDateTime(), nullable=False),
         sa.Column("uploaded_by", sa.String(length=64), nullable=True),
         sa.Column("had_metadata", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("lat", sa.Float(), nullable=True),
@@ -35,7 +35,7 @@ def upgrade() -> None:
         sa.Column("accuracy_m", sa.Float(), nullable=True),
         sa.Column("bearing_deg", sa.Float(), nullable=True),
         sa.Column("bearing_ref", sa.String(length=1), nullable=True),
-        sa.Column("taken_at", roadwatch.models.UTCDateTime(), nullable=True),
+        sa.Column("taken_at", roadwatch.store.models.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("sha256"),
     )
 

@@ -31,7 +31,7 @@
 
   const MQTT_SRC = document.currentScript.dataset.mqtt;
   const POLL_MS = 60000; // without the broker's notices, the case list is fetched this often
-  const MAX_PATROL_POINTS = 2000; // roadwatch/patrols.py MAX_POINTS
+  const MAX_PATROL_POINTS = 2000; // roadwatch/cases/patrols.py MAX_POINTS
   const MAX_SIDE = 1600; // px, longest side of an uploaded photo
   const JPEG_QUALITY = 0.82;
   const MAX_INPUT_BYTES = 60 * 1024 * 1024; // refuse to decode anything larger
