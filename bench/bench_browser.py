@@ -48,9 +48,9 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 
-from roadwatch.pipeline import LiveEvent  # noqa: E402
 from roadwatch.runtime import Runtime  # noqa: E402
 from roadwatch.settings import load_settings  # noqa: E402
+from roadwatch.store.events import LiveEvent  # noqa: E402
 from tests.browser.conftest import CHROMIUM_ARGS, DEFAULT_CHROMIUM  # noqa: E402
 from tests.support.auth import session_cookie  # noqa: E402
 from tests.support.server import LiveServer  # noqa: E402

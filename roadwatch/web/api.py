@@ -22,9 +22,10 @@ from ..ingest.errors import FieldError
 from ..ingest.messages import Inbound
 from ..ingest.payloads import parse_time
 from ..network.responsibility import assignment_json, responsible_at
-from ..pipeline import StorageError, segment_states
+from ..pipeline import StorageError
 from ..runtime import Runtime
 from ..store import models, photos
+from ..store.segments import segment_states
 from .auth import current_user, scope_district
 from .errors import ApiError, error_response
 

@@ -28,8 +28,8 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import func, select
 
 from ..maps.basemap import BasemapError
-from ..pipeline import segment_states
 from ..store import models
+from ..store.segments import segment_states
 from .api import (
     _current_chiefs,
     _decode_cursor,

@@ -18,9 +18,10 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 
 from ..cases.workflow import NewCase, open_cases
-from ..pipeline import record_events, segment_states
 from ..runtime import Runtime
 from ..store import audit, models
+from ..store.events import record_events
+from ..store.segments import segment_states
 from .authz import acting_name, actor, require_district, require_writer, scope_district
 from .errors import ApiError
 
