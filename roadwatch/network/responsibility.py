@@ -313,3 +313,18 @@ def apply_assignments(session: Session, rows: list[AssignmentRow]) -> ImportSumm
             )
         )
     return ImportSummary(opened=len(rows), closed=closed, people_added=added)
+
+
+def current_chiefs(session: Session, now: dt.datetime) -> dict[str, dict[str, str]]:
+    """Each segment's road chief (level 3) at `now`: segment id -> {id, name}."""
+    a, p = models.Assignment, models.Reporter
+    rows = session.execute(
+        select(a.segment_id, p.id, p.name)
+        .join(p, p.id == a.reporter_id)
+        .where(
+            a.level == 3,
+            a.valid_from <= now,
+            or_(a.valid_to.is_(None), a.valid_to > now),
+        )
+    )
+    return {sid: {"id": pid, "name": name} for sid, pid, name in rows}

@@ -24,9 +24,9 @@ from ..accounts.throttle import PasswordThrottle, minutes_text
 from ..ingest.messages import Inbound
 from ..ingest.payloads import decode_json
 from ..pipeline import StorageError
-from ..runtime import Runtime
 from ..store import models
 from . import api
+from .context import runtime
 from .errors import ApiError, error_response
 
 bp = Blueprint("mobile", __name__, url_prefix="/m", static_folder=None)
@@ -45,11 +45,6 @@ def _throttle() -> PasswordThrottle:
     return t
 
 
-def _rt() -> Runtime:
-    rt: Runtime = current_app.extensions["roadwatch"]
-    return rt
-
-
 def _token() -> str | None:
     """The device credential of this request: `Authorization: Bearer …` or the cookie."""
     auth = request.headers.get("Authorization", "")
@@ -66,7 +61,7 @@ def _chief() -> str:
     token = _token()
     if token:
         now = models.utcnow()
-        with _rt().sessions.begin() as session:
+        with runtime().sessions.begin() as session:
             device = chiefs.device_for(session, token)
             if device is not None:
                 if device.last_seen_at is None or now - device.last_seen_at > SEEN_EVERY:
@@ -111,11 +106,11 @@ def manifest() -> Response:
 
 # -- session ---------------------------------------------------------------------------
 def _config() -> dict[str, Any]:
-    s = _rt().settings
+    s = runtime().settings
     bounds = [float(x) for x in s.city_bounds.split(",")] if s.city_bounds else None
     return {
         "topic_root": s.mqtt_topic_root,
-        "mqtt_ws_url": _rt().phone_ws_url,
+        "mqtt_ws_url": runtime().phone_ws_url,
         "max_photo_bytes": s.max_photo_bytes,
         "max_note_chars": s.max_note_chars,
         "city_bounds": bounds,
@@ -124,7 +119,7 @@ def _config() -> dict[str, Any]:
 
 
 def _chief_json(rid: str) -> dict[str, Any]:
-    with _rt().sessions() as session:
+    with runtime().sessions() as session:
         r = session.get(models.Reporter, rid)
     return {
         "id": rid,
@@ -155,13 +150,13 @@ def sign_in() -> tuple[Response, int]:
             f"(too many wrong passwords; try again in {minutes_text(wait)} min)",
             retry_after=wait,
         )
-    with _rt().sessions() as session:
+    with runtime().sessions() as session:
         person = chiefs.authenticate(session, rid, password)
     if person is None:
         _throttle().failed(rid, request.remote_addr)
         raise ApiError(401, "password", "wrong", "账号或密码不正确 (wrong id or password)")
     _throttle().succeeded(rid)
-    with _rt().sessions.begin() as session:
+    with runtime().sessions.begin() as session:
         device, token = chiefs.issue_device(session, rid, request.headers.get("User-Agent"))
         device_id = device.id
     # The token is the phone's from now on; the password is never sent or kept again.
@@ -195,7 +190,7 @@ def sign_out() -> Response:
     """Revoke this phone's device credential (if it still has one) and drop the cookie."""
     token = _token()
     if token:
-        with _rt().sessions.begin() as session:
+        with runtime().sessions.begin() as session:
             device = chiefs.device_for(session, token)
             if device is not None:
                 chiefs.revoke_devices(session, device.reporter_id, "sign_out", device_id=device.id)
@@ -212,7 +207,7 @@ def _iso(value: dt.datetime | None) -> str | None:
 @bp.get("/api/me")
 def me() -> Response:
     """Categories (own most used first, grouped), own segments (GeoJSON), own open cases."""
-    rt = _rt()
+    rt = runtime()
     rid = _chief()
     now = models.utcnow()
     a, r = models.Assignment, models.Report
@@ -325,7 +320,7 @@ def near() -> Response:
         raise ApiError(400, "lat", "out_of_range", "坐标超出范围 (position out of range)")
     radius = min(max(radius, 10.0), NEAR_MAX_RADIUS_M)
     wlon, wlat = to_wgs84(lon, lat, crs) if crs != "WGS84" else (lon, lat)
-    ctx = _rt().ctx
+    ctx = runtime().ctx
     items = []
     for pos, dist in ctx.index.nearby(float(wlon), float(wlat), radius, limit=10):
         props = ctx.features[pos]["properties"]
@@ -364,7 +359,7 @@ def intake(word: str) -> tuple[Response, int]:
     if kind is None:
         raise ApiError(404, "request", "not_found", "no such path")
     rid = _chief()
-    rt = _rt()
+    rt = runtime()
     raw = request.get_data(cache=True)
     # The pipeline's own decoder: whatever it cannot read, it rejects in plain words below.
     body, _ = decode_json(raw, rt.settings.max_payload_bytes)
