@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from ..cases.calendar import LEVEL_NAMES
 from ..store import models
+from .frontage import in_frontage
 
 ROLES = ("road_chief", "partner_unit", "merchant")
 COLUMNS = (
@@ -58,10 +59,9 @@ def responsible_at(
     ).all()
     out = []
     for asg, person in rows:
-        if asg.role == "merchant" and chainage_m is not None and asg.from_chainage_m is not None:
-            hi = asg.to_chainage_m if asg.to_chainage_m is not None else float("inf")
-            if not asg.from_chainage_m <= chainage_m <= hi:
-                continue
+        outside = in_frontage(asg.from_chainage_m, asg.to_chainage_m, chainage_m) is False
+        if asg.role == "merchant" and outside:
+            continue
         out.append(assignment_json(asg, person))
     return out
 
