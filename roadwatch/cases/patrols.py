@@ -20,7 +20,7 @@ from geo.crs import to_wgs84
 from geo.match import covered_segments, match_track
 
 from ..ingest.errors import FieldError
-from ..ingest.payloads import Number, _pydantic_errors, parse_time
+from ..ingest.payloads import Number, parse_time, pydantic_errors
 from ..network.context import NetworkContext
 from ..store import models
 
@@ -62,7 +62,7 @@ def validate_patrol(
     try:
         m = _Patrol.model_validate(data)
     except ValidationError as exc:
-        return None, _pydantic_errors(exc)
+        return None, pydantic_errors(exc)
     errors: list[FieldError] = []
     try:
         pid = str(uuid.UUID(m.patrol_id))

@@ -28,8 +28,7 @@ def _serve(settings_values: dict[str, Any], ready: Any, parent_pid: int) -> None
     from paho.mqtt.enums import CallbackAPIVersion
 
     from ..categories import load_categories
-    from ..ingest.mqtt import session_client_id
-    from ..ingest.topics import Topics
+    from ..ingest.topics import Topics, session_client_id
     from ..live.broadcast import Broadcaster
     from ..settings import load_settings
     from ..store import db
