@@ -114,8 +114,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     runtime.start_ranking()
     sim_thread = None
     if args.simulate:
+        from .accounts.reporters import KNOWN
         from .simulate import Simulator
 
+        # The simulated chiefs are the network's road chiefs, registered reporters that the
+        # pipeline lets in (a disabled one is left out): real identities, as on phones.
+        directory = runtime.pipeline.reporters
+        directory.reload()
         sim = Simulator(
             runtime.ctx.network,
             runtime.categories,
@@ -124,6 +129,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             topic_root=settings.mqtt_topic_root,
             chiefs=args.simulate,
             rate=args.rate,
+            may_report=lambda rid: directory.status(rid) == KNOWN,
         )
         sim_thread = threading.Thread(
             target=sim.run, kwargs={"progress": None}, name="simulator", daemon=True
@@ -430,6 +436,70 @@ def cmd_reporters_list(args: argparse.Namespace) -> int:
     for pid, kind, name in people:
         print(f"{pid}\t{kind}\t{name}")
     print(f"{len(people)} reporters", file=sys.stderr)
+    return 0
+
+
+def cmd_reporters_disable(args: argparse.Namespace) -> int:
+    from .accounts.reporters import set_disabled
+
+    disable = args.reporters_command == "disable"
+    with _sessions(args) as sessions, sessions.begin() as session:
+        found = set_disabled(session, args.id, disable)
+    if not found:
+        print(f"roadwatch: no reporter {args.id!r}", file=sys.stderr)
+        return 2
+    state = "disabled: its messages are refused" if disable else "enabled again"
+    print(f"{args.id} is {state} (every process within reporter_cache_s)")
+    return 0
+
+
+# -- API keys (HTTP intake) -------------------------------------------------------------
+def cmd_apikeys_add(args: argparse.Namespace) -> int:
+    from .accounts.apikeys import ApiKeyError, add_key
+
+    try:
+        with _sessions(args) as sessions, sessions.begin() as session:
+            new = add_key(session, reporter=args.reporter, system=args.system, label=args.label)
+    except ApiKeyError as exc:
+        print(f"roadwatch: {exc}", file=sys.stderr)
+        return 2
+    what = "city system" if new.system else "reporter"
+    print(
+        f"API key {new.id} for {what} {new.reporter_id} (shown only now; keep it secret):",
+        file=sys.stderr,
+    )
+    print(new.key)
+    return 0
+
+
+def cmd_apikeys_list(args: argparse.Namespace) -> int:
+    from .accounts.apikeys import list_keys
+
+    with _sessions(args) as sessions, sessions() as session:
+        rows = [
+            (k.id, k.prefix, k.reporter_id, k.system, k.label, k.created_at, k.revoked_at)
+            for k in list_keys(session, include_revoked=args.all)
+        ]
+    for kid, prefix, rid, system, label, created, revoked in rows:
+        state = f"revoked {revoked.isoformat(timespec='seconds')}" if revoked else "active"
+        kind = "system" if system else "reporter"
+        print(
+            f"{kid}\t{prefix}…\t{kind}\t{rid}\t{label or ''}\t"
+            f"{created.isoformat(timespec='seconds')}\t{state}"
+        )
+    print(f"{len(rows)} keys", file=sys.stderr)
+    return 0
+
+
+def cmd_apikeys_revoke(args: argparse.Namespace) -> int:
+    from .accounts.apikeys import revoke_key
+
+    with _sessions(args) as sessions, sessions.begin() as session:
+        done = revoke_key(session, args.id)
+    if not done:
+        print(f"roadwatch: no active API key {args.id}", file=sys.stderr)
+        return 2
+    print(f"API key {args.id} revoked")
     return 0
 
 
@@ -1021,6 +1091,35 @@ def build_parser() -> argparse.ArgumentParser:
     rl = rsub.add_parser("list", help="list reporters")
     rl.add_argument("--kind", choices=list(KINDS))
     rl.set_defaults(func=cmd_reporters_list)
+    for verb, words in (
+        ("disable", "refuse this reporter's messages on every transport (MQTT, HTTP)"),
+        ("enable", "accept this reporter's messages again"),
+    ):
+        rd = rsub.add_parser(verb, help=words)
+        rd.add_argument("id", help="the reporter id")
+        rd.set_defaults(func=cmd_reporters_disable)
+
+    k = sub.add_parser(
+        "apikeys",
+        help="API keys for HTTP intake (POST /api/reports, /api/photos): one reporter each",
+    )
+    ksub = k.add_subparsers(dest="apikeys_command", required=True)
+    ka = ksub.add_parser("add", help="a new key (printed once) for one reporter or city system")
+    who = ka.add_mutually_exclusive_group(required=True)
+    who.add_argument("--reporter", metavar="ID", help="a registered reporter the key files as")
+    who.add_argument(
+        "--system",
+        metavar="NAME",
+        help="a city system: registered as a reporter of kind system, the key files as it",
+    )
+    ka.add_argument("--label", help="what the key is for (shown by list)")
+    ka.set_defaults(func=cmd_apikeys_add)
+    kl = ksub.add_parser("list", help="list keys (never the keys themselves)")
+    kl.add_argument("--all", action="store_true", help="revoked keys too")
+    kl.set_defaults(func=cmd_apikeys_list)
+    kr = ksub.add_parser("revoke", help="revoke a key for good")
+    kr.add_argument("id", type=int, help="the key's number (from list)")
+    kr.set_defaults(func=cmd_apikeys_revoke)
 
     u = sub.add_parser("users", help="command-centre staff accounts")
     usub = u.add_subparsers(dest="users_command", required=True)

@@ -38,9 +38,10 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
+from .accounts.reporters import DISABLED, KNOWN, ReporterDirectory
 from .cases.calendar import load_sla
 from .cases.intake import CaseMessageIn, validate_case_message
-from .cases.patrols import PatrolIn, store_patrol, validate_patrol
+from .cases.patrols import PatrolIn, belongs_to_another, store_patrol, validate_patrol
 from .cases.workflow import (
     Effects,
     Notice,
@@ -63,6 +64,7 @@ from .store.segments import segment_states
 
 log = logging.getLogger(__name__)
 
+OPEN311_PREFIX = "open311-"  # reporter ids of Open311's city systems (web/open311.py)
 VECTOR_MIN = 24  # batches at least this big are geolocated with numpy
 MAX_RAW_KEPT = 256 * 1024  # bytes of a rejected payload kept verbatim (the size is kept too)
 
@@ -127,6 +129,8 @@ class Pipeline:
         self.photo_optional = frozenset(
             c.code for c in categories.by_code.values() if not c.photo_required
         )
+        # Who may report (issue 15): registered, enabled reporters (and Open311's systems).
+        self.reporters = ReporterDirectory(sessions, ttl_s=settings.reporter_cache_s)
 
     # -- public -------------------------------------------------------------------
     def process(self, batch: Sequence[Inbound]) -> list[Outcome]:
@@ -134,6 +138,14 @@ class Pipeline:
         if not batch:
             return []
         now = self.clock()
+        try:
+            self.reporters.refresh(
+                (m.topic_reporter for m in batch if m.transport != "http"),
+                [m.topic_reporter for m in batch if m.transport == "http" and m.topic_reporter],
+            )
+        except Exception as exc:  # the database is away: the transport retries
+            self.metrics.db_retries.inc()
+            raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
         items = [self._check(msg, now) for msg in batch]
         self._place(items)
         try:
@@ -270,6 +282,8 @@ class Pipeline:
                 ]
             elif not errors:
                 item.report, errors = validate_report(data, self.rules, now, msg.topic_reporter)
+            if not errors:
+                errors = self._check_reporter(item, msg)
             item.errors = errors
         except Exception as exc:  # a bug must cost one message a rejection, not the batch
             log.exception("unexpected error while checking a message on %s", msg.topic)
@@ -278,6 +292,48 @@ class Pipeline:
                 FieldError("payload", "internal_error", f"the platform could not read it ({exc})")
             ]
         return item
+
+    def _check_reporter(self, item: _Item, msg: Inbound) -> list[FieldError]:
+        """A valid message from an unknown or disabled reporter is refused (issue 15).
+
+        Its form is checked first (a malformed message is answered for what is wrong with
+        it); the reporter is the topic's (MQTT) or the identity's (HTTP), which the payload
+        had to match. With neither, an in-process caller checked its own credentials:
+        Open311's POST (its api_key, setting open311_api_keys) files as open311-{owner}, a
+        city system that is no row of `reporters`; such an id never comes over MQTT."""
+        valid = item.report or item.case_msg or item.patrol
+        if valid is None:
+            return []
+        rid = msg.topic_reporter
+        if rid is None:
+            rid = valid.reporter_id
+            if rid.startswith(OPEN311_PREFIX):
+                return []
+        refusal = self._refuse_reporter(rid)
+        if refusal is None:
+            return []
+        item.report = item.case_msg = item.patrol = None
+        return [refusal]
+
+    def _refuse_reporter(self, rid: str) -> FieldError | None:
+        """Why `rid` may not report (unknown or disabled), or None; a dict lookup."""
+        status = self.reporters.status(rid)
+        if status == KNOWN:
+            return None
+        shown = rid if len(rid) <= 64 else rid[:64] + "…"
+        if status == DISABLED:
+            return FieldError(
+                "reporter_id",
+                "disabled_reporter",
+                f"上报人 {shown} 已停用，请联系指挥中心 "
+                f"(reporter {shown} is disabled; ask the command centre)",
+            )
+        return FieldError(
+            "reporter_id",
+            "unknown_reporter",
+            f"上报人 {shown} 未登记，请联系指挥中心登记 "
+            f"(reporter {shown} is not registered; ask the command centre to register it)",
+        )
 
     def _place(self, items: list[_Item]) -> None:
         """Geolocate the valid reports, vectorised; never raises."""
@@ -361,6 +417,15 @@ class Pipeline:
                 if co.segment_id and co.status == "accepted":
                     touched_by_cases.append(co.segment_id)
             for it in items:
+                if it.patrol is not None and belongs_to_another(session, it.patrol):
+                    it.errors = [
+                        FieldError(
+                            "patrol_id",
+                            "not_yours",
+                            "this patrol_id is another reporter's patrol; start a new one",
+                        )
+                    ]
+                    it.patrol = None  # falls through to the rejections below
                 if it.patrol is not None:
                     covered = store_patrol(session, it.patrol, self.ctx, now)
                     it.outcome = Outcome(

@@ -29,7 +29,7 @@ OPEN311_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,55}$")
 
 SECRET_SETTINGS = frozenset({"secret_key", "admin_password", "open311_api_keys"})
 # Settings that are URLs and may carry a password (user:password@host): shown without it.
-URL_SETTINGS = frozenset({"database_url", "mqtt_url", "socketio_queue"})
+URL_SETTINGS = frozenset({"database_url", "mqtt_url", "socketio_queue", "rate_limit_storage"})
 PHOTO_TYPES = ("jpeg", "png", "webp", "gif", "heic")
 MAX_FUTURE_SKEW = dt.timedelta(days=1)  # the most a phone's clock may be ahead
 
@@ -86,6 +86,10 @@ class Settings(BaseModel):
     admin_password: str
     open311_api_keys: str
     open311_location_precision_m: float
+    # HTTP intake (issue 15): per-identity rate limits, their storage, the reporter cache
+    intake_rate_limit: str
+    rate_limit_storage: str
+    reporter_cache_s: float
     host: str
     port: int
     mobile_mqtt_ws_url: str
@@ -121,6 +125,44 @@ class Settings(BaseModel):
     def _socketio_queue(cls, v: str) -> str:
         if v and (urlsplit(v).scheme not in ("redis", "rediss") or not urlsplit(v).hostname):
             raise ValueError('must be "" (one process) or a redis:// or rediss:// URL')
+        return v
+
+    @field_validator("intake_rate_limit")
+    @classmethod
+    def _intake_rate_limit(cls, v: str) -> str:
+        from limits import parse_many
+
+        try:
+            parsed = parse_many(v) if v.strip() else []
+        except ValueError:
+            parsed = []
+        if not parsed:
+            raise ValueError(
+                'must be one or more limits such as "300/minute;3000/hour" '
+                "(a number per second, minute, hour or day, separated by ';')"
+            )
+        return v
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _rate_limit_storage(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if (
+            v
+            and v != "memory://"
+            and (parts.scheme not in ("redis", "rediss") or not parts.hostname)
+        ):
+            raise ValueError(
+                'must be "" (Redis of socketio_queue if set, else memory), "memory://" '
+                "or a redis:// or rediss:// URL"
+            )
+        return v
+
+    @field_validator("reporter_cache_s")
+    @classmethod
+    def _reporter_cache(cls, v: float) -> float:
+        if not 0 < v <= 3600:
+            raise ValueError("must be more than 0 and at most 3600 seconds")
         return v
 
     @field_validator("log_level", mode="before")
@@ -362,6 +404,12 @@ class Settings(BaseModel):
             if sep and key and owner:
                 out[key] = owner
         return out
+
+    @property
+    def rate_limit_storage_uri(self) -> str:
+        """Where HTTP intake counts requests: the setting, else Redis of socketio_queue
+        (shared by every web process), else this process's memory."""
+        return self.rate_limit_storage or self.socketio_queue or "memory://"
 
     @property
     def is_sqlite(self) -> bool:

@@ -47,12 +47,21 @@ class Chief:
     segments: tuple[int, ...]  # positions in network.segments
 
 
-def chiefs_of(network: Network, count: int, rng: random.Random) -> list[Chief]:
-    """`count` road chiefs (level 3) with the segments they answer for."""
+def chiefs_of(
+    network: Network,
+    count: int,
+    rng: random.Random,
+    may_report: Callable[[str], bool] | None = None,
+) -> list[Chief]:
+    """`count` road chiefs (level 3) with the segments they answer for.
+
+    `may_report`: only chiefs it accepts (the platform refuses unknown and disabled
+    reporters; `serve --simulate` passes its own check, so the demo sends as real chiefs)."""
     by_person: dict[str, list[int]] = {}
     pos = {s.id: i for i, s in enumerate(network.segments)}
     for a in network.assignments:
-        if a.level == 3 and a.segment_id in pos:
+        allowed = may_report is None or may_report(a.person_id)
+        if a.level == 3 and a.segment_id in pos and allowed:
             by_person.setdefault(a.person_id, []).append(pos[a.segment_id])
     people = sorted(by_person)
     rng.shuffle(people)
@@ -161,12 +170,15 @@ class Simulator:
         seed: int | None = None,
         bad_share: float = 0.02,
         client_id: str | None = None,
+        may_report: Callable[[str], bool] | None = None,
     ) -> None:
         self.rng = random.Random(seed)
         self.factory = ReportFactory(network, categories, self.rng, bad_share=bad_share)
-        self.chiefs = chiefs_of(network, chiefs, self.rng)
+        self.chiefs = chiefs_of(network, chiefs, self.rng, may_report)
         if not self.chiefs:
-            raise ValueError("the network has no level-3 road chiefs to simulate")
+            raise ValueError(
+                "the network has no level-3 road chiefs (allowed to report) to simulate"
+            )
         self.topics = Topics(topic_root)
         self.rate = rate
         self.host, self.port = host, port

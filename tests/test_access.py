@@ -20,6 +20,7 @@ from roadwatch.accounts.users import UserError, add_user, authenticate
 from roadwatch.web import create_app
 from tests.support.auth import PASSWORD, login, make_user, session_cookie
 from tests.support.examples import contract_example
+from tests.support.intake import intake_headers
 from tests.support.server import live_server
 
 
@@ -32,7 +33,12 @@ def app(runtime: Any) -> Iterator[Any]:
 
 def _post_report(client: FlaskClient, **changes: Any) -> Any:
     body = contract_example(**changes)
-    return client.post("/api/reports", data=json.dumps(body), content_type="application/json")
+    return client.post(
+        "/api/reports",
+        data=json.dumps(body),
+        content_type="application/json",
+        headers=intake_headers(client.application),
+    )
 
 
 def test_anonymous_gets_the_login_page_and_401s(app: Any) -> None:
@@ -62,7 +68,8 @@ def test_what_stays_public(app: Any) -> None:
     assert client.get("/healthz").status_code in (200, 503)
     assert client.get("/metrics").status_code == 200
     assert client.get("/open311/v2/services.json").status_code == 200
-    assert _post_report(client).status_code == 201  # phones and city systems post reports
+    # phones and city systems post reports, with an API key
+    assert _post_report(client).status_code == 201
     assert client.get("/api/photos/" + "0" * 64).status_code == 404  # not 401
     with client.get("/m/") as shell:  # a file response: close it
         assert shell.status_code == 200
@@ -165,7 +172,10 @@ def test_socketio_needs_a_login_and_district_rooms_filter(runtime: Any) -> None:
             clients.append(c)
         try:
             res = server.app.test_client().post(
-                "/api/reports", data=json.dumps(contract_example()), content_type="application/json"
+                "/api/reports",
+                data=json.dumps(contract_example()),
+                content_type="application/json",
+                headers=intake_headers(server.app),
             )
             assert res.status_code == 201
             assert got["js"].get(timeout=5)["district"] == "JS"
@@ -275,7 +285,10 @@ def test_socketio_script_clients_authenticate_on_connect(runtime: Any) -> None:
             try:
                 body = contract_example()
                 res = server.app.test_client().post(
-                    "/api/reports", data=json.dumps(body), content_type="application/json"
+                    "/api/reports",
+                    data=json.dumps(body),
+                    content_type="application/json",
+                    headers=intake_headers(server.app),
                 )
                 assert res.status_code == 201
                 assert q.get(timeout=5)["id"] == body["report_id"]
@@ -344,7 +357,10 @@ def test_a_resync_from_beyond_the_log_is_answered_not_trusted(runtime: Any) -> N
     user = make_user(runtime, "viewer")
     with live_server(runtime) as server:
         res = server.app.test_client().post(
-            "/api/reports", data=json.dumps(contract_example()), content_type="application/json"
+            "/api/reports",
+            data=json.dumps(contract_example()),
+            content_type="application/json",
+            headers=intake_headers(server.app),
         )
         assert res.status_code == 201
         c = socketio.Client()

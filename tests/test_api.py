@@ -17,6 +17,7 @@ from roadwatch.web import create_app
 from tests.support.auth import login
 from tests.support.examples import contract_example
 from tests.support.images import image_bytes
+from tests.support.intake import with_key
 from tests.test_pipeline import inbound
 
 
@@ -25,6 +26,7 @@ def client(runtime: Any) -> Iterator[FlaskClient]:
     app, _socketio = create_app(runtime)
     client = app.test_client()
     login(client, runtime)  # the staff API needs a login
+    with_key(client, runtime)  # intake (POST /api/reports, /api/photos) needs an API key
     yield client
     runtime.broadcaster.emitter = None
 
@@ -359,7 +361,7 @@ def test_a_photo_past_the_request_limit_is_named_as_a_photo(runtime: Any) -> Non
     runtime.settings = settings.replace(max_photo_bytes=1000)
     try:
         app, _ = create_app(runtime)
-        client = app.test_client()
+        client = with_key(app.test_client(), runtime)
         big = b"\xff\xd8\xff\xe0" + b"\x00" * 300_000
         res = client.post("/api/photos", data={"photo": (io.BytesIO(big), "a.jpg")})
     finally:

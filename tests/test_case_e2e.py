@@ -25,6 +25,7 @@ from tests.conftest import make_settings
 from tests.support.auth import staff_client
 from tests.support.examples import contract_example
 from tests.support.images import image_bytes
+from tests.support.intake import intake_headers
 from tests.support.mosquitto import MosquittoProcess
 from tests.support.server import live_server
 
@@ -96,7 +97,9 @@ def test_full_case_over_mqtt(tmp_path: Path, fresh_pg: str, network_ctx: Any) ->
                 # The after photo goes up over HTTP first; the rectification names its hash.
                 jpeg = image_bytes("JPEG")
                 up = server.app.test_client().post(
-                    "/api/photos", data={"photo": (io.BytesIO(jpeg), "after.jpg")}
+                    "/api/photos",
+                    data={"photo": (io.BytesIO(jpeg), "after.jpg")},
+                    headers=intake_headers(server.app, chief),
                 )
                 photo = up.get_json()["sha256"]
                 now = dt.datetime.now(CST).isoformat(timespec="seconds")

@@ -141,9 +141,9 @@ def test_rectify_verify_close_and_the_refusals(runtime: Any, at: Any) -> None:
     t = FRIDAY_1630 + dt.timedelta(hours=1)
     p = runtime.pipeline
     p.clock = lambda: t.astimezone(dt.UTC)
-    stranger = p.process(
-        [msg("rectification", rectification(rid, "zz-nobody-1", t), "zz-nobody-1", t)]
-    )[0]
+    # A registered chief of another district (an unregistered one is refused before this).
+    other = "zz-zhongyuan-0001"
+    stranger = p.process([msg("rectification", rectification(rid, other, t), other, t)])[0]
     assert stranger.status == "rejected" and stranger.errors[0].code == "not_responsible"
     no_photo = p.process([msg("rectification", rectification(rid, chief, t, photos=[]), chief, t)])[
         0

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from roadwatch.web import create_app
 from tests.support.auth import login
 from tests.support.examples import contract_example
+from tests.support.intake import intake_headers
 
 
 @pytest.fixture
@@ -32,7 +33,12 @@ def client(app: Any, runtime: Any) -> FlaskClient:
 
 def _report(client: FlaskClient, **changes: Any) -> dict[str, Any]:
     body = contract_example(**changes)
-    res = client.post("/api/reports", data=json.dumps(body), content_type="application/json")
+    res = client.post(
+        "/api/reports",
+        data=json.dumps(body),
+        content_type="application/json",
+        headers=intake_headers(client.application),
+    )
     assert res.status_code == 201, res.get_json()
     out: dict[str, Any] = res.get_json()
     return out

@@ -17,6 +17,7 @@ from roadwatch.maps.mvt import EXTENT, SegmentTiles, _to_world, decode
 from roadwatch.web import create_app
 from tests.support.auth import login
 from tests.support.examples import contract_example
+from tests.support.intake import intake_headers
 
 
 def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
@@ -98,7 +99,7 @@ def _config(client: FlaskClient) -> dict[str, Any]:
 def test_the_page_carries_the_first_view_and_the_live_state(app: Any, runtime: Any) -> None:
     public = app.test_client()
     body = contract_example()
-    assert public.post("/api/reports", json=body).status_code == 201
+    assert public.post("/api/reports", json=body, headers=intake_headers(app)).status_code == 201
     city = app.test_client()
     login(city, runtime, "viewer")
     config = _config(city)

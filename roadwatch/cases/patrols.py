@@ -120,6 +120,13 @@ def validate_patrol(
     return PatrolIn(pid, m.reporter_id, m.state, tuple(sorted(pts))), []
 
 
+def belongs_to_another(conn: Connection, p: PatrolIn) -> bool:
+    """Whether this patrol id is already another reporter's patrol: a chief may only add to
+    their own walks (a reused id must not slip points into a rival's coverage)."""
+    owner = conn.execute(select(PATROLS.c.reporter_id).where(PATROLS.c.id == p.patrol_id)).scalar()
+    return owner is not None and owner != p.reporter_id
+
+
 def store_patrol(conn: Connection, p: PatrolIn, ctx: NetworkContext, now: dt.datetime) -> list[str]:
     """Store a patrol message; on `end`, (re)compute its coverage. Returns covered segment ids."""
     row = conn.execute(select(PATROLS.c.state).where(PATROLS.c.id == p.patrol_id)).first()

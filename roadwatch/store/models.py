@@ -131,6 +131,8 @@ class Reporter(Base):
     district: Mapped[str | None] = mapped_column(String(16), index=True)
     subdistrict: Mapped[str | None] = mapped_column(String(64))
     title: Mapped[str | None] = mapped_column(String(100))
+    # A disabled reporter's messages are refused on every transport (issue 15, intake).
+    disabled: Mapped[bool] = mapped_column(Boolean, server_default=sa_false())
 
 
 class Assignment(Base):
@@ -467,3 +469,22 @@ class ChiefDevice(Base):
     user_agent: Mapped[str | None] = mapped_column(String(255))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     revoked_reason: Mapped[str | None] = mapped_column(String(32))
+
+
+# -- API keys for HTTP intake (issue 15) -------------------------------------------------------
+class ApiKey(Base):
+    """A key that lets a script or a city system file reports over HTTP as ONE reporter.
+
+    Only the SHA-256 of the key is stored (a key is 32 random bytes: no slow hash needed).
+    `system` marks a city system's key, whose reporter is a reporter of kind `system`.
+    """
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # its first characters, to tell keys apart
+    reporter_id: Mapped[str] = mapped_column(ForeignKey("reporters.id"), index=True)
+    system: Mapped[bool] = mapped_column(Boolean, server_default=sa_false())
+    label: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

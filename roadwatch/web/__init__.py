@@ -15,6 +15,7 @@ from . import (
     centre,
     errors,
     exports,
+    limits,
     live,
     mobile,
     open311,
@@ -56,6 +57,7 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     app.register_blueprint(centre.bp)
     app.register_blueprint(mobile.bp)
     errors.register(app)
+    limits.init_app(app, settings)  # after the blueprints: wraps the intake views
     live.register(socketio, runtime)
     runtime.broadcaster.emitter = socketio
     return app, socketio

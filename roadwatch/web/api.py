@@ -12,10 +12,12 @@ from shapely.geometry import mapping
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
+from ..accounts.apikeys import Identity
+from ..accounts.apikeys import identify as identify_key
 from ..cases.public import photo_is_public
 from ..ingest.errors import FieldError
 from ..ingest.messages import Inbound
-from ..ingest.payloads import parse_time
+from ..ingest.payloads import decode_json, parse_time
 from ..network.responsibility import assignment_json, current_chiefs, responsible_at
 from ..pipeline import StorageError
 from ..store import models, photos
@@ -23,6 +25,7 @@ from ..store.segments import segment_states
 from .auth import current_user, scope_district
 from .context import iso, runtime
 from .errors import ApiError, error_response
+from .limits import intake_limited, presented_api_key
 from .params import (
     CASE_STATUSES,
     REPORT_STATUSES,
@@ -47,6 +50,7 @@ REJECT_CODES = {
     "not_utf8": 400,
     "invalid_text": 400,
     "unsupported_media_type": 415,
+    "not_you": 403,
 }
 
 
@@ -361,22 +365,71 @@ def _not_json() -> tuple[FieldError, ...]:
     )
 
 
-@bp.post("/reports")
-def post_report() -> tuple[Response, int]:
+# -- identity on intake (issue 15) ---------------------------------------------------------
+def intake_identity() -> Identity:
+    """The reporter an intake request files as, from its API key; a 401 in plain words when
+    it has none or a wrong one. A staff login is no identity here: staff do not report."""
+    key = presented_api_key()
+    if not key:
+        raise ApiError(
+            401,
+            "authorization",
+            "api_key_required",
+            "send your API key as 'Authorization: Bearer rwk_…' (or 'X-API-Key: rwk_…'); "
+            "ask the command centre for one (roadwatch apikeys add)",
+        )
+    with runtime().sessions() as session:
+        identity = identify_key(session, key)
+    if identity is None:
+        raise ApiError(
+            401,
+            "authorization",
+            "bad_api_key",
+            "this API key is unknown, revoked, or its reporter is disabled",
+        )
+    return identity
+
+
+def _not_yours(payload: bytes, reporter_id: str) -> tuple[FieldError, ...]:
+    """A body that names another reporter than the identity's (refused with 403, stored)."""
+    body, _ = decode_json(payload, runtime().settings.max_payload_bytes)
+    named = body.get("reporter_id") if isinstance(body, dict) else None
+    if not isinstance(named, str) or named == reporter_id:
+        return ()
+    shown = named if len(named) <= 64 else named[:64] + "…"
+    return (
+        FieldError(
+            "reporter_id",
+            "not_you",
+            f"只能以自己的身份上报：此凭据属于 {reporter_id}，不能以 {shown} 的名义上报 "
+            f"(this identity files as {reporter_id} only, not as {shown})",
+        ),
+    )
+
+
+def submit(kind: str, reporter_id: str) -> tuple[Response, int]:
+    """One HTTP intake message of `kind` (report, rectification, verification, patrol) from
+    an authenticated `reporter_id`, through the pipeline, answered with its ack body.
+
+    The identity is the message's reporter (like an MQTT topic's): a body naming another is
+    refused (403) and stored as a rejection, like every other bad input."""
     rt = runtime()
+    payload = request.get_data(cache=True)
     msg = Inbound(
         transport="http",
-        kind="report",
-        payload=request.get_data(cache=False),
+        kind=kind,
+        payload=payload,
         received_at=models.utcnow(),
         topic=None,
-        topic_reporter=None,
-        refused=_not_json(),
+        topic_reporter=reporter_id,
+        refused=_not_json() or _not_yours(payload, reporter_id),
     )
     try:
         (outcome,) = rt.pipeline.process([msg])
     except StorageError:
-        return error_response(503, "server", "unavailable", "the database is unavailable; retry")
+        return error_response(
+            503, "server", "unavailable", "平台数据库暂时不可用，请稍后重试 (retry)", retry_after=5
+        )
     body = outcome.ack_body()
     if outcome.status == "rejected":
         code = 422
@@ -384,6 +437,14 @@ def post_report() -> tuple[Response, int]:
             code = REJECT_CODES.get(e.code, code)
         return jsonify(body), code
     return jsonify(body), STATUS_CODES.get(outcome.status, 200)
+
+
+@bp.post("/reports")
+@intake_limited()
+def post_report(reporter: str | None = None) -> tuple[Response, int]:
+    """A report over HTTP from an API key's reporter (or, called by the phone app's view,
+    from the signed-in chief `reporter`)."""
+    return submit("report", reporter if reporter is not None else intake_identity().reporter_id)
 
 
 @bp.get("/rejected")
@@ -487,7 +548,11 @@ def _type_words(kinds: list[str]) -> str:
 
 
 @bp.post("/photos")
-def post_photo() -> tuple[Response, int]:
+@intake_limited()
+def post_photo(reporter: str | None = None) -> tuple[Response, int]:
+    """A photo upload from an API key's reporter (or the phone app's signed-in chief)."""
+    if reporter is None:
+        intake_identity()
     rt = runtime()
     upload = request.files.get("photo") or next(iter(request.files.values()), None)
     if upload is None:

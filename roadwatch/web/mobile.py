@@ -13,6 +13,7 @@ reached) into the very same pipeline, as the signed-in chief only, idempotent by
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import Counter
 from typing import Any
 
@@ -21,13 +22,12 @@ from sqlalchemy import func, or_, select, text
 
 from ..accounts import chiefs
 from ..accounts.throttle import PasswordThrottle, minutes_text
-from ..ingest.messages import Inbound
 from ..ingest.payloads import decode_json
-from ..pipeline import StorageError
 from ..store import models
 from . import api
 from .context import runtime
-from .errors import ApiError, error_response
+from .errors import ApiError
+from .limits import intake_limited
 
 bp = Blueprint("mobile", __name__, url_prefix="/m", static_folder=None)
 
@@ -51,6 +51,15 @@ def _token() -> str | None:
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip() or None
     return request.cookies.get(COOKIE) or None
+
+
+def _device_key() -> str:
+    """The rate limit's identity for the app's intake: the device credential (by its digest),
+    else the client's address (an unsigned request is refused by the view anyway)."""
+    token = _token()
+    if token:
+        return "device:" + hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:32]
+    return "addr:" + (request.remote_addr or "unknown")
 
 
 def _chief() -> str:
@@ -337,9 +346,9 @@ def near() -> Response:
 
 # -- uploads and the HTTP fallback -----------------------------------------------------
 @bp.post("/api/photos")
+@intake_limited(key=_device_key)
 def photo() -> tuple[Response, int]:
-    _chief()
-    return api.post_photo()
+    return api.post_photo(reporter=_chief())
 
 
 # Every kind the app sends, as its MQTT topic word names it (CONTRACT.md 1).
@@ -347,6 +356,7 @@ INTAKE_KINDS = {"reports": "report", "rectifications": "rectification", "patrols
 
 
 @bp.post("/api/<word>")
+@intake_limited(key=_device_key)
 def intake(word: str) -> tuple[Response, int]:
     """POST /m/api/reports | rectifications | patrols: what the app would publish over MQTT.
 
@@ -370,25 +380,4 @@ def intake(word: str) -> tuple[Response, int]:
             "not_you",
             "只能以自己的身份发送 (you can only send as yourself)",
         )
-    msg = Inbound(
-        transport="http",
-        kind=kind,
-        payload=raw,
-        received_at=models.utcnow(),
-        topic=None,
-        topic_reporter=rid,
-        refused=api._not_json(),
-    )
-    try:
-        (outcome,) = rt.pipeline.process([msg])
-    except StorageError:
-        return error_response(
-            503, "server", "unavailable", "平台数据库暂时不可用，请稍后重试 (retry)", retry_after=5
-        )
-    ack = outcome.ack_body()
-    if outcome.status == "rejected":
-        code = 422
-        for e in outcome.errors:
-            code = api.REJECT_CODES.get(e.code, code)
-        return jsonify(ack), code
-    return jsonify(ack), api.STATUS_CODES.get(outcome.status, 200)
+    return api.submit(kind, rid)

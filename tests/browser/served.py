@@ -88,6 +88,17 @@ class Served:
             self.password = found[1]
         return self
 
+    def api_key(self, reporter: str = "zz-jinshui-0421") -> str:
+        """A new API key for HTTP intake as `reporter`, made as an operator would."""
+        out = subprocess.run(
+            [sys.executable, "-m", "roadwatch.cli", "apikeys", "add", "--reporter", reporter],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            check=True,
+        )
+        return out.stdout.decode().strip()
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -132,6 +143,8 @@ def reports_on_segments(n: int, seed: int = 1) -> list[dict[str, Any]]:
 
     net = load_network(DEMO_NETWORK)
     rng = random.Random(seed)
+    # Seven real road chiefs of the demo network: only registered reporters may report.
+    chiefs = sorted(p.id for p in net.people)[:7]
     picks = rng.sample(net.segments, n)
     now = dt.datetime.now(CST).isoformat(timespec="seconds")
     out = []
@@ -141,7 +154,7 @@ def reports_on_segments(n: int, seed: int = 1) -> list[dict[str, Any]]:
             {
                 "v": 1,
                 "report_id": str(uuid.uuid4()),
-                "reporter_id": f"zz-e2e-{i % 7:04d}",
+                "reporter_id": chiefs[i % 7],
                 "observed_at": now,
                 "lat": round(p.y, 7),
                 "lon": round(p.x, 7),

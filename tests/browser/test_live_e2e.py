@@ -69,6 +69,7 @@ def test_a_fresh_start_draws_every_segment_and_a_live_report_recolours_one(
     # the phone uploads its photo over HTTP, then reports over MQTT naming its hash
     up = page.request.post(
         served.url + "/api/photos",
+        headers={"Authorization": f"Bearer {served.api_key()}"},
         multipart={"photo": {"name": "p.png", "mimeType": "image/png", "buffer": sample_png()}},
     )
     assert up.status in (200, 201)

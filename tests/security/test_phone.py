@@ -256,6 +256,54 @@ def test_chief_cannot_post_a_patrol_as_another_chief_over_http(runtime: Runtime)
     assert n == len(points)
 
 
+def test_chief_cannot_add_points_to_another_chiefs_patrol_by_reusing_its_id(
+    runtime: Runtime,
+) -> None:
+    from tests.test_patrols import walk_along
+
+    (victim, segment), (attacker, _) = _chiefs(runtime, 2)
+    pw = _accounts(runtime, [victim, attacker])
+    seg = runtime.ctx.network.segments[runtime.ctx.position[segment]]
+    now = models.utcnow()
+    pts = walk_along([seg], spacing_m=8, noise_m=1, seed=4)
+
+    def body(rid: str, state: str, part: list[tuple[float, float]], t0: int) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "patrol_id": patrol_id,
+            "reporter_id": rid,
+            "state": state,
+            "points": [
+                {
+                    "t": (now - dt.timedelta(seconds=600 - t0 - 2 * i)).isoformat(),
+                    "lon": x,
+                    "lat": y,
+                }
+                for i, (x, y) in enumerate(part)
+            ],
+        }
+
+    patrol_id = str(uuid.uuid4())
+    owner = create_app(runtime)[0].test_client()
+    _sign_in(owner, victim, pw[victim])
+    res = owner.post("/m/api/patrols", json=body(victim, "track", pts[:3], 0))
+    assert res.status_code == 201, res.get_data()
+
+    evil = create_app(runtime)[0].test_client()
+    _sign_in(evil, attacker, pw[attacker])
+    res = evil.post("/m/api/patrols", json=body(attacker, "end", pts[3:], 100))
+    assert res.status_code >= 400 and js(res)["errors"][0]["code"] == "not_yours", res.get_data()
+    with runtime.sessions() as s:
+        row = s.get(models.Patrol, patrol_id)
+        n = s.scalar(
+            select(func.count())
+            .select_from(models.PatrolPoint)
+            .where(models.PatrolPoint.patrol_id == patrol_id)
+        )
+    assert row is not None and row.reporter_id == victim and row.state == "track"
+    assert n == 3
+
+
 # -- the password is not kept in the browser ------------------------------------------------
 DUMP_STORAGE = """async () => {
   const out = { idb: [], local: [], session: [], caches: [] };
