@@ -1,4 +1,4 @@
-"""`roadwatch` command line (CONTRACT.md 4)."""
+"""`roadwatch` command line (README, "Command line")."""
 
 from __future__ import annotations
 
@@ -106,6 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         runtime.engine.dispose()
         raise
     app, socketio = create_app(runtime)
+    runtime.broadcaster.emitter = socketio  # this process's browsers get the live events
     try:
         runtime.start_ingest()
     except SettingsError:

@@ -20,8 +20,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = Path(os.environ.get("ROADWATCH_CONFIG_DIR", REPO_ROOT / "config"))
+# The configuration files live in the project's top-level config/, where they are edited.
+# roadwatch/_config is a link to it in a checkout and a copy of it in the wheel (package data),
+# so one path serves an editable install and an installed wheel alike.
+PACKAGED_CONFIG_DIR = (Path(__file__).resolve().parent / "_config").resolve()
+CONFIG_DIR = Path(os.environ.get("ROADWATCH_CONFIG_DIR") or PACKAGED_CONFIG_DIR)
 ENV_PREFIX = "ROADWATCH_"
 OPEN311_KEY = re.compile(r"^[A-Za-z0-9_\-]{8,128}$")
 OPEN311_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,55}$")
@@ -100,6 +103,8 @@ class Settings(BaseModel):
     ranking_formula: str
     ranking_contest_hours: float
     ranking_schedule_s: float
+    # reverse proxies in front of the web server whose X-Forwarded-* headers are believed
+    trusted_proxies: int
 
     @field_validator("database_url")
     @classmethod
@@ -307,6 +312,16 @@ class Settings(BaseModel):
         parts = urlsplit(v)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             raise ValueError('must be "", "auto" or a ws:// or wss:// URL')
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, v: int) -> int:
+        if not 0 <= v <= 5:
+            raise ValueError(
+                "must be 0 (no proxy: X-Forwarded-* headers are ignored) or the number of "
+                "reverse proxies in front of roadwatch, at most 5"
+            )
         return v
 
     @field_validator("embedded_ws_port")

@@ -145,6 +145,7 @@ def test_a_district_user_sees_only_their_district(app: Any, runtime: Any) -> Non
     assert res.status_code == 403
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["sqlite"], indirect=True)
 def test_socketio_needs_a_login_and_district_rooms_filter(runtime: Any) -> None:
     with live_server(runtime) as server:
@@ -258,6 +259,7 @@ def test_scripts_use_the_api_with_basic_credentials(app: Any, runtime: Any) -> N
     assert client.get("/", headers=_basic(viewer.username, PASSWORD)).status_code == 200
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["sqlite"], indirect=True)
 def test_socketio_script_clients_authenticate_on_connect(runtime: Any) -> None:
     user = make_user(runtime, "viewer")

@@ -1,4 +1,4 @@
-"""`roadwatch bench` (CONTRACT.md 4): the repository's benchmark scripts from the command line."""
+"""`roadwatch bench` (README, "Command line"): the benchmark scripts from the command line."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def test_bench_unknown_name_says_which_exist(capsys: pytest.CaptureFixture[str])
     assert "no benchmark 'nosuch'" in err and "ingest" in err
 
 
+@pytest.mark.slow
 def test_bench_passes_its_arguments_on() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "roadwatch.cli", "bench", "sweep", "--help"],
@@ -41,6 +42,7 @@ def test_bench_passes_its_arguments_on() -> None:
     assert "bench_sweep.py" in out.stdout and "--cases" in out.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_bench_ingest_runs_end_to_end_and_prints_its_figures() -> None:
     """A small run of the real ingest benchmark: private Mosquitto, `roadwatch worker`, SQLite."""

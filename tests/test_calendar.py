@@ -445,21 +445,21 @@ def test_good_config_loads(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("old", "new", "message", "line_of"),
     [
-        ('E0102 = "4h"', 'E0102 = "4x"', "[limits] E0102: '4x': unknown unit 'x'", "E0102"),
-        ('E0102 = "4h"', 'E0102 = "-4h"', "[limits] E0102: '-4h': negative amount", "E0102"),
+        ('E0102 = "4h"', 'E0102 = "4x"', "limits.E0102: '4x': unknown unit 'x'", "E0102"),
+        ('E0102 = "4h"', 'E0102 = "-4h"', "limits.E0102: '-4h': negative amount", "E0102"),
         ('E0102 = "4h"', 'E0102 = "0h"', "greater than zero", "E0102"),
-        ('E0102 = "4h"', 'E9999 = "4h"', "[limits] E9999: unknown category code 'E9999'", "E9999"),
+        ('E0102 = "4h"', 'E9999 = "4h"', "limits.E9999: unknown category code 'E9999'", "E9999"),
         ('E0102 = "4h"', 'road = "4h"', "'road' is not a category code", "road ="),
         (
             '[["08:30", "12:00"], ["13:30", "17:30"]]',
             '[["08:30", "12:30"], ["12:00", "17:30"]]',
-            "[calendar] hours: period 12:00–17:30 overlaps 08:30–12:30",
+            "calendar.hours: period 12:00–17:30 overlaps 08:30–12:30",
             "hours",
         ),
         (
             '[["08:30", "12:00"], ["13:30", "17:30"]]',
             '[["13:30", "17:30"], ["08:30", "12:00"]]',
-            "[calendar] hours: periods are not in ascending order",
+            "calendar.hours: periods are not in ascending order",
             "hours",
         ),
         (
@@ -471,7 +471,7 @@ def test_good_config_loads(tmp_path: Path) -> None:
         (
             "workdays = [2026-05-09]",
             "workdays = [\n  2026-05-09,\n  2026-10-03,\n]",
-            "[calendar] workdays: 2026-10-03 is listed both in holidays and in workdays",
+            "calendar.workdays[1]: 2026-10-03 is listed both in holidays and in workdays",
             "2026-10-03",
         ),
         ('"Asia/Shanghai"', '"Asia/Zhengzhou"', "unknown time zone 'Asia/Zhengzhou'", "timezone"),
@@ -481,11 +481,26 @@ def test_good_config_loads(tmp_path: Path) -> None:
             "unit suffix",
             "[limits.calendar_hours]",
         ),
-        ("[merchant]", '[merchant]\nwindow = "1h"', "[merchant] window: unknown key", "window"),
-        ("timezone =", "time_zone =", "[calendar] time_zone: unknown key", "time_zone"),
-        ("3 = 0.5", "3 = -1", "[severity_factor] 3: factor must be a positive number", "3 = -1"),
-        ("notify = 0", "notify = 5", '#2: expected "superior" or a level 0..3', "notify = 5"),
-        ('after = "1d"', 'after = "1y"', "#2: '1y': unknown unit 'y'", 'after = "1y"'),
+        (
+            "[merchant]",
+            '[merchant]\nwindow = "1h"',
+            "merchant.window: unknown key (expected one of grace)",
+            "window",
+        ),
+        ("timezone =", "time_zone =", "calendar.time_zone: unknown key", "time_zone"),
+        ("3 = 0.5", "3 = -1", "severity_factor.3: factor must be a positive number", "3 = -1"),
+        (
+            "notify = 0",
+            "notify = 5",
+            'escalation.step[1].notify: expected "superior" or a level 0..3',
+            "notify = 5",
+        ),
+        (
+            'after = "1d"',
+            'after = "1y"',
+            "escalation.step[1].after: '1y': unknown unit 'y'",
+            'after = "1y"',
+        ),
     ],
 )
 def test_bad_config_is_refused_with_key_and_line(
@@ -516,8 +531,61 @@ def test_no_working_weekday_is_refused() -> None:
 
 
 def test_table_errors_without_a_file_still_name_the_key() -> None:
-    with pytest.raises(SlaConfigError, match=r"^\[calendar\] holidays: '2026-13-01' is not a date"):
+    with pytest.raises(
+        SlaConfigError, match=r"^calendar.holidays\[0\]: not a date \(got '2026-13-01'\)"
+    ):
         WorkCalendar.from_toml_table({"holidays": ["2026-13-01"]})
-    with pytest.raises(SlaConfigError, match=r"^\[limits\] E0102: '4x': unknown unit"):
+    with pytest.raises(SlaConfigError, match=r"^limits.E0102: '4x': unknown unit"):
         Sla.from_toml({"limits": {"E0102": "4x"}})
     assert isinstance(SlaConfigError("x"), ValueError)
+
+
+# ---------------------------------------------------------------- one error format
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        (
+            "sla.toml",
+            'E0102 = "4h"',
+            'E0102 = "4x"',
+            "limits.E0102: '4x': unknown unit 'x' (expected one of m, h, d, cm, ch, cd)",
+        ),
+        (
+            "categories.toml",
+            'group = "clean", weight = 10',
+            'group = "clean", weight = -1',
+            "categories.E0102.weight: a weight must be a finite number ≥ 0 (got -1)",
+        ),
+        (
+            "ranking/v1.toml",
+            "E0505 = { points = 2.0, cap = 20.0 }",
+            "E0505 = { points = 2.0, cap = -5 }",
+            "categories.E0505.cap: a cap cannot be below 0 (got -5)",
+        ),
+        ("ranking/v1.toml", "alpha = 0.05", "alpha = 1.5", "statistics.alpha: must be between 0"),
+    ],
+)
+def test_every_config_file_names_file_line_and_field(
+    tmp_path: Path, file: str, old: str, new: str, expected: str
+) -> None:
+    """sla.toml, categories.toml and the ranking formula share one error format."""
+    from roadwatch.categories import load_categories
+    from roadwatch.configfile import ConfigFileError
+    from roadwatch.ranking.formula import load_formula
+    from roadwatch.settings import CONFIG_DIR
+
+    text = (CONFIG_DIR / file).read_text(encoding="utf-8")
+    assert old in text
+    text = text.replace(old, new, 1)
+    path = tmp_path / Path(file).name
+    path.write_text(text, encoding="utf-8")
+    loader = {
+        "sla.toml": lambda: load_sla(path),
+        "categories.toml": lambda: load_categories(path),
+        "ranking/v1.toml": lambda: load_formula(path),
+    }[file]
+    with pytest.raises(ConfigFileError) as info:
+        loader()
+    assert str(info.value).startswith(f"{path}:{line_no(text, new)}: {expected}")

@@ -96,7 +96,7 @@ def test_exact_bd_reverse_beats_published_one() -> None:
 
 
 def test_zhengzhou_offset_magnitudes() -> None:
-    # DOMAIN.md: GCJ-02 ~0.5-0.6 km, BD-09 ~1.1-1.3 km from WGS84 in Zhengzhou.
+    # docs/protocol.md 1: GCJ-02 ~0.5-0.6 km, BD-09 ~1.1-1.3 km from WGS84 in Zhengzhou.
     for dlon in (-0.1, 0.0, 0.1):
         for dlat in (-0.07, 0.0, 0.1):
             lon, lat = ZHENGZHOU[0] + dlon, ZHENGZHOU[1] + dlat

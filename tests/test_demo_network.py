@@ -242,6 +242,7 @@ def test_contract_example_lies_on_huayuan_road(net: Network) -> None:
 # -- determinism, the bundled file, the file format --------------------------------------------
 
 
+@pytest.mark.slow
 def test_generation_is_deterministic(generated: Network) -> None:
     again = generate_demo_network()
     assert network_bytes(again, compress=True) == network_bytes(generated, compress=True)

@@ -1,6 +1,6 @@
 """Ingest and web in separate processes: `roadwatch worker` → Redis → web → browser client.
 
-CONTRACT.md 5: ROADWATCH_SOCKETIO_QUEUE lets several processes share the live feed. Here a
+README, Configuration: ROADWATCH_SOCKETIO_QUEUE lets several processes share the live feed. Here a
 real `roadwatch worker` process ingests from the real Mosquitto into PostgreSQL and emits
 through the real Redis; a web process (in this test process) delivers to a Socket.IO client.
 """

@@ -22,7 +22,7 @@ RULES = ReportRules(
 
 
 def example(**changes: Any) -> dict[str, Any]:
-    """CONTRACT.md 1.1's example, verbatim (its id and time), against a fixed clock."""
+    """docs/protocol.md 2.1's example, verbatim (its id and time), against a fixed clock."""
     fixed = {
         "report_id": "0b9f7c1e-3c53-4a53-9a1f-6f0d7b0a1a42",
         "observed_at": "2026-11-23T09:15:02+08:00",

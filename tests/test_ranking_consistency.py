@@ -140,6 +140,7 @@ def _check(body: dict[str, Any]) -> int:
     return checked
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_a_week_ranked_50_times_while_reports_stream_in_is_always_consistent(
     pg_rt: Any, monkeypatch: pytest.MonkeyPatch

@@ -73,3 +73,21 @@ def test_minutes_are_whole_and_at_least_one() -> None:
 def test_bad_limits_are_refused() -> None:
     with pytest.raises(ValueError):
         LoginThrottle(0, 60)
+
+
+def test_a_known_device_is_counted_apart_from_strangers() -> None:
+    clock = Clock()
+    t = PasswordThrottle(
+        account_failures=3, address_failures=5, window_s=600, clock=clock, device_failures=3
+    )
+    for i in range(1000):
+        t.failed("admin", f"10.0.{i // 250}.{i % 250}")
+    assert t.wait_s("admin", "10.9.9.9") > 0  # an unknown device waits
+    assert t.wait_s("admin", "10.0.0.1", device="dev-1") == 0.0  # the user's own does not
+    for _ in range(3):
+        t.failed("admin", "10.0.0.1", device="dev-1")
+    assert t.wait_s("admin", None, device="dev-1") > 0  # its own bucket is limited too
+    assert t.wait_s("admin", None, device="dev-2") == 0.0
+    t.succeeded("ADMIN", device="dev-1")
+    assert t.wait_s("admin", None, device="dev-1") == 0.0
+    assert t.wait_s("admin", None) > 0  # a known device's success does not free strangers

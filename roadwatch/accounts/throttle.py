@@ -3,7 +3,9 @@
 Every place that checks a password (the command centre's login form, HTTP Basic, the
 Socket.IO handshake, the phone app's sign-in) asks `wait_s` first and reports the outcome.
 A key is an account name or a client address; both are counted, so neither guessing many
-passwords for one account nor one password for many accounts goes unchecked. The counts
+passwords for one account nor one password for many accounts goes unchecked. A device that
+has signed in to an account before is counted apart (PasswordThrottle), so that strangers'
+guesses slow themselves down without locking the real user out. The counts
 live in this process only: with several processes, each allows its own quota.
 
 Memory is bounded: keys whose attempts have all left the window are dropped, and when a
@@ -91,8 +93,21 @@ def minutes_text(wait_s: float) -> int:
 ACCOUNT_FAILURES, ADDRESS_FAILURES, FAILURE_WINDOW_S = 10, 100, 600.0
 
 
+# Wrong passwords allowed from one device that has signed in to the account before (it
+# holds the account's signed device cookie): the real user's own bucket, which strangers'
+# guesses never fill.
+DEVICE_FAILURES = 10
+
+
 class PasswordThrottle:
-    """Both counts for one kind of login: per account name and per client address."""
+    """The counts for one kind of login: per account, per client address, per known device.
+
+    A device that has signed in to an account before (it shows a signed device cookie for
+    it, see roadwatch.web.auth) is counted only in its own (account, device) bucket: a
+    flood of wrong passwords from anywhere else fills the account's bucket for unknown
+    devices and the addresses' buckets, and never locks the real user out of a device they
+    have used. Unknown devices share the account's bucket, so guessing stays slow.
+    """
 
     def __init__(
         self,
@@ -100,20 +115,38 @@ class PasswordThrottle:
         address_failures: int = ADDRESS_FAILURES,
         window_s: float = FAILURE_WINDOW_S,
         clock: Callable[[], float] = time.monotonic,
+        device_failures: int = DEVICE_FAILURES,
     ) -> None:
         self.accounts = LoginThrottle(account_failures, window_s, clock=clock)
         self.addresses = LoginThrottle(address_failures, window_s, clock=clock)
+        self.devices = LoginThrottle(device_failures, window_s, clock=clock)
 
-    def wait_s(self, account: str, address: str | None) -> float:
+    @staticmethod
+    def _device_key(account: str, device: str) -> str:
+        return f"{account.casefold()}\x00{device}"
+
+    def wait_s(self, account: str, address: str | None, device: str | None = None) -> float:
+        """Seconds before `account` may try again from `address`; `device`: a known
+        device's id (verified by the caller), which is counted on its own."""
+        if device:
+            return self.devices.wait_s(self._device_key(account, device))
         wait = self.accounts.wait_s(account.casefold())
         if address:
             wait = max(wait, self.addresses.wait_s(address))
         return wait
 
-    def failed(self, account: str, address: str | None) -> None:
+    def failed(self, account: str, address: str | None, device: str | None = None) -> None:
+        if device:
+            self.devices.failed(self._device_key(account, device))
+            return
         self.accounts.failed(account.casefold())
         if address:
             self.addresses.failed(address)
 
-    def succeeded(self, account: str) -> None:
-        self.accounts.succeeded(account.casefold())
+    def succeeded(self, account: str, device: str | None = None) -> None:
+        """A right password: clears the bucket it was counted in (a known device's own,
+        or the account's for unknown devices)."""
+        if device:
+            self.devices.succeeded(self._device_key(account, device))
+        else:
+            self.accounts.succeeded(account.casefold())

@@ -15,7 +15,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -158,6 +158,7 @@ def set_password(
     user = _user_named(session, username)
     user.password_hash = generate_password_hash(password)
     audit.record(session, actor, "user.passwd", username)  # never the password
+    revoke_sessions(session, user.id)
 
 
 def set_role(
@@ -176,6 +177,7 @@ def set_role(
     audit.record(
         session, actor, "user.role", username, before=before, role=role, district=user.district
     )
+    revoke_sessions(session, user.id)
     return _staff(user)
 
 
@@ -186,6 +188,12 @@ def set_active(
     user = _user_named(session, username)
     user.active = active
     audit.record(session, actor, "user.active", username, active=active)
+    revoke_sessions(session, user.id)
+
+
+def revoke_sessions(session: Session, user_id: int) -> None:
+    """Sign the user out everywhere (on a password, role or active change)."""
+    session.execute(delete(models.StaffSession).where(models.StaffSession.user_id == user_id))
 
 
 def list_users(session: Session) -> list[models.User]:

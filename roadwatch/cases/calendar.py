@@ -1,6 +1,8 @@
 """Working-time calendar and time limits (SLA) for the case workflow.
 
-Pure module: standard library only (numpy is imported lazily by `WorkCalendar.deadlines`).
+Pure module: standard library and pydantic (numpy is imported lazily by
+`WorkCalendar.deadlines`). config/sla.toml is checked by the pydantic models at the end
+(`CalendarModel`, `SlaModel`); a mistake names file, line and field (roadwatch.configfile).
 
 Rules (also documented in config/sla.toml):
 
@@ -20,6 +22,11 @@ Rules (also documented in config/sla.toml):
 * `working_between(a, b)` is signed: the working time in [a, b], negative if b < a.
 * With `pause_outside_hours = false` every moment is working: hours are wall-clock elapsed
   time and "d" are calendar days (same local time n days later).
+* Unknown years (the holiday rule): `known_years` are the years whose public holidays are
+  configured. A year outside them counts its weekdays only (no holidays, no make-up days);
+  a deadline whose span touches such a year is *provisional* (`is_provisional`), to be
+  recomputed once the year is configured, and from 1 November of the last configured year
+  `missing_years(now)` names the next year, so /healthz and the log can warn.
 
 Performance: a lazily grown per-day table (working intervals as epoch microseconds, prefix
 sums of working time and of working days) makes `add_working`/`working_between` O(log days)
@@ -31,15 +38,25 @@ from __future__ import annotations
 import math
 import re
 import threading
-import tomllib
 from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, cast, get_args, overload
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast, get_args, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PlainValidator,
+    StrictBool,
+    ValidationInfo,
+    model_validator,
+)
+
+from ..configfile import ConfigFileError, ConfigProblem, read_toml, validate
 
 if TYPE_CHECKING:
     import numpy as np
@@ -70,10 +87,11 @@ _DAY_US = 86_400_000_000
 _DAY_S = 86_400
 
 Periods = tuple[tuple[int, int], ...]  # (start, end) in seconds after local midnight
+Loc = tuple[str | int, ...]
 
 
-class SlaConfigError(ValueError):
-    """config/sla.toml (or a table given in code) is invalid; the message names key and line."""
+class SlaConfigError(ConfigFileError):
+    """config/sla.toml (or a table given in code) is invalid: `file:line: field: reason`."""
 
 
 # --------------------------------------------------------------------------- limits
@@ -234,6 +252,7 @@ class WorkCalendar:
     holidays: frozenset[date] = frozenset()
     workdays: frozenset[date] = frozenset()
     pause_outside_hours: bool = True
+    known_years: frozenset[int] | None = None  # years with configured holidays; None: untracked
     _tz: ZoneInfo = field(init=False, repr=False, compare=False, hash=False)
     _cache: _Cache = field(
         init=False, repr=False, compare=False, hash=False, default_factory=_Cache
@@ -243,89 +262,45 @@ class WorkCalendar:
         try:
             tz = ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise SlaConfigError(f"[calendar] timezone: unknown zone {self.timezone!r}") from exc
+            raise SlaConfigError(
+                f"unknown time zone {self.timezone!r}", field="calendar.timezone"
+            ) from exc
         object.__setattr__(self, "_tz", tz)
         if len(self.week) != 7:
-            raise SlaConfigError("[calendar] week must have 7 entries (Monday first)")
+            raise SlaConfigError("must have 7 entries (Monday first)", field="calendar.week")
         named = [("hours", self.hours)] + [(WEEKDAYS[i], p) for i, p in enumerate(self.week)]
         if self.makeup is not None:
             named.append(("makeup_hours", self.makeup))
         for name, periods in named:
             problem = _periods_problem(periods)
             if problem:
-                raise SlaConfigError(f"[calendar] {name}: {problem}")
+                raise SlaConfigError(problem, field=f"calendar.{name}")
         both = self.holidays & self.workdays
         if both:
             raise SlaConfigError(
-                f"[calendar] {min(both).isoformat()} is both a holiday and a make-up workday"
+                f"{min(both).isoformat()} is both a holiday and a make-up workday",
+                field="calendar.workdays",
             )
         if self.pause_outside_hours and not any(self.week):
-            raise SlaConfigError("[calendar] no weekday has working hours: time would never pass")
+            raise SlaConfigError(
+                "no weekday has working hours: time would never pass", field="calendar.weekdays"
+            )
 
     # ---- construction
 
     @classmethod
-    def from_toml_table(cls, d: Mapping[str, Any], *, _src: _Source | None = None) -> WorkCalendar:
+    def from_toml_table(
+        cls,
+        d: Mapping[str, Any],
+        *,
+        _path: str | None = None,
+        _text: str | None = None,
+    ) -> WorkCalendar:
         """Build from the `[calendar]` table (see config/sla.toml for the keys)."""
-        src = _src or _Source(None, None)
-        t = "calendar"
-        _no_unknown(src, t, d, _CALENDAR_KEYS)
-        tz = d.get("timezone", "Asia/Shanghai")
-        if not isinstance(tz, str):
-            raise src.error(t, "timezone", f"expected a zone name, not {tz!r}")
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise src.error(t, "timezone", f"unknown time zone {tz!r}") from None
-        hours = _parse_periods(
-            src, t, "hours", d.get("hours", [["08:30", "12:00"], ["13:30", "17:30"]])
+        m = validate(
+            CalendarModel, d, error=SlaConfigError, path=_path, text=_text, prefix=("calendar",)
         )
-        names = d.get("weekdays", list(WEEKDAYS[:5]))
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise src.error(t, "weekdays", f'expected a list like ["mon", "tue"], not {names!r}')
-        for n in names:
-            if n.lower() not in WEEKDAYS:
-                raise src.error(t, "weekdays", f"unknown weekday {n!r} (use {' '.join(WEEKDAYS)})")
-        worked = {n.lower() for n in names}
-        week = [hours if name in worked else () for name in WEEKDAYS]
-        overrides = d.get("weekday_hours", {})
-        if not isinstance(overrides, Mapping):
-            raise src.error(t, "weekday_hours", "expected a table of weekday = periods")
-        for key, value in overrides.items():
-            if key.lower() not in WEEKDAYS:
-                raise src.error(
-                    "calendar.weekday_hours",
-                    key,
-                    f"unknown weekday {key!r} (use {' '.join(WEEKDAYS)})",
-                )
-            week[WEEKDAYS.index(key.lower())] = _parse_periods(
-                src, "calendar.weekday_hours", key, value
-            )
-        makeup = None
-        if "makeup_hours" in d:
-            makeup = _parse_periods(src, t, "makeup_hours", d["makeup_hours"])
-        holidays = _parse_dates(src, t, "holidays", d.get("holidays", []))
-        workdays = _parse_dates(src, t, "workdays", d.get("workdays", []))
-        both = holidays & workdays
-        if both:
-            first = min(both).isoformat()
-            raise src.error(
-                t, "workdays", f"{first} is listed both in holidays and in workdays", needle=first
-            )
-        pause = d.get("pause_outside_hours", True)
-        if not isinstance(pause, bool):
-            raise src.error(t, "pause_outside_hours", f"expected true or false, not {pause!r}")
-        if pause and not any(week):
-            raise src.error(t, "weekdays", "no weekday has working hours: time would never pass")
-        return cls(
-            timezone=tz,
-            hours=hours,
-            week=tuple(week),
-            makeup=makeup,
-            holidays=holidays,
-            workdays=workdays,
-            pause_outside_hours=pause,
-        )
+        return m.build()
 
     # ---- the per-day table
 
@@ -484,6 +459,39 @@ class WorkCalendar:
         if not self.pause_outside_hours:
             return timedelta(days=1)
         return timedelta(seconds=sum(e - s for s, e in self.hours))
+
+    # ---- the holiday rule: years whose holidays are not configured
+
+    def is_provisional(self, start: datetime, end: datetime) -> bool:
+        """True if [start, end] touches a local year whose holidays are not configured: the
+        deadline was counted on weekdays only there and must be recomputed later."""
+        if self.known_years is None or not self.pause_outside_hours:
+            return False
+        _to_us(start), _to_us(end)
+        a, b = start.astimezone(self._tz).year, end.astimezone(self._tz).year
+        return any(y not in self.known_years for y in range(min(a, b), max(a, b) + 1))
+
+    def missing_years(self, now: datetime) -> list[int]:
+        """The years that should be configured by `now` and are not: the current year, and
+        from 1 November (local) the next one. [] when years are not tracked."""
+        if self.known_years is None or not self.pause_outside_hours:
+            return []
+        _to_us(now)
+        local = now.astimezone(self._tz)
+        wanted = [local.year] + ([local.year + 1] if local.month >= 11 else [])
+        return [y for y in wanted if y not in self.known_years]
+
+    def holiday_warning(self, now: datetime) -> str | None:
+        """A plain-words warning while `missing_years(now)` is not empty, else None."""
+        missing = self.missing_years(now)
+        if not missing:
+            return None
+        years = ", ".join(str(y) for y in missing)
+        return (
+            f"{years}年法定节假日未配置 / public holidays for {years} are not configured "
+            f"(config/sla.toml [calendar] holidays): deadlines in {years} count weekdays "
+            "only and are marked provisional until the year is added"
+        )
 
     def working_between(self, a: datetime, b: datetime) -> timedelta:
         """Working time elapsed between `a` and `b` (signed: negative if b is before a)."""
@@ -714,6 +722,14 @@ class Sla:
             at = max(at, self.escalation_at(due_at, step - 1) or at)
         return at
 
+    def is_provisional(self, start: datetime, due: datetime) -> bool:
+        """A deadline from `start` to `due` runs into a year without configured holidays."""
+        return self.calendar.is_provisional(start, due)
+
+    def holiday_warning(self, now: datetime) -> str | None:
+        """The warning that next year's (or this year's) holidays are missing, or None."""
+        return self.calendar.holiday_warning(now)
+
     def merchant_deadline(self, reported_at: datetime) -> datetime:
         """End of the merchant's grace window (门前三包) before dispatch to the road chief."""
         return self.calendar.add_limit(reported_at, self.merchant_grace)
@@ -728,63 +744,23 @@ class Sla:
         text: str | None = None,
     ) -> Sla:
         """Build from a parsed sla.toml document; `source`/`text` give file and line in errors."""
-        src = _Source(source, text)
-        _no_unknown(src, None, doc, _TOP_KEYS)
-        for key in _TOP_KEYS:
-            if key in doc and not isinstance(doc[key], Mapping):
-                raise src.error(None, key, "expected a table")
-        calendar = WorkCalendar.from_toml_table(doc.get("calendar", {}), _src=src)
-        known = frozenset(known_categories) if known_categories is not None else None
-        limits: dict[str, Limit] = {}
-        default = Limit(1, "d")
-        for key, value in doc.get("limits", {}).items():
-            if isinstance(value, Mapping):
-                raise src.error(
-                    "limits",
-                    key,
-                    f"sub-table [limits.{key}] is not supported: "
-                    'write clock-time limits with a unit suffix, e.g. E0401 = "2ch"',
-                    header=f"limits.{key}",
-                )
-            lim = _parse_limit(src, "limits", key, value, positive=True)
-            if key == "default":
-                default = lim
-            elif not _CODE_RE.match(key):
-                raise src.error("limits", key, f"{key!r} is not a category code like E0102")
-            elif known is not None and key not in known:
-                raise src.error("limits", key, f"unknown category code {key!r}")
-            else:
-                limits[key] = lim
-        factors: dict[int, float] = {}
-        for key, value in doc.get("severity_factor", {}).items():
-            try:
-                sev = int(key)
-            except ValueError:
-                raise src.error(
-                    "severity_factor", key, f"severity must be an integer, not {key!r}"
-                ) from None
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not (math.isfinite(value) and value > 0)
-            ):
-                raise src.error(
-                    "severity_factor", key, f"factor must be a positive number, not {value!r}"
-                )
-            factors[sev] = float(value)
-        escalation = _parse_escalation(src, doc.get("escalation"))
-        merchant = doc.get("merchant", {})
-        _no_unknown(src, "merchant", merchant, {"grace"})
-        grace = Limit(30, "m")
-        if "grace" in merchant:
-            grace = _parse_limit(src, "merchant", "grace", merchant["grace"], positive=False)
+        known = sorted(known_categories) if known_categories is not None else None
+        m = validate(
+            SlaModel,
+            doc,
+            error=SlaConfigError,
+            path=source,
+            text=text,
+            context={"known_categories": known},
+        )
+        calendar = WorkCalendar.from_toml_table(m.calendar, _path=source, _text=text)
         return cls(
             calendar=calendar,
-            limits=limits,
-            default=default,
-            severity_factor=factors,
-            escalation=escalation,
-            merchant_grace=grace,
+            limits={k: v for k, v in m.limits.items() if k != "default"},
+            default=m.limits.get("default", Limit(1, "d")),
+            severity_factor=m.severity_factor,
+            escalation=m.escalation.rules(),
+            merchant_grace=m.merchant.grace,
         )
 
 
@@ -806,119 +782,16 @@ def load_sla(
     path = Path(path)
     if known_categories is None:
         known_categories = categories
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SlaConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SlaConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return Sla.from_toml(doc, known_categories=known_categories, source=str(path), text=text)
+    f = read_toml(path, SlaConfigError)
+    return Sla.from_toml(f.doc, known_categories=known_categories, source=f.path, text=f.text)
 
 
 # --------------------------------------------------------------------------- parsing
 
-
-_TOP_KEYS = {"calendar", "limits", "severity_factor", "escalation", "merchant"}
-_CALENDAR_KEYS = {
-    "timezone",
-    "hours",
-    "weekdays",
-    "weekday_hours",
-    "makeup_hours",
-    "holidays",
-    "workdays",
-    "pause_outside_hours",
-}
 _CODE_RE = re.compile(r"^[A-Z][0-9]{4}$")
 _TIME_RE = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
-_HEADER_RE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
-
-
-class _Source:
-    """Where a table came from, to put file and line into error messages."""
-
-    def __init__(self, name: str | None, text: str | None):
-        self.name = name
-        self.lines = text.splitlines() if text is not None else None
-
-    def line_of(
-        self,
-        table: str | None,
-        key: str | None,
-        *,
-        needle: str | None = None,
-        header: str | None = None,
-        occurrence: int = 0,
-    ) -> int | None:
-        if self.lines is None:
-            return None
-        current: str | None = None
-        seen = 0 if table is None else -1
-        key_re = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=") if key is not None else None
-        in_key = False
-        for n, raw in enumerate(self.lines, start=1):
-            line = raw.split("#", 1)[0]
-            m = _HEADER_RE.match(raw)
-            if m:
-                current = m.group(1)
-                in_key = False
-                if current == header:
-                    return n
-                if current == table:
-                    seen += 1
-                continue
-            if current != table or seen != occurrence:
-                continue
-            if key_re is not None and key_re.match(line):
-                if needle is None or needle in line:
-                    return n
-                in_key = True
-                continue
-            if needle is not None and (in_key or key_re is None) and needle in line:
-                return n
-        return None
-
-    def error(
-        self,
-        table: str | None,
-        key: str | None,
-        message: str,
-        *,
-        needle: str | None = None,
-        header: str | None = None,
-        occurrence: int = 0,
-        where: str | None = None,
-    ) -> SlaConfigError:
-        line = self.line_of(table, key, needle=needle, header=header, occurrence=occurrence)
-        prefix = ""
-        if self.name:
-            prefix = f"{self.name}:{line}: " if line else f"{self.name}: "
-        if where is None:
-            where = f"[{table}] {key}" if table else str(key)
-        return SlaConfigError(f"{prefix}{where}: {message}")
-
-
-def _no_unknown(src: _Source, table: str | None, d: Mapping[str, Any], allowed: set[str]) -> None:
-    for key in d:
-        if key not in allowed:
-            raise src.error(
-                table,
-                key,
-                f"unknown key (expected one of {', '.join(sorted(allowed))})",
-                header=key if table is None else f"{table}.{key}",
-            )
-
-
-def _parse_limit(src: _Source, table: str, key: str, value: Any, *, positive: bool) -> Limit:
-    try:
-        lim = Limit.parse(value)
-    except ValueError as exc:
-        raise src.error(table, key, str(exc)) from None
-    if positive and lim.amount == 0:
-        raise src.error(table, key, f"{value!r}: a time limit must be greater than zero")
-    return lim
+_YEAR_RE = re.compile(r"^[0-9]{4}$")
+_DEFAULT_HOURS_TOML = [["08:30", "12:00"], ["13:30", "17:30"]]
 
 
 def _parse_time(value: Any, *, end: bool) -> int:
@@ -940,100 +813,318 @@ def _parse_time(value: Any, *, end: bool) -> int:
     return h * 3600 + mi * 60 + s
 
 
-def _parse_periods(src: _Source, table: str, key: str, value: Any) -> Periods:
+def _periods(value: Any) -> Periods:
     if not isinstance(value, list):
-        raise src.error(table, key, f"expected a list of [start, end] pairs, not {value!r}")
+        raise ValueError(f"expected a list of [start, end] pairs, not {value!r}")
     out: list[tuple[int, int]] = []
     for item in value:
         if not (isinstance(item, list) and len(item) == 2):
-            raise src.error(table, key, f"expected a [start, end] pair, not {item!r}")
-        try:
-            s = _parse_time(item[0], end=False)
-            e = _parse_time(item[1], end=True)
-        except ValueError as exc:
-            raise src.error(table, key, str(exc)) from None
-        out.append((s, e))
+            raise ValueError(f"expected a [start, end] pair, not {item!r}")
+        out.append((_parse_time(item[0], end=False), _parse_time(item[1], end=True)))
     periods = tuple(out)
     problem = _periods_problem(periods)
     if problem:
-        raise src.error(table, key, problem)
+        raise ValueError(problem)
     return periods
 
 
 def _as_date(value: Any) -> date:
     if isinstance(value, datetime):
-        raise ValueError(f"{value.isoformat()} is a date-time; give a date (YYYY-MM-DD)")
+        raise ValueError(f"a date-time, give a date YYYY-MM-DD (got {value.isoformat()})")
     if isinstance(value, date):
         return value
     if isinstance(value, str):
         try:
             return date.fromisoformat(value.strip())
         except ValueError:
-            raise ValueError(f"{value!r} is not a date YYYY-MM-DD") from None
-    raise ValueError(f"expected a date YYYY-MM-DD, not {value!r}")
+            raise ValueError(f"not a date (got {value!r})") from None
+    raise ValueError(f"expected a date YYYY-MM-DD (got {value!r})")
 
 
-def _parse_dates(src: _Source, table: str, key: str, value: Any) -> frozenset[date]:
-    if not isinstance(value, list):
-        raise src.error(table, key, f"expected a list of dates, not {value!r}")
-    out: set[date] = set()
-    for item in value:
+def _span(item: Any) -> tuple[date, date]:
+    """A list entry of holidays/workdays: a date or an inclusive [first, last] range."""
+    if not isinstance(item, list):
+        d = _as_date(item)
+        return d, d
+    if len(item) != 2:
+        raise ValueError(f"a date range is [first, last] (got {item!r})")
+    first, last = _as_date(item[0]), _as_date(item[1])
+    if last < first:
+        raise ValueError(f"date range {first}..{last} ends before it starts")
+    if (last - first).days > 366:
+        raise ValueError(f"date range {first}..{last} is longer than a year")
+    return first, last
+
+
+@dataclass(frozen=True)
+class _Dates:
+    """The dates of `holidays` or `workdays`, where each came from, and the years given."""
+
+    spans: tuple[tuple[Loc, date, date], ...] = ()
+    years: frozenset[int] = frozenset()  # the years this list configures
+
+    @property
+    def dates(self) -> frozenset[date]:
+        out: set[date] = set()
+        for _, first, last in self.spans:
+            out.update(first + timedelta(days=i) for i in range((last - first).days + 1))
+        return frozenset(out)
+
+    def where(self, d: date) -> Loc:
+        return next(loc for loc, first, last in self.spans if first <= d <= last)
+
+
+def _dates_by_year(value: Any, info: ValidationInfo) -> _Dates:
+    """`holidays`/`workdays`: a list of dates and ranges, or a table by year
+    (`2027 = [...]`; an empty list says the year has none). A year is configured when it
+    has its own entry in the table, or any date in the list."""
+    key = info.field_name or "dates"
+    groups: list[tuple[Loc, int | None, Any]]
+    if isinstance(value, list):
+        groups = [((key,), None, value)]
+    elif isinstance(value, Mapping):
+        groups = []
+        for year, items in value.items():
+            if not _YEAR_RE.match(str(year)):
+                raise ConfigProblem((key, str(year)), f"not a year like 2027 (got {year!r})")
+            if not isinstance(items, list):
+                raise ConfigProblem((key, str(year)), f"expected a list of dates (got {items!r})")
+            groups.append(((key, str(year)), int(year), items))
+    else:
+        raise ValueError(f"expected a list of dates or a table by year (got {value!r})")
+    spans: list[tuple[Loc, date, date]] = []
+    years: set[int] = set()
+    for where, year, items in groups:
+        if year is not None:
+            years.add(year)
+        for i, item in enumerate(items):
+            try:
+                first, last = _span(item)
+            except ValueError as exc:
+                raise ConfigProblem((*where, i), str(exc)) from None
+            if year is not None and not (first.year == year or last.year == year):
+                raise ConfigProblem((*where, i), f"{first} is not in {year}")
+            if year is None:
+                years.update(range(first.year, last.year + 1))
+            spans.append(((*where, i), first, last))
+    return _Dates(tuple(spans), frozenset(years))
+
+
+def _weekday(value: Any) -> str:
+    if not isinstance(value, str) or value.lower() not in WEEKDAYS:
+        raise ValueError(f"unknown weekday {value!r} (use {' '.join(WEEKDAYS)})")
+    return value.lower()
+
+
+def _timezone(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a zone name (got {value!r})")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
+def _limit(value: Any) -> Limit:
+    return Limit.parse(value)
+
+
+def _positive_limit(value: Any) -> Limit:
+    lim = Limit.parse(value)
+    if lim.amount == 0:
+        raise ValueError(f"{value!r}: a time limit must be greater than zero")
+    return lim
+
+
+PeriodsT = Annotated[Periods, PlainValidator(_periods)]
+DatesT = Annotated[_Dates, PlainValidator(_dates_by_year)]
+WeekdayT = Annotated[str, PlainValidator(_weekday)]
+LimitT = Annotated[Limit, PlainValidator(_limit)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+HOLIDAY_SOURCES = ("chinesecalendar",)
+
+
+class CalendarModel(_Strict):
+    """The `[calendar]` table of sla.toml."""
+
+    timezone: Annotated[str, PlainValidator(_timezone)] = "Asia/Shanghai"
+    hours: PeriodsT = _DEFAULT_HOURS
+    weekdays: list[WeekdayT] = list(WEEKDAYS[:5])
+    weekday_hours: dict[WeekdayT, PeriodsT] = {}
+    makeup_hours: PeriodsT | None = None
+    holidays: DatesT = _Dates()
+    workdays: DatesT = _Dates()
+    holiday_source: Literal["chinesecalendar"] | None = None
+    pause_outside_hours: StrictBool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CalendarModel:
+        both = self.holidays.dates & self.workdays.dates
+        if both:
+            first = min(both)
+            raise ConfigProblem(
+                self.workdays.where(first), f"{first} is listed both in holidays and in workdays"
+            )
+        if self.pause_outside_hours and not any(self.week()):
+            raise ConfigProblem(
+                ("weekdays",), "no weekday has working hours: time would never pass"
+            )
+        return self
+
+    def week(self) -> list[Periods]:
+        worked = set(self.weekdays)
+        week = [self.hours if name in worked else () for name in WEEKDAYS]
+        for name, periods in self.weekday_hours.items():
+            week[WEEKDAYS.index(name)] = periods
+        return week
+
+    def build(self) -> WorkCalendar:
+        holidays, workdays = self.holidays.dates, self.workdays.dates
+        years = self.holidays.years | self.workdays.years
+        if self.holiday_source == "chinesecalendar":
+            extra_h, extra_w, extra_years = _chinese_calendar(exclude=years)
+            holidays, workdays = holidays | extra_h, workdays | extra_w
+            years = years | extra_years
+        return WorkCalendar(
+            timezone=self.timezone,
+            hours=self.hours,
+            week=tuple(self.week()),
+            makeup=self.makeup_hours,
+            holidays=holidays,
+            workdays=workdays,
+            pause_outside_hours=self.pause_outside_hours,
+            known_years=years or None,
+        )
+
+
+def _chinese_calendar(exclude: Collection[int]) -> tuple[set[date], set[date], set[int]]:
+    """Holidays and make-up workdays from the `chinesecalendar` package (State Council
+    notices, maintained upstream) for the years it covers, except `exclude` (the years the
+    configuration lists itself: local entries win for a whole year)."""
+    try:
+        from chinese_calendar import constants  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        raise ConfigProblem(
+            ("holiday_source",),
+            "the chinesecalendar package is not installed (pip install chinesecalendar)",
+        ) from None
+    holidays = {d for d in constants.holidays if d.year not in exclude}
+    workdays = {d for d in constants.workdays if d.year not in exclude}
+    return holidays, workdays, {d.year for d in holidays}
+
+
+def _limits(value: Any, info: ValidationInfo) -> dict[str, Limit]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected a table (got {value!r})")
+    known = (info.context or {}).get("known_categories")
+    out: dict[str, Limit] = {}
+    for key, item in value.items():
+        if isinstance(item, Mapping):
+            raise ConfigProblem(
+                ("limits", key),
+                f"sub-table [limits.{key}] is not supported: "
+                'write clock-time limits with a unit suffix, e.g. E0401 = "2ch"',
+            )
         try:
-            if isinstance(item, list):
-                if len(item) != 2:
-                    raise ValueError(f"a date range is [first, last], not {item!r}")
-                first, last = _as_date(item[0]), _as_date(item[1])
-                if last < first:
-                    raise ValueError(f"date range {first}..{last} ends before it starts")
-                if (last - first).days > 366:
-                    raise ValueError(f"date range {first}..{last} is longer than a year")
-                out.update(first + timedelta(days=i) for i in range((last - first).days + 1))
-            else:
-                out.add(_as_date(item))
+            lim = _positive_limit(item)
         except ValueError as exc:
-            needle = item.isoformat() if isinstance(item, date) else None
-            raise src.error(table, key, str(exc), needle=needle) from None
-    return frozenset(out)
+            raise ConfigProblem(("limits", key), str(exc)) from None
+        if key != "default":
+            if not _CODE_RE.match(key):
+                raise ConfigProblem(("limits", key), f"{key!r} is not a category code like E0102")
+            if known is not None and key not in known:
+                raise ConfigProblem(("limits", key), f"unknown category code {key!r}")
+        out[key] = lim
+    return out
 
 
-def _parse_escalation(src: _Source, value: Any) -> tuple[EscalationRule, ...]:
-    if value is None:
-        return _DEFAULT_ESCALATION
-    _no_unknown(src, "escalation", value, {"step"})
-    steps = value.get("step", [])
-    if not isinstance(steps, list):
-        raise src.error("escalation", "step", "expected [[escalation.step]] tables")
-    rules: list[EscalationRule] = []
-    last_level: int | None = None
-    for i, step in enumerate(steps):
-        where = f"[[escalation.step]] #{i + 1}"
-
-        def err(key: str | None, msg: str, where: str = where, i: int = i) -> SlaConfigError:
-            return src.error("escalation.step", key, msg, occurrence=i, where=where)
-
-        if not isinstance(step, Mapping):
-            raise err(None, "expected a table")
-        for key in step:
-            if key not in ("notify", "after"):
-                raise err(key, f"unknown key {key!r} (expected notify, after)")
-        if "notify" not in step or "after" not in step:
-            raise err(None, "needs both notify and after")
-        notify = step["notify"]
-        level: int | None
-        if notify == "superior":
-            if rules:
-                raise err("notify", '"superior" may only be the first step')
-            level = None
-        elif isinstance(notify, int) and not isinstance(notify, bool) and 0 <= notify <= 3:
-            level = notify
-            if last_level is not None and level >= last_level:
-                raise err("notify", f"levels must rise (3 → 0): {level} after {last_level}")
-            last_level = level
-        else:
-            raise err("notify", f'expected "superior" or a level 0..3, not {notify!r}')
+def _factors(value: Any) -> dict[int, float]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected a table (got {value!r})")
+    out: dict[int, float] = {}
+    for key, v in value.items():
         try:
-            after = Limit.parse(step["after"])
-        except ValueError as exc:
-            raise err("after", str(exc)) from None
-        rules.append(EscalationRule(level, after))
-    return tuple(rules)
+            sev = int(key)
+        except ValueError:
+            raise ConfigProblem(
+                ("severity_factor", key), f"severity must be an integer, not {key!r}"
+            ) from None
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, int | float)
+            or not (math.isfinite(v) and v > 0)
+        ):
+            raise ConfigProblem(
+                ("severity_factor", key), f"factor must be a positive number, not {v!r}"
+            )
+        out[sev] = float(v)
+    return out
+
+
+def _notify(value: Any) -> int | None:
+    if value == "superior":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 3:
+        return value
+    raise ValueError(f'expected "superior" or a level 0..3, not {value!r}')
+
+
+class StepModel(_Strict):
+    notify: Annotated[int | None, PlainValidator(_notify)]
+    after: LimitT
+
+
+class EscalationModel(_Strict):
+    step: list[StepModel] = []
+
+    def rules(self) -> tuple[EscalationRule, ...]:
+        return tuple(EscalationRule(s.notify, s.after) for s in self.step)
+
+
+class MerchantModel(_Strict):
+    grace: LimitT = Limit(30, "m")
+
+
+class SlaModel(_Strict):
+    """The whole of sla.toml; [calendar] is checked by `CalendarModel` on its own."""
+
+    calendar: dict[str, Any] = {}
+    limits: Annotated[dict[str, Limit], PlainValidator(_limits)] = {}
+    severity_factor: Annotated[dict[int, float], PlainValidator(_factors)] = {}
+    escalation: EscalationModel = EscalationModel(step=[])
+    merchant: MerchantModel = MerchantModel()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_ladder(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and "escalation" not in data:
+            return {**data, "escalation": {"step": _DEFAULT_ESCALATION_TOML}}
+        return data
+
+    @model_validator(mode="after")
+    def _ladder_rises(self) -> SlaModel:
+        last: int | None = None
+        for i, step in enumerate(self.escalation.step):
+            where = ("escalation", "step", i, "notify")
+            if step.notify is None and i > 0:
+                raise ConfigProblem(where, '"superior" may only be the first step')
+            if step.notify is not None:
+                if last is not None and step.notify >= last:
+                    raise ConfigProblem(
+                        where, f"levels must rise (3 → 0): {step.notify} after {last}"
+                    )
+                last = step.notify
+        return self
+
+
+_DEFAULT_ESCALATION_TOML = [
+    {"notify": "superior", "after": "0m"},
+    {"notify": 1, "after": "2h"},
+    {"notify": 0, "after": "1d"},
+]

@@ -1,5 +1,10 @@
 """The clock: overdue cases escalate up the road-chief ladder, each level notified once.
 
+It also applies the holiday rule (roadwatch.cases.calendar): it warns in the log while next
+year's public holidays are missing, and `recompute_provisional` gives open cases whose
+deadline was counted in a then-unknown year their real deadline once the year is configured
+(at start-up, and whenever the clock is handed a new time-limit configuration).
+
 `sweep` claims every due escalation step with one conditional UPDATE … RETURNING: a row is
 returned only to the transaction that moved it, so any number of processes may sweep at
 the same time and still notify each level exactly once. `Scheduler` runs it periodically.
@@ -21,7 +26,9 @@ from ..store.segments import segment_states
 from .calendar import LEVEL_NAMES
 from .workflow import (
     CLOCK_RUNNING,
+    OPEN_CASE,
     REPORTS,
+    TRANSITIONS,
     Effects,
     Notice,
     Sla,
@@ -148,6 +155,118 @@ def sweep(
     return live, fx.notices
 
 
+def recompute_provisional(
+    engine: Engine, sla: Sla, now: dt.datetime, limit: int = SWEEP_LIMIT, after: str = ""
+) -> tuple[list[Any], int, str | None]:
+    """Recompute the deadline of open cases marked provisional whose years are now known.
+
+    A case whose deadline still runs into an unknown year keeps it (and the mark). Returns
+    the committed live events, the number of cases whose deadline was recomputed (each gets
+    a transition by "clock" naming the old and the new deadline) and the last case id read
+    (None once all are read: pass it as `after` for the next page).
+    """
+    r = REPORTS.c
+    t = TRANSITIONS.c
+    fx = Effects()
+    with engine.begin() as conn:
+        q = (
+            select(
+                r.id,
+                r.case_status,
+                r.category,
+                r.severity,
+                r.segment_id,
+                r.dispatched_at,
+                r.due_at,
+                r.escalation_level,
+            )
+            .where(
+                r.due_provisional,
+                r.case_status.in_([s for s in OPEN_CASE if s != "new"]),
+                r.id > after,
+            )
+            .order_by(r.id)
+            .limit(limit)
+        )
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update(of=REPORTS, skip_locked=True)
+        rows = conn.execute(q).all()
+        if not rows:
+            return [], 0, None
+        last = rows[-1].id if len(rows) == limit else None
+        grace: dict[str, bool] = {}  # the last dispatch was a merchant's grace window (门前三包)
+        for rid, data in conn.execute(
+            select(t.report_id, t.data)
+            .where(t.report_id.in_([c.id for c in rows]), t.to_status == "dispatched")
+            .order_by(t.at, t.id)
+        ):
+            grace[rid] = bool(isinstance(data, dict) and data.get("grace"))
+        updates: list[dict[str, Any]] = []
+        transitions: list[dict[str, Any]] = []
+        for c in rows:
+            start = _utc(c.dispatched_at)
+            old = _utc(c.due_at)
+            if start is None:
+                continue
+            due = (
+                sla.merchant_deadline(start)
+                if grace.get(c.id)
+                else sla.deadline(c.category, c.severity, start)
+            )
+            if sla.is_provisional(start, due):
+                continue  # its year is still unknown: keep the weekday-only deadline
+            nxt: dt.datetime | None = None
+            if c.case_status in CLOCK_RUNNING:
+                level = int(c.escalation_level or 0)
+                nxt = due if level == 0 else sla.escalation_at(due, level + 1)
+                if nxt is not None:
+                    nxt = max(nxt, now)
+            updates.append({"rid": c.id, "due": due, "nxt": nxt, "now": now})
+            transitions.append(
+                {
+                    "report_id": c.id,
+                    "at": now,
+                    "from_status": c.case_status,
+                    "to_status": c.case_status,
+                    "by": "clock",
+                    "note": "deadline recomputed: the year's public holidays are now configured",
+                    "data": {
+                        "due_at_before": old.isoformat() if old else None,
+                        "due_at": due.isoformat(),
+                        "due_provisional": False,
+                    },
+                }
+            )
+            fx.events.append(
+                (
+                    "case",
+                    {
+                        "id": c.id,
+                        "status": c.case_status,
+                        "segment_id": c.segment_id,
+                        "due_at": due.isoformat(),
+                        "due_provisional": False,
+                    },
+                )
+            )
+        if not updates:
+            return [], 0, last
+        conn.execute(
+            update(REPORTS)
+            .where(r.id == bindparam("rid"))
+            .values(
+                due_at=bindparam("due"),
+                due_provisional=False,
+                next_escalation_at=bindparam("nxt"),
+                updated_at=bindparam("now"),
+            ),
+            updates,
+        )
+        record(conn, transitions)
+        live = record_events(conn, fx.events, now)
+    return live, len(updates), last
+
+
 def _utc(value: Any) -> dt.datetime | None:
     if value is None:
         return None
@@ -170,9 +289,39 @@ class Scheduler:
         self.interval, self.clock = interval, clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._recomputed_for: Sla | None = None  # the configuration last recomputed under
+        self._warned: tuple[str, dt.date] | None = None
+
+    def set_sla(self, sla: Sla) -> None:
+        """Use a new time-limit configuration (e.g. with next year's holidays): the next
+        run recomputes the provisional deadlines under it."""
+        self.sla = sla
+
+    def check_calendar(self) -> int:
+        """The holiday rule: warn (once a day) while next year's holidays are missing, and
+        recompute provisional deadlines once per configuration. Returns cases recomputed."""
+        now = self.clock()
+        warning = self.sla.holiday_warning(now)
+        if warning and self._warned != (warning, now.date()):
+            log.warning("clock: %s", warning)
+            self._warned = (warning, now.date())
+        if self._recomputed_for is self.sla:
+            return 0
+        total = 0
+        after: str | None = ""
+        while after is not None:
+            events, n, after = recompute_provisional(self.engine, self.sla, now, after=after)
+            if events:
+                self.deliver(events, [])
+            total += n
+        self._recomputed_for = self.sla
+        if total:
+            log.info("clock: %d provisional deadlines recomputed", total)
+        return total
 
     def run_once(self) -> int:
         """Sweep until nothing is due (a backlog goes in bounded transactions)."""
+        self.check_calendar()
         total = 0
         while True:
             events, notices = sweep(self.engine, self.sla, self.clock())
@@ -187,6 +336,10 @@ class Scheduler:
         return total
 
     def start(self) -> None:
+        try:
+            self.check_calendar()  # at start-up: warn, and recompute under this configuration
+        except Exception:
+            log.exception("clock: recomputing provisional deadlines failed; retrying later")
         self._thread = threading.Thread(target=self._run, name="case-clock", daemon=True)
         self._thread.start()
 

@@ -1,4 +1,4 @@
-"""Rectifications (CONTRACT.md 1.2) and verifications arriving over MQTT or HTTP.
+"""Rectifications (docs/protocol.md 2.2) and verifications arriving over MQTT or HTTP.
 
 A rectification comes from someone responsible for the spot, with an after photo (unless
 the category says otherwise); a verification comes from someone else — never the person

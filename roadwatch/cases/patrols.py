@@ -1,4 +1,4 @@
-"""Patrols (CONTRACT.md 1.3): track points from a road chief's walk, turned into coverage.
+"""Patrols (docs/protocol.md 2.4): track points from a road chief's walk, turned into coverage.
 
 Points are stored as they come (a resend of the same instant adds nothing); when the
 patrol ends, the whole track is matched as a path on the network (geo.match, an HMM), and

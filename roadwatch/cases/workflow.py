@@ -1,4 +1,4 @@
-"""The case workflow (DOMAIN.md: collect → file → dispatch → handle → report back → verify).
+"""The case workflow (docs/domain.md: collect → file → dispatch → handle → report back → verify).
 
 A report that is tied to a segment becomes a case and is dispatched at once to whoever
 answered for that spot when it was observed: a merchant whose frontage zone covers it gets
@@ -60,6 +60,10 @@ class Sla(Protocol):
     def merchant_deadline(self, start: dt.datetime) -> dt.datetime: ...
 
     def escalation_at(self, due_at: dt.datetime, step: int) -> dt.datetime | None: ...
+
+    def is_provisional(self, start: dt.datetime, due: dt.datetime) -> bool: ...
+
+    def holiday_warning(self, now: dt.datetime) -> str | None: ...
 
 
 class TransitionError(ValueError):
@@ -295,6 +299,7 @@ def open_cases(
                     "assignee_id": None,
                     "dispatched_at": None,
                     "due_at": None,
+                    "due_provisional": False,
                     "next_escalation_at": None,
                     "updated_at": now,
                 }
@@ -343,6 +348,7 @@ def open_cases(
                 "assignee_id": target.person_id if target else None,
                 "dispatched_at": now,
                 "due_at": due,
+                "due_provisional": sla.is_provisional(now, due),
                 "next_escalation_at": due,
                 "updated_at": now,
             }
@@ -475,6 +481,7 @@ _PLAN_COLUMNS = (
     "assignee_id",
     "dispatched_at",
     "due_at",
+    "due_provisional",
     "next_escalation_at",
     "updated_at",
 )
@@ -499,7 +506,8 @@ def _update_cases(session: Session | Connection, updates: list[dict[str, Any]]) 
         cur.execute(
             "CREATE TEMP TABLE IF NOT EXISTS _case_plan (rid text, case_status text, "
             "parent_id text, assignee_id text, dispatched_at timestamp, due_at timestamp, "
-            "next_escalation_at timestamp, updated_at timestamp) ON COMMIT DELETE ROWS"
+            "due_provisional boolean, next_escalation_at timestamp, updated_at timestamp) "
+            "ON COMMIT DELETE ROWS"
         )
         with cur.copy("COPY _case_plan FROM STDIN") as copy:
             for u in updates:

@@ -29,7 +29,7 @@ class Inbound:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """The result for one message: the body of the ack (CONTRACT.md 1.4)."""
+    """The result for one message: the body of the ack (docs/protocol.md 2.5)."""
 
     id: str | None
     status: str  # accepted | duplicate | needs_review | rejected

@@ -1,4 +1,4 @@
-"""Payload validation for CONTRACT.md 1.1 (report), with errors in plain words.
+"""Payload validation for docs/protocol.md 2.1 (report), with errors in plain words.
 
 `parse_report(raw, ...)` never raises for bad input: it returns either a frozen
 `ReportIn` or a list of `FieldError`s, each with the field, a stable code and a

@@ -1,4 +1,4 @@
-"""MQTT topic names (CONTRACT.md 1): one place that knows how they are built and read;
+"""MQTT topic names (docs/protocol.md 2): one place that knows how they are built and read;
 and the platform's own MQTT client ids."""
 
 from __future__ import annotations

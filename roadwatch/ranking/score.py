@@ -4,7 +4,7 @@ No database, web or clock here: `roadwatch.ranking.gather` brings the week's num
 (aggregated in SQL), this module turns them into scores, ranks and flags, each with its
 drill-down. The same inputs in any order give the same result.
 
-Model (DOMAIN.md 红黑旗; fair league tables as for hospitals and schools):
+Model (docs/domain.md 红黑旗; fair league tables as for hospitals and schools):
 
 * demerit points y of a unit (a segment, a partner unit's segments, a merchant's zone) =
   per category min(cap, Σ points × severity factor × source weight) + process measures

@@ -200,6 +200,9 @@ class Report(Base):
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
     parent_id: Mapped[str | None] = mapped_column(String(36))  # the case it corroborates
+    # -- the holiday rule (roadwatch.cases.calendar): due_at counted on weekdays only in a
+    # year whose holidays were not configured; recomputed by the case clock once they are.
+    due_provisional: Mapped[bool] = mapped_column(Boolean, server_default=sa_false())
 
     __table_args__ = (
         Index("ix_reports_case_clock", "case_status", "next_escalation_at"),
@@ -218,6 +221,13 @@ class Report(Base):
             "category",
             postgresql_where=text(OPEN_CASE_SQL),
             sqlite_where=text(OPEN_CASE_SQL),
+        ),
+        # Provisional deadlines waiting for their year's holidays (few rows, read at start-up).
+        Index(
+            "ix_reports_due_provisional",
+            "case_status",
+            postgresql_where=text("due_provisional"),
+            sqlite_where=text("due_provisional"),
         ),
     )
 
@@ -488,3 +498,16 @@ class ApiKey(Base):
     label: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+# -- staff login sessions (issue 15: revoked on logout and password change) -----------------
+class StaffSession(Base):
+    """One signed-in browser of a staff user. The session cookie carries a random token;
+    only its SHA-256 is stored here. Logging out deletes the row, a password change deletes
+    all of the user's rows: a replayed old cookie then finds nothing."""
+
+    __tablename__ = "staff_sessions"
+    token_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Flask
 from flask_socketio import SocketIO
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..runtime import Runtime
 from . import (
@@ -15,6 +16,7 @@ from . import (
     centre,
     errors,
     exports,
+    headers,
     limits,
     live,
     mobile,
@@ -47,6 +49,15 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
         # cors_allowed_origins left at its default: only the page's own origin may connect.
     )
     app.extensions["roadwatch_socketio"] = socketio
+    if settings.trusted_proxies:
+        # Believe X-Forwarded-For/-Proto/-Host/-Port/-Prefix from exactly this many proxies
+        # (outermost, so the Socket.IO handshake sees the client's address and scheme too);
+        # without the setting they are ignored: anyone can send them.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=n
+        )
+    headers.register(app, runtime)  # CSP, nosniff, frame-ancestors… on every response
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
@@ -59,7 +70,8 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     errors.register(app)
     limits.init_app(app, settings)  # after the blueprints: wraps the intake views
     live.register(socketio, runtime)
-    runtime.broadcaster.emitter = socketio
+    # The runtime is left as it was given: whoever runs the app decides whether the runtime's
+    # live events go to this app's browsers (`roadwatch serve`: runtime.broadcaster.emitter).
     return app, socketio
 
 

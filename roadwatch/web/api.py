@@ -1,4 +1,4 @@
-"""HTTP API (CONTRACT.md 3): segments, reports, rejected messages, report intake, photos."""
+"""HTTP API (docs/protocol.md 4, docs/openapi.yaml): segments, reports, rejected, photos."""
 
 from __future__ import annotations
 

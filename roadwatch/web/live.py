@@ -1,4 +1,4 @@
-"""Socket.IO namespace /live: live events and resync from the event log (CONTRACT.md 2).
+"""Socket.IO namespace /live: live events and resync from the event log (docs/protocol.md 5).
 
 Only logged-in staff may connect (the Flask session cookie of the handshake, or a staff
 account's name and password in the handshake's `auth` or HTTP Basic header); a district
@@ -20,11 +20,11 @@ from flask_socketio import ConnectionRefusedError as Refused
 from flask_socketio import SocketIO, emit, join_room
 from sqlalchemy import func, select
 
-from ..accounts.users import StaffUser, get_user
+from ..accounts.users import StaffUser
 from ..live.broadcast import CITY_ROOM, NAMESPACE, district_room
 from ..runtime import Runtime
 from ..store import models
-from .auth import TooManyAttempts, basic_credentials, user_with_password
+from .auth import TooManyAttempts, basic_credentials, session_login, user_with_password
 
 log = logging.getLogger(__name__)
 RESYNC_PAGE = 2000
@@ -40,17 +40,26 @@ class _Viewers:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.users: dict[str, StaffUser] = {}
+        self.logins: dict[str, str] = {}  # sid -> the login token it connected with
         self.resyncs: dict[str, list[float]] = {}
         self.last_log: dict[str, float] = {}
         self.ignored = 0
 
-    def add(self, sid: str, user: StaffUser) -> None:
+    def add(self, sid: str, user: StaffUser, login: str | None = None) -> None:
         with self.lock:
             self.users[sid] = user
+            if login:
+                self.logins[sid] = login
+
+    def of_login(self, login: str) -> list[str]:
+        """The connections opened with this login cookie (to close them at logout)."""
+        with self.lock:
+            return [sid for sid, token in self.logins.items() if token == login]
 
     def drop(self, sid: str) -> None:
         with self.lock:
             self.users.pop(sid, None)
+            self.logins.pop(sid, None)
             self.resyncs.pop(sid, None)
             self.last_log.pop(sid, None)
 
@@ -118,7 +127,6 @@ def _replay_filter(user: StaffUser, district_of: Callable[[dict[str, Any]], str 
 
 def register(socketio: SocketIO, runtime: Runtime) -> None:
     viewers = _Viewers()
-    runtime.extras["live_viewers"] = viewers
     werkzeug_log = logging.getLogger("werkzeug")
     if not any(isinstance(f, _ClosedByClient) for f in werkzeug_log.filters):
         werkzeug_log.addFilter(_ClosedByClient())
@@ -138,11 +146,11 @@ def register(socketio: SocketIO, runtime: Runtime) -> None:
 
     @socketio.on("connect", namespace=NAMESPACE)
     def _connect(auth: Any = None) -> None:
-        uid = session.get("uid")
-        user = None
-        if isinstance(uid, int):
-            with runtime.sessions() as db:
-                user = get_user(db, uid)
+        user, token = None, None
+        if "sid" in session:
+            # the login cookie, checked against the server-side sessions (logout ends it)
+            user = session_login()
+            token = session.get("sid")
         else:
             try:
                 user = _password_user(auth)
@@ -151,7 +159,7 @@ def register(socketio: SocketIO, runtime: Runtime) -> None:
         if user is None:
             log.info("live: refused a connection without a login from %s", request.remote_addr)
             raise Refused("login required")
-        viewers.add(sid(), user)
+        viewers.add(sid(), user, token if isinstance(token, str) else None)
         district = user.sees_district
         join_room(district_room(district) if district else CITY_ROOM)
         log.debug("live: %s connected as %s", sid(), user.username)

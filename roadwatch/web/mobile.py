@@ -351,7 +351,7 @@ def photo() -> tuple[Response, int]:
     return api.post_photo(reporter=_chief())
 
 
-# Every kind the app sends, as its MQTT topic word names it (CONTRACT.md 1).
+# Every kind the app sends, as its MQTT topic word names it (docs/protocol.md 2).
 INTAKE_KINDS = {"reports": "report", "rectifications": "rectification", "patrols": "patrol"}
 
 

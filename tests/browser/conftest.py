@@ -21,6 +21,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -154,6 +155,24 @@ def page(browser: Browser, page_problems: PageProblems) -> Iterator[Page]:
         yield page
     finally:
         context.close()
+
+
+_FUNCTION = re.compile(r"^\s*(async\s+)?(function\b|\(|[A-Za-z_$][\w$]*\s*=>)")
+
+
+@pytest.fixture(autouse=True)
+def _polling_without_eval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pages' Content-Security-Policy forbids eval, and Playwright polls a plain
+    `wait_for_function("expr")` with eval: pass it on as a function, which needs none
+    (for every page of a browser test, whichever way it was opened)."""
+    original = Page.wait_for_function
+
+    def wait_for_function(self: Page, expression: str, *args: Any, **kwargs: Any) -> Any:
+        if not _FUNCTION.match(expression):
+            expression = f"() => ({expression})"
+        return original(self, expression, *args, **kwargs)
+
+    monkeypatch.setattr(Page, "wait_for_function", wait_for_function)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -42,6 +42,9 @@ class Served:
             "ROADWATCH_DATABASE_URL": f"sqlite:///{self.db}",
             "ROADWATCH_PHOTO_DIR": str(tmp / "photos"),
             "ROADWATCH_MQTT_CLIENT_ID": f"rw-e2e-{uuid.uuid4().hex[:8]}",
+            # Its own embedded broker on a free port unless a broker's port is given: an
+            # explicit URL no longer gets an embedded broker by itself (issue 15).
+            **({} if mqtt_port else {"ROADWATCH_EMBEDDED_BROKER": "always"}),
             **env,
         }
         self.env.pop("ROADWATCH_CONFIG", None)

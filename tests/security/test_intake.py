@@ -26,10 +26,11 @@ from roadwatch.web import create_app
 from tests.conftest import MOSQUITTO, make_settings, need_service
 from tests.support.auth import login
 from tests.support.examples import contract_example
+from tests.support.images import image_bytes
 from tests.support.intake import CHIEF, api_key, key_headers
 from tests.support.server import AckListener, live_server
 
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF\x00" + bytes(range(256)) * 4
+JPEG = image_bytes("JPEG")  # a real picture: uploads are decoded and cleaned
 
 
 @pytest.fixture
@@ -81,9 +82,7 @@ def test_anonymous_photo_upload_is_refused(app_client: FlaskClient, runtime: Any
     assert (
         not folder.exists()
         or not any(folder.iterdir())
-        or not any(
-            p.name.endswith(".jpg") and p.stat().st_size == len(JPEG) for p in folder.iterdir()
-        )
+        or not any(p.name.endswith(".jpg") for p in folder.iterdir())
     )
     # With a key the same upload is taken.
     ok = app_client.post(

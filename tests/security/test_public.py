@@ -28,6 +28,7 @@ from roadwatch.web import create_app
 from tests.support.auth import login
 from tests.support.examples import contract_example
 from tests.support.images import image_bytes
+from tests.support.intake import intake_headers
 from tests.test_pipeline import inbound
 
 CHIEF = "zz-jinshui-0421"  # the demo city's chief of the contract example's spot
@@ -56,6 +57,7 @@ def _hidden_reporter(runtime: Any, kind: str) -> tuple[str, str]:
     rid, name = f"sec-{kind}-{uuid.uuid4().hex[:6]}", f"{kind}检查员{uuid.uuid4().hex[:4]}"
     with runtime.sessions.begin() as s:
         save_reporter(s, rid, kind, name)
+    runtime.pipeline.reporters.reload()  # registered just now: known at once, not within 1 s
     return rid, name
 
 
@@ -224,7 +226,8 @@ def test_uploaded_photo_keeps_no_exif_but_its_position_and_bearing_are_kept(
 ) -> None:
     data = _jpeg_with_exif()
     uploader = _chief_client(app, runtime) if path.startswith("/m/") else app.test_client()
-    res = uploader.post(path, data={"photo": (io.BytesIO(data), "IMG_0001.jpg")})
+    headers = {} if path.startswith("/m/") else intake_headers(app)
+    res = uploader.post(path, data={"photo": (io.BytesIO(data), "IMG_0001.jpg")}, headers=headers)
     assert res.status_code == 201, res.data
     sha = res.get_json()["sha256"]
     staff = app.test_client()
@@ -255,7 +258,11 @@ def test_covert_findings_photo_is_not_served_to_the_public(
     uploads = {}
     for who in ("covert", "public"):
         data = image_bytes("JPEG")
-        res = client.post("/api/photos", data={"photo": (io.BytesIO(data), f"{who}.jpg")})
+        res = client.post(
+            "/api/photos",
+            data={"photo": (io.BytesIO(data), f"{who}.jpg")},
+            headers=intake_headers(app),
+        )
         assert res.status_code == 201, res.data
         uploads[who] = res.get_json()["sha256"]
     secret = _report(runtime, covert, photos=[uploads["covert"]])

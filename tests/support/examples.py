@@ -1,4 +1,4 @@
-"""CONTRACT.md's example report, with a fresh id and a current time unless told otherwise."""
+"""docs/protocol.md's example report, with a fresh id and a current time unless told otherwise."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ CST = dt.timezone(dt.timedelta(hours=8))
 
 
 def contract_example(**changes: Any) -> dict[str, Any]:
-    """CONTRACT.md 1.1's example report. A value of `...` removes that field."""
+    """docs/protocol.md 2.1's example report. A value of `...` removes that field."""
     body: dict[str, Any] = {
         "v": 1,
         "report_id": str(uuid.uuid4()),

@@ -10,7 +10,7 @@ from roadwatch.accounts.apikeys import add_key
 from roadwatch.accounts.reporters import save_reporter
 
 # A road chief of the bundled demo network (synced into every test database), the reporter
-# of CONTRACT.md's example report.
+# of docs/protocol.md's example report.
 CHIEF = "zz-jinshui-0421"
 
 

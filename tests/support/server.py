@@ -30,6 +30,7 @@ class LiveServer:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.app, self.socketio = create_app(runtime)
+        runtime.broadcaster.emitter = self.socketio  # as `roadwatch serve` does
         self.port = free_port()
         self.server: BaseWSGIServer = make_server("127.0.0.1", self.port, self.app, threaded=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -1,7 +1,10 @@
-/* roadwatch command centre: the page's words in Chinese (the default) and English.
- * Keys are used by live.js (t(key)) and by data-i18n attributes in index.html. */
-"use strict";
-window.roadwatchText = {
+// @ts-check
+/* The page's words in Chinese (the default) and English, and the language shown.
+ * Keys are used by t(key) and by the data-i18n attributes in index.html. */
+import { districtNames } from "./config.js";
+
+/** @type {{zh: Record<string, string>, en: Record<string, string>}} */
+export const TEXT = {
   zh: {
     title: "路长制 指挥中心", segments: "路段", reports_today: "今日上报", reports_replay: "回放期间上报", open: "待处理",
     overdue: "超期", rectified_today: "今日整改", replay: "回放", big_screen: "大屏",
@@ -46,3 +49,46 @@ window.roadwatchText = {
     status_escalated: "escalated",
   },
 };
+
+/** @typedef {"zh" | "en"} Lang */
+
+/** The language shown: ?lang=, else the one chosen last time, else Chinese. */
+export let lang = /** @type {Lang} */ ((function () {
+  const q = new URLSearchParams(location.search).get("lang");
+  if (q === "en" || q === "zh") return q;
+  try {
+    return localStorage.getItem("roadwatch.lang") === "en" ? "en" : "zh";
+  } catch (e) {
+    return "zh";
+  }
+})());
+
+/** @param {Lang} value */
+export function setLang(value) {
+  lang = value;
+}
+
+/** @param {string} key */
+export function t(key) {
+  return (TEXT[lang] && TEXT[lang][key]) || TEXT.zh[key] || key;
+}
+
+/** @typedef {{name: string, name_en: string}} CategoryName */
+/** @type {Record<string, CategoryName>} code -> names */
+let categoryNames = {};
+
+/** @param {Record<string, CategoryName>} names */
+export function setCategoryNames(names) {
+  categoryNames = names;
+}
+
+/** @param {string | null | undefined} code */
+export function catName(code) {
+  const c = code != null ? categoryNames[code] : undefined;
+  return c ? (lang === "en" ? c.name_en : c.name) : String(code || "");
+}
+
+/** @param {string | null | undefined} code */
+export function districtName(code) {
+  return (code != null && districtNames[code]) || code || "";
+}

@@ -1,0 +1,299 @@
+// @ts-check
+/* The live feed: Socket.IO (namespace config.namespace, path config.socketio_path; the
+ * session cookie is the login). On EVERY connect the page emits `resync {since: lastSeq}`;
+ * the server replays what was missed (same event names, seq order) and then acks.
+ * Events are queued and applied once per animation frame, exactly once each: an event
+ * whose seq is <= lastSeq is ignored. The map gets them in commits (commit.js). */
+import {
+  FRAME_FALLBACK_MS, REPORT_CAP, RESYNC_ACK_TIMEOUT_MS, RETRY_MS, config, root,
+} from "./config.js";
+import { dirtySegments, scheduleCommit } from "./commit.js";
+import { renderHeader, rollDay, setConn } from "./header.js";
+import { mark, reports, rw, segments, state, stats, totals } from "./state.js";
+import { addTicker } from "./ticker.js";
+import { $, dayKey, fetchJSON } from "./util.js";
+
+/**
+ * A live event's payload (report, segment, case or ranking); every one has its seq.
+ * @typedef {object} LiveEvent
+ * @property {number | string} seq
+ * @property {string | number} [id]
+ * @property {string | number} [segment_id]
+ * @property {number | string} [lat]
+ * @property {number | string} [lon]
+ * @property {string} [category]
+ * @property {number} [severity]
+ * @property {string} [status]
+ * @property {string} [district]
+ * @property {string} [observed_at]
+ * @property {string} [received_at]
+ * @property {number} [open]
+ * @property {number} [overdue]
+ * @property {number | null} [score]
+ */
+
+/** @typedef {(ev: LiveEvent, arrived?: number) => void} Handler */
+
+/**
+ * Returns true if the event is new (and advances lastSeq), false if it is a replay of
+ * something already applied.
+ * @param {string} name
+ * @param {LiveEvent} payload
+ */
+function accept(name, payload) {
+  const seq = payload ? Number(payload.seq) : NaN;
+  if (!Number.isFinite(seq)) {
+    console.warn("roadwatch: " + name + " event without seq ignored", payload);
+    return false;
+  }
+  if (seq <= rw.lastSeq) return false;
+  rw.lastSeq = seq;
+  return true;
+}
+
+/** @type {Map<string, number>} report id -> ms from the platform's receipt to this page applying it */
+const lags = new Map();
+rw.lagOf = function (id) {
+  return lags.has(String(id)) ? /** @type {number} */ (lags.get(String(id))) : null;
+};
+
+/** @param {string} code */
+export function districtRow(code) {
+  return (stats.districts[code] = stats.districts[code] || { reports_today: 0, open: 0, overdue: 0 });
+}
+
+/** @type {Handler} */
+function applySegment(ev) {
+  const id = String(ev.segment_id);
+  const s = segments.get(id);
+  const open = /** @type {number} */ (ev.open) | 0, overdue = /** @type {number} */ (ev.overdue) | 0;
+  const score = ev.score != null ? Number(ev.score) : 100;
+  if (!s) return; // not a segment this user sees
+  totals.open += open - s.open;
+  totals.overdue += overdue - s.overdue;
+  if (s.props.district) {
+    const row = districtRow(s.props.district);
+    row.open += open - s.open;
+    row.overdue += overdue - s.overdue;
+  }
+  s.open = open;
+  s.overdue = overdue;
+  s.score = score;
+  dirtySegments.set(id, { open: open, overdue: overdue, score: score });
+}
+
+/** @type {Handler} */
+function applyReport(ev, arrived) {
+  rw.reportsSeen += 1;
+  if (state.mode === "live") rollDay();
+  const received = ev.received_at ? new Date(ev.received_at) : new Date();
+  const day = dayKey(isNaN(/** @type {any} */ (received)) ? new Date() : received);
+  if (state.mode === "replay" || day === state.today) {
+    stats.reports_today += 1;
+    if (ev.category) stats.categories[ev.category] = (stats.categories[ev.category] || 0) + 1;
+    if (ev.district) districtRow(ev.district).reports_today += 1;
+  }
+  addTicker(ev);
+  if (state.mode === "live" && !isNaN(/** @type {any} */ (received))) {
+    // received_at is when the platform took the message in: this is its age on screen
+    // (the map draws it in this same frame).
+    lags.set(String(ev.id), Date.now() - received.getTime());
+    if (lags.size > 200) lags.delete(/** @type {string} */ (lags.keys().next().value));
+  }
+
+  const lat = Number(ev.lat), lon = Number(ev.lon);
+  if (!Number.isFinite(lat) || !Number.isFinite(lon)) return;
+  const key = String(ev.id);
+  reports.delete(key); // a re-sent report moves to the front
+  reports.set(key, {
+    type: "Feature",
+    geometry: { type: "Point", coordinates: [lon, lat] },
+    properties: {
+      id: key,
+      segment_id: ev.segment_id,
+      category: ev.category,
+      severity: ev.severity,
+      status: ev.status,
+      arrived: arrived || Date.now(),
+      fresh: true,
+    },
+  });
+  if (reports.size > REPORT_CAP) {
+    const drop = reports.size - REPORT_CAP;
+    const it = reports.keys();
+    for (let i = 0; i < drop; i++) reports.delete(/** @type {string} */ (it.next().value));
+  }
+  state.reportsDirty = true;
+}
+
+/** @type {Handler} */
+function applyCase(ev) {
+  if (ev.status === "rectified") stats.rectified_today += 1;
+}
+
+function noop() {}
+
+/** @type {Record<string, Handler>} */
+export const handlers = { report: applyReport, segment: applySegment, case: applyCase, ranking: noop };
+
+// ----------------------------------------------- coalescing per frame
+// Events are queued as they arrive and applied together once per animation frame (the
+// page's books and the header); the map gets them in commits (see commit.js).
+/** @typedef {[string, LiveEvent]} Queued */
+/** @type {Queued[]} */
+let queue = [];
+let frameQueued = false;
+
+export function scheduleFrame() {
+  if (frameQueued) return;
+  frameQueued = true;
+  let done = false;
+  const run = function () {
+    if (done) return;
+    done = true;
+    frameQueued = false;
+    applyQueued();
+  };
+  requestAnimationFrame(run);
+  setTimeout(run, FRAME_FALLBACK_MS); // background tabs get no frames
+}
+
+function applyQueued() {
+  if (!state.tableIn) return; // kept in order until the segments' attributes are in
+  const batch = queue;
+  queue = [];
+  for (let i = 0; i < batch.length; i++) {
+    const name = batch[i][0], payload = batch[i][1];
+    if (accept(name, payload)) handlers[name](payload);
+  }
+  if (batch.length) rw.lastAppliedAt = Date.now();
+  renderHeader(); // the counters are cheap DOM: at once, not with the map
+  scheduleCommit();
+}
+
+/**
+ * The server may answer a resync with {ok: false, seq} when this page is too far
+ * behind to replay: start again from a fresh snapshot (at most once a minute).
+ * @param {{ok?: boolean, seq?: number} | undefined} answer
+ */
+function onResyncAnswer(answer) {
+  if (!answer || answer.ok !== false) return;
+  console.warn("roadwatch: resync refused", answer);
+  const last = Number(sessionStorage.getItem("roadwatch.reloadAt")) || 0;
+  if (Number(answer.seq) > rw.lastSeq && Date.now() - last > 60000) {
+    sessionStorage.setItem("roadwatch.reloadAt", String(Date.now()));
+    location.reload();
+  }
+}
+
+/** "socket.io" (relative, as Flask-SocketIO spells it) or "/socket.io" */
+function socketPath() {
+  const p = config.socketio_path || "socket.io";
+  return p.charAt(0) === "/" ? p : root + "/" + p;
+}
+
+// Until the current connection's resync is answered, events are held back:
+// live events may overtake the replay of older ones, and applying a newer seq
+// first would make the replayed ones look old. The held events are applied
+// in seq order once the answer arrives (replay and live events alike).
+let syncing = true;
+/** @type {Queued[]} */
+let held = [];
+let connGen = 0; // which connection a resync answer belongs to
+
+/**
+ * @param {string} name
+ * @param {LiveEvent} payload
+ */
+function onEvent(name, payload) {
+  rw.received += 1;
+  if (state.mode !== "live") return; // replay: the live stream is paused (resynced on return)
+  if (!payload || typeof payload !== "object") return;
+  if (syncing) {
+    held.push([name, payload]);
+  } else {
+    queue.push([name, payload]);
+    scheduleFrame();
+  }
+}
+
+function releaseHeld() {
+  syncing = false;
+  const batch = held;
+  held = [];
+  batch.sort(function (a, b) {
+    return (Number(a[1].seq) || 0) - (Number(b[1].seq) || 0);
+  });
+  for (let i = 0; i < batch.length; i++) queue.push(batch[i]);
+  scheduleFrame();
+}
+
+export function resync() {
+  const gen = connGen;
+  state.socket.timeout(RESYNC_ACK_TIMEOUT_MS).emit("resync", { since: rw.lastSeq }, function (/** @type {Error | null} */ err, /** @type {any} */ answer) {
+    if (gen !== connGen) return; // that connection is gone; the next one resyncs
+    if (err) console.warn("roadwatch: resync not acknowledged", err);
+    else onResyncAnswer(answer);
+    releaseHeld();
+    if (!state.resynced) {
+      state.resynced = true;
+      mark("resynced");
+      checkReady();
+    }
+  });
+}
+
+/**
+ * Connect at once (the handshake overlaps the snapshot download); the first resync
+ * waits for the snapshot, whose seq it starts from.
+ */
+export function connect() {
+  // WebSocket first (fewer round trips than starting with long-polling), long-polling
+  // if a proxy on the way refuses WebSockets.
+  /** @type {Parameters<typeof io>[1]} */
+  const opts = { path: socketPath(), transports: ["websocket", "polling"], tryAllTransports: true };
+  if (config.socketio_auth) opts.auth = config.socketio_auth;
+  const socket = (state.socket = rw._socket = io(config.namespace || "/live", opts));
+
+  Object.keys(handlers).forEach(function (name) {
+    socket.on(name, function (/** @type {LiveEvent} */ payload) {
+      onEvent(name, payload);
+    });
+  });
+
+  socket.on("connect", function () {
+    connGen += 1;
+    syncing = true;
+    rw.connected = true;
+    setConn("live");
+    $("rw-conn").title = "";
+    if (state.snapshotIn) resync();
+  });
+  socket.on("disconnect", function (reason) {
+    connGen += 1;
+    syncing = true;
+    held = [];
+    rw.connected = false;
+    if (state.mode === "live") setConn("down");
+    if (reason === "io server disconnect" && state.mode === "live") socket.connect(); // kicked: try again
+  });
+  socket.on("connect_error", function (err) {
+    rw.connected = false;
+    const msg = String((err && err.message) || err);
+    if (state.mode === "live") setConn("down");
+    $("rw-conn").title = msg;
+    // Refused by the server: our login has ended (expired, logged out elsewhere).
+    if (msg === "login required") {
+      fetchJSON("/api/me").catch(function () { /* fetchJSON sends us to the login */ });
+    }
+    if (!socket.active && state.mode === "live") setTimeout(function () { socket.connect(); }, RETRY_MS);
+  });
+}
+
+/** Ready: drawn, resynced and the segments' attributes in. */
+export function checkReady() {
+  if (!rw.ready && state.drawn && state.resynced && state.tableIn) {
+    rw.ready = true;
+    mark("ready");
+  }
+}
