@@ -48,9 +48,9 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
 
-from roadwatch.pipeline import LiveEvent  # noqa: E402
 from roadwatch.runtime import Runtime  # noqa: E402
 from roadwatch.settings import load_settings  # noqa: E402
+from roadwatch.store.events import LiveEvent  # noqa: E402
 from tests.browser.conftest import CHROMIUM_ARGS, DEFAULT_CHROMIUM  # noqa: E402
 from tests.support.auth import session_cookie  # noqa: E402
 from tests.support.server import LiveServer  # noqa: E402
@@ -143,7 +143,7 @@ def seed_open_reports(rt: Runtime, url: str, n: int = 300, seed: int = 3) -> int
     import json
     import urllib.request
 
-    from roadwatch.apikeys import add_key
+    from roadwatch.accounts.apikeys import add_key
 
     rng = random.Random(seed)
     now = time.strftime("%Y-%m-%dT%H:%M:%S+08:00", time.gmtime(time.time() + 8 * 3600))
@@ -245,7 +245,7 @@ class Stream:
         with rt.sessions() as session:
             from sqlalchemy import func, select
 
-            from roadwatch import models
+            from roadwatch.store import models
 
             self.seq = session.scalar(select(func.max(models.Event.seq))) or 0
         self.sent_at: dict[int, float] = {}

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from geo.network import load_network  # noqa: E402
 from roadwatch.categories import load_categories  # noqa: E402
-from roadwatch.network import DEMO_NETWORK  # noqa: E402
+from roadwatch.network.context import DEMO_NETWORK  # noqa: E402
 from roadwatch.simulate import ReportFactory, chiefs_of  # noqa: E402
 from tests.support.mosquitto import MosquittoProcess  # noqa: E402
 

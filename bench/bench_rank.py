@@ -31,12 +31,12 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text  # noqa: E402
 
-from roadwatch import db  # noqa: E402
 from roadwatch.categories import load_categories  # noqa: E402
 from roadwatch.ranking.formula import load_formula  # noqa: E402
 from roadwatch.ranking.publish import canonical, compute, default_as_of  # noqa: E402
 from roadwatch.ranking.week import Week  # noqa: E402
 from roadwatch.settings import load_settings  # noqa: E402
+from roadwatch.store import db  # noqa: E402
 
 FILL = """
 INSERT INTO districts (code, name, kind, geometry)

@@ -22,11 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from roadwatch import models  # noqa: E402
-from roadwatch.bulk import insert_rows  # noqa: E402
 from roadwatch.cases.clock import sweep  # noqa: E402
 from roadwatch.runtime import Runtime  # noqa: E402
 from roadwatch.settings import load_settings  # noqa: E402
+from roadwatch.store import models  # noqa: E402
+from roadwatch.store.bulk import insert_rows  # noqa: E402
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "utm_epsg",
     "SUPPORTED_CRS",
     "bd09_to_gcj02",
     "bd09_to_wgs84",
@@ -260,3 +261,13 @@ def to_wgs84(lon: Coord, lat: Coord, crs: str) -> tuple[Coord, Coord]:
         )
         return alon.copy(), alat.copy()  # type: ignore[return-value]
     return _apply(kernel, lon, lat)
+
+
+def utm_epsg(lon: float, lat: float) -> int:
+    """The EPSG code of the WGS84 UTM zone of a point (32649 for Zhengzhou).
+
+    Zone 1 starts at 180°W, zone 60 ends at 180°E: a point on the antimeridian given as
+    +180 is in zone 60 (the zone it borders from the west), given as -180 in zone 1.
+    """
+    zone = min(60, max(1, int(math.floor((lon + 180.0) / 6.0)) + 1))
+    return (32600 if lat >= 0 else 32700) + zone

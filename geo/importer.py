@@ -49,7 +49,7 @@ import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
 from shapely.geometry import LineString, MultiPolygon, Polygon
 
-from geo.crs import to_wgs84
+from geo.crs import to_wgs84, utm_epsg
 from geo.network import (
     ROAD_CLASSES,
     Assignment,
@@ -71,7 +71,6 @@ __all__ = [
     "read_segment_layer",
     "road_class_of",
     "split_segment_name",
-    "utm_epsg",
 ]
 
 ProgressFn = Callable[[str, int, int], None]
@@ -277,12 +276,6 @@ def road_class_of(value: str | None) -> str | None:
     if v in ROAD_CLASSES:
         return v
     return _CLASS_OF.get(v, "local" if v in DEFAULT_DRIVABLE else None)
-
-
-def utm_epsg(lon: float, lat: float) -> int:
-    """The EPSG code of the WGS84 UTM zone of a point (32649 for Zhengzhou)."""
-    zone = min(60, max(1, int(math.floor((lon + 180.0) / 6.0)) + 1))
-    return (32600 if lat >= 0 else 32700) + zone
 
 
 def _transform(geoms: Any, transformer: pyproj.Transformer) -> Any:

@@ -47,6 +47,7 @@ import shapely
 from shapely.geometry import LineString, MultiLineString
 from shapely.ops import substring
 
+from geo.crs import utm_epsg
 from geo.importer import (
     DEFAULT_DRIVABLE,
     _transform,
@@ -54,7 +55,6 @@ from geo.importer import (
     geodesic_lengths,
     read_osm_pbf,
     road_class_of,
-    utm_epsg,
 )
 from geo.network import ROAD_CLASSES, Network, Segment
 

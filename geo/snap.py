@@ -78,6 +78,8 @@ import numpy.typing as npt
 import pyproj
 import shapely
 
+from geo.crs import utm_epsg
+
 __all__ = [
     "AreaIndex",
     "NO_SNAP",
@@ -88,7 +90,6 @@ __all__ = [
     "Snap",
     "SnapBatch",
     "road_names_in",
-    "utm_epsg",
 ]
 
 IntArray = npt.NDArray[np.int64]
@@ -186,12 +187,6 @@ class SnapBatch:
             side=_SIDES[int(self.side[i])],
             posterior=float(self.posterior[i]),
         )
-
-
-def utm_epsg(lon: float, lat: float) -> int:
-    """EPSG code of the WGS84 UTM zone containing (lon, lat)."""
-    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
-    return (32600 if lat >= 0 else 32700) + zone
 
 
 def road_names_in(text: str | None, known_roads: Iterable[str | None]) -> set[str]:

@@ -40,7 +40,8 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.engine import URL, make_url
 
-from .settings import Settings
+from .settings import Settings, load_settings
+from .store import db
 
 FORMAT = 1
 PREFIX = "roadwatch-"
@@ -112,7 +113,6 @@ def _sha256(path: Path) -> str:
 
 
 def _revision(database_url: str) -> str | None:
-    from . import db
 
     engine = db.make_engine(database_url)
     try:
@@ -223,7 +223,6 @@ def read_manifest(in_dir: str | Path) -> dict[str, Any]:
 
 
 def _tables(database_url: str) -> list[str]:
-    from . import db
 
     engine = db.make_engine(database_url)
     try:
@@ -275,7 +274,6 @@ def restore(settings: Settings, in_dir: str | Path, *, replace: bool = False) ->
 
 # -- command line ------------------------------------------------------------------------------
 def cmd_backup(args: argparse.Namespace) -> int:
-    from .settings import load_settings
 
     try:
         where = backup(load_settings(), args.out, keep=args.keep)
@@ -288,7 +286,6 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from .settings import load_settings
 
     try:
         manifest = restore(load_settings(), args.dir, replace=args.replace)

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from .reporters import KINDS
+from .accounts.reporters import KINDS
 from .settings import Settings, SettingsError, load_settings, redact_url
 
 log = logging.getLogger("roadwatch")
@@ -115,8 +115,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     runtime.start_ranking()
     sim_thread = None
     if args.simulate:
+        from .accounts.reporters import KNOWN
         from .demo.lifecycle import for_runtime
-        from .reporters import KNOWN
         from .simulate import Simulator
 
         # The simulated chiefs are the network's road chiefs, registered reporters that the
@@ -195,7 +195,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     _logging(settings.log_level)
     from alembic.util import CommandError
 
-    from . import db
+    from .store import db
 
     engine = db.make_engine(settings.database_url)
     try:
@@ -213,7 +213,7 @@ def cmd_network_generate(args: argparse.Namespace) -> int:
     from geo.demo import generate_demo_network
     from geo.network import save_network
 
-    from .network import DEMO_NETWORK
+    from .network.context import DEMO_NETWORK
 
     out = Path(args.out) if args.out else DEMO_NETWORK
     t0 = time.perf_counter()
@@ -231,7 +231,7 @@ def cmd_network_generate(args: argparse.Namespace) -> int:
 def cmd_network_info(args: argparse.Namespace) -> int:
     from geo.network import load_network
 
-    from .network import network_path
+    from .network.context import network_path
 
     path = Path(args.path) if args.path else network_path(_settings(args))
     t0 = time.perf_counter()
@@ -352,8 +352,8 @@ def cmd_network_import(args: argparse.Namespace) -> int:
     if args.apply:
         import hashlib
 
-        from . import db, models
-        from .network_sync import sync
+        from .network.sync import sync
+        from .store import db, models
 
         engine = db.make_engine(settings.database_url)
         db.upgrade(engine)
@@ -381,8 +381,8 @@ def cmd_chiefs_import(args: argparse.Namespace) -> int:
     _logging("WARNING")
     from sqlalchemy import select
 
-    from . import db, models
-    from .responsibility import AssignmentImportError, apply_assignments, read_assignments
+    from .network.responsibility import AssignmentImportError, apply_assignments, read_assignments
+    from .store import db, models
 
     engine = db.make_engine(settings.database_url)
     db.upgrade(engine)
@@ -414,7 +414,7 @@ def cmd_chiefs_import(args: argparse.Namespace) -> int:
 
 # -- reporters (evaluators, covert checkers) -----------------------------------------
 def cmd_reporters_add(args: argparse.Namespace) -> int:
-    from .reporters import ReporterError, save_reporter
+    from .accounts.reporters import ReporterError, save_reporter
 
     try:
         with _sessions(args) as sessions, sessions.begin() as session:
@@ -432,7 +432,7 @@ def cmd_reporters_add(args: argparse.Namespace) -> int:
 
 
 def cmd_reporters_list(args: argparse.Namespace) -> int:
-    from .reporters import list_reporters
+    from .accounts.reporters import list_reporters
 
     with _sessions(args) as sessions, sessions() as session:
         people = [(p.id, p.kind, p.name) for p in list_reporters(session, args.kind)]
@@ -443,7 +443,7 @@ def cmd_reporters_list(args: argparse.Namespace) -> int:
 
 
 def cmd_reporters_disable(args: argparse.Namespace) -> int:
-    from .reporters import set_disabled
+    from .accounts.reporters import set_disabled
 
     disable = args.reporters_command == "disable"
     with _sessions(args) as sessions, sessions.begin() as session:
@@ -458,7 +458,7 @@ def cmd_reporters_disable(args: argparse.Namespace) -> int:
 
 # -- API keys (HTTP intake) -------------------------------------------------------------
 def cmd_apikeys_add(args: argparse.Namespace) -> int:
-    from .apikeys import ApiKeyError, add_key
+    from .accounts.apikeys import ApiKeyError, add_key
 
     try:
         with _sessions(args) as sessions, sessions.begin() as session:
@@ -476,7 +476,7 @@ def cmd_apikeys_add(args: argparse.Namespace) -> int:
 
 
 def cmd_apikeys_list(args: argparse.Namespace) -> int:
-    from .apikeys import list_keys
+    from .accounts.apikeys import list_keys
 
     with _sessions(args) as sessions, sessions() as session:
         rows = [
@@ -495,7 +495,7 @@ def cmd_apikeys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_apikeys_revoke(args: argparse.Namespace) -> int:
-    from .apikeys import revoke_key
+    from .accounts.apikeys import revoke_key
 
     with _sessions(args) as sessions, sessions.begin() as session:
         done = revoke_key(session, args.id)
@@ -509,7 +509,7 @@ def cmd_apikeys_revoke(args: argparse.Namespace) -> int:
 # -- users (command-centre staff) ----------------------------------------------------
 def _first_admin(runtime: Any) -> None:
     """On a database without staff accounts, make `admin` so a newcomer can log in."""
-    from .users import ensure_first_admin
+    from .accounts.users import ensure_first_admin
 
     configured = runtime.settings.admin_password
     with runtime.sessions.begin() as session:
@@ -542,7 +542,7 @@ def _sessions(args: argparse.Namespace) -> Iterator[Any]:
     """A sessionmaker on the configured (upgraded) database; the engine is closed after."""
     settings = _settings(args)
     _logging("WARNING")
-    from . import db
+    from .store import db
 
     engine = db.make_engine(settings.database_url)
     try:
@@ -555,9 +555,9 @@ def _sessions(args: argparse.Namespace) -> Iterator[Any]:
 def cmd_users_add(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from . import models
-    from .audit import cli_actor
-    from .users import UserError, add_user
+    from .accounts.users import UserError, add_user
+    from .store import models
+    from .store.audit import cli_actor
 
     password = _read_password(args)
     try:
@@ -575,8 +575,8 @@ def cmd_users_add(args: argparse.Namespace) -> int:
 
 
 def cmd_users_passwd(args: argparse.Namespace) -> int:
-    from .audit import cli_actor
-    from .users import UserError, set_password
+    from .accounts.users import UserError, set_password
+    from .store.audit import cli_actor
 
     password = _read_password(args)
     try:
@@ -592,9 +592,9 @@ def cmd_users_passwd(args: argparse.Namespace) -> int:
 def cmd_users_role(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
-    from . import models
-    from .audit import cli_actor
-    from .users import UserError, set_role
+    from .accounts.users import UserError, set_role
+    from .store import models
+    from .store.audit import cli_actor
 
     try:
         with _sessions(args) as sessions, sessions.begin() as session:
@@ -609,8 +609,8 @@ def cmd_users_role(args: argparse.Namespace) -> int:
 
 
 def cmd_users_active(args: argparse.Namespace) -> int:
-    from .audit import cli_actor
-    from .users import UserError, set_active
+    from .accounts.users import UserError, set_active
+    from .store.audit import cli_actor
 
     active = args.users_command == "enable"
     try:
@@ -624,7 +624,7 @@ def cmd_users_active(args: argparse.Namespace) -> int:
 
 
 def cmd_users_list(args: argparse.Namespace) -> int:
-    from .users import list_users
+    from .accounts.users import list_users
 
     with _sessions(args) as sessions, sessions() as session:
         for u in list_users(session):
@@ -637,8 +637,8 @@ def cmd_chiefs_provision(args: argparse.Namespace) -> int:
     """Accounts for the phone app and the broker; new passwords are shown once."""
     settings = _settings(args)
     _logging("WARNING")
-    from . import chief_accounts as ca
-    from . import db, models
+    from .accounts import chiefs as ca
+    from .store import db, models
 
     engine = db.make_engine(settings.database_url)
     db.upgrade(engine)
@@ -703,7 +703,7 @@ def cmd_chiefs_provision(args: argparse.Namespace) -> int:
 
 def cmd_chiefs_devices_list(args: argparse.Namespace) -> int:
     """The phones chiefs are signed in on (their device credentials), newest last."""
-    from . import chief_accounts as ca
+    from .accounts import chiefs as ca
 
     settings = _settings(args)
     tz = settings.tz
@@ -733,8 +733,8 @@ def cmd_chiefs_devices_list(args: argparse.Namespace) -> int:
 
 def cmd_chiefs_devices_revoke(args: argparse.Namespace) -> int:
     """Revoke devices at once: their next request is refused and the app asks to sign in."""
-    from . import chief_accounts as ca
-    from .audit import cli_actor, record
+    from .accounts import chiefs as ca
+    from .store.audit import cli_actor, record
 
     if not args.device and not args.chief:
         print("roadwatch: name a device id or --chief ID", file=sys.stderr)
@@ -761,7 +761,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from geo.network import load_network
 
     from .categories import load_categories
-    from .network import network_path
+    from .network.context import network_path
     from .simulate import Simulator
 
     sim = Simulator(
@@ -788,14 +788,14 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     _logging("WARNING")
-    from . import db, models
-    from .audit import cli_actor
     from .categories import load_categories
     from .ranking import publish as pub
     from .ranking.formula import FormulaError, load_formula
     from .ranking.gather import snapshot
     from .ranking.schedule import due_week
     from .ranking.week import Week
+    from .store import db, models
+    from .store.audit import cli_actor
 
     tz = settings.tz
     codes = load_categories().codes
@@ -849,7 +849,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
             if done.events and settings.socketio_queue:
                 from flask_socketio import SocketIO
 
-                from .broadcast import Broadcaster
+                from .live.broadcast import Broadcaster
 
                 Broadcaster(SocketIO(message_queue=settings.socketio_queue)).publish(done.events)
             return 0

@@ -13,7 +13,7 @@ from geo.snap import Snap
 
 from .ingest.errors import FieldError
 from .ingest.payloads import ReportIn
-from .network import NetworkContext
+from .network.context import NetworkContext
 
 # A hand-picked segment is believed when the GPS fix is no farther from it than this.
 HINT_PLAUSIBLE_M = 150.0

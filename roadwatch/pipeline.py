@@ -23,12 +23,9 @@ from sqlalchemy import (
     Select,
     String,
     Table,
-    TextClause,
     any_,
     bindparam,
-    func,
     select,
-    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import (
@@ -41,9 +38,10 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import models
-from .bulk import insert_rows
+from .accounts.reporters import DISABLED, KNOWN, ReporterDirectory
+from .cases.calendar import load_sla
 from .cases.intake import CaseMessageIn, validate_case_message
+from .cases.patrols import PatrolIn, belongs_to_another, store_patrol, validate_patrol
 from .cases.workflow import (
     Effects,
     Notice,
@@ -51,35 +49,28 @@ from .cases.workflow import (
     apply_case_message,
 )
 from .categories import Categories
-from .db import dialect_of
 from .geolocate import Placement, place, place_many
 from .ingest.errors import FieldError
 from .ingest.messages import Inbound, Outcome
 from .ingest.payloads import ReportIn, ReportRules, decode_json, message_id_of, validate_report
 from .metrics import Metrics
-from .network import NetworkContext
-from .patrols import PatrolIn, belongs_to_another, store_patrol, validate_patrol
-from .reporters import DISABLED, KNOWN, ReporterDirectory
+from .network.context import NetworkContext
 from .settings import Settings
+from .store import models
+from .store.bulk import insert_rows
+from .store.db import dialect_of
+from .store.events import LiveEvent, record_events
+from .store.segments import segment_states
 
 log = logging.getLogger(__name__)
 
 OPEN311_PREFIX = "open311-"  # reporter ids of Open311's city systems (web/open311.py)
 VECTOR_MIN = 24  # batches at least this big are geolocated with numpy
 MAX_RAW_KEPT = 256 * 1024  # bytes of a rejected payload kept verbatim (the size is kept too)
-# Live score: 100 minus a deduction per open report by severity (the weekly ranking is separate).
-SEVERITY_DEDUCTION = {1: 2, 2: 5, 3: 10}
 
 
 REPORTS: Table = models.Report.__table__  # type: ignore[assignment]
 REJECTED: Table = models.RejectedMessage.__table__  # type: ignore[assignment]
-EVENTS: Table = models.Event.__table__  # type: ignore[assignment]
-
-
-@dataclass(frozen=True, slots=True)
-class LiveEvent:
-    kind: str  # Socket.IO event name
-    payload: dict[str, Any]  # includes "seq"
 
 
 class StorageError(RuntimeError):
@@ -127,8 +118,6 @@ class Pipeline:
         )
         self.tz = settings.tz
         if sla is None:
-            from .cases.calendar import load_sla
-
             sla = load_sla(categories=categories.codes)
         self.sla = sla
         self.on_notices = on_notices
@@ -603,32 +592,6 @@ class Pipeline:
         return out
 
 
-def segment_states(
-    session: Connection | Session, segment_ids: list[str] | None
-) -> list[dict[str, Any]]:
-    """Live state (open, overdue, score) of the given segments, in the given order.
-
-    With None: every segment that has open reports (the others are all zero / 100).
-    """
-    if segment_ids is not None and not segment_ids:
-        return []
-    if segment_ids is None:
-        rows = session.execute(_segment_states_sql(None))
-    else:
-        rows = session.execute(_segment_states_sql(dialect_of(session)), {"ids": segment_ids})
-    found = {sid: (int(n), int(d), int(o)) for sid, n, d, o in rows}
-    order = segment_ids if segment_ids is not None else list(found)
-    return [
-        {
-            "segment_id": sid,
-            "open": found.get(sid, (0, 0, 0))[0],
-            "overdue": found.get(sid, (0, 0, 0))[2],
-            "score": max(0, 100 - found.get(sid, (0, 0, 0))[1]),
-        }
-        for sid in order
-    ]
-
-
 @functools.cache
 def _known_reports_sql(dialect: str) -> Select[Any]:
     """Reports already stored under some of a batch's ids (built once: every batch asks)."""
@@ -638,38 +601,6 @@ def _known_reports_sql(dialect: str) -> Select[Any]:
     else:
         match = r.id.in_(bindparam("ids", expanding=True))
     return select(r.id, r.status, r.segment_id, r.district, r.snap, r.case_status).where(match)
-
-
-@functools.cache
-def _segment_states_sql(dialect: str | None) -> TextClause:
-    """The live-state query, built once: it runs after every ingest batch.
-
-    The open-case predicate is literal SQL, word for word the partial index's: with bound
-    parameters PostgreSQL's generic plans cannot use that index (measured: a scan).
-    On PostgreSQL each segment is one correlated lookup in that index (LATERAL): a plain
-    GROUP BY over `segment_id = ANY(…)` let the planner, on a young table without
-    statistics, walk every open case of the city once per batch (measured: 24 ms instead
-    of 0.6 ms per batch at 5,000 open cases, growing with them).
-    """
-    deduction = " ".join(f"WHEN {sev} THEN {pts}" for sev, pts in SEVERITY_DEDUCTION.items())
-    aggregates = (
-        f"count(*), coalesce(sum(CASE severity {deduction} ELSE 0 END), 0), "
-        "coalesce(sum(CASE WHEN overdue THEN 1 ELSE 0 END), 0)"
-    )
-    if dialect == "postgresql":
-        return text(
-            f"SELECT s.id, x.* FROM unnest(:ids) AS s(id), LATERAL (SELECT {aggregates} "
-            f"FROM reports WHERE segment_id = s.id AND {models.OPEN_CASE_SQL}) AS x"
-        ).bindparams(bindparam("ids", type_=ARRAY(String())))
-    sql = (
-        f"SELECT segment_id, {aggregates} FROM reports "
-        f"WHERE segment_id IS NOT NULL AND {models.OPEN_CASE_SQL}"
-    )
-    if dialect is None:
-        return text(sql + " GROUP BY segment_id")
-    return text(sql + " AND segment_id IN :ids GROUP BY segment_id").bindparams(
-        bindparam("ids", expanding=True)
-    )
 
 
 # Case columns of a report that opens no case (needs_review); overridden by the plan.
@@ -710,39 +641,3 @@ def _ack_snap(snap: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     keys = ("distance_m", "confidence", "ambiguous", "chainage_m", "candidates", "reason", "method")
     return {k: snap[k] for k in keys if k in snap}
-
-
-def record_events(
-    session: Connection | Session, payloads: list[tuple[str, dict[str, Any]]], now: dt.datetime
-) -> list[LiveEvent]:
-    """Append live events to the event log in the caller's transaction; emit after commit."""
-    if not payloads:
-        return []
-    seqs = _allocate_seqs(session, len(payloads))
-    insert_rows(
-        session,
-        EVENTS,
-        [
-            {"seq": q, "kind": k, "payload": p, "created_at": now}
-            for q, (k, p) in zip(seqs, payloads, strict=True)
-        ],
-    )
-    return [LiveEvent(k, {**p, "seq": s}) for (k, p), s in zip(payloads, seqs, strict=True)]
-
-
-def _allocate_seqs(session: Connection | Session, n: int) -> list[int]:
-    """n new, increasing event sequence numbers, taken inside the current transaction."""
-    bind = session.get_bind() if isinstance(session, Session) else session
-    if bind.dialect.name == "postgresql":
-        rows = session.execute(
-            text(
-                "SELECT nextval(pg_get_serial_sequence('events', 'seq'))"
-                " FROM generate_series(1, :n)"
-            ),
-            {"n": n},
-        )
-        return sorted(int(v) for (v,) in rows)
-    # SQLite: this transaction already holds the database's write lock (it inserted the
-    # reports first), so nobody else can take the numbers after the current maximum.
-    top = session.scalar(select(func.coalesce(func.max(EVENTS.c.seq), 0))) or 0
-    return list(range(top + 1, top + n + 1))

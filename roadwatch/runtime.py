@@ -13,16 +13,16 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import db
-from .broadcast import Broadcaster
 from .cases.workflow import Notice
 from .categories import Categories, load_categories
-from .embedded_broker import EmbeddedBroker, is_listening, is_loopback
+from .ingest.embedded_broker import EmbeddedBroker, is_listening, is_loopback
 from .ingest.mqtt import MqttIngest
+from .live.broadcast import Broadcaster
 from .metrics import Metrics
-from .network import NetworkContext, load_network_context, sync_network
+from .network.context import NetworkContext, load_network_context, sync_network
 from .pipeline import Pipeline
 from .settings import Settings, SettingsError, redact_url
+from .store import db
 
 log = logging.getLogger(__name__)
 

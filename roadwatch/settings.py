@@ -254,7 +254,7 @@ class Settings(BaseModel):
     def _basemap(cls, v: str) -> str:
         if not v.strip():
             return ""
-        from .basemap import Basemap, BasemapError
+        from .maps.basemap import Basemap, BasemapError
 
         try:
             Basemap.open(v).close()

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from sqlalchemy import delete
 
-from roadwatch import models
-from roadwatch.network import NetworkContext, load_network_context
+from roadwatch.network.context import NetworkContext, load_network_context
 from roadwatch.settings import Settings, load_settings
+from roadwatch.store import models
 
 REQUIRE_SERVICES = os.environ.get("ROADWATCH_REQUIRE_SERVICES") == "1"
 PG_ADMIN_URL = os.environ.get("ROADWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")

@@ -16,7 +16,7 @@ import pytest
 import socketio
 from flask.testing import FlaskClient
 
-from roadwatch.users import UserError, add_user, authenticate
+from roadwatch.accounts.users import UserError, add_user, authenticate
 from roadwatch.web import create_app
 from tests.support.auth import PASSWORD, login, make_user, session_cookie
 from tests.support.examples import contract_example
@@ -105,7 +105,7 @@ def test_login_wrong_password_then_right_then_logout(app: Any, runtime: Any) -> 
 def test_passwords_are_hashed_and_checked(runtime: Any) -> None:
     with runtime.sessions.begin() as s:
         u = add_user(s, "hash-check", "s3cret-pass", "admin")
-        from roadwatch import models
+        from roadwatch.store import models
 
         row = s.get(models.User, u.id)
         assert row is not None and "s3cret-pass" not in row.password_hash
@@ -297,7 +297,7 @@ def test_socketio_script_clients_authenticate_on_connect(runtime: Any) -> None:
             finally:
                 c.disconnect()
         # after too many wrong passwords the handshake is refused, saying why
-        from roadwatch.throttle import ACCOUNT_FAILURES
+        from roadwatch.accounts.throttle import ACCOUNT_FAILURES
 
         fresh = make_user(runtime, "viewer")  # its password is in no cache of good ones
 
@@ -330,8 +330,8 @@ def test_first_admin_takes_the_configured_password(tmp_path: Any) -> None:
     from roadwatch.cli import _first_admin
 
     env = {"ROADWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'a.sqlite3'}"}
-    from roadwatch import db
     from roadwatch.settings import load_settings
+    from roadwatch.store import db
 
     settings = load_settings(env={**env, "ROADWATCH_ADMIN_PASSWORD": "city-ops-2026"})
     engine = db.make_engine(settings.database_url)
@@ -390,7 +390,7 @@ def test_a_resync_from_beyond_the_log_is_answered_not_trusted(runtime: Any) -> N
 
 def test_staff_logins_wait_after_too_many_wrong_passwords(app: Any, runtime: Any) -> None:
     """The form, HTTP Basic and the Socket.IO handshake share one count per account."""
-    from roadwatch.throttle import ACCOUNT_FAILURES
+    from roadwatch.accounts.throttle import ACCOUNT_FAILURES
 
     user = make_user(runtime, "viewer")
     client = app.test_client()

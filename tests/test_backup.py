@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import func, select, text
 
 from roadwatch import backup as bk
-from roadwatch import models
 from roadwatch.cli import main
-from roadwatch.network import NetworkContext
+from roadwatch.network.context import NetworkContext
 from roadwatch.runtime import Runtime
+from roadwatch.store import models
 from tests.conftest import make_settings
 from tests.support.examples import contract_example
 from tests.test_pipeline import inbound
@@ -41,7 +41,7 @@ def _seed(settings: Any, ctx: NetworkContext, n: int = 5) -> None:
 def _snapshot(settings: Any) -> dict[str, Any]:
     """What a restore must give back: every report, case, transition and event, and the
     schema revision, and every photo's bytes."""
-    from roadwatch import db
+    from roadwatch.store import db
 
     engine = db.make_engine(settings.database_url)
     try:

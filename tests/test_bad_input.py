@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from roadwatch import models
 from roadwatch.runtime import Runtime
+from roadwatch.store import models
 from tests.conftest import make_settings
 from tests.support.examples import contract_example
 from tests.support.mosquitto import MosquittoProcess

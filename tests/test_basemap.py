@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from pmtiles.tile import TileType
 
-from roadwatch.basemap import Basemap, BasemapError, style_layers
-from roadwatch.mvt import SegmentTiles, decode
+from roadwatch.maps.basemap import Basemap, BasemapError, style_layers
+from roadwatch.maps.mvt import SegmentTiles, decode
 from roadwatch.settings import SettingsError, load_settings
 from roadwatch.web import create_app
 from tests.support.auth import login

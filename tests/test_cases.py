@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import func as sa_func
 from sqlalchemy import select
 
-from roadwatch import models
 from roadwatch.cases.clock import sweep
 from roadwatch.cases.workflow import CLOCK_RUNNING
 from roadwatch.ingest.messages import Inbound
+from roadwatch.store import models
 from tests.support.examples import contract_example
 
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -125,7 +125,7 @@ def test_corroborating_report_is_linked_not_counted_twice(runtime: Any, at: Any)
     assert first.segment_id == second.segment_id == other.segment_id
     assert second.case_status == "duplicate" and other.case_status == "dispatched"
     assert case_row(runtime, b2["report_id"]).parent_id == b1["report_id"]
-    from roadwatch.pipeline import segment_states
+    from roadwatch.store.segments import segment_states
 
     with runtime.sessions() as s:
         (state,) = segment_states(s, [first.segment_id])
@@ -208,7 +208,7 @@ def test_escalation_level_by_level_each_notified_once(runtime: Any, at: Any) -> 
     assert [n.person_id for n in run(step2 + dt.timedelta(seconds=1))] == [levels[1]]
     assert [n.person_id for n in run(step3 + dt.timedelta(seconds=1))] == [levels[0]]
     assert run(step3 + dt.timedelta(days=30)) == []  # the top of the ladder
-    from roadwatch.pipeline import segment_states
+    from roadwatch.store.segments import segment_states
 
     with runtime.sessions() as s:
         (state,) = segment_states(s, [out.segment_id])
@@ -234,7 +234,7 @@ def test_two_schedulers_escalate_each_case_once(runtime: Any, at: Any, network_c
             ids.append(body["report_id"])
     assert len(ids) > 30
     when = (FRIDAY_1630 + dt.timedelta(days=4)).astimezone(dt.UTC)  # long overdue
-    from roadwatch import db
+    from roadwatch.store import db
 
     engines = [db.make_engine(runtime.settings.database_url) for _ in range(2)]
     results: list[list[Any]] = [[], []]

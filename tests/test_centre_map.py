@@ -13,7 +13,7 @@ import shapely
 from flask.testing import FlaskClient
 from shapely.geometry import LineString, MultiLineString
 
-from roadwatch.mvt import EXTENT, SegmentTiles, _to_world, decode
+from roadwatch.maps.mvt import EXTENT, SegmentTiles, _to_world, decode
 from roadwatch.web import create_app
 from tests.support.auth import login
 from tests.support.examples import contract_example

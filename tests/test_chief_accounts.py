@@ -19,8 +19,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import select
 
-from roadwatch import chief_accounts as ca
-from roadwatch import models
+from roadwatch.accounts import chiefs as ca
+from roadwatch.store import models
 from roadwatch.web import create_app
 from tests.support.mosquitto import MOSQUITTO_BIN, MqttTestClient, free_port, run_mosquitto
 
@@ -175,7 +175,7 @@ def test_phone_api_session_data_and_checks(runtime: Any) -> None:
 
 
 def test_sign_in_is_refused_for_a_while_after_many_wrong_passwords(runtime: Any) -> None:
-    from roadwatch.throttle import ACCOUNT_FAILURES
+    from roadwatch.accounts.throttle import ACCOUNT_FAILURES
 
     ((chief, _),) = _chiefs(runtime, 1)
     with runtime.sessions.begin() as s:

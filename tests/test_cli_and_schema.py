@@ -9,9 +9,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from roadwatch import db
 from roadwatch.cli import main
-from roadwatch.models import Base
+from roadwatch.store import db
+from roadwatch.store.models import Base
 
 
 def test_network_info_prints_counts(capsys: pytest.CaptureFixture[str]) -> None:

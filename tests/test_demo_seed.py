@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from roadwatch import clock, models
+from roadwatch import clock
 from roadwatch.demo.seed import DemoRefused, Seeder, SeedResult
+from roadwatch.store import models
 from tests.conftest import make_settings
 
 UNTIL = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))

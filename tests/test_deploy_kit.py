@@ -466,8 +466,8 @@ def test_web_role_under_gunicorn_behind_nginx(
     nginx = need_tool("nginx", "nginx")
     need_service("Redis", "127.0.0.1", 6379)
     database_url = request.getfixturevalue("fresh_pg")
-    from roadwatch import db
-    from roadwatch.users import add_user
+    from roadwatch.accounts.users import add_user
+    from roadwatch.store import db
 
     engine = db.make_engine(database_url)
     db.upgrade(engine)  # `roadwatch db upgrade`: the web role does not migrate

@@ -2,7 +2,7 @@
 
 The assertions about redelivery record what amqtt 0.12.1 actually does (it
 does NOT honour persistent sessions for anonymous clients, and forgets a
-message whose PUBACK takes more than 5 s); roadwatch/embedded_broker.py
+message whose PUBACK takes more than 5 s); roadwatch/ingest/embedded_broker.py
 documents the same facts, and production uses Mosquitto for this reason.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from roadwatch.embedded_broker import EmbeddedBroker, is_listening
+from roadwatch.ingest.embedded_broker import EmbeddedBroker, is_listening
 from tests.support.mosquitto import MqttTestClient, Received, free_port
 
 REPORTS = "roadwatch/v1/reports/+"

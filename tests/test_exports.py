@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 from openpyxl import load_workbook
 from sqlalchemy import update
 
-from roadwatch import models
+from roadwatch.store import models
 from roadwatch.web import create_app
 from roadwatch.web.exports import HEADER
 from tests.support.auth import login

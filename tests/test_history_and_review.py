@@ -15,14 +15,14 @@ from sqlalchemy import select
 
 from geo.network import Assignment as NetAssignment
 from geo.network import Network, Person
-from roadwatch import db, models
-from roadwatch.network_sync import sync
-from roadwatch.responsibility import (
+from roadwatch.network.responsibility import (
     AssignmentImportError,
     apply_assignments,
     read_assignments,
     responsible_at,
 )
+from roadwatch.network.sync import sync
+from roadwatch.store import db, models
 from roadwatch.web import create_app
 from tests.support.auth import login
 from tests.support.examples import contract_example
@@ -316,7 +316,7 @@ def test_chiefs_import_cli(
     network_ctx: Any,
 ) -> None:
     from roadwatch.cli import main
-    from roadwatch.network import sync_network
+    from roadwatch.network.context import sync_network
 
     url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
     monkeypatch.setenv("ROADWATCH_DATABASE_URL", url)

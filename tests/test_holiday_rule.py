@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from roadwatch import models
 from roadwatch.cases.calendar import Sla, SlaConfigError, WorkCalendar, load_sla
 from roadwatch.cases.clock import Scheduler
 from roadwatch.settings import CONFIG_DIR
+from roadwatch.store import models
 from roadwatch.web import create_app
 from tests.test_cases import case_row, report
 

@@ -1,6 +1,6 @@
 """A private Mosquitto with the project's configuration keeps what it accepted.
 
-These tests start their own broker from config/mosquitto/roadwatch.conf
+These tests start their own broker from config/deploy/mosquitto/roadwatch.conf
 (tests/support/mosquitto.py), never the shared system Mosquitto, and record
 what Mosquitto 2.0.11 does with the platform's persistent, manually
 acknowledged session: the facts CONTRACT 1 ("Delivery") relies on.

@@ -15,8 +15,8 @@ import socketio
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from roadwatch import models
 from roadwatch.runtime import Runtime
+from roadwatch.store import models
 from tests.conftest import MOSQUITTO, make_settings, need_service
 from tests.support.auth import session_cookie
 from tests.support.examples import contract_example

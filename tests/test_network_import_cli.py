@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from geo.network import load_network
-from roadwatch import db, models
 from roadwatch.cli import main
+from roadwatch.store import db, models
 
 DATA = Path(__file__).parent / "data"
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from roadwatch import models
+from roadwatch.store import models
 from tests.support.mosquitto import MosquittoProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

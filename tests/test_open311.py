@@ -18,8 +18,8 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
-from roadwatch import models
 from roadwatch.settings import SettingsError, load_settings
+from roadwatch.store import models
 from roadwatch.web import create_app
 from tests.support.auth import login
 from tests.support.examples import CST, contract_example

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from roadwatch import models
 from roadwatch.ingest.messages import Inbound
+from roadwatch.store import models
 
 CST = dt.timezone(dt.timedelta(hours=8))
 
@@ -162,7 +162,7 @@ def _patrol(**changes: Any) -> dict[str, Any]:
     ],
 )
 def test_bad_points_are_named(changes: dict[str, Any], expected: tuple[str, str]) -> None:
-    from roadwatch.patrols import validate_patrol
+    from roadwatch.cases.patrols import validate_patrol
 
     now = dt.datetime.now(dt.UTC)
     body = _patrol(**changes)
@@ -175,7 +175,7 @@ def test_bad_points_are_named(changes: dict[str, Any], expected: tuple[str, str]
 
 
 def test_null_crs_and_points_mean_not_given() -> None:
-    from roadwatch.patrols import validate_patrol
+    from roadwatch.cases.patrols import validate_patrol
 
     now = dt.datetime.now(dt.UTC)
     patrol, errors = validate_patrol(_patrol(crs=None, points=None, state="start"), now, None)

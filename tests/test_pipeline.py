@@ -10,9 +10,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from geo.crs import wgs84_to_gcj02
-from roadwatch import models
 from roadwatch.ingest.messages import Inbound
-from roadwatch.pipeline import LiveEvent
+from roadwatch.store import models
+from roadwatch.store.events import LiveEvent
 from tests.support.examples import contract_example
 
 

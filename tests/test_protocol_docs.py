@@ -25,12 +25,12 @@ import yaml
 from jsonschema import Draft7Validator, Draft202012Validator
 from paho.mqtt.enums import CallbackAPIVersion
 
-from roadwatch import models
 from roadwatch.ingest import schema as schema_mod
 from roadwatch.ingest.errors import FieldError
 from roadwatch.ingest.messages import Outcome
 from roadwatch.ingest.topics import INBOUND_KINDS, Topics
 from roadwatch.runtime import Runtime
+from roadwatch.store import models
 from tests.conftest import MOSQUITTO, make_settings, need_service
 from tests.support.intake import intake_headers
 from tests.support.server import live_server

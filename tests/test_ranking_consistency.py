@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from roadwatch import models
 from roadwatch.ranking.week import Week
+from roadwatch.store import models
 from tests.conftest import make_settings
 from tests.support.auth import login
 from tests.support.ranking import add_assignment, add_person, add_report

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text, update
 
-from roadwatch import models
 from roadwatch.ranking import publish as pub
 from roadwatch.ranking.formula import load_formula
 from roadwatch.ranking.schedule import RankingScheduler, due_week
 from roadwatch.ranking.week import Week
+from roadwatch.store import models
 from tests.conftest import make_settings
 from tests.support.ranking import (
     add_assignment,

@@ -42,7 +42,7 @@ def pub_h() -> Any:
 def _names(runtime: Any, ids: list[str]) -> list[str]:
     from sqlalchemy import select
 
-    from roadwatch import models
+    from roadwatch.store import models
 
     with runtime.engine.connect() as conn:
         rows = dict(conn.execute(select(models.Segment.id, models.Segment.name)).all())

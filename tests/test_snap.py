@@ -17,7 +17,8 @@ import shapely
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon
 
 import geo.snap
-from geo.snap import NO_SNAP, AreaIndex, SegmentIndex, Snap, SnapBatch, road_names_in, utm_epsg
+from geo.crs import utm_epsg
+from geo.snap import NO_SNAP, AreaIndex, SegmentIndex, Snap, SnapBatch, road_names_in
 
 _TO_LL = pyproj.Transformer.from_crs(32649, 4326, always_xy=True)
 _TO_XY = pyproj.Transformer.from_crs(4326, 32649, always_xy=True)
@@ -54,6 +55,15 @@ FAR = [line((2000, 2000), (2500, 2000)), line((-2000, -1500), (-2000, -1000))]
 def test_utm_zone_for_zhengzhou() -> None:
     assert utm_epsg(113.65, 34.75) == 32649
     assert utm_epsg(-74.0, -40.0) == 32718
+
+
+def test_utm_zone_at_the_antimeridian() -> None:
+    """+180 is the east edge of zone 60, -180 the west edge of zone 1 (one definition)."""
+    assert utm_epsg(180.0, 65.0) == 32660
+    assert utm_epsg(179.99, -17.0) == 32760
+    assert utm_epsg(-180.0, 65.0) == 32601
+    assert utm_epsg(-179.99, 65.0) == 32601
+    assert utm_epsg(174.0, 65.0) == 32660  # a zone's west edge belongs to it
     index = SegmentIndex([line((0, 0), (200, 0)), *FAR])
     assert index.epsg == 32649
     assert index.crs.to_epsg() == 32649

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from roadwatch.throttle import LoginThrottle, PasswordThrottle, minutes_text
+from roadwatch.accounts.throttle import LoginThrottle, PasswordThrottle, minutes_text
 
 
 class Clock:

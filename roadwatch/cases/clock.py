@@ -20,7 +20,9 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, select, update
 
-from .. import models
+from ..store import models
+from ..store.events import record_events
+from ..store.segments import segment_states
 from .calendar import LEVEL_NAMES
 from .workflow import (
     CLOCK_RUNNING,
@@ -146,7 +148,6 @@ def sweep(
                 nexts,
             )
         record(conn, transitions)
-        from ..pipeline import record_events, segment_states
 
         segs = sorted({c.segment_id for c in claimed if c.segment_id})
         fx.events += [("segment", s) for s in segment_states(conn, segs)]
@@ -262,8 +263,6 @@ def recompute_provisional(
             updates,
         )
         record(conn, transitions)
-        from ..pipeline import record_events
-
         live = record_events(conn, fx.events, now)
     return live, len(updates), last
 

@@ -16,7 +16,9 @@ from typing import Any
 
 from sqlalchemy import Engine, select, text
 
-from .. import models
+from ..store import models
+from ..store.events import record_events
+from ..store.segments import segment_states
 from .workflow import REPORTS, HoldersCache, NewCase, Notice, Sla, open_cases
 
 log = logging.getLogger(__name__)
@@ -43,8 +45,6 @@ class Dispatcher:
 
     def run_once(self) -> dict[str, str]:
         """Dispatch up to `batch` new reports; returns report id -> new case status."""
-        from ..pipeline import record_events, segment_states
-
         r = REPORTS.c
         with self._lock, self.engine.begin() as conn:
             q = (

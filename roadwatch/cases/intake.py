@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
 from ..ingest.errors import FieldError
-from ..ingest.payloads import SHA256_HEX, Number, _pydantic_errors, parse_time
+from ..ingest.payloads import SHA256_HEX, Number, parse_time, pydantic_errors
 
 
 class _Rectification(BaseModel):
@@ -63,7 +63,7 @@ def validate_case_message(
     try:
         m: Any = model.model_validate(data)
     except ValidationError as exc:
-        return None, _pydantic_errors(exc)
+        return None, pydantic_errors(exc)
     errors: list[FieldError] = []
     id_field = f"{kind}_id"
     ids: dict[str, str] = {}

@@ -17,10 +17,11 @@ of the command centre (role and district from the login). Never a body field.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from ..network.frontage import in_frontage
 
 if TYPE_CHECKING:
     from .workflow import Holder
@@ -184,9 +185,9 @@ def _current(case: CaseFacts) -> list[Holder]:
 
 def _covers(h: Holder, chainage_m: float | None) -> bool:
     """A merchant answers for their frontage only; everyone else for the whole segment."""
-    if h.role != "merchant" or chainage_m is None or h.from_chainage_m is None:
+    if h.role != "merchant":
         return True
-    return h.from_chainage_m <= chainage_m <= (h.to_chainage_m or math.inf)
+    return in_frontage(h.from_chainage_m, h.to_chainage_m, chainage_m) is not False
 
 
 def _responsible(actor: Reporter, case: CaseFacts) -> Decision:

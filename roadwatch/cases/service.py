@@ -27,12 +27,11 @@ def _serve(settings_values: dict[str, Any], ready: Any, parent_pid: int) -> None
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    from .. import db
-    from ..broadcast import Broadcaster
     from ..categories import load_categories
-    from ..ingest.mqtt import session_client_id
-    from ..ingest.topics import Topics
+    from ..ingest.topics import Topics, session_client_id
+    from ..live.broadcast import Broadcaster
     from ..settings import load_settings
+    from ..store import db
     from .calendar import load_sla
     from .clock import Scheduler
     from .dispatcher import Dispatcher

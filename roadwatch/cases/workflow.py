@@ -27,8 +27,9 @@ from sqlalchemy import Connection, String, Table, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from .. import models
-from ..bulk import insert_rows
+from ..network.frontage import in_frontage
+from ..store import models
+from ..store.bulk import insert_rows
 from .permissions import CaseFacts, Reporter, clamp_done_at, may
 
 REPORTS: Table = models.Report.__table__  # type: ignore[assignment]
@@ -204,11 +205,7 @@ def pick_assignee(
     merchant = None
     if chainage_m is not None:
         for h in current:
-            if (
-                h.role == "merchant"
-                and h.from_chainage_m is not None
-                and h.from_chainage_m <= chainage_m <= (h.to_chainage_m or math.inf)
-            ):
+            if h.role == "merchant" and in_frontage(h.from_chainage_m, h.to_chainage_m, chainage_m):
                 merchant = h
                 break
     chiefs = sorted(

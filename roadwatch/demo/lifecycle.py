@@ -265,7 +265,7 @@ def for_runtime(
     """The lifecycle `serve --simulate` runs: after photos stored through roadwatch.photos."""
     from pathlib import Path
 
-    from ..photos import save_upload
+    from ..store.photos import save_upload
 
     s = runtime.settings
 

@@ -37,9 +37,10 @@ from typing import Any, TextIO
 
 from sqlalchemy import Engine, create_engine, func, inspect, make_url, select, text
 
-from .. import clock, models
+from .. import clock
 from ..ingest.messages import Inbound, Outcome
 from ..settings import Settings
+from ..store import models
 from .people import COVERT, EVALUATORS, HOTLINE, City, build_city
 
 MARKER = "demo"  # meta key
@@ -79,7 +80,7 @@ def _reader(url: str) -> Engine | None:
         if name and name != ":memory:" and not Path(name).exists():
             return None
         return create_engine(url)
-    from ..db import make_engine
+    from ..store.db import make_engine
 
     return make_engine(url)
 
@@ -242,10 +243,10 @@ class Seeder:
             session.merge(models.Meta(key=MARKER, value=value))
 
     def _play(self, rt: Any, now: clock.SetClock) -> None:
+        from ..accounts.reporters import save_reporter
         from ..cases.clock import Scheduler
         from ..ranking.publish import default_as_of
         from ..ranking.schedule import RankingScheduler
-        from ..reporters import save_reporter
 
         s = self.settings
         pipeline = rt.pipeline
@@ -338,7 +339,7 @@ class Seeder:
         """Small JPEGs through the real upload path (metadata stripped, meta row kept)."""
         from PIL import Image, ImageDraw
 
-        from ..photos import save_upload
+        from ..store.photos import save_upload
 
         folder = Path(self.settings.photo_dir)
         out: tuple[list[str], list[str]] = ([], [])

@@ -21,7 +21,6 @@ What a chief's message cannot do (docs/security.md, "MQTT"):
 from __future__ import annotations
 
 import collections
-import hmac
 import logging
 import threading
 import time
@@ -35,12 +34,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from .. import jsonbytes
 from ..metrics import Metrics
-from ..models import utcnow
 from ..pipeline import Pipeline, StorageError
+from ..store import jsonbytes
+from ..store.models import utcnow
 from .messages import Inbound, Outcome
-from .topics import Topics
+from .topics import Topics, session_client_id
 
 log = logging.getLogger(__name__)
 
@@ -51,22 +50,6 @@ log = logging.getLogger(__name__)
 INBOX_QOS0_ITEMS = 2000
 INBOX_MAX_BYTES = 32 * 1024 * 1024
 LOG_EVERY_S = 60.0  # the most often one kind of refused message is logged
-
-
-def session_client_id(base: str, password: str | None) -> str:
-    """The MQTT client id actually used for `base` (the configured id, or it + "-notices"…).
-
-    Anyone who knows a connected client's id can take its session over (MQTT: the newer
-    connection wins), and the configured id is public (defaults.toml, the docs). With a
-    broker password the id gets a suffix derived from it: stable across restarts (the
-    persistent session and its queue survive) yet unknown to chiefs, who cannot read the
-    platform's password; whoever knows the password could log in as the platform anyway.
-    Without a password (the embedded development broker) the configured id is used as is.
-    """
-    if not password:
-        return base
-    tag = hmac.new(password.encode(), b"roadwatch-mqtt-client-id:" + base.encode(), "sha256")
-    return f"{base}-{tag.hexdigest()[:20]}"
 
 
 @dataclass(frozen=True, slots=True)

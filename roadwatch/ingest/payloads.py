@@ -103,7 +103,7 @@ def _huge_whole_number(value: Any) -> bool:
     return math.isfinite(value) and float(value).is_integer() and abs(value) >= 2**63
 
 
-def _pydantic_errors(exc: ValidationError) -> list[FieldError]:
+def pydantic_errors(exc: ValidationError) -> list[FieldError]:
     out: list[FieldError] = []
     for err in exc.errors():
         loc = ".".join(
@@ -268,7 +268,7 @@ def validate_report(
     try:
         m = _ReportModel.model_validate(data)
     except ValidationError as exc:
-        return None, _pydantic_errors(exc)
+        return None, pydantic_errors(exc)
 
     errors: list[FieldError] = []
     if m.v != 1:

@@ -48,8 +48,7 @@ CASE_STATUSES = [
 def _inbound_models() -> dict[str, type[BaseModel]]:
     """The models the platform validates inbound payloads with (imported late: the case
     and patrol modules import this package)."""
-    from .. import patrols
-    from ..cases import intake
+    from ..cases import intake, patrols
 
     # Private to their modules (the validators are their public face); read, not changed.
     return {

@@ -1,7 +1,9 @@
-"""MQTT topic names (docs/protocol.md 2): one place that knows how they are built and read."""
+"""MQTT topic names (docs/protocol.md 2): one place that knows how they are built and read;
+and the platform's own MQTT client ids."""
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
 # topic word -> message kind
@@ -38,3 +40,19 @@ class Topics:
         if len(rest) != 2 or not rest[1] or rest[0] not in INBOUND_KINDS:
             return None
         return INBOUND_KINDS[rest[0]], rest[1]
+
+
+def session_client_id(base: str, password: str | None) -> str:
+    """The MQTT client id actually used for `base` (the configured id, or it + "-notices"…).
+
+    Anyone who knows a connected client's id can take its session over (MQTT: the newer
+    connection wins), and the configured id is public (defaults.toml, the docs). With a
+    broker password the id gets a suffix derived from it: stable across restarts (the
+    persistent session and its queue survive) yet unknown to chiefs, who cannot read the
+    platform's password; whoever knows the password could log in as the platform anyway.
+    Without a password (the embedded development broker) the configured id is used as is.
+    """
+    if not password:
+        return base
+    tag = hmac.new(password.encode(), b"roadwatch-mqtt-client-id:" + base.encode(), "sha256")
+    return f"{base}-{tag.hexdigest()[:20]}"

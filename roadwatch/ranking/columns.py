@@ -582,7 +582,7 @@ def score_table(
     """score_week over columns (see the module's docstring)."""
     n_units = len(t)
     f = formula
-    # -- per group: the weight of one finding (score._weight's product, in its order)
+    # -- per group: the weight of one finding (Formula.finding_weight)
     low = int(t.g_sev.min()) if len(t.g_sev) else 0
     present = np.bincount(t.g_sev - low) if len(t.g_sev) else np.zeros(0, dtype=_INT)
     sevs = (np.flatnonzero(present) + low).tolist()  # the severities there are, in order
@@ -590,10 +590,9 @@ def score_table(
     sev_pos = lookup[t.g_sev - low] if len(t.g_sev) else t.g_sev
     wtab = np.zeros((max(1, len(t.categories)), max(1, len(sevs)), len(SOURCE_ORDER)))
     for ci, cat in enumerate(t.categories):
-        each = f.rule(cat).points
         for si, sev in enumerate(sevs):
             for k, src in enumerate(SOURCE_ORDER):
-                wtab[ci, si, k] = each * f.severity.get(sev, 1.0) * f.weights.get(src, 1.0)
+                wtab[ci, si, k] = f.finding_weight(cat, sev, src)
     weights = wtab[t.g_cat, sev_pos, t.g_src] if len(t.g_unit) else np.zeros(0)
     # -- per (unit, category): raw = Σ weight × count in the groups' order, then the cap
     run, run_start, pos = runs([t.g_unit, t.g_cat])

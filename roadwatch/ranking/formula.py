@@ -84,6 +84,17 @@ class Formula:
     default_flags: FlagRule
     flags: Mapping[str, FlagRule] = field(default_factory=dict)
 
+    def finding_weight(self, category: str, severity: int, source: str) -> float:
+        """What one finding weighs: its category's points × severity factor × source weight.
+
+        The one definition, used by the scoring (score.py) and its columnar twin (columns.py).
+        """
+        return (
+            self.rule(category).points
+            * self.severity.get(severity, 1.0)
+            * self.weights.get(source, 1.0)
+        )
+
     def rule(self, category: str) -> CategoryRule:
         return self.categories.get(category, self.default_category)
 

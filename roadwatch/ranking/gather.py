@@ -32,8 +32,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, TextClause, bindparam, text
 
-from ..models import UTCDateTime
+from ..network.frontage import FRONTAGE_SQL
 from ..settings import MAX_FUTURE_SKEW
+from ..store.models import UTCDateTime
 from .columns import (
     SOURCE_ORDER,
     WeekTable,
@@ -675,12 +676,7 @@ def _holder_groups(
         f" WHERE h.role = '{role}' AND h.valid_from < :end"
         " AND (h.valid_to IS NULL OR h.valid_to > :start))"
     )
-    zone = (
-        " AND f.chainage_m IS NOT NULL AND a.from_chainage_m <= f.chainage_m"
-        " AND (a.to_chainage_m IS NULL OR f.chainage_m <= a.to_chainage_m)"
-        if role == "merchant"
-        else ""
-    )
+    zone = f" AND {FRONTAGE_SQL}" if role == "merchant" else ""
     sql = (
         f"WITH {_exact_cte(conn, formula, restrict, single)}"
         f" SELECT a.reporter_id AS unit, {_GROUP_COLS} FROM findings f"
@@ -898,12 +894,7 @@ def findings_of(
             "AND r.segment_id IN (SELECT h.segment_id FROM assignments h"
             f" WHERE h.role = '{kind}' AND h.reporter_id IN :ids)"
         )
-        extra = (
-            " AND f.chainage_m IS NOT NULL AND a.from_chainage_m <= f.chainage_m"
-            " AND (a.to_chainage_m IS NULL OR f.chainage_m <= a.to_chainage_m)"
-            if kind == "merchant"
-            else ""
-        )
+        extra = f" AND {FRONTAGE_SQL}" if kind == "merchant" else ""
         sql = (
             f"WITH {_exact_cte(conn, formula, restrict, single)}"
             f" SELECT a.reporter_id AS unit, {select_cols} FROM findings f"

@@ -29,7 +29,8 @@ from sqlalchemy import Connection, Engine, Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from .. import audit, models
+from ..store import audit, models
+from ..store.events import record_events
 from .columns import ScoredTable, score_table
 from .formula import Formula
 from .gather import findings_of, gather_table, gather_week, ranking_session, snapshot
@@ -324,7 +325,6 @@ def publish(
             content_sha256=digest,
             formula=formula.version,
         )
-        from ..pipeline import record_events
 
         events = record_events(
             conn,

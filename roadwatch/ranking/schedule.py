@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select, update
 
-from .. import models
+from ..store import models
 from .formula import Formula, FormulaError, load_formula
 from .publish import JOBS, RANKINGS, Published, _insert, default_as_of, publish
 from .week import Week

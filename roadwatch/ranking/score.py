@@ -144,11 +144,7 @@ def _weight(formula: Formula, g: FindingGroup) -> float:
     key = (g.category, g.severity, g.source)
     w = table.get(key)
     if w is None:
-        w = table[key] = (
-            formula.rule(g.category).points
-            * formula.severity.get(g.severity, 1.0)
-            * formula.weights.get(g.source, 1.0)
-        )
+        w = table[key] = formula.finding_weight(g.category, g.severity, g.source)
     return w
 
 

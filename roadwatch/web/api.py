@@ -3,33 +3,42 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import json
-import math
-import re
 import uuid
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 from shapely.geometry import mapping
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from .. import models, photos
-from ..apikeys import Identity
-from ..apikeys import identify as identify_key
-from ..cases.workflow import ALLOWED
+from ..accounts.apikeys import Identity
+from ..accounts.apikeys import identify as identify_key
+from ..cases.public import photo_is_public
 from ..ingest.errors import FieldError
 from ..ingest.messages import Inbound
 from ..ingest.payloads import decode_json, parse_time
-from ..pipeline import StorageError, segment_states
-from ..public import photo_is_public
-from ..responsibility import assignment_json, responsible_at
-from ..runtime import Runtime
+from ..network.responsibility import assignment_json, current_chiefs, responsible_at
+from ..pipeline import StorageError
+from ..store import models, photos
+from ..store.segments import segment_states
 from .auth import current_user, scope_district
+from .context import iso, runtime
 from .errors import ApiError, error_response
 from .limits import intake_limited, presented_api_key
+from .params import (
+    CASE_STATUSES,
+    REPORT_STATUSES,
+    bbox_arg,
+    decode_cursor,
+    district_arg,
+    encode_cursor,
+    limit_arg,
+    next_url,
+    status_list,
+    time_arg,
+)
+from .stats import day_stats
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -45,15 +54,6 @@ REJECT_CODES = {
 }
 
 
-def _rt() -> Runtime:
-    rt: Runtime = current_app.extensions["roadwatch"]
-    return rt
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.astimezone(_rt().settings.tz).isoformat() if value else None
-
-
 # -- segments -----------------------------------------------------------------------
 @bp.get("/districts")
 def districts() -> Response:
@@ -65,24 +65,10 @@ def districts() -> Response:
             "properties": {"code": d.code, "name": d.name, "kind": d.kind},
             "geometry": mapping(d.geometry),
         }
-        for d in _rt().ctx.network.districts
+        for d in runtime().ctx.network.districts
         if only is None or d.code == only
     ]
     return jsonify({"type": "FeatureCollection", "features": feats})
-
-
-def _current_chiefs(session: Session, now: dt.datetime) -> dict[str, dict[str, str]]:
-    a, p = models.Assignment, models.Reporter
-    rows = session.execute(
-        select(a.segment_id, p.id, p.name)
-        .join(p, p.id == a.reporter_id)
-        .where(
-            a.level == 3,
-            a.valid_from <= now,
-            or_(a.valid_to.is_(None), a.valid_to > now),
-        )
-    )
-    return {sid: {"id": pid, "name": name} for sid, pid, name in rows}
 
 
 def _all_states(session: Session) -> dict[str, dict[str, Any]]:
@@ -91,7 +77,7 @@ def _all_states(session: Session) -> dict[str, dict[str, Any]]:
 
 @bp.get("/segments")
 def segments() -> Response:
-    rt = _rt()
+    rt = runtime()
     now = models.utcnow()
     with rt.sessions() as session:
         # One consistent snapshot: the states are exactly those after event `seq`, so a
@@ -99,7 +85,7 @@ def segments() -> Response:
         if session.get_bind().dialect.name == "postgresql":
             session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         seq = session.scalar(select(func.max(models.Event.seq))) or 0
-        chiefs = _current_chiefs(session, now)
+        chiefs = current_chiefs(session, now)
         states = _all_states(session)
         stats = day_stats(session, scope_district(), now)
     feats = []
@@ -119,82 +105,10 @@ def segments() -> Response:
     return jsonify({"type": "FeatureCollection", "seq": seq, "stats": stats, "features": feats})
 
 
-def day_stats(
-    session: Session,
-    only: str | None,
-    now: dt.datetime | None = None,
-    states: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """The headline counters of the city's day so far (one district's with `only`).
-
-    `states`: segment_states(session, None) if the caller has it already.
-    """
-    rt = _rt()
-    r = models.Report
-    local = (now or models.utcnow()).astimezone(rt.settings.tz)
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
-
-    def scoped(q: Any) -> Any:
-        return q.where(r.district == only) if only else q
-
-    today = r.received_at >= midnight
-    by_cat = session.execute(
-        scoped(select(r.category, func.count()).where(today).group_by(r.category))
-    ).all()
-    by_district = session.execute(
-        scoped(select(r.district, func.count()).where(today).group_by(r.district))
-    ).all()
-    rectified = session.scalar(
-        scoped(
-            select(func.count())
-            .select_from(r)
-            .where(r.rectified_at >= midnight, r.case_status.in_(("rectified", "closed")))
-        )
-    )
-    position, segments = rt.ctx.position, rt.ctx.network.segments
-    open_n = overdue_n = 0
-    per: dict[str, dict[str, int]] = {}
-
-    def row(code: str) -> dict[str, int]:
-        return per.setdefault(code, {"reports_today": 0, "open": 0, "overdue": 0})
-
-    for st in states if states is not None else segment_states(session, None):
-        pos = position.get(st["segment_id"])
-        d = segments[pos].district if pos is not None else None
-        if d is None or (only and d != only):
-            continue
-        open_n += st["open"]
-        overdue_n += st["overdue"]
-        row(d)["open"] += st["open"]
-        row(d)["overdue"] += st["overdue"]
-    for d, n in by_district:
-        if d:
-            row(d)["reports_today"] = n
-    cats = rt.categories.by_code
-    return {
-        "day": midnight.date().isoformat(),
-        "reports_today": sum(n for _, n in by_cat),
-        "open": open_n,
-        "overdue": overdue_n,
-        "rectified_today": rectified or 0,
-        "categories": {code: n for code, n in by_cat},
-        "top_categories": [
-            {
-                "code": code,
-                "name": cats[code].name if code in cats else code,
-                "name_en": cats[code].name_en if code in cats else code,
-                "count": n,
-            }
-            for code, n in sorted(by_cat, key=lambda x: (-x[1], x[0]))[:5]
-        ],
-        "districts": per,
-    }
-
-
 @bp.get("/segments/<segment_id>")
 def segment(segment_id: str) -> Response:
     """One segment (retired ones too), its versions and its responsibility history."""
-    rt = _rt()
+    rt = runtime()
     a, p, v = models.Assignment, models.Reporter, models.SegmentVersion
     with rt.sessions() as session:
         row = session.get(models.Segment, segment_id)
@@ -241,7 +155,7 @@ def segment(segment_id: str) -> Response:
         "road_class": row.road_class,
         "length_m": row.length_m,
         "version": row.version,
-        "retired_at": _iso(row.retired_at),
+        "retired_at": iso(row.retired_at),
         "chief": next(
             (h["person"] for h in current if h["role"] == "road_chief" and h["level"] == 3), None
         ),
@@ -254,8 +168,8 @@ def segment(segment_id: str) -> Response:
             {
                 "version": x.version,
                 "name": x.name,
-                "valid_from": _iso(x.valid_from),
-                "valid_to": _iso(x.valid_to),
+                "valid_from": iso(x.valid_from),
+                "valid_to": iso(x.valid_to),
                 "length_m": x.length_m,
                 "geometry": x.geometry,
             }
@@ -267,7 +181,7 @@ def segment(segment_id: str) -> Response:
 
 def _case_brief(r: models.Report) -> dict[str, Any]:
     """A report as the segment panel lists it: what, how bad, its deadline, its photos."""
-    cat = _rt().categories.by_code.get(r.category)
+    cat = runtime().categories.by_code.get(r.category)
     hashes = [h for h in (r.photos or []) if isinstance(h, str)]
     return {
         "id": r.id,
@@ -276,8 +190,8 @@ def _case_brief(r: models.Report) -> dict[str, Any]:
         "category_name_en": cat.name_en if cat else r.category,
         "severity": r.severity,
         "status": r.case_status or r.status,
-        "observed_at": _iso(r.observed_at),
-        "due_at": _iso(r.due_at),
+        "observed_at": iso(r.observed_at),
+        "due_at": iso(r.due_at),
         "overdue": bool(r.overdue),
         "assignee_id": r.assignee_id,
         "note": r.note,
@@ -285,112 +199,6 @@ def _case_brief(r: models.Report) -> dict[str, Any]:
         "photos": [url_for("api.get_photo", sha256=h) for h in hashes if _photo_path(h)],
         "photos_pending": sum(1 for h in hashes if not _photo_path(h)),
     }
-
-
-# -- paging ------------------------------------------------------------------------
-def _limit() -> int:
-    raw = request.args.get("limit", str(DEFAULT_LIMIT))
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise ApiError(400, "limit", "invalid", "limit must be a whole number") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ApiError(400, "limit", "out_of_range", f"limit must be between 1 and {MAX_LIMIT}")
-    return limit
-
-
-def _encode_cursor(*parts: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(raw: str, *kinds: type) -> list[Any]:
-    """The parts of a cursor this server gave out, of these types; anything else is a 400."""
-    try:
-        value = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        if not isinstance(value, list) or len(value) != len(kinds):
-            raise ValueError
-        for part, kind in zip(value, kinds, strict=True):
-            if not isinstance(part, kind) or isinstance(part, bool):
-                raise ValueError
-        return value
-    except ValueError:
-        raise ApiError(400, "cursor", "invalid", "cursor is not one this server gave out") from None
-
-
-def _next_url(endpoint: str, cursor: str) -> str:
-    args = {k: v for k, v in request.args.items() if k != "cursor"}
-    return url_for(endpoint, _external=True, cursor=cursor, **args)
-
-
-# An unescaped '+' in a query arrives as a space: `?since=2026-11-23T09:15:02+08:00`.
-_SPACE_FOR_PLUS = re.compile(r" (\d{2}(?::?\d{2})?)$")
-
-
-def _time_arg(name: str) -> dt.datetime | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    value, err = parse_time(_SPACE_FOR_PLUS.sub(r"+\1", raw), name)
-    if err:
-        raise ApiError(400, err.field, err.code, err.message)
-    return value
-
-
-def _bbox_arg() -> tuple[float, float, float, float] | None:
-    """`bbox=minLon,minLat,maxLon,maxLat` (WGS84), or a 400 naming what is wrong."""
-    raw = request.args.get("bbox")
-    if raw is None:
-        return None
-    try:
-        w, s, e, n = (float(x) for x in raw.split(","))
-    except ValueError:
-        raise ApiError(
-            400, "bbox", "invalid", "bbox must be minLon,minLat,maxLon,maxLat in WGS84"
-        ) from None
-    if not all(math.isfinite(v) for v in (w, s, e, n)):
-        raise ApiError(400, "bbox", "invalid", "bbox must be four finite numbers")
-    if not (-180 <= w <= e <= 180 and -90 <= s <= n <= 90):
-        raise ApiError(
-            400,
-            "bbox",
-            "out_of_range",
-            "bbox must be minLon,minLat,maxLon,maxLat with minLon <= maxLon within -180..180 "
-            "and minLat <= maxLat within -90..90",
-        )
-    return w, s, e, n
-
-
-def district_arg(raw: str) -> str:
-    """A district by its code (JS) or by the name acks and events give (金水区)."""
-    names = _rt().ctx.district_names
-    if raw in names:
-        return raw
-    code = next((code for code, name in names.items() if name == raw), None)
-    if code is None:  # a typo would otherwise look like a district without reports
-        example = next(iter(names.items()), ("JS", "金水区"))
-        raise ApiError(
-            400,
-            "district",
-            "unknown_district",
-            f"unknown district {raw!r}; use a code such as {example[0]} or a name such as "
-            f"{example[1]}",
-        )
-    return code
-
-
-# A report's own status (its intake) and its case's (the workflow), as `status` filters.
-REPORT_STATUSES = ("accepted", "needs_review")
-CASE_STATUSES = tuple(s for s in ALLOWED if s is not None)  # the workflow's, new first
-
-
-def status_list(raw: str, known: tuple[str, ...]) -> list[str]:
-    """`status=dispatched,rectified` as a list, every one of them in `known`."""
-    wanted = [x.strip() for x in raw.split(",") if x.strip()]
-    if not wanted or any(x not in known for x in wanted):
-        raise ApiError(
-            400, "status", "invalid", f"status must be one or more of {', '.join(known)}"
-        )
-    return wanted
 
 
 def _status_filter(raw: str) -> Any:
@@ -421,8 +229,8 @@ def _report_json(r: models.Report, full: bool = False) -> dict[str, Any]:
         "lon_in": r.lon_in,
         "accuracy_m": r.accuracy_m,
         "heading_deg": r.heading_deg,
-        "observed_at": _iso(r.observed_at),
-        "received_at": _iso(r.received_at),
+        "observed_at": iso(r.observed_at),
+        "received_at": iso(r.received_at),
         "note": r.note,
         "photos": r.photos,
         "segment_hint": r.segment_hint,
@@ -432,12 +240,12 @@ def _report_json(r: models.Report, full: bool = False) -> dict[str, Any]:
     out["case"] = {
         "status": r.case_status,
         "assignee_id": r.assignee_id,
-        "dispatched_at": _iso(r.dispatched_at),
-        "due_at": _iso(r.due_at),
+        "dispatched_at": iso(r.dispatched_at),
+        "due_at": iso(r.due_at),
         "overdue": r.overdue,
         "escalation_level": r.escalation_level,
-        "rectified_at": _iso(r.rectified_at),
-        "closed_at": _iso(r.closed_at),
+        "rectified_at": iso(r.rectified_at),
+        "closed_at": iso(r.closed_at),
         "parent_id": r.parent_id,
     }
     if full:
@@ -448,11 +256,11 @@ def _report_json(r: models.Report, full: bool = False) -> dict[str, Any]:
 
 @bp.get("/reports")
 def reports() -> Response:
-    rt = _rt()
+    rt = runtime()
     r = models.Report
-    limit = _limit()
+    limit = limit_arg(DEFAULT_LIMIT, MAX_LIMIT)
     q = select(r)
-    since, until = _time_arg("since"), _time_arg("until")
+    since, until = time_arg("since"), time_arg("until")
     if since:
         q = q.where(r.observed_at >= since)
     if until:
@@ -470,12 +278,12 @@ def reports() -> Response:
         q = q.where(_status_filter(request.args["status"]))
     if scope_district() is not None:
         q = q.where(r.district == scope_district())
-    box = _bbox_arg()
+    box = bbox_arg()
     if box is not None:
         w, s, e, n = box
         q = q.where(r.lon >= w, r.lon <= e, r.lat >= s, r.lat <= n)
     if "cursor" in request.args:
-        t_raw, last_id = _decode_cursor(request.args["cursor"], str, str)
+        t_raw, last_id = decode_cursor(request.args["cursor"], str, str)
         t, err = parse_time(t_raw, "cursor")
         if err or t is None:
             raise ApiError(400, "cursor", "invalid", "cursor is not one this server gave out")
@@ -486,15 +294,13 @@ def reports() -> Response:
     nxt = None
     if len(rows) > limit:
         rows = rows[:limit]
-        nxt = _next_url(
-            "api.reports", _encode_cursor(rows[-1].observed_at.isoformat(), rows[-1].id)
-        )
+        nxt = next_url("api.reports", encode_cursor(rows[-1].observed_at.isoformat(), rows[-1].id))
     return jsonify({"items": [_report_json(x) for x in rows], "next": nxt})
 
 
 @bp.get("/reports/<report_id>")
 def report(report_id: str) -> Response:
-    rt = _rt()
+    rt = runtime()
     try:
         canonical = str(uuid.UUID(report_id))
     except ValueError:
@@ -513,14 +319,14 @@ def report(report_id: str) -> Response:
         first = (transitions[0].from_status or "accepted") if transitions else row.status
         out["history"] = [
             {
-                "at": _iso(row.received_at),
+                "at": iso(row.received_at),
                 "status": first,
                 "by": row.reporter_id,
                 "via": row.transport,
                 "note": None,
             }
         ] + [
-            {"at": _iso(t.at), "status": t.to_status, "by": t.by, "via": "review", "note": t.note}
+            {"at": iso(t.at), "status": t.to_status, "by": t.by, "via": "review", "note": t.note}
             for t in transitions
         ]
         if row.segment_id:
@@ -572,7 +378,7 @@ def intake_identity() -> Identity:
             "send your API key as 'Authorization: Bearer rwk_…' (or 'X-API-Key: rwk_…'); "
             "ask the command centre for one (roadwatch apikeys add)",
         )
-    with _rt().sessions() as session:
+    with runtime().sessions() as session:
         identity = identify_key(session, key)
     if identity is None:
         raise ApiError(
@@ -586,7 +392,7 @@ def intake_identity() -> Identity:
 
 def _not_yours(payload: bytes, reporter_id: str) -> tuple[FieldError, ...]:
     """A body that names another reporter than the identity's (refused with 403, stored)."""
-    body, _ = decode_json(payload, _rt().settings.max_payload_bytes)
+    body, _ = decode_json(payload, runtime().settings.max_payload_bytes)
     named = body.get("reporter_id") if isinstance(body, dict) else None
     if not isinstance(named, str) or named == reporter_id:
         return ()
@@ -607,7 +413,7 @@ def submit(kind: str, reporter_id: str) -> tuple[Response, int]:
 
     The identity is the message's reporter (like an MQTT topic's): a body naming another is
     refused (403) and stored as a rejection, like every other bad input."""
-    rt = _rt()
+    rt = runtime()
     payload = request.get_data(cache=True)
     msg = Inbound(
         transport="http",
@@ -643,11 +449,11 @@ def post_report(reporter: str | None = None) -> tuple[Response, int]:
 
 @bp.get("/rejected")
 def rejected() -> Response:
-    rt = _rt()
+    rt = runtime()
     m = models.RejectedMessage
-    limit = _limit()
+    limit = limit_arg(DEFAULT_LIMIT, MAX_LIMIT)
     q = select(m)
-    since, until = _time_arg("since"), _time_arg("until")
+    since, until = time_arg("since"), time_arg("until")
     if since:
         q = q.where(m.received_at >= since)
     if until:
@@ -658,7 +464,7 @@ def rejected() -> Response:
     if only is not None:
         q = q.where(_sender_in_district(m, only))
     if "cursor" in request.args:
-        (last_id,) = _decode_cursor(request.args["cursor"], int)
+        (last_id,) = decode_cursor(request.args["cursor"], int)
         q = q.where(m.id > last_id)
     q = q.order_by(m.id).limit(limit + 1)
     with rt.sessions() as session:
@@ -666,11 +472,11 @@ def rejected() -> Response:
     nxt = None
     if len(rows) > limit:
         rows = rows[:limit]
-        nxt = _next_url("api.rejected", _encode_cursor(rows[-1].id))
+        nxt = next_url("api.rejected", encode_cursor(rows[-1].id))
     items = [
         {
             "id": x.id,
-            "received_at": _iso(x.received_at),
+            "received_at": iso(x.received_at),
             "transport": x.transport,
             "topic": x.topic,
             "reporter_id": x.reporter_id,
@@ -747,7 +553,7 @@ def post_photo(reporter: str | None = None) -> tuple[Response, int]:
     """A photo upload from an API key's reporter (or the phone app's signed-in chief)."""
     if reporter is None:
         intake_identity()
-    rt = _rt()
+    rt = runtime()
     upload = request.files.get("photo") or next(iter(request.files.values()), None)
     if upload is None:
         raise ApiError(400, "photo", "required", "send the photo as multipart field 'photo'")
@@ -786,7 +592,7 @@ def _photo_path(sha256: str) -> tuple[Path, str] | None:
 
     if not SHA256_HEX.match(sha256):
         return None
-    folder = Path(_rt().settings.photo_dir)
+    folder = Path(runtime().settings.photo_dir)
     for mime, ext, _ in PHOTO_KINDS.values():
         path = folder / f"{sha256}{ext}"
         if path.exists():
@@ -808,7 +614,7 @@ def get_photo(sha256: str) -> Response:
         # The public sees a photo only through the public request that shows it
         # (Open311's media_url names it); staff see every photo. Anything else is
         # answered as if the photo did not exist.
-        with _rt().sessions() as session:
+        with runtime().sessions() as session:
             if not photo_is_public(session, sha256, request.args.get("request")):
                 found = None
     if found is not None:

@@ -15,7 +15,7 @@ A login is a row of `staff_sessions` (models.StaffSession): the signed cookie ca
 random token whose digest must still be there, so logging out and a password change end
 it for good (a replayed old cookie finds nothing). A browser that has signed in to an
 account gets a signed device cookie for it; wrong passwords from such a device are counted
-apart from strangers' (roadwatch.throttle.PasswordThrottle), so nobody can keep the real
+apart from strangers' (roadwatch.accounts.throttle.PasswordThrottle), so nobody can keep the real
 user out by guessing. The cookies are `Secure` whenever the request came over TLS (behind
 a proxy: only when ROADWATCH_TRUSTED_PROXIES says how many hops to believe).
 """
@@ -52,9 +52,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete
 from werkzeug.wrappers import Response as BaseResponse
 
-from .. import models
-from ..throttle import PasswordThrottle, minutes_text
-from ..users import StaffUser, authenticate, get_user, secret_key
+from ..accounts.throttle import PasswordThrottle, minutes_text
+from ..accounts.users import StaffUser, authenticate, get_user, secret_key
+from ..store import models
 from .errors import ApiError, error_response
 
 log = logging.getLogger(__name__)

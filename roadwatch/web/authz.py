@@ -1,6 +1,6 @@
 """Who may do what in the command centre: the role and district checks, in one place.
 
-Roles (roadwatch/users.py):
+Roles (roadwatch/accounts/users.py):
 - viewer: reads the whole city, changes nothing (every write of theirs is a 403);
 - district_staff: reads and acts within their own district only;
 - admin: everything (and alone decides ranking disputes and reads the audit log).
@@ -15,15 +15,15 @@ added later cannot forget it. `GET /api/audit` (admins) is here too.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Flask, Response, g, jsonify, request, url_for
 
-from .. import audit
-from ..ingest.payloads import parse_time
-from ..users import StaffUser
+from ..accounts.users import StaffUser
+from ..store import audit
+from .context import runtime
 from .errors import ApiError
+from .params import limit_arg, time_arg
 
 bp = Blueprint("authz", __name__, url_prefix="/api")
 
@@ -120,7 +120,7 @@ def actor() -> audit.Actor:
 
 def record_export(kind: str, **detail: Any) -> None:
     """Audit one export download (its own short transaction: an export changes nothing)."""
-    rt = current_app.extensions["roadwatch"]
+    rt = runtime()
     args = {k: v[:64] for k, v in request.args.items() if k != "cursor"}
     with rt.sessions.begin() as session:
         audit.record(session, actor(), "export", kind, args=args or None, **detail)
@@ -145,27 +145,12 @@ def _viewer_writes() -> None:
 
 
 # -- GET /api/audit -----------------------------------------------------------------------
-def _time(name: str) -> dt.datetime | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    value, err = parse_time(raw.replace(" ", "+"), name)  # an unescaped '+' arrives as ' '
-    if err:
-        raise ApiError(400, err.field, err.code, err.message)
-    return value
-
-
 @bp.get("/audit")
 def audit_log() -> Response:
     """The audit log, newest first: ?actor=&action=&since=&until=&limit= (≤ 1000), paged
     by `next` (a URL). Administrators only."""
     require_role("admin")
-    try:
-        limit = int(request.args.get("limit", "100"))
-    except ValueError:
-        raise ApiError(400, "limit", "invalid", "limit must be a whole number") from None
-    if not 1 <= limit <= 1000:
-        raise ApiError(400, "limit", "out_of_range", "limit must be between 1 and 1000")
+    limit = limit_arg(100, 1000)
     before: int | None = None
     if request.args.get("before"):
         try:
@@ -179,8 +164,8 @@ def audit_log() -> Response:
         raise ApiError(
             400, "action", "unknown_action", f"action must be one of {', '.join(audit.ACTIONS)}"
         )
-    since, until = _time("since"), _time("until")
-    rt = current_app.extensions["roadwatch"]
+    since, until = time_arg("since"), time_arg("until")
+    rt = runtime()
     with rt.sessions() as session:
         rows = audit.entries(
             session,
@@ -209,6 +194,6 @@ def configure(app: Flask) -> None:
 
 def record_logout() -> None:
     """Audit a logout (called by auth.logout before the session is cleared)."""
-    rt = current_app.extensions["roadwatch"]
+    rt = runtime()
     with rt.sessions.begin() as session:
         audit.record(session, actor(), "logout", actor().name)

@@ -27,19 +27,12 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import func, select
 
-from .. import models
-from ..basemap import BasemapError
-from ..pipeline import segment_states
-from .api import (
-    _current_chiefs,
-    _decode_cursor,
-    _encode_cursor,
-    _next_url,
-    _rt,
-    _time_arg,
-    day_stats,
-)
+from ..maps.basemap import BasemapError
+from ..network.responsibility import current_chiefs
+from ..store import models
+from ..store.segments import segment_states
 from .auth import scope_district
+from .context import runtime
 from .errors import ApiError
 from .mapdata import (
     ScopedMap,
@@ -49,6 +42,8 @@ from .mapdata import (
     table_response,
     tile_response,
 )
+from .params import decode_cursor, encode_cursor, limit_arg, next_url, time_arg
+from .stats import day_stats
 
 log = logging.getLogger(__name__)
 bp = Blueprint("centre", __name__, url_prefix="/api")
@@ -56,7 +51,7 @@ EVENTS_DEFAULT, EVENTS_MAX = 1000, 5000
 
 
 def _scoped_map(key: str) -> ScopedMap:
-    scoped = map_data_of(_rt()).scoped(scope_district())
+    scoped = map_data_of(runtime()).scoped(scope_district())
     if key != scoped.key:
         raise ApiError(404, "key", "not_found", "no such map data (a newer network or scope?)")
     return scoped
@@ -72,7 +67,7 @@ def centre_tile(key: str, z: int, x: int, y: int) -> Response:
 
 @bp.get("/centre/basemap/<version>/<int:z>/<int:x>/<int:y>")
 def centre_basemap(version: str, z: int, x: int, y: int) -> Response:
-    basemap = basemap_of(_rt())
+    basemap = basemap_of(runtime())
     if basemap is None or version != basemap.info.version:
         raise ApiError(404, "basemap", "not_found", "no such basemap (none, or a newer file)")
     try:
@@ -100,7 +95,7 @@ def centre_segments(key: str) -> Response:
 
 def live_state(only: str | None) -> dict[str, Any]:
     """Every visible segment's live state (absent: calm), exact as of event `seq`."""
-    rt = _rt()
+    rt = runtime()
     now = models.utcnow()
     with rt.sessions() as session:
         # One consistent snapshot: the states are exactly those after event `seq`, so a
@@ -129,10 +124,10 @@ def centre_state() -> Response:
 @bp.get("/centre/chiefs")
 def centre_chiefs() -> Response:
     """{segment id: [person id, name]} of each visible segment's road chief (level 3) now."""
-    rt = _rt()
+    rt = runtime()
     only = scope_district()
     with rt.sessions() as session:
-        chiefs = _current_chiefs(session, models.utcnow())
+        chiefs = current_chiefs(session, models.utcnow())
     pos, segs = rt.ctx.position, rt.ctx.network.segments
     out = {
         sid: [c["id"], c["name"]]
@@ -144,53 +139,42 @@ def centre_chiefs() -> Response:
 
 @bp.get("/categories")
 def categories() -> Response:
-    cats = _rt().categories.by_code
+    cats = runtime().categories.by_code
     return jsonify({code: {"name": c.name, "name_en": c.name_en} for code, c in cats.items()})
 
 
 @bp.get("/stats")
 def stats() -> Response:
-    rt = _rt()
+    rt = runtime()
     with rt.sessions() as session:
         return jsonify(day_stats(session, scope_district()))
-
-
-def _limit() -> int:
-    raw = request.args.get("limit", str(EVENTS_DEFAULT))
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise ApiError(400, "limit", "invalid", "limit must be a whole number") from None
-    if not 1 <= limit <= EVENTS_MAX:
-        raise ApiError(400, "limit", "out_of_range", f"limit must be between 1 and {EVENTS_MAX}")
-    return limit
 
 
 @bp.get("/events")
 def events() -> Response:
     """The event log by time (when each change was stored), for replay; paged by seq."""
-    rt = _rt()
+    rt = runtime()
     e = models.Event
-    since, until = _time_arg("since"), _time_arg("until")
+    since, until = time_arg("since"), time_arg("until")
     if since is None:
         raise ApiError(400, "since", "required", "since (an ISO 8601 time) is required")
     if until is not None and until <= since:
         raise ApiError(400, "until", "invalid", "until must be after since")
     if until is not None and until - since > dt.timedelta(days=31):
         raise ApiError(400, "until", "out_of_range", "replay at most 31 days at once")
-    limit = _limit()
+    limit = limit_arg(EVENTS_DEFAULT, EVENTS_MAX)
     q = select(e.seq, e.kind, e.payload, e.created_at).where(e.created_at >= since)
     if until is not None:
         q = q.where(e.created_at < until)
     if "cursor" in request.args:
-        (after,) = _decode_cursor(request.args["cursor"], int)
+        (after,) = decode_cursor(request.args["cursor"], int)
         q = q.where(e.seq > after)
     with rt.sessions() as session:
         rows = session.execute(q.order_by(e.seq).limit(limit + 1)).all()
     nxt = None
     if len(rows) > limit:
         rows = rows[:limit]
-        nxt = _next_url("centre.events", _encode_cursor(rows[-1].seq))
+        nxt = next_url("centre.events", encode_cursor(rows[-1].seq))
     only = scope_district()
     district_of = rt.broadcaster.district_of
     tz = rt.settings.tz
@@ -210,9 +194,9 @@ def events() -> Response:
 @bp.get("/replay/state")
 def replay_state() -> Response:
     """Each segment's last recorded live state before `at` (absent: nothing open then)."""
-    rt = _rt()
+    rt = runtime()
     e = models.Event
-    at = _time_arg("at")
+    at = time_arg("at")
     if at is None:
         raise ApiError(400, "at", "required", "at (an ISO 8601 time) is required")
     seg = e.payload["segment_id"].as_string()

@@ -3,7 +3,7 @@
 Both stream: plain columns are read in chunks (never 100k ORM objects), the CSV is
 written row by row, the workbook with openpyxl's write-only mode. Times are shown in the
 configured zone. The CSV starts with a UTF-8 BOM so that Excel shows Chinese correctly.
-Every cell goes through roadwatch.spreadsheet (no text is ever run as a formula).
+Every cell goes through roadwatch.web.spreadsheet (no text is ever run as a formula).
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from typing import Any
 from flask import Blueprint, Response, request, stream_with_context
 from sqlalchemy import select
 
-from .. import models
 from ..categories import Categories
-from ..ingest.payloads import parse_time
-from ..spreadsheet import csv_row, xlsx_row
+from ..store import models
 from . import authz
-from .api import CASE_STATUSES, _rt, district_arg, status_list
 from .auth import scope_district
+from .context import runtime
 from .errors import ApiError
+from .params import CASE_STATUSES, district_arg, status_list, time_arg
+from .spreadsheet import csv_row, xlsx_row
 
 bp = Blueprint("exports", __name__, url_prefix="/api")
 
@@ -55,16 +55,6 @@ HEADER = (
 )
 
 
-def _time_arg(name: str) -> dt.datetime | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    value, err = parse_time(raw.replace(" ", "+"), name)  # an unescaped '+' arrives as ' '
-    if err:
-        raise ApiError(400, err.field, err.code, err.message)
-    return value
-
-
 def _query() -> Any:
     """The filtered select of plain columns, checked before anything is streamed."""
     r, s = models.Report, models.Segment
@@ -89,7 +79,7 @@ def _query() -> Any:
         r.lon,
         r.note,
     ).outerjoin(s, s.id == r.segment_id)
-    since, until = _time_arg("since"), _time_arg("until")
+    since, until = time_arg("since"), time_arg("until")
     if since and until and until <= since:
         raise ApiError(400, "until", "invalid", "until must be after since")
     if since:
@@ -116,7 +106,7 @@ def _rows(q: Any, xlsx: bool) -> Iterator[tuple[Any, ...]]:
     Times are in the configured zone: ISO 8601 with the offset for CSV, plain local
     date-times for Excel (which has no time zones; the sheet is sortable that way).
     """
-    rt = _rt()
+    rt = runtime()
     tz = rt.settings.tz
     cats: Categories = rt.categories
     districts = rt.ctx.district_names

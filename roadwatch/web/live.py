@@ -20,10 +20,10 @@ from flask_socketio import ConnectionRefusedError as Refused
 from flask_socketio import SocketIO, emit, join_room
 from sqlalchemy import func, select
 
-from .. import models
-from ..broadcast import CITY_ROOM, NAMESPACE, district_room
+from ..accounts.users import StaffUser
+from ..live.broadcast import CITY_ROOM, NAMESPACE, district_room
 from ..runtime import Runtime
-from ..users import StaffUser
+from ..store import models
 from .auth import TooManyAttempts, basic_credentials, session_login, user_with_password
 
 log = logging.getLogger(__name__)

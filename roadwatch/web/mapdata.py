@@ -1,6 +1,6 @@
 """What the command centre's map is drawn from: built once per network and viewer scope.
 
-The page draws the network from pre-built vector tiles (`roadwatch.mvt`) and keeps a
+The page draws the network from pre-built vector tiles (`roadwatch.maps.mvt`) and keeps a
 compact table of the segments' attributes (name, road, cross roads, district, length) for
 its panel, ticker and counters. Both depend only on the network file and on which segments
 a viewer may see (all, or one district's), so they are built once, kept as bytes (and
@@ -27,8 +27,8 @@ import shapely
 from flask import Response, request
 from shapely.geometry.base import BaseGeometry
 
-from ..basemap import Basemap, style_layers
-from ..mvt import MAXZOOM, SegmentTiles, lonlat_bounds
+from ..maps.basemap import Basemap, style_layers
+from ..maps.mvt import MAXZOOM, SegmentTiles, lonlat_bounds
 
 
 @dataclass(frozen=True)

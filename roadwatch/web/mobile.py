@@ -1,6 +1,6 @@
 """The road chief's phone app (`/m/`): the PWA shell and its small JSON API.
 
-Chiefs sign in with their own accounts (roadwatch.chief_accounts), never the command
+Chiefs sign in with their own accounts (roadwatch.accounts.chiefs), never the command
 centre's staff login. Signing in with id and password issues a device credential (a random
 token; the database keeps only its hash): the app keeps that token, never the password, and
 every request here is checked against the device table, so sign-out, a password reset or an
@@ -20,11 +20,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request, send_from_directory
 from sqlalchemy import func, or_, select, text
 
-from .. import chief_accounts, models
+from ..accounts import chiefs
+from ..accounts.throttle import PasswordThrottle, minutes_text
 from ..ingest.payloads import decode_json
-from ..runtime import Runtime
-from ..throttle import PasswordThrottle, minutes_text
+from ..store import models
 from . import api
+from .context import runtime
 from .errors import ApiError
 from .limits import intake_limited
 
@@ -42,11 +43,6 @@ def _throttle() -> PasswordThrottle:
         "roadwatch_chief_throttle", PasswordThrottle()
     )
     return t
-
-
-def _rt() -> Runtime:
-    rt: Runtime = current_app.extensions["roadwatch"]
-    return rt
 
 
 def _token() -> str | None:
@@ -74,8 +70,8 @@ def _chief() -> str:
     token = _token()
     if token:
         now = models.utcnow()
-        with _rt().sessions.begin() as session:
-            device = chief_accounts.device_for(session, token)
+        with runtime().sessions.begin() as session:
+            device = chiefs.device_for(session, token)
             if device is not None:
                 if device.last_seen_at is None or now - device.last_seen_at > SEEN_EVERY:
                     device.last_seen_at = now
@@ -119,11 +115,11 @@ def manifest() -> Response:
 
 # -- session ---------------------------------------------------------------------------
 def _config() -> dict[str, Any]:
-    s = _rt().settings
+    s = runtime().settings
     bounds = [float(x) for x in s.city_bounds.split(",")] if s.city_bounds else None
     return {
         "topic_root": s.mqtt_topic_root,
-        "mqtt_ws_url": _rt().phone_ws_url,
+        "mqtt_ws_url": runtime().phone_ws_url,
         "max_photo_bytes": s.max_photo_bytes,
         "max_note_chars": s.max_note_chars,
         "city_bounds": bounds,
@@ -132,7 +128,7 @@ def _config() -> dict[str, Any]:
 
 
 def _chief_json(rid: str) -> dict[str, Any]:
-    with _rt().sessions() as session:
+    with runtime().sessions() as session:
         r = session.get(models.Reporter, rid)
     return {
         "id": rid,
@@ -163,14 +159,14 @@ def sign_in() -> tuple[Response, int]:
             f"(too many wrong passwords; try again in {minutes_text(wait)} min)",
             retry_after=wait,
         )
-    with _rt().sessions() as session:
-        person = chief_accounts.authenticate(session, rid, password)
+    with runtime().sessions() as session:
+        person = chiefs.authenticate(session, rid, password)
     if person is None:
         _throttle().failed(rid, request.remote_addr)
         raise ApiError(401, "password", "wrong", "账号或密码不正确 (wrong id or password)")
     _throttle().succeeded(rid)
-    with _rt().sessions.begin() as session:
-        device, token = chief_accounts.issue_device(session, rid, request.headers.get("User-Agent"))
+    with runtime().sessions.begin() as session:
+        device, token = chiefs.issue_device(session, rid, request.headers.get("User-Agent"))
         device_id = device.id
     # The token is the phone's from now on; the password is never sent or kept again.
     res = jsonify(
@@ -203,12 +199,10 @@ def sign_out() -> Response:
     """Revoke this phone's device credential (if it still has one) and drop the cookie."""
     token = _token()
     if token:
-        with _rt().sessions.begin() as session:
-            device = chief_accounts.device_for(session, token)
+        with runtime().sessions.begin() as session:
+            device = chiefs.device_for(session, token)
             if device is not None:
-                chief_accounts.revoke_devices(
-                    session, device.reporter_id, "sign_out", device_id=device.id
-                )
+                chiefs.revoke_devices(session, device.reporter_id, "sign_out", device_id=device.id)
     res = jsonify({"signed_out": True})
     res.delete_cookie(COOKIE, path="/m/")
     return res
@@ -222,7 +216,7 @@ def _iso(value: dt.datetime | None) -> str | None:
 @bp.get("/api/me")
 def me() -> Response:
     """Categories (own most used first, grouped), own segments (GeoJSON), own open cases."""
-    rt = _rt()
+    rt = runtime()
     rid = _chief()
     now = models.utcnow()
     a, r = models.Assignment, models.Report
@@ -335,7 +329,7 @@ def near() -> Response:
         raise ApiError(400, "lat", "out_of_range", "坐标超出范围 (position out of range)")
     radius = min(max(radius, 10.0), NEAR_MAX_RADIUS_M)
     wlon, wlat = to_wgs84(lon, lat, crs) if crs != "WGS84" else (lon, lat)
-    ctx = _rt().ctx
+    ctx = runtime().ctx
     items = []
     for pos, dist in ctx.index.nearby(float(wlon), float(wlat), radius, limit=10):
         props = ctx.features[pos]["properties"]
@@ -375,7 +369,7 @@ def intake(word: str) -> tuple[Response, int]:
     if kind is None:
         raise ApiError(404, "request", "not_found", "no such path")
     rid = _chief()
-    rt = _rt()
+    rt = runtime()
     raw = request.get_data(cache=True)
     # The pipeline's own decoder: whatever it cannot read, it rejects in plain words below.
     body, _ = decode_json(raw, rt.settings.max_payload_bytes)

@@ -6,7 +6,7 @@ service request (service_request_id = report id); a road segment is an address
 problem was seen (its district and title, never a person's name) is agency_responsible;
 the case's deadline is expected_datetime.
 
-GET shows public service requests only (roadwatch/public.py: no findings of evaluators or
+GET shows public service requests only (roadwatch/cases/public.py: no findings of evaluators or
 covert checkers, nothing in review or judged invalid). What a request shows is what the
 city publishes: the category, the reporter's description, the segment, a fixed public
 text per status (never the workflow's internal notes), the post responsible, the deadline,
@@ -35,16 +35,17 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
-from .. import models
 from ..cases.calendar import Sla as CalendarSla
+from ..cases.public import public_clause
 from ..cases.workflow import holders_of, pick_assignee
 from ..categories import Category
 from ..ingest.messages import Inbound
-from ..ingest.payloads import parse_time
+from ..network.responsibility import LEVEL_NAMES
 from ..pipeline import StorageError
-from ..public import public_clause
-from ..responsibility import LEVEL_NAMES
-from .api import _iso, _rt
+from ..store import models
+from .context import iso, runtime
+from .errors import ApiError
+from .params import bbox_arg, time_arg
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 
@@ -170,6 +171,11 @@ def _open311_error(exc: Open311Error) -> Response:
     return _errors(exc.code, exc.descriptions)
 
 
+@bp.errorhandler(ApiError)
+def _parameter_error(exc: ApiError) -> Response:
+    return _errors(exc.status, [exc.message])
+
+
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Response:
     return _errors(exc.code or 500, [exc.description or exc.name])
@@ -198,7 +204,7 @@ def discovery(fmt: str) -> Response:
 
 
 def _limit_words(code: str, severity: int) -> str | None:
-    sla = _rt().pipeline.sla
+    sla = runtime().pipeline.sla
     if not isinstance(sla, CalendarSla):
         return None
     limit = sla.limit_for(code, severity)
@@ -228,12 +234,12 @@ def _service_json(cat: Category) -> dict[str, Any]:
 @bp.get("/services.<fmt>")
 def services(fmt: str) -> Response:
     fmt = _fmt(fmt)
-    cats = _rt().categories.by_code
+    cats = runtime().categories.by_code
     return _render(fmt, "services", [_service_json(cats[c]) for c in sorted(cats)])
 
 
 def _category(code: str) -> Category:
-    cat = _rt().categories.by_code.get(code)
+    cat = runtime().categories.by_code.get(code)
     if cat is None:
         raise Open311Error(404, f"service_code {code} not found")
     return cat
@@ -262,16 +268,6 @@ def service_definition(service_code: str, fmt: str) -> Response:
 
 
 # -- service requests: reading --------------------------------------------------------------
-def _time_arg(name: str) -> dt.datetime | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    value, err = parse_time(raw.replace(" ", "+"), name)  # an unescaped '+' arrives as ' '
-    if err:
-        raise Open311Error(400, err.message)
-    return value
-
-
 def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
     raw = request.args.get(name, "")
     if raw == "":
@@ -299,19 +295,6 @@ def _request_ids(raw: Iterable[str]) -> list[str]:
     return out
 
 
-def _bbox() -> tuple[float, float, float, float] | None:
-    raw = request.args.get("bbox")
-    if raw is None:
-        return None
-    try:
-        w, s, e, n = (float(x) for x in raw.split(","))
-    except ValueError:
-        raise Open311Error(400, "bbox must be minLon,minLat,maxLon,maxLat in WGS84") from None
-    if not (-180 <= w <= e <= 180 and -90 <= s <= n <= 90):
-        raise Open311Error(400, "bbox must be minLon,minLat,maxLon,maxLat with min <= max")
-    return w, s, e, n
-
-
 def _columns() -> tuple[Any, ...]:
     r, s = models.Report, models.Segment
     return (
@@ -337,7 +320,7 @@ def _columns() -> tuple[Any, ...]:
 
 
 def _query() -> Any:
-    """Public service requests only (roadwatch/public.py), with their segment's name."""
+    """Public service requests only (roadwatch/cases/public.py), with their segment's name."""
     r, s = models.Report, models.Segment
     return select(*_columns()).outerjoin(s, s.id == r.segment_id).where(public_clause())
 
@@ -352,7 +335,7 @@ def _grid() -> tuple[float, float] | None:
     A fixed grid: a degree of longitude is measured at the middle latitude of the city
     (setting city_bounds), so a position always falls in the same cell.
     """
-    settings = _rt().settings
+    settings = runtime().settings
     metres = settings.open311_location_precision_m
     if metres <= 0:
         return None
@@ -390,16 +373,16 @@ def requests_(fmt: str) -> Response:
         q = q.where(r.id.in_(ids))  # the spec: this overrides all other arguments
     else:
         codes = _list_arg("service_code")
-        unknown = [c for c in codes if c not in _rt().categories.by_code]
+        unknown = [c for c in codes if c not in runtime().categories.by_code]
         if unknown:
             raise Open311Error(400, f"unknown service_code {', '.join(unknown)}")
         statuses = _list_arg("status")
         bad = [x for x in statuses if x not in ("open", "closed")]
         if bad:
             raise Open311Error(400, f"status must be open or closed, not {', '.join(bad)}")
-        start, end = _time_arg("start_date"), _time_arg("end_date")
-        updated_after = _time_arg("updated_after")
-        box = _bbox()
+        start, end = time_arg("start_date"), time_arg("end_date")
+        updated_after = time_arg("updated_after")
+        box = bbox_arg()
         if start and end and end < start:
             raise Open311Error(400, "end_date is before start_date")
         if start and end and end - start > DEFAULT_WINDOW:
@@ -430,7 +413,7 @@ def requests_(fmt: str) -> Response:
                 lon0, lon1 = _cell_range(w, e, grid[1])
                 q = q.where(r.lon >= lon0, r.lon < lon1, r.lat >= lat0, r.lat < lat1)
     q = q.order_by(r.observed_at.desc(), r.id.desc()).offset((page - 1) * size).limit(size + 1)
-    with _rt().sessions() as session:
+    with runtime().sessions() as session:
         rows = list(session.execute(q))
         more = len(rows) > size
         body = _requests_json(session, rows[:size])
@@ -449,7 +432,7 @@ def request_one(request_id: str, fmt: str) -> Response:
         rid = str(uuid.UUID(request_id))
     except ValueError:
         raise Open311Error(404, f"service_request_id {request_id} not found") from None
-    with _rt().sessions() as session:
+    with runtime().sessions() as session:
         rows = list(session.execute(_query().where(models.Report.id == rid)))
         if not rows:
             raise Open311Error(404, f"service_request_id {request_id} not found")
@@ -471,7 +454,7 @@ def _agencies(session: Session, rows: Sequence[Any]) -> dict[str, str | None]:
     dispatch rules of cases.workflow, i.e. responsibility at observed_at).
     """
     holders = holders_of(session, [x.segment_id for x in rows if x.segment_id])
-    names = _rt().ctx.district_names
+    names = runtime().ctx.district_names
     out: dict[str, str | None] = {}
     for x in rows:
         post: tuple[str | None, int | None] | None = None
@@ -506,7 +489,7 @@ def _media_url(request_id: str, photos: list[Any] | None) -> str | None:
 
 def _requests_json(session: Session, rows: Sequence[Any]) -> list[dict[str, Any]]:
     """Public requests (the caller's query keeps to public_clause) as the spec lists them."""
-    cats = _rt().categories.by_code
+    cats = runtime().categories.by_code
     agencies = _agencies(session, rows)
     grid = _grid()
     out = []
@@ -526,9 +509,9 @@ def _requests_json(session: Session, rows: Sequence[Any]) -> list[dict[str, Any]
                 "description": x.note,
                 "agency_responsible": agencies.get(x.id),
                 "service_notice": _notice(x.category) if cat else None,
-                "requested_datetime": _iso(x.observed_at),
-                "updated_datetime": _iso(x.updated_at or x.received_at),
-                "expected_datetime": _iso(x.due_at),
+                "requested_datetime": iso(x.observed_at),
+                "updated_datetime": iso(x.updated_at or x.received_at),
+                "expected_datetime": iso(x.due_at),
                 "address": x.segment_name,
                 "address_id": x.segment_id,
                 "zipcode": None,
@@ -557,7 +540,7 @@ def _float_field(name: str) -> float | None:
 @bp.post("/requests.<fmt>")
 def create_request(fmt: str) -> Response:
     fmt = _fmt(fmt)
-    rt = _rt()
+    rt = runtime()
     form = request.form
     key = form.get("api_key") or request.args.get("api_key") or ""
     owner = rt.settings.open311_keys.get(key) if key else None

@@ -5,24 +5,21 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, jsonify, render_template, request
 from sqlalchemy import text
 
 from ..settings import redact_url
 from .centre import live_state
+from .context import runtime
 from .mapdata import basemap_config, map_data_of
 
 bp = Blueprint("pages", __name__)
 
 
-def _rt() -> Any:
-    return current_app.extensions["roadwatch"]
-
-
 def _page_config(screen: bool) -> dict[str, Any]:
     from .auth import current_user
 
-    rt = _rt()
+    rt = runtime()
     user = current_user()
     return {
         "namespace": "/live",
@@ -89,7 +86,7 @@ def healthz() -> tuple[Response, int]:
 
 
 def _health_checks() -> tuple[bool, dict[str, Any]]:
-    rt = _rt()
+    rt = runtime()
     checks: dict[str, Any] = {}
     try:
         with rt.engine.connect() as conn:
@@ -117,4 +114,4 @@ def _health_checks() -> tuple[bool, dict[str, Any]]:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    return Response(_rt().metrics.render(), mimetype="text/plain; version=0.0.4")
+    return Response(runtime().metrics.render(), mimetype="text/plain; version=0.0.4")

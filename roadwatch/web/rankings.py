@@ -41,7 +41,6 @@ from flask import (
 )
 from sqlalchemy import select
 
-from .. import models
 from ..ranking import publish as pub
 from ..ranking.formula import FormulaError, load_formula
 from ..ranking.render import (
@@ -58,10 +57,12 @@ from ..ranking.render import (
     rows,
 )
 from ..ranking.week import Week
-from ..spreadsheet import csv_row, xlsx_row
+from ..store import models
 from . import authz
 from .auth import current_user
+from .context import runtime
 from .errors import ApiError
+from .spreadsheet import csv_row, xlsx_row
 
 bp = Blueprint("rankings", __name__)
 EXPORTS = ("json", "csv", "xlsx", "pdf")
@@ -129,19 +130,15 @@ def _cache() -> OnceCache:
     return cache
 
 
-def _rt() -> Any:
-    return current_app.extensions["roadwatch"]
-
-
 def _week(label: str) -> Week:
     try:
-        return Week.parse(label, _rt().settings.tz)
+        return Week.parse(label, runtime().settings.tz)
     except ValueError as exc:
         raise ApiError(404, "week", "bad_week", str(exc)) from None
 
 
 def _formula() -> Any:
-    rt = _rt()
+    rt = runtime()
     try:
         return load_formula(rt.settings.ranking_formula or None, rt.categories.codes)
     except FormulaError as exc:
@@ -172,7 +169,7 @@ def load(week: Week) -> tuple[dict[str, Any], dict[str, Any]]:
     """The week's content and how it stands: frozen (with hashes) or a draft (staff only).
 
     What the public gets has no reporter ids (see `public_view`)."""
-    rt = _rt()
+    rt = runtime()
     with rt.engine.connect() as conn:
         row = conn.execute(select(*_META_COLUMNS).where(pub.RANKINGS.c.week == week.label)).first()
     if row is not None:
@@ -209,7 +206,7 @@ def load(week: Week) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _published_content(week: Week, staff: bool) -> dict[str, Any]:
-    with _rt().engine.connect() as conn:
+    with runtime().engine.connect() as conn:
         row = pub.ranking_row(conn, week.label)
     content: dict[str, Any] = json.loads(row.content)
     return content if staff else public_view(content)
@@ -244,7 +241,7 @@ def public_view(content: dict[str, Any]) -> dict[str, Any]:
 
 @bp.get("/rankings/")
 def index() -> str:
-    rt = _rt()
+    rt = runtime()
     tz = rt.settings.tz
     with rt.engine.connect() as conn:
         published = conn.execute(
@@ -294,7 +291,7 @@ def _summary(row: Any, tz: Any) -> dict[str, Any]:
 
 
 def _context(week: Week, content: dict[str, Any], meta: dict[str, Any], pdf: bool) -> Any:
-    rt = _rt()
+    rt = runtime()
     flags = {
         s["id"]: s["flag"]
         for lg in content["leagues"]
@@ -429,7 +426,7 @@ def disputes(label: str) -> Response:
     """Staff: every dispute (who filed it, why, the evidence, the decision). The public:
     how many were filed and how they ended, nothing that names anyone."""
     week = _week(label)
-    with _rt().engine.connect() as conn:
+    with runtime().engine.connect() as conn:
         items = pub.disputes_of(conn, week.label)
     counts = dispute_counts(items)
     if not _staff():
@@ -456,7 +453,7 @@ def file_dispute(label: str) -> tuple[Response, int]:
     body = _body()
     filer = authz.acting_name(body, user)
     evidence = body.get("evidence")
-    rt = _rt()
+    rt = runtime()
     report_id = _str(body, "report_id")
     with rt.engine.connect() as conn:
         district = conn.execute(
@@ -488,7 +485,7 @@ def decide(dispute_id: int) -> Response:
     """Decide a dispute: administrators only, never the one who filed it (403)."""
     arbiter = authz.require_role("admin")
     body = _body()
-    rt = _rt()
+    rt = runtime()
     by = authz.acting_name(body, arbiter)  # the logged-in arbiter, whatever the body says
     try:
         pub.decide_dispute(
@@ -514,7 +511,7 @@ def decide(dispute_id: int) -> Response:
 def verify(label: str) -> Response:
     week = _week(label)
     try:
-        v = pub.verify(_rt().engine, _formula_of(week), week)
+        v = pub.verify(runtime().engine, _formula_of(week), week)
     except pub.RankingError as exc:
         raise ApiError(404, "week", exc.code, str(exc)) from None
     return jsonify({"week": v.week, "ok": v.ok, "problems": v.problems})
@@ -524,7 +521,7 @@ def _formula_of(week: Week) -> Any:
     """The formula a published week was computed with, if it is still on disk."""
     from ..ranking.formula import FORMULA_DIR
 
-    rt = _rt()
+    rt = runtime()
     with rt.engine.connect() as conn:
         row = pub.ranking_row(conn, week.label)
     if row is None:

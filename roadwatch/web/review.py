@@ -14,35 +14,29 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 
-from .. import audit, models
 from ..cases.workflow import NewCase, open_cases
-from ..pipeline import record_events, segment_states
-from ..runtime import Runtime
+from ..store import audit, models
+from ..store.events import record_events
+from ..store.segments import segment_states
 from .authz import acting_name, actor, require_district, require_writer, scope_district
+from .context import runtime
 from .errors import ApiError
+from .params import district_arg, limit_arg
 
 bp = Blueprint("review", __name__, url_prefix="/api/review")
 
 
-def _rt() -> Runtime:
-    rt: Runtime = current_app.extensions["roadwatch"]
-    return rt
-
-
 @bp.get("")
 def queue() -> Response:
-    rt = _rt()
+    rt = runtime()
     r = models.Report
-    try:
-        limit = min(max(int(request.args.get("limit", "100")), 1), 1000)
-    except ValueError:
-        raise ApiError(400, "limit", "invalid", "limit must be a whole number") from None
+    limit = limit_arg(100, 1000)
     q = select(r).where(r.status == "needs_review")
     if "district" in request.args:
-        q = q.where(r.district == request.args["district"])
+        q = q.where(r.district == district_arg(request.args["district"]))
     if scope_district() is not None:
         q = q.where(r.district == scope_district())
     with rt.sessions() as session:
@@ -73,7 +67,7 @@ def queue() -> Response:
 
 @bp.post("/<report_id>")
 def settle(report_id: str) -> tuple[Response, int]:
-    rt = _rt()
+    rt = runtime()
     user = require_writer()  # viewers only watch
     body: Any = request.get_json(silent=True)
     if not isinstance(body, dict):

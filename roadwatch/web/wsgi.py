@@ -29,7 +29,10 @@ from typing import Any
 
 from flask import Flask
 
+from ..runtime import Runtime
 from ..settings import Settings, SettingsError, load_settings
+from ..store import db
+from . import create_app
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,6 @@ _built: dict[str, Any] = {}
 def _check_schema(engine: Any) -> None:
     """The database is at the code's schema head, or start-up stops with one line."""
     from alembic.script import ScriptDirectory
-
-    from .. import db
 
     heads = set(ScriptDirectory.from_config(db.alembic_config(engine)).get_heads())
     current = db.current_revision(engine)
@@ -71,8 +72,6 @@ def _startup_lock(database_url: str) -> Iterator[None]:
     """
     from sqlalchemy import text
 
-    from .. import db
-
     engine = db.make_engine(database_url)
     try:
         if engine.dialect.name != "postgresql":
@@ -92,8 +91,6 @@ def _startup_lock(database_url: str) -> Iterator[None]:
 
 def create_web_app(settings: Settings | None = None, *, migrate: bool = False) -> Flask:
     """The web role's WSGI app: a Runtime without ingest, the Flask app and Socket.IO."""
-    from ..runtime import Runtime
-    from . import create_app
 
     settings = settings or load_settings()
     if not logging.getLogger().handlers:
@@ -106,8 +103,6 @@ def create_web_app(settings: Settings | None = None, *, migrate: bool = False) -
             "process stores (HTTP intake), not the ingest workers' reports"
         )
     if not migrate:
-        from .. import db
-
         engine = db.make_engine(settings.database_url)
         try:
             _check_schema(engine)

@@ -142,7 +142,7 @@ def reports_on_segments(n: int, seed: int = 1) -> list[dict[str, Any]]:
     import random
 
     from geo.network import load_network
-    from roadwatch.network import DEMO_NETWORK
+    from roadwatch.network.context import DEMO_NETWORK
 
     net = load_network(DEMO_NETWORK)
     rng = random.Random(seed)

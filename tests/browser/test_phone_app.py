@@ -25,8 +25,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, Playwright, expect
 from sqlalchemy import select
 
-from roadwatch import models
 from roadwatch.runtime import Runtime
+from roadwatch.store import models
 from tests.browser.conftest import save_screenshot
 from tests.conftest import PG_ADMIN_URL, make_settings, need_service
 from tests.support.mosquitto import MOSQUITTO_BIN, MosquittoProcess, free_port
@@ -103,7 +103,7 @@ def stack(
 def _stack(
     tmp_path_factory: pytest.TempPathFactory, network_ctx: Any, db: dict[str, str]
 ) -> Iterator[Stack]:
-    from roadwatch import chief_accounts as ca
+    from roadwatch.accounts import chiefs as ca
 
     tmp = tmp_path_factory.mktemp("phone")
     port, ws_port = free_port(), free_port()
@@ -538,7 +538,7 @@ def test_app_reports_through_the_embedded_broker(
     tmp_path: Path,
     network_ctx: Any,
 ) -> None:
-    from roadwatch import chief_accounts as ca
+    from roadwatch.accounts import chiefs as ca
 
     port, ws_port = free_port(), free_port()
     settings = make_settings(
@@ -594,7 +594,7 @@ def test_app_without_a_broker_reports_over_http(
     tmp_path: Path,
     network_ctx: Any,
 ) -> None:
-    from roadwatch import chief_accounts as ca
+    from roadwatch.accounts import chiefs as ca
 
     rt = Runtime.build(make_settings(tmp_path, mobile_mqtt_ws_url=""), ctx=network_ctx)
     ((chief, segment),) = _chiefs_with_segments(rt, 1)
@@ -657,7 +657,7 @@ def _chief_without_frontage(rt: Runtime) -> tuple[str, str]:
 def test_rectification_and_patrol_reach_the_platform_over_http_once_without_a_broker(
     browser: Browser, playwright_session: Playwright, tmp_path: Path, network_ctx: Any
 ) -> None:
-    from roadwatch import chief_accounts as ca
+    from roadwatch.accounts import chiefs as ca
 
     # The README's set-up on a plain Debian Mosquitto: a broker address for phones, but no
     # WebSocket listener behind it.

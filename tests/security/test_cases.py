@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select
 
-from roadwatch import models
+from roadwatch.store import models
 from tests.test_cases import (  # noqa: F401  (`at` is a fixture)
     CST,
     FRIDAY_1630,

@@ -19,9 +19,9 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from roadwatch import models
-from roadwatch.reporters import save_reporter, set_disabled
+from roadwatch.accounts.reporters import save_reporter, set_disabled
 from roadwatch.runtime import Runtime
+from roadwatch.store import models
 from roadwatch.web import create_app
 from tests.conftest import MOSQUITTO, make_settings, need_service
 from tests.support.auth import login
@@ -126,7 +126,7 @@ def test_forged_reporter_over_http_is_refused_and_not_stored(
 
 
 def test_city_system_key_files_only_as_the_system(app_client: FlaskClient, runtime: Any) -> None:
-    from roadwatch.apikeys import add_key
+    from roadwatch.accounts.apikeys import add_key
 
     name = f"city-{uuid.uuid4().hex[:6]}"
     with runtime.sessions.begin() as s:
@@ -142,7 +142,7 @@ def test_city_system_key_files_only_as_the_system(app_client: FlaskClient, runti
 def test_key_of_a_disabled_reporter_or_a_revoked_key_is_refused(
     app_client: FlaskClient, runtime: Any
 ) -> None:
-    from roadwatch.apikeys import add_key, revoke_key
+    from roadwatch.accounts.apikeys import add_key, revoke_key
 
     rid = f"zz-sec-{uuid.uuid4().hex[:6]}"
     with runtime.sessions.begin() as s:

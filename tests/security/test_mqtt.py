@@ -1,7 +1,7 @@
 """Issue 15, scopes 2 and 7: what one chief's MQTT messages cannot do to the platform.
 
 Every test that talks MQTT runs against a REAL Mosquitto started here from the project's
-config/mosquitto/roadwatch.conf with its ACL (acl.template, rendered as `chiefs provision`
+config/deploy/mosquitto/roadwatch.conf with its ACL (acl.template, rendered as `chiefs provision`
 does) and a password file: the platform and two real chiefs of the demo network log in.
 """
 
@@ -24,9 +24,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import func, select
 
-from roadwatch import models
 from roadwatch.runtime import Runtime
 from roadwatch.settings import SettingsError
+from roadwatch.store import models
 from tests.conftest import REQUIRE_SERVICES, make_settings
 from tests.support.mosquitto import (
     MOSQUITTO_BIN,
@@ -181,7 +181,7 @@ def _two_chiefs(rt: Runtime) -> list[str]:
 
 def _secured(tmp_path: Path, network_ctx: Any, protocol: int = 5) -> Iterator[Secured]:
     _need_mosquitto()
-    from roadwatch import chief_accounts as ca
+    from roadwatch.accounts import chiefs as ca
 
     port = free_port()
     settings = make_settings(
@@ -494,7 +494,7 @@ def test_explicit_mqtt_url_that_is_down_gets_no_embedded_broker(
         assert message.startswith("ROADWATCH_MQTT_URL:") and "\n" not in message
         assert PLATFORM_PW not in message
         assert rt.broker is None
-        from roadwatch.embedded_broker import is_listening
+        from roadwatch.ingest.embedded_broker import is_listening
 
         assert not is_listening("127.0.0.1", port)  # nobody anonymous took its place
     finally:
@@ -519,7 +519,7 @@ def test_default_mqtt_url_still_gets_the_embedded_broker_when_nothing_listens(
 
 
 def test_embedded_broker_listens_on_loopback_only(tmp_path: Path, network_ctx: Any) -> None:
-    from roadwatch.embedded_broker import EmbeddedBroker, is_listening
+    from roadwatch.ingest.embedded_broker import EmbeddedBroker, is_listening
 
     port = free_port()
     settings = make_settings(

@@ -18,9 +18,9 @@ import pytest
 from playwright.sync_api import Browser, Playwright, expect, sync_playwright
 from sqlalchemy import func, select
 
-from roadwatch import chief_accounts as ca
-from roadwatch import models
+from roadwatch.accounts import chiefs as ca
 from roadwatch.runtime import Runtime
+from roadwatch.store import models
 from roadwatch.web import create_app
 from tests.browser.conftest import CHROMIUM_ARGS, chromium_path
 from tests.conftest import make_settings

@@ -21,9 +21,9 @@ from PIL.ExifTags import IFD
 from PIL.TiffImagePlugin import IFDRational
 from sqlalchemy import select
 
-from roadwatch import chief_accounts as ca
-from roadwatch import models
-from roadwatch.reporters import save_reporter
+from roadwatch.accounts import chiefs as ca
+from roadwatch.accounts.reporters import save_reporter
+from roadwatch.store import models
 from roadwatch.web import create_app
 from tests.support.auth import login
 from tests.support.examples import contract_example

@@ -22,9 +22,9 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import text, update
 
-from roadwatch import models
 from roadwatch.ranking import publish as pub
 from roadwatch.ranking.week import Week
+from roadwatch.store import models
 from tests.conftest import make_settings
 from tests.support.auth import login
 from tests.support.ranking import add_person, add_report, clean

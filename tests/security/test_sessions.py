@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from roadwatch.users import set_password
+from roadwatch.accounts.users import set_password
 from roadwatch.web import auth, create_app
 from tests.support.auth import PASSWORD, login, make_user
 

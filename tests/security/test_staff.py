@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from flask.testing import FlaskClient
 from sqlalchemy import delete, select, update
 
-from roadwatch import models
 from roadwatch.ranking.week import Week
+from roadwatch.store import models
 from roadwatch.web import create_app
 from tests.support.auth import PASSWORD, login, make_user
 from tests.support.examples import contract_example
@@ -295,8 +295,8 @@ def test_audit_log_cannot_be_rewritten(runtime: Any) -> None:
 def test_account_changes_are_audited_with_the_cli_operator(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from roadwatch import db
     from roadwatch.cli import main
+    from roadwatch.store import db
 
     url = f"sqlite:///{tmp_path / 'users.sqlite3'}"
     monkeypatch.setenv("ROADWATCH_DATABASE_URL", url)

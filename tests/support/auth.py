@@ -8,7 +8,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from roadwatch.users import StaffUser, add_user
+from roadwatch.accounts.users import StaffUser, add_user
 
 PASSWORD = "correct horse battery"
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from roadwatch.apikeys import add_key
-from roadwatch.reporters import save_reporter
+from roadwatch.accounts.apikeys import add_key
+from roadwatch.accounts.reporters import save_reporter
 
 # A road chief of the bundled demo network (synced into every test database), the reporter
 # of docs/protocol.md's example report.

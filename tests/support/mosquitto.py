@@ -9,7 +9,7 @@ delivery guarantees start their own broker instead::
         ...
         broker.restart()   # clean stop (persistence saved) and start again
 
-The configuration is the project's own ``config/mosquitto/roadwatch.conf``
+The configuration is the project's own ``config/deploy/mosquitto/roadwatch.conf``
 with only the deployment-specific lines replaced (listeners, persistence
 directory, authentication, logging, user), so a test exercises the queue,
 in-flight and persistence settings that production uses.
@@ -51,7 +51,9 @@ __all__ = [
     "write_auth_files",
 ]
 
-PROJECT_CONF = Path(__file__).resolve().parents[2] / "config" / "mosquitto" / "roadwatch.conf"
+PROJECT_CONF = (
+    Path(__file__).resolve().parents[2] / "config" / "deploy" / "mosquitto" / "roadwatch.conf"
+)
 MOSQUITTO_BIN = Path("/usr/sbin/mosquitto")
 
 # Options that describe one deployment rather than the broker's behaviour;
@@ -372,7 +374,7 @@ def write_auth_files(
 ) -> str:
     """The project's ACL (acl.template, as `chiefs provision` renders it) and a password
     file for `passwords` (user -> password); returns the extra_conf lines naming both."""
-    from roadwatch import chief_accounts as ca
+    from roadwatch.accounts import chiefs as ca
 
     directory.mkdir(parents=True, exist_ok=True)
     passwd, acl = directory / "passwd", directory / "acl"

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert
 
-from roadwatch import models
+from roadwatch.store import models
 
 CLEAN = (
     models.RankingDispute,

@@ -93,7 +93,7 @@ export const screenMode = !!config.screen;
 export const districtNames = config.district_names || {};
 export const mapCfg = config.map || /** @type {MapConfig} */ ({});
 
-export const SEGMENT_LAYER = "segments"; // the layer inside the vector tiles (roadwatch/mvt.py)
+export const SEGMENT_LAYER = "segments"; // the layer inside the vector tiles (roadwatch/maps/mvt.py)
 /** @param {string} id */
 export function segmentKey(id) {
   return { source: "segments", sourceLayer: SEGMENT_LAYER, id: id };

@@ -12,7 +12,7 @@ import { store } from "./store.js";
 import { $, toast, uuid } from "./util.js";
 import { renderMap } from "./work.js";
 
-const MAX_PATROL_POINTS = 2000; // roadwatch/patrols.py MAX_POINTS
+const MAX_PATROL_POINTS = 2000; // roadwatch/cases/patrols.py MAX_POINTS
 
 /** @returns {import("./state.js").Auth} */
 const auth = () => /** @type {import("./state.js").Auth} */ (app.auth);

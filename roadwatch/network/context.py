@@ -1,0 +1,131 @@
+"""The loaded segment network: geometry indexes for geolocation plus its rows in the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from geo.network import Network, load_network, segment_feature
+from geo.snap import AreaIndex, SegmentIndex
+
+from ..settings import Settings, SettingsError
+from ..store import models
+from .sync import sync
+
+log = logging.getLogger(__name__)
+DEMO_NETWORK = Path(__file__).resolve().parents[2] / "geo" / "data" / "zhengzhou_demo.geojson.gz"
+
+
+def network_path(settings: Settings) -> Path:
+    return DEMO_NETWORK if settings.network == "demo" else Path(settings.network)
+
+
+@dataclass(frozen=True)
+class NetworkContext:
+    network: Network
+    digest: str  # sha256 of the file: tells whether the database holds this network
+    index: SegmentIndex
+    areas: AreaIndex
+    position: dict[str, int] = field(repr=False)  # segment id -> position in network.segments
+    district_names: dict[str, str] = field(repr=False)  # code -> name
+    features: list[dict[str, Any]] = field(repr=False)  # GeoJSON of each segment, for the API
+    # segment id -> its current version in the database (filled by sync_network)
+    versions: dict[str, int] = field(default_factory=dict, repr=False)
+    # reporter id -> positions of the segments they answer for (a prior for snapping)
+    own_segments: dict[str, frozenset[int]] = field(default_factory=dict, repr=False)
+    road_pattern: re.Pattern[str] | None = field(default=None, repr=False)
+
+    def roads_in(self, text: str | None) -> set[str]:
+        """Road names of this network mentioned in a note (longest match first)."""
+        if not text or self.road_pattern is None:
+            return set()
+        return set(self.road_pattern.findall(text))
+
+    def district_of_event(self, payload: dict[str, Any]) -> str | None:
+        """The district a live event belongs to: its own, or its segment's."""
+        district = payload.get("district")
+        if isinstance(district, str) and district:
+            return district
+        pos = self.position.get(payload.get("segment_id") or "")
+        return self.network.segments[pos].district if pos is not None else None
+
+    @property
+    def size(self) -> int:
+        return len(self.network.segments)
+
+
+def load_network_context(settings: Settings) -> NetworkContext:
+    path = network_path(settings)
+    if not path.exists():
+        raise FileNotFoundError(f"ROADWATCH_NETWORK: no such file: {path}")
+    t0 = time.perf_counter()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    try:
+        net = load_network(path)
+    except ValueError as exc:
+        raise SettingsError(f"ROADWATCH_NETWORK: {path} cannot be used: {exc}") from None
+    index = SegmentIndex(
+        [s.geometry for s in net.segments],
+        roads=[s.road for s in net.segments],
+        max_distance_m=settings.snap_max_distance_m,
+        ambiguity_m=settings.snap_ambiguity_m,
+        min_confidence=settings.snap_min_confidence,
+        distance_only_min_confidence=settings.snap_distance_only_min_confidence,
+    )
+    position = {s.id: i for i, s in enumerate(net.segments)}
+    own: dict[str, set[int]] = {}
+    for a in net.assignments:
+        if a.role == "road_chief" and a.segment_id in position:
+            own.setdefault(a.person_id, set()).add(position[a.segment_id])
+    # Long names first, so 花园路 is not also found as a shorter name inside it.
+    names = sorted({s.road for s in net.segments if len(s.road) >= 2}, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(n) for n in names)) if names else None
+    areas = AreaIndex([d.geometry for d in net.districts])
+    ctx = NetworkContext(
+        network=net,
+        digest=digest,
+        index=index,
+        areas=areas,
+        position=position,
+        district_names={d.code: d.name for d in net.districts},
+        features=[segment_feature(s) for s in net.segments],
+        own_segments={k: frozenset(v) for k, v in own.items()},
+        road_pattern=pattern,
+    )
+    log.info(
+        "network %s: %d segments in %d districts, loaded in %.2f s",
+        path.name,
+        len(net.segments),
+        len(net.districts),
+        time.perf_counter() - t0,
+    )
+    return ctx
+
+
+def sync_network(session: Session, ctx: NetworkContext, tz: dt.tzinfo = dt.UTC) -> bool:
+    """Write the network into the database (with history) unless this file is already there.
+
+    Either way, afterwards ctx.versions holds each segment's current version number.
+    """
+    current = session.get(models.Meta, "network_digest")
+    changed = current is None or current.value != ctx.digest
+    if changed:
+        summary = sync(session, ctx.network, tz)
+        log.info("network: %s", summary)
+        session.merge(models.Meta(key="network_digest", value=ctx.digest))
+        session.flush()
+    ctx.versions.clear()
+    ctx.versions.update(
+        (sid, version)
+        for sid, version in session.execute(select(models.Segment.id, models.Segment.version))
+    )
+    return changed

@@ -1,0 +1,2 @@
+"""Storage: models, engine, migrations, bulk writes, the event log, the segment read model,
+the audit log and photos."""
