@@ -57,7 +57,9 @@ class RoadwatchGroup(click.Group):
         return code
 
 
-@click.group(cls=RoadwatchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    "roadwatch", cls=RoadwatchGroup, context_settings={"help_option_names": ["-h", "--help"]}
+)
 def main() -> None:
     """roadwatch: road-condition reports from road chiefs' phones to the command centre."""
 
