@@ -5,4 +5,4 @@ import sys
 from roadwatch.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["serve", *sys.argv[1:]]))
+    main(["serve", *sys.argv[1:]], prog_name="roadwatch")

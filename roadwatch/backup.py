@@ -23,7 +23,6 @@ over existing ones changes nothing that was right.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 import json
@@ -31,7 +30,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tarfile
 from contextlib import closing
 from pathlib import Path
@@ -40,7 +38,7 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.engine import URL, make_url
 
-from .settings import Settings, load_settings
+from .settings import Settings
 from .store import db
 
 FORMAT = 1
@@ -270,45 +268,3 @@ def restore(settings: Settings, in_dir: str | Path, *, replace: bool = False) ->
     with tarfile.open(folder / PHOTOS_FILE) as tar:
         tar.extractall(photo_dir, filter="data")  # no absolute paths, no "..", no devices
     return manifest
-
-
-# -- command line ------------------------------------------------------------------------------
-def cmd_backup(args: argparse.Namespace) -> int:
-
-    try:
-        where = backup(load_settings(), args.out, keep=args.keep)
-    except BackupError as exc:
-        print(f"roadwatch: backup: {exc}", file=sys.stderr)
-        return 2
-    manifest = json.loads((where / MANIFEST).read_text(encoding="utf-8"))
-    print(f"backup written: {where} ({manifest['database']}, {manifest['photos']} photos)")
-    return 0
-
-
-def cmd_restore(args: argparse.Namespace) -> int:
-
-    try:
-        manifest = restore(load_settings(), args.dir, replace=args.replace)
-    except BackupError as exc:
-        print(f"roadwatch: restore: {exc}", file=sys.stderr)
-        return 2
-    print(
-        f"restored {args.dir}: {manifest['database']} at schema "
-        f"{manifest['schema_revision']}, {manifest['photos']} photos; run `roadwatch db "
-        "upgrade` if this release's schema is newer"
-    )
-    return 0
-
-
-def add_commands(sub: Any) -> None:
-    """`roadwatch backup OUT [--keep N]` and `roadwatch restore DIR [--replace]`."""
-    b = sub.add_parser(
-        "backup", help="back up the database (pg_dump -Fc / SQLite backup) and the photos"
-    )
-    b.add_argument("out", help="directory to write roadwatch-<time>/ into")
-    b.add_argument("--keep", type=int, help="keep only this many newest backups there")
-    b.set_defaults(func=cmd_backup)
-    r = sub.add_parser("restore", help="restore a backup into an empty database and the photos")
-    r.add_argument("dir", help="a roadwatch-<time>/ directory written by `roadwatch backup`")
-    r.add_argument("--replace", action="store_true", help="drop what the database holds first")
-    r.set_defaults(func=cmd_restore)

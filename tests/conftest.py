@@ -132,3 +132,12 @@ def runtime(
         ):
             session.execute(delete(table))
     yield rt
+
+
+@pytest.fixture
+def runner() -> Any:
+    """click's CLI runner: `runner.invoke(main, [...])` runs the `roadwatch` command line in this
+    process and gives back its exit code, stdout and stderr (`result.stdout`, `result.stderr`)."""
+    from click.testing import CliRunner
+
+    return CliRunner()

@@ -327,7 +327,7 @@ def test_socketio_script_clients_authenticate_on_connect(runtime: Any) -> None:
 
 
 def test_first_admin_takes_the_configured_password(tmp_path: Any) -> None:
-    from roadwatch.cli import _first_admin
+    from roadwatch.cli import first_admin
 
     env = {"ROADWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'a.sqlite3'}"}
     from roadwatch.settings import load_settings
@@ -337,12 +337,12 @@ def test_first_admin_takes_the_configured_password(tmp_path: Any) -> None:
     engine = db.make_engine(settings.database_url)
     db.upgrade(engine)
     sessions = db.make_sessionmaker(engine)
-    _first_admin(SimpleNamespace(settings=settings, sessions=sessions))
+    first_admin(SimpleNamespace(settings=settings, sessions=sessions))
     with sessions.begin() as session:
         assert authenticate(session, "admin", "city-ops-2026") is not None
     # once an account exists the setting changes nothing
     later = load_settings(env={**env, "ROADWATCH_ADMIN_PASSWORD": "another-password"})
-    _first_admin(SimpleNamespace(settings=later, sessions=sessions))
+    first_admin(SimpleNamespace(settings=later, sessions=sessions))
     with sessions.begin() as session:
         assert authenticate(session, "admin", "city-ops-2026") is not None
         assert authenticate(session, "admin", "another-password") is None

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import func, select, text
 
 from roadwatch import backup as bk
@@ -127,7 +128,7 @@ def test_postgresql_backup_restores_into_a_fresh_database(
 
 
 def test_sqlite_backup_restores_and_the_cli_runs_it(
-    tmp_path: Path, network_ctx: NetworkContext, monkeypatch: pytest.MonkeyPatch, capsys: Any
+    tmp_path: Path, network_ctx: NetworkContext, monkeypatch: pytest.MonkeyPatch, runner: CliRunner
 ) -> None:
     source = make_settings(tmp_path / "a", photo_dir=str(tmp_path / "a" / "photos"))
     _seed(source, network_ctx, n=3)
@@ -135,14 +136,16 @@ def test_sqlite_backup_restores_and_the_cli_runs_it(
 
     monkeypatch.setenv("ROADWATCH_DATABASE_URL", source.database_url)
     monkeypatch.setenv("ROADWATCH_PHOTO_DIR", source.photo_dir)
-    assert main(["backup", str(tmp_path / "backups")]) == 0
+    r = runner.invoke(main, ["backup", str(tmp_path / "backups")])
+    assert r.exit_code == 0, r.output
     (made,) = (tmp_path / "backups").glob("roadwatch-*")
-    assert "backup written" in capsys.readouterr().out
+    assert "backup written" in r.stdout
 
     target_db = tmp_path / "b" / "restored.sqlite3"
     monkeypatch.setenv("ROADWATCH_DATABASE_URL", f"sqlite:///{target_db}")
     monkeypatch.setenv("ROADWATCH_PHOTO_DIR", str(tmp_path / "b" / "photos"))
-    assert main(["restore", str(made)]) == 0
+    r = runner.invoke(main, ["restore", str(made)])
+    assert r.exit_code == 0, r.output
     target = make_settings(
         tmp_path / "b",
         database_url=f"sqlite:///{target_db}",
@@ -150,8 +153,9 @@ def test_sqlite_backup_restores_and_the_cli_runs_it(
     )
     assert _snapshot(target) == before
     # A second restore into the now full database is refused in plain words.
-    assert main(["restore", str(made)]) == 2
-    assert "not empty" in capsys.readouterr().err
+    r = runner.invoke(main, ["restore", str(made)])
+    assert r.exit_code == 2, r.output
+    assert "not empty" in r.stderr
 
 
 def test_a_damaged_backup_is_refused(tmp_path: Path, network_ctx: NetworkContext) -> None:

@@ -9,23 +9,26 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from roadwatch.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_bench_list_names_every_script(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "--list"]) == 0
-    listed = {line.split()[0] for line in capsys.readouterr().out.splitlines() if line.strip()}
+def test_bench_list_names_every_script(runner: CliRunner) -> None:
+    r = runner.invoke(main, ["bench", "--list"])
+    assert r.exit_code == 0, r.output
+    listed = {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
     scripts = {p.stem.removeprefix("bench_") for p in (ROOT / "bench").glob("bench_*.py")}
     assert listed == scripts
     assert {"ingest", "snap", "rank", "browser"} <= listed
 
 
-def test_bench_unknown_name_says_which_exist(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", "nosuch"]) == 2
-    err = capsys.readouterr().err
+def test_bench_unknown_name_says_which_exist(runner: CliRunner) -> None:
+    r = runner.invoke(main, ["bench", "nosuch"])
+    assert r.exit_code == 2, r.output
+    err = r.stderr
     assert "no benchmark 'nosuch'" in err and "ingest" in err
 
 

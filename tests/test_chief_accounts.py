@@ -219,7 +219,7 @@ def test_phone_shell_manifest_and_service_worker(runtime: Any) -> None:
 # -- acceptance c: the broker refuses a chief who publishes as another ------------------
 @pytest.mark.integration
 def test_broker_refuses_a_chief_publishing_as_another(
-    runtime: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    runtime: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner: Any
 ) -> None:
     if not MOSQUITTO_BIN.exists():
         if os.environ.get("ROADWATCH_REQUIRE_SERVICES") == "1":
@@ -234,7 +234,8 @@ def test_broker_refuses_a_chief_publishing_as_another(
     monkeypatch.setenv("ROADWATCH_DATABASE_URL", runtime.settings.database_url)
     monkeypatch.setenv("ROADWATCH_MQTT_URL", "mqtt://roadwatch-platform:plat-pw@127.0.0.1:1")
     argv = ["chiefs", "provision", "--only", a, b, "--passwd", str(passwd), "--acl", str(acl)]
-    assert main([*argv, "--export", str(export)]) == 0
+    r = runner.invoke(main, [*argv, "--export", str(export)])
+    assert r.exit_code == 0, r.output
     assert passwd.stat().st_mode & 0o777 == 0o600
     with export.open(encoding="utf-8") as fh:
         passwords = {row["reporter_id"]: row["password"] for row in csv.DictReader(fh)}

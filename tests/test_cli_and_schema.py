@@ -8,65 +8,73 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from click.testing import CliRunner
 
 from roadwatch.cli import main
 from roadwatch.store import db
 from roadwatch.store.models import Base
 
 
-def test_network_info_prints_counts(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["network", "info"]) == 0
-    out = capsys.readouterr().out
+def test_network_info_prints_counts(runner: CliRunner) -> None:
+    r = runner.invoke(main, ["network", "info"])
+    assert r.exit_code == 0, r.output
+    out = r.stdout
     assert "segments: 2495" in out
     assert "loaded in" in out
 
 
-def test_network_info_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_network_info_bad_file(tmp_path: Path, runner: CliRunner) -> None:
     bad = tmp_path / "x.geojson"
     bad.write_text('{"type": "FeatureCollection", "features": []}', encoding="utf-8")
-    assert main(["network", "info", str(bad)]) == 2
-    assert "x.geojson is not a usable network file" in capsys.readouterr().err
-    assert main(["network", "info", str(tmp_path / "missing.geojson")]) == 2
-    assert "missing.geojson" in capsys.readouterr().err
+    r = runner.invoke(main, ["network", "info", str(bad)])
+    assert r.exit_code == 2, r.output
+    assert "x.geojson is not a usable network file" in r.stderr
+    r = runner.invoke(main, ["network", "info", str(tmp_path / "missing.geojson")])
+    assert r.exit_code == 2, r.output
+    assert "missing.geojson" in r.stderr
 
 
 def test_serve_with_unreachable_database_says_so(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, runner: CliRunner
 ) -> None:
     from tests.support.server import free_port
 
     monkeypatch.setenv(
         "ROADWATCH_DATABASE_URL", f"postgresql://nobody@127.0.0.1:{free_port()}/none"
     )
-    assert main(["serve"]) == 2
-    err = capsys.readouterr().err.strip()
+    r = runner.invoke(main, ["serve"])
+    assert r.exit_code == 2, r.output
+    err = r.stderr.strip()
     assert err.startswith("roadwatch: cannot use the database (ROADWATCH_DATABASE_URL)")
     assert len(err.splitlines()) == 1
 
 
 def test_serve_with_a_bad_network_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner: CliRunner
 ) -> None:
     bad = tmp_path / "net.geojson"
     bad.write_text("[1, 2]", encoding="utf-8")
     monkeypatch.setenv("ROADWATCH_NETWORK", str(bad))
     monkeypatch.setenv("ROADWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    assert main(["serve"]) == 2
-    assert capsys.readouterr().err.startswith("roadwatch: configuration error: ROADWATCH_NETWORK")
+    r = runner.invoke(main, ["serve"])
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("roadwatch: configuration error: ROADWATCH_NETWORK")
 
 
 def test_db_upgrade_on_sqlite(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner: CliRunner
 ) -> None:
     monkeypatch.setenv("ROADWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'a.sqlite3'}")
-    assert main(["db", "upgrade"]) == 0
-    assert main(["db", "upgrade"]) == 0  # idempotent
+    r = runner.invoke(main, ["db", "upgrade"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["db", "upgrade"])
+    assert r.exit_code == 0, r.output  # idempotent
     from alembic.script import ScriptDirectory
 
     head = ScriptDirectory.from_config(
         db.alembic_config(db.make_engine("sqlite://"))
     ).get_current_head()
-    assert f"database at revision {head}" in capsys.readouterr().out
+    assert f"database at revision {head}" in r.stdout
 
 
 def _diff(url: str) -> list[Any]:
@@ -89,42 +97,43 @@ def test_migrations_match_models_postgresql(pg_database: str, runtime: Any) -> N
 
 
 # -- found in the contract audit: every failure is one line, never a traceback ----------------
-def _one_line(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err.strip()
+def _one_line(text: str) -> str:
+    err = text.strip()
     assert len(err.splitlines()) == 1, err
     assert "Traceback" not in err
     return err
 
 
 def test_db_upgrade_to_an_unknown_revision(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner: CliRunner
 ) -> None:
     monkeypatch.setenv("ROADWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    assert main(["db", "upgrade", "no-such-revision"]) == 2
-    assert "no-such-revision" in _one_line(capsys)
+    r = runner.invoke(main, ["db", "upgrade", "no-such-revision"])
+    assert r.exit_code == 2, r.output
+    assert "no-such-revision" in _one_line(r.stderr)
 
 
-def test_network_info_on_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["network", "info", str(tmp_path)]) == 2
-    assert str(tmp_path) in _one_line(capsys)
+def test_network_info_on_a_directory(tmp_path: Path, runner: CliRunner) -> None:
+    r = runner.invoke(main, ["network", "info", str(tmp_path)])
+    assert r.exit_code == 2, r.output
+    assert str(tmp_path) in _one_line(r.stderr)
 
 
-def test_network_generate_with_too_few_segments(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_network_generate_with_too_few_segments(tmp_path: Path, runner: CliRunner) -> None:
     out = tmp_path / "net.geojson.gz"
-    assert main(["network", "generate", "--segments", "50", "--out", str(out)]) == 2
-    assert "50 segments" in _one_line(capsys)
+    r = runner.invoke(main, ["network", "generate", "--segments", "50", "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    assert "50 segments" in _one_line(r.stderr)
     assert not out.exists()
 
 
 @pytest.mark.parametrize(
     "argv", [["--rate", "0"], ["--count", "-1"], ["--chiefs", "0"], ["--bad-share", "2"]]
 )
-def test_simulate_refuses_nonsense_numbers(argv: list[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(["simulate", *argv])
-    assert exc.value.code == 2
+def test_simulate_refuses_nonsense_numbers(argv: list[str], runner: CliRunner) -> None:
+    r = runner.invoke(main, ["simulate", *argv])
+    assert r.exit_code == 2, r.output
+    assert "Invalid value" in r.stderr
 
 
 @pytest.fixture
@@ -141,7 +150,7 @@ def no_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_serve_on_a_port_in_use_stops_before_taking_the_mqtt_session(
-    no_start: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    no_start: None, monkeypatch: pytest.MonkeyPatch, runner: CliRunner
 ) -> None:
     """A second `serve` by mistake used to connect with the platform's client id first —
     taking the running platform's persistent session — and only then fail to listen."""
@@ -151,29 +160,32 @@ def test_serve_on_a_port_in_use_stops_before_taking_the_mqtt_session(
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         monkeypatch.setenv("ROADWATCH_PORT", str(busy.getsockname()[1]))
-        assert main(["serve"]) == 2
-    err = _one_line(capsys)
+        r = runner.invoke(main, ["serve"])
+        assert r.exit_code == 2, r.output
+    err = _one_line(r.stderr)
     assert err.startswith("roadwatch: configuration error: ROADWATCH_PORT")
     assert "in use" in err
 
 
 def test_serve_on_a_host_that_does_not_resolve(
-    no_start: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    no_start: None, monkeypatch: pytest.MonkeyPatch, runner: CliRunner
 ) -> None:
     monkeypatch.setenv("ROADWATCH_HOST", "no-such-host.invalid")
-    assert main(["serve"]) == 2
-    assert _one_line(capsys).startswith("roadwatch: configuration error: ROADWATCH_HOST")
+    r = runner.invoke(main, ["serve"])
+    assert r.exit_code == 2, r.output
+    assert _one_line(r.stderr).startswith("roadwatch: configuration error: ROADWATCH_HOST")
 
 
 def test_serve_with_a_missing_ranking_formula(
     no_start: None,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    runner: CliRunner,
 ) -> None:
     monkeypatch.setenv("ROADWATCH_RANKING_FORMULA", str(tmp_path / "nope.toml"))
-    assert main(["serve"]) == 2
-    err = _one_line(capsys)
+    r = runner.invoke(main, ["serve"])
+    assert r.exit_code == 2, r.output
+    err = _one_line(r.stderr)
     assert err.startswith("roadwatch: configuration error: ROADWATCH_RANKING_FORMULA")
 
 
@@ -181,13 +193,14 @@ def test_serve_with_a_photo_dir_it_cannot_make(
     no_start: None,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    runner: CliRunner,
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x", encoding="utf-8")
     monkeypatch.setenv("ROADWATCH_PHOTO_DIR", str(blocker / "photos"))
-    assert main(["serve"]) == 2
-    assert _one_line(capsys).startswith("roadwatch: configuration error: ROADWATCH_PHOTO_DIR")
+    r = runner.invoke(main, ["serve"])
+    assert r.exit_code == 2, r.output
+    assert _one_line(r.stderr).startswith("roadwatch: configuration error: ROADWATCH_PHOTO_DIR")
 
 
 def test_the_log_never_shows_a_url_password(
@@ -225,17 +238,18 @@ def test_reporters_add_refuses_an_id_no_report_could_carry(
     rid: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    runner: CliRunner,
 ) -> None:
     """A reporter id is the reporter_id of its reports and its MQTT topic level: one that no
     report may carry (letters, digits, '.', '_', '-'; at most 64) was added and then useless."""
     monkeypatch.setenv("ROADWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    assert main(["reporters", "add", rid, "--kind", "evaluator"]) == 2
-    assert "reporter id" in _one_line(capsys)
+    r = runner.invoke(main, ["reporters", "add", rid, "--kind", "evaluator"])
+    assert r.exit_code == 2, r.output
+    assert "reporter id" in _one_line(r.stderr)
 
 
 def test_serve_with_a_broker_address_it_can_neither_reach_nor_serve(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner: CliRunner
 ) -> None:
     """Nothing listens at ROADWATCH_MQTT_URL and the embedded broker cannot bind there
     (another machine's address): one line naming the setting, not a traceback."""
@@ -247,6 +261,7 @@ def test_serve_with_a_broker_address_it_can_neither_reach_nor_serve(
 
     monkeypatch.setenv("ROADWATCH_PORT", str(free_port()))
     monkeypatch.setattr("roadwatch.runtime.is_listening", lambda *a: False)
-    assert main(["serve"]) == 2
-    err = _one_line(capsys)
+    r = runner.invoke(main, ["serve"])
+    assert r.exit_code == 2, r.output
+    err = _one_line(r.stderr)
     assert err.startswith("roadwatch: configuration error: ROADWATCH_MQTT_URL")

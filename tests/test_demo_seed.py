@@ -148,14 +148,15 @@ def test_seed_refuses_a_database_with_real_reports(tmp_path: Path) -> None:
 
 
 def test_cli_refusal_is_one_clear_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner: Any
 ) -> None:
     from roadwatch.cli import main
 
     _one_real_report(tmp_path)
     monkeypatch.setenv("ROADWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'roadwatch.sqlite3'}")
     monkeypatch.setenv("ROADWATCH_PHOTO_DIR", str(tmp_path / "photos"))
-    assert main(["demo", "seed", "--weeks", "2"]) == 3
-    err = capsys.readouterr().err.strip().splitlines()
+    r = runner.invoke(main, ["demo", "seed", "--weeks", "2"])
+    assert r.exit_code == 3, r.output
+    err = r.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("roadwatch demo seed: refused: "), err
     assert "1 reports" in err[0]

@@ -312,7 +312,7 @@ def test_review_queue_settles_a_report(client: FlaskClient, runtime: Any) -> Non
 def test_chiefs_import_cli(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    runner: Any,
     network_ctx: Any,
 ) -> None:
     from roadwatch.cli import main
@@ -320,8 +320,9 @@ def test_chiefs_import_cli(
 
     url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
     monkeypatch.setenv("ROADWATCH_DATABASE_URL", url)
-    assert main(["chiefs", "import", str(tmp_path / "x.csv")]) == 2  # no segments yet
-    assert "no segments yet" in capsys.readouterr().err
+    r = runner.invoke(main, ["chiefs", "import", str(tmp_path / "x.csv")])
+    assert r.exit_code == 2, r.output  # no segments yet
+    assert "no segments yet" in r.stderr
     engine = db.make_engine(url)
     db.upgrade(engine)
     with db.make_sessionmaker(engine).begin() as s:
@@ -329,12 +330,14 @@ def test_chiefs_import_cli(
     engine.dispose()
     seg = network_ctx.network.segments[0].id
     bad = write_csv(tmp_path / "bad.csv", [f"{seg},p1,张三,boss,3,2026-03-01,,,"])
-    assert main(["chiefs", "import", str(bad)]) == 2
-    err = capsys.readouterr().err
+    r = runner.invoke(main, ["chiefs", "import", str(bad)])
+    assert r.exit_code == 2, r.output
+    err = r.stderr
     assert "row 2: role must be one of road_chief, partner_unit, merchant, not 'boss'" in err
     good = write_csv(tmp_path / "good.csv", [f"{seg},p1,张三,road_chief,3,2026-03-01,,,"])
-    assert main(["chiefs", "import", str(good)]) == 0
-    assert "imported 1 assignments" in capsys.readouterr().out
+    r = runner.invoke(main, ["chiefs", "import", str(good)])
+    assert r.exit_code == 0, r.output
+    assert "imported 1 assignments" in r.stdout
 
 
 def test_dual_carriageway_segment_is_stored_and_recognised_unchanged(

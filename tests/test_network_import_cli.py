@@ -7,6 +7,7 @@ from typing import Any
 
 import geopandas as gpd
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from geo.network import load_network
@@ -37,7 +38,7 @@ def test_import_city_layer_and_apply(
     tmp_path: Path,
     network_ctx: Any,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    runner: CliRunner,
 ) -> None:
     url = f"sqlite:///{tmp_path / 'imp.sqlite3'}"
     monkeypatch.setenv("ROADWATCH_DATABASE_URL", url)
@@ -59,8 +60,9 @@ def test_import_city_layer_and_apply(
         "LZ",
         "--apply",
     ]
-    assert main(args) == 0
-    text = capsys.readouterr().out
+    r = runner.invoke(main, args)
+    assert r.exit_code == 0, r.output
+    text = r.stdout
     assert "imported 200 segments" in text and "200 segments added" in text
     net = load_network(out)
     assert len(net.segments) == 200
@@ -73,16 +75,16 @@ def test_import_city_layer_and_apply(
         assert conn.scalar(select(func.count()).select_from(models.Segment)) == 200
     engine.dispose()
     # The same file again: nothing changes, history untouched.
-    assert main(args) == 0
-    assert "0 segments added, 0 changed (new version), 0 retired" in capsys.readouterr().out
+    r = runner.invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "0 segments added, 0 changed (new version), 0 retired" in r.stdout
 
 
-def test_import_refuses_outside_city(
-    tmp_path: Path, network_ctx: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_import_refuses_outside_city(tmp_path: Path, network_ctx: Any, runner: CliRunner) -> None:
     src = city_layer(network_ctx, tmp_path / "city.gpkg", n=20)
     out = tmp_path / "net.geojson.gz"
-    code = main(
+    r = runner.invoke(
+        main,
         [
             "network",
             "import",
@@ -97,43 +99,37 @@ def test_import_refuses_outside_city(
             "QX",
             "--bounds",
             "24.9,60.1,25.0,60.2",
-        ]
+        ],
     )
-    assert code == 2
-    err = capsys.readouterr().err
+    assert r.exit_code == 2, r.output
+    err = r.stderr
     assert "nothing was imported" in err and "row 1" in err
     assert not out.exists()  # nothing half-imported
 
 
-def test_import_osm_pbf_with_stable_ids(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_osm_pbf_with_stable_ids(tmp_path: Path, runner: CliRunner) -> None:
     pbf = DATA / "test.osm.pbf"
     out = tmp_path / "osm.geojson.gz"
-    assert (
-        main(
-            ["network", "import", str(pbf), "--out", str(out), "--bounds", "", "--min-length", "60"]
-        )
-        == 0
-    )
+    argv = ["network", "import", str(pbf), "--out", str(out), "--bounds", "", "--min-length", "60"]
+    assert runner.invoke(main, argv).exit_code == 0
     first = load_network(out)
     assert len(first.segments) > 20
     assert all("（" in s.name and "至" in s.name for s in first.segments)
-    assert (
-        main(
-            ["network", "import", str(pbf), "--out", str(out), "--bounds", "", "--min-length", "60"]
-        )
-        == 0
-    )
+    assert runner.invoke(main, argv).exit_code == 0
     second = load_network(out)
     assert [s.id for s in second.segments] == [s.id for s in first.segments]
-    capsys.readouterr()
 
 
-def test_import_osm_pbf_pairs_dual_carriageways_unless_asked(tmp_path: Path) -> None:
+def test_import_osm_pbf_pairs_dual_carriageways_unless_asked(
+    tmp_path: Path, runner: CliRunner
+) -> None:
     pbf = DATA / "test.osm.pbf"
     base = ["network", "import", str(pbf), "--bounds", "", "--min-length", "60"]
     paired, separate = tmp_path / "paired.geojson.gz", tmp_path / "separate.geojson.gz"
-    assert main([*base, "--out", str(paired)]) == 0
-    assert main([*base, "--out", str(separate), "--separate-carriageways"]) == 0
+    r = runner.invoke(main, [*base, "--out", str(paired)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, [*base, "--out", str(separate), "--separate-carriageways"])
+    assert r.exit_code == 0, r.output
     p, s = load_network(paired).segments, load_network(separate).segments
     multi = [x for x in p if x.geometry.geom_type == "MultiLineString"]
     assert multi  # Kotka has a few dual carriageways
@@ -142,11 +138,14 @@ def test_import_osm_pbf_pairs_dual_carriageways_unless_asked(tmp_path: Path) -> 
 
 
 def test_import_with_a_crs_the_importer_does_not_know(
-    tmp_path: Path, network_ctx: Any, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, network_ctx: Any, runner: CliRunner
 ) -> None:
     src = city_layer(network_ctx, tmp_path / "city.gpkg", n=5)
-    rc = main(["network", "import", str(src), "--out", str(tmp_path / "n.gz"), "--crs", "Amap"])
+    r = runner.invoke(
+        main, ["network", "import", str(src), "--out", str(tmp_path / "n.gz"), "--crs", "Amap"]
+    )
+    rc = r.exit_code
     assert rc == 2
-    err = capsys.readouterr().err
+    err = r.stderr
     assert "unknown coordinate reference system 'Amap'" in err and "GCJ02" in err
     assert not (tmp_path / "n.gz").exists()

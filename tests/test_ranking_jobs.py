@@ -407,7 +407,7 @@ def test_the_schedule_keeps_the_last_good_formula(rt: Any, tmp_path: Path, caplo
 
 
 def test_cli_rank_draft_publish_verify_what_if(
-    rt: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    rt: Any, monkeypatch: pytest.MonkeyPatch, runner: Any, tmp_path: Path
 ) -> None:
     from roadwatch.cli import main
 
@@ -415,24 +415,31 @@ def test_cli_rank_draft_publish_verify_what_if(
     monkeypatch.setenv("ROADWATCH_DATABASE_URL", rt.settings.database_url)
     monkeypatch.setenv("ROADWATCH_RANKING_FORMULA", str(GOLDEN))
     s1 = ids["segments"][0]
-    assert main(["rank", "--week", "2026-W47"]) == 0
-    out = capsys.readouterr().out
+    r = runner.invoke(main, ["rank", "--week", "2026-W47"])
+    assert r.exit_code == 0, r.output
+    out = r.stdout
     assert "2026-W47 (draft" in out and f"黑旗 {s1}" in out and "数据不足" in out
-    assert main(["rank", "--week", "2026-W47", "--publish"]) == 0
-    assert "2026-W47 published: sha256 " in capsys.readouterr().out
-    assert main(["rank", "--week", "2026-W47", "--publish"]) == 0
-    assert "was already published" in capsys.readouterr().out
-    assert main(["rank", "--week", "2026-W47", "--verify"]) == 0
-    assert "verified" in capsys.readouterr().out
-    assert main(["rank", "--week", "2026-W47", "--what-if", str(GOLDEN)]) == 0
-    assert "0 ranks move, 0 flags change" in capsys.readouterr().out
+    r = runner.invoke(main, ["rank", "--week", "2026-W47", "--publish"])
+    assert r.exit_code == 0, r.output
+    assert "2026-W47 published: sha256 " in r.stdout
+    r = runner.invoke(main, ["rank", "--week", "2026-W47", "--publish"])
+    assert r.exit_code == 0, r.output
+    assert "was already published" in r.stdout
+    r = runner.invoke(main, ["rank", "--week", "2026-W47", "--verify"])
+    assert r.exit_code == 0, r.output
+    assert "verified" in r.stdout
+    r = runner.invoke(main, ["rank", "--week", "2026-W47", "--what-if", str(GOLDEN)])
+    assert r.exit_code == 0, r.output
+    assert "0 ranks move, 0 flags change" in r.stdout
     bad = tmp_path / "bad.toml"
     bad.write_text(GOLDEN.read_text(encoding="utf-8").replace("E0102", "E9999"), "utf-8")
-    assert main(["rank", "--week", "2026-W47", "--formula", str(bad)]) == 2
-    err = capsys.readouterr().err
+    r = runner.invoke(main, ["rank", "--week", "2026-W47", "--formula", str(bad)])
+    assert r.exit_code == 2, r.output
+    err = r.stderr
     assert "bad.toml:" in err and "E9999: unknown category" in err
-    assert main(["rank", "--week", "2027-W53"]) == 2  # 2027 has 52 weeks
-    assert "has no week 53" in capsys.readouterr().err
+    r = runner.invoke(main, ["rank", "--week", "2027-W53"])
+    assert r.exit_code == 2, r.output  # 2027 has 52 weeks
+    assert "has no week 53" in r.stderr
 
 
 def test_two_processes_publishing_at_once_freeze_one_week(rt: Any) -> None:
@@ -676,7 +683,7 @@ def test_compute_by_columns_gives_the_per_unit_content_byte_for_byte(
 
 
 def test_registered_evaluators_and_covert_checks_weigh_more(
-    rt: Any, formula: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    rt: Any, formula: Any, monkeypatch: pytest.MonkeyPatch, runner: Any
 ) -> None:
     """`roadwatch reporters add` makes a reporter an evaluator or covert checker; the week's
     ranking then counts their findings as such (read when the week is ranked)."""
@@ -697,11 +704,16 @@ def test_registered_evaluators_and_covert_checks_weigh_more(
 
     assert sources() == {s1: "public", s2: "public"}
     monkeypatch.setenv("ROADWATCH_DATABASE_URL", rt.settings.database_url)
-    assert main(["reporters", "add", "insp-1", "--kind", "evaluator", "--name", "测评一组"]) == 0
-    assert "added insp-1 (evaluator)" in capsys.readouterr().out
-    assert main(["reporters", "add", "insp-2", "--kind", "evaluator"]) == 0
-    assert main(["reporters", "add", "insp-2", "--kind", "covert"]) == 0
-    assert "insp-2 is now covert (was evaluator)" in capsys.readouterr().out
+    r = runner.invoke(
+        main, ["reporters", "add", "insp-1", "--kind", "evaluator", "--name", "测评一组"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "added insp-1 (evaluator)" in r.stdout
+    r = runner.invoke(main, ["reporters", "add", "insp-2", "--kind", "evaluator"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["reporters", "add", "insp-2", "--kind", "covert"])
+    assert r.exit_code == 0, r.output
+    assert "insp-2 is now covert (was evaluator)" in r.stdout
     assert sources() == {s1: "evaluator", s2: "covert"}
     with rt.engine.connect() as conn:
         weights = {
@@ -711,10 +723,12 @@ def test_registered_evaluators_and_covert_checks_weigh_more(
         }
     # E0201: 3 points × the evaluator/covert weight (3.0) instead of public's 1.0
     assert weights[s1] == weights[s2] > 3.0 * formula.weights["public"]
-    assert main(["reporters", "add", "a/b", "--kind", "covert"]) == 2
-    assert "a reporter id is 1 to 64 letters, digits" in capsys.readouterr().err
-    assert main(["reporters", "list", "--kind", "covert"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["insp-2\tcovert\tinsp-2"]
+    r = runner.invoke(main, ["reporters", "add", "a/b", "--kind", "covert"])
+    assert r.exit_code == 2, r.output
+    assert "a reporter id is 1 to 64 letters, digits" in r.stderr
+    r = runner.invoke(main, ["reporters", "list", "--kind", "covert"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.splitlines() == ["insp-2\tcovert\tinsp-2"]
 
 
 def score_unit_points(formula: Any, unit: Any) -> float:

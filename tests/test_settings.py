@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from roadwatch.settings import SettingsError, load_settings
 
@@ -58,13 +59,14 @@ def test_broken_toml_and_missing_file(tmp_path: Path) -> None:
 
 
 def test_cli_prints_one_line_and_exits_2(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from roadwatch.cli import main
 
     monkeypatch.setenv("ROADWATCH_PORT", "not-a-port")
-    assert main(["serve"]) == 2
-    err = capsys.readouterr().err.strip()
+    r = runner.invoke(main, ["serve"])
+    assert r.exit_code == 2, r.output
+    err = r.stderr.strip()
     assert err.startswith("roadwatch: configuration error: ROADWATCH_PORT")
     assert len(err.splitlines()) == 1
 

@@ -126,7 +126,7 @@ def test_phone_session_dies_when_the_password_is_reset(runtime: Runtime) -> None
 
 
 def test_phone_session_dies_when_an_admin_revokes_the_device(
-    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, runner: Any
 ) -> None:
     from roadwatch.cli import main
 
@@ -135,11 +135,13 @@ def test_phone_session_dies_when_an_admin_revokes_the_device(
     cookie = _sign_in(create_app(runtime)[0].test_client(), chief, password)
     assert _replay(runtime, cookie) == 200
     monkeypatch.setenv("ROADWATCH_DATABASE_URL", runtime.settings.database_url)
-    assert main(["chiefs", "devices", "list", "--chief", chief]) == 0
-    listed = capsys.readouterr().out
+    r = runner.invoke(main, ["chiefs", "devices", "list", "--chief", chief])
+    assert r.exit_code == 0, r.output
+    listed = r.stdout
     assert chief in listed and "active" in listed and cookie not in listed
-    assert main(["chiefs", "devices", "revoke", "--chief", chief]) == 0
-    assert "1 devices revoked" in capsys.readouterr().out
+    r = runner.invoke(main, ["chiefs", "devices", "revoke", "--chief", chief])
+    assert r.exit_code == 0, r.output
+    assert "1 devices revoked" in r.stdout
     assert _replay(runtime, cookie) == 401
     with runtime.sessions() as s:  # an account change: in the audit log
         entry = s.scalars(

@@ -293,19 +293,23 @@ def test_audit_log_cannot_be_rewritten(runtime: Any) -> None:
 
 
 def test_account_changes_are_audited_with_the_cli_operator(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, runner: Any
 ) -> None:
     from roadwatch.cli import main
     from roadwatch.store import db
 
     url = f"sqlite:///{tmp_path / 'users.sqlite3'}"
     monkeypatch.setenv("ROADWATCH_DATABASE_URL", url)
-    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("s3cret-pass-1\ns3cret-pass-2\n"))
     name = f"u-{uuid.uuid4().hex[:6]}"
-    assert main(["users", "add", name, "--role", "viewer", "--password-stdin"]) == 0
-    assert main(["users", "passwd", name, "--password-stdin"]) == 0
-    assert main(["users", "role", name, "--role", "admin"]) == 0
-    assert main(["users", "disable", name]) == 0
+    add = ["users", "add", name, "--role", "viewer", "--password-stdin"]
+    r = runner.invoke(main, add, input="s3cret-pass-1\n")
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["users", "passwd", name, "--password-stdin"], input="s3cret-pass-2\n")
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["users", "role", name, "--role", "admin"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["users", "disable", name])
+    assert r.exit_code == 0, r.output
     engine = db.make_engine(url)
     try:
         with engine.connect() as conn:

@@ -1,0 +1,291 @@
+"""`roadwatch network generate | import | info`: segment networks."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import CommandError, settings_for, setup_logging
+
+
+@click.group(help="segment networks")
+def network() -> None:
+    pass
+
+
+@network.command(help="(re)generate the bundled Zhengzhou demo network")
+@click.option("--out", help="output file (default: the bundled demo file)")
+@click.option("--seed", type=int, default=20180501, show_default=True)
+@click.option("--segments", type=int, default=2495, show_default=True)
+def generate(out: str | None, seed: int, segments: int) -> int:
+    from geo.demo import generate_demo_network
+    from geo.network import save_network
+
+    from ..network.context import DEMO_NETWORK
+
+    target = Path(out) if out else DEMO_NETWORK
+    t0 = time.perf_counter()
+    try:
+        net = generate_demo_network(seed=seed, target_segments=segments)
+    except ValueError as exc:
+        raise CommandError(f"cannot generate the network: {exc}") from None
+    save_network(net, target)
+    print(f"wrote {len(net.segments)} segments to {target} in {time.perf_counter() - t0:.1f} s")
+    _print_info(net.info())
+    return 0
+
+
+@network.command(help="counts of a network file (default: the configured one)")
+@click.argument("path", required=False)
+def info(path: str | None) -> int:
+    from geo.network import load_network
+
+    from ..network.context import network_path
+
+    where = Path(path) if path else network_path(settings_for())
+    t0 = time.perf_counter()
+    try:
+        net = load_network(where)
+    except ValueError as exc:
+        raise CommandError(f"{where} is not a usable network file: {exc}") from None
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise CommandError(f"cannot read {where}: {exc.strerror or exc}") from None
+    print(f"{where} (loaded in {time.perf_counter() - t0:.2f} s)")
+    _print_info(net.info())
+    return 0
+
+
+class _ProgressBar:
+    """`stage  [#######.......]  48%  120,000/250,000` on one line of stderr."""
+
+    def __init__(self, out: Any = None, width: int = 30) -> None:
+        self.out, self.width = out or sys.stderr, width
+        self.last = 0.0
+        self.stage = ""
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        final = total > 0 and done >= total
+        changed = stage != self.stage
+        if not changed and not final and now - self.last < 0.2:
+            return
+        self.stage, self.last = stage, now
+        frac = done / total if total else 1.0
+        bar = "#" * int(frac * self.width)
+        line = f"{stage:<10s} [{bar:<{self.width}s}] {frac:4.0%}  {done:,}/{total:,}"
+        if self.out.isatty():
+            self.out.write("\r" + line + ("\n" if final else ""))
+        elif final or changed:
+            self.out.write(line + "\n")
+        self.out.flush()
+
+
+def _bounds(text: str) -> tuple[float, float, float, float] | None:
+    if not text.strip():
+        return None
+    parts = [float(x) for x in text.split(",")]
+    return (parts[0], parts[1], parts[2], parts[3])
+
+
+@network.command(
+    "import",
+    help="a city's segment layer (GeoJSON, GeoPackage, Shapefile, FlatGeobuf; any CRS) "
+    "or an OpenStreetMap .osm.pbf cut into segments",
+)
+@click.argument("file")
+@click.option("--out", help="network file to write (default var/networks/NAME.geojson.gz)")
+@click.option("--apply", is_flag=True, help="also write it into the database now (history is kept)")
+@click.option(
+    "--bounds",
+    help="minLon,minLat,maxLon,maxLat of the city "
+    "(default: ROADWATCH_CITY_BOUNDS; '' for no check)",
+)
+@click.option("--layer", help="layer name in a multi-layer file")
+@click.option("--mapping", help="TOML file with a [fields] table naming the attributes")
+@click.option(
+    "--id-field",
+    metavar="ATTR",
+    help="the attribute holding the segment's id",
+)
+@click.option(
+    "--name-field",
+    metavar="ATTR",
+    help="the attribute holding the segment's name",
+)
+@click.option(
+    "--road-field",
+    metavar="ATTR",
+    help="the attribute holding the segment's road",
+)
+@click.option(
+    "--from-field",
+    metavar="ATTR",
+    help="the attribute holding the segment's from",
+)
+@click.option(
+    "--to-field",
+    metavar="ATTR",
+    help="the attribute holding the segment's to",
+)
+@click.option(
+    "--district-field",
+    metavar="ATTR",
+    help="the attribute holding the segment's district",
+)
+@click.option(
+    "--chief-field",
+    metavar="ATTR",
+    help="the attribute holding the segment's chief",
+)
+@click.option(
+    "--chief-name-field",
+    metavar="ATTR",
+    help="the attribute holding the segment's chief name",
+)
+@click.option(
+    "--road-class-field",
+    metavar="ATTR",
+    help="the attribute holding the segment's road class",
+)
+@click.option(
+    "--crs",
+    help="the coordinate system the layer was drawn in, when the file does not say or says "
+    "wrong (a GeoJSON always says WGS84): an EPSG code such as EPSG:4547, or GCJ02 "
+    "(Amap, Tencent) / BD09 (Baidu)",
+)
+@click.option(
+    "--districts",
+    help="district polygons (fields code or adcode, and name; a bare JSON array of "
+    "GeoJSON features, as DataV/GeoAtlas writes them, is read too)",
+)
+@click.option("--districts-crs", help="the district layer's CRS (default: --crs)")
+@click.option(
+    "--min-length",
+    type=float,
+    default=80.0,
+    show_default=True,
+    help="OSM: merge pieces shorter than this (m)",
+)
+@click.option("--target-count", type=int, help="OSM: aim at this many segments")
+@click.option(
+    "--id-prefix", default="SEG", show_default=True, help="OSM: prefix of new segment ids"
+)
+@click.option(
+    "--separate-carriageways",
+    is_flag=True,
+    help="OSM: keep the two carriageways of a dual carriageway as separate segments",
+)
+def import_(
+    file: str,
+    out: str | None,
+    apply: bool,
+    bounds: str | None,
+    layer: str | None,
+    mapping: str | None,
+    id_field: str | None,
+    name_field: str | None,
+    road_field: str | None,
+    from_field: str | None,
+    to_field: str | None,
+    district_field: str | None,
+    chief_field: str | None,
+    chief_name_field: str | None,
+    road_class_field: str | None,
+    crs: str | None,
+    districts: str | None,
+    districts_crs: str | None,
+    min_length: float,
+    target_count: int | None,
+    id_prefix: str,
+    separate_carriageways: bool,
+) -> int:
+    settings = settings_for()
+    setup_logging("WARNING")
+    from geo.importer import FieldMapping, NetworkImportError, read_segment_layer
+    from geo.network import load_network, save_network
+    from geo.segmentize import network_from_osm
+
+    src = Path(file)
+    target = Path(out) if out else Path("var/networks") / (src.name.split(".")[0] + ".geojson.gz")
+    box = _bounds(bounds) if bounds is not None else _bounds(settings.city_bounds)
+    progress = _ProgressBar()
+    t0 = time.perf_counter()
+    try:
+        if src.name.endswith(".pbf"):
+            previous = load_network(target) if target.exists() else None
+            net = network_from_osm(
+                src,
+                bounds=box,
+                min_length_m=min_length,
+                target_count=target_count,
+                id_prefix=id_prefix,
+                previous=previous,
+                pair_carriageways=not separate_carriageways,
+            )
+        else:
+            if mapping:
+                fields = FieldMapping.from_toml(mapping)
+            else:
+                fields = FieldMapping.from_options(
+                    id=id_field,
+                    name=name_field,
+                    road=road_field,
+                    from_road=from_field,
+                    to_road=to_field,
+                    district=district_field,
+                    chief=chief_field,
+                    chief_name=chief_name_field,
+                    road_class=road_class_field,
+                )
+            net = read_segment_layer(
+                src,
+                fields,
+                layer=layer,
+                bounds=box,
+                district_layer=districts,
+                progress=progress,
+                crs=crs,
+                district_crs=districts_crs or crs,
+            )
+    except NetworkImportError as exc:
+        raise CommandError(str(exc)) from None
+    except (ValueError, OSError) as exc:
+        raise CommandError(f"cannot import {src}: {exc}") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".part")
+    save_network(net, tmp)
+    tmp.replace(target)  # atomic: a failed import leaves the previous file in place
+    print(
+        f"imported {len(net.segments):,} segments in {len(net.districts)} districts from {src} "
+        f"in {time.perf_counter() - t0:.1f} s -> {target}"
+    )
+    if apply:
+        import hashlib
+
+        from ..network.sync import sync
+        from ..store import db, models
+
+        engine = db.make_engine(settings.database_url)
+        db.upgrade(engine)
+        with db.make_sessionmaker(engine).begin() as session:
+            summary = sync(session, net, settings.tz)
+            digest = hashlib.sha256(target.read_bytes()).hexdigest()
+            session.merge(models.Meta(key="network_digest", value=digest))
+        print(f"database: {summary}")
+    print(f"use it with: ROADWATCH_NETWORK={target} roadwatch serve")
+    return 0
+
+
+def _print_info(info: dict[str, Any], indent: str = "  ") -> None:
+    for key, value in info.items():
+        if isinstance(value, dict):
+            print(f"{indent}{key}:")
+            _print_info(value, indent + "  ")
+        else:
+            print(f"{indent}{key}: {value}")

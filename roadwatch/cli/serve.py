@@ -1,0 +1,202 @@
+"""`roadwatch serve` (everything in one process) and `roadwatch worker` (MQTT ingest only)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..settings import Settings, SettingsError, redact_url
+from .common import Positive, log, settings_for, setup_logging
+
+
+def check_listen(settings: Settings) -> None:
+    """Can serve listen where it is told to? Checked before anything starts: a second
+    `serve` by mistake must not take the running platform's MQTT session and then fail."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise SettingsError(
+            f"ROADWATCH_HOST: cannot listen on {settings.host!r} ({exc.strerror or exc})"
+        ) from None
+    family, kind, proto, _name, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            where = f"{settings.host}:{settings.port}"
+            if exc.errno == errno.EADDRINUSE:
+                raise SettingsError(
+                    f"ROADWATCH_PORT: cannot listen on {where}: the port is in use by another "
+                    "program (another roadwatch serve?); stop it or choose another port"
+                ) from None
+            name = "ROADWATCH_PORT" if exc.errno == errno.EACCES else "ROADWATCH_HOST"
+            raise SettingsError(
+                f"{name}: cannot listen on {where} ({exc.strerror or exc})"
+            ) from None
+
+
+def check_photo_dir(settings: Settings) -> None:
+    folder = Path(settings.photo_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe-{time.monotonic_ns()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise SettingsError(
+            f"ROADWATCH_PHOTO_DIR: cannot store photos in {folder} ({exc.strerror or exc})"
+        ) from None
+
+
+def check_formula(settings: Settings) -> None:
+    """The ranking schedule loads the formula in a thread: a bad file must stop start-up."""
+    if not settings.ranking_formula:
+        return
+    from ..categories import load_categories
+    from ..ranking.formula import FormulaError, load_formula
+
+    try:
+        load_formula(settings.ranking_formula, load_categories().codes)
+    except FormulaError as exc:
+        raise SettingsError(f"ROADWATCH_RANKING_FORMULA: {exc}") from None
+
+
+@click.command(help="everything in one process (web, live feed, MQTT ingest)")
+@click.option("--host")
+@click.option("--port", type=int)
+@click.option(
+    "--simulate", type=int, metavar="N", default=0, help="also run N simulated road chiefs"
+)
+@click.option(
+    "--rate",
+    type=Positive(float),
+    default=5.0,
+    show_default=True,
+    help="simulated reports per second",
+)
+def serve(host: str | None, port: int | None, simulate: int, rate: float) -> int:
+    settings = settings_for(host=host, port=port)
+    setup_logging(settings.log_level)
+    check_photo_dir(settings)
+    check_formula(settings)
+    from ..runtime import Runtime
+    from ..web import create_app
+
+    t0 = time.perf_counter()
+    runtime = Runtime.build(settings)
+    try:
+        check_listen(settings)  # before the MQTT session is taken
+    except SettingsError:
+        runtime.engine.dispose()
+        raise
+    app, socketio = create_app(runtime)
+    runtime.broadcaster.emitter = socketio  # this process's browsers get the live events
+    try:
+        runtime.start_ingest()
+    except SettingsError:
+        runtime.stop()
+        raise
+    runtime.start_ranking()
+    sim_thread = None
+    if simulate:
+        from ..accounts.reporters import KNOWN
+        from ..demo.lifecycle import for_runtime
+        from ..simulate import Simulator
+
+        # The simulated chiefs are the network's road chiefs, registered reporters that the
+        # pipeline lets in (a disabled one is left out): real identities, as on phones.
+        directory = runtime.pipeline.reporters
+        directory.reload()
+        sim = Simulator(
+            runtime.ctx.network,
+            runtime.categories,
+            host=settings.mqtt_host,
+            port=settings.mqtt_port,
+            topic_root=settings.mqtt_topic_root,
+            chiefs=simulate,
+            rate=rate,
+            may_report=lambda rid: directory.status(rid) == KNOWN,
+            lifecycle=for_runtime(runtime, lambda rid: directory.status(rid) == KNOWN),
+        )
+        sim_thread = threading.Thread(
+            target=sim.run, kwargs={"progress": None}, name="simulator", daemon=True
+        )
+        sim_thread.start()
+        log.info("simulator: %d road chiefs, %.1f reports/s", simulate, rate)
+    first_admin(runtime)
+    log.info(
+        "roadwatch ready in %.1f s: http://%s:%d/  (database %s)",
+        time.perf_counter() - t0,
+        settings.host,
+        settings.port,
+        redact_url(settings.database_url),
+    )
+    try:
+        socketio.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            allow_unsafe_werkzeug=True,
+            use_reloader=False,
+            log_output=False,
+        )
+    finally:
+        runtime.stop()
+    return 0
+
+
+@click.command(help="MQTT ingest only (live events via ROADWATCH_SOCKETIO_QUEUE)")
+def worker() -> int:
+    settings = settings_for()
+    setup_logging(settings.log_level)
+    from flask_socketio import SocketIO
+
+    from ..runtime import Runtime
+
+    emitter = SocketIO(message_queue=settings.socketio_queue) if settings.socketio_queue else None
+    if emitter is None:
+        log.warning("worker: no ROADWATCH_SOCKETIO_QUEUE, so no live events reach browsers")
+    # Handlers first: a SIGTERM during start-up must still stop the case service too.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    check_formula(settings)
+    runtime = Runtime.build(settings, emitter=emitter)
+    try:
+        runtime.start_ingest(case_process=True)
+    except SettingsError:
+        runtime.stop()
+        raise
+    runtime.start_ranking()
+    log.info("worker: ingesting from %s", redact_url(settings.mqtt_url))
+    stop.wait()
+    runtime.stop()
+    return 0
+
+
+def first_admin(runtime: Any) -> None:
+    """On a database without staff accounts, make `admin` so a newcomer can log in."""
+    from ..accounts.users import ensure_first_admin
+
+    configured = runtime.settings.admin_password
+    with runtime.sessions.begin() as session:
+        password = ensure_first_admin(session, configured)
+    if password and configured:
+        log.warning(
+            "first start: created the command-centre login 'admin' (ROADWATCH_ADMIN_PASSWORD)"
+        )
+    elif password:
+        log.warning(
+            "first start: created the command-centre login 'admin' with the password %s "
+            "(shown only now; change it with `roadwatch users passwd admin`)",
+            password,
+        )
