@@ -1,6 +1,6 @@
 """`roadwatch demo seed`: weeks of a plausible city, played through the real code paths.
 
-The settable clock (roadwatch.clock) steps through the weeks half an hour at a time. At each
+The settable clock (roadwatch.clock) steps through the weeks two hours at a time. At each
 step the messages due by then go through `Pipeline.process` as MQTT would deliver them
 (Inbound, one batch): the findings of road chiefs, evaluators, covert checkers and the
 12345 hotline, rectifications with an after photo (uploaded through roadwatch.photos),
