@@ -1,6 +1,6 @@
 """`roadwatch demo seed`: weeks of a plausible city, played through the real code paths.
 
-The settable clock (roadwatch.clock) steps through the weeks half an hour at a time. At each
+The settable clock (roadwatch.clock) steps through the weeks two hours at a time. At each
 step the messages due by then go through `Pipeline.process` as MQTT would deliver them
 (Inbound, one batch): the findings of road chiefs, evaluators, covert checkers and the
 12345 hotline, rectifications with an after photo (uploaded through roadwatch.photos),
@@ -44,7 +44,8 @@ from ..store import models
 from .people import COVERT, EVALUATORS, HOTLINE, City, build_city
 
 MARKER = "demo"  # meta key
-STEP = dt.timedelta(minutes=30)
+STEP = dt.timedelta(hours=2)  # one pipeline batch and one case-clock sweep per step
+PATROL_POINTS = 4
 LOCAL = dt.timezone(dt.timedelta(hours=8))  # the phones' offset in their messages
 REAL_TABLES = ("reports", "rejected_messages", "case_messages", "patrols", "rankings")
 
@@ -212,6 +213,7 @@ class Seeder:
         from ..runtime import Runtime
 
         rt = Runtime.build(self.settings)
+        _fast_sqlite(rt.engine)
         quiet = logging.getLogger("roadwatch.cases.clock")  # its daily holiday warning
         level = quiet.level
         quiet.setLevel(logging.ERROR)
@@ -446,9 +448,12 @@ class Seeder:
 
     def _patrol(self, due: _Due) -> tuple[str, dict[str, Any]]:
         seg = self.city.network.segments[due.data["seg"]]
-        n = max(4, min(40, int(seg.length_m / 50)))
+        # Coverage needs two matched points on the segment; a handful along it is enough,
+        # and every point costs the matcher and an insert (patrols are the seed's bulk).
+        n = PATROL_POINTS
         pts = []
-        t = due.at - dt.timedelta(seconds=40 * (n - 1))  # sent when the walk ends
+        gap = dt.timedelta(seconds=max(20.0, seg.length_m / 1.3 / (n - 1)))  # a walk's pace
+        t = due.at - gap * (n - 1)  # sent when the walk ends
         for k in range(n):
             p = seg.geometry.interpolate(0.03 + 0.94 * k / (n - 1), normalized=True)
             lat0 = math.radians(p.y)
@@ -461,7 +466,7 @@ class Seeder:
                     "accuracy_m": 5.0,
                 }
             )
-            t += dt.timedelta(seconds=40)
+            t += gap
         cid = due.data["chief"]
         return cid, {
             "v": 1,
@@ -673,6 +678,23 @@ class Seeder:
                 self.result.counts[f"disputes:{decision}"] += 1
             except RankingError:
                 pass
+
+
+def _fast_sqlite(engine: Engine) -> None:
+    """The seed's own connections to a SQLite file skip the fsync at each commit (one
+    pipeline batch is one commit): a seed cut short is started again on a new file anyway
+    (the marker says "seeding"). The platform's connections keep synchronous=NORMAL."""
+    if engine.dialect.name != "sqlite":
+        return
+    from sqlalchemy import event
+
+    def _no_sync(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA synchronous=OFF")
+        cur.close()
+
+    event.listen(engine, "connect", _no_sync)
+    engine.dispose()  # connections opened while building the runtime get it too
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
