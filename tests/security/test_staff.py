@@ -19,7 +19,6 @@ from sqlalchemy import delete, select, update
 
 from roadwatch.ranking.week import Week
 from roadwatch.store import models
-from roadwatch.web import create_app
 from tests.support.auth import PASSWORD, login, make_user
 from tests.support.examples import contract_example
 from tests.test_pipeline import inbound
@@ -28,12 +27,10 @@ FAR = {"lat": 34.95, "lon": 113.60, "crs": "WGS84"}  # no segment near: needs_re
 
 
 @pytest.fixture
-def app(runtime: Any) -> Iterator[Any]:
-    app, _ = create_app(runtime)
-    runtime.broadcaster.emitter = None
+def app(app: Any, runtime: Any) -> Iterator[Any]:
+    """The shared app; afterwards the disputes go (they point at reports the next test drops)."""
     yield app
-    runtime.broadcaster.emitter = None
-    with runtime.sessions.begin() as session:  # disputes point at reports the next test drops
+    with runtime.sessions.begin() as session:
         session.execute(delete(models.RankingDispute))
 
 
