@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import delete
@@ -19,6 +19,10 @@ from sqlalchemy import delete
 from roadwatch.network.context import NetworkContext, load_network_context
 from roadwatch.settings import Settings, load_settings
 from roadwatch.store import models
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from flask.testing import FlaskClient
 
 REQUIRE_SERVICES = os.environ.get("ROADWATCH_REQUIRE_SERVICES") == "1"
 PG_ADMIN_URL = os.environ.get("ROADWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -141,3 +145,36 @@ def runner() -> Any:
     from click.testing import CliRunner
 
     return CliRunner()
+
+
+@pytest.fixture
+def app(runtime: Any) -> Iterator[Flask]:
+    """The Flask app (`create_app`) on `runtime`, so on SQLite and on PostgreSQL.
+
+    A module that needs other settings, another runtime or a live server builds its own and says
+    why beside it."""
+    from roadwatch.web import create_app
+
+    flask_app, _socketio = create_app(runtime)
+    yield flask_app
+    runtime.broadcaster.emitter = None  # the runtime is shared: no test leaves live events wired
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """An anonymous test client of `app` (no login, no API key)."""
+    return app.test_client()
+
+
+@pytest.fixture
+def login_as(app: Flask, runtime: Any) -> Callable[..., FlaskClient]:
+    """`login_as(role="admin", district=None)`: a new test client of `app`, logged in through
+    the real login form as a new staff user of that role; the user is on `client.user`."""
+    from tests.support.auth import login
+
+    def make(role: str = "admin", district: str | None = None) -> FlaskClient:
+        staff = app.test_client()
+        staff.user = login(staff, runtime, role, district)  # type: ignore[attr-defined]
+        return staff
+
+    return make

@@ -8,7 +8,6 @@ import queue
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,18 +16,10 @@ import socketio
 from flask.testing import FlaskClient
 
 from roadwatch.accounts.users import UserError, add_user, authenticate
-from roadwatch.web import create_app
 from tests.support.auth import PASSWORD, login, make_user, session_cookie
 from tests.support.examples import contract_example
 from tests.support.intake import intake_headers
 from tests.support.server import live_server
-
-
-@pytest.fixture
-def app(runtime: Any) -> Iterator[Any]:
-    app, _ = create_app(runtime)
-    yield app
-    runtime.broadcaster.emitter = None
 
 
 def _post_report(client: FlaskClient, **changes: Any) -> Any:

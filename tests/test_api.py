@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,13 +21,11 @@ from tests.test_pipeline import inbound
 
 
 @pytest.fixture
-def client(runtime: Any) -> Iterator[FlaskClient]:
-    app, _socketio = create_app(runtime)
-    client = app.test_client()
-    login(client, runtime)  # the staff API needs a login
-    with_key(client, runtime)  # intake (POST /api/reports, /api/photos) needs an API key
-    yield client
-    runtime.broadcaster.emitter = None
+def client(login_as: Any, runtime: Any) -> FlaskClient:
+    """Here `client` is a logged-in admin (the staff API) with an API key (intake: POST
+    /api/reports, /api/photos)."""
+    client: FlaskClient = with_key(login_as("admin"), runtime)
+    return client
 
 
 def post(client: FlaskClient, body: Any) -> Any:

@@ -4,31 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from flask.testing import FlaskClient
 
-from roadwatch.web import create_app
 from tests.support.auth import login
 from tests.support.examples import contract_example
 from tests.support.intake import intake_headers
 
 
 @pytest.fixture
-def app(runtime: Any) -> Iterator[Any]:
-    app, _ = create_app(runtime)
-    yield app
-    runtime.broadcaster.emitter = None
-
-
-@pytest.fixture
-def client(app: Any, runtime: Any) -> FlaskClient:
-    c = app.test_client()
-    login(c, runtime, "viewer")
-    return c
+def client(login_as: Any) -> FlaskClient:
+    """Here `client` is a logged-in viewer: the centre's API is staff-only."""
+    client: FlaskClient = login_as("viewer")
+    return client
 
 
 def _report(client: FlaskClient, **changes: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,6 @@ from flask.testing import FlaskClient
 from shapely.geometry import LineString, MultiLineString
 
 from roadwatch.maps.mvt import EXTENT, SegmentTiles, _to_world, decode
-from roadwatch.web import create_app
 from tests.support.auth import login
 from tests.support.examples import contract_example
 from tests.support.intake import intake_headers
@@ -82,13 +80,6 @@ def test_a_whole_city_tile_of_25000_segments_is_quick() -> None:
 
 
 # -- the endpoints ------------------------------------------------------------------------
-@pytest.fixture
-def app(runtime: Any) -> Iterator[Any]:
-    app, _ = create_app(runtime)
-    yield app
-    runtime.broadcaster.emitter = None
-
-
 def _config(client: FlaskClient) -> dict[str, Any]:
     page = client.get("/").get_data(as_text=True)
     raw = page.split('<script id="rw-config" type="application/json">')[1].split("</script>")[0]

@@ -21,7 +21,6 @@ from sqlalchemy import select
 
 from roadwatch.accounts import chiefs as ca
 from roadwatch.store import models
-from roadwatch.web import create_app
 from tests.support.mosquitto import MOSQUITTO_BIN, MqttTestClient, free_port, run_mosquitto
 
 
@@ -108,13 +107,11 @@ def test_provision_creates_once_keeps_and_resets(runtime: Any) -> None:
 
 
 # -- the /m/ API -------------------------------------------------------------------------
-def test_phone_api_session_data_and_checks(runtime: Any) -> None:
+def test_phone_api_session_data_and_checks(runtime: Any, client: Any) -> None:
     (chief, segment), (other, _) = _chiefs(runtime, 2)
     with runtime.sessions.begin() as s:
         s.query(models.ChiefAccount).delete()
         password = ca.provision(s, only=[chief, other]).created[chief]
-    app, _ = create_app(runtime)
-    client = app.test_client()
 
     res = client.get("/m/api/me")
     assert res.status_code == 401 and js(res)["errors"][0]["code"] == "signed_out"
@@ -174,14 +171,15 @@ def test_phone_api_session_data_and_checks(runtime: Any) -> None:
     assert client.get("/m/api/me").status_code == 401
 
 
-def test_sign_in_is_refused_for_a_while_after_many_wrong_passwords(runtime: Any) -> None:
+def test_sign_in_is_refused_for_a_while_after_many_wrong_passwords(
+    runtime: Any, client: Any
+) -> None:
     from roadwatch.accounts.throttle import ACCOUNT_FAILURES
 
     ((chief, _),) = _chiefs(runtime, 1)
     with runtime.sessions.begin() as s:
         s.query(models.ChiefAccount).delete()
         password = ca.provision(s, only=[chief]).created[chief]
-    client = create_app(runtime)[0].test_client()
     for _ in range(ACCOUNT_FAILURES):
         res = client.post("/m/api/session", json={"reporter_id": chief, "password": "guess"})
         assert res.status_code == 401
@@ -190,10 +188,7 @@ def test_sign_in_is_refused_for_a_while_after_many_wrong_passwords(runtime: Any)
     assert 500 <= int(res.headers["Retry-After"]) <= 600
 
 
-def test_phone_shell_manifest_and_service_worker(runtime: Any) -> None:
-    app, _ = create_app(runtime)
-    client = app.test_client()
-
+def test_phone_shell_manifest_and_service_worker(client: Any) -> None:
     def get(url: str) -> tuple[int, dict[str, str], bytes]:
         with client.get(url) as res:  # closes the file send_from_directory opened
             return res.status_code, dict(res.headers), res.get_data()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,20 +13,16 @@ from openpyxl import load_workbook
 from sqlalchemy import update
 
 from roadwatch.store import models
-from roadwatch.web import create_app
 from roadwatch.web.exports import HEADER
-from tests.support.auth import login
 from tests.support.examples import CST, contract_example
 from tests.test_pipeline import inbound
 
 
 @pytest.fixture
-def client(runtime: Any) -> Iterator[FlaskClient]:
-    app, _socketio = create_app(runtime)
-    client = app.test_client()
-    login(client, runtime)  # the staff API needs a login
-    yield client
-    runtime.broadcaster.emitter = None
+def client(login_as: Any) -> FlaskClient:
+    """Here `client` is a logged-in admin: the staff API needs a login."""
+    client: FlaskClient = login_as("admin")
+    return client
 
 
 @pytest.fixture

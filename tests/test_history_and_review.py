@@ -23,8 +23,6 @@ from roadwatch.network.responsibility import (
 )
 from roadwatch.network.sync import sync
 from roadwatch.store import db, models
-from roadwatch.web import create_app
-from tests.support.auth import login
 from tests.support.examples import contract_example
 from tests.test_pipeline import inbound
 
@@ -248,12 +246,10 @@ def test_chiefs_import_of_a_file_it_cannot_read_says_so(
 
 
 @pytest.fixture
-def client(runtime: Any) -> Any:
-    app, _ = create_app(runtime)
-    client = app.test_client()
-    login(client, runtime)  # the staff API needs a login
-    yield client
-    runtime.broadcaster.emitter = None
+def client(login_as: Any) -> FlaskClient:
+    """Here `client` is a logged-in admin: the staff API needs a login."""
+    client: FlaskClient = login_as("admin")
+    return client
 
 
 def test_report_shows_who_was_responsible_and_its_segment_version(

@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +19,6 @@ from sqlalchemy import update
 
 from roadwatch.settings import SettingsError, load_settings
 from roadwatch.store import models
-from roadwatch.web import create_app
 from tests.support.auth import login
 from tests.support.examples import CST, contract_example
 from tests.test_pipeline import inbound
@@ -236,12 +234,11 @@ def spec_xml(text: str) -> ET.Element:
 
 # -- fixtures and helpers --------------------------------------------------------------------
 @pytest.fixture
-def client(runtime: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FlaskClient]:
+def client(client: FlaskClient, runtime: Any, monkeypatch: pytest.MonkeyPatch) -> FlaskClient:
+    """The shared anonymous client, with two Open311 api_keys configured (read per request)."""
     keys = f"{API_KEY}:{OWNER},other-key-0002:other"
     monkeypatch.setattr(runtime, "settings", runtime.settings.replace(open311_api_keys=keys))
-    app, _socketio = create_app(runtime)
-    yield app.test_client()
-    runtime.broadcaster.emitter = None
+    return client
 
 
 def get(client: FlaskClient, path: str, fmt: str, status: int = 200) -> Any:

@@ -246,6 +246,8 @@ def _flask_path(rule: str) -> str:
 
 @pytest.fixture(scope="module")
 def app_routes(tmp_path_factory: pytest.TempPathFactory, network_ctx: Any) -> set[tuple[str, str]]:
+    """The app's routes, once per module from a runtime of its own (conftest's `app` is built
+    per test on both databases; the route table is the same on either)."""
     from roadwatch.web import create_app
 
     rt = Runtime.build(make_settings(tmp_path_factory.mktemp("routes")), ctx=network_ctx)

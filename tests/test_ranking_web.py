@@ -26,6 +26,8 @@ def published(rt: Any, formula: Any, monkeypatch: pytest.MonkeyPatch) -> Any:  #
         pub.publish(rt.engine, formula, w, pub.default_as_of(w, 8), "test", w.end + 9 * pub_h())
     from roadwatch.web import create_app
 
+    # Not conftest's `app`: this runs on test_ranking_jobs' `rt` with the golden formula set
+    # before the app is built, over the weeks published above.
     monkeypatch.setattr(
         rt, "settings", rt.settings.model_copy(update={"ranking_formula": str(GOLDEN)})
     )

@@ -22,7 +22,6 @@ from sqlalchemy import func, select
 from roadwatch.accounts.reporters import save_reporter, set_disabled
 from roadwatch.runtime import Runtime
 from roadwatch.store import models
-from roadwatch.web import create_app
 from tests.conftest import MOSQUITTO, make_settings, need_service
 from tests.support.auth import login
 from tests.support.examples import contract_example
@@ -31,13 +30,6 @@ from tests.support.intake import CHIEF, api_key, key_headers
 from tests.support.server import AckListener, live_server
 
 JPEG = image_bytes("JPEG")  # a real picture: uploads are decoded and cleaned
-
-
-@pytest.fixture
-def app_client(runtime: Any) -> Iterator[FlaskClient]:
-    app, _socketio = create_app(runtime)
-    yield app.test_client()
-    runtime.broadcaster.emitter = None
 
 
 def _post(client: FlaskClient, body: Any, headers: dict[str, str] | None = None) -> Any:
@@ -52,30 +44,30 @@ def _stored(runtime: Any, report_id: str) -> models.Report | None:
         return s.get(models.Report, report_id)
 
 
-def test_anonymous_http_report_is_refused(app_client: FlaskClient, runtime: Any) -> None:
+def test_anonymous_http_report_is_refused(client: FlaskClient, runtime: Any) -> None:
     body = contract_example()
-    res = _post(app_client, body)
+    res = _post(client, body)
     assert res.status_code == 401, res.get_data(as_text=True)
     (err,) = res.get_json()["errors"]
     assert err["field"] == "authorization" and err["code"] == "api_key_required"
     assert "API key" in err["message"]
     assert _stored(runtime, body["report_id"]) is None
     # A made-up key is no better than none.
-    res = _post(app_client, body, key_headers("rwk_" + "x" * 43))
+    res = _post(client, body, key_headers("rwk_" + "x" * 43))
     assert res.status_code == 401 and res.get_json()["errors"][0]["code"] == "bad_api_key"
     assert _stored(runtime, body["report_id"]) is None
 
 
-def test_staff_login_does_not_file_reports(app_client: FlaskClient, runtime: Any) -> None:
+def test_staff_login_does_not_file_reports(client: FlaskClient, runtime: Any) -> None:
     """A command-centre login is no reporter's identity: staff do not report as others."""
-    login(app_client, runtime)
+    login(client, runtime)
     body = contract_example()
-    assert _post(app_client, body).status_code == 401
+    assert _post(client, body).status_code == 401
     assert _stored(runtime, body["report_id"]) is None
 
 
-def test_anonymous_photo_upload_is_refused(app_client: FlaskClient, runtime: Any) -> None:
-    res = app_client.post("/api/photos", data={"photo": (io.BytesIO(JPEG), "a.jpg")})
+def test_anonymous_photo_upload_is_refused(client: FlaskClient, runtime: Any) -> None:
+    res = client.post("/api/photos", data={"photo": (io.BytesIO(JPEG), "a.jpg")})
     assert res.status_code == 401, res.get_data(as_text=True)
     assert res.get_json()["errors"][0]["code"] == "api_key_required"
     folder = Path(runtime.settings.photo_dir)
@@ -85,7 +77,7 @@ def test_anonymous_photo_upload_is_refused(app_client: FlaskClient, runtime: Any
         or not any(p.name.endswith(".jpg") for p in folder.iterdir())
     )
     # With a key the same upload is taken.
-    ok = app_client.post(
+    ok = client.post(
         "/api/photos",
         data={"photo": (io.BytesIO(JPEG), "a.jpg")},
         headers=key_headers(api_key(runtime)),
@@ -94,7 +86,7 @@ def test_anonymous_photo_upload_is_refused(app_client: FlaskClient, runtime: Any
 
 
 def test_forged_reporter_over_http_is_refused_and_not_stored(
-    app_client: FlaskClient, runtime: Any
+    client: FlaskClient, runtime: Any
 ) -> None:
     """The key of a road chief posting as a registered evaluator (weight 3 in the ranking)."""
     evaluator = f"EVAL-{uuid.uuid4().hex[:6]}"
@@ -102,7 +94,7 @@ def test_forged_reporter_over_http_is_refused_and_not_stored(
         save_reporter(s, evaluator, "evaluator")
     key = api_key(runtime, CHIEF)
     body = contract_example(reporter_id=evaluator)
-    res = _post(app_client, body, key_headers(key))
+    res = _post(client, body, key_headers(key))
     assert res.status_code == 403, res.get_data(as_text=True)
     ack = res.get_json()
     assert ack["status"] == "rejected"
@@ -120,27 +112,27 @@ def test_forged_reporter_over_http_is_refused_and_not_stored(
     assert rej.errors[0]["code"] == "not_you"
     # The same key filing as its own reporter is accepted.
     own = contract_example()
-    assert _post(app_client, own, key_headers(key)).status_code in (201, 202)
+    assert _post(client, own, key_headers(key)).status_code in (201, 202)
     stored = _stored(runtime, own["report_id"])
     assert stored is not None and stored.reporter_id == CHIEF
 
 
-def test_city_system_key_files_only_as_the_system(app_client: FlaskClient, runtime: Any) -> None:
+def test_city_system_key_files_only_as_the_system(client: FlaskClient, runtime: Any) -> None:
     from roadwatch.accounts.apikeys import add_key
 
     name = f"city-{uuid.uuid4().hex[:6]}"
     with runtime.sessions.begin() as s:
         key = add_key(s, system=name).key
-    res = _post(app_client, contract_example(reporter_id=CHIEF), key_headers(key))
+    res = _post(client, contract_example(reporter_id=CHIEF), key_headers(key))
     assert res.status_code == 403 and res.get_json()["errors"][0]["code"] == "not_you"
     body = contract_example(reporter_id=name)
-    assert _post(app_client, body, key_headers(key)).status_code in (201, 202)
+    assert _post(client, body, key_headers(key)).status_code in (201, 202)
     with runtime.sessions() as s:
         assert s.get(models.Reporter, name).kind == "system"  # weight 1, not an evaluator's
 
 
 def test_key_of_a_disabled_reporter_or_a_revoked_key_is_refused(
-    app_client: FlaskClient, runtime: Any
+    client: FlaskClient, runtime: Any
 ) -> None:
     from roadwatch.accounts.apikeys import add_key, revoke_key
 
@@ -149,31 +141,31 @@ def test_key_of_a_disabled_reporter_or_a_revoked_key_is_refused(
         save_reporter(s, rid, "person")
         s.flush()
         new = add_key(s, reporter=rid)
-    res = _post(app_client, contract_example(reporter_id=rid), key_headers(new.key))
+    res = _post(client, contract_example(reporter_id=rid), key_headers(new.key))
     assert res.status_code in (201, 202)
     with runtime.sessions.begin() as s:
         set_disabled(s, rid, True)
-    res = _post(app_client, contract_example(reporter_id=rid), key_headers(new.key))
+    res = _post(client, contract_example(reporter_id=rid), key_headers(new.key))
     assert res.status_code == 401 and res.get_json()["errors"][0]["code"] == "bad_api_key"
     with runtime.sessions.begin() as s:
         set_disabled(s, rid, False)
         revoke_key(s, new.id)
-    res = _post(app_client, contract_example(reporter_id=rid), key_headers(new.key))
+    res = _post(client, contract_example(reporter_id=rid), key_headers(new.key))
     assert res.status_code == 401
 
 
 def test_http_rate_limit_answers_429_with_retry_after_after_a_burst_of_200(
-    app_client: FlaskClient, runtime: Any
+    client: FlaskClient, runtime: Any
 ) -> None:
     """A phone's backlog of 200 passes at once; a flood from one identity is cut off."""
     headers = key_headers(api_key(runtime))
     for i in range(200):
         body = contract_example(lat=34.77281 + i * 1e-6)
-        res = _post(app_client, body, headers)
+        res = _post(client, body, headers)
         assert res.status_code in (201, 202), (i, res.get_data(as_text=True))
     limited = None
     for _ in range(400):  # the default limit is 300 a minute: cheap refused bodies now
-        res = app_client.post(
+        res = client.post(
             "/api/reports", data=b"{", content_type="application/json", headers=headers
         )
         if res.status_code == 429:
@@ -185,7 +177,7 @@ def test_http_rate_limit_answers_429_with_retry_after_after_a_burst_of_200(
     (err,) = limited.get_json()["errors"]
     assert err["code"] == "too_many_requests" and "retry" in err["message"]
     # Another identity is not held back by the first one's flood.
-    other = _post(app_client, contract_example(), key_headers(api_key(runtime)))
+    other = _post(client, contract_example(), key_headers(api_key(runtime)))
     assert other.status_code in (201, 202)
 
 

@@ -11,7 +11,6 @@ import io
 import json
 import math
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,7 +23,6 @@ from sqlalchemy import select
 from roadwatch.accounts import chiefs as ca
 from roadwatch.accounts.reporters import save_reporter
 from roadwatch.store import models
-from roadwatch.web import create_app
 from tests.support.auth import login
 from tests.support.examples import contract_example
 from tests.support.images import image_bytes
@@ -32,18 +30,6 @@ from tests.support.intake import intake_headers
 from tests.test_pipeline import inbound
 
 CHIEF = "zz-jinshui-0421"  # the demo city's chief of the contract example's spot
-
-
-@pytest.fixture
-def app(runtime: Any) -> Iterator[Any]:
-    flask_app, _ = create_app(runtime)
-    yield flask_app
-    runtime.broadcaster.emitter = None
-
-
-@pytest.fixture
-def client(app: Any) -> FlaskClient:
-    return app.test_client()
 
 
 def _report(runtime: Any, reporter: str, **changes: Any) -> dict[str, Any]:

@@ -87,6 +87,8 @@ def _formula(rt: Any) -> Any:
 
 @pytest.fixture
 def app(sec_rt: Any, world: Any) -> Any:
+    """Not conftest's `app`: this one runs on `sec_rt` (the golden ranking formula, the
+    published golden weeks of `world`), not on the parametrised `runtime`."""
     from roadwatch.web import create_app
 
     app, _ = create_app(sec_rt)

@@ -21,13 +21,6 @@ OUTSIDE = {"REMOTE_ADDR": "203.0.113.9"}  # a client that is not this machine
 
 
 @pytest.fixture
-def app(runtime: Any) -> Iterator[Any]:
-    app, _ = create_app(runtime)
-    yield app
-    runtime.broadcaster.emitter = None
-
-
-@pytest.fixture
 def proxied_app(runtime: Any) -> Iterator[Any]:
     """The app as configured behind one trusted reverse proxy (ROADWATCH_TRUSTED_PROXIES=1)."""
     settings = runtime.settings

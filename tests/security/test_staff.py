@@ -19,8 +19,7 @@ from sqlalchemy import delete, select, update
 
 from roadwatch.ranking.week import Week
 from roadwatch.store import models
-from roadwatch.web import create_app
-from tests.support.auth import PASSWORD, login, make_user
+from tests.support.auth import PASSWORD, make_user
 from tests.support.examples import contract_example
 from tests.test_pipeline import inbound
 
@@ -28,19 +27,11 @@ FAR = {"lat": 34.95, "lon": 113.60, "crs": "WGS84"}  # no segment near: needs_re
 
 
 @pytest.fixture
-def app(runtime: Any) -> Iterator[Any]:
-    app, _ = create_app(runtime)
-    runtime.broadcaster.emitter = None
+def app(app: Any, runtime: Any) -> Iterator[Any]:
+    """The shared app; afterwards the disputes go (they point at reports the next test drops)."""
     yield app
-    runtime.broadcaster.emitter = None
-    with runtime.sessions.begin() as session:  # disputes point at reports the next test drops
+    with runtime.sessions.begin() as session:
         session.execute(delete(models.RankingDispute))
-
-
-def _client(app: Any, runtime: Any, role: str, district: str | None = None) -> FlaskClient:
-    client: FlaskClient = app.test_client()
-    client.user = login(client, runtime, role, district)  # type: ignore[attr-defined]
-    return client
 
 
 def _name(client: FlaskClient) -> str:
@@ -109,8 +100,8 @@ def _audit(runtime: Any, **where: Any) -> list[dict[str, Any]]:
 
 
 # -- the acting person is the logged-in one -----------------------------------------------
-def test_forged_by_on_a_review_decision_is_refused(app: Any, runtime: Any) -> None:
-    admin = _client(app, runtime, "admin")
+def test_forged_by_on_a_review_decision_is_refused(login_as: Any, runtime: Any) -> None:
+    admin = login_as("admin")
     rid = _in_review(runtime)
     target = _segment_of(runtime, "JS")
     forged = admin.post(f"/api/review/{rid}", json={"segment_id": target, "by": "chief-wang"})
@@ -122,8 +113,8 @@ def test_forged_by_on_a_review_decision_is_refused(app: Any, runtime: Any) -> No
     assert _transitions(runtime, rid)[0] == _name(admin)  # the logged-in user, stored
 
 
-def test_forged_by_on_a_dispute_is_refused(app: Any, runtime: Any) -> None:
-    admin = _client(app, runtime, "admin")
+def test_forged_by_on_a_dispute_is_refused(login_as: Any, runtime: Any) -> None:
+    admin = login_as("admin")
     rid, week = _accepted(runtime), _week(runtime)
     url = f"/api/rankings/{week}/disputes"
     forged = admin.post(url, json=_dispute(rid, by="chief-wang"))
@@ -136,8 +127,8 @@ def test_forged_by_on_a_dispute_is_refused(app: Any, runtime: Any) -> None:
 
 
 # -- viewers change nothing; nobody decides their own dispute ------------------------------
-def test_viewer_files_a_dispute_is_refused(app: Any, runtime: Any) -> None:
-    viewer = _client(app, runtime, "viewer")
+def test_viewer_files_a_dispute_is_refused(login_as: Any, runtime: Any) -> None:
+    viewer = login_as("viewer")
     rid = _accepted(runtime)
     mine = _dispute(rid, by=_name(viewer))  # in their own name (main took `by` as given)
     res = viewer.post(f"/api/rankings/{_week(runtime)}/disputes", json=mine)
@@ -147,8 +138,8 @@ def test_viewer_files_a_dispute_is_refused(app: Any, runtime: Any) -> None:
         assert session.scalar(select(sa.func.count()).select_from(models.RankingDispute)) == 0
 
 
-def test_self_decided_dispute_is_refused_even_for_an_admin(app: Any, runtime: Any) -> None:
-    admin, other = _client(app, runtime, "admin"), _client(app, runtime, "admin")
+def test_self_decided_dispute_is_refused_even_for_an_admin(login_as: Any, runtime: Any) -> None:
+    admin, other = login_as("admin"), login_as("admin")
     rid, week = _accepted(runtime), _week(runtime)
     url = f"/api/rankings/{week}/disputes"
     # the attack: file under someone else's name, then decide it oneself
@@ -165,8 +156,10 @@ def test_self_decided_dispute_is_refused_even_for_an_admin(app: Any, runtime: An
     assert ok.status_code == 200
 
 
-def test_district_user_disputes_another_districts_report_is_refused(app: Any, runtime: Any) -> None:
-    zy = _client(app, runtime, "district_staff", "ZY")
+def test_district_user_disputes_another_districts_report_is_refused(
+    login_as: Any, runtime: Any
+) -> None:
+    zy = login_as("district_staff", "ZY")
     rid = _accepted(runtime)  # in JS
     mine = _dispute(rid, by=_name(zy))
     res = zy.post(f"/api/rankings/{_week(runtime)}/disputes", json=mine)
@@ -175,9 +168,9 @@ def test_district_user_disputes_another_districts_report_is_refused(app: Any, ru
 
 # -- district scope of review decisions ----------------------------------------------------
 def test_district_user_moves_a_report_onto_another_districts_segment_is_refused(
-    app: Any, runtime: Any
+    login_as: Any, runtime: Any
 ) -> None:
-    js = _client(app, runtime, "district_staff", "JS")
+    js = login_as("district_staff", "JS")
     rid = _in_review(runtime, "JS")
     onto_zy = {"segment_id": _segment_of(runtime, "ZY"), "by": _name(js)}
     res = js.post(f"/api/review/{rid}", json=onto_zy)
@@ -189,8 +182,10 @@ def test_district_user_moves_a_report_onto_another_districts_segment_is_refused(
     assert ok.status_code == 200  # within their district they may
 
 
-def test_district_user_settles_another_districts_report_is_refused(app: Any, runtime: Any) -> None:
-    zy = _client(app, runtime, "district_staff", "ZY")
+def test_district_user_settles_another_districts_report_is_refused(
+    login_as: Any, runtime: Any
+) -> None:
+    zy = login_as("district_staff", "ZY")
     rid = _in_review(runtime, "JS")
     onto_zy = {"segment_id": _segment_of(runtime, "ZY"), "by": _name(zy)}
     assert zy.post(f"/api/review/{rid}", json=onto_zy).status_code == 403
@@ -201,7 +196,7 @@ def test_district_user_settles_another_districts_report_is_refused(app: Any, run
 
 # -- district scope of rejected payloads ----------------------------------------------------
 def test_district_user_reads_another_districts_rejected_payloads_is_refused(
-    app: Any, runtime: Any
+    login_as: Any, runtime: Any
 ) -> None:
     a, s = models.Assignment, models.Segment
     now = models.utcnow()
@@ -227,18 +222,20 @@ def test_district_user_reads_another_districts_rejected_payloads_is_refused(
                     raw_size=40,
                 )
             )
-    js = _client(app, runtime, "district_staff", "JS")
+    js = login_as("district_staff", "JS")
     seen = js.get("/api/rejected").get_json()["items"]
     assert [x["reporter_id"] for x in seen] == [chiefs["JS"]]
     assert all("payload of ZY" not in x["raw"] for x in seen)
-    admin = _client(app, runtime, "admin")
+    admin = login_as("admin")
     assert len(admin.get("/api/rejected").get_json()["items"]) == 2
 
 
 # -- the audit log ----------------------------------------------------------------------------
-def test_audit_log_records_staff_actions_and_only_admins_read_it(app: Any, runtime: Any) -> None:
-    admin = _client(app, runtime, "admin")
-    js = _client(app, runtime, "district_staff", "JS")
+def test_audit_log_records_staff_actions_and_only_admins_read_it(
+    app: Any, login_as: Any, runtime: Any
+) -> None:
+    admin = login_as("admin")
+    js = login_as("district_staff", "JS")
     # a failed login is recorded too
     page = app.test_client()
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.get("/login").get_data(as_text=True))
@@ -269,7 +266,7 @@ def test_audit_log_records_staff_actions_and_only_admins_read_it(app: Any, runti
     page2 = admin.get(page1["next"]).get_json()
     assert [e["action"] for e in page2["items"]] == ["login"] and page2["next"] is None
     assert js.get("/api/audit").status_code == 403
-    assert _client(app, runtime, "viewer").get("/api/audit").status_code == 403
+    assert login_as("viewer").get("/api/audit").status_code == 403
     assert app.test_client().get("/api/audit").status_code == 401
 
 
