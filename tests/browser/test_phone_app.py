@@ -25,6 +25,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, FilePayload, Page, Playwright, expect
 from sqlalchemy import select
 
+import roadwatch.web
 from roadwatch.runtime import Runtime
 from roadwatch.store import models
 from tests.browser.conftest import save_screenshot
@@ -441,7 +442,8 @@ def test_shell_loads_fast_and_ships_little_javascript(
         + ")"
     )
     # the app's own modules (each one fetched at once: modulepreload), MQTT.js, the worker
-    own = {p.name for p in (Path(models.__file__).parent / "web/static/m").glob("*.js")}
+    own = {p.name for p in (Path(roadwatch.web.__file__).parent / "static/m").glob("*.js")}
+    assert own, "no phone modules found"
     assert set(sizes) == own | {"mqtt.min.js"}
     assert median < 1000 and warm < 1000
     assert total < 300 * 1024
