@@ -178,3 +178,27 @@ def login_as(app: Flask, runtime: Any) -> Callable[..., FlaskClient]:
         return staff
 
     return make
+
+
+# One Playwright for the whole run: a second sync_playwright() in the same process while the
+# first still runs fails ("Sync API inside the asyncio loop"), so every Chromium test, in
+# tests/browser/ or elsewhere, shares these two.
+@pytest.fixture(scope="session")
+def playwright_session() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_session: Any) -> Iterator[Any]:
+    from tests.browser.conftest import CHROMIUM_ARGS, chromium_path
+
+    browser = playwright_session.chromium.launch(
+        executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+    )
+    try:
+        yield browser
+    finally:
+        browser.close()

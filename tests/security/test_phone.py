@@ -10,19 +10,17 @@ import datetime as dt
 import io
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Playwright, expect
 from sqlalchemy import func, select
 
 from roadwatch.accounts import chiefs as ca
 from roadwatch.runtime import Runtime
 from roadwatch.store import models
 from roadwatch.web import create_app
-from tests.browser.conftest import CHROMIUM_ARGS, chromium_path
 from tests.conftest import make_settings
 from tests.support.server import free_port, live_server
 
@@ -345,16 +343,10 @@ DUMP_STORAGE = """async () => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[tuple[Playwright, Browser]]:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield pw, browser
-        finally:
-            browser.close()
+@pytest.fixture
+def chromium(playwright_session: Playwright, browser: Browser) -> tuple[Playwright, Browser]:
+    """The run's one Playwright and Chromium (tests/conftest.py)."""
+    return playwright_session, browser
 
 
 @pytest.mark.browser
