@@ -165,14 +165,7 @@ class TomlLocator:
             while i < len(text):
                 c = text[i]
                 if in_string is not None:
-                    if c == "\\" and in_string == '"':
-                        i += 2
-                        continue
-                    if text.startswith(in_string, i):
-                        i += len(in_string)
-                        in_string = None
-                        continue
-                    i += 1
+                    i, in_string = _string_step(text, i, in_string)
                     continue
                 if c == "#":
                     break
@@ -204,20 +197,24 @@ class TomlLocator:
         return None
 
 
+def _string_step(text: str, i: int, in_string: str) -> tuple[int, str | None]:
+    """One step inside an open TOML string whose quote is `in_string` (one or three quote
+    characters): the next index, and the quote still open (None once the string closes).
+    Basic strings (double quotes) have backslash escapes; literal ones do not."""
+    if text[i] == "\\" and in_string.startswith('"'):
+        return i + 2, in_string
+    if text.startswith(in_string, i):
+        return i + len(in_string), None
+    return i + 1, in_string
+
+
 def _brackets(text: str, start: int, depth: int, in_string: str | None) -> tuple[int, str | None]:
     """Bracket depth and open multi-line string after reading `text` from `start`."""
     i = start
     while i < len(text):
         c = text[i]
         if in_string is not None:
-            if c == "\\" and in_string.startswith('"'):
-                i += 2
-                continue
-            if text.startswith(in_string, i):
-                i += len(in_string)
-                in_string = None
-                continue
-            i += 1
+            i, in_string = _string_step(text, i, in_string)
             continue
         if c == "#":
             break
