@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from flask import Flask
@@ -57,6 +58,7 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=n
         )
+    app.wsgi_app = _close_dropped_responses(app.wsgi_app)  # type: ignore[method-assign,assignment]
     headers.register(app, runtime)  # CSP, nosniff, frame-ancestors… on every response
 
     app.register_blueprint(pages.bp)
@@ -73,6 +75,35 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     # The runtime is left as it was given: whoever runs the app decides whether the runtime's
     # live events go to this app's browsers (`roadwatch serve`: runtime.broadcaster.emitter).
     return app, socketio
+
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _close_dropped_responses(wsgi_app: WSGIApp) -> WSGIApp:
+    """Close every response under Werkzeug's server, also when the browser hangs up mid-body.
+
+    Werkzeug (3.x) drains the socket before it closes the app's iterable; when that read
+    fails on a reset connection, the iterable (a static file) is never closed and leaks its
+    file handle. A generator around it is closed when dropped, and closes the file then.
+    Other servers (gunicorn) close responses themselves and keep their sendfile path."""
+
+    def middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        body = wsgi_app(environ, start_response)
+        if not str(environ.get("SERVER_SOFTWARE", "")).startswith("Werkzeug"):
+            return body
+        return _closing(body)
+
+    return middleware
+
+
+def _closing(body: Iterable[bytes]) -> Iterator[bytes]:
+    try:
+        yield from body
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
 
 
 def runtime_of(app: Flask) -> Runtime:
