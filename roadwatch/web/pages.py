@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request
-from sqlalchemy import text
 
+from ..health import Check, Health, database_check, is_loopback
 from ..settings import redact_url
 from .centre import live_state
 from .context import runtime
@@ -66,50 +65,46 @@ def _sees_health_details() -> bool:
     """
     from .auth import current_user
 
-    if current_user() is not None:
-        return True
-    try:
-        return ipaddress.ip_address(request.remote_addr or "").is_loopback
-    except ValueError:
-        return False
+    return current_user() is not None or is_loopback(request.remote_addr)
 
 
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
     """Up (200 `{"status": "ok"}`) or down (503 `{"status": "degraded"}`) for everyone;
     the checks (database, broker URL and error, network size) for staff and loopback."""
-    ok, checks = _health_checks()
-    status = 200 if ok else 503
-    if not _sees_health_details():
-        return jsonify({"status": "ok" if ok else "degraded"}), status
-    return jsonify({"status": "ok" if ok else "degraded", "checks": checks}), status
+    body, status = _web_health().body(details=_sees_health_details())
+    return jsonify(body), status
 
 
-def _health_checks() -> tuple[bool, dict[str, Any]]:
+def _web_health() -> Health:
     rt = runtime()
-    checks: dict[str, Any] = {}
-    try:
-        with rt.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        checks["database"] = {"ok": True}
-    except Exception as exc:
-        checks["database"] = {"ok": False, "error": exc.__class__.__name__}
-    mqtt = rt.mqtt
+    health = Health(str(rt.extras.get("role") or "serve"))
+    health.add("database", database_check(rt.engine))
+    health.add("broker", lambda: _broker_check(rt))
+    health.add("network", lambda: Check(rt.ctx.size > 0, {"segments": rt.ctx.size}))
+    health.add("holidays", lambda: _holiday_check(rt))
+    return health
+
+
+def _broker_check(rt: Any) -> Check:
     if rt.extras.get("role") == "web":
         # The web role (roadwatch/web/wsgi.py) holds no MQTT session: ingest is elsewhere.
-        checks["broker"] = {"ok": True, "role": "web", "ingest": "in roadwatch worker"}
-    else:
-        checks["broker"] = {
-            "ok": bool(mqtt and mqtt.connected.is_set()),
+        return Check(True, {"role": "web", "ingest": "in roadwatch worker"})
+    mqtt = rt.mqtt
+    return Check(
+        bool(mqtt and mqtt.connected.is_set()),
+        {
             "url": redact_url(rt.settings.mqtt_url),
             "embedded": rt.broker is not None,
             **({"error": mqtt.last_error} if mqtt and mqtt.last_error else {}),
-        }
-    checks["network"] = {"ok": rt.ctx.size > 0, "segments": rt.ctx.size}
+        },
+    )
+
+
+def _holiday_check(rt: Any) -> Check:
     # The holiday rule: a warning (not a failure) while next year's holidays are missing.
     holidays = rt.pipeline.sla.holiday_warning(rt.pipeline.clock())
-    checks["holidays"] = {"ok": True, **({"warning": holidays} if holidays else {})}
-    return all(c["ok"] for c in checks.values()), checks
+    return Check(True, {"warning": holidays} if holidays else {})
 
 
 @bp.get("/metrics")
