@@ -8,11 +8,14 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/roadwatch ] || [ pyproject.toml -nt .venv/.installed ]; then
+# The exact versions the tests ran with (requirements.lock, refreshed by .ci/lock), then the
+# project itself, editable, with nothing more resolved.
+if [ ! -x .venv/bin/roadwatch ] || [ pyproject.toml -nt .venv/.installed ] \
+  || [ requirements.lock -nt .venv/.installed ]; then
   echo "run.sh: installing roadwatch into .venv (once; a minute or two)..." >&2
-  "$PY" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e .
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q -r requirements.lock
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
   touch .venv/.installed
 fi
 if [ "${ROADWATCH_DEMO_WEEKS:-8}" != "0" ]; then
