@@ -462,6 +462,8 @@ def _page_config() -> dict[str, Any]:
     u = require_login()  # the guard sends anonymous visitors to the login page first
     return {
         "user": {"name": u.username, "role": u.role, "district": u.sees_district},
+        "namespace": "/live",  # the live feed: alerts (static/live/alerts.js), live redraws
+        "socketio_path": "socket.io",
         "timezone": rt.settings.timezone,
         "district_names": rt.ctx.district_names,
         "filters": list(FILTERS),
@@ -486,8 +488,6 @@ def case_page(report_id: str) -> Any:
     config = {
         **_page_config(),
         "case_id": report_id,
-        "namespace": "/live",
-        "socketio_path": "socket.io",
         "basemap": basemap_config(runtime(), request.script_root),
     }
     return render_template("case.html", title="案件详情 · 路长制", config=config)
