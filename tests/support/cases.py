@@ -13,7 +13,6 @@ from roadwatch.ingest.messages import Inbound
 from roadwatch.store import models
 from tests.support.examples import contract_example
 
-
 _NEXT = 0
 
 

@@ -71,6 +71,8 @@ function draw() {
 
 function load() {
   const q = query();
+  // a form sent before this module ran (or a hand-made link) may carry empty fields
+  Array.from(q.keys()).forEach(function (k) { if (!q.get(k)) q.delete(k); });
   if (!q.get("limit")) q.set("limit", String(PAGE));
   $("cw-error").hidden = true;
   document.body.setAttribute("data-loading", "1");
@@ -122,3 +124,4 @@ installLang(draw);
 fillForm();
 load();
 startAlerts();
+document.body.setAttribute("data-ready", "1");

@@ -283,6 +283,7 @@ function load() {
 
 installLang(drawAll);
 load();
+document.body.setAttribute("data-ready", "1");
 // Live: this case's changes (another officer's, the clock's) redraw it; alerts for the rest.
 if (typeof io === "function") {
   const p = config.socketio_path || "socket.io";
