@@ -162,3 +162,70 @@ def test_duty_officer_tasks_in_the_browser(runtime: Any, page: Any, screenshot: 
             (officer.username, f"case.{a}")
             for a in ("reassign", "comment", "extend", "close_invalid")
         } <= acts
+
+
+NOTIFY_SPY = """
+window.__notified = [];
+class SpyNotification {
+  constructor(title, options) { window.__notified.push([title, (options || {}).body]); }
+  static get permission() { return "granted"; }
+  static requestPermission() { return Promise.resolve("granted"); }
+}
+window.Notification = SpyNotification;
+"""
+
+
+def test_staff_alerts_for_overdue_and_failed_verification(
+    runtime: Any, browser: Any, screenshot: Any
+) -> None:
+    """Scope 6: an overdue case and a failed verification of the user's district raise an
+    in-page alert and a desktop notification (consent granted); another district's do not."""
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("acceptance runs on PostgreSQL")
+    from roadwatch.cases.clock import sweep
+    from tests.support.auth import login
+    from tests.test_cases import msg, rectification
+
+    officer = make_user(runtime, "district_staff", "JS")
+    js = make_case(runtime, "JS", age=dt.timedelta(hours=1), category="E0102")
+    zy = make_case(runtime, "ZY", age=dt.timedelta(hours=1), category="E0102")
+    fixed = make_case(runtime, "JS", category="E0102")
+    now = dt.datetime.now(dt.UTC)
+    body = rectification(fixed.id, fixed.assignee_id, now)
+    (out,) = runtime.pipeline.process([msg("rectification", body, fixed.assignee_id, now)])
+    assert out.status == "accepted"
+    context = browser.new_context(
+        viewport={"width": 1366, "height": 768}, locale="zh-CN", permissions=["notifications"]
+    )
+    context.add_init_script(NOTIFY_SPY)
+    page = context.new_page()
+    try:
+        with live_server(runtime) as server:
+            page.goto(server.url + "/cases")
+            page.fill("input[name=username]", officer.username)
+            page.fill("input[name=password]", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_selector("html[data-alerts=live]", timeout=15_000)
+            # the clock finds both cases overdue (their deadline is a day ahead of now)
+            later = max(_row(runtime, js.id).due_at, _row(runtime, zy.id).due_at)
+            events, _ = sweep(runtime.engine, runtime.pipeline.sla, later)
+            assert {e.payload["id"] for e in events if e.kind == "case"} >= {js.id, zy.id}
+            runtime.broadcaster.publish(events)
+            page.wait_for_selector(f".rw-alert[data-case='{js.id}'][data-kind=overdue]")
+            # another staff user fails the rectification of a JS case
+            api = server.app.test_client()
+            login(api, runtime, "admin")
+            res = api.post(
+                f"/api/cases/{fixed.id}/verify", json={"result": "fail", "reason": "仍有垃圾"}
+            )
+            assert res.status_code == 200, res.get_json()
+            page.wait_for_selector(f".rw-alert[data-case='{fixed.id}'][data-kind=failed]")
+            page.wait_for_timeout(500)  # time for a ZY alert, were one wrongly sent
+            assert page.locator(f".rw-alert[data-case='{zy.id}']").count() == 0
+            notified = page.evaluate("() => window.__notified")
+            assert [n[0] for n in notified] == ["案件超期", "核查未通过"], notified
+            screenshot(page, "case_alerts")
+            link = page.locator(f".rw-alert[data-case='{js.id}'] a")
+            assert link.get_attribute("href").endswith(f"/cases/{js.id}")
+    finally:
+        context.close()

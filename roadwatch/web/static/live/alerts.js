@@ -108,6 +108,7 @@ export function startAlerts(socket) {
       path: p.charAt(0) === "/" ? p : root + "/" + p, transports: ["websocket", "polling"],
     });
   }
+  socket.on("connect", function () { document.documentElement.setAttribute("data-alerts", "live"); });
   socket.on("case", function (/** @type {Record<string, any>} */ payload) {
     const kind = alertKind(payload);
     if (kind) raise(kind, payload);
