@@ -63,6 +63,7 @@ STATES = (
     + ["duplicate"] * 4
 )
 PASSWORD = "bench password 19"
+BLANK = {c.name: None for c in models.Report.__table__.columns}  # every column, then the set ones
 
 
 def rows(n: int, rt: Any, now: dt.datetime) -> list[dict[str, Any]]:
@@ -78,6 +79,7 @@ def rows(n: int, rt: Any, now: dt.datetime) -> list[dict[str, Any]]:
         note = rng.choice(NOTES)
         out.append(
             {
+                **BLANK,
                 "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                 "reporter_id": rng.choice(people),
                 "category": rng.choice(CATEGORIES),
@@ -88,22 +90,11 @@ def rows(n: int, rt: Any, now: dt.datetime) -> list[dict[str, Any]]:
                 "observed_at": seen,
                 "received_at": seen,
                 "crs": "WGS84",
-                "lat_in": None,
-                "lon_in": None,
-                "lat": None,
-                "lon": None,
-                "accuracy_m": None,
-                "heading_deg": None,
-                "segment_hint": None,
                 "segment_id": s.id,
                 "segment_version": 1,
                 "district": s.district,
-                "snap_distance_m": None,
-                "snap_confidence": None,
-                "snap": None,
                 "status": "accepted",
                 "transport": "bench",
-                "topic": None,
                 "raw": b"{}",
                 "case_status": state,
                 "assignee_id": rng.choice(people),
@@ -112,10 +103,8 @@ def rows(n: int, rt: Any, now: dt.datetime) -> list[dict[str, Any]]:
                 "escalation_level": 0,
                 "next_escalation_at": due if state in ("dispatched", "reopened") else None,
                 "overdue": False,
-                "rectified_at": None,
-                "closed_at": None,
+                "due_provisional": False,
                 "updated_at": seen,
-                "parent_id": None,
             }
         )
     return out
