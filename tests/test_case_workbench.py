@@ -174,7 +174,8 @@ def test_district_user_cannot_act_outside_their_district(runtime: Any, login_as:
         ("extend", {"hours": 2, "reason": "x"}),
     ):
         res = act(js, case.id, action, **body)
-        assert res.status_code == 404, res.get_json()  # not even shown to them
+        assert res.status_code == 403, res.get_json()
+        assert "不在本区范围内" in res.get_json()["errors"][0]["message"]
     assert transitions(runtime, case.id)[-1].to_status == "dispatched"
     viewer = login_as("viewer")
     assert act(viewer, case.id, "comment", text="x").status_code == 403

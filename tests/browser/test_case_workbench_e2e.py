@@ -102,6 +102,12 @@ def test_duty_officer_tasks_in_the_browser(runtime: Any, page: Any, screenshot: 
         assert links.count() == 1
         assert links.first.get_attribute("href").endswith(f"/cases/{late.id}")
         screenshot(page, "case_list_overdue")
+        # the English switch, and back (the choice is remembered, as on the live map)
+        page.click("#cw-lang")
+        assert "Cases" in page.inner_text("header") and "overdue" in page.inner_text("#cw-rows")
+        screenshot(page, "case_list_overdue_en")
+        page.click("#cw-lang")
+        assert "案件" in page.inner_text("header")
 
         # 2. open its timeline and photos
         links.first.click()
