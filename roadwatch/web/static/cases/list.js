@@ -23,7 +23,7 @@ function fillForm() {
   FILTERS.forEach(function (name) {
     const f = field("f-" + name);
     if (!f) return;
-    const v = q.get(name) || "";
+    const v = q.get(name) || (name === "sort" ? "-observed_at" : "");
     if (f instanceof HTMLSelectElement && v && !Array.from(f.options).some(function (o) { return o.value === v; })) {
       f.add(new Option(v, v)); // a comma list or a district name from a link: keep it as given
     }
