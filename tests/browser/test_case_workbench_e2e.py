@@ -130,12 +130,13 @@ def test_duty_officer_tasks_in_the_browser(runtime: Any, page: Any, screenshot: 
         _act(page, "reassign", {"assignee_id": other, "reason": "原责任人外出"})
         assert _row(runtime, late.id).assignee_id == other
         t = _last(runtime, late.id)
-        assert (t.by, t.data["action"]) == (officer.username, "reassign")
+        assert (t.by, (t.data or {}).get("action")) == (officer.username, "reassign")
 
         # 4. comment
         _act(page, "comment", {"text": "已电话督促"})
         t = _last(runtime, late.id)
-        assert (t.by, t.note, t.data["action"]) == (officer.username, "已电话督促", "comment")
+        want = (officer.username, "已电话督促", "comment")
+        assert (t.by, t.note, (t.data or {}).get("action")) == want
         assert "已电话督促" in page.inner_text("#cw-timeline")
 
         # 5. extend the deadline by 8 working hours
@@ -197,6 +198,7 @@ def test_staff_alerts_for_overdue_and_failed_verification(
     zy = make_case(runtime, "ZY", age=dt.timedelta(hours=1), category="E0102")
     fixed = make_case(runtime, "JS", category="E0102")
     now = dt.datetime.now(dt.UTC)
+    assert fixed.assignee_id is not None
     body = rectification(fixed.id, fixed.assignee_id, now)
     (out,) = runtime.pipeline.process([msg("rectification", body, fixed.assignee_id, now)])
     assert out.status == "accepted"
@@ -213,7 +215,8 @@ def test_staff_alerts_for_overdue_and_failed_verification(
             page.click("button[type=submit]")
             page.wait_for_selector("html[data-alerts=live]", timeout=15_000)
             # the clock finds both cases overdue (their deadline is a day ahead of now)
-            later = max(_row(runtime, js.id).due_at, _row(runtime, zy.id).due_at)
+            dues = [_row(runtime, c.id).due_at for c in (js, zy)]
+            later = max(d for d in dues if d is not None)
             events, _ = sweep(runtime.engine, runtime.pipeline.sla, later)
             assert {e.payload["id"] for e in events if e.kind == "case"} >= {js.id, zy.id}
             runtime.broadcaster.publish(events)
