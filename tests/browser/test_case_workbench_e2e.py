@@ -157,6 +157,19 @@ def test_duty_officer_tasks_in_the_browser(runtime: Any, page: Any, screenshot: 
         assert (t.by, t.to_status, t.note) == (officer.username, "invalid", "测试数据")
         assert "无效" in page.inner_text("#cw-status")
 
+        # pushed live: another officer's comment appears on the open page without a reload
+        from tests.support.auth import login
+
+        api = server.app.test_client()
+        login(api, runtime, "admin")
+        res = api.post(f"/api/cases/{fresh.id}/comment", json={"text": "另一位值班员的备注"})
+        assert res.status_code == 200, res.get_json()
+        page.wait_for_function(
+            "([w]) => document.getElementById('cw-timeline').textContent.includes(w)",
+            arg=["另一位值班员的备注"],
+            timeout=10_000,
+        )
+
         # every action is in the audit log under the officer's name
         with runtime.sessions() as s:
             acts = {
