@@ -20,7 +20,11 @@ const rules = {
 
 export default [
   {
-    files: ["roadwatch/web/static/live/**/*.js", "roadwatch/web/static/m/**/*.js"],
+    files: [
+      "roadwatch/web/static/live/**/*.js",
+      "roadwatch/web/static/m/**/*.js",
+      "roadwatch/web/static/cases/**/*.js", // the case pages (issue 19)
+    ],
     ignores: ["roadwatch/web/static/m/sw.js"],
     ...js.configs.recommended,
     languageOptions: { ecmaVersion: 2022, sourceType: "module" },

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FRONTEND = ROOT / "frontend"
 STATIC = ROOT / "roadwatch" / "web" / "static"
 LIVE = STATIC / "live"
+CASES = STATIC / "cases"  # the case pages (cases.html, case.html): list.js and page.js
 TEMPLATE = ROOT / "roadwatch" / "web" / "templates" / "index.html"
 PHONE = STATIC / "m"  # the phone app: its page (index.html), modules and service worker
 PHONE_PAGE = PHONE / "index.html"
@@ -91,7 +92,7 @@ def test_live_modules_type_check(node_bin: Path) -> None:
     """Both pages' modules (one project: frontend/tsconfig.json)."""
     _run([str(node_bin / "tsc"), "--noEmit", "-p", "frontend/tsconfig.json"])
     checked = _checked_files(node_bin, "frontend/tsconfig.json")
-    for folder in (LIVE, PHONE):
+    for folder in (LIVE, PHONE, CASES):
         missing = [name for name in _modules(folder) if (folder / name).resolve() not in checked]
         assert not missing, f"not type-checked: {missing}"
 
@@ -113,6 +114,7 @@ def test_live_modules_lint(node_bin: Path) -> None:
             "0",
             "roadwatch/web/static/live",
             "roadwatch/web/static/m",
+            "roadwatch/web/static/cases",
         ]
     )
 

@@ -38,6 +38,17 @@ ACTIONS = (
     "dispute.decide",
     "export",
     "ranking.publish",
+    # staff actions on a case from the command centre (roadwatch.cases.actions)
+    "case.reassign",
+    "case.verify",
+    "case.comment",
+    "case.extend",
+    "case.suspend",
+    "case.close_invalid",
+    "case.close_duplicate",
+    "case.merge",
+    "case.split",
+    "case.reopen",
 )
 MAX_TEXT = {"actor": 128, "target": 255, "remote_addr": 64}
 

@@ -514,3 +514,10 @@ class StaffSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+# -- the case workbench (issue 19): the case list's usual filters, served from an index ------
+# A district user's list (always scoped to the district), newest first; and the overdue
+# filter (case state + deadline), city-wide or beside the district index.
+Index("ix_reports_district_observed", Report.district, Report.observed_at)
+Index("ix_reports_case_status_due", Report.case_status, Report.due_at)

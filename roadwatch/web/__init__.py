@@ -14,6 +14,7 @@ from . import (
     api,
     auth,
     authz,
+    cases,
     centre,
     errors,
     exports,
@@ -69,6 +70,7 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     app.register_blueprint(rankings.bp)
     app.register_blueprint(centre.bp)
     app.register_blueprint(mobile.bp)
+    app.register_blueprint(cases.bp)
     errors.register(app)
     limits.init_app(app, settings)  # after the blueprints: wraps the intake views
     app.extensions["roadwatch_live_viewers"] = live.register(socketio, runtime)

@@ -1,7 +1,9 @@
 """Query parameters of every HTTP route, one rule each.
 
 * a time (`since`, `until`, `at`, Open311's `start_date`…): absent is None; anything else
-  must be ISO 8601 with a zone, or it is a 400 naming the parameter (an empty `since=` too).
+  must be ISO 8601 with a zone, or a plain date (`2026-11-30`: 00:00 of that day in the
+  platform's time zone, for every parameter alike, so `since=2026-11-30&until=2026-12-01`
+  is that one day), or it is a 400 naming the parameter (an empty `since=` too).
   An unescaped '+' before the offset arrives as a space and is read as '+'.
 * `bbox=minLon,minLat,maxLon,maxLat`: four finite WGS84 numbers in order, or a 400.
 * `limit`: a whole number between 1 and the route's maximum (default: the route's), or a 400.
@@ -35,12 +37,22 @@ CASE_STATUSES = tuple(s for s in ALLOWED if s is not None)  # the workflow's, ne
 
 # An unescaped '+' in a query arrives as a space: `?since=2026-11-23T09:15:02+08:00`.
 _SPACE_FOR_PLUS = re.compile(r" (\d{2}(?::?\d{2})?)$")
+_PLAIN_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def time_arg(name: str) -> dt.datetime | None:
     raw = request.args.get(name)
     if raw is None:
         return None
+    if _PLAIN_DATE.fullmatch(raw):
+        try:
+            day = dt.date.fromisoformat(raw)
+        except ValueError:
+            raise ApiError(
+                400, name, "invalid_time", f"{name} is not a real date (YYYY-MM-DD)"
+            ) from None
+        midnight = dt.datetime.combine(day, dt.time(0), tzinfo=runtime().settings.tz)
+        return midnight.astimezone(dt.UTC)
     value, err = parse_time(_SPACE_FOR_PLUS.sub(r"+\1", raw), name)
     if err:
         raise ApiError(400, err.field, err.code, err.message)

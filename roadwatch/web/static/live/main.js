@@ -23,6 +23,7 @@
  */
 import { config, mapCfg, screenMode } from "./config.js";
 import { onMapRender, onReportsData } from "./commit.js";
+import { startAlerts } from "./alerts.js";
 import { checkReady, connect, resync, scheduleFrame } from "./feed.js";
 import { applyLanguage, installHeader } from "./header.js";
 import { addDistrictNames, addOverlays, onCountsRender } from "./overlays.js";
@@ -50,6 +51,7 @@ const districtsReq = early("districts", "/api/districts");
 maplibregl.prewarm(); // the map's worker boots while the map sets up
 // The live feed's handshake too (its first resync waits for the state's seq).
 connect();
+startAlerts(rw._socket); // overdue, escalated, failed verification: an alert (alerts.js)
 
 const map = (state.map = rw._map = new maplibregl.Map({
   container: "rw-map",
