@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, select, tuple_, update
+from sqlalchemy import Connection, Engine, Table, and_, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from ..store import models
@@ -40,7 +40,7 @@ from .workflow import Notice
 
 log = logging.getLogger(__name__)
 
-OUTBOX = models.NoticeOutbox.__table__
+OUTBOX: Table = models.NoticeOutbox.__table__  # type: ignore[assignment]
 LEASE = dt.timedelta(seconds=10)  # a claimed row is another publisher's again after this
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 300.0
@@ -259,7 +259,12 @@ class OutboxPublisher:
                 return []
             claimed = conn.execute(
                 update(OUTBOX)
-                .where(tuple_(o.notice_id, o.channel).in_(keys))
+                .where(
+                    tuple_(o.notice_id, o.channel).in_(keys),
+                    # again: on SQLite (no row locks) another publisher may have taken one
+                    o.sent_at.is_(None),
+                    o.next_attempt_at <= now,
+                )
                 .values(attempts=o.attempts + 1, next_attempt_at=now + LEASE)
                 .returning(o.notice_id, o.channel, o.person_id, o.district, o.body, o.attempts)
             ).all()
