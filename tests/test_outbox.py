@@ -434,3 +434,23 @@ def test_outbox_gauges_count_what_is_pending(migrated_pg: str) -> None:
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(OUTBOX)).scalar() == 7
     engine.dispose()
+
+
+def test_the_jobs_unit_runs_a_command_that_exists() -> None:
+    """config/deploy's roadwatch-jobs.service starts `roadwatch jobs` with options the
+    command accepts (systemd-analyze verify only checks that the program exists)."""
+    import shlex
+
+    import click
+
+    from roadwatch.cli import main
+
+    unit = ROOT / "config" / "deploy" / "systemd" / "roadwatch-jobs.service"
+    (exec_start,) = re.findall(r"^ExecStart=(.+)$", unit.read_text(encoding="utf-8"), re.M)
+    program, *args = shlex.split(exec_start)
+    assert program.endswith("/roadwatch") and args[0] == "jobs"
+    command = main.commands["jobs"]
+    ctx = command.make_context("jobs", args[1:])  # raises on an unknown option or bad value
+    assert ctx.params["health_port"] == 9102
+    with pytest.raises(click.UsageError):
+        command.make_context("jobs", ["--health-port", "x"])
