@@ -454,3 +454,39 @@ def test_the_jobs_unit_runs_a_command_that_exists() -> None:
     assert ctx.params["health_port"] == 9102
     with pytest.raises(click.UsageError):
         command.make_context("jobs", ["--health-port", "x"])
+
+
+def test_routing_and_the_robots_formats(tmp_path: Path) -> None:
+    from roadwatch.cases.notifiers import OutboxItem, webhook_payload
+    from roadwatch.settings import SettingsError
+
+    settings = make_settings(
+        tmp_path,
+        notify_webhook_url="https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=all",
+        notify_webhook_district_urls="JS=https://oapi.dingtalk.com/robot/send?access_token=js",
+    )
+    routing = Routing.from_settings(settings)
+    assert routing.webhook_for("JS") == "https://oapi.dingtalk.com/robot/send?access_token=js"
+    assert routing.webhook_for("EQ") == routing.webhook_for(None) == settings.notify_webhook_url
+    assert routing.channels_for("JS") == ["mqtt", "webhook"]
+    assert Routing().channels_for("JS") == ["mqtt"]  # no URL: the app only
+    only_js = Routing(webhook_by_district={"JS": "http://x/robot"})
+    assert only_js.channels_for("EQ") == ["mqtt"] and only_js.channels_for("JS")[-1] == "webhook"
+    with pytest.raises((SettingsError, ValueError)):
+        make_settings(tmp_path, notify_webhook_url="ftp://nowhere")
+
+    body = {"v": 1, "kind": "escalation", "case_id": "c-9", "level": 2, "notice_id": "n-9"}
+    item = OutboxItem("n-9", "webhook", "chief-1", "JS", body, 1)
+    wecom = webhook_payload(item, "wecom")
+    assert wecom["msgtype"] == "markdown" and set(wecom["markdown"]) == {"content"}
+    assert "notice_id: n-9" in wecom["markdown"]["content"]
+    assert "案件升级" in wecom["markdown"]["content"] and "c-9" in wecom["markdown"]["content"]
+    ding = webhook_payload(item, "dingtalk")
+    assert set(ding["markdown"]) == {"title", "text"} and "n-9" in ding["markdown"]["text"]
+
+
+def test_backoff_doubles_up_to_five_minutes() -> None:
+    from roadwatch.cases.outbox import backoff
+
+    assert [backoff(a).total_seconds() for a in (1, 2, 3, 4)] == [1, 2, 4, 8]
+    assert backoff(40).total_seconds() == 300
