@@ -490,3 +490,38 @@ def test_backoff_doubles_up_to_five_minutes() -> None:
 
     assert [backoff(a).total_seconds() for a in (1, 2, 3, 4)] == [1, 2, 4, 8]
     assert backoff(40).total_seconds() == 300
+
+
+def test_broker_outage_notices_wait_and_health_says_so(tmp_path: Path, migrated_pg: str) -> None:
+    """Mosquitto stops: `jobs` reports the broker unhealthy (503), the notices committed
+    meanwhile stay pending and are retried; after the restart every one arrives, once."""
+    root = f"ob{uuid.uuid4().hex[:6]}/v1"
+    with MosquittoProcess(tmp_path) as broker:
+        jobs = Jobs(tmp_path, jobs_env(migrated_pg, broker, root), "jobs")
+        try:
+            wait_for(lambda: jobs.health()[0] == 200, 30, jobs.log)
+            broker.stop()
+            t0 = time.monotonic()
+            wait_for(lambda: jobs.health()[0] == 503, 30, jobs.log)
+            status, body = jobs.health()
+            assert not body["checks"]["broker"]["ok"] and body["checks"]["database"]["ok"]
+            ids = add_notices(migrated_pg, 50, Routing())
+            time.sleep(3)  # tried and failed at least once meanwhile
+            assert pending(migrated_pg) == 50
+            broker.start()
+            counter = NoticeCounter(broker, root)
+            wait_for(lambda: counter.distinct() == 50, 60, jobs.log)
+            wait_for(lambda: jobs.health()[0] == 200, 30, jobs.log)
+            print(f"\nbroker outage: healthy again {time.monotonic() - t0:.1f} s after the stop")
+            time.sleep(0.5)
+            counter.close()
+        finally:
+            assert jobs.term() == 0, jobs.log()
+    assert set(counter.seen) == set(ids) and set(counter.seen.values()) == {1}
+    engine = create_engine(migrated_pg)
+    with engine.connect() as conn:
+        tries = conn.execute(select(func.max(OUTBOX.c.attempts))).scalar()
+        errors = set(conn.execute(select(OUTBOX.c.last_error)).scalars())
+    engine.dispose()
+    assert tries is not None and tries >= 2  # retried after failing while the broker was away
+    assert errors == {None}  # cleared once sent
