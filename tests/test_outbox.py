@@ -525,3 +525,31 @@ def test_broker_outage_notices_wait_and_health_says_so(tmp_path: Path, migrated_
     engine.dispose()
     assert tries is not None and tries >= 2  # retried after failing while the broker was away
     assert errors == {None}  # cleared once sent
+
+
+def test_two_publishers_with_a_slow_robot_send_each_notice_once(migrated_pg: str) -> None:
+    """Two publishers (two `jobs` processes) share the outbox: each row is claimed by one
+    (SKIP LOCKED + lease). A robot answering slowly must not let a lease run out under a
+    publisher: it sends for half the lease, then gives the rest back."""
+    from roadwatch.cases.notifiers import WebhookNotifier
+    from roadwatch.cases.outbox import OutboxPublisher
+
+    with robot_receiver(delay_s=0.3) as robot:
+        routing = Routing(channels=(), webhook_url=robot["url"])
+        ids = add_notices(migrated_pg, 40, routing)
+        engines = [create_engine(migrated_pg) for _ in range(2)]
+        pubs = [
+            OutboxPublisher(e, [WebhookNotifier(routing.webhook_for)], poll_s=0.2).start()
+            for e in engines
+        ]
+        try:
+            wait_for(lambda: len(robot["got"]) == len(ids), 60, lambda: str(robot["got"]))
+            wait_for(lambda: pending(migrated_pg) == 0, 10, lambda: "rows left pending")
+        finally:
+            for p in pubs:
+                p.stop()
+            for e in engines:
+                e.dispose()
+    assert set(robot["got"]) == set(ids) and set(robot["got"].values()) == {1}
+    assert all(p.sent > 0 for p in pubs)  # both took a share
+    assert sum(p.sent for p in pubs) == len(ids)

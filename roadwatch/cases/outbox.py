@@ -230,7 +230,14 @@ class OutboxPublisher:
         """Claim due rows, send them, wait a little for confirmations and mark them."""
         with self._lock:
             rows = self._claim()
-            for row in rows:
+            # Slow sends (a webhook answering in seconds) must not outlive the lease, or
+            # another publisher would take these rows too: stop at half of it and give
+            # the rest back at once.
+            deadline = time.monotonic() + LEASE.total_seconds() / 2
+            for i, row in enumerate(rows):
+                if time.monotonic() > deadline:
+                    self._release(rows[i:])
+                    break
                 key = (row.notice_id, row.channel)
                 if key in self._inflight:
                     continue  # still waiting for its confirmation: never sent twice by us
@@ -272,6 +279,19 @@ class OutboxPublisher:
             OutboxItem(r.notice_id, r.channel, r.person_id, r.district, r.body, r.attempts)
             for r in claimed
         ]
+
+    def _release(self, items: list[OutboxItem]) -> None:
+        keys = [(i.notice_id, i.channel) for i in items]
+        keys = [k for k in keys if k not in self._inflight]
+        if not keys:
+            return
+        o = OUTBOX.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(OUTBOX)
+                .where(tuple_(o.notice_id, o.channel).in_(keys), o.sent_at.is_(None))
+                .values(next_attempt_at=self.clock(), attempts=o.attempts - 1)
+            )
 
     def _settle(self, wait_s: float) -> None:
         """Wait up to wait_s for the rows in flight; mark the confirmed and the failed."""
