@@ -221,46 +221,59 @@ def test_dispatch_notices_committed_without_a_publisher_are_sent_by_jobs_later(
     tmp_path: Path, fresh_pg: str, network_ctx: Any
 ) -> None:
     """Cases dispatched by a process that never published (it died after the commit):
-    `roadwatch jobs` started afterwards sends every dispatch notice, with its id."""
+    `roadwatch jobs` started afterwards sends every dispatch notice, with its id; then it
+    dispatches reports another process stored, and notifies those chiefs too."""
     from roadwatch.categories import load_categories
     from roadwatch.ingest.messages import Inbound
     from tests.support.examples import contract_example
 
     root = f"ob{uuid.uuid4().hex[:6]}/v1"
+
+    def reports(codes: list[str]) -> list[Inbound]:
+        now = dt.datetime.now(dt.UTC)
+        out = []
+        for code in codes:  # one case per category on the same spot
+            body = contract_example(category=code)
+            out.append(
+                Inbound(
+                    transport="mqtt",
+                    kind="report",
+                    payload=json.dumps(body).encode(),
+                    received_at=now,
+                    topic=f"roadwatch/v1/reports/{body['reporter_id']}",
+                    topic_reporter=body["reporter_id"],
+                )
+            )
+        return out
+
+    codes = sorted(load_categories().codes)
     with MosquittoProcess(tmp_path) as broker:
         rt = Runtime.build(
             make_settings(tmp_path, database_url=fresh_pg, mqtt_url=broker.url),
             ctx=network_ctx,
         )
-        try:
-            now = dt.datetime.now(dt.UTC)
-            codes = sorted(load_categories().codes)[:8]
-            batch = []
-            for code in codes:  # one case per category on the same spot
-                body = contract_example(category=code)
-                batch.append(
-                    Inbound(
-                        transport="mqtt",
-                        kind="report",
-                        payload=json.dumps(body).encode(),
-                        received_at=now,
-                        topic=f"roadwatch/v1/reports/{body['reporter_id']}",
-                        topic_reporter=body["reporter_id"],
-                    )
-                )
-            outs = rt.pipeline.process(batch)  # dispatched inline, committed; nothing sent
-            dispatched = {o.id for o in outs if o.case_status == "dispatched"}
-            assert len(dispatched) == len(codes)
-            assert backlog(rt.engine).pending == len(codes)
-        finally:
-            rt.stop()
         counter = NoticeCounter(broker, root)
-        jobs = Jobs(tmp_path, jobs_env(fresh_pg, broker, root), "jobs")
         engine = create_engine(fresh_pg)
+        jobs = None
         try:
-            wait_for(lambda: counter.distinct() == len(codes), 30, jobs.log)
+            # dispatched inline and committed, and nothing sent: as if the process died
+            outs = rt.pipeline.process(reports(codes[:8]))
+            dispatched = {o.id for o in outs if o.case_status == "dispatched"}
+            assert len(dispatched) == 8
+            assert backlog(rt.engine).pending == 8
+            jobs = Jobs(tmp_path, jobs_env(fresh_pg, broker, root), "jobs")
+            wait_for(lambda: counter.distinct() == 8, 30, jobs.log)
             # marked sent just after the PUBACK, so a moment after the subscriber has them
             wait_for(lambda: backlog(engine).pending == 0, 10, jobs.log)
+
+            # Now reports stored by an ingest process that leaves dispatching to `jobs`:
+            rt.pipeline.on_stored = lambda: None
+            later = rt.pipeline.process(reports(codes[8:11]))
+            assert {o.case_status for o in later} == {"new"}
+            dispatched |= {o.id for o in later}
+            wait_for(lambda: counter.distinct() == 11, 30, jobs.log)
+            wait_for(lambda: backlog(engine).pending == 0, 10, jobs.log)
+
             status, health = jobs.health()
             assert status == 200, health
             assert set(health["checks"]) >= {"dispatcher", "case_clock", "outbox", "broker"}
@@ -268,14 +281,16 @@ def test_dispatch_notices_committed_without_a_publisher_are_sent_by_jobs_later(
             metrics = jobs.metrics()
             for gauge in (
                 "roadwatch_outbox_pending 0.0",
-                "roadwatch_dispatcher_lag_seconds",
+                "roadwatch_dispatcher_lag_seconds 0.0",
                 "roadwatch_overdue_cases 0.0",
             ):
                 assert gauge in metrics
         finally:
-            assert jobs.term() == 0, jobs.log()
+            if jobs is not None:
+                assert jobs.term() == 0, jobs.log()
             counter.close()
             engine.dispose()
+            rt.stop()
     assert {b["case_id"] for b in counter.bodies.values()} == dispatched
     assert all(b["kind"] == "dispatch" for b in counter.bodies.values())
     assert set(counter.seen.values()) == {1}
