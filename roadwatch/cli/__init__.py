@@ -20,7 +20,7 @@ import click
 from sqlalchemy.exc import OperationalError
 
 from ..settings import SettingsError
-from . import apikeys, backup, bench, chiefs, db, demo, network, rank, reporters, serve, users
+from . import apikeys, backup, bench, chiefs, db, demo, jobs, network, rank, reporters, serve, users
 from . import simulate as simulate_cmd
 from .common import CommandError
 from .serve import first_admin
@@ -67,6 +67,7 @@ def main() -> None:
 for command in (
     serve.serve,
     serve.worker,
+    jobs.jobs,
     db.db,
     network.network,
     chiefs.chiefs,
