@@ -113,6 +113,7 @@ def test_live_modules_lint(node_bin: Path) -> None:
             "0",
             "roadwatch/web/static/live",
             "roadwatch/web/static/m",
+            "roadwatch/web/static/desk",
         ]
     )
 

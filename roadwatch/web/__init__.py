@@ -15,6 +15,7 @@ from . import (
     auth,
     authz,
     centre,
+    desk,
     errors,
     exports,
     headers,
@@ -69,6 +70,7 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     app.register_blueprint(rankings.bp)
     app.register_blueprint(centre.bp)
     app.register_blueprint(mobile.bp)
+    app.register_blueprint(desk.bp)  # the workbench's pages (review queue, accounts)
     errors.register(app)
     limits.init_app(app, settings)  # after the blueprints: wraps the intake views
     app.extensions["roadwatch_live_viewers"] = live.register(socketio, runtime)

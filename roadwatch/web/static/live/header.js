@@ -8,7 +8,7 @@ import { player } from "./replay.js";
 import { renderDistrictCard } from "./screen.js";
 import { rw, state, stats, totals } from "./state.js";
 import { renderTicker } from "./ticker.js";
-import { $, dayKey, el, hhmm, numFmt } from "./util.js";
+import { $, dayKey, el, fetchJSON, hhmm, numFmt } from "./util.js";
 
 let headerQueued = false;
 export function renderHeader() {
@@ -115,4 +115,19 @@ export function installHeader() {
     applyLanguage();
   });
   setInterval(rollDay, 60000);
+  if (!screenMode) {
+    refreshReviewCount();
+    setInterval(refreshReviewCount, REVIEW_COUNT_MS);
+  }
+}
+
+const REVIEW_COUNT_MS = 30000;
+
+/** The review queue's pending count in the header (GET /api/review/count, the user's scope). */
+export function refreshReviewCount() {
+  return fetchJSON("/api/review/count").then(function (doc) {
+    $("rw-count-review").textContent = numFmt.format(Number(doc.pending) || 0);
+  }).catch(function (err) {
+    console.warn("roadwatch: review count not loaded", err);
+  });
 }

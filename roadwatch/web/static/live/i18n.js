@@ -22,7 +22,7 @@ export const TEXT = {
     status_dispatched: "已派遣", status_rectified: "已整改", status_closed: "已结案",
     status_reopened: "已退回", status_new: "新上报", status_needs_review: "待核实",
     status_accepted: "已受理", status_duplicate: "重复", status_invalid: "无效",
-    status_overdue: "超期", status_escalated: "已督办",
+    status_overdue: "超期", status_escalated: "已督办", review_nav: "待核实",
   },
   en: {
     title: "Road Chief Command Centre", segments: "Segments", reports_today: "Reports today",
@@ -46,7 +46,7 @@ export const TEXT = {
     status_closed: "closed", status_reopened: "reopened", status_new: "new",
     status_needs_review: "needs review", status_accepted: "accepted",
     status_duplicate: "duplicate", status_invalid: "invalid", status_overdue: "overdue",
-    status_escalated: "escalated",
+    status_escalated: "escalated", review_nav: "Review",
   },
 };
 

