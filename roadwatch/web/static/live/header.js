@@ -1,7 +1,7 @@
 // @ts-check
 /* The header: the day's counters, the top problems, the connection badge and the
  * "server down" banner, the clock, the language switch and the city's day roll-over. */
-import { DOWN_AFTER_MS, screenMode } from "./config.js";
+import { DOWN_AFTER_MS, config, screenMode } from "./config.js";
 import { catName, lang, setLang, t } from "./i18n.js";
 import { showSegment } from "./panel.js";
 import { player } from "./replay.js";
@@ -115,7 +115,7 @@ export function installHeader() {
     applyLanguage();
   });
   setInterval(rollDay, 60000);
-  if (!screenMode) {
+  if (!screenMode && config.user) {
     refreshReviewCount();
     setInterval(refreshReviewCount, REVIEW_COUNT_MS);
   }
