@@ -5,6 +5,7 @@ database and the audit log under the person who did it. Screenshots in test-arti
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -98,3 +99,53 @@ def test_settle_the_review_queue(pg: Any, server: LiveServer, page: Page, screen
     settled = {r["target"]: r for r in audit_rows(pg, "review.settle")}
     assert settled[first]["actor"] == user.username and settled[ids[1]]["actor"] == user.username
     assert settled[ids[1]]["detail"]["note"] == "照片看不出路段"
+
+
+def test_create_a_district_user_who_then_sees_only_their_district(
+    pg: Any, server: LiveServer, page: Page, browser: Any, screenshot: Any
+) -> None:
+    admin = make_user(pg, "admin")
+    name = f"zy-duty-{uuid.uuid4().hex[:6]}"
+    js_report = in_review_beside(pg, segment_of(pg, "JS", 2))
+    zy_report = in_review_beside(pg, segment_of(pg, "ZY", 2))
+    log_in(page, server, admin.username, "/admin/users")
+    page.wait_for_function("window.roadwatch && window.roadwatch.users.ready")
+    form = page.locator("#rw-user-add")
+    form.get_by_label("用户名", exact=True).fill(name)
+    form.get_by_label("密码", exact=True).fill("zy-duty-password")
+    form.locator("select[name=role]").select_option("district_staff")
+    form.locator("select[name=district]").select_option("ZY")
+    form.locator("button[type=submit]").click()
+    row = page.locator(f'#rw-users tr[data-user="{name}"]')
+    row.wait_for()
+    assert "中原区" in row.inner_text()
+    screenshot(page, "workbench_users")
+    with pg.sessions() as session:
+        made = session.scalar(select(models.User).where(models.User.username == name))
+        assert made is not None and (made.role, made.district, made.active) == (
+            "district_staff",
+            "ZY",
+            True,
+        )
+    (added,) = [r for r in audit_rows(pg, "user.add") if r["target"] == name]
+    assert added["actor"] == admin.username
+
+    # the new user logs in (a browser of their own) and sees their district only
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+    other = context.new_page()
+    try:
+        log_in(other, server, name, "/review", password="zy-duty-password")
+        other.wait_for_function("window.roadwatch && window.roadwatch.review.ready")
+        ids = other.locator("#rw-review-items li").evaluate_all("els => els.map(e => e.dataset.id)")
+        assert ids == [zy_report] and js_report not in ids
+        listed = other.request.get(f"{server.url}/api/review?district=JS").json()
+        assert listed["items"] == []  # asking for another district gives nothing
+        other.goto(f"{server.url}/")
+        other.wait_for_function("window.roadwatch && window.roadwatch.ready", timeout=30_000)
+        in_zy = sum(1 for s in pg.ctx.network.segments if s.district == "ZY")
+        assert other.evaluate("window.roadwatch.segmentCount") == in_zy
+        screenshot(other, "workbench_district_user_live")
+    finally:
+        context.close()
+    logins = [r for r in audit_rows(pg, "login") if r["target"] == name]
+    assert logins and logins[0]["actor"] == name
