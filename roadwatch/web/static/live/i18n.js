@@ -23,6 +23,10 @@ export const TEXT = {
     status_reopened: "已退回", status_new: "新上报", status_needs_review: "待核实",
     status_accepted: "已受理", status_duplicate: "重复", status_invalid: "无效",
     status_overdue: "超期", status_escalated: "已督办", review_nav: "待核实",
+    export: "导出", export_title: "导出案件", period: "时段", this_week: "本周", today: "今天",
+    last_7_days: "最近 7 天", this_month: "本月", custom: "自定义", from_day: "起始日",
+    to_day: "截止日（含）", case_status: "状态", format: "格式", download: "下载", close: "关闭",
+    all: "全部",
   },
   en: {
     title: "Road Chief Command Centre", segments: "Segments", reports_today: "Reports today",
@@ -47,6 +51,10 @@ export const TEXT = {
     status_needs_review: "needs review", status_accepted: "accepted",
     status_duplicate: "duplicate", status_invalid: "invalid", status_overdue: "overdue",
     status_escalated: "escalated", review_nav: "Review",
+    export: "Export", export_title: "Export cases", period: "Period", this_week: "This week",
+    today: "Today", last_7_days: "Last 7 days", this_month: "This month", custom: "Chosen days",
+    from_day: "From", to_day: "To (inclusive)", case_status: "Status", format: "Format",
+    download: "Download", close: "Close", all: "All",
   },
 };
 

@@ -24,6 +24,7 @@
 import { config, mapCfg, screenMode } from "./config.js";
 import { onMapRender, onReportsData } from "./commit.js";
 import { checkReady, connect, resync, scheduleFrame } from "./feed.js";
+import { installExport } from "./exportdialog.js";
 import { applyLanguage, installHeader } from "./header.js";
 import { addDistrictNames, addOverlays, onCountsRender } from "./overlays.js";
 import { installPanel, segmentPointer } from "./panel.js";
@@ -39,6 +40,7 @@ installHeader();
 installPanel();
 installReplay();
 installScreen();
+installExport();
 
 // The first live state is in the page itself (config.state; asked for if not); the
 // segments' attributes and the district outlines were asked for by the page's head
