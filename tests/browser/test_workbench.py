@@ -205,3 +205,46 @@ def test_export_this_weeks_cases_to_xlsx(
     assert all(r["observed_at"] >= monday.replace(tzinfo=None) for r in got)
     (entry,) = [r for r in audit_rows(pg, "export") if r["actor"] == user.username]
     assert entry["target"] == "cases.xlsx" and "since" in entry["detail"]["args"]
+
+
+def test_replay_the_last_hour(pg: Any, server: LiveServer, page: Page, screenshot: Any) -> None:
+    earlier = contract_example()
+    assert pg.pipeline.process([inbound(earlier)])[0].status == "accepted"
+    two_hours_ago = models.utcnow() - dt.timedelta(hours=2)
+    with pg.sessions.begin() as session:  # the first report's events: two hours ago
+        session.execute(update(models.Event).values(created_at=two_hours_ago))
+    recent = [contract_example() for _ in range(2)]
+    for body in recent:  # one at a time: the event log's order is theirs
+        assert pg.pipeline.process([inbound(body)])[0].status == "accepted"
+    user = make_user(pg, "viewer")  # watching needs no more than a viewer
+    log_in(page, server, user.username, "/")
+    page.wait_for_function("window.roadwatch && window.roadwatch.ready", timeout=30_000)
+    page.click("#rw-replay-open")
+    page.select_option("#rw-replay-span", "hour")
+    assert page.locator("#rw-replay-day").is_disabled()
+    page.select_option("#rw-replay-speed", "14400")
+    page.click("#rw-replay-play")  # loads the last hour, then plays it
+    page.wait_for_function(
+        "window.roadwatch._player.end > 0 && !window.roadwatch._player.playing"
+        " && window.roadwatch.replay.applied === window.roadwatch.replay.loaded",
+        timeout=30_000,
+    )
+    player = page.evaluate(
+        "({start: window.roadwatch._player.start, end: window.roadwatch._player.end,"
+        " t: window.roadwatch._player.t, now: Date.now(),"
+        " order: window.roadwatch.replay.reportOrder, loaded: window.roadwatch.replay.loaded})"
+    )
+    assert player["end"] - player["start"] == 3_600_000
+    assert player["end"] <= player["now"] and player["t"] == player["end"]  # stopped at now
+    assert player["order"] == [b["report_id"] for b in recent]  # not the one 2 h ago
+    since = dt.datetime.fromtimestamp(player["start"] / 1000, dt.UTC)
+    until = dt.datetime.fromtimestamp(player["end"] / 1000, dt.UTC)
+    with pg.sessions() as session:
+        logged = session.scalars(
+            select(models.Event.seq).where(
+                models.Event.created_at >= since, models.Event.created_at < until
+            )
+        ).all()
+    assert player["loaded"] == len(logged) > 0
+    assert page.inner_text("#rw-count-reports") == "2"
+    screenshot(page, "workbench_replay_last_hour")

@@ -26,7 +26,7 @@ export const TEXT = {
     export: "导出", export_title: "导出案件", period: "时段", this_week: "本周", today: "今天",
     last_7_days: "最近 7 天", this_month: "本月", custom: "自定义", from_day: "起始日",
     to_day: "截止日（含）", case_status: "状态", format: "格式", download: "下载", close: "关闭",
-    all: "全部",
+    all: "全部", replay_span: "时段", last_hour: "最近 1 小时", last_4_hours: "最近 4 小时",
   },
   en: {
     title: "Road Chief Command Centre", segments: "Segments", reports_today: "Reports today",
@@ -54,7 +54,8 @@ export const TEXT = {
     export: "Export", export_title: "Export cases", period: "Period", this_week: "This week",
     today: "Today", last_7_days: "Last 7 days", this_month: "This month", custom: "Chosen days",
     from_day: "From", to_day: "To (inclusive)", case_status: "Status", format: "Format",
-    download: "Download", close: "Close", all: "All",
+    download: "Download", close: "Close", all: "All", replay_span: "Period",
+    last_hour: "Last hour", last_4_hours: "Last 4 hours",
   },
 };
 
