@@ -2,7 +2,7 @@
 /* What every workbench page shares: its words (added to the live map's, live/i18n.js, so
  * one language choice holds on every page), the language switch, JSON writes with the
  * API's message shown, and the status line. */
-import { lang, setLang, t, TEXT } from "../live/i18n.js";
+import { lang, rememberLang, setLang, t, TEXT } from "../live/i18n.js";
 import { root } from "../live/config.js";
 import { $, toLogin } from "../live/util.js";
 
@@ -56,9 +56,7 @@ export function applyDeskLanguage() {
 export function installDesk() {
   $("rw-lang").addEventListener("click", function () {
     setLang(lang === "en" ? "zh" : "en");
-    try {
-      localStorage.setItem("roadwatch.lang", lang);
-    } catch (e) { /* private mode: not remembered */ }
+    rememberLang();
     applyDeskLanguage();
   });
   applyDeskLanguage();

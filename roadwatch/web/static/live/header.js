@@ -2,7 +2,7 @@
 /* The header: the day's counters, the top problems, the connection badge and the
  * "server down" banner, the clock, the language switch and the city's day roll-over. */
 import { DOWN_AFTER_MS, config, screenMode } from "./config.js";
-import { catName, lang, setLang, t } from "./i18n.js";
+import { catName, lang, rememberLang, setLang, t } from "./i18n.js";
 import { showSegment } from "./panel.js";
 import { player } from "./replay.js";
 import { renderDistrictCard } from "./screen.js";
@@ -109,9 +109,7 @@ export function installHeader() {
   }, 500);
   $("rw-lang").addEventListener("click", function () {
     setLang(lang === "en" ? "zh" : "en");
-    try {
-      localStorage.setItem("roadwatch.lang", lang);
-    } catch (e) { /* private mode: not remembered */ }
+    rememberLang();
     applyLanguage();
   });
   setInterval(rollDay, 60000);

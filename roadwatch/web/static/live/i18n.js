@@ -77,6 +77,15 @@ export function setLang(value) {
   lang = value;
 }
 
+/** Remember the language: here (localStorage) and for the server's pages (a cookie the
+ * rankings pages read, roadwatch/web/rankings.py). */
+export function rememberLang() {
+  try {
+    localStorage.setItem("roadwatch.lang", lang);
+  } catch (e) { /* private mode: not remembered */ }
+  document.cookie = "roadwatch_lang=" + lang + "; path=/; SameSite=Lax; max-age=31536000";
+}
+
 /** @param {string} key */
 export function t(key) {
   return (TEXT[lang] && TEXT[lang][key]) || TEXT.zh[key] || key;
