@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 from playwright.sync_api import Page
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
+from roadwatch.ranking.week import Week
 from roadwatch.store import audit, models
 from roadwatch.web.exports import HEADER, LABELS
 from tests.support.auth import PASSWORD, make_user
@@ -248,3 +249,54 @@ def test_replay_the_last_hour(pg: Any, server: LiveServer, page: Page, screensho
     assert player["loaded"] == len(logged) > 0
     assert page.inner_text("#rw-count-reports") == "2"
     screenshot(page, "workbench_replay_last_hour")
+
+
+def test_file_and_decide_a_dispute_on_the_ranking_page(
+    pg: Any, server: LiveServer, page: Page, browser: Any, screenshot: Any
+) -> None:
+    body = contract_example()
+    assert pg.pipeline.process([inbound(body)])[0].status == "accepted"
+    rid = body["report_id"]
+    week = Week.containing(models.utcnow(), pg.settings.tz).label
+    staff = make_user(pg, "district_staff", "JS")
+    admin = make_user(pg, "admin")
+    try:
+        log_in(page, server, staff.username, f"/rankings/{week}")
+        page.wait_for_function("window.roadwatch && window.roadwatch.ranking.disputes === 0")
+        form = page.locator("#rw-dispute-form")
+        form.locator("input[name=report_id]").fill(rid)
+        form.locator("input[name=reason]").fill("该处已于当日整改")
+        form.locator("input[name=evidence]").fill("https://example.invalid/after.jpg")
+        form.locator("button[type=submit]").click()
+        page.wait_for_function("window.roadwatch.ranking.disputes === 1")
+        row = page.locator(f'#rw-disputes-table a[href$="/cases/{rid}"]')
+        assert row.count() == 1 and "待裁决" in page.inner_text("#rw-disputes-table")
+        assert page.locator(f"#rw-disputes-table tr:has(a[href$='{rid}']) button").count() == 0
+
+        context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+        other = context.new_page()
+        try:
+            log_in(other, server, admin.username, f"/rankings/{week}")
+            other.wait_for_function("window.roadwatch && window.roadwatch.ranking.disputes === 1")
+            other.locator("#rw-disputes-table input").fill("照片证实已整改")
+            other.click("#rw-disputes-table button[data-decision=upheld]")
+            other.wait_for_selector(f"#rw-disputes-table del:text('{rid}')")
+            assert "成立" in other.inner_text("#rw-disputes-table")
+            screenshot(other, "workbench_dispute_decided")
+        finally:
+            context.close()
+        with pg.sessions() as session:
+            d = session.scalars(
+                select(models.RankingDispute).where(models.RankingDispute.report_id == rid)
+            ).one()
+            assert (d.filed_by, d.decision, d.decided_by) == (
+                staff.username,
+                "upheld",
+                admin.username,
+            )
+        (filed,) = [r for r in audit_rows(pg, "dispute.file") if r["actor"] == staff.username]
+        (decided,) = [r for r in audit_rows(pg, "dispute.decide") if r["actor"] == admin.username]
+        assert filed and decided
+    finally:
+        with pg.sessions.begin() as session:  # disputes point at reports the next test drops
+            session.execute(delete(models.RankingDispute))

@@ -96,6 +96,8 @@ if (form) {
     sendJSON("POST", "/api/rankings/" + cfg.week + "/disputes", {
       report_id: String(data.get("report_id") || "").trim(),
       reason: String(data.get("reason") || ""),
+      evidence: String(data.get("evidence") || "").split(",").map(function (x) { return x.trim(); })
+        .filter(function (x) { return x; }),
     }).then(function () {
       msg.textContent = "";
       f.reset();
