@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, render_template
+from flask import Blueprint, Response, jsonify, render_template
+from sqlalchemy import select, text
 
-from .authz import require_login, require_role
+from ..store import models
+from .authz import require_login, require_role, scope_district
 from .context import runtime
 
 bp = Blueprint("desk", __name__)
@@ -38,3 +40,26 @@ def users_page() -> str:
     """Staff accounts (administrators only)."""
     require_role("admin")
     return render_template("desk.html", page="users", title_key="users_title", config=desk_config())
+
+
+OPEN_MARKERS = 2000  # as many as the live map keeps (static/live/config.js REPORT_CAP)
+
+
+@bp.get("/api/open-cases")
+def open_cases() -> Response:
+    """Every open case's point for the live map's markers on load (the user's district),
+    newest first, at most OPEN_MARKERS: rows of [id, lon, lat, category, severity, status,
+    overdue, segment_id]."""
+    require_login()
+    r = models.Report
+    q = (
+        select(r.id, r.lon, r.lat, r.category, r.severity, r.case_status, r.overdue, r.segment_id)
+        .where(text(models.OPEN_CASE_SQL), r.lat.is_not(None))
+        .order_by(r.observed_at.desc())
+        .limit(OPEN_MARKERS)
+    )
+    if scope_district() is not None:
+        q = q.where(r.district == scope_district())
+    with runtime().sessions() as session:
+        rows = session.execute(q).all()
+    return jsonify({"items": [[*row[:6], bool(row[6]), row[7]] for row in rows]})

@@ -16,6 +16,7 @@ import pytest
 from openpyxl import load_workbook
 from playwright.sync_api import Page
 from sqlalchemy import delete, select, update
+from sqlalchemy import text as sa_text
 
 from roadwatch.ranking.week import Week
 from roadwatch.store import audit, models
@@ -300,3 +301,48 @@ def test_file_and_decide_a_dispute_on_the_ranking_page(
     finally:
         with pg.sessions.begin() as session:  # disputes point at reports the next test drops
             session.execute(delete(models.RankingDispute))
+
+
+def test_live_map_leads_to_cases(pg: Any, server: LiveServer, page: Page, screenshot: Any) -> None:
+    # three kinds of problem at one place: three cases (the same kind would be duplicates)
+    before = [contract_example(category=c) for c in ("E0504", "E0505", "E0201")]
+    outs = pg.pipeline.process([inbound(b) for b in before])
+    assert [o.status for o in outs] == ["accepted"] * 3
+    with pg.sessions() as session:
+        open_ids = set(
+            session.scalars(select(models.Report.id).where(sa_text(models.OPEN_CASE_SQL))).all()
+        )
+    assert {b["report_id"] for b in before} <= open_ids
+    # the case pages are the case list helper's: here they only need to answer
+    page.route("**/cases/*", lambda route: route.fulfill(status=200, body="case page"))
+    user = make_user(pg, "admin")
+    log_in(page, server, user.username, "/")
+    page.wait_for_function("window.roadwatch && window.roadwatch.ready", timeout=30_000)
+    # markers for every open case from the start, not only those that come later
+    page.wait_for_function(f"window.roadwatch.openCasesLoaded === {len(open_ids)}")
+    assert page.locator("a.rw-counter-link[href$='/cases?status=overdue']").count() == 1
+    assert "since=" in (page.get_attribute("#rw-link-reports", "href") or "")
+    # a report that comes now: its ticker entry opens its case
+    live = contract_example(category="E0102")
+    assert pg.pipeline.process([inbound(live)])[0].status == "accepted"
+    tick = page.locator(f"#rw-ticker-track a[href$='/cases/{live['report_id']}']")
+    tick.wait_for(timeout=15_000)
+    # search by segment id: the segment is pinned, its open cases listed as links
+    seg = outs[0].segment_id
+    page.fill("#rw-search-q", seg)
+    page.locator("#rw-search-results button").first.click()
+    page.wait_for_function(
+        f"document.querySelector('#rw-segment [data-field=id]').textContent === '{seg}'"
+    )
+    link = page.locator(f"#rw-segment-detail .rw-cases a[href$='/cases/{before[0]['report_id']}']")
+    link.wait_for(timeout=10_000)
+    screenshot(page, "workbench_live_navigation")
+    # by road name too
+    name = pg.ctx.network.segments[pg.ctx.position[seg]].road
+    page.fill("#rw-search-q", name)
+    assert page.locator("#rw-search-results button").count() >= 1
+    assert name in page.inner_text("#rw-search-results")
+    # a case id opens its case page
+    page.fill("#rw-search-q", before[1]["report_id"])
+    page.press("#rw-search-q", "Enter")
+    page.wait_for_url(f"**/cases/{before[1]['report_id']}")

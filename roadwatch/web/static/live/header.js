@@ -73,6 +73,9 @@ export function applyLanguage() {
   document.querySelectorAll("[data-i18n]").forEach(function (n) {
     n.textContent = t(/** @type {string} */ (n.getAttribute("data-i18n")));
   });
+  document.querySelectorAll("[data-i18n-placeholder]").forEach(function (n) {
+    /** @type {HTMLInputElement} */ (n).placeholder = t(/** @type {string} */ (n.getAttribute("data-i18n-placeholder")));
+  });
   document.title = t("title");
   $("rw-lang").textContent = lang === "en" ? "中文" : "EN";
   $("rw-replay-play").textContent = t(player.playing ? "pause" : "play");

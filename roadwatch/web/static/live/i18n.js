@@ -27,6 +27,8 @@ export const TEXT = {
     last_7_days: "最近 7 天", this_month: "本月", custom: "自定义", from_day: "起始日",
     to_day: "截止日（含）", case_status: "状态", format: "格式", download: "下载", close: "关闭",
     all: "全部", replay_span: "时段", last_hour: "最近 1 小时", last_4_hours: "最近 4 小时",
+    photo: "照片（点开看原图）", search_label: "搜索", search_hint: "路名、路段编号或案件编号",
+    no_match: "没有找到",
   },
   en: {
     title: "Road Chief Command Centre", segments: "Segments", reports_today: "Reports today",
@@ -56,6 +58,8 @@ export const TEXT = {
     from_day: "From", to_day: "To (inclusive)", case_status: "Status", format: "Format",
     download: "Download", close: "Close", all: "All", replay_span: "Period",
     last_hour: "Last hour", last_4_hours: "Last 4 hours",
+    photo: "Photo (opens full size)", search_label: "Search",
+    search_hint: "Road name, segment ID or case ID", no_match: "Nothing found",
   },
 };
 

@@ -27,6 +27,7 @@ import { checkReady, connect, resync, scheduleFrame } from "./feed.js";
 import { installExport } from "./exportdialog.js";
 import { applyLanguage, installHeader } from "./header.js";
 import { addDistrictNames, addOverlays, onCountsRender } from "./overlays.js";
+import { installNavigation, loadOpenCases } from "./navigate.js";
 import { installPanel, segmentPointer } from "./panel.js";
 import { installReplay } from "./replay.js";
 import { installScreen } from "./screen.js";
@@ -76,6 +77,7 @@ if (!screenMode) map.addControl(new maplibregl.NavigationControl({ showCompass: 
 map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
 map.addControl(new maplibregl.AttributionControl({ compact: false }), "bottom-right");
 segmentPointer();
+installNavigation();
 map.on("render", onMapRender);
 map.on("render", onCountsRender);
 map.on("data", onReportsData);
@@ -120,4 +122,5 @@ Promise.all([stateReq, tableReq]).then(function (res) {
   scheduleFrame();
   checkReady();
   loadCategories();
+  loadOpenCases();
 });
