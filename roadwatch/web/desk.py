@@ -42,6 +42,15 @@ def users_page() -> str:
     return render_template("desk.html", page="users", title_key="users_title", config=desk_config())
 
 
+@bp.get("/admin/chiefs")
+def chiefs_page() -> str:
+    """The road chiefs' phone accounts (administrators only)."""
+    require_role("admin")
+    return render_template(
+        "desk.html", page="chiefs", title_key="chiefs_title", config=desk_config()
+    )
+
+
 OPEN_MARKERS = 2000  # as many as the live map keeps (static/live/config.js REPORT_CAP)
 
 

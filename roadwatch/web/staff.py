@@ -6,6 +6,13 @@ GET   /api/users                     every account (never a password hash)
 POST  /api/users                     {username, password, role, district}
 PATCH /api/users/<username>          {role, district} and/or {active: true|false}
 POST  /api/users/<username>/password {password}
+
+and the road chiefs' phone accounts (/admin/chiefs; roadwatch/accounts/chiefs.py, as
+`roadwatch chiefs provision | devices revoke`):
+
+GET   /api/chiefs                          who reports, with their account and devices
+POST  /api/chiefs/<reporter_id>/provision  an account, or a new password: shown once
+POST  /api/chiefs/<reporter_id>/revoke     sign every device of theirs out (a lost phone)
 """
 
 from __future__ import annotations
@@ -13,8 +20,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import func, select
 
+from ..accounts import chiefs as chief_accounts
 from ..accounts import users as accounts
+from ..store import audit, models
 from .authz import actor, require_role
 from .context import runtime
 from .errors import ApiError
@@ -127,3 +137,84 @@ def reset_password(username: str) -> Response:
     except accounts.UserError as exc:
         raise _refused(exc) from None
     return jsonify({"username": username, "changed": True})
+
+
+chiefs_bp = Blueprint("chief_accounts", __name__, url_prefix="/api/chiefs")
+
+
+@chiefs_bp.get("")
+def list_chiefs() -> Response:
+    require_role("admin")
+    r, a, d = models.Reporter, models.ChiefAccount, models.ChiefDevice
+    devices = (
+        select(d.reporter_id, func.count().label("n"))
+        .where(d.revoked_at.is_(None))
+        .group_by(d.reporter_id)
+        .subquery()
+    )
+    q = (
+        select(
+            r.id, r.name, r.kind, r.level, r.district, a.password_set_at, a.disabled, devices.c.n
+        )
+        .outerjoin(a, a.reporter_id == r.id)
+        .outerjoin(devices, devices.c.reporter_id == r.id)
+        .where(r.kind.in_(("person", "evaluator", "covert")))
+        .order_by(r.district, r.level, r.id)
+    )
+    tz = runtime().settings.tz
+    with runtime().sessions() as session:
+        rows = session.execute(q).all()
+    return jsonify(
+        {
+            "items": [
+                {
+                    "id": x.id,
+                    "name": x.name,
+                    "kind": x.kind,
+                    "level": x.level,
+                    "district": x.district,
+                    "account": x.password_set_at is not None,
+                    "password_set_at": x.password_set_at.astimezone(tz).isoformat()
+                    if x.password_set_at
+                    else None,
+                    "disabled": bool(x.disabled),
+                    "devices": int(x.n or 0),
+                }
+                for x in rows
+            ]
+        }
+    )
+
+
+@chiefs_bp.post("/<reporter_id>/provision")
+def provision_chief(reporter_id: str) -> Response:
+    """An account for the chief, or a new password (their devices are signed out): the
+    password is in this answer only. The broker's password file is rendered from the same
+    table by `roadwatch chiefs provision --passwd FILE` (then reload the broker)."""
+    require_role("admin")
+    try:
+        with runtime().sessions.begin() as session:
+            has = session.get(models.ChiefAccount, reporter_id) is not None
+            done = chief_accounts.provision(
+                session, only=[reporter_id], reset=[reporter_id] if has else []
+            )
+            password = {**done.created, **done.reset}.get(reporter_id)
+            if password is None:
+                raise ApiError(
+                    422, "reporter_id", "unusable", f"{reporter_id} cannot be an MQTT username"
+                )
+            audit.record(session, actor(), "chief.provision", reporter_id, reset=has)
+    except LookupError as exc:
+        raise ApiError(404, "reporter_id", "not_found", str(exc)) from None
+    return jsonify({"id": reporter_id, "password": password, "reset": has})
+
+
+@chiefs_bp.post("/<reporter_id>/revoke")
+def revoke_chief_devices(reporter_id: str) -> Response:
+    require_role("admin")
+    with runtime().sessions.begin() as session:
+        if session.get(models.Reporter, reporter_id) is None:
+            raise ApiError(404, "reporter_id", "not_found", f"no reporter {reporter_id}")
+        done = chief_accounts.revoke_devices(session, reporter_id, "admin")
+        audit.record(session, actor(), "chief.device_revoke", reporter_id, devices=done)
+    return jsonify({"id": reporter_id, "revoked": done})

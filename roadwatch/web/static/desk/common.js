@@ -17,6 +17,10 @@ Object.assign(TEXT.zh, {
   reset_password: "重置密码", active: "启用", disabled: "已停用", role_viewer: "只读",
   role_district_staff: "辖区人员", role_admin: "管理员", whole_city: "全市", saved: "已保存",
   new_password: "新密码（至少 8 位）",
+  chiefs_title: "路长账号", chiefs_nav: "路长账号", chief_id: "编号", name: "姓名", account: "账号",
+  devices: "在用设备", provision: "开通账号", reset_device: "重置密码并注销设备", revoke: "注销设备",
+  no_account: "未开通", has_account: "已开通", new_chief_password: "新密码（只显示这一次）",
+  chiefs_hint: "开通或重置后请把密码当面交给本人；手机 MQTT 密码文件用 roadwatch chiefs provision --passwd 生成并重载代理。",
 });
 Object.assign(TEXT.en, {
   review_title: "Reports to review", users_title: "Staff accounts", back_to_map: "Map",
@@ -31,6 +35,11 @@ Object.assign(TEXT.en, {
   reset_password: "Reset password", active: "active", disabled: "disabled",
   role_viewer: "viewer", role_district_staff: "district staff", role_admin: "administrator",
   whole_city: "whole city", saved: "saved", new_password: "New password (8 or more)",
+  chiefs_title: "Road chiefs' accounts", chiefs_nav: "Chiefs", chief_id: "ID", name: "Name",
+  account: "Account", devices: "Devices", provision: "Create account",
+  reset_device: "New password, sign devices out", revoke: "Sign devices out",
+  no_account: "none", has_account: "yes", new_chief_password: "New password (shown once only)",
+  chiefs_hint: "Hand a new password to the person; for the broker, write its password file with roadwatch chiefs provision --passwd and reload it.",
 });
 
 /** @type {(() => void)[]} what each page redraws when the language changes */
