@@ -53,6 +53,7 @@ def test_every_header_control_is_inside_the_viewport(
         "live": ("/", "window.roadwatch && window.roadwatch.ready"),
         "review": ("/review", "window.roadwatch && window.roadwatch.review.ready"),
         "users": ("/admin/users", "window.roadwatch && window.roadwatch.users.ready"),
+        "chiefs": ("/admin/chiefs", "window.roadwatch && window.roadwatch.chiefs.ready"),
         "rankings": ("/rankings/", None),
         "ranking_week": (f"/rankings/{week}", None),
     }
