@@ -80,6 +80,24 @@ def test_every_header_control_is_inside_the_viewport(
                 ]
                 save_screenshot(page, f"header_{name}_{lang}_1366x768")
                 assert not outside, (name, lang, outside)
+                # every field of the page has a label (a <label>, or aria-label)
+                unlabelled = page.locator(
+                    "input:not([type=hidden]), select, textarea"
+                ).evaluate_all(
+                    "els => els.filter(e => !(e.labels && e.labels.length)"
+                    " && !e.getAttribute('aria-label')).map(e => e.outerHTML.slice(0, 80))"
+                )
+                assert not unlabelled, (name, unlabelled)
+                # and the keyboard reaches the language switch from the top of the page
+                page.evaluate("document.activeElement && document.activeElement.blur()")
+                for _ in range(40):
+                    page.keyboard.press("Tab")
+                    if page.evaluate("document.activeElement && document.activeElement.id") == (
+                        "rw-lang"
+                    ):
+                        break
+                else:
+                    raise AssertionError(f"Tab never reached the language switch on {name}")
                 texts = " ".join(b["text"] for b in boxes)
                 assert ("中文" if lang == "en" else "EN") in texts, (name, lang, texts)
                 checked += len(boxes)
