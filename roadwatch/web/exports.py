@@ -6,8 +6,9 @@ configured zone. The CSV starts with a UTF-8 BOM so that Excel shows Chinese cor
 Every cell goes through roadwatch.web.spreadsheet (no text is ever run as a formula).
 The header row is Chinese with each column's code beside it (`类别 (category_name)`).
 
-Filters: since, until, district, status (a comma list; `overdue` among them means overdue
-cases), overdue=1, segment, category (a comma list), severity (1-3).
+Filters: since, until, district, status (a comma list, any of them; `overdue` is an open
+case past its deadline), overdue=1 (every case flagged overdue, closed ones too), segment,
+category (a comma list), severity (1-3).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, request, stream_with_context
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select, text
 
 from ..categories import Categories
 from ..store import models
@@ -122,11 +123,13 @@ def _query() -> Any:
         q = q.where(r.district == scope_district())
     status = request.args.get("status")
     if status is not None:
+        # any of the statuses; `overdue` is an open case past its deadline (the live
+        # map's counter), while overdue=1 below keeps every case that ever was overdue
         wanted = status_list(status, (*CASE_STATUSES, "overdue"))
+        either = [r.case_status.in_([w for w in wanted if w != "overdue"])]
         if "overdue" in wanted:
-            q = q.where(r.overdue.is_(True))
-        if [w for w in wanted if w != "overdue"]:
-            q = q.where(r.case_status.in_([w for w in wanted if w != "overdue"]))
+            either.append(and_(r.overdue.is_(True), text(models.OPEN_CASE_SQL)))
+        q = q.where(or_(*either))
     if request.args.get("overdue") in ("1", "true"):
         q = q.where(r.overdue.is_(True))
     segment = request.args.get("segment")
