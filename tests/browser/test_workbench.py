@@ -327,6 +327,10 @@ def test_live_map_leads_to_cases(pg: Any, server: LiveServer, page: Page, screen
     assert pg.pipeline.process([inbound(live)])[0].status == "accepted"
     tick = page.locator(f"#rw-ticker-track a[href$='/cases/{live['report_id']}']")
     tick.wait_for(timeout=15_000)
+    # a report that goes to review: the header's pending count follows, live
+    assert page.inner_text("#rw-count-review") == "0"
+    in_review_beside(pg, segment_of(pg, "JS", 3))
+    page.wait_for_function("document.getElementById('rw-count-review').textContent === '1'")
     # search by segment id: the segment is pinned, its open cases listed as links
     seg = outs[0].segment_id
     page.fill("#rw-search-q", seg)

@@ -124,6 +124,17 @@ export function installHeader() {
 
 const REVIEW_COUNT_MS = 30000;
 
+let reviewTimer = 0;
+
+/** A report went into review or out of it (a live event): count again, once a second at most. */
+export function reviewCountSoon() {
+  if (reviewTimer || !config.user || screenMode) return;
+  reviewTimer = window.setTimeout(function () {
+    reviewTimer = 0;
+    refreshReviewCount();
+  }, 1000);
+}
+
 /** The review queue's pending count in the header (GET /api/review/count, the user's scope). */
 export function refreshReviewCount() {
   return fetchJSON("/api/review/count").then(function (doc) {
