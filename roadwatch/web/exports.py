@@ -126,7 +126,7 @@ def _query() -> Any:
         # any of the statuses; `overdue` is an open case past its deadline (the live
         # map's counter), while overdue=1 below keeps every case that ever was overdue
         wanted = status_list(status, (*CASE_STATUSES, "overdue"))
-        either = [r.case_status.in_([w for w in wanted if w != "overdue"])]
+        either: list[Any] = [r.case_status.in_([w for w in wanted if w != "overdue"])]
         if "overdue" in wanted:
             either.append(and_(r.overdue.is_(True), text(models.OPEN_CASE_SQL)))
         q = q.where(or_(*either))
