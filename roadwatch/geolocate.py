@@ -214,3 +214,24 @@ def _decide(
     return Placement(
         "accepted", lat, lon, best.id, best.district, info["distance_m"], snap.confidence, info
     )
+
+
+def review_candidates(
+    ctx: NetworkContext, lon: float | None, lat: float | None, snap: dict[str, Any] | None
+) -> list[tuple[str, float | None]]:
+    """The segments a reviewer may settle a report onto: (segment id, metres from its point).
+
+    The snapper's own candidates, then any other segment within HINT_PLAUSIBLE_M of the
+    point (a report too far from every road has no snap candidates, and a reviewer still
+    picks among the nearest). Nothing else: a report is never moved across the city."""
+    found: dict[str, float | None] = {}
+    for seg_id in (snap or {}).get("candidates") or []:
+        pos = ctx.position.get(seg_id)
+        if pos is None:
+            continue
+        d = None if lon is None or lat is None else ctx.index.distance_to(pos, lon, lat)
+        found[seg_id] = None if d is None or d == float("inf") else round(d, 1)
+    if lon is not None and lat is not None:
+        for pos, d in ctx.index.nearby(lon, lat, HINT_PLAUSIBLE_M, limit=6):
+            found.setdefault(ctx.network.segments[pos].id, round(d, 1))
+    return sorted(found.items(), key=lambda kv: (kv[1] is None, kv[1] or 0.0))

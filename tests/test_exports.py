@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from openpyxl import load_workbook
 from sqlalchemy import update
 
-from roadwatch.store import models
-from roadwatch.web.exports import HEADER
+from roadwatch.store import audit, models
+from roadwatch.web.exports import HEADER, LABELS
 from tests.support.examples import CST, contract_example
 from tests.test_pipeline import inbound
 
@@ -69,7 +69,7 @@ def read_csv(res: Any) -> list[dict[str, str]]:
     assert res.data.startswith(b"\xef\xbb\xbf")  # the UTF-8 BOM
     text = res.data.decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
-    assert tuple(rows[0]) == HEADER
+    assert tuple(rows[0]) == LABELS
     return [dict(zip(HEADER, r, strict=True)) for r in rows[1:]]
 
 
@@ -148,7 +148,7 @@ def test_xlsx_rows_match(client: FlaskClient, cases: dict[str, dict[str, Any]]) 
     ws = wb["cases"]
     rows = list(ws.iter_rows(values_only=True))
     wb.close()
-    assert rows[0] == HEADER
+    assert rows[0] == LABELS
     sheet = [dict(zip(HEADER, r, strict=True)) for r in rows[1:]]
     as_csv = read_csv(client.get("/api/cases.csv?district=JS"))
     assert (
@@ -175,7 +175,7 @@ def test_empty_exports(client: FlaskClient) -> None:
     assert read_csv(client.get("/api/cases.csv")) == []
     res = client.get("/api/cases.xlsx")
     wb = load_workbook(io.BytesIO(res.data), read_only=True)
-    assert list(wb["cases"].iter_rows(values_only=True)) == [HEADER]
+    assert list(wb["cases"].iter_rows(values_only=True)) == [LABELS]
     wb.close()
 
 
@@ -192,3 +192,41 @@ def test_csv_streams_in_chunks(client: FlaskClient, runtime: Any, monkeypatch: A
     assert b"".join(chunks).count(b"\xef\xbb\xbf") == 1
     rows = list(csv.reader(io.StringIO(b"".join(chunks).decode("utf-8-sig"))))
     assert len(rows) == 6
+
+
+def test_header_is_chinese_with_the_codes_beside() -> None:
+    assert (
+        LABELS[0] == "编号 (id)" and LABELS[HEADER.index("category_name")] == "类别 (category_name)"
+    )
+    assert all(code in label for code, label in zip(HEADER, LABELS, strict=True))
+
+
+def test_overdue_and_category_filters(
+    client: FlaskClient, runtime: Any, cases: dict[str, dict[str, Any]]
+) -> None:
+    with runtime.sessions.begin() as s:
+        s.execute(
+            update(models.Report)
+            .where(models.Report.id == cases["zy"]["report_id"])
+            .values(overdue=True)
+        )
+    zy = [cases["zy"]["report_id"]]
+    assert [r["id"] for r in read_csv(client.get("/api/cases.csv?overdue=1"))] == zy
+    assert [r["id"] for r in read_csv(client.get("/api/cases.csv?status=overdue"))] == zy
+    both = read_csv(client.get("/api/cases.csv?status=overdue,closed"))  # either of them
+    assert sorted(r["id"] for r in both) == sorted([*zy, cases["js_old"]["report_id"]])
+    with runtime.sessions.begin() as s:  # closed later: still flagged, no longer open
+        s.execute(
+            update(models.Report)
+            .where(models.Report.id == cases["zy"]["report_id"])
+            .values(case_status="closed")
+        )
+    assert read_csv(client.get("/api/cases.csv?status=overdue")) == []
+    assert [r["id"] for r in read_csv(client.get("/api/cases.csv?overdue=1"))] == zy
+    assert [r["id"] for r in read_csv(client.get("/api/cases.csv?category=E0102"))] == zy
+    assert client.get("/api/cases.csv?category=NOPE").status_code == 400
+    assert client.get("/api/cases.csv?severity=7").status_code == 400
+    with runtime.sessions() as session:  # refused filters export (and audit) nothing
+        (last,) = audit.entries(session, action="export", limit=1)
+    assert last["detail"]["args"] == {"category": "E0102"} and last["target"] == "cases.csv"
+    assert last["actor"] == client.get("/api/me").get_json()["username"]

@@ -115,6 +115,7 @@ def test_live_modules_lint(node_bin: Path) -> None:
             "roadwatch/web/static/live",
             "roadwatch/web/static/m",
             "roadwatch/web/static/cases",
+            "roadwatch/web/static/desk",
         ]
     )
 

@@ -24,6 +24,7 @@ from roadwatch.network.responsibility import (
 from roadwatch.network.sync import sync
 from roadwatch.store import db, models
 from tests.support.examples import contract_example
+from tests.support.review import in_review_beside
 from tests.test_pipeline import inbound
 
 TZ = dt.timezone(dt.timedelta(hours=8))
@@ -269,12 +270,30 @@ def test_report_shows_who_was_responsible_and_its_segment_version(
 
 
 def test_review_queue_settles_a_report(client: FlaskClient, runtime: Any) -> None:
-    far = contract_example(lat=34.95, lon=113.60, crs="WGS84")
-    (out,) = runtime.pipeline.process([inbound(far)])
-    assert out.status == "needs_review"
+    target = runtime.ctx.network.segments[3].id
+    far = {"report_id": in_review_beside(runtime, target)}
     queue = client.get("/api/review").get_json()["items"]
     assert [q["id"] for q in queue] == [far["report_id"]]
-    target = runtime.ctx.network.segments[3].id
+    assert target in [c["segment_id"] for c in queue[0]["candidates"]]
+    assert client.get("/api/review/count").get_json() == {"pending": 1}
+    district = runtime.ctx.network.segments[3].district
+    name = runtime.ctx.district_names[district]
+    # by the district's name as acks and events give it, or by its code
+    for d in (name, district):
+        assert [q["id"] for q in client.get(f"/api/review?district={d}").get_json()["items"]] == [
+            far["report_id"]
+        ]
+    other = next(c for c in runtime.ctx.district_names if c != district)
+    assert client.get(f"/api/review?district={other}").get_json()["items"] == []
+    # a segment that is no candidate near the point is refused, with a message
+    away = next(
+        s.id
+        for s in runtime.ctx.network.segments
+        if s.district == district and s.id not in {c["segment_id"] for c in queue[0]["candidates"]}
+    )
+    moved = client.post(f"/api/review/{far['report_id']}", json={"segment_id": away})
+    assert moved.status_code == 422
+    assert moved.get_json()["errors"][0]["code"] == "not_a_candidate"
     seen: list[Any] = []
     runtime.broadcaster.emitter = None
     runtime.broadcaster.publish = seen.extend  # type: ignore[method-assign]

@@ -33,6 +33,7 @@ ACTIONS = (
     "user.role",
     "user.active",
     "chief.device_revoke",  # an admin revoked road chiefs' phone credentials (CLI)
+    "chief.provision",  # an admin gave a chief an account or a new password (web)
     "review.settle",
     "dispute.file",
     "dispute.decide",

@@ -522,6 +522,7 @@ class StaffSession(Base):
 Index("ix_reports_district_observed", Report.district, Report.observed_at)
 Index("ix_reports_case_status_due", Report.case_status, Report.due_at)
 
+
 # -- notice outbox (issue 18 scope 5, issue 19 scope 7) ---------------------------------------
 class NoticeOutbox(Base):
     """A notice to send, written in the transaction of the case change that caused it, so a

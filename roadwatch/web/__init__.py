@@ -16,6 +16,7 @@ from . import (
     authz,
     cases,
     centre,
+    desk,
     errors,
     exports,
     headers,
@@ -26,6 +27,7 @@ from . import (
     pages,
     rankings,
     review,
+    staff,
 )
 
 
@@ -71,6 +73,9 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     app.register_blueprint(centre.bp)
     app.register_blueprint(mobile.bp)
     app.register_blueprint(cases.bp)
+    app.register_blueprint(desk.bp)  # the workbench's pages (review queue, accounts)
+    app.register_blueprint(staff.bp)  # staff accounts for admins (/api/users)
+    app.register_blueprint(staff.chiefs_bp)  # chiefs' phone accounts (/api/chiefs)
     errors.register(app)
     limits.init_app(app, settings)  # after the blueprints: wraps the intake views
     app.extensions["roadwatch_live_viewers"] = live.register(socketio, runtime)

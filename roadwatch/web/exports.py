@@ -4,6 +4,11 @@ Both stream: plain columns are read in chunks (never 100k ORM objects), the CSV 
 written row by row, the workbook with openpyxl's write-only mode. Times are shown in the
 configured zone. The CSV starts with a UTF-8 BOM so that Excel shows Chinese correctly.
 Every cell goes through roadwatch.web.spreadsheet (no text is ever run as a formula).
+The header row is Chinese with each column's code beside it (`类别 (category_name)`).
+
+Filters: since, until, district, status (a comma list, any of them; `overdue` is an open
+case past its deadline), overdue=1 (every case flagged overdue, closed ones too), segment,
+category (a comma list), severity (1-3).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, request, stream_with_context
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select, text
 
 from ..categories import Categories
 from ..store import models
@@ -53,6 +58,31 @@ HEADER = (
     "lon",
     "note",
 )
+# The header row as people read it: the Chinese name with the column's code beside it.
+HEADER_ZH = {
+    "id": "编号",
+    "category": "类别代码",
+    "category_name": "类别",
+    "severity": "严重程度",
+    "case_status": "案件状态",
+    "segment_id": "路段编号",
+    "segment_name": "路段",
+    "district": "辖区代码",
+    "district_name": "辖区",
+    "reporter_id": "上报人",
+    "assignee_id": "责任人",
+    "observed_at": "发现时间",
+    "dispatched_at": "派遣时间",
+    "due_at": "处置时限",
+    "rectified_at": "整改时间",
+    "closed_at": "结案时间",
+    "overdue": "超期",
+    "escalation_level": "督办级别",
+    "lat": "纬度",
+    "lon": "经度",
+    "note": "描述",
+}
+LABELS = tuple(f"{HEADER_ZH[c]} ({c})" for c in HEADER)
 
 
 def _query() -> Any:
@@ -93,10 +123,32 @@ def _query() -> Any:
         q = q.where(r.district == scope_district())
     status = request.args.get("status")
     if status is not None:
-        q = q.where(r.case_status.in_(status_list(status, CASE_STATUSES)))
+        # any of the statuses; `overdue` is an open case past its deadline (the live
+        # map's counter), while overdue=1 below keeps every case that ever was overdue
+        wanted = status_list(status, (*CASE_STATUSES, "overdue"))
+        either: list[Any] = [r.case_status.in_([w for w in wanted if w != "overdue"])]
+        if "overdue" in wanted:
+            either.append(and_(r.overdue.is_(True), text(models.OPEN_CASE_SQL)))
+        q = q.where(or_(*either))
+    if request.args.get("overdue") in ("1", "true"):
+        q = q.where(r.overdue.is_(True))
     segment = request.args.get("segment")
     if segment is not None:
         q = q.where(r.segment_id == segment)
+    category = request.args.get("category")
+    if category is not None:
+        cats = [c.strip() for c in category.split(",") if c.strip()]
+        unknown = [c for c in cats if c not in runtime().categories.by_code]
+        if not cats or unknown:
+            raise ApiError(
+                400, "category", "unknown_category", f"unknown category {', '.join(unknown)}"
+            )
+        q = q.where(r.category.in_(cats))
+    severity = request.args.get("severity")
+    if severity is not None:
+        if severity not in ("1", "2", "3"):
+            raise ApiError(400, "severity", "invalid", "severity must be 1, 2 or 3")
+        q = q.where(r.severity == int(severity))
     return q.order_by(r.observed_at, r.id)
 
 
@@ -154,7 +206,7 @@ def _local(t: dt.datetime | None, tz: dt.tzinfo, naive: bool) -> Any:
 
 def _filename(ext: str) -> str:
     parts = ["cases"]
-    for arg in ("district", "since", "until", "status", "segment"):
+    for arg in ("district", "since", "until", "status", "segment", "category"):
         if request.args.get(arg):
             parts.append(request.args[arg][:10])
     stem = "_".join(parts)
@@ -184,7 +236,7 @@ def _csv_stream(rows: Iterator[tuple[Any, ...]]) -> Iterator[bytes]:
     buf = io.StringIO()
     buf.write("\ufeff")  # the BOM: Excel then reads the file as UTF-8
     writer = csv.writer(buf)
-    writer.writerow(HEADER)
+    writer.writerow(LABELS)
     for n, row in enumerate(rows, start=1):
         writer.writerow(csv_row(row))
         if n % CHUNK == 0:
@@ -206,7 +258,7 @@ def cases_xlsx() -> Response:
     ws = wb.create_sheet("cases")
     bold = Font(bold=True)
     header = []
-    for name in HEADER:
+    for name in LABELS:
         cell = WriteOnlyCell(ws, value=name)
         cell.font = bold
         header.append(cell)

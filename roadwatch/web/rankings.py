@@ -46,11 +46,8 @@ from ..ranking.formula import FormulaError, load_formula
 from ..ranking.render import (
     CARD_NAMES,
     DRILLDOWN_HEADER,
-    FLAG_NAMES,
     HEADER,
     KIND_NAMES,
-    MEASURE_NAMES,
-    SOURCE_NAMES,
     drilldown_rows,
     line_coords,
     map_svg,
@@ -62,6 +59,7 @@ from . import authz
 from .auth import current_user
 from .context import runtime
 from .errors import ApiError
+from .rankwords import WORDS, page_lang, words_of
 from .spreadsheet import csv_row, xlsx_row
 
 bp = Blueprint("rankings", __name__)
@@ -251,8 +249,13 @@ def index() -> str:
     from ..ranking.schedule import due_week
 
     draft = due_week(models.utcnow(), tz, rt.settings.ranking_contest_hours).next()
+    lang = page_lang()
     return render_template(
-        "rankings_index.html", title="红黑旗 · 历周", weeks=weeks, draft=draft.label
+        "rankings_index.html",
+        title=WORDS[lang]["history"],
+        weeks=weeks,
+        draft=draft.label,
+        **words_of(lang),
     )
 
 
@@ -302,18 +305,32 @@ def _context(week: Week, content: dict[str, Any], meta: dict[str, Any], pdf: boo
     with rt.engine.connect() as conn:
         geoms = conn.execute(select(models.Segment.id, models.Segment.geometry)).all()
     svg = map_svg(((sid, line_coords(g)) for sid, g in geoms), flags)
+    lang = "zh" if pdf else page_lang()
+    cats = rt.categories.by_code
+
+    def cat_name(code: str) -> str:
+        """A category by its name, with its code beside it (E0504 alone says nothing)."""
+        cat = cats.get(code)
+        name = (cat.name_en if lang == "en" else cat.name) if cat else None
+        return f"{name} ({code})" if name else code
+
+    user = authz.user()
     return {
-        "title": f"红黑旗 {week.label}",
+        "title": f"{WORDS[lang]['title']} {week.label}",
         "week": week.label,
         "content": content,
         "meta": meta,
         "svg": svg,
         "pdf": pdf,
-        "flag_names": FLAG_NAMES,
-        "card_names": CARD_NAMES,
-        "kind_names": KIND_NAMES,
-        "measure_names": MEASURE_NAMES,
-        "source_names": SOURCE_NAMES,
+        "cat_name": cat_name,
+        "page_config": {
+            "week": week.label,
+            "staff": user is not None,
+            "admin": user is not None and user.role == "admin",
+            "user": {"name": user.username, "role": user.role} if user else None,
+            "words": WORDS[lang],
+        },
+        **words_of(lang),
     }
 
 
@@ -323,7 +340,16 @@ def _rendered(
     """A rendering of the week (page, CSV, XLSX, PDF), made once per content and audience."""
     published = bool(meta["published"])
     version = meta["content_sha256"] if published else content["as_of"]
-    key = (what, week.label, version, content["formula"]["sha256"], _staff(), request.host_url)
+    user = authz.user()
+    key = (
+        what,
+        week.label,
+        version,
+        content["formula"]["sha256"],
+        user.username if user else None,  # the page names the user (its header)
+        page_lang(),
+        request.host_url,
+    )
     return _cache().get(key, PUBLISHED_TTL_S if published else DRAFT_TTL_S, make)
 
 

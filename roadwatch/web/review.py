@@ -1,12 +1,15 @@
 """The review queue: reports that could not be tied to one segment with confidence.
 
 GET  /api/review                 needs_review reports, oldest first, with their candidates
+GET  /api/review/count           how many are pending (in the user's district)
 POST /api/review/<report_id>     settle one: {"segment_id": …, "note": …}
                                  or {"invalid": true, "note": …}
 The one who decides is the logged-in user (a `by` naming anyone else is refused); viewers
 may not decide, district staff only for a report of their district onto a segment of their
-district. Every decision is stored as a report transition, written to the audit log in the
-same transaction, and pushed live (`case` and `segment`).
+district, and only onto a candidate near the report's point (geolocate.review_candidates:
+the snapper's candidates and segments within 150 m). Every decision is stored as a report
+transition, written to the audit log in the same transaction, and pushed live (`case` and
+`segment`).
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import uuid
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..cases.outbox import enqueue
 from ..cases.workflow import NewCase, open_cases
+from ..geolocate import HINT_PLAUSIBLE_M, review_candidates
 from ..store import audit, models
 from ..store.events import record_events
 from ..store.segments import segment_states
@@ -30,19 +34,25 @@ from .params import district_arg, limit_arg
 bp = Blueprint("review", __name__, url_prefix="/api/review")
 
 
-@bp.get("")
-def queue() -> Response:
-    rt = runtime()
+def _pending() -> Any:
+    """The select of pending reports this user may see (?district= by code or name)."""
     r = models.Report
-    limit = limit_arg(100, 1000)
     q = select(r).where(r.status == "needs_review")
     if "district" in request.args:
         q = q.where(r.district == district_arg(request.args["district"]))
     if scope_district() is not None:
         q = q.where(r.district == scope_district())
+    return q
+
+
+@bp.get("")
+def queue() -> Response:
+    rt = runtime()
+    r = models.Report
+    limit = limit_arg(100, 1000)
     with rt.sessions() as session:
-        rows = session.scalars(q.order_by(r.received_at, r.id).limit(limit)).all()
-    names = {s.id: s.name for s in rt.ctx.network.segments}
+        rows = session.scalars(_pending().order_by(r.received_at, r.id).limit(limit)).all()
+    segments, position = rt.ctx.network.segments, rt.ctx.position
     tz = rt.settings.tz
     items = []
     for row in rows:
@@ -55,15 +65,33 @@ def queue() -> Response:
                 "severity": row.severity,
                 "lat": row.lat,
                 "lon": row.lon,
+                "district": row.district,
                 "observed_at": row.observed_at.astimezone(tz).isoformat(),
                 "note": row.note,
+                "photos": list(row.photos or []),
                 "reason": snap.get("reason"),
                 "candidates": [
-                    {"segment_id": c, "name": names.get(c)} for c in snap.get("candidates", [])
+                    {
+                        "segment_id": c,
+                        "name": segments[position[c]].name,
+                        "district": segments[position[c]].district,
+                        "distance_m": d,
+                        "geometry": rt.ctx.features[position[c]]["geometry"],
+                    }
+                    for c, d in review_candidates(rt.ctx, row.lon, row.lat, snap)
                 ],
             }
         )
     return jsonify({"items": items})
+
+
+@bp.get("/count")
+def count() -> Response:
+    """The pending count for the header: {"pending": n} in the user's district."""
+    rt = runtime()
+    with rt.sessions() as session:
+        n = session.scalar(select(func.count()).select_from(_pending().subquery()))
+    return jsonify({"pending": int(n or 0)})
 
 
 @bp.post("/<report_id>")
@@ -94,6 +122,16 @@ def settle(report_id: str) -> tuple[Response, int]:
         if not invalid:
             target = rt.ctx.network.segments[rt.ctx.position[str(seg_id)]]
             require_district(target.district, f"segment {target.id}")
+            near = [c for c, _d in review_candidates(rt.ctx, row.lon, row.lat, row.snap)]
+            if target.id not in near:
+                raise ApiError(
+                    422,
+                    "segment_id",
+                    "not_a_candidate",
+                    f"segment {target.id} is not a candidate near the report's point (within "
+                    f"{HINT_PLAUSIBLE_M:.0f} m); choose one of {', '.join(near) or 'none'} or "
+                    "mark the report invalid (不是该点附近的候选路段)",
+                )
         if row.status != "needs_review":
             raise ApiError(
                 409, "report_id", "not_in_review", f"the report is {row.status}, not in review"

@@ -21,9 +21,8 @@ from roadwatch.ranking.week import Week
 from roadwatch.store import models
 from tests.support.auth import PASSWORD, make_user
 from tests.support.examples import contract_example
+from tests.support.review import in_review_beside
 from tests.test_pipeline import inbound
-
-FAR = {"lat": 34.95, "lon": 113.60, "crs": "WGS84"}  # no segment near: needs_review
 
 
 @pytest.fixture
@@ -44,17 +43,8 @@ def _segment_of(runtime: Any, district: str) -> str:
 
 
 def _in_review(runtime: Any, district: str = "JS") -> str:
-    """A report waiting in the review queue, in `district`."""
-    body = contract_example(**FAR)
-    (out,) = runtime.pipeline.process([inbound(body)])
-    assert out.status == "needs_review"
-    with runtime.sessions.begin() as session:
-        session.execute(
-            update(models.Report)
-            .where(models.Report.id == body["report_id"])
-            .values(district=district)
-        )
-    return str(body["report_id"])
+    """A report waiting in the review queue, in `district`, beside one of its segments."""
+    return in_review_beside(runtime, _segment_of(runtime, district))
 
 
 def _accepted(runtime: Any) -> str:

@@ -8,7 +8,7 @@ import {
   FRAME_FALLBACK_MS, REPORT_CAP, RESYNC_ACK_TIMEOUT_MS, RETRY_MS, config, root,
 } from "./config.js";
 import { dirtySegments, scheduleCommit } from "./commit.js";
-import { renderHeader, rollDay, setConn } from "./header.js";
+import { renderHeader, reviewCountSoon, rollDay, setConn } from "./header.js";
 import { mark, reports, rw, segments, state, stats, totals } from "./state.js";
 import { addTicker } from "./ticker.js";
 import { $, dayKey, fetchJSON } from "./util.js";
@@ -85,6 +85,7 @@ function applySegment(ev) {
 /** @type {Handler} */
 function applyReport(ev, arrived) {
   rw.reportsSeen += 1;
+  if (ev.status === "needs_review" && state.mode === "live") reviewCountSoon();
   if (state.mode === "live") rollDay();
   const received = ev.received_at ? new Date(ev.received_at) : new Date();
   const day = dayKey(isNaN(/** @type {any} */ (received)) ? new Date() : received);
@@ -129,6 +130,7 @@ function applyReport(ev, arrived) {
 /** @type {Handler} */
 function applyCase(ev) {
   if (ev.status === "rectified") stats.rectified_today += 1;
+  if ((ev.status === "accepted" || ev.status === "invalid") && state.mode === "live") reviewCountSoon();
 }
 
 function noop() {}

@@ -1,14 +1,14 @@
 // @ts-check
 /* The header: the day's counters, the top problems, the connection badge and the
  * "server down" banner, the clock, the language switch and the city's day roll-over. */
-import { DOWN_AFTER_MS, screenMode } from "./config.js";
-import { catName, lang, setLang, t } from "./i18n.js";
+import { DOWN_AFTER_MS, config, screenMode } from "./config.js";
+import { catName, lang, rememberLang, setLang, t } from "./i18n.js";
 import { showSegment } from "./panel.js";
 import { player } from "./replay.js";
 import { renderDistrictCard } from "./screen.js";
 import { rw, state, stats, totals } from "./state.js";
 import { renderTicker } from "./ticker.js";
-import { $, dayKey, el, hhmm, numFmt } from "./util.js";
+import { $, dayKey, el, fetchJSON, hhmm, numFmt } from "./util.js";
 
 let headerQueued = false;
 export function renderHeader() {
@@ -73,6 +73,9 @@ export function applyLanguage() {
   document.querySelectorAll("[data-i18n]").forEach(function (n) {
     n.textContent = t(/** @type {string} */ (n.getAttribute("data-i18n")));
   });
+  document.querySelectorAll("[data-i18n-placeholder]").forEach(function (n) {
+    /** @type {HTMLInputElement} */ (n).placeholder = t(/** @type {string} */ (n.getAttribute("data-i18n-placeholder")));
+  });
   document.title = t("title");
   $("rw-lang").textContent = lang === "en" ? "中文" : "EN";
   $("rw-replay-play").textContent = t(player.playing ? "pause" : "play");
@@ -109,10 +112,34 @@ export function installHeader() {
   }, 500);
   $("rw-lang").addEventListener("click", function () {
     setLang(lang === "en" ? "zh" : "en");
-    try {
-      localStorage.setItem("roadwatch.lang", lang);
-    } catch (e) { /* private mode: not remembered */ }
+    rememberLang();
     applyLanguage();
   });
   setInterval(rollDay, 60000);
+  if (!screenMode && config.user) {
+    refreshReviewCount();
+    setInterval(refreshReviewCount, REVIEW_COUNT_MS);
+  }
+}
+
+const REVIEW_COUNT_MS = 30000;
+
+let reviewTimer = 0;
+
+/** A report went into review or out of it (a live event): count again, once a second at most. */
+export function reviewCountSoon() {
+  if (reviewTimer || !config.user || screenMode) return;
+  reviewTimer = window.setTimeout(function () {
+    reviewTimer = 0;
+    refreshReviewCount();
+  }, 1000);
+}
+
+/** The review queue's pending count in the header (GET /api/review/count, the user's scope). */
+export function refreshReviewCount() {
+  return fetchJSON("/api/review/count").then(function (doc) {
+    $("rw-count-review").textContent = numFmt.format(Number(doc.pending) || 0);
+  }).catch(function (err) {
+    console.warn("roadwatch: review count not loaded", err);
+  });
 }

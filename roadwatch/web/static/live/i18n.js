@@ -22,7 +22,13 @@ export const TEXT = {
     status_dispatched: "已派遣", status_rectified: "已整改", status_closed: "已结案",
     status_reopened: "已退回", status_new: "新上报", status_needs_review: "待核实",
     status_accepted: "已受理", status_duplicate: "重复", status_invalid: "无效",
-    status_overdue: "超期", status_escalated: "已督办",
+    status_overdue: "超期", status_escalated: "已督办", review_nav: "待核实",
+    export: "导出", export_title: "导出案件", period: "时段", this_week: "本周", today: "今天",
+    last_7_days: "最近 7 天", this_month: "本月", custom: "自定义", from_day: "起始日",
+    to_day: "截止日（含）", case_status: "状态", format: "格式", download: "下载", close: "关闭",
+    all: "全部", replay_span: "时段", last_hour: "最近 1 小时", last_4_hours: "最近 4 小时",
+    photo: "照片（点开看原图）", search_label: "搜索", search_hint: "路名、路段编号或案件编号",
+    no_match: "没有找到",
   },
   en: {
     title: "Road Chief Command Centre", segments: "Segments", reports_today: "Reports today",
@@ -46,7 +52,14 @@ export const TEXT = {
     status_closed: "closed", status_reopened: "reopened", status_new: "new",
     status_needs_review: "needs review", status_accepted: "accepted",
     status_duplicate: "duplicate", status_invalid: "invalid", status_overdue: "overdue",
-    status_escalated: "escalated",
+    status_escalated: "escalated", review_nav: "Review",
+    export: "Export", export_title: "Export cases", period: "Period", this_week: "This week",
+    today: "Today", last_7_days: "Last 7 days", this_month: "This month", custom: "Chosen days",
+    from_day: "From", to_day: "To (inclusive)", case_status: "Status", format: "Format",
+    download: "Download", close: "Close", all: "All", replay_span: "Period",
+    last_hour: "Last hour", last_4_hours: "Last 4 hours",
+    photo: "Photo (opens full size)", search_label: "Search",
+    search_hint: "Road name, segment ID or case ID", no_match: "Nothing found",
   },
 };
 
@@ -66,6 +79,15 @@ export let lang = /** @type {Lang} */ ((function () {
 /** @param {Lang} value */
 export function setLang(value) {
   lang = value;
+}
+
+/** Remember the language: here (localStorage) and for the server's pages (a cookie the
+ * rankings pages read, roadwatch/web/rankings.py). */
+export function rememberLang() {
+  try {
+    localStorage.setItem("roadwatch.lang", lang);
+  } catch (e) { /* private mode: not remembered */ }
+  document.cookie = "roadwatch_lang=" + lang + "; path=/; SameSite=Lax; max-age=31536000";
 }
 
 /** @param {string} key */

@@ -25,8 +25,10 @@ import { config, mapCfg, screenMode } from "./config.js";
 import { onMapRender, onReportsData } from "./commit.js";
 import { startAlerts } from "./alerts.js";
 import { checkReady, connect, resync, scheduleFrame } from "./feed.js";
+import { installExport } from "./exportdialog.js";
 import { applyLanguage, installHeader } from "./header.js";
 import { addDistrictNames, addOverlays, onCountsRender } from "./overlays.js";
+import { installNavigation, loadOpenCases } from "./navigate.js";
 import { installPanel, segmentPointer } from "./panel.js";
 import { installReplay } from "./replay.js";
 import { installScreen } from "./screen.js";
@@ -40,6 +42,7 @@ installHeader();
 installPanel();
 installReplay();
 installScreen();
+installExport();
 
 // The first live state is in the page itself (config.state; asked for if not); the
 // segments' attributes and the district outlines were asked for by the page's head
@@ -76,6 +79,7 @@ if (!screenMode) map.addControl(new maplibregl.NavigationControl({ showCompass: 
 map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-left");
 map.addControl(new maplibregl.AttributionControl({ compact: false }), "bottom-right");
 segmentPointer();
+installNavigation();
 map.on("render", onMapRender);
 map.on("render", onCountsRender);
 map.on("data", onReportsData);
@@ -120,4 +124,5 @@ Promise.all([stateReq, tableReq]).then(function (res) {
   scheduleFrame();
   checkReady();
   loadCategories();
+  loadOpenCases();
 });

@@ -4,7 +4,7 @@
 import { HIT_PX, segmentKey } from "./config.js";
 import { districtName, lang, t } from "./i18n.js";
 import { segments, state } from "./state.js";
-import { $, dayTime, el, fetchJSON, numFmt } from "./util.js";
+import { $, caseListUrl, caseUrl, dayTime, el, fetchJSON, numFmt, OPEN_STATUSES } from "./util.js";
 
 /** @param {{role: string, level?: number, person?: {id: string, name?: string} | null}} h */
 function fmtPerson(h) {
@@ -50,7 +50,7 @@ export function showSegment(id) {
  * Chief and team, open cases with deadlines, photos, recent reports.
  * @param {string} id
  */
-function loadSegmentDetail(id) {
+export function loadSegmentDetail(id) {
   const box = $("rw-segment-detail");
   box.textContent = t("loading");
   fetchJSON("/api/segments/" + encodeURIComponent(id)).then(function (doc) {
@@ -63,20 +63,34 @@ function loadSegmentDetail(id) {
     if (!team.children.length) team.appendChild(el("li", "rw-dim", t("none")));
     box.appendChild(team);
 
-    box.appendChild(el("h3", null, t("open_cases") + " (" + (p.open_cases || []).length + ")"));
+    // every open case (the API gives up to 50, soonest deadline first), each a link to
+    // its case page; the heading links to the whole list of the segment's open cases
+    const all = el("a", null, t("open_cases") + " (" + (p.open_cases || []).length + ")");
+    /** @type {HTMLAnchorElement} */ (all).href = caseListUrl({ segment: id, status: OPEN_STATUSES });
+    const head = el("h3");
+    head.appendChild(all);
+    box.appendChild(head);
     const cases = el("ul", "rw-cases");
-    (p.open_cases || []).slice(0, 8).forEach(function (/** @type {any} */ c) {
+    (p.open_cases || []).forEach(function (/** @type {any} */ c) {
       const li = el("li", c.overdue ? "rw-case rw-case-overdue" : "rw-case");
-      li.appendChild(el("span", "rw-case-cat", (lang === "en" ? c.category_name_en : c.category_name) || c.category));
+      const link = /** @type {HTMLAnchorElement} */ (el("a", "rw-case-link"));
+      link.href = caseUrl(c.id);
+      link.appendChild(el("span", "rw-case-cat", (lang === "en" ? c.category_name_en : c.category_name) || c.category));
       const due = c.due_at ? t("due") + " " + dayTime(new Date(c.due_at)) : t("status_" + c.status);
-      li.appendChild(el("span", "rw-case-due", due));
+      link.appendChild(el("span", "rw-case-due", due));
+      li.appendChild(link);
       (c.photos || []).slice(0, 3).forEach(function (/** @type {string} */ src) {
+        const full = /** @type {HTMLAnchorElement} */ (el("a", "rw-photo-link"));
+        full.href = src; // the photo itself, full size
+        full.target = "_blank";
+        full.rel = "noopener";
         const img = /** @type {HTMLImageElement} */ (el("img", "rw-photo"));
         img.loading = "lazy";
-        img.alt = "";
+        img.alt = t("photo");
         img.src = src;
-        img.addEventListener("error", function () { img.remove(); }); // not uploaded yet
-        li.appendChild(img);
+        img.addEventListener("error", function () { full.remove(); }); // not uploaded yet
+        full.appendChild(img);
+        li.appendChild(full);
       });
       cases.appendChild(li);
     });
@@ -86,9 +100,13 @@ function loadSegmentDetail(id) {
     box.appendChild(el("h3", null, t("recent")));
     const recent = el("ul", "rw-recent");
     (p.recent || []).slice(0, 6).forEach(function (/** @type {any} */ c) {
-      recent.appendChild(el("li", null,
+      const li = el("li");
+      const link = /** @type {HTMLAnchorElement} */ (el("a", null,
         dayTime(new Date(c.observed_at)) + "  " + (lang === "en" ? c.category_name_en : c.category_name) +
         " · " + t("status_" + c.status)));
+      link.href = caseUrl(c.id);
+      li.appendChild(link);
+      recent.appendChild(li);
     });
     if (!recent.children.length) recent.appendChild(el("li", "rw-dim", t("none")));
     box.appendChild(recent);

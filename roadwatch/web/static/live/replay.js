@@ -1,5 +1,6 @@
 // @ts-check
-/* Replay: the event log of a day or week (GET /api/events, paged) played at a chosen
+/* Replay: the event log of the last hour or 4 hours, today, or a day or week (GET
+ * /api/events, paged; never past now) played at a chosen
  * speed from the state at its start (GET /api/replay/state); "back to live" reloads the
  * live state and resyncs. */
 import { root } from "./config.js";
@@ -29,12 +30,32 @@ import { $, dayKey, dayTime, fetchJSON, field, numFmt, zoneMidnight } from "./ut
 /** @type {Player} */
 export const player = (rw._player = { events: [], start: 0, end: 0, t: 0, next: 0, playing: false, baseState: {}, last: 0 });
 
-/** @returns {[Date, Date]} */
+const HOUR_MS = 3600000;
+const DAY_MS = 86400000;
+
+/**
+ * The period to replay: the last hour, the last 4 hours, today, or a chosen day or week
+ * (from its midnight); never past the present (the replay stops at now).
+ * @returns {[Date, Date]}
+ */
 function replayRange() {
-  const day = field("rw-replay-day").value || dayKey(new Date(Date.now() - 86400000));
+  const now = Date.now();
+  const span = field("rw-replay-span").value;
+  if (span === "hour" || span === "hours4") {
+    return [new Date(now - (span === "hour" ? 1 : 4) * HOUR_MS), new Date(now)];
+  }
+  const day = span === "today"
+    ? dayKey(new Date(now))
+    : field("rw-replay-day").value || dayKey(new Date(now - DAY_MS));
   const start = zoneMidnight(day);
-  const days = field("rw-replay-span").value === "week" ? 7 : 1;
-  return [start, new Date(start.getTime() + days * 86400000)];
+  const days = span === "week" ? 7 : 1;
+  return [start, new Date(Math.min(now, start.getTime() + days * DAY_MS))];
+}
+
+/** The chosen day only matters for a day or a week. */
+function syncDayField() {
+  const span = field("rw-replay-span").value;
+  field("rw-replay-day").disabled = span !== "day" && span !== "week";
 }
 
 /**
@@ -79,7 +100,9 @@ function enterReplay() {
     document.body.classList.add("rw-replaying");
   }
   $("rw-replay").hidden = false;
-  if (!field("rw-replay-day").value) field("rw-replay-day").value = dayKey(new Date(Date.now() - 86400000));
+  if (!field("rw-replay-day").value) field("rw-replay-day").value = dayKey(new Date(Date.now() - DAY_MS));
+  /** @type {HTMLInputElement} */ (field("rw-replay-day")).max = dayKey(new Date());
+  syncDayField();
 }
 
 function loadReplay() {
@@ -202,10 +225,12 @@ export function installReplay() {
     seek(player.start + frac * (player.end - player.start));
   });
   $("rw-replay-live").addEventListener("click", backToLive);
+  field("rw-replay-span").addEventListener("change", syncDayField);
   rw.replayDay = function (day, span, speed) {
     enterReplay();
     field("rw-replay-day").value = day;
     field("rw-replay-span").value = span || "day";
+    syncDayField();
     if (speed) field("rw-replay-speed").value = String(speed);
     return loadReplay();
   };

@@ -53,6 +53,7 @@ import { dayKey } from "./util.js";
  * @property {number} segmentCount
  * @property {number} lastSeq
  * @property {number} reportsSeen
+ * @property {number} [openCasesLoaded] open cases put on the map at load (navigate.js)
  * @property {boolean} connected
  * @property {number} reportsOnMap
  * @property {number} drawnSeq the last seq whose changes have been handed to the map

@@ -1,11 +1,12 @@
 // @ts-check
-/* The ticker at the foot of the page: the newest reports, newest first. */
-import { TICKER_MAX } from "./config.js";
+/* The ticker at the foot of the page: the newest reports, newest first, each a link to
+ * its case. */
+import { root, TICKER_MAX } from "./config.js";
 import { catName, districtName } from "./i18n.js";
 import { segments } from "./state.js";
 import { $, el, hhmm } from "./util.js";
 
-/** @typedef {{time: Date, district: string | undefined, road: string, category: string | undefined, sev: number}} TickerItem */
+/** @typedef {{id: string, time: Date, district: string | undefined, road: string, category: string | undefined, sev: number}} TickerItem */
 
 /** @type {TickerItem[]} newest first */
 let ticker = [];
@@ -16,6 +17,7 @@ export function addTicker(ev) {
   const when = ev.observed_at ? new Date(ev.observed_at) : new Date();
   const seg = segments.get(String(ev.segment_id));
   ticker.unshift({
+    id: String(ev.id),
     time: isNaN(/** @type {any} */ (when)) ? new Date() : when,
     district: ev.district,
     road: seg ? seg.props.name || seg.props.road : "",
@@ -37,7 +39,8 @@ export function renderTicker() {
   const track = $("rw-ticker-track");
   track.textContent = "";
   ticker.forEach(function (item) {
-    const span = el("span", "rw-tick rw-tick-sev" + item.sev);
+    const span = /** @type {HTMLAnchorElement} */ (el("a", "rw-tick rw-tick-sev" + item.sev));
+    span.href = root + "/cases/" + encodeURIComponent(item.id); // the case page
     span.appendChild(el("b", null, hhmm(item.time).slice(0, 5)));
     span.appendChild(document.createTextNode(
       " " + [districtName(item.district), item.road, catName(item.category)].filter(Boolean).join(" · "),

@@ -121,3 +121,22 @@ export function el(tag, cls, text) {
   if (text != null) e.textContent = text;
   return e;
 }
+
+/** The open case statuses, as the case list's `status` filter spells them. */
+export const OPEN_STATUSES = "new,dispatched,reopened,rectified";
+
+/**
+ * The case page of a report (built by the case list's module, /cases/<id>).
+ * @param {string} id
+ */
+export function caseUrl(id) {
+  return root + "/cases/" + encodeURIComponent(id);
+}
+
+/**
+ * The case list with these filters (the names of its API: district, status, segment, since…).
+ * @param {Record<string, string>} filters
+ */
+export function caseListUrl(filters) {
+  return root + "/cases?" + new URLSearchParams(filters).toString();
+}
