@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from ..geolocate import HINT_PLAUSIBLE_M, review_candidates
 from ..network.context import NetworkContext
 from ..store import models
 from .calendar import Sla
@@ -338,22 +339,15 @@ def _candidate_segment(case: Any, new_seg: Any, staff: Staff, env: Env) -> str:
     ctx = env.ctx
     if not isinstance(new_seg, str) or new_seg not in ctx.position:
         raise ActionRefused(422, "segment_id", "unknown_segment", "no such current segment")
-    snap = case.snap if isinstance(case.snap, dict) else {}
-    named = set(snap.get("candidates") or [])
-    near: set[str] = set()
-    if case.lat is not None and case.lon is not None:
-        radius = ctx.index.max_distance_m
-        near = {
-            ctx.network.segments[p].id
-            for p, _d in ctx.index.nearby(case.lon, case.lat, radius, limit=50)
-        }
-    if new_seg not in named | near:
+    # The same rule as the review queue's (one home: geolocate.review_candidates).
+    snap = case.snap if isinstance(case.snap, dict) else None
+    if new_seg not in dict(review_candidates(ctx, case.lon, case.lat, snap)):
         raise ActionRefused(
             422,
             "segment_id",
             "not_a_candidate",
             f"segment {new_seg} is not a candidate near "
-            f"the report's point (none within {ctx.index.max_distance_m:.0f} m) / "
+            f"the report's point (none within {HINT_PLAUSIBLE_M:.0f} m) / "
             "该路段不在上报位置附近，不能改派到此路段",
         )
     seg = ctx.network.segments[ctx.position[new_seg]]
