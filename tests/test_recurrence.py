@@ -20,16 +20,16 @@ HELD_OUT = 4
 
 @pytest.fixture(scope="module", params=SEEDS)
 def generated(request: pytest.FixtureRequest) -> synth.Generated:
-    return synth.generate(synth.Params(seed=request.param, **PARAMS))  # type: ignore[arg-type]
+    return synth.generate(params(request.param))
 
 
 def test_planted_hot_spots_rank_in_their_districts_top_5_percent(
     generated: synth.Generated,
 ) -> None:
-    train = slice(0, PARAMS["weeks"] - HELD_OUT)  # type: ignore[operator]
+    train = slice(0, WEEKS - HELD_OUT)
     ranked = hotspots.rank_hot_spots(generated.history, train)
-    size = PARAMS["segments_per_district"]
-    top = math.ceil(0.05 * size)  # type: ignore[operator]
+    size = PER_DISTRICT
+    top = math.ceil(0.05 * size)
     worst = max(h.rank for h in ranked if h.segment in generated.hot)
     print(f"worst rank of a planted hot spot: {worst} (top 5 % = {top} of {size})")
     assert worst <= top

@@ -67,8 +67,9 @@ def fit(
     )
     beta = np.zeros(p)
     beta[offsets[1] : offsets[2]] = np.log(max(y.mean(), 1e-3) / t)
-    it = 0
-    for it in range(1, max_iter + 1):
+    iterations = 0
+    while iterations < max_iter:
+        iterations += 1
         eta = sum(beta[c] for c in cols)
         mu = t * np.exp(eta)
         grad = np.zeros(p)
@@ -86,7 +87,7 @@ def fit(
             break
     eta = sum(beta[c] for c in cols)
     rates = np.exp(eta).reshape(len(history.segments), WINDOWS)
-    return Model(rates, penalties, it)
+    return Model(rates, penalties, iterations)
 
 
 def choose_penalties(history: History, weeks: slice) -> tuple[float, float]:
