@@ -14,8 +14,19 @@ from roadwatch.recurrence.history import LOCAL, Finding, History, SegmentInfo, w
 # The history's parameters, written out: 25 planted hot spots at 4× the base rate, 12 weeks,
 # the last 4 held out, three fixed seeds.
 SEEDS = (11, 22, 33)
-PARAMS = dict(districts=5, segments_per_district=120, hot=25, factor=4.0, weeks=12, base_rate=1.5)
-HELD_OUT = 4
+DISTRICTS, PER_DISTRICT, HOT, FACTOR, WEEKS, BASE_RATE, HELD_OUT = 5, 120, 25, 4.0, 12, 1.5, 4
+
+
+def params(seed: int) -> synth.Params:
+    return synth.Params(
+        seed=seed,
+        districts=DISTRICTS,
+        segments_per_district=PER_DISTRICT,
+        hot=HOT,
+        factor=FACTOR,
+        weeks=WEEKS,
+        base_rate=BASE_RATE,
+    )
 
 
 @pytest.fixture(scope="module", params=SEEDS)

@@ -58,7 +58,8 @@ def day_profile(rng: np.random.Generator) -> FloatArray:
             v *= 1.4
         shape[w] = v
     shape *= rng.lognormal(0.0, 0.3, WINDOWS)
-    return shape / shape.mean()
+    out: FloatArray = shape / shape.mean()
+    return out
 
 
 def generate(p: Params) -> Generated:
