@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .history import WINDOWS, FloatArray, History, IntArray
+from .history import WINDOWS, FloatArray, History
 
 FLOOR = 0.5  # forecasts below half a finding count as 0.5 in the deviance (see `deviance`)
 SEGMENT_PENALTIES = (1.0, 4.0, 16.0, 64.0)
@@ -34,17 +34,6 @@ class Model:
         return out
 
 
-def _design(history: History) -> tuple[list[IntArray], list[int]]:
-    """Per effect group, the parameter each (segment, window) cell uses; group sizes."""
-    s_count = len(history.segments)
-    districts = sorted(history.districts())
-    d_of = np.array([districts.index(s.district) for s in history.segments], dtype=np.int64)
-    seg = np.repeat(np.arange(s_count, dtype=np.int64), WINDOWS)
-    win = np.tile(np.arange(WINDOWS, dtype=np.int64), s_count)
-    dwin = d_of[seg] * WINDOWS + win
-    return [seg, win, dwin], [s_count, WINDOWS, len(districts) * WINDOWS]
-
-
 def fit(
     history: History,
     weeks: slice,
@@ -52,41 +41,58 @@ def fit(
     *,
     max_iter: int = 30,
 ) -> Model:
-    """Fit on `weeks` of the history; penalties (segment, district × window) or chosen."""
+    """Fit on `weeks` of the history; penalties (segment, district × window) or chosen.
+
+    Parameters: a[s] (segment), g[w] (window), h[d, w] (district × window). The segment
+    block of the Hessian is diagonal, so each Newton step solves the windows' block by its
+    Schur complement (windows + districts × windows unknowns, whatever the segment count).
+    """
     if penalties is None:
         penalties = choose_penalties(history, weeks)
     counts = history.counts[weeks]
     t = counts.shape[0]
-    y = counts.sum(axis=0).reshape(-1).astype(np.float64)
-    groups, sizes = _design(history)
-    offsets = np.cumsum([0, *sizes])
-    cols = [g + o for g, o in zip(groups, offsets[:-1], strict=True)]
-    p = int(offsets[-1])
-    ridge = np.concatenate(
-        [np.full(sizes[0], penalties[0]), np.full(sizes[1], 1e-4), np.full(sizes[2], penalties[1])]
-    )
-    beta = np.zeros(p)
-    beta[offsets[1] : offsets[2]] = np.log(max(y.mean(), 1e-3) / t)
+    y = counts.sum(axis=0).astype(np.float64)  # [segment, window]
+    n = y.shape[0]
+    names = sorted(history.districts())
+    d_of = np.array([names.index(s.district) for s in history.segments], dtype=np.int64)
+    member = np.zeros((len(names), n))
+    member[d_of, np.arange(n)] = 1.0  # [district, segment]
+    q = WINDOWS * (1 + len(names))
+    cols = WINDOWS + d_of[:, None] * WINDOWS + np.arange(WINDOWS)[None, :]
+    rows = np.arange(n)[:, None]
+    diag_q = np.concatenate([np.full(WINDOWS, 1e-4), np.full(q - WINDOWS, penalties[1])])
+    a = np.zeros(n)
+    g = np.full(WINDOWS, np.log(max(float(y.mean()), 1e-3) / t))
+    h = np.zeros((len(names), WINDOWS))
     iterations = 0
     while iterations < max_iter:
         iterations += 1
-        eta = sum(beta[c] for c in cols)
-        mu = t * np.exp(eta)
-        grad = np.zeros(p)
-        for c in cols:
-            grad += np.bincount(c, weights=y - mu, minlength=p)
-        grad -= ridge * beta
-        hess = np.zeros(p * p)
-        for a in cols:
-            for b in cols:
-                hess += np.bincount(a * p + b, weights=mu, minlength=p * p)
-        h = hess.reshape(p, p) + np.diag(ridge)
-        step = np.linalg.solve(h, grad)
-        beta += step
-        if float(np.abs(step).max()) < 1e-6:
+        mu = t * np.exp(a[:, None] + g[None, :] + h[d_of])
+        r = y - mu
+        grad_a = r.sum(axis=1) - penalties[0] * a
+        by_district = member @ r
+        grad_q = np.concatenate(
+            [r.sum(axis=0) - 1e-4 * g, (by_district - penalties[1] * h).ravel()]
+        )
+        big_a = mu.sum(axis=1) + penalties[0]
+        bmat = np.zeros((n, q))
+        bmat[:, :WINDOWS] = mu
+        bmat[rows, cols] = mu
+        mu_d = member @ mu  # [district, window]
+        cmat = np.diag(np.concatenate([mu.sum(axis=0), mu_d.ravel()]) + diag_q)
+        idx = np.arange(WINDOWS * len(names))
+        cmat[idx % WINDOWS, WINDOWS + idx] = mu_d.ravel()
+        cmat[WINDOWS + idx, idx % WINDOWS] = mu_d.ravel()
+        scaled = bmat / big_a[:, None]
+        schur = cmat - bmat.T @ scaled
+        dq = np.linalg.solve(schur, grad_q - scaled.T @ grad_a)
+        da = (grad_a - bmat @ dq) / big_a
+        a += da
+        g += dq[:WINDOWS]
+        h += dq[WINDOWS:].reshape(h.shape)
+        if max(float(np.abs(da).max()), float(np.abs(dq).max())) < 1e-6:
             break
-    eta = sum(beta[c] for c in cols)
-    rates = np.exp(eta).reshape(len(history.segments), WINDOWS)
+    rates = np.exp(a[:, None] + g[None, :] + h[d_of])
     return Model(rates, penalties, iterations)
 
 
