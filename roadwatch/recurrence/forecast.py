@@ -21,6 +21,7 @@ FLOOR = 0.5  # forecasts below half a finding count as 0.5 in the deviance (see 
 SEGMENT_PENALTIES = (1.0, 4.0, 16.0, 64.0)
 WINDOW_PENALTIES = (4.0, 16.0, 64.0, 256.0)
 DEFAULT_PENALTIES = (4.0, 16.0)
+WINDOW_RIDGE = 0.01  # all but free: keeps a window no one ever reported in finite
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,20 @@ def fit(
     member = np.zeros((len(names), n))
     member[d_of, np.arange(n)] = 1.0  # [district, segment]
     q = WINDOWS * (1 + len(names))
-    cols = WINDOWS + d_of[:, None] * WINDOWS + np.arange(WINDOWS)[None, :]
-    rows = np.arange(n)[:, None]
-    diag_q = np.concatenate([np.full(WINDOWS, 1e-4), np.full(q - WINDOWS, penalties[1])])
+    diag_q = np.concatenate([np.full(WINDOWS, WINDOW_RIDGE), np.full(q - WINDOWS, penalties[1])])
     a = np.zeros(n)
     g = np.full(WINDOWS, np.log(max(float(y.mean()), 1e-3) / t))
     h = np.zeros((len(names), WINDOWS))
+
+    def objective(a: FloatArray, g: FloatArray, h: FloatArray) -> float:
+        """The penalised log-likelihood (to be maximised)."""
+        eta = np.clip(a[:, None] + g[None, :] + h[d_of], -50.0, 50.0)
+        ll = float((y * eta - t * np.exp(eta)).sum())
+        pen = penalties[0] * float(a @ a) + penalties[1] * float((h * h).sum())
+        return ll - 0.5 * (pen + WINDOW_RIDGE * float(g @ g))
+
     iterations = 0
+    current = objective(a, g, h)
     while iterations < max_iter:
         iterations += 1
         mu = t * np.exp(a[:, None] + g[None, :] + h[d_of])
@@ -72,25 +80,42 @@ def fit(
         grad_a = r.sum(axis=1) - penalties[0] * a
         by_district = member @ r
         grad_q = np.concatenate(
-            [r.sum(axis=0) - 1e-4 * g, (by_district - penalties[1] * h).ravel()]
+            [r.sum(axis=0) - WINDOW_RIDGE * g, (by_district - penalties[1] * h).ravel()]
         )
         big_a = mu.sum(axis=1) + penalties[0]
-        bmat = np.zeros((n, q))
-        bmat[:, :WINDOWS] = mu
-        bmat[rows, cols] = mu
         mu_d = member @ mu  # [district, window]
         cmat = np.diag(np.concatenate([mu.sum(axis=0), mu_d.ravel()]) + diag_q)
         idx = np.arange(WINDOWS * len(names))
         cmat[idx % WINDOWS, WINDOWS + idx] = mu_d.ravel()
         cmat[WINDOWS + idx, idx % WINDOWS] = mu_d.ravel()
-        scaled = bmat / big_a[:, None]
-        schur = cmat - bmat.T @ scaled
-        dq = np.linalg.solve(schur, grad_q - scaled.T @ grad_a)
-        da = (grad_a - bmat @ dq) / big_a
-        a += da
-        g += dq[:WINDOWS]
-        h += dq[WINDOWS:].reshape(h.shape)
-        if max(float(np.abs(da).max()), float(np.abs(dq).max())) < 1e-6:
+        # The Schur complement C − Bᵀ A⁻¹ B block by block: B has one column per window and
+        # one per (own district, window), so every block is a district's Σ μ μᵀ / A.
+        scaled = mu / big_a[:, None]
+        for d in range(len(names)):
+            rows_d = d_of == d
+            m_d = scaled[rows_d].T @ mu[rows_d]  # [window, window]
+            lo = WINDOWS * (1 + d)
+            cmat[:WINDOWS, :WINDOWS] -= m_d
+            cmat[:WINDOWS, lo : lo + WINDOWS] -= m_d
+            cmat[lo : lo + WINDOWS, :WINDOWS] -= m_d
+            cmat[lo : lo + WINDOWS, lo : lo + WINDOWS] -= m_d
+        bt_a = scaled * grad_a[:, None]  # rows of Bᵀ A⁻¹ grad_a before summing
+        rhs = grad_q - np.concatenate([bt_a.sum(axis=0), (member @ bt_a).ravel()])
+        dq = np.linalg.solve(cmat, rhs)
+        per_cell = dq[:WINDOWS][None, :] + dq[WINDOWS:].reshape(h.shape)[d_of]
+        da = (grad_a - (mu * per_cell).sum(axis=1)) / big_a
+        # Step halving: a full Newton step from far away (a window or district with no
+        # finding at all, whose effect heads for −∞) may overshoot; never accept a worse fit.
+        step = 1.0
+        while True:
+            na, ng = a + step * da, g + step * dq[:WINDOWS]
+            nh = h + step * dq[WINDOWS:].reshape(h.shape)
+            new = objective(na, ng, nh)
+            if new >= current - 1e-9 or step < 1e-4:
+                break
+            step /= 2
+        a, g, h, current = na, ng, nh, new
+        if step * max(float(np.abs(da).max()), float(np.abs(dq).max())) < 1e-6:
             break
     rates = np.exp(a[:, None] + g[None, :] + h[d_of])
     return Model(rates, penalties, iterations)

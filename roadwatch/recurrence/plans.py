@@ -146,12 +146,14 @@ def plan_all(
     profile: FloatArray | None = None,
 ) -> dict[str, Plan]:
     """A plan per chief of the history's segments (the district plan is those of its
-    chiefs); `duty` per chief, else DEFAULT_DUTY."""
+    chiefs); `duty` per chief, else DEFAULT_DUTY. A chief whose segments have no finding in
+    the history gets the default plan (busiest windows of `profile`)."""
     out = {}
+    seen = history.counts.sum(axis=(0, 2))
     for chief, idx in sorted(history.chiefs().items()):
         segs = [history.segments[i].id for i in idx]
         hours = (duty or {}).get(chief, DEFAULT_DUTY)
-        sub = rates[idx] if rates is not None else None
+        sub = rates[idx] if rates is not None and int(seen[idx].sum()) > 0 else None
         out[chief] = plan_chief(chief, segs, sub, duty=hours, patrols=patrols, profile=profile)
     return out
 

@@ -18,6 +18,7 @@ from . import (
     errors,
     exports,
     headers,
+    leaders,
     limits,
     live,
     mobile,
@@ -69,6 +70,7 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     app.register_blueprint(rankings.bp)
     app.register_blueprint(centre.bp)
     app.register_blueprint(mobile.bp)
+    app.register_blueprint(leaders.bp)  # issue 22: hot spots, patrol plans, routes
     errors.register(app)
     limits.init_app(app, settings)  # after the blueprints: wraps the intake views
     app.extensions["roadwatch_live_viewers"] = live.register(socketio, runtime)
