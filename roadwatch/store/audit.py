@@ -38,6 +38,7 @@ ACTIONS = (
     "dispute.decide",
     "export",
     "ranking.publish",
+    "review.publish",  # a monthly review pack frozen (roadwatch.monthly, issue 22)
 )
 MAX_TEXT = {"actor": 128, "target": 255, "remote_addr": 64}
 
