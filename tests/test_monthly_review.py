@@ -236,3 +236,32 @@ def test_pdf_xlsx_publish_twice_and_tampering(
     assert any("edited" in p for p in problems)
     r = runner.invoke(main, ["review", "--month", "2026-11", "--verify"])
     assert r.exit_code == 1 and "FAILED" in r.stdout
+
+
+def test_pack_page_exports_and_publishing_on_the_web(
+    runtime: Any, golden: dict[str, str], login_as: Any
+) -> None:
+    from roadwatch import clock
+
+    staff = login_as("admin")
+    page = staff.get("/reviews/2026-11")
+    assert page.status_code == 200 and "草稿" in page.text and "<svg" in page.text
+    assert "全市" in page.text and "/api/photos/" + "b" * 64 in page.text
+    district = login_as("district_staff", golden["A"])
+    assert district.post("/api/reviews/2026-11/publish").status_code == 403
+    with clock.use(lambda: at(11, 30, 9)):
+        assert staff.post("/api/reviews/2026-11/publish").status_code == 409
+    with clock.use(lambda: at(12, 1, 9)):
+        res = staff.post("/api/reviews/2026-11/publish")
+        assert res.status_code == 200 and res.get_json()["created"]
+        again = staff.post("/api/reviews/2026-11/publish").get_json()
+    assert not again["created"] and again["chain_sha256"] == res.get_json()["chain_sha256"]
+    page = staff.get("/reviews/2026-11")
+    assert "已发布" in page.text and res.get_json()["content_sha256"] in page.text
+    assert staff.get("/api/reviews/2026-11/verify").get_json()["ok"]
+    pdf = staff.get("/api/reviews/2026-11.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    xlsx = staff.get("/api/reviews/2026-11.xlsx")
+    assert xlsx.status_code == 200 and xlsx.data.startswith(b"PK")
+    assert staff.get("/api/reviews/2026-13").status_code == 404
+    assert staff.application.test_client().get("/api/reviews/2026-11").status_code == 401

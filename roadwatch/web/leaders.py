@@ -17,6 +17,8 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from geo.match import matcher_for
 
 from .. import clock
+from ..monthly import pack
+from ..monthly import render as review_render
 from ..recurrence import forecast, hotspots, plans, route
 from ..recurrence.history import History, week_start, window_label
 from ..recurrence.load import load_history
@@ -327,3 +329,68 @@ def route_svg(r: dict[str, Any], lines: list[dict[str, Any]], size: int = 640) -
         )
     out.append("</svg>")
     return "".join(out)
+
+
+# -- the monthly review pack (月讲评) ------------------------------------------------------
+def _month(label: str) -> pack.Month:
+    try:
+        return pack.Month.parse(label, runtime().settings.tz)
+    except pack.ReviewError as exc:
+        raise ApiError(404, "path", exc.code, str(exc)) from None
+
+
+@bp.get("/reviews/<label>")
+def review_page(label: str) -> str:
+    content, meta = pack.load(runtime().engine, _month(label))
+    return review_render.html(content, meta)
+
+
+@bp.get("/api/reviews/<name>")
+def review_api(name: str) -> Response:
+    """The pack as JSON (`2026-11` or `2026-11.json`), `.pdf` or `.xlsx`."""
+    label, _, ext = name.partition(".")
+    ext = ext or "json"
+    if ext not in ("json", "pdf", "xlsx"):
+        raise ApiError(404, "path", "not_found", "ask for .json, .pdf or .xlsx")
+    month = _month(label)
+    content, meta = pack.load(runtime().engine, month)
+    if ext == "json":
+        return jsonify({"content": content, "meta": meta})
+    authz.record_export(f"review.{ext}", month=month.label)
+    if ext == "pdf":
+        body = review_render.pdf(content, meta, runtime().settings.photo_dir)
+        mime = "application/pdf"
+    else:
+        body = review_render.xlsx(content)
+        mime = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    res = Response(body, mimetype=mime)
+    res.headers["Content-Disposition"] = f'attachment; filename="review-{month.label}.{ext}"'
+    return res
+
+
+@bp.post("/api/reviews/<label>/publish")
+def review_publish(label: str) -> Response:
+    u = authz.require_role("admin")
+    month = _month(label)
+    try:
+        done = pack.publish(runtime().engine, month, by=u.username, now=clock.now())
+    except pack.ReviewError as exc:
+        raise ApiError(409, "month", exc.code, str(exc)) from None
+    return jsonify(
+        {
+            "month": done.month,
+            "created": done.created,
+            "content_sha256": done.content_sha256,
+            "chain_sha256": done.chain_sha256,
+        }
+    )
+
+
+@bp.get("/api/reviews/<label>/verify")
+def review_verify(label: str) -> Response:
+    month = _month(label)
+    try:
+        problems = pack.verify(runtime().engine, month)
+    except pack.ReviewError as exc:
+        raise ApiError(404, "month", exc.code, str(exc)) from None
+    return jsonify({"month": month.label, "ok": not problems, "problems": problems})
