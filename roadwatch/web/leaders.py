@@ -86,8 +86,8 @@ def hot_spot_rows(a: Analysis, district: str | None, top: int | None) -> list[di
     for h in a.hot:
         if district is not None and h.district != district:
             continue
-        if top is not None and h.rank > top:
-            continue
+        if (top is not None and h.rank > top) or h.findings == 0:
+            continue  # a segment with no finding at all is no hot spot, whatever its rank
         rec = a.recurrence.get(h.segment)
         rows.append(
             {
