@@ -46,7 +46,8 @@ def bar_chart(
     plot_h = height - bottom - top
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'width="100%" role="img" aria-label="{escape(title)}" class="rw-chart">',
+        f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}" '
+        'class="rw-chart">',
         f'<text x="{left}" y="18" font-size="14">{escape(title)}</text>',
         f'<line x1="{left}" y1="{height - bottom}" x2="{width - 10}" y2="{height - bottom}" '
         'stroke="#999"/>',

@@ -58,7 +58,10 @@ def test_hot_spots_plan_on_the_phone_and_the_monthly_pack(
     plans: dict[str, Any] = page.evaluate(
         "() => fetch('/api/leaders/plans?district=EQ').then(r => r.json())"
     )
-    chief = next(p for p in plans["plans"] if p["basis"] == "forecast" and p["visits"])
+    chief = max(
+        (p for p in plans["plans"] if p["basis"] == "forecast" and p["visits"]),
+        key=lambda p: p["expected_findings"],
+    )
     engine = db.make_engine(f"sqlite:///{served.db}")
     try:
         with db.make_sessionmaker(engine).begin() as s:
