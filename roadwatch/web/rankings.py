@@ -56,6 +56,7 @@ from ..ranking.render import (
     map_svg,
     rows,
 )
+from ..ranking.trend import flag_history
 from ..ranking.week import Week
 from ..store import models
 from . import authz
@@ -301,6 +302,7 @@ def _context(week: Week, content: dict[str, Any], meta: dict[str, Any], pdf: boo
     }
     with rt.engine.connect() as conn:
         geoms = conn.execute(select(models.Segment.id, models.Segment.geometry)).all()
+        trend = flag_history(conn, week)  # issue 22: the last 12 weeks beside this one
     svg = map_svg(((sid, line_coords(g)) for sid, g in geoms), flags)
     return {
         "title": f"红黑旗 {week.label}",
@@ -308,6 +310,7 @@ def _context(week: Week, content: dict[str, Any], meta: dict[str, Any], pdf: boo
         "content": content,
         "meta": meta,
         "svg": svg,
+        "trend": trend,
         "pdf": pdf,
         "flag_names": FLAG_NAMES,
         "card_names": CARD_NAMES,
