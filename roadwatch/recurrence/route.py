@@ -123,26 +123,39 @@ def path_length(matrix: FloatArray, order: Sequence[int]) -> float:
     return float(sum(matrix[a, b] for a, b in itertools.pairwise(order)))
 
 
-def _improve(matrix: FloatArray, order: list[int], fixed_first: bool) -> list[int]:
-    """2-opt (reverse a stretch) and or-opt (move a run of 1–3 stops) until neither helps."""
+Rows = list[list[float]]
+
+
+def _length(m: Rows, order: Sequence[int]) -> float:
+    return sum(m[a][b] for a, b in itertools.pairwise(order))
+
+
+def _improve(m: Rows, order: list[int], fixed_first: bool) -> list[int]:
+    """2-opt (reverse a stretch) and or-opt (move a run of 1–3 stops) until neither helps.
+    Walking distances are symmetric, so a reversal costs only its two changed joins."""
     n = len(order)
     lo = 1 if fixed_first else 0
     better = True
     while better:
         better = False
-        best = path_length(matrix, order)
         for i in range(lo, n - 1):
             for j in range(i + 1, n):
-                cand = order[:i] + order[i : j + 1][::-1] + order[j + 1 :]
-                length = path_length(matrix, cand)
-                if length < best - 1e-9:
-                    order, best, better = cand, length, True
+                before = (m[order[i - 1]][order[i]] if i > 0 else 0.0) + (
+                    m[order[j]][order[j + 1]] if j + 1 < n else 0.0
+                )
+                after = (m[order[i - 1]][order[j]] if i > 0 else 0.0) + (
+                    m[order[i]][order[j + 1]] if j + 1 < n else 0.0
+                )
+                if after < before - 1e-9:
+                    order = order[:i] + order[i : j + 1][::-1] + order[j + 1 :]
+                    better = True
+        best = _length(m, order)
         for size in (1, 2, 3):
             for i in range(lo, n - size + 1):
                 run, rest = order[i : i + size], order[:i] + order[i + size :]
                 for k in range(lo, len(rest) + 1):
                     cand = rest[:k] + run + rest[k:]
-                    length = path_length(matrix, cand)
+                    length = _length(m, cand)
                     if length < best - 1e-9:
                         order, best, better = cand, length, True
                         break
@@ -158,17 +171,20 @@ def tour_order(matrix: FloatArray, first: int | None = None) -> list[int]:
             order.remove(first)
             order.insert(0, first)
         return order
+    m: Rows = matrix.tolist()
     best: list[int] = []
+    best_length = math.inf
     for start in [first] if first is not None else range(n):
         order, left = [start], set(range(n)) - {start}
         while left:
             here = order[-1]
-            nxt = min(left, key=lambda j: (matrix[here, j], j))
+            nxt = min(left, key=lambda j: (m[here][j], j))
             order.append(nxt)
             left.remove(nxt)
-        order = _improve(matrix, order, first is not None)
-        if not best or path_length(matrix, order) < path_length(matrix, best):
-            best = order
+        order = _improve(m, order, first is not None)
+        length = _length(m, order)
+        if length < best_length:
+            best, best_length = order, length
     return best
 
 
