@@ -23,6 +23,7 @@ from ..settings import SettingsError
 from . import apikeys, backup, bench, chiefs, db, demo, jobs, network, rank, reporters, serve, users
 from . import simulate as simulate_cmd
 from .common import CommandError
+from .review import review  # issue 22: the monthly review pack
 from .serve import first_admin
 
 __all__ = ["CommandError", "first_admin", "main"]
@@ -76,6 +77,7 @@ for command in (
     users.users,
     simulate_cmd.simulate,
     rank.rank,
+    review,
     demo.demo,
     bench.bench,
     backup.backup,

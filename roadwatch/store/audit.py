@@ -50,6 +50,7 @@ ACTIONS = (
     "case.merge",
     "case.split",
     "case.reopen",
+    "review.publish",  # a monthly review pack frozen (roadwatch.monthly, issue 22)
 )
 MAX_TEXT = {"actor": 128, "target": 255, "remote_addr": 64}
 

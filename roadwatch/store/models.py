@@ -550,3 +550,18 @@ class NoticeOutbox(Base):
             sqlite_where=text("sent_at IS NULL"),
         ),
     )
+
+
+class MonthlyReview(Base):
+    """A published monthly review pack (月讲评, issue 22), frozen and hash-chained like the
+    weekly rankings: canonical JSON content, its SHA-256, chained to the previous month's."""
+
+    __tablename__ = "monthly_reviews"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    month: Mapped[str] = mapped_column(String(7), unique=True)  # 2026-11
+    published_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    published_by: Mapped[str] = mapped_column(String(64))
+    content: Mapped[str] = mapped_column(Text)  # canonical JSON, exactly the bytes hashed
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    prev_sha256: Mapped[str | None] = mapped_column(String(64))
+    chain_sha256: Mapped[str] = mapped_column(String(64))

@@ -20,6 +20,7 @@ from . import (
     errors,
     exports,
     headers,
+    leaders,
     limits,
     live,
     mobile,
@@ -76,6 +77,7 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     app.register_blueprint(desk.bp)  # the workbench's pages (review queue, accounts)
     app.register_blueprint(staff.bp)  # staff accounts for admins (/api/users)
     app.register_blueprint(staff.chiefs_bp)  # chiefs' phone accounts (/api/chiefs)
+    app.register_blueprint(leaders.bp)  # issue 22: hot spots, patrol plans, routes
     errors.register(app)
     limits.init_app(app, settings)  # after the blueprints: wraps the intake views
     app.extensions["roadwatch_live_viewers"] = live.register(socketio, runtime)

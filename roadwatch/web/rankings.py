@@ -53,6 +53,7 @@ from ..ranking.render import (
     map_svg,
     rows,
 )
+from ..ranking.trend import flag_history
 from ..ranking.week import Week
 from ..store import models
 from . import authz
@@ -304,6 +305,7 @@ def _context(week: Week, content: dict[str, Any], meta: dict[str, Any], pdf: boo
     }
     with rt.engine.connect() as conn:
         geoms = conn.execute(select(models.Segment.id, models.Segment.geometry)).all()
+        trend = flag_history(conn, week)  # issue 22: the last 12 weeks beside this one
     svg = map_svg(((sid, line_coords(g)) for sid, g in geoms), flags)
     lang = "zh" if pdf else page_lang()
     cats = rt.categories.by_code
@@ -321,6 +323,7 @@ def _context(week: Week, content: dict[str, Any], meta: dict[str, Any], pdf: boo
         "content": content,
         "meta": meta,
         "svg": svg,
+        "trend": trend,
         "pdf": pdf,
         "cat_name": cat_name,
         "page_config": {

@@ -30,6 +30,7 @@ import { applyLanguage, installHeader } from "./header.js";
 import { addDistrictNames, addOverlays, onCountsRender } from "./overlays.js";
 import { installNavigation, loadOpenCases } from "./navigate.js";
 import { installPanel, segmentPointer } from "./panel.js";
+import { installRecurrence } from "./recurrence.js";
 import { installReplay } from "./replay.js";
 import { installScreen } from "./screen.js";
 import {
@@ -43,6 +44,7 @@ installPanel();
 installReplay();
 installScreen();
 installExport();
+installRecurrence(); // issue 22: the hot-spot layer, on request
 
 // The first live state is in the page itself (config.state; asked for if not); the
 // segments' attributes and the district outlines were asked for by the page's head

@@ -2,6 +2,7 @@
 /* The app's views (sign-in, report, my work, rectification, sent) and the tabs. */
 import { renderCategories } from "./forms.js";
 import { renderOutbox } from "./outbox.js";
+import { renderPlan } from "./plan.js";
 import { watchPosition } from "./position.js";
 import { renderCases, renderMap } from "./work.js";
 
@@ -23,4 +24,5 @@ export function renderAll() {
   renderMap();
   renderCases();
   renderOutbox();
+  renderPlan(); // issue 22: this week's patrol plan, fetched on its own
 }

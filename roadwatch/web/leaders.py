@@ -1,0 +1,396 @@
+"""Issue 22 on the web: hot spots and recurrence, forecasts, patrol plans, site-visit routes.
+
+Staff only (the guard in web/auth.py; district users see their district), except
+`/m/api/plan`, which a signed-in chief's phone reads for its own plan. Everything is computed
+from the last ANALYSIS_WEEKS whole weeks (roadwatch.recurrence.load) once per week and
+process (the OnceCache of the rankings, ANALYSIS_TTL_S), so a page load never refits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
+
+from geo.match import matcher_for
+
+from .. import clock
+from ..monthly import pack
+from ..monthly import render as review_render
+from ..recurrence import forecast, hotspots, plans, route
+from ..recurrence.history import History, week_start, window_label
+from ..recurrence.load import load_history
+from . import authz
+from .context import runtime
+from .errors import ApiError
+from .mobile import _chief
+from .rankings import OnceCache
+
+bp = Blueprint("leaders", __name__)
+ANALYSIS_WEEKS = 12
+ANALYSIS_TTL_S = 600.0
+MAX_ROUTE_STOPS = 30
+
+
+@dataclass
+class Analysis:
+    history: History
+    hot: list[hotspots.HotSpot]
+    recurrence: dict[str, dict[str, Any]]  # segment → its worst category's figures
+    model: forecast.Model | None
+    plans: dict[str, plans.Plan]
+    as_of: dt.datetime
+
+
+def _cache() -> OnceCache:
+    cache: OnceCache = current_app.extensions.setdefault("roadwatch_leaders_cache", OnceCache(4))
+    return cache
+
+
+def analysis() -> Analysis:
+    rt = runtime()
+    end = clock.now()
+    key = ("analysis", week_start(end).isoformat())
+
+    def make() -> Analysis:
+        h = load_history(rt.engine, rt.ctx.network, end=end, weeks=ANALYSIS_WEEKS)
+        rec: dict[str, dict[str, Any]] = {}
+        for r in hotspots.recurrence(h.findings):
+            if r.segment not in rec or r.share > rec[r.segment]["share"]:
+                rec[r.segment] = asdict(r)
+        model = forecast.fit(h, slice(0, ANALYSIS_WEEKS)) if h.counts.any() else None
+        profile = hotspots.window_profile(h)
+        planned = plans.plan_all(h, model.rates if model else None, profile=profile)
+        return Analysis(h, hotspots.rank_hot_spots(h), rec, model, planned, end)
+
+    result: Analysis = _cache().get(key, ANALYSIS_TTL_S, make)
+    return result
+
+
+def _district_arg() -> str | None:
+    district = request.args.get("district") or authz.scope_district()
+    authz.require_district(district, "that district")
+    return district
+
+
+def _segment_name(sid: str) -> str:
+    ctx = runtime().ctx
+    pos = ctx.position.get(sid)
+    return ctx.network.segments[pos].name if pos is not None else sid
+
+
+def hot_spot_rows(a: Analysis, district: str | None, top: int | None) -> list[dict[str, Any]]:
+    rows = []
+    for h in a.hot:
+        if district is not None and h.district != district:
+            continue
+        if (top is not None and h.rank > top) or h.findings == 0:
+            continue  # a segment with no finding at all is no hot spot, whatever its rank
+        rec = a.recurrence.get(h.segment)
+        rows.append(
+            {
+                **asdict(h),
+                "name": _segment_name(h.segment),
+                "peak": window_label(h.peak_window),
+                "recurrence": rec,
+            }
+        )
+    return sorted(rows, key=lambda r: (r["district"], r["rank"]))
+
+
+@bp.get("/api/leaders/hotspots")
+def hot_spots_api() -> Response:
+    """Every segment's hot-spot rank in its district (or the top N), with recurrence."""
+    district = _district_arg()
+    a = analysis()
+    rows = hot_spot_rows(a, district, request.args.get("top", type=int))
+    return jsonify(
+        {
+            "as_of": a.as_of.isoformat(),
+            "weeks": ANALYSIS_WEEKS,
+            "start": a.history.start.isoformat(),
+            "method": "empirical-Bayes Poisson-gamma per district, ranked by posterior 5th pct",
+            "segments": rows,
+        }
+    )
+
+
+@bp.get("/leaders/hotspots")
+def hot_spots_page() -> str:
+    district = _district_arg()
+    a = analysis()
+    rows = hot_spot_rows(a, district, request.args.get("top", 10, type=int))
+    names = runtime().ctx.district_names
+    return render_template(
+        "leaders_hotspots.html", rows=rows, weeks=ANALYSIS_WEEKS, names=names, a=a
+    )
+
+
+@bp.get("/api/leaders/forecast")
+def forecast_api() -> Response:
+    """Next week's expected findings per segment (and its busiest windows)."""
+    district = _district_arg()
+    a = analysis()
+    out = []
+    if a.model is not None:
+        for i, s in enumerate(a.history.segments):
+            if district is not None and s.district != district:
+                continue
+            rates = a.model.rates[i]
+            peaks = sorted(range(len(rates)), key=lambda w: -rates[w])[:3]
+            out.append(
+                {
+                    "segment": s.id,
+                    "district": s.district,
+                    "expected": round(float(rates.sum()), 3),
+                    "peaks": [{"window": w, "when": window_label(w)} for w in peaks],
+                }
+            )
+    return jsonify({"as_of": a.as_of.isoformat(), "weeks": ANALYSIS_WEEKS, "segments": out})
+
+
+def _plans_of(a: Analysis, district: str | None) -> list[plans.Plan]:
+    ctx = runtime().ctx
+    chosen = []
+    for plan in a.plans.values():
+        seg = plan.visits[0].segment if plan.visits else None
+        pos = ctx.position.get(seg or "")
+        if district is None or (pos is not None and ctx.network.segments[pos].district == district):
+            chosen.append(plan)
+    return chosen
+
+
+def _plan_json(plan: plans.Plan) -> dict[str, Any]:
+    out = plan.as_json()
+    for v in out["visits"]:  # type: ignore[attr-defined]
+        v["name"] = _segment_name(v["segment"])
+    return out
+
+
+@bp.get("/api/leaders/plans")
+def district_plan_api() -> Response:
+    district = _district_arg()
+    chosen = _plans_of(analysis(), district)
+    hours = sum(p.hours for p in chosen)
+    expected = sum(p.expected for p in chosen)
+    return jsonify(
+        {
+            "chiefs": len(chosen),
+            "hours": hours,
+            "expected_findings": round(expected, 3),
+            "plans": [_plan_json(p) for p in chosen],
+        }
+    )
+
+
+@bp.get("/api/leaders/plans/<chief>")
+def chief_plan_api(chief: str) -> Response:
+    return jsonify(_plan_json(_chief_plan(chief)))
+
+
+def _chief_plan(chief: str) -> plans.Plan:
+    a = analysis()
+    plan = a.plans.get(chief)
+    if plan is None:
+        raise ApiError(404, "path", "unknown_chief", f"{chief} holds no segment as 三级路长")
+    if plan.visits:
+        pos = runtime().ctx.position.get(plan.visits[0].segment)
+        if pos is not None:
+            authz.require_district(runtime().ctx.network.segments[pos].district, "that chief")
+    return plan
+
+
+@bp.get("/leaders/plans")
+def district_plan_page() -> str:
+    district = _district_arg()
+    a = analysis()
+    chosen = [_plan_json(p) for p in _plans_of(a, district)]
+    return render_template(
+        "leaders_plans.html",
+        plans=chosen,
+        district=runtime().ctx.district_names.get(district or "", "全市"),
+        a=a,
+    )
+
+
+@bp.get("/m/api/plan")
+def my_plan() -> Response:
+    """The signed-in chief's own plan for this week (the phone's work tab)."""
+    rid = _chief()
+    plan = analysis().plans.get(rid) or plans.Plan(rid, (), "default")
+    return jsonify(_plan_json(plan))
+
+
+# -- the site-visit route ----------------------------------------------------------------
+def _graph() -> route.Graph:
+    ctx = runtime().ctx
+    graphs: dict[int, route.Graph] = current_app.extensions.setdefault("roadwatch_routes", {})
+    key = id(ctx.index)
+    if key not in graphs:
+        graphs[key] = route.Graph(matcher_for(ctx.index))
+    return graphs[key]
+
+
+def route_json(ids: list[str], first: str | None) -> dict[str, Any]:
+    ctx = runtime().ctx
+    if not ids or len(ids) > MAX_ROUTE_STOPS:
+        raise ApiError(
+            400, "segments", "bad_count", f"choose 1 to {MAX_ROUTE_STOPS} segments (路段)"
+        )
+    unknown = [s for s in ids if s not in ctx.position]
+    if unknown:
+        raise ApiError(400, "segments", "unknown_segment", f"no such segment: {unknown[0]}")
+    for sid in ids:
+        authz.require_district(ctx.network.segments[ctx.position[sid]].district, sid)
+    if first is not None and first not in ids:
+        raise ApiError(400, "first", "not_a_stop", "first must be one of the segments")
+    r = route.plan_route(
+        _graph(),
+        [ctx.position[s] for s in ids],
+        first=ctx.position[first] if first else None,
+    )
+    segs = ctx.network.segments
+
+    def stop(pos: int) -> dict[str, Any]:
+        s = segs[pos]
+        mid = s.geometry.interpolate(0.5, normalized=True)
+        return {"segment": s.id, "name": s.name, "lon": mid.x, "lat": mid.y}
+
+    return {
+        "stops": [stop(p) for p in r.stops],
+        "legs": [
+            {
+                "from": segs[leg.src].id,
+                "to": segs[leg.dst].id,
+                "metres": round(leg.metres, 1),
+                "on_network": leg.on_network,
+                "via": [segs[v].id for v in leg.via],
+            }
+            for leg in r.legs
+        ],
+        "metres": r.metres,
+        "minutes": r.minutes,
+        "walk_mps": route.WALK_MPS,
+        "dwell_minutes": route.DWELL_MIN,
+    }
+
+
+@bp.post("/api/leaders/route")
+def route_api() -> Response:
+    body = request.get_json(silent=True) or {}
+    ids = body.get("segments")
+    if not isinstance(ids, list) or not all(isinstance(s, str) for s in ids):
+        raise ApiError(400, "segments", "bad_type", "segments: a list of segment ids")
+    first = body.get("first")
+    return jsonify(route_json(ids, first if isinstance(first, str) else None))
+
+
+@bp.get("/leaders/route")
+def route_page() -> str:
+    ids = [s for s in request.args.get("segments", "").split(",") if s]
+    r = route_json(ids, request.args.get("first") or None)
+    ctx = runtime().ctx
+    lines = []
+    for leg in r["legs"]:
+        for sid in [leg["from"], *leg["via"], leg["to"]]:
+            lines.append(ctx.features[ctx.position[sid]]["geometry"])
+    return render_template("leaders_route.html", r=r, svg=route_svg(r, lines))
+
+
+def route_svg(r: dict[str, Any], lines: list[dict[str, Any]], size: int = 640) -> str:
+    """The walk (grey), the stops numbered in visiting order: a sketch, north up."""
+    pts: list[tuple[float, float]] = [(s["lon"], s["lat"]) for s in r["stops"]]
+    paths: list[list[tuple[float, float]]] = []
+    for g in lines:
+        parts = g["coordinates"] if g["type"] == "MultiLineString" else [g["coordinates"]]
+        paths += [[(c[0], c[1]) for c in part] for part in parts]
+    every = pts + [c for p in paths for c in p]
+    x0, x1 = min(c[0] for c in every), max(c[0] for c in every)
+    y0, y1 = min(c[1] for c in every), max(c[1] for c in every)
+    k = max(x1 - x0, y1 - y0) or 1e-3
+
+    def xy(c: tuple[float, float]) -> str:
+        return f"{(c[0] - x0) / k * (size - 40) + 20:.1f},{(y1 - c[1]) / k * (size - 40) + 20:.1f}"
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" width="100%">']
+    out += [
+        f'<polyline points="{" ".join(xy(c) for c in p)}" fill="none" stroke="#888" '
+        'stroke-width="3"/>'
+        for p in paths
+    ]
+    for n, c in enumerate(pts, start=1):
+        x, y = xy(c).split(",")
+        out.append(f'<circle cx="{x}" cy="{y}" r="11" fill="#c0392b"/>')
+        out.append(
+            f'<text x="{x}" y="{float(y) + 4:.1f}" font-size="12" text-anchor="middle" '
+            f'fill="#fff">{n}</text>'
+        )
+    out.append("</svg>")
+    return "".join(out)
+
+
+# -- the monthly review pack (月讲评) ------------------------------------------------------
+def _month(label: str) -> pack.Month:
+    try:
+        return pack.Month.parse(label, runtime().settings.tz)
+    except pack.ReviewError as exc:
+        raise ApiError(404, "path", exc.code, str(exc)) from None
+
+
+@bp.get("/reviews/<label>")
+def review_page(label: str) -> str:
+    content, meta = pack.load(runtime().engine, _month(label))
+    return review_render.html(content, meta)
+
+
+@bp.get("/api/reviews/<name>")
+def review_api(name: str) -> Response:
+    """The pack as JSON (`2026-11` or `2026-11.json`), `.pdf` or `.xlsx`."""
+    label, _, ext = name.partition(".")
+    ext = ext or "json"
+    if ext not in ("json", "pdf", "xlsx"):
+        raise ApiError(404, "path", "not_found", "ask for .json, .pdf or .xlsx")
+    month = _month(label)
+    content, meta = pack.load(runtime().engine, month)
+    if ext == "json":
+        return jsonify({"content": content, "meta": meta})
+    authz.record_export(f"review.{ext}", month=month.label)
+    if ext == "pdf":
+        body = review_render.pdf(content, meta, runtime().settings.photo_dir)
+        mime = "application/pdf"
+    else:
+        body = review_render.xlsx(content)
+        mime = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    res = Response(body, mimetype=mime)
+    res.headers["Content-Disposition"] = f'attachment; filename="review-{month.label}.{ext}"'
+    return res
+
+
+@bp.post("/api/reviews/<label>/publish")
+def review_publish(label: str) -> Response:
+    u = authz.require_role("admin")
+    month = _month(label)
+    try:
+        done = pack.publish(runtime().engine, month, by=u.username, now=clock.now())
+    except pack.ReviewError as exc:
+        raise ApiError(409, "month", exc.code, str(exc)) from None
+    return jsonify(
+        {
+            "month": done.month,
+            "created": done.created,
+            "content_sha256": done.content_sha256,
+            "chain_sha256": done.chain_sha256,
+        }
+    )
+
+
+@bp.get("/api/reviews/<label>/verify")
+def review_verify(label: str) -> Response:
+    month = _month(label)
+    try:
+        problems = pack.verify(runtime().engine, month)
+    except pack.ReviewError as exc:
+        raise ApiError(404, "month", exc.code, str(exc)) from None
+    return jsonify({"month": month.label, "ok": not problems, "problems": problems})

@@ -1,0 +1,105 @@
+"""Issue 22 acceptance e in headless Chromium, on a seeded demo city served as the README
+starts it: the hot-spot (recurrence) layer on the command-centre map, a chief's patrol plan
+on the phone's work tab, and the monthly review pack page (test-artifacts/leaders-*.png)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, expect
+
+from roadwatch import clock
+from roadwatch.accounts import chiefs as ca
+from roadwatch.demo.seed import Seeder
+from roadwatch.monthly.pack import Month
+from roadwatch.store import db
+from tests.conftest import make_settings
+
+from .served import Served, login
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    tmp = tmp_path_factory.mktemp("leaders-serve")
+    srv = Served(tmp)
+    settings = make_settings(tmp, database_url=f"sqlite:///{srv.db}", photo_dir=str(tmp / "photos"))
+    Seeder(
+        settings, weeks=5, seed=4, districts=["EQ"], findings_per_week=1500.0, progress=None
+    ).run()
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+    assert "Traceback" not in srv.logs()
+
+
+def test_hot_spots_plan_on_the_phone_and_the_monthly_pack(
+    served: Served,
+    page: Page,
+    browser: Browser,
+    playwright_session: Playwright,
+    screenshot: Callable[[Page, str], Path],
+) -> None:
+    login(page, served)
+    page.click("#rw-hotspots-toggle")
+    expect(page.locator("#rw-hotspots-list li").first).to_be_visible(timeout=60_000)
+    rows = page.locator("#rw-hotspots-list li").count()
+    assert rows > 0
+    assert page.evaluate("() => !!window.roadwatch._map.getLayer('hotspots')")
+    page.wait_for_timeout(1500)
+    screenshot(page, "leaders-recurrence-layer")
+
+    plans: dict[str, Any] = page.evaluate(
+        "() => fetch('/api/leaders/plans?district=EQ').then(r => r.json())"
+    )
+    chief = max(
+        (p for p in plans["plans"] if p["basis"] == "forecast" and p["visits"]),
+        key=lambda p: p["expected_findings"],
+    )
+    engine = db.make_engine(f"sqlite:///{served.db}")
+    try:
+        with db.make_sessionmaker(engine).begin() as s:
+            password = ca.provision(s, only=[chief["chief"]]).created[chief["chief"]]
+    finally:
+        engine.dispose()
+    device = dict(playwright_session.devices["Pixel 7"])
+    device.pop("default_browser_type", None)
+    context = browser.new_context(**device, locale="zh-CN")
+    try:
+        phone = context.new_page()
+        phone.goto(served.url + "/m/")
+        phone.fill("#signin-id", chief["chief"])
+        phone.fill("#signin-pw", password)
+        phone.click("#signin-form button[type=submit]")
+        phone.click("#tabs [data-view=work]")
+        items = phone.locator("#plan-list li")
+        expect(items).to_have_count(len(chief["visits"]), timeout=30_000)
+        expect(items.first).to_contain_text(chief["visits"][0]["when"])
+        phone.locator("#plan-list").scroll_into_view_if_needed()
+        screenshot(phone, "leaders-phone-plan")
+    finally:
+        context.close()
+
+    label = _last_month()  # the seed's five weeks reach into it
+    page.goto(served.url + f"/reviews/{label}")
+    expect(page.locator("#rw-review-table")).to_be_visible()
+    assert page.locator("svg.rw-chart").count() == 2
+    assert int(page.locator("tr[data-area=city] td").nth(1).inner_text()) > 0
+    screenshot(page, "leaders-monthly-pack")
+
+
+def _tz() -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo("Asia/Shanghai")
+
+
+def _last_month() -> str:
+    now = clock.now().astimezone(_tz())
+    return Month(now.year, now.month, _tz()).shift(-1).label

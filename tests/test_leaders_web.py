@@ -1,0 +1,137 @@
+"""Issue 22 on the web: hot spots, plans (staff, printable, the chief's phone), routes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from roadwatch import clock
+from roadwatch.accounts import chiefs as ca
+from roadwatch.recurrence import synth
+from roadwatch.recurrence.history import week_start
+from roadwatch.recurrence.plans import DEFAULT_DUTY, DEFAULT_PATROLS
+from roadwatch.store import models
+from tests.support.ranking import add_report
+
+NOW = dt.datetime(2026, 11, 18, 3, tzinfo=dt.UTC)  # a Wednesday
+
+
+@pytest.fixture
+def seeded(runtime: Any) -> dict[str, Any]:
+    """12 weeks of generated findings on 40 real segments of one district, 3 planted hot
+    spots at 4× (the same generator as the tests of roadwatch.recurrence)."""
+    net = runtime.ctx.network
+    district = net.segments[0].district
+    real = [s.id for s in net.segments if s.district == district][:40]
+    start = week_start(NOW) - dt.timedelta(weeks=12)
+    g = synth.generate(
+        synth.Params(seed=5, districts=1, segments_per_district=40, hot=3, start=start)
+    )
+    real_of = {s.id: real[i] for i, s in enumerate(g.history.segments)}
+    with runtime.engine.begin() as conn:
+        for f in g.history.findings:
+            add_report(
+                conn,
+                real_of[f.segment],
+                district,
+                f.at,
+                category=f.category,
+                case_status="closed",
+                closed_at=f.closed_at,
+            )
+    return {"district": district, "hot": {real_of[s] for s in g.hot}, "segments": real}
+
+
+def test_hot_spots_plans_and_pages(
+    seeded: dict[str, Any], runtime: Any, login_as: Callable[..., FlaskClient]
+) -> None:
+    staff = login_as("admin")
+    with clock.use(lambda: NOW):
+        res = staff.get(f"/api/leaders/hotspots?district={seeded['district']}&top=3")
+        assert res.status_code == 200
+        top = res.get_json()["segments"]
+        assert {r["segment"] for r in top} == seeded["hot"]
+        assert all(r["lower"] <= r["rate"] <= r["upper"] for r in top)
+        assert all(r["recurrence"] is None or 0 <= r["recurrence"]["share"] <= 1 for r in top)
+        page = staff.get(f"/leaders/hotspots?district={seeded['district']}")
+        assert page.status_code == 200 and "问题高发路段" in page.text
+
+        fc = staff.get(f"/api/leaders/forecast?district={seeded['district']}").get_json()
+        expected = {r["segment"]: r["expected"] for r in fc["segments"]}
+        assert (
+            min(expected[s] for s in seeded["hot"])
+            > 2 * sorted(expected.values())[len(expected) // 2]
+        )
+
+        plan = staff.get(f"/api/leaders/plans?district={seeded['district']}").get_json()
+        assert plan["chiefs"] > 0
+        for p in plan["plans"]:
+            assert len(p["visits"]) <= DEFAULT_PATROLS
+            assert all(v["window"] in DEFAULT_DUTY for v in p["visits"])
+            assert len({v["window"] for v in p["visits"]}) == len(p["visits"])
+        bases = {p["basis"] for p in plan["plans"]}
+        assert "forecast" in bases  # chiefs of the 40 seeded segments
+        assert "default" in bases  # the district's other chiefs: no history at all
+        chief = next(p for p in plan["plans"] if p["basis"] == "forecast")["chief"]
+        one = staff.get(f"/api/leaders/plans/{chief}").get_json()
+        assert one["chief"] == chief and one["visits"]
+        assert staff.get("/api/leaders/plans/nobody").status_code == 404
+        printable = staff.get(f"/leaders/plans?district={seeded['district']}")
+        assert (
+            printable.status_code == 200
+            and chief in printable.text
+            and "巡查计划" in printable.text
+        )
+
+        # The chief's own phone reads the same plan.
+        with runtime.sessions.begin() as s:
+            password = ca.provision(s, only=[chief]).created[chief]
+        phone = runtime_app_client(staff)
+        assert phone.get("/m/api/plan").status_code == 401
+        phone.post("/m/api/session", json={"reporter_id": chief, "password": password})
+        mine = phone.get("/m/api/plan").get_json()
+        assert mine == one
+
+
+def runtime_app_client(staff: FlaskClient) -> FlaskClient:
+    return staff.application.test_client()
+
+
+def test_staff_only_and_district_scope(
+    seeded: dict[str, Any], client: FlaskClient, login_as: Callable[..., FlaskClient]
+) -> None:
+    with clock.use(lambda: NOW):
+        assert client.get("/api/leaders/hotspots").status_code == 401
+        assert (
+            client.post("/api/leaders/route", json={"segments": seeded["segments"][:2]}).status_code
+            == 401
+        )
+        other = login_as("district_staff", "ZZ-NOT-" + seeded["district"])
+        assert other.get(f"/api/leaders/hotspots?district={seeded['district']}").status_code == 403
+
+
+def test_route_api_and_itinerary(
+    runtime: Any, seeded: dict[str, Any], login_as: Callable[..., FlaskClient]
+) -> None:
+    staff = login_as("admin")
+    stops = seeded["segments"][:6]
+    res = staff.post("/api/leaders/route", json={"segments": stops, "first": stops[2]})
+    assert res.status_code == 200
+    r = res.get_json()
+    assert [s["segment"] for s in r["stops"]][0] == stops[2]
+    assert sorted(s["segment"] for s in r["stops"]) == sorted(stops)
+    assert r["metres"] == pytest.approx(sum(leg["metres"] for leg in r["legs"]), abs=0.5)
+    assert r["minutes"] > r["metres"] / r["walk_mps"] / 60
+    page = staff.get("/leaders/route?segments=" + ",".join(stops))
+    assert page.status_code == 200 and "观摩路线" in page.text and "<svg" in page.text
+    assert page.text.count("<li>") == len(stops)
+    bad = staff.post("/api/leaders/route", json={"segments": ["ZZ-NOPE"]})
+    assert bad.status_code == 400
+    assert staff.post("/api/leaders/route", json={"segments": []}).status_code == 400
+    with runtime.sessions() as s:
+        assert s.scalar(select(models.Segment.id).where(models.Segment.id == stops[0]))
