@@ -36,7 +36,7 @@ over segments or points); ``snap`` is the same code on one point.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -602,7 +602,12 @@ class RobustSnapper:
         prior: Collection[int] | None = None,
         road_hint: str | Iterable[str] | None = None,
         kind: str | npt.ArrayLike = "unknown",
+        priors: Sequence[Collection[int] | None] | None = None,
+        road_hints: Sequence[Iterable[str] | None] | None = None,
     ) -> RobustBatch:
+        """Many reports at once. ``prior`` and ``road_hint`` apply to every point;
+        ``priors`` and ``road_hints`` give each point its own (the reporter's own
+        segments, the names in its note), so a batch decides exactly as :meth:`snap`."""
         ix = self.index
         lon = np.atleast_1d(np.asarray(lons, dtype=np.float64))
         lat = np.atleast_1d(np.asarray(lats, dtype=np.float64))
@@ -674,6 +679,24 @@ class RobustSnapper:
         for mask, weight in ((pm, _PRIOR_WEIGHT), (hm, _HINT_WEIGHT)):
             if mask is not None:
                 hit = mask[si]
+                w[hit] *= weight
+                wr[hit] *= weight
+        per_prior = (
+            None if priors is None else [(i, c) for i, v in enumerate(priors) if v for c in v]
+        )
+        per_hint = (
+            None
+            if road_hints is None
+            else [(i, c) for i, v in enumerate(road_hints) if v for c in ix.road_codes_of(v)]
+        )
+        for wanted, weight, codes in (
+            (per_prior, _PRIOR_WEIGHT, si),
+            (per_hint, _HINT_WEIGHT, ix._road[si]),
+        ):
+            if wanted:  # (point, segment) or (point, road) pairs; unnamed roads are < 0
+                at, code = np.array(wanted, dtype=np.int64).T
+                span = np.int64(max(int(codes.max()), int(code.max())) + 1)
+                hit = np.isin(np.where(codes >= 0, pi * span + codes, -1), at * span + code)
                 w[hit] *= weight
                 wr[hit] *= weight
 

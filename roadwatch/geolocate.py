@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from geo.crs import SUPPORTED_CRS, to_wgs84
+from geo.robust import CATEGORY_KINDS, RobustSnap
 from geo.snap import Snap
 
 from .ingest.errors import FieldError
@@ -17,6 +18,25 @@ from .network.context import NetworkContext
 
 # A hand-picked segment is believed when the GPS fix is no farther from it than this.
 HINT_PLAUSIBLE_M = 150.0
+
+# Where on the street cross-section a category's thing is (geo.robust weighs the
+# pavement offset by it): on the carriageway (manholes, the road surface, standing
+# water, parked cars) or at the frontage (stalls, shop overspill, signs, facades).
+# Everything else: unknown (both).
+CARRIAGEWAY = frozenset(
+    {"E0104", "E0110", "E0112", "E0401", "E0404", "E0406", "E0407", "E0505"}
+    | {"C0101", "C0102", "C0103", "C0104"}
+)
+FRONTAGE = frozenset(
+    {"E0101", "E0113", "E0201", "E0202", "E0205", "E0501", "E0504", "E0510", "E0511"}
+    | {"E0513", "C0307"}
+)
+
+
+def category_kind(code: str) -> str:
+    if code in CARRIAGEWAY:
+        return "carriageway"
+    return "frontage" if code in FRONTAGE else "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +59,44 @@ def place(report: ReportIn, ctx: NetworkContext) -> Placement:
     lon, lat = to_wgs84(report.lon, report.lat, report.crs)
     lon, lat = float(lon), float(lat)
     area = ctx.areas.locate(lon, lat)
+    if ctx.robust is not None:
+        return _decide(report, ctx, lon, lat, area, _robust(report, ctx, lon, lat))
     snap = ctx.index.snap(lon, lat, accuracy_m=report.accuracy_m, heading_deg=report.heading_deg)
     return _decide(report, ctx, lon, lat, area, _second_look(report, ctx, lon, lat, snap))
+
+
+def _robust(report: ReportIn, ctx: NetworkContext, lon: float, lat: float) -> Snap:
+    """geo.robust with every signal the report carries: accuracy, direction of travel,
+    the reporter's own segments, road names in the note, the category's place."""
+    assert ctx.robust is not None
+    r = ctx.robust.snap(
+        lon,
+        lat,
+        accuracy_m=report.accuracy_m,
+        heading_deg=report.heading_deg,
+        prior=ctx.own_segments.get(report.reporter_id),
+        road_hint=ctx.roads_in(report.note) or None,
+        kind=category_kind(report.category),
+    )
+    return as_snap(r)
+
+
+def as_snap(r: RobustSnap) -> Snap:
+    """A geo.robust answer in the Snap shape the decision below reads."""
+    if r.index is None:
+        return Snap(None, None, None, None, None, 0.0, False)
+    return Snap(
+        r.index,
+        r.distance_m,
+        r.chainage_m,
+        r.runner_up,
+        None,
+        r.confidence,
+        not r.certain,
+        None,
+        r.raw,
+        r.candidates,
+    )
 
 
 def _second_look(report: ReportIn, ctx: NetworkContext, lon: float, lat: float, snap: Snap) -> Snap:
@@ -82,9 +138,25 @@ def place_many(reports: Sequence[ReportIn], ctx: NetworkContext) -> list[Placeme
         m = has_pos & (crs == name)
         if m.any():
             lons[m], lats[m] = to_wgs84(lons[m], lats[m], name)
-    idx = np.flatnonzero(has_pos)
+    idx = np.flatnonzero(has_pos).tolist()
     areas = ctx.areas.locate_many(lons[idx], lats[idx])
-    snaps = ctx.index.snap_many(lons[idx], lats[idx], accuracy_m=acc[idx], heading_deg=heading[idx])
+    snaps: Any
+    if ctx.robust is not None:
+        kinds = np.array([CATEGORY_KINDS[category_kind(reports[i].category)] for i in idx])
+        batch = ctx.robust.snap_many(
+            lons[idx],
+            lats[idx],
+            accuracy_m=acc[idx],
+            heading_deg=heading[idx],
+            kind=kinds,
+            priors=[ctx.own_segments.get(reports[i].reporter_id) for i in idx],
+            road_hints=[ctx.roads_in(reports[i].note) or None for i in idx],
+        )
+        snaps = [as_snap(batch[k]) for k in range(len(batch))]
+    else:
+        snaps = ctx.index.snap_many(
+            lons[idx], lats[idx], accuracy_m=acc[idx], heading_deg=heading[idx]
+        )
     out: list[Placement] = []
     k = 0
     for i, r in enumerate(reports):
@@ -93,7 +165,7 @@ def place_many(reports: Sequence[ReportIn], ctx: NetworkContext) -> list[Placeme
             continue
         area = int(areas[k])
         lon, lat = float(lons[i]), float(lats[i])
-        snap = _second_look(r, ctx, lon, lat, snaps[k])
+        snap = snaps[k] if ctx.robust is not None else _second_look(r, ctx, lon, lat, snaps[k])
         out.append(_decide(r, ctx, lon, lat, area if area >= 0 else None, snap))
         k += 1
     return out

@@ -116,14 +116,26 @@ def test_live_and_batch_paths_agree(network: object) -> None:
     index = build_index(net)  # type: ignore[arg-type]
     rb = RobustSnapper(index)
     s = sample(net, 400, np.random.default_rng(11), False)  # type: ignore[arg-type]
+    # each report its own signals: own segments on every third, a road name on every fifth
+    priors = [{int(t), int(t) + 1} if i % 3 == 0 else None for i, t in enumerate(s.truth)]
+    hints = [{net.roads[int(t)]} if i % 5 == 0 else None for i, t in enumerate(s.truth)]  # type: ignore[attr-defined]
     for heading in (None, s.heading):
-        batch = rb.snap_many(s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=heading)
+        batch = rb.snap_many(
+            s.lon,
+            s.lat,
+            accuracy_m=s.accuracy,
+            heading_deg=heading,
+            priors=priors,
+            road_hints=hints,
+        )
         for i in range(s.lon.size):
             one = rb.snap(
                 float(s.lon[i]),
                 float(s.lat[i]),
                 accuracy_m=float(s.accuracy[i]),
                 heading_deg=None if heading is None else float(heading[i]),
+                prior=priors[i],
+                road_hint=hints[i],
             )
             b = batch[i]
             assert one.index == b.index

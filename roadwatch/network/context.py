@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from geo.network import Network, load_network, segment_feature
+from geo.robust import RobustSnapper
 from geo.snap import AreaIndex, SegmentIndex
 
 from ..settings import Settings, SettingsError
@@ -43,6 +44,8 @@ class NetworkContext:
     # reporter id -> positions of the segments they answer for (a prior for snapping)
     own_segments: dict[str, frozenset[int]] = field(default_factory=dict, repr=False)
     road_pattern: re.Pattern[str] | None = field(default=None, repr=False)
+    # the live decider (issue 21): heavy-tailed, pavement-aware, calibrated; built on index
+    robust: RobustSnapper | None = field(default=None, repr=False)
 
     def roads_in(self, text: str | None) -> set[str]:
         """Road names of this network mentioned in a note (longest match first)."""
@@ -100,6 +103,7 @@ def load_network_context(settings: Settings) -> NetworkContext:
         features=[segment_feature(s) for s in net.segments],
         own_segments={k: frozenset(v) for k, v in own.items()},
         road_pattern=pattern,
+        robust=RobustSnapper(index),
     )
     log.info(
         "network %s: %d segments in %d districts, loaded in %.2f s",
