@@ -77,6 +77,7 @@ _HEADING_FLOOR: Final = 0.01
 _PRIOR_WEIGHT: Final = 3.0
 _HINT_WEIGHT: Final = 4.0
 _MAX_CANDIDATES: Final = 3
+_CHUNK: Final = 200_000  # points per chunk in snap_many
 _OFFSETS: Final = np.array([0.0, 1.5, 3.0, 4.5, 6.0, 7.5, 9.0, 10.5])
 # Offset weights per category kind: where on the street cross-section the thing is.
 CATEGORY_KINDS: Final = {"unknown": 0, "carriageway": 1, "frontage": 2}
@@ -612,6 +613,32 @@ class RobustSnapper:
         lon = np.atleast_1d(np.asarray(lons, dtype=np.float64))
         lat = np.atleast_1d(np.asarray(lats, dtype=np.float64))
         n = lon.size
+        if n > _CHUNK:  # chunks bound the pair arrays' memory; each chunk is vectorised
+
+            def cut(v: object, a: int) -> object:
+                arr = np.asarray(v)
+                return v if arr.ndim == 0 or isinstance(v, str) else arr[a : a + _CHUNK]
+
+            parts = [
+                self.snap_many(
+                    lon[a : a + _CHUNK],
+                    lat[a : a + _CHUNK],
+                    accuracy_m=cut(accuracy_m, a),  # type: ignore[arg-type]
+                    heading_deg=cut(heading_deg, a),  # type: ignore[arg-type]
+                    prior=prior,
+                    road_hint=road_hint,
+                    kind=cut(kind, a),  # type: ignore[arg-type]
+                    priors=None if priors is None else priors[a : a + _CHUNK],
+                    road_hints=None if road_hints is None else road_hints[a : a + _CHUNK],
+                )
+                for a in range(0, n, _CHUNK)
+            ]
+            return RobustBatch(
+                *(
+                    np.concatenate([getattr(p, f) for p in parts])
+                    for f in RobustBatch.__dataclass_fields__
+                )
+            )
         out = _empty(n)
         acc = np.broadcast_to(
             np.asarray(np.nan if accuracy_m is None else accuracy_m, dtype=np.float64), (n,)

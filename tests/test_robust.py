@@ -159,3 +159,16 @@ def test_confidently_wrong_at_most_one_percent_and_below_todays(network: object)
         # stated confidence is honest on the certain ones: right as often as it says
         ok = right_of(index, new.index, s)[new.certain]
         assert abs(ok.mean() - new.confidence[new.certain].mean()) < 0.01
+
+
+def test_chunks_change_nothing(network: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    import geo.robust
+
+    net = network
+    rb = RobustSnapper(build_index(net))  # type: ignore[arg-type]
+    s = sample(net, 300, np.random.default_rng(4), False)  # type: ignore[arg-type]
+    whole = rb.snap_many(s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=s.heading)
+    monkeypatch.setattr(geo.robust, "_CHUNK", 70)
+    parts = rb.snap_many(s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=s.heading)
+    for f in ("index", "raw", "certain", "cand"):
+        np.testing.assert_array_equal(getattr(whole, f), getattr(parts, f))
