@@ -23,8 +23,12 @@ neighbour when the true spot is within ``BOUNDARY_TOL_M`` of their joint (the ci
 boundary rule); *wrong* = confidently another segment; *review* = not certain or
 out of reach. "+choice": when the answer is not certain the phone shows the
 candidates (today: best and runner-up; robust: up to three) and the chief taps the
-true one when it is among them 95 % of the time, else the most probable wrong
-one (a mistake: wrong); when it is not among them, the report goes to review.
+true one when it is among them 95 % of the time; the other 5 % the chief sends without
+a choice (-> review), and the column "mistap" gives the wrong share if instead they
+tap the most probable wrong candidate. When the true one is not offered: review.
+"+own": the reporter's own segments as a signal -- 70 % of reports are made on the
+reporter's own segment, the rest on a segment of someone else within 200 m (the own
+segment then misleads).
 
 ``--fit`` fits the isotonic calibration on seeds never used for the figures
 (seed + 1000 ...) and prints the knots for geo/robust.py. ``--speed`` measures live
@@ -139,6 +143,7 @@ class Outcome:
     c_right: float  # with the on-the-spot choice
     c_wrong: float
     c_review: float
+    mistap_wrong: float  # wrong with the choice if the other 5 % tap a wrong candidate
 
 
 def outcome(
@@ -165,21 +170,61 @@ def outcome(
         first_wrong[fill] = c[fill]
     tap = rng.uniform(0, 1, n) < CHOICE_RIGHT
     c_right = right | (review & hit & tap)
-    c_wrong = wrong | (review & hit & ~tap & (first_wrong >= 0))
-    c_review = review & ~(c_right | c_wrong)
+    mistap = wrong | (review & hit & ~tap & (first_wrong >= 0))
+    c_review = review & ~c_right
     return Outcome(
-        *(float(v.sum() / n) for v in (right, wrong, review, c_right, c_wrong, c_review))
+        *(float(v.sum() / n) for v in (right, wrong, review, c_right, wrong, c_review, mistap))
     )
 
 
+OWN_SHARE = 0.7
+
+
+def own_segments(index: SegmentIndex, s: Sample, rng: np.random.Generator) -> list[set[int]]:
+    """The reporter's own segment: the true one 70 % of the time, else another within 200 m."""
+    near_s, near_o = index._tree.query(
+        index.geometries[s.truth], predicate="dwithin", distance=200.0
+    )
+    others: dict[int, list[int]] = {}
+    for a, e in zip(near_s.tolist(), index._edge_seg[near_o].tolist(), strict=True):
+        if e != int(s.truth[a]):
+            others.setdefault(a, []).append(e)
+    out = []
+    for i, t in enumerate(s.truth.tolist()):
+        cand = others.get(i)
+        if rng.uniform() < OWN_SHARE or not cand:
+            out.append({t})
+        else:
+            out.append({int(rng.choice(cand))})
+    return out
+
+
 def run(
-    index: SegmentIndex, robust: RobustSnapper, s: Sample, heading: bool, seed: int
+    index: SegmentIndex,
+    robust: RobustSnapper,
+    s: Sample,
+    heading: bool,
+    seed: int,
+    own: list[set[int]] | None = None,
 ) -> tuple[Outcome, Outcome, FloatArray, BoolArray]:
     head = s.heading if heading else None
     old = index.snap_many(s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=head)
-    old_c = np.column_stack([old.index, old.runner_up])
-    base = outcome(index, s, old.index, ~old.ambiguous, old_c, np.random.default_rng([seed, 7]))
-    new = robust.snap_many(s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=head)
+    old_i, old_r, old_amb = old.index.copy(), old.runner_up.copy(), old.ambiguous.copy()
+    if own is not None:  # today's second look: the own segments where it was ambiguous
+        for i in np.flatnonzero(old.ambiguous).tolist():
+            r = index.snap(
+                float(s.lon[i]),
+                float(s.lat[i]),
+                accuracy_m=float(s.accuracy[i]),
+                heading_deg=None if head is None else float(head[i]),
+                prior=own[i],
+            )
+            old_i[i] = -1 if r.index is None else r.index
+            old_r[i] = -1 if r.runner_up is None else r.runner_up
+            old_amb[i] = r.ambiguous
+    old_c = np.column_stack([old_i, old_r])
+    base = outcome(index, s, old_i, ~old_amb, old_c, np.random.default_rng([seed, 7]))
+    new = robust.snap_many(s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=head, priors=own)
     mine = outcome(index, s, new.index, new.certain, new.cand, np.random.default_rng([seed, 7]))
     return base, mine, new.confidence, right_of(index, new.index, s) & (new.index >= 0)
 
@@ -285,8 +330,9 @@ def main() -> None:
     all_conf: list[FloatArray] = []
     all_right: list[BoolArray] = []
     head = (
-        f"{'network':<18}{'noise':<12}{'direction':<10}| {'snapper':<8}| "
+        f"{'network':<18}{'noise':<12}{'direction':<10}{'signals':<8}| {'snapper':<8}| "
         f"{'right':>6}{'wrong':>6}{'review':>7} | +choice {'right':>6}{'wrong':>6}{'review':>7}"
+        f"{'mistap':>7}"
     )
     print(head)
     print("-" * len(head))
@@ -296,19 +342,22 @@ def main() -> None:
         label = f"{NETWORKS[k][0]} ({len(net.lines)} seg)"
         for u in (False, True):
             s = sample(net, args.points, np.random.default_rng([args.seed, int(u)]), u)
+            own = own_segments(index, s, np.random.default_rng([args.seed, int(u), 3]))
             for h in (True, False):
-                base, mine, conf, ok = run(index, robust, s, h, args.seed)
-                if not u:
-                    got = conf > 0
-                    all_conf.append(conf[got])
-                    all_right.append(ok[got])
-                for name, o in (("today", base), ("robust", mine)):
-                    print(
-                        f"{label:<18.18}{'understated' if u else '68%=10 m':<12}"
-                        f"{'yes' if h else 'no':<10}| {name:<8}| {pct(o.right):>6}"
-                        f"{pct(o.wrong):>6}{pct(o.review):>7} |         {pct(o.c_right):>6}"
-                        f"{pct(o.c_wrong):>6}{pct(o.c_review):>7}"
-                    )
+                for sig in (False, True):
+                    base, mine, conf, ok = run(index, robust, s, h, args.seed, own if sig else None)
+                    if not u and not sig:
+                        got = conf > 0
+                        all_conf.append(conf[got])
+                        all_right.append(ok[got])
+                    for name, o in (("today", base), ("robust", mine)):
+                        print(
+                            f"{label:<18.18}{'understated' if u else '68%=10 m':<12}"
+                            f"{'yes' if h else 'no':<10}{'+own' if sig else 'none':<8}| "
+                            f"{name:<8}| {pct(o.right):>6}{pct(o.wrong):>6}{pct(o.review):>7} |"
+                            f"         {pct(o.c_right):>6}{pct(o.c_wrong):>6}"
+                            f"{pct(o.c_review):>7}{pct(o.mistap_wrong):>7}"
+                        )
     print("\nreliability of the robust snapper's stated confidence (honest noise, all cases):")
     print("\n".join(reliability(np.concatenate(all_conf), np.concatenate(all_right))))
     if args.speed:
