@@ -3,14 +3,18 @@
 GET  /api/review                 needs_review reports, oldest first, with their candidates
 POST /api/review/<report_id>     settle one: {"segment_id": …, "note": …}
                                  or {"invalid": true, "note": …}
+GET  /api/review/<id>/similar    pending reports of the same reporter within SIMILAR_M
+POST /api/review/<id>/similar    settle them all with one decision (optional "ids")
 The one who decides is the logged-in user (a `by` naming anyone else is refused); viewers
 may not decide, district staff only for a report of their district onto a segment of their
 district. Every decision is stored as a report transition, written to the audit log in the
-same transaction, and pushed live (`case` and `segment`).
+same transaction, and pushed live (`case` and `segment`), and kept as labelled data for
+measuring the snapper (models.SnapLabel: the decision beside what the snapper said).
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Any
 
@@ -67,6 +71,56 @@ def queue() -> Response:
 
 @bp.post("/<report_id>")
 def settle(report_id: str) -> tuple[Response, int]:
+    decision = _decision()
+    rid = _report_uuid(report_id)
+    return _settle_all(rid, [rid], decision)
+
+
+@bp.get("/<report_id>/similar")
+def similar(report_id: str) -> Response:
+    """Pending reports like this one: the same reporter, within SIMILAR_M of it (itself
+    first). Staff settle them together with POST /api/review/<id>/similar."""
+    rid = _report_uuid(report_id)
+    rt = runtime()
+    with rt.sessions() as session:
+        row = _pending(session, rid)
+        ids = [r.id for r in _similar_rows(session, row)]
+    return jsonify({"id": rid, "similar_m": SIMILAR_M, "ids": ids})
+
+
+@bp.post("/<report_id>/similar")
+def settle_similar(report_id: str) -> tuple[Response, int]:
+    """Settle this report and its similar pending ones with one decision. An optional
+    ``ids`` narrows the set (each must be among the similar ones)."""
+    decision = _decision()
+    rid = _report_uuid(report_id)
+    rt = runtime()
+    with rt.sessions() as session:
+        ids = [r.id for r in _similar_rows(session, _pending(session, rid))]
+    wanted = decision.body.get("ids")
+    if wanted is not None:
+        if not isinstance(wanted, list) or not all(isinstance(i, str) for i in wanted):
+            raise ApiError(422, "ids", "invalid", "ids must be a list of report ids")
+        unknown = sorted(set(wanted) - set(ids))
+        if unknown:
+            raise ApiError(
+                422, "ids", "not_similar", f"not similar pending reports: {', '.join(unknown)}"
+            )
+        ids = [i for i in ids if i in set(wanted)]
+    return _settle_all(rid, ids, decision)
+
+
+# Reports of one reporter this close (metres) are "the same place" for settling together.
+SIMILAR_M = 50.0
+_M_PER_DEG = 111_195.0
+
+
+class _Decision:
+    def __init__(self, body: dict[str, Any], by: str, note: str | None, seg_id: str | None):
+        self.body, self.by, self.note, self.segment_id = body, by, note, seg_id
+
+
+def _decision() -> _Decision:
     rt = runtime()
     user = require_writer()  # viewers only watch
     body: Any = request.get_json(silent=True)
@@ -80,74 +134,141 @@ def settle(report_id: str) -> tuple[Response, int]:
         raise ApiError(
             422, "segment_id", "unknown_segment", "segment_id must be a current segment's id"
         )
+    return _Decision(body, by, note, None if invalid else str(seg_id))
+
+
+def _report_uuid(report_id: str) -> str:
     try:
-        rid = str(uuid.UUID(report_id))
+        return str(uuid.UUID(report_id))
     except ValueError:
         raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}") from None
+
+
+def _pending(session: Any, rid: str) -> models.Report:
+    row = session.get(models.Report, rid)
+    if row is None:
+        raise ApiError(404, "report_id", "not_found", f"no report with id {rid}")
+    if row.status != "needs_review":
+        raise ApiError(
+            409, "report_id", "not_in_review", f"the report is {row.status}, not in review"
+        )
+    return row
+
+
+def _similar_rows(session: Any, row: models.Report) -> list[models.Report]:
+    """Pending reports of the same reporter within SIMILAR_M of ``row`` (row first); a
+    report without a position is only similar to itself."""
+    r = models.Report
+    out = [row]
+    if row.lat is None or row.lon is None:
+        return out
+    dlat = SIMILAR_M / _M_PER_DEG
+    dlon = dlat / max(math.cos(math.radians(row.lat)), 0.01)
+    q = select(r).where(
+        r.status == "needs_review",
+        r.reporter_id == row.reporter_id,
+        r.id != row.id,
+        r.lat.between(row.lat - dlat, row.lat + dlat),
+        r.lon.between(row.lon - dlon, row.lon + dlon),
+    )
+    for other in session.scalars(q.order_by(r.received_at, r.id)):
+        assert other.lat is not None and other.lon is not None
+        dy = (other.lat - row.lat) * _M_PER_DEG
+        dx = (other.lon - row.lon) * _M_PER_DEG * math.cos(math.radians(row.lat))
+        if math.hypot(dx, dy) <= SIMILAR_M:
+            out.append(other)
+    return out
+
+
+def _settle_all(rid: str, ids: list[str], decision: _Decision) -> tuple[Response, int]:
+    """One decision for reports ``ids`` (rid among them), in one transaction: a report
+    transition, an audit entry and a labelled example (models.SnapLabel) each."""
+    rt = runtime()
+    by, note, seg_id = decision.by, decision.note, decision.segment_id
+    invalid = seg_id is None
+    new_status = "invalid" if invalid else "accepted"
+    seg = None if seg_id is None else rt.ctx.network.segments[rt.ctx.position[seg_id]]
     now = models.utcnow()
+    payloads: list[tuple[str, dict[str, Any]]] = []
+    new_cases: list[NewCase] = []
+    notices: list[Any] = []
     with rt.sessions.begin() as session:
-        row = session.get(models.Report, rid, with_for_update=True)
-        if row is None:
-            raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}")
-        require_district(row.district, "this report")
-        if not invalid:
-            target = rt.ctx.network.segments[rt.ctx.position[str(seg_id)]]
-            require_district(target.district, f"segment {target.id}")
-        if row.status != "needs_review":
-            raise ApiError(
-                409, "report_id", "not_in_review", f"the report is {row.status}, not in review"
+        for one in ids:
+            row = session.get(models.Report, one, with_for_update=True)
+            if row is None:
+                raise ApiError(404, "report_id", "not_found", f"no report with id {one}")
+            require_district(row.district, "this report")
+            if seg is not None:
+                require_district(seg.district, f"segment {seg.id}")
+            if row.status != "needs_review":
+                raise ApiError(
+                    409, "report_id", "not_in_review", f"the report is {row.status}, not in review"
+                )
+            snap = row.snap or {}
+            session.add(
+                models.SnapLabel(
+                    report_id=one,
+                    source="review",
+                    decided_at=now,
+                    by=by,
+                    segment_id=seg_id,
+                    snapped_id=(snap.get("candidates") or [None])[0],
+                    confidence=row.snap_confidence,
+                    candidates=list(snap.get("candidates", [])),
+                    lat=row.lat,
+                    lon=row.lon,
+                    accuracy_m=row.accuracy_m,
+                    heading_deg=row.heading_deg,
+                    category=row.category,
+                )
             )
-        new_status = "invalid" if invalid else "accepted"
-        row.status = new_status
-        row.case_status = "invalid" if invalid else None  # dispatched below when settled
-        if not invalid:
-            assert isinstance(seg_id, str)
-            seg = rt.ctx.network.segments[rt.ctx.position[seg_id]]
-            row.segment_id, row.district = seg.id, seg.district
-            row.segment_version = rt.ctx.versions.get(seg.id)
-            row.snap = {**(row.snap or {}), "method": "review", "reviewed_by": by}
-        session.add(
-            models.ReportTransition(
-                report_id=rid,
-                at=now,
-                from_status="needs_review",
-                to_status=new_status,
-                by=by,
-                note=note,
-                data={"segment_id": None if invalid else seg_id},
+            row.status = new_status
+            row.case_status = "invalid" if invalid else None  # dispatched below when settled
+            if seg is not None:
+                row.segment_id, row.district = seg.id, seg.district
+                row.segment_version = rt.ctx.versions.get(seg.id)
+                row.snap = {**snap, "method": "review", "reviewed_by": by}
+            session.add(
+                models.ReportTransition(
+                    report_id=one,
+                    at=now,
+                    from_status="needs_review",
+                    to_status=new_status,
+                    by=by,
+                    note=note,
+                    data={"segment_id": seg_id}
+                    if one == rid
+                    else {"segment_id": seg_id, "with": rid},
+                )
             )
-        )
-        session.flush()
-        audit.record(
-            session,
-            actor(),
-            "review.settle",
-            rid,
-            at=now,
-            status=new_status,
-            segment_id=None if invalid else seg_id,
-            district=row.district,
-            note=note,
-        )
-        payloads: list[tuple[str, dict[str, Any]]] = [
-            (
-                "case",
-                {
-                    "id": rid,
-                    "status": new_status,
-                    "segment_id": row.segment_id,
-                    "district": row.district,
-                    "by": by,
-                },
-            )
-        ]
-        notices: list[Any] = []
-        if not invalid:
-            fx = open_cases(
+            session.flush()
+            audit.record(
                 session,
-                [
+                actor(),
+                "review.settle",
+                one,
+                at=now,
+                status=new_status,
+                segment_id=seg_id,
+                district=row.district,
+                note=note,
+            )
+            payloads.append(
+                (
+                    "case",
+                    {
+                        "id": one,
+                        "status": new_status,
+                        "segment_id": row.segment_id,
+                        "district": row.district,
+                        "by": by,
+                    },
+                )
+            )
+            if seg is not None:
+                new_cases.append(
                     NewCase(
-                        id=rid,
+                        id=one,
                         segment_id=seg.id,
                         category=row.category,
                         severity=row.severity,
@@ -157,14 +278,16 @@ def settle(report_id: str) -> tuple[Response, int]:
                         lon=row.lon,
                         reporter_id=row.reporter_id,
                     )
-                ],
-                rt.pipeline.sla,
-                now,
-            )
+                )
+        if seg is not None:
+            fx = open_cases(session, new_cases, rt.pipeline.sla, now)
             payloads += fx.events
             notices = fx.notices
             payloads += [("segment", st) for st in segment_states(session, [seg.id])]
         events = record_events(session, payloads, now)
     rt.broadcaster.publish(events)
     rt.send_notices(notices)
-    return jsonify({"id": rid, "status": new_status, "segment_id": row.segment_id}), 200
+    body: dict[str, Any] = {"id": rid, "status": new_status, "segment_id": seg_id}
+    if ids != [rid]:
+        body["settled"] = ids
+    return jsonify(body), 200
