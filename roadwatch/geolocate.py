@@ -286,3 +286,45 @@ def _decide(
     return Placement(
         "accepted", lat, lon, best.id, best.district, info["distance_m"], snap.confidence, info
     )
+
+
+def ask_on_the_spot(
+    ctx: NetworkContext,
+    lon: float,
+    lat: float,
+    *,
+    accuracy_m: float | None = None,
+    heading_deg: float | None = None,
+    reporter_id: str | None = None,
+    category: str | None = None,
+) -> dict[str, Any]:
+    """The server's part of "ask the person on the spot" (issue 21): is the best segment
+    certain for a report made here and now, and if not, the two or three candidates to
+    offer (name, distance, share of the posterior), best first. The person's pick comes
+    back as the report's ``segment_hint``, trusted within HINT_PLAUSIBLE_M of the fix."""
+    if ctx.robust is None:
+        return {"certain": None, "confidence": None, "candidates": []}
+    r = ctx.robust.snap(
+        lon,
+        lat,
+        accuracy_m=accuracy_m,
+        heading_deg=heading_deg,
+        prior=ctx.own_segments.get(reporter_id) if reporter_id else None,
+        kind=category_kind(category) if category else "unknown",
+    )
+    segs = ctx.network.segments
+    return {
+        "certain": r.certain,
+        "confidence": round(r.confidence, 3),
+        "best": segs[r.index].id if r.index is not None else None,
+        "candidates": [
+            {
+                "id": segs[pos].id,
+                "name": segs[pos].name,
+                "district": segs[pos].district,
+                "distance_m": round(d, 1),
+                "share": round(p, 3),
+            }
+            for pos, d, p in (r.candidates if not r.certain else r.candidates[:1])
+        ],
+    }

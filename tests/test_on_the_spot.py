@@ -1,0 +1,81 @@
+"""Issue 21.4, server side: the nearby-segments answer says whether the best segment is
+certain and offers 2-3 candidates; the chosen one is trusted within a distance limit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import shapely
+
+from roadwatch.accounts import chiefs as ca
+from roadwatch.geolocate import HINT_PLAUSIBLE_M, ask_on_the_spot
+from roadwatch.store import models
+from tests.support.examples import contract_example
+from tests.test_chief_accounts import _chiefs, js
+from tests.test_pipeline import inbound
+
+
+def _spots(ctx: Any) -> tuple[tuple[float, float], tuple[float, float]]:
+    """A junction where distance alone cannot tell the roads apart, and a mid-block spot."""
+    unsure = sure = None
+    for seg in ctx.network.segments[:400]:
+        line = (
+            shapely.get_geometry(seg.geometry, 0)
+            if seg.geometry.geom_type != "LineString"
+            else seg.geometry
+        )
+        x, y = line.coords[0]
+        if unsure is None and not ctx.robust.snap(x, y, accuracy_m=10.0).certain:
+            unsure = (x, y)
+        mid = line.interpolate(0.5, normalized=True)
+        if sure is None and ctx.robust.snap(mid.x, mid.y, accuracy_m=10.0).certain:
+            sure = (mid.x, mid.y)
+        if unsure and sure:
+            return unsure, sure
+    pytest.fail("no junction or mid-block spot found on the demo network")
+
+
+def test_nearby_answer_flags_uncertainty_and_offers_candidates(runtime: Any, client: Any) -> None:
+    ((chief, _),) = _chiefs(runtime, 1)
+    with runtime.sessions.begin() as s:
+        s.query(models.ChiefAccount).delete()
+        password = ca.provision(s, only=[chief]).created[chief]
+    res = client.post("/m/api/session", json={"reporter_id": chief, "password": password})
+    assert res.status_code == 200
+    (ux, uy), (sx, sy) = _spots(runtime.ctx)
+
+    near = js(client.get(f"/m/api/segments/near?lat={uy}&lon={ux}&radius=80&accuracy=10"))
+    assert near["certain"] is False
+    assert 2 <= len(near["candidates"]) <= 3
+    assert near["candidates"][0]["id"] == near["best"]
+    names = {s.id: s.name for s in runtime.ctx.network.segments}
+    for c in near["candidates"]:
+        assert c["name"] == names[c["id"]] and c["distance_m"] <= 80 and 0 < c["share"] <= 1
+    assert near["items"]  # the plain pick-list is still there
+
+    sure = js(client.get(f"/m/api/segments/near?lat={sy}&lon={sx}&accuracy=10"))
+    assert sure["certain"] is True and len(sure["candidates"]) == 1
+    assert sure["confidence"] >= 0.93
+    bad = client.get(f"/m/api/segments/near?lat={sy}&lon={sx}&heading=400")
+    assert bad.status_code == 400
+
+
+def test_the_chosen_segment_is_trusted_within_the_limit(runtime: Any) -> None:
+    ctx = runtime.ctx
+    (ux, uy), _ = _spots(ctx)
+    offer = ask_on_the_spot(ctx, ux, uy, accuracy_m=10.0)
+    assert not offer["certain"]
+    picked = offer["candidates"][1]["id"]  # not the snapper's best: the chief knows better
+    body = contract_example(lat=uy, lon=ux, crs="WGS84", heading_deg=None, segment_hint=picked)
+    (out,) = runtime.pipeline.process([inbound(body)])
+    assert (out.status, out.segment_id) == ("accepted", picked)
+    # a pick far beyond the limit from the fix is not believed
+    far = next(
+        s
+        for s in ctx.network.segments
+        if ctx.index.distance_to(ctx.position[s.id], ux, uy) > HINT_PLAUSIBLE_M
+    )
+    body = contract_example(lat=uy, lon=ux, crs="WGS84", heading_deg=None, segment_hint=far.id)
+    (out,) = runtime.pipeline.process([inbound(body)])
+    assert out.segment_id != far.id
