@@ -171,6 +171,20 @@ def place_many(reports: Sequence[ReportIn], ctx: NetworkContext) -> list[Placeme
     return out
 
 
+def _snapper_said(ctx: NetworkContext, snap: Snap) -> dict[str, Any]:
+    """What the snapper would have decided for a hand-picked report: kept beside the pick,
+    a labelled example when the snapper was not certain (pipeline stores it)."""
+    if snap.index is None:
+        return {"snapped": None}
+    segs = ctx.network.segments
+    return {
+        "snapped": segs[snap.index].id,
+        "snapped_confidence": round(snap.confidence, 3),
+        "snapped_certain": not snap.ambiguous,
+        "offered": [segs[pos].id for pos, _d, _p in snap.candidates],
+    }
+
+
 def _decide(
     report: ReportIn,
     ctx: NetworkContext,
@@ -229,6 +243,7 @@ def _decide(
                     "distance_m": round(d_hint, 1),
                     "confidence": 1.0,
                     "ambiguous": False,
+                    **_snapper_said(ctx, snap),
                 },
             )
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import shapely
+from sqlalchemy import select
 
 from roadwatch.accounts import chiefs as ca
 from roadwatch.geolocate import HINT_PLAUSIBLE_M, ask_on_the_spot
@@ -70,6 +71,13 @@ def test_the_chosen_segment_is_trusted_within_the_limit(runtime: Any) -> None:
     body = contract_example(lat=uy, lon=ux, crs="WGS84", heading_deg=None, segment_hint=picked)
     (out,) = runtime.pipeline.process([inbound(body)])
     assert (out.status, out.segment_id) == ("accepted", picked)
+    # the pick where the snapper was not certain is a labelled example
+    with runtime.sessions() as s:
+        label = s.scalars(
+            select(models.SnapLabel).where(models.SnapLabel.report_id == body["report_id"])
+        ).one()
+    assert (label.source, label.segment_id, label.snapped_id) == ("phone", picked, offer["best"])
+    assert picked in label.candidates and label.by == body["reporter_id"]
     # a pick far beyond the limit from the fix is not believed
     far = next(
         s
@@ -79,3 +87,21 @@ def test_the_chosen_segment_is_trusted_within_the_limit(runtime: Any) -> None:
     body = contract_example(lat=uy, lon=ux, crs="WGS84", heading_deg=None, segment_hint=far.id)
     (out,) = runtime.pipeline.process([inbound(body)])
     assert out.segment_id != far.id
+    # a mid-block report, certain without the pick, is no label
+    _, (sx, sy) = _spots(ctx)
+    mine = ctx.robust.snap(sx, sy, accuracy_m=12.0)
+    sure = contract_example(
+        lat=sy,
+        lon=sx,
+        crs="WGS84",
+        heading_deg=None,
+        segment_hint=ctx.network.segments[mine.index].id,
+    )
+    runtime.pipeline.process([inbound(sure)])
+    with runtime.sessions() as s:
+        assert (
+            s.scalars(
+                select(models.SnapLabel).where(models.SnapLabel.report_id == sure["report_id"])
+            ).all()
+            == []
+        )
