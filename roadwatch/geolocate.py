@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,11 +75,33 @@ def _robust(report: ReportIn, ctx: NetworkContext, lon: float, lat: float) -> Sn
         lat,
         accuracy_m=report.accuracy_m,
         heading_deg=report.heading_deg,
-        prior=ctx.own_segments.get(report.reporter_id),
+        prior=prior_of(ctx, report),
         road_hint=ctx.roads_in(report.note) or None,
         kind=category_kind(report.category),
     )
     return as_snap(r)
+
+
+def prior_of(ctx: NetworkContext, report: ReportIn) -> frozenset[int]:
+    """The reporter's own segments and those their patrol track was on in the last
+    minutes (ctx.recent)."""
+    own = ctx.own_segments.get(report.reporter_id, frozenset())
+    recent = ctx.recent.of(report.reporter_id, report.observed_at)
+    return own | recent if recent else own
+
+
+def note_patrol(ctx: NetworkContext, reporter: str, points: Sequence[Any]) -> None:
+    """Remember the segments of a patrol message's points (t, lon, lat, accuracy; WGS84)
+    for prior_of: snapped once here, vectorised; only certain points count."""
+    if ctx.robust is None or not points:
+        return
+    lon = np.array([p[1] for p in points], dtype=float)
+    lat = np.array([p[2] for p in points], dtype=float)
+    acc = np.array([np.nan if p[3] is None else p[3] for p in points], dtype=float)
+    got = ctx.robust.snap_many(lon, lat, accuracy_m=acc)
+    keep = [(points[i][0], int(got.index[i])) for i in np.flatnonzero(got.certain).tolist()]
+    if keep:
+        ctx.recent.note(reporter, keep)
 
 
 def as_snap(r: RobustSnap) -> Snap:
@@ -149,7 +172,7 @@ def place_many(reports: Sequence[ReportIn], ctx: NetworkContext) -> list[Placeme
             accuracy_m=acc[idx],
             heading_deg=heading[idx],
             kind=kinds,
-            priors=[ctx.own_segments.get(reports[i].reporter_id) for i in idx],
+            priors=[prior_of(ctx, reports[i]) for i in idx],
             road_hints=[ctx.roads_in(reports[i].note) or None for i in idx],
         )
         snaps = [as_snap(batch[k]) for k in range(len(batch))]
@@ -324,7 +347,12 @@ def ask_on_the_spot(
         lat,
         accuracy_m=accuracy_m,
         heading_deg=heading_deg,
-        prior=ctx.own_segments.get(reporter_id) if reporter_id else None,
+        prior=(
+            ctx.own_segments.get(reporter_id, frozenset())
+            | ctx.recent.of(reporter_id, dt.datetime.now(dt.UTC))
+            if reporter_id
+            else None
+        ),
         kind=category_kind(category) if category else "unknown",
     )
     segs = ctx.network.segments

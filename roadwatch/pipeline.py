@@ -49,7 +49,7 @@ from .cases.workflow import (
     apply_case_message,
 )
 from .categories import Categories
-from .geolocate import Placement, place, place_many
+from .geolocate import Placement, note_patrol, place, place_many
 from .ingest.errors import FieldError
 from .ingest.messages import Inbound, Outcome
 from .ingest.payloads import ReportIn, ReportRules, decode_json, message_id_of, validate_report
@@ -430,6 +430,7 @@ class Pipeline:
                     it.patrol = None  # falls through to the rejections below
                 if it.patrol is not None:
                     covered = store_patrol(session, it.patrol, self.ctx, now)
+                    note_patrol(self.ctx, it.patrol.reporter_id, it.patrol.points)
                     it.outcome = Outcome(
                         id=it.message_id,
                         status="accepted",

@@ -105,3 +105,55 @@ def test_the_chosen_segment_is_trusted_within_the_limit(runtime: Any) -> None:
             ).all()
             == []
         )
+
+
+def test_the_patrol_track_of_the_last_minutes_is_a_signal(runtime: Any) -> None:
+    import datetime as dt
+    import uuid
+
+    from tests.test_patrols import patrol_msg, walk_along
+
+    ctx, me = runtime.ctx, "zz-jinshui-0421"
+    own = ctx.own_segments.get(me, frozenset())
+    found = None
+    spots = (
+        seg.geometry.interpolate(d / seg.length_m, normalized=True)
+        for seg in ctx.network.segments[:600]
+        if seg.geometry.geom_type == "LineString" and seg.length_m > 60
+        for d in (4.0, 8.0, 12.0, 16.0)
+    )
+    for spot in spots:
+        x, y = spot.x, spot.y
+        r = ctx.robust.snap(x, y, accuracy_m=10.0, prior=own)
+        if r.certain:
+            continue
+        for pos, _d, _p in r.candidates[1:]:
+            again = ctx.robust.snap(x, y, accuracy_m=10.0, prior=own | {pos})
+            if again.index == pos:  # the track turns the answer (certain or not)
+                found = (x, y, pos)
+                break
+        if found:
+            break
+    assert found, "no junction where a track turns the answer on the demo network"
+    x, y, pos = found
+    seg = ctx.network.segments[pos]
+    report = {"lat": y, "lon": x, "crs": "WGS84", "heading_deg": None, "accuracy_m": 10.0}
+    (before,) = runtime.pipeline.process([inbound(contract_example(**report))])
+    assert before.status == "needs_review" and before.segment_id is None
+    # the chief has been walking along that segment for the last minutes
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=3)
+    pts = list(enumerate(walk_along([seg], spacing_m=10, noise_m=2, seed=1)))
+    (p,) = runtime.pipeline.process([patrol_msg(str(uuid.uuid4()), me, "start", pts, start)])
+    assert p.status == "accepted"
+    body = contract_example(**report)
+    (after,) = runtime.pipeline.process([inbound(body)])
+    if after.status == "accepted":
+        assert after.segment_id == seg.id
+    else:  # still for a person to decide, but now the walked segment comes first
+        with runtime.sessions() as s:
+            row = s.get(models.Report, body["report_id"])
+            assert row is not None and row.snap is not None
+            assert row.snap["candidates"][0] == seg.id
+    # someone else's track is no signal for this reporter, and an old track neither
+    assert pos not in ctx.recent.of("zz-zhongyuan-0001", dt.datetime.now(dt.UTC))
+    assert pos not in ctx.recent.of(me, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=30))

@@ -6,7 +6,9 @@ import datetime as dt
 import hashlib
 import logging
 import re
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,37 @@ def network_path(settings: Settings) -> Path:
     return DEMO_NETWORK if settings.network == "demo" else Path(settings.network)
 
 
+class RecentSegments:
+    """Per reporter, the segments their patrol track was on in the last WINDOW (issue 21:
+    a signal for placing their next report). Points are snapped when the patrol message
+    is stored, so a report only reads a small set here: no snapping on the live path.
+    Thread-safe: ingest writes, the web's nearby query reads."""
+
+    WINDOW = dt.timedelta(minutes=10)
+    KEEP = 200  # points per reporter at most
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by: dict[str, deque[tuple[dt.datetime, int]]] = {}
+
+    def note(self, reporter: str, points: list[tuple[dt.datetime, int]]) -> None:
+        with self._lock:
+            q = self._by.setdefault(reporter, deque(maxlen=self.KEEP))
+            q.extend(sorted(points))
+
+    def of(self, reporter: str | None, at: dt.datetime) -> frozenset[int]:
+        """Segments of the reporter's track within WINDOW before ``at`` (or up to a
+        minute after: clocks differ)."""
+        if reporter is None:
+            return frozenset()
+        with self._lock:
+            q = self._by.get(reporter)
+            if not q:
+                return frozenset()
+            lo, hi = at - self.WINDOW, at + dt.timedelta(minutes=1)
+            return frozenset(pos for t, pos in q if lo <= t <= hi)
+
+
 @dataclass(frozen=True)
 class NetworkContext:
     network: Network
@@ -46,6 +79,7 @@ class NetworkContext:
     road_pattern: re.Pattern[str] | None = field(default=None, repr=False)
     # the live decider (issue 21): heavy-tailed, pavement-aware, calibrated; built on index
     robust: RobustSnapper | None = field(default=None, repr=False)
+    recent: RecentSegments = field(default_factory=RecentSegments, repr=False)
 
     def roads_in(self, text: str | None) -> set[str]:
         """Road names of this network mentioned in a note (longest match first)."""
