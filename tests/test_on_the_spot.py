@@ -142,7 +142,7 @@ def test_the_patrol_track_of_the_last_minutes_is_a_signal(runtime: Any) -> None:
     assert before.status == "needs_review" and before.segment_id is None
     # the chief has been walking along that segment for the last minutes
     start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=3)
-    pts = list(enumerate(walk_along([seg], spacing_m=10, noise_m=2, seed=1)))
+    pts: Any = list(enumerate(walk_along([seg], spacing_m=10, noise_m=2, seed=1)))
     (p,) = runtime.pipeline.process([patrol_msg(str(uuid.uuid4()), me, "start", pts, start)])
     assert p.status == "accepted"
     body = contract_example(**report)
