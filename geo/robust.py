@@ -316,11 +316,6 @@ def _t3_cdf(x: FloatArray) -> FloatArray:
 _T3_PEAK: Final = 6.0 * math.sqrt(3.0) / math.pi / 9.0
 
 
-def _t3_pdf1(x: float) -> float:
-    q = 3.0 + x * x
-    return (6.0 * math.sqrt(3.0) / math.pi) / (q * q)
-
-
 def _t3_cdf1(x: float) -> float:
     r = x / math.sqrt(3.0)
     return 0.5 + (r / (1.0 + r * r) + math.atan(r)) / math.pi
@@ -459,6 +454,11 @@ class RobustSnapper:
         self.calibration = calibration if calibration is not None else _CAL
         sig = _HEADING_SIGMA_DEG * math.pi / 180.0
         self._h2k = 2.0 / (4.0 * sig * sig)
+        # plain-Python copies for the live path: (weight, offset) pairs per category kind
+        self._pairs = [
+            [(w, o) for w, o in zip(row, _OFFSETS.tolist(), strict=True) if w]
+            for row in _KIND_WEIGHTS.tolist()
+        ]
 
     # --- the two entry points ---------------------------------------------------
 
@@ -512,8 +512,8 @@ class RobustSnapper:
         if not per_seg:
             return _NONE
         s = _T_SCALE * acc
-        weights = _KIND_WEIGHTS[CATEGORY_KINDS.get(kind, 0)].tolist()
-        offsets = _OFFSETS.tolist()
+        pairs = self._pairs[CATEGORY_KINDS.get(kind, 0)]
+        c3 = 6.0 * math.sqrt(3.0) / math.pi
         floor = _FLOOR * _T3_PEAK / s
         hknown = heading_deg is not None and math.isfinite(heading_deg)
         hx = hy = 0.0
@@ -535,10 +535,10 @@ class RobustSnapper:
             along = -over if before else cum + t * elen + over
             across = math.sqrt(max(d * d - over * over, 0.0))
             la = 0.0
-            for wk, o in zip(weights, offsets, strict=True):
-                if wk:
-                    u, v = (across - o) / s, (across + o) / s
-                    la += wk * (_t3_pdf1(u) + _t3_pdf1(v))
+            for wk, o in pairs:  # _t3_pdf inlined: the live path's inner loop
+                u, v = (across - o) / s, (across + o) / s
+                qu, qv = 3.0 + u * u, 3.0 + v * v
+                la += wk * (c3 / (qu * qu) + c3 / (qv * qv))
             la = la / (2.0 * s) + floor
             f1 = _t3_cdf1(along / s)
             f2 = _t3_cdf1((plen - along) / s)
