@@ -119,6 +119,7 @@ def as_snap(r: RobustSnap) -> Snap:
         None,
         r.raw,
         r.candidates,
+        r.boundary,
     )
 
 
@@ -299,6 +300,8 @@ def _decide(
         info["chainage_m"] = round(snap.chainage_m, 1)
     if snap.side is not None:
         info["side"] = snap.side
+    if snap.boundary:
+        info["boundary"] = True  # the chainage rule decided between two halves of a road
     if snap.ambiguous and snap.runner_up is not None:
         info["reason"] = "ambiguous"
         ids = [segments[pos].id for pos, _d, _p in snap.candidates] or [best.id]

@@ -3,6 +3,7 @@ certain and offers 2-3 candidates; the chosen one is trusted within a distance l
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -157,3 +158,31 @@ def test_the_patrol_track_of_the_last_minutes_is_a_signal(runtime: Any) -> None:
     # someone else's track is no signal for this reporter, and an old track neither
     assert pos not in ctx.recent.of("zz-zhongyuan-0001", dt.datetime.now(dt.UTC))
     assert pos not in ctx.recent.of(me, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=30))
+
+
+def test_the_chainage_rule_decides_between_two_halves_of_a_road(runtime: Any) -> None:
+    from tests.test_patrols import chain_of_two
+
+    a, b = chain_of_two(runtime.ctx.network)
+    # just before the joint on a (its last 6 m), and just after it on b
+    for seg, frac in ((a, 1.0 - 6.0 / a.length_m), (b, 6.0 / b.length_m)):
+        p = seg.geometry.interpolate(frac, normalized=True)
+        # walking along the road: a crossing road at the joint is no rival then
+        q = seg.geometry.interpolate(frac + 2.0 / seg.length_m, normalized=True)
+        east = (q.x - p.x) * math.cos(math.radians(p.y))
+        heading = math.degrees(math.atan2(east, q.y - p.y)) % 360.0
+        body = contract_example(lat=p.y, lon=p.x, crs="WGS84", heading_deg=heading, accuracy_m=10.0)
+        (out,) = runtime.pipeline.process([inbound(body)])
+        assert (out.status, out.segment_id) == ("accepted", seg.id)
+        assert _stored_snap(runtime, body)["boundary"] is True
+    mid = a.geometry.interpolate(0.5, normalized=True)
+    body = contract_example(lat=mid.y, lon=mid.x, crs="WGS84", accuracy_m=10.0)
+    (out,) = runtime.pipeline.process([inbound(body)])
+    assert out.status == "accepted" and "boundary" not in _stored_snap(runtime, body)
+
+
+def _stored_snap(runtime: Any, body: dict[str, Any]) -> dict[str, Any]:
+    with runtime.sessions() as s:
+        row = s.get(models.Report, body["report_id"])
+        assert row is not None and row.snap is not None
+        return dict(row.snap)
