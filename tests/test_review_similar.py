@@ -12,14 +12,19 @@ from roadwatch.store import models
 from tests.support.examples import contract_example
 from tests.test_pipeline import inbound
 
-FAR = {"lat": 34.95, "lon": 113.60, "crs": "WGS84"}  # north of the demo network: review
+FAR_LAT, FAR_LON = 34.95, 113.60  # north of the demo network: review
 
 
-def _pending(runtime: Any, n: int, reporter: str = "zz-jinshui-0421", dlat: float = 0.0) -> list:
+def _pending(
+    runtime: Any, n: int, reporter: str = "zz-jinshui-0421", dlat: float = 0.0
+) -> list[str]:
     bodies = [
         contract_example(
-            **{**FAR, "lat": FAR["lat"] + dlat + 0.00003 * i}, reporter_id=reporter
-        )  # ~3 m apart
+            lat=FAR_LAT + dlat + 0.00003 * i,  # ~3 m apart
+            lon=FAR_LON,
+            crs="WGS84",
+            reporter_id=reporter,
+        )
         for i in range(n)
     ]
     outs = runtime.pipeline.process([inbound(b, reporter=reporter) for b in bodies])
@@ -71,6 +76,10 @@ def test_ten_similar_reports_settled_in_one_action(
             )
         ).all()
         assert len(trans) == 10
+    got = client.get("/api/review/labels?source=review&limit=100000").get_json()
+    mine = [i for i in got["items"] if i["report_id"] in set(ten)]
+    assert len(mine) == 10 and {i["segment_id"] for i in mine} == {target}
+    assert got["placed"] >= 10 and got["snapper_best_agreed"] <= got["placed"]
     # settling again: they are no longer pending
     again = client.post(f"/api/review/{first}/similar", json={"segment_id": target})
     assert again.status_code == 409

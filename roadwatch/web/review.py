@@ -3,6 +3,7 @@
 GET  /api/review                 needs_review reports, oldest first, with their candidates
 POST /api/review/<report_id>     settle one: {"segment_id": …, "note": …}
                                  or {"invalid": true, "note": …}
+GET  /api/review/labels          the labelled examples and the snapper's agreement
 GET  /api/review/<id>/similar    pending reports of the same reporter within SIMILAR_M
 POST /api/review/<id>/similar    settle them all with one decision (optional "ids")
 The one who decides is the logged-in user (a `by` naming anyone else is refused); viewers
@@ -74,6 +75,52 @@ def settle(report_id: str) -> tuple[Response, int]:
     decision = _decision()
     rid = _report_uuid(report_id)
     return _settle_all(rid, [rid], decision)
+
+
+@bp.get("/labels")
+def labels() -> Response:
+    """The labelled examples (review decisions and phone picks beside the snapper's
+    answer), newest first, and how often the snapper's best agreed. Hard cases only:
+    they measure the snapper where it was unsure; they cannot calibrate it alone."""
+    rt = runtime()
+    lb = models.SnapLabel
+    limit = limit_arg(1000, 100_000)
+    q = select(lb)
+    if request.args.get("source") in ("review", "phone"):
+        q = q.where(lb.source == request.args["source"])
+    with rt.sessions() as session:
+        rows = session.scalars(q.order_by(lb.decided_at.desc(), lb.id.desc()).limit(limit)).all()
+    tz = rt.settings.tz
+    items = [
+        {
+            "report_id": r.report_id,
+            "source": r.source,
+            "decided_at": r.decided_at.astimezone(tz).isoformat(),
+            "by": r.by,
+            "segment_id": r.segment_id,
+            "snapped_id": r.snapped_id,
+            "confidence": r.confidence,
+            "candidates": r.candidates,
+            "lat": r.lat,
+            "lon": r.lon,
+            "accuracy_m": r.accuracy_m,
+            "heading_deg": r.heading_deg,
+            "category": r.category,
+        }
+        for r in rows
+    ]
+    placed = [r for r in rows if r.segment_id is not None]
+    agreed = sum(1 for r in placed if r.snapped_id == r.segment_id)
+    offered = sum(1 for r in placed if r.segment_id in (r.candidates or []))
+    return jsonify(
+        {
+            "count": len(items),
+            "placed": len(placed),
+            "snapper_best_agreed": agreed,
+            "among_candidates": offered,
+            "items": items,
+        }
+    )
 
 
 @bp.get("/<report_id>/similar")
