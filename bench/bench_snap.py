@@ -34,6 +34,7 @@ import numpy.typing as npt
 import shapely
 
 from geo.crs import to_wgs84, wgs84_to_gcj02
+from geo.robust import RobustSnapper
 from geo.snap import SegmentIndex
 
 CENTRE_BOX = (113.55, 34.68, 113.80, 34.85)  # lon_min, lat_min, lon_max, lat_max
@@ -64,6 +65,10 @@ class Row:
     live_cpu_p50_us: float  # thread CPU time per call: no time spent preempted
     live_cpu_p99_us: float
     floor_p99_us: float  # baseline: projection + the STRtree query alone, wall
+    # geo.robust (issue 21) on the same points: batch CPU pts/s with accuracy and
+    # heading, and the live path's thread CPU p99 beside today's (same loop, same fixes)
+    robust_cpu_pts_s: float = 0.0
+    robust_live_cpu_p99_us: float = 0.0
 
 
 def rss_mb() -> float:
@@ -194,6 +199,21 @@ def run(
         if rep == 0:
             first_live = live
     assert best is not None
+    robust = RobustSnapper(index)
+    robust_cpu = best_of(
+        REPEATS,
+        lambda: robust.snap_many(lon, lat, accuracy_m=10.0, heading_deg=heading),
+        n_points,
+    )
+    robust_p99 = math.inf
+    for _ in range(REPEATS):
+        rcpu: list[int] = []
+        for x, y, h in zip(gl, gb, hd, strict=True):
+            c0 = cpu()
+            wx, wy = to_wgs84(x, y, "GCJ02")
+            robust.snap(wx, wy, accuracy_m=10.0, heading_deg=h)
+            rcpu.append(cpu() - c0)
+        robust_p99 = min(robust_p99, percentiles_us(rcpu)[1])
     bare: list[int] = []
     tree, proj = index._tree, index._to_xy
     for x, y in zip(slon, slat, strict=True):
@@ -220,6 +240,8 @@ def run(
         *percentiles_us(first_live),
         *best,
         percentiles_us(bare)[1],
+        robust_cpu,
+        robust_p99,
     )
 
 
@@ -301,6 +323,14 @@ def main() -> None:
             f"{r.floor_pts_s:>10,.0f}{r.matched:>9.1%}{r.ambiguous:>7.1%}"
             f"{r.p50_us:>10.1f}{r.p99_us:>7.1f}{r.live_p50_us:>10.1f}{r.live_p99_us:>7.1f}"
             f"{r.live_cpu_p50_us:>9.1f}{r.live_cpu_p99_us:>7.1f}{r.floor_p99_us:>10.1f}"
+        )
+    print("\ngeo.robust beside today's snapper (same points; accuracy_m=10 and a heading):")
+    for r in rows:
+        print(
+            f"  {r.label:<6}{r.segments:>8,}: batch {r.robust_cpu_pts_s:>10,.0f} cpu pts/s "
+            f"(today {r.many_cpu_pts_s:,.0f} without heading); live cpu p99 "
+            f"{r.robust_live_cpu_p99_us:6.1f} µs (today {r.live_cpu_p99_us:.1f}, "
+            f"x{r.robust_live_cpu_p99_us / r.live_cpu_p99_us:.2f})"
         )
     base = rows[0]
     print(

@@ -149,6 +149,8 @@ class Snap:
     # (position, distance_m, posterior) of the top candidates, best first (snap only;
     # SnapBatch rows have none, so equality ignores them).
     candidates: tuple[tuple[int, float, float], ...] = field(default=(), compare=False)
+    # geo.robust only: within its BOUNDARY_TOL_M of a joint with a same-road continuation
+    boundary: bool = field(default=False, compare=False)
 
 
 NO_SNAP: Final = Snap(None, None, None, None, None, 0.0, False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from geo.crs import SUPPORTED_CRS, to_wgs84
+from geo.robust import CATEGORY_KINDS, RobustSnap
 from geo.snap import Snap
 
 from .ingest.errors import FieldError
@@ -17,6 +19,25 @@ from .network.context import NetworkContext
 
 # A hand-picked segment is believed when the GPS fix is no farther from it than this.
 HINT_PLAUSIBLE_M = 150.0
+
+# Where on the street cross-section a category's thing is (geo.robust weighs the
+# pavement offset by it): on the carriageway (manholes, the road surface, standing
+# water, parked cars) or at the frontage (stalls, shop overspill, signs, facades).
+# Everything else: unknown (both).
+CARRIAGEWAY = frozenset(
+    {"E0104", "E0110", "E0112", "E0401", "E0404", "E0406", "E0407", "E0505"}
+    | {"C0101", "C0102", "C0103", "C0104"}
+)
+FRONTAGE = frozenset(
+    {"E0101", "E0113", "E0201", "E0202", "E0205", "E0501", "E0504", "E0510", "E0511"}
+    | {"E0513", "C0307"}
+)
+
+
+def category_kind(code: str) -> str:
+    if code in CARRIAGEWAY:
+        return "carriageway"
+    return "frontage" if code in FRONTAGE else "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +60,67 @@ def place(report: ReportIn, ctx: NetworkContext) -> Placement:
     lon, lat = to_wgs84(report.lon, report.lat, report.crs)
     lon, lat = float(lon), float(lat)
     area = ctx.areas.locate(lon, lat)
+    if ctx.robust is not None:
+        return _decide(report, ctx, lon, lat, area, _robust(report, ctx, lon, lat))
     snap = ctx.index.snap(lon, lat, accuracy_m=report.accuracy_m, heading_deg=report.heading_deg)
     return _decide(report, ctx, lon, lat, area, _second_look(report, ctx, lon, lat, snap))
+
+
+def _robust(report: ReportIn, ctx: NetworkContext, lon: float, lat: float) -> Snap:
+    """geo.robust with every signal the report carries: accuracy, direction of travel,
+    the reporter's own segments, road names in the note, the category's place."""
+    assert ctx.robust is not None
+    r = ctx.robust.snap(
+        lon,
+        lat,
+        accuracy_m=report.accuracy_m,
+        heading_deg=report.heading_deg,
+        prior=prior_of(ctx, report),
+        road_hint=ctx.roads_in(report.note) or None,
+        kind=category_kind(report.category),
+    )
+    return as_snap(r)
+
+
+def prior_of(ctx: NetworkContext, report: ReportIn) -> frozenset[int]:
+    """The reporter's own segments and those their patrol track was on in the last
+    minutes (ctx.recent)."""
+    own = ctx.own_segments.get(report.reporter_id, frozenset())
+    recent = ctx.recent.of(report.reporter_id, report.observed_at)
+    return own | recent if recent else own
+
+
+def note_patrol(ctx: NetworkContext, reporter: str, points: Sequence[Any]) -> None:
+    """Remember the segments of a patrol message's points (t, lon, lat, accuracy; WGS84)
+    for prior_of: snapped once here, vectorised; only certain points count."""
+    if ctx.robust is None or not points:
+        return
+    lon = np.array([p[1] for p in points], dtype=float)
+    lat = np.array([p[2] for p in points], dtype=float)
+    acc = np.array([np.nan if p[3] is None else p[3] for p in points], dtype=float)
+    got = ctx.robust.snap_many(lon, lat, accuracy_m=acc)
+    keep = [(points[i][0], int(got.index[i])) for i in np.flatnonzero(got.certain).tolist()]
+    if keep:
+        ctx.recent.note(reporter, keep)
+
+
+def as_snap(r: RobustSnap) -> Snap:
+    """A geo.robust answer in the Snap shape the decision below reads."""
+    if r.index is None:
+        return Snap(None, None, None, None, None, 0.0, False)
+    return Snap(
+        r.index,
+        r.distance_m,
+        r.chainage_m,
+        r.runner_up,
+        None,
+        r.confidence,
+        not r.certain,
+        None,
+        r.raw,
+        r.candidates,
+        r.boundary,
+    )
 
 
 def _second_look(report: ReportIn, ctx: NetworkContext, lon: float, lat: float, snap: Snap) -> Snap:
@@ -82,9 +162,25 @@ def place_many(reports: Sequence[ReportIn], ctx: NetworkContext) -> list[Placeme
         m = has_pos & (crs == name)
         if m.any():
             lons[m], lats[m] = to_wgs84(lons[m], lats[m], name)
-    idx = np.flatnonzero(has_pos)
+    idx = np.flatnonzero(has_pos).tolist()
     areas = ctx.areas.locate_many(lons[idx], lats[idx])
-    snaps = ctx.index.snap_many(lons[idx], lats[idx], accuracy_m=acc[idx], heading_deg=heading[idx])
+    snaps: Any
+    if ctx.robust is not None:
+        kinds = np.array([CATEGORY_KINDS[category_kind(reports[i].category)] for i in idx])
+        batch = ctx.robust.snap_many(
+            lons[idx],
+            lats[idx],
+            accuracy_m=acc[idx],
+            heading_deg=heading[idx],
+            kind=kinds,
+            priors=[prior_of(ctx, reports[i]) for i in idx],
+            road_hints=[ctx.roads_in(reports[i].note) or None for i in idx],
+        )
+        snaps = [as_snap(batch[k]) for k in range(len(batch))]
+    else:
+        snaps = ctx.index.snap_many(
+            lons[idx], lats[idx], accuracy_m=acc[idx], heading_deg=heading[idx]
+        )
     out: list[Placement] = []
     k = 0
     for i, r in enumerate(reports):
@@ -93,10 +189,24 @@ def place_many(reports: Sequence[ReportIn], ctx: NetworkContext) -> list[Placeme
             continue
         area = int(areas[k])
         lon, lat = float(lons[i]), float(lats[i])
-        snap = _second_look(r, ctx, lon, lat, snaps[k])
+        snap = snaps[k] if ctx.robust is not None else _second_look(r, ctx, lon, lat, snaps[k])
         out.append(_decide(r, ctx, lon, lat, area if area >= 0 else None, snap))
         k += 1
     return out
+
+
+def _snapper_said(ctx: NetworkContext, snap: Snap) -> dict[str, Any]:
+    """What the snapper would have decided for a hand-picked report: kept beside the pick,
+    a labelled example when the snapper was not certain (pipeline stores it)."""
+    if snap.index is None:
+        return {"snapped": None}
+    segs = ctx.network.segments
+    return {
+        "snapped": segs[snap.index].id,
+        "snapped_confidence": round(snap.confidence, 3),
+        "snapped_certain": not snap.ambiguous,
+        "offered": [segs[pos].id for pos, _d, _p in snap.candidates],
+    }
 
 
 def _decide(
@@ -157,6 +267,7 @@ def _decide(
                     "distance_m": round(d_hint, 1),
                     "confidence": 1.0,
                     "ambiguous": False,
+                    **_snapper_said(ctx, snap),
                 },
             )
 
@@ -189,6 +300,8 @@ def _decide(
         info["chainage_m"] = round(snap.chainage_m, 1)
     if snap.side is not None:
         info["side"] = snap.side
+    if snap.boundary:
+        info["boundary"] = True  # the chainage rule decided between two halves of a road
     if snap.ambiguous and snap.runner_up is not None:
         info["reason"] = "ambiguous"
         ids = [segments[pos].id for pos, _d, _p in snap.candidates] or [best.id]
@@ -235,3 +348,50 @@ def review_candidates(
         for pos, d in ctx.index.nearby(lon, lat, HINT_PLAUSIBLE_M, limit=6):
             found.setdefault(ctx.network.segments[pos].id, round(d, 1))
     return sorted(found.items(), key=lambda kv: (kv[1] is None, kv[1] or 0.0))
+
+
+def ask_on_the_spot(
+    ctx: NetworkContext,
+    lon: float,
+    lat: float,
+    *,
+    accuracy_m: float | None = None,
+    heading_deg: float | None = None,
+    reporter_id: str | None = None,
+    category: str | None = None,
+) -> dict[str, Any]:
+    """The server's part of "ask the person on the spot" (issue 21): is the best segment
+    certain for a report made here and now, and if not, the two or three candidates to
+    offer (name, distance, share of the posterior), best first. The person's pick comes
+    back as the report's ``segment_hint``, trusted within HINT_PLAUSIBLE_M of the fix."""
+    if ctx.robust is None:
+        return {"certain": None, "confidence": None, "candidates": []}
+    r = ctx.robust.snap(
+        lon,
+        lat,
+        accuracy_m=accuracy_m,
+        heading_deg=heading_deg,
+        prior=(
+            ctx.own_segments.get(reporter_id, frozenset())
+            | ctx.recent.of(reporter_id, dt.datetime.now(dt.UTC))
+            if reporter_id
+            else None
+        ),
+        kind=category_kind(category) if category else "unknown",
+    )
+    segs = ctx.network.segments
+    return {
+        "certain": r.certain,
+        "confidence": round(r.confidence, 3),
+        "best": segs[r.index].id if r.index is not None else None,
+        "candidates": [
+            {
+                "id": segs[pos].id,
+                "name": segs[pos].name,
+                "district": segs[pos].district,
+                "distance_m": round(d, 1),
+                "share": round(p, 3),
+            }
+            for pos, d, p in (r.candidates if not r.certain else r.candidates[:1])
+        ],
+    }

@@ -50,7 +50,7 @@ from .cases.workflow import (
     apply_case_message,
 )
 from .categories import Categories
-from .geolocate import Placement, place, place_many
+from .geolocate import Placement, note_patrol, place, place_many
 from .ingest.errors import FieldError
 from .ingest.messages import Inbound, Outcome
 from .ingest.payloads import ReportIn, ReportRules, decode_json, message_id_of, validate_report
@@ -72,6 +72,7 @@ MAX_RAW_KEPT = 256 * 1024  # bytes of a rejected payload kept verbatim (the size
 
 REPORTS: Table = models.Report.__table__  # type: ignore[assignment]
 REJECTED: Table = models.RejectedMessage.__table__  # type: ignore[assignment]
+LABELS: Table = models.SnapLabel.__table__  # type: ignore[assignment]
 
 
 class StorageError(RuntimeError):
@@ -391,6 +392,7 @@ class Pipeline:
                 if row["status"] == "accepted" and row["segment_id"]:
                     row["case_status"] = "new"
             insert_rows(session, reports_t, rows)
+            insert_rows(session, LABELS, phone_labels(rows, now))
             inserted: set[str] = set(fresh)
             touched_by_cases: list[str] = []
             for it in items:
@@ -430,6 +432,7 @@ class Pipeline:
                     it.patrol = None  # falls through to the rejections below
                 if it.patrol is not None:
                     covered = store_patrol(session, it.patrol, self.ctx, now)
+                    note_patrol(self.ctx, it.patrol.reporter_id, it.patrol.points)
                     it.outcome = Outcome(
                         id=it.message_id,
                         status="accepted",
@@ -644,3 +647,31 @@ def _ack_snap(snap: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     keys = ("distance_m", "confidence", "ambiguous", "chainage_m", "candidates", "reason", "method")
     return {k: snap[k] for k in keys if k in snap}
+
+
+def phone_labels(rows: list[dict[str, Any]], now: dt.datetime) -> list[dict[str, Any]]:
+    """Issue 21: a chief's pick of a segment where the snapper was not certain is a
+    labelled example (models.SnapLabel, source "phone"), beside what the snapper said."""
+    out = []
+    for row in rows:
+        snap = row.get("snap") or {}
+        if snap.get("method") != "hint" or snap.get("snapped_certain", True):
+            continue
+        out.append(
+            {
+                "report_id": row["id"],
+                "source": "phone",
+                "decided_at": now,
+                "by": row["reporter_id"],
+                "segment_id": row["segment_id"],
+                "snapped_id": snap.get("snapped"),
+                "confidence": snap.get("snapped_confidence"),
+                "candidates": snap.get("offered", []),
+                "lat": row.get("lat"),
+                "lon": row.get("lon"),
+                "accuracy_m": row.get("accuracy_m"),
+                "heading_deg": row.get("heading_deg"),
+                "category": row["category"],
+            }
+        )
+    return out

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from roadwatch.geolocate import category_kind
 from roadwatch.runtime import Runtime
 from roadwatch.store import models
 from tests.conftest import make_settings
@@ -37,8 +38,15 @@ def valid_report(ctx: Any, rng: random.Random) -> dict[str, Any]:
     while True:
         seg = ctx.network.segments[rng.randrange(ctx.size)]
         mid = seg.geometry.interpolate(0.5, normalized=True)
-        snap = ctx.index.snap(mid.x, mid.y, accuracy_m=5.0)
-        if not snap.ambiguous and snap.index is not None:
+        # as the live decider (geo.robust) sees it, with the signals the report carries
+        snap = ctx.robust.snap(
+            mid.x,
+            mid.y,
+            accuracy_m=5.0,
+            prior=ctx.own_segments.get("zz-jinshui-0421"),
+            kind=category_kind("E0504"),
+        )
+        if snap.certain:
             return contract_example(
                 lat=mid.y, lon=mid.x, crs="WGS84", accuracy_m=5.0, heading_deg=None
             )

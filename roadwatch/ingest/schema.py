@@ -221,8 +221,9 @@ RULES: dict[str, _Rules] = {
         "severity": ("1 minor (default), 2 serious, 3 urgent (safety).", {"enum": [1, 2, 3]}),
         "photos": (_COMMON["photos"][0] + " At most 20.", {"maxItems": 20}),
         "segment_hint": (
-            "A segment id the person picked by hand when the position was poor "
-            "(`GET /m/api/segments/near`).",
+            "A segment id the person picked by hand when the position was poor or the "
+            "platform was not certain of the segment (`GET /m/api/segments/near` offers "
+            "the candidates). Trusted when the fix is within 150 m of it, else ignored.",
             {"minLength": 1, "maxLength": 64},
         ),
     },

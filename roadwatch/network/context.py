@@ -6,7 +6,9 @@ import datetime as dt
 import hashlib
 import logging
 import re
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from geo.network import Network, load_network, segment_feature
+from geo.robust import RobustSnapper
 from geo.snap import AreaIndex, SegmentIndex
 
 from ..settings import Settings, SettingsError
@@ -27,6 +30,37 @@ DEMO_NETWORK = Path(__file__).resolve().parents[2] / "geo" / "data" / "zhengzhou
 
 def network_path(settings: Settings) -> Path:
     return DEMO_NETWORK if settings.network == "demo" else Path(settings.network)
+
+
+class RecentSegments:
+    """Per reporter, the segments their patrol track was on in the last WINDOW (issue 21:
+    a signal for placing their next report). Points are snapped when the patrol message
+    is stored, so a report only reads a small set here: no snapping on the live path.
+    Thread-safe: ingest writes, the web's nearby query reads."""
+
+    WINDOW = dt.timedelta(minutes=10)
+    KEEP = 200  # points per reporter at most
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by: dict[str, deque[tuple[dt.datetime, int]]] = {}
+
+    def note(self, reporter: str, points: list[tuple[dt.datetime, int]]) -> None:
+        with self._lock:
+            q = self._by.setdefault(reporter, deque(maxlen=self.KEEP))
+            q.extend(sorted(points))
+
+    def of(self, reporter: str | None, at: dt.datetime) -> frozenset[int]:
+        """Segments of the reporter's track within WINDOW before ``at`` (or up to a
+        minute after: clocks differ)."""
+        if reporter is None:
+            return frozenset()
+        with self._lock:
+            q = self._by.get(reporter)
+            if not q:
+                return frozenset()
+            lo, hi = at - self.WINDOW, at + dt.timedelta(minutes=1)
+            return frozenset(pos for t, pos in q if lo <= t <= hi)
 
 
 @dataclass(frozen=True)
@@ -43,6 +77,9 @@ class NetworkContext:
     # reporter id -> positions of the segments they answer for (a prior for snapping)
     own_segments: dict[str, frozenset[int]] = field(default_factory=dict, repr=False)
     road_pattern: re.Pattern[str] | None = field(default=None, repr=False)
+    # the live decider (issue 21): heavy-tailed, pavement-aware, calibrated; built on index
+    robust: RobustSnapper | None = field(default=None, repr=False)
+    recent: RecentSegments = field(default_factory=RecentSegments, repr=False)
 
     def roads_in(self, text: str | None) -> set[str]:
         """Road names of this network mentioned in a note (longest match first)."""
@@ -100,6 +137,7 @@ def load_network_context(settings: Settings) -> NetworkContext:
         features=[segment_feature(s) for s in net.segments],
         own_segments={k: frozenset(v) for k, v in own.items()},
         road_pattern=pattern,
+        robust=RobustSnapper(index),
     )
     log.info(
         "network %s: %d segments in %d districts, loaded in %.2f s",

@@ -565,3 +565,27 @@ class MonthlyReview(Base):
     content_sha256: Mapped[str] = mapped_column(String(64))
     prev_sha256: Mapped[str | None] = mapped_column(String(64))
     chain_sha256: Mapped[str] = mapped_column(String(64))
+
+
+# -- geolocation labels (issue 21) ----------------------------------------------------------
+class SnapLabel(Base):
+    """One person's decision of which segment a report belongs to, beside what the snapper
+    said: labelled data for measuring the snapper. Only hard cases get labels (a review, a
+    choice on the phone when the snapper was not certain), so they measure it on those
+    and cannot calibrate it alone. `segment_id` None: the report was judged invalid."""
+
+    __tablename__ = "snap_labels"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    report_id: Mapped[str] = mapped_column(String(36), index=True)
+    source: Mapped[str] = mapped_column(String(16))  # review | phone
+    decided_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    by: Mapped[str] = mapped_column(String(64))
+    segment_id: Mapped[str | None] = mapped_column(String(64))
+    snapped_id: Mapped[str | None] = mapped_column(String(64))  # the snapper's best
+    confidence: Mapped[float | None] = mapped_column(Float)
+    candidates: Mapped[list[Any]] = mapped_column(JSON)  # ids the snapper offered
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    accuracy_m: Mapped[float | None] = mapped_column(Float)
+    heading_deg: Mapped[float | None] = mapped_column(Float)
+    category: Mapped[str] = mapped_column(String(16))

@@ -341,7 +341,36 @@ def near() -> Response:
                 "distance_m": round(dist, 1),
             }
         )
-    return jsonify({"radius_m": radius, "items": items})
+    return jsonify({"radius_m": radius, "items": items, **_on_the_spot(ctx, wlon, wlat)})
+
+
+def _on_the_spot(ctx: Any, wlon: float, wlat: float) -> dict[str, Any]:
+    """Issue 21: whether the best segment is certain here, and if not the 2-3 candidates
+    for the chief to tap (optional ``accuracy``, ``heading`` and ``category`` sharpen it)."""
+    from ..geolocate import ask_on_the_spot
+
+    def num(name: str, lo: float, hi: float) -> float | None:
+        raw = request.args.get(name)
+        if raw is None or raw == "":
+            return None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ApiError(400, name, "invalid", f"{name} must be a number") from None
+        if not (lo <= value <= hi):
+            raise ApiError(400, name, "out_of_range", f"{name} must be in [{lo}, {hi}]")
+        return value
+
+    category = request.args.get("category")
+    return ask_on_the_spot(
+        ctx,
+        float(wlon),
+        float(wlat),
+        accuracy_m=num("accuracy", 0.0, 10_000.0),
+        heading_deg=num("heading", 0.0, 360.0),
+        reporter_id=_chief(),
+        category=category if category else None,
+    )
 
 
 # -- uploads and the HTTP fallback -----------------------------------------------------

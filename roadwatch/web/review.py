@@ -4,16 +4,21 @@ GET  /api/review                 needs_review reports, oldest first, with their 
 GET  /api/review/count           how many are pending (in the user's district)
 POST /api/review/<report_id>     settle one: {"segment_id": …, "note": …}
                                  or {"invalid": true, "note": …}
+GET  /api/review/labels          the labelled examples and the snapper's agreement
+GET  /api/review/<id>/similar    pending reports of the same reporter within SIMILAR_M
+POST /api/review/<id>/similar    settle them all with one decision (optional "ids")
 The one who decides is the logged-in user (a `by` naming anyone else is refused); viewers
 may not decide, district staff only for a report of their district onto a segment of their
 district, and only onto a candidate near the report's point (geolocate.review_candidates:
 the snapper's candidates and segments within 150 m). Every decision is stored as a report
-transition, written to the audit log in the same transaction, and pushed live (`case` and
-`segment`).
+transition, written to the audit log in the same transaction, pushed live (`case` and
+`segment`), and kept as labelled data for measuring the snapper (models.SnapLabel: the
+decision beside what the snapper said).
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from typing import Any
 
@@ -34,7 +39,7 @@ from .params import district_arg, limit_arg
 bp = Blueprint("review", __name__, url_prefix="/api/review")
 
 
-def _pending() -> Any:
+def _pending_query() -> Any:
     """The select of pending reports this user may see (?district= by code or name)."""
     r = models.Report
     q = select(r).where(r.status == "needs_review")
@@ -51,7 +56,7 @@ def queue() -> Response:
     r = models.Report
     limit = limit_arg(100, 1000)
     with rt.sessions() as session:
-        rows = session.scalars(_pending().order_by(r.received_at, r.id).limit(limit)).all()
+        rows = session.scalars(_pending_query().order_by(r.received_at, r.id).limit(limit)).all()
     segments, position = rt.ctx.network.segments, rt.ctx.position
     tz = rt.settings.tz
     items = []
@@ -90,12 +95,108 @@ def count() -> Response:
     """The pending count for the header: {"pending": n} in the user's district."""
     rt = runtime()
     with rt.sessions() as session:
-        n = session.scalar(select(func.count()).select_from(_pending().subquery()))
+        n = session.scalar(select(func.count()).select_from(_pending_query().subquery()))
     return jsonify({"pending": int(n or 0)})
 
 
 @bp.post("/<report_id>")
 def settle(report_id: str) -> tuple[Response, int]:
+    decision = _decision()
+    rid = _report_uuid(report_id)
+    return _settle_all(rid, [rid], decision)
+
+
+@bp.get("/labels")
+def labels() -> Response:
+    """The labelled examples (review decisions and phone picks beside the snapper's
+    answer), newest first, and how often the snapper's best agreed. Hard cases only:
+    they measure the snapper where it was unsure; they cannot calibrate it alone."""
+    rt = runtime()
+    lb = models.SnapLabel
+    limit = limit_arg(1000, 100_000)
+    q = select(lb)
+    if request.args.get("source") in ("review", "phone"):
+        q = q.where(lb.source == request.args["source"])
+    with rt.sessions() as session:
+        rows = session.scalars(q.order_by(lb.decided_at.desc(), lb.id.desc()).limit(limit)).all()
+    tz = rt.settings.tz
+    items = [
+        {
+            "report_id": r.report_id,
+            "source": r.source,
+            "decided_at": r.decided_at.astimezone(tz).isoformat(),
+            "by": r.by,
+            "segment_id": r.segment_id,
+            "snapped_id": r.snapped_id,
+            "confidence": r.confidence,
+            "candidates": r.candidates,
+            "lat": r.lat,
+            "lon": r.lon,
+            "accuracy_m": r.accuracy_m,
+            "heading_deg": r.heading_deg,
+            "category": r.category,
+        }
+        for r in rows
+    ]
+    placed = [r for r in rows if r.segment_id is not None]
+    agreed = sum(1 for r in placed if r.snapped_id == r.segment_id)
+    offered = sum(1 for r in placed if r.segment_id in (r.candidates or []))
+    return jsonify(
+        {
+            "count": len(items),
+            "placed": len(placed),
+            "snapper_best_agreed": agreed,
+            "among_candidates": offered,
+            "items": items,
+        }
+    )
+
+
+@bp.get("/<report_id>/similar")
+def similar(report_id: str) -> Response:
+    """Pending reports like this one: the same reporter, within SIMILAR_M of it (itself
+    first). Staff settle them together with POST /api/review/<id>/similar."""
+    rid = _report_uuid(report_id)
+    rt = runtime()
+    with rt.sessions() as session:
+        row = _pending(session, rid)
+        ids = [r.id for r in _similar_rows(session, row)]
+    return jsonify({"id": rid, "similar_m": SIMILAR_M, "ids": ids})
+
+
+@bp.post("/<report_id>/similar")
+def settle_similar(report_id: str) -> tuple[Response, int]:
+    """Settle this report and its similar pending ones with one decision. An optional
+    ``ids`` narrows the set (each must be among the similar ones)."""
+    decision = _decision()
+    rid = _report_uuid(report_id)
+    rt = runtime()
+    with rt.sessions() as session:
+        ids = [r.id for r in _similar_rows(session, _pending(session, rid))]
+    wanted = decision.body.get("ids")
+    if wanted is not None:
+        if not isinstance(wanted, list) or not all(isinstance(i, str) for i in wanted):
+            raise ApiError(422, "ids", "invalid", "ids must be a list of report ids")
+        unknown = sorted(set(wanted) - set(ids))
+        if unknown:
+            raise ApiError(
+                422, "ids", "not_similar", f"not similar pending reports: {', '.join(unknown)}"
+            )
+        ids = [i for i in ids if i in set(wanted)]
+    return _settle_all(rid, ids, decision)
+
+
+# Reports of one reporter this close (metres) are "the same place" for settling together.
+SIMILAR_M = 50.0
+_M_PER_DEG = 111_195.0
+
+
+class _Decision:
+    def __init__(self, body: dict[str, Any], by: str, note: str | None, seg_id: str | None):
+        self.body, self.by, self.note, self.segment_id = body, by, note, seg_id
+
+
+def _decision() -> _Decision:
     rt = runtime()
     user = require_writer()  # viewers only watch
     body: Any = request.get_json(silent=True)
@@ -109,84 +210,151 @@ def settle(report_id: str) -> tuple[Response, int]:
         raise ApiError(
             422, "segment_id", "unknown_segment", "segment_id must be a current segment's id"
         )
+    return _Decision(body, by, note, None if invalid else str(seg_id))
+
+
+def _report_uuid(report_id: str) -> str:
     try:
-        rid = str(uuid.UUID(report_id))
+        return str(uuid.UUID(report_id))
     except ValueError:
         raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}") from None
+
+
+def _pending(session: Any, rid: str) -> models.Report:
+    row = session.get(models.Report, rid)
+    if row is None:
+        raise ApiError(404, "report_id", "not_found", f"no report with id {rid}")
+    if row.status != "needs_review":
+        raise ApiError(
+            409, "report_id", "not_in_review", f"the report is {row.status}, not in review"
+        )
+    return row
+
+
+def _similar_rows(session: Any, row: models.Report) -> list[models.Report]:
+    """Pending reports of the same reporter within SIMILAR_M of ``row`` (row first); a
+    report without a position is only similar to itself."""
+    r = models.Report
+    out = [row]
+    if row.lat is None or row.lon is None:
+        return out
+    dlat = SIMILAR_M / _M_PER_DEG
+    dlon = dlat / max(math.cos(math.radians(row.lat)), 0.01)
+    q = select(r).where(
+        r.status == "needs_review",
+        r.reporter_id == row.reporter_id,
+        r.id != row.id,
+        r.lat.between(row.lat - dlat, row.lat + dlat),
+        r.lon.between(row.lon - dlon, row.lon + dlon),
+    )
+    for other in session.scalars(q.order_by(r.received_at, r.id)):
+        assert other.lat is not None and other.lon is not None
+        dy = (other.lat - row.lat) * _M_PER_DEG
+        dx = (other.lon - row.lon) * _M_PER_DEG * math.cos(math.radians(row.lat))
+        if math.hypot(dx, dy) <= SIMILAR_M:
+            out.append(other)
+    return out
+
+
+def _settle_all(rid: str, ids: list[str], decision: _Decision) -> tuple[Response, int]:
+    """One decision for reports ``ids`` (rid among them), in one transaction: a report
+    transition, an audit entry and a labelled example (models.SnapLabel) each."""
+    rt = runtime()
+    by, note, seg_id = decision.by, decision.note, decision.segment_id
+    invalid = seg_id is None
+    new_status = "invalid" if invalid else "accepted"
+    seg = None if seg_id is None else rt.ctx.network.segments[rt.ctx.position[seg_id]]
     now = models.utcnow()
+    payloads: list[tuple[str, dict[str, Any]]] = []
+    new_cases: list[NewCase] = []
+    notices: list[Any] = []
     with rt.sessions.begin() as session:
-        row = session.get(models.Report, rid, with_for_update=True)
-        if row is None:
-            raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}")
-        require_district(row.district, "this report")
-        if not invalid:
-            target = rt.ctx.network.segments[rt.ctx.position[str(seg_id)]]
-            require_district(target.district, f"segment {target.id}")
-            near = [c for c, _d in review_candidates(rt.ctx, row.lon, row.lat, row.snap)]
-            if target.id not in near:
+        for one in ids:
+            row = session.get(models.Report, one, with_for_update=True)
+            if row is None:
+                raise ApiError(404, "report_id", "not_found", f"no report with id {one}")
+            require_district(row.district, "this report")
+            if seg is not None:
+                require_district(seg.district, f"segment {seg.id}")
+                near = [c for c, _d in review_candidates(rt.ctx, row.lon, row.lat, row.snap)]
+                if seg.id not in near:
+                    raise ApiError(
+                        422,
+                        "segment_id",
+                        "not_a_candidate",
+                        f"segment {seg.id} is not a candidate near the report's point (within "
+                        f"{HINT_PLAUSIBLE_M:.0f} m); choose one of {', '.join(near) or 'none'} "
+                        "or mark the report invalid (不是该点附近的候选路段)",
+                    )
+            if row.status != "needs_review":
                 raise ApiError(
-                    422,
-                    "segment_id",
-                    "not_a_candidate",
-                    f"segment {target.id} is not a candidate near the report's point (within "
-                    f"{HINT_PLAUSIBLE_M:.0f} m); choose one of {', '.join(near) or 'none'} or "
-                    "mark the report invalid (不是该点附近的候选路段)",
+                    409, "report_id", "not_in_review", f"the report is {row.status}, not in review"
                 )
-        if row.status != "needs_review":
-            raise ApiError(
-                409, "report_id", "not_in_review", f"the report is {row.status}, not in review"
+            snap = row.snap or {}
+            session.add(
+                models.SnapLabel(
+                    report_id=one,
+                    source="review",
+                    decided_at=now,
+                    by=by,
+                    segment_id=seg_id,
+                    snapped_id=(snap.get("candidates") or [None])[0],
+                    confidence=row.snap_confidence,
+                    candidates=list(snap.get("candidates", [])),
+                    lat=row.lat,
+                    lon=row.lon,
+                    accuracy_m=row.accuracy_m,
+                    heading_deg=row.heading_deg,
+                    category=row.category,
+                )
             )
-        new_status = "invalid" if invalid else "accepted"
-        row.status = new_status
-        row.case_status = "invalid" if invalid else None  # dispatched below when settled
-        if not invalid:
-            assert isinstance(seg_id, str)
-            seg = rt.ctx.network.segments[rt.ctx.position[seg_id]]
-            row.segment_id, row.district = seg.id, seg.district
-            row.segment_version = rt.ctx.versions.get(seg.id)
-            row.snap = {**(row.snap or {}), "method": "review", "reviewed_by": by}
-        session.add(
-            models.ReportTransition(
-                report_id=rid,
-                at=now,
-                from_status="needs_review",
-                to_status=new_status,
-                by=by,
-                note=note,
-                data={"segment_id": None if invalid else seg_id},
+            row.status = new_status
+            row.case_status = "invalid" if invalid else None  # dispatched below when settled
+            if seg is not None:
+                row.segment_id, row.district = seg.id, seg.district
+                row.segment_version = rt.ctx.versions.get(seg.id)
+                row.snap = {**snap, "method": "review", "reviewed_by": by}
+            session.add(
+                models.ReportTransition(
+                    report_id=one,
+                    at=now,
+                    from_status="needs_review",
+                    to_status=new_status,
+                    by=by,
+                    note=note,
+                    data={"segment_id": seg_id}
+                    if one == rid
+                    else {"segment_id": seg_id, "with": rid},
+                )
             )
-        )
-        session.flush()
-        audit.record(
-            session,
-            actor(),
-            "review.settle",
-            rid,
-            at=now,
-            status=new_status,
-            segment_id=None if invalid else seg_id,
-            district=row.district,
-            note=note,
-        )
-        payloads: list[tuple[str, dict[str, Any]]] = [
-            (
-                "case",
-                {
-                    "id": rid,
-                    "status": new_status,
-                    "segment_id": row.segment_id,
-                    "district": row.district,
-                    "by": by,
-                },
-            )
-        ]
-        notices: list[Any] = []
-        if not invalid:
-            fx = open_cases(
+            session.flush()
+            audit.record(
                 session,
-                [
+                actor(),
+                "review.settle",
+                one,
+                at=now,
+                status=new_status,
+                segment_id=seg_id,
+                district=row.district,
+                note=note,
+            )
+            payloads.append(
+                (
+                    "case",
+                    {
+                        "id": one,
+                        "status": new_status,
+                        "segment_id": row.segment_id,
+                        "district": row.district,
+                        "by": by,
+                    },
+                )
+            )
+            if seg is not None:
+                new_cases.append(
                     NewCase(
-                        id=rid,
+                        id=one,
                         segment_id=seg.id,
                         category=row.category,
                         severity=row.severity,
@@ -196,10 +364,9 @@ def settle(report_id: str) -> tuple[Response, int]:
                         lon=row.lon,
                         reporter_id=row.reporter_id,
                     )
-                ],
-                rt.pipeline.sla,
-                now,
-            )
+                )
+        if seg is not None:
+            fx = open_cases(session, new_cases, rt.pipeline.sla, now)
             payloads += fx.events
             notices = fx.notices
             payloads += [("segment", st) for st in segment_states(session, [seg.id])]
@@ -207,4 +374,7 @@ def settle(report_id: str) -> tuple[Response, int]:
         enqueue(session, notices, now, rt.pipeline.routing)  # sent from the outbox
     rt.broadcaster.publish(events)
     rt.send_notices(notices)
-    return jsonify({"id": rid, "status": new_status, "segment_id": row.segment_id}), 200
+    body: dict[str, Any] = {"id": rid, "status": new_status, "segment_id": seg_id}
+    if ids != [rid]:
+        body["settled"] = ids
+    return jsonify(body), 200

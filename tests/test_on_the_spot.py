@@ -1,0 +1,188 @@
+"""Issue 21.4, server side: the nearby-segments answer says whether the best segment is
+certain and offers 2-3 candidates; the chosen one is trusted within a distance limit."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import shapely
+from sqlalchemy import select
+
+from roadwatch.accounts import chiefs as ca
+from roadwatch.geolocate import HINT_PLAUSIBLE_M, ask_on_the_spot
+from roadwatch.store import models
+from tests.support.examples import contract_example
+from tests.test_chief_accounts import _chiefs, js
+from tests.test_pipeline import inbound
+
+
+def _spots(ctx: Any) -> tuple[tuple[float, float], tuple[float, float]]:
+    """A junction where distance alone cannot tell the roads apart, and a mid-block spot."""
+    unsure = sure = None
+    for seg in ctx.network.segments[:400]:
+        line = (
+            shapely.get_geometry(seg.geometry, 0)
+            if seg.geometry.geom_type != "LineString"
+            else seg.geometry
+        )
+        x, y = line.coords[0]
+        if unsure is None and not ctx.robust.snap(x, y, accuracy_m=10.0).certain:
+            unsure = (x, y)
+        mid = line.interpolate(0.5, normalized=True)
+        if sure is None and ctx.robust.snap(mid.x, mid.y, accuracy_m=10.0).certain:
+            sure = (mid.x, mid.y)
+        if unsure and sure:
+            return unsure, sure
+    pytest.fail("no junction or mid-block spot found on the demo network")
+
+
+def test_nearby_answer_flags_uncertainty_and_offers_candidates(runtime: Any, client: Any) -> None:
+    ((chief, _),) = _chiefs(runtime, 1)
+    with runtime.sessions.begin() as s:
+        s.query(models.ChiefAccount).delete()
+        password = ca.provision(s, only=[chief]).created[chief]
+    res = client.post("/m/api/session", json={"reporter_id": chief, "password": password})
+    assert res.status_code == 200
+    (ux, uy), (sx, sy) = _spots(runtime.ctx)
+
+    near = js(client.get(f"/m/api/segments/near?lat={uy}&lon={ux}&radius=80&accuracy=10"))
+    assert near["certain"] is False
+    assert 2 <= len(near["candidates"]) <= 3
+    assert near["candidates"][0]["id"] == near["best"]
+    names = {s.id: s.name for s in runtime.ctx.network.segments}
+    for c in near["candidates"]:
+        assert c["name"] == names[c["id"]] and c["distance_m"] <= 80 and 0 < c["share"] <= 1
+    assert near["items"]  # the plain pick-list is still there
+
+    sure = js(client.get(f"/m/api/segments/near?lat={sy}&lon={sx}&accuracy=10"))
+    assert sure["certain"] is True and len(sure["candidates"]) == 1
+    assert sure["confidence"] >= 0.93
+    bad = client.get(f"/m/api/segments/near?lat={sy}&lon={sx}&heading=400")
+    assert bad.status_code == 400
+
+
+def test_the_chosen_segment_is_trusted_within_the_limit(runtime: Any) -> None:
+    ctx = runtime.ctx
+    (ux, uy), _ = _spots(ctx)
+    offer = ask_on_the_spot(ctx, ux, uy, accuracy_m=10.0)
+    assert not offer["certain"]
+    picked = offer["candidates"][1]["id"]  # not the snapper's best: the chief knows better
+    body = contract_example(lat=uy, lon=ux, crs="WGS84", heading_deg=None, segment_hint=picked)
+    (out,) = runtime.pipeline.process([inbound(body)])
+    assert (out.status, out.segment_id) == ("accepted", picked)
+    # the pick where the snapper was not certain is a labelled example
+    with runtime.sessions() as s:
+        label = s.scalars(
+            select(models.SnapLabel).where(models.SnapLabel.report_id == body["report_id"])
+        ).one()
+    assert (label.source, label.segment_id, label.snapped_id) == ("phone", picked, offer["best"])
+    assert picked in label.candidates and label.by == body["reporter_id"]
+    # a pick far beyond the limit from the fix is not believed
+    far = next(
+        s
+        for s in ctx.network.segments
+        if ctx.index.distance_to(ctx.position[s.id], ux, uy) > HINT_PLAUSIBLE_M
+    )
+    body = contract_example(lat=uy, lon=ux, crs="WGS84", heading_deg=None, segment_hint=far.id)
+    (out,) = runtime.pipeline.process([inbound(body)])
+    assert out.segment_id != far.id
+    # a mid-block report, certain without the pick, is no label
+    _, (sx, sy) = _spots(ctx)
+    mine = ctx.robust.snap(sx, sy, accuracy_m=12.0)
+    sure = contract_example(
+        lat=sy,
+        lon=sx,
+        crs="WGS84",
+        heading_deg=None,
+        segment_hint=ctx.network.segments[mine.index].id,
+    )
+    runtime.pipeline.process([inbound(sure)])
+    with runtime.sessions() as s:
+        assert (
+            s.scalars(
+                select(models.SnapLabel).where(models.SnapLabel.report_id == sure["report_id"])
+            ).all()
+            == []
+        )
+
+
+def test_the_patrol_track_of_the_last_minutes_is_a_signal(runtime: Any) -> None:
+    import datetime as dt
+    import uuid
+
+    from tests.test_patrols import patrol_msg, walk_along
+
+    ctx, me = runtime.ctx, "zz-jinshui-0421"
+    own = ctx.own_segments.get(me, frozenset())
+    found = None
+    spots = (
+        seg.geometry.interpolate(d / seg.length_m, normalized=True)
+        for seg in ctx.network.segments[:600]
+        if seg.geometry.geom_type == "LineString" and seg.length_m > 60
+        for d in (4.0, 8.0, 12.0, 16.0)
+    )
+    for spot in spots:
+        x, y = spot.x, spot.y
+        r = ctx.robust.snap(x, y, accuracy_m=10.0, prior=own)
+        if r.certain:
+            continue
+        for pos, _d, _p in r.candidates[1:]:
+            again = ctx.robust.snap(x, y, accuracy_m=10.0, prior=own | {pos})
+            if again.index == pos:  # the track turns the answer (certain or not)
+                found = (x, y, pos)
+                break
+        if found:
+            break
+    assert found, "no junction where a track turns the answer on the demo network"
+    x, y, pos = found
+    seg = ctx.network.segments[pos]
+    report = {"lat": y, "lon": x, "crs": "WGS84", "heading_deg": None, "accuracy_m": 10.0}
+    (before,) = runtime.pipeline.process([inbound(contract_example(**report))])
+    assert before.status == "needs_review" and before.segment_id is None
+    # the chief has been walking along that segment for the last minutes
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=3)
+    pts: Any = list(enumerate(walk_along([seg], spacing_m=10, noise_m=2, seed=1)))
+    (p,) = runtime.pipeline.process([patrol_msg(str(uuid.uuid4()), me, "start", pts, start)])
+    assert p.status == "accepted"
+    body = contract_example(**report)
+    (after,) = runtime.pipeline.process([inbound(body)])
+    if after.status == "accepted":
+        assert after.segment_id == seg.id
+    else:  # still for a person to decide, but now the walked segment comes first
+        with runtime.sessions() as s:
+            row = s.get(models.Report, body["report_id"])
+            assert row is not None and row.snap is not None
+            assert row.snap["candidates"][0] == seg.id
+    # someone else's track is no signal for this reporter, and an old track neither
+    assert pos not in ctx.recent.of("zz-zhongyuan-0001", dt.datetime.now(dt.UTC))
+    assert pos not in ctx.recent.of(me, dt.datetime.now(dt.UTC) + dt.timedelta(minutes=30))
+
+
+def test_the_chainage_rule_decides_between_two_halves_of_a_road(runtime: Any) -> None:
+    from tests.test_patrols import chain_of_two
+
+    a, b = chain_of_two(runtime.ctx.network)
+    # just before the joint on a (its last 6 m), and just after it on b
+    for seg, frac in ((a, 1.0 - 6.0 / a.length_m), (b, 6.0 / b.length_m)):
+        p = seg.geometry.interpolate(frac, normalized=True)
+        # walking along the road: a crossing road at the joint is no rival then
+        q = seg.geometry.interpolate(frac + 2.0 / seg.length_m, normalized=True)
+        east = (q.x - p.x) * math.cos(math.radians(p.y))
+        heading = math.degrees(math.atan2(east, q.y - p.y)) % 360.0
+        body = contract_example(lat=p.y, lon=p.x, crs="WGS84", heading_deg=heading, accuracy_m=10.0)
+        (out,) = runtime.pipeline.process([inbound(body)])
+        assert (out.status, out.segment_id) == ("accepted", seg.id)
+        assert _stored_snap(runtime, body)["boundary"] is True
+    mid = a.geometry.interpolate(0.5, normalized=True)
+    body = contract_example(lat=mid.y, lon=mid.x, crs="WGS84", accuracy_m=10.0)
+    (out,) = runtime.pipeline.process([inbound(body)])
+    assert out.status == "accepted" and "boundary" not in _stored_snap(runtime, body)
+
+
+def _stored_snap(runtime: Any, body: dict[str, Any]) -> dict[str, Any]:
+    with runtime.sessions() as s:
+        row = s.get(models.Report, body["report_id"])
+        assert row is not None and row.snap is not None
+        return dict(row.snap)
