@@ -18,7 +18,7 @@
  */
 import { connect, disconnect } from "./broker.js";
 import { installForms } from "./forms.js";
-import { clearDone, pump } from "./outbox.js";
+import { clearDone, pump, retryNow } from "./outbox.js";
 import { installPatrol } from "./patrol.js";
 import { onSignIn, refresh, signOut, start } from "./session.js";
 import { app } from "./state.js";
@@ -36,10 +36,13 @@ function wire() {
   installPatrol();
   $("#outbox-clear").addEventListener("click", clearDone);
   $("#sign-out").addEventListener("click", signOut);
-  window.addEventListener("online", () => { connect(); refresh(); pump(); });
+  window.addEventListener("online", () => {
+    if (!app.auth) setNet("online", "未登录"); // the sign-in screen
+    connect(); refresh(); retryNow();
+  });
   window.addEventListener("offline", () => { disconnect(); setNet("offline", "离线"); });
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible" && app.auth) { refresh(); pump(); }
+    if (document.visibilityState === "visible" && app.auth) { refresh(); retryNow(); }
   });
   setInterval(pump, 2000);
   // Without the broker nobody pushes notices: fetch the case list now and then.

@@ -177,6 +177,22 @@ async function attempt(item) {
   throw new Error(`服务器暂时不可用 (HTTP ${res.status})`);
 }
 
+/**
+ * The way out is back (the broker connected, the phone online, the app in front again):
+ * what waits for its backoff is sent now. A server's Retry-After still holds (holdUntil).
+ */
+export async function retryNow() {
+  /** @type {OutboxItem[]} */
+  const items = await store.all("outbox");
+  for (const item of items) {
+    if (item.state === "queued" && item.next_at > Date.now()) {
+      item.next_at = 0;
+      await store.put("outbox", item);
+    }
+  }
+  await pump();
+}
+
 /** Send every item that is due, oldest first (one pump at a time). */
 export async function pump() {
   if (app.pumping || !app.auth) return;
