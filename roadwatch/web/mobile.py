@@ -145,10 +145,12 @@ def sign_in() -> tuple[Response, int]:
         raise ApiError(400, "request", "invalid_json", "请发送 JSON {reporter_id, password}")
     rid, password = body.get("reporter_id"), body.get("password")
     if not isinstance(rid, str) or not rid.strip():
-        raise ApiError(400, "reporter_id", "required", "请输入账号 (reporter id)")
+        raise ApiError(400, "reporter_id", "required", "请输入账号或手机号 (id or phone number)")
     if not isinstance(password, str) or not password:
         raise ApiError(400, "password", "required", "请输入密码")
-    rid = rid.strip()
+    # The chief's id, or their phone number (issue 20): the throttle counts the chief.
+    with runtime().sessions() as session:
+        rid = chiefs.login_id(session, rid.strip())
     wait = _throttle().wait_s(rid, request.remote_addr)
     if wait > 0:
         raise ApiError(
@@ -163,7 +165,9 @@ def sign_in() -> tuple[Response, int]:
         person = chiefs.authenticate(session, rid, password)
     if person is None:
         _throttle().failed(rid, request.remote_addr)
-        raise ApiError(401, "password", "wrong", "账号或密码不正确 (wrong id or password)")
+        raise ApiError(
+            401, "password", "wrong", "账号（手机号）或密码不正确 (wrong id, phone or password)"
+        )
     _throttle().succeeded(rid)
     with runtime().sessions.begin() as session:
         device, token = chiefs.issue_device(session, rid, request.headers.get("User-Agent"))
