@@ -96,8 +96,23 @@ class Runtime:
             if notices:
                 log.info("no MQTT connection: %d notices only in the case history", len(notices))
             return
-        for n in notices:
+        from .cases.notices import with_text
+
+        for n in with_text(notices, self.category_words, self._segment_names, self.settings.tz):
             self.mqtt.publish_notice(n.person_id, json.dumps(n.body, ensure_ascii=False).encode())
+
+    @property
+    def category_words(self) -> dict[str, tuple[str, str]]:
+        """Category code -> (Chinese name, English name), for people's words."""
+        return {c.code: (c.name, c.name_en) for c in self.categories.by_code.values()}
+
+    def _segment_names(self, ids: set[str]) -> dict[str, str]:
+        ctx = self.ctx
+        return {
+            s: str(ctx.features[ctx.position[s]]["properties"].get("name") or s)
+            for s in ids
+            if s in ctx.position
+        }
 
     def deliver(self, events: list[Any], notices: list[Notice]) -> None:
         self.broadcaster.publish(events)

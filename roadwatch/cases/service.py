@@ -35,6 +35,7 @@ def _serve(settings_values: dict[str, Any], ready: Any, parent_pid: int) -> None
     from .calendar import load_sla
     from .clock import Scheduler
     from .dispatcher import Dispatcher
+    from .notices import names_from_db, with_text
 
     settings = load_settings(env={}, overrides=settings_values)
     # Phones wait for acks; nobody waits a second for a dispatch. On a busy machine the
@@ -46,7 +47,8 @@ def _serve(settings_values: dict[str, Any], ready: Any, parent_pid: int) -> None
         level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
     engine = db.make_engine(settings.database_url)
-    sla = load_sla(categories=load_categories().codes)
+    categories = load_categories()
+    sla = load_sla(categories=categories.codes)
     emitter = None
     if settings.socketio_queue:
         from flask_socketio import SocketIO
@@ -66,9 +68,12 @@ def _serve(settings_values: dict[str, Any], ready: Any, parent_pid: int) -> None
     client.connect_async(settings.mqtt_host, settings.mqtt_port, keepalive=30)
     client.loop_start()
 
+    words = {c.code: (c.name, c.name_en) for c in categories.by_code.values()}
+    segment_names = names_from_db(engine)
+
     def deliver(events: list[Any], notices: list[Any]) -> None:
         broadcaster.publish(events)
-        for n in notices:
+        for n in with_text(notices, words, segment_names, settings.tz):
             client.publish(
                 topics.notice(n.person_id), json.dumps(n.body, ensure_ascii=False).encode(), qos=1
             )

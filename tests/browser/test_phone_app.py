@@ -592,6 +592,48 @@ def test_app_reports_through_the_embedded_broker(
         rt.stop()
 
 
+# -- issue 20 e: the sign-in screen has no tabs, and the pill says what is true ------------
+def _pill(page: Page) -> tuple[str, str, str]:
+    text, state, colour = page.evaluate(
+        "() => { const n = document.querySelector('#net');"
+        " return [n.textContent, n.dataset.state, getComputedStyle(n).backgroundColor]; }"
+    )
+    return text, state, colour
+
+
+def test_sign_in_screen_has_no_tabs_and_a_true_status_pill(
+    phone: tuple[BrowserContext, Problems], stack: Stack
+) -> None:
+    context, problems = phone
+    chief, _ = stack.chiefs[0]
+    page = context.new_page()
+    page.goto(stack.url + "/m/")
+    page.wait_for_function("window.__rwReady === true")
+    expect(page.locator("#view-signin")).to_be_visible()
+    display = "() => getComputedStyle(document.querySelector('#tabs')).display"
+    assert page.evaluate(display) == "none"
+    # Nothing but the sign-in form where the tabs would be (the bottom of the screen).
+    h = page.viewport_size["height"] if page.viewport_size else 800
+    hit = page.evaluate(f"() => document.elementFromPoint(100, {h - 20}).closest('#tabs')")
+    assert hit is None
+    green = "rgb(46, 125, 50)"
+    assert _pill(page) == ("未登录", "online", green)
+    save_screenshot(page, "phone-signin")
+    context.set_offline(True)
+    problems.offline = True
+    expect(page.locator("#net")).to_have_text("离线")
+    assert _pill(page)[1:] == ("offline", "rgb(85, 85, 85)")
+    context.set_offline(False)
+    problems.offline = False
+    expect(page.locator("#net")).to_have_text("未登录")
+
+    sign_in(page, stack, chief)
+    assert page.evaluate(display) == "flex"
+    expect(page.locator("#net")).to_have_text("在线")  # the broker's WebSocket, connected
+    assert _pill(page) == ("在线", "online", green)
+    save_screenshot(page, "phone-signed-in")
+
+
 # -- issue 20: a new broker address is used without a reload; retries go at once -----------
 def test_new_broker_address_is_used_at_once_and_retries_do_not_wait_their_backoff(
     phone: tuple[BrowserContext, Problems], stack: Stack

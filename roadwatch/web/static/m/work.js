@@ -54,11 +54,22 @@ export function renderCases() {
       : el("button", { type: "button", text: "整改反馈", onclick: () => openRectify(c) }))));
 }
 
+/** @type {Record<string, string>} */
+const NOTICE_WORDS = { dispatch: "新案件", reopened: "整改未通过，案件重新打开",
+  overdue: "案件已超期", escalation: "案件已升级" };
+/** notice_ids already shown (a notice outbox may send one again after a reconnect) */
+const seenNotices = new Set();
+
 /**
- * A notice from the platform (on roadwatch/v1/notices/{me}): say so, fetch the cases.
- * @param {{message?: string, kind?: string}} body
+ * A notice from the platform (on roadwatch/v1/notices/{me}): show its words (Chinese,
+ * docs/protocol.md 2.6), fetch the cases. One already seen (same notice_id) is dropped.
+ * @param {{message?: string, kind?: string, notice_id?: string}} body
  */
 export function onNotice(body) {
-  toast(`新通知：${body.message || body.kind || "有新的案件"}`);
+  if (body.notice_id) {
+    if (seenNotices.has(body.notice_id)) return;
+    seenNotices.add(body.notice_id);
+  }
+  toast(body.message || NOTICE_WORDS[body.kind || ""] || "有新的通知");
   refresh();
 }
