@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from roadwatch.cases.notices import texts, with_text
+from roadwatch.cases.notices import names_from_db, texts, with_text
 from roadwatch.cases.workflow import Notice
 from tests.test_cases import FRIDAY_1630, at, case_row, chief_of, report  # noqa: F401
 
@@ -63,3 +63,10 @@ def test_no_dispatch_notice_for_the_chiefs_own_report(
     assert other.case_status == "dispatched"
     (n,) = [n for n in sent if n.body.get("case_id") == body2["report_id"]]
     assert n.person_id == chief and n.body["kind"] == "dispatch"
+    # The case service (under `worker`) names segments from the database.
+    names = names_from_db(runtime.engine)({first.segment_id, "no-such-segment"})
+    assert names == {
+        first.segment_id: runtime.ctx.features[runtime.ctx.position[first.segment_id]][
+            "properties"
+        ]["name"]
+    }

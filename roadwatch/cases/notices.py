@@ -96,6 +96,6 @@ def names_from_db(engine: Engine) -> Callable[[set[str]], Mapping[str, str]]:
             return {}
         s = models.Segment
         with engine.connect() as conn:
-            return dict(conn.execute(select(s.id, s.name).where(s.id.in_(ids))).tuples().all())
+            return dict(conn.execute(select(s.id, s.name).where(s.id.in_(ids))).all())
 
     return names

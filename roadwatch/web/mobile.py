@@ -253,6 +253,13 @@ def me() -> Response:
                 .limit(200)
             )
         )
+        reporter_names = dict(
+            session.execute(
+                select(models.Reporter.id, models.Reporter.name).where(
+                    models.Reporter.id.in_({c.reporter_id for c in cases})
+                )
+            ).all()
+        )
     cats = rt.categories
     groups = []
     for key, label in GROUPS:
@@ -301,9 +308,17 @@ def me() -> Response:
             "note": c.note,
             "lat": c.lat,
             "lon": c.lon,
+            # issue 20: what a chief needs to act on it
+            "severity": c.severity,
+            "work_left_h": _work_left_h(c.due_at, now),
+            "photo": _photo_url(c.photos),
+            "reporter": reporter_names.get(c.reporter_id, c.reporter_id),
+            "own_report": c.reporter_id == rid,
         }
         for c in cases
     ]
+    # Urgent first, then what is overdue, then by deadline.
+    case_items.sort(key=lambda c: (c["severity"] != 3, not c["overdue"], c["due_at"] or "~"))
     return jsonify(
         {
             "chief": _chief_json(rid),
@@ -312,6 +327,134 @@ def me() -> Response:
             "cases": case_items,
         }
     )
+
+
+def _work_left_h(due: dt.datetime | None, now: dt.datetime) -> float | None:
+    """Working hours until the deadline (the city's working calendar); negative: overdue by."""
+    if due is None:
+        return None
+    from ..cases.calendar import Sla
+
+    sla = runtime().pipeline.sla
+    if not isinstance(sla, Sla):  # a test's stand-in without a calendar
+        return None
+    cal = sla.calendar
+    if due >= now:
+        return round(cal.working_between(now, due).total_seconds() / 3600, 2)
+    return -round(cal.working_between(due, now).total_seconds() / 3600, 2)
+
+
+def _photo_url(photos: list[Any] | None) -> str | None:
+    first = (photos or [None])[0]
+    return f"/m/api/photos/{first}" if isinstance(first, str) else None
+
+
+# A report's outcome in the chief's words (its case_status; docs/protocol.md 2.5).
+OUTCOME_WORDS = {
+    "new": "已受理，等待派单",
+    "dispatched": "已派单，处理中",
+    "duplicate": "已并入已有案件",
+    "rectified": "已整改，待核查",
+    "reopened": "整改未通过，重新处理",
+    "closed": "已办结",
+    "needs_review": "路段待人工核定",
+}
+
+
+def _history_item(r: models.Report, parent: models.Report | None) -> dict[str, Any]:
+    cats = runtime().categories
+    ctx = runtime().ctx
+
+    def seg_name(sid: str | None) -> str | None:
+        if sid is None or sid not in ctx.position:
+            return None
+        name = ctx.features[ctx.position[sid]]["properties"].get("name")
+        return str(name) if name else sid
+
+    def cat_name(code: str) -> str:
+        return cats.by_code[code].name if code in cats.by_code else code
+
+    status = r.case_status or r.status
+    return {
+        "id": r.id,
+        "observed_at": _iso(r.observed_at),
+        "received_at": _iso(r.received_at),
+        "category": r.category,
+        "category_name": cat_name(r.category),
+        "severity": r.severity,
+        "segment_id": r.segment_id,
+        "segment_name": seg_name(r.segment_id),
+        "case_status": r.case_status,
+        "outcome": OUTCOME_WORDS.get(status or "", status),
+        "due_at": _iso(r.due_at),
+        "merged_into": None
+        if parent is None
+        else {
+            "id": parent.id,
+            "category_name": cat_name(parent.category),
+            "segment_name": seg_name(parent.segment_id),
+            "case_status": parent.case_status,
+        },
+    }
+
+
+def _history(rid: str, report_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    r = models.Report
+    with runtime().sessions() as session:
+        q = select(r).where(r.reporter_id == rid)
+        if report_id is not None:
+            q = q.where(r.id == report_id)
+        rows = list(session.scalars(q.order_by(r.received_at.desc()).limit(limit)))
+        parent_ids = {x.parent_id for x in rows if x.parent_id}
+        parents = (
+            {p.id: p for p in session.scalars(select(r).where(r.id.in_(parent_ids)))}
+            if parent_ids
+            else {}
+        )
+    return [_history_item(x, parents.get(x.parent_id or "")) for x in rows]
+
+
+@bp.get("/api/reports")
+def my_reports() -> Response:
+    """The chief's own reports, newest first, with what became of each (issue 20)."""
+    return jsonify({"items": _history(_chief())})
+
+
+@bp.get("/api/reports/<report_id>")
+def my_report(report_id: str) -> Response:
+    """One of the chief's own reports and its outcome: the receipt on the report form."""
+    items = _history(_chief(), report_id, 1)
+    if not items:
+        raise ApiError(404, "report_id", "not_found", "没有这条上报 (no such report of yours)")
+    return jsonify(items[0])
+
+
+@bp.get("/api/photos/<sha256>")
+def case_photo(sha256: str) -> Response:
+    """A photo of the chief's own report or of a case assigned to them; else 404."""
+    from flask import send_file
+    from sqlalchemy import String, cast
+
+    rid = _chief()
+    found = api._photo_path(sha256)  # checks the hex form
+    if found is not None:
+        r = models.Report
+        with runtime().sessions() as session:
+            mine = session.scalar(
+                select(r.id)
+                .where(
+                    or_(r.reporter_id == rid, r.assignee_id == rid),
+                    cast(r.photos, String).like(f"%{sha256}%"),
+                )
+                .limit(1)
+            )
+        if mine is None:
+            found = None
+    if found is None:
+        raise ApiError(404, "sha256", "not_found", "没有这张照片 (no such photo)")
+    res = send_file(found[0].resolve(), mimetype=found[1], max_age=86400)
+    res.headers["Cache-Control"] = "private, max-age=86400"
+    return res
 
 
 @bp.get("/api/segments/near")

@@ -929,3 +929,151 @@ def test_rectification_and_patrol_reach_the_platform_over_http_once_without_a_br
         assert rejected == []
     finally:
         rt.stop()
+
+
+# -- issue 20 b: the receipt on the form, case cards a chief can act on --------------------
+def test_receipt_on_the_form_and_case_cards_with_countdown_photo_and_reporter(
+    browser: Browser, playwright_session: Playwright, tmp_path: Path, network_ctx: Any
+) -> None:
+    from roadwatch.accounts import chiefs as ca
+    from tests.support.examples import contract_example
+    from tests.test_cases import msg
+
+    rt = Runtime.build(make_settings(tmp_path, mobile_mqtt_ws_url=""), ctx=network_ctx)
+    chief, segment = _chief_without_frontage(rt)
+    (other, _), *_ = [c for c in _chiefs_with_segments(rt, 5) if c[0] != chief]
+    seg_name = rt.ctx.features[rt.ctx.position[segment]]["properties"]["name"]
+    with rt.sessions.begin() as s:
+        password = ca.provision(s, only=[chief]).created[chief]
+        other_name = s.get(models.Reporter, other).name  # type: ignore[union-attr]
+    lat, lon = _segment_midpoint(rt, segment)
+    device = dict(playwright_session.devices[DEVICE])
+    device.pop("default_browser_type", None)
+    errors: list[str] = []
+    try:
+        with live_server(rt) as server:
+            context = browser.new_context(
+                **device,
+                locale="zh-CN",
+                timezone_id="Asia/Shanghai",
+                permissions=["geolocation"],
+                geolocation={"latitude": lat, "longitude": lon, "accuracy": 4},
+            )
+            try:
+                page = context.new_page()
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(server.url + "/m/")
+                page.fill("#signin-id", chief)
+                page.fill("#signin-pw", password)
+                page.click("#signin-form button[type=submit]")
+                expect(page.locator("#cat-groups details").first).to_be_visible()
+                wait_for_fix(page)
+
+                def send(code: str, photo: bool) -> float:
+                    """Report from the form; seconds from the ack to the receipt shown."""
+                    pick_category(page, code)
+                    if photo:
+                        page.set_input_files(
+                            "#photo-input",
+                            files=[
+                                FilePayload(
+                                    name="p.png",
+                                    mimeType="image/png",
+                                    buffer=png(800, 600, (1, 2, 3)),
+                                )
+                            ],
+                        )
+                        expect(page.locator("#photo-thumbs img")).to_have_count(1)
+                    page.click("#severity button[data-v='3']")
+                    before = len(page.evaluate("() => window.rwStore.all('outbox')"))
+                    page.click("#report-send")
+                    deadline = time.monotonic() + 15
+                    while time.monotonic() < deadline:
+                        items = page.evaluate("() => window.rwStore.all('outbox')")
+                        if len([i for i in items if i["state"] == "accepted"]) > before:
+                            break
+                        page.wait_for_timeout(20)
+                    acked = time.monotonic()
+                    expect(page.locator("#report-done[data-receipt]")).to_have_count(
+                        1, timeout=3000
+                    )
+                    return time.monotonic() - acked
+
+                first = send("E0504", photo=True)
+                expect(page.locator("#report-done")).to_have_text(f"已受理·{seg_name}")
+                assert first < 1.0, first
+                # The same problem again at the same place: merged into that case.
+                page.wait_for_timeout(300)
+                page.click("#severity button[data-v='1']")
+                second = send("E0504", photo=False)
+                expect(page.locator("#report-done")).to_have_text(
+                    f"已并入已有案件·店外经营·{seg_name}", timeout=3000
+                )
+                assert second < 1.0, second
+
+                # Someone else reports another problem on the chief's road.
+                body = contract_example(
+                    reporter_id=other,
+                    lat=lat,
+                    lon=lon,
+                    crs="WGS84",
+                    category="E0102",
+                    severity=1,
+                    photos=[],
+                    note=None,
+                )
+                rt.pipeline.reporters.reload()
+                (out,) = rt.pipeline.process([msg("report", body, other, dt_now())])
+                assert out.case_status == "dispatched", out
+
+                page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+                page.click("#tabs [data-view=work]")
+                cards = page.locator("#case-list li[data-case]")
+                expect(cards).to_have_count(2)
+                urgent = cards.nth(0)  # urgent first
+                expect(urgent).to_have_class(re.compile(r"\burgent\b"))
+                expect(urgent.locator(".sev")).to_have_text("紧急")
+                expect(urgent.locator(".countdown")).to_have_text(
+                    re.compile(r"^(剩|已超期) \d+ (小时|分钟) · 期限 ")
+                )
+                expect(urgent).to_contain_text("本人上报")
+                img = urgent.locator("img.case-photo")
+                expect(img).to_have_count(1)
+                page.wait_for_function(
+                    "document.querySelector('#case-list li.urgent img').naturalWidth > 0"
+                )
+                other_card = cards.nth(1)
+                expect(other_card.locator(".sev")).to_have_text("一般")
+                expect(other_card).to_contain_text(f"上报人：{other_name}")
+                save_screenshot(page, "phone-case-cards")
+
+                # A rectification waiting in the outbox (offline): no second 整改反馈.
+                context.set_offline(True)
+                urgent.locator("button").click()
+                page.set_input_files(
+                    "#rect-photo",
+                    files=[
+                        FilePayload(
+                            name="a.png", mimeType="image/png", buffer=png(640, 480, (7, 99, 7))
+                        )
+                    ],
+                )
+                expect(page.locator("#rect-thumbs img")).to_have_count(1)
+                page.click("#rect-send")
+                card = page.locator("#case-list li.urgent")
+                expect(card).to_contain_text("整改反馈已保存，等待发送")
+                expect(card.locator("button")).to_have_count(0)
+                context.set_offline(False)
+                expect(card).to_contain_text("已整改，待核查", timeout=15000)
+            finally:
+                context.close()
+        # Only Chromium's own lines about the offline minutes, nothing from the app.
+        assert errors == []
+    finally:
+        rt.stop()
+
+
+def dt_now() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)

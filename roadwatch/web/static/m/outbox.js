@@ -9,12 +9,13 @@
  * holds all sending for as long as its Retry-After asks.
  */
 import { publish } from "./broker.js";
-import { categoryByCode } from "./forms.js";
+import { categoryByCode, showReceipt } from "./forms.js";
 import { showCoverage } from "./patrol.js";
 import { api, refresh } from "./session.js";
 import { app } from "./state.js";
 import { store } from "./store.js";
 import { $, el, errorsText, fmt } from "./util.js";
+import { renderCases } from "./work.js";
 
 /** @typedef {import("./state.js").OutboxItem} OutboxItem */
 /** @typedef {import("./state.js").Ack} Ack */
@@ -81,6 +82,7 @@ async function settle(item, ack) {
   }
   await store.put("outbox", item);
   renderOutbox();
+  if (item.kind === "report") showReceipt(item);
   if (item.kind === "patrol" && item.state === "accepted") showCoverage(ack.covered_segments || []);
   if (item.kind === "rectification") refresh();
 }
@@ -242,6 +244,12 @@ export async function renderOutbox() {
   /** @type {OutboxItem[]} */
   const items = (await store.all("outbox")).sort((a, b) => b.created_at - a.created_at);
   const open = items.filter((i) => i.state === "queued" || i.state === "sent").length;
+  // A case whose rectification waits here is not offered 整改反馈 again.
+  const pending = new Set(items.filter((i) => i.kind === "rectification" &&
+    (i.state === "queued" || i.state === "sent")).map((i) => String(i.payload.report_id)));
+  const before = app.pendingRect || new Set();
+  app.pendingRect = pending;
+  if (pending.size !== before.size || [...pending].some((id) => !before.has(id))) renderCases();
   $("#outbox-count").textContent = open ? String(open) : "";
   $("#outbox-list").replaceChildren(...items.map((i) => {
     const cat = i.kind === "report" ? categoryByCode(i.payload.category) : null;

@@ -144,7 +144,8 @@ export async function refresh() {
       /** @type {import("./state.js").Me} */
       const got = me.body;
       const before = new Set(((app.me && app.me.cases) || []).map((c) => c.id));
-      const fresh = got.cases.filter((c) => !before.has(c.id));
+      // The chief's own report needs no notice (they know): only others' new cases.
+      const fresh = got.cases.filter((c) => !before.has(c.id) && !c.own_report);
       // Without the broker's notices, a new case in the list is the notice.
       if (app.me && fresh.length && !(app.mq && app.mq.connected)) {
         toast(`新案件：${fresh.map((c) => `${c.category_name} · ${c.segment_name || ""}`).join("；")}`);

@@ -40,18 +40,42 @@ export function renderMap(covered) {
   $("#seg-list").replaceChildren(...feats.map((f) => el("li", { text: f.properties.name || f.id })));
 }
 
-/** The open cases, each with its deadline and a button to report its rectification. */
+const SEVERITY_WORDS = ["", "一般", "较重", "紧急"];
+
+/**
+ * 剩 3 小时 / 已超期 2 小时 (working hours, the city's calendar).
+ * @param {number} h
+ */
+function countdown(h) {
+  const a = Math.abs(h);
+  const span = a >= 1 ? `${Math.round(a)} 小时` : `${Math.max(1, Math.round(a * 60))} 分钟`;
+  return h >= 0 ? `剩 ${span}` : `已超期 ${span}`;
+}
+
+/** The open cases (urgent first): countdown, severity, photo, reporter, and 整改反馈. */
 export function renderCases() {
   const cases = (app.me && app.me.cases) || [];
   const list = $("#case-list");
   if (!cases.length) { list.replaceChildren(el("li", { text: "没有待办案件" })); return; }
-  list.replaceChildren(...cases.map((c) => el("li", { "data-case": c.id },
-    el("b", { text: c.category_name }), " ",
-    el("span", { text: c.segment_name || c.segment_id || "" }),
-    el("div", { class: c.overdue ? "overdue" : "", text: c.due_at ? `期限 ${when(c.due_at)}${c.overdue ? "（已超期）" : ""}` : "无期限" }),
-    c.note ? el("div", { class: "hint", text: c.note }) : null,
-    c.status === "rectified" ? el("div", { class: "ok", text: "已整改，待核查" })
-      : el("button", { type: "button", text: "整改反馈", onclick: () => openRectify(c) }))));
+  const pending = app.pendingRect || new Set();
+  list.replaceChildren(...cases.map((c) => {
+    const late = c.overdue || (c.work_left_h !== null && c.work_left_h !== undefined && c.work_left_h < 0);
+    const left = c.work_left_h === null || c.work_left_h === undefined ? null : countdown(c.work_left_h);
+    let action;
+    if (c.status === "rectified") action = el("div", { class: "ok", text: "已整改，待核查" });
+    else if (pending.has(c.id)) action = el("div", { class: "ok", text: "整改反馈已保存，等待发送" });
+    else action = el("button", { type: "button", text: "整改反馈", onclick: () => openRectify(c) });
+    return el("li", { "data-case": c.id, class: c.severity === 3 ? "urgent" : null },
+      c.photo ? el("img", { class: "case-photo", src: c.photo, alt: "问题照片", loading: "lazy" }) : null,
+      el("span", { class: "sev", "data-sev": String(c.severity || 1), text: SEVERITY_WORDS[c.severity || 1] }), " ",
+      el("b", { text: c.category_name }), " ",
+      el("span", { text: c.segment_name || c.segment_id || "" }),
+      el("div", { class: `countdown${late ? " overdue" : ""}`,
+        text: c.due_at ? `${left || (late ? "已超期" : "")} · 期限 ${when(c.due_at)}` : "无期限" }),
+      el("div", { class: "hint", text: `${c.own_report ? "本人上报" : `上报人：${c.reporter || ""}`} · ${when(c.observed_at)}` }),
+      c.note ? el("div", { class: "hint", text: c.note }) : null,
+      action);
+  }));
 }
 
 /** @type {Record<string, string>} */
