@@ -1065,6 +1065,12 @@ def test_receipt_on_the_form_and_case_cards_with_countdown_photo_and_reporter(
                 expect(card.locator("button")).to_have_count(0)
                 context.set_offline(False)
                 expect(card).to_contain_text("已整改，待核查", timeout=15000)
+                # The platform's record of the chief's reports, with their outcomes.
+                page.click("#tabs [data-view=outbox]")
+                history = page.locator("#history-list li[data-id]")
+                expect(history).to_have_count(2)
+                expect(history.nth(0)).to_contain_text(f"已并入已有案件·店外经营·{seg_name}")
+                expect(history.nth(1)).to_contain_text("已整改，待核查")
             finally:
                 context.close()
         # Only Chromium's own lines about the offline minutes, nothing from the app.

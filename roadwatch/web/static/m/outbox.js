@@ -14,7 +14,7 @@ import { showCoverage } from "./patrol.js";
 import { api, refresh } from "./session.js";
 import { app } from "./state.js";
 import { store } from "./store.js";
-import { $, el, errorsText, fmt } from "./util.js";
+import { $, el, errorsText, fmt, when } from "./util.js";
 import { renderCases } from "./work.js";
 
 /** @typedef {import("./state.js").OutboxItem} OutboxItem */
@@ -264,6 +264,22 @@ export async function renderOutbox() {
       i.last_error && (i.state === "queued" || i.state === "sent")
         ? el("div", { class: "hint", text: `暂未送达（${i.last_error}），会自动重试` }) : null);
   }));
+}
+
+/** The chief's reports as the platform has them, with what became of each (kept there, so
+ * 清除已完成 on the phone loses nothing). */
+export async function renderHistory() {
+  const { res, body } = await api("/m/api/reports").catch(() => ({ res: null, body: null }));
+  if (!res || !res.ok || !body) return;
+  /** @type {{id: string, category_name: string, segment_name: string | null, observed_at: string,
+   *   outcome: string, merged_into: {category_name: string, segment_name: string | null} | null}[]} */
+  const items = body.items;
+  $("#history-list").replaceChildren(...(items.length ? items.map((r) => el("li", { "data-id": r.id },
+    el("b", { text: r.category_name }), " ", el("span", { text: r.segment_name || "" }),
+    el("div", { class: "hint", text: when(r.observed_at) }),
+    el("div", { text: r.merged_into
+      ? `${r.outcome}·${r.merged_into.category_name}·${r.merged_into.segment_name || ""}` : r.outcome })))
+    : [el("li", { text: "还没有上报" })]));
 }
 
 /** Remove what the platform has answered: nothing unsent is ever deleted. */

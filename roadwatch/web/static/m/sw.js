@@ -7,7 +7,7 @@
    or renamed file, add it here and bump CACHE. */
 "use strict";
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
-const CACHE = "rw-m-v3";
+const CACHE = "rw-m-v4";
 const SHELL = [
   "/m/",
   "/m/manifest.webmanifest",

@@ -1,7 +1,7 @@
 // @ts-check
 /* The app's views (sign-in, report, my work, rectification, sent) and the tabs. */
 import { renderCategories } from "./forms.js";
-import { renderOutbox } from "./outbox.js";
+import { renderHistory, renderOutbox } from "./outbox.js";
 import { watchPosition } from "./position.js";
 import { renderCases, renderMap } from "./work.js";
 
@@ -15,6 +15,7 @@ export function show(view) {
     b.classList.toggle("on", /** @type {HTMLElement} */ (b).dataset.view === view);
   }
   if (view === "report") watchPosition();
+  if (view === "outbox") renderHistory();
 }
 
 /** Everything drawn from the chief's data and the outbox. */
