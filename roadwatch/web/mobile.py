@@ -325,6 +325,7 @@ def me() -> Response:
             "categories": {"favourites": favourites, "groups": groups},
             "segments": {"type": "FeatureCollection", "features": features},
             "cases": case_items,
+            "map": _map_config(rid, now),
         }
     )
 
@@ -455,6 +456,45 @@ def case_photo(sha256: str) -> Response:
     res = send_file(found[0].resolve(), mimetype=found[1], max_age=86400)
     res.headers["Cache-Control"] = "private, max-age=86400"
     return res
+
+
+@bp.get("/api/basemap/<version>/<int:z>/<int:x>/<int:y>")
+def chief_basemap(version: str, z: int, x: int, y: int) -> Response:
+    """The city's offline basemap for the map of the chief's road (as the command centre's)."""
+    from .mapdata import basemap_tile_response
+
+    _chief()
+    return basemap_tile_response(runtime(), version, z, x, y)
+
+
+def _map_config(rid: str, now: dt.datetime) -> dict[str, Any]:
+    """What the map of the chief's road needs beyond the segments: the basemap (raster only:
+    the phone draws tiles as images, no map engine) and the segments walked today."""
+    from .mapdata import basemap_of
+
+    rt = runtime()
+    basemap = basemap_of(rt)
+    base = None
+    if basemap is not None and basemap.info.kind == "raster":
+        i = basemap.info
+        base = {
+            "url": f"/m/api/basemap/{i.version}/{{z}}/{{x}}/{{y}}",
+            "minzoom": i.minzoom,
+            "maxzoom": i.maxzoom,
+            "attribution": i.attribution,
+        }
+    local = now.astimezone(rt.settings.tz)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    pc = models.PatrolCoverage
+    with rt.sessions() as session:
+        covered = sorted(
+            set(
+                session.scalars(
+                    select(pc.segment_id).where(pc.reporter_id == rid, pc.last_at >= midnight)
+                )
+            )
+        )
+    return {"basemap": base, "covered_today": covered}
 
 
 @bp.get("/api/segments/near")

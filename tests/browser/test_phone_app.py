@@ -1083,3 +1083,93 @@ def dt_now() -> Any:
     import datetime as dt
 
     return dt.datetime.now(dt.UTC)
+
+
+# -- issue 20 scope 4: the map of the chief's own road, opened on demand -------------------
+def test_map_of_the_chiefs_road_with_basemap_pins_track_and_todays_coverage(
+    browser: Browser, playwright_session: Playwright, tmp_path: Path, network_ctx: Any
+) -> None:
+    import datetime as dt
+
+    from roadwatch.accounts import chiefs as ca
+    from tests.support.pmtiles_files import raster_archive
+    from tests.test_patrols import patrol_msg
+
+    rt0 = Runtime.build(make_settings(tmp_path, mobile_mqtt_ws_url=""), ctx=network_ctx)
+    chief, segment = _chief_without_frontage(rt0)
+    rt0.stop()
+    seg = network_ctx.network.segments[network_ctx.position[segment]]
+    w, s, e, n = seg.geometry.bounds
+    archive = raster_archive(
+        tmp_path / "city.pmtiles", (w - 0.01, s - 0.01, e + 0.01, n + 0.01), range(13, 17)
+    )
+    rt = Runtime.build(
+        make_settings(tmp_path, mobile_mqtt_ws_url="", basemap=str(archive), patrol_interval_s=0.3),
+        ctx=network_ctx,
+    )
+    with rt.sessions.begin() as db:
+        password = ca.provision(db, only=[chief]).created[chief]
+    # A patrol earlier today walked the segment (the platform keeps the day's coverage).
+    pts = list(enumerate(walk_along([seg], spacing_m=6, noise_m=2, seed=5)))
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    (done,) = rt.pipeline.process([patrol_msg(str(uuid.uuid4()), chief, "end", pts, start)])
+    assert segment in (done.covered or ()), done
+    lat, lon = _segment_midpoint(rt, segment)
+    device = dict(playwright_session.devices[DEVICE])
+    device.pop("default_browser_type", None)
+    tiles: list[int] = []
+    try:
+        with live_server(rt) as server:
+            context = browser.new_context(
+                **device,
+                locale="zh-CN",
+                timezone_id="Asia/Shanghai",
+                permissions=["geolocation"],
+                geolocation={"latitude": lat, "longitude": lon, "accuracy": 4},
+            )
+            try:
+                page = context.new_page()
+                page.on(
+                    "response",
+                    lambda r: tiles.append(r.status) if "/m/api/basemap/" in r.url else None,
+                )
+                page.goto(server.url + "/m/")
+                page.fill("#signin-id", chief)
+                page.fill("#signin-pw", password)
+                page.click("#signin-form button[type=submit]")
+                expect(page.locator("#cat-groups details").first).to_be_visible()
+                wait_for_fix(page)
+                pick_category(page, "E0504")
+                page.click("#severity button[data-v='3']")
+                page.click("#report-send")
+                expect(page.locator("#report-done[data-receipt]")).to_have_count(1, timeout=10000)
+                page.wait_for_timeout(500)
+                assert tiles == []  # the first screen loads no map
+                page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+                page.click("#tabs [data-view=work]")
+                svg = page.locator("#map")
+                expect(svg.locator("image.tile").first).to_be_attached()
+                expect(svg.locator(f"polyline.covered[data-segment='{segment}']")).to_have_count(1)
+                expect(svg.locator("circle.pin.urgent")).to_have_count(1)
+                expect(svg.locator("circle.me")).to_have_count(1)
+                expect(page.locator("#map-attribution")).to_have_text("© test city")
+                page.wait_for_timeout(500)
+                assert tiles and all(t == 200 for t in tiles), tiles
+                # A patrol: its track is drawn live.
+                walk = walk_along([seg], spacing_m=15, noise_m=1, seed=7)[:4]
+                page.click("#patrol-toggle")
+                for i, (plon, plat) in enumerate(walk, start=2):
+                    context.set_geolocation({"latitude": plat, "longitude": plon, "accuracy": 5})
+                    expect(page.locator("#patrol-points")).to_have_text(str(i), timeout=10000)
+                expect(svg.locator("polyline.track")).to_have_count(1)
+                save_screenshot(page, "phone-road-map")
+                # After a reload the day's coverage is still there (from the platform).
+                page.reload()
+                page.wait_for_function("window.__rwReady === true")
+                page.click("#tabs [data-view=work]")
+                expect(svg.locator(f"polyline.covered[data-segment='{segment}']")).to_have_count(1)
+                expect(page.locator("#seg-list")).to_contain_text("今日已巡查")
+            finally:
+                context.close()
+    finally:
+        rt.stop()

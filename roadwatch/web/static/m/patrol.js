@@ -29,6 +29,7 @@ function patrolPoint() {
   p.unsent.push(pt);
   store.setMeta("patrol", { id: p.id, points: p.points });
   $("#patrol-points").textContent = String(p.points.length);
+  renderMap(); // the live track
   if (p.points.length >= MAX_PATROL_POINTS) {
     // The platform takes at most this many points in one message: end here, lose nothing.
     toast(`巡查已满 ${MAX_PATROL_POINTS} 个轨迹点，已自动结束；可再开始一次`);

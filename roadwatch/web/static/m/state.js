@@ -46,6 +46,8 @@
  * @property {boolean} overdue
  * @property {string | null} observed_at
  * @property {string | null} note
+ * @property {number | null} [lat]
+ * @property {number | null} [lon]
  * @property {number} [severity] 1 一般, 2 较重, 3 紧急
  * @property {number | null} [work_left_h] working hours to the deadline; negative: overdue by
  * @property {string | null} [photo] the problem photo's URL
@@ -64,6 +66,8 @@
  * @property {{favourites: string[], groups: CategoryGroup[]}} categories
  * @property {{type: "FeatureCollection", features: SegmentFeature[]}} segments
  * @property {Case[]} cases
+ * @property {{basemap: {url: string, minzoom: number, maxzoom: number, attribution: string} | null,
+ *   covered_today: string[]}} [map] the map of the chief's road
  */
 
 /** @typedef {{lat: number, lon: number, accuracy: number, at: number}} Fix */

@@ -16,6 +16,7 @@ export function show(view) {
   }
   if (view === "report") watchPosition();
   if (view === "outbox") renderHistory();
+  if (view === "work") { watchPosition(); renderMap(); } // the map is drawn when opened
 }
 
 /** Everything drawn from the chief's data and the outbox. */

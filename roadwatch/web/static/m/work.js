@@ -7,37 +7,97 @@ import { refresh } from "./session.js";
 import { app } from "./state.js";
 import { $, el, toast, when } from "./util.js";
 
+const SVG_NS = "http://www.w3.org/2000/svg";
+const TILE = 256;
+const MAX_TILES = 24; // tiles drawn at most (a phone on 3G)
+
 /**
- * The chief's segments, drawn to fit; those a patrol covered are marked.
- * @param {string[]} [covered]
+ * Web Mercator "world pixels" at zoom z (the basemap's tiles are 256 of them).
+ * @param {number} lon
+ * @param {number} lat
+ * @param {number} z
+ */
+function project(lon, lat, z) {
+  const size = TILE * 2 ** z;
+  const s = Math.sin((Math.max(-85, Math.min(85, lat)) * Math.PI) / 180);
+  return [((lon + 180) / 360) * size, (0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI)) * size];
+}
+
+/**
+ * @param {string} tag
+ * @param {Record<string, string | number>} attrs
+ */
+function svgEl(tag, attrs) {
+  const e = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  return e;
+}
+
+/**
+ * The map of the chief's road (drawn only while 我的工作 is open): the city's basemap when
+ * there is one, the chief's segments (those walked today green, kept across reloads by the
+ * platform), the open cases as pins, the running patrol's track and "you are here".
+ * @param {string[]} [covered] segments the last patrol covered
  */
 export function renderMap(covered) {
+  if (covered) app.covered = covered;
   const svg = $("#map");
+  if ($("#view-work").hidden) return; // not on the first screen: drawn when opened
   const feats = (app.me && app.me.segments.features) || [];
-  const lines = feats.map((f) => f.geometry.coordinates);
-  const pts = lines.flat();
+  const pts = feats.map((f) => f.geometry.coordinates).flat();
   if (!pts.length) { svg.replaceChildren(); return; }
   const lons = pts.map((p) => p[0]);
   const lats = pts.map((p) => p[1]);
   const [w, e, s, n] = [Math.min(...lons), Math.max(...lons), Math.min(...lats), Math.max(...lats)];
-  const k = Math.cos(((s + n) / 2) * Math.PI / 180);
-  const width = Math.max((e - w) * k, 1e-4);
-  const height = Math.max(n - s, 1e-4);
-  const pad = Math.max(width, height) * 0.08;
-  svg.setAttribute("viewBox", `${-pad} ${-pad} ${width + 2 * pad} ${height + 2 * pad}`);
-  /** @param {number[]} p */
-  const xy = (p) => `${((p[0] - w) * k).toFixed(6)},${(n - p[1]).toFixed(6)}`;
-  const strokeW = (Math.max(width, height) / 60).toFixed(6);
-  const done = new Set(covered || app.covered || []);
-  svg.replaceChildren(...feats.map((f) => {
-    const pl = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
-    pl.setAttribute("points", f.geometry.coordinates.map(xy).join(" "));
-    pl.setAttribute("stroke-width", strokeW);
-    pl.dataset.segment = f.id;
+  const base = app.me && app.me.map ? app.me.map.basemap : null;
+  // The zoom at which the road is about 360 px wide, within the basemap's zooms.
+  const span = Math.max(e - w, (n - s) / Math.cos(((s + n) / 2) * Math.PI / 180), 1e-4);
+  let z = Math.floor(Math.log2((360 / TILE) * (360 / span)));
+  if (base) z = Math.max(base.minzoom, Math.min(base.maxzoom, z));
+  const [x0, y1] = project(w, s, z);
+  const [x1, y0] = project(e, n, z);
+  const pad = Math.max(x1 - x0, y1 - y0, 40) * 0.1;
+  const box = [x0 - pad, y0 - pad, x1 - x0 + 2 * pad, y1 - y0 + 2 * pad];
+  svg.setAttribute("viewBox", box.map((v) => v.toFixed(1)).join(" "));
+  const kids = [];
+  if (base) {
+    const [tx0, ty0, tx1, ty1] = [Math.floor(box[0] / TILE), Math.floor(box[1] / TILE),
+      Math.floor((box[0] + box[2]) / TILE), Math.floor((box[1] + box[3]) / TILE)];
+    if ((tx1 - tx0 + 1) * (ty1 - ty0 + 1) <= MAX_TILES) {
+      for (let tx = tx0; tx <= tx1; tx++) {
+        for (let ty = ty0; ty <= ty1; ty++) {
+          const href = base.url.replace("{z}", String(z)).replace("{x}", String(tx)).replace("{y}", String(ty));
+          kids.push(svgEl("image", { href, x: tx * TILE, y: ty * TILE, width: TILE, height: TILE, class: "tile" }));
+        }
+      }
+    }
+  }
+  const stroke = (Math.max(box[2], box[3]) / 70).toFixed(2);
+  const done = new Set([...(app.covered || []), ...((app.me && app.me.map && app.me.map.covered_today) || [])]);
+  for (const f of feats) {
+    const pl = svgEl("polyline", { points: f.geometry.coordinates.map((p) => project(p[0], p[1], z).map((v) => v.toFixed(1)).join(",")).join(" "),
+      "stroke-width": stroke, "data-segment": f.id });
     if (done.has(f.id)) pl.classList.add("covered");
-    return pl;
-  }));
-  $("#seg-list").replaceChildren(...feats.map((f) => el("li", { text: f.properties.name || f.id })));
+    kids.push(pl);
+  }
+  const track = (app.patrol && app.patrol.points) || [];
+  if (track.length > 1) {
+    kids.push(svgEl("polyline", { class: "track", "stroke-width": (Number(stroke) / 2).toFixed(2),
+      points: track.map((p) => project(p.lon, p.lat, z).map((v) => v.toFixed(1)).join(",")).join(" ") }));
+  }
+  const r = (Number(stroke) * 1.6).toFixed(2);
+  for (const c of (app.me && app.me.cases) || []) {
+    if (c.lat === null || c.lat === undefined || c.lon === null || c.lon === undefined) continue;
+    const [cx, cy] = project(c.lon, c.lat, z);
+    kids.push(svgEl("circle", { class: `pin${c.severity === 3 ? " urgent" : ""}`, cx: cx.toFixed(1), cy: cy.toFixed(1), r, "data-case": c.id }));
+  }
+  if (app.fix) {
+    const [fx, fy] = project(app.fix.lon, app.fix.lat, z);
+    kids.push(svgEl("circle", { class: "me", cx: fx.toFixed(1), cy: fy.toFixed(1), r }));
+  }
+  svg.replaceChildren(...kids);
+  $("#seg-list").replaceChildren(...feats.map((f) => el("li", { text: `${f.properties.name || f.id}${done.has(f.id) ? "（今日已巡查）" : ""}` })));
+  $("#map-attribution").textContent = base && base.attribution ? base.attribution : "";
 }
 
 const SEVERITY_WORDS = ["", "一般", "较重", "紧急"];
