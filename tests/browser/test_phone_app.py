@@ -444,10 +444,12 @@ def test_shell_loads_fast_and_ships_little_javascript(
         + ", ".join(f"{k} {v / 1024:.1f} KB" for k, v in sorted(sizes.items()))
         + ")"
     )
-    # the app's own modules (each one fetched at once: modulepreload), MQTT.js, the worker
+    # the app's own modules as one script (/m/app.js, issue 20), MQTT.js, the worker
     own = {p.name for p in (Path(roadwatch.web.__file__).parent / "static/m").glob("*.js")}
     assert own, "no phone modules found"
-    assert set(sizes) == own | {"mqtt.min.js"}
+    assert set(sizes) == {"app.js", "sw.js", "mqtt.min.js"}
+    bundled = scripts[stack.url + "/m/app.js"].decode()
+    assert {f"// ---- {name}" for name in own - {"sw.js"}} <= set(bundled.splitlines())
     assert median < 1000 and warm < 1000
     assert total < 300 * 1024
 

@@ -49,8 +49,17 @@ function wire() {
   setInterval(() => { if (app.auth && !(app.mq && app.mq.connected)) refresh(); }, POLL_MS);
 }
 
-if ("serviceWorker" in navigator) {
-  navigator.serviceWorker.register("/m/sw.js", { scope: "/m/" }).catch(() => null);
+/** The service worker (offline shell): registered once the app is usable and the page has
+ * loaded, so that its install (the whole shell again, and MQTT.js) does not compete with
+ * the first screen and the sign-in on a slow link. */
+function registerWorker() {
+  if (!("serviceWorker" in navigator)) return;
+  const go = () => setTimeout(() => {
+    navigator.serviceWorker.register("/m/sw.js", { scope: "/m/" }).catch(() => null);
+  }, 500);
+  if (document.readyState === "complete") go();
+  else window.addEventListener("load", go, { once: true });
 }
+
 wire();
-start();
+start().then(registerWorker, registerWorker);

@@ -7,23 +7,12 @@
    or renamed file, add it here and bump CACHE. */
 "use strict";
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
-const CACHE = "rw-m-v4";
+const CACHE = "rw-m-v5";
 const SHELL = [
   "/m/",
   "/m/manifest.webmanifest",
   "/static/m/app.css",
-  "/static/m/main.js",
-  "/static/m/util.js",
-  "/static/m/state.js",
-  "/static/m/store.js",
-  "/static/m/session.js",
-  "/static/m/views.js",
-  "/static/m/position.js",
-  "/static/m/forms.js",
-  "/static/m/outbox.js",
-  "/static/m/broker.js",
-  "/static/m/work.js",
-  "/static/m/patrol.js",
+  "/m/app.js", // every module of the app, as one script (roadwatch/web/mobile.py)
   "/static/m/icon-192.png",
   "/static/vendor/mqtt-5.16.0/mqtt.min.js",
 ];
