@@ -159,7 +159,6 @@ class Runtime:
             metrics=self.metrics,
         )
         self.mqtt.start()
-        self.check_phone_broker()
         if case_process:
             from .cases.service import CaseProcess
 

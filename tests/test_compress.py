@@ -54,3 +54,12 @@ def test_login_page_with_its_csrf_token_is_not_compressed(client: Any) -> None:
     # BREACH: a secret beside reflected input (`next`) must not be compressed.
     with client.get("/login?next=/x", headers=GZ) as res:
         assert res.status_code == 200 and res.headers.get("Content-Encoding") is None
+
+
+def test_phone_bundle_is_gzipped_and_revalidated(client: Any) -> None:
+    with client.get("/m/app.js", headers=GZ) as res:
+        assert res.status_code == 200 and res.headers["Content-Encoding"] == "gzip"
+        assert b"// ---- main.js" in gzip.decompress(res.get_data())
+        etag = res.headers["ETag"]
+    with client.get("/m/app.js", headers={**GZ, "If-None-Match": etag}) as res:
+        assert res.status_code == 304

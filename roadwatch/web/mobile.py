@@ -146,7 +146,8 @@ def app_script() -> Response:
     res = Response(cache["body"], mimetype="text/javascript")
     res.set_etag(cache["etag"])
     res.headers["Cache-Control"] = "no-cache"  # revalidated (304) on every load
-    return res.make_conditional(request)
+    res.make_conditional(request)
+    return res
 
 
 @bp.get("/sw.js")
