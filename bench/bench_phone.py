@@ -163,10 +163,16 @@ def one_run(browser: Browser, pw: Any, setup: str) -> dict[str, float]:
             pick_category(page, "E0504")
             page.click("#report-send")
             out["report"] = ack_ms(page, "report")
-            # The case is dispatched to this chief: its card, then the rectification.
-            page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+            # The case is dispatched to this chief (no notice: their own report): its card,
+            # fetched when the app comes to the foreground, then the rectification.
             page.click("#tabs [data-view=work]")
-            page.locator("#case-list li[data-case] button").first.click(timeout=15000)
+            button = page.locator("#case-list li[data-case] button").first
+            for _ in range(30):
+                page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+                if button.is_visible():
+                    break
+                page.wait_for_timeout(500)
+            button.click(timeout=15000)
             page.set_input_files(
                 "#rect-photo",
                 files=[

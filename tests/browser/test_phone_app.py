@@ -424,7 +424,7 @@ def test_shell_loads_fast_and_ships_little_javascript(
             page.wait_for_function("window.__rwReady === true")
             cold.append(page.evaluate("window.__rwReadyAt"))
             if run == 2:
-                # The service worker precaches MQTT.js too, so everything is on the phone now.
+                # The service worker has the shell; MQTT.js comes with the broker (after a sign-in).
                 page.wait_for_function("navigator.serviceWorker.controller !== null")
                 page.reload()
                 page.wait_for_function("window.__rwReady === true")

@@ -7,7 +7,7 @@
    or renamed file, add it here and bump CACHE. */
 "use strict";
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
-const CACHE = "rw-m-v5";
+const CACHE = "rw-m-v6";
 const SHELL = [
   "/m/",
   "/m/manifest.webmanifest",
@@ -16,9 +16,15 @@ const SHELL = [
   "/static/m/icon-192.png",
   "/static/vendor/mqtt-5.16.0/mqtt.min.js",
 ];
+// Served from the cache once there, but not fetched at install: MQTT.js (105 KB gzipped) is
+// needed only with the broker, right after a sign-in; on a slow link its download would
+// compete with the sign-in itself. It is cached when the app first loads it.
+const LATER = ["/static/vendor/mqtt-5.16.0/mqtt.min.js"];
 
 sw.addEventListener("install", (event) => {
-  event.waitUntil(caches.open(CACHE).then((c) => c.addAll(SHELL)).then(() => sw.skipWaiting()));
+  event.waitUntil(caches.open(CACHE)
+    .then((c) => c.addAll(SHELL.filter((url) => !LATER.includes(url))))
+    .then(() => sw.skipWaiting()));
 });
 
 sw.addEventListener("activate", (event) => {
