@@ -1115,7 +1115,7 @@ def test_map_of_the_chiefs_road_with_basemap_pins_track_and_todays_coverage(
     with rt.sessions.begin() as db:
         password = ca.provision(db, only=[chief]).created[chief]
     # A patrol earlier today walked the segment (the platform keeps the day's coverage).
-    pts = list(enumerate(walk_along([seg], spacing_m=6, noise_m=2, seed=5)))
+    pts: Any = list(enumerate(walk_along([seg], spacing_m=6, noise_m=2, seed=5)))  # (i, point)
     start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     (done,) = rt.pipeline.process([patrol_msg(str(uuid.uuid4()), chief, "end", pts, start)])
     assert segment in (done.covered or ()), done
