@@ -65,6 +65,8 @@ def test_no_dispatch_notice_for_the_chiefs_own_report(
     assert n.person_id == chief and n.body["kind"] == "dispatch"
     # The case service (under `worker`) names segments from the database.
     names = names_from_db(runtime.engine)({first.segment_id, "no-such-segment"})
+    with runtime.engine.connect() as conn:
+        assert names_from_db(conn)({first.segment_id}) == names
     assert names == {
         first.segment_id: runtime.ctx.features[runtime.ctx.position[first.segment_id]][
             "properties"

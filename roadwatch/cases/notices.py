@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from ..store import models
 from .calendar import LEVEL_NAMES
@@ -88,14 +88,18 @@ def with_text(
     return out
 
 
-def names_from_db(engine: Engine) -> Callable[[set[str]], Mapping[str, str]]:
-    """Segment names for `with_text`, read from the database (the case service's way)."""
+def names_from_db(db: Engine | Connection) -> Callable[[set[str]], Mapping[str, str]]:
+    """Segment names for `with_text`, read from the database (the case service's way; a
+    connection: inside the caller's transaction, e.g. where notices are written to an outbox)."""
 
     def names(ids: set[str]) -> Mapping[str, str]:
         if not ids:
             return {}
         s = models.Segment
-        with engine.connect() as conn:
-            return dict(conn.execute(select(s.id, s.name).where(s.id.in_(ids))).all())
+        q = select(s.id, s.name).where(s.id.in_(ids))
+        if isinstance(db, Connection):
+            return dict(db.execute(q).all())
+        with db.connect() as conn:
+            return dict(conn.execute(q).all())
 
     return names
