@@ -52,7 +52,7 @@ class Jobs:
         categories = load_categories()
         sla = load_sla(categories=categories.codes)
         self.broadcaster = Broadcaster(emitter)
-        routing = Routing.from_settings(settings)
+        routing = Routing.from_settings(settings, categories)
         self.outbox = publisher_for(self.engine, settings)
         self.dispatcher = Dispatcher(self.engine, sla, self._deliver, routing=routing)
         self.clock = Scheduler(

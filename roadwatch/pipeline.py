@@ -123,7 +123,7 @@ class Pipeline:
             sla = load_sla(categories=categories.codes)
         self.sla = sla
         self.on_notices = on_notices  # after a commit that wrote notices to the outbox
-        self.routing = Routing.from_settings(settings)  # which channels a notice goes on
+        self.routing = Routing.from_settings(settings, categories)  # which channels, what words
         # Called after each commit that stored new reports (wakes the dispatcher); with
         # none set, new cases are dispatched inline, before process() returns.
         self.on_stored: Callable[[], None] | None = None

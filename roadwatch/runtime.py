@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 # The URL `auto` may stand in for with the embedded broker (config/defaults.toml).
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
+# Where `mobile_mqtt_ws_url = "auto"` looks for Mosquitto's WebSocket listener.
+AUTO_WS_URL = "ws://{host}:9001/"
+AUTO_WS_RECHECK_S = 60.0
 
 
 @dataclass
@@ -254,7 +257,52 @@ class Runtime:
             return s.mobile_mqtt_ws_url
         if self.broker is not None:
             return "" if self.broker.ws_port is None else f"ws://{{host}}:{self.broker.ws_port}/"
-        return "ws://{host}:9001/"
+        # `auto` on a machine whose Mosquitto may have no WebSocket listener (plain Debian):
+        # hand out the address only while it answers, else phones use HTTPS from the start.
+        return AUTO_WS_URL if self._auto_ws_answers() else ""
+
+    def _auto_ws_answers(self) -> bool:
+        """Whether Mosquitto's WebSocket listener answers on 9001 (checked at most every
+        AUTO_WS_RECHECK_S, so a listener added later is found without a restart)."""
+        import time
+
+        from .ingest.ws_probe import ws_answers
+
+        checked = self.extras.get("auto_ws")
+        if checked is None or time.monotonic() - checked[0] > AUTO_WS_RECHECK_S:
+            checked = (time.monotonic(), ws_answers(AUTO_WS_URL, self.settings.mqtt_host))
+            self.extras["auto_ws"] = checked
+        return bool(checked[1])
+
+    def check_phone_broker(self) -> bool:
+        """Say in the log, at start, when phones cannot reach the broker over WebSockets.
+
+        Nothing stops: the phone app then sends everything over HTTPS (docs/security.md 2).
+        """
+        from .ingest.ws_probe import ws_answers
+
+        s = self.settings
+        configured = s.mobile_mqtt_ws_url
+        if configured == "":
+            log.info("phones: no broker address (mobile_mqtt_ws_url is empty): they use HTTPS")
+            return False
+        url = self.phone_ws_url
+        if configured == "auto" and url == "":
+            log.warning(
+                "phones: no MQTT WebSocket listener answers on %s (a Mosquitto without a "
+                "`listener 9001` / `protocol websockets`): phones send over HTTPS; add the "
+                "listener (config/deploy/mosquitto/roadwatch.conf) for live acks and notices",
+                AUTO_WS_URL.replace("{host}", s.mqtt_host),
+            )
+            return False
+        if not ws_answers(url, s.mqtt_host):
+            log.warning(
+                "phones: the broker address for phones, %s (ROADWATCH_MOBILE_MQTT_WS_URL), does "
+                "not answer as an MQTT WebSocket from here: phones will fall back to HTTPS",
+                redact_url(url.replace("{host}", s.mqtt_host)),
+            )
+            return False
+        return True
 
     def stop(self) -> None:
         if self.ranking is not None:

@@ -93,6 +93,11 @@ def test_full_case_over_mqtt(tmp_path: Path, fresh_pg: str, network_ctx: Any) ->
                 notice = chief_phone.notices.get(timeout=10)  # queued for them if offline
                 assert notice["kind"] == "dispatch" and notice["case_id"] == body["report_id"]
                 assert notice["due_at"]
+                # The words a chief reads (issue 20): Chinese, naming the case and deadline.
+                assert (
+                    notice["message"].startswith("新案件：店外经营·")
+                    and "前整改" in notice["message"]
+                )
 
                 # The after photo goes up over HTTP first; the rectification names its hash.
                 jpeg = image_bytes("JPEG")

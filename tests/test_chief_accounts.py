@@ -204,7 +204,7 @@ def test_phone_shell_manifest_and_service_worker(client: Any) -> None:
     status, headers, _ = get("/m/sw.js")
     assert status == 200 and headers["Service-Worker-Allowed"] == "/m/"
     for url in (
-        "/static/m/main.js",
+        "/m/app.js",
         "/static/m/icon-512.png",
         "/static/vendor/mqtt-5.16.0/mqtt.min.js",
     ):

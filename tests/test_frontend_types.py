@@ -159,13 +159,20 @@ def test_page_loads_the_entry_module() -> None:
 
 
 def test_phone_app_loads_the_entry_module() -> None:
+    """The page loads the app's modules as one script, /m/app.js (issue 20: one request on
+    a slow link), which holds every module in the order the browser would evaluate them."""
+    from roadwatch.web.mobile import bundle_modules
+
     html = PHONE_PAGE.read_text(encoding="utf-8")
-    assert re.search(r'<script type="module" src="/static/m/main\.js" data-mqtt="[^"]+">', html)
+    assert re.search(r'<script type="module" src="/m/app\.js" data-mqtt="[^"]+">', html)
     # no classic script (MQTT.js is loaded by broker.js once the shell is usable)
     assert re.findall(r"<script(?![^>]*type=\"module\")[^>]*>", html) == []
-    # every other module is preloaded (the phone may be on a slow link)
-    preloaded = re.findall(r'<link rel="modulepreload" href="/static/m/([^"]+)">', html)
-    assert sorted(preloaded) == [name for name in _modules(PHONE) if name != "main.js"]
+    bundle = bundle_modules(PHONE)
+    order = re.findall(r"^// ---- ([\w-]+\.js)$", bundle, re.M)
+    assert sorted(order) == _modules(PHONE) and order[-1] == "main.js"
+    # each module after what it imports (a cycle aside: the browser breaks it the same way)
+    assert order.index("util.js") < order.index("session.js") < order.index("main.js")
+    assert not re.search(r"^(import |export )", bundle, re.M)
 
 
 def test_service_worker_precaches_the_app_shell() -> None:
@@ -176,7 +183,7 @@ def test_service_worker_precaches_the_app_shell() -> None:
     assert shell_list
     shell = set(re.findall(r'"([^"]+)"', shell_list.group(1)))
     html = PHONE_PAGE.read_text(encoding="utf-8")
-    wanted = {"/m/", *(f"/static/m/{name}" for name in _modules(PHONE))}
+    wanted = {"/m/", "/m/app.js"}
     wanted |= set(re.findall(r'(?:href|src|data-mqtt)="(/(?:static|m)/[^"]+)"', html))
     assert wanted - shell == set(), "not precached by sw.js"
     # and nothing that is gone (one missing file fails the worker's whole install)
@@ -192,3 +199,16 @@ def test_tools_are_pinned_exactly() -> None:
         version = package["devDependencies"][name]
         assert re.fullmatch(r"\d+\.\d+\.\d+", version), f"{name} {version!r} is not exact"
         assert lock["packages"][f"node_modules/{name}"]["version"] == version
+
+
+def test_phone_bundle_refuses_two_modules_with_one_top_level_name(tmp_path: Path) -> None:
+    from roadwatch.web.mobile import bundle_modules
+
+    (tmp_path / "main.js").write_text('import { a } from "./a.js";\nconst x = a();\n')
+    (tmp_path / "a.js").write_text("export function a() { return 1; }\nexport const x = 2;\n")
+    with pytest.raises(RuntimeError, match="define x"):
+        bundle_modules(tmp_path)
+    (tmp_path / "a.js").write_text("export function a() { return 1; }\n")
+    assert bundle_modules(tmp_path) == (
+        "// ---- a.js\nfunction a() { return 1; }\n// ---- main.js\nconst x = a();\n"
+    )

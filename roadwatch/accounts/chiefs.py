@@ -69,6 +69,20 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got, want)
 
 
+def login_id(session: Session, login: str) -> str:
+    """The reporter id a sign-in names: the id itself, or the chief whose phone number
+    (`chiefs import`, column `phone`) it is. An id wins over a number that is also an id."""
+    if session.get(models.ChiefAccount, login) is not None:
+        return login
+    from ..network.responsibility import normalise_phone
+
+    phone = normalise_phone(login)
+    if phone is None:
+        return login
+    rid = session.scalar(select(models.Reporter.id).where(models.Reporter.phone == phone))
+    return rid or login
+
+
 def authenticate(session: Session, reporter_id: str, password: str) -> models.Reporter | None:
     account = session.get(models.ChiefAccount, reporter_id)
     if account is None or account.disabled:

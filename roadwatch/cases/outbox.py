@@ -23,6 +23,7 @@ the oldest pending age are health checks and gauges of `roadwatch jobs`).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import threading
 import time
@@ -35,6 +36,7 @@ from sqlalchemy import Connection, Engine, Table, and_, func, select, tuple_, up
 from sqlalchemy.orm import Session
 
 from ..store import models
+from .notices import names_from_db, with_text
 from .notifiers import Delivery, Notifier, OutboxItem
 from .workflow import Notice
 
@@ -58,13 +60,29 @@ class Routing:
     channels: tuple[str, ...] = ("mqtt",)
     webhook_url: str = ""
     webhook_by_district: Mapping[str, str] = field(default_factory=dict)
+    # The words of a notice (cases/notices.py): category code -> (Chinese, English) names,
+    # and the city's time zone for its deadline; the shipped categories when not given.
+    words: Mapping[str, tuple[str, str]] | None = None
+    tz: dt.tzinfo | None = None
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Routing:
+    def from_settings(cls, settings: Any, categories: Any = None) -> Routing:
+        """The routing of `settings`; `categories` (categories.Categories) name the
+        problems in the notices' words, the shipped ones when not given."""
+        words = (
+            None
+            if categories is None
+            else {c.code: (c.name, c.name_en) for c in categories.by_code.values()}
+        )
         return cls(
             webhook_url=settings.notify_webhook_url,
             webhook_by_district=settings.notify_webhook_urls_by_district,
+            words=words,
+            tz=settings.tz,
         )
+
+    def category_words(self) -> Mapping[str, tuple[str, str]]:
+        return self.words if self.words is not None else _shipped_category_words()
 
     @property
     def webhooks(self) -> bool:
@@ -80,6 +98,13 @@ class Routing:
         return out
 
 
+@functools.cache
+def _shipped_category_words() -> Mapping[str, tuple[str, str]]:
+    from ..categories import load_categories
+
+    return {c.code: (c.name, c.name_en) for c in load_categories().by_code.values()}
+
+
 MQTT_ONLY = Routing()
 # Nobody to tell: the demo seed replays weeks of history, whose notices are never sent.
 NOBODY = Routing(channels=())
@@ -93,6 +118,10 @@ def enqueue(
     if not notices or not (routing.channels or routing.webhooks):
         return 0
     conn = session.connection() if isinstance(session, Session) else session
+    # The people's words (message, message_en) are written with the row, from the same
+    # transaction's segment names, so every channel and every retry says the same.
+    tz = routing.tz or dt.UTC
+    notices = with_text(notices, routing.category_words(), names_from_db(conn), tz)
     districts: dict[str, str | None] = {}
     if routing.webhook_by_district:
         rep = models.Reporter.__table__.c

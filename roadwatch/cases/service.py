@@ -42,14 +42,15 @@ def _serve(settings_values: dict[str, Any], ready: Any, parent_pid: int) -> None
         level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
     engine = db.make_engine(settings.database_url)
-    sla = load_sla(categories=load_categories().codes)
+    categories = load_categories()
+    sla = load_sla(categories=categories.codes)
     emitter = None
     if settings.socketio_queue:
         from flask_socketio import SocketIO
 
         emitter = SocketIO(message_queue=settings.socketio_queue)
     broadcaster = Broadcaster(emitter)
-    routing = Routing.from_settings(settings)
+    routing = Routing.from_settings(settings, categories)
     outbox = publisher_for(engine, settings).start()  # the notices this process commits
 
     def deliver(events: list[Any], notices: list[Any]) -> None:

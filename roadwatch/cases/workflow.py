@@ -385,7 +385,8 @@ def open_cases(
         open_by_key.setdefault((c.segment_id, c.category), []).append(
             _Row(c.id, c.segment_id, c.category, c.observed_at, c.lat, c.lon)
         )
-        if target is not None:
+        # A chief who reported it themselves needs no notice of it (issue 20).
+        if target is not None and target.person_id != c.reporter_id:
             fx.notices.append(
                 Notice(
                     target.person_id,
@@ -736,6 +737,7 @@ def apply_case_message(
                     "kind": "reopened",
                     "case_id": msg.report_id,
                     "segment_id": case.segment_id,
+                    "category": case.category,
                     "note": msg.note,
                 },
             )

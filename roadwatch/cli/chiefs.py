@@ -18,7 +18,7 @@ def chiefs() -> None:
 @chiefs.command(
     "import",
     help="dated assignments from CSV/XLSX (columns: segment_id, person_id, person_name, "
-    "role, level, valid_from, valid_to, from_chainage_m, to_chainage_m, title)",
+    "role, level, valid_from, valid_to, from_chainage_m, to_chainage_m, title, phone)",
 )
 @click.argument("file")
 def import_(file: str) -> int:
@@ -45,8 +45,11 @@ def import_(file: str) -> int:
         rows = read_assignments(Path(file), known, settings.tz)
     except AssignmentImportError as exc:
         raise CommandError(f"{file}: {exc}") from None
-    with made.begin() as session:
-        summary = apply_assignments(session, rows)
+    try:
+        with made.begin() as session:
+            summary = apply_assignments(session, rows)
+    except AssignmentImportError as exc:  # a phone number another person already has
+        raise CommandError(f"{file}: {exc}") from None
     print(
         f"imported {summary.opened} assignments from {file}: "
         f"{summary.closed} earlier assignments closed, {summary.people_added} people added"

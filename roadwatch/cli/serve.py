@@ -106,6 +106,7 @@ def serve(host: str | None, port: int | None, simulate: int, rate: float) -> int
         runtime.stop()
         raise
     runtime.start_ranking()
+    runtime.check_phone_broker()  # say so now if phones cannot reach the broker's WebSocket
     sim_thread = None
     if simulate:
         from ..accounts.reporters import KNOWN

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ COLUMNS = (
     "from_chainage_m",
     "to_chainage_m",
     "title",
+    "phone",
 )
 REQUIRED = ("segment_id", "person_id", "role", "valid_from")
 
@@ -104,6 +106,15 @@ class AssignmentRow:
     from_chainage_m: float | None
     to_chainage_m: float | None
     title: str | None
+    phone: str | None = None  # digits only (normalise_phone)
+
+
+def normalise_phone(raw: str) -> str | None:
+    """A mobile number as digits only (spaces, dashes and a leading +86 or 0086 dropped);
+    None when it is not 5 to 15 digits."""
+    digits = re.sub(r"[\s\-()]", "", raw)
+    digits = re.sub(r"^(\+86|0086)", "", digits)
+    return digits if re.fullmatch(r"\d{5,15}", digits) else None
 
 
 class AssignmentImportError(ValueError):
@@ -165,6 +176,7 @@ def read_assignments(path: Path, known_segments: set[str], tz: dt.tzinfo) -> lis
             [f"{path.name}: missing column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}"]
         )
     out: list[AssignmentRow] = []
+    phones: dict[str, str] = {}  # phone -> person id: one person per number
     for n, raw in enumerate(table, start=2):  # row 1 is the header
         rec: dict[str, Any] = {
             k: (str(v).strip() if v is not None and not isinstance(v, dt.date) else v)
@@ -216,6 +228,13 @@ def read_assignments(path: Path, known_segments: set[str], tz: dt.tzinfo) -> lis
             problems.append("a merchant row needs from_chainage_m/to_chainage_m (its frontage)")
         if chain[0] is not None and chain[1] is not None and chain[1] <= chain[0]:
             problems.append("to_chainage_m must be greater than from_chainage_m")
+        phone = None
+        if rec.get("phone") not in (None, ""):
+            phone = normalise_phone(str(rec["phone"]))
+            if phone is None:
+                problems.append(f"phone {rec['phone']!r} is not a phone number")
+            elif phones.setdefault(phone, rec.get("person_id") or "") != rec.get("person_id"):
+                problems.append(f"phone {phone} is already {phones[phone]}'s in this file")
         if problems:
             errors.append(f"row {n}: " + "; ".join(problems))
             continue
@@ -233,6 +252,7 @@ def read_assignments(path: Path, known_segments: set[str], tz: dt.tzinfo) -> lis
                 from_chainage_m=chain[0],
                 to_chainage_m=chain[1],
                 title=rec.get("title") or None,
+                phone=phone,
             )
         )
     # Two rows for the same post must not overlap in time.
@@ -280,6 +300,7 @@ def apply_assignments(session: Session, rows: list[AssignmentRow]) -> ImportSumm
             )
             known.add(r.person_id)
             added += 1
+    _set_phones(session, rows)
     session.flush()
     closed = 0
     for r in sorted(rows, key=lambda r: r.valid_from):
@@ -313,6 +334,27 @@ def apply_assignments(session: Session, rows: list[AssignmentRow]) -> ImportSumm
             )
         )
     return ImportSummary(opened=len(rows), closed=closed, people_added=added)
+
+
+def _set_phones(session: Session, rows: list[AssignmentRow]) -> None:
+    """Each row's phone onto its person (the newest given wins); refuse a number that
+    another person already has, so a sign-in by phone names one chief only."""
+    wanted = {r.person_id: r.phone for r in rows if r.phone}
+    if not wanted:
+        return
+    p = models.Reporter
+    taken = dict(session.execute(select(p.phone, p.id).where(p.phone.in_(wanted.values()))).all())
+    clash = [
+        f"phone {ph} is already {taken[ph]}'s, not {pid}'s"
+        for pid, ph in wanted.items()
+        if taken.get(ph, pid) != pid
+    ]
+    if clash:
+        raise AssignmentImportError(clash)
+    for pid, ph in wanted.items():
+        person = session.get(p, pid)
+        if person is not None:
+            person.phone = ph
 
 
 def current_chiefs(session: Session, now: dt.datetime) -> dict[str, dict[str, str]]:

@@ -136,6 +136,9 @@ class Reporter(Base):
     title: Mapped[str | None] = mapped_column(String(100))
     # A disabled reporter's messages are refused on every transport (issue 15, intake).
     disabled: Mapped[bool] = mapped_column(Boolean, server_default=sa_false())
+    # The chief's mobile number, digits only (`chiefs import`, column `phone`): a second
+    # sign-in name for the phone app (issue 20). Unique where set.
+    phone: Mapped[str | None] = mapped_column(String(20), unique=True)
 
 
 class Assignment(Base):

@@ -16,6 +16,7 @@ from . import (
     authz,
     cases,
     centre,
+    compress,
     desk,
     errors,
     exports,
@@ -64,6 +65,7 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
         )
     app.wsgi_app = _close_dropped_responses(app.wsgi_app)  # type: ignore[method-assign,assignment]
     headers.register(app, runtime)  # CSP, nosniff, frame-ancestors… on every response
+    compress.register(app)  # gzip for text answers (the phone app on 3G, issue 20)
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)

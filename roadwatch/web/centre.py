@@ -20,14 +20,12 @@ cached copy can never be another network's or another scope's.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import logging
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import func, select
 
-from ..maps.basemap import BasemapError
 from ..network.responsibility import current_chiefs
 from ..store import models
 from ..store.segments import segment_states
@@ -36,7 +34,7 @@ from .context import runtime
 from .errors import ApiError
 from .mapdata import (
     ScopedMap,
-    basemap_of,
+    basemap_tile_response,
     map_data_of,
     state_doc,
     table_response,
@@ -67,25 +65,7 @@ def centre_tile(key: str, z: int, x: int, y: int) -> Response:
 
 @bp.get("/centre/basemap/<version>/<int:z>/<int:x>/<int:y>")
 def centre_basemap(version: str, z: int, x: int, y: int) -> Response:
-    basemap = basemap_of(runtime())
-    if basemap is None or version != basemap.info.version:
-        raise ApiError(404, "basemap", "not_found", "no such basemap (none, or a newer file)")
-    try:
-        data = basemap.tile(z, x, y)
-    except BasemapError as exc:
-        log.error("basemap: %s", exc)
-        raise ApiError(500, "basemap", "damaged", "the basemap file is damaged") from None
-    if data is None:  # outside the archive: an empty tile, not an error
-        res = Response(status=204)
-    elif basemap.gzipped and "gzip" not in request.headers.get("Accept-Encoding", ""):
-        res = Response(gzip.decompress(data), mimetype=basemap.content_type)
-    else:
-        res = Response(data, mimetype=basemap.content_type)
-        if basemap.gzipped:
-            res.headers["Content-Encoding"] = "gzip"
-    res.headers["Cache-Control"] = "private, max-age=31536000, immutable"  # V is versioned
-    res.headers["Vary"] = "Accept-Encoding"
-    return res
+    return basemap_tile_response(runtime(), version, z, x, y)
 
 
 @bp.get("/centre/segments/<key>.json")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,8 +28,10 @@ import shapely
 from flask import Response, request
 from shapely.geometry.base import BaseGeometry
 
-from ..maps.basemap import Basemap, style_layers
+from ..maps.basemap import Basemap, BasemapError, style_layers
 from ..maps.mvt import MAXZOOM, SegmentTiles, lonlat_bounds
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -278,3 +281,28 @@ def state_doc(
             if visible(s["segment_id"])
         },
     }
+
+
+def basemap_tile_response(runtime: Any, version: str, z: int, x: int, y: int) -> Response:
+    """One tile of the city's basemap (staff: /api/centre/basemap, chiefs: /m/api/basemap)."""
+    from .errors import ApiError
+
+    basemap = basemap_of(runtime)
+    if basemap is None or version != basemap.info.version:
+        raise ApiError(404, "basemap", "not_found", "no such basemap (none, or a newer file)")
+    try:
+        data = basemap.tile(z, x, y)
+    except BasemapError as exc:
+        log.error("basemap: %s", exc)
+        raise ApiError(500, "basemap", "damaged", "the basemap file is damaged") from None
+    if data is None:  # outside the archive: an empty tile, not an error
+        res = Response(status=204)
+    elif basemap.gzipped and "gzip" not in request.headers.get("Accept-Encoding", ""):
+        res = Response(gzip.decompress(data), mimetype=basemap.content_type)
+    else:
+        res = Response(data, mimetype=basemap.content_type)
+        if basemap.gzipped:
+            res.headers["Content-Encoding"] = "gzip"
+    res.headers["Cache-Control"] = "private, max-age=31536000, immutable"  # V is versioned
+    res.headers["Vary"] = "Accept-Encoding"
+    return res

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, send_from_directory
@@ -97,6 +99,57 @@ def shell() -> Response:
     return res
 
 
+# The app's ES modules, served as one script (issue 20): a phone on a 400 ms link fetched
+# thirteen modules six at a time, three round trips. Concatenated in the order a browser
+# evaluates them (depth first from main.js, each module's imports in their order), with
+# the `import` lines and `export` keywords taken out: the same code in one scope.
+_IMPORT = re.compile(r'^import \{[^}]*\} from "\./([\w-]+\.js)";\n', re.M)
+_TOP_NAME = re.compile(r"^(?:export )?(?:async )?(?:function|const|let|class) ([\w$]+)", re.M)
+
+
+def bundle_modules(folder: Path, entry: str = "main.js") -> str:
+    """The phone app's modules as one script; refuses two modules defining one top-level
+    name (they would clash in the one scope)."""
+    order: list[str] = []
+    seen: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in seen:
+            return
+        seen.add(name)
+        for dep in _IMPORT.findall((folder / name).read_text(encoding="utf-8")):
+            visit(dep)
+        order.append(name)
+
+    visit(entry)
+    owner: dict[str, str] = {}
+    parts = []
+    for name in order:
+        src = (folder / name).read_text(encoding="utf-8")
+        for top in _TOP_NAME.findall(src):
+            if owner.setdefault(top, name) != name:
+                raise RuntimeError(f"{name} and {owner[top]} both define {top}: rename one")
+        body = _IMPORT.sub("", src)
+        body = re.sub(r"^export (?=(?:async )?(?:function|const|let|class) )", "", body, flags=re.M)
+        parts.append(f"// ---- {name}\n{body}")
+    return "".join(parts)
+
+
+@bp.get("/app.js")
+def app_script() -> Response:
+    folder = Path(_static_dir())
+    key = max(p.stat().st_mtime_ns for p in folder.glob("*.js"))
+    cache = current_app.extensions.setdefault("roadwatch_phone_bundle", {})
+    if cache.get("key") != key:
+        body = bundle_modules(folder).encode()
+        cache.update(key=key, body=body, etag=hashlib.sha256(body).hexdigest()[:32])
+    res = Response(cache["body"], mimetype="text/javascript")
+    res.set_etag(cache["etag"])
+    res.headers["Cache-Control"] = "no-cache"  # revalidated (304) on every load
+    res.make_conditional(request)
+    return res
+
+
 @bp.get("/sw.js")
 def service_worker() -> Response:
     # Served from /m/ so that its scope is the app; no-cache so a new version is seen.
@@ -145,10 +198,12 @@ def sign_in() -> tuple[Response, int]:
         raise ApiError(400, "request", "invalid_json", "请发送 JSON {reporter_id, password}")
     rid, password = body.get("reporter_id"), body.get("password")
     if not isinstance(rid, str) or not rid.strip():
-        raise ApiError(400, "reporter_id", "required", "请输入账号 (reporter id)")
+        raise ApiError(400, "reporter_id", "required", "请输入账号或手机号 (id or phone number)")
     if not isinstance(password, str) or not password:
         raise ApiError(400, "password", "required", "请输入密码")
-    rid = rid.strip()
+    # The chief's id, or their phone number (issue 20): the throttle counts the chief.
+    with runtime().sessions() as session:
+        rid = chiefs.login_id(session, rid.strip())
     wait = _throttle().wait_s(rid, request.remote_addr)
     if wait > 0:
         raise ApiError(
@@ -163,7 +218,9 @@ def sign_in() -> tuple[Response, int]:
         person = chiefs.authenticate(session, rid, password)
     if person is None:
         _throttle().failed(rid, request.remote_addr)
-        raise ApiError(401, "password", "wrong", "账号或密码不正确 (wrong id or password)")
+        raise ApiError(
+            401, "password", "wrong", "账号（手机号）或密码不正确 (wrong id, phone or password)"
+        )
     _throttle().succeeded(rid)
     with runtime().sessions.begin() as session:
         device, token = chiefs.issue_device(session, rid, request.headers.get("User-Agent"))
@@ -249,6 +306,13 @@ def me() -> Response:
                 .limit(200)
             )
         )
+        reporter_names = dict(
+            session.execute(
+                select(models.Reporter.id, models.Reporter.name).where(
+                    models.Reporter.id.in_({c.reporter_id for c in cases})
+                )
+            ).all()
+        )
     cats = rt.categories
     groups = []
     for key, label in GROUPS:
@@ -297,17 +361,193 @@ def me() -> Response:
             "note": c.note,
             "lat": c.lat,
             "lon": c.lon,
+            # issue 20: what a chief needs to act on it
+            "severity": c.severity,
+            "work_left_h": _work_left_h(c.due_at, now),
+            "photo": _photo_url(c.photos),
+            "reporter": reporter_names.get(c.reporter_id, c.reporter_id),
+            "own_report": c.reporter_id == rid,
         }
         for c in cases
     ]
+    # Urgent first, then what is overdue, then by deadline.
+    case_items.sort(key=lambda c: (c["severity"] != 3, not c["overdue"], c["due_at"] or "~"))
     return jsonify(
         {
             "chief": _chief_json(rid),
             "categories": {"favourites": favourites, "groups": groups},
             "segments": {"type": "FeatureCollection", "features": features},
             "cases": case_items,
+            "map": _map_config(rid, now),
         }
     )
+
+
+def _work_left_h(due: dt.datetime | None, now: dt.datetime) -> float | None:
+    """Working hours until the deadline (the city's working calendar); negative: overdue by."""
+    if due is None:
+        return None
+    from ..cases.calendar import Sla
+
+    sla = runtime().pipeline.sla
+    if not isinstance(sla, Sla):  # a test's stand-in without a calendar
+        return None
+    cal = sla.calendar
+    if due >= now:
+        return round(cal.working_between(now, due).total_seconds() / 3600, 2)
+    return -round(cal.working_between(due, now).total_seconds() / 3600, 2)
+
+
+def _photo_url(photos: list[Any] | None) -> str | None:
+    first = (photos or [None])[0]
+    return f"/m/api/photos/{first}" if isinstance(first, str) else None
+
+
+# A report's outcome in the chief's words (its case_status; docs/protocol.md 2.5).
+OUTCOME_WORDS = {
+    "new": "已受理，等待派单",
+    "dispatched": "已派单，处理中",
+    "duplicate": "已并入已有案件",
+    "rectified": "已整改，待核查",
+    "reopened": "整改未通过，重新处理",
+    "closed": "已办结",
+    "needs_review": "路段待人工核定",
+}
+
+
+def _history_item(r: models.Report, parent: models.Report | None) -> dict[str, Any]:
+    cats = runtime().categories
+    ctx = runtime().ctx
+
+    def seg_name(sid: str | None) -> str | None:
+        if sid is None or sid not in ctx.position:
+            return None
+        name = ctx.features[ctx.position[sid]]["properties"].get("name")
+        return str(name) if name else sid
+
+    def cat_name(code: str) -> str:
+        return cats.by_code[code].name if code in cats.by_code else code
+
+    status = r.case_status or r.status
+    return {
+        "id": r.id,
+        "observed_at": _iso(r.observed_at),
+        "received_at": _iso(r.received_at),
+        "category": r.category,
+        "category_name": cat_name(r.category),
+        "severity": r.severity,
+        "segment_id": r.segment_id,
+        "segment_name": seg_name(r.segment_id),
+        "case_status": r.case_status,
+        "outcome": OUTCOME_WORDS.get(status or "", status),
+        "due_at": _iso(r.due_at),
+        "merged_into": None
+        if parent is None
+        else {
+            "id": parent.id,
+            "category_name": cat_name(parent.category),
+            "segment_name": seg_name(parent.segment_id),
+            "case_status": parent.case_status,
+        },
+    }
+
+
+def _history(rid: str, report_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    r = models.Report
+    with runtime().sessions() as session:
+        q = select(r).where(r.reporter_id == rid)
+        if report_id is not None:
+            q = q.where(r.id == report_id)
+        rows = list(session.scalars(q.order_by(r.received_at.desc()).limit(limit)))
+        parent_ids = {x.parent_id for x in rows if x.parent_id}
+        parents = (
+            {p.id: p for p in session.scalars(select(r).where(r.id.in_(parent_ids)))}
+            if parent_ids
+            else {}
+        )
+    return [_history_item(x, parents.get(x.parent_id or "")) for x in rows]
+
+
+@bp.get("/api/reports")
+def my_reports() -> Response:
+    """The chief's own reports, newest first, with what became of each (issue 20)."""
+    return jsonify({"items": _history(_chief())})
+
+
+@bp.get("/api/reports/<report_id>")
+def my_report(report_id: str) -> Response:
+    """One of the chief's own reports and its outcome: the receipt on the report form."""
+    items = _history(_chief(), report_id, 1)
+    if not items:
+        raise ApiError(404, "report_id", "not_found", "没有这条上报 (no such report of yours)")
+    return jsonify(items[0])
+
+
+@bp.get("/api/photos/<sha256>")
+def case_photo(sha256: str) -> Response:
+    """A photo of the chief's own report or of a case assigned to them; else 404."""
+    from flask import send_file
+    from sqlalchemy import String, cast
+
+    rid = _chief()
+    found = api._photo_path(sha256)  # checks the hex form
+    if found is not None:
+        r = models.Report
+        with runtime().sessions() as session:
+            mine = session.scalar(
+                select(r.id)
+                .where(
+                    or_(r.reporter_id == rid, r.assignee_id == rid),
+                    cast(r.photos, String).like(f"%{sha256}%"),
+                )
+                .limit(1)
+            )
+        if mine is None:
+            found = None
+    if found is None:
+        raise ApiError(404, "sha256", "not_found", "没有这张照片 (no such photo)")
+    res = send_file(found[0].resolve(), mimetype=found[1], max_age=86400)
+    res.headers["Cache-Control"] = "private, max-age=86400"
+    return res
+
+
+@bp.get("/api/basemap/<version>/<int:z>/<int:x>/<int:y>")
+def chief_basemap(version: str, z: int, x: int, y: int) -> Response:
+    """The city's offline basemap for the map of the chief's road (as the command centre's)."""
+    from .mapdata import basemap_tile_response
+
+    _chief()
+    return basemap_tile_response(runtime(), version, z, x, y)
+
+
+def _map_config(rid: str, now: dt.datetime) -> dict[str, Any]:
+    """What the map of the chief's road needs beyond the segments: the basemap (raster only:
+    the phone draws tiles as images, no map engine) and the segments walked today."""
+    from .mapdata import basemap_of
+
+    rt = runtime()
+    basemap = basemap_of(rt)
+    base = None
+    if basemap is not None and basemap.info.kind == "raster":
+        i = basemap.info
+        base = {
+            "url": f"/m/api/basemap/{i.version}/{{z}}/{{x}}/{{y}}",
+            "minzoom": i.minzoom,
+            "maxzoom": i.maxzoom,
+            "attribution": i.attribution,
+        }
+    local = now.astimezone(rt.settings.tz)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    pc = models.PatrolCoverage
+    with rt.sessions() as session:
+        covered = sorted(
+            set(
+                session.scalars(
+                    select(pc.segment_id).where(pc.reporter_id == rid, pc.last_at >= midnight)
+                )
+            )
+        )
+    return {"basemap": base, "covered_today": covered}
 
 
 @bp.get("/api/segments/near")

@@ -117,9 +117,15 @@ def test_missing_security_headers_on_every_kind_of_page(app: Any, runtime: Any) 
                 assert not INLINE_HANDLER.search(body), (url, INLINE_HANDLER.search(body))
 
 
-def test_phone_app_may_reach_only_its_broker_websocket(app: Any) -> None:
+def test_phone_app_may_reach_only_its_broker_websocket(
+    app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The phone app's CSP lets it connect to its own broker's WebSocket, and a forged Host
     header cannot smuggle a directive into the policy."""
+    # `auto` hands out 9001 only while a WebSocket listener answers there (issue 20).
+    from roadwatch.runtime import Runtime
+
+    monkeypatch.setattr(Runtime, "_auto_ws_answers", lambda self: True)
     with app.test_client().get("/m/", headers={"Host": "roads.example.cn:5000"}) as res:
         assert _csp(res)["connect-src"] == ["'self'", "ws://roads.example.cn:9001"]
     with app.test_client().get("/m/", headers={"Host": "x; script-src *"}) as res:

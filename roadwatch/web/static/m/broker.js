@@ -7,7 +7,7 @@
  * MQTT.js (vendored, window.mqtt) is most of the JavaScript: it is loaded after the shell
  * is usable, from the URL on the entry's <script data-mqtt>, not before.
  */
-import { onAck, pump } from "./outbox.js";
+import { onAck, pump, retryNow } from "./outbox.js";
 import { brokerLogin, forgetPassword } from "./session.js";
 import { app } from "./state.js";
 import { store } from "./store.js";
@@ -78,7 +78,8 @@ export async function connect() {
   app.mq = mq;
   mq.on("connect", () => {
     setNet("online", "在线");
-    mq.subscribe([`${root}/acks/${me}`, `${root}/notices/${me}`], { qos: 1 }, () => pump());
+    // Reconnected: whatever waits for its backoff goes now, not 30 s later.
+    mq.subscribe([`${root}/acks/${me}`, `${root}/notices/${me}`], { qos: 1 }, () => retryNow());
   });
   mq.on("close", () => {
     // Meanwhile the outbox goes over HTTPS; the broker is retried in the background.

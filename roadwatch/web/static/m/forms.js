@@ -4,6 +4,7 @@
  * kept in IndexedDB until their message is acknowledged.
  */
 import { enqueue } from "./outbox.js";
+import { api } from "./session.js";
 import { fixQuality } from "./position.js";
 import { app } from "./state.js";
 import { store } from "./store.js";
@@ -169,6 +170,7 @@ async function sendReport(ev) {
   const box = $("#report-errors");
   box.replaceChildren(...errors.map((t) => el("li", { text: t })));
   $("#report-done").textContent = "";
+  delete $("#report-done").dataset.receipt;
   if (errors.length) return;
   const f = /** @type {import("./state.js").Fix} */ (app.fix);
   const sev = Number(/** @type {HTMLElement} */ (document.querySelector("#severity button.on")).dataset.v);
@@ -180,12 +182,51 @@ async function sendReport(ev) {
     ...(hint ? { segment_hint: hint } : {}),
     photos: [],
   };
+  app.lastReport = payload.report_id;
   await enqueue("report", payload, app.photos.map((p) => p.id));
   app.photos = [];
   renderThumbs(app.photos, $("#photo-thumbs"));
   field("#note").value = "";
   chooseCategory("");
-  $("#report-done").textContent = navigator.onLine ? "已保存，正在发送…" : "已保存在手机上，联网后自动发送";
+  // The receipt may have come already (an HTTPS answer takes ~0.1 s): do not overwrite it.
+  if (!$("#report-done").dataset.receipt) {
+    $("#report-done").textContent = navigator.onLine ? "已保存，正在发送…" : "已保存在手机上，联网后自动发送";
+  }
+}
+
+/**
+ * @param {string} text
+ * @param {string} kind "accepted", "merged", "review" or "rejected"
+ */
+function receipt(text, kind) {
+  const box = $("#report-done");
+  box.textContent = text;
+  box.dataset.receipt = kind;
+  box.classList.toggle("error", kind === "rejected");
+}
+
+/**
+ * The platform's answer to the report just sent, on the form where the chief is looking:
+ * 已受理·<segment>, or 已并入已有案件·<case> once the dispatcher has linked it (it decides
+ * just after the ack: asked for a few times).
+ * @param {import("./state.js").OutboxItem} item
+ */
+export async function showReceipt(item) {
+  if (item.id !== app.lastReport) return;
+  const ack = item.ack || /** @type {import("./state.js").Ack} */ ({});
+  if (item.state === "rejected") { receipt(`被退回：${item.reason || ""}`, "rejected"); return; }
+  if (ack.status === "needs_review") { receipt("已受理·路段待人工核定", "review"); return; }
+  receipt(`已受理·${ack.segment_name || ack.segment_id || ""}`, "accepted");
+  if (ack.case_status && ack.case_status !== "new" && ack.case_status !== "duplicate") return;
+  for (let i = 0; i < 5 && item.id === app.lastReport; i++) {
+    const { res, body } = await api(`/m/api/reports/${item.id}`).catch(() => ({ res: null, body: null }));
+    if (res && res.ok && body) {
+      const m = body.merged_into;
+      if (m) { receipt(`已并入已有案件·${m.category_name}·${m.segment_name || ""}`, "merged"); return; }
+      if (body.case_status !== "new") return;
+    }
+    await new Promise((r) => setTimeout(r, 400 * (i + 1)));
+  }
 }
 
 // ------------------------------------------------------------------ rectification form

@@ -18,7 +18,7 @@
  */
 import { connect, disconnect } from "./broker.js";
 import { installForms } from "./forms.js";
-import { clearDone, pump } from "./outbox.js";
+import { clearDone, pump, retryNow } from "./outbox.js";
 import { installPatrol } from "./patrol.js";
 import { onSignIn, refresh, signOut, start } from "./session.js";
 import { app } from "./state.js";
@@ -36,18 +36,30 @@ function wire() {
   installPatrol();
   $("#outbox-clear").addEventListener("click", clearDone);
   $("#sign-out").addEventListener("click", signOut);
-  window.addEventListener("online", () => { connect(); refresh(); pump(); });
+  window.addEventListener("online", () => {
+    if (!app.auth) setNet("online", "未登录"); // the sign-in screen
+    connect(); refresh(); retryNow();
+  });
   window.addEventListener("offline", () => { disconnect(); setNet("offline", "离线"); });
   document.addEventListener("visibilitychange", () => {
-    if (document.visibilityState === "visible" && app.auth) { refresh(); pump(); }
+    if (document.visibilityState === "visible" && app.auth) { refresh(); retryNow(); }
   });
   setInterval(pump, 2000);
   // Without the broker nobody pushes notices: fetch the case list now and then.
   setInterval(() => { if (app.auth && !(app.mq && app.mq.connected)) refresh(); }, POLL_MS);
 }
 
-if ("serviceWorker" in navigator) {
-  navigator.serviceWorker.register("/m/sw.js", { scope: "/m/" }).catch(() => null);
+/** The service worker (offline shell): registered once the app is usable and the page has
+ * loaded, so that its install (the whole shell again, and MQTT.js) does not compete with
+ * the first screen and the sign-in on a slow link. */
+function registerWorker() {
+  if (!("serviceWorker" in navigator)) return;
+  const go = () => setTimeout(() => {
+    navigator.serviceWorker.register("/m/sw.js", { scope: "/m/" }).catch(() => null);
+  }, 500);
+  if (document.readyState === "complete") go();
+  else window.addEventListener("load", go, { once: true });
 }
+
 wire();
-start();
+start().then(registerWorker, registerWorker);

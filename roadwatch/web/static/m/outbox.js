@@ -9,12 +9,13 @@
  * holds all sending for as long as its Retry-After asks.
  */
 import { publish } from "./broker.js";
-import { categoryByCode } from "./forms.js";
+import { categoryByCode, showReceipt } from "./forms.js";
 import { showCoverage } from "./patrol.js";
 import { api, refresh } from "./session.js";
 import { app } from "./state.js";
 import { store } from "./store.js";
-import { $, el, errorsText, fmt } from "./util.js";
+import { $, el, errorsText, fmt, when } from "./util.js";
+import { renderCases } from "./work.js";
 
 /** @typedef {import("./state.js").OutboxItem} OutboxItem */
 /** @typedef {import("./state.js").Ack} Ack */
@@ -81,6 +82,7 @@ async function settle(item, ack) {
   }
   await store.put("outbox", item);
   renderOutbox();
+  if (item.kind === "report") showReceipt(item);
   if (item.kind === "patrol" && item.state === "accepted") showCoverage(ack.covered_segments || []);
   if (item.kind === "rectification") refresh();
 }
@@ -177,6 +179,22 @@ async function attempt(item) {
   throw new Error(`服务器暂时不可用 (HTTP ${res.status})`);
 }
 
+/**
+ * The way out is back (the broker connected, the phone online, the app in front again):
+ * what waits for its backoff is sent now. A server's Retry-After still holds (holdUntil).
+ */
+export async function retryNow() {
+  /** @type {OutboxItem[]} */
+  const items = await store.all("outbox");
+  for (const item of items) {
+    if (item.state === "queued" && item.next_at > Date.now()) {
+      item.next_at = 0;
+      await store.put("outbox", item);
+    }
+  }
+  await pump();
+}
+
 /** Send every item that is due, oldest first (one pump at a time). */
 export async function pump() {
   if (app.pumping || !app.auth) return;
@@ -226,6 +244,12 @@ export async function renderOutbox() {
   /** @type {OutboxItem[]} */
   const items = (await store.all("outbox")).sort((a, b) => b.created_at - a.created_at);
   const open = items.filter((i) => i.state === "queued" || i.state === "sent").length;
+  // A case whose rectification waits here is not offered 整改反馈 again.
+  const pending = new Set(items.filter((i) => i.kind === "rectification" &&
+    (i.state === "queued" || i.state === "sent")).map((i) => String(i.payload.report_id)));
+  const before = app.pendingRect || new Set();
+  app.pendingRect = pending;
+  if (pending.size !== before.size || [...pending].some((id) => !before.has(id))) renderCases();
   $("#outbox-count").textContent = open ? String(open) : "";
   $("#outbox-list").replaceChildren(...items.map((i) => {
     const cat = i.kind === "report" ? categoryByCode(i.payload.category) : null;
@@ -240,6 +264,22 @@ export async function renderOutbox() {
       i.last_error && (i.state === "queued" || i.state === "sent")
         ? el("div", { class: "hint", text: `暂未送达（${i.last_error}），会自动重试` }) : null);
   }));
+}
+
+/** The chief's reports as the platform has them, with what became of each (kept there, so
+ * 清除已完成 on the phone loses nothing). */
+export async function renderHistory() {
+  const { res, body } = await api("/m/api/reports").catch(() => ({ res: null, body: null }));
+  if (!res || !res.ok || !body) return;
+  /** @type {{id: string, category_name: string, segment_name: string | null, observed_at: string,
+   *   outcome: string, merged_into: {category_name: string, segment_name: string | null} | null}[]} */
+  const items = body.items;
+  $("#history-list").replaceChildren(...(items.length ? items.map((r) => el("li", { "data-id": r.id },
+    el("b", { text: r.category_name }), " ", el("span", { text: r.segment_name || "" }),
+    el("div", { class: "hint", text: when(r.observed_at) }),
+    el("div", { text: r.merged_into
+      ? `${r.outcome}·${r.merged_into.category_name}·${r.merged_into.segment_name || ""}` : r.outcome })))
+    : [el("li", { text: "还没有上报" })]));
 }
 
 /** Remove what the platform has answered: nothing unsent is ever deleted. */

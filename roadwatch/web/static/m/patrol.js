@@ -15,7 +15,7 @@ import { renderMap } from "./work.js";
 const MAX_PATROL_POINTS = 2000; // roadwatch/cases/patrols.py MAX_POINTS
 
 /** @returns {import("./state.js").Auth} */
-const auth = () => /** @type {import("./state.js").Auth} */ (app.auth);
+const signedIn = () => /** @type {import("./state.js").Auth} */ (app.auth);
 
 function patrolPoint() {
   // Sample the watched fix; a fix already recorded (GPS stalled) adds no fake point.
@@ -29,6 +29,7 @@ function patrolPoint() {
   p.unsent.push(pt);
   store.setMeta("patrol", { id: p.id, points: p.points });
   $("#patrol-points").textContent = String(p.points.length);
+  renderMap(); // the live track
   if (p.points.length >= MAX_PATROL_POINTS) {
     // The platform takes at most this many points in one message: end here, lose nothing.
     toast(`巡查已满 ${MAX_PATROL_POINTS} 个轨迹点，已自动结束；可再开始一次`);
@@ -38,8 +39,8 @@ function patrolPoint() {
   // Live track while connected (best effort); the end message carries every point.
   if (p.unsent.length >= 10 && app.mq && app.mq.connected) {
     const points = p.unsent.splice(0);
-    publish(`${auth().config.topic_root}/patrols/${auth().reporter_id}`, {
-      v: 1, patrol_id: p.id, reporter_id: auth().reporter_id,
+    publish(`${signedIn().config.topic_root}/patrols/${signedIn().reporter_id}`, {
+      v: 1, patrol_id: p.id, reporter_id: signedIn().reporter_id,
       state: "track", crs: "WGS84", points,
     }).catch(() => null);
   }
@@ -52,7 +53,7 @@ function patrolPoint() {
 export function startPatrol(resume) {
   app.patrol = { id: resume ? resume.id : uuid(), points: resume ? resume.points : [], unsent: [] };
   store.setMeta("patrol", { id: app.patrol.id, points: app.patrol.points });
-  const every = Math.max(200, auth().config.patrol_interval_s * 1000);
+  const every = Math.max(200, signedIn().config.patrol_interval_s * 1000);
   watchPosition();
   patrolPoint();
   app.patrol.timer = setInterval(patrolPoint, every);
@@ -68,7 +69,7 @@ async function stopPatrol() {
   await store.setMeta("patrol", null);
   $("#patrol-toggle").textContent = "开始巡查";
   await enqueue("patrol", {
-    v: 1, patrol_id: p.id, reporter_id: auth().reporter_id, state: "end", crs: "WGS84",
+    v: 1, patrol_id: p.id, reporter_id: signedIn().reporter_id, state: "end", crs: "WGS84",
     points: p.points,
   });
   $("#patrol-result").textContent = `巡查结束，${p.points.length} 个轨迹点，等待平台核算…`;

@@ -6,6 +6,10 @@
 import { api } from "./session.js";
 import { app } from "./state.js";
 import { $, el } from "./util.js";
+import { renderMap } from "./work.js";
+
+let mapDrawnAt = 0; // "you are here" is redrawn at most every MAP_EVERY_MS
+const MAP_EVERY_MS = 3000;
 
 const POOR_ACCURACY_M = 50;
 const STALE_FIX_MS = 60 * 1000;
@@ -19,6 +23,7 @@ export function watchPosition() {
       app.fix = { lat: pos.coords.latitude, lon: pos.coords.longitude,
         accuracy: pos.coords.accuracy, at: pos.timestamp || Date.now() };
       renderFix();
+      if (Date.now() - mapDrawnAt > MAP_EVERY_MS) { mapDrawnAt = Date.now(); renderMap(); }
     },
     (err) => {
       $("#gps").textContent = err.code === 1 ? "未允许定位：请在设置中允许本应用使用位置" : "暂时无法定位，请到开阔处";

@@ -74,10 +74,15 @@ export function signedOut(body) {
   brokerPassword = null;
   disconnect();
   store.setMeta("auth", null);
+  showSignIn();
+  $("#signin-error").textContent = errorsText(body && body.errors);
+}
+
+/** The sign-in screen: no tabs, and the pill says what is true before signing in. */
+function showSignIn() {
   $("#tabs").hidden = true;
   show("signin");
-  setNet(navigator.onLine ? "online" : "offline", navigator.onLine ? "请登录" : "离线");
-  $("#signin-error").textContent = errorsText(body && body.errors);
+  setNet(navigator.onLine ? "online" : "offline", navigator.onLine ? "未登录" : "离线");
 }
 
 function ready() {
@@ -100,7 +105,7 @@ export async function start() {
     }
   }
   if (!app.auth) {
-    show("signin");
+    showSignIn();
     ready();
     return;
   }
@@ -127,15 +132,20 @@ export async function refresh() {
     const { res, body } = await api("/m/api/session");
     if (res.status === 401) { signedOut(body); return; }
     if (res.ok && app.auth) {
+      const moved = app.auth.config.mqtt_ws_url !== body.config.mqtt_ws_url;
       app.auth.config = body.config;
       await store.setMeta("auth", app.auth);
+      // The broker moved (or is gone): stop knocking at the old address and go on over
+      // HTTPS. The new one is used from the next page load (this page's CSP names the old).
+      if (moved) { brokerPassword = null; disconnect(); setNet("online", "在线 (HTTP)"); }
     }
     const me = await api("/m/api/me");
     if (me.res.ok && app.auth) {
       /** @type {import("./state.js").Me} */
       const got = me.body;
       const before = new Set(((app.me && app.me.cases) || []).map((c) => c.id));
-      const fresh = got.cases.filter((c) => !before.has(c.id));
+      // The chief's own report needs no notice (they know): only others' new cases.
+      const fresh = got.cases.filter((c) => !before.has(c.id) && !c.own_report);
       // Without the broker's notices, a new case in the list is the notice.
       if (app.me && fresh.length && !(app.mq && app.mq.connected)) {
         toast(`新案件：${fresh.map((c) => `${c.category_name} · ${c.segment_name || ""}`).join("；")}`);

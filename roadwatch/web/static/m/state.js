@@ -46,6 +46,13 @@
  * @property {boolean} overdue
  * @property {string | null} observed_at
  * @property {string | null} note
+ * @property {number | null} [lat]
+ * @property {number | null} [lon]
+ * @property {number} [severity] 1 一般, 2 较重, 3 紧急
+ * @property {number | null} [work_left_h] working hours to the deadline; negative: overdue by
+ * @property {string | null} [photo] the problem photo's URL
+ * @property {string} [reporter] who reported it (name)
+ * @property {boolean} [own_report]
  */
 
 /**
@@ -59,6 +66,8 @@
  * @property {{favourites: string[], groups: CategoryGroup[]}} categories
  * @property {{type: "FeatureCollection", features: SegmentFeature[]}} segments
  * @property {Case[]} cases
+ * @property {{basemap: {url: string, minzoom: number, maxzoom: number, attribution: string} | null,
+ *   covered_today: string[]}} [map] the map of the chief's road
  */
 
 /** @typedef {{lat: number, lon: number, accuracy: number, at: number}} Fix */
@@ -82,6 +91,8 @@
  * @property {ApiError[]} [errors]
  * @property {string[]} [covered_segments] a patrol's end
  * @property {string | null} [segment_name]
+ * @property {string | null} [segment_id]
+ * @property {string | null} [case_status]
  */
 
 /** @typedef {{field?: string, code?: string, message?: string}} ApiError */
@@ -135,6 +146,8 @@
  * @property {number} [watch] the geolocation watch
  * @property {ReturnType<typeof setInterval>} [fixTimer]
  * @property {string | null} [nearKey] where the nearby segments were last asked for
+ * @property {string | null} [lastReport] the report just sent from the form (its receipt)
+ * @property {Set<string>} [pendingRect] cases whose rectification waits in the outbox
  */
 
 /** @type {App} */

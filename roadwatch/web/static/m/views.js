@@ -1,7 +1,7 @@
 // @ts-check
 /* The app's views (sign-in, report, my work, rectification, sent) and the tabs. */
 import { renderCategories } from "./forms.js";
-import { renderOutbox } from "./outbox.js";
+import { renderHistory, renderOutbox } from "./outbox.js";
 import { renderPlan } from "./plan.js";
 import { watchPosition } from "./position.js";
 import { renderCases, renderMap } from "./work.js";
@@ -16,6 +16,8 @@ export function show(view) {
     b.classList.toggle("on", /** @type {HTMLElement} */ (b).dataset.view === view);
   }
   if (view === "report") watchPosition();
+  if (view === "outbox") renderHistory();
+  if (view === "work") { watchPosition(); renderMap(); } // the map is drawn when opened
 }
 
 /** Everything drawn from the chief's data and the outbox. */
