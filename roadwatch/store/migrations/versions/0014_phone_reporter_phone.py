@@ -13,7 +13,7 @@ from alembic import op
 import roadwatch.store.models  # noqa: F401  (as every migration: the models' types)
 
 revision = "0014_phone_reporter_phone"
-down_revision = "0013_sessions"
+down_revision = "0014_geoloc_snap_labels"
 branch_labels = None
 depends_on = None
 
