@@ -49,6 +49,10 @@ ACTIONS = (
     "case.merge",
     "case.split",
     "case.reopen",
+    # extension requests: a chief asks (actor `chief:<reporter id>`), staff decide
+    "case.request_extension",
+    "case.approve_extension",
+    "case.refuse_extension",
 )
 MAX_TEXT = {"actor": 128, "target": 255, "remote_addr": 64}
 
