@@ -381,7 +381,9 @@ def case_detail(report_id: str) -> Response:
         ],
         deadline=_deadline(row, now),
         actions=_allowed_actions(row),
-        extension_requests=extension_requests,
+        extension_requests=[
+            {**x, "requested_by_name": names.get(x["requested_by"])} for x in extension_requests
+        ],
     )
     return jsonify(out)
 

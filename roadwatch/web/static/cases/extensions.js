@@ -79,7 +79,7 @@ export function drawExtensions(data, reload) {
     li.setAttribute("data-request", req.id);
     li.setAttribute("data-status", req.status);
     li.appendChild(el("div", null, tf("ext_asked", {
-      who: req.requested_by, h: req.hours, at: when(req.requested_at), reason: req.reason,
+      who: (req.requested_by_name ? req.requested_by_name + " " : "") + req.requested_by, h: req.hours, at: when(req.requested_at), reason: req.reason,
     }) + " · " + t("ext_" + req.status)));
     if (req.status !== "pending") {
       const by = tf("ext_by", { who: req.decided_by, at: when(req.decided_at) });

@@ -7,7 +7,7 @@
    or renamed file, add it here and bump CACHE. */
 "use strict";
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
-const CACHE = "rw-m-v3";
+const CACHE = "rw-m-v4";
 const SHELL = [
   "/m/",
   "/m/manifest.webmanifest",
@@ -24,6 +24,7 @@ const SHELL = [
   "/static/m/broker.js",
   "/static/m/work.js",
   "/static/m/patrol.js",
+  "/static/m/extension.js",
   "/static/m/icon-192.png",
   "/static/vendor/mqtt-5.16.0/mqtt.min.js",
 ];

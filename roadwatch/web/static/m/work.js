@@ -2,6 +2,7 @@
 /* "My work" (我的工作): the chief's segments (a small SVG map and a list), the open cases
  * assigned to the chief, and the platform's notices (a toast, then a fresh case list).
  */
+import { extensionButton } from "./extension.js";
 import { openRectify } from "./forms.js";
 import { refresh } from "./session.js";
 import { app } from "./state.js";
@@ -51,7 +52,8 @@ export function renderCases() {
     el("div", { class: c.overdue ? "overdue" : "", text: c.due_at ? `期限 ${when(c.due_at)}${c.overdue ? "（已超期）" : ""}` : "无期限" }),
     c.note ? el("div", { class: "hint", text: c.note }) : null,
     c.status === "rectified" ? el("div", { class: "ok", text: "已整改，待核查" })
-      : el("button", { type: "button", text: "整改反馈", onclick: () => openRectify(c) }))));
+      : el("button", { type: "button", text: "整改反馈", onclick: () => openRectify(c) }),
+    extensionButton(c))));
 }
 
 /**
