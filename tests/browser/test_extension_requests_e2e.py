@@ -87,3 +87,57 @@ def test_officer_approves_a_chiefs_request_on_the_case_page(
         }
     assert (f"chief:{case.assignee_id}", "case.request_extension") in actors
     assert (officer.username, "case.approve_extension") in actors
+
+
+def test_chief_asks_from_the_phone_apps_case_card(
+    runtime: Any, browser: Any, playwright_session: Any, screenshot: Any, monkeypatch: Any
+) -> None:
+    """The phone app's 申请延期 (m/extension.js): on a case card, hours and a reason, sent
+    over HTTPS as the signed-in chief; the platform holds it pending under the chief's id."""
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("acceptance runs on PostgreSQL")
+    from roadwatch.accounts import chiefs as ca
+    from roadwatch.runtime import Runtime
+
+    case = make_case(runtime, "JS", category="E0102", photos=[])
+    assert case.assignee_id
+    with runtime.sessions.begin() as s:
+        made = ca.provision(s, only=[case.assignee_id], reset=[case.assignee_id])
+        password = {**made.created, **made.reset}[case.assignee_id]
+    # no broker in this test: the app works over HTTP alone (no WebSocket to fail on)
+    monkeypatch.setattr(Runtime, "phone_ws_url", property(lambda self: ""))
+    device = dict(playwright_session.devices["Pixel 7"])
+    device.pop("default_browser_type", None)
+    context = browser.new_context(**device, locale="zh-CN", service_workers="block")
+    try:
+        with live_server(runtime) as server:
+            phone = context.new_page()
+            phone.goto(server.url + "/m/")
+            phone.fill("#signin-id", case.assignee_id)
+            phone.fill("#signin-pw", password)
+            phone.click("#signin-form button[type=submit]")
+            phone.click("#tabs [data-view=work]")
+            card = phone.locator(f"#case-list li[data-case='{case.id}']")
+            card.locator(".ext-open").click()
+            card.locator("input[name=hours]").fill("12")
+            card.locator("textarea[name=reason]").fill("需要等待配件")
+            card.locator(".ext-form button[type=submit]").click()
+            phone.wait_for_selector("#toast:not([hidden])")
+            assert "延期申请已提交" in phone.inner_text("#toast")
+            screenshot(phone, "extension_phone")
+            # a second request while one is pending: the platform's reason on the card
+            card.locator(".ext-open").click()
+            card.locator(".ext-form button[type=submit]").click()
+            card.locator(".ext-form p.hint").filter(has_text="待审批").wait_for(timeout=10_000)
+    finally:
+        context.close()
+    with runtime.sessions() as s:
+        (req,) = s.scalars(
+            select(models.ExtensionRequest).where(models.ExtensionRequest.report_id == case.id)
+        ).all()
+    assert (req.requested_by, req.hours, req.reason, req.status) == (
+        case.assignee_id,
+        12,
+        "需要等待配件",
+        "pending",
+    )
