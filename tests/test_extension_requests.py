@@ -180,3 +180,34 @@ def test_staff_refuse_is_recorded_with_its_reason(
     res = staff.post(f"/api/cases/{case.id}/approve_extension", json={"request_id": request_id})
     assert res.status_code == 409
     assert ask(app, mine, case.id, hours=8, reason="再次申请").status_code == 201
+
+
+def test_a_holder_who_is_not_the_assignee_may_ask_and_both_hear(
+    runtime: Any, app: Any, login_as: Any, monkeypatch: Any
+) -> None:
+    """RESPONSIBLE is also whoever holds the segment now: such a chief may ask; on approval
+    the assignee hears of the new deadline and the asker of the decision."""
+    case = make_case(runtime, "JS")
+    a = models.Assignment
+    with runtime.sessions() as s:
+        holder = s.scalars(
+            select(a.reporter_id).where(
+                a.segment_id == case.segment_id,
+                a.reporter_id != case.assignee_id,
+                a.role == "road_chief",
+                a.valid_to.is_(None),
+            )
+        ).first()
+    assert holder
+    res = ask(app, chief_headers(runtime, app, holder), case.id, hours=4, reason="协助处理")
+    assert res.status_code == 201, res.get_json()
+    _, notices = sent(runtime, monkeypatch)
+    staff = login_as("admin")
+    body = {"request_id": res.get_json()["request_id"]}  # no note: the officer said nothing
+    assert staff.post(f"/api/cases/{case.id}/approve_extension", json=body).status_code == 200
+    kinds = {n.person_id: n.body["kind"] for n in notices}
+    assert kinds == {case.assignee_id: "extend", holder: "extension"}
+    with runtime.sessions() as s:
+        req = s.get(models.ExtensionRequest, body["request_id"])
+        assert req is not None and (req.status, req.decision_note) == ("approved", None)
+    assert transitions(runtime, case.id)[-1].note == "协助处理"  # the extension's reason

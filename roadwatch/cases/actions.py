@@ -673,10 +673,11 @@ lock_case, text_field = _lock, _text
 
 def _pending_request(conn: Connection, case: Any, body: Mapping[str, Any]) -> Any:
     rid = body.get("request_id")
-    row = conn.execute(
-        select(EXTENSIONS).where(EXTENSIONS.c.id == str(rid), EXTENSIONS.c.report_id == case.id)
-    ).first()
-    if not isinstance(rid, str) or row is None:
+    row = None
+    if isinstance(rid, str):
+        x = EXTENSIONS.c
+        row = conn.execute(select(EXTENSIONS).where(x.id == rid, x.report_id == case.id)).first()
+    if row is None:
         raise ActionRefused(
             404, "request_id", "not_found", "no such request of this case / 没有该延期申请"
         )
@@ -709,21 +710,24 @@ def _approve_extension(
     the hours asked for (or the `hours` the officer grants instead)."""
     req = _pending_request(conn, case, body)
     hours = hours_wanted(body) if body.get("hours") is not None else req.hours
-    note = _text(body, "reason", required=False, words="a reason") or req.reason
+    said = _text(body, "reason", required=False, words="a reason")  # the officer's own words
     data = {"action": "extend", "hours": hours, "request_id": req.id}
     data["requested_by"] = req.requested_by
-    done = _extend_by(conn, staff, case, env, note, hours, data)
-    _decide(conn, req, "approved", staff, env, note, granted_hours=hours)
-    due = done.detail["due_at"]
-    done.effects.notices = _notice(
+    done = _extend_by(conn, staff, case, env, said or req.reason, hours, data)
+    _decide(conn, req, "approved", staff, env, said, granted_hours=hours)
+    # the assignee hears of the new deadline as after any extension; the one who asked,
+    # of the decision (one notice when they are the same person)
+    done.effects.notices = [
+        n for n in done.effects.notices if n.person_id != req.requested_by
+    ] + _notice(
         "extension",
         req.requested_by,
         case,
         request_id=req.id,
         decision="approved",
         hours=hours,
-        due_at=due,
-        note=note,
+        due_at=done.detail["due_at"],
+        note=said,
         message=f"延期申请已批准：延长 {hours:g} 个工作小时",
     )
     return done
