@@ -131,6 +131,7 @@ def runtime(
             models.Event,
             models.ReportTransition,
             models.CaseMessage,
+            models.ExtensionRequest,
             models.Report,
             models.RejectedMessage,
         ):

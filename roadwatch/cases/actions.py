@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Table, select, update
 
 from ..geolocate import HINT_PLAUSIBLE_M, review_candidates
 from ..network.context import NetworkContext
@@ -52,6 +52,9 @@ STAFF_ACTIONS: dict[str, str] = {
     "merge": "merge",
     "split": "merge",
     "reopen": "reopen",
+    # a chief's request (roadwatch.cases.extensions) is decided by whoever may extend
+    "approve_extension": "extend",
+    "refuse_extension": "extend",
 }
 MAX_TEXT = 2000
 MAX_EXTENSION_H = 24 * 30  # working hours in one extension (a month of full days)
@@ -389,8 +392,8 @@ def _comment(conn: Connection, staff: Staff, case: Any, body: Mapping[str, Any],
     return _finish(conn, case, staff, env, current, {}, text, {"action": "comment"})
 
 
-def _extend(conn: Connection, staff: Staff, case: Any, body: Mapping[str, Any], env: Env) -> Done:
-    reason = _text(body, "reason", required=True, words="a reason for the extension")
+def hours_wanted(body: Mapping[str, Any]) -> float:
+    """The working hours of an extension in a body: a number from 1 to MAX_EXTENSION_H."""
     hours = body.get("hours")
     if (
         isinstance(hours, bool)
@@ -404,6 +407,24 @@ def _extend(conn: Connection, staff: Staff, case: Any, body: Mapping[str, Any], 
             f"hours must be a number of working hours between 1 and "
             f"{MAX_EXTENSION_H} / 延期工时须在 1 到 {MAX_EXTENSION_H} 之间",
         )
+    return hours
+
+
+def _extend(conn: Connection, staff: Staff, case: Any, body: Mapping[str, Any], env: Env) -> Done:
+    reason = _text(body, "reason", required=True, words="a reason for the extension")
+    hours = hours_wanted(body)
+    return _extend_by(conn, staff, case, env, reason, hours, {"action": "extend", "hours": hours})
+
+
+def _extend_by(
+    conn: Connection,
+    staff: Staff,
+    case: Any,
+    env: Env,
+    reason: str | None,
+    hours: float,
+    data: dict[str, Any],
+) -> Done:
     return _move_deadline(
         conn,
         staff,
@@ -411,7 +432,7 @@ def _extend(conn: Connection, staff: Staff, case: Any, body: Mapping[str, Any], 
         env,
         reason,
         lambda due: env.sla.calendar.add_working(due, dt.timedelta(hours=float(hours))),
-        {"action": "extend", "hours": hours},
+        data,
     )
 
 
@@ -638,6 +659,95 @@ def _reopen(conn: Connection, staff: Staff, case: Any, body: Mapping[str, Any], 
     return _finish(conn, case, staff, env, "reopened", values, reason, data, notices)
 
 
+# -- a chief's extension request (roadwatch.cases.extensions), decided by staff -------------
+EXTENSIONS: Table = models.ExtensionRequest.__table__  # type: ignore[assignment]
+# the chief's side asks for its case and its fields as staff actions do
+lock_case, text_field = _lock, _text
+
+
+def _pending_request(conn: Connection, case: Any, body: Mapping[str, Any]) -> Any:
+    rid = body.get("request_id")
+    row = None
+    if isinstance(rid, str):
+        x = EXTENSIONS.c
+        row = conn.execute(select(EXTENSIONS).where(x.id == rid, x.report_id == case.id)).first()
+    if row is None:
+        raise ActionRefused(
+            404, "request_id", "not_found", "no such request of this case / 没有该延期申请"
+        )
+    if row.status != "pending":
+        raise ActionRefused(
+            409,
+            "request_id",
+            "decided",
+            f"the request was {row.status} by {row.decided_by} already / 该申请已处理",
+        )
+    return row
+
+
+def _decide(
+    conn: Connection, req: Any, status: str, staff: Staff, env: Env, note: str | None, **more: Any
+) -> None:
+    conn.execute(
+        update(EXTENSIONS)
+        .where(EXTENSIONS.c.id == req.id)
+        .values(
+            status=status, decided_by=staff.username, decided_at=env.now, decision_note=note, **more
+        )
+    )
+
+
+def _approve_extension(
+    conn: Connection, staff: Staff, case: Any, body: Mapping[str, Any], env: Env
+) -> Done:
+    """Grant a pending request: the deadline moves as a staff `extend` would move it, by
+    the hours asked for (or the `hours` the officer grants instead)."""
+    req = _pending_request(conn, case, body)
+    hours = hours_wanted(body) if body.get("hours") is not None else req.hours
+    said = _text(body, "reason", required=False, words="a reason")  # the officer's own words
+    data = {"action": "extend", "hours": hours, "request_id": req.id}
+    data["requested_by"] = req.requested_by
+    done = _extend_by(conn, staff, case, env, said or req.reason, hours, data)
+    _decide(conn, req, "approved", staff, env, said, granted_hours=hours)
+    # the assignee hears of the new deadline as after any extension; the one who asked,
+    # of the decision (one notice when they are the same person)
+    done.effects.notices = [
+        n for n in done.effects.notices if n.person_id != req.requested_by
+    ] + _notice(
+        "extension",
+        req.requested_by,
+        case,
+        request_id=req.id,
+        decision="approved",
+        hours=hours,
+        due_at=done.detail["due_at"],
+        note=said,
+        message=f"延期申请已批准：延长 {hours:g} 个工作小时",
+    )
+    return done
+
+
+def _refuse_extension(
+    conn: Connection, staff: Staff, case: Any, body: Mapping[str, Any], env: Env
+) -> Done:
+    req = _pending_request(conn, case, body)
+    reason = _text(body, "reason", required=True, words="why the request is refused")
+    _decide(conn, req, "refused", staff, env, reason)
+    data = {"action": "refuse_extension", "request_id": req.id, "requested_by": req.requested_by}
+    notices = _notice(
+        "extension",
+        req.requested_by,
+        case,
+        request_id=req.id,
+        decision="refused",
+        hours=req.hours,
+        note=reason,
+        message=f"延期申请未批准：{reason}",
+    )
+    current = case.case_status or case.status
+    return _finish(conn, case, staff, env, current, {}, reason, data, notices)
+
+
 _HANDLERS: dict[str, Any] = {
     "reassign": _reassign,
     "verify": _verify,
@@ -649,4 +759,6 @@ _HANDLERS: dict[str, Any] = {
     "merge": _merge,
     "split": _split,
     "reopen": _reopen,
+    "approve_extension": _approve_extension,
+    "refuse_extension": _refuse_extension,
 }

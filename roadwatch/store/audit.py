@@ -51,6 +51,10 @@ ACTIONS = (
     "case.split",
     "case.reopen",
     "review.publish",  # a monthly review pack frozen (roadwatch.monthly, issue 22)
+    # extension requests: a chief asks (actor `chief:<reporter id>`), staff decide
+    "case.request_extension",
+    "case.approve_extension",
+    "case.refuse_extension",
 )
 MAX_TEXT = {"actor": 128, "target": 255, "remote_addr": 64}
 

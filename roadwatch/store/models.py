@@ -592,3 +592,23 @@ class SnapLabel(Base):
     accuracy_m: Mapped[float | None] = mapped_column(Float)
     heading_deg: Mapped[float | None] = mapped_column(Float)
     category: Mapped[str] = mapped_column(String(16))
+
+
+# -- extension requests (issue 19): a responsible chief asks, staff approve or refuse ----------
+class ExtensionRequest(Base):
+    """A chief's request for more working hours on a case, pending until staff decide it
+    (roadwatch.cases.extensions); an approval moves the deadline through the staff `extend`."""
+
+    __tablename__ = "extension_requests"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    report_id: Mapped[str] = mapped_column(ForeignKey("reports.id"), index=True)
+    requested_by: Mapped[str] = mapped_column(String(64))  # the chief's reporter id
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    hours: Mapped[float] = mapped_column(Float)  # working hours asked for
+    reason: Mapped[str] = mapped_column(Text)
+    # pending, then approved or refused
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    decided_by: Mapped[str | None] = mapped_column(String(64))  # the staff user's name
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    granted_hours: Mapped[float | None] = mapped_column(Float)

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from ..cases.actions import STAFF_ACTIONS, ActionRefused, Env, act
 from ..cases.calendar import Sla
+from ..cases.extensions import requests_of
 from ..cases.permissions import Staff
 from ..cases.workflow import CLOCK_RUNNING, REPORTS
 from ..network.responsibility import responsible_at
@@ -328,6 +329,7 @@ def case_detail(report_id: str) -> Response:
             responsible_at(session, row.segment_id, now, chainage) if row.segment_id else []
         )
         segment = _segment_of(session, row)
+        extension_requests = requests_of(session, rid)
     out = _row_json(row, names, now)
     out.update(
         lat=row.lat,
@@ -379,6 +381,9 @@ def case_detail(report_id: str) -> Response:
         ],
         deadline=_deadline(row, now),
         actions=_allowed_actions(row),
+        extension_requests=[
+            {**x, "requested_by_name": names.get(x["requested_by"])} for x in extension_requests
+        ],
     )
     return jsonify(out)
 

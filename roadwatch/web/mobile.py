@@ -24,9 +24,13 @@ from sqlalchemy import func, or_, select, text
 
 from ..accounts import chiefs
 from ..accounts.throttle import PasswordThrottle, minutes_text
+from ..cases.actions import ActionRefused, Env
+from ..cases.extensions import request_extension as ask
 from ..ingest.payloads import decode_json
-from ..store import models
+from ..store import audit, models
+from ..store.events import record_events
 from . import api
+from .cases import _case_id, _sla
 from .context import runtime
 from .errors import ApiError
 from .limits import intake_limited
@@ -650,3 +654,33 @@ def intake(word: str) -> tuple[Response, int]:
             "只能以自己的身份发送 (you can only send as yourself)",
         )
     return api.submit(kind, rid)
+
+
+# -- asking for more time ---------------------------------------------------------------
+@bp.post("/api/cases/<report_id>/request_extension")
+def request_extension(report_id: str) -> tuple[Response, int]:
+    """A responsible chief asks for more working hours on a case: {hours, reason}.
+
+    Pending until staff approve or refuse it on the case page (roadwatch.cases.extensions);
+    the signed-in chief is the one who asks, audited as `chief:<id>` and pushed live.
+    """
+    rid = _chief()
+    rt = runtime()
+    case_id = _case_id(report_id)
+    body: Any = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "body", "invalid_json", "请发送 JSON {hours, reason}")
+    now = models.utcnow()
+    with rt.sessions.begin() as session:
+        if session.get(models.Report, case_id) is None:
+            raise ApiError(404, "report_id", "not_found", f"没有该案件 (no case {report_id})")
+        conn = session.connection()
+        try:
+            done = ask(conn, rid, case_id, body, Env(_sla(), rt.ctx, now))
+        except ActionRefused as exc:
+            raise ApiError(exc.status, exc.field, exc.code, exc.message) from None
+        who = audit.Actor(f"chief:{rid}", None, request.remote_addr)
+        audit.record(session, who, "case.request_extension", case_id, at=now, **done.detail)
+        events = record_events(conn, done.effects.events, now)
+    rt.broadcaster.publish(events)
+    return jsonify({"id": case_id, "status": "pending", **done.detail}), 201

@@ -9,6 +9,7 @@ import { catName, errorText, installLang, postJSON, t, tf } from "./text.js";
 import { districtName } from "../live/i18n.js";
 import { $, dayTime, el, fetchJSON } from "../live/util.js";
 import { startAlerts } from "../live/alerts.js";
+import { drawExtensions } from "./extensions.js";
 
 /** @type {{case_id: string, basemap?: {source: {tiles: string[]}, layers: maplibregl.LayerSpecification[]} | null}} */
 const cfg = /** @type {any} */ (config);
@@ -265,6 +266,7 @@ function drawAll() {
   drawRelated();
   drawTimeline();
   drawActions();
+  drawExtensions(data, load);
   drawMap();
   document.body.setAttribute("data-loaded", String(data.timeline.length));
 }

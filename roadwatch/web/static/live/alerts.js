@@ -9,9 +9,9 @@ import { lang } from "./i18n.js";
 
 const WORDS = {
   zh: { overdue: "案件超期", escalated: "案件已督办", failed: "核查未通过", enable: "开启桌面提醒",
-    close: "关闭", alerts: "提醒" },
+    close: "关闭", alerts: "提醒", extension: "延期申请" },
   en: { overdue: "Case overdue", escalated: "Case escalated", failed: "Verification failed",
-    enable: "Enable desktop alerts", close: "Close", alerts: "Alerts" },
+    enable: "Enable desktop alerts", close: "Close", alerts: "Alerts", extension: "Extension asked" },
 };
 const KEEP_MS = 60000; // an in-page alert stays this long unless closed
 const MAX_SHOWN = 5;
@@ -24,9 +24,10 @@ function w(key) {
 /**
  * What kind of alert a live `case` event is, or null.
  * @param {Record<string, any>} p
- * @returns {"overdue" | "escalated" | "failed" | null}
+ * @returns {"overdue" | "escalated" | "failed" | "extension" | null}
  */
 export function alertKind(p) {
+  if (p.action === "request_extension") return "extension"; // a chief asks for more time
   if (p.status === "overdue") return "overdue";
   if (p.status === "escalated") return "escalated";
   // reopened by a failed verification (a chief's, an evaluator's or staff's), not a staff reopening
@@ -61,7 +62,7 @@ function container() {
 
 /**
  * Show one alert (and a desktop notification when allowed).
- * @param {"overdue" | "escalated" | "failed"} kind
+ * @param {"overdue" | "escalated" | "failed" | "extension"} kind
  * @param {Record<string, any>} p the event
  */
 export function raise(kind, p) {

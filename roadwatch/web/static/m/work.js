@@ -2,6 +2,7 @@
 /* "My work" (我的工作): the chief's segments (a small SVG map and a list), the open cases
  * assigned to the chief, and the platform's notices (a toast, then a fresh case list).
  */
+import { extensionButton } from "./extension.js";
 import { openRectify } from "./forms.js";
 import { refresh } from "./session.js";
 import { app } from "./state.js";
@@ -134,7 +135,8 @@ export function renderCases() {
         text: c.due_at ? `${left || (late ? "已超期" : "")} · 期限 ${when(c.due_at)}` : "无期限" }),
       el("div", { class: "hint", text: `${c.own_report ? "本人上报" : `上报人：${c.reporter || ""}`} · ${when(c.observed_at)}` }),
       c.note ? el("div", { class: "hint", text: c.note }) : null,
-      action);
+      action,
+      extensionButton(c));
   }));
 }
 
