@@ -284,6 +284,9 @@ def test_formula_injection_in_case_notes_is_neutralised_in_cases_csv_and_xlsx(
     res = staff.get(f"/api/cases.csv?since={since}")
     assert res.status_code == 200
     rows = list(csv.DictReader(io.StringIO(res.data.decode("utf-8-sig"), newline="")))
+    # The headers are Chinese with the code beside ("编号 (id)"): read them by the code.
+    code = {h: h.rsplit("(", 1)[-1].rstrip(")") for h in rows[0]}
+    rows = [{code[h]: v for h, v in r.items()} for r in rows]
     notes = {r["id"]: r["note"] for r in rows}
     for rid, payload in rids.items():
         assert notes[rid] == _expected(payload), (payload, notes[rid])
