@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from ..settings import SettingsError
 from . import apikeys, backup, bench, chiefs, db, demo, network, rank, reporters, serve, users
 from . import simulate as simulate_cmd
+from . import web as web_cmd
 from .common import CommandError
 from .serve import first_admin
 
@@ -79,5 +80,6 @@ for command in (
     bench.bench,
     backup.backup,
     backup.restore,
+    web_cmd.web,
 ):
     main.add_command(command)
