@@ -56,7 +56,7 @@ class Runtime:
         migrate: bool = True,
         ctx: NetworkContext | None = None,
     ) -> Runtime:
-        engine = db.make_engine(settings.database_url)
+        engine = db.engine_for(settings)
         if migrate:
             db.upgrade(engine)
         sessions = db.make_sessionmaker(engine)
@@ -85,7 +85,34 @@ class Runtime:
 
         # Dispatch time is the pipeline's clock (tests control it; production: now).
         pipeline.dispatcher = Dispatcher(engine, sla, rt.deliver, clock=lambda: pipeline.clock())
+        rt.add_gauges()
         return rt
+
+    def add_gauges(self) -> None:
+        """The backlogs in /metrics (docs/deploy.md, "Monitoring"), read at each scrape."""
+        from .health import dispatcher_lag_s, overdue_cases
+
+        m, engine = self.metrics, self.engine
+        m.gauge(
+            "roadwatch_cases_overdue",
+            "Open cases past their deadline",
+            lambda: overdue_cases(engine),
+        )
+        m.gauge(
+            "roadwatch_dispatcher_lag_seconds",
+            "Age of the oldest stored report not yet dispatched (0: none waits)",
+            lambda: dispatcher_lag_s(engine),
+        )
+        m.gauge(
+            "roadwatch_ingest_queue_depth",
+            "MQTT messages received and waiting for this process's ingest thread",
+            lambda: self.mqtt.queued if self.mqtt is not None else 0,
+        )
+        m.gauge(
+            "roadwatch_event_log_lag_events",
+            "Events this process committed to the event log and has not yet emitted live",
+            lambda: self.broadcaster.pending,
+        )
 
     def send_notices(self, notices: list[Notice]) -> None:
         """Publish notices to each person's topic (QoS 1; queued by the broker if offline)."""

@@ -105,6 +105,9 @@ class Settings(BaseModel):
     ranking_schedule_s: float
     # reverse proxies in front of the web server whose X-Forwarded-* headers are believed
     trusted_proxies: int
+    # database timeouts of the long-running roles (roadwatch.store.db.engine_for; 0 = none)
+    db_connect_timeout_s: float
+    db_statement_timeout_ms: int
 
     @field_validator("database_url")
     @classmethod
@@ -168,6 +171,13 @@ class Settings(BaseModel):
     def _reporter_cache(cls, v: float) -> float:
         if not 0 < v <= 3600:
             raise ValueError("must be more than 0 and at most 3600 seconds")
+        return v
+
+    @field_validator("db_connect_timeout_s", "db_statement_timeout_ms")
+    @classmethod
+    def _db_timeout(cls, v: float) -> float:
+        if not 0 <= v < 86400 * 1000:
+            raise ValueError("must be 0 (none) or more")
         return v
 
     @field_validator("log_level", mode="before")

@@ -26,7 +26,7 @@ def gunicorn_app(bind: str, threads: int | None, conf: Path = GUNICORN_CONF) -> 
     """A gunicorn application serving roadwatch.web.wsgi:app with the project's settings."""
     from gunicorn.app.base import Application
 
-    class WebRole(Application):  # type: ignore[misc]  # gunicorn is untyped
+    class WebRole(Application):
         def init(self, parser: Any, opts: Any, args: Any) -> None:
             return None
 

@@ -165,6 +165,10 @@ class MqttIngest:
         self._last_logged: dict[str, float] = {}
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
+        # Progress, for /healthz (roadwatch.health.ingest_check): when the batch in hand was
+        # taken (None: none in hand) and when the last one was committed and acked.
+        self.busy_since: float | None = None
+        self.last_commit = time.monotonic()
         self._generation = 0
         self._gen_lock = threading.Lock()
         self.connected = threading.Event()
@@ -363,9 +367,11 @@ class MqttIngest:
             items = self._next_batch()
             if not items:
                 continue
+            self.busy_since = time.monotonic()
             batch = [(m, t) for m, t in items if m is not None]
             if not batch:  # only retained copies: acknowledge them, nothing to store
                 self._ack_skipped(items)
+                self.busy_since = None
                 continue
             delay = 0.5
             while True:
@@ -383,6 +389,7 @@ class MqttIngest:
                     time.sleep(delay)
                     delay = min(delay * 2, 10.0)
             self._finish(items, outcomes)
+            self.last_commit, self.busy_since = time.monotonic(), None
 
     def _ack(self, token: _Token, generation: int) -> None:
         if token.qos > 0 and token.generation == generation:
@@ -409,6 +416,15 @@ class MqttIngest:
             self._ack(token, generation)
         if self.on_batch is not None:
             self.on_batch(outcomes)
+
+    @property
+    def queued(self) -> int:
+        """Messages received and waiting for the ingest thread (not counting its batch)."""
+        return len(self._queue)
+
+    @property
+    def worker_alive(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
 
     def publish_notice(self, person: str, body: bytes) -> None:
         self.notifier.publish(self.topics.notice(person), body, qos=1)

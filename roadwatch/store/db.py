@@ -14,15 +14,25 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with the settings each backend needs for a busy ingest path."""
+def make_engine(url: str, *, connect_timeout_s: float = 0, statement_timeout_ms: int = 0) -> Engine:
+    """An engine with the settings each backend needs for a busy ingest path.
+
+    The timeouts (0 = none; `engine_for` passes the settings'): a database that does not
+    answer makes a connect or a statement fail after that long, so ingest retries and
+    `/healthz` turns unhealthy instead of a thread blocking silently. SQLite has no
+    network: its `timeout` is how long a statement waits for another writer's lock (30 s
+    when no statement timeout is given).
+    """
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={
+                "check_same_thread": False,
+                "timeout": statement_timeout_ms / 1000 if statement_timeout_ms else 30,
+            },
             use_insertmanyvalues=False,
         )
 
@@ -36,13 +46,37 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    if parsed.drivername in ("postgresql", "postgres"):
+    connect_args: dict[str, Any] = {}
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
         # psycopg 3 is the driver we install.
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        if connect_timeout_s:
+            # libpq counts whole seconds (at least 2); keepalives notice a dead peer.
+            connect_args["connect_timeout"] = max(2, round(connect_timeout_s))
+            connect_args.update(keepalives=1, keepalives_idle=10, keepalives_interval=5)
+            connect_args["keepalives_count"] = 3
+        if statement_timeout_ms:
+            connect_args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
     # use_insertmanyvalues=False: bulk inserts go to psycopg's pipelined executemany of one
     # prepared statement (we need no RETURNING), which parses the SQL once, not per batch.
     return create_engine(
-        url, pool_size=10, max_overflow=10, pool_pre_ping=True, use_insertmanyvalues=False
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        use_insertmanyvalues=False,
+        connect_args=connect_args,
+        # A pool exhausted by threads stuck on a hung database: fail, don't queue forever.
+        pool_timeout=max(connect_timeout_s, 1.0) if connect_timeout_s else 30,
+    )
+
+
+def engine_for(settings: Any) -> Engine:
+    """The engine of a long-running role: the settings' URL with their database timeouts."""
+    return make_engine(
+        settings.database_url,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
     )
 
 
