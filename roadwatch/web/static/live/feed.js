@@ -269,6 +269,15 @@ export function connect() {
     $("rw-conn").title = "";
     if (state.snapshotIn) resync();
   });
+  // The server's Redis queue came back after an outage: what other processes emitted
+  // meanwhile never reached us. Resync on this connection, as after a reconnect (live
+  // events held back until the replay is in). A resync already under way covers it.
+  socket.on("resync_needed", function () {
+    if (state.mode !== "live" || syncing || !state.snapshotIn) return;
+    rw.queueResyncs += 1;
+    syncing = true;
+    resync();
+  });
   socket.on("disconnect", function (reason) {
     connGen += 1;
     syncing = true;

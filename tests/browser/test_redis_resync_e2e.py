@@ -1,0 +1,140 @@
+"""Issue 18 scope 1: when the Socket.IO Redis queue restarts, browsers resync.
+
+The server's live events go through a private Redis (ROADWATCH_SOCKETIO_QUEUE), as with
+several web processes. Redis is stopped; reports published meanwhile are stored and acked
+but their live events are lost on the way (python-socketio drops what it cannot publish),
+so the open page does not show them. Redis is started again on the same port: the web
+process's queue listener subscribes again and tells its browsers `resync_needed`; the page
+resyncs on its open connection (no reconnect) and then shows every report exactly once.
+/healthz names Redis while it is down.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page
+
+from tests.conftest import REQUIRE_SERVICES
+from tests.support.mosquitto import MOSQUITTO_BIN, run_mosquitto
+from tests.support.redisproc import RedisProcess
+
+from .conftest import PageProblems
+from .served import Phone, Served, login, reports_on_segments, strip
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Any]:
+    if not MOSQUITTO_BIN.exists() and not shutil.which("mosquitto"):
+        message = "mosquitto is not installed (apt-get install mosquitto)"
+        if REQUIRE_SERVICES:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    with run_mosquitto(tmp_path) as b:
+        yield b
+
+
+def health(url: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=5) as res:
+            return int(res.status), json.loads(res.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def wait_health(url: str, status: int, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        code, body = health(url)
+        if code == status or time.monotonic() > deadline:
+            assert code == status, body
+            return body
+        time.sleep(0.2)
+
+
+def test_browsers_resync_when_the_redis_queue_comes_back(
+    tmp_path: Path,
+    broker: Any,
+    page: Page,
+    page_problems: PageProblems,
+    screenshot: Callable[[Page, str], Path],
+) -> None:
+    redis = RedisProcess(tmp_path).start()
+    served = Served(
+        tmp_path,
+        mqtt_port=broker.port,
+        ROADWATCH_SOCKETIO_QUEUE=redis.url,
+        ROADWATCH_RATE_LIMIT_STORAGE="memory://",
+    )
+    phone = Phone(broker.port)
+    try:
+        served.start()
+        login(page, served)
+        page.evaluate(
+            """(() => { window.__conn = [];
+                new MutationObserver(() => window.__conn.push(
+                    document.querySelector('#rw-conn').dataset.state))
+                  .observe(document.querySelector('#rw-conn'), {attributes: true}); })()"""
+        )
+        bodies = [strip(b) for b in reports_on_segments(40, seed=1818)]
+        before = page.evaluate("window.roadwatch.reportsSeen")
+
+        # 1. through Redis, as usual
+        for b in bodies[:10]:
+            phone.publish(b)
+        phone.collect(10, timeout=30)
+        page.wait_for_function(f"window.roadwatch.reportsSeen >= {before + 10}", timeout=20_000)
+
+        # 2. Redis down: reports are stored and acked, their live events go nowhere
+        redis.stop()
+        body = wait_health(served.url, 503)
+        assert body["checks"]["redis"]["ok"] is False
+        assert body["checks"]["database"]["ok"] is True
+        for b in bodies[10:30]:
+            phone.publish(b)
+        acks = phone.collect(20, timeout=30)
+        assert sorted(a["id"] for a in acks) == sorted(b["report_id"] for b in bodies[10:30])
+        time.sleep(1.0)
+        assert page.evaluate("window.roadwatch.reportsSeen") == before + 10, "not lost?"
+        assert page.evaluate("window.roadwatch.queueResyncs") == 0
+
+        # 3. Redis back on the same port: the page resyncs on its open connection
+        t0 = time.monotonic()
+        redis.start()
+        page.wait_for_function(
+            f"window.roadwatch.reportsSeen >= {before + 30}", timeout=30_000
+        )
+        recovered = time.monotonic() - t0
+        wait_health(served.url, 200)
+        assert page.evaluate("window.roadwatch.queueResyncs") == 1
+        assert page.evaluate("window.roadwatch.connected")
+        assert "down" not in page.evaluate("window.__conn")  # no reconnect did it
+
+        # 4. and live again through the new Redis
+        for b in bodies[30:]:
+            phone.publish(b)
+        phone.collect(10, timeout=30)
+        page.wait_for_function(f"window.roadwatch.reportsSeen >= {before + 40}", timeout=20_000)
+        page.wait_for_timeout(1500)  # anything doubled would have arrived by now
+        assert page.evaluate("window.roadwatch.reportsSeen") == before + 40
+        for b in bodies:
+            assert page.evaluate(f"window.roadwatch.hasReport('{b['report_id']}')")
+        screenshot(page, "redis-resync")
+        print(f"Redis restart: page complete {recovered:.1f} s after Redis started again")
+    finally:
+        phone.close()
+        served.stop()
+        redis.stop()
+    logs = served.logs()
+    assert "Redis is back; the browsers resync" in logs
+    assert "Traceback" not in logs
