@@ -247,7 +247,7 @@ class ResyncingRedisManager(socketio.RedisManager):
     nothing is shown twice.
 
     The listening loop is python-socketio's `_redis_listen_with_retries` (5.x) with that
-    one step added; the emit is the base Manager's, i.e. to this process's clients only.
+    one step added; the emit skips the queue (`ignore_queue`): this process's clients only.
     """
 
     def __init__(self, url: str, **kwargs: Any) -> None:
@@ -266,11 +266,10 @@ class ResyncingRedisManager(socketio.RedisManager):
                     lost = False
                     self.resubscribed += 1
                     log.warning("Socket.IO queue: Redis is back; the browsers resync")
-                    socketio.Manager.emit(self, RESYNC_NEEDED, {}, namespace=NAMESPACE)
+                    self.emit(RESYNC_NEEDED, {}, namespace=NAMESPACE, ignore_queue=True)
                 yield from self.pubsub.listen()
             except Exception as exc:
                 lost = True
                 log.error("Socket.IO queue: Redis lost (%s); retrying in %d s", exc, retry_sleep)
                 time.sleep(retry_sleep)
                 retry_sleep = min(retry_sleep * 2, 8)
-

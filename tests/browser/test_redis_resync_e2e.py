@@ -1,7 +1,8 @@
 """Issue 18 scope 1: when the Socket.IO Redis queue restarts, browsers resync.
 
-The server's live events go through a private Redis (ROADWATCH_SOCKETIO_QUEUE), as with
-several web processes. Redis is stopped; reports published meanwhile are stored and acked
+The web role (`roadwatch web`, gunicorn) and an ingest worker (`roadwatch worker`) on
+PostgreSQL, a private Mosquitto and a private Redis as the Socket.IO queue: the worker's live
+events reach the page only through Redis. Redis is stopped; reports published meanwhile are stored and acked
 but their live events are lost on the way (python-socketio drops what it cannot publish),
 so the open page does not show them. Redis is started again on the same port: the web
 process's queue listener subscribes again and tells its browsers `resync_needed`; the page
@@ -26,9 +27,10 @@ from playwright.sync_api import Page
 from tests.conftest import REQUIRE_SERVICES
 from tests.support.mosquitto import MOSQUITTO_BIN, run_mosquitto
 from tests.support.redisproc import RedisProcess
+from tests.support.roles import ADMIN, Roles
 
 from .conftest import PageProblems
-from .served import Phone, Served, login, reports_on_segments, strip
+from .served import Phone, login, reports_on_segments, strip
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -65,21 +67,18 @@ def wait_health(url: str, status: int, timeout: float = 30) -> dict[str, Any]:
 def test_browsers_resync_when_the_redis_queue_comes_back(
     tmp_path: Path,
     broker: Any,
+    fresh_pg: str,
     page: Page,
     page_problems: PageProblems,
     screenshot: Callable[[Page, str], Path],
 ) -> None:
     redis = RedisProcess(tmp_path).start()
-    served = Served(
-        tmp_path,
-        mqtt_port=broker.port,
-        ROADWATCH_SOCKETIO_QUEUE=redis.url,
-        ROADWATCH_RATE_LIMIT_STORAGE="memory://",
-    )
+    roles = Roles(tmp_path, fresh_pg, broker.port, redis.url)
     phone = Phone(broker.port)
     try:
-        served.start()
-        login(page, served)
+        served = roles.web()
+        roles.worker()
+        login(page, served, user=ADMIN)
         page.evaluate(
             """(() => { window.__conn = [];
                 new MutationObserver(() => window.__conn.push(
@@ -111,9 +110,7 @@ def test_browsers_resync_when_the_redis_queue_comes_back(
         # 3. Redis back on the same port: the page resyncs on its open connection
         t0 = time.monotonic()
         redis.start()
-        page.wait_for_function(
-            f"window.roadwatch.reportsSeen >= {before + 30}", timeout=30_000
-        )
+        page.wait_for_function(f"window.roadwatch.reportsSeen >= {before + 30}", timeout=30_000)
         recovered = time.monotonic() - t0
         wait_health(served.url, 200)
         assert page.evaluate("window.roadwatch.queueResyncs") == 1
@@ -131,10 +128,15 @@ def test_browsers_resync_when_the_redis_queue_comes_back(
             assert page.evaluate(f"window.roadwatch.hasReport('{b['report_id']}')")
         screenshot(page, "redis-resync")
         print(f"Redis restart: page complete {recovered:.1f} s after Redis started again")
+    except BaseException:
+        for role in roles.running:
+            print(f"--- {role.name}\n{role.text()[-5000:]}")
+        raise
     finally:
         phone.close()
-        served.stop()
+        codes = roles.stop_all()
         redis.stop()
-    logs = served.logs()
-    assert "Redis is back; the browsers resync" in logs
-    assert "Traceback" not in logs
+    assert codes == {"worker": 0, "web": 0}, codes
+    assert "Redis is back; the browsers resync" in served.text()
+    for role in roles.running:
+        assert "Traceback" not in role.text(), role.text()[-3000:]
