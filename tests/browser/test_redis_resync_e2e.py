@@ -1,13 +1,13 @@
 """Issue 18 scope 1: when the Socket.IO Redis queue restarts, browsers resync.
 
 The web role (`roadwatch web`, gunicorn) and an ingest worker (`roadwatch worker`) on
-PostgreSQL, a private Mosquitto and a private Redis as the Socket.IO queue: the worker's live
-events reach the page only through Redis. Redis is stopped; reports published meanwhile are stored and acked
-but their live events are lost on the way (python-socketio drops what it cannot publish),
-so the open page does not show them. Redis is started again on the same port: the web
-process's queue listener subscribes again and tells its browsers `resync_needed`; the page
-resyncs on its open connection (no reconnect) and then shows every report exactly once.
-/healthz names Redis while it is down.
+PostgreSQL, a private Mosquitto and a private Redis as the Socket.IO queue: the worker's
+live events reach the page only through Redis. Redis is stopped; reports published meanwhile
+are stored and acked but their live events are lost on the way (python-socketio drops what
+it cannot publish), so the open page does not show them. Redis is started again on the same
+port: the web process's queue listener subscribes again and tells its browsers
+`resync_needed`; the page resyncs on its open connection (no reconnect) and then shows every
+report exactly once. /healthz names Redis while it is down.
 """
 
 from __future__ import annotations
