@@ -31,6 +31,7 @@ import { dayKey } from "./util.js";
  * @property {number} open
  * @property {number} overdue
  * @property {number} score
+ * @property {number} [seq] the seq of the live event its state is from
  */
 
 /** @typedef {{open: number, overdue: number, score: number}} SegmentState */
