@@ -128,7 +128,7 @@ def render_once(browser: Browser, url: str, cookie: str) -> dict[str, Any]:
     try:
         t0 = time.perf_counter()
         page.goto(url + "/")
-        page.wait_for_function("window.roadwatch && window.roadwatch.ready", timeout=120_000)
+        page.wait_for_function("() => window.roadwatch && window.roadwatch.ready", timeout=120_000)
         wall = (time.perf_counter() - t0) * 1000
         timings = page.evaluate("window.roadwatch.timings")
         if os.environ.get("BENCH_VERBOSE"):
@@ -392,7 +392,7 @@ def bench_stream(
             cookie = session_cookie(server.app, rt)
             page = new_page(browser, server.url, cookie)
             page.goto(server.url + "/")
-            page.wait_for_function("window.roadwatch && window.roadwatch.ready", timeout=60_000)
+            page.wait_for_function("() => window.roadwatch && window.roadwatch.ready", timeout=60_000)
             cdp = page.context.new_cdp_session(page)
             page.evaluate("""window.__busy = 0; new PerformanceObserver(l => l.getEntries()
                 .forEach(e => { window.__busy += e.duration; })).observe({type: 'longtask'});""")
