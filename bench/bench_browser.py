@@ -392,7 +392,9 @@ def bench_stream(
             cookie = session_cookie(server.app, rt)
             page = new_page(browser, server.url, cookie)
             page.goto(server.url + "/")
-            page.wait_for_function("() => window.roadwatch && window.roadwatch.ready", timeout=60_000)
+            page.wait_for_function(
+                "() => window.roadwatch && window.roadwatch.ready", timeout=60_000
+            )
             cdp = page.context.new_cdp_session(page)
             page.evaluate("""window.__busy = 0; new PerformanceObserver(l => l.getEntries()
                 .forEach(e => { window.__busy += e.duration; })).observe({type: 'longtask'});""")
