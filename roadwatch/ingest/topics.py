@@ -19,8 +19,11 @@ INBOUND_KINDS = {
 class Topics:
     root: str = "roadwatch/v1"
 
-    def subscriptions(self) -> list[str]:
-        return [f"{self.root}/{word}/+" for word in INBOUND_KINDS]
+    def subscriptions(self, share_group: str = "") -> list[str]:
+        """The inbound topic filters; with a share group, as one MQTT shared subscription
+        (`$share/<group>/<filter>`): the broker gives each message to one member only."""
+        plain = [f"{self.root}/{word}/+" for word in INBOUND_KINDS]
+        return [f"$share/{share_group}/{t}" for t in plain] if share_group else plain
 
     def ack(self, reporter: str) -> str:
         return f"{self.root}/acks/{reporter}"
