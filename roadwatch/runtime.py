@@ -17,6 +17,7 @@ from .cases.workflow import Notice
 from .categories import Categories, load_categories
 from .ingest.embedded_broker import EmbeddedBroker, is_listening, is_loopback
 from .ingest.mqtt import MqttIngest
+from .ingest.topics import share_group_name
 from .live.broadcast import Broadcaster
 from .metrics import Metrics
 from .network.context import NetworkContext, load_network_context, sync_network
@@ -147,7 +148,9 @@ class Runtime:
             password=s.mqtt_password,
             metrics=self.metrics,
             # amqtt (the embedded broker) has no shared subscriptions
-            share_group="" if self.broker is not None else s.mqtt_share_group,
+            share_group=""
+            if self.broker is not None
+            else share_group_name(s.mqtt_share_group, s.mqtt_password),
         )
         if drain_only:
             self.mqtt.begin_drain()
