@@ -290,7 +290,7 @@ class MqttIngest:
         self.begin_drain()
         if self.connected.is_set():
             self._unsubscribed.clear()
-            self.client.unsubscribe(self.topics.subscriptions(self.share_group))
+            self.client.unsubscribe(self._all_filters())
             if not self._unsubscribed.wait(5.0):
                 log.warning("MQTT: no UNSUBACK within 5 s; draining anyway")
         deadline = time.monotonic() + timeout
@@ -325,7 +325,7 @@ class MqttIngest:
         if self._draining.is_set():
             # Reconnected while draining (or `worker --drain`): leave the shared subscription
             # so that only what is queued for this session still arrives.
-            client.unsubscribe(self.topics.subscriptions(self.share_group))
+            client.unsubscribe(self._all_filters())
             return
         subs = self.topics.subscriptions(self.share_group)
         if self.protocol == 5:
@@ -356,6 +356,12 @@ class MqttIngest:
         if not self._stop.is_set():
             self.last_error = f"disconnected: {reason}"
             log.warning("MQTT: disconnected (%s); paho reconnects", reason)
+
+    def _all_filters(self) -> list[str]:
+        """Every filter this session may hold: the shared ones, and the plain ones a session
+        from before shared subscriptions (the same client id) subscribed to."""
+        shared = self.topics.subscriptions(self.share_group) if self.share_group else []
+        return shared + self.topics.subscriptions()
 
     def _on_unsubscribe(self, *_args: Any) -> None:
         self._unsubscribed.set()
