@@ -204,7 +204,9 @@ def worker(instance: str | None, health_port: int | None, drain: bool) -> int:
         from ..health import HealthServer
         from ..ingest.checks import worker_health
 
-        checks = worker_health(runtime.mqtt, runtime.engine, redact_url(settings.mqtt_url))
+        checks = worker_health(
+            runtime.mqtt, runtime.engine, redact_url(settings.mqtt_url), settings.socketio_queue
+        )
         health = HealthServer(checks, runtime.metrics.render, port=settings.worker_health_port)
         health.start()
     name = settings.worker_instance or "(no instance name)"

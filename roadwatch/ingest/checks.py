@@ -1,8 +1,9 @@
 """The health checks of an ingest worker (`roadwatch worker`, served by health.HealthServer).
 
 Unhealthy (503) when ingest cannot make progress: no broker connection, messages waiting
-longer than STALL_S, no commit for STALL_S while messages wait, or no database. Parked
-messages (ingest/park.py) are shown, not judged: waiting is their normal state.
+longer than STALL_S, no commit for STALL_S while messages wait, no database, or (when
+live events go through it) no Redis. Parked messages (ingest/park.py) are shown, not
+judged: waiting is their normal state.
 """
 
 from __future__ import annotations
@@ -16,7 +17,23 @@ from .mqtt import MqttIngest
 STALL_S = 30.0  # a message waiting this long, or no commit this long while some wait
 
 
-def worker_health(mqtt: MqttIngest, engine: Any, url: str) -> Health:
+def redis_check(url: str) -> Any:
+    """Redis (the live events' queue to the web role) answers PING within a second."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+
+    def check() -> Check:
+        try:
+            client.ping()
+        except Exception as exc:
+            return Check(False, {"error": exc.__class__.__name__})
+        return Check(True)
+
+    return check
+
+
+def worker_health(mqtt: MqttIngest, engine: Any, url: str, redis_url: str = "") -> Health:
     health = Health("worker")
 
     def broker() -> Check:
@@ -45,4 +62,6 @@ def worker_health(mqtt: MqttIngest, engine: Any, url: str) -> Health:
     health.add("progress", progress)
     health.add("parked", parked)
     health.add("database", database_check(engine))
+    if redis_url:
+        health.add("redis", redis_check(redis_url))
     return health
