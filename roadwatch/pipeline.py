@@ -180,12 +180,12 @@ class Pipeline:
                 self.on_notices(notices)
             except Exception:
                 log.exception("sending %d notices failed", len(notices))
+        if any(o.case_status == "new" for o in outcomes):
+            outcomes = self._dispatch(items, outcomes)
         if any(o.status == PARKED for o in outcomes):
             self.parked_hint = True
         if self.parked_hint and self.on_unparked is not None:
-            self._unpark(items)
-        if any(o.case_status == "new" for o in outcomes):
-            outcomes = self._dispatch(items, outcomes)
+            self._unpark(items)  # after an inline dispatch: a rectification may follow it
         return outcomes
 
     def _unpark(self, items: list[_Item]) -> None:
