@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,11 +32,13 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_ingest import (  # noqa: E402
     Receiver,
     burst,
+    jobs_stand_in,
     make_database,
     make_payloads,
     paced,
     pct,
     publisher,
+    start_jobs,
 )
 from tests.support.mosquitto import MosquittoProcess  # noqa: E402
 from tests.support.workers import Worker  # noqa: E402
@@ -104,41 +104,6 @@ class Cpu:
         return out
 
 
-def start_jobs(db_url: str, port: int, root: str, log: Path) -> subprocess.Popen[bytes]:
-    """`roadwatch jobs` when this release has it, else the case process the worker used to
-    run (dispatcher and case clock, the same code) under a small parent."""
-    from roadwatch.cli import main as cli
-
-    env = {
-        **os.environ,
-        "ROADWATCH_DATABASE_URL": db_url,
-        "ROADWATCH_MQTT_URL": f"mqtt://127.0.0.1:{port}",
-        "ROADWATCH_MQTT_TOPIC_ROOT": root,
-        "ROADWATCH_EMBEDDED_BROKER": "never",
-        "ROADWATCH_LOG_LEVEL": "WARNING",
-    }
-    if "jobs" in getattr(cli, "commands", {}):
-        cmd = [sys.executable, "-m", "roadwatch.cli", "jobs"]
-    else:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--jobs-stand-in"]
-    with log.open("ab") as fh:
-        return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
-
-
-def jobs_stand_in() -> None:
-    import threading
-
-    from roadwatch.cases.service import CaseProcess
-    from roadwatch.settings import load_settings
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    proc = CaseProcess(load_settings().model_dump())
-    proc.start()
-    stop.wait()
-    proc.stop()
-
-
 def run_roadwatch(
     n_workers: int,
     args: argparse.Namespace,
@@ -149,13 +114,6 @@ def run_roadwatch(
 ) -> dict[str, Any]:
     db_url, drop = make_database(args.database)
     root = f"bw{uuid.uuid4().hex[:6]}/v1"
-    # the schema first, so the workers do not race to create it
-    from roadwatch.settings import load_settings
-    from roadwatch.store import db
-
-    engine = db.make_engine(load_settings(overrides={"database_url": db_url}).database_url)
-    db.upgrade(engine)
-    engine.dispose()
     extra = {"ROADWATCH_LOG_LEVEL": "WARNING"}
     workers = [
         Worker(f"w{i}", db_url, broker.port, root, tmp, client_id="bench", extra_env=extra)

@@ -58,12 +58,13 @@ class Runtime:
         ctx: NetworkContext | None = None,
     ) -> Runtime:
         engine = db.make_engine(settings.database_url)
-        if migrate:
-            db.upgrade(engine)
         sessions = db.make_sessionmaker(engine)
         ctx = ctx or load_network_context(settings)
-        with sessions.begin() as session:
-            sync_network(session, ctx, settings.tz)
+        with db.startup_lock(engine):
+            if migrate:
+                db.upgrade(engine)
+            with sessions.begin() as session:
+                sync_network(session, ctx, settings.tz)
         categories = load_categories()
         metrics = Metrics()
         broadcaster = Broadcaster(emitter)
