@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -98,6 +100,30 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(alembic_config(engine), revision)
+
+
+# pg_advisory_lock key of the start-up work (migrations, network sync): "roadwatch" in ASCII
+STARTUP_LOCK = 0x726F616477617463
+
+
+@contextmanager
+def startup_lock(engine: Engine) -> Iterator[None]:
+    """Processes started together (several ingest workers, web instances) migrate and sync
+    the network one after the other: two at once on a fresh database both inserted the
+    districts, and one died of the unique key (measured, two workers under systemd)."""
+    if engine.dialect.name != "postgresql":
+        yield  # SQLite: one process, and its own write lock
+        return
+    with engine.connect() as conn:
+        # Waiting for another process's migration and network sync is no hung statement.
+        conn.execute(text("SET LOCAL statement_timeout = 0"))
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": STARTUP_LOCK})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": STARTUP_LOCK})
+            conn.commit()
 
 
 def current_revision(engine: Engine) -> str | None:

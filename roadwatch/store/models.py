@@ -514,3 +514,29 @@ class StaffSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+# -- messages that arrived before what they need (issue 18: several ingest workers) ----------
+class ParkedMessage(Base):
+    """A rectification or verification that one ingest worker got before the report it
+    names was committed by another (shared subscriptions split a phone's messages), or
+    before that report's case was dispatched. Kept here, acknowledged to the broker, and
+    tried again when the report arrives and every few seconds; past the maximum age
+    (setting park_max_age_s) it gets the error it would have had (roadwatch/ingest/park.py).
+    """
+
+    __tablename__ = "parked_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # kind:message id (resends)
+    kind: Mapped[str] = mapped_column(String(20))
+    waits_for: Mapped[str] = mapped_column(String(64), index=True)  # the report id
+    reason: Mapped[str] = mapped_column(String(32))  # unknown_report | not_dispatched | behind
+    topic: Mapped[str] = mapped_column(String(255))
+    reporter_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    response_topic: Mapped[str | None] = mapped_column(String(255))
+    correlation_data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    parked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    next_try_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
