@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .accounts.reporters import DISABLED, KNOWN, ReporterDirectory
 from .cases.calendar import load_sla
 from .cases.intake import CaseMessageIn, validate_case_message
+from .cases.outbox import Routing, enqueue
 from .cases.patrols import PatrolIn, belongs_to_another, store_patrol, validate_patrol
 from .cases.workflow import (
     Effects,
@@ -125,7 +126,8 @@ class Pipeline:
         if sla is None:
             sla = load_sla(categories=categories.codes)
         self.sla = sla
-        self.on_notices = on_notices
+        self.on_notices = on_notices  # after a commit that wrote notices to the outbox
+        self.routing = Routing.from_settings(settings)  # which channels a notice goes on
         # Called after each commit that stored new reports (wakes the dispatcher); with
         # none set, new cases are dispatched inline, before process() returns.
         self.on_stored: Callable[[], None] | None = None
@@ -538,6 +540,7 @@ class Pipeline:
                 fx.events,
                 touched_by_cases,
             )
+            enqueue(session, fx.notices, now, self.routing)  # sent from the outbox after commit
             return record_events(session, payloads, now), fx.notices
 
     # -- parking (ingest/park.py) ---------------------------------------------------

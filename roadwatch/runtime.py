@@ -5,7 +5,6 @@ The web layer receives a Runtime; the core never imports the web layer.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +45,7 @@ class Runtime:
     clock: Any = None  # cases.clock.Scheduler while ingesting
     case_process: Any = None  # cases.service.CaseProcess under `roadwatch worker`
     ranking: Any = None  # ranking.schedule.RankingScheduler under `serve` and `worker`
+    outbox: Any = None  # cases.outbox.OutboxPublisher under `serve` (and `jobs`)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -86,7 +86,9 @@ class Runtime:
         from .cases.dispatcher import Dispatcher
 
         # Dispatch time is the pipeline's clock (tests control it; production: now).
-        pipeline.dispatcher = Dispatcher(engine, sla, rt.deliver, clock=lambda: pipeline.clock())
+        pipeline.dispatcher = Dispatcher(
+            engine, sla, rt.deliver, clock=lambda: pipeline.clock(), routing=pipeline.routing
+        )
         rt.add_gauges()
         return rt
 
@@ -96,7 +98,7 @@ class Runtime:
 
         m, engine = self.metrics, self.engine
         m.gauge(
-            "roadwatch_cases_overdue",
+            "roadwatch_overdue_cases",
             "Open cases past their deadline",
             lambda: overdue_cases(engine),
         )
@@ -117,13 +119,17 @@ class Runtime:
         )
 
     def send_notices(self, notices: list[Notice]) -> None:
-        """Publish notices to each person's topic (QoS 1; queued by the broker if offline)."""
-        if self.mqtt is None:
-            if notices:
-                log.info("no MQTT connection: %d notices only in the case history", len(notices))
-            return
-        for n in notices:
-            self.mqtt.publish_notice(n.person_id, json.dumps(n.body, ensure_ascii=False).encode())
+        """Notices were committed to the outbox with their case change: wake its publisher
+        (this process's; another process's finds them within a second)."""
+        if notices and self.outbox is not None:
+            self.outbox.wake()
+
+    def start_outbox(self) -> None:
+        """Publish the notice outbox from this process (`serve`; `jobs` has its own)."""
+        from .cases.outbox import publisher_for
+
+        if self.outbox is None:
+            self.outbox = publisher_for(self.engine, self.settings).start()
 
     def deliver(self, events: list[Any], notices: list[Notice]) -> None:
         self.broadcaster.publish(events)
@@ -196,9 +202,14 @@ class Runtime:
         from .cases.clock import Scheduler
 
         self.clock = Scheduler(
-            self.engine, self.pipeline.sla, self.deliver, interval=s.case_sweep_s
+            self.engine,
+            self.pipeline.sla,
+            self.deliver,
+            interval=s.case_sweep_s,
+            routing=self.pipeline.routing,
         )
         self.clock.start()
+        self.start_outbox()  # this process makes the notices, so it sends them too
         # From now on cases are dispatched by a thread of their own, off the ack path.
         self.pipeline.dispatcher.start()
         self.pipeline.on_stored = self.pipeline.dispatcher.wake
@@ -304,6 +315,9 @@ class Runtime:
         if self.pipeline.on_stored is not None:
             self.pipeline.on_stored = None
             self.pipeline.dispatcher.stop()
+        if self.outbox is not None:  # after the jobs that write to it; before the broker goes
+            self.outbox.stop()
+            self.outbox = None
         if self.mqtt is not None:
             self.mqtt.stop()
             self.mqtt = None

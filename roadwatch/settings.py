@@ -137,6 +137,11 @@ class Settings(BaseModel):
             raise ValueError("must be between 1 second and a day")
         return v
 
+    # notices to chiefs beyond the app: WeCom/DingTalk group robots (roadwatch.cases.notifiers)
+    notify_webhook_url: str
+    notify_webhook_district_urls: str
+    notify_webhook_format: Literal["wecom", "dingtalk"]
+
     @field_validator("database_url")
     @classmethod
     def _db_url(cls, v: str) -> str:
@@ -362,6 +367,13 @@ class Settings(BaseModel):
             )
         return v
 
+    @field_validator("notify_webhook_url")
+    @classmethod
+    def _webhook_url(cls, v: str) -> str:
+        if v and (urlsplit(v).scheme not in ("http", "https") or not urlsplit(v).hostname):
+            raise ValueError('must be "" (none) or an http:// or https:// URL')
+        return v
+
     @field_validator("embedded_ws_port")
     @classmethod
     def _ws_port(cls, v: int) -> int:
@@ -456,6 +468,16 @@ class Settings(BaseModel):
             key, sep, owner = (x.strip() for x in pair.partition(":"))
             if sep and key and owner:
                 out[key] = owner
+        return out
+
+    @property
+    def notify_webhook_urls_by_district(self) -> dict[str, str]:
+        """District code → its group robot's URL ("code=URL,code=URL")."""
+        out: dict[str, str] = {}
+        for pair in self.notify_webhook_district_urls.split(","):
+            code, sep, url = (x.strip() for x in pair.partition("="))
+            if sep and code and url:
+                out[code] = url
         return out
 
     @property

@@ -201,7 +201,7 @@ def test_backlog_gauges_in_metrics(runtime: Any, client: Any) -> None:
     from tests.test_cases import FRIDAY_1630, report
 
     names = (
-        "roadwatch_cases_overdue",
+        "roadwatch_overdue_cases",
         "roadwatch_dispatcher_lag_seconds",
         "roadwatch_ingest_queue_depth",
         "roadwatch_event_log_lag_events",
@@ -225,7 +225,7 @@ def test_backlog_gauges_in_metrics(runtime: Any, client: Any) -> None:
                 )
             )
         after = client.get("/metrics").get_data(as_text=True)
-        assert _gauge(after, "roadwatch_cases_overdue") == 1
+        assert _gauge(after, "roadwatch_overdue_cases") == 1
         assert 595 < _gauge(after, "roadwatch_dispatcher_lag_seconds") < 700
     finally:
         runtime.pipeline.clock = models.utcnow

@@ -24,6 +24,7 @@ from ..store import models
 from ..store.events import record_events
 from ..store.segments import segment_states
 from .calendar import LEVEL_NAMES
+from .outbox import MQTT_ONLY, Routing, enqueue
 from .workflow import (
     CLOCK_RUNNING,
     OPEN_CASE,
@@ -45,7 +46,11 @@ SWEEP_LIMIT = 5000  # cases claimed per transaction: a backlog drains in bounded
 
 
 def sweep(
-    engine: Engine, sla: Sla, now: dt.datetime, limit: int = SWEEP_LIMIT
+    engine: Engine,
+    sla: Sla,
+    now: dt.datetime,
+    limit: int = SWEEP_LIMIT,
+    routing: Routing = MQTT_ONLY,
 ) -> tuple[list[Any], list[Notice]]:
     """Escalate every case whose next escalation time has come.
 
@@ -152,6 +157,7 @@ def sweep(
         segs = sorted({c.segment_id for c in claimed if c.segment_id})
         fx.events += [("segment", s) for s in segment_states(conn, segs)]
         live = record_events(conn, fx.events, now)
+        enqueue(conn, fx.notices, now, routing)  # sent from the outbox after commit
     return live, fx.notices
 
 
@@ -284,8 +290,10 @@ class Scheduler:
         deliver: Callable[[list[Any], list[Notice]], None],
         interval: float = 30.0,
         clock: Callable[[], dt.datetime] = models.utcnow,
+        routing: Routing = MQTT_ONLY,
     ) -> None:
         self.engine, self.sla, self.deliver = engine, sla, deliver
+        self.routing = routing
         self.interval, self.clock = interval, clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -324,7 +332,7 @@ class Scheduler:
         self.check_calendar()
         total = 0
         while True:
-            events, notices = sweep(self.engine, self.sla, self.clock())
+            events, notices = sweep(self.engine, self.sla, self.clock(), routing=self.routing)
             n = sum(1 for e in events if e.kind == "case")
             if n:
                 self.deliver(events, notices)

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, select, text
 from ..store import models
 from ..store.events import record_events
 from ..store.segments import segment_states
+from .outbox import MQTT_ONLY, Routing, enqueue
 from .workflow import REPORTS, HoldersCache, NewCase, Notice, Sla, open_cases
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,10 @@ class Dispatcher:
         batch: int = 500,
         gather_s: float = 0.1,
         clock: Callable[[], Any] = models.utcnow,
+        routing: Routing = MQTT_ONLY,
     ) -> None:
         self.engine, self.sla, self.deliver = engine, sla, deliver
+        self.routing = routing
         self.batch, self.clock, self.gather_s = batch, clock, gather_s
         self.holders = HoldersCache()
         self._wake = threading.Event()
@@ -100,6 +103,7 @@ class Dispatcher:
             segs = sorted({c.segment_id for c in cases if fx.case_status.get(c.id) == "duplicate"})
             fx.events += [("segment", s) for s in segment_states(conn, segs)]
             live = record_events(conn, fx.events, now)
+            enqueue(conn, fx.notices, now, self.routing)  # sent from the outbox after commit
         self.deliver(live, fx.notices)
         return fx.case_status
 

@@ -9,7 +9,6 @@ Socket.IO message queue (live events).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import multiprocessing as mp
 import os
@@ -24,17 +23,14 @@ CASE_SERVICE_NICENESS = 10
 
 
 def _serve(settings_values: dict[str, Any], ready: Any, parent_pid: int) -> None:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
     from ..categories import load_categories
-    from ..ingest.topics import Topics, session_client_id
     from ..live.broadcast import Broadcaster
     from ..settings import load_settings
     from ..store import db
     from .calendar import load_sla
     from .clock import Scheduler
     from .dispatcher import Dispatcher
+    from .outbox import Routing, publisher_for
 
     settings = load_settings(env={}, overrides=settings_values)
     # Phones wait for acks; nobody waits a second for a dispatch. On a busy machine the
@@ -53,28 +49,16 @@ def _serve(settings_values: dict[str, Any], ready: Any, parent_pid: int) -> None
 
         emitter = SocketIO(message_queue=settings.socketio_queue)
     broadcaster = Broadcaster(emitter)
-    topics = Topics(settings.mqtt_topic_root)
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=session_client_id(f"{settings.mqtt_client_id}-cases", settings.mqtt_password),
-        protocol=mqtt.MQTTv311,
-    )
-    if settings.mqtt_username:  # the platform's broker login, as the ingest worker's
-        client.username_pw_set(settings.mqtt_username, settings.mqtt_password)
-    client.max_queued_messages_set(0)
-    client.max_inflight_messages_set(32)
-    client.connect_async(settings.mqtt_host, settings.mqtt_port, keepalive=30)
-    client.loop_start()
+    routing = Routing.from_settings(settings)
+    outbox = publisher_for(engine, settings).start()  # the notices this process commits
 
     def deliver(events: list[Any], notices: list[Any]) -> None:
         broadcaster.publish(events)
-        for n in notices:
-            client.publish(
-                topics.notice(n.person_id), json.dumps(n.body, ensure_ascii=False).encode(), qos=1
-            )
+        if notices:
+            outbox.wake()
 
-    dispatcher = Dispatcher(engine, sla, deliver)
-    clock = Scheduler(engine, sla, deliver, interval=settings.case_sweep_s)
+    dispatcher = Dispatcher(engine, sla, deliver, routing=routing)
+    clock = Scheduler(engine, sla, deliver, interval=settings.case_sweep_s, routing=routing)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -93,8 +77,7 @@ def _serve(settings_values: dict[str, Any], ready: Any, parent_pid: int) -> None
         if n < dispatcher.batch:
             stop.wait(0.2)  # new reports are polled: they arrive through the database
     clock.stop()
-    client.disconnect()
-    client.loop_stop()
+    outbox.stop()
     engine.dispose()
 
 

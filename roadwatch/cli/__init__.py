@@ -20,7 +20,7 @@ import click
 from sqlalchemy.exc import OperationalError
 
 from ..settings import SettingsError
-from . import apikeys, backup, bench, chiefs, db, demo, network, rank, reporters, serve, users
+from . import apikeys, backup, bench, chiefs, db, demo, jobs, network, rank, reporters, serve, users
 from . import simulate as simulate_cmd
 from . import web as web_cmd
 from .common import CommandError
@@ -68,6 +68,7 @@ def main() -> None:
 for command in (
     serve.serve,
     serve.worker,
+    jobs.jobs,
     db.db,
     network.network,
     chiefs.chiefs,

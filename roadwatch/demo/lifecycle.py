@@ -11,6 +11,7 @@ chief's (or verifier's) own, on their own topic.
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import heapq
 import json
@@ -38,6 +39,29 @@ class _Task:
     seq: int
     what: str = field(compare=False)
     data: dict[str, Any] = field(compare=False)
+
+
+class RecentIds:
+    """The last `size` notice ids seen: a notice repeated by the outbox after a crash
+    (docs/protocol.md, "Notices") is recognised and dropped."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._order: collections.deque[str] = collections.deque()
+        self._ids: set[str] = set()
+        self.size = size
+        self.repeats = 0
+
+    def first_time(self, notice_id: Any) -> bool:
+        if not isinstance(notice_id, str) or not notice_id:
+            return True  # from a platform without the outbox: nothing to compare
+        if notice_id in self._ids:
+            self.repeats += 1
+            return False
+        self._ids.add(notice_id)
+        self._order.append(notice_id)
+        if len(self._order) > self.size:
+            self._ids.discard(self._order.popleft())
+        return True
 
 
 class Lifecycle:
@@ -73,6 +97,7 @@ class Lifecycle:
         self._tasks: list[_Task] = []
         self._seq = 0
         self._lock = threading.Lock()
+        self.notices = RecentIds()
         self._sent: dict[str, dict[str, Any]] = {}  # message id → what it was about
         self._photos: list[str] = []
         self._next_patrol = time.monotonic() + 5.0
@@ -87,6 +112,8 @@ class Lifecycle:
             return
         if not isinstance(body, dict):
             return
+        if "/notices/" in topic and not self.notices.first_time(body.get("notice_id")):
+            return  # a repeat: the chief already has this one
         if "/notices/" in topic and body.get("kind") == "dispatch":
             self._dispatched(topic.rsplit("/", 1)[-1], body)
         elif "/acks/" in topic:

@@ -247,6 +247,7 @@ class Seeder:
     def _play(self, rt: Any, now: clock.SetClock) -> None:
         from ..accounts.reporters import save_reporter
         from ..cases.clock import Scheduler
+        from ..cases.outbox import NOBODY
         from ..ranking.publish import default_as_of
         from ..ranking.schedule import RankingScheduler
 
@@ -254,6 +255,8 @@ class Seeder:
         pipeline = rt.pipeline
         pipeline.on_events = None  # nobody watches yet: the live map reads the database
         pipeline.on_notices = None
+        # History, not news: its notices are never written to the outbox, so never sent.
+        pipeline.routing = pipeline.dispatcher.routing = NOBODY
         self.ctx = rt.ctx
         self.city = build_city(rt.ctx.network, self.rng, self.districts, self.findings_per_week)
         with rt.sessions.begin() as session:
@@ -269,7 +272,7 @@ class Seeder:
         self.cat_weights = [float(c.weight) for c in cats]
         self.groups = {c.code: c.group for c in cats}
         self.before, self.after = self._photos(rt)
-        sweeper = Scheduler(rt.engine, pipeline.sla, lambda *_: None, interval=3600)
+        sweeper = Scheduler(rt.engine, pipeline.sla, lambda *_: None, interval=3600, routing=NOBODY)
         ranking = RankingScheduler(
             rt.engine,
             s.ranking_formula,

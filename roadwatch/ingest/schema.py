@@ -125,6 +125,10 @@ class HttpErrors(BaseModel):
 class _NoticeBase(BaseModel):
     model_config = ConfigDict(extra="allow")
     v: Literal[1] = Field(description="Version of the notice, `1`.")
+    notice_id: str = Field(
+        description="This notice's id (a UUID). A notice can arrive more than once (it is "
+        "sent again after a crash of the sender): drop one whose id you have seen."
+    )
     case_id: str = Field(description="The case, which is the report's report_id.")
     segment_id: str | None = Field(description="The case's segment.")
 

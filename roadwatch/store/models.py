@@ -540,3 +540,32 @@ class ParkedMessage(Base):
     parked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     next_try_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
+# -- notice outbox (issue 18 scope 5, issue 19 scope 7) ---------------------------------------
+class NoticeOutbox(Base):
+    """A notice to send, written in the transaction of the case change that caused it, so a
+    crash between commit and publish loses none (roadwatch.cases.outbox). One row per notice
+    and channel (`mqtt`, `webhook`); the same `notice_id` is in the payload of each, and
+    receivers drop a repeated one."""
+
+    __tablename__ = "notice_outbox"
+    notice_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    person_id: Mapped[str] = mapped_column(String(64))
+    district: Mapped[str | None] = mapped_column(String(16))  # chooses the webhook URL
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    # Pending rows in sending order: the publisher's query and the backlog gauges.
+    __table_args__ = (
+        Index(
+            "ix_notice_outbox_pending",
+            "next_attempt_at",
+            postgresql_where=text("sent_at IS NULL"),
+            sqlite_where=text("sent_at IS NULL"),
+        ),
+    )

@@ -17,6 +17,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 
+from ..cases.outbox import enqueue
 from ..cases.workflow import NewCase, open_cases
 from ..store import audit, models
 from ..store.events import record_events
@@ -165,6 +166,7 @@ def settle(report_id: str) -> tuple[Response, int]:
             notices = fx.notices
             payloads += [("segment", st) for st in segment_states(session, [seg.id])]
         events = record_events(session, payloads, now)
+        enqueue(session, notices, now, rt.pipeline.routing)  # sent from the outbox
     rt.broadcaster.publish(events)
     rt.send_notices(notices)
     return jsonify({"id": rid, "status": new_status, "segment_id": row.segment_id}), 200

@@ -290,7 +290,12 @@ def test_response_topic_the_acl_denies_does_not_disconnect_the_platform(
 def test_chief_using_the_platforms_client_id_cannot_take_its_session(secured: Secured) -> None:
     intruders = [
         secured.device(secured.a, client_id=cid, protocol=3)
-        for cid in (PLATFORM_ID, f"{PLATFORM_ID}-notices", f"{PLATFORM_ID}-cases")
+        for cid in (
+            PLATFORM_ID,
+            f"{PLATFORM_ID}-notices",
+            f"{PLATFORM_ID}-cases",
+            f"{PLATFORM_ID}-outbox",
+        )
     ]
     snoop = intruders[0]
     # Neither the platform's shared group nor a wildcard gets a chief anything.
