@@ -322,9 +322,10 @@ class ProductionWeb:
         from flask_socketio import SocketIO
 
         from roadwatch.web import create_app
-        from tests.support.redisproc import RedisProcess
+        from tests.support.services import PrivateRedis
 
-        self.redis = RedisProcess(tmp).start()
+        self.redis = PrivateRedis()
+        self.redis.start()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # Only to sign a staff session: same database and stored secret as the web role's.
@@ -374,7 +375,7 @@ class ProductionWeb:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.redis.stop()
+        self.redis.close()
 
 
 def bench_stream(

@@ -26,8 +26,8 @@ from playwright.sync_api import Page
 
 from tests.conftest import REQUIRE_SERVICES
 from tests.support.mosquitto import MOSQUITTO_BIN, run_mosquitto
-from tests.support.redisproc import RedisProcess
 from tests.support.roles import ADMIN, Roles
+from tests.support.services import PrivateRedis
 
 from .conftest import PageProblems
 from .served import Phone, login, reports_on_segments, strip
@@ -72,7 +72,8 @@ def test_browsers_resync_when_the_redis_queue_comes_back(
     page_problems: PageProblems,
     screenshot: Callable[[Page, str], Path],
 ) -> None:
-    redis = RedisProcess(tmp_path).start()
+    redis = PrivateRedis()
+    redis.start()
     roles = Roles(tmp_path, fresh_pg, broker.port, redis.url)
     phone = Phone(broker.port)
     try:
@@ -135,7 +136,7 @@ def test_browsers_resync_when_the_redis_queue_comes_back(
     finally:
         phone.close()
         codes = roles.stop_all()
-        redis.stop()
+        redis.close()
     assert codes == {"worker": 0, "web": 0}, codes
     assert "Redis is back; the browsers resync" in served.text()
     for role in roles.running:

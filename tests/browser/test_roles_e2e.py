@@ -34,8 +34,8 @@ import requests
 from tests.conftest import REQUIRE_SERVICES
 from tests.support.mosquitto import MOSQUITTO_BIN, free_port, run_mosquitto
 from tests.support.nginx import nginx_conf, self_signed_cert, site_conf
-from tests.support.redisproc import RedisProcess
 from tests.support.roles import ADMIN, ADMIN_PASSWORD, Role, Roles
+from tests.support.services import PrivateRedis
 from tests.test_deploy_kit import need_tool
 
 from .served import Phone, login, reports_on_segments, strip
@@ -91,7 +91,8 @@ def test_a_two_web_instances_behind_nginx_workers_jobs_and_a_browser_on_each(
 ) -> None:
     nginx = need_tool("nginx", "nginx-light")
     cert, key = self_signed_cert(need_tool("openssl", "openssl"), tmp_path)
-    redis = RedisProcess(tmp_path).start()
+    redis = PrivateRedis()
+    redis.start()
     roles = Roles(tmp_path, fresh_pg, broker.port, redis.url, {"ROADWATCH_TRUSTED_PROXIES": "1"})
     phone = Phone(broker.port)
     nginx_proc: subprocess.Popen[bytes] | None = None
@@ -220,7 +221,7 @@ def test_a_two_web_instances_behind_nginx_workers_jobs_and_a_browser_on_each(
             nginx_proc.send_signal(signal.SIGQUIT)
             nginx_proc.wait(10)
         codes = roles.stop_all()
-        redis.stop()
+        redis.close()
     for role in roles.running:
         assert "Traceback" not in role.text(), f"{role.name}:\n{role.text()[-3000:]}"
     assert all(code == 0 for code in codes.values()), codes
