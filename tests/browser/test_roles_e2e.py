@@ -102,7 +102,12 @@ def test_a_two_web_instances_behind_nginx_workers_jobs_and_a_browser_on_each(
         workers: list[Role] = []
         if "--instance" in _help(roles, "worker"):  # MQTT 5 shared subscription (scope 3)
             for n in ("1", "2"):
-                workers.append(roles.worker(f"worker{n}", "--instance", n, ready="subscribed"))
+                port = free_port()
+                w = roles.worker(
+                    f"worker{n}", "--instance", n, "--health-port", str(port), ready="subscribed"
+                )
+                w.port = port
+                workers.append(w)
         else:
             workers.append(roles.worker("worker", ready="subscribed"))
         jobs = roles.jobs() if _help(roles, "jobs") else None
@@ -205,13 +210,16 @@ def test_a_two_web_instances_behind_nginx_workers_jobs_and_a_browser_on_each(
         # still each on its own instance (sticky) after the stream
         served = _served_by(access)
         assert all(len(served[a]) == 1 for a in clients), served
+        split = []
         if len(workers) == 2:
-            # the shared subscription split the stream (each worker stored some)
-            for w in workers:
-                assert "Traceback" not in w.text()
+            # the shared subscription split the stream: each worker took a share, and
+            # together exactly the reports published (none taken twice)
+            split = [_reports_in(w.url + "/metrics") for w in workers]
+            assert all(n > 0 for n in split) and sum(split) == REPORTS, split
         print(
             f"acceptance a: {REPORTS} reports acked and shown once on both pages "
-            f"{shown_s:.1f} s after the first was published; instances {sorted(by_upstream)}"
+            f"{shown_s:.1f} s after the first was published; instances {sorted(by_upstream)}; "
+            f"reports per worker {split or 'one worker'}"
         )
     finally:
         phone.close()
@@ -225,6 +233,18 @@ def test_a_two_web_instances_behind_nginx_workers_jobs_and_a_browser_on_each(
     for role in roles.running:
         assert "Traceback" not in role.text(), f"{role.name}:\n{role.text()[-3000:]}"
     assert all(code == 0 for code in codes.values()), codes
+
+
+def _reports_in(url: str) -> int:
+    """MQTT reports a worker took in, from its /metrics."""
+    text = requests.get(url, timeout=5).text
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("roadwatch_messages_in_total{")
+        and 'kind="report"' in line
+        and 'transport="mqtt"' in line
+    )
 
 
 @dataclass(frozen=True)

@@ -100,8 +100,10 @@ class Roles:
         wait_for(lambda: ready in role.text(), role, f"log line {ready!r}")
         return role
 
-    def jobs(self, name: str = "jobs", *args: str) -> Role:
-        return self._spawn(name, ["jobs", *args])
+    def jobs(self, name: str = "jobs", *args: str, ready: str = "jobs: dispatcher") -> Role:
+        role = self._spawn(name, ["jobs", *args])
+        wait_for(lambda: ready in role.text(), role, f"log line {ready!r}")
+        return role
 
     def has_command(self, command: str) -> bool:
         done = subprocess.run(
