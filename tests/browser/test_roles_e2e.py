@@ -104,12 +104,12 @@ def test_a_two_web_instances_behind_nginx_workers_jobs_and_a_browser_on_each(
             for n in ("1", "2"):
                 port = free_port()
                 w = roles.worker(
-                    f"worker{n}", "--instance", n, "--health-port", str(port), ready="subscribed"
+                    f"worker{n}", "--instance", n, "--health-port", str(port), ready="subscribed to"
                 )
                 w.port = port
                 workers.append(w)
         else:
-            workers.append(roles.worker("worker", ready="subscribed"))
+            workers.append(roles.worker("worker", ready="subscribed to"))
         jobs = roles.jobs() if _help(roles, "jobs") else None
         print(f"roles: 2 web, {len(workers)} worker(s), jobs: {jobs is not None}")
 

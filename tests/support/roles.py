@@ -95,7 +95,7 @@ class Roles:
         wait_for(lambda: _status(role.url + "/healthz") == 200, role, "healthy")
         return role
 
-    def worker(self, name: str = "worker", *args: str, ready: str = "worker: ingesting") -> Role:
+    def worker(self, name: str = "worker", *args: str, ready: str = "subscribed to") -> Role:
         role = self._spawn(name, ["worker", *args])
         wait_for(lambda: ready in role.text(), role, f"log line {ready!r}")
         return role
