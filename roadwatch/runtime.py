@@ -43,7 +43,7 @@ class Runtime:
     mqtt: MqttIngest | None = None
     broker: EmbeddedBroker | None = None
     clock: Any = None  # cases.clock.Scheduler while ingesting
-    case_process: Any = None  # cases.service.CaseProcess under `roadwatch worker`
+    case_process: Any = None  # cases.service.CaseProcess with start_ingest(case_process=True)
     ranking: Any = None  # ranking.schedule.RankingScheduler under `serve` and `worker`
     outbox: Any = None  # cases.outbox.OutboxPublisher under `serve` (and `jobs`)
     extras: dict[str, Any] = field(default_factory=dict)

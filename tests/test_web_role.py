@@ -1,7 +1,8 @@
 """`roadwatch web`: the web role under gunicorn, started from the command line.
 
 One gunicorn master with ONE threaded (gthread) worker, the project's gunicorn settings, the
-bind address of --host/--port, no MQTT session (health says so), a clean exit on SIGTERM.
+bind address of --host/--port, no MQTT session (health says so), a worker killed with
+SIGKILL replaced by the master, a clean exit on SIGTERM.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ def _env(tmp: Path, database_url: str) -> dict[str, str]:
         "ROADWATCH_EMBEDDED_BROKER": "always",
         "HOME": str(tmp),
     }
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
@@ -87,6 +95,22 @@ def test_roadwatch_web_runs_one_threaded_gunicorn_worker(tmp_path: Path) -> None
         assert f"Listening at: http://127.0.0.1:{port}" in text
         # No MQTT: nothing listens on the broker port an ingest process would have used.
         assert "EMBEDDED broker" not in text
+
+        # Supervision: a worker that dies (SIGKILL, the OOM killer) is replaced by the
+        # master, and the instance is healthy again without systemd.
+        dead = children[0].pid
+        os.kill(dead, signal.SIGKILL)
+        t0 = time.monotonic()
+        deadline = t0 + 90
+        while time.monotonic() < deadline:
+            now = psutil.Process(proc.pid).children()
+            if now and now[0].pid != dead and _healthy(f"http://127.0.0.1:{port}/healthz"):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"no new worker:\n{log.read_text()[-3000:]}")
+        print(f"gunicorn worker SIGKILLed: a new one healthy after {time.monotonic() - t0:.1f} s")
+        assert proc.poll() is None
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
