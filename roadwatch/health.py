@@ -155,7 +155,7 @@ def ingest_check(mqtt: Any, stall_s: float = INGEST_STALL_S) -> CheckFn:
 
 def case_jobs_check(rt: Any) -> Check:
     """The dispatcher and the case clock run: in this process (`serve`: threads) or in the
-    case child process (`worker`), or elsewhere (`roadwatch jobs`: nothing to check here)."""
+    case child process (CaseProcess), or elsewhere (`roadwatch jobs`: nothing to check here)."""
     if rt.case_process is not None:
         proc = rt.case_process
         detail = {"process": "alive" if proc.alive else "down", "restarts": proc.restarts}
