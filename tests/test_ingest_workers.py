@@ -309,3 +309,41 @@ def test_two_workers_share_a_stream_and_survive_rolling_restarts(
         assert w.starts == 2 and log.count("MQTT: drained") >= 2, log[-3000:]
     statuses = {a[0]["status"] for a in acks.acks.values()}
     assert statuses <= {"accepted", "needs_review", "duplicate"}
+
+
+def test_drain_takes_the_share_a_killed_member_left_in_its_session(
+    tmp_path: Path, network_ctx: Any
+) -> None:
+    """A member killed without SIGTERM stays in the group and the broker queues its share in
+    its session; `worker --drain` stores and acks that share, leaves the group and exits."""
+    reports = make_payloads(200, seed=3)
+    later = make_payloads(40, seed=4)
+    with MosquittoProcess(tmp_path) as broker, database() as db_url:
+        root = f"drn{uuid.uuid4().hex[:6]}/v1"
+        a = Worker("a", db_url, broker.port, root, tmp_path).start()
+        b = Worker("b", db_url, broker.port, root, tmp_path).start()
+        phones = Phones(broker.port, root)
+        try:
+            a.wait_ready()
+            b.wait_ready()
+            a.kill()
+            for reporter, _rid, body in reports:
+                phones.publish("reports", reporter, body)
+            wait_until(lambda: len(phones.acks) >= 50, 60, "b's share")
+            time.sleep(2)
+            held = 200 - scalar(db_url, "SELECT count(*) FROM reports")
+            assert held > 0  # waiting in the killed member's session
+            a.start("--drain")
+            assert a.proc is not None and a.proc.wait(120) == 0, a.log()[-3000:]
+            phones.wait_acks({rid for _r, rid, _b in reports}, 30)
+            # a left the group: everything published now goes to b
+            for reporter, _rid, body in later:
+                phones.publish("reports", reporter, body)
+            phones.wait_acks({rid for _r, rid, _b in later}, 60)
+            stored = scalar(db_url, "SELECT count(DISTINCT id) FROM reports")
+        finally:
+            phones.close()
+            assert b.stop() == 0
+            a.kill()
+    assert stored == 240
+    assert "draining its session" in a.log() and "ending the session" in a.log()

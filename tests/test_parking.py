@@ -8,6 +8,7 @@ stored and dispatched; one that waits too long gets the error it would have had.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -93,3 +94,37 @@ def test_a_parked_message_past_the_maximum_age_gets_its_error(
 
 def _fields(m: Inbound) -> dict[str, Any]:
     return {f: getattr(m, f) for f in m.__dataclass_fields__}
+
+
+def test_a_patrol_ends_the_same_whatever_order_its_messages_arrive_in(runtime: Any) -> None:
+    """Patrols need no parking: the end before the last track points (another worker held
+    them) ends with the same coverage, state and start as in order."""
+    from tests.test_patrols import CST, chain_of_two, patrol_msg, walk_along
+
+    segs = chain_of_two(runtime.ctx.network)
+    pts = list(enumerate(walk_along(segs, spacing_m=6, noise_m=6, seed=3)))
+    start = dt.datetime.now(CST) - dt.timedelta(hours=1)
+    half = len(pts) // 2
+    who = "zz-jinshui-0421"
+    p = runtime.pipeline
+
+    def walk(order: list[str]) -> tuple[Any, ...]:
+        pid = str(uuid.uuid4())
+        parts = {"start": pts[:2], "track": pts[2:half], "more": pts[half:], "end": []}
+        state = {"more": "track"}
+        for part in order:
+            p.process([patrol_msg(pid, who, state.get(part, part), parts[part], start)])
+        with runtime.sessions() as s:
+            row = s.get(models.Patrol, pid)
+            assert row is not None
+            cov = s.scalars(
+                select(models.PatrolCoverage.segment_id).where(
+                    models.PatrolCoverage.patrol_id == pid
+                )
+            ).all()
+            return row.state, row.started_at, row.ended_at, sorted(cov)
+
+    in_order = walk(["start", "track", "more", "end"])
+    assert in_order[0] == "end" and in_order[3] == sorted(s.id for s in segs)
+    assert walk(["end", "more", "start", "track"]) == in_order
+    assert walk(["track", "end", "start", "more"]) == in_order
