@@ -24,8 +24,12 @@ The events of step 3 are emitted through the platform's broadcaster (the one pla
 emits to Socket.IO), so the figure is about Socket.IO delivery and the page, not ingest
 (bench_ingest.py measures that).
 
+With `--server gunicorn` step 3 runs under the production server: the page is served by
+`roadwatch web` (gunicorn, one threaded worker) in its own process and the events reach it
+through a private Redis, as an ingest worker's do (issue 18 acceptance d).
+
 Usage: .venv/bin/python bench/bench_browser.py [--runs 3] [--rate 1000] [--seconds 30]
-       [--skip-25k] [--cpu-throttle 1]
+       [--skip-25k] [--cpu-throttle 1] [--server werkzeug|gunicorn] [--stream-only]
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from roadwatch.settings import load_settings  # noqa: E402
 from roadwatch.store.events import LiveEvent  # noqa: E402
 from tests.browser.conftest import CHROMIUM_ARGS, DEFAULT_CHROMIUM  # noqa: E402
 from tests.support.auth import session_cookie  # noqa: E402
-from tests.support.server import LiveServer  # noqa: E402
+from tests.support.server import LiveServer, free_port  # noqa: E402
 
 NET_25K = ROOT / "var" / "bench" / "net25k.geojson.gz"
 
@@ -124,7 +128,7 @@ def render_once(browser: Browser, url: str, cookie: str) -> dict[str, Any]:
     try:
         t0 = time.perf_counter()
         page.goto(url + "/")
-        page.wait_for_function("window.roadwatch && window.roadwatch.ready", timeout=120_000)
+        page.wait_for_function("() => window.roadwatch && window.roadwatch.ready", timeout=120_000)
         wall = (time.perf_counter() - t0) * 1000
         timings = page.evaluate("window.roadwatch.timings")
         if os.environ.get("BENCH_VERBOSE"):
@@ -309,16 +313,89 @@ def heap_mb(page: Page, cdp: Any) -> float:
     return float(used) / 1e6
 
 
-def bench_stream(browser: Browser, rate: int, seconds: float) -> None:
+class ProductionWeb:
+    """`--server gunicorn`: the page served by the web role (`roadwatch web`: gunicorn, one
+    threaded worker) in a process of its own, the events reaching it as an ingest worker's
+    do: from this process through a private Redis (the Socket.IO queue) to the web role."""
+
+    def __init__(self, rt: Runtime, tmp: Path) -> None:
+        from flask_socketio import SocketIO
+
+        from roadwatch.web import create_app
+        from tests.support.services import PrivateRedis
+
+        self.redis = PrivateRedis()
+        self.redis.start()
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        # Only to sign a staff session: same database and stored secret as the web role's.
+        self.app, _sio = create_app(rt)
+        rt.broadcaster.emitter = SocketIO(message_queue=self.redis.url)  # as `worker`'s
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("ROADWATCH_")},
+            "PYTHONPATH": str(ROOT),
+            "HOME": str(tmp),
+            "ROADWATCH_DATABASE_URL": rt.settings.database_url,
+            "ROADWATCH_PHOTO_DIR": rt.settings.photo_dir,
+            "ROADWATCH_SOCKETIO_QUEUE": self.redis.url,
+            "ROADWATCH_RATE_LIMIT_STORAGE": "memory://",
+            "ROADWATCH_EMBEDDED_BROKER": "never",
+            "ROADWATCH_RANKING_SCHEDULE_S": "0",
+            "ROADWATCH_LOG_LEVEL": "WARNING",
+        }
+        self.log = tmp / "web.log"
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "roadwatch.cli", "web", "--port", str(self.port)],
+                env=env,
+                cwd=tmp,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        import urllib.request
+
+        deadline = time.monotonic() + 120
+        while True:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"roadwatch web did not start:\n{self.log.read_text()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as res:
+                    if res.status == 200:
+                        break
+            except OSError:
+                pass
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.redis.close()
+
+
+def bench_stream(
+    browser: Browser, rate: int, seconds: float, server_kind: str = "werkzeug"
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rt = runtime_for(Path(tmp), "demo")
-        server = LiveServer(rt).start()
+        server: LiveServer | ProductionWeb
+        if server_kind == "gunicorn":
+            server = ProductionWeb(rt, Path(tmp))
+        else:
+            server = LiveServer(rt).start()
         rt.broadcaster.start()
         try:
             cookie = session_cookie(server.app, rt)
             page = new_page(browser, server.url, cookie)
             page.goto(server.url + "/")
-            page.wait_for_function("window.roadwatch && window.roadwatch.ready", timeout=60_000)
+            page.wait_for_function(
+                "() => window.roadwatch && window.roadwatch.ready", timeout=60_000
+            )
             cdp = page.context.new_cdp_session(page)
             page.evaluate("""window.__busy = 0; new PerformanceObserver(l => l.getEntries()
                 .forEach(e => { window.__busy += e.duration; })).observe({type: 'longtask'});""")
@@ -383,7 +460,8 @@ def bench_stream(browser: Browser, rate: int, seconds: float) -> None:
     lags_sorted = sorted(lags)
     p95 = lags_sorted[int(0.95 * (len(lags_sorted) - 1))] if lags_sorted else 0.0
     print(
-        f"stream: {stream.emitted:,} events in {elapsed:.1f} s ({stream.emitted / elapsed:,.0f}/s; "
+        f"stream ({server_kind}): {stream.emitted:,} events in {elapsed:.1f} s "
+        f"({stream.emitted / elapsed:,.0f}/s; "
         f"{seen:,} reports applied); all applied {catch_up * 1000:,.0f} ms after the last one "
         f"was sent; page at seq {final_seq:,} of {stream.seq:,}"
     )
@@ -454,6 +532,15 @@ def main() -> None:
         help="slow the page's CPU down this many times (Chromium's throttling: the page's "
         "threads, not the GPU process's software rendering): a slower wall PC, roughly",
     )
+    ap.add_argument(
+        "--server",
+        choices=("werkzeug", "gunicorn"),
+        default="werkzeug",
+        help="who serves the page for the stream: the app in this process (Werkzeug), or the "
+        "web role under gunicorn (`roadwatch web`) fed through a private Redis, as in "
+        "production",
+    )
+    ap.add_argument("--stream-only", action="store_true", help="skip the render benchmarks")
     args = ap.parse_args()
     global CPU_THROTTLE
     CPU_THROTTLE = args.cpu_throttle
@@ -468,10 +555,11 @@ def main() -> None:
                 f"Chromium {browser.version} headless (SwiftShader WebGL), 1920×1080"
                 + (f", page CPU throttled {CPU_THROTTLE:g}x" if CPU_THROTTLE != 1.0 else "")
             )
-            bench_render(browser, "demo", "demo", args.runs)
-            if not args.skip_25k:
-                bench_render(browser, "25k ", str(ensure_25k()), args.runs)
-            bench_stream(browser, args.rate, args.seconds)
+            if not args.stream_only:
+                bench_render(browser, "demo", "demo", args.runs)
+                if not args.skip_25k:
+                    bench_render(browser, "25k ", str(ensure_25k()), args.runs)
+            bench_stream(browser, args.rate, args.seconds, args.server)
         finally:
             browser.close()
 

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -216,6 +217,41 @@ def start_worker(db_url: str, port: int, root: str, env_extra: dict[str, str]) -
     return subprocess.Popen([sys.executable, "-m", "roadwatch.cli", "worker"], env=env, cwd=ROOT)
 
 
+def start_jobs(db_url: str, port: int, root: str, log: Path) -> subprocess.Popen[bytes]:
+    """`roadwatch jobs` when this release has it, else the case process the worker used to
+    run (dispatcher and case clock, the same code) under a small parent."""
+    from roadwatch.cli import main as cli
+
+    env = {
+        **os.environ,
+        "ROADWATCH_DATABASE_URL": db_url,
+        "ROADWATCH_MQTT_URL": f"mqtt://127.0.0.1:{port}",
+        "ROADWATCH_MQTT_TOPIC_ROOT": root,
+        "ROADWATCH_EMBEDDED_BROKER": "never",
+        "ROADWATCH_LOG_LEVEL": "WARNING",
+    }
+    if "jobs" in getattr(cli, "commands", {}):
+        cmd = [sys.executable, "-m", "roadwatch.cli", "jobs"]
+    else:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--jobs-stand-in"]
+    with log.open("ab") as fh:
+        return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
+
+
+def jobs_stand_in() -> None:
+    import threading
+
+    from roadwatch.cases.service import CaseProcess
+    from roadwatch.settings import load_settings
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    proc = CaseProcess(load_settings().model_dump())
+    proc.start()
+    stop.wait()
+    proc.stop()
+
+
 def wait_for_dispatch(db_url: str, timeout: float = 300) -> int:
     """Wait until no stored report waits for the dispatcher; returns the number of cases."""
     from sqlalchemy import create_engine, text
@@ -283,7 +319,11 @@ def main() -> None:
         default="postgresql://postgres@127.0.0.1:5432/test",
         help="admin URL of a PostgreSQL server, or 'sqlite'",
     )
+    ap.add_argument("--jobs-stand-in", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.jobs_stand_in:
+        jobs_stand_in()
+        return
 
     n_paced = int(args.rate * args.seconds)
     print(f"making {args.count + n_paced + 1:,} report payloads…", flush=True)
@@ -305,6 +345,8 @@ def main() -> None:
         db_url, drop = make_database(args.database)
         root = f"bench{uuid.uuid4().hex[:6]}/v1"
         worker = start_worker(db_url, port, root, {})
+        # `roadwatch worker` only ingests: the dispatcher runs in the jobs role
+        jobs = start_jobs(db_url, port, root, Path(tmp) / "jobs.log")
         try:
             ack_rx = Receiver(port, f"{root}/acks/+", key="ack")
             t_ready = time.perf_counter()
@@ -338,6 +380,8 @@ def main() -> None:
         finally:
             worker.terminate()
             worker.wait(20)
+            jobs.terminate()
+            jobs.wait(30)
             drop()
         pub.disconnect()
         pub.loop_stop()

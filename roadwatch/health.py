@@ -19,6 +19,7 @@ import ipaddress
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -67,19 +68,148 @@ class Health:
         return out, 200 if ok else 503
 
 
-def database_check(engine: Any) -> CheckFn:
-    """The database answers `SELECT 1` (within the engine's connect/statement timeouts)."""
+def database_check(engine: Any, deadline_s: float = 3.0) -> CheckFn:
+    """The database answers `SELECT 1` within `deadline_s`.
+
+    The query runs in a thread of its own and the check waits at most `deadline_s`: a
+    hung database (a stopped server, a lost network path) makes the check fail at once
+    rather than hold the health request until the engine's connect or statement timeout.
+    One query at a time: while one is still waiting, the next check fails without
+    starting another, so a hung database does not pile up threads."""
     from sqlalchemy import text
 
-    def check() -> Check:
+    waiting: list[threading.Thread] = []
+
+    def query(result: dict[str, Any]) -> None:
         try:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
+            result["ok"] = True
+        except Exception as exc:
+            result["error"] = exc.__class__.__name__
+
+    def check() -> Check:
+        if waiting and waiting[0].is_alive():
+            return Check(False, {"error": "the previous check is still waiting for an answer"})
+        result: dict[str, Any] = {}
+        t = threading.Thread(target=query, args=(result,), name="health-db", daemon=True)
+        waiting[:] = [t]
+        t.start()
+        t.join(deadline_s)
+        if t.is_alive():
+            return Check(False, {"error": f"no answer within {deadline_s:g} s"})
+        return Check(True) if result.get("ok") else Check(False, {"error": result["error"]})
+
+    return check
+
+
+def redis_check(url: str) -> CheckFn:
+    """A Redis (the Socket.IO queue, the rate-limit counters) answers PING within a second."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+
+    def check() -> Check:
+        try:
+            client.ping()
         except Exception as exc:
             return Check(False, {"error": exc.__class__.__name__})
         return Check(True)
 
     return check
+
+
+# Ingest holds a batch, or has messages waiting, without committing for this long: it
+# cannot make progress (database down or hung, the ingest thread stuck). A healthy batch
+# commits in milliseconds; a database error is retried with backoff up to 10 s.
+INGEST_STALL_S = 10.0
+
+
+def ingest_check(mqtt: Any, stall_s: float = INGEST_STALL_S) -> CheckFn:
+    """MQTT ingest makes progress: connected, its thread alive, and no batch in hand or
+    message waiting for longer than `stall_s` since the last commit."""
+
+    def check() -> Check:
+        now = time.monotonic()
+        queued = int(mqtt.queued)
+        busy_since = mqtt.busy_since
+        waiting_s = now - mqtt.last_commit if (queued or busy_since is not None) else 0.0
+        detail: dict[str, Any] = {
+            "connected": mqtt.connected.is_set(),
+            "queued": queued,
+            "last_commit_age_s": round(now - mqtt.last_commit, 1),
+        }
+        if busy_since is not None:
+            detail["batch_age_s"] = round(now - busy_since, 1)
+        if not mqtt.worker_alive:
+            return Check(False, {**detail, "error": "the ingest thread is not running"})
+        if waiting_s > stall_s:
+            return Check(
+                False,
+                {**detail, "error": f"messages wait, nothing committed for {waiting_s:.0f} s"},
+            )
+        return Check(True, detail)
+
+    return check
+
+
+def case_jobs_check(rt: Any) -> Check:
+    """The dispatcher and the case clock run: in this process (`serve`: threads) or in the
+    case child process (CaseProcess), or elsewhere (`roadwatch jobs`: nothing to check here)."""
+    if rt.case_process is not None:
+        proc = rt.case_process
+        detail = {"process": "alive" if proc.alive else "down", "restarts": proc.restarts}
+        return Check(proc.alive, detail)
+    if rt.clock is None:
+        return Check(True, {"where": "not in this process"})
+    threads = {"dispatcher": rt.pipeline.dispatcher.thread, "case clock": rt.clock.thread}
+    dead = [name for name, t in threads.items() if t is None or not t.is_alive()]
+    return Check(not dead, {"error": f"not running: {', '.join(dead)}"} if dead else {})
+
+
+def add_runtime_checks(health: Health, rt: Any) -> Health:
+    """The checks of a roadwatch.runtime.Runtime, whatever its role: database, Redis when
+    configured, MQTT ingest when this process ingests, case jobs when it runs them."""
+    health.add("database", database_check(rt.engine))
+    s = rt.settings
+    if s.socketio_queue:
+        health.add("redis", redis_check(s.socketio_queue))
+    limits = s.rate_limit_storage
+    if limits.startswith(("redis://", "rediss://")) and limits != s.socketio_queue:
+        health.add("rate limit store", redis_check(limits))
+    if rt.mqtt is not None:
+        health.add("ingest", ingest_check(rt.mqtt))
+        health.add("case jobs", lambda: case_jobs_check(rt))
+    return health
+
+
+def overdue_cases(engine: Any) -> float:
+    """Open cases past their deadline, now (gauge roadwatch_cases_overdue)."""
+    from sqlalchemy import func, select, text
+
+    from .store import models
+
+    r = models.Report
+    q = (
+        select(func.count())
+        .select_from(r)
+        .where(text(models.OPEN_CASE_SQL))
+        .where(r.due_at < models.utcnow())
+    )
+    with engine.connect() as conn:
+        return float(conn.scalar(q) or 0)
+
+
+def dispatcher_lag_s(engine: Any) -> float:
+    """How long the oldest stored report has waited for the dispatcher (0: none waits)."""
+    from sqlalchemy import func, select, text
+
+    from .store import models
+
+    q = select(func.min(models.Report.received_at)).where(text("case_status = 'new'"))
+    with engine.connect() as conn:
+        oldest = conn.scalar(q)
+    return 0.0 if oldest is None else max(0.0, (models.utcnow() - oldest).total_seconds())
 
 
 def thread_check(thread: Callable[[], threading.Thread | None], what: str) -> CheckFn:

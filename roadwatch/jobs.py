@@ -17,17 +17,14 @@ A job thread that dies makes the process exit 1, so the service manager restarts
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
-from sqlalchemy import func, select, text
 
 from .health import Check, CheckFn, Health, HealthServer, database_check, thread_check
 from .settings import Settings
-from .store import models
 
 log = logging.getLogger(__name__)
 
@@ -156,27 +153,9 @@ class Jobs:
 
     def _gauges(self) -> CollectorRegistry:
         from .cases.outbox import backlog
-        from .cases.workflow import CLOCK_RUNNING, REPORTS
+        from .health import dispatcher_lag_s, overdue_cases
 
         registry = CollectorRegistry()
-        r = REPORTS.c
-
-        def oldest_new_s() -> float:
-            with self.engine.connect() as conn:
-                oldest = conn.execute(
-                    select(func.min(r.received_at)).where(text("case_status = 'new'"))
-                ).scalar()
-            if oldest is None:
-                return 0.0
-            oldest = oldest if oldest.tzinfo else oldest.replace(tzinfo=dt.UTC)
-            return max((models.utcnow() - oldest).total_seconds(), 0.0)
-
-        def overdue() -> float:
-            with self.engine.connect() as conn:
-                n = conn.execute(
-                    select(func.count()).where(r.overdue, r.case_status.in_(CLOCK_RUNNING))
-                ).scalar()
-            return float(n or 0)
 
         gauges = (
             (
@@ -192,9 +171,13 @@ class Jobs:
             (
                 "roadwatch_dispatcher_lag_seconds",
                 "Age of the oldest report waiting to become a case",
-                oldest_new_s,
+                lambda: dispatcher_lag_s(self.engine),
             ),
-            ("roadwatch_overdue_cases", "Open cases past their deadline", overdue),
+            (
+                "roadwatch_overdue_cases",
+                "Open cases past their deadline",
+                lambda: overdue_cases(self.engine),
+            ),
         )
         for name, doc, fn in gauges:
             Gauge(name, doc, registry=registry).set_function(fn)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import logging
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 OUTCOMES = ("accepted", "duplicate", "needs_review", "rejected")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -60,6 +63,18 @@ class Metrics:
             self.messages_in.labels(transport, "report")
         for kind in ("rectification", "verification", "patrol"):
             self.messages_in.labels("mqtt", kind)
+
+    def gauge(self, name: str, doc: str, read: Callable[[], float]) -> None:
+        """A gauge read when /metrics is scraped; NaN (not a failed scrape) if it fails."""
+
+        def value() -> float:
+            try:
+                return float(read())
+            except Exception as exc:
+                logging.getLogger(__name__).warning("metric %s: %s", name, exc)
+                return float("nan")
+
+        Gauge(name, doc, registry=self.registry).set_function(value)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -51,6 +51,7 @@ from .cases.workflow import (
 )
 from .categories import Categories
 from .geolocate import Placement, note_patrol, place, place_many
+from .ingest import park
 from .ingest.errors import FieldError
 from .ingest.messages import Inbound, Outcome
 from .ingest.payloads import ReportIn, ReportRules, decode_json, message_id_of, validate_report
@@ -89,6 +90,10 @@ class _Item:
     outcome: Outcome | None = None
     case_msg: CaseMessageIn | None = None
     patrol: PatrolIn | None = None
+    parked: park.ParkedToken | None = None  # a retry of a parked message
+
+
+PARKED = "parked"  # an Outcome status never sent to a phone: the message waits (ingest/park.py)
 
 
 class Pipeline:
@@ -134,6 +139,13 @@ class Pipeline:
         )
         # Who may report (issue 15): registered, enabled reporters (and Open311's systems).
         self.reporters = ReporterDirectory(sessions, ttl_s=settings.reporter_cache_s)
+        self.park_max_age = dt.timedelta(seconds=settings.park_max_age_s)
+        # Parked messages (ingest/park.py): the transport that sends their acks once they
+        # are applied (set by MqttIngest), and whether any may be parked (a hint: set when
+        # this process parks one or its periodic look finds some) so that the look-up on
+        # each stored report costs nothing while none is.
+        self.on_unparked: Callable[[list[tuple[Inbound, Outcome]]], None] | None = None
+        self.parked_hint = False
 
     # -- public -------------------------------------------------------------------
     def process(self, batch: Sequence[Inbound]) -> list[Outcome]:
@@ -173,7 +185,47 @@ class Pipeline:
                 log.exception("sending %d notices failed", len(notices))
         if any(o.case_status == "new" for o in outcomes):
             outcomes = self._dispatch(items, outcomes)
+        if any(o.status == PARKED for o in outcomes):
+            self.parked_hint = True
+        if self.parked_hint and self.on_unparked is not None:
+            self._unpark(items)  # after an inline dispatch: a rectification may follow it
         return outcomes
+
+    def _unpark(self, items: list[_Item]) -> None:
+        """Messages parked for the reports this batch stored are tried at once."""
+        stored = [
+            it.report.report_id
+            for it in items
+            if it.report is not None
+            and it.outcome is not None
+            and it.outcome.status in ("accepted", "needs_review")
+        ]
+        if not stored or self.on_unparked is None:
+            return
+        try:
+            done = self.retry_parked(stored)
+        except StorageError:  # committed all the same; the periodic retry takes them
+            log.exception("retrying parked messages failed")
+            return
+        if done:
+            self.on_unparked(done)
+
+    def retry_parked(
+        self, report_ids: list[str] | None = None, limit: int = 200
+    ) -> list[tuple[Inbound, Outcome]]:
+        """Try parked messages again: those waiting for `report_ids` (just stored), else
+        those due. Returns the ones now applied or rejected, with their outcome (the caller
+        sends each its ack); raises StorageError like `process`."""
+        now = self.clock()
+        try:
+            with self.engine.connect() as conn:
+                msgs = park.due(conn, now, self.park_max_age, report_ids, limit)
+        except Exception as exc:
+            raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
+        if not msgs:
+            return []
+        outcomes = self.process(msgs)
+        return [(m, o) for m, o in zip(msgs, outcomes, strict=True) if o.status != PARKED]
 
     def _store_retrying(
         self, items: list[_Item], now: dt.datetime
@@ -263,6 +315,8 @@ class Pipeline:
     def _check(self, msg: Inbound, now: dt.datetime) -> _Item:
         """Decode, validate and geolocate one message; never raises."""
         item = _Item(msg)
+        if isinstance(msg.token, park.ParkedToken):
+            item.parked = msg.token
         try:
             data, errors = decode_json(msg.payload, self.settings.max_payload_bytes)
             item.message_id = message_id_of(data)
@@ -395,17 +449,30 @@ class Pipeline:
             insert_rows(session, LABELS, phone_labels(rows, now))
             inserted: set[str] = set(fresh)
             touched_by_cases: list[str] = []
+            held = self._claim_parked(session, items)
+            waiting: set[str] = set()  # reports with a message parked in this transaction
             for it in items:
                 if it.case_msg is None:
                     continue
-                co, fx_msg = apply_case_message(
-                    session,
-                    it.case_msg,
-                    it.msg.payload,
-                    it.msg.received_at,
-                    now,
-                    self.photo_optional,
-                )
+                reason = self._behind(session, it, held, waiting)
+                if reason is None:
+                    co, fx_msg = apply_case_message(
+                        session,
+                        it.case_msg,
+                        it.msg.payload,
+                        it.msg.received_at,
+                        now,
+                        self.photo_optional,
+                    )
+                    if co.error is not None:
+                        reason = self._park_reason(session, it, co.error[1])
+                if reason is not None:
+                    rid = it.case_msg.report_id
+                    park.park(session, it.msg, it.case_msg.message_id, rid, reason, now, it.parked)
+                    waiting.add(rid)
+                    it.outcome = Outcome(id=it.message_id, status=PARKED)
+                    it.case_msg = None
+                    continue
                 fx.extend(fx_msg)
                 if co.error is not None:
                     it.errors = [FieldError(*co.error)]
@@ -442,6 +509,8 @@ class Pipeline:
             for it in items:
                 if it.case_msg is not None or it.patrol is not None:
                     continue
+                if it.outcome is not None and it.outcome.status == PARKED:
+                    continue
                 if it.report is None:
                     errs = tuple(it.errors or ())
                     it.outcome = Outcome(id=it.message_id, status="rejected", errors=errs)
@@ -457,6 +526,16 @@ class Pipeline:
                 it.outcome = replace(outcome, id=it.message_id)
             if rejected_rows:
                 insert_rows(session, rejected_t, rejected_rows)
+            park.release(
+                session,
+                [
+                    it.parked.row_id
+                    for it in items
+                    if it.parked is not None
+                    and it.parked.row_id in held
+                    and not (it.outcome is not None and it.outcome.status == PARKED)
+                ],
+            )
 
             payloads = self._event_payloads(
                 session,
@@ -466,6 +545,59 @@ class Pipeline:
             )
             enqueue(session, fx.notices, now, self.routing)  # sent from the outbox after commit
             return record_events(session, payloads, now), fx.notices
+
+    # -- parking (ingest/park.py) ---------------------------------------------------
+    def _claim_parked(self, session: Connection, items: list[_Item]) -> set[int]:
+        """Take the parked rows retried in this batch; a row another worker holds (or has
+        applied) is answered PARKED here and left to it."""
+        ids = [it.parked.row_id for it in items if it.parked is not None]
+        if not ids:
+            return set()
+        held = park.claim(session, ids)
+        for it in items:
+            if it.parked is not None and it.parked.row_id not in held:
+                it.report = it.case_msg = it.patrol = None
+                it.outcome = Outcome(id=it.message_id, status=PARKED)
+        return held
+
+    def _may_park(self, it: _Item) -> bool:
+        # Only over MQTT, where a later worker may still commit the report; an HTTP caller
+        # is answered at once. A last try past the maximum age gets its normal outcome.
+        return (
+            it.msg.transport == "mqtt"
+            and it.case_msg is not None
+            and (it.parked is None or not it.parked.final)
+        )
+
+    def _behind(
+        self, session: Connection, it: _Item, held: set[int], waiting: set[str]
+    ) -> str | None:
+        """`behind` if an earlier message for the same report is parked: they are applied
+        in the order they arrived."""
+        if not self._may_park(it):
+            return None
+        assert it.case_msg is not None
+        rid = it.case_msg.report_id
+        if rid in waiting:
+            return "behind"
+        if it.parked is not None:  # its own row (and its siblings in this batch) are held
+            return None
+        return "behind" if park.has_parked(session, rid) else None
+
+    def _park_reason(self, session: Connection, it: _Item, code: str) -> str | None:
+        """Why a refused case message should wait rather than be rejected, or None."""
+        if not self._may_park(it):
+            return None
+        assert it.case_msg is not None
+        if code == "unknown_report":
+            return "unknown_report"
+        if code == "illegal_transition" and it.case_msg.kind == "rectification":
+            status = session.execute(
+                select(REPORTS.c.case_status).where(REPORTS.c.id == it.case_msg.report_id)
+            ).scalar()
+            if status == "new":
+                return "not_dispatched"
+        return None
 
     # -- helpers ------------------------------------------------------------------
     def _existing(self, session: Connection, ids: list[str]) -> dict[str, Outcome]:

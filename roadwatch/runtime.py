@@ -16,6 +16,7 @@ from .cases.workflow import Notice
 from .categories import Categories, load_categories
 from .ingest.embedded_broker import EmbeddedBroker, is_listening, is_loopback
 from .ingest.mqtt import MqttIngest
+from .ingest.topics import share_group_name
 from .live.broadcast import Broadcaster
 from .metrics import Metrics
 from .network.context import NetworkContext, load_network_context, sync_network
@@ -45,7 +46,7 @@ class Runtime:
     mqtt: MqttIngest | None = None
     broker: EmbeddedBroker | None = None
     clock: Any = None  # cases.clock.Scheduler while ingesting
-    case_process: Any = None  # cases.service.CaseProcess under `roadwatch worker`
+    case_process: Any = None  # cases.service.CaseProcess with start_ingest(case_process=True)
     ranking: Any = None  # ranking.schedule.RankingScheduler under `serve` and `worker`
     outbox: Any = None  # cases.outbox.OutboxPublisher under `serve` (and `jobs`)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -59,13 +60,14 @@ class Runtime:
         migrate: bool = True,
         ctx: NetworkContext | None = None,
     ) -> Runtime:
-        engine = db.make_engine(settings.database_url)
-        if migrate:
-            db.upgrade(engine)
+        engine = db.engine_for(settings)
         sessions = db.make_sessionmaker(engine)
         ctx = ctx or load_network_context(settings)
-        with sessions.begin() as session:
-            sync_network(session, ctx, settings.tz)
+        with db.startup_lock(engine):
+            if migrate:
+                db.upgrade(engine)
+            with sessions.begin() as session:
+                sync_network(session, ctx, settings.tz)
         categories = load_categories()
         metrics = Metrics()
         broadcaster = Broadcaster(emitter)
@@ -90,7 +92,34 @@ class Runtime:
         pipeline.dispatcher = Dispatcher(
             engine, sla, rt.deliver, clock=lambda: pipeline.clock(), routing=pipeline.routing
         )
+        rt.add_gauges()
         return rt
+
+    def add_gauges(self) -> None:
+        """The backlogs in /metrics (docs/deploy.md, "Monitoring"), read at each scrape."""
+        from .health import dispatcher_lag_s, overdue_cases
+
+        m, engine = self.metrics, self.engine
+        m.gauge(
+            "roadwatch_overdue_cases",
+            "Open cases past their deadline",
+            lambda: overdue_cases(engine),
+        )
+        m.gauge(
+            "roadwatch_dispatcher_lag_seconds",
+            "Age of the oldest stored report not yet dispatched (0: none waits)",
+            lambda: dispatcher_lag_s(engine),
+        )
+        m.gauge(
+            "roadwatch_ingest_queue_depth",
+            "MQTT messages received and waiting for this process's ingest thread",
+            lambda: self.mqtt.queued if self.mqtt is not None else 0,
+        )
+        m.gauge(
+            "roadwatch_event_log_lag_events",
+            "Events this process committed to the event log and has not yet emitted live",
+            lambda: self.broadcaster.pending,
+        )
 
     def send_notices(self, notices: list[Notice]) -> None:
         """Notices were committed to the outbox with their case change: wake its publisher
@@ -109,11 +138,16 @@ class Runtime:
         self.broadcaster.publish(events)
         self.send_notices(notices)
 
-    def start_ingest(self, case_process: bool = False) -> None:
+    def start_ingest(
+        self, case_process: bool = False, ingest_only: bool = False, drain_only: bool = False
+    ) -> None:
         """Connect to the broker (starting the embedded one when allowed and needed).
 
-        case_process: run the dispatcher and the case clock in a child process (`worker`),
+        case_process: run the dispatcher and the case clock in a child process,
         instead of threads beside the web server (`serve`, which pushes their events live).
+        ingest_only: neither (`roadwatch worker`: `roadwatch jobs` runs them, once for all
+        the workers). drain_only: subscribe to nothing, only take what the broker queued
+        for this session (`roadwatch worker --drain`).
         """
         s = self.settings
         protocol = s.mqtt_protocol
@@ -134,11 +168,13 @@ class Runtime:
         else:
             log.info("MQTT: using the broker at %s", redact_url(s.mqtt_url))
         self.broadcaster.start()
+        # One persistent session per worker: the instance name is part of the client id.
+        client_id = f"{s.mqtt_client_id}-{s.worker_instance}" if s.worker_instance else None
         self.mqtt = MqttIngest(
             self.pipeline,
             host=s.mqtt_host,
             port=s.mqtt_port,
-            client_id=s.mqtt_client_id,
+            client_id=client_id or s.mqtt_client_id,
             topic_root=s.mqtt_topic_root,
             protocol=protocol,
             session_expiry_s=s.mqtt_session_expiry_s,
@@ -148,8 +184,17 @@ class Runtime:
             username=s.mqtt_username,
             password=s.mqtt_password,
             metrics=self.metrics,
+            # amqtt (the embedded broker) has no shared subscriptions
+            share_group=""
+            if self.broker is not None
+            else share_group_name(s.mqtt_share_group, s.mqtt_password),
         )
+        if drain_only:
+            self.mqtt.begin_drain()
         self.mqtt.start()
+        if ingest_only:
+            self.pipeline.on_stored = lambda: None  # `roadwatch jobs` polls for new reports
+            return
         if case_process:
             from .cases.service import CaseProcess
 

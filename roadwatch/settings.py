@@ -105,6 +105,38 @@ class Settings(BaseModel):
     ranking_schedule_s: float
     # reverse proxies in front of the web server whose X-Forwarded-* headers are believed
     trusted_proxies: int
+    # database timeouts of the long-running roles (roadwatch.store.db.engine_for; 0 = none)
+    db_connect_timeout_s: float
+    db_statement_timeout_ms: int
+    # several ingest workers on one stream (issue 18): MQTT 5 shared subscription group,
+    # this worker's name (part of its client id), its /healthz port, parked messages' age
+    mqtt_share_group: str
+    worker_instance: str
+    worker_health_port: int
+    park_max_age_s: float
+
+    @field_validator("mqtt_share_group", "worker_instance")
+    @classmethod
+    def _mqtt_word(cls, v: str) -> str:
+        # part of a topic filter ($share/<group>/…) or of a client id: no wildcards, no "/"
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]{0,32}", v):
+            raise ValueError("must be at most 32 letters, digits, '_', '.' or '-'")
+        return v
+
+    @field_validator("worker_health_port")
+    @classmethod
+    def _health_port(cls, v: int) -> int:
+        if not 0 <= v <= 65535:
+            raise ValueError("must be 0 (none) or a port between 1 and 65535")
+        return v
+
+    @field_validator("park_max_age_s")
+    @classmethod
+    def _park_age(cls, v: float) -> float:
+        if not 0 < v <= 86400:
+            raise ValueError("must be between 1 second and a day")
+        return v
+
     # notices to chiefs beyond the app: WeCom/DingTalk group robots (roadwatch.cases.notifiers)
     notify_webhook_url: str
     notify_webhook_district_urls: str
@@ -172,6 +204,13 @@ class Settings(BaseModel):
     def _reporter_cache(cls, v: float) -> float:
         if not 0 < v <= 3600:
             raise ValueError("must be more than 0 and at most 3600 seconds")
+        return v
+
+    @field_validator("db_connect_timeout_s", "db_statement_timeout_ms")
+    @classmethod
+    def _db_timeout(cls, v: float) -> float:
+        if not 0 <= v < 86400 * 1000:
+            raise ValueError("must be 0 (none) or more")
         return v
 
     @field_validator("log_level", mode="before")

@@ -363,3 +363,8 @@ class Scheduler:
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """Its thread while started (roadwatch.health watches it)."""
+        return self._thread

@@ -134,3 +134,8 @@ class Dispatcher:
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """Its thread while started (roadwatch.health watches it)."""
+        return self._thread

@@ -28,6 +28,7 @@ PATROLS: Table = models.Patrol.__table__  # type: ignore[assignment]
 POINTS: Table = models.PatrolPoint.__table__  # type: ignore[assignment]
 COVERAGE: Table = models.PatrolCoverage.__table__  # type: ignore[assignment]
 MAX_POINTS = 2000  # per message
+_STATE_ORDER = {"start": 0, "track": 1, "end": 2}
 
 
 class _Point(BaseModel):
@@ -129,7 +130,9 @@ def belongs_to_another(conn: Connection, p: PatrolIn) -> bool:
 
 def store_patrol(conn: Connection, p: PatrolIn, ctx: NetworkContext, now: dt.datetime) -> list[str]:
     """Store a patrol message; on `end`, (re)compute its coverage. Returns covered segment ids."""
-    row = conn.execute(select(PATROLS.c.state).where(PATROLS.c.id == p.patrol_id)).first()
+    row = conn.execute(
+        select(PATROLS.c.state, PATROLS.c.started_at).where(PATROLS.c.id == p.patrol_id)
+    ).first()
     first_t = p.points[0][0] if p.points else now
     if row is None:
         conn.execute(
@@ -142,8 +145,19 @@ def store_patrol(conn: Connection, p: PatrolIn, ctx: NetworkContext, now: dt.dat
                 "state": p.state,
             },
         )
-    elif row.state != "end":
-        conn.execute(PATROLS.update().where(PATROLS.c.id == p.patrol_id).values(state=p.state))
+    else:
+        # Several ingest workers may apply a walk's messages out of order: the state only
+        # moves forward (start < track < end) and the start is the earliest point seen,
+        # so the result does not depend on the order they arrived in.
+        values: dict[str, Any] = {}
+        if _STATE_ORDER.get(p.state, 0) > _STATE_ORDER.get(row.state, 0):
+            values["state"] = p.state
+        started = row.started_at if row.started_at.tzinfo else row.started_at.replace(tzinfo=dt.UTC)
+        if p.points and first_t < started:
+            values["started_at"] = first_t
+        if values:
+            conn.execute(PATROLS.update().where(PATROLS.c.id == p.patrol_id).values(**values))
+    fresh_points = False
     if p.points:
         known = set(
             conn.execute(
@@ -163,7 +177,9 @@ def store_patrol(conn: Connection, p: PatrolIn, ctx: NetworkContext, now: dt.dat
             )
         if fresh:
             conn.execute(POINTS.insert(), fresh)
-    if p.state != "end":
+        fresh_points = bool(fresh)
+    # Points that arrive after the end (another worker held them) are matched again.
+    if p.state != "end" and not (row is not None and row.state == "end" and fresh_points):
         return []
     track = [
         (t, lon, lat, a)

@@ -41,7 +41,7 @@ def _serve(settings_values: dict[str, Any], ready: Any, parent_pid: int) -> None
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
-    engine = db.make_engine(settings.database_url)
+    engine = db.engine_for(settings)
     categories = load_categories()
     sla = load_sla(categories=categories.codes)
     emitter = None
@@ -82,25 +82,87 @@ def _serve(settings_values: dict[str, Any], ready: Any, parent_pid: int) -> None
     engine.dispose()
 
 
+# Restarting a dead case process waits this long at first, doubling up to the maximum
+# while it keeps dying young (a crash loop must not eat the CPU the ingest path needs);
+# one that lived RESTART_RESET_S starts again from the minimum.
+RESTART_MIN_S = 1.0
+RESTART_MAX_S = 30.0
+RESTART_RESET_S = 60.0
+
+
 class CaseProcess:
+    """The case service's child process, supervised: a child that dies (a crash, the OOM
+    killer, a stray SIGKILL) is started again with backoff, so cases keep being dispatched
+    and escalated without restarting the ingest worker. While it is down, /healthz says
+    so ("case jobs"); `restarts` counts the restarts."""
+
     def __init__(self, settings_values: dict[str, Any]) -> None:
-        ctx = mp.get_context("spawn")
-        self._ready = ctx.Event()
-        self.process = ctx.Process(
+        self._ctx = mp.get_context("spawn")
+        self._settings = settings_values
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self.restarts = 0
+        self.process = self._new_process()
+
+    def _new_process(self) -> Any:
+        self._ready = self._ctx.Event()
+        return self._ctx.Process(
             target=_serve,
-            args=(settings_values, self._ready, os.getpid()),
+            args=(self._settings, self._ready, os.getpid()),
             name="roadwatch-cases",
             daemon=True,
         )
 
-    def start(self, wait: float = 30.0) -> None:
+    def _launch(self, wait: float) -> None:
         self.process.start()
         t0 = time.monotonic()
         while not self._ready.wait(0.2):
             if not self.process.is_alive() or time.monotonic() - t0 > wait:
                 raise RuntimeError("the case service process did not start")
 
+    def start(self, wait: float = 30.0) -> None:
+        self._launch(wait)
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="case-supervisor", daemon=True
+        )
+        self._supervisor.start()
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.process.is_alive())
+
+    def _supervise(self) -> None:
+        backoff = RESTART_MIN_S
+        started = time.monotonic()
+        while not self._stopping.is_set():
+            self.process.join(0.5)
+            if self._stopping.is_set() or self.process.is_alive():
+                continue
+            if time.monotonic() - started >= RESTART_RESET_S:
+                backoff = RESTART_MIN_S
+            log.error(
+                "case service: the child process exited (code %s); restarting in %.0f s",
+                self.process.exitcode,
+                backoff,
+            )
+            if self._stopping.wait(backoff):
+                return
+            backoff = min(backoff * 2, RESTART_MAX_S)
+            self.process = self._new_process()
+            started = time.monotonic()
+            try:
+                self._launch(30.0)
+            except (RuntimeError, OSError) as exc:
+                log.error("case service: restart failed (%s)", exc)
+                continue
+            self.restarts += 1
+            log.warning("case service: restarted (pid %s)", self.process.pid)
+
     def stop(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(5)
+            self._supervisor = None
         if self.process.is_alive():
             self.process.terminate()
             self.process.join(10)

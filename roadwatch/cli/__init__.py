@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 from ..settings import SettingsError
 from . import apikeys, backup, bench, chiefs, db, demo, jobs, network, rank, reporters, serve, users
 from . import simulate as simulate_cmd
+from . import web as web_cmd
 from .common import CommandError
 from .review import review  # issue 22: the monthly review pack
 from .serve import first_admin
@@ -82,5 +83,6 @@ for command in (
     bench.bench,
     backup.backup,
     backup.restore,
+    web_cmd.web,
 ):
     main.add_command(command)

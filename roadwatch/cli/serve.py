@@ -1,4 +1,5 @@
-"""`roadwatch serve` (everything in one process) and `roadwatch worker` (MQTT ingest only)."""
+"""`roadwatch serve` (everything in one process) and `roadwatch worker` (MQTT ingest only:
+the case jobs and the weekly ranking run in `roadwatch jobs`)."""
 
 from __future__ import annotations
 
@@ -156,8 +157,30 @@ def serve(host: str | None, port: int | None, simulate: int, rate: float) -> int
 
 
 @click.command(help="MQTT ingest only (live events via ROADWATCH_SOCKETIO_QUEUE)")
-def worker() -> int:
-    settings = settings_for()
+@click.option(
+    "--instance",
+    help="this worker's name, unique among the workers (its MQTT session); "
+    "default ROADWATCH_WORKER_INSTANCE",
+)
+@click.option(
+    "--health-port",
+    type=int,
+    help="serve /healthz and /metrics on this loopback port (0: none); "
+    "default ROADWATCH_WORKER_HEALTH_PORT",
+)
+@click.option(
+    "--drain",
+    is_flag=True,
+    help="only finish what the broker holds for this instance's session, then end the "
+    "session and exit (a worker removed for good)",
+)
+def worker(instance: str | None, health_port: int | None, drain: bool) -> int:
+    overrides: dict[str, Any] = {}
+    if instance is not None:
+        overrides["worker_instance"] = instance
+    if health_port is not None:
+        overrides["worker_health_port"] = health_port
+    settings = settings_for(**overrides)
     setup_logging(settings.log_level)
     from flask_socketio import SocketIO
 
@@ -166,20 +189,38 @@ def worker() -> int:
     emitter = SocketIO(message_queue=settings.socketio_queue) if settings.socketio_queue else None
     if emitter is None:
         log.warning("worker: no ROADWATCH_SOCKETIO_QUEUE, so no live events reach browsers")
-    # Handlers first: a SIGTERM during start-up must still stop the case service too.
+    # Handlers first: a SIGTERM during start-up must still stop cleanly.
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    check_formula(settings)
     runtime = Runtime.build(settings, emitter=emitter)
     try:
-        runtime.start_ingest(case_process=True)
+        runtime.start_ingest(ingest_only=True, drain_only=drain)
     except SettingsError:
         runtime.stop()
         raise
-    runtime.start_ranking()
-    log.info("worker: ingesting from %s", redact_url(settings.mqtt_url))
-    stop.wait()
+    assert runtime.mqtt is not None
+    health = None
+    if settings.worker_health_port:
+        from ..health import HealthServer
+        from ..ingest.checks import worker_health
+
+        checks = worker_health(
+            runtime.mqtt, runtime.engine, redact_url(settings.mqtt_url), settings.socketio_queue
+        )
+        health = HealthServer(checks, runtime.metrics.render, port=settings.worker_health_port)
+        health.start()
+    name = settings.worker_instance or "(no instance name)"
+    if drain:
+        log.info("worker %s: draining its session, then exiting", name)
+        runtime.mqtt.drain(timeout=600, quiet=2.0, end_session=True)
+    else:
+        log.info("worker %s: ingesting from %s", name, redact_url(settings.mqtt_url))
+        stop.wait()
+        # SIGTERM: leave the shared subscription, commit and ack what is in hand, disconnect.
+        runtime.mqtt.drain()
+    if health is not None:
+        health.stop()
     runtime.stop()
     return 0
 

@@ -35,9 +35,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ..metrics import Metrics
-from ..pipeline import Pipeline, StorageError
+from ..pipeline import PARKED, Pipeline, StorageError
 from ..store import jsonbytes
 from ..store.models import utcnow
+from . import park
 from .messages import Inbound, Outcome
 from .topics import Topics, session_client_id
 
@@ -80,7 +81,7 @@ class Inbox:
         self.max_acked_items = max_acked_items
         self.max_qos0_items = max_qos0_items
         self.max_bytes = max_bytes
-        self._items: collections.deque[tuple[Any, int, int]] = collections.deque()
+        self._items: collections.deque[tuple[Any, int, int, float]] = collections.deque()
         self._cond = threading.Condition()
         self.acked_items = 0
         self.qos0_items = 0
@@ -109,9 +110,14 @@ class Inbox:
                 self.acked_items += 1
             self.bytes += size
             self.peak_bytes = max(self.peak_bytes, self.bytes)
-            self._items.append((item, qos, size))
+            self._items.append((item, qos, size, time.monotonic()))
             self._cond.notify_all()
             return True
+
+    def oldest_age(self) -> float:
+        """Seconds the oldest waiting message has waited (0 when none waits): queue lag."""
+        with self._cond:
+            return time.monotonic() - self._items[0][3] if self._items else 0.0
 
     def get(self, timeout: float | None = None) -> Any:
         """The oldest item; raises IndexError if none arrived within `timeout` (0: no wait)."""
@@ -120,7 +126,7 @@ class Inbox:
                 self._cond.wait_for(lambda: bool(self._items), timeout)
             if not self._items:
                 raise IndexError("empty")
-            item, qos, size = self._items.popleft()
+            item, qos, size, _t = self._items.popleft()
             if qos == 0:
                 self.qos0_items -= 1
             else:
@@ -148,10 +154,16 @@ class MqttIngest:
         password: str | None = None,
         on_batch: Callable[[list[Outcome]], None] | None = None,
         metrics: Metrics | None = None,
+        share_group: str = "",
+        park_retry_s: float = 1.0,
     ) -> None:
         self.pipeline = pipeline
         self.host, self.port = host, port
         self.topics = Topics(topic_root)
+        # Several workers split one stream through an MQTT shared subscription (README,
+        # "Several ingest workers"); "" = a plain subscription (one worker, the embedded broker).
+        self.share_group = share_group
+        self.park_retry_s = park_retry_s
         self.protocol = protocol
         self.session_expiry_s = session_expiry_s
         self.receive_maximum = receive_maximum
@@ -169,6 +181,15 @@ class MqttIngest:
         self._gen_lock = threading.Lock()
         self.connected = threading.Event()
         self.last_error: str | None = None
+        # Progress, for /healthz: when the worker last committed a batch, whether it holds one.
+        self.last_commit = time.monotonic()
+        self.last_message = time.monotonic()
+        self.busy = False
+        self.busy_since: float | None = None  # when the batch in hand was taken
+        self.parked = (0, 0.0)  # (messages parked, age of the oldest), from the periodic look
+        self._draining = threading.Event()  # SIGTERM: take no new messages, finish the rest
+        self._unsubscribed = threading.Event()
+        pipeline.on_unparked = self._send_unparked
 
         self.configured_client_id = client_id
         self.client_id = session_client_id(client_id, password)
@@ -199,6 +220,7 @@ class MqttIngest:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_unsubscribe = self._on_unsubscribe
         # Notices (dispatch, escalation) go out on a second connection, so a burst of them
         # never queues in front of the acks phones are waiting for.
         self.notifier = mqtt.Client(
@@ -233,17 +255,60 @@ class MqttIngest:
         if wait and not self.connected.wait(wait):
             log.warning("MQTT: not connected to %s:%d yet; still trying", self.host, self.port)
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, end_session: bool = False) -> None:
+        """Stop at once: what is not acked yet comes back from the broker (see `drain`).
+
+        end_session: end the persistent session too (MQTT 5: session expiry 0 on
+        DISCONNECT), for a worker removed for good after `drain`."""
         self._stop.set()
         if self._worker is not None:
             self._worker.join(timeout)
             self._worker = None
+        props = None
+        if end_session and self.protocol == 5:
+            props = Properties(PacketTypes.DISCONNECT)
+            props.SessionExpiryInterval = 0
         try:
-            self.client.disconnect()
+            self.client.disconnect(properties=props)
             self.notifier.disconnect()
         finally:
             self.client.loop_stop()
             self.notifier.loop_stop()
+
+    def begin_drain(self) -> None:
+        """From now on subscribe to nothing (a reconnect unsubscribes instead)."""
+        self._draining.set()
+
+    def drain(self, timeout: float = 20.0, quiet: float = 0.5, end_session: bool = False) -> bool:
+        """SIGTERM: take no new messages, finish and ack those in hand, then disconnect.
+
+        Unsubscribing first takes this worker out of the shared subscription, so the
+        broker gives new messages to the other members (a stopped member that stays
+        subscribed would have its share queued in its session until it returns). The
+        messages the broker had sent or queued for us still arrive: they are committed and
+        acked until none came for `quiet` seconds. True if it ended that way within
+        `timeout`; anything left unacked is redelivered when this session returns."""
+        self.begin_drain()
+        if self.connected.is_set():
+            self._unsubscribed.clear()
+            self.client.unsubscribe(self._all_filters())
+            if not self._unsubscribed.wait(5.0):
+                log.warning("MQTT: no UNSUBACK within 5 s; draining anyway")
+        deadline = time.monotonic() + timeout
+        drained = False
+        while time.monotonic() < deadline:
+            idle = not self.busy and not len(self._queue)
+            if idle and time.monotonic() - self.last_message >= quiet:
+                drained = True
+                break
+            time.sleep(0.05)
+        log.info(
+            "MQTT: %s; disconnecting%s",
+            "drained" if drained else f"still busy after {timeout:g} s",
+            " and ending the session" if end_session else "",
+        )
+        self.stop(end_session=end_session)
+        return drained
 
     # -- paho callbacks (network thread: must not raise or block) -------------------
     def _on_connect(
@@ -256,8 +321,14 @@ class MqttIngest:
         with self._gen_lock:
             self._generation += 1
         self.last_error = None
+        self.last_message = time.monotonic()  # what the session holds arrives from now on
         self.connected.set()
-        subs = self.topics.subscriptions()
+        if self._draining.is_set():
+            # Reconnected while draining (or `worker --drain`): leave the shared subscription
+            # so that only what is queued for this session still arrives.
+            client.unsubscribe(self._all_filters())
+            return
+        subs = self.topics.subscriptions(self.share_group)
         if self.protocol == 5:
             # retainHandling 2: the broker sends no retained message when we (re)subscribe.
             # A retained report would otherwise come back on every reconnect.
@@ -265,6 +336,11 @@ class MqttIngest:
             client.subscribe([(t, opts) for t in subs])
         else:
             client.subscribe([(t, 1) for t in subs])
+        if self.share_group:
+            # A session of a single worker (before shared subscriptions) holds the plain
+            # subscription: drop it after the shared one is in place, or it would receive
+            # every message a second time (harmless, duplicates, but twice the work).
+            client.unsubscribe(self.topics.subscriptions())
         log.info(
             "MQTT: connected to %s:%d (MQTT %s, session present: %s), subscribed to %s",
             self.host,
@@ -282,6 +358,15 @@ class MqttIngest:
             self.last_error = f"disconnected: {reason}"
             log.warning("MQTT: disconnected (%s); paho reconnects", reason)
 
+    def _all_filters(self) -> list[str]:
+        """Every filter this session may hold: the shared ones, and the plain ones a session
+        from before shared subscriptions (the same client id) subscribed to."""
+        shared = self.topics.subscriptions(self.share_group) if self.share_group else []
+        return shared + self.topics.subscriptions()
+
+    def _on_unsubscribe(self, *_args: Any) -> None:
+        self._unsubscribed.set()
+
     def _count(self, reason: str) -> None:
         if self.metrics is not None:
             self.metrics.mqtt_not_ingested.labels(reason).inc()
@@ -295,6 +380,7 @@ class MqttIngest:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:
+            self.last_message = time.monotonic()
             token = _Token(msg.mid, msg.qos, self._generation)
             if msg.retain:
                 # A retained copy replayed by the broker on (re)subscribe (MQTT 3.1.1; with
@@ -359,13 +445,22 @@ class MqttIngest:
         return batch
 
     def _work(self) -> None:
+        next_park_look = 0.0
         while not self._stop.is_set():
+            if time.monotonic() >= next_park_look:
+                next_park_look = time.monotonic() + self.park_retry_s
+                self._look_at_parked()
+            self.busy = False
             items = self._next_batch()
             if not items:
+                self.last_commit = time.monotonic()  # nothing waits: nothing is late
                 continue
+            self.busy = True
+            self.busy_since = time.monotonic()
             batch = [(m, t) for m, t in items if m is not None]
             if not batch:  # only retained copies: acknowledge them, nothing to store
                 self._ack_skipped(items)
+                self.busy_since = None
                 continue
             delay = 0.5
             while True:
@@ -374,6 +469,7 @@ class MqttIngest:
                     break
                 except StorageError as exc:
                     if self._stop.is_set():
+                        self.busy = False
                         return  # unacked: the broker redelivers after our restart
                     log.error("ingest: %s; retrying %d messages in %.1f s", exc, len(batch), delay)
                     time.sleep(delay)
@@ -383,6 +479,30 @@ class MqttIngest:
                     time.sleep(delay)
                     delay = min(delay * 2, 10.0)
             self._finish(items, outcomes)
+            self.last_commit, self.busy_since = time.monotonic(), None
+        self.busy = False
+
+    def _look_at_parked(self) -> None:
+        """Every few seconds: how many messages are parked, and try those that are due."""
+        try:
+            with self.pipeline.engine.connect() as conn:
+                self.parked = park.count(conn)
+            self.pipeline.parked_hint = self.parked[0] > 0
+            if self.parked[0]:
+                done = self.pipeline.retry_parked()
+                if done:
+                    self._send_unparked(done)
+        except Exception as exc:  # the database is away: the batches will say so too
+            log.warning("ingest: could not look at parked messages (%s)", exc.__class__.__name__)
+
+    def _send_unparked(self, done: list[tuple[Inbound, Outcome]]) -> None:
+        """Acks for parked messages now applied or rejected (their MQTT message was acked
+        when they were parked)."""
+        for msg, outcome in done:
+            try:
+                self.publish_ack(msg, outcome)
+            except Exception:
+                log.exception("ingest: could not publish the ack for %s", outcome.id)
 
     def _ack(self, token: _Token, generation: int) -> None:
         if token.qos > 0 and token.generation == generation:
@@ -403,12 +523,22 @@ class MqttIngest:
             if msg is not None:
                 outcome = next(results)
                 try:
-                    self.publish_ack(msg, outcome)
+                    if outcome.status != PARKED:  # its ack comes when it is applied
+                        self.publish_ack(msg, outcome)
                 except Exception:
                     log.exception("ingest: could not publish the ack for %s", outcome.id)
             self._ack(token, generation)
         if self.on_batch is not None:
             self.on_batch(outcomes)
+
+    @property
+    def queued(self) -> int:
+        """Messages received and waiting for the ingest thread (not counting its batch)."""
+        return len(self._queue)
+
+    @property
+    def worker_alive(self) -> bool:
+        return self._worker is not None and self._worker.is_alive()
 
     def publish_notice(self, person: str, body: bytes) -> None:
         self.notifier.publish(self.topics.notice(person), body, qos=1)

@@ -40,6 +40,10 @@ class Broadcaster:
         self._queue: queue.Queue[list[Any] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self.emitted = 0
+        # Events committed and queued here but not yet emitted: the event-log lag of this
+        # process's live feed (gauge roadwatch_event_log_lag_events in /metrics).
+        self.pending = 0
+        self._pending_lock = threading.Lock()
         # payload -> the district code it belongs to (None: only the whole-city room)
         self.district_of: Callable[[dict[str, Any]], str | None] = lambda p: p.get("district")
         # Held while emitting live events and while replaying missed ones to a client
@@ -65,6 +69,8 @@ class Broadcaster:
         if self._thread is None:
             self._emit(batch)
             return
+        with self._pending_lock:
+            self.pending += len(batch)
         self._queue.put(batch)
 
     def rooms(self, payload: dict[str, Any]) -> list[str]:
@@ -77,6 +83,8 @@ class Broadcaster:
             if batch is None:
                 return
             self._emit(batch)
+            with self._pending_lock:
+                self.pending -= len(batch)
 
     def _emit(self, batch: list[Any]) -> None:
         assert self.emitter is not None

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,15 +16,25 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with the settings each backend needs for a busy ingest path."""
+def make_engine(url: str, *, connect_timeout_s: float = 0, statement_timeout_ms: int = 0) -> Engine:
+    """An engine with the settings each backend needs for a busy ingest path.
+
+    The timeouts (0 = none; `engine_for` passes the settings'): a database that does not
+    answer makes a connect or a statement fail after that long, so ingest retries and
+    `/healthz` turns unhealthy instead of a thread blocking silently. SQLite has no
+    network: its `timeout` is how long a statement waits for another writer's lock (30 s
+    when no statement timeout is given).
+    """
     parsed = make_url(url)
     if parsed.drivername.startswith("sqlite"):
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={
+                "check_same_thread": False,
+                "timeout": statement_timeout_ms / 1000 if statement_timeout_ms else 30,
+            },
             use_insertmanyvalues=False,
         )
 
@@ -36,13 +48,37 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    if parsed.drivername in ("postgresql", "postgres"):
+    connect_args: dict[str, Any] = {}
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
         # psycopg 3 is the driver we install.
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        if connect_timeout_s:
+            # libpq counts whole seconds (at least 2); keepalives notice a dead peer.
+            connect_args["connect_timeout"] = max(2, round(connect_timeout_s))
+            connect_args.update(keepalives=1, keepalives_idle=10, keepalives_interval=5)
+            connect_args["keepalives_count"] = 3
+        if statement_timeout_ms:
+            connect_args["options"] = f"-c statement_timeout={int(statement_timeout_ms)}"
     # use_insertmanyvalues=False: bulk inserts go to psycopg's pipelined executemany of one
     # prepared statement (we need no RETURNING), which parses the SQL once, not per batch.
     return create_engine(
-        url, pool_size=10, max_overflow=10, pool_pre_ping=True, use_insertmanyvalues=False
+        url,
+        pool_size=10,
+        max_overflow=10,
+        pool_pre_ping=True,
+        use_insertmanyvalues=False,
+        connect_args=connect_args,
+        # A pool exhausted by threads stuck on a hung database: fail, don't queue forever.
+        pool_timeout=max(connect_timeout_s, 1.0) if connect_timeout_s else 30,
+    )
+
+
+def engine_for(settings: Any) -> Engine:
+    """The engine of a long-running role: the settings' URL with their database timeouts."""
+    return make_engine(
+        settings.database_url,
+        connect_timeout_s=settings.db_connect_timeout_s,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
     )
 
 
@@ -64,6 +100,30 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(alembic_config(engine), revision)
+
+
+# pg_advisory_lock key of the start-up work (migrations, network sync): "roadwatch" in ASCII
+STARTUP_LOCK = 0x726F616477617463
+
+
+@contextmanager
+def startup_lock(engine: Engine) -> Iterator[None]:
+    """Processes started together (several ingest workers, web instances) migrate and sync
+    the network one after the other: two at once on a fresh database both inserted the
+    districts, and one died of the unique key (measured, two workers under systemd)."""
+    if engine.dialect.name != "postgresql":
+        yield  # SQLite: one process, and its own write lock
+        return
+    with engine.connect() as conn:
+        # Waiting for another process's migration and network sync is no hung statement.
+        conn.execute(text("SET LOCAL statement_timeout = 0"))
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": STARTUP_LOCK})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": STARTUP_LOCK})
+            conn.commit()
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -526,6 +526,32 @@ Index("ix_reports_district_observed", Report.district, Report.observed_at)
 Index("ix_reports_case_status_due", Report.case_status, Report.due_at)
 
 
+# -- messages that arrived before what they need (issue 18: several ingest workers) ----------
+class ParkedMessage(Base):
+    """A rectification or verification that one ingest worker got before the report it
+    names was committed by another (shared subscriptions split a phone's messages), or
+    before that report's case was dispatched. Kept here, acknowledged to the broker, and
+    tried again when the report arrives and every few seconds; past the maximum age
+    (setting park_max_age_s) it gets the error it would have had (roadwatch/ingest/park.py).
+    """
+
+    __tablename__ = "parked_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)  # kind:message id (resends)
+    kind: Mapped[str] = mapped_column(String(20))
+    waits_for: Mapped[str] = mapped_column(String(64), index=True)  # the report id
+    reason: Mapped[str] = mapped_column(String(32))  # unknown_report | not_dispatched | behind
+    topic: Mapped[str] = mapped_column(String(255))
+    reporter_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    response_topic: Mapped[str | None] = mapped_column(String(255))
+    correlation_data: Mapped[bytes | None] = mapped_column(LargeBinary)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    parked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    next_try_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
 # -- notice outbox (issue 18 scope 5, issue 19 scope 7) ---------------------------------------
 class NoticeOutbox(Base):
     """A notice to send, written in the transaction of the case change that caused it, so a

@@ -46,10 +46,14 @@ def create_app(runtime: Runtime, **config: Any) -> tuple[Flask, SocketIO]:
     auth.configure(app, runtime)  # staff login: secret key, guard, /login, /logout
     authz.configure(app)  # viewers change nothing; GET /api/audit (after auth's guard)
 
+    queue: dict[str, Any] = {}
+    if settings.socketio_queue:
+        # Redis, with a resync of this process's browsers when it comes back (live.py).
+        queue["client_manager"] = live.ResyncingRedisManager(settings.socketio_queue)
     socketio = SocketIO(
         app,
         async_mode="threading",
-        message_queue=settings.socketio_queue or None,
+        **queue,
         # A message larger than this is a bug or an attack: drop the connection.
         max_http_buffer_size=64 * 1024,
         # cors_allowed_origins left at its default: only the page's own origin may connect.

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import socketio
 from flask import request, session
 from flask_socketio import ConnectionRefusedError as Refused
 from flask_socketio import SocketIO, emit, join_room
@@ -226,3 +227,49 @@ def register(socketio: SocketIO, runtime: Runtime) -> _Viewers:
         viewers.ignore(sid(), "a message that failed", exc)
 
     return viewers
+
+
+# The event that tells a browser to resync now, without a reconnect (docs/protocol.md 5).
+RESYNC_NEEDED = "resync_needed"
+
+
+class ResyncingRedisManager(socketio.RedisManager):
+    """The Redis message queue of a web process, which tells its browsers to resync when
+    the queue comes back after an outage.
+
+    While Redis is down (restarted, failed over), what other processes emit through it is
+    lost: python-socketio drops a message it cannot publish, and this process's listener
+    hears nothing until it has subscribed again. The events are in the event log, so the
+    browsers of this process are told `resync_needed` the moment the listener has
+    subscribed again, before any message from the new subscription is handed on (one
+    thread does both, in that order): each browser then resyncs from the last seq it has
+    and holds back the live events until the replay is in, so nothing shown is missing and
+    nothing is shown twice.
+
+    The listening loop is python-socketio's `_redis_listen_with_retries` (5.x) with that
+    one step added; the emit skips the queue (`ignore_queue`): this process's clients only.
+    """
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        super().__init__(url, channel="flask-socketio", **kwargs)
+        self.resubscribed = 0
+
+    def _redis_listen_with_retries(self) -> Any:
+        retry_sleep = 1
+        lost = False
+        while True:
+            try:
+                self._redis_connect()
+                self.pubsub.subscribe(self.channel)
+                retry_sleep = 1
+                if lost:
+                    lost = False
+                    self.resubscribed += 1
+                    log.warning("Socket.IO queue: Redis is back; the browsers resync")
+                    self.emit(RESYNC_NEEDED, {}, namespace=NAMESPACE, ignore_queue=True)
+                yield from self.pubsub.listen()
+            except Exception as exc:
+                lost = True
+                log.error("Socket.IO queue: Redis lost (%s); retrying in %d s", exc, retry_sleep)
+                time.sleep(retry_sleep)
+                retry_sleep = min(retry_sleep * 2, 8)

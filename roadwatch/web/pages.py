@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request
 
-from ..health import Check, Health, database_check, is_loopback
+from ..health import Check, Health, add_runtime_checks, is_loopback
 from ..settings import redact_url
 from .centre import live_state
 from .context import runtime
@@ -77,12 +77,17 @@ def healthz() -> tuple[Response, int]:
 
 
 def _web_health() -> Health:
+    """This process's checks, built once (per MQTT session): the database check keeps its
+    one query in flight across requests, the Redis check its connection."""
     rt = runtime()
-    health = Health(str(rt.extras.get("role") or "serve"))
-    health.add("database", database_check(rt.engine))
+    cached = rt.extras.get("health")
+    if cached is not None and cached[0] is rt.mqtt:
+        return cached[1]
+    health = add_runtime_checks(Health(str(rt.extras.get("role") or "serve")), rt)
     health.add("broker", lambda: _broker_check(rt))
     health.add("network", lambda: Check(rt.ctx.size > 0, {"segments": rt.ctx.size}))
     health.add("holidays", lambda: _holiday_check(rt))
+    rt.extras["health"] = (rt.mqtt, health)
     return health
 
 

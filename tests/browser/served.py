@@ -17,7 +17,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from playwright.sync_api import Page
 
@@ -113,8 +113,18 @@ class Served:
         self.proc = None
 
 
+class Site(Protocol):
+    """Where the command centre is served, and the first admin's password if known."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def password(self) -> str | None: ...
+
+
 def login(
-    page: Page, served: Served, path: str = "/", user: str = "admin", password: str | None = None
+    page: Page, served: Site, path: str = "/", user: str = "admin", password: str | None = None
 ) -> None:
     """Through the real login page, as a person would (the first admin unless told)."""
     password = password or served.password

@@ -15,6 +15,9 @@ if engine is None:  # `alembic` CLI use: build one from the settings
     engine = make_engine(load_settings().database_url)
 
 with engine.begin() as connection:
+    if connection.dialect.name == "postgresql":
+        # A migration may rewrite a big table: the roles' statement timeout is not for it.
+        connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,

@@ -3,7 +3,7 @@
  * session cookie is the login). On EVERY connect the page emits `resync {since: lastSeq}`;
  * the server replays what was missed (same event names, seq order) and then acks.
  * Events are queued and applied once per animation frame, exactly once each: an event
- * whose seq is <= lastSeq is ignored. The map gets them in commits (commit.js). */
+ * whose seq was seen, or is in the snapshot the page started from, is ignored. The map gets them in commits (commit.js). */
 import {
   FRAME_FALLBACK_MS, REPORT_CAP, RESYNC_ACK_TIMEOUT_MS, RETRY_MS, config, root,
 } from "./config.js";
@@ -46,9 +46,35 @@ function accept(name, payload) {
     console.warn("roadwatch: " + name + " event without seq ignored", payload);
     return false;
   }
-  if (seq <= rw.lastSeq) return false;
-  rw.lastSeq = seq;
+  if (seq <= baseSeq || seen.has(seq)) return false;
+  seen.add(seq);
+  if (seq > rw.lastSeq) rw.lastSeq = seq;
+  if (seen.size > 2 * SEEN_WINDOW) {
+    const floor = rw.lastSeq - SEEN_WINDOW;
+    seen.forEach(function (q) { if (q <= floor) seen.delete(q); });
+    baseSeq = Math.max(baseSeq, floor);
+  }
   return true;
+}
+
+// Several processes append to the event log and emit after their own commits (ingest
+// workers, the case service, the web role through the Redis queue), so an event may
+// arrive after one with a higher seq. It is applied unless its seq was seen already (the
+// replay of a resync overlaps the live stream): `seen` holds the last SEEN_WINDOW seqs;
+// anything at or below `baseSeq` is in the state the page started from (the snapshot).
+const SEEN_WINDOW = 5000;
+/** @type {Set<number>} */
+const seen = new Set();
+let baseSeq = 0;
+
+/**
+ * The page's state is exact as of event `seq` (a snapshot): live events from there on.
+ * @param {number} seq
+ */
+export function startFrom(seq) {
+  rw.lastSeq = seq;
+  baseSeq = seq;
+  seen.clear();
 }
 
 /** @type {Map<string, number>} report id -> ms from the platform's receipt to this page applying it */
@@ -69,6 +95,13 @@ function applySegment(ev) {
   const open = /** @type {number} */ (ev.open) | 0, overdue = /** @type {number} */ (ev.overdue) | 0;
   const score = ev.score != null ? Number(ev.score) : 100;
   if (!s) return; // not a segment this user sees
+  // Live: a segment's state from an older event that arrived late (another process) is
+  // stale. (A replay applies the log in order, older than any live event.)
+  if (state.mode === "live") {
+    const seq = Number(ev.seq);
+    if (s.seq !== undefined && seq < s.seq) return;
+    s.seq = seq;
+  }
   totals.open += open - s.open;
   totals.overdue += overdue - s.overdue;
   if (s.props.district) {
@@ -270,6 +303,15 @@ export function connect() {
     setConn("live");
     $("rw-conn").title = "";
     if (state.snapshotIn) resync();
+  });
+  // The server's Redis queue came back after an outage: what other processes emitted
+  // meanwhile never reached us. Resync on this connection, as after a reconnect (live
+  // events held back until the replay is in). A resync already under way covers it.
+  socket.on("resync_needed", function () {
+    if (state.mode !== "live" || syncing || !state.snapshotIn) return;
+    rw.queueResyncs += 1;
+    syncing = true;
+    resync();
   });
   socket.on("disconnect", function (reason) {
     connGen += 1;

@@ -24,7 +24,7 @@
 import { config, mapCfg, screenMode } from "./config.js";
 import { onMapRender, onReportsData } from "./commit.js";
 import { startAlerts } from "./alerts.js";
-import { checkReady, connect, resync, scheduleFrame } from "./feed.js";
+import { checkReady, connect, resync, scheduleFrame, startFrom } from "./feed.js";
 import { installExport } from "./exportdialog.js";
 import { applyLanguage, installHeader } from "./header.js";
 import { addDistrictNames, addOverlays, onCountsRender } from "./overlays.js";
@@ -114,7 +114,7 @@ Promise.all([stateReq, styleLoaded]).then(function (res) {
 // The live feed resyncs from the state's seq; what it replays waits (in seq order) for
 // the segments' attributes, as do the counters and the panel.
 stateReq.then(function (doc) {
-  rw.lastSeq = Number(doc.seq) || 0;
+  startFrom(Number(doc.seq) || 0);
   state.snapshotIn = true;
   if (state.socket.connected) resync();
 });

@@ -4,7 +4,7 @@
  * (config.map.table), the road chiefs and the category names. */
 import { RETRY_MS, mapCfg, segmentKey } from "./config.js";
 import { commitFrame, dirtySegments } from "./commit.js";
-import { districtRow } from "./feed.js";
+import { districtRow, startFrom } from "./feed.js";
 import { downSince, renderHeader, setConn } from "./header.js";
 import { setCategoryNames } from "./i18n.js";
 import { scheduleReports } from "./overlays.js";
@@ -87,7 +87,7 @@ export function takeFeatureStates(doc) {
  * @param {StateDoc} doc
  */
 export function takeState(doc) {
-  rw.lastSeq = Number(doc.seq) || 0;
+  startFrom(Number(doc.seq) || 0);
   // Start the counters from the server's for the city's day, not from zero.
   takeStats(doc.stats);
   const get = stateOf(doc);
@@ -135,7 +135,7 @@ function takeStats(st) {
 /** Back to live after a replay: every segment to its live state, then resync. */
 export function reloadLive() {
   return fetchJSON(mapCfg.state, true).then(function (/** @type {StateDoc} */ doc) {
-    rw.lastSeq = Number(doc.seq) || 0;
+    startFrom(Number(doc.seq) || 0);
     takeStats(doc.stats);
     resetSegments(stateOf(doc));
     reports.clear();

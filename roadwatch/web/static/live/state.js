@@ -3,6 +3,7 @@
  * day's counters, the map and the feed, and the test hooks on window.roadwatch.
  *
  * Test hooks on window.roadwatch: ready, segmentCount, lastSeq, reportsSeen, connected,
+ * queueResyncs,
  * drawnSeq (the last seq drawn on the map), featureState(segmentId), hasReport(id),
  * reportsOnMap, timings, lastAppliedAt, lagOf(reportId), replay {active, loaded,
  * applied, reportOrder}; _map is the maplibregl.Map (internal, for tests and the
@@ -30,6 +31,7 @@ import { dayKey } from "./util.js";
  * @property {number} open
  * @property {number} overdue
  * @property {number} score
+ * @property {number} [seq] the seq of the live event its state is from
  */
 
 /** @typedef {{open: number, overdue: number, score: number}} SegmentState */
@@ -58,6 +60,7 @@ import { dayKey } from "./util.js";
  * @property {number} reportsOnMap
  * @property {number} drawnSeq the last seq whose changes have been handed to the map
  * @property {number} received live events received (applied or not)
+ * @property {number} queueResyncs resyncs asked by the server (its Redis queue came back)
  * @property {number} framesDrawn map frames rendered
  * @property {number} lastAppliedAt
  * @property {Record<string, number>} timings ms since navigation start: states (in the map), table, drawn, resynced, ready
@@ -134,6 +137,7 @@ export const rw = (window.roadwatch = {
   reportsOnMap: 0,
   drawnSeq: 0,
   received: 0,
+  queueResyncs: 0,
   framesDrawn: 0,
   lastAppliedAt: 0,
   timings: {},

@@ -1,0 +1,140 @@
+"""`roadwatch web`: the web role under gunicorn, started from the command line.
+
+One gunicorn master with ONE threaded (gthread) worker, the project's gunicorn settings, the
+bind address of --host/--port, no MQTT session (health says so), a worker killed with
+SIGKILL replaced by the master, a clean exit on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from roadwatch.store import db
+from tests.support.mosquitto import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(tmp: Path, database_url: str) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ROADWATCH_")},
+        "PYTHONPATH": str(ROOT),
+        "ROADWATCH_DATABASE_URL": database_url,
+        "ROADWATCH_PHOTO_DIR": str(tmp / "photos"),
+        "ROADWATCH_SECRET_KEY": "web-role-test",
+        "ROADWATCH_RANKING_SCHEDULE_S": "0",
+        # If the web role touched MQTT it would start an embedded broker here: it must not.
+        "ROADWATCH_EMBEDDED_BROKER": "always",
+        "HOME": str(tmp),
+    }
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} never healthy:\n{log.read_text()[-4000:]}")
+
+
+@pytest.mark.integration
+def test_roadwatch_web_runs_one_threaded_gunicorn_worker(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'rw.sqlite3'}"
+    engine = db.make_engine(url)
+    db.upgrade(engine)  # `roadwatch db upgrade`: the web role does not migrate
+    engine.dispose()
+    port = free_port()
+    log = tmp_path / "web.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "roadwatch.cli", "web", "--host", "127.0.0.1"]
+            + ["--port", str(port), "--threads", "7"],
+            env=_env(tmp_path, url),
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/healthz", proc, log)
+        r = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert r.headers["Server"].startswith("gunicorn")
+        assert r.json()["role"] == "web"
+        assert r.json()["checks"]["broker"] == {
+            "ok": True,
+            "role": "web",
+            "ingest": "in roadwatch worker",
+        }
+        # One master, one worker: Socket.IO sessions live in one process.
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) == 1, children
+        # gunicorn's threaded worker, as Flask-SocketIO documents for async_mode threading.
+        text = log.read_text()
+        assert "Using worker: gthread" in text, text
+        assert f"Listening at: http://127.0.0.1:{port}" in text
+        # No MQTT: nothing listens on the broker port an ingest process would have used.
+        assert "EMBEDDED broker" not in text
+
+        # Supervision: a worker that dies (SIGKILL, the OOM killer) is replaced by the
+        # master, and the instance is healthy again without systemd.
+        dead = children[0].pid
+        os.kill(dead, signal.SIGKILL)
+        t0 = time.monotonic()
+        deadline = t0 + 90
+        while time.monotonic() < deadline:
+            now = psutil.Process(proc.pid).children()
+            if now and now[0].pid != dead and _healthy(f"http://127.0.0.1:{port}/healthz"):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"no new worker:\n{log.read_text()[-3000:]}")
+        print(f"gunicorn worker SIGKILLed: a new one healthy after {time.monotonic() - t0:.1f} s")
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, log.read_text()[-3000:]
+
+
+def test_roadwatch_web_refuses_a_taken_port(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "roadwatch.cli", "web", "--port", str(port)],
+            env=_env(tmp_path, f"sqlite:///{tmp_path / 'rw.sqlite3'}"),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2, done.stderr
+    assert "the port is in use" in done.stderr
