@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from roadwatch.store import models
 from tests.support.examples import contract_example
@@ -16,8 +16,15 @@ FAR_LAT, FAR_LON = 34.95, 113.60  # north of the demo network: review
 
 
 def _pending(
-    runtime: Any, n: int, reporter: str = "zz-jinshui-0421", dlat: float = 0.0
+    runtime: Any,
+    n: int,
+    reporter: str = "zz-jinshui-0421",
+    dlat: float = 0.0,
+    beside: int = 3,
 ) -> list[str]:
+    """n needs_review reports ~3 m apart, then moved (in the database) beside the middle of
+    segment `beside` (+ dlat degrees north), so that segment is among their review
+    candidates (settling onto anything else is refused)."""
     bodies = [
         contract_example(
             lat=FAR_LAT + dlat + 0.00003 * i,  # ~3 m apart
@@ -29,6 +36,15 @@ def _pending(
     ]
     outs = runtime.pipeline.process([inbound(b, reporter=reporter) for b in bodies])
     assert [o.status for o in outs] == ["needs_review"] * n
+    seg = runtime.ctx.network.segments[beside]
+    mid = seg.geometry.interpolate(0.5, normalized=True)
+    with runtime.sessions.begin() as session:
+        for i, b in enumerate(bodies):
+            session.execute(
+                update(models.Report)
+                .where(models.Report.id == b["report_id"])
+                .values(lat=mid.y + dlat + 0.00003 * i, lon=mid.x, district=seg.district)
+            )
     return [b["report_id"] for b in bodies]
 
 
@@ -89,7 +105,7 @@ def test_single_settle_and_invalid_are_labels_too(
     login_as: Callable[..., FlaskClient], runtime: Any
 ) -> None:
     client = login_as("admin")
-    one, two = _pending(runtime, 2, dlat=0.01)
+    one, two = _pending(runtime, 2, beside=5)
     assert client.post(f"/api/review/{one}", json={"invalid": True}).status_code == 200
     with runtime.sessions() as s:
         (label,) = s.scalars(
@@ -97,7 +113,7 @@ def test_single_settle_and_invalid_are_labels_too(
         ).all()
         assert (label.report_id, label.segment_id, label.source) == (one, None, "review")
     # narrowing to a subset settles only that subset
-    three = _pending(runtime, 1, dlat=0.01)[0]
+    three = _pending(runtime, 1, beside=5, dlat=0.01)[0]
     target = runtime.ctx.network.segments[5].id
     r = client.post(f"/api/review/{two}/similar", json={"segment_id": target, "ids": [two]})
     assert r.status_code == 200 and "settled" not in r.get_json()
