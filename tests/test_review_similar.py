@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import shapely
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -12,16 +13,29 @@ from roadwatch.store import models
 from tests.support.examples import contract_example
 from tests.test_pipeline import inbound
 
-FAR_LAT, FAR_LON = 34.95, 113.60  # north of the demo network: review
+NORTH_DEG = 0.001  # ~111 m: out of the snapper's reach, within a reviewer's 150 m
+
+
+def _north_edge(runtime: Any) -> tuple[float, float, str]:
+    """A spot ~111 m due north of the network's northernmost vertex (no road nearer, so
+    the report needs review) and that vertex's segment: the one a reviewer may choose."""
+    best: tuple[float, float, str] | None = None
+    for seg in runtime.ctx.network.segments:
+        for lon, lat in shapely.get_coordinates(seg.geometry).tolist():
+            if best is None or lat > best[0]:
+                best = (lat, lon, seg.id)
+    assert best is not None
+    return best[0] + NORTH_DEG, best[1], best[2]
 
 
 def _pending(
     runtime: Any, n: int, reporter: str = "zz-jinshui-0421", dlat: float = 0.0
 ) -> list[str]:
+    lat, lon, _ = _north_edge(runtime)
     bodies = [
         contract_example(
-            lat=FAR_LAT + dlat + 0.00003 * i,  # ~3 m apart
-            lon=FAR_LON,
+            lat=lat + dlat + 0.00003 * i,  # ~3 m apart
+            lon=lon,
             crs="WGS84",
             reporter_id=reporter,
         )
@@ -42,7 +56,7 @@ def test_ten_similar_reports_settled_in_one_action(
     first = ten[0]
     got = client.get(f"/api/review/{first}/similar").get_json()
     assert got["ids"][0] == first and sorted(got["ids"]) == sorted(ten)
-    target = runtime.ctx.network.segments[3].id
+    target = _north_edge(runtime)[2]  # the nearest road, 111 m away
 
     # a report that is not similar cannot be slipped into the set
     bad = client.post(
@@ -89,7 +103,7 @@ def test_single_settle_and_invalid_are_labels_too(
     login_as: Callable[..., FlaskClient], runtime: Any
 ) -> None:
     client = login_as("admin")
-    one, two = _pending(runtime, 2, dlat=0.01)
+    one, two = _pending(runtime, 2, dlat=0.0002)
     assert client.post(f"/api/review/{one}", json={"invalid": True}).status_code == 200
     with runtime.sessions() as s:
         (label,) = s.scalars(
@@ -97,8 +111,8 @@ def test_single_settle_and_invalid_are_labels_too(
         ).all()
         assert (label.report_id, label.segment_id, label.source) == (one, None, "review")
     # narrowing to a subset settles only that subset
-    three = _pending(runtime, 1, dlat=0.01)[0]
-    target = runtime.ctx.network.segments[5].id
+    three = _pending(runtime, 1, dlat=0.0002)[0]
+    target = _north_edge(runtime)[2]
     r = client.post(f"/api/review/{two}/similar", json={"segment_id": target, "ids": [two]})
     assert r.status_code == 200 and "settled" not in r.get_json()
     left = {q["id"] for q in client.get("/api/review").get_json()["items"]}
