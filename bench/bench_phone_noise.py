@@ -355,16 +355,16 @@ def bars(nets: dict[str, Network], seed: int, points: int) -> None:
                 )
         accept = min((b for b, o in per.items() if max(x.wrong for x in o) <= 0.009), default=None)
         ask = min((b for b, o in per.items() if max(x.c_wrong for x in o) <= 0.005), default=None)
-        for name, b in (("accepting", accept), ("asking", ask)):
-            if b is None:
+        for name, bar in (("accepting", accept), ("asking", ask)):
+            if bar is None:
                 print(f"# heading={h}: no {name} bar meets its budget")
                 continue
             figs = ", ".join(
                 f"{pct(o.right)}/{pct(o.wrong)}/{pct(o.review)} +choice "
                 f"{pct(o.c_right)}/{pct(o.c_wrong)}/{pct(o.c_review)}"
-                for o in per[b]
+                for o in per[bar]
             )
-            print(f"# heading={h}: {name} bar {b}: {figs}")
+            print(f"# heading={h}: {name} bar {bar}: {figs}")
 
 
 def main() -> None:
