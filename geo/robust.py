@@ -35,6 +35,7 @@ over segments or points); ``snap`` is the same code on one point.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -331,6 +332,17 @@ def _t3_cdf1(x: float) -> float:
     return 0.5 + (r / (1.0 + r * r) + math.atan(r)) / math.pi
 
 
+def _interp1(v: float, xs: list[float], ys: list[float]) -> float:
+    """np.interp for one value (the live path); the same formula, so the same answer."""
+    i = bisect.bisect_right(xs, v)
+    if i <= 0:
+        return ys[0]
+    if i >= len(xs):
+        return ys[-1]
+    x0, y0, y1 = xs[i - 1], ys[i - 1], ys[i]
+    return y0 + (y1 - y0) * (v - x0) / (xs[i] - x0)
+
+
 def calibrate(raw: npt.ArrayLike, xs: FloatArray, ys: FloatArray) -> FloatArray:
     """Calibrated confidence of raw road posteriors (piecewise linear between knots)."""
     return np.interp(np.asarray(raw, dtype=np.float64), xs, ys)
@@ -470,6 +482,10 @@ class RobustSnapper:
         self.ask = float(ask)
         self.ask_no_heading = float(ask_no_heading)
         self.calibration = calibration if calibration is not None else _CAL
+        # plain lists for the live path: np.interp costs ~5 µs a scalar call, bisect ~1.5
+        self._cal_lists = {
+            h: (xs.tolist(), ys.tolist()) for h, (xs, ys) in self.calibration.items()
+        }
         sig = _HEADING_SIGMA_DEG * math.pi / 180.0
         self._h2k = 2.0 / (4.0 * sig * sig)
         # plain-Python copies for the live path: (weight, offset) pairs per category kind
@@ -593,7 +609,7 @@ class RobustSnapper:
         to_start = chosen[4] if row[_JOIN] % 2.0 == 1.0 else math.inf
         to_end = row[_PLEN] - chosen[4] if row[_JOIN] >= 2.0 else math.inf
         boundary = len(own) > 1 and min(to_start, to_end) <= BOUNDARY_TOL_M
-        conf = float(np.interp(rawp, *self.calibration[hknown]))
+        conf = _interp1(rawp, *self._cal_lists[hknown])
         certain = conf >= (self.certain if hknown else self.certain_no_heading)
         alt.sort(key=lambda r: (-r[2] / den, r[1]))
         cands = ((sg, d, rawp),) + tuple(

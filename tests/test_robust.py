@@ -141,6 +141,7 @@ def test_live_and_batch_paths_agree(network: object) -> None:
             assert one.index == b.index
             assert one.certain == b.certain and one.boundary == b.boundary
             assert one.ask == b.ask
+            assert one.confidence == pytest.approx(b.confidence, rel=1e-9, abs=1e-12)
             # the asking bar is above the accepting one: whatever is not accepted is asked
             assert one.index is None or one.ask or one.certain
             assert one.raw == pytest.approx(b.raw, rel=1e-9, abs=1e-12)
