@@ -21,7 +21,8 @@ Noise model (at least as hard as issue 21 asks):
 Outcome per report (segment level): *right* = the true segment, or a same-road
 neighbour when the true spot is within ``BOUNDARY_TOL_M`` of their joint (the city's
 boundary rule); *wrong* = confidently another segment; *review* = not certain or
-out of reach. "+choice": when the answer is not certain the phone shows the
+out of reach. "+choice": when the answer is below the asking bar (geo.robust.ASK,
+higher than the accepting bar; today's snapper: when not certain) the phone shows the
 candidates (today: best and runner-up; robust: up to three) and the chief taps the
 true one when it is among them 95 % of the time; the other 5 % the chief sends without
 a choice (-> review), and the column "mistap" gives the wrong share if instead they
@@ -31,7 +32,10 @@ reporter's own segment, the rest on a segment of someone else within 200 m (the 
 segment then misleads).
 
 ``--fit`` fits the isotonic calibration on seeds never used for the figures
-(seed + 1000 ...) and prints the knots for geo/robust.py. ``--speed`` measures live
+(seed + 1000 ...) and prints the knots for geo/robust.py, then, with the snapper's
+current calibration on the same fit samples, the accepting and asking bars per mode:
+the lowest bar at which every network's confidently wrong share stays within its
+budget (accepting: 0.9 %, with the choice: 0.5 %). ``--speed`` measures live
 CPU per report (thread time) for both snappers on the same fixes, every signal on.
 """
 
@@ -153,12 +157,18 @@ def outcome(
     certain: BoolArray,
     cands: IntArray,
     rng: np.random.Generator,
+    asked: BoolArray | None = None,
 ) -> Outcome:
+    """``asked``: where the phone offers the candidates (default: wherever not certain);
+    where it does not, the server's own answer stands."""
     n = pred.size
     ok = right_of(index, pred, s)
     certain = certain & (pred >= 0)
     right, wrong = certain & ok, certain & ~ok
     review = ~certain
+    sure = certain if asked is None else ~asked & (pred >= 0)
+    c_auto_right, c_wrong = sure & ok, sure & ~ok
+    c_ask = ~sure
     # the chief's tap: is the true segment (or an accepted neighbour) among the candidates?
     hit = np.zeros(n, dtype=bool)
     first_wrong = np.full(n, -1, dtype=np.int64)
@@ -169,11 +179,11 @@ def outcome(
         fill = (c >= 0) & ~okj & (first_wrong < 0)
         first_wrong[fill] = c[fill]
     tap = rng.uniform(0, 1, n) < CHOICE_RIGHT
-    c_right = right | (review & hit & tap)
-    mistap = wrong | (review & hit & ~tap & (first_wrong >= 0))
-    c_review = review & ~c_right
+    c_right = c_auto_right | (c_ask & hit & tap)
+    mistap = c_wrong | (c_ask & hit & ~tap & (first_wrong >= 0))
+    c_review = c_ask & ~c_right
     return Outcome(
-        *(float(v.sum() / n) for v in (right, wrong, review, c_right, wrong, c_review, mistap))
+        *(float(v.sum() / n) for v in (right, wrong, review, c_right, c_wrong, c_review, mistap))
     )
 
 
@@ -225,7 +235,9 @@ def run(
     old_c = np.column_stack([old_i, old_r])
     base = outcome(index, s, old_i, ~old_amb, old_c, np.random.default_rng([seed, 7]))
     new = robust.snap_many(s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=head, priors=own)
-    mine = outcome(index, s, new.index, new.certain, new.cand, np.random.default_rng([seed, 7]))
+    mine = outcome(
+        index, s, new.index, new.certain, new.cand, np.random.default_rng([seed, 7]), new.ask
+    )
     return base, mine, new.confidence, right_of(index, new.index, s) & (new.index >= 0)
 
 
@@ -317,6 +329,44 @@ def speed(index: SegmentIndex, robust: RobustSnapper, net: Network, n: int) -> N
     print(f"  ratio robust / today: p50 x{p50[1] / p50[0]:.2f}, p99 x{p99[1] / p99[0]:.2f}")
 
 
+BAR_GRID = np.round(np.arange(0.90, 0.996, 0.0025), 4)
+
+
+def bars(nets: dict[str, Network], seed: int, points: int) -> None:
+    """Per mode, the lowest accepting bar (wrong <= 0.9 %) and asking bar (wrong with the
+    choice <= 0.5 %) on every network's fit samples, with what each costs in review."""
+    for h in (True, False):
+        per: dict[float, list[Outcome]] = {float(b): [] for b in BAR_GRID}
+        for k, net in nets.items():
+            index = build_index(net)
+            robust = RobustSnapper(index)
+            s = sample(
+                net, points, np.random.default_rng(seed + 1000 + 10 * list(nets).index(k)), False
+            )
+            new = robust.snap_many(
+                s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=s.heading if h else None
+            )
+            for b in per:
+                sure = new.confidence >= b
+                per[b].append(
+                    outcome(
+                        index, s, new.index, sure, new.cand, np.random.default_rng([seed, 7]), ~sure
+                    )
+                )
+        accept = min((b for b, o in per.items() if max(x.wrong for x in o) <= 0.009), default=None)
+        ask = min((b for b, o in per.items() if max(x.c_wrong for x in o) <= 0.005), default=None)
+        for name, bar in (("accepting", accept), ("asking", ask)):
+            if bar is None:
+                print(f"# heading={h}: no {name} bar meets its budget")
+                continue
+            figs = ", ".join(
+                f"{pct(o.right)}/{pct(o.wrong)}/{pct(o.review)} +choice "
+                f"{pct(o.c_right)}/{pct(o.c_wrong)}/{pct(o.c_review)}"
+                for o in per[bar]
+            )
+            print(f"# heading={h}: {name} bar {bar}: {figs}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=20_000)
@@ -348,6 +398,7 @@ def main() -> None:
             print(np.array2string(xs, precision=5, separator=", ", max_line_width=88), ")")
             print(f"_CAL_{'HEADING' if h else 'NONE'}_Y: Final = np.array(")
             print(np.array2string(ys, precision=5, separator=", ", max_line_width=88), ")")
+        bars(nets, args.seed, args.points)
         return
 
     all_conf: list[FloatArray] = []

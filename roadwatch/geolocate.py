@@ -380,8 +380,10 @@ def ask_on_the_spot(
         kind=category_kind(category) if category else "unknown",
     )
     segs = ctx.network.segments
+    # "certain" here means sure enough not to ask: the asking bar (geo.robust.ASK) is
+    # above the accepting one, since a tap on the spot is cheaper than a wrong chief
     return {
-        "certain": r.certain,
+        "certain": not r.ask,
         "confidence": round(r.confidence, 3),
         "best": segs[r.index].id if r.index is not None else None,
         "candidates": [
@@ -392,6 +394,6 @@ def ask_on_the_spot(
                 "distance_m": round(d, 1),
                 "share": round(p, 3),
             }
-            for pos, d, p in (r.candidates if not r.certain else r.candidates[:1])
+            for pos, d, p in (r.candidates if r.ask else r.candidates[:1])
         ],
     }

@@ -28,10 +28,10 @@ def _spots(ctx: Any) -> tuple[tuple[float, float], tuple[float, float]]:
             else seg.geometry
         )
         x, y = line.coords[0]
-        if unsure is None and not ctx.robust.snap(x, y, accuracy_m=10.0).certain:
+        if unsure is None and ctx.robust.snap(x, y, accuracy_m=10.0).ask:
             unsure = (x, y)
         mid = line.interpolate(0.5, normalized=True)
-        if sure is None and ctx.robust.snap(mid.x, mid.y, accuracy_m=10.0).certain:
+        if sure is None and not ctx.robust.snap(mid.x, mid.y, accuracy_m=10.0).ask:
             sure = (mid.x, mid.y)
         if unsure and sure:
             return unsure, sure

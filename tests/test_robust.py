@@ -140,6 +140,10 @@ def test_live_and_batch_paths_agree(network: object) -> None:
             b = batch[i]
             assert one.index == b.index
             assert one.certain == b.certain and one.boundary == b.boundary
+            assert one.ask == b.ask
+            assert one.confidence == pytest.approx(b.confidence, rel=1e-9, abs=1e-12)
+            # the asking bar is above the accepting one: whatever is not accepted is asked
+            assert one.index is None or one.ask or one.certain
             assert one.raw == pytest.approx(b.raw, rel=1e-9, abs=1e-12)
             assert [c[0] for c in one.candidates] == [c[0] for c in b.candidates]
 
@@ -156,6 +160,10 @@ def test_confidently_wrong_at_most_one_percent_and_below_todays(network: object)
         old_wrong = (~old.ambiguous & (old.index >= 0) & ~right_of(index, old.index, s)).mean()
         assert wrong <= 0.012
         assert wrong < old_wrong
+        # where the person on the spot can choose, only the unasked are taken as they are
+        unasked = ~new.ask & (new.index >= 0)
+        asked_wrong = (unasked & ~right_of(index, new.index, s)).mean()
+        assert asked_wrong <= 0.007 and asked_wrong < wrong
         # stated confidence is honest on the certain ones: right as often as it says
         ok = right_of(index, new.index, s)[new.certain]
         assert abs(ok.mean() - new.confidence[new.certain].mean()) < 0.01
