@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from roadwatch import clock
 from roadwatch.accounts import chiefs as ca
-from roadwatch.recurrence import synth
+from roadwatch.recurrence import duty, synth
 from roadwatch.recurrence.history import week_start
 from roadwatch.recurrence.plans import DEFAULT_DUTY, DEFAULT_PATROLS
 from roadwatch.store import models
@@ -135,3 +135,77 @@ def test_route_api_and_itinerary(
     assert staff.post("/api/leaders/route", json={"segments": []}).status_code == 400
     with runtime.sessions() as s:
         assert s.scalar(select(models.Segment.id).where(models.Segment.id == stops[0]))
+
+
+# -- duty hours (stored per chief) ---------------------------------------------------------
+def test_duty_hours_parse() -> None:
+    weekdays = duty.parse("mon-fri 08:00-18:00")
+    assert weekdays == DEFAULT_DUTY == duty.parse(duty.DEFAULT_SPEC)
+    with_sat = duty.parse("Mon-Fri 08:00-18:00; sat 09:00-12:00")
+    assert set(with_sat) - set(weekdays) == {window_of_local(5, 10)}  # 09:00 → whole 10–12
+    assert duty.parse("mon,wed 00:00-24:00") == tuple(range(12)) + tuple(range(24, 36))
+    for bad in ("xyz", "mon 10:00-09:00", "mon 08:30-09:30", "fri-mon 08:00-10:00", "mon 8-10"):
+        with pytest.raises(duty.DutyError):
+            duty.parse(bad)
+
+
+def window_of_local(day: int, hour: int) -> int:
+    from roadwatch.recurrence.history import LOCAL, window_of
+
+    monday = dt.datetime(2026, 11, 16, tzinfo=LOCAL)
+    return window_of(monday + dt.timedelta(days=day, hours=hour))
+
+
+def test_a_chiefs_plan_fits_their_stored_duty_hours(
+    seeded: dict[str, Any],
+    runtime: Any,
+    login_as: Callable[..., FlaskClient],
+    runner: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+) -> None:
+    from roadwatch.cli import main
+
+    monkeypatch.setenv("ROADWATCH_DATABASE_URL", runtime.settings.database_url)
+    staff = login_as("admin")
+    with clock.use(lambda: NOW):
+        plan = staff.get(f"/api/leaders/plans?district={seeded['district']}").get_json()
+        chief, other = [p["chief"] for p in plan["plans"] if p["basis"] == "forecast"][:2]
+        before = staff.get(f"/api/leaders/plans/{chief}").get_json()
+        assert before["duty_hours"] == duty.DEFAULT_SPEC
+        assert {v["window"] for v in before["visits"]} <= set(DEFAULT_DUTY)
+
+        spec = "sat,sun 06:00-12:00; wed 18:00-22:00"
+        r = runner.invoke(main, ["chiefs", "duty", chief, spec])
+        assert r.exit_code == 0, r.output
+        allowed = set(duty.parse(spec))
+        after = staff.get(f"/api/leaders/plans/{chief}").get_json()
+        assert after["duty_hours"] == spec and after["visits"]
+        assert {v["window"] for v in after["visits"]} <= allowed
+        assert len(after["visits"]) == min(DEFAULT_PATROLS, len(allowed))
+        district = staff.get(f"/api/leaders/plans?district={seeded['district']}").get_json()
+        mine = next(p for p in district["plans"] if p["chief"] == chief)
+        assert mine == after
+        untouched = next(p for p in district["plans"] if p["chief"] == other)
+        assert {v["window"] for v in untouched["visits"]} <= set(DEFAULT_DUTY)
+
+        # The phone's plan is the same one.
+        with runtime.sessions.begin() as s:
+            password = ca.provision(s, only=[chief]).created[chief]
+        phone = staff.application.test_client()
+        phone.post("/m/api/session", json={"reporter_id": chief, "password": password})
+        assert phone.get("/m/api/plan").get_json() == after
+
+        # A bad spec changes nothing; a CSV imports; --clear goes back to the default.
+        bad = runner.invoke(main, ["chiefs", "duty", chief, "sat 25:00-26:00"])
+        assert bad.exit_code != 0 and "hours" in bad.output + (bad.stderr or "")
+        assert staff.get(f"/api/leaders/plans/{chief}").get_json() == after
+        sheet = tmp_path / "duty.csv"
+        sheet.write_text(f"reporter_id,duty_hours\n{other},tue 14:00-18:00\n", encoding="utf-8")
+        assert runner.invoke(main, ["chiefs", "duty", "--file", str(sheet)]).exit_code == 0
+        two = staff.get(f"/api/leaders/plans/{other}").get_json()
+        assert {v["window"] for v in two["visits"]} == set(duty.parse("tue 14:00-18:00"))
+        listed = runner.invoke(main, ["chiefs", "duty"])
+        assert f"{chief}\t{spec}" in listed.output and other in listed.output
+        assert runner.invoke(main, ["chiefs", "duty", chief, "--clear"]).exit_code == 0
+        assert staff.get(f"/api/leaders/plans/{chief}").get_json() == before

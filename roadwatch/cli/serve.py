@@ -88,6 +88,7 @@ def serve(host: str | None, port: int | None, simulate: int, rate: float) -> int
     setup_logging(settings.log_level)
     check_photo_dir(settings)
     check_formula(settings)
+    from ..recurrence.stored import refresher_for
     from ..runtime import Runtime
     from ..web import create_app
 
@@ -106,6 +107,9 @@ def serve(host: str | None, port: int | None, simulate: int, rate: float) -> int
         runtime.stop()
         raise
     runtime.start_ranking()
+    leaders = refresher_for(settings, runtime.engine, lambda: runtime.ctx.network)
+    if leaders is not None:  # the leaders' weekly analysis, in the background
+        leaders.start()
     sim_thread = None
     if simulate:
         from ..accounts.reporters import KNOWN

@@ -51,6 +51,7 @@ ACTIONS = (
     "case.split",
     "case.reopen",
     "review.publish",  # a monthly review pack frozen (roadwatch.monthly, issue 22)
+    "chief.duty_hours",  # a chief's duty hours set or cleared (CLI, roadwatch.recurrence.duty)
 )
 MAX_TEXT = {"actor": 128, "target": 255, "remote_addr": 64}
 

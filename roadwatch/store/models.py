@@ -565,3 +565,26 @@ class MonthlyReview(Base):
     content_sha256: Mapped[str] = mapped_column(String(64))
     prev_sha256: Mapped[str | None] = mapped_column(String(64))
     chain_sha256: Mapped[str] = mapped_column(String(64))
+
+
+class ChiefDutyHours(Base):
+    """A chief's duty hours (issue 22), e.g. `mon-fri 08:00-18:00; sat 09:00-12:00`: their
+    patrol plan uses only these (roadwatch.recurrence.duty). No row: Monday–Friday 08–18."""
+
+    __tablename__ = "chief_duty_hours"
+    reporter_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("reporters.id", ondelete="CASCADE"), primary_key=True
+    )
+    spec: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class LeadersAnalysis(Base):
+    """The hot-spot/forecast analysis of one week (issue 22), computed in the background
+    (roadwatch.recurrence.stored) so the leaders' API reads it instead of refitting:
+    zlib-compressed JSON, keyed by the local Monday of the week it is for."""
+
+    __tablename__ = "leaders_analysis"
+    week: Mapped[str] = mapped_column(String(10), primary_key=True)  # 2026-12-07
+    computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)

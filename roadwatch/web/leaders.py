@@ -1,27 +1,28 @@
 """Issue 22 on the web: hot spots and recurrence, forecasts, patrol plans, site-visit routes.
 
 Staff only (the guard in web/auth.py; district users see their district), except
-`/m/api/plan`, which a signed-in chief's phone reads for its own plan. Everything is computed
-from the last ANALYSIS_WEEKS whole weeks (roadwatch.recurrence.load) once per week and
-process (the OnceCache of the rankings, ANALYSIS_TTL_S), so a page load never refits.
+`/m/api/plan`, which a signed-in chief's phone reads for its own plan. Everything comes from
+the last ANALYSIS_WEEKS whole weeks, analysed once a week in the background and stored
+(roadwatch.recurrence.stored), kept per process ANALYSIS_TTL_S (the OnceCache of the
+rankings), so a page load never refits; plans follow each chief's stored duty hours.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import g as request_state
 
 from geo.match import matcher_for
 
 from .. import clock
 from ..monthly import pack
 from ..monthly import render as review_render
-from ..recurrence import forecast, hotspots, plans, route
-from ..recurrence.history import History, week_start, window_label
-from ..recurrence.load import load_history
+from ..recurrence import duty, plans, route, stored
+from ..recurrence.history import window_label
+from ..recurrence.load import current_chiefs
 from . import authz
 from .context import runtime
 from .errors import ApiError
@@ -29,19 +30,10 @@ from .mobile import _chief
 from .rankings import OnceCache
 
 bp = Blueprint("leaders", __name__)
-ANALYSIS_WEEKS = 12
+ANALYSIS_WEEKS = stored.ANALYSIS_WEEKS
 ANALYSIS_TTL_S = 600.0
 MAX_ROUTE_STOPS = 30
-
-
-@dataclass
-class Analysis:
-    history: History
-    hot: list[hotspots.HotSpot]
-    recurrence: dict[str, dict[str, Any]]  # segment → its worst category's figures
-    model: forecast.Model | None
-    plans: dict[str, plans.Plan]
-    as_of: dt.datetime
+Analysis = stored.Analysis
 
 
 def _cache() -> OnceCache:
@@ -50,23 +42,40 @@ def _cache() -> OnceCache:
 
 
 def analysis() -> Analysis:
+    """This week's analysis: as the background refresh stored it (roadwatch.recurrence.stored),
+    else computed here and stored for the other processes; kept per process ANALYSIS_TTL_S."""
     rt = runtime()
     end = clock.now()
-    key = ("analysis", week_start(end).isoformat())
 
     def make() -> Analysis:
-        h = load_history(rt.engine, rt.ctx.network, end=end, weeks=ANALYSIS_WEEKS)
-        rec: dict[str, dict[str, Any]] = {}
-        for r in hotspots.recurrence(h.findings):
-            if r.segment not in rec or r.share > rec[r.segment]["share"]:
-                rec[r.segment] = asdict(r)
-        model = forecast.fit(h, slice(0, ANALYSIS_WEEKS)) if h.counts.any() else None
-        profile = hotspots.window_profile(h)
-        planned = plans.plan_all(h, model.rates if model else None, profile=profile)
-        return Analysis(h, hotspots.rank_hot_spots(h), rec, model, planned, end)
+        found = stored.load(rt.engine, end)
+        if found is not None:
+            return found
+        made = stored.compute(rt.engine, rt.ctx.network, end)
+        stored.save(rt.engine, made, clock.now())
+        return made
 
-    result: Analysis = _cache().get(key, ANALYSIS_TTL_S, make)
+    result: Analysis = _cache().get(("analysis", stored.week_key(end)), ANALYSIS_TTL_S, make)
     return result
+
+
+def current_plans(a: Analysis) -> dict[str, plans.Plan]:
+    """Every chief's plan from the analysis, for the chiefs in office and their duty hours
+    now (read on each call: both change between refreshes; planning takes milliseconds)."""
+    engine = runtime().engine
+    index = a.index
+    chiefs: dict[str, list[int]] = {}
+    for seg, who in sorted(current_chiefs(engine).items()):
+        if seg in index:
+            chiefs.setdefault(who, []).append(index[seg])
+    return plans.plan_chiefs(
+        chiefs,
+        [sid for sid, _ in a.segments],
+        a.rates,
+        a.seen,
+        duty=duty.windows_of(_duty_specs()),
+        profile=a.profile,
+    )
 
 
 def _district_arg() -> str | None:
@@ -88,16 +97,24 @@ def hot_spot_rows(a: Analysis, district: str | None, top: int | None) -> list[di
             continue
         if (top is not None and h.rank > top) or h.findings == 0:
             continue  # a segment with no finding at all is no hot spot, whatever its rank
-        rec = a.recurrence.get(h.segment)
+        per_category = a.recurrence.get(h.segment, [])
         rows.append(
             {
                 **asdict(h),
                 "name": _segment_name(h.segment),
                 "peak": window_label(h.peak_window),
-                "recurrence": rec,
+                "recurrence": per_category[0] if per_category else None,  # the worst
+                "categories": per_category,
+                "windows": busiest_windows(a.by_window.get(h.segment, {})),
             }
         )
     return sorted(rows, key=lambda r: (r["district"], r["rank"]))
+
+
+def busiest_windows(counts: dict[int, int], top: int = 5) -> list[dict[str, Any]]:
+    """A segment's hour-of-week windows with the most findings over the analysis weeks."""
+    best = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    return [{"window": w, "when": window_label(w), "findings": n} for w, n in best]
 
 
 @bp.get("/api/leaders/hotspots")
@@ -110,7 +127,8 @@ def hot_spots_api() -> Response:
         {
             "as_of": a.as_of.isoformat(),
             "weeks": ANALYSIS_WEEKS,
-            "start": a.history.start.isoformat(),
+            "start": a.start.isoformat(),
+            "source": a.source,
             "method": "empirical-Bayes Poisson-gamma per district, ranked by posterior 5th pct",
             "segments": rows,
         }
@@ -134,16 +152,16 @@ def forecast_api() -> Response:
     district = _district_arg()
     a = analysis()
     out = []
-    if a.model is not None:
-        for i, s in enumerate(a.history.segments):
-            if district is not None and s.district != district:
+    if a.rates is not None:
+        for i, (sid, in_district) in enumerate(a.segments):
+            if district is not None and in_district != district:
                 continue
-            rates = a.model.rates[i]
+            rates = a.rates[i]
             peaks = sorted(range(len(rates)), key=lambda w: -rates[w])[:3]
             out.append(
                 {
-                    "segment": s.id,
-                    "district": s.district,
+                    "segment": sid,
+                    "district": in_district,
                     "expected": round(float(rates.sum()), 3),
                     "peaks": [{"window": w, "when": window_label(w)} for w in peaks],
                 }
@@ -154,7 +172,7 @@ def forecast_api() -> Response:
 def _plans_of(a: Analysis, district: str | None) -> list[plans.Plan]:
     ctx = runtime().ctx
     chosen = []
-    for plan in a.plans.values():
+    for plan in current_plans(a).values():
         seg = plan.visits[0].segment if plan.visits else None
         pos = ctx.position.get(seg or "")
         if district is None or (pos is not None and ctx.network.segments[pos].district == district):
@@ -162,8 +180,17 @@ def _plans_of(a: Analysis, district: str | None) -> list[plans.Plan]:
     return chosen
 
 
+def _duty_specs() -> dict[str, str]:
+    """The stored duty hours, read once per request."""
+    if "leaders_duty" not in request_state:
+        request_state.leaders_duty = duty.load(runtime().engine)
+    specs: dict[str, str] = request_state.leaders_duty
+    return specs
+
+
 def _plan_json(plan: plans.Plan) -> dict[str, Any]:
     out = plan.as_json()
+    out["duty_hours"] = _duty_specs().get(plan.chief, duty.DEFAULT_SPEC)
     for v in out["visits"]:  # type: ignore[attr-defined]
         v["name"] = _segment_name(v["segment"])
     return out
@@ -192,7 +219,7 @@ def chief_plan_api(chief: str) -> Response:
 
 def _chief_plan(chief: str) -> plans.Plan:
     a = analysis()
-    plan = a.plans.get(chief)
+    plan = current_plans(a).get(chief)
     if plan is None:
         raise ApiError(404, "path", "unknown_chief", f"{chief} holds no segment as 三级路长")
     if plan.visits:
@@ -219,7 +246,7 @@ def district_plan_page() -> str:
 def my_plan() -> Response:
     """The signed-in chief's own plan for this week (the phone's work tab)."""
     rid = _chief()
-    plan = analysis().plans.get(rid) or plans.Plan(rid, (), "default")
+    plan = current_plans(analysis()).get(rid) or plans.Plan(rid, (), "default")
     return jsonify(_plan_json(plan))
 
 

@@ -1,0 +1,41 @@
+"""chiefs' duty hours and the stored weekly hot-spot/forecast analysis (issue 22)
+
+Revision ID: 0015_leaders_duty_hours
+Revises: 0014_leaders_reviews
+Create Date: 2026-12-06 09:30:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+import roadwatch.store.models
+
+revision = "0015_leaders_duty_hours"
+down_revision = "0014_leaders_reviews"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "chief_duty_hours",
+        sa.Column("reporter_id", sa.String(length=64), nullable=False),
+        sa.Column("spec", sa.String(length=200), nullable=False),
+        sa.Column("updated_at", roadwatch.store.models.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["reporter_id"], ["reporters.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("reporter_id"),
+    )
+    op.create_table(
+        "leaders_analysis",
+        sa.Column("week", sa.String(length=10), nullable=False),
+        sa.Column("computed_at", roadwatch.store.models.UTCDateTime(), nullable=False),
+        sa.Column("payload", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("week"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("leaders_analysis")
+    op.drop_table("chief_duty_hours")
