@@ -66,7 +66,7 @@ def compute(engine: Engine, network: Network, end: dt.datetime) -> Analysis:
     h = load_history(engine, network, end=end, weeks=ANALYSIS_WEEKS)
     rec: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in hotspots.recurrence(h.findings):
-        rec[r.segment].append(asdict(r))
+        rec[r.segment].append({**asdict(r), "windows": list(r.windows)})  # as JSON has it
     for items in rec.values():
         items.sort(key=lambda r: (-r["share"], -r["closed"], r["category"]))
     totals = h.counts.sum(axis=0)
