@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from roadwatch import clock
 from roadwatch.accounts import chiefs as ca
@@ -26,8 +26,8 @@ def seeded(runtime: Any) -> dict[str, Any]:
     """12 weeks of generated findings on 40 real segments of one district, 3 planted hot
     spots at 4× (the same generator as the tests of roadwatch.recurrence)."""
     with runtime.engine.begin() as conn:  # the shared runtime keeps tables between tests
-        conn.execute(models.LeadersAnalysis.__table__.delete())
-        conn.execute(models.ChiefDutyHours.__table__.delete())
+        conn.execute(delete(models.LeadersAnalysis))
+        conn.execute(delete(models.ChiefDutyHours))
     net = runtime.ctx.network
     district = net.segments[0].district
     real = [s.id for s in net.segments if s.district == district][:40]
@@ -255,7 +255,7 @@ def test_the_api_answers_from_the_stored_analysis(
 
         # No stored row (a new week, no refresh yet): computed once on demand, then stored.
         with runtime.engine.begin() as conn:
-            conn.execute(models.LeadersAnalysis.__table__.delete())
+            conn.execute(delete(models.LeadersAnalysis))
         staff.application.extensions.pop("roadwatch_leaders_cache", None)
         again = staff.get(f"/api/leaders/hotspots?district={district}&top=3").get_json()
         assert again["source"] == "computed" and len(computed) == 2
