@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from roadwatch import clock
 from roadwatch.accounts import chiefs as ca
@@ -28,6 +28,7 @@ def seeded(runtime: Any) -> dict[str, Any]:
     with runtime.engine.begin() as conn:  # the shared runtime keeps tables between tests
         conn.execute(delete(models.LeadersAnalysis))
         conn.execute(delete(models.ChiefDutyHours))
+        conn.execute(delete(models.SiteVisitRoute))
     net = runtime.ctx.network
     district = net.segments[0].district
     real = [s.id for s in net.segments if s.district == district][:40]
@@ -289,3 +290,60 @@ def test_hot_spots_carry_every_category_and_their_hours(
         for c in top["categories"]:
             assert f'data-category="{c["category"]}"' in page
         assert top["windows"][0]["when"] in page
+
+
+# -- the route on the visitors' phones -------------------------------------------------------
+def _phone(staff: FlaskClient, runtime: Any, chief: str) -> FlaskClient:
+    with runtime.sessions.begin() as s:
+        made = ca.provision(s, only=[chief], reset=[chief])
+        password = {**made.created, **made.reset}[chief]
+    phone = staff.application.test_client()
+    res = phone.post("/m/api/session", json={"reporter_id": chief, "password": password})
+    assert res.status_code in (200, 201), res.text
+    return phone
+
+
+def test_a_route_sent_to_chiefs_phones(
+    runtime: Any, seeded: dict[str, Any], login_as: Callable[..., FlaskClient]
+) -> None:
+    from roadwatch.recurrence.load import current_chiefs
+
+    staff = login_as("admin")
+    holders = current_chiefs(runtime.engine)
+    a, b, c = sorted({holders[s] for s in seeded["segments"] if s in holders})[:3]
+    phones = {who: _phone(staff, runtime, who) for who in (a, b, c)}
+    stops = seeded["segments"][:5]
+    page = staff.get("/leaders/route?segments=" + ",".join(stops)).text
+    assert f'value="{a}"' in page and "desk/routeshare.js" in page  # to choose from
+
+    sent = staff.post(
+        "/api/leaders/routes",
+        json={"segments": stops, "first": stops[1], "title": "十一月观摩", "chiefs": [a, b]},
+    )
+    assert sent.status_code == 201, sent.text
+    body = sent.get_json()
+    assert body["chiefs"] == sorted([a, b]) and body["url"] == f"/m/?route={body['id']}"
+    planned = staff.post("/api/leaders/route", json={"segments": stops, "first": stops[1]})
+
+    listed = phones[a].get("/m/api/routes").get_json()["routes"]
+    assert [r["id"] for r in listed] == [body["id"]] and listed[0]["title"] == "十一月观摩"
+    assert phones[c].get("/m/api/routes").get_json()["routes"] == []  # not sent to c
+    for who in (a, c):  # c opens it from the short URL, after signing in
+        got = phones[who].get(f"/m/api/routes/{body['id']}").get_json()
+        assert [s["segment"] for s in got["stops"]] == [
+            s["segment"] for s in planned.get_json()["stops"]
+        ]
+        assert got["stops"][0]["segment"] == stops[1] and all(s["name"] for s in got["stops"])
+        assert got["metres"] == planned.get_json()["metres"] and got["minutes"] > 0
+        assert got["paths"] and all(len(p) >= 2 for p in got["paths"])
+    assert phones[a].get("/m/api/routes/nope").status_code == 404
+    assert staff.application.test_client().get("/m/api/routes").status_code == 401
+
+    bad = staff.post("/api/leaders/routes", json={"segments": stops, "chiefs": ["ZZ-NOBODY"]})
+    assert bad.status_code == 400 and bad.get_json()["errors"][0]["code"] == "unknown_chief"
+    viewer = login_as("viewer")
+    assert viewer.post("/api/leaders/routes", json={"segments": stops}).status_code == 403
+    other = login_as("district_staff", "ZZ-NOT-" + seeded["district"])
+    assert other.post("/api/leaders/routes", json={"segments": stops}).status_code == 403
+    with runtime.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(models.SiteVisitRoute)) == 1

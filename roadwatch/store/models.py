@@ -588,3 +588,18 @@ class LeadersAnalysis(Base):
     week: Mapped[str] = mapped_column(String(10), primary_key=True)  # 2026-12-07
     computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SiteVisitRoute(Base):
+    """A site-visit route (观摩路线, issue 22) sent to the phones of the people on the visit:
+    the stops as chosen (the order is planned again on reading, on the same network), who
+    it was sent to, and its short id, which also opens it for any signed-in chief (/m/?route=)."""
+
+    __tablename__ = "site_visit_routes"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # random, in the short URL
+    title: Mapped[str] = mapped_column(String(100))
+    segments: Mapped[list[str]] = mapped_column(JSON)
+    first: Mapped[str | None] = mapped_column(String(64))
+    chiefs: Mapped[list[str]] = mapped_column(JSON)  # reporter ids it was sent to
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

@@ -9,11 +9,13 @@ rankings), so a page load never refits; plans follow each chief's stored duty ho
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import asdict
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from flask import g as request_state
+from sqlalchemy import select
 
 from geo.match import matcher_for
 
@@ -23,6 +25,7 @@ from ..monthly import render as review_render
 from ..recurrence import duty, plans, route, stored
 from ..recurrence.history import window_label
 from ..recurrence.load import current_chiefs
+from ..store import models
 from . import authz
 from .context import runtime
 from .errors import ApiError
@@ -260,7 +263,9 @@ def _graph() -> route.Graph:
     return graphs[key]
 
 
-def route_json(ids: list[str], first: str | None) -> dict[str, Any]:
+def route_json(ids: list[str], first: str | None, *, staff: bool = True) -> dict[str, Any]:
+    """The planned route through `ids`; `staff`: the signed-in user must see every stop's
+    district (a chief's phone reads a route sent to it without that check)."""
     ctx = runtime().ctx
     if not ids or len(ids) > MAX_ROUTE_STOPS:
         raise ApiError(
@@ -269,7 +274,7 @@ def route_json(ids: list[str], first: str | None) -> dict[str, Any]:
     unknown = [s for s in ids if s not in ctx.position]
     if unknown:
         raise ApiError(400, "segments", "unknown_segment", f"no such segment: {unknown[0]}")
-    for sid in ids:
+    for sid in ids if staff else ():
         authz.require_district(ctx.network.segments[ctx.position[sid]].district, sid)
     if first is not None and first not in ids:
         raise ApiError(400, "first", "not_a_stop", "first must be one of the segments")
@@ -318,12 +323,20 @@ def route_api() -> Response:
 def route_page() -> str:
     ids = [s for s in request.args.get("segments", "").split(",") if s]
     r = route_json(ids, request.args.get("first") or None)
+    svg = route_svg(r, route_lines(r))
+    return render_template("leaders_route.html", r=r, svg=svg, chiefs=_chief_choices(ids))
+
+
+def route_lines(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The GeoJSON geometries walked: every leg's segments, stops included."""
     ctx = runtime().ctx
     lines = []
     for leg in r["legs"]:
         for sid in [leg["from"], *leg["via"], leg["to"]]:
             lines.append(ctx.features[ctx.position[sid]]["geometry"])
-    return render_template("leaders_route.html", r=r, svg=route_svg(r, lines))
+    if not r["legs"]:
+        lines += [ctx.features[ctx.position[s["segment"]]]["geometry"] for s in r["stops"]]
+    return lines
 
 
 def route_svg(r: dict[str, Any], lines: list[dict[str, Any]], size: int = 640) -> str:
@@ -356,6 +369,109 @@ def route_svg(r: dict[str, Any], lines: list[dict[str, Any]], size: int = 640) -
         )
     out.append("</svg>")
     return "".join(out)
+
+
+# -- the route on the phones of the people on the visit -------------------------------------
+ROUTE_ID_BYTES = 6  # 8 url-safe characters: the short URL /m/?route=<id>
+ROUTES_LISTED = 20
+
+
+def _chief_choices(ids: list[str]) -> list[dict[str, str]]:
+    """The chiefs of the route's districts (the people a visit usually takes), to send to."""
+    ctx = runtime().ctx
+    districts = {ctx.network.segments[ctx.position[s]].district for s in ids}
+    q = select(models.Reporter.id, models.Reporter.name).where(
+        models.Reporter.district.in_(sorted(districts)),
+        models.Reporter.id.in_(select(models.ChiefAccount.reporter_id)),
+    )
+    with runtime().engine.connect() as conn:
+        found = conn.execute(q.order_by(models.Reporter.id))
+        return [{"id": rid, "name": name} for rid, name in found]
+
+
+@bp.post("/api/leaders/routes")
+def route_share() -> tuple[Response, int]:
+    """Send a route to chosen chiefs' phones (and give its short URL for anyone else on
+    the visit, who opens it after signing in on the phone app)."""
+    u = authz.require_role("admin", "district_staff")
+    body = request.get_json(silent=True) or {}
+    ids, who = body.get("segments"), body.get("chiefs", [])
+    if not isinstance(ids, list) or not all(isinstance(s, str) for s in ids):
+        raise ApiError(400, "segments", "bad_type", "segments: a list of segment ids")
+    if not isinstance(who, list) or not all(isinstance(c, str) for c in who) or len(who) > 100:
+        raise ApiError(400, "chiefs", "bad_type", "chiefs: a list of up to 100 reporter ids")
+    first = body.get("first") if isinstance(body.get("first"), str) else None
+    title = str(body.get("title") or "观摩路线").strip()[:100] or "观摩路线"
+    r = route_json(ids, first)  # checks the stops and that this user sees them
+    chosen = sorted(set(who))
+    with runtime().sessions.begin() as session:
+        known = set(
+            session.scalars(
+                select(models.ChiefAccount.reporter_id).where(
+                    models.ChiefAccount.reporter_id.in_(chosen)
+                )
+            )
+        )
+        missing = [c for c in chosen if c not in known]
+        if missing:
+            raise ApiError(400, "chiefs", "unknown_chief", f"no phone account: {missing[0]}")
+        rid = secrets.token_urlsafe(ROUTE_ID_BYTES)
+        session.add(
+            models.SiteVisitRoute(
+                id=rid,
+                title=title,
+                segments=list(ids),
+                first=first,
+                chiefs=chosen,
+                created_by=u.username,
+                created_at=models.utcnow(),
+            )
+        )
+    return jsonify(
+        {"id": rid, "url": f"/m/?route={rid}", "chiefs": chosen, "metres": r["metres"]}
+    ), 201
+
+
+@bp.get("/m/api/routes")
+def my_routes() -> Response:
+    """The routes sent to the signed-in chief, newest first."""
+    rid = _chief()
+    q = select(models.SiteVisitRoute).order_by(models.SiteVisitRoute.created_at.desc())
+    out = []
+    with runtime().sessions() as session:
+        for r in session.scalars(q.limit(500)):
+            if rid in r.chiefs:
+                out.append(
+                    {
+                        "id": r.id,
+                        "title": r.title,
+                        "stops": len(r.segments),
+                        "created_at": r.created_at.isoformat(),
+                    }
+                )
+            if len(out) >= ROUTES_LISTED:
+                break
+    return jsonify({"routes": out})
+
+
+@bp.get("/m/api/routes/<route_id>")
+def my_route(route_id: str) -> Response:
+    """One route for the phone: ordered stops with names, length, time and the lines walked
+    (any signed-in chief with its short id: the visitors it was not sent to open the URL)."""
+    _chief()
+    with runtime().sessions() as session:
+        saved = session.get(models.SiteVisitRoute, route_id[:16])
+        if saved is None:
+            raise ApiError(404, "path", "unknown_route", "没有这条路线 (no such route)")
+        ids, first, title = list(saved.segments), saved.first, saved.title
+    ctx = runtime().ctx
+    ids = [s for s in ids if s in ctx.position]  # a segment retired since: left out
+    r = route_json(ids, first if first in ids else None, staff=False)
+    paths = []
+    for g in route_lines(r):
+        parts = g["coordinates"] if g["type"] == "MultiLineString" else [g["coordinates"]]
+        paths += [[[round(c[0], 6), round(c[1], 6)] for c in part] for part in parts]
+    return jsonify({**r, "id": route_id, "title": title, "paths": paths})
 
 
 # -- the monthly review pack (月讲评) ------------------------------------------------------

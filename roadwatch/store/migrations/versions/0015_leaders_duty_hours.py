@@ -1,4 +1,5 @@
-"""chiefs' duty hours and the stored weekly hot-spot/forecast analysis (issue 22)
+"""chiefs' duty hours, the stored weekly hot-spot/forecast analysis, routes sent to phones
+(issue 22)
 
 Revision ID: 0015_leaders_duty_hours
 Revises: 0014_leaders_reviews
@@ -35,7 +36,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("week"),
     )
 
+    op.create_table(
+        "site_visit_routes",
+        sa.Column("id", sa.String(length=16), nullable=False),
+        sa.Column("title", sa.String(length=100), nullable=False),
+        sa.Column("segments", sa.JSON(), nullable=False),
+        sa.Column("first", sa.String(length=64), nullable=True),
+        sa.Column("chiefs", sa.JSON(), nullable=False),
+        sa.Column("created_by", sa.String(length=64), nullable=False),
+        sa.Column("created_at", roadwatch.store.models.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_site_visit_routes_created_at", "site_visit_routes", ["created_at"])
+
 
 def downgrade() -> None:
+    op.drop_index("ix_site_visit_routes_created_at", table_name="site_visit_routes")
+    op.drop_table("site_visit_routes")
     op.drop_table("leaders_analysis")
     op.drop_table("chief_duty_hours")

@@ -7,7 +7,7 @@
    or renamed file, add it here and bump CACHE. */
 "use strict";
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
-const CACHE = "rw-m-v4";
+const CACHE = "rw-m-v5";
 const SHELL = [
   "/m/",
   "/m/manifest.webmanifest",
@@ -25,6 +25,7 @@ const SHELL = [
   "/static/m/work.js",
   "/static/m/patrol.js",
   "/static/m/plan.js",
+  "/static/m/route.js",
   "/static/m/icon-192.png",
   "/static/vendor/mqtt-5.16.0/mqtt.min.js",
 ];
