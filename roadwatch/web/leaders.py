@@ -62,15 +62,22 @@ def analysis() -> Analysis:
     return result
 
 
-def current_plans(a: Analysis) -> dict[str, plans.Plan]:
-    """Every chief's plan from the analysis, for the chiefs in office and their duty hours
-    now (read on each call: both change between refreshes; planning takes milliseconds)."""
+def current_plans(
+    a: Analysis, *, chief: str | None = None, district: str | None = None
+) -> dict[str, plans.Plan]:
+    """The chiefs' plans from the analysis (all, one `chief`'s, or those holding a segment
+    of `district`), for the chiefs in office and their duty hours now (read on each call:
+    both change between refreshes; the whole city's 2,000 plans take about 0.3 s)."""
     engine = runtime().engine
     index = a.index
     chiefs: dict[str, list[int]] = {}
     for seg, who in sorted(current_chiefs(engine).items()):
-        if seg in index:
+        if seg in index and chief in (None, who):
             chiefs.setdefault(who, []).append(index[seg])
+    if district is not None:
+        chiefs = {
+            c: idx for c, idx in chiefs.items() if any(a.segments[i][1] == district for i in idx)
+        }
     return plans.plan_chiefs(
         chiefs,
         [sid for sid, _ in a.segments],
@@ -175,7 +182,7 @@ def forecast_api() -> Response:
 def _plans_of(a: Analysis, district: str | None) -> list[plans.Plan]:
     ctx = runtime().ctx
     chosen = []
-    for plan in current_plans(a).values():
+    for plan in current_plans(a, district=district).values():
         seg = plan.visits[0].segment if plan.visits else None
         pos = ctx.position.get(seg or "")
         if district is None or (pos is not None and ctx.network.segments[pos].district == district):
@@ -222,7 +229,7 @@ def chief_plan_api(chief: str) -> Response:
 
 def _chief_plan(chief: str) -> plans.Plan:
     a = analysis()
-    plan = current_plans(a).get(chief)
+    plan = current_plans(a, chief=chief).get(chief)
     if plan is None:
         raise ApiError(404, "path", "unknown_chief", f"{chief} holds no segment as 三级路长")
     if plan.visits:
@@ -249,7 +256,7 @@ def district_plan_page() -> str:
 def my_plan() -> Response:
     """The signed-in chief's own plan for this week (the phone's work tab)."""
     rid = _chief()
-    plan = current_plans(analysis()).get(rid) or plans.Plan(rid, (), "default")
+    plan = current_plans(analysis(), chief=rid).get(rid) or plans.Plan(rid, (), "default")
     return jsonify(_plan_json(plan))
 
 
