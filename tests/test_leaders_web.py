@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -347,3 +348,27 @@ def test_a_route_sent_to_chiefs_phones(
     assert other.post("/api/leaders/routes", json={"segments": stops}).status_code == 403
     with runtime.sessions() as s:
         assert s.scalar(select(func.count()).select_from(models.SiteVisitRoute)) == 1
+
+
+def test_jobs_and_serve_refresh_the_analysis(runtime: Any, seeded: dict[str, Any]) -> None:
+    """The refresher `jobs` builds (network read from the settings, as that role has none
+    loaded), off with leaders_refresh_s = 0; Jobs holds one."""
+    from roadwatch.jobs import Jobs
+    from roadwatch.recurrence import stored
+    from tests.conftest import make_settings
+
+    off = make_settings(Path(runtime.settings.photo_dir).parent, leaders_refresh_s=0)
+    assert stored.refresher_for(off, runtime.engine) is None
+    on = stored.refresher_for(runtime.settings, runtime.engine)
+    assert on is not None and on.interval == runtime.settings.leaders_refresh_s > 0
+    on.now = lambda: NOW
+    assert not stored.load_exists(runtime.engine, NOW)
+    assert on.run_once() and stored.load_exists(runtime.engine, NOW)
+    assert len(on.network().segments) == len(runtime.ctx.network.segments)
+    a = stored.load(runtime.engine, NOW)
+    assert a is not None and {h.segment for h in a.hot if h.rank <= 3} >= seeded["hot"]
+    jobs = Jobs(runtime.settings, migrate=False)
+    try:
+        assert isinstance(jobs.leaders, stored.Refresher)
+    finally:
+        jobs.engine.dispose()
