@@ -253,7 +253,7 @@ def test_the_api_answers_from_the_stored_analysis(
         back = stored.decode(stored.encode(fresh))
         assert back.hot == fresh.hot and back.recurrence == fresh.recurrence
         assert fresh.rates is not None and back.rates is not None
-        assert abs(back.rates - fresh.rates).max() < 1e-5
+        assert (back.rates == fresh.rates).all()
 
         # No stored row (a new week, no refresh yet): computed once on demand, then stored.
         with runtime.engine.begin() as conn:
