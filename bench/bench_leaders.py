@@ -6,7 +6,10 @@
   demo network's connected part (graph built once, as the server does), median and worst
   of --runs runs, beside the exhaustive optimum's time and length on 9 stops;
 * forecast and patrol plans on the tests' generated history (seed 11): fit time, held-out
-  MAE / deviance against "same as last week", findings per patrol hour against a rotation.
+  MAE / deviance against "same as last week", findings per patrol hour against a rotation;
+* with --db URL (a seeded demo database, `roadwatch demo seed --weeks 12`): the week's
+  analysis computed (what a first request paid before it was stored), stored, and read
+  back (what the API pays now), and the plans made from it, median of --runs.
 """
 
 from __future__ import annotations
@@ -26,7 +29,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--stops", type=int, default=20)
+    ap.add_argument("--db", help="a seeded demo database: time the stored analysis only")
     args = ap.parse_args()
+    if args.db:
+        stored_analysis(args.db, args.runs)
+        return
 
     ctx = load_network_context(load_settings(env={}))
     t0 = time.perf_counter()
@@ -89,6 +96,54 @@ def main() -> None:
     b, hb = plans.findings_caught(rot, g.history, slice(8, 12))
     gain = (a / ha) / (b / hb)
     print(f"findings per patrol hour: plan {a / ha:.4f}, rotation {b / hb:.4f}, ×{gain:.2f}")
+
+
+def stored_analysis(url: str, runs: int) -> None:
+    import datetime as dt
+
+    from sqlalchemy import func, select
+
+    from roadwatch.recurrence import stored
+    from roadwatch.recurrence.load import current_chiefs
+    from roadwatch.store import db, models
+
+    ctx = load_network_context(load_settings(env={}))
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        last = conn.execute(select(func.max(models.Report.observed_at))).scalar()
+    now = (last or dt.datetime.now(dt.UTC)).replace(tzinfo=dt.UTC) + dt.timedelta(days=7)
+    t0 = time.perf_counter()
+    a = stored.compute(engine, ctx.network, now)
+    compute_s = time.perf_counter() - t0
+    stored.save(engine, a, now)
+    reads: list[float] = []
+    planning: list[float] = []
+    single: list[float] = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        b = stored.load(engine, now)
+        reads.append(time.perf_counter() - t0)
+        assert b is not None
+        t0 = time.perf_counter()
+        index = b.index
+        chiefs: dict[str, list[int]] = {}
+        for seg, who in current_chiefs(engine).items():
+            if seg in index:
+                chiefs.setdefault(who, []).append(index[seg])
+        planned = plans.plan_chiefs(chiefs, [i for i, _ in b.segments], b.rates, b.seen)
+        planning.append(time.perf_counter() - t0)
+        one = sorted(chiefs)[0]
+        t0 = time.perf_counter()
+        plans.plan_chiefs({one: chiefs[one]}, [i for i, _ in b.segments], b.rates, b.seen)
+        single.append(time.perf_counter() - t0)
+    findings = int(a.seen.sum())
+    print(
+        f"analysis of {len(a.segments)} segments, {findings} findings in {a.weeks} weeks: "
+        f"computed in {compute_s:.2f} s; stored, read back in {statistics.median(reads):.3f} s "
+        f"median (worst {max(reads):.3f} s); {len(planned)} chiefs' plans in "
+        f"{statistics.median(planning):.3f} s median, one chief's in "
+        f"{statistics.median(single) * 1000:.2f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -68,6 +68,9 @@ class Jobs:
                 categories.codes,
                 interval=settings.ranking_schedule_s,
             )
+        from .recurrence.stored import refresher_for
+
+        self.leaders = refresher_for(settings, self.engine)  # the leaders' weekly analysis
         self.health = self._health()
         self.registry = self._gauges()
         self.server: HealthServer | None = None
@@ -85,6 +88,8 @@ class Jobs:
         self.clock.start()
         if self.ranking is not None:
             self.ranking.start()
+        if self.leaders is not None:
+            self.leaders.start()
         if health_port is not None:
             self.server = HealthServer(
                 self.health, lambda: generate_latest(self.registry), health_host, health_port
@@ -111,6 +116,8 @@ class Jobs:
         self.clock.stop()
         if self.ranking is not None:
             self.ranking.stop()
+        if self.leaders is not None:
+            self.leaders.stop()
         self.outbox.stop()
         self.broadcaster.stop()
         if self.server is not None:

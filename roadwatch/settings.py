@@ -141,6 +141,16 @@ class Settings(BaseModel):
     notify_webhook_url: str
     notify_webhook_district_urls: str
     notify_webhook_format: Literal["wecom", "dingtalk"]
+    # leaders' hot-spot/forecast analysis (roadwatch.recurrence.stored): seconds between
+    # checks that this week's is stored, by `jobs` and `serve` (0 = none in this process)
+    leaders_refresh_s: float
+
+    @field_validator("leaders_refresh_s")
+    @classmethod
+    def _leaders_refresh(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("must not be negative")
+        return v
 
     @field_validator("database_url")
     @classmethod

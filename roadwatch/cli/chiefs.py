@@ -199,3 +199,52 @@ def revoke(device: tuple[str, ...], chief: str | None) -> int:
             record(session, cli_actor(), "chief.device_revoke", chief, devices=done)
     print(f"{len(done)} devices revoked" + (f": {', '.join(done)}" if done else ""))
     return 0 if done or chief else 1
+
+
+@chiefs.command(
+    help="duty hours for patrol plans: `duty ID 'mon-fri 08:00-18:00; sat 09:00-12:00'` "
+    "sets, `duty ID --clear` clears (default Mon–Fri 08–18), `duty --file CSV` imports "
+    "(columns reporter_id, duty_hours), `duty` lists"
+)
+@click.argument("chief", required=False)
+@click.argument("spec", required=False)
+@click.option("--clear", is_flag=True, help="back to the default hours")
+@click.option("--file", "file", metavar="CSV", help="import reporter_id,duty_hours rows")
+def duty(chief: str | None, spec: str | None, clear: bool, file: str | None) -> int:
+    """A chief's duty hours, the windows their weekly patrol plan may use."""
+    import csv
+
+    from sqlalchemy import select
+
+    from ..recurrence import duty as hours
+    from ..store import models
+    from ..store.audit import cli_actor, record
+
+    rows: list[tuple[str, str | None]] = []
+    if file:
+        with open(file, encoding="utf-8-sig", newline="") as fh:
+            for n, row in enumerate(csv.DictReader(fh), start=2):
+                rid, text = (row.get("reporter_id") or "").strip(), row.get("duty_hours") or ""
+                if not rid:
+                    raise CommandError(f"{file}:{n}: no reporter_id")
+                rows.append((rid, text.strip() or None))
+    elif chief:
+        if not clear and not spec:
+            raise CommandError("give the hours, e.g. 'mon-fri 08:00-18:00', or --clear")
+        rows.append((chief, None if clear else spec))
+    with database() as made, made.begin() as session:
+        for rid, text in rows:
+            try:
+                hours.store(session, rid, text, models.utcnow())
+            except hours.DutyError as exc:
+                raise CommandError(f"{rid}: {exc}") from None
+            except LookupError as exc:
+                raise CommandError(str(exc)) from None
+            record(session, cli_actor(), "chief.duty_hours", rid, spec=text)
+        if not rows:
+            for r in session.scalars(select(models.ChiefDutyHours)):
+                print(f"{r.reporter_id}\t{r.spec}")
+            print(f"(others: {hours.DEFAULT_SPEC})")
+            return 0
+    print(f"duty hours set for {len(rows)} chiefs")
+    return 0

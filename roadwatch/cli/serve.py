@@ -89,6 +89,7 @@ def serve(host: str | None, port: int | None, simulate: int, rate: float) -> int
     setup_logging(settings.log_level)
     check_photo_dir(settings)
     check_formula(settings)
+    from ..recurrence.stored import refresher_for
     from ..runtime import Runtime
     from ..web import create_app
 
@@ -108,6 +109,9 @@ def serve(host: str | None, port: int | None, simulate: int, rate: float) -> int
         raise
     runtime.start_ranking()
     runtime.check_phone_broker()  # say so now if phones cannot reach the broker's WebSocket
+    leaders = refresher_for(settings, runtime.engine, lambda: runtime.ctx.network)
+    if leaders is not None:  # the leaders' weekly analysis, in the background
+        leaders.start()
     sim_thread = None
     if simulate:
         from ..accounts.reporters import KNOWN

@@ -14,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from .history import WINDOW_HOURS, WINDOWS, FloatArray, History, window_label
 
 PATROL_HOURS = 1.0  # a walk of one segment, inside its two-hour window
@@ -148,12 +151,35 @@ def plan_all(
     """A plan per chief of the history's segments (the district plan is those of its
     chiefs); `duty` per chief, else DEFAULT_DUTY. A chief whose segments have no finding in
     the history gets the default plan (busiest windows of `profile`)."""
+    return plan_chiefs(
+        history.chiefs(),
+        [s.id for s in history.segments],
+        rates,
+        history.counts.sum(axis=(0, 2)),
+        duty=duty,
+        patrols=patrols,
+        profile=profile,
+    )
+
+
+def plan_chiefs(
+    chiefs: Mapping[str, Sequence[int]],
+    segment_ids: Sequence[str],
+    rates: FloatArray | None,
+    seen: npt.NDArray[np.int64],
+    *,
+    duty: Mapping[str, Sequence[int]] | None = None,
+    patrols: int = DEFAULT_PATROLS,
+    profile: FloatArray | None = None,
+) -> dict[str, Plan]:
+    """plan_all from its parts: chief → indices of their segments, the segments' ids, the
+    rates and findings per segment (`seen`) of the analysis (roadwatch.recurrence.stored)."""
     out = {}
-    seen = history.counts.sum(axis=(0, 2))
-    for chief, idx in sorted(history.chiefs().items()):
-        segs = [history.segments[i].id for i in idx]
+    for chief, idx in sorted(chiefs.items()):
+        pick = list(idx)
+        segs = [segment_ids[i] for i in pick]
         hours = (duty or {}).get(chief, DEFAULT_DUTY)
-        sub = rates[idx] if rates is not None and int(seen[idx].sum()) > 0 else None
+        sub = rates[pick] if rates is not None and int(seen[pick].sum()) > 0 else None
         out[chief] = plan_chief(chief, segs, sub, duty=hours, patrols=patrols, profile=profile)
     return out
 

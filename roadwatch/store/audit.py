@@ -55,6 +55,7 @@ ACTIONS = (
     "case.request_extension",
     "case.approve_extension",
     "case.refuse_extension",
+    "chief.duty_hours",  # a chief's duty hours set or cleared (CLI, roadwatch.recurrence.duty)
 )
 MAX_TEXT = {"actor": 128, "target": 255, "remote_addr": 64}
 

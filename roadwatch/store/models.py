@@ -638,3 +638,41 @@ class ExtensionRequest(Base):
     decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     decision_note: Mapped[str | None] = mapped_column(Text)
     granted_hours: Mapped[float | None] = mapped_column(Float)
+
+
+class ChiefDutyHours(Base):
+    """A chief's duty hours (issue 22), e.g. `mon-fri 08:00-18:00; sat 09:00-12:00`: their
+    patrol plan uses only these (roadwatch.recurrence.duty). No row: Monday–Friday 08–18."""
+
+    __tablename__ = "chief_duty_hours"
+    reporter_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("reporters.id", ondelete="CASCADE"), primary_key=True
+    )
+    spec: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class LeadersAnalysis(Base):
+    """The hot-spot/forecast analysis of one week (issue 22), computed in the background
+    (roadwatch.recurrence.stored) so the leaders' API reads it instead of refitting:
+    zlib-compressed JSON, keyed by the local Monday of the week it is for."""
+
+    __tablename__ = "leaders_analysis"
+    week: Mapped[str] = mapped_column(String(10), primary_key=True)  # 2026-12-07
+    computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SiteVisitRoute(Base):
+    """A site-visit route (观摩路线, issue 22) sent to the phones of the people on the visit:
+    the stops as chosen (the order is planned again on reading, on the same network), who
+    it was sent to, and its short id, which also opens it for any signed-in chief (/m/?route=)."""
+
+    __tablename__ = "site_visit_routes"
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # random, in the short URL
+    title: Mapped[str] = mapped_column(String(100))
+    segments: Mapped[list[str]] = mapped_column(JSON)
+    first: Mapped[str | None] = mapped_column(String(64))
+    chiefs: Mapped[list[str]] = mapped_column(JSON)  # reporter ids it was sent to
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

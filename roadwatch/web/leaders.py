@@ -1,27 +1,31 @@
 """Issue 22 on the web: hot spots and recurrence, forecasts, patrol plans, site-visit routes.
 
 Staff only (the guard in web/auth.py; district users see their district), except
-`/m/api/plan`, which a signed-in chief's phone reads for its own plan. Everything is computed
-from the last ANALYSIS_WEEKS whole weeks (roadwatch.recurrence.load) once per week and
-process (the OnceCache of the rankings, ANALYSIS_TTL_S), so a page load never refits.
+`/m/api/plan`, which a signed-in chief's phone reads for its own plan. Everything comes from
+the last ANALYSIS_WEEKS whole weeks, analysed once a week in the background and stored
+(roadwatch.recurrence.stored), kept per process ANALYSIS_TTL_S (the OnceCache of the
+rankings), so a page load never refits; plans follow each chief's stored duty hours.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import asdict, dataclass
+import secrets
+from dataclasses import asdict
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import g as request_state
+from sqlalchemy import select
 
 from geo.match import matcher_for
 
 from .. import clock
 from ..monthly import pack
 from ..monthly import render as review_render
-from ..recurrence import forecast, hotspots, plans, route
-from ..recurrence.history import History, week_start, window_label
-from ..recurrence.load import load_history
+from ..recurrence import duty, plans, route, stored
+from ..recurrence.history import window_label
+from ..recurrence.load import current_chiefs
+from ..store import models
 from . import authz
 from .context import runtime
 from .errors import ApiError
@@ -29,19 +33,10 @@ from .mobile import _chief
 from .rankings import OnceCache
 
 bp = Blueprint("leaders", __name__)
-ANALYSIS_WEEKS = 12
+ANALYSIS_WEEKS = stored.ANALYSIS_WEEKS
 ANALYSIS_TTL_S = 600.0
 MAX_ROUTE_STOPS = 30
-
-
-@dataclass
-class Analysis:
-    history: History
-    hot: list[hotspots.HotSpot]
-    recurrence: dict[str, dict[str, Any]]  # segment → its worst category's figures
-    model: forecast.Model | None
-    plans: dict[str, plans.Plan]
-    as_of: dt.datetime
+Analysis = stored.Analysis
 
 
 def _cache() -> OnceCache:
@@ -50,23 +45,47 @@ def _cache() -> OnceCache:
 
 
 def analysis() -> Analysis:
+    """This week's analysis: as the background refresh stored it (roadwatch.recurrence.stored),
+    else computed here and stored for the other processes; kept per process ANALYSIS_TTL_S."""
     rt = runtime()
     end = clock.now()
-    key = ("analysis", week_start(end).isoformat())
 
     def make() -> Analysis:
-        h = load_history(rt.engine, rt.ctx.network, end=end, weeks=ANALYSIS_WEEKS)
-        rec: dict[str, dict[str, Any]] = {}
-        for r in hotspots.recurrence(h.findings):
-            if r.segment not in rec or r.share > rec[r.segment]["share"]:
-                rec[r.segment] = asdict(r)
-        model = forecast.fit(h, slice(0, ANALYSIS_WEEKS)) if h.counts.any() else None
-        profile = hotspots.window_profile(h)
-        planned = plans.plan_all(h, model.rates if model else None, profile=profile)
-        return Analysis(h, hotspots.rank_hot_spots(h), rec, model, planned, end)
+        found = stored.load(rt.engine, end)
+        if found is not None:
+            return found
+        made = stored.compute(rt.engine, rt.ctx.network, end)
+        stored.save(rt.engine, made, clock.now())
+        return made
 
-    result: Analysis = _cache().get(key, ANALYSIS_TTL_S, make)
+    result: Analysis = _cache().get(("analysis", stored.week_key(end)), ANALYSIS_TTL_S, make)
     return result
+
+
+def current_plans(
+    a: Analysis, *, chief: str | None = None, district: str | None = None
+) -> dict[str, plans.Plan]:
+    """The chiefs' plans from the analysis (all, one `chief`'s, or those holding a segment
+    of `district`), for the chiefs in office and their duty hours now (read on each call:
+    both change between refreshes; the whole city's 2,000 plans take about 0.3 s)."""
+    engine = runtime().engine
+    index = a.index
+    chiefs: dict[str, list[int]] = {}
+    for seg, who in sorted(current_chiefs(engine).items()):
+        if seg in index and chief in (None, who):
+            chiefs.setdefault(who, []).append(index[seg])
+    if district is not None:
+        chiefs = {
+            c: idx for c, idx in chiefs.items() if any(a.segments[i][1] == district for i in idx)
+        }
+    return plans.plan_chiefs(
+        chiefs,
+        [sid for sid, _ in a.segments],
+        a.rates,
+        a.seen,
+        duty=duty.windows_of(_duty_specs()),
+        profile=a.profile,
+    )
 
 
 def _district_arg() -> str | None:
@@ -88,16 +107,24 @@ def hot_spot_rows(a: Analysis, district: str | None, top: int | None) -> list[di
             continue
         if (top is not None and h.rank > top) or h.findings == 0:
             continue  # a segment with no finding at all is no hot spot, whatever its rank
-        rec = a.recurrence.get(h.segment)
+        per_category = a.recurrence.get(h.segment, [])
         rows.append(
             {
                 **asdict(h),
                 "name": _segment_name(h.segment),
                 "peak": window_label(h.peak_window),
-                "recurrence": rec,
+                "recurrence": per_category[0] if per_category else None,  # the worst
+                "categories": per_category,
+                "windows": busiest_windows(a.by_window.get(h.segment, {})),
             }
         )
     return sorted(rows, key=lambda r: (r["district"], r["rank"]))
+
+
+def busiest_windows(counts: dict[int, int], top: int = 5) -> list[dict[str, Any]]:
+    """A segment's hour-of-week windows with the most findings over the analysis weeks."""
+    best = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+    return [{"window": w, "when": window_label(w), "findings": n} for w, n in best]
 
 
 @bp.get("/api/leaders/hotspots")
@@ -110,7 +137,8 @@ def hot_spots_api() -> Response:
         {
             "as_of": a.as_of.isoformat(),
             "weeks": ANALYSIS_WEEKS,
-            "start": a.history.start.isoformat(),
+            "start": a.start.isoformat(),
+            "source": a.source,
             "method": "empirical-Bayes Poisson-gamma per district, ranked by posterior 5th pct",
             "segments": rows,
         }
@@ -134,16 +162,16 @@ def forecast_api() -> Response:
     district = _district_arg()
     a = analysis()
     out = []
-    if a.model is not None:
-        for i, s in enumerate(a.history.segments):
-            if district is not None and s.district != district:
+    if a.rates is not None:
+        for i, (sid, in_district) in enumerate(a.segments):
+            if district is not None and in_district != district:
                 continue
-            rates = a.model.rates[i]
+            rates = a.rates[i]
             peaks = sorted(range(len(rates)), key=lambda w: -rates[w])[:3]
             out.append(
                 {
-                    "segment": s.id,
-                    "district": s.district,
+                    "segment": sid,
+                    "district": in_district,
                     "expected": round(float(rates.sum()), 3),
                     "peaks": [{"window": w, "when": window_label(w)} for w in peaks],
                 }
@@ -154,7 +182,7 @@ def forecast_api() -> Response:
 def _plans_of(a: Analysis, district: str | None) -> list[plans.Plan]:
     ctx = runtime().ctx
     chosen = []
-    for plan in a.plans.values():
+    for plan in current_plans(a, district=district).values():
         seg = plan.visits[0].segment if plan.visits else None
         pos = ctx.position.get(seg or "")
         if district is None or (pos is not None and ctx.network.segments[pos].district == district):
@@ -162,8 +190,17 @@ def _plans_of(a: Analysis, district: str | None) -> list[plans.Plan]:
     return chosen
 
 
+def _duty_specs() -> dict[str, str]:
+    """The stored duty hours, read once per request."""
+    if "leaders_duty" not in request_state:
+        request_state.leaders_duty = duty.load(runtime().engine)
+    specs: dict[str, str] = request_state.leaders_duty
+    return specs
+
+
 def _plan_json(plan: plans.Plan) -> dict[str, Any]:
     out = plan.as_json()
+    out["duty_hours"] = _duty_specs().get(plan.chief, duty.DEFAULT_SPEC)
     for v in out["visits"]:  # type: ignore[attr-defined]
         v["name"] = _segment_name(v["segment"])
     return out
@@ -192,7 +229,7 @@ def chief_plan_api(chief: str) -> Response:
 
 def _chief_plan(chief: str) -> plans.Plan:
     a = analysis()
-    plan = a.plans.get(chief)
+    plan = current_plans(a, chief=chief).get(chief)
     if plan is None:
         raise ApiError(404, "path", "unknown_chief", f"{chief} holds no segment as 三级路长")
     if plan.visits:
@@ -219,7 +256,7 @@ def district_plan_page() -> str:
 def my_plan() -> Response:
     """The signed-in chief's own plan for this week (the phone's work tab)."""
     rid = _chief()
-    plan = analysis().plans.get(rid) or plans.Plan(rid, (), "default")
+    plan = current_plans(analysis(), chief=rid).get(rid) or plans.Plan(rid, (), "default")
     return jsonify(_plan_json(plan))
 
 
@@ -233,7 +270,9 @@ def _graph() -> route.Graph:
     return graphs[key]
 
 
-def route_json(ids: list[str], first: str | None) -> dict[str, Any]:
+def route_json(ids: list[str], first: str | None, *, staff: bool = True) -> dict[str, Any]:
+    """The planned route through `ids`; `staff`: the signed-in user must see every stop's
+    district (a chief's phone reads a route sent to it without that check)."""
     ctx = runtime().ctx
     if not ids or len(ids) > MAX_ROUTE_STOPS:
         raise ApiError(
@@ -242,7 +281,7 @@ def route_json(ids: list[str], first: str | None) -> dict[str, Any]:
     unknown = [s for s in ids if s not in ctx.position]
     if unknown:
         raise ApiError(400, "segments", "unknown_segment", f"no such segment: {unknown[0]}")
-    for sid in ids:
+    for sid in ids if staff else ():
         authz.require_district(ctx.network.segments[ctx.position[sid]].district, sid)
     if first is not None and first not in ids:
         raise ApiError(400, "first", "not_a_stop", "first must be one of the segments")
@@ -291,12 +330,20 @@ def route_api() -> Response:
 def route_page() -> str:
     ids = [s for s in request.args.get("segments", "").split(",") if s]
     r = route_json(ids, request.args.get("first") or None)
+    svg = route_svg(r, route_lines(r))
+    return render_template("leaders_route.html", r=r, svg=svg, chiefs=_chief_choices(ids))
+
+
+def route_lines(r: dict[str, Any]) -> list[dict[str, Any]]:
+    """The GeoJSON geometries walked: every leg's segments, stops included."""
     ctx = runtime().ctx
     lines = []
     for leg in r["legs"]:
         for sid in [leg["from"], *leg["via"], leg["to"]]:
             lines.append(ctx.features[ctx.position[sid]]["geometry"])
-    return render_template("leaders_route.html", r=r, svg=route_svg(r, lines))
+    if not r["legs"]:
+        lines += [ctx.features[ctx.position[s["segment"]]]["geometry"] for s in r["stops"]]
+    return lines
 
 
 def route_svg(r: dict[str, Any], lines: list[dict[str, Any]], size: int = 640) -> str:
@@ -329,6 +376,109 @@ def route_svg(r: dict[str, Any], lines: list[dict[str, Any]], size: int = 640) -
         )
     out.append("</svg>")
     return "".join(out)
+
+
+# -- the route on the phones of the people on the visit -------------------------------------
+ROUTE_ID_BYTES = 6  # 8 url-safe characters: the short URL /m/?route=<id>
+ROUTES_LISTED = 20
+
+
+def _chief_choices(ids: list[str]) -> list[dict[str, str]]:
+    """The chiefs of the route's districts (the people a visit usually takes), to send to."""
+    ctx = runtime().ctx
+    districts = {ctx.network.segments[ctx.position[s]].district for s in ids}
+    q = select(models.Reporter.id, models.Reporter.name).where(
+        models.Reporter.district.in_(sorted(districts)),
+        models.Reporter.id.in_(select(models.ChiefAccount.reporter_id)),
+    )
+    with runtime().engine.connect() as conn:
+        found = conn.execute(q.order_by(models.Reporter.id))
+        return [{"id": rid, "name": name} for rid, name in found]
+
+
+@bp.post("/api/leaders/routes")
+def route_share() -> tuple[Response, int]:
+    """Send a route to chosen chiefs' phones (and give its short URL for anyone else on
+    the visit, who opens it after signing in on the phone app)."""
+    u = authz.require_role("admin", "district_staff")
+    body = request.get_json(silent=True) or {}
+    ids, who = body.get("segments"), body.get("chiefs", [])
+    if not isinstance(ids, list) or not all(isinstance(s, str) for s in ids):
+        raise ApiError(400, "segments", "bad_type", "segments: a list of segment ids")
+    if not isinstance(who, list) or not all(isinstance(c, str) for c in who) or len(who) > 100:
+        raise ApiError(400, "chiefs", "bad_type", "chiefs: a list of up to 100 reporter ids")
+    first = body.get("first") if isinstance(body.get("first"), str) else None
+    title = str(body.get("title") or "观摩路线").strip()[:100] or "观摩路线"
+    r = route_json(ids, first)  # checks the stops and that this user sees them
+    chosen = sorted(set(who))
+    with runtime().sessions.begin() as session:
+        known = set(
+            session.scalars(
+                select(models.ChiefAccount.reporter_id).where(
+                    models.ChiefAccount.reporter_id.in_(chosen)
+                )
+            )
+        )
+        missing = [c for c in chosen if c not in known]
+        if missing:
+            raise ApiError(400, "chiefs", "unknown_chief", f"no phone account: {missing[0]}")
+        rid = secrets.token_urlsafe(ROUTE_ID_BYTES)
+        session.add(
+            models.SiteVisitRoute(
+                id=rid,
+                title=title,
+                segments=list(ids),
+                first=first,
+                chiefs=chosen,
+                created_by=u.username,
+                created_at=models.utcnow(),
+            )
+        )
+    return jsonify(
+        {"id": rid, "url": f"/m/?route={rid}", "chiefs": chosen, "metres": r["metres"]}
+    ), 201
+
+
+@bp.get("/m/api/routes")
+def my_routes() -> Response:
+    """The routes sent to the signed-in chief, newest first."""
+    rid = _chief()
+    q = select(models.SiteVisitRoute).order_by(models.SiteVisitRoute.created_at.desc())
+    out = []
+    with runtime().sessions() as session:
+        for r in session.scalars(q.limit(500)):
+            if rid in r.chiefs:
+                out.append(
+                    {
+                        "id": r.id,
+                        "title": r.title,
+                        "stops": len(r.segments),
+                        "created_at": r.created_at.isoformat(),
+                    }
+                )
+            if len(out) >= ROUTES_LISTED:
+                break
+    return jsonify({"routes": out})
+
+
+@bp.get("/m/api/routes/<route_id>")
+def my_route(route_id: str) -> Response:
+    """One route for the phone: ordered stops with names, length, time and the lines walked
+    (any signed-in chief with its short id: the visitors it was not sent to open the URL)."""
+    _chief()
+    with runtime().sessions() as session:
+        saved = session.get(models.SiteVisitRoute, route_id[:16])
+        if saved is None:
+            raise ApiError(404, "path", "unknown_route", "没有这条路线 (no such route)")
+        ids, first, title = list(saved.segments), saved.first, saved.title
+    ctx = runtime().ctx
+    ids = [s for s in ids if s in ctx.position]  # a segment retired since: left out
+    r = route_json(ids, first if first in ids else None, staff=False)
+    paths = []
+    for g in route_lines(r):
+        parts = g["coordinates"] if g["type"] == "MultiLineString" else [g["coordinates"]]
+        paths += [[[round(c[0], 6), round(c[1], 6)] for c in part] for part in parts]
+    return jsonify({**r, "id": route_id, "title": title, "paths": paths})
 
 
 # -- the monthly review pack (月讲评) ------------------------------------------------------

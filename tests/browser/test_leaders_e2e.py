@@ -103,3 +103,66 @@ def _tz() -> Any:
 def _last_month() -> str:
     now = clock.now().astimezone(_tz())
     return Month(now.year, now.month, _tz()).shift(-1).label
+
+
+def test_a_site_visit_route_sent_to_the_phones(
+    served: Served,
+    page: Page,
+    browser: Browser,
+    playwright_session: Playwright,
+    screenshot: Callable[[Page, str], Path],
+) -> None:
+    """The route page's 发送到手机 to one chief, who finds it on the work tab; another chief
+    opens its short URL after signing in: ordered stops, length, time, the sketch map."""
+    login(page, served)
+    hot: dict[str, Any] = page.evaluate(
+        "() => fetch('/api/leaders/hotspots?district=EQ&top=5').then(r => r.json())"
+    )
+    stops = [r["segment"] for r in hot["segments"]][:5]
+    plans: dict[str, Any] = page.evaluate(
+        "() => fetch('/api/leaders/plans?district=EQ').then(r => r.json())"
+    )
+    sent_to, other = sorted(p["chief"] for p in plans["plans"])[:2]
+    engine = db.make_engine(f"sqlite:///{served.db}")
+    try:
+        with db.make_sessionmaker(engine).begin() as s:
+            made = ca.provision(s, only=[sent_to, other], reset=[sent_to, other])
+            passwords = {**made.created, **made.reset}
+    finally:
+        engine.dispose()
+
+    page.goto(served.url + "/leaders/route?segments=" + ",".join(stops))
+    page.check(f"#rw-route-chiefs input[value='{sent_to}']")
+    page.fill("#rw-route-title", "十一月观摩")
+    page.click("#rw-route-send")
+    link = page.locator("#rw-route-link a")
+    expect(link).to_be_visible(timeout=15_000)
+    short = link.get_attribute("href") or ""
+    assert "/m/?route=" in short
+    total_km = page.locator("#rw-route-km").inner_text()
+    screenshot(page, "leaders-route-send")
+
+    device = dict(playwright_session.devices["Pixel 7"])
+    device.pop("default_browser_type", None)
+    for who, url in ((sent_to, served.url + "/m/"), (other, short)):
+        context = browser.new_context(**device, locale="zh-CN")
+        try:
+            phone = context.new_page()
+            phone.goto(url)
+            phone.fill("#signin-id", who)
+            phone.fill("#signin-pw", passwords[who])
+            phone.click("#signin-form button[type=submit]")
+            if who == sent_to:
+                phone.click("#tabs [data-view=work]")
+                entry = phone.locator("#route-list li[data-route] button")
+                expect(entry).to_have_text("十一月观摩", timeout=30_000)
+                entry.click()
+            expect(phone.locator("#route-title")).to_have_text("十一月观摩", timeout=30_000)
+            expect(phone.locator("#route-stops li")).to_have_count(len(stops))
+            assert phone.locator("#route-map circle").count() == len(stops)
+            assert phone.locator("#route-map polyline").count() > 0
+            expect(phone.locator("#route-totals")).to_contain_text(f"{float(total_km):.2f} 公里")
+            phone.locator("#route-view").scroll_into_view_if_needed()
+            screenshot(phone, f"leaders-phone-route-{'sent' if who == sent_to else 'link'}")
+        finally:
+            context.close()

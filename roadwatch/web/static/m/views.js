@@ -3,6 +3,7 @@
 import { renderCategories } from "./forms.js";
 import { renderHistory, renderOutbox } from "./outbox.js";
 import { renderPlan } from "./plan.js";
+import { renderRoutes } from "./route.js";
 import { watchPosition } from "./position.js";
 import { renderCases, renderMap } from "./work.js";
 
@@ -27,4 +28,5 @@ export function renderAll() {
   renderCases();
   renderOutbox();
   renderPlan(); // issue 22: this week's patrol plan, fetched on its own
+  renderRoutes(); // issue 22: site-visit routes sent to this chief (route.js)
 }
