@@ -10,7 +10,7 @@ const SVG = "http://www.w3.org/2000/svg";
 const LIST_EVERY_MS = 60_000; // renderAll runs often; the list is fetched at most this often
 let listedAt = 0;
 /** @type {string | null} */
-let opened = null;
+let openedRoute = null;
 let linkShown = false;
 
 /** The section under the week's plan, made on first use (index.html stays as it is). */
@@ -62,7 +62,7 @@ async function openRoute(id) {
       view.replaceChildren(el("p", { class: "error", text: (body && body.errors && body.errors[0].message) || "打不开这条路线" }));
       return;
     }
-    opened = id;
+    openedRoute = id;
     const km = (body.metres / 1000).toFixed(2);
     view.replaceChildren(
       el("h3", { id: "route-title", text: body.title }),
@@ -72,7 +72,7 @@ async function openRoute(id) {
         el("li", { "data-segment": s.segment }, el("b", { text: s.name || s.segment }),
           k > 0 ? el("span", { class: "hint", text: ` 距上一处 ${Math.round(body.legs[k - 1].metres)} 米` }) : null))));
   } catch (_) {
-    if (opened !== id) view.replaceChildren(el("p", { class: "hint", text: "离线：联网后再打开" }));
+    if (openedRoute !== id) view.replaceChildren(el("p", { class: "hint", text: "离线：联网后再打开" }));
   }
 }
 
