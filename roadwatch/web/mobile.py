@@ -581,7 +581,16 @@ def near() -> Response:
                 "distance_m": round(dist, 1),
             }
         )
-    return jsonify({"radius_m": radius, "items": items, **_on_the_spot(ctx, wlon, wlat)})
+    spot = _on_the_spot(ctx, wlon, wlat)
+    for c in spot["candidates"]:  # drawn on the phone's small map of the choice
+        c["lines"] = _lines(ctx.features[ctx.position[c["id"]]]["geometry"])
+    return jsonify({"radius_m": radius, "items": items, **spot})
+
+
+def _lines(geometry: dict[str, Any]) -> list[Any]:
+    """A segment's GeoJSON (Multi)LineString as a list of lines of [lon, lat]."""
+    coords = geometry["coordinates"]
+    return [coords] if geometry["type"] == "LineString" else list(coords)
 
 
 def _on_the_spot(ctx: Any, wlon: float, wlat: float) -> dict[str, Any]:

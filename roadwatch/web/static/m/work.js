@@ -17,7 +17,7 @@ const MAX_TILES = 24; // tiles drawn at most (a phone on 3G)
  * @param {number} lat
  * @param {number} z
  */
-function project(lon, lat, z) {
+export function project(lon, lat, z) {
   const size = TILE * 2 ** z;
   const s = Math.sin((Math.max(-85, Math.min(85, lat)) * Math.PI) / 180);
   return [((lon + 180) / 360) * size, (0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI)) * size];
@@ -27,7 +27,7 @@ function project(lon, lat, z) {
  * @param {string} tag
  * @param {Record<string, string | number>} attrs
  */
-function svgEl(tag, attrs) {
+export function svgEl(tag, attrs) {
   const e = document.createElementNS(SVG_NS, tag);
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
   return e;
