@@ -326,6 +326,7 @@ def me() -> Response:
                     {
                         "code": c.code,
                         "name": c.name,
+                        "name_en": c.name_en,  # the app's English switch
                         "used": used[c.code],
                         "photo_required": c.photo_required,
                     }

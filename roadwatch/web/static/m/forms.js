@@ -3,6 +3,7 @@
  * of a case (after photo, note). Photos are downscaled on the phone, hashed (SHA-256) and
  * kept in IndexedDB until their message is acknowledged.
  */
+import { learnNames } from "./lang.js";
 import { enqueue } from "./outbox.js";
 import { api } from "./session.js";
 import { fixQuality } from "./position.js";
@@ -128,6 +129,7 @@ export function categoryByCode(code) {
 export function renderCategories() {
   const me = app.me;
   if (!me) return;
+  learnNames(me); // the English names, before the chips are drawn
   /** @param {Category} c */
   const catButton = (c) => el("button", { type: "button", "data-cat": c.code, text: c.name,
     onclick: () => chooseCategory(c.code) });

@@ -3,6 +3,7 @@
  * assigned to the chief, and the platform's notices (a toast, then a fresh case list).
  */
 import { openRectify } from "./forms.js";
+import { uiLang } from "./lang.js";
 import { refresh } from "./session.js";
 import { app } from "./state.js";
 import { $, el, toast, when } from "./util.js";
@@ -147,13 +148,13 @@ const seenNotices = new Set();
 /**
  * A notice from the platform (on roadwatch/v1/notices/{me}): show its words (Chinese,
  * docs/protocol.md 2.6), fetch the cases. One already seen (same notice_id) is dropped.
- * @param {{message?: string, kind?: string, notice_id?: string}} body
+ * @param {{message?: string, message_en?: string, kind?: string, notice_id?: string}} body
  */
 export function onNotice(body) {
   if (body.notice_id) {
     if (seenNotices.has(body.notice_id)) return;
     seenNotices.add(body.notice_id);
   }
-  toast(body.message || NOTICE_WORDS[body.kind || ""] || "有新的通知");
+  toast((uiLang() === "en" && body.message_en) || body.message || NOTICE_WORDS[body.kind || ""] || "有新的通知");
   refresh();
 }
