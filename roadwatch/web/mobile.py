@@ -128,7 +128,8 @@ def shell() -> Response:
     res.set_etag(cache["etag"], weak=True)
     res.headers["Cache-Control"] = "no-cache"
     res.headers["Link"] = SHELL_PRELOAD
-    return res.make_conditional(request)
+    res.make_conditional(request)
+    return res
 
 
 # The app's ES modules, served as one script (issue 20): a phone on a 400 ms link fetched
