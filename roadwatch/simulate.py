@@ -220,6 +220,38 @@ class Simulator:
     def stop(self) -> None:
         self._stop.set()
 
+    def login_refused(self, timeout: float = 5.0) -> str | None:
+        """Why the broker will not let this simulator in, or None when it does.
+
+        The simulator logs in anonymously and publishes as many chiefs: a broker with
+        password_file and the chiefs' ACL (config/deploy/mosquitto) refuses that, and
+        paho would retry for ever, filling the log. Asked once, before anything starts."""
+        probe = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"roadwatch-sim-probe-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv311,
+        )
+        answer: list[Any] = []
+        done = threading.Event()
+
+        def on_connect(_c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+            answer.append(rc)
+            done.set()
+
+        probe.on_connect = on_connect
+        try:
+            probe.connect(self.host, self.port, keepalive=10)
+        except OSError as exc:
+            return f"cannot reach the broker at {self.host}:{self.port} ({exc})"
+        probe.loop_start()
+        try:
+            if not done.wait(timeout):
+                return f"no answer from the broker at {self.host}:{self.port}"
+            return f"the broker said: {answer[0]}" if answer[0].is_failure else None
+        finally:
+            probe.disconnect()
+            probe.loop_stop()
+
     def _publish_as(self, word: str, reporter: str, payload: bytes) -> None:
         self.client.publish(f"{self.topics.root}/{word}/{reporter}", payload, qos=1)
 

@@ -71,6 +71,15 @@ def check_formula(settings: Settings) -> None:
         raise SettingsError(f"ROADWATCH_RANKING_FORMULA: {exc}") from None
 
 
+# The simulated chiefs log in anonymously: their passwords exist only as hashes, and the
+# platform's own login may not publish reports (the ACL). Rather than minting credentials
+# behind the operator's back, the simulator is not started, in one line (issue 20).
+NO_SIMULATOR = (
+    "simulator not started: the broker at %s:%d does not let simulated chiefs in (%s); "
+    "run --simulate against a broker that allows anonymous logins (a demo broker)"
+)
+
+
 @click.command(help="everything in one process (web, live feed, MQTT ingest)")
 @click.option("--host")
 @click.option("--port", type=int)
@@ -133,11 +142,15 @@ def serve(host: str | None, port: int | None, simulate: int, rate: float) -> int
             may_report=lambda rid: directory.status(rid) == KNOWN,
             lifecycle=for_runtime(runtime, lambda rid: directory.status(rid) == KNOWN),
         )
-        sim_thread = threading.Thread(
-            target=sim.run, kwargs={"progress": None}, name="simulator", daemon=True
-        )
-        sim_thread.start()
-        log.info("simulator: %d road chiefs, %.1f reports/s", simulate, rate)
+        refused = sim.login_refused()
+        if refused:
+            log.error(NO_SIMULATOR, settings.mqtt_host, settings.mqtt_port, refused)
+        else:
+            sim_thread = threading.Thread(
+                target=sim.run, kwargs={"progress": None}, name="simulator", daemon=True
+            )
+            sim_thread.start()
+            log.info("simulator: %d road chiefs, %.1f reports/s", simulate, rate)
     first_admin(runtime)
     log.info(
         "roadwatch ready in %.1f s: http://%s:%d/  (database %s)",

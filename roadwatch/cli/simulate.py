@@ -55,6 +55,12 @@ def simulate(
         seed=seed,
         bad_share=bad_share,
     )
+    refused = sim.login_refused()
+    if refused:
+        raise click.ClickException(
+            f"the broker at {settings.mqtt_host}:{settings.mqtt_port} does not let simulated "
+            f"chiefs in ({refused}); use a broker that allows anonymous logins"
+        )
     signal.signal(signal.SIGINT, lambda *_: sim.stop())
     sim.run(duration=duration, count=count)
     return 0

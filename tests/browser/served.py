@@ -50,6 +50,7 @@ class Served:
         self.env.pop("ROADWATCH_CONFIG", None)
         self.env.pop("ROADWATCH_SECRET_KEY", None)
         self.proc: subprocess.Popen[bytes] | None = None
+        self.args: list[str] = []  # `roadwatch serve`'s options (e.g. --simulate N)
         self.starts = 0
         self.password: str | None = None
         self.startup_s = 0.0
@@ -69,7 +70,7 @@ class Served:
         log = self.log_path.open("wb")
         t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=ROOT, env=self.env, stdout=log, stderr=log
+            [sys.executable, "app.py", *self.args], cwd=ROOT, env=self.env, stdout=log, stderr=log
         )
         log.close()
         while True:

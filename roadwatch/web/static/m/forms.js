@@ -3,9 +3,11 @@
  * of a case (after photo, note). Photos are downscaled on the phone, hashed (SHA-256) and
  * kept in IndexedDB until their message is acknowledged.
  */
+import { learnNames } from "./lang.js";
 import { enqueue } from "./outbox.js";
 import { api } from "./session.js";
 import { fixQuality } from "./position.js";
+import { askSpot, chooseSpot } from "./spot.js";
 import { app } from "./state.js";
 import { store } from "./store.js";
 import { $, el, field, toast, uuid, when } from "./util.js";
@@ -127,6 +129,7 @@ export function categoryByCode(code) {
 export function renderCategories() {
   const me = app.me;
   if (!me) return;
+  learnNames(me); // the English names, before the chips are drawn
   /** @param {Category} c */
   const catButton = (c) => el("button", { type: "button", "data-cat": c.code, text: c.name,
     onclick: () => chooseCategory(c.code) });
@@ -166,7 +169,7 @@ function checkReport() {
 /** @param {SubmitEvent} ev */
 async function sendReport(ev) {
   ev.preventDefault();
-  const { errors, cat, hint, note } = checkReport();
+  const { errors, cat, hint: picked, note } = checkReport();
   const box = $("#report-errors");
   box.replaceChildren(...errors.map((t) => el("li", { text: t })));
   $("#report-done").textContent = "";
@@ -174,6 +177,7 @@ async function sendReport(ev) {
   if (errors.length) return;
   const f = /** @type {import("./state.js").Fix} */ (app.fix);
   const sev = Number(/** @type {HTMLElement} */ (document.querySelector("#severity button.on")).dataset.v);
+  const hint = picked || (navigator.onLine ? await askChief(f, cat) : null);
   const payload = {
     v: 1, report_id: uuid(), reporter_id: auth().reporter_id,
     observed_at: new Date().toISOString(), lat: f.lat, lon: f.lon, crs: "WGS84",
@@ -191,6 +195,25 @@ async function sendReport(ev) {
   // The receipt may have come already (an HTTPS answer takes ~0.1 s): do not overwrite it.
   if (!$("#report-done").dataset.receipt) {
     $("#report-done").textContent = navigator.onLine ? "已保存，正在发送…" : "已保存在手机上，联网后自动发送";
+  }
+}
+
+/**
+ * Issue 21: the platform not certain of the segment here, the chief picks one of its
+ * candidates (spot.js); certain, offline or slow: no question, the report goes as it is.
+ * @param {import("./state.js").Fix} f
+ * @param {string} cat
+ * @returns {Promise<string | null>} the segment_hint
+ */
+async function askChief(f, cat) {
+  const send = /** @type {HTMLButtonElement} */ ($("#report-send"));
+  send.disabled = true; // one report per tap, also while the chief is choosing
+  try {
+    const offer = await askSpot(f, cat);
+    if (!offer || offer.certain !== false || offer.candidates.length < 2) return null;
+    return await chooseSpot(offer, f);
+  } finally {
+    send.disabled = false;
   }
 }
 

@@ -18,6 +18,7 @@
  */
 import { connect, disconnect } from "./broker.js";
 import { installForms } from "./forms.js";
+import { installLang } from "./lang.js";
 import { clearDone, pump, retryNow } from "./outbox.js";
 import { installPatrol } from "./patrol.js";
 import { onSignIn, refresh, signOut, start } from "./session.js";
@@ -28,6 +29,7 @@ import { show } from "./views.js";
 const POLL_MS = 60000; // without the broker's notices, the case list is fetched this often
 
 function wire() {
+  installLang();
   $("#signin-form").addEventListener("submit", onSignIn);
   installForms();
   for (const b of document.querySelectorAll("#tabs button")) {

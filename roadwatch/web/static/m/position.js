@@ -21,7 +21,9 @@ export function watchPosition() {
   app.watch = navigator.geolocation.watchPosition(
     (pos) => {
       app.fix = { lat: pos.coords.latitude, lon: pos.coords.longitude,
-        accuracy: pos.coords.accuracy, at: pos.timestamp || Date.now() };
+        accuracy: pos.coords.accuracy, at: pos.timestamp || Date.now(),
+        // the direction of travel, when the phone knows it (moving): sharpens the platform's choice
+        heading: Number.isFinite(pos.coords.heading) && (pos.coords.speed || 0) > 0.5 ? pos.coords.heading : null };
       renderFix();
       if (Date.now() - mapDrawnAt > MAP_EVERY_MS) { mapDrawnAt = Date.now(); renderMap(); }
     },

@@ -92,8 +92,7 @@ function ready() {
 
 /** Open the app: the stored sign-in, or the sign-in form. */
 export async function start() {
-  app.auth = await store.meta("auth");
-  app.me = await store.meta("me");
+  [app.auth, app.me] = await Promise.all([store.meta("auth"), store.meta("me")]); // one wait, not two
   if (app.auth && !app.auth.token) {
     // Stored by an older version of this app, with the password: trade it for a device
     // credential once, then forget it. Offline, or refused: sign in by hand.

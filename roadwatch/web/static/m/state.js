@@ -70,7 +70,7 @@
  *   covered_today: string[]}} [map] the map of the chief's road
  */
 
-/** @typedef {{lat: number, lon: number, accuracy: number, at: number}} Fix */
+/** @typedef {{lat: number, lon: number, accuracy: number, at: number, heading?: number | null}} Fix */
 /** @typedef {{id: string, url: string}} Thumb a photo attached to a form being written */
 /** @typedef {{t: string, lat: number, lon: number, accuracy_m: number}} PatrolPoint */
 

@@ -7,11 +7,11 @@
    or renamed file, add it here and bump CACHE. */
 "use strict";
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
-const CACHE = "rw-m-v9";
+const CACHE = "rw-m-v10";
 const SHELL = [
   "/m/",
   "/m/manifest.webmanifest",
-  "/static/m/app.css",
+  "/static/m/app.css", // inlined into /m/ by the server; kept here as the page names it
   "/m/app.js", // every module of the app, as one script (roadwatch/web/mobile.py)
   "/static/m/icon-192.png",
   "/static/vendor/mqtt-5.16.0/mqtt.min.js",

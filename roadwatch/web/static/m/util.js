@@ -1,5 +1,6 @@
 // @ts-check
 /* Small helpers: DOM, ids, dates, the toast and the platform's error texts. */
+import { uiLang } from "./lang.js";
 
 /**
  * An element of the page (index.html has them all).
@@ -48,7 +49,7 @@ export function uuid() {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-export const fmt = new Intl.DateTimeFormat("zh-CN", {
+export const fmt = new Intl.DateTimeFormat(uiLang() === "en" ? "en-GB" : "zh-CN", {
   timeZone: "Asia/Shanghai", month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit",
 });
 
@@ -75,7 +76,10 @@ export function toast(text) {
  * @param {import("./state.js").ApiError[] | null | undefined} errors
  */
 export function errorsText(errors) {
-  return (errors || []).map((e) => e.message || e.code).join("；") || "平台未说明原因";
+  // The platform writes "中文 (English)": in Chinese, the Chinese only (lang.js keeps the English)
+  const words = (errors || []).map((e) => e.message || e.code || "");
+  const shown = uiLang() === "en" ? words : words.map((w) => w.replace(/^([^()]*[\u4e00-\u9fff][^()]*) \([^()]*\)$/, "$1"));
+  return shown.join("；") || "平台未说明原因";
 }
 
 /**

@@ -4,6 +4,7 @@
  */
 import { extensionButton } from "./extension.js";
 import { openRectify } from "./forms.js";
+import { uiLang } from "./lang.js";
 import { refresh } from "./session.js";
 import { app } from "./state.js";
 import { $, el, toast, when } from "./util.js";
@@ -18,7 +19,7 @@ const MAX_TILES = 24; // tiles drawn at most (a phone on 3G)
  * @param {number} lat
  * @param {number} z
  */
-function project(lon, lat, z) {
+export function project(lon, lat, z) {
   const size = TILE * 2 ** z;
   const s = Math.sin((Math.max(-85, Math.min(85, lat)) * Math.PI) / 180);
   return [((lon + 180) / 360) * size, (0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI)) * size];
@@ -28,7 +29,7 @@ function project(lon, lat, z) {
  * @param {string} tag
  * @param {Record<string, string | number>} attrs
  */
-function svgEl(tag, attrs) {
+export function svgEl(tag, attrs) {
   const e = document.createElementNS(SVG_NS, tag);
   for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
   return e;
@@ -149,13 +150,13 @@ const seenNotices = new Set();
 /**
  * A notice from the platform (on roadwatch/v1/notices/{me}): show its words (Chinese,
  * docs/protocol.md 2.6), fetch the cases. One already seen (same notice_id) is dropped.
- * @param {{message?: string, kind?: string, notice_id?: string}} body
+ * @param {{message?: string, message_en?: string, kind?: string, notice_id?: string}} body
  */
 export function onNotice(body) {
   if (body.notice_id) {
     if (seenNotices.has(body.notice_id)) return;
     seenNotices.add(body.notice_id);
   }
-  toast(body.message || NOTICE_WORDS[body.kind || ""] || "有新的通知");
+  toast((uiLang() === "en" && body.message_en) || body.message || NOTICE_WORDS[body.kind || ""] || "有新的通知");
   refresh();
 }

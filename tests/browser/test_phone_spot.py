@@ -1,0 +1,159 @@
+"""Issue 21.4 / acceptance d, the phone's part: before a report goes out the app asks the
+platform whether it is certain of the segment; when not (on a good fix too), the chief taps
+one of its 2-3 candidates drawn on a small map and that segment is the one stored; when
+certain, the report goes at once with no extra tap. Real Chromium on an emulated phone,
+geolocation emulated by Playwright, the real server and Mosquitto."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import shapely
+from playwright.sync_api import BrowserContext, expect
+from sqlalchemy import select
+
+from roadwatch.geolocate import ask_on_the_spot
+from roadwatch.store import models
+from tests.browser import test_phone_app as phone_app
+from tests.browser.conftest import save_screenshot
+from tests.browser.test_phone_app import (
+    Problems,
+    Stack,
+    _segment_midpoint,
+    pick_category,
+    sign_in,
+    wait_for_fix,
+)
+
+# The phone tests' fixtures (a server, Mosquitto, chiefs; an emulated phone), this module's own.
+stack = phone_app.stack
+phone = phone_app.phone
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+CATEGORY = "E0504"
+ACCURACY_M = 10.0  # a good fix: the old pick-list (poor fix only) stays hidden
+
+
+def _uncertain_spot(ctx: Any, chief: str) -> tuple[float, float, dict[str, Any]]:
+    """A point between segments (near a junction) where the platform, asked as the app
+    asks, is not certain and offers at least two candidates."""
+    for seg in ctx.network.segments:
+        line = seg.geometry if seg.geometry.geom_type == "LineString" else None
+        if line is None or line.length == 0:
+            continue
+        for f in (0.02, 0.98):
+            p = line.interpolate(f, normalized=True)
+            offer = ask_on_the_spot(
+                ctx, p.x, p.y, accuracy_m=ACCURACY_M, reporter_id=chief, category=CATEGORY
+            )
+            cands = offer["candidates"]
+            if offer["certain"] is False and len(cands) >= 2 and cands[1]["distance_m"] < 60:
+                return p.y, p.x, offer
+    pytest.fail("no uncertain spot on the demo network")
+
+
+def _reports(stack: Stack, chief: str) -> list[models.Report]:
+    with stack.runtime.sessions() as s:
+        return list(
+            s.scalars(select(models.Report).where(models.Report.reporter_id == chief)).all()
+        )
+
+
+def test_candidates_offered_only_when_uncertain_and_the_pick_is_stored(
+    phone: tuple[BrowserContext, Problems], stack: Stack
+) -> None:
+    context, _ = phone
+    chief, own = stack.chiefs[0]
+    ctx = stack.runtime.ctx
+    lat, lon, offer = _uncertain_spot(ctx, chief)
+    picked = offer["candidates"][1]  # not the platform's best: the chief knows better
+    context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": ACCURACY_M})
+    page = context.new_page()
+    sign_in(page, stack, chief)
+    wait_for_fix(page)
+    expect(page.locator("#near")).to_be_hidden()  # a good fix: no pick-list up front
+    pick_category(page, CATEGORY)
+    page.fill("#note", "路口")
+    page.click("#report-send")
+
+    spot = page.locator("#spot")
+    expect(spot).to_be_visible()
+    picks = page.locator("#spot-list button.spot-pick")
+    expect(picks).to_have_count(len(offer["candidates"]))
+    for i, c in enumerate(offer["candidates"]):
+        expect(picks.nth(i)).to_have_attribute("data-segment", c["id"])
+        expect(picks.nth(i)).to_contain_text(f"约 {round(c['distance_m'])} 米")
+        if c["name"]:
+            expect(picks.nth(i)).to_contain_text(c["name"])
+    # the small map: one line per candidate at least, and "you are here"
+    assert page.locator("#spot-map polyline").count() >= len(offer["candidates"])
+    expect(page.locator("#spot-map circle.me")).to_have_count(1)
+    expect(page.locator("#report-send")).to_be_disabled()  # nothing sent before the tap
+    assert _reports(stack, chief) == []
+    save_screenshot(page, "phone-spot-candidates")
+
+    page.locator(f"#spot-list button[data-segment='{picked['id']}']").click()
+    expect(spot).to_be_hidden()
+    expect(page.locator("#report-done")).to_have_attribute(
+        "data-receipt", "accepted", timeout=20000
+    )
+    (report,) = _reports(stack, chief)
+    assert report.segment_hint == picked["id"] and report.segment_id == picked["id"]
+    assert report.status == "accepted"
+
+    # Mid-block on the chief's own segment the platform is certain: sent at once, no tap.
+    lat2, lon2 = _segment_midpoint(stack.runtime, own)
+    sure = ask_on_the_spot(
+        ctx, lon2, lat2, accuracy_m=ACCURACY_M, reporter_id=chief, category=CATEGORY
+    )
+    assert sure["certain"] is True
+    context.set_geolocation({"latitude": lat2, "longitude": lon2, "accuracy": ACCURACY_M})
+    expect(page.locator("#gps")).to_contain_text("刚刚")
+    page.wait_for_function(
+        f"Math.abs(window.rwApp.fix.lat - {lat2}) < 1e-9"
+        f" && Math.abs(window.rwApp.fix.lon - {lon2}) < 1e-9"
+    )
+    pick_category(page, CATEGORY)
+    with page.expect_response(lambda r: "/m/api/segments/near" in r.url) as asked:
+        page.click("#report-send")
+    assert asked.value.json()["certain"] is True  # it did ask, and was told certain
+    expect(page.locator("#report-done")).to_have_attribute(
+        "data-receipt", "accepted", timeout=20000
+    )
+    expect(spot).to_be_hidden()
+    rows = {r.id: r for r in _reports(stack, chief)}
+    assert len(rows) == 2
+    (second,) = [r for r in rows.values() if r.id != report.id]
+    assert second.segment_hint is None and second.segment_id == own
+
+
+def test_candidate_lines_come_with_the_answer(stack: Stack) -> None:
+    """The map's geometry: each candidate's lines, near the point asked about."""
+    import requests
+
+    chief, _ = stack.chiefs[1]
+    lat, lon, offer = _uncertain_spot(stack.runtime.ctx, chief)
+    s = requests.Session()
+    res = s.post(
+        stack.url + "/m/api/session",
+        json={"reporter_id": chief, "password": stack.passwords[chief]},
+        timeout=10,
+    )
+    assert res.status_code == 200
+    body = s.get(
+        stack.url + "/m/api/segments/near",
+        params={
+            "lat": str(lat),
+            "lon": str(lon),
+            "accuracy": str(ACCURACY_M),
+            "category": CATEGORY,
+        },
+        timeout=10,
+    ).json()
+    assert [c["id"] for c in body["candidates"]] == [c["id"] for c in offer["candidates"]]
+    here = shapely.Point(lon, lat)
+    for c in body["candidates"]:
+        line = shapely.MultiLineString(c["lines"])
+        assert line.distance(here) * 111_000 < c["distance_m"] + 30
