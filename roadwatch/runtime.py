@@ -360,8 +360,8 @@ class Runtime:
         if self.clock is not None:
             self.clock.stop()
             self.clock = None
-        if self.pipeline.on_stored is not None:
-            self.pipeline.on_stored = None
+        self.pipeline.on_stored = None
+        if self.pipeline.dispatcher is not None:  # however it was started (stop is idempotent)
             self.pipeline.dispatcher.stop()
         if self.outbox is not None:  # after the jobs that write to it; before the broker goes
             self.outbox.stop()

@@ -132,6 +132,9 @@ def runtime(
             models.ReportTransition,
             models.CaseMessage,
             models.ExtensionRequest,
+            models.ParkedMessage,
+            models.SnapLabel,
+            models.NoticeOutbox,
             models.Report,
             models.RejectedMessage,
         ):

@@ -509,7 +509,7 @@ def test_poor_fix_pick_list_then_rectification_with_after_photo(
     page.click("#tabs [data-view=work]")
     card = page.locator(f"#case-list li[data-case='{report.id}']")
     expect(card).to_contain_text("期限")
-    card.locator("button").click()
+    card.get_by_role("button", name="整改反馈").click()
     page.click("#rect-send")
     expect(page.locator("#rect-errors")).to_contain_text("整改后的照片")
     page.set_input_files(
@@ -873,7 +873,7 @@ def test_rectification_and_patrol_reach_the_platform_over_http_once_without_a_br
                 page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
                 page.click("#tabs [data-view=work]")
                 card = page.locator(f"#case-list li[data-case='{report.id}']")
-                card.locator("button").click()
+                card.get_by_role("button", name="整改反馈").click()
                 page.set_input_files(
                     "#rect-photo",
                     files=[
@@ -1054,7 +1054,7 @@ def test_receipt_on_the_form_and_case_cards_with_countdown_photo_and_reporter(
 
                 # A rectification waiting in the outbox (offline): no second 整改反馈.
                 context.set_offline(True)
-                urgent.locator("button").click()
+                urgent.get_by_role("button", name="整改反馈").click()
                 page.set_input_files(
                     "#rect-photo",
                     files=[
@@ -1067,7 +1067,7 @@ def test_receipt_on_the_form_and_case_cards_with_countdown_photo_and_reporter(
                 page.click("#rect-send")
                 card = page.locator("#case-list li.urgent")
                 expect(card).to_contain_text("整改反馈已保存，等待发送")
-                expect(card.locator("button")).to_have_count(0)
+                expect(card.get_by_role("button", name="整改反馈")).to_have_count(0)
                 context.set_offline(False)
                 expect(card).to_contain_text("已整改，待核查", timeout=15000)
                 # The platform's record of the chief's reports, with their outcomes.

@@ -17,6 +17,13 @@ export function uiLang() {
 /** Exact texts (trimmed). */
 /** @type {Record<string, string>} */
 const WORDS = {
+  // extension.js (申请延期) and route.js (观摩路线)
+  "申请延期": "Ask for more time", "延期原因": "Reason for more time", "延长工作小时": "Working hours more",
+  "提交申请": "Send the request", "正在提交…": "Sending…",
+  "延期申请已提交，等待指挥中心审批": "Request sent; the command centre decides",
+  "网络不通，请稍后再试": "No connection; try again later",
+  "观摩路线": "Site-visit routes", "没有发给你的观摩路线": "No site-visit route sent to you",
+  "打不开这条路线": "This route cannot be opened", "离线：联网后再打开": "Offline: open it when online",
   "路长通": "Road Chief", "路长通 · 路长制": "Road Chief", "离线": "Offline", "在线": "Online",
   "在线 (HTTP)": "Online (HTTP)", "连接中": "Connecting", "未登录": "Not signed in",
   "路长登录": "Road chief sign-in", "账号或手机号": "ID or phone number", "密码": "Password",
@@ -66,6 +73,9 @@ const WORDS = {
 /** Texts with parts: [pattern, English with $1…]. */
 /** @type {[RegExp, string][]} */
 const PATTERNS = [
+  [/^(\d+) 处 · (.+)$/, "$1 stops · $2"],
+  [/^步行 ([\d.]+) 公里，约 (\d+) 分钟（含每处停留 (\d+) 分钟）$/, "Walk $1 km, about $2 min ($3 min at each stop)"],
+  [/^\s*距上一处 (\d+) 米$/, " $1 m from the previous stop"],
   [/^已选：(.+)$/, "Chosen: $1"],
   [/^已受理·(.+)$/, "Accepted · $1"],
   [/^已并入已有案件·(.+)$/, "Merged into an existing case · $1"],
