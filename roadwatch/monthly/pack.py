@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, Table, func, select
 
-from ..ranking.publish import canonical, chain, sha256
+from ..ranking.publish import canonical, chain, chain_problems, sha256
 from ..recurrence.history import Finding
 from ..recurrence.hotspots import RECUR_DAYS, recurrence
 from ..store import audit, models
@@ -295,23 +295,12 @@ def publish(
 
 def verify(engine: Engine, month: Month) -> list[str]:
     """What is wrong with the published month (empty: nothing)."""
-    problems = []
+    problems: list[str] = []
     with engine.connect() as conn:
         row = stored(conn, month.label)
         if row is None:
             raise ReviewError("not_published", f"{month.label} is not published")
-        if sha256(row.content) != row.content_sha256:
-            problems.append("the stored pack no longer matches its SHA-256: it was edited")
-        prev = conn.execute(
-            select(REVIEWS.c.chain_sha256)
-            .where(REVIEWS.c.month < month.label)
-            .order_by(REVIEWS.c.month.desc())
-            .limit(1)
-        ).scalar()
-        if row.prev_sha256 != prev:
-            problems.append("the chain to the previous published month is broken")
-        if chain(row.prev_sha256, row.content_sha256) != row.chain_sha256:
-            problems.append("the chain hash does not match the content hash")
+        problems += chain_problems(conn, REVIEWS.c.month, month.label, row, "pack", "month")
     return problems
 
 

@@ -361,6 +361,25 @@ class Verification:
     problems: list[str]
 
 
+def chain_problems(
+    conn: Connection, key: Any, label: str, row: Any, what: str, period: str
+) -> list[str]:
+    """What is wrong with a published, hash-chained row (`row` of `key`'s table at `label`):
+    its content against its SHA-256, its link to the previous period's chain hash, and its
+    own chain hash. One check for the weekly rankings and the monthly review packs."""
+    problems = []
+    if sha256(row.content) != row.content_sha256:
+        problems.append(f"the stored {what} no longer matches its SHA-256: it was edited")
+    prev = conn.execute(
+        select(key.table.c.chain_sha256).where(key < label).order_by(key.desc()).limit(1)
+    ).scalar()
+    if row.prev_sha256 != prev:
+        problems.append(f"the chain to the previous published {period} is broken")
+    if chain(row.prev_sha256, row.content_sha256) != row.chain_sha256:
+        problems.append("the chain hash does not match the content hash")
+    return problems
+
+
 def verify(engine: Engine, formula: Formula, week: Week) -> Verification:
     """Stored bytes vs their hash, the chain link, and a recomputation from the events."""
     problems: list[str] = []
@@ -368,18 +387,7 @@ def verify(engine: Engine, formula: Formula, week: Week) -> Verification:
         row = ranking_row(conn, week.label)
         if row is None:
             raise RankingError("not_published", f"{week.label} is not published")
-        if sha256(row.content) != row.content_sha256:
-            problems.append("the stored ranking no longer matches its SHA-256: it was edited")
-        prev = conn.execute(
-            select(RANKINGS.c.chain_sha256)
-            .where(RANKINGS.c.week < week.label)
-            .order_by(RANKINGS.c.week.desc())
-            .limit(1)
-        ).scalar()
-        if row.prev_sha256 != prev:
-            problems.append("the chain to the previous published week is broken")
-        if chain(row.prev_sha256, row.content_sha256) != row.chain_sha256:
-            problems.append("the chain hash does not match the content hash")
+        problems += chain_problems(conn, RANKINGS.c.week, week.label, row, "ranking", "week")
         stored = json.loads(row.content)
         if formula.sha256 != row.formula_sha256:
             problems.append(
