@@ -7,6 +7,11 @@ their work in the database, so it shares, never doubles), the load (`roadwatch s
 RATE reports/s from the network's chiefs), and the command centre logged in and open in
 headless Chromium, on a fresh PostgreSQL database.
 
+With `--production` the platform runs as a city runs it (docs/deploy.md): `roadwatch web`
+(gunicorn, one threaded worker) with the Socket.IO queue on a private Redis, two
+`roadwatch worker` on the MQTT 5 shared subscription and `roadwatch jobs`; the command
+centre is opened on the web role.
+
 Every SAMPLE seconds it records the resident memory (RSS) of every process (Chromium: all
 of its processes summed). At the end it prints, per process, RSS after the warm-up, at the
 end, and the growth between the two (median of the first and last few samples after the
@@ -14,7 +19,7 @@ warm-up; target < 10 %), how many reports were stored and how many notices sent,
 lines of the logs that say ERROR or Traceback (target: none).
 
 Usage: .venv/bin/python bench/bench_soak.py [--minutes 30] [--rate 100] [--warmup 5]
-       [--sample 10] [--chiefs 200]
+       [--sample 10] [--chiefs 200] [--production]
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 from tests.browser.conftest import CHROMIUM_ARGS, DEFAULT_CHROMIUM  # noqa: E402
 from tests.support.mosquitto import MosquittoProcess, free_port  # noqa: E402
+from tests.support.services import PrivateRedis  # noqa: E402
 
 PG_ADMIN = os.environ.get("ROADWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 PASSWORD = "soak-" + uuid.uuid4().hex[:12]
@@ -108,6 +114,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=None, help="minutes (default: 1/6 of it)")
     ap.add_argument("--sample", type=float, default=10.0, help="seconds between RSS samples")
     ap.add_argument("--chiefs", type=int, default=200)
+    ap.add_argument(
+        "--production", action="store_true", help="web + 2 workers + jobs + Redis, not serve"
+    )
     a = ap.parse_args()
     warmup_s = 60 * (a.warmup if a.warmup is not None else max(a.minutes / 6, 0.5))
     total_s = 60 * a.minutes
@@ -121,6 +130,7 @@ def main() -> None:
     logs = tmp / "logs"
     logs.mkdir()
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    redis = PrivateRedis()
     try:
         with MosquittoProcess(tmp) as broker:
             port = free_port()
@@ -135,8 +145,30 @@ def main() -> None:
                 "ROADWATCH_SOCKETIO_QUEUE": "",
                 "ROADWATCH_LOG_LEVEL": "INFO",
             }
-            procs["serve"] = start("serve", ["serve", "--port", str(port)], env, logs)
-            wait_log(logs / "serve.log", r"roadwatch ready", procs["serve"], 180)
+            if a.production:
+                redis.start()
+                env["ROADWATCH_SOCKETIO_QUEUE"] = redis.url
+                env["ROADWATCH_SECRET_KEY"] = "soak-" + uuid.uuid4().hex
+                # `serve` migrates and adds the admin itself; the roles expect it done
+                # (docs/deploy.md: `roadwatch db upgrade`, `roadwatch users add`).
+                from roadwatch.accounts.users import add_user
+                from roadwatch.store import db as store
+
+                engine = store.make_engine(url)
+                store.upgrade(engine)
+                with store.make_sessionmaker(engine).begin() as session:
+                    add_user(session, "admin", PASSWORD, "admin", None)
+                engine.dispose()
+                procs["web"] = start("web", ["web", "--host", "127.0.0.1", "--port", str(port)],
+                                     env, logs)  # fmt: skip
+                wait_log(logs / "web.log", r"Booting worker", procs["web"], 60)
+                for n in ("1", "2"):
+                    args = ["worker", "--instance", n, "--health-port", "0"]
+                    procs[f"worker{n}"] = start(f"worker{n}", args, env, logs)
+                    wait_log(logs / f"worker{n}.log", r"subscribed to", procs[f"worker{n}"], 60)
+            else:
+                procs["serve"] = start("serve", ["serve", "--port", str(port)], env, logs)
+                wait_log(logs / "serve.log", r"roadwatch ready", procs["serve"], 180)
             jobs_env = {**env, "ROADWATCH_MQTT_CLIENT_ID": "roadwatch-jobs"}
             procs["jobs"] = start("jobs", ["jobs", "--health-port", "0"], jobs_env, logs)
             wait_log(logs / "jobs.log", r"/healthz and /metrics on", procs["jobs"], 60)
@@ -186,13 +218,15 @@ def main() -> None:
                 browser.close()
             reports, sent, pending = counts(url)
             procs["simulate"].terminate()
-            for name in ("jobs", "serve"):
-                procs[name].terminate()
-                procs[name].wait(60)
+            for name in reversed(procs):
+                if name != "simulate":
+                    procs[name].terminate()
+                    procs[name].wait(60)
     finally:
         for p in procs.values():
             if p.poll() is None:
                 p.kill()
+        redis.close()
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
     report(samples, warmup_s, reports, sent, pending, total_s, logs)

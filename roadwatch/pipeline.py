@@ -233,10 +233,11 @@ class Pipeline:
         for attempt in range(3):
             try:
                 return self._store(items, now)
-            except IntegrityError:
-                # A concurrent writer stored one of these report ids first; the next
-                # attempt answers it as a duplicate.
-                if attempt == 2:
+            except Exception as exc:
+                # A concurrent writer (another worker on the shared subscription given the
+                # phone's resend) stored one of these report ids first; the next attempt
+                # answers it as a duplicate.
+                if not _is_conflict(exc) or attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
@@ -754,6 +755,18 @@ _CASE_DEFAULTS: dict[str, Any] = {
     "rectified_at": None,
     "closed_at": None,
 }
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    """A unique key taken by a concurrent writer? Through SQLAlchemy it is an IntegrityError;
+    the reports' COPY (store.bulk) runs on the raw psycopg cursor, which raises psycopg's own."""
+    if isinstance(exc, IntegrityError):
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, psycopg.errors.UniqueViolation)
 
 
 def _is_outage(exc: BaseException) -> bool:

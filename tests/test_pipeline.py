@@ -66,6 +66,32 @@ def test_duplicate_within_one_fresh_batch(runtime: Any) -> None:
     assert [o.status for o in outs] == ["accepted", "duplicate"]
 
 
+def test_report_stored_meanwhile_by_another_worker_is_a_duplicate(
+    runtime: Any, monkeypatch: Any, caplog: Any
+) -> None:
+    """Two workers on a shared subscription get the same report id (a phone's resend) at
+    once: both look it up, neither finds it, one commits first. The other's insert hits the
+    primary key; it must answer a duplicate, not log an error and store one by one."""
+    body = contract_example()
+    first = runtime.pipeline.process([inbound(body)])[0]
+    assert first.status == "accepted"
+    real = runtime.pipeline._existing
+    calls = []
+
+    def lookup_before_the_other_commit(session: Any, ids: list[str]) -> dict[str, Any]:
+        calls.append(ids)
+        return {} if len(calls) == 1 else real(session, ids)
+
+    monkeypatch.setattr(runtime.pipeline, "_existing", lookup_before_the_other_commit)
+    with caplog.at_level("INFO", logger="roadwatch.pipeline"):
+        (again,) = runtime.pipeline.process([inbound(body)])
+    assert again.status == "duplicate" and again.segment_id == first.segment_id
+    assert len(calls) == 2  # the retry looked again
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+    with runtime.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(models.Report)) == 1
+
+
 def test_rejection_is_stored_with_raw_bytes(runtime: Any) -> None:
     raw = b'{"v":1, "report_id": "0b9f7c1e-3c53-4a53-9a1f-6f0d7b0a1a42", "category": 5'
     bad_cat = contract_example(category="E9999")
