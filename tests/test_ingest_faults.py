@@ -36,6 +36,7 @@ printed (`pytest -s`).
 from __future__ import annotations
 
 import collections
+import re
 import signal
 import subprocess
 import sys
@@ -181,6 +182,7 @@ def test_faults_during_a_stream_lose_and_double_nothing(tmp_path: Path, network_
     # notice ids the outbox had claimed and not marked sent at a fault that may repeat them
     in_flight: dict[str, set[str]] = {}
     broker_times: list[float] = []  # monotonic: Mosquitto stopped, started again
+    busy: dict[str, bool] = {}  # fault -> a pass of the outbox was under way when it began
     try:
         pg.start()
         redis.start()
@@ -200,6 +202,20 @@ def test_faults_during_a_stream_lose_and_double_nothing(tmp_path: Path, network_
             with engine.connect() as conn:
                 q = select(o.notice_id).where(o.sent_at.is_(None), o.attempts > 0)
                 return set(conn.execute(q).scalars())
+
+        def outbox_busy(timeout: float = 10.0) -> bool:
+            """Wait (at most `timeout`) for a moment the outbox has rows in flight, so that
+            the fault that follows finds a pass under way; whether one was found."""
+            o = OUTBOX.c
+            q = select(func.count()).select_from(OUTBOX).where(o.sent_at.is_(None), o.attempts > 0)
+            deadline = time.monotonic() + timeout
+            with engine.connect() as conn:
+                while time.monotonic() < deadline:
+                    if conn.execute(q).scalar_one():
+                        return True
+                    conn.rollback()  # a fresh snapshot for the next look
+                    time.sleep(0.002)
+            return False
 
         def undone() -> tuple[int, int]:
             """(reports not yet dispatched, notices not yet sent); (-1, -1) while the
@@ -268,11 +284,13 @@ def test_faults_during_a_stream_lose_and_double_nothing(tmp_path: Path, network_
                 assert code == (0 if sig == signal.SIGTERM else -signal.SIGKILL), w.log()[-2000:]
 
             def kill_jobs() -> None:
+                busy["jobs SIGKILL"] = outbox_busy()
                 restart(jobs, signal.SIGKILL)
                 # nobody else publishes the outbox: this set stays as the process left it
                 in_flight["jobs SIGKILL"] = claimed_not_marked()
 
             def stop_broker() -> None:
+                busy["Mosquitto restart"] = outbox_busy()
                 broker.stop()
                 broker_times.append(time.monotonic())
                 # what the outbox's client had sent without a PUBACK is among these (the
@@ -287,12 +305,19 @@ def test_faults_during_a_stream_lose_and_double_nothing(tmp_path: Path, network_
             fault("SIGTERM worker b", 1600, lambda: restart(b, signal.SIGTERM), b.start, [b])
             fault("SIGKILL worker a", 2600, lambda: restart(a, signal.SIGKILL), a.start, [a])
             fault("Mosquitto restart", 3600, stop_broker, start_broker, everyone)
-            fault("PostgreSQL restart", 4800, pg.stop, pg.start, everyone)
-            fault("Redis restart", 6000, redis.stop, redis.start, workers)
-            fault("SIGTERM jobs", 6700, lambda: restart(jobs, signal.SIGTERM), jobs.start, [jobs])
-            fault("SIGKILL jobs", 7500, kill_jobs, jobs.start, [jobs])
+
+            def stop_pg() -> None:
+                busy["PostgreSQL restart"] = outbox_busy()
+                pg.stop()
+
+            fault("PostgreSQL restart", 4800, stop_pg, pg.start, everyone)
+            fault("Redis restart", 5600, redis.stop, redis.start, workers)
+            fault("SIGTERM jobs", 6200, lambda: restart(jobs, signal.SIGTERM), jobs.start, [jobs])
+            fault("SIGKILL jobs", 7000, kill_jobs, jobs.start, [jobs])
             still_streaming = publisher.poll() is None
+            t_last = time.monotonic()
             out, _ = publisher.communicate(timeout=300)
+            margin = time.monotonic() - t_last  # how long the stream outlasted the faults
             assert publisher.returncode == 0, out
             expected = set(ids_file.read_text().split())
             resent = 0
@@ -333,6 +358,7 @@ def test_faults_during_a_stream_lose_and_double_nothing(tmp_path: Path, network_
         pg.close()
         redis.close()
     published = {r.notice_id for r in outbox if r.sent_at is not None}
+    unmarked = re.findall(r"outbox: (\d+) notices confirmed, not yet marked", jobs.log())
     seen = notices.seen
     repeated = {nid: n - 1 for nid, n in seen.items() if n > 1}  # id -> extra copies
     # A repeat the broker itself made (DUP) after its restart, of a notice first received
@@ -345,7 +371,8 @@ def test_faults_during_a_stream_lose_and_double_nothing(tmp_path: Path, network_
         for nid in repeated
     }
     by_cause = collections.Counter(c[0] if len(c) == 1 else " + ".join(c) for c in causes.values())
-    print(f"\nreports resent by the phones for want of an ack: {resent}")
+    print(f"\nthe stream went on {margin:.1f} s after the last fault's recovery")
+    print(f"reports resent by the phones for want of an ack: {resent}")
     print("recovery times (fault → every process healthy; the jobs role's own):")
     for name, secs in recovery.items():
         own = f"   jobs {jobs_recovery[name]:5.1f} s" if name in jobs_recovery else ""
@@ -358,6 +385,12 @@ def test_faults_during_a_stream_lose_and_double_nothing(tmp_path: Path, network_
         "in flight (claimed, not marked) at "
         + ", ".join(f"{f}: {len(ids)}" for f, ids in in_flight.items())
         + f"; repeated by the broker (DUP) after its restart: {len(redelivered)}"
+    )
+    print(
+        "a pass of the outbox under way at the fault: "
+        + ", ".join(f"{f}: {'yes' if b else 'no'}" for f, b in busy.items())
+        + "; confirmed while the database was away, marked later: "
+        + (", ".join(unmarked) or "none")
     )
     print(
         f"repeated notices: {len(repeated)} ({sum(repeated.values())} extra copies)"

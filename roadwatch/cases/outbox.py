@@ -367,12 +367,20 @@ class OutboxPublisher:
             return
         o = OUTBOX.c
         keys = sorted(self._confirmed)
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(OUTBOX)
-                .where(tuple_(o.notice_id, o.channel).in_(keys))
-                .values(sent_at=self.clock(), last_error=None)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(OUTBOX)
+                    .where(tuple_(o.notice_id, o.channel).in_(keys))
+                    .values(sent_at=self.clock(), last_error=None)
+                )
+        except Exception:
+            log.warning(
+                "outbox: %d notices confirmed, not yet marked sent; marked on a later pass, "
+                "not sent again",
+                len(keys),
             )
+            raise
         self._confirmed.difference_update(keys)
         self.sent += len(keys)
 
