@@ -42,8 +42,12 @@ from roadwatch.simulate import ReportFactory, chiefs_of  # noqa: E402
 from tests.support.mosquitto import MosquittoProcess  # noqa: E402
 
 
-def make_payloads(n: int, seed: int = 7) -> list[tuple[str, str, bytes]]:
-    """(reporter, report_id, payload) for n valid, distinct reports spread over the network."""
+def make_payloads(n: int, seed: int = 7, cross_share: float = 0.0) -> list[tuple[str, str, bytes]]:
+    """(reporter, report_id, payload) for n valid, distinct reports spread over the network.
+
+    Each chief reports on a road of their own, except a `cross_share` of the reports, on
+    another chief's road: only those make dispatch notices (nobody is told of a case they
+    reported themselves). 0 keeps the random sequence, so the reports, of earlier runs."""
     import datetime as dt
 
     rng = random.Random(seed)
@@ -54,7 +58,8 @@ def make_payloads(n: int, seed: int = 7) -> list[tuple[str, str, bytes]]:
     out = []
     for _ in range(n):
         chief = rng.choice(chiefs)
-        body = factory.report(chief, now)
+        road = rng.choice(chiefs) if cross_share and rng.random() < cross_share else chief
+        body = {**factory.report(road, now), "reporter_id": chief.id}
         out.append((chief.id, body["report_id"], json.dumps(body, ensure_ascii=False).encode()))
     return out
 

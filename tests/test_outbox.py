@@ -568,3 +568,71 @@ def test_two_publishers_with_a_slow_robot_send_each_notice_once(migrated_pg: str
     assert set(robot["got"]) == set(ids) and set(robot["got"].values()) == {1}
     assert all(p.sent > 0 for p in pubs)  # both took a share
     assert sum(p.sent for p in pubs) == len(ids)
+
+
+def test_a_database_outage_between_send_and_mark_repeats_no_notice(migrated_pg: str) -> None:
+    """The broker confirmed a pass's notices, then the database went away before they were
+    marked sent (a PostgreSQL restart, issue 18 acceptance b). Once it is back and their
+    lease has run out, they are marked, not claimed and sent again."""
+    from sqlalchemy.exc import OperationalError
+
+    from roadwatch.cases.notifiers import Finished, OutboxItem
+    from roadwatch.cases.outbox import LEASE, OutboxPublisher
+
+    class Recorder:
+        channel = "mqtt"
+
+        def __init__(self) -> None:
+            self.sent: collections.Counter[str] = collections.Counter()
+
+        def start(self) -> None: ...
+
+        def connected(self) -> bool:
+            return True
+
+        def send(self, item: OutboxItem) -> Finished:
+            self.sent[item.notice_id] += 1
+            return Finished(None)  # confirmed at once, as by a PUBACK
+
+        def close(self) -> None: ...
+
+    class Restarting:
+        """The engine, except that `begin` fails while `down` (the server is away)."""
+
+        def __init__(self, engine: Any) -> None:
+            self.engine, self.down = engine, False
+
+        def begin(self) -> Any:
+            if self.down:
+                raise OperationalError("UPDATE notice_outbox", {}, Exception("server restarting"))
+            return self.engine.begin()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.engine, name)
+
+    ids = add_notices(migrated_pg, 30, Routing())
+    engine = create_engine(migrated_pg)
+    flaky = Restarting(engine)
+    now = [dt.datetime.now(dt.UTC)]
+    recorder = Recorder()
+    pub = OutboxPublisher(flaky, [recorder], ack_wait_s=0, clock=lambda: now[0])  # type: ignore[arg-type]
+    real_settle = pub._settle
+
+    def settle_during_restart(wait_s: float) -> None:
+        flaky.down = True  # the database goes away after the sends were confirmed
+        try:
+            real_settle(wait_s)
+        finally:
+            flaky.down = False
+
+    pub._settle = settle_during_restart  # type: ignore[method-assign]
+    with pytest.raises(OperationalError):
+        pub.run_once()
+    pub._settle = real_settle  # type: ignore[method-assign]
+    assert set(recorder.sent) == set(ids) and pending(migrated_pg) == len(ids)
+    now[0] += LEASE * 2  # the database is back and the pass's lease has run out
+    pub.run_once()
+    assert pending(migrated_pg) == 0
+    assert set(recorder.sent.values()) == {1}, "notices sent again after the outage"
+    assert pub.sent == len(ids)
+    engine.dispose()

@@ -1,6 +1,7 @@
 """A separate process that publishes N QoS 1 reports (some ids repeated) and waits for PUBACKs.
 
 python -m tests.support.publisher PORT ROOT COUNT IDS_OUT [--rate R] [--repeat-share F]
+    [--cross-share F]
 Writes the distinct report ids it sent to IDS_OUT (one per line) before publishing.
 """
 
@@ -27,10 +28,15 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=1000.0)
     ap.add_argument("--repeat-share", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument(
+        "--cross-share", type=float, default=0.0, help="reports on another chief's road"
+    )
     args = ap.parse_args()
 
     rng = random.Random(args.seed)
-    distinct = make_payloads(int(args.count * (1 - args.repeat_share)), seed=args.seed)
+    distinct = make_payloads(
+        int(args.count * (1 - args.repeat_share)), seed=args.seed, cross_share=args.cross_share
+    )
     messages = list(distinct)
     while len(messages) < args.count:  # resends of earlier reports, byte for byte
         messages.insert(rng.randrange(1, len(messages) + 1), rng.choice(distinct))

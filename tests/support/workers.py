@@ -1,7 +1,9 @@
 """`roadwatch worker` processes for the several-workers tests and benchmark (issue 18).
 
 Each worker is a real process with its own instance name (its MQTT session) and a
-/healthz port; they share one stream through the MQTT 5 shared subscription.
+/healthz port; they share one stream through the MQTT 5 shared subscription. `JobsRole`
+is the `roadwatch jobs` process beside them (dispatcher, case clock, notice outbox), run
+and watched the same way.
 """
 
 from __future__ import annotations
@@ -50,20 +52,14 @@ class Worker:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
+    def argv(self) -> list[str]:
+        """The role's command line after `roadwatch`."""
+        return ["worker", "--instance", self.instance, "--health-port", str(self.health_port)]
+
     def start(self, *args: str) -> Worker:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "roadwatch.cli",
-                    "worker",
-                    "--instance",
-                    self.instance,
-                    "--health-port",
-                    str(self.health_port),
-                    *args,
-                ],
+                [sys.executable, "-m", "roadwatch.cli", *self.argv(), *args],
                 env=self.env,
                 cwd=ROOT,
                 stdout=log,
@@ -116,3 +112,15 @@ class Worker:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+
+class JobsRole(Worker):
+    """A `roadwatch jobs` process on the workers' database and broker (its log is
+    jobs-{instance}.log; `instance` only names the log: jobs has no MQTT session to keep)."""
+
+    def __init__(self, instance: str, *args: Any, **kw: Any) -> None:
+        super().__init__(instance, *args, **kw)
+        self.log_path = self.log_path.with_name(f"jobs-{instance}.log")
+
+    def argv(self) -> list[str]:
+        return ["jobs", "--health-port", str(self.health_port)]
