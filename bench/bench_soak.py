@@ -194,6 +194,8 @@ def main() -> None:
                 watched: dict[str, tuple[psutil.Process, bool]] = {
                     name: (psutil.Process(p.pid), False) for name, p in procs.items()
                 }
+                if "web" in procs:  # gunicorn's master and the worker it forked
+                    watched["web (all)"] = watched.pop("web")[0], True
                 watched["mosquitto"] = (psutil.Process(broker.pid or 0), False)
                 if chromium is not None:
                     watched["chromium (all)"] = (chromium, True)
