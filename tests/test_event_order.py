@@ -120,3 +120,34 @@ def test_a_resync_never_passes_an_event_whose_transaction_is_still_open(runtime:
             assert staff.get("/api/centre/state").get_json()["seq"] == seq_b
         finally:
             c.disconnect()
+
+
+@pytest.mark.parametrize(
+    "runtime", [pytest.param("postgresql", marks=pytest.mark.integration)], indirect=True
+)
+def test_a_writer_left_open_holds_the_others_back_only_briefly(
+    runtime: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process stopped between its events and its commit (SIGSTOP, a hang) must not stall
+    every other writer: PostgreSQL ends its session after events.HOLD_TIMEOUT_MS idle."""
+    from sqlalchemy.exc import DBAPIError
+
+    from roadwatch.store import events
+
+    monkeypatch.setattr(events, "HOLD_TIMEOUT_MS", 500)
+    rt = runtime
+    now = dt.datetime.now(dt.UTC)
+    conn_a = rt.engine.connect()
+    tx_a = conn_a.begin()
+    record_events(conn_a, _ranking("2026-W03"), now)
+    started = time.monotonic()
+    with rt.engine.begin() as conn_b:  # waits for A's session to be ended
+        (ev_b,) = record_events(conn_b, _ranking("2026-W04"), now)
+    waited = time.monotonic() - started
+    assert 0.4 < waited < 5, waited
+    with pytest.raises(DBAPIError):  # A's work is gone with its session
+        tx_a.commit()
+    conn_a.close()
+    with rt.engine.connect() as conn:
+        weeks = conn.execute(text("SELECT payload->>'week' FROM events")).scalars().all()
+    assert weeks == ["2026-W04"] and ev_b.payload["seq"]

@@ -17,9 +17,11 @@ writer takes its numbers only after this one has committed (PostgreSQL releases 
 after the commit is visible) or rolled back, so every snapshot sees a prefix of the log.
 Only the tail of each writer's transaction (the events' COPY and the commit) is serialised;
 the reports, cases and outbox rows before it are written concurrently. A writer that
-stays open after `record_events` holds the others' event writes back, but no further than
-the statement timeout of the waiting writers (`db_statement_timeout_ms`), which then fail
-and retry their batch.
+stays open after `record_events` (a stopped or hung process) would hold every other
+writer's events back: its transaction is given an idle-in-transaction timeout of
+`HOLD_TIMEOUT_MS` with the lock, after which PostgreSQL ends its session (rolled back, the
+lock released). The waiting writers' own statement timeout (`db_statement_timeout_ms`,
+30 s by default) is longer, so they wait rather than fail.
 
 Rejected alternative (the PostgreSQL "transaction-id horizon" of some event stores): a
 reader that returns only events whose writing transaction's xid is below
@@ -75,6 +77,9 @@ def record_events(
 
 # pg_advisory_xact_lock key that orders the event log's commits: "rw-event" in ASCII
 EVENT_ORDER_LOCK = 0x72772D6576656E74
+# How long a writer holding that lock may sit idle before PostgreSQL ends its session; the
+# commit follows `record_events` at once, so only a stopped or hung process comes near it.
+HOLD_TIMEOUT_MS = 10_000
 
 
 def _allocate_seqs(session: Connection | Session, n: int) -> list[int]:
@@ -85,15 +90,16 @@ def _allocate_seqs(session: Connection | Session, n: int) -> list[int]:
             # The ORM's pending changes would otherwise be flushed at the commit, under the
             # lock: row locks waited for there would hold every other writer back.
             session.flush()
-        # The numbers come from the CTE's rows, so the lock is held before the first one
+        # The numbers come from the CTE's row, so the lock is held before the first one
         # is taken; it is released at the end of the transaction (module docstring).
         rows = session.execute(
             text(
-                "WITH ordered AS MATERIALIZED (SELECT pg_advisory_xact_lock(:k))"
+                "WITH ordered AS MATERIALIZED (SELECT pg_advisory_xact_lock(:k),"
+                " set_config('idle_in_transaction_session_timeout', :hold, true))"
                 " SELECT nextval(pg_get_serial_sequence('events', 'seq'))"
                 " FROM ordered, generate_series(1, :n)"
             ),
-            {"k": EVENT_ORDER_LOCK, "n": n},
+            {"k": EVENT_ORDER_LOCK, "hold": f"{HOLD_TIMEOUT_MS}ms", "n": n},
         )
         return sorted(int(v) for (v,) in rows)
     # SQLite: this transaction already holds the database's write lock (it inserted the
