@@ -29,8 +29,14 @@ reader that returns only events whose writing transaction's xid is below
 their seq either. A transaction gets its xid at its first write, long before it takes its
 seq, so an older xid does not mean a lower seq: B (xid 9) may take seq 101 after A (xid 10)
 took 100; once B commits, 101 is below the horizon while 100 is still hidden, and the
-cursor passes it. Ordering the log by (xid, seq) would fix that but changes what the
-browsers' cursor means.
+cursor passes it (reproduced on PostgreSQL 15 while writing this). Ordering the log by
+(xid, seq) would fix that but changes what the browsers' cursor means, and no horizon that
+leaves commits unordered can give a page a snapshot exact as of one seq (B's change in it,
+A's not), which the lock gives for free (roadwatch/web/centre.py `live_state`).
+
+The cost: event-writing commits no longer share a WAL flush, so they are at most one per
+fsync between them; ingest batches grow while commits wait, which absorbs most of it
+(figures in the README, "The web role in production, health and supervision").
 
 During a rolling upgrade, writers of an older release do not take the lock; the guarantee
 holds once every writer runs this code (no schema change is involved).
