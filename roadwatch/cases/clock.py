@@ -156,8 +156,8 @@ def sweep(
 
         segs = sorted({c.segment_id for c in claimed if c.segment_id})
         fx.events += [("segment", s) for s in segment_states(conn, segs)]
-        live = record_events(conn, fx.events, now)
         enqueue(conn, fx.notices, now, routing)  # sent from the outbox after commit
+        live = record_events(conn, fx.events, now)  # last: it orders the commits
     return live, fx.notices
 
 

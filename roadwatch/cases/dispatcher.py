@@ -102,8 +102,8 @@ class Dispatcher:
             # leaves the open count, and only its segment needs a new state.
             segs = sorted({c.segment_id for c in cases if fx.case_status.get(c.id) == "duplicate"})
             fx.events += [("segment", s) for s in segment_states(conn, segs)]
-            live = record_events(conn, fx.events, now)
             enqueue(conn, fx.notices, now, self.routing)  # sent from the outbox after commit
+            live = record_events(conn, fx.events, now)  # last: it orders the commits
         self.deliver(live, fx.notices)
         return fx.case_status
 

@@ -370,8 +370,8 @@ def _settle_all(rid: str, ids: list[str], decision: _Decision) -> tuple[Response
             payloads += fx.events
             notices = fx.notices
             payloads += [("segment", st) for st in segment_states(session, [seg.id])]
-        events = record_events(session, payloads, now)
         enqueue(session, notices, now, rt.pipeline.routing)  # sent from the outbox
+        events = record_events(session, payloads, now)  # last: it orders the commits
     rt.broadcaster.publish(events)
     rt.send_notices(notices)
     body: dict[str, Any] = {"id": rid, "status": new_status, "segment_id": seg_id}
