@@ -231,6 +231,14 @@ class LiveStub:
             self.socketio.emit(event, payload, namespace=NAMESPACE)
             return self.seq
 
+    def log_only(self, event: str, payload: dict[str, Any]) -> int:
+        """Append to the log without broadcasting: committed by a process whose emit was
+        lost (its Redis queue restarting) or has not happened yet."""
+        with self.lock:
+            self.seq += 1
+            self.log.append((event, {**payload, "seq": self.seq}))
+            return self.seq
+
     def send_raw(self, event: str, payload: dict[str, Any]) -> None:
         """Broadcast as is (e.g. an old seq), without logging it."""
         self.socketio.emit(event, payload, namespace=NAMESPACE)
@@ -423,3 +431,33 @@ def test_reconnect_resyncs_missed_events(page: Page, stub: LiveStub) -> None:
     assert rw(page, f"featureState('{target}')")["open"] == 4
     assert page.evaluate("() => window.__conn")[:2] == ["down", "live"]
     assert page.text_content("#rw-conn").strip() == "实时"
+
+
+def test_resync_starts_below_an_event_committed_but_never_emitted(
+    page: Page, stub: LiveStub
+) -> None:
+    """Two processes write the event log: one's event (seq n) is committed but its emit is
+    lost, the other's (n + 1) reaches the page. After the next reconnect the page must get
+    n, although it has seen n + 1: it resyncs from below the gap, not from its highest seq."""
+    open_page(page, stub)
+    seen = rw(page, "reportsSeen")
+    lost = stub.report(6000)
+    gap = stub.log_only("report", lost)
+    last = stub.push("report", stub.report(6001))
+    wait_js(page, f"rw.lastSeq === {last} && rw.reportsSeen === {seen + 1}")
+
+    stub.drop_connections()
+    wait_js(page, "!rw.connected")
+    wait_js(page, f"rw.connected && rw.reportsSeen === {seen + 2}", timeout=15_000)
+    assert stub.resyncs[-1] == gap - 1
+    assert rw(page, f"hasReport('{lost['id']}')")
+    assert rw(page, "lastSeq") == last
+    # once the gap is filled, the next resync starts after everything again
+    resyncs = len(stub.resyncs)
+    stub.drop_connections()
+    wait_js(page, "!rw.connected")
+    wait_js(page, "rw.connected", timeout=15_000)
+    deadline = time.monotonic() + 10
+    while len(stub.resyncs) == resyncs and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stub.resyncs[resyncs:] == [last]

@@ -1,6 +1,7 @@
 // @ts-check
 /* The live feed: Socket.IO (namespace config.namespace, path config.socketio_path; the
- * session cookie is the login). On EVERY connect the page emits `resync {since: lastSeq}`;
+ * session cookie is the login). On EVERY connect the page emits `resync {since}` (the last
+ * seq seen, or just below a recent gap in what it saw);
  * the server replays what was missed (same event names, seq order) and then acks.
  * Events are queued and applied once per animation frame, exactly once each: an event
  * whose seq was seen, or is in the snapshot the page started from, is ignored. The map gets them in commits (commit.js). */
@@ -48,7 +49,13 @@ function accept(name, payload) {
   }
   if (seq <= baseSeq || seen.has(seq)) return false;
   seen.add(seq);
-  if (seq > rw.lastSeq) rw.lastSeq = seq;
+  gaps.delete(seq);
+  if (seq > rw.lastSeq) {
+    // Seqs skipped here may still come, emitted by another process a moment later.
+    for (let q = Math.max(rw.lastSeq + 1, seq - SEEN_WINDOW); q < seq; q++) gaps.add(q);
+    rw.lastSeq = seq;
+    if (gaps.size > 2 * SEEN_WINDOW) resyncCursor(); // drops those out of the window
+  }
   if (seen.size > 2 * SEEN_WINDOW) {
     const floor = rw.lastSeq - SEEN_WINDOW;
     seen.forEach(function (q) { if (q <= floor) seen.delete(q); });
@@ -66,6 +73,26 @@ const SEEN_WINDOW = 5000;
 /** @type {Set<number>} */
 const seen = new Set();
 let baseSeq = 0;
+// Seqs above the snapshot not seen yet although a higher one was. A resync starts below the
+// lowest: the event it stands for may be committed by one process but not yet emitted when
+// the connection drops or Redis restarts, and a resync from the highest seq seen would skip
+// it for ever. Seqs never used (a rolled-back transaction) and events of other districts
+// (a district user's page gets only its own) leave gaps that never close; they are
+// forgotten once SEEN_WINDOW seqs behind, so a resync re-reads at most that window, and
+// what it replays that the page has is ignored.
+/** @type {Set<number>} */
+const gaps = new Set();
+
+/** Where a resync starts: after everything seen, except gaps within the window. */
+function resyncCursor() {
+  const floor = Math.max(baseSeq, rw.lastSeq - SEEN_WINDOW);
+  let cursor = rw.lastSeq;
+  gaps.forEach(function (q) {
+    if (q <= floor) gaps.delete(q);
+    else if (q - 1 < cursor) cursor = q - 1;
+  });
+  return cursor;
+}
 
 /**
  * The page's state is exact as of event `seq` (a snapshot): live events from there on.
@@ -75,6 +102,7 @@ export function startFrom(seq) {
   rw.lastSeq = seq;
   baseSeq = seq;
   seen.clear();
+  gaps.clear();
 }
 
 /** @type {Map<string, number>} report id -> ms from the platform's receipt to this page applying it */
@@ -265,7 +293,7 @@ function releaseHeld() {
 
 export function resync() {
   const gen = connGen;
-  state.socket.timeout(RESYNC_ACK_TIMEOUT_MS).emit("resync", { since: rw.lastSeq }, function (/** @type {Error | null} */ err, /** @type {any} */ answer) {
+  state.socket.timeout(RESYNC_ACK_TIMEOUT_MS).emit("resync", { since: resyncCursor() }, function (/** @type {Error | null} */ err, /** @type {any} */ answer) {
     if (gen !== connGen) return; // that connection is gone; the next one resyncs
     if (err) console.warn("roadwatch: resync not acknowledged", err);
     else onResyncAnswer(answer);
