@@ -80,7 +80,9 @@ _HEADING_FLOOR: Final = 0.01
 _PRIOR_WEIGHT: Final = 3.0
 _HINT_WEIGHT: Final = 4.0
 _MAX_CANDIDATES: Final = 3
-_CHUNK: Final = 200_000  # points per chunk in snap_many
+_CHUNK: Final = 200_000
+_FAR_M: Final = 20.0  # nearest segment farther than radius - this: look farther
+_MAX_REACH_M: Final = 150.0  # points per chunk in snap_many
 _OFFSETS: Final = np.array([0.0, 1.5, 3.0, 4.5, 6.0, 7.5, 9.0, 10.5])
 # Offset weights per category kind: where on the street cross-section the thing is.
 CATEGORY_KINDS: Final = {"unknown": 0, "carriageway": 1, "frontage": 2}
@@ -494,6 +496,33 @@ class RobustSnapper:
             for row in _KIND_WEIGHTS.tolist()
         ]
 
+    def _near(
+        self, x: float, y: float, point: object, radius: float
+    ) -> dict[int, tuple[float, int, float, float, list[float]]]:
+        """Segment -> (d, edge, t, raw, row) of its nearest edge within the radius (ties:
+        the lower edge)."""
+        ix = self.index
+        if ix._dwithin is not None:
+            cand = ix._dwithin(point, np.array([radius]))[1]
+        else:
+            cand = ix._tree.query(point, predicate="dwithin", distance=radius)[1]
+        per_seg: dict[int, tuple[float, int, float, float, list[float]]] = {}
+        for ei, sg, row in zip(
+            cand.tolist(), ix._edge_seg[cand].tolist(), ix._edges[cand].tolist(), strict=True
+        ):
+            ax, ay, dx, dy, len2 = row[0], row[1], row[2], row[3], row[4]
+            raw = ((x - ax) * dx + (y - ay) * dy) / len2 if len2 > 0 else 0.0
+            t = min(max(raw, 0.0), 1.0)
+            ex = x - (ax + t * dx)
+            ey = y - (ay + t * dy)
+            d = math.sqrt(ex * ex + ey * ey)
+            if d > radius:
+                continue
+            old = per_seg.get(sg)
+            if old is None or (d, ei) < (old[0], old[1]):
+                per_seg[sg] = (d, ei, t, raw, row)
+        return per_seg
+
     # --- the two entry points ---------------------------------------------------
 
     def snap(
@@ -523,26 +552,11 @@ class RobustSnapper:
         if not (math.isfinite(x) and math.isfinite(y)):
             return _NONE
         point = shapely.points(np.array([[x, y]]))
-        if ix._dwithin is not None:
-            cand = ix._dwithin(point, np.array([radius]))[1]
-        else:
-            cand = ix._tree.query(point, predicate="dwithin", distance=radius)[1]
-        # segment -> (d, edge, t, raw, row) of its nearest edge (ties: the lower edge)
-        per_seg: dict[int, tuple[float, int, float, float, list[float]]] = {}
-        for ei, sg, row in zip(
-            cand.tolist(), ix._edge_seg[cand].tolist(), ix._edges[cand].tolist(), strict=True
-        ):
-            ax, ay, dx, dy, len2 = row[0], row[1], row[2], row[3], row[4]
-            raw = ((x - ax) * dx + (y - ay) * dy) / len2 if len2 > 0 else 0.0
-            t = min(max(raw, 0.0), 1.0)
-            ex = x - (ax + t * dx)
-            ey = y - (ay + t * dy)
-            d = math.sqrt(ex * ex + ey * ey)
-            if d > radius:
-                continue
-            old = per_seg.get(sg)
-            if old is None or (d, ei) < (old[0], old[1]):
-                per_seg[sg] = (d, ei, t, raw, row)
+        per_seg = self._near(x, y, point, radius)
+        if per_seg:
+            dmin = min(v[0] for v in per_seg.values())
+            if dmin > radius - _FAR_M:  # as snap_many: look farther when all is far
+                per_seg = self._near(x, y, point, min(dmin + radius, _MAX_REACH_M))
         if not per_seg:
             return _NONE
         s = _T_SCALE * acc
@@ -592,19 +606,30 @@ class RobustSnapper:
                 wr *= _HINT_WEIGHT
             rows.append((sg, d, w, wr, along))
         best = max(rows, key=lambda r: r[3])[0]  # first of equals: the lowest segment
-        den = num = 0.0
+        den = 0.0
         own: list[tuple[int, float, float, float, float]] = []
         alt: list[tuple[int, float, float, float, float]] = []
         for r in rows:
             den += r[2]
             if r[0] == best or ix._continues_one(best, r[0]):
-                num += r[2]
                 own.append(r)
             else:
                 alt.append(r)
-        rawp = num / den
         chosen = min(own, key=lambda r: r[1])
         sg, d = chosen[0], chosen[1]
+        num = chosen[2]
+        for r in rows:  # same-road neighbours of the chosen: their share near a joint
+            if r[0] != sg and ix._continues_one(sg, r[0]):
+                rr = per_seg[r[0]][4]
+                plen, jn, along = rr[_PLEN], rr[_JOIN], r[4]
+                j1, j2 = jn % 2.0 == 1.0, jn >= 2.0
+                if not (j1 or j2):
+                    continue
+                fall = max(_t3_cdf1(along / s) + _t3_cdf1((plen - along) / s) - 1.0, 1e-12)
+                fj = along if j1 and (not j2 or along <= 0.5 * plen) else plen - along
+                tol = _t3_cdf1(fj / s) - _t3_cdf1((fj - BOUNDARY_TOL_M) / s)
+                num += r[2] * min(max(tol, 0.0) / fall, 1.0)
+        rawp = num / den
         _, _, t, _, row = per_seg[sg]
         to_start = chosen[4] if row[_JOIN] % 2.0 == 1.0 else math.inf
         to_end = row[_PLEN] - chosen[4] if row[_JOIN] >= 2.0 else math.inf
@@ -699,6 +724,23 @@ class RobustSnapper:
         pi, ei, d, t, raw = ix._nearest_on_edges(x, y, pi, ei, radius)
         if pi.size == 0:
             return out
+        # Heavy tails: when even the nearest segment is far, the true one may lie just
+        # beyond the radius and the posterior over what is inside would be overconfident.
+        # Look again, as far beyond the nearest as the radius reaches beyond the fix.
+        dmin = np.full(n, np.inf)
+        np.minimum.at(dmin, pi, d)
+        far = np.flatnonzero(np.isfinite(dmin) & (dmin > radius - _FAR_M))
+        if far.size:
+            radius[far] = np.minimum(dmin[far] + radius[far], _MAX_REACH_M)
+            fp, fe = ix._tree.query(pts[far], predicate="dwithin", distance=radius[far])
+            fp, fe, fd, ft, fr = ix._nearest_on_edges(
+                x, y, far[fp.astype(np.int64)], fe.astype(np.int64), radius
+            )
+            stay = ~np.isin(pi, far)
+            pi, ei, d, t, raw = (
+                np.concatenate([a[stay], b])
+                for a, b in ((pi, fp), (ei, fe), (d, fd), (t, ft), (raw, fr))
+            )
         si = ix._edge_seg[ei]
         # one row per (point, segment): its nearest edge
         key = pi * np.int64(len(ix)) + si
@@ -727,8 +769,18 @@ class RobustSnapper:
         f2 = _t3_cdf((plen - along) / s)
         j1 = np.remainder(jn, 2.0) == 1.0
         j2 = jn >= 2.0
-        w = la * np.maximum(f1 + f2 - 1.0, 1e-12)
+        fall = np.maximum(f1 + f2 - 1.0, 1e-12)
+        w = la * fall
         wr = la * np.maximum(np.where(j1, 1.0, f1) + np.where(j2, 1.0, f2) - 1.0, 1e-12)
+        # the share of w whose spot lies within BOUNDARY_TOL_M of the part's joined end
+        # (the nearer one when both are joined): where a same-road neighbour is right too
+        from_joint = np.where(j1 & (~j2 | (along <= 0.5 * plen)), along, plen - along)
+        tol = np.where(
+            j1 | j2,
+            np.maximum(_t3_cdf(from_joint / s) - _t3_cdf((from_joint - BOUNDARY_TOL_M) / s), 0.0)
+            / fall,
+            0.0,
+        )
         h = head[pi]
         hk = np.isfinite(h)
         if hk.any():
@@ -773,13 +825,18 @@ class RobustSnapper:
         own = ix._continues(best[group], si)  # the best and its same-road continuations
         own[bidx] = True
         den = np.bincount(group, weights=w, minlength=start.size)
-        num = np.bincount(group, weights=np.where(own, w, 0.0), minlength=start.size)
-        rawp = num / den
         # boundary rule: within the best road, the segment nearest to the fix
         dm = np.where(own, d, np.inf)
         pick = own & (dm == np.repeat(np.minimum.reduceat(dm, start), size))
         cidx = np.flatnonzero(pick)
         cidx = cidx[np.r_[True, group[cidx][1:] != group[cidx][:-1]]]
+        # P(right): the chosen segment's weight, and of each same-road neighbour of it
+        # only the part whose spot lies within the tolerance of a joint (the city's rule)
+        near = ix._continues(si[cidx][group], si)
+        near[cidx] = False
+        right = np.where(near, w * np.minimum(tol, 1.0), 0.0)
+        right[cidx] = w[cidx]
+        rawp = np.bincount(group, weights=right, minlength=start.size) / den
         # distance from the foot point to the nearest joined end of the chosen part
         ce = e[cidx]
         foot = along[cidx]
