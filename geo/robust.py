@@ -778,15 +778,6 @@ class RobustSnapper:
         fall = np.maximum(f1 + f2 - 1.0, 1e-12)
         w = la * fall
         wr = la * np.maximum(np.where(j1, 1.0, f1) + np.where(j2, 1.0, f2) - 1.0, 1e-12)
-        # the share of w whose spot lies within BOUNDARY_TOL_M of the part's joined end
-        # (the nearer one when both are joined): where a same-road neighbour is right too
-        from_joint = np.where(j1 & (~j2 | (along <= 0.5 * plen)), along, plen - along)
-        tol = np.where(
-            j1 | j2,
-            np.maximum(_t3_cdf(from_joint / s) - _t3_cdf((from_joint - BOUNDARY_TOL_M) / s), 0.0)
-            / fall,
-            0.0,
-        )
         h = head[pi]
         hk = np.isfinite(h)
         if hk.any():
@@ -840,8 +831,15 @@ class RobustSnapper:
         # only the part whose spot lies within the tolerance of a joint (the city's rule)
         near = ix._continues(si[cidx][group], si)
         near[cidx] = False
-        right = np.where(near, w * np.minimum(tol, 1.0), 0.0)
+        right = np.zeros(w.size)
         right[cidx] = w[cidx]
+        k = np.flatnonzero(near & (jn > 0.0))
+        if k.size:  # the share of w whose spot is within the tolerance of the part's
+            # joined end (the nearer one when both are joined)
+            ak, pk, sk = along[k], plen[k], s[k]
+            fj = np.where(j1[k] & (~j2[k] | (ak <= 0.5 * pk)), ak, pk - ak)
+            tol = _t3_cdf(fj / sk) - _t3_cdf((fj - BOUNDARY_TOL_M) / sk)
+            right[k] = w[k] * np.minimum(np.maximum(tol, 0.0) / fall[k], 1.0)
         rawp = np.bincount(group, weights=right, minlength=start.size) / den
         # distance from the foot point to the nearest joined end of the chosen part
         ce = e[cidx]
