@@ -17,10 +17,18 @@ line. So, per candidate segment, the likelihood of the fix is
   factors for the reporter's own and recent segments and for a road named in the note.
 
 **Boundary rule** (consecutive segments of one road): the road is chosen first (the best
-segment and its same-road continuations are one answer: their posteriors add up); within
-it the report goes to the segment nearest to the fix -- the one whose chainage contains
-the fix's foot point. Within ``BOUNDARY_TOL_M`` of the joint either of the two chiefs
-is accepted as right (the city's tolerance); the answer says ``boundary: true`` there.
+segment and its same-road continuations are one answer); within it the report goes to
+the segment nearest to the fix -- the one whose chainage contains the fix's foot point.
+Within ``BOUNDARY_TOL_M`` of the joint either of the two chiefs is accepted as right
+(the city's tolerance); the answer says ``boundary: true`` there. So the raw posterior
+is P(right): the chosen segment's weight plus, of each same-road neighbour, only the
+share whose spot lies within the tolerance of its joined end (its along-line t CDF over
+those metres) -- a spot farther along the neighbour would make the answer wrong.
+
+**Reach**: candidates are the segments within 3 x accuracy + 20 m; when even the nearest
+is farther than that radius less 20 m, the search goes on as far again beyond the
+nearest (at most 150 m): under heavy tails the true segment may lie just outside, and a
+posterior over what happens to be inside would be sure of the wrong one.
 
 **Calibration**: the raw road posterior is mapped through an isotonic table fitted by
 bench/bench_phone_noise.py ``--fit`` on samples never used for the figures, so a stated
