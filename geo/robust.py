@@ -750,7 +750,9 @@ class RobustSnapper:
             fp, fe, fd, ft, fr = ix._nearest_on_edges(
                 x, y, far[fp.astype(np.int64)], fe.astype(np.int64), radius
             )
-            stay = ~np.isin(pi, far)
+            looked = np.zeros(n, dtype=bool)
+            looked[far] = True
+            stay = ~looked[pi]
             pi, ei, d, t, raw = (
                 np.concatenate([a[stay], b])
                 for a, b in ((pi, fp), (ei, fe), (d, fd), (t, ft), (raw, fr))
