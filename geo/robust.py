@@ -839,7 +839,11 @@ class RobustSnapper:
         cidx = cidx[np.r_[True, group[cidx][1:] != group[cidx][:-1]]]
         # P(right): the chosen segment's weight, and of each same-road neighbour of it
         # only the part whose spot lies within the tolerance of a joint (the city's rule)
-        near = ix._continues(si[cidx][group], si)
+        chosen = si[cidx]
+        near = own.copy()  # the best's neighbours: the chosen's too when it is the best
+        redo = np.flatnonzero((chosen != best)[group])
+        if redo.size:
+            near[redo] = ix._continues(chosen[group[redo]], si[redo])
         near[cidx] = False
         right = np.zeros(w.size)
         right[cidx] = w[cidx]
