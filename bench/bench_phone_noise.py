@@ -1,7 +1,7 @@
 """Geolocation under real phone noise: today's snapper beside geo.robust, in one run.
 
     .venv/bin/python bench/bench_phone_noise.py [--points 20000] [--seed 1] [--fit]
-                                                [--speed] [--networks helsinki,kotka]
+                                                [--speed] [--bound] [--networks helsinki,kotka]
 
 Networks: every real OSM street network we have (tests/data, © OpenStreetMap
 contributors, ODbL 1.0): central Helsinki and Kotka, cut by geo.segmentize (its
@@ -30,6 +30,14 @@ tap the most probable wrong candidate. When the true one is not offered: review.
 "+own": the reporter's own segments as a signal -- 70 % of reports are made on the
 reporter's own segment, the rest on a segment of someone else within 200 m (the own
 segment then misleads).
+
+``--bound`` computes, on fewer reports (it is slow), the Bayes-optimal answer under this
+very noise model: the exact posterior of every segment (spots every metre along every
+part and every metre of the 3-10 m band either side, 2-D t density, the heading mixture,
+prior uniform over street length as the sample draws), the segment with the highest
+chance of being right by the boundary rule, and that chance as its confidence. Then, per
+budget of confidently wrong, the least review any bar can give with it and with
+geo.robust's raw posterior: what no snapper can beat, and how far from it we are.
 
 ``--fit`` fits the isotonic calibration on seeds never used for the figures
 (seed + 1000 ...) and prints the knots for geo/robust.py, then, with the snapper's
@@ -329,6 +337,86 @@ def speed(index: SegmentIndex, robust: RobustSnapper, net: Network, n: int) -> N
     print(f"  ratio robust / today: p50 x{p50[1] / p50[0]:.2f}, p99 x{p99[1] / p99[0]:.2f}")
 
 
+def bayes_bound(
+    index: SegmentIndex, net: Network, s: Sample, heading: bool
+) -> tuple[FloatArray, BoolArray]:
+    """Bayes-optimal confidence and rightness per report (see ``--bound``)."""
+    parts, owner = shapely.get_parts(net.projected, return_index=True)
+    cols: list[list[FloatArray]] = [[], [], [], [], [], [], []]  # x, y, ux, uy, seg, ox, oy
+    band = np.r_[-np.arange(3.5, 10.0, 1.0), np.arange(3.5, 10.0, 1.0)]  # 1 m cells
+    for p, o in zip(parts, owner.tolist(), strict=True):
+        length = float(shapely.length(p))
+        al = np.arange(0.5, length, 1.0)
+        on = shapely.line_interpolate_point(p, al)
+        a = shapely.line_interpolate_point(p, np.maximum(al - 1.0, 0.0))
+        b = shapely.line_interpolate_point(p, np.minimum(al + 1.0, length))
+        bx, by = shapely.get_x(b) - shapely.get_x(a), shapely.get_y(b) - shapely.get_y(a)
+        nn = np.hypot(bx, by)
+        nn[nn == 0] = 1.0
+        ux, uy, ox, oy = bx / nn, by / nn, shapely.get_x(on), shapely.get_y(on)
+        for off in band:  # the same construction as sample()
+            for c, v in zip(
+                cols,
+                (ox + off * uy, oy - off * ux, ux, uy, np.full(al.size, o), ox, oy),
+                strict=True,
+            ):
+                c.append(v)
+    sx, sy, sux, suy, sseg, sox, soy = (np.concatenate(c) for c in cols)
+    seg = sseg.astype(np.int64)
+    tree = shapely.STRtree(shapely.points(sx, sy))
+    fx, fy = (np.asarray(v) for v in net.to_ll.transform(s.lon, s.lat, direction="INVERSE"))
+    n, nseg = s.lon.size, len(net.lines)
+    a_, b_ = np.repeat(np.arange(nseg), nseg), np.tile(np.arange(nseg), nseg)
+    cont = index._continues(a_, b_).reshape(nseg, nseg)
+    np.fill_diagonal(cont, False)
+    scale = T_SCALE * STATED_M
+    sig = np.radians(HEADING_NOISE_DEG)
+    conf = np.zeros(n)
+    pick = np.full(n, -1, dtype=np.int64)
+    for c0 in range(0, n, 200):
+        c1 = min(n, c0 + 200)
+        pi, si = tree.query(shapely.points(fx[c0:c1], fy[c0:c1]), "dwithin", distance=100.0)
+        dx, dy = fx[c0:c1][pi] - sx[si], fy[c0:c1][pi] - sy[si]
+        lik = (1.0 + (dx * dx + dy * dy) / (3.0 * scale * scale)) ** -2.5  # 2-D t3
+        if heading:
+            dth = np.radians(s.heading[c0:c1][pi]) - np.arctan2(sux[si], suy[si])
+            dth = np.abs(np.angle(np.exp(1j * dth)))
+            axial = np.minimum(dth, np.pi - dth)
+            lik = lik * (
+                (1.0 - HEADING_GARBAGE)
+                * np.exp(-0.5 * (axial / sig) ** 2)
+                / (np.sqrt(2 * np.pi) * sig)
+                + HEADING_GARBAGE / np.pi
+            )
+        m = c1 - c0
+        mass = np.bincount(pi * nseg + seg[si], weights=lik, minlength=m * nseg).reshape(m, nseg)
+        total = np.maximum(mass.sum(axis=1), 1e-300)
+        best_v, best_c = np.zeros(m), np.full(m, -1, dtype=np.int64)
+        for c in np.argsort(-mass, axis=1)[:, :3].T:  # the three heaviest segments
+            extra = np.zeros(m)
+            q = np.flatnonzero(cont[c[pi], seg[si]])  # spots on a same-road neighbour
+            if q.size:
+                near = (
+                    shapely.distance(
+                        index.geometries[c[pi[q]]], shapely.points(sox[si[q]], soy[si[q]])
+                    )
+                    <= BOUNDARY_TOL_M
+                )
+                extra = np.bincount(pi[q[near]], weights=lik[q[near]], minlength=m)
+            v = (mass[np.arange(m), c] + extra) / total
+            better = v > best_v
+            best_v[better], best_c[better] = v[better], c[better]
+        conf[c0:c1], pick[c0:c1] = best_v, best_c
+    return conf, right_of(index, pick, s) & (pick >= 0)
+
+
+def least_review(conf: FloatArray, right: BoolArray, budget: float) -> float:
+    """The least review any bar on ``conf`` gives with at most ``budget`` wrong."""
+    order = np.argsort(-conf, kind="stable")
+    k = int(np.searchsorted(np.cumsum(~right[order]), budget * conf.size, side="right"))
+    return 1.0 - k / conf.size
+
+
 BAR_GRID = np.round(np.arange(0.90, 0.996, 0.0025), 4)
 
 
@@ -373,10 +461,30 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--fit", action="store_true")
     parser.add_argument("--speed", action="store_true")
+    parser.add_argument("--bound", action="store_true")
     parser.add_argument("--networks", default="helsinki,kotka")
     args = parser.parse_args()
 
     nets = {k: load_network(NETWORKS[k][1]) for k in args.networks.split(",")}
+    if args.bound:
+        print("least review (%) at a budget of confidently wrong: Bayes-optimal / geo.robust")
+        for k, net in nets.items():
+            index = build_index(net)
+            robust = RobustSnapper(index, calibration=IDENTITY)
+            s = sample(net, args.points, np.random.default_rng([args.seed, 0]), False)
+            for h in (True, False):
+                conf, ok = bayes_bound(index, net, s, h)
+                new = robust.snap_many(
+                    s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=s.heading if h else None
+                )
+                mine = right_of(index, new.index, s) & (new.index >= 0)
+                figs = "  ".join(
+                    f"{100 * b:.1f} %: {pct(least_review(conf, ok, b))} / "
+                    f"{pct(least_review(new.raw, mine, b))}"
+                    for b in (0.005, 0.009, 0.01)
+                )
+                print(f"  {NETWORKS[k][0]:<18}{'direction' if h else 'none':<11}{figs}")
+        return
     if args.fit:
         for h in (True, False):
             raws, rights = [], []

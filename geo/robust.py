@@ -17,10 +17,18 @@ line. So, per candidate segment, the likelihood of the fix is
   factors for the reporter's own and recent segments and for a road named in the note.
 
 **Boundary rule** (consecutive segments of one road): the road is chosen first (the best
-segment and its same-road continuations are one answer: their posteriors add up); within
-it the report goes to the segment nearest to the fix -- the one whose chainage contains
-the fix's foot point. Within ``BOUNDARY_TOL_M`` of the joint either of the two chiefs
-is accepted as right (the city's tolerance); the answer says ``boundary: true`` there.
+segment and its same-road continuations are one answer); within it the report goes to
+the segment nearest to the fix -- the one whose chainage contains the fix's foot point.
+Within ``BOUNDARY_TOL_M`` of the joint either of the two chiefs is accepted as right
+(the city's tolerance); the answer says ``boundary: true`` there. So the raw posterior
+is P(right): the chosen segment's weight plus, of each same-road neighbour, only the
+share whose spot lies within the tolerance of its joined end (its along-line t CDF over
+those metres) -- a spot farther along the neighbour would make the answer wrong.
+
+**Reach**: candidates are the segments within 3 x accuracy + 20 m; when even the nearest
+is farther than that radius less 20 m, the search goes on as far again beyond the
+nearest (at most 150 m): under heavy tails the true segment may lie just outside, and a
+posterior over what happens to be inside would be sure of the wrong one.
 
 **Calibration**: the raw road posterior is mapped through an isotonic table fitted by
 bench/bench_phone_noise.py ``--fit`` on samples never used for the figures, so a stated
@@ -80,7 +88,9 @@ _HEADING_FLOOR: Final = 0.01
 _PRIOR_WEIGHT: Final = 3.0
 _HINT_WEIGHT: Final = 4.0
 _MAX_CANDIDATES: Final = 3
-_CHUNK: Final = 200_000  # points per chunk in snap_many
+_CHUNK: Final = 200_000
+_FAR_M: Final = 20.0  # nearest segment farther than radius - this: look farther
+_MAX_REACH_M: Final = 150.0  # points per chunk in snap_many
 _OFFSETS: Final = np.array([0.0, 1.5, 3.0, 4.5, 6.0, 7.5, 9.0, 10.5])
 # Offset weights per category kind: where on the street cross-section the thing is.
 CATEGORY_KINDS: Final = {"unknown": 0, "carriageway": 1, "frontage": 2}
@@ -100,198 +110,204 @@ IDENTITY: Final[Calibration] = {
     True: (np.array([0.0, 1.0]), np.array([0.0, 1.0])),
     False: (np.array([0.0, 1.0]), np.array([0.0, 1.0])),
 }
-# heading=True: 35 knots
+# heading=True: 36 knots
 _CAL_HEADING_X: Final = np.array(
     [
         0.0,
-        0.35252,
-        0.52817,
-        0.57237,
-        0.61618,
-        0.65847,
-        0.69751,
-        0.73458,
-        0.79363,
-        0.84122,
-        0.85946,
-        0.87484,
-        0.88872,
-        0.90088,
-        0.9116,
-        0.9209,
-        0.93186,
-        0.9414,
-        0.94687,
-        0.95332,
-        0.96193,
-        0.97327,
-        0.98584,
-        0.99095,
-        0.99271,
-        0.99421,
-        0.99545,
-        0.99733,
-        0.99824,
-        0.99846,
-        0.99861,
-        0.99874,
-        0.99887,
-        0.99989,
+        0.3212,
+        0.51878,
+        0.56195,
+        0.60338,
+        0.64525,
+        0.68314,
+        0.71809,
+        0.75024,
+        0.79047,
+        0.82506,
+        0.84418,
+        0.86682,
+        0.88656,
+        0.89808,
+        0.90744,
+        0.91631,
+        0.92639,
+        0.93732,
+        0.95001,
+        0.95759,
+        0.96208,
+        0.96844,
+        0.97489,
+        0.97859,
+        0.98014,
+        0.98537,
+        0.98999,
+        0.99162,
+        0.99319,
+        0.9947,
+        0.99617,
+        0.9975,
+        0.99817,
+        0.99979,
         1.0,
     ]
 )
 _CAL_HEADING_Y: Final = np.array(
     [
         0.0,
-        0.36833,
-        0.53756,
-        0.57,
-        0.57262,
-        0.62333,
-        0.70785,
-        0.72955,
-        0.77654,
-        0.82638,
-        0.85167,
-        0.86144,
-        0.86978,
-        0.875,
-        0.90985,
-        0.915,
-        0.93573,
-        0.93833,
-        0.9399,
-        0.94495,
-        0.9644,
-        0.9652,
-        0.98113,
-        0.98331,
-        0.98761,
-        0.99,
-        0.99261,
-        0.99407,
-        0.99444,
-        0.99499,
-        0.995,
-        0.995,
-        0.99583,
+        0.36667,
+        0.52755,
+        0.56333,
+        0.58932,
+        0.61333,
+        0.6828,
+        0.73122,
+        0.77167,
+        0.78899,
+        0.79633,
+        0.84333,
+        0.8606,
+        0.87833,
+        0.88147,
+        0.905,
+        0.90651,
+        0.93244,
+        0.93745,
+        0.95202,
+        0.96167,
+        0.9683,
+        0.97123,
+        0.97531,
+        0.97663,
+        0.98332,
+        0.98635,
+        0.98748,
+        0.99055,
+        0.99233,
+        0.99366,
+        0.99547,
+        0.99629,
         0.99666,
-        0.99666,
+        0.9982,
+        0.9982,
     ]
 )
-# heading=False: 53 knots
+# heading=False: 55 knots
 _CAL_NONE_X: Final = np.array(
     [
         0.0,
-        0.28991,
-        0.44875,
-        0.48197,
-        0.49877,
-        0.50583,
-        0.51264,
-        0.52858,
-        0.55343,
-        0.57473,
-        0.58974,
-        0.60584,
-        0.62286,
-        0.6366,
-        0.6454,
-        0.65922,
-        0.68795,
-        0.71722,
-        0.74382,
-        0.76481,
-        0.77852,
-        0.79172,
-        0.81744,
-        0.84086,
-        0.84843,
-        0.85923,
-        0.87259,
-        0.88194,
-        0.89025,
-        0.89748,
-        0.90702,
-        0.91618,
-        0.92061,
-        0.92497,
-        0.9289,
-        0.93596,
-        0.94246,
-        0.94551,
-        0.95109,
-        0.95727,
-        0.96266,
-        0.9698,
-        0.97493,
-        0.978,
-        0.98028,
-        0.98176,
-        0.98439,
-        0.98931,
-        0.99282,
-        0.99527,
-        0.9982,
-        0.99997,
+        0.2748,
+        0.4364,
+        0.47936,
+        0.49484,
+        0.50079,
+        0.51006,
+        0.5233,
+        0.53518,
+        0.55107,
+        0.56873,
+        0.57976,
+        0.59537,
+        0.612,
+        0.6207,
+        0.63438,
+        0.64809,
+        0.65738,
+        0.66685,
+        0.67618,
+        0.68579,
+        0.70497,
+        0.72506,
+        0.74605,
+        0.77053,
+        0.78412,
+        0.81322,
+        0.84,
+        0.85767,
+        0.87665,
+        0.89018,
+        0.90459,
+        0.91623,
+        0.92289,
+        0.92692,
+        0.93581,
+        0.944,
+        0.94697,
+        0.94965,
+        0.95337,
+        0.9569,
+        0.96198,
+        0.9696,
+        0.9757,
+        0.97861,
+        0.98017,
+        0.98209,
+        0.98337,
+        0.98755,
+        0.99194,
+        0.99486,
+        0.99785,
+        0.999,
+        1.0,
         1.0,
     ]
 )
 _CAL_NONE_Y: Final = np.array(
     [
         0.0,
-        0.305,
-        0.45576,
-        0.46167,
-        0.47206,
-        0.49583,
-        0.50709,
-        0.52711,
-        0.54735,
-        0.57465,
-        0.58215,
-        0.59967,
-        0.63303,
-        0.65109,
-        0.65776,
-        0.67223,
-        0.70851,
-        0.73061,
-        0.74138,
-        0.76628,
-        0.77398,
-        0.82,
-        0.82316,
-        0.83973,
-        0.85333,
-        0.86728,
-        0.88157,
-        0.89667,
-        0.90158,
-        0.90651,
-        0.91657,
-        0.91833,
-        0.92654,
-        0.92833,
-        0.93155,
-        0.93993,
-        0.94167,
-        0.94491,
-        0.94994,
-        0.9608,
+        0.29833,
+        0.44741,
+        0.46289,
+        0.47833,
+        0.48581,
+        0.52392,
+        0.52544,
+        0.53795,
+        0.5495,
+        0.56214,
+        0.58598,
+        0.59477,
+        0.6227,
+        0.63667,
+        0.64441,
+        0.66667,
+        0.68614,
+        0.69833,
+        0.70451,
+        0.71667,
+        0.72024,
+        0.73623,
+        0.75695,
+        0.77565,
+        0.785,
+        0.82759,
+        0.82833,
+        0.87276,
+        0.88574,
+        0.90601,
+        0.91662,
+        0.92494,
+        0.92821,
+        0.93489,
+        0.94329,
+        0.94658,
+        0.94833,
+        0.95159,
+        0.95997,
+        0.96,
         0.96329,
-        0.97131,
-        0.97412,
-        0.97721,
-        0.98164,
+        0.97164,
+        0.97706,
+        0.97997,
         0.98415,
-        0.98832,
-        0.98862,
-        0.99166,
-        0.99316,
-        0.99499,
-        0.99581,
-        0.99581,
+        0.98666,
+        0.98833,
+        0.98938,
+        0.99032,
+        0.99466,
+        0.99583,
+        0.99722,
+        0.9977,
+        0.9977,
     ]
 )
 _CAL: Final[Calibration] = {
@@ -301,13 +317,13 @@ _CAL: Final[Calibration] = {
 # The accepting bars: the lowest at which every network's fit samples stay within 0.9 %
 # confidently wrong (bench/bench_phone_noise.py --fit prints them; the figures are
 # measured on other seeds).
-CERTAIN: Final = 0.95
-CERTAIN_NO_HEADING: Final = 0.9425
+CERTAIN: Final = 0.935
+CERTAIN_NO_HEADING: Final = 0.9325
 # When the person on the spot can choose, the phone asks below a higher bar than the one
 # the server accepts at: a tap costs a second and is right 95 % of the time, a confidently
 # wrong answer sends the case to the wrong chief. Chosen the same way, budget 0.5 %.
-ASK: Final = 0.9825
-ASK_NO_HEADING: Final = 0.975
+ASK: Final = 0.9725
+ASK_NO_HEADING: Final = 0.9625
 
 
 def _t3_pdf(x: FloatArray) -> FloatArray:
@@ -494,6 +510,33 @@ class RobustSnapper:
             for row in _KIND_WEIGHTS.tolist()
         ]
 
+    def _near(
+        self, x: float, y: float, point: object, radius: float
+    ) -> dict[int, tuple[float, int, float, float, list[float]]]:
+        """Segment -> (d, edge, t, raw, row) of its nearest edge within the radius (ties:
+        the lower edge)."""
+        ix = self.index
+        if ix._dwithin is not None:
+            cand = ix._dwithin(point, np.array([radius]))[1]
+        else:
+            cand = ix._tree.query(point, predicate="dwithin", distance=radius)[1]
+        per_seg: dict[int, tuple[float, int, float, float, list[float]]] = {}
+        for ei, sg, row in zip(
+            cand.tolist(), ix._edge_seg[cand].tolist(), ix._edges[cand].tolist(), strict=True
+        ):
+            ax, ay, dx, dy, len2 = row[0], row[1], row[2], row[3], row[4]
+            raw = ((x - ax) * dx + (y - ay) * dy) / len2 if len2 > 0 else 0.0
+            t = min(max(raw, 0.0), 1.0)
+            ex = x - (ax + t * dx)
+            ey = y - (ay + t * dy)
+            d = math.sqrt(ex * ex + ey * ey)
+            if d > radius:
+                continue
+            old = per_seg.get(sg)
+            if old is None or (d, ei) < (old[0], old[1]):
+                per_seg[sg] = (d, ei, t, raw, row)
+        return per_seg
+
     # --- the two entry points ---------------------------------------------------
 
     def snap(
@@ -523,26 +566,11 @@ class RobustSnapper:
         if not (math.isfinite(x) and math.isfinite(y)):
             return _NONE
         point = shapely.points(np.array([[x, y]]))
-        if ix._dwithin is not None:
-            cand = ix._dwithin(point, np.array([radius]))[1]
-        else:
-            cand = ix._tree.query(point, predicate="dwithin", distance=radius)[1]
-        # segment -> (d, edge, t, raw, row) of its nearest edge (ties: the lower edge)
-        per_seg: dict[int, tuple[float, int, float, float, list[float]]] = {}
-        for ei, sg, row in zip(
-            cand.tolist(), ix._edge_seg[cand].tolist(), ix._edges[cand].tolist(), strict=True
-        ):
-            ax, ay, dx, dy, len2 = row[0], row[1], row[2], row[3], row[4]
-            raw = ((x - ax) * dx + (y - ay) * dy) / len2 if len2 > 0 else 0.0
-            t = min(max(raw, 0.0), 1.0)
-            ex = x - (ax + t * dx)
-            ey = y - (ay + t * dy)
-            d = math.sqrt(ex * ex + ey * ey)
-            if d > radius:
-                continue
-            old = per_seg.get(sg)
-            if old is None or (d, ei) < (old[0], old[1]):
-                per_seg[sg] = (d, ei, t, raw, row)
+        per_seg = self._near(x, y, point, radius)
+        if per_seg:
+            dmin = min(v[0] for v in per_seg.values())
+            if dmin > radius - _FAR_M:  # as snap_many: look farther when all is far
+                per_seg = self._near(x, y, point, min(dmin + radius, _MAX_REACH_M))
         if not per_seg:
             return _NONE
         s = _T_SCALE * acc
@@ -592,19 +620,30 @@ class RobustSnapper:
                 wr *= _HINT_WEIGHT
             rows.append((sg, d, w, wr, along))
         best = max(rows, key=lambda r: r[3])[0]  # first of equals: the lowest segment
-        den = num = 0.0
+        den = 0.0
         own: list[tuple[int, float, float, float, float]] = []
         alt: list[tuple[int, float, float, float, float]] = []
         for r in rows:
             den += r[2]
             if r[0] == best or ix._continues_one(best, r[0]):
-                num += r[2]
                 own.append(r)
             else:
                 alt.append(r)
-        rawp = num / den
         chosen = min(own, key=lambda r: r[1])
         sg, d = chosen[0], chosen[1]
+        num = chosen[2]
+        for r in rows:  # same-road neighbours of the chosen: their share near a joint
+            if r[0] != sg and ix._continues_one(sg, r[0]):
+                rr = per_seg[r[0]][4]
+                plen, jn, along = rr[_PLEN], rr[_JOIN], r[4]
+                j1, j2 = jn % 2.0 == 1.0, jn >= 2.0
+                if not (j1 or j2):
+                    continue
+                fall = max(_t3_cdf1(along / s) + _t3_cdf1((plen - along) / s) - 1.0, 1e-12)
+                fj = along if j1 and (not j2 or along <= 0.5 * plen) else plen - along
+                tol = _t3_cdf1(fj / s) - _t3_cdf1((fj - BOUNDARY_TOL_M) / s)
+                num += r[2] * min(max(tol, 0.0) / fall, 1.0)
+        rawp = num / den
         _, _, t, _, row = per_seg[sg]
         to_start = chosen[4] if row[_JOIN] % 2.0 == 1.0 else math.inf
         to_end = row[_PLEN] - chosen[4] if row[_JOIN] >= 2.0 else math.inf
@@ -699,6 +738,25 @@ class RobustSnapper:
         pi, ei, d, t, raw = ix._nearest_on_edges(x, y, pi, ei, radius)
         if pi.size == 0:
             return out
+        # Heavy tails: when even the nearest segment is far, the true one may lie just
+        # beyond the radius and the posterior over what is inside would be overconfident.
+        # Look again, as far beyond the nearest as the radius reaches beyond the fix.
+        dmin = np.full(n, np.inf)
+        np.minimum.at(dmin, pi, d)
+        far = np.flatnonzero(np.isfinite(dmin) & (dmin > radius - _FAR_M))
+        if far.size:
+            radius[far] = np.minimum(dmin[far] + radius[far], _MAX_REACH_M)
+            fp, fe = ix._tree.query(pts[far], predicate="dwithin", distance=radius[far])
+            fp, fe, fd, ft, fr = ix._nearest_on_edges(
+                x, y, far[fp.astype(np.int64)], fe.astype(np.int64), radius
+            )
+            looked = np.zeros(n, dtype=bool)
+            looked[far] = True
+            stay = ~looked[pi]
+            pi, ei, d, t, raw = (
+                np.concatenate([a[stay], b])
+                for a, b in ((pi, fp), (ei, fe), (d, fd), (t, ft), (raw, fr))
+            )
         si = ix._edge_seg[ei]
         # one row per (point, segment): its nearest edge
         key = pi * np.int64(len(ix)) + si
@@ -727,7 +785,8 @@ class RobustSnapper:
         f2 = _t3_cdf((plen - along) / s)
         j1 = np.remainder(jn, 2.0) == 1.0
         j2 = jn >= 2.0
-        w = la * np.maximum(f1 + f2 - 1.0, 1e-12)
+        fall = np.maximum(f1 + f2 - 1.0, 1e-12)
+        w = la * fall
         wr = la * np.maximum(np.where(j1, 1.0, f1) + np.where(j2, 1.0, f2) - 1.0, 1e-12)
         h = head[pi]
         hk = np.isfinite(h)
@@ -773,13 +832,29 @@ class RobustSnapper:
         own = ix._continues(best[group], si)  # the best and its same-road continuations
         own[bidx] = True
         den = np.bincount(group, weights=w, minlength=start.size)
-        num = np.bincount(group, weights=np.where(own, w, 0.0), minlength=start.size)
-        rawp = num / den
         # boundary rule: within the best road, the segment nearest to the fix
         dm = np.where(own, d, np.inf)
         pick = own & (dm == np.repeat(np.minimum.reduceat(dm, start), size))
         cidx = np.flatnonzero(pick)
         cidx = cidx[np.r_[True, group[cidx][1:] != group[cidx][:-1]]]
+        # P(right): the chosen segment's weight, and of each same-road neighbour of it
+        # only the part whose spot lies within the tolerance of a joint (the city's rule)
+        chosen = si[cidx]
+        near = own.copy()  # the best's neighbours: the chosen's too when it is the best
+        redo = np.flatnonzero((chosen != best)[group])
+        if redo.size:
+            near[redo] = ix._continues(chosen[group[redo]], si[redo])
+        near[cidx] = False
+        right = np.zeros(w.size)
+        right[cidx] = w[cidx]
+        k = np.flatnonzero(near & (jn > 0.0))
+        if k.size:  # the share of w whose spot is within the tolerance of the part's
+            # joined end (the nearer one when both are joined)
+            ak, pk, sk = along[k], plen[k], s[k]
+            fj = np.where(j1[k] & (~j2[k] | (ak <= 0.5 * pk)), ak, pk - ak)
+            tol = _t3_cdf(fj / sk) - _t3_cdf((fj - BOUNDARY_TOL_M) / sk)
+            right[k] = w[k] * np.minimum(np.maximum(tol, 0.0) / fall[k], 1.0)
+        rawp = np.bincount(group, weights=right, minlength=start.size) / den
         # distance from the foot point to the nearest joined end of the chosen part
         ce = e[cidx]
         foot = along[cidx]

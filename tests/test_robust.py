@@ -46,6 +46,30 @@ def test_consecutive_segments_of_one_road_are_decided_by_chainage() -> None:
     assert not s.boundary
 
 
+def test_a_same_road_neighbour_counts_only_within_the_tolerance_of_the_joint() -> None:
+    # halves of one road joined at x = 100: near the joint the true spot may lie on the
+    # other half beyond the tolerance (then the answer is wrong), mid-segment hardly
+    rb = _snapper([line((0, 0), (100, 0)), line((100, 0), (200, 0))], ["Main", "Main"])
+    mid = rb.snap(*ll(40.0, 6.0), accuracy_m=10.0)
+    joint = rb.snap(*ll(96.0, 6.0), accuracy_m=10.0)
+    assert (mid.index, joint.index) == (0, 0)
+    assert joint.raw < mid.raw
+    assert joint.raw < 0.999  # merging the halves whole would say 1.0
+    batch = rb.snap_many(*np.array([ll(40.0, 6.0), ll(96.0, 6.0)]).T, accuracy_m=10.0)
+    assert batch.raw.tolist() == pytest.approx([mid.raw, joint.raw], rel=1e-9)
+
+
+def test_a_far_fix_looks_beyond_the_radius_before_it_is_sure() -> None:
+    # 40 m from road A and 55 m from road B: B lies beyond the first radius (50 m at a
+    # stated 10 m), yet under heavy tails it may well be the true one
+    rb = _snapper([line((0, 0), (300, 0)), line((0, 95), (300, 95))], ["A", "B"])
+    s = rb.snap(*ll(150.0, 40.0), accuracy_m=10.0)
+    assert s.index == 0 and not s.certain
+    assert {c[0] for c in s.candidates} == {0, 1}
+    b = rb.snap_many(*np.array([ll(150.0, 40.0)]).T, accuracy_m=10.0)
+    assert b.index[0] == 0 and not b.certain[0] and set(b.cand[0][:2].tolist()) == {0, 1}
+
+
 def test_heavy_tail_keeps_a_far_fix_on_the_only_road() -> None:
     # 35 m off the only road: a Gaussian of sigma 10 m would call this a 3.5-sigma
     # outlier; phones do this one time in fifty, and there is nothing else nearby
