@@ -63,6 +63,7 @@ __all__ = [
     "ASK",
     "ASK_NO_HEADING",
     "IDENTITY",
+    "Bars",
     "Calibration",
     "RobustBatch",
     "RobustSnap",
@@ -324,6 +325,18 @@ CERTAIN_NO_HEADING: Final = 0.9325
 # wrong answer sends the case to the wrong chief. Chosen the same way, budget 0.5 %.
 ASK: Final = 0.9725
 ASK_NO_HEADING: Final = 0.9625
+
+
+@dataclass(frozen=True, slots=True)
+class Bars:
+    """A network's accepting and asking bars, named as RobustSnapper's keywords
+    (``RobustSnapper(index, **dataclasses.asdict(bars))``). The defaults are the shared
+    bars above; geo.noise.fit_bars fits a network's own."""
+
+    certain: float = CERTAIN
+    certain_no_heading: float = CERTAIN_NO_HEADING
+    ask: float = ASK
+    ask_no_heading: float = ASK_NO_HEADING
 
 
 def _t3_pdf(x: FloatArray) -> FloatArray:
