@@ -19,9 +19,11 @@ higher bars than a sparse one; fitting per network lets a sparse city review les
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -40,6 +42,9 @@ __all__ = [
     "STATED_M",
     "WRONG_BUDGET",
     "BarFit",
+    "bars_path",
+    "load_fitted_bars",
+    "save_fitted_bars",
     "Outcome",
     "Sample",
     "bar_outcomes",
@@ -286,9 +291,9 @@ def fit_bars(
                 got[key] = getattr(default, key)
             else:
                 got[key] = bar
-        at_accept[h] = per.get(got["certain" if h else "certain_no_heading"]) or per[
-            float(BAR_GRID[-1])
-        ]
+        at_accept[h] = (
+            per.get(got["certain" if h else "certain_no_heading"]) or per[float(BAR_GRID[-1])]
+        )
         at_ask[h] = per.get(got["ask" if h else "ask_no_heading"]) or per[float(BAR_GRID[-1])]
     if progress is not None:
         progress("fit bars", 2, 2)
@@ -301,3 +306,64 @@ def fit_bars(
         at_ask,
         tuple(fell_back),
     )
+
+
+# -- the fitted bars beside the network file ------------------------------------------
+
+BARS_FORMAT: Final = "roadwatch-bars"
+BARS_VERSION: Final = 1
+
+
+def bars_path(network_file: Path) -> Path:
+    """The sidecar that holds a network file's fitted bars: ``<file>.bars.json``. Beside
+    the file rather than inside it, so the network's bytes (and the digest that tells a
+    database whether it holds this network) do not change with a refit."""
+    return network_file.with_name(network_file.name + ".bars.json")
+
+
+def save_fitted_bars(network_file: Path, fit: BarFit, network_sha256: str) -> Path:
+    """Write ``fit`` beside ``network_file`` (atomically); returns the sidecar's path."""
+    doc = {
+        "format": BARS_FORMAT,
+        "version": BARS_VERSION,
+        "network_sha256": network_sha256,
+        "bars": asdict(fit.bars),
+        "reports_per_mode": fit.reports,
+        "seed": fit.seed,
+        "seconds": round(fit.seconds, 2),
+        "budgets": {"wrong": WRONG_BUDGET, "wrong_with_choice": CHOICE_WRONG_BUDGET},
+        "kept_default": list(fit.fell_back),
+    }
+    out = bars_path(network_file)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+def load_fitted_bars(network_file: Path, network_sha256: str) -> Bars:
+    """The bars fitted for this very file. FileNotFoundError: none were fitted;
+    ValueError (saying why): the sidecar is unreadable, malformed or of another file."""
+    path = bars_path(network_file)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no fitted bars beside {network_file}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != BARS_FORMAT:
+        raise ValueError(f"{path}: not a {BARS_FORMAT} file")
+    if doc.get("version") != BARS_VERSION:
+        raise ValueError(f"{path}: version {doc.get('version')!r} is not {BARS_VERSION}")
+    if doc.get("network_sha256") != network_sha256:
+        raise ValueError(f"{path}: fitted for another version of {network_file.name}")
+    raw = doc.get("bars")
+    names = {f.name for f in fields(Bars)}
+    if not isinstance(raw, dict) or set(raw) != names:
+        raise ValueError(f"{path}: 'bars' must hold exactly {sorted(names)}")
+    for k, v in raw.items():
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0.5 <= v < 1.0:
+            raise ValueError(f"{path}: bar {k}={v!r} is not a number in [0.5, 1)")
+    if raw["ask"] < raw["certain"] or raw["ask_no_heading"] < raw["certain_no_heading"]:
+        raise ValueError(f"{path}: an asking bar below its accepting bar")
+    return Bars(**{k: float(v) for k, v in raw.items()})
