@@ -317,7 +317,8 @@ _CAL: Final[Calibration] = {
 }
 # The accepting bars: the lowest at which every network's fit samples stay within 0.9 %
 # confidently wrong (bench/bench_phone_noise.py --fit prints them; the figures are
-# measured on other seeds).
+# measured on other seeds). These are the shared defaults: a network imported with
+# `roadwatch network import` gets its own (geo.noise.fit_bars, stored beside its file).
 CERTAIN: Final = 0.935
 CERTAIN_NO_HEADING: Final = 0.9325
 # When the person on the spot can choose, the phone asks below a higher bar than the one
