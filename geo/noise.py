@@ -291,10 +291,10 @@ def fit_bars(
                 got[key] = getattr(default, key)
             else:
                 got[key] = bar
-        at_accept[h] = (
-            per.get(got["certain" if h else "certain_no_heading"]) or per[float(BAR_GRID[-1])]
-        )
-        at_ask[h] = per.get(got["ask" if h else "ask_no_heading"]) or per[float(BAR_GRID[-1])]
+        # the grid step nearest each bar (a kept default lies on the grid, give or take float)
+        for where, name in ((at_accept, "certain"), (at_ask, "ask")):
+            bar = got[name if h else f"{name}_no_heading"]
+            where[h] = per[min(per, key=lambda b: abs(b - bar))]
     if progress is not None:
         progress("fit bars", 2, 2)
     return BarFit(
