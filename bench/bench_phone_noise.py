@@ -1,14 +1,15 @@
 """Geolocation under real phone noise: today's snapper beside geo.robust, in one run.
 
     .venv/bin/python bench/bench_phone_noise.py [--points 20000] [--seed 1] [--fit]
-                                                [--speed] [--bound] [--networks helsinki,kotka]
+                                                [--speed] [--bound] [--per-network]
+                                                [--networks helsinki,kotka]
 
 Networks: every real OSM street network we have (tests/data, © OpenStreetMap
 contributors, ODbL 1.0): central Helsinki and Kotka, cut by geo.segmentize (its
 defaults). Both are Finnish; no extract of another street pattern with a licence was
 available offline (the Zhengzhou files are not road networks and may not be shipped).
 
-Noise model (at least as hard as issue 21 asks):
+Noise model (at least as hard as issue 21 asks; its one home is geo/noise.py):
 
 * the person stands anywhere along a segment (its ends included: uniform over the
   whole length) and 3-10 m to either side of the centre line (the pavement);
@@ -39,6 +40,11 @@ chance of being right by the boundary rule, and that chance as its confidence. T
 budget of confidently wrong, the least review any bar can give with it and with
 geo.robust's raw posterior: what no snapper can beat, and how far from it we are.
 
+``--per-network`` prints, on the main table's samples, each network under the shared bars
+beside its own bars: those ``roadwatch network import`` fits (geo.noise.fit_bars: the
+lowest bars meeting the two budgets on that network alone, on seeds never used for the
+figures), with the accepting and asking bars each row uses.
+
 ``--fit`` fits the isotonic calibration on seeds never used for the figures
 (seed + 1000 ...) and prints the knots for geo/robust.py, then, with the snapper's
 current calibration on the same fit samples, the accepting and asking bars per mode:
@@ -52,7 +58,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -66,133 +72,34 @@ if str(ROOT) not in sys.path:
 from bench.bench_accuracy import DATA, HELD_OUT, Network, build_index, load_network  # noqa: E402
 
 __all__ = ["DATA", "HELD_OUT", "build_index", "load_network", "right_of", "sample", "t2_noise"]
+from geo.noise import (  # noqa: E402
+    HEADING_GARBAGE,
+    HEADING_NOISE_DEG,
+    STATED_M,
+    T_SCALE,
+    BarFit,
+    Outcome,
+    Sample,
+    bar_outcomes,
+    fit_bars,
+    outcome,
+    pick_bars,
+    right_of,
+    t2_noise,
+)
+from geo.noise import sample as noise_sample  # noqa: E402
 from geo.robust import BOUNDARY_TOL_M, IDENTITY, RobustSnapper, fit_isotonic  # noqa: E402
 from geo.snap import SegmentIndex  # noqa: E402
 
 FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-STATED_M = 10.0
-T_SCALE = 1.0 / np.sqrt(3.0 * (0.32 ** (-2.0 / 3.0) - 1.0))  # 2-D t3: 68 % radius = 1
-HEADING_NOISE_DEG = 15.0
-HEADING_GARBAGE = 0.05
-CHOICE_RIGHT = 0.95
 NETWORKS = {"helsinki": ("central Helsinki", DATA), "kotka": ("Kotka", HELD_OUT)}
 
 
-@dataclass
-class Sample:
-    lon: FloatArray
-    lat: FloatArray
-    truth: IntArray
-    on_line: npt.NDArray[np.object_]  # the true foot point on the centre line (metres)
-    accuracy: FloatArray
-    heading: FloatArray
-
-
-def t2_noise(n: int, r68: float, rng: np.random.Generator) -> tuple[FloatArray, FloatArray]:
-    """2-D Student-t (nu = 3) noise whose 68 % radius is r68."""
-    z = rng.normal(0.0, 1.0, (n, 2))
-    chi = rng.chisquare(3.0, n)
-    k = (T_SCALE * r68) * np.sqrt(3.0 / chi)
-    return z[:, 0] * k, z[:, 1] * k
-
-
 def sample(net: Network, n: int, rng: np.random.Generator, understate: bool) -> Sample:
-    parts, owner = shapely.get_parts(net.projected, return_index=True)
-    lengths = shapely.length(parts)
-    part = rng.choice(lengths.size, n, p=lengths / lengths.sum())
-    along = rng.uniform(0, 1, n) * lengths[part]
-    geoms = parts[part]
-    on = shapely.line_interpolate_point(geoms, along)
-    a = shapely.line_interpolate_point(geoms, np.maximum(along - 1.0, 0.0))
-    b = shapely.line_interpolate_point(geoms, np.minimum(along + 1.0, lengths[part]))
-    bx, by = shapely.get_x(b) - shapely.get_x(a), shapely.get_y(b) - shapely.get_y(a)
-    norm = np.hypot(bx, by)
-    norm[norm == 0] = 1.0
-    ux, uy = bx / norm, by / norm
-    bearing = np.degrees(np.arctan2(ux, uy))
-    heading = (
-        bearing + 180.0 * rng.integers(0, 2, n) + rng.normal(0, HEADING_NOISE_DEG, n)
-    ) % 360.0
-    garbage = rng.uniform(0, 1, n) < HEADING_GARBAGE
-    heading[garbage] = rng.uniform(0, 360, int(garbage.sum()))
-    offset = rng.uniform(3.0, 10.0, n) * rng.choice([-1.0, 1.0], n)
-    nx, ny = t2_noise(n, STATED_M * (2.0 if understate else 1.0), rng)
-    x = shapely.get_x(on) + offset * uy + nx  # (uy, -ux) is the normal
-    y = shapely.get_y(on) - offset * ux + ny
-    lon, lat = net.to_ll.transform(x, y)
-    return Sample(
-        np.asarray(lon),
-        np.asarray(lat),
-        owner.astype(np.int64)[part],
-        on,
-        np.full(n, STATED_M),
-        heading,
-    )
-
-
-def right_of(index: SegmentIndex, pred: IntArray, s: Sample) -> BoolArray:
-    """The true segment, or a same-road continuation within the boundary tolerance."""
-    ok = pred == s.truth
-    near = (pred >= 0) & ~ok
-    if near.any():
-        cont = np.zeros(pred.size, dtype=bool)
-        cont[near] = index._continues(pred[near], s.truth[near])
-        sel = np.flatnonzero(cont)
-        if sel.size:
-            dist = shapely.distance(index.geometries[pred[sel]], s.on_line[sel])
-            ok[sel[dist <= BOUNDARY_TOL_M]] = True
-    return ok
-
-
-@dataclass
-class Outcome:
-    right: float
-    wrong: float
-    review: float
-    c_right: float  # with the on-the-spot choice
-    c_wrong: float
-    c_review: float
-    mistap_wrong: float  # wrong with the choice if the other 5 % tap a wrong candidate
-
-
-def outcome(
-    index: SegmentIndex,
-    s: Sample,
-    pred: IntArray,
-    certain: BoolArray,
-    cands: IntArray,
-    rng: np.random.Generator,
-    asked: BoolArray | None = None,
-) -> Outcome:
-    """``asked``: where the phone offers the candidates (default: wherever not certain);
-    where it does not, the server's own answer stands."""
-    n = pred.size
-    ok = right_of(index, pred, s)
-    certain = certain & (pred >= 0)
-    right, wrong = certain & ok, certain & ~ok
-    review = ~certain
-    sure = certain if asked is None else ~asked & (pred >= 0)
-    c_auto_right, c_wrong = sure & ok, sure & ~ok
-    c_ask = ~sure
-    # the chief's tap: is the true segment (or an accepted neighbour) among the candidates?
-    hit = np.zeros(n, dtype=bool)
-    first_wrong = np.full(n, -1, dtype=np.int64)
-    for j in range(cands.shape[1]):
-        c = cands[:, j]
-        okj = (c >= 0) & right_of(index, c, s)
-        hit |= okj
-        fill = (c >= 0) & ~okj & (first_wrong < 0)
-        first_wrong[fill] = c[fill]
-    tap = rng.uniform(0, 1, n) < CHOICE_RIGHT
-    c_right = c_auto_right | (c_ask & hit & tap)
-    mistap = c_wrong | (c_ask & hit & ~tap & (first_wrong >= 0))
-    c_review = c_ask & ~c_right
-    return Outcome(
-        *(float(v.sum() / n) for v in (right, wrong, review, c_right, c_wrong, c_review, mistap))
-    )
+    """geo.noise's reports on a bench network (its metric lines and their CRS)."""
+    return noise_sample(net.projected, net.to_ll, n, rng, understate)
 
 
 OWN_SHARE = 0.7
@@ -417,42 +324,69 @@ def least_review(conf: FloatArray, right: BoolArray, budget: float) -> float:
     return 1.0 - k / conf.size
 
 
-BAR_GRID = np.round(np.arange(0.90, 0.996, 0.0025), 4)
-
-
 def bars(nets: dict[str, Network], seed: int, points: int) -> None:
     """Per mode, the lowest accepting bar (wrong <= 0.9 %) and asking bar (wrong with the
     choice <= 0.5 %) on every network's fit samples, with what each costs in review."""
     for h in (True, False):
-        per: dict[float, list[Outcome]] = {float(b): [] for b in BAR_GRID}
-        for k, net in nets.items():
-            index = build_index(net)
-            robust = RobustSnapper(index)
-            s = sample(
-                net, points, np.random.default_rng(seed + 1000 + 10 * list(nets).index(k)), False
-            )
-            new = robust.snap_many(
-                s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=s.heading if h else None
-            )
-            for b in per:
-                sure = new.confidence >= b
-                per[b].append(
-                    outcome(
-                        index, s, new.index, sure, new.cand, np.random.default_rng([seed, 7]), ~sure
-                    )
-                )
-        accept = min((b for b, o in per.items() if max(x.wrong for x in o) <= 0.009), default=None)
-        ask = min((b for b, o in per.items() if max(x.c_wrong for x in o) <= 0.005), default=None)
-        for name, bar in (("accepting", accept), ("asking", ask)):
+        per: list[dict[float, Outcome]] = []
+        for i, net in enumerate(nets.values()):
+            s = sample(net, points, np.random.default_rng(seed + 1000 + 10 * i), False)
+            per.append(bar_outcomes(RobustSnapper(build_index(net)), s, h, [seed, 7]))
+        for name, bar in zip(("accepting", "asking"), pick_bars(per), strict=True):
             if bar is None:
                 print(f"# heading={h}: no {name} bar meets its budget")
                 continue
             figs = ", ".join(
-                f"{pct(o.right)}/{pct(o.wrong)}/{pct(o.review)} +choice "
-                f"{pct(o.c_right)}/{pct(o.c_wrong)}/{pct(o.c_review)}"
-                for o in per[bar]
+                f"{pct(o[bar].right)}/{pct(o[bar].wrong)}/{pct(o[bar].review)} +choice "
+                f"{pct(o[bar].c_right)}/{pct(o[bar].c_wrong)}/{pct(o[bar].c_review)}"
+                for o in per
             )
             print(f"# heading={h}: {name} bar {bar}: {figs}")
+
+
+def per_network(nets: dict[str, Network], seed: int, points: int) -> None:
+    """The shared bars beside each network's own (geo.noise.fit_bars, as `roadwatch
+    network import` fits them, on seed + 2000 + i: never the figures' seeds), on the
+    figures' samples of the main table (honest and understated noise, no signals)."""
+    head = (
+        f"{'network':<18}{'noise':<12}{'direction':<10}| {'bars':<13}{'accept':>7}{'ask':>7} | "
+        f"{'right':>6}{'wrong':>6}{'review':>7} | +choice {'right':>6}{'wrong':>6}{'review':>7}"
+    )
+    print(head)
+    print("-" * len(head))
+    for i, (k, net) in enumerate(nets.items()):
+        index = build_index(net)
+        fit: BarFit = fit_bars(index, seed=seed + 2000 + i)
+        print(
+            f"# {NETWORKS[k][0]}: fitted {fit.bars} on {fit.reports:,} reports a mode "
+            f"in {fit.seconds:.1f} s"
+        )
+        shared, own = RobustSnapper(index), RobustSnapper(index, **asdict(fit.bars))
+        label = f"{NETWORKS[k][0]} ({len(net.lines)} seg)"
+        for u in (False, True):
+            s = sample(net, points, np.random.default_rng([seed, int(u)]), u)
+            for h in (True, False):
+                for name, rb in (("shared", shared), ("per-network", own)):
+                    new = rb.snap_many(
+                        s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=s.heading if h else None
+                    )
+                    o = outcome(
+                        index,
+                        s,
+                        new.index,
+                        new.certain,
+                        new.cand,
+                        np.random.default_rng([seed, 7]),
+                        new.ask,
+                    )
+                    accept = rb.certain if h else rb.certain_no_heading
+                    ask = rb.ask if h else rb.ask_no_heading
+                    print(
+                        f"{label:<18.18}{'understated' if u else '68%=10 m':<12}"
+                        f"{'yes' if h else 'no':<10}| {name:<13}{accept:>7.4f}{ask:>7.4f} | "
+                        f"{pct(o.right):>6}{pct(o.wrong):>6}{pct(o.review):>7} |"
+                        f"         {pct(o.c_right):>6}{pct(o.c_wrong):>6}{pct(o.c_review):>7}"
+                    )
 
 
 def main() -> None:
@@ -462,10 +396,14 @@ def main() -> None:
     parser.add_argument("--fit", action="store_true")
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--bound", action="store_true")
+    parser.add_argument("--per-network", action="store_true")
     parser.add_argument("--networks", default="helsinki,kotka")
     args = parser.parse_args()
 
     nets = {k: load_network(NETWORKS[k][1]) for k in args.networks.split(",")}
+    if args.per_network:
+        per_network(nets, args.seed, args.points)
+        return
     if args.bound:
         print("least review (%) at a budget of confidently wrong: Bayes-optimal / geo.robust")
         for k, net in nets.items():

@@ -63,6 +63,7 @@ __all__ = [
     "ASK",
     "ASK_NO_HEADING",
     "IDENTITY",
+    "Bars",
     "Calibration",
     "RobustBatch",
     "RobustSnap",
@@ -316,7 +317,8 @@ _CAL: Final[Calibration] = {
 }
 # The accepting bars: the lowest at which every network's fit samples stay within 0.9 %
 # confidently wrong (bench/bench_phone_noise.py --fit prints them; the figures are
-# measured on other seeds).
+# measured on other seeds). These are the shared defaults: a network imported with
+# `roadwatch network import` gets its own (geo.noise.fit_bars, stored beside its file).
 CERTAIN: Final = 0.935
 CERTAIN_NO_HEADING: Final = 0.9325
 # When the person on the spot can choose, the phone asks below a higher bar than the one
@@ -324,6 +326,18 @@ CERTAIN_NO_HEADING: Final = 0.9325
 # wrong answer sends the case to the wrong chief. Chosen the same way, budget 0.5 %.
 ASK: Final = 0.9725
 ASK_NO_HEADING: Final = 0.9625
+
+
+@dataclass(frozen=True, slots=True)
+class Bars:
+    """A network's accepting and asking bars, named as RobustSnapper's keywords
+    (``RobustSnapper(index, **dataclasses.asdict(bars))``). The defaults are the shared
+    bars above; geo.noise.fit_bars fits a network's own."""
+
+    certain: float = CERTAIN
+    certain_no_heading: float = CERTAIN_NO_HEADING
+    ask: float = ASK
+    ask_no_heading: float = ASK_NO_HEADING
 
 
 def _t3_pdf(x: FloatArray) -> FloatArray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,8 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from geo.network import load_network
+from geo.noise import bars_path, load_fitted_bars
+from geo.robust import Bars
 from roadwatch.cli import main
 from roadwatch.store import db, models
 
@@ -64,6 +68,11 @@ def test_import_city_layer_and_apply(
     assert r.exit_code == 0, r.output
     text = r.stdout
     assert "imported 200 segments" in text and "200 segments added" in text
+    # the network's own snapping bars, fitted after the import and tied to the file
+    assert "fitted the snapping bars on 50,000 simulated reports" in text
+    fitted = json.loads(bars_path(out).read_text(encoding="utf-8"))
+    assert fitted["network_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert load_fitted_bars(out, fitted["network_sha256"]) == Bars(**fitted["bars"])
     net = load_network(out)
     assert len(net.segments) == 200
     first = network_ctx.network.segments[0]

@@ -181,6 +181,12 @@ def _bounds(text: str) -> tuple[float, float, float, float] | None:
     is_flag=True,
     help="OSM: keep the two carriageways of a dual carriageway as separate segments",
 )
+@click.option(
+    "--fit-reports",
+    type=click.IntRange(min=1000),
+    help="simulated phone reports to fit the network's snapping bars on "
+    "(default: geo.noise.FIT_REPORTS)",
+)
 def import_(
     file: str,
     out: str | None,
@@ -204,6 +210,7 @@ def import_(
     target_count: int | None,
     id_prefix: str,
     separate_carriageways: bool,
+    fit_reports: int | None,
 ) -> int:
     settings = settings_for()
     setup_logging("WARNING")
@@ -265,6 +272,7 @@ def import_(
         f"imported {len(net.segments):,} segments in {len(net.districts)} districts from {src} "
         f"in {time.perf_counter() - t0:.1f} s -> {target}"
     )
+    _fit(net, target, settings, fit_reports, progress)
     if apply:
         import hashlib
 
@@ -280,6 +288,67 @@ def import_(
         print(f"database: {summary}")
     print(f"use it with: ROADWATCH_NETWORK={target} roadwatch serve")
     return 0
+
+
+@network.command("fit-bars", help="fit a network file's snapping bars (import does this)")
+@click.argument("path", required=False)
+@click.option(
+    "--reports",
+    type=click.IntRange(min=1000),
+    help="simulated phone reports (default: geo.noise.FIT_REPORTS)",
+)
+def fit_bars_(path: str | None, reports: int | None) -> int:
+    from geo.network import load_network
+
+    from ..network.context import network_path
+
+    settings = settings_for()
+    where = Path(path) if path else network_path(settings)
+    try:
+        net = load_network(where)
+    except (ValueError, OSError) as exc:
+        raise CommandError(f"{where} is not a usable network file: {exc}") from None
+    _fit(net, where, settings, reports, _ProgressBar())
+    return 0
+
+
+def _fit(
+    net: Any, target: Path, settings: Any, reports: int | None, progress: _ProgressBar
+) -> None:
+    """Fit the network's accepting and asking bars (geo.noise.fit_bars) and store them
+    beside the file, tied to its digest: the pipeline snaps with them."""
+    import hashlib
+    import zlib
+
+    from geo.noise import FIT_REPORTS, fit_bars, save_fitted_bars
+
+    from ..network.context import segment_index
+
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    # A fixed seed per file: a re-import of the same data fits the same bars.
+    fit = fit_bars(
+        segment_index(net, settings),
+        reports=reports or FIT_REPORTS,
+        seed=zlib.crc32(digest.encode()),
+        progress=progress,
+    )
+    out = save_fitted_bars(target, fit, digest)
+    b = fit.bars
+    print(
+        f"fitted the snapping bars on {fit.reports:,} simulated reports a mode "
+        f"in {fit.seconds:.1f} s -> {out}\n"
+        f"  with direction: accept at {b.certain:.4f} "
+        f"({100 * fit.at_accept[True].wrong:.1f} % wrong, "
+        f"{100 * fit.at_accept[True].review:.1f} % review), "
+        f"ask below {b.ask:.4f} ({100 * fit.at_ask[True].c_review:.1f} % review with the choice)\n"
+        f"  without:        accept at {b.certain_no_heading:.4f} "
+        f"({100 * fit.at_accept[False].wrong:.1f} % wrong, "
+        f"{100 * fit.at_accept[False].review:.1f} % review), "
+        f"ask below {b.ask_no_heading:.4f} "
+        f"({100 * fit.at_ask[False].c_review:.1f} % review with the choice)"
+    )
+    if fit.fell_back:
+        print(f"  no bar met the budget for {', '.join(fit.fell_back)}: the shared default kept")
 
 
 def _print_info(info: dict[str, Any], indent: str = "  ") -> None:

@@ -9,7 +9,7 @@ import re
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from geo.network import Network, load_network, segment_feature
-from geo.robust import RobustSnapper
+from geo.noise import load_fitted_bars
+from geo.robust import Bars, RobustSnapper
 from geo.snap import AreaIndex, SegmentIndex
 
 from ..settings import Settings, SettingsError
@@ -100,6 +101,36 @@ class NetworkContext:
         return len(self.network.segments)
 
 
+def segment_index(net: Network, settings: Settings) -> SegmentIndex:
+    """The index the pipeline snaps with (also what `network import` fits the bars on)."""
+    return SegmentIndex(
+        [s.geometry for s in net.segments],
+        roads=[s.road for s in net.segments],
+        max_distance_m=settings.snap_max_distance_m,
+        ambiguity_m=settings.snap_ambiguity_m,
+        min_confidence=settings.snap_min_confidence,
+        distance_only_min_confidence=settings.snap_distance_only_min_confidence,
+    )
+
+
+def network_bars(path: Path, digest: str) -> Bars:
+    """The bars fitted for this network file at import, or the shared defaults (the
+    behaviour before per-network bars) when there are none or they cannot be used."""
+    try:
+        bars = load_fitted_bars(path, digest)
+    except FileNotFoundError:
+        log.warning(
+            "network %s: no fitted bars (roadwatch network fit-bars); the shared defaults",
+            path.name,
+        )
+        return Bars()
+    except ValueError as exc:
+        log.warning("network %s: fitted bars not used, the shared defaults: %s", path.name, exc)
+        return Bars()
+    log.info("network %s: fitted bars %s", path.name, bars)
+    return bars
+
+
 def load_network_context(settings: Settings) -> NetworkContext:
     path = network_path(settings)
     if not path.exists():
@@ -110,14 +141,7 @@ def load_network_context(settings: Settings) -> NetworkContext:
         net = load_network(path)
     except ValueError as exc:
         raise SettingsError(f"ROADWATCH_NETWORK: {path} cannot be used: {exc}") from None
-    index = SegmentIndex(
-        [s.geometry for s in net.segments],
-        roads=[s.road for s in net.segments],
-        max_distance_m=settings.snap_max_distance_m,
-        ambiguity_m=settings.snap_ambiguity_m,
-        min_confidence=settings.snap_min_confidence,
-        distance_only_min_confidence=settings.snap_distance_only_min_confidence,
-    )
+    index = segment_index(net, settings)
     position = {s.id: i for i, s in enumerate(net.segments)}
     own: dict[str, set[int]] = {}
     for a in net.assignments:
@@ -137,7 +161,7 @@ def load_network_context(settings: Settings) -> NetworkContext:
         features=[segment_feature(s) for s in net.segments],
         own_segments={k: frozenset(v) for k, v in own.items()},
         road_pattern=pattern,
-        robust=RobustSnapper(index),
+        robust=RobustSnapper(index, **asdict(network_bars(path, digest))),
     )
     log.info(
         "network %s: %d segments in %d districts, loaded in %.2f s",

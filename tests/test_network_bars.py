@@ -1,0 +1,174 @@
+"""Per-network accepting and asking bars (issue 21): geo.noise.fit_bars on a real OSM
+network (Kotka, tests/data, ODbL), and the fit stored beside a network file."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.bench_phone_noise import HELD_OUT, build_index, load_network
+from geo.noise import (
+    BAR_GRID,
+    CHOICE_WRONG_BUDGET,
+    WRONG_BUDGET,
+    Sample,
+    bars_path,
+    fit_bars,
+    right_of,
+    sample_index,
+)
+from geo.robust import Bars, RobustSnapper
+from geo.snap import SegmentIndex
+from roadwatch.network.context import DEMO_NETWORK, load_network_context
+from roadwatch.settings import load_settings
+
+FIT_SEED = 3
+REPORTS = 20_000
+
+
+@pytest.fixture(scope="module")
+def kotka() -> SegmentIndex:
+    return build_index(load_network(HELD_OUT))
+
+
+def _wrong(rb: RobustSnapper, s: Sample, heading: bool) -> tuple[float, float, float]:
+    """(confidently wrong, review, wrong when the phone asks below the asking bar)."""
+    new = rb.snap_many(
+        s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=s.heading if heading else None
+    )
+    ok = right_of(rb.index, new.index, s) & (new.index >= 0)
+    certain = new.certain & (new.index >= 0)
+    unasked = ~new.ask & (new.index >= 0)
+    return (
+        float((certain & ~ok).mean()),
+        float((~certain).mean()),
+        float((unasked & ~ok).mean()),
+    )
+
+
+def test_the_fit_picks_the_lowest_bars_within_the_budgets(kotka: SegmentIndex) -> None:
+    fit = fit_bars(kotka, reports=REPORTS, seed=FIT_SEED)
+    assert fit == dataclasses.replace(
+        fit_bars(kotka, reports=REPORTS, seed=FIT_SEED), seconds=fit.seconds
+    )
+    assert not fit.fell_back
+    # the fit's own reports, checked through the snapper itself rather than the fit's tables
+    s = sample_index(kotka, REPORTS, np.random.default_rng([FIT_SEED, 21]))
+    step = float(BAR_GRID[1] - BAR_GRID[0])
+    for h, accept, ask in (
+        (True, "certain", "ask"),
+        (False, "certain_no_heading", "ask_no_heading"),
+    ):
+        rb = RobustSnapper(kotka, **dataclasses.asdict(fit.bars))
+        wrong, _, asked_wrong = _wrong(rb, s, h)
+        assert wrong <= WRONG_BUDGET
+        assert asked_wrong <= CHOICE_WRONG_BUDGET
+        # one step lower breaks its budget (unless the grid's floor was reached)
+        for name, budget, col in ((accept, WRONG_BUDGET, 0), (ask, CHOICE_WRONG_BUDGET, 2)):
+            bar = getattr(fit.bars, name)
+            if bar - step < float(BAR_GRID[0]):
+                continue
+            lower = dataclasses.replace(fit.bars, **{name: bar - step})
+            if name.startswith("ask"):  # the asking bar alone moves; keep accept <= ask
+                lower = dataclasses.replace(
+                    lower, **{accept: min(getattr(lower, accept), bar - step)}
+                )
+            assert _wrong(RobustSnapper(kotka, **dataclasses.asdict(lower)), s, h)[col] > budget
+    # Kotka is sparser than central Helsinki, which sets the shared bars: its own are lower
+    assert fit.bars.certain < Bars().certain and fit.bars.ask < Bars().ask
+
+
+def test_fitted_bars_review_no_more_than_the_shared_on_fresh_reports(kotka: SegmentIndex) -> None:
+    fit = fit_bars(kotka, reports=REPORTS, seed=FIT_SEED)
+    n = 40_000
+    s = sample_index(kotka, n, np.random.default_rng([FIT_SEED + 500, 0]))  # never fitted on
+    own, shared = RobustSnapper(kotka, **dataclasses.asdict(fit.bars)), RobustSnapper(kotka)
+    # the fit stops at the budget on its own reports, so on fresh ones the share lands on
+    # either side of it: allowed three standard errors of the two samples' difference
+    slack = 3.0 * math.sqrt(WRONG_BUDGET * (1 - WRONG_BUDGET) * (1 / n + 1 / REPORTS))
+    for h in (True, False):
+        o_wrong, o_review, _ = _wrong(own, s, h)
+        s_wrong, s_review, _ = _wrong(shared, s, h)
+        assert o_wrong <= WRONG_BUDGET + slack
+        assert o_review <= s_review
+    o_wrong, o_review, _ = _wrong(own, s, True)
+    s_wrong, s_review, _ = _wrong(shared, s, True)
+    assert o_review < s_review - 0.02  # with direction: issue 21's 6 % target, met on Kotka
+    assert o_review <= 0.06
+
+
+def _demo_copy(tmp_path: Path) -> Path:
+    path = tmp_path / "net.geojson.gz"
+    shutil.copyfile(DEMO_NETWORK, path)
+    return path
+
+
+def _robust_bars(path: Path) -> Bars:
+    ctx = load_network_context(load_settings(env={"ROADWATCH_NETWORK": str(path)}))
+    rb = ctx.robust
+    assert rb is not None
+    return Bars(rb.certain, rb.certain_no_heading, rb.ask, rb.ask_no_heading)
+
+
+@pytest.mark.parametrize(
+    "sidecar",
+    [
+        None,
+        "{not json",
+        '{"format": "roadwatch-bars", "version": 1, "network_sha256": "0", '
+        '"bars": {"certain": 0.8, "certain_no_heading": 0.8, "ask": 0.8, "ask_no_heading": 0.8}}',
+        "BARS_OF_THIS_FILE_BUT_OUT_OF_RANGE",
+    ],
+    ids=["missing", "garbled", "another-file", "out-of-range"],
+)
+def test_a_network_without_usable_fitted_bars_uses_the_shared_ones(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, sidecar: str | None
+) -> None:
+    import hashlib
+
+    path = _demo_copy(tmp_path)
+    if sidecar is not None:
+        if sidecar.startswith("BARS_"):
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            sidecar = json.dumps(
+                {
+                    "format": "roadwatch-bars",
+                    "version": 1,
+                    "network_sha256": digest,
+                    "bars": {
+                        "certain": 1.5,
+                        "certain_no_heading": 0.9,
+                        "ask": 0.9,
+                        "ask_no_heading": 0.9,
+                    },
+                }
+            )
+        bars_path(path).write_text(sidecar, encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="roadwatch.network.context"):
+        assert _robust_bars(path) == Bars()
+    assert any("shared defaults" in r.getMessage() for r in caplog.records)
+
+
+def test_the_runtime_snaps_with_the_bars_fitted_beside_its_network(
+    tmp_path: Path, runner: object
+) -> None:
+    from click.testing import CliRunner
+
+    from roadwatch.cli import main
+
+    path = _demo_copy(tmp_path)
+    assert isinstance(runner, CliRunner)
+    r = runner.invoke(main, ["network", "fit-bars", str(path), "--reports", "5000"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(bars_path(path).read_text(encoding="utf-8"))
+    assert doc["reports_per_mode"] == 5000
+    got = _robust_bars(path)
+    assert dataclasses.asdict(got) == doc["bars"]
+    assert got != Bars()  # the sparse demo grid meets the budgets below the shared bars
