@@ -118,8 +118,8 @@ def network_bars(path: Path, digest: str) -> Bars:
     behaviour before per-network bars) when there are none or they cannot be used."""
     try:
         bars = load_fitted_bars(path, digest)
-    except FileNotFoundError:
-        log.warning(
+    except FileNotFoundError:  # a network from before per-network bars, or the demo's
+        log.info(
             "network %s: no fitted bars (roadwatch network fit-bars); the shared defaults",
             path.name,
         )
