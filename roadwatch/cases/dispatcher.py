@@ -34,12 +34,14 @@ class Dispatcher:
         *,
         batch: int = 500,
         gather_s: float = 0.1,
+        poll_s: float = 1.0,
         clock: Callable[[], Any] = models.utcnow,
         routing: Routing = MQTT_ONLY,
     ) -> None:
         self.engine, self.sla, self.deliver = engine, sla, deliver
         self.routing = routing
         self.batch, self.clock, self.gather_s = batch, clock, gather_s
+        self.poll_s = poll_s  # how often it looks for new rows when nothing wakes it
         self.holders = HoldersCache()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -116,10 +118,12 @@ class Dispatcher:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(1.0)  # also a safety net: new rows from other processes
-            # Let a few batches gather: one pass over many reports costs far less per report
-            # than a pass per ingest batch, and a case's clock runs in hours, not ms.
-            self._stop.wait(self.gather_s)
+            # Polling is also a safety net here: new rows from other processes.
+            if self._wake.wait(self.poll_s):
+                # Woken by an ingest batch: let a few more gather. One pass over many reports
+                # costs far less per report than a pass per batch, and a case's clock runs
+                # in hours, not ms. (A poll has waited poll_s already.)
+                self._stop.wait(self.gather_s)
             self._wake.clear()
             try:
                 while len(self.run_once()) >= self.batch:

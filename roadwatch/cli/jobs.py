@@ -7,7 +7,7 @@ import threading
 
 import click
 
-from .common import log, settings_for, setup_logging
+from .common import freeze_startup_heap, log, settings_for, setup_logging
 
 
 @click.command(help="the scheduled jobs: dispatcher, case clock, weekly ranking, notice outbox")
@@ -35,6 +35,7 @@ def jobs(health_port: int | None, health_host: str) -> int:
 
         emitter = SocketIO(message_queue=settings.socketio_queue)
     running = Jobs(settings, emitter=emitter).start(health_port, health_host)
+    freeze_startup_heap()
     if running.server is not None:
         log.info("jobs: /healthz and /metrics on %s:%d", health_host, running.server.port)
     code = 0

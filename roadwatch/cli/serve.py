@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from ..settings import Settings, SettingsError, redact_url
-from .common import Positive, log, settings_for, setup_logging
+from .common import Positive, freeze_startup_heap, log, settings_for, setup_logging
 
 
 def check_listen(settings: Settings) -> None:
@@ -227,6 +227,7 @@ def worker(instance: str | None, health_port: int | None, drain: bool) -> int:
         )
         health = HealthServer(checks, runtime.metrics.render, port=settings.worker_health_port)
         health.start()
+    freeze_startup_heap()
     name = settings.worker_instance or "(no instance name)"
     if drain:
         log.info("worker %s: draining its session, then exiting", name)
