@@ -147,7 +147,7 @@ def sample_index(
 
 def right_of(index: SegmentIndex, pred: IntArray, s: Sample) -> BoolArray:
     """The true segment, or a same-road continuation within the boundary tolerance."""
-    ok = pred == s.truth
+    ok: BoolArray = np.asarray(pred == s.truth, dtype=bool)
     near = (pred >= 0) & ~ok
     if near.any():
         cont = np.zeros(pred.size, dtype=bool)
