@@ -69,6 +69,28 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 CROSS_SHARE = 0.5
 
 
+def persistent_subscriber(
+    port: int, name: str, topic: str, on_message: Callable[[Any, Any, mqtt.MQTTMessage], None]
+) -> mqtt.Client:
+    """A QoS 1 subscriber with a persistent session: it keeps what arrives while the broker
+    restarts, and reconnects within 1-2 s."""
+    c = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"{name}-{uuid.uuid4().hex[:6]}",
+        clean_session=False,
+        protocol=mqtt.MQTTv311,
+    )
+    c.reconnect_delay_set(min_delay=1, max_delay=2)
+    c.on_message = on_message
+    subscribed = threading.Event()
+    c.on_subscribe = lambda *a: subscribed.set()
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    c.subscribe(topic, qos=1)
+    assert subscribed.wait(5)
+    return c
+
+
 class Acks:
     """The phones' side of the acks: one persistent session (it keeps what arrives while
     the broker restarts), every ack id counted."""
@@ -76,20 +98,7 @@ class Acks:
     def __init__(self, port: int, root: str) -> None:
         self.ids: set[str] = set()
         self.lock = threading.Lock()
-        self.c = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"acks-{uuid.uuid4().hex[:6]}",
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-        )
-        self.c.reconnect_delay_set(min_delay=1, max_delay=2)
-        self.c.on_message = self._on
-        subscribed = threading.Event()
-        self.c.on_subscribe = lambda *a: subscribed.set()
-        self.c.connect("127.0.0.1", port)
-        self.c.loop_start()
-        self.c.subscribe(f"{root}/acks/+", qos=1)
-        assert subscribed.wait(5)
+        self.c = persistent_subscriber(port, "acks", f"{root}/acks/+", self._on)
 
     def _on(self, _c: Any, _u: Any, m: mqtt.MQTTMessage) -> None:
         with self.lock:
@@ -116,20 +125,7 @@ class Notices:
         self.dup: dict[str, float] = {}  # id -> time of a repeat the broker flagged DUP
         self.without_id = 0  # payloads a receiver could not dedupe
         self.lock = threading.Lock()
-        self.c = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"notices-{uuid.uuid4().hex[:6]}",
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-        )
-        self.c.reconnect_delay_set(min_delay=1, max_delay=2)
-        self.c.on_message = self._on
-        subscribed = threading.Event()
-        self.c.on_subscribe = lambda *a: subscribed.set()
-        self.c.connect("127.0.0.1", port)
-        self.c.loop_start()
-        self.c.subscribe(f"{root}/notices/+", qos=1)
-        assert subscribed.wait(5)
+        self.c = persistent_subscriber(port, "notices", f"{root}/notices/+", self._on)
 
     def _on(self, _c: Any, _u: Any, m: mqtt.MQTTMessage) -> None:
         nid = orjson.loads(m.payload).get("notice_id")
