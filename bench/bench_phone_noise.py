@@ -69,7 +69,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_accuracy import DATA, HELD_OUT, Network, build_index, load_network  # noqa: E402
+from bench.bench_accuracy import DATA, GRID, HELD_OUT, Network, build_index, load_network  # noqa: E402
 
 __all__ = ["DATA", "HELD_OUT", "build_index", "load_network", "right_of", "sample", "t2_noise"]
 from geo.noise import (  # noqa: E402
@@ -94,7 +94,11 @@ from geo.snap import SegmentIndex  # noqa: E402
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-NETWORKS = {"helsinki": ("central Helsinki", DATA), "kotka": ("Kotka", HELD_OUT)}
+NETWORKS = {
+    "helsinki": ("central Helsinki", DATA),
+    "kotka": ("Kotka", HELD_OUT),
+    "aguascalientes": ("Aguascalientes", GRID),
+}
 
 
 def sample(net: Network, n: int, rng: np.random.Generator, understate: bool) -> Sample:
