@@ -393,6 +393,83 @@ def per_network(nets: dict[str, Network], seed: int, points: int) -> None:
                     )
 
 
+def learned(nets: dict[str, Network], seed: int, points: int, phones: int) -> None:
+    """Phones that understate, and what geo.phones learns of them: the figures' reports
+    are made by ``phones`` phones in turn (report i by phone i mod phones), snapped in
+    batches of 500 in order, each batch with the accuracy factors learnt from the batches
+    before (as ingest does). "after" counts only each phone's reports from its
+    MIN_REPORTS-th on (the first ones are snapped as stated, before anything is known)."""
+    from geo.phones import MIN_REPORTS, PhoneScales, distance_stat, distance_table
+
+    head = (
+        f"{'network':<18}{'noise':<12}{'direction':<10}| {'accuracy':<9}| "
+        f"{'right':>6}{'wrong':>6}{'review':>7} | +choice {'right':>6}{'wrong':>6}{'review':>7}"
+        f" | after: {'wrong':>6}{'review':>7} +choice {'wrong':>6}{'review':>7}"
+    )
+    print(head)
+    print("-" * len(head))
+    for k, net in nets.items():
+        index = build_index(net)
+        robust = RobustSnapper(index)
+        t0 = time.perf_counter()
+        table = distance_table(index)
+        label = f"{NETWORKS[k][0]} ({len(net.lines)} seg)"
+        print(
+            f"# {NETWORKS[k][0]}: table {np.round(table.means, 3)}"
+            f" in {time.perf_counter() - t0:.2f} s"
+        )
+        for u in (False, True):
+            s = sample(net, points, np.random.default_rng([seed, int(u)]), u)
+            who = [f"p{i % phones}" for i in range(s.lon.size)]
+            after = np.arange(s.lon.size) // phones >= MIN_REPORTS
+            for h in (True, False):
+                learner = PhoneScales(table)
+                acc = s.accuracy.copy()
+                for c0 in range(0, s.lon.size, 500):
+                    c = slice(c0, c0 + 500)
+                    acc[c] = s.accuracy[c] * learner.factors(who[c])
+                    learner.observe(who[c], distance_stat(index, s.lon[c], s.lat[c], s.accuracy[c]))
+                for name, a in (("stated", s.accuracy), ("learnt", acc)):
+                    new = robust.snap_many(
+                        s.lon, s.lat, accuracy_m=a, heading_deg=s.heading if h else None
+                    )
+                    rng = [seed, 7]
+                    o = outcome(
+                        index,
+                        s,
+                        new.index,
+                        new.certain,
+                        new.cand,
+                        np.random.default_rng(rng),
+                        new.ask,
+                    )
+                    sub = Sample(
+                        s.lon[after],
+                        s.lat[after],
+                        s.truth[after],
+                        s.on_line[after],
+                        s.accuracy[after],
+                        s.heading[after],
+                    )
+                    oa = outcome(
+                        index,
+                        sub,
+                        new.index[after],
+                        new.certain[after],
+                        new.cand[after],
+                        np.random.default_rng(rng),
+                        new.ask[after],
+                    )
+                    print(
+                        f"{label:<18.18}{'understated' if u else '68%=10 m':<12}"
+                        f"{'yes' if h else 'no':<10}| {name:<9}| "
+                        f"{pct(o.right):>6}{pct(o.wrong):>6}{pct(o.review):>7} |"
+                        f"         {pct(o.c_right):>6}{pct(o.c_wrong):>6}{pct(o.c_review):>7}"
+                        f" |        {pct(oa.wrong):>6}{pct(oa.review):>7}        "
+                        f"{pct(oa.c_wrong):>6}{pct(oa.c_review):>7}"
+                    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=20_000)
@@ -401,10 +478,19 @@ def main() -> None:
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--bound", action="store_true")
     parser.add_argument("--per-network", action="store_true")
-    parser.add_argument("--networks", default="helsinki,kotka")
+    parser.add_argument("--networks", default="helsinki,kotka,aguascalientes")
+    parser.add_argument(
+        "--phones",
+        type=int,
+        default=0,
+        help="the learnt-accuracy table instead: the reports made by this many phones",
+    )
     args = parser.parse_args()
 
     nets = {k: load_network(NETWORKS[k][1]) for k in args.networks.split(",")}
+    if args.phones:
+        learned(nets, args.seed, args.points, args.phones)
+        return
     if args.per_network:
         per_network(nets, args.seed, args.points)
         return

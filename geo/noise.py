@@ -102,8 +102,11 @@ def sample(
     n: int,
     rng: np.random.Generator,
     understate: bool,
+    real_scale: float = 1.0,
 ) -> Sample:
-    """``n`` reports on the segments ``projected`` (metres; ``to_ll`` back to lon/lat)."""
+    """``n`` reports on the segments ``projected`` (metres; ``to_ll`` back to lon/lat).
+    ``real_scale``: the real 68 % radius over the stated one (times 2 more if
+    ``understate``)."""
     parts, owner = shapely.get_parts(projected, return_index=True)
     lengths = shapely.length(parts)
     part = rng.choice(lengths.size, n, p=lengths / lengths.sum())
@@ -123,7 +126,7 @@ def sample(
     garbage = rng.uniform(0, 1, n) < HEADING_GARBAGE
     heading[garbage] = rng.uniform(0, 360, int(garbage.sum()))
     offset = rng.uniform(3.0, 10.0, n) * rng.choice([-1.0, 1.0], n)
-    nx, ny = t2_noise(n, STATED_M * (2.0 if understate else 1.0), rng)
+    nx, ny = t2_noise(n, STATED_M * real_scale * (2.0 if understate else 1.0), rng)
     x = shapely.get_x(on) + offset * uy + nx  # (uy, -ux) is the normal
     y = shapely.get_y(on) - offset * ux + ny
     lon, lat = to_ll.transform(x, y)
@@ -138,11 +141,15 @@ def sample(
 
 
 def sample_index(
-    index: SegmentIndex, n: int, rng: np.random.Generator, understate: bool = False
+    index: SegmentIndex,
+    n: int,
+    rng: np.random.Generator,
+    understate: bool = False,
+    real_scale: float = 1.0,
 ) -> Sample:
     """:func:`sample` on the segments of an index (its own metric CRS)."""
     to_ll = pyproj.Transformer.from_crs(index.epsg, 4326, always_xy=True)
-    return sample(index.geometries, to_ll, n, rng, understate)
+    return sample(index.geometries, to_ll, n, rng, understate, real_scale)
 
 
 def right_of(index: SegmentIndex, pred: IntArray, s: Sample) -> BoolArray:

@@ -497,6 +497,23 @@ class SegmentIndex:
         x, y = self._to_xy.transform(c[:, 0], c[:, 1])
         return np.column_stack([x, y])
 
+    def nearest_distance_many(self, lons: npt.ArrayLike, lats: npt.ArrayLike) -> FloatArray:
+        """Metres from each WGS84 point to the nearest segment (inf for a bad point): one
+        STRtree query for the batch."""
+        c = np.column_stack([np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)])
+        out = np.full(c.shape[0], np.inf)
+        if c.shape[0] == 0:
+            return out
+        xy = self._project_coords(c)
+        ok = np.flatnonzero(np.isfinite(xy).all(axis=1))
+        if ok.size == 0:
+            return out
+        (src, _), dist = self._tree.query_nearest(
+            shapely.points(xy[ok]), return_distance=True, all_matches=False
+        )
+        out[ok[src]] = dist
+        return out
+
     def distance_to(self, position: int, lon: float, lat: float) -> float:
         """Metres from a WGS84 point to segment ``position`` (inf for a bad point)."""
         x, y = self._to_xy.transform(lon, lat)

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 
 from geo.crs import SUPPORTED_CRS, to_wgs84
+from geo.noise import STATED_M
+from geo.phones import distance_stat
 from geo.robust import CATEGORY_KINDS, RobustSnap
 from geo.snap import Snap
 
@@ -61,25 +63,70 @@ def place(report: ReportIn, ctx: NetworkContext) -> Placement:
     lon, lat = float(lon), float(lat)
     area = ctx.areas.locate(lon, lat)
     if ctx.robust is not None:
-        return _decide(report, ctx, lon, lat, area, _robust(report, ctx, lon, lat))
+        factor = float(learned_accuracy(ctx, [report.reporter_id], [report.accuracy_m])[1][0])
+        placed = _decide(report, ctx, lon, lat, area, _robust(report, ctx, lon, lat, factor))
+        learn_accuracy(ctx, [report.reporter_id], [lon], [lat], [report.accuracy_m])
+        return _scaled(placed, factor)
     snap = ctx.index.snap(lon, lat, accuracy_m=report.accuracy_m, heading_deg=report.heading_deg)
     return _decide(report, ctx, lon, lat, area, _second_look(report, ctx, lon, lat, snap))
 
 
-def _robust(report: ReportIn, ctx: NetworkContext, lon: float, lat: float) -> Snap:
-    """geo.robust with every signal the report carries: accuracy, direction of travel,
-    the reporter's own segments, road names in the note, the category's place."""
+def _robust(
+    report: ReportIn, ctx: NetworkContext, lon: float, lat: float, factor: float = 1.0
+) -> Snap:
+    """geo.robust with every signal the report carries: accuracy (times what its phone's
+    own fixes showed, ``factor``), direction of travel, the reporter's own segments, road
+    names in the note, the category's place."""
     assert ctx.robust is not None
+    accuracy = report.accuracy_m
+    if factor != 1.0:
+        accuracy = (STATED_M if accuracy is None else accuracy) * factor
     r = ctx.robust.snap(
         lon,
         lat,
-        accuracy_m=report.accuracy_m,
+        accuracy_m=accuracy,
         heading_deg=report.heading_deg,
         prior=prior_of(ctx, report),
         road_hint=ctx.roads_in(report.note) or None,
         kind=category_kind(report.category),
     )
     return as_snap(r)
+
+
+def learned_accuracy(
+    ctx: NetworkContext, reporters: Sequence[str | None], accuracy_m: Sequence[float | None]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The accuracy to snap with (NaN: none stated and none learnt) and the factor each
+    reporter's phone earned (geo.phones: 1.0 until its fixes show it understates)."""
+    acc = np.array([np.nan if a is None else a for a in accuracy_m], dtype=float)
+    if ctx.phones is None:
+        return acc, np.ones(acc.size)
+    factor = ctx.phones.factors(reporters)
+    scaled = factor != 1.0
+    acc[scaled] = np.where(np.isnan(acc[scaled]), STATED_M, acc[scaled]) * factor[scaled]
+    return acc, factor
+
+
+def learn_accuracy(
+    ctx: NetworkContext,
+    reporters: Sequence[str | None],
+    lons: Sequence[float] | np.ndarray,
+    lats: Sequence[float] | np.ndarray,
+    accuracy_m: Sequence[float | None] | np.ndarray,
+) -> None:
+    """Add placed reports' fixes (WGS84, with the accuracy their phone *stated*) to what
+    geo.phones learns of each phone: one nearest-segment query for the batch."""
+    if ctx.phones is None or not len(reporters):
+        return
+    acc = np.array([np.nan if a is None else a for a in accuracy_m], dtype=float)
+    ctx.phones.observe(reporters, distance_stat(ctx.index, lons, lats, acc))
+
+
+def _scaled(placed: Placement, factor: float) -> Placement:
+    """Say in the stored snap details when the phone's stated accuracy was not believed."""
+    if factor != 1.0 and placed.snap is not None and placed.snap.get("method") == "nearest":
+        placed.snap["accuracy_factor"] = round(factor, 2)
+    return placed
 
 
 def prior_of(ctx: NetworkContext, report: ReportIn) -> frozenset[int]:
@@ -165,18 +212,24 @@ def place_many(reports: Sequence[ReportIn], ctx: NetworkContext) -> list[Placeme
     idx = np.flatnonzero(has_pos).tolist()
     areas = ctx.areas.locate_many(lons[idx], lats[idx])
     snaps: Any
+    factors = np.ones(len(idx))
     if ctx.robust is not None:
         kinds = np.array([CATEGORY_KINDS[category_kind(reports[i].category)] for i in idx])
+        reporters = [reports[i].reporter_id for i in idx]
+        stated = [reports[i].accuracy_m for i in idx]
+        snap_acc, factors = learned_accuracy(ctx, reporters, stated)
         batch = ctx.robust.snap_many(
             lons[idx],
             lats[idx],
-            accuracy_m=acc[idx],
+            accuracy_m=snap_acc,
             heading_deg=heading[idx],
             kind=kinds,
             priors=[prior_of(ctx, reports[i]) for i in idx],
             road_hints=[ctx.roads_in(reports[i].note) or None for i in idx],
         )
         snaps = [as_snap(batch[k]) for k in range(len(batch))]
+        # learnt after the batch is placed: a phone is judged on its earlier fixes only
+        learn_accuracy(ctx, reporters, lons[idx], lats[idx], stated)
     else:
         snaps = ctx.index.snap_many(
             lons[idx], lats[idx], accuracy_m=acc[idx], heading_deg=heading[idx]
@@ -190,7 +243,9 @@ def place_many(reports: Sequence[ReportIn], ctx: NetworkContext) -> list[Placeme
         area = int(areas[k])
         lon, lat = float(lons[i]), float(lats[i])
         snap = snaps[k] if ctx.robust is not None else _second_look(r, ctx, lon, lat, snaps[k])
-        out.append(_decide(r, ctx, lon, lat, area if area >= 0 else None, snap))
+        out.append(
+            _scaled(_decide(r, ctx, lon, lat, area if area >= 0 else None, snap), factors[k])
+        )
         k += 1
     return out
 
@@ -366,10 +421,11 @@ def ask_on_the_spot(
     back as the report's ``segment_hint``, trusted within HINT_PLAUSIBLE_M of the fix."""
     if ctx.robust is None:
         return {"certain": None, "confidence": None, "candidates": []}
+    acc, _ = learned_accuracy(ctx, [reporter_id], [accuracy_m])
     r = ctx.robust.snap(
         lon,
         lat,
-        accuracy_m=accuracy_m,
+        accuracy_m=None if np.isnan(acc[0]) else float(acc[0]),
         heading_deg=heading_deg,
         prior=(
             ctx.own_segments.get(reporter_id, frozenset())

@@ -126,6 +126,8 @@ def runtime(
         settings = make_settings(tmp, **({"database_url": url} if url else {}))
         _runtimes[backend] = Runtime.build(settings, ctx=network_ctx)
     rt = _runtimes[backend]
+    if rt.ctx.phones is not None:  # what the ctx learnt of phones, like the tables: per test
+        rt.ctx.phones.clear()
     with rt.sessions.begin() as session:
         for table in (
             models.Event,

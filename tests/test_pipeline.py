@@ -235,7 +235,9 @@ def test_batch_and_single_placement_agree(runtime: Any) -> None:
                 segment_hint=net.segments[i % len(net.segments)].id if i % 7 == 0 else None,
             )
         )
+    # each pass learns the phones afresh (geo.phones), as a fresh process would
     batch = place_many(reports, runtime.ctx)
+    runtime.ctx.phones.clear()
     single = [place(r, runtime.ctx) for r in reports]
     # Vectorised and scalar CRS maths may differ in the last bit of a coordinate (1e-14°).
     for b, o in zip(batch, single, strict=True):

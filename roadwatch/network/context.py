@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from geo.network import Network, load_network, segment_feature
 from geo.noise import load_fitted_bars
+from geo.phones import PhoneScales, distance_table
 from geo.robust import Bars, RobustSnapper
 from geo.snap import AreaIndex, SegmentIndex
 
@@ -81,6 +82,8 @@ class NetworkContext:
     # the live decider (issue 21): heavy-tailed, pavement-aware, calibrated; built on index
     robust: RobustSnapper | None = field(default=None, repr=False)
     recent: RecentSegments = field(default_factory=RecentSegments, repr=False)
+    # each phone's real accuracy as its own fixes show it (issue 21: phones that understate)
+    phones: PhoneScales | None = field(default=None, repr=False)
 
     def roads_in(self, text: str | None) -> set[str]:
         """Road names of this network mentioned in a note (longest match first)."""
@@ -162,6 +165,7 @@ def load_network_context(settings: Settings) -> NetworkContext:
         own_segments={k: frozenset(v) for k, v in own.items()},
         road_pattern=pattern,
         robust=RobustSnapper(index, **asdict(network_bars(path, digest))),
+        phones=PhoneScales(lambda: distance_table(index)),
     )
     log.info(
         "network %s: %d segments in %d districts, loaded in %.2f s",

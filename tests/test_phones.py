@@ -1,0 +1,180 @@
+"""Issue 21.1: phones that state half their real error. geo.phones learns each phone's
+real accuracy from its own fixes; geolocation snaps with it and says so."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from geo.noise import Sample, sample_index
+from geo.phones import (
+    INFLATE_FROM,
+    MIN_REPORTS,
+    WINDOW,
+    DistanceTable,
+    PhoneScales,
+    distance_stat,
+    distance_table,
+)
+from geo.snap import SegmentIndex
+
+KOTKA = Path(__file__).parent / "data" / "pyrosm_test_osm_roads.geojson"
+
+
+@pytest.fixture(scope="module")
+def kotka() -> SegmentIndex:
+    from bench.bench_accuracy import HELD_OUT
+    from bench.bench_accuracy import load_network as bench_network
+
+    assert HELD_OUT == KOTKA
+    net = bench_network(KOTKA)
+    return SegmentIndex(net.lines, roads=net.roads)
+
+
+@pytest.fixture(scope="module")
+def table(kotka: SegmentIndex) -> DistanceTable:
+    return distance_table(kotka)
+
+
+def _fixes(index: SegmentIndex, n: int, seed: int, real_scale: float) -> Sample:
+    return sample_index(index, n, np.random.default_rng(seed), real_scale=real_scale)
+
+
+def test_the_table_grows_with_the_real_error(table: DistanceTable) -> None:
+    assert table.scales[0] == 1.0 and table.scales[-1] >= 3.0
+    assert np.all(np.diff(table.means) > 0)  # each rung farther: the statistic can tell them
+    # read back: the simulated mean at each rung gives that rung
+    for k, m in zip(table.scales, table.means, strict=True):
+        assert table.factor(float(m)) == pytest.approx(k)
+
+
+def test_nearest_distance_is_the_distance_to_the_closest_segment(kotka: SegmentIndex) -> None:
+    s = _fixes(kotka, 300, 3, 1.0)
+    got = kotka.nearest_distance_many(s.lon, s.lat)
+    brute = np.array(
+        [
+            min(kotka.distance_to(p, lo, la) for p in range(len(kotka)))
+            for lo, la in zip(s.lon, s.lat, strict=True)
+        ]
+    )
+    np.testing.assert_allclose(got, brute, atol=1e-6)
+    bad = kotka.nearest_distance_many([np.nan, 26.95], [60.53, np.inf])
+    assert np.isinf(bad).all()
+
+
+def test_an_understating_phone_is_found_and_an_honest_one_left_alone(
+    kotka: SegmentIndex, table: DistanceTable
+) -> None:
+    phones = PhoneScales(table)
+    honest = _fixes(kotka, WINDOW, 11, 1.0)
+    under = _fixes(kotka, WINDOW, 12, 2.0)  # states 10 m, really 20 m
+    h_stat = distance_stat(kotka, honest.lon, honest.lat, honest.accuracy)
+    u_stat = distance_stat(kotka, under.lon, under.lat, under.accuracy)
+    # before MIN_REPORTS nothing is believed either way
+    phones.observe(["h"] * (MIN_REPORTS - 1), h_stat[: MIN_REPORTS - 1])
+    phones.observe(["u"] * (MIN_REPORTS - 1), u_stat[: MIN_REPORTS - 1])
+    assert phones.factor("u") == 1.0 and phones.factor("h") == 1.0
+    phones.observe(["h"] * (WINDOW - MIN_REPORTS + 1), h_stat[MIN_REPORTS - 1 :])
+    phones.observe(["u"] * (WINDOW - MIN_REPORTS + 1), u_stat[MIN_REPORTS - 1 :])
+    assert phones.factor("h") == 1.0
+    assert phones.factor("u") >= 1.5
+    assert phones.factors(["u", "h", None, "never seen"]).tolist() == [
+        phones.factor("u"),
+        1.0,
+        1.0,
+        1.0,
+    ]
+
+
+def test_honest_phones_are_rarely_inflated_and_understating_ones_mostly(
+    kotka: SegmentIndex, table: DistanceTable
+) -> None:
+    """The false alarm rate and the catch rate over 200 phones of each kind."""
+    phones = PhoneScales(table)
+    for kind, scale in (("h", 1.0), ("u", 2.0)):
+        s = _fixes(kotka, 200 * WINDOW, 21 if kind == "h" else 22, scale)
+        who = [f"{kind}{i % 200}" for i in range(s.lon.size)]
+        phones.observe(who, distance_stat(kotka, s.lon, s.lat, s.accuracy))
+    honest = phones.factors([f"h{i}" for i in range(200)])
+    under = phones.factors([f"u{i}" for i in range(200)])
+    assert (honest > 1.0).mean() <= 0.05
+    assert (under >= INFLATE_FROM).mean() >= 0.85
+    assert 1.6 <= float(np.median(under)) <= 2.6
+
+
+def test_the_window_forgets_and_the_store_is_bounded(table: DistanceTable) -> None:
+    phones = PhoneScales(table, max_phones=3)
+    far = np.full(WINDOW, 9.0)  # every fix 3 accuracies (the clip) from any street
+    phones.observe(["a"] * WINDOW, far)
+    assert phones.factor("a") >= 3.0
+    near = np.full(WINDOW, float(table.means[0]) * 0.5)  # then a phone as good as it says
+    phones.observe(["a"] * WINDOW, near)
+    assert phones.factor("a") == 1.0  # an inflated phone is let go when its fixes improve
+    phones.observe(["b", "c", "d"], [1.0, 1.0, 1.0])
+    assert len(phones) == 3  # "a", the least recently seen, was dropped
+    phones.observe(["a"] * WINDOW, far)
+    assert len(phones) == 3 and phones.factor("a") >= 3.0
+    phones.clear()
+    assert len(phones) == 0 and phones.factor("a") == 1.0
+
+
+def test_the_table_is_made_only_when_first_needed(table: DistanceTable) -> None:
+    made: list[int] = []
+
+    def make() -> DistanceTable:
+        made.append(1)
+        return table
+
+    phones = PhoneScales(make)
+    phones.observe(["a"] * (MIN_REPORTS - 1), np.ones(MIN_REPORTS - 1))
+    assert not made and phones.factor("a") == 1.0
+    phones.observe(["a"], [1.0])
+    assert made == [1]
+
+
+def test_geolocation_snaps_with_what_the_phone_showed(runtime: Any) -> None:
+    """Through the pipeline: after an understating phone's reports, its next report is
+    snapped with the learnt accuracy and says so; an honest phone's is not."""
+    from roadwatch.geolocate import place_many
+    from roadwatch.ingest.payloads import ReportIn
+
+    ctx = runtime.ctx
+    assert ctx.phones is not None and len(ctx.phones) == 0
+    now = dt.datetime.now(dt.UTC)
+
+    def reports(who: str, s: Sample) -> list[ReportIn]:
+        return [
+            ReportIn(
+                report_id=f"{who}-{i}",
+                reporter_id=who,
+                observed_at=now,
+                lat=float(s.lat[i]),
+                lon=float(s.lon[i]),
+                crs="WGS84",
+                accuracy_m=float(s.accuracy[i]),
+                heading_deg=None,
+                category="E0101",
+                severity=1,
+                note=None,
+                photos=(),
+                segment_hint=None,
+            )
+            for i in range(s.lon.size)
+        ]
+
+    honest = _fixes(ctx.index, WINDOW + 1, 31, 1.0)
+    under = _fixes(ctx.index, WINDOW + 1, 32, 2.0)
+    # all but the last report of each phone, in two batches: learnt between batches
+    for part in (slice(0, 20), slice(20, WINDOW)):
+        first = place_many(reports("chief-h", honest)[part] + reports("chief-u", under)[part], ctx)
+        assert not any((p.snap or {}).get("accuracy_factor") for p in first)
+    factor = ctx.phones.factor("chief-u")  # what its 60 fixes showed: snapped with it
+    assert factor >= 1.5 and ctx.phones.factor("chief-h") == 1.0
+    last = place_many([reports("chief-h", honest)[-1], reports("chief-u", under)[-1]], ctx)
+    assert "accuracy_factor" not in (last[0].snap or {})
+    assert last[1].snap is not None and last[1].snap["method"] == "nearest"
+    assert last[1].snap["accuracy_factor"] == round(factor, 2)
