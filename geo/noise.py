@@ -103,10 +103,11 @@ def sample(
     rng: np.random.Generator,
     understate: bool,
     real_scale: float = 1.0,
+    stated_m: float = STATED_M,
 ) -> Sample:
-    """``n`` reports on the segments ``projected`` (metres; ``to_ll`` back to lon/lat).
-    ``real_scale``: the real 68 % radius over the stated one (times 2 more if
-    ``understate``)."""
+    """``n`` reports on the segments ``projected`` (metres; ``to_ll`` back to lon/lat),
+    each stating ``stated_m``. ``real_scale``: the real 68 % radius over the stated one
+    (times 2 more if ``understate``)."""
     parts, owner = shapely.get_parts(projected, return_index=True)
     lengths = shapely.length(parts)
     part = rng.choice(lengths.size, n, p=lengths / lengths.sum())
@@ -126,7 +127,7 @@ def sample(
     garbage = rng.uniform(0, 1, n) < HEADING_GARBAGE
     heading[garbage] = rng.uniform(0, 360, int(garbage.sum()))
     offset = rng.uniform(3.0, 10.0, n) * rng.choice([-1.0, 1.0], n)
-    nx, ny = t2_noise(n, STATED_M * real_scale * (2.0 if understate else 1.0), rng)
+    nx, ny = t2_noise(n, stated_m * real_scale * (2.0 if understate else 1.0), rng)
     x = shapely.get_x(on) + offset * uy + nx  # (uy, -ux) is the normal
     y = shapely.get_y(on) - offset * ux + ny
     lon, lat = to_ll.transform(x, y)
@@ -135,7 +136,7 @@ def sample(
         np.asarray(lat),
         owner.astype(np.int64)[part],
         on,
-        np.full(n, STATED_M),
+        np.full(n, stated_m),
         heading,
     )
 
@@ -146,10 +147,11 @@ def sample_index(
     rng: np.random.Generator,
     understate: bool = False,
     real_scale: float = 1.0,
+    stated_m: float = STATED_M,
 ) -> Sample:
     """:func:`sample` on the segments of an index (its own metric CRS)."""
     to_ll = pyproj.Transformer.from_crs(index.epsg, 4326, always_xy=True)
-    return sample(index.geometries, to_ll, n, rng, understate, real_scale)
+    return sample(index.geometries, to_ll, n, rng, understate, real_scale, stated_m)
 
 
 def right_of(index: SegmentIndex, pred: IntArray, s: Sample) -> BoolArray:
@@ -218,10 +220,15 @@ def outcome(
 
 
 def bar_outcomes(
-    snapper: RobustSnapper, s: Sample, heading: bool, tap_seed: Any
+    snapper: RobustSnapper,
+    s: Sample,
+    heading: bool,
+    tap_seed: Any,
+    grid: npt.NDArray[np.float64] | None = None,
 ) -> dict[float, Outcome]:
-    """Per bar of BAR_GRID, the outcome when the server accepts (and the phone stops
-    asking) at that bar: one snap of the sample, every bar read off its confidence."""
+    """Per bar of ``grid`` (default BAR_GRID), the outcome when the server accepts (and
+    the phone stops asking) at that bar: one snap of the sample, every bar read off its
+    confidence."""
     index = snapper.index
     new = snapper.snap_many(
         s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=s.heading if heading else None
@@ -229,7 +236,7 @@ def bar_outcomes(
     ok = right_of(index, new.index, s)
     cand_ok = [right_of(index, new.cand[:, j], s) for j in range(new.cand.shape[1])]
     out = {}
-    for b in BAR_GRID.tolist():
+    for b in (BAR_GRID if grid is None else grid).tolist():
         sure = new.confidence >= b
         out[b] = outcome(
             index,

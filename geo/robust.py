@@ -326,6 +326,21 @@ CERTAIN_NO_HEADING: Final = 0.9325
 # wrong answer sends the case to the wrong chief. Chosen the same way, budget 0.5 %.
 ASK: Final = 0.9725
 ASK_NO_HEADING: Final = 0.9625
+# Bars by stated accuracy. A fixed bar holds the wrong share only for the mix of
+# confidences it was fitted on (phones stating 10 m): at 20 or 30 m many more answers sit
+# just above it, each still wrong a few times in a hundred, so the share wrong grows
+# (honest phones at 20 m: 1.5 %, at 30 m: 2.0 % with a direction, at the 10 m bar),
+# though the confidence itself stays calibrated. So the error a bar allows, 1 - bar, is
+# multiplied by a factor per stated accuracy (1 at 10 m; linear in log accuracy between
+# the knots, the ends beyond them), fitted with the bars by bench_phone_noise.py --fit on
+# honest phones stating each accuracy. It applies to every network's bars alike.
+BAR_ACCURACY_M: Final = (5.0, 10.0, 20.0, 30.0)
+BAR_ERROR_FACTOR: Final[dict[tuple[bool, str], tuple[float, ...]]] = {
+    (True, "certain"): (1.0, 1.0, 1.0, 1.0),
+    (True, "ask"): (1.0, 1.0, 1.0, 1.0),
+    (False, "certain"): (1.0, 1.0, 1.0, 1.0),
+    (False, "ask"): (1.0, 1.0, 1.0, 1.0),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -504,6 +519,7 @@ class RobustSnapper:
         ask: float = ASK,
         ask_no_heading: float = ASK_NO_HEADING,
         calibration: Calibration | None = None,
+        bar_error_factor: dict[tuple[bool, str], tuple[float, ...]] | None = None,
     ) -> None:
         self.index = index
         self.max_distance_m = float(max_distance_m)
@@ -512,6 +528,19 @@ class RobustSnapper:
         self.ask = float(ask)
         self.ask_no_heading = float(ask_no_heading)
         self.calibration = calibration if calibration is not None else _CAL
+        factors = BAR_ERROR_FACTOR if bar_error_factor is None else bar_error_factor
+        # per (heading known, "certain" | "ask"): the bar at each BAR_ACCURACY_M knot
+        self._bar_x = [math.log(a) for a in BAR_ACCURACY_M]
+        base = {
+            (True, "certain"): self.certain,
+            (True, "ask"): self.ask,
+            (False, "certain"): self.certain_no_heading,
+            (False, "ask"): self.ask_no_heading,
+        }
+        self._bar_y = {
+            key: [min(1.0 - (1.0 - bar) * f, 0.9999) for f in factors[key]]
+            for key, bar in base.items()
+        }
         # plain lists for the live path: np.interp costs ~5 µs a scalar call, bisect ~1.5
         self._cal_lists = {
             h: (xs.tolist(), ys.tolist()) for h, (xs, ys) in self.calibration.items()
@@ -523,6 +552,14 @@ class RobustSnapper:
             [(w, o) for w, o in zip(row, _OFFSETS.tolist(), strict=True) if w]
             for row in _KIND_WEIGHTS.tolist()
         ]
+
+    def bar_at(
+        self, log_accuracy: npt.ArrayLike, heading: bool, which: str = "certain"
+    ) -> FloatArray:
+        """The accepting (``which="certain"``) or asking bar at each log stated accuracy."""
+        return np.interp(
+            np.asarray(log_accuracy, dtype=np.float64), self._bar_x, self._bar_y[(heading, which)]
+        )
 
     def _near(
         self, x: float, y: float, point: object, radius: float
@@ -663,7 +700,9 @@ class RobustSnapper:
         to_end = row[_PLEN] - chosen[4] if row[_JOIN] >= 2.0 else math.inf
         boundary = len(own) > 1 and min(to_start, to_end) <= BOUNDARY_TOL_M
         conf = _interp1(rawp, *self._cal_lists[hknown])
-        certain = conf >= (self.certain if hknown else self.certain_no_heading)
+        lacc = math.log(acc)
+        certain = conf >= _interp1(lacc, self._bar_x, self._bar_y[(hknown, "certain")])
+        asked = conf < _interp1(lacc, self._bar_x, self._bar_y[(hknown, "ask")])
         alt.sort(key=lambda r: (-r[2] / den, r[1]))
         cands = ((sg, d, rawp),) + tuple(
             (r[0], r[1], r[2] / den) for r in alt[: _MAX_CANDIDATES - 1]
@@ -678,7 +717,7 @@ class RobustSnapper:
             boundary,
             alt[0][0] if alt else None,
             cands,
-            conf < (self.ask if hknown else self.ask_no_heading),
+            asked,
         )
 
     def snap_many(
@@ -884,14 +923,16 @@ class RobustSnapper:
             calibrate(rawp, *self.calibration[True]),
             calibrate(rawp, *self.calibration[False]),
         )
-        threshold = np.where(hrow, self.certain, self.certain_no_heading)
+        lacc = np.log(acc[rows])
+        threshold = np.where(hrow, self.bar_at(lacc, True), self.bar_at(lacc, False))
+        ask_bar = np.where(hrow, self.bar_at(lacc, True, "ask"), self.bar_at(lacc, False, "ask"))
         out.index[rows] = si[cidx]
         out.distance_m[rows] = d[cidx]
         out.chainage_m[rows] = ce[:, _CUM] + t[cidx] * ce[:, _ELEN]
         out.raw[rows] = rawp
         out.confidence[rows] = conf
         out.certain[rows] = conf >= threshold
-        out.ask[rows] = conf < np.where(hrow, self.ask, self.ask_no_heading)
+        out.ask[rows] = conf < ask_bar
         out.boundary[rows] = boundary
 
         # candidates for the phone: the chosen one, then the best segment of each other
