@@ -19,9 +19,10 @@ line. So, per candidate segment, the likelihood of the fix is
   a weak "facing" factor: a segment whose nearest spot from the fix lies in that
   direction keeps its weight, one behind the camera keeps ``_LOOK_FLOOR`` of it (a
   directional von Mises with a floor, so it never zeroes a segment and cannot overturn
-  clear geometry). Within a few metres of a segment the azimuth to it means nothing:
-  the factor fades to 1 there. Grid north of the UTM projection is taken as true north
-  (they differ by a degree or two, far inside the compass's own spread).
+  clear geometry). Within a street's cross-section the azimuth to its centre line means
+  little: there the factor fades to its average over all directions. Grid north of the
+  UTM projection is taken as true north (they differ by a degree or two, far inside the
+  compass's own spread).
 
 **Boundary rule** (consecutive segments of one road): the road is chosen first (the best
 segment and its same-road continuations are one answer); within it the report goes to
@@ -100,7 +101,20 @@ _HEADING_FLOOR: Final = 0.01
 # geometry (at most 1 / _LOOK_FLOOR between a faced segment and one behind the camera).
 LOOK_SIGMA_DEG: Final = 30.0
 _LOOK_FLOOR: Final = 0.3
-_LOOK_NEAR_M: Final = 5.0  # nearer than this the factor fades to 1 (azimuth meaningless)
+# Within a street's own cross-section (the pavement offsets reach 10.5 m) the azimuth from
+# the fix to the centre line says little: a person on the pavement may face the road or
+# the shop front behind them. So over the first _LOOK_NEAR_M the factor fades to what a
+# camera facing anywhere would give on average (the neutral value, below), not to 1:
+# fading to 1 would favour the nearer of two streets whenever the camera faced neither.
+_LOOK_NEAR_M: Final = 10.0
+
+
+def _look_neutral(kappa: FloatArray) -> FloatArray:
+    """The facing factor averaged over all directions (von Mises: I0(kappa) e^-kappa)."""
+    out: FloatArray = _LOOK_FLOOR + (1.0 - _LOOK_FLOOR) * np.i0(kappa) * np.exp(-kappa)
+    return out
+
+
 _PRIOR_WEIGHT: Final = 3.0
 _HINT_WEIGHT: Final = 4.0
 _MAX_CANDIDATES: Final = 3
@@ -615,13 +629,14 @@ class RobustSnapper:
             rad = math.radians(heading_deg)
             hx, hy = math.sin(rad), math.cos(rad)
         lknown = look_deg is not None and math.isfinite(look_deg)
-        lx = ly = lk = 0.0
+        lx = ly = lk = lneu = 0.0
         if lknown:
             assert look_deg is not None
             lrad = math.radians(look_deg)
             lx, ly = math.sin(lrad), math.cos(lrad)
             lsig = math.radians(look_sigma_deg)
             lk = 1.0 / (lsig * lsig)
+            lneu = float(_look_neutral(np.array([lk]))[0])
         pset = set(prior) if prior else ()
         hint = ix.road_codes_of(road_hint) if road_hint else frozenset()
         road = ix._road_list
@@ -651,13 +666,12 @@ class RobustSnapper:
                 lh = _HEADING_FLOOR + (1.0 - _HEADING_FLOOR) * math.exp(self._h2k * (c * c - 1.0))
                 w *= lh
                 wr *= lh
-            if lknown and d > 0.0:  # the camera faced this segment's nearest spot?
+            if lknown:  # the camera faced this segment's nearest spot?
                 fx = row[0] + t * row[2] - x
                 fy = row[1] + t * row[3] - y
-                g = _LOOK_FLOOR + (1.0 - _LOOK_FLOOR) * math.exp(
-                    lk * ((lx * fx + ly * fy) / d - 1.0)
-                )
-                lf = 1.0 - min(d / _LOOK_NEAR_M, 1.0) * (1.0 - g)
+                c = (lx * fx + ly * fy) / max(d, 1e-9)
+                g = _LOOK_FLOOR + (1.0 - _LOOK_FLOOR) * math.exp(lk * (c - 1.0))
+                lf = lneu + min(d / _LOOK_NEAR_M, 1.0) * (g - lneu)
                 w *= lf
                 wr *= lf
             if sg in pset:
@@ -851,19 +865,20 @@ class RobustSnapper:
             wr[hk] *= lh
         if look_deg is not None:  # the camera faced the segment's nearest spot?
             look = np.broadcast_to(np.asarray(look_deg, dtype=np.float64), (n,))
-            k = np.flatnonzero(np.isfinite(look[pi]) & (d > 0.0))
+            k = np.flatnonzero(np.isfinite(look[pi]))
             if k.size:
                 lsig = np.radians(
                     np.broadcast_to(np.asarray(look_sigma_deg, dtype=np.float64), (n,))
                 )
                 lkap = 1.0 / (lsig * lsig)
+                lneu = _look_neutral(lkap)
                 pk, ek = pi[k], e[k]
                 fx = ek[:, 0] + t[k] * ek[:, 2] - x[pk]
                 fy = ek[:, 1] + t[k] * ek[:, 3] - y[pk]
                 lrad = np.radians(look[pk])
-                c = (np.sin(lrad) * fx + np.cos(lrad) * fy) / d[k]
+                c = (np.sin(lrad) * fx + np.cos(lrad) * fy) / np.maximum(d[k], 1e-9)
                 g = _LOOK_FLOOR + (1.0 - _LOOK_FLOOR) * np.exp(lkap[pk] * (c - 1.0))
-                lf = 1.0 - np.minimum(d[k] / _LOOK_NEAR_M, 1.0) * (1.0 - g)
+                lf = lneu[pk] + np.minimum(d[k] / _LOOK_NEAR_M, 1.0) * (g - lneu[pk])
                 w[k] *= lf
                 wr[k] *= lf
         pm, hm = ix._boost_mask(prior, ix.road_codes_of(road_hint))
