@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ import numpy as np
 from geo.crs import SUPPORTED_CRS, to_wgs84
 from geo.noise import STATED_M
 from geo.phones import distance_stat
-from geo.robust import CATEGORY_KINDS, RobustSnap
+from geo.robust import CATEGORY_KINDS, LOOK_SIGMA_DEG, RobustSnap
 from geo.snap import Snap
 
 from .ingest.errors import FieldError
@@ -21,6 +22,20 @@ from .network.context import NetworkContext
 
 # A hand-picked segment is believed when the GPS fix is no farther from it than this.
 HINT_PLAUSIBLE_M = 150.0
+
+# A report's photos (issue 21): the camera's EXIF position and direction, read at upload
+# (store.photos) into photo_meta. A photo counts only when it was taken (or, without an
+# EXIF time, uploaded) within PHOTO_WINDOW of the report's observed_at and its fix lies
+# within PHOTO_PLAUSIBLE_M of the report's own (a photo from yesterday or another street
+# says nothing about this report).
+PHOTO_WINDOW = dt.timedelta(minutes=10)
+PHOTO_PLAUSIBLE_M = 200.0
+PHOTO_DEFAULT_ACCURACY_M = 30.0  # a photo fix that states no error (GPSHPositioningError)
+# GPSImgDirection against magnetic north (ref M) or an unstated reference: no declination
+# is known here (about -4 degrees in Henan, up to -10 in the north-east), so the direction
+# is used as it is, with a wider spread.
+LOOK_SIGMA_UNSURE_DEG = 45.0
+_EARTH_M = 6_371_008.8
 
 # Where on the street cross-section a category's thing is (geo.robust weighs the
 # pavement offset by it): on the carriageway (manholes, the road surface, standing
@@ -55,40 +70,155 @@ class Placement:
     error: FieldError | None = None
 
 
-def place(report: ReportIn, ctx: NetworkContext) -> Placement:
-    """One report (the scalar twin of place_many)."""
-    if report.lat is None or report.lon is None:
+@dataclass(frozen=True, slots=True)
+class PhotoFix:
+    """What a photo's EXIF said (a photo_meta row with a position or a direction)."""
+
+    sha256: str
+    lat: float | None  # WGS84
+    lon: float | None
+    accuracy_m: float | None
+    bearing_deg: float | None  # GPSImgDirection, clockwise from north
+    bearing_ref: str | None  # T true, M magnetic, None unstated
+    taken_at: dt.datetime | None
+    uploaded_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class _FromPhoto:
+    """A report's position, accuracy and camera direction once its photo is weighed."""
+
+    lon: float | None
+    lat: float | None
+    accuracy_m: float | None
+    look_deg: float | None
+    look_sigma_deg: float
+    info: dict[str, Any]  # what the photo gave, for the stored snap details
+
+
+def _metres(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Distance over a few hundred metres (equirectangular: plenty within a city)."""
+    k = math.cos(math.radians((lat1 + lat2) / 2.0))
+    return _EARTH_M * math.hypot(math.radians(lon2 - lon1) * k, math.radians(lat2 - lat1))
+
+
+def photo_of(
+    report: ReportIn, lon: float | None, lat: float | None, fixes: Mapping[str, PhotoFix]
+) -> PhotoFix | None:
+    """The first of the report's photos whose EXIF fits the report: taken within
+    PHOTO_WINDOW of observed_at (no EXIF time: uploaded within it) and, when both have a
+    position, within PHOTO_PLAUSIBLE_M of the report's own (WGS84)."""
+    for sha in report.photos:
+        p = fixes.get(sha)
+        if p is not None and _fits(report, lon, lat, p):
+            return p
+    return None
+
+
+def _fits(report: ReportIn, lon: float | None, lat: float | None, p: PhotoFix) -> bool:
+    when = p.taken_at or p.uploaded_at
+    if when is None or abs(when - report.observed_at) > PHOTO_WINDOW:
+        return False
+    if p.lat is None or p.lon is None:
+        return p.bearing_deg is not None
+    return lon is None or lat is None or _metres(lon, lat, p.lon, p.lat) <= PHOTO_PLAUSIBLE_M
+
+
+def _from_photo(
+    report: ReportIn, lon: float | None, lat: float | None, photo: PhotoFix, look: bool
+) -> _FromPhoto | None:
+    """What `photo` (plausible, see photo_of) changes for the report, or None.
+
+    Position: a report without one is placed at the photo's; a report with one takes the
+    photo's only when the photo states a smaller error. The two are never averaged: both
+    fixes come from the same phone's GPS seconds apart (same satellites, same reflections
+    off the same buildings), so their errors are strongly correlated and a mean would
+    claim a precision neither has. Direction: the camera's, where it faced the problem
+    (`look`: only when the snapper can weigh it)."""
+    acc = report.accuracy_m
+    info: dict[str, Any] = {"photo": photo.sha256}
+    if photo.lat is not None and photo.lon is not None:
+        better = photo.accuracy_m is not None and (acc is None or photo.accuracy_m < acc)
+        if lon is None or lat is None or better:
+            lon, lat = photo.lon, photo.lat
+            acc = photo.accuracy_m if photo.accuracy_m is not None else PHOTO_DEFAULT_ACCURACY_M
+            info["position"] = "photo"
+            info["accuracy_m"] = round(acc, 1)
+    look_deg = None
+    sigma = LOOK_SIGMA_DEG
+    if look and photo.bearing_deg is not None and lon is not None:
+        look_deg = photo.bearing_deg % 360.0
+        if photo.bearing_ref != "T":
+            sigma = LOOK_SIGMA_UNSURE_DEG
+        info["look_deg"] = round(look_deg, 1)
+        info["look_ref"] = photo.bearing_ref or "?"
+    if len(info) == 1:
+        return None
+    return _FromPhoto(lon, lat, acc, look_deg, sigma, info)
+
+
+def place(
+    report: ReportIn, ctx: NetworkContext, photos: Mapping[str, PhotoFix] | None = None
+) -> Placement:
+    """One report (the scalar twin of place_many); `photos`: EXIF of photos by SHA-256."""
+    lon = lat = None
+    if report.lat is not None and report.lon is not None:
+        wlon, wlat = to_wgs84(report.lon, report.lat, report.crs)
+        lon, lat = float(wlon), float(wlat)
+    acc, look, sigma = report.accuracy_m, None, LOOK_SIGMA_DEG
+    extra = None
+    photo = photo_of(report, lon, lat, photos) if photos and report.photos else None
+    if photo is not None:
+        used = _from_photo(report, lon, lat, photo, ctx.robust is not None)
+        if used is not None:
+            lon, lat, acc = used.lon, used.lat, used.accuracy_m
+            look, sigma, extra = used.look_deg, used.look_sigma_deg, used.info
+    if lon is None or lat is None:
         return _decide(report, ctx, None, None, None, None)
-    lon, lat = to_wgs84(report.lon, report.lat, report.crs)
-    lon, lat = float(lon), float(lat)
     area = ctx.areas.locate(lon, lat)
     if ctx.robust is not None:
-        factor = float(learned_accuracy(ctx, [report.reporter_id], [report.accuracy_m])[1][0])
-        placed = _decide(report, ctx, lon, lat, area, _robust(report, ctx, lon, lat, factor))
-        learn_accuracy(ctx, [report.reporter_id], [lon], [lat], [report.accuracy_m])
-        return _scaled(placed, factor)
-    snap = ctx.index.snap(lon, lat, accuracy_m=report.accuracy_m, heading_deg=report.heading_deg)
-    return _decide(report, ctx, lon, lat, area, _second_look(report, ctx, lon, lat, snap))
+        snap_acc, factors = learned_accuracy(ctx, [report.reporter_id], [acc])
+        a = None if math.isnan(snap_acc[0]) else float(snap_acc[0])
+        snap = _robust(report, ctx, lon, lat, a, look, sigma)
+        placed = _noted(_decide(report, ctx, lon, lat, area, snap), extra)
+        learn_accuracy(ctx, [report.reporter_id], [lon], [lat], [acc])
+        return _scaled(placed, float(factors[0]))
+    snap = ctx.index.snap(lon, lat, accuracy_m=acc, heading_deg=report.heading_deg)
+    snap = _second_look(report, ctx, lon, lat, snap, acc)
+    return _noted(_decide(report, ctx, lon, lat, area, snap), extra)
+
+
+def _noted(p: Placement, extra: dict[str, Any] | None) -> Placement:
+    """The placement with what the photo gave added to its snap details."""
+    if not extra or p.snap is None:
+        return p
+    return replace(p, snap={**p.snap, **extra})
 
 
 def _robust(
-    report: ReportIn, ctx: NetworkContext, lon: float, lat: float, factor: float = 1.0
+    report: ReportIn,
+    ctx: NetworkContext,
+    lon: float,
+    lat: float,
+    accuracy_m: float | None,
+    look_deg: float | None = None,
+    look_sigma_deg: float = LOOK_SIGMA_DEG,
 ) -> Snap:
     """geo.robust with every signal the report carries: accuracy (times what its phone's
-    own fixes showed, ``factor``), direction of travel, the reporter's own segments, road
-    names in the note, the category's place."""
+    own fixes showed: see learned_accuracy), direction of travel, the reporter's own
+    segments, road names in the note, the category's place, and the direction its
+    photo's camera faced."""
     assert ctx.robust is not None
-    accuracy = report.accuracy_m
-    if factor != 1.0:
-        accuracy = (STATED_M if accuracy is None else accuracy) * factor
     r = ctx.robust.snap(
         lon,
         lat,
-        accuracy_m=accuracy,
+        accuracy_m=accuracy_m,
         heading_deg=report.heading_deg,
         prior=prior_of(ctx, report),
         road_hint=ctx.roads_in(report.note) or None,
         kind=category_kind(report.category),
+        look_deg=look_deg,
+        look_sigma_deg=look_sigma_deg,
     )
     return as_snap(r)
 
@@ -170,7 +300,9 @@ def as_snap(r: RobustSnap) -> Snap:
     )
 
 
-def _second_look(report: ReportIn, ctx: NetworkContext, lon: float, lat: float, snap: Snap) -> Snap:
+def _second_look(
+    report: ReportIn, ctx: NetworkContext, lon: float, lat: float, snap: Snap, acc: float | None
+) -> Snap:
     """When geometry and heading leave two segments close, use the reporter's own segments
     and a road named in the note: honest signals that settle most such cases."""
     if not snap.ambiguous:
@@ -182,15 +314,20 @@ def _second_look(report: ReportIn, ctx: NetworkContext, lon: float, lat: float, 
     return ctx.index.snap(
         lon,
         lat,
-        accuracy_m=report.accuracy_m,
+        accuracy_m=acc,
         heading_deg=report.heading_deg,
         prior=prior,
         road_hint=hint or None,
     )
 
 
-def place_many(reports: Sequence[ReportIn], ctx: NetworkContext) -> list[Placement]:
-    """A batch of reports at once: CRS conversion, area lookup and snapping vectorised."""
+def place_many(
+    reports: Sequence[ReportIn],
+    ctx: NetworkContext,
+    photos: Mapping[str, PhotoFix] | None = None,
+) -> list[Placement]:
+    """A batch of reports at once: CRS conversion, area lookup and snapping vectorised.
+    `photos`: the EXIF of the batch's photos by SHA-256 (one query, pipeline._place)."""
     n = len(reports)
     lons = np.full(n, np.nan)
     lats = np.full(n, np.nan)
@@ -198,17 +335,39 @@ def place_many(reports: Sequence[ReportIn], ctx: NetworkContext) -> list[Placeme
     heading = np.full(n, np.nan)
     has_pos = np.zeros(n, dtype=bool)
     for i, r in enumerate(reports):
+        if r.heading_deg is not None:
+            heading[i] = r.heading_deg
         if r.lat is not None and r.lon is not None:
             lons[i], lats[i], has_pos[i] = r.lon, r.lat, True
             if r.accuracy_m is not None:
                 acc[i] = r.accuracy_m
-            if r.heading_deg is not None:
-                heading[i] = r.heading_deg
     crs = np.array([r.crs for r in reports])
     for name in SUPPORTED_CRS:
         m = has_pos & (crs == name)
         if m.any():
             lons[m], lats[m] = to_wgs84(lons[m], lats[m], name)
+    extras: list[dict[str, Any] | None] = [None] * n
+    look: Any = None  # per report, NaN: none; None while no report has one
+    sigma: Any = LOOK_SIGMA_DEG
+    if photos:
+        for i, r in enumerate(reports):
+            if not r.photos:
+                continue
+            lon_i = float(lons[i]) if has_pos[i] else None
+            lat_i = float(lats[i]) if has_pos[i] else None
+            photo = photo_of(r, lon_i, lat_i, photos)
+            if photo is None:
+                continue
+            used = _from_photo(r, lon_i, lat_i, photo, ctx.robust is not None)
+            if used is None or used.lon is None or used.lat is None:
+                continue
+            lons[i], lats[i], has_pos[i] = used.lon, used.lat, True
+            acc[i] = np.nan if used.accuracy_m is None else used.accuracy_m
+            if used.look_deg is not None:
+                if look is None:
+                    look, sigma = np.full(n, np.nan), np.full(n, LOOK_SIGMA_DEG)
+                look[i], sigma[i] = used.look_deg, used.look_sigma_deg
+            extras[i] = used.info
     idx = np.flatnonzero(has_pos).tolist()
     areas = ctx.areas.locate_many(lons[idx], lats[idx])
     snaps: Any
@@ -216,7 +375,8 @@ def place_many(reports: Sequence[ReportIn], ctx: NetworkContext) -> list[Placeme
     if ctx.robust is not None:
         kinds = np.array([CATEGORY_KINDS[category_kind(reports[i].category)] for i in idx])
         reporters = [reports[i].reporter_id for i in idx]
-        stated = [reports[i].accuracy_m for i in idx]
+        # the accuracy stated for the fix used (the phone's, or its photo's)
+        stated = [None if math.isnan(acc[i]) else float(acc[i]) for i in idx]
         snap_acc, factors = learned_accuracy(ctx, reporters, stated)
         batch = ctx.robust.snap_many(
             lons[idx],
@@ -226,6 +386,8 @@ def place_many(reports: Sequence[ReportIn], ctx: NetworkContext) -> list[Placeme
             kind=kinds,
             priors=[prior_of(ctx, reports[i]) for i in idx],
             road_hints=[ctx.roads_in(reports[i].note) or None for i in idx],
+            look_deg=None if look is None else look[idx],
+            look_sigma_deg=sigma if look is None else sigma[idx],
         )
         snaps = [as_snap(batch[k]) for k in range(len(batch))]
         # learnt after the batch is placed: a phone is judged on its earlier fixes only
@@ -242,10 +404,10 @@ def place_many(reports: Sequence[ReportIn], ctx: NetworkContext) -> list[Placeme
             continue
         area = int(areas[k])
         lon, lat = float(lons[i]), float(lats[i])
-        snap = snaps[k] if ctx.robust is not None else _second_look(r, ctx, lon, lat, snaps[k])
-        out.append(
-            _scaled(_decide(r, ctx, lon, lat, area if area >= 0 else None, snap), factors[k])
-        )
+        a = None if math.isnan(acc[i]) else float(acc[i])
+        snap = snaps[k] if ctx.robust is not None else _second_look(r, ctx, lon, lat, snaps[k], a)
+        placed = _noted(_decide(r, ctx, lon, lat, area if area >= 0 else None, snap), extras[i])
+        out.append(_scaled(placed, float(factors[k])))
         k += 1
     return out
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
+    or_,
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -50,7 +51,7 @@ from .cases.workflow import (
     apply_case_message,
 )
 from .categories import Categories
-from .geolocate import Placement, note_patrol, place, place_many
+from .geolocate import PhotoFix, Placement, note_patrol, place, place_many
 from .ingest import park
 from .ingest.errors import FieldError
 from .ingest.messages import Inbound, Outcome
@@ -74,6 +75,7 @@ MAX_RAW_KEPT = 256 * 1024  # bytes of a rejected payload kept verbatim (the size
 REPORTS: Table = models.Report.__table__  # type: ignore[assignment]
 REJECTED: Table = models.RejectedMessage.__table__  # type: ignore[assignment]
 LABELS: Table = models.SnapLabel.__table__  # type: ignore[assignment]
+PHOTO_META: Table = models.PhotoMeta.__table__  # type: ignore[assignment]
 
 
 class StorageError(RuntimeError):
@@ -394,24 +396,26 @@ class Pipeline:
         )
 
     def _place(self, items: list[_Item]) -> None:
-        """Geolocate the valid reports, vectorised; never raises."""
+        """Geolocate the valid reports, vectorised; raises StorageError only when the
+        database is away (looking up the photos' EXIF), like process() itself."""
         todo = [it for it in items if it.report is not None]
         if not todo:
             return
+        reports = [it.report for it in todo if it.report]
+        photos = self._photo_fixes(reports) or None
         try:
-            reports = [it.report for it in todo if it.report]
             # numpy's per-call overhead only pays off from a few dozen points on.
             if len(reports) < VECTOR_MIN:
-                placements = [place(r, self.ctx) for r in reports]
+                placements = [place(r, self.ctx, photos) for r in reports]
             else:
-                placements = place_many(reports, self.ctx)
+                placements = place_many(reports, self.ctx, photos)
         except Exception:  # find the message that trips it, one by one
             log.exception("batch geolocation failed; placing %d reports one by one", len(todo))
             placements = []
             for it in todo:
                 assert it.report is not None
                 try:
-                    placements.append(place(it.report, self.ctx))
+                    placements.append(place(it.report, self.ctx, photos))
                 except Exception as exc:
                     log.exception("could not place report %s", it.report.report_id)
                     placements.append(_unplaceable(exc))
@@ -420,6 +424,36 @@ class Pipeline:
             if p.error is not None:
                 it.errors = [p.error]
                 it.report = None
+
+    def _photo_fixes(self, reports: list[ReportIn]) -> dict[str, PhotoFix]:
+        """The EXIF position and direction of the photos a batch's reports name, by
+        SHA-256: one query for the batch, and none when no report names a photo. Only
+        photos already uploaded count (a report may arrive before its photos)."""
+        hashes = sorted({h for r in reports for h in r.photos})
+        if not hashes:
+            return {}
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(_photo_meta_sql(dialect_of(conn)), {"ids": hashes}).all()
+        except Exception as exc:
+            if _is_outage(exc):  # the transport retries the batch, as for any outage
+                self.metrics.db_retries.inc()
+                raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
+            log.exception("reading the EXIF of %d photos failed; placing without", len(hashes))
+            return {}
+        return {
+            row.sha256: PhotoFix(
+                row.sha256,
+                row.lat,
+                row.lon,
+                row.accuracy_m,
+                row.bearing_deg,
+                row.bearing_ref,
+                row.taken_at,
+                row.uploaded_at,
+            )
+            for row in rows
+        }
 
     def _store(self, items: list[_Item], now: dt.datetime) -> tuple[list[LiveEvent], list[Notice]]:
         reports_t, rejected_t = REPORTS, REJECTED
@@ -740,6 +774,26 @@ def _known_reports_sql(dialect: str) -> Select[Any]:
     else:
         match = r.id.in_(bindparam("ids", expanding=True))
     return select(r.id, r.status, r.segment_id, r.district, r.snap, r.case_status).where(match)
+
+
+@functools.cache
+def _photo_meta_sql(dialect: str) -> Select[Any]:
+    """The EXIF fixes of some photos (only rows with a position or a direction)."""
+    p = PHOTO_META.c
+    if dialect == "postgresql":
+        match = p.sha256 == any_(bindparam("ids", type_=ARRAY(String())))
+    else:
+        match = p.sha256.in_(bindparam("ids", expanding=True))
+    return select(
+        p.sha256,
+        p.lat,
+        p.lon,
+        p.accuracy_m,
+        p.bearing_deg,
+        p.bearing_ref,
+        p.taken_at,
+        p.uploaded_at,
+    ).where(match, or_(p.lat.is_not(None) & p.lon.is_not(None), p.bearing_deg.is_not(None)))
 
 
 # Case columns of a report that opens no case (needs_review); overridden by the plan.

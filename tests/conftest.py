@@ -57,10 +57,24 @@ def make_settings(tmp: Path, **overrides: Any) -> Settings:
     return load_settings(env={}, overrides=values)
 
 
+_LOADED: list[NetworkContext] = []
+
+
 @pytest.fixture(scope="session")
 def network_ctx() -> NetworkContext:
     """The bundled demo network with its indexes, loaded once per test session."""
-    return load_network_context(load_settings(env={}))
+    ctx = load_network_context(load_settings(env={}))
+    _LOADED.append(ctx)
+    return ctx
+
+
+@pytest.fixture(autouse=True)
+def _phones_learnt_per_test() -> None:
+    """What the shared network context learnt of phones (geo.phones) starts empty in
+    every test, like the report tables: no test's reporters weigh on another's."""
+    for ctx in _LOADED:
+        if ctx.phones is not None:
+            ctx.phones.clear()
 
 
 @pytest.fixture(scope="session")

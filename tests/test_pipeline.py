@@ -185,12 +185,12 @@ def test_a_bug_in_one_message_rejects_only_that_message(runtime: Any, monkeypatc
 
     real_place = pl.place
 
-    def flaky(report: Any, ctx: Any) -> Any:
+    def flaky(report: Any, ctx: Any, photos: Any = None) -> Any:
         if report.note == "boom":
             raise RuntimeError("simulated bug")
-        return real_place(report, ctx)
+        return real_place(report, ctx, photos)
 
-    def batch_bug(reports: Any, ctx: Any) -> Any:
+    def batch_bug(reports: Any, ctx: Any, photos: Any = None) -> Any:
         raise RuntimeError("simulated batch bug")
 
     monkeypatch.setattr(pl, "place", flaky)

@@ -113,6 +113,48 @@ def test_category_moves_the_answer_across_the_street() -> None:
     assert share_a_stall > share_a + 0.1
 
 
+def test_the_camera_s_direction_moves_a_fix_between_parallel_streets() -> None:
+    # streets at y = 0 and y = 30; a fix at y = 12 leans to A. The photo's camera faced
+    # north (EXIF GPSImgDirection 5): the problem is on B, and B is the answer.
+    rb = _snapper([line((0, 0), (300, 0)), line((0, 30), (300, 30))], ["A", "B"])
+    at = ll(150.0, 12.0)
+    plain = rb.snap(*at, accuracy_m=10.0)
+    north = rb.snap(*at, accuracy_m=10.0, look_deg=5.0)
+    south = rb.snap(*at, accuracy_m=10.0, look_deg=185.0)
+    along = rb.snap(*at, accuracy_m=10.0, look_deg=90.0)
+    assert plain.index == 0 and not plain.certain
+    assert north.index == 1 and south.index == 0
+    assert south.raw > plain.raw  # facing A makes A surer
+    assert along.raw == pytest.approx(plain.raw, abs=1e-6)  # along both streets: no help
+    # a wider spread (magnetic north, no declination known) is a weaker push
+    wide = rb.snap(*at, accuracy_m=10.0, look_deg=185.0, look_sigma_deg=45.0)
+    assert plain.raw < wide.raw < south.raw
+    # the batch path decides the same, per point; NaN is no direction
+    pts = np.array([at, at, at, at]).T
+    b = rb.snap_many(*pts, accuracy_m=10.0, look_deg=np.array([np.nan, 5.0, 185.0, 90.0]))
+    assert b.index.tolist() == [0, 1, 0, 0]
+    assert b.raw.tolist() == pytest.approx([plain.raw, north.raw, south.raw, along.raw], rel=1e-9)
+
+
+def test_the_camera_s_direction_cannot_overturn_clear_geometry() -> None:
+    # a good fix 3 or 6 m from A, 24-27 m from B: the camera facing B (away from A) is a
+    # weak signal with a floor, and A stays the certain answer
+    rb = _snapper([line((0, 0), (300, 0)), line((0, 30), (300, 30))], ["A", "B"])
+    for y in (3.0, 6.0):
+        at = ll(150.0, y)
+        for look in (0.0, 10.0, 350.0):
+            s = rb.snap(*at, accuracy_m=5.0, look_deg=look)
+            assert s.index == 0 and s.certain
+            b = rb.snap_many(*np.array([at]).T, accuracy_m=5.0, look_deg=look)
+            assert b.index[0] == 0 and b.certain[0]
+    # 10 m from A, 20 m from B: less sure, still A
+    assert rb.snap(*ll(150.0, 10.0), accuracy_m=5.0, look_deg=0.0).index == 0
+    # and a segment the camera turned its back on keeps a share of its weight (never 0)
+    behind = rb.snap(*ll(150.0, 15.0), accuracy_m=10.0, look_deg=0.0)
+    assert behind.index == 1
+    assert {c[0]: c[2] for c in behind.candidates}[0] > 0.05
+
+
 def test_nothing_in_reach() -> None:
     rb = _snapper([line((0, 0), (300, 0))], ["A"])
     s = rb.snap(*ll(150.0, 500.0), accuracy_m=10.0)
@@ -143,7 +185,10 @@ def test_live_and_batch_paths_agree(network: object) -> None:
     # each report its own signals: own segments on every third, a road name on every fifth
     priors = [{int(t), int(t) + 1} if i % 3 == 0 else None for i, t in enumerate(s.truth)]
     hints = [{net.roads[int(t)]} if i % 5 == 0 else None for i, t in enumerate(s.truth)]  # type: ignore[attr-defined]
-    for heading in (None, s.heading):
+    # a photo's camera direction on every other report (anywhere: the formulas must agree)
+    rng = np.random.default_rng(12)
+    looks = np.where(np.arange(s.lon.size) % 2 == 0, rng.uniform(0, 360, s.lon.size), np.nan)
+    for heading, look in ((None, None), (s.heading, None), (s.heading, looks)):
         batch = rb.snap_many(
             s.lon,
             s.lat,
@@ -151,6 +196,7 @@ def test_live_and_batch_paths_agree(network: object) -> None:
             heading_deg=heading,
             priors=priors,
             road_hints=hints,
+            look_deg=look,
         )
         for i in range(s.lon.size):
             one = rb.snap(
@@ -160,6 +206,7 @@ def test_live_and_batch_paths_agree(network: object) -> None:
                 heading_deg=None if heading is None else float(heading[i]),
                 prior=priors[i],
                 road_hint=hints[i],
+                look_deg=None if look is None or np.isnan(look[i]) else float(look[i]),
             )
             b = batch[i]
             assert one.index == b.index
