@@ -94,6 +94,7 @@ from geo.snap import SegmentIndex  # noqa: E402
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
+FIT_NETWORKS = ("helsinki", "kotka")  # what --fit fits on
 NETWORKS = {
     "helsinki": ("central Helsinki", DATA),
     "kotka": ("Kotka", HELD_OUT),
@@ -348,6 +349,43 @@ def bars(nets: dict[str, Network], seed: int, points: int) -> None:
             print(f"# heading={h}: {name} bar {bar}: {figs}")
 
 
+def accuracy_bars(nets: dict[str, Network], seed: int, points: int) -> None:
+    """geo.robust.BAR_ERROR_FACTOR: per mode and per stated accuracy of BAR_ACCURACY_M,
+    the lowest accepting and asking bars on honest phones stating that accuracy (every
+    fit network within budget, a fine grid), as the factor on the error ``1 - bar``
+    relative to the bars at 10 m fitted the same way (at most 1)."""
+    from geo.noise import sample as draw
+    from geo.robust import BAR_ACCURACY_M
+
+    grid = np.round(np.arange(0.80, 0.99951, 0.0005), 4)
+    got: dict[tuple[bool, str], list[float]] = {}
+    for h in (True, False):
+        found: dict[float, tuple[float | None, float | None]] = {}
+        for j, acc in enumerate(BAR_ACCURACY_M):
+            per = []
+            for i, net in enumerate(nets.values()):
+                rng = np.random.default_rng([seed + 1000 + 10 * i, 50 + j])
+                s = draw(net.projected, net.to_ll, points, rng, False, stated_m=acc)
+                per.append(bar_outcomes(RobustSnapper(build_index(net)), s, h, [seed, 7], grid))
+            found[acc] = pick_bars(per)
+            print(f"# heading={h}: {acc:g} m: accepting {found[acc][0]}, asking {found[acc][1]}")
+        for w, name in enumerate(("certain", "ask")):
+            ref = found[10.0][w]
+            row = []
+            for acc in BAR_ACCURACY_M:
+                bar = found[acc][w]
+                # never above 1: a bar is not lowered for phones that claim better than
+                # 10 m (in a street canyon the likeliest phone to overstate its precision)
+                row.append(
+                    1.0 if ref is None or bar is None else min(1.0, (1.0 - bar) / (1.0 - ref))
+                )
+            got[(h, name)] = row
+    print("BAR_ERROR_FACTOR: Final[dict[tuple[bool, str], tuple[float, ...]]] = {")
+    for key, row in got.items():
+        print(f"    {key!r}: ({', '.join(f'{v:.3f}' for v in row)}),")
+    print("}")
+
+
 def per_network(nets: dict[str, Network], seed: int, points: int) -> None:
     """The shared bars beside each network's own (geo.noise.fit_bars, as `roadwatch
     network import` fits them, on seed + 2000 + i: never the figures' seeds), on the
@@ -478,6 +516,9 @@ def main() -> None:
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--bound", action="store_true")
     parser.add_argument("--per-network", action="store_true")
+    parser.add_argument(
+        "--fit-accuracy", action="store_true", help="only the bars' factors by stated accuracy"
+    )
     parser.add_argument("--networks", default="helsinki,kotka,aguascalientes")
     parser.add_argument(
         "--phones",
@@ -513,7 +554,12 @@ def main() -> None:
                 )
                 print(f"  {NETWORKS[k][0]:<18}{'direction' if h else 'none':<11}{figs}")
         return
+    if args.fit_accuracy:
+        accuracy_bars({k: nets[k] for k in FIT_NETWORKS if k in nets}, args.seed, args.points)
+        return
     if args.fit:
+        # fitted on Helsinki and Kotka only: Aguascalientes stays a network nothing saw
+        nets = {k: nets[k] for k in FIT_NETWORKS if k in nets}
         for h in (True, False):
             raws, rights = [], []
             for k, net in nets.items():
@@ -535,6 +581,7 @@ def main() -> None:
             print(f"_CAL_{'HEADING' if h else 'NONE'}_Y: Final = np.array(")
             print(np.array2string(ys, precision=5, separator=", ", max_line_width=88), ")")
         bars(nets, args.seed, args.points)
+        accuracy_bars(nets, args.seed, args.points)
         return
 
     all_conf: list[FloatArray] = []
