@@ -58,7 +58,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -403,7 +402,7 @@ def per_network(nets: dict[str, Network], seed: int, points: int) -> None:
             f"# {NETWORKS[k][0]}: fitted {fit.bars} on {fit.reports:,} reports a mode "
             f"in {fit.seconds:.1f} s"
         )
-        shared, own = RobustSnapper(index), RobustSnapper(index, **asdict(fit.bars))
+        shared, own = RobustSnapper(index), fit.snapper(index)
         label = f"{NETWORKS[k][0]} ({len(net.lines)} seg)"
         for u in (False, True):
             s = sample(net, points, np.random.default_rng([seed, int(u)]), u)

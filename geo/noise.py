@@ -31,7 +31,14 @@ import numpy.typing as npt
 import pyproj
 import shapely
 
-from geo.robust import BOUNDARY_TOL_M, Bars, RobustSnapper
+from geo.robust import (
+    BOUNDARY_TOL_M,
+    IDENTITY,
+    Bars,
+    Calibration,
+    RobustSnapper,
+    fit_isotonic,
+)
 from geo.snap import SegmentIndex
 
 __all__ = [
@@ -271,6 +278,12 @@ class BarFit:
     at_accept: dict[bool, Outcome]
     at_ask: dict[bool, Outcome]
     fell_back: tuple[str, ...]  # bars no grid value met (kept at the global default)
+    # the network's own calibration (None: the global one), per mode
+    calibration: Calibration | None = None
+
+    def snapper(self, index: SegmentIndex) -> RobustSnapper:
+        """A RobustSnapper on ``index`` with what was fitted."""
+        return RobustSnapper(index, **asdict(self.bars), calibration=self.calibration)
 
 
 def fit_bars(
@@ -280,14 +293,31 @@ def fit_bars(
     seed: int = 0,
     snapper: RobustSnapper | None = None,
     progress: Progress | None = None,
+    own_calibration: bool = True,
 ) -> BarFit:
     """Simulate ``reports`` honest phone reports per mode on ``index``'s network (seed
-    ``seed``), snap them with ``snapper`` (default: a RobustSnapper with the global
-    calibration) and pick that network's bars. A bar no grid value meets stays at the
-    global default (listed in ``fell_back``)."""
+    ``seed``) and pick that network's bars. With ``own_calibration`` (the default, what
+    import does) the network's own isotonic calibration is fitted first, on the same
+    reports, so that a stated confidence means the same on a network the global table
+    never saw (a grid of short blocks was 3 points off in two bands); else the reports
+    are snapped with ``snapper`` (default: a RobustSnapper with the global calibration).
+    A bar no grid value meets stays at the global default (listed in ``fell_back``)."""
     t0 = time.perf_counter()
-    snapper = snapper or RobustSnapper(index)
     s = sample_index(index, reports, np.random.default_rng([seed, 21]))
+    calibration: Calibration | None = None
+    if own_calibration:
+        raw = RobustSnapper(index, calibration=IDENTITY)
+        cal: Calibration = {}
+        for h in (True, False):
+            snapped = raw.snap_many(
+                s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=s.heading if h else None
+            )
+            placed = snapped.index >= 0
+            ok = right_of(index, snapped.index, s)[placed]
+            cal[h] = fit_isotonic(snapped.raw[placed], ok)
+        calibration = cal
+        snapper = RobustSnapper(index, calibration=calibration)
+    snapper = snapper or RobustSnapper(index)
     default = Bars()
     got: dict[str, float] = {}
     at_accept: dict[bool, Outcome] = {}
@@ -319,13 +349,16 @@ def fit_bars(
         at_accept,
         at_ask,
         tuple(fell_back),
+        calibration,
     )
 
 
 # -- the fitted bars beside the network file ------------------------------------------
 
 BARS_FORMAT: Final = "roadwatch-bars"
-BARS_VERSION: Final = 1
+# 2: with the network's own calibration; a version 1 sidecar (bars only) is still read
+BARS_VERSION: Final = 2
+_MAX_KNOTS: Final = 2_000
 
 
 def bars_path(network_file: Path) -> Path:
@@ -348,6 +381,11 @@ def save_fitted_bars(network_file: Path, fit: BarFit, network_sha256: str) -> Pa
         "budgets": {"wrong": WRONG_BUDGET, "wrong_with_choice": CHOICE_WRONG_BUDGET},
         "kept_default": list(fit.fell_back),
     }
+    if fit.calibration is not None:
+        doc["calibration"] = {
+            mode: {"x": fit.calibration[h][0].tolist(), "y": fit.calibration[h][1].tolist()}
+            for mode, h in (("heading", True), ("none", False))
+        }
     out = bars_path(network_file)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
@@ -356,7 +394,13 @@ def save_fitted_bars(network_file: Path, fit: BarFit, network_sha256: str) -> Pa
 
 
 def load_fitted_bars(network_file: Path, network_sha256: str) -> Bars:
-    """The bars fitted for this very file. FileNotFoundError: none were fitted;
+    """The bars fitted for this very file (:func:`load_fitted`)."""
+    return load_fitted(network_file, network_sha256)[0]
+
+
+def load_fitted(network_file: Path, network_sha256: str) -> tuple[Bars, Calibration | None]:
+    """The bars and calibration fitted for this very file (calibration None: a version 1
+    sidecar, fitted before networks had their own). FileNotFoundError: none were fitted;
     ValueError (saying why): the sidecar is unreadable, malformed or of another file."""
     path = bars_path(network_file)
     try:
@@ -367,8 +411,8 @@ def load_fitted_bars(network_file: Path, network_sha256: str) -> Bars:
         raise ValueError(f"{path}: unreadable ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != BARS_FORMAT:
         raise ValueError(f"{path}: not a {BARS_FORMAT} file")
-    if doc.get("version") != BARS_VERSION:
-        raise ValueError(f"{path}: version {doc.get('version')!r} is not {BARS_VERSION}")
+    if doc.get("version") not in (1, BARS_VERSION):
+        raise ValueError(f"{path}: version {doc.get('version')!r} is not 1 or {BARS_VERSION}")
     if doc.get("network_sha256") != network_sha256:
         raise ValueError(f"{path}: fitted for another version of {network_file.name}")
     raw = doc.get("bars")
@@ -380,4 +424,42 @@ def load_fitted_bars(network_file: Path, network_sha256: str) -> Bars:
             raise ValueError(f"{path}: bar {k}={v!r} is not a number in [0.5, 1)")
     if raw["ask"] < raw["certain"] or raw["ask_no_heading"] < raw["certain_no_heading"]:
         raise ValueError(f"{path}: an asking bar below its accepting bar")
-    return Bars(**{k: float(v) for k, v in raw.items()})
+    bars = Bars(**{k: float(v) for k, v in raw.items()})
+    if doc["version"] == 1:
+        return bars, None
+    return bars, _calibration_of(path, doc.get("calibration"))
+
+
+def _calibration_of(path: Path, doc: Any) -> Calibration:
+    """A sidecar's calibration, checked: per mode knots x and y of equal length (2 to
+    _MAX_KNOTS), each non-decreasing within [0, 1], x from 0 to 1."""
+    if not isinstance(doc, dict) or set(doc) != {"heading", "none"}:
+        raise ValueError(f"{path}: 'calibration' must hold 'heading' and 'none'")
+    out: Calibration = {}
+    for mode, h in (("heading", True), ("none", False)):
+        knots = doc[mode]
+        if not isinstance(knots, dict) or set(knots) != {"x", "y"}:
+            raise ValueError(f"{path}: calibration {mode!r} must hold 'x' and 'y'")
+        try:
+            xs = np.asarray(knots["x"], dtype=np.float64)
+            ys = np.asarray(knots["y"], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: calibration {mode!r}: knots must be numbers") from None
+        ok = (
+            xs.ndim == 1
+            and xs.shape == ys.shape
+            and 2 <= xs.size <= _MAX_KNOTS
+            and bool(np.all(np.isfinite(xs)) and np.all(np.isfinite(ys)))
+            and bool(np.all(np.diff(xs) >= 0) and np.all(np.diff(ys) >= 0))
+            and xs[0] == 0.0
+            and xs[-1] == 1.0
+            and ys[0] >= 0.0
+            and ys[-1] <= 1.0
+        )
+        if not ok:
+            raise ValueError(
+                f"{path}: calibration {mode!r}: x and y must be equal-length non-decreasing "
+                "knots in [0, 1], x from 0 to 1"
+            )
+        out[h] = (xs, ys)
+    return out

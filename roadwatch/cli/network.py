@@ -349,6 +349,12 @@ def _fit(
     )
     if fit.fell_back:
         print(f"  no bar met the budget for {', '.join(fit.fell_back)}: the shared default kept")
+    if fit.calibration is not None:
+        print(
+            "  confidence calibrated on this network: "
+            f"{fit.calibration[True][0].size} knots with direction, "
+            f"{fit.calibration[False][0].size} without"
+        )
 
 
 def _print_info(info: dict[str, Any], indent: str = "  ") -> None:

@@ -17,9 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from geo.network import Network, load_network, segment_feature
-from geo.noise import load_fitted_bars
+from geo.noise import load_fitted
 from geo.phones import PhoneScales, distance_table
-from geo.robust import Bars, RobustSnapper
+from geo.robust import Bars, Calibration, RobustSnapper
 from geo.snap import AreaIndex, SegmentIndex
 
 from ..settings import Settings, SettingsError
@@ -117,21 +117,37 @@ def segment_index(net: Network, settings: Settings) -> SegmentIndex:
 
 
 def network_bars(path: Path, digest: str) -> Bars:
-    """The bars fitted for this network file at import, or the shared defaults (the
-    behaviour before per-network bars) when there are none or they cannot be used."""
+    """The bars fitted for this network file at import, or the shared defaults."""
+    return network_fit(path, digest)[0]
+
+
+def network_fit(path: Path, digest: str) -> tuple[Bars, Calibration | None]:
+    """The bars and calibration fitted for this network file at import, or the shared
+    defaults (the behaviour before per-network fits) when there are none or they cannot
+    be used; calibration None also for a sidecar fitted before networks had their own."""
     try:
-        bars = load_fitted_bars(path, digest)
+        bars, calibration = load_fitted(path, digest)
     except FileNotFoundError:  # a network from before per-network bars, or the demo's
         log.info(
             "network %s: no fitted bars (roadwatch network fit-bars); the shared defaults",
             path.name,
         )
-        return Bars()
+        return Bars(), None
     except ValueError as exc:
         log.warning("network %s: fitted bars not used, the shared defaults: %s", path.name, exc)
-        return Bars()
-    log.info("network %s: fitted bars %s", path.name, bars)
-    return bars
+        return Bars(), None
+    log.info(
+        "network %s: fitted bars %s, %s calibration",
+        path.name,
+        bars,
+        "its own" if calibration is not None else "the global",
+    )
+    return bars, calibration
+
+
+def _robust(index: SegmentIndex, path: Path, digest: str) -> RobustSnapper:
+    bars, calibration = network_fit(path, digest)
+    return RobustSnapper(index, **asdict(bars), calibration=calibration)
 
 
 def load_network_context(settings: Settings) -> NetworkContext:
@@ -164,7 +180,7 @@ def load_network_context(settings: Settings) -> NetworkContext:
         features=[segment_feature(s) for s in net.segments],
         own_segments={k: frozenset(v) for k, v in own.items()},
         road_pattern=pattern,
-        robust=RobustSnapper(index, **asdict(network_bars(path, digest))),
+        robust=_robust(index, path, digest),
         phones=PhoneScales(lambda: distance_table(index)),
     )
     log.info(
