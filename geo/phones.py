@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -116,6 +116,8 @@ class PhoneScales:
         self._lock = threading.Lock()
         self._by: OrderedDict[str, deque[float]] = OrderedDict()
         self._factor: dict[str, float] = {}
+        # reporter -> when their stored history was last read (a clock of the caller's)
+        self._primed: OrderedDict[str, float] = OrderedDict()
 
     def table(self) -> DistanceTable:
         """The network's table (made now if it was given as a function)."""
@@ -128,6 +130,7 @@ class PhoneScales:
         with self._lock:
             self._by.clear()
             self._factor.clear()
+            self._primed.clear()
 
     def __len__(self) -> int:
         with self._lock:
@@ -144,6 +147,58 @@ class PhoneScales:
             return np.array(
                 [1.0 if r is None else self._factor.get(r, 1.0) for r in reporters], dtype=float
             )
+
+    def unprimed(
+        self, reporters: Iterable[str | None], now: float, refresh_s: float | None = None
+    ) -> list[str]:
+        """Of ``reporters``, those whose stored history was never read (or, with
+        ``refresh_s``, not within that many seconds of ``now``): what :meth:`prime` wants."""
+        with self._lock:
+            out = []
+            for r in dict.fromkeys(reporters):
+                if r is None:
+                    continue
+                at = self._primed.get(r)
+                if at is None or (refresh_s is not None and now - at > refresh_s):
+                    out.append(r)
+            return out
+
+    def prime(self, history: Mapping[str, npt.ArrayLike], asked: Iterable[str], now: float) -> None:
+        """Set each reporter's window to their stored statistics (oldest first, as
+        :func:`distance_stat` gives them), and mark every one of ``asked`` as read at
+        ``now`` (those with no history too; their window is left as it is). The stored
+        reports include those this process placed before (they were committed), so the
+        history replaces the window rather than adding to it: a process that starts, that
+        sees only its share of a phone's reports, or that places none (the web role)
+        judges the phone on its last WINDOW stored reports all the same."""
+        with self._lock:
+            for r in asked:
+                self._primed[r] = now
+                self._primed.move_to_end(r)
+                while len(self._primed) > self._max:
+                    self._primed.popitem(last=False)
+            for r, values in history.items():
+                old = [v for v in np.asarray(values, dtype=float).tolist() if np.isfinite(v)]
+                if not old:
+                    continue
+                self._by[r] = deque(old, maxlen=WINDOW)
+                self._by.move_to_end(r)
+                while len(self._by) > self._max:
+                    gone, _ = self._by.popitem(last=False)
+                    self._factor.pop(gone, None)
+                self._refresh(r)
+
+    def _refresh(self, r: str) -> None:
+        """Recompute one reporter's factor from their window (the lock held)."""
+        q = self._by.get(r)
+        if q is None or len(q) < MIN_REPORTS:
+            self._factor.pop(r, None)
+            return
+        k = self.table().factor(float(np.mean(np.fromiter(q, float, len(q)))))
+        if k >= INFLATE_FROM:
+            self._factor[r] = k
+        else:
+            self._factor.pop(r, None)
 
     def observe(self, reporters: Sequence[str | None], ratios: npt.ArrayLike) -> None:
         """Add each report's statistic (in arrival order) to its reporter's window."""
@@ -164,11 +219,4 @@ class PhoneScales:
                 q.append(v)
                 touched.add(r)
             for r in touched:
-                q = self._by.get(r)
-                if q is None or len(q) < MIN_REPORTS:
-                    continue
-                k = self.table().factor(float(np.mean(np.fromiter(q, float, len(q)))))
-                if k >= INFLATE_FROM:
-                    self._factor[r] = k
-                else:
-                    self._factor.pop(r, None)
+                self._refresh(r)

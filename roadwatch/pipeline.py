@@ -58,6 +58,7 @@ from .ingest.messages import Inbound, Outcome
 from .ingest.payloads import ReportIn, ReportRules, decode_json, message_id_of, validate_report
 from .metrics import Metrics
 from .network.context import NetworkContext
+from .network.phones import prime_phones
 from .settings import Settings
 from .store import models
 from .store.bulk import insert_rows
@@ -403,6 +404,8 @@ class Pipeline:
             return
         reports = [it.report for it in todo if it.report]
         photos = self._photo_fixes(reports) or None
+        # the stored fixes of reporters this process has not met yet (geo.phones)
+        prime_phones(self.engine, self.ctx, [r.reporter_id for r in reports])
         try:
             # numpy's per-call overhead only pays off from a few dozen points on.
             if len(reports) < VECTOR_MIN:

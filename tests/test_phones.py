@@ -178,3 +178,106 @@ def test_geolocation_snaps_with_what_the_phone_showed(runtime: Any) -> None:
     assert "accuracy_factor" not in (last[0].snap or {})
     assert last[1].snap is not None and last[1].snap["method"] == "nearest"
     assert last[1].snap["accuracy_factor"] == round(factor, 2)
+
+
+def _stored_history(runtime: Any) -> tuple[str, str, Sample, Sample]:
+    """WINDOW reports stored through the pipeline from an honest and an understating
+    chief (real accounts of the demo network); returns their ids and their fixes (one
+    more each, not sent)."""
+    from tests.test_chief_accounts import _chiefs
+    from tests.test_pipeline import inbound
+
+    ctx = runtime.ctx
+    ((honest_id, _), (under_id, _)) = _chiefs(runtime, 2)
+    honest = _fixes(ctx.index, WINDOW + 1, 41, 1.0)
+    under = _fixes(ctx.index, WINDOW + 1, 42, 2.0)
+    msgs = []
+    for who, s in ((honest_id, honest), (under_id, under)):
+        for i in range(WINDOW):
+            msgs.append(inbound(_body(who, s, i), reporter=who))
+    outs = runtime.pipeline.process(msgs)
+    assert all(o.status in ("accepted", "needs_review") for o in outs)
+    return honest_id, under_id, honest, under
+
+
+def _body(who: str, s: Sample, i: int) -> dict[str, Any]:
+    from tests.support.examples import contract_example
+
+    return contract_example(
+        reporter_id=who,
+        lat=float(s.lat[i]),
+        lon=float(s.lon[i]),
+        crs="WGS84",
+        accuracy_m=10.0,
+        heading_deg=None,
+        photos=[],
+        note=None,
+    )
+
+
+def test_a_restarted_worker_knows_the_phones_from_their_stored_reports(runtime: Any) -> None:
+    from sqlalchemy import select
+
+    from roadwatch.store import models
+    from tests.test_pipeline import inbound
+
+    ctx = runtime.ctx
+    honest_id, under_id, honest, under = _stored_history(runtime)
+    assert ctx.phones.factor(under_id) >= 1.5  # learnt live, from the batch
+    ctx.phones.clear()  # a restart, or another worker: nothing in memory
+    last = [_body(under_id, under, WINDOW), _body(honest_id, honest, WINDOW)]
+    runtime.pipeline.process([inbound(last[0], reporter=under_id)])
+    runtime.pipeline.process([inbound(last[1], reporter=honest_id)])
+    with runtime.sessions() as session:
+        snaps = {
+            rid: snap
+            for rid, snap in session.execute(
+                select(models.Report.id, models.Report.snap).where(
+                    models.Report.id.in_([b["report_id"] for b in last])
+                )
+            )
+        }
+    # read back from the 60 stored reports before this one was placed (then it too counts)
+    assert snaps[last[0]["report_id"]]["accuracy_factor"] >= 1.5
+    assert ctx.phones.factor(under_id) >= 1.5
+    assert "accuracy_factor" not in snaps[last[1]["report_id"]]
+
+
+def test_the_phone_is_asked_as_its_stored_reports_say(runtime: Any, app: Any) -> None:
+    """The web role places no reports; its on-the-spot answer still weighs the phone by
+    what its stored reports showed."""
+    from roadwatch.accounts import chiefs as ca
+    from roadwatch.store import models
+    from tests.test_chief_accounts import js
+
+    honest_id, under_id, honest, _ = _stored_history(runtime)
+    with runtime.sessions.begin() as s:
+        s.query(models.ChiefAccount).delete()
+        passwords = ca.provision(s, only=[honest_id, under_id]).created
+    runtime.ctx.phones.clear()  # the web role's process: it has learnt nothing itself
+    answers = {}
+    for who in (honest_id, under_id):
+        client = app.test_client()
+        res = client.post("/m/api/session", json={"reporter_id": who, "password": passwords[who]})
+        assert res.status_code == 200
+        # the same spot for both: the honest chief's next fix
+        lat, lon = float(honest.lat[WINDOW]), float(honest.lon[WINDOW])
+        answers[who] = js(client.get(f"/m/api/segments/near?lat={lat}&lon={lon}&accuracy=10"))
+    assert runtime.ctx.phones.factor(under_id) >= 1.5
+    assert runtime.ctx.phones.factor(honest_id) == 1.0
+    assert answers[under_id]["confidence"] < answers[honest_id]["confidence"]
+
+
+def test_the_stored_history_is_read_once_or_again_after_the_refresh(
+    table: DistanceTable,
+) -> None:
+    phones = PhoneScales(table)
+    assert phones.unprimed(["a", "b", None, "a"], now=0.0) == ["a", "b"]
+    phones.prime({"a": np.full(WINDOW, 9.0)}, ["a", "b"], now=0.0)
+    assert phones.factor("a") >= 3.0 and phones.factor("b") == 1.0
+    assert phones.unprimed(["a", "b", "c"], now=100.0) == ["c"]  # a worker: once
+    assert phones.unprimed(["a", "c"], now=100.0, refresh_s=60.0) == ["a", "c"]  # the web
+    # the stored history replaces the window (it holds what this process placed too)
+    phones.observe(["a"] * 5, np.full(5, 9.0))
+    phones.prime({"a": np.full(MIN_REPORTS, 0.1)}, ["a"], now=200.0)
+    assert phones.factor("a") == 1.0

@@ -648,6 +648,7 @@ def _on_the_spot(ctx: Any, wlon: float, wlat: float) -> dict[str, Any]:
     """Issue 21: whether the best segment is certain here, and if not the 2-3 candidates
     for the chief to tap (optional ``accuracy``, ``heading`` and ``category`` sharpen it)."""
     from ..geolocate import ask_on_the_spot
+    from ..network.phones import WEB_REFRESH_S, prime_phones
 
     def num(name: str, lo: float, hi: float) -> float | None:
         raw = request.args.get(name)
@@ -662,13 +663,16 @@ def _on_the_spot(ctx: Any, wlon: float, wlat: float) -> dict[str, Any]:
         return value
 
     category = request.args.get("category")
+    chief = _chief()
+    # what the stored reports say of this phone: the web role places none itself
+    prime_phones(runtime().engine, ctx, [chief], refresh_s=WEB_REFRESH_S)
     return ask_on_the_spot(
         ctx,
         float(wlon),
         float(wlat),
         accuracy_m=num("accuracy", 0.0, 10_000.0),
         heading_deg=num("heading", 0.0, 360.0),
-        reporter_id=_chief(),
+        reporter_id=chief,
         category=category if category else None,
     )
 
