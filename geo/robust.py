@@ -86,6 +86,12 @@ _MIN_ACC_M: Final = 5.0
 _FLOOR: Final = 1e-3  # uniform share of the across likelihood (gross outliers)
 _HEADING_SIGMA_DEG: Final = 15.0
 _HEADING_FLOOR: Final = 0.01
+# The direction of travel is compared with the bearing of every edge of a segment within
+# reach, each weighted by how likely the fix is to come from it (t3 shape of its distance
+# less a typical pavement offset): near a bend or a joint the nearest edge alone misleads.
+_HEADING_MIX_OFFSET_M: Final = 5.0
+_HEADING_MIX_M: Final = 30.0  # edges farther than this weigh nothing: their segment, if
+# it has no edge this near, takes its nearest edge's bearing (and the live path less CPU)
 _PRIOR_WEIGHT: Final = 3.0
 _HINT_WEIGHT: Final = 4.0
 _MAX_CANDIDATES: Final = 3
@@ -525,27 +531,50 @@ class RobustSnapper:
         ]
 
     def _near(
-        self, x: float, y: float, point: object, radius: float
+        self,
+        x: float,
+        y: float,
+        point: object,
+        radius: float,
+        heading: tuple[float, float, float] | None,
+        mix: dict[int, list[float]],
     ) -> dict[int, tuple[float, int, float, float, list[float]]]:
         """Segment -> (d, edge, t, raw, row) of its nearest edge within the radius (ties:
-        the lower edge)."""
+        the lower edge). With ``heading`` (hx, hy, s): ``mix`` gets, per segment, the sums
+        of weight and weight x heading factor over its edges within the radius."""
         ix = self.index
         if ix._dwithin is not None:
             cand = ix._dwithin(point, np.array([radius]))[1]
         else:
             cand = ix._tree.query(point, predicate="dwithin", distance=radius)[1]
         per_seg: dict[int, tuple[float, int, float, float, list[float]]] = {}
+        mix.clear()
+        h2k, keep = self._h2k, 1.0 - _HEADING_FLOOR
+        mix_m = _HEADING_MIX_M if heading is not None else -1.0
+        hx, hy, s = heading if heading is not None else (0.0, 0.0, 1.0)
         for ei, sg, row in zip(
             cand.tolist(), ix._edge_seg[cand].tolist(), ix._edges[cand].tolist(), strict=True
         ):
             ax, ay, dx, dy, len2 = row[0], row[1], row[2], row[3], row[4]
             raw = ((x - ax) * dx + (y - ay) * dy) / len2 if len2 > 0 else 0.0
-            t = min(max(raw, 0.0), 1.0)
+            t = 0.0 if raw < 0.0 else (1.0 if raw > 1.0 else raw)  # min/max: slower calls
             ex = x - (ax + t * dx)
             ey = y - (ay + t * dy)
             d = math.sqrt(ex * ex + ey * ey)
             if d > radius:
                 continue
+            if d <= mix_m:  # as snap_many's heading mixture, term by term
+                q = (d - _HEADING_MIX_OFFSET_M) / s if d > _HEADING_MIX_OFFSET_M else 0.0
+                q = 3.0 + q * q
+                a = 1.0 / (q * q)
+                c = hx * row[_UX] + hy * row[_UY]
+                lh = _HEADING_FLOOR + keep * math.exp(h2k * (c * c - 1.0))
+                acc = mix.get(sg)
+                if acc is None:
+                    mix[sg] = [a, a * lh]
+                else:
+                    acc[0] += a
+                    acc[1] += a * lh
             old = per_seg.get(sg)
             if old is None or (d, ei) < (old[0], old[1]):
                 per_seg[sg] = (d, ei, t, raw, row)
@@ -580,23 +609,25 @@ class RobustSnapper:
         if not (math.isfinite(x) and math.isfinite(y)):
             return _NONE
         point = shapely.points(np.array([[x, y]]))
-        per_seg = self._near(x, y, point, radius)
-        if per_seg:
-            dmin = min(v[0] for v in per_seg.values())
-            if dmin > radius - _FAR_M:  # as snap_many: look farther when all is far
-                per_seg = self._near(x, y, point, min(dmin + radius, _MAX_REACH_M))
-        if not per_seg:
-            return _NONE
         s = _T_SCALE * acc
-        pairs = self._pairs[CATEGORY_KINDS.get(kind, 0)]
-        c3 = 6.0 * math.sqrt(3.0) / math.pi
-        floor = _FLOOR * _T3_PEAK / s
         hknown = heading_deg is not None and math.isfinite(heading_deg)
         hx = hy = 0.0
         if hknown:
             assert heading_deg is not None
             rad = math.radians(heading_deg)
             hx, hy = math.sin(rad), math.cos(rad)
+        hmix = (hx, hy, s) if hknown else None
+        mix: dict[int, list[float]] = {}
+        per_seg = self._near(x, y, point, radius, hmix, mix)
+        if per_seg:
+            dmin = min(v[0] for v in per_seg.values())
+            if dmin > radius - _FAR_M:  # as snap_many: look farther when all is far
+                per_seg = self._near(x, y, point, min(dmin + radius, _MAX_REACH_M), hmix, mix)
+        if not per_seg:
+            return _NONE
+        pairs = self._pairs[CATEGORY_KINDS.get(kind, 0)]
+        c3 = 6.0 * math.sqrt(3.0) / math.pi
+        floor = _FLOOR * _T3_PEAK / s
         pset = set(prior) if prior else ()
         hint = ix.road_codes_of(road_hint) if road_hint else frozenset()
         road = ix._road_list
@@ -622,8 +653,14 @@ class RobustSnapper:
             w = la * max(f1 + f2 - 1.0, 1e-12)
             wr = la * max((1.0 if j1 else f1) + (1.0 if j2 else f2) - 1.0, 1e-12)
             if hknown:
-                c = hx * row[_UX] + hy * row[_UY]
-                lh = _HEADING_FLOOR + (1.0 - _HEADING_FLOOR) * math.exp(self._h2k * (c * c - 1.0))
+                m = mix.get(sg)
+                if m is None:  # no edge near enough for the mixture: the nearest's bearing
+                    c = hx * row[_UX] + hy * row[_UY]
+                    lh = _HEADING_FLOOR + (1.0 - _HEADING_FLOOR) * math.exp(
+                        self._h2k * (c * c - 1.0)
+                    )
+                else:
+                    lh = m[1] / m[0]
                 w *= lh
                 wr *= lh
             if sg in pset:
@@ -776,7 +813,26 @@ class RobustSnapper:
         key = pi * np.int64(len(ix)) + si
         order = np.lexsort((ei, d, key))
         key = key[order]
-        keep = order[np.r_[True, key[1:] != key[:-1]]]
+        first = np.r_[True, key[1:] != key[:-1]]
+        keep = order[first]
+        h = head[pi]
+        hk_all = np.isfinite(h)
+        hmix = np.ones(keep.size)
+        if hk_all.any():
+            # heading factor of a segment: over its edges within reach, weighted by how
+            # likely the fix is to come from each (see _HEADING_MIX_OFFSET_M)
+            ea = ix._edges[ei]
+            rad = np.radians(np.where(hk_all, h, 0.0))
+            c = np.sin(rad) * ea[:, _UX] + np.cos(rad) * ea[:, _UY]
+            lh_e = _HEADING_FLOOR + (1.0 - _HEADING_FLOOR) * np.exp(self._h2k * (c * c - 1.0))
+            q = np.maximum(d - _HEADING_MIX_OFFSET_M, 0.0) / (_T_SCALE * acc[pi])
+            q = 3.0 + q * q
+            a_e = np.where(d <= _HEADING_MIX_M, 1.0 / (q * q), 0.0)
+            at = np.flatnonzero(first)
+            sa = np.add.reduceat(a_e[order], at)
+            sh = np.add.reduceat((a_e * lh_e)[order], at)
+            mixed = sh / np.where(sa > 0.0, sa, 1.0)
+            hmix = np.where(hk_all[keep], np.where(sa > 0.0, mixed, lh_e[keep]), 1.0)
         pi, ei, d, t, si, raw = pi[keep], ei[keep], d[keep], t[keep], si[keep], raw[keep]
 
         e = ix._edges[ei]
@@ -802,14 +858,8 @@ class RobustSnapper:
         fall = np.maximum(f1 + f2 - 1.0, 1e-12)
         w = la * fall
         wr = la * np.maximum(np.where(j1, 1.0, f1) + np.where(j2, 1.0, f2) - 1.0, 1e-12)
-        h = head[pi]
-        hk = np.isfinite(h)
-        if hk.any():
-            rad = np.radians(h[hk])
-            c = np.sin(rad) * e[hk, _UX] + np.cos(rad) * e[hk, _UY]
-            lh = _HEADING_FLOOR + (1.0 - _HEADING_FLOOR) * np.exp(self._h2k * (c * c - 1.0))
-            w[hk] *= lh
-            wr[hk] *= lh
+        w *= hmix
+        wr *= hmix
         pm, hm = ix._boost_mask(prior, ix.road_codes_of(road_hint))
         for mask, weight in ((pm, _PRIOR_WEIGHT), (hm, _HINT_WEIGHT)):
             if mask is not None:
