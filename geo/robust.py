@@ -497,6 +497,62 @@ def _empty(n: int) -> RobustBatch:
 _NONE: Final = RobustSnap(None, None, None, 0.0, 0.0, False, False, None)
 
 
+def _tolerance_table(index: SegmentIndex) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
+    """Where a same-road neighbour's spots count as right for a chosen segment.
+
+    Returns the part of every edge, and sorted keys ``part * len(index) + chosen`` with
+    the chainage interval [lo, hi] of that part (of a continuation of ``chosen``) whose
+    points lie within BOUNDARY_TOL_M of the chosen segment -- the bench's and the city's
+    rule, measured on the geometry (a neighbour that bends back along the chosen one, or
+    the second part of a dual carriageway, is within the tolerance over more than the
+    first 15 m from the joint). Per edge the distance is interpolated between its ends."""
+    ix = index
+    e, es = ix._edges, ix._edge_seg
+    n = len(ix)
+    newpart = np.r_[True, (e[1:, _CUM] == 0.0) | (es[1:] != es[:-1])]
+    part = np.cumsum(newpart).astype(np.int64) - 1
+    empty = np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
+    # continuing pairs (neighbour, chosen): same road (a group of codes), sharing an end
+    srt = np.argsort(ix._road, kind="stable")
+    r = ix._road[srt]
+    start = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+    size = np.diff(np.append(start, n))
+    gs = np.repeat(size, size)
+    a = np.repeat(np.arange(n), gs)
+    b = np.repeat(np.repeat(start, size), gs) + (
+        np.arange(a.size) - np.repeat(np.cumsum(gs) - gs, gs)
+    )
+    nb, ch = srt[a], srt[b]
+    ok = ix._continues(nb, ch)
+    nb, ch = nb[ok], ch[ok]
+    if nb.size == 0:
+        return (part, *empty)
+    # every edge of the neighbour beside the chosen segment
+    first = np.searchsorted(es, np.arange(n))
+    count = np.bincount(es, minlength=n)
+    k = count[nb]
+    edge = np.repeat(first[nb], k) + (np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k))
+    cs = np.repeat(ch, k)
+    ee = e[edge]
+    geo = ix.geometries[cs]
+    da = shapely.distance(shapely.points(ee[:, 0], ee[:, 1]), geo)
+    db = shapely.distance(shapely.points(ee[:, 0] + ee[:, 2], ee[:, 1] + ee[:, 3]), geo)
+    tol, ln = BOUNDARY_TOL_M, ee[:, _ELEN]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lo = np.where(da <= tol, 0.0, np.where(db <= tol, ln * (da - tol) / (da - db), np.nan))
+        hi = np.where(db <= tol, ln, np.where(da <= tol, ln * (tol - da) / (db - da), np.nan))
+    got = np.isfinite(lo) & np.isfinite(hi)
+    key = part[edge[got]] * np.int64(n) + cs[got]
+    lo = ee[got, _CUM] + lo[got]
+    hi = ee[got, _CUM] + hi[got]
+    order = np.argsort(key, kind="stable")
+    key, lo, hi = key[order], lo[order], hi[order]
+    if key.size == 0:
+        return (part, *empty)
+    at = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    return part, key[at], np.minimum.reduceat(lo, at), np.maximum.reduceat(hi, at)
+
+
 class RobustSnapper:
     """Heavy-tailed, pavement-aware, calibrated snapping over a SegmentIndex."""
 
@@ -529,6 +585,15 @@ class RobustSnapper:
             [(w, o) for w, o in zip(row, _OFFSETS.tolist(), strict=True) if w]
             for row in _KIND_WEIGHTS.tolist()
         ]
+        self._edge_part, self._tol_key, self._tol_lo, self._tol_hi = _tolerance_table(index)
+        self._edge_part_list: list[int] = self._edge_part.tolist()
+        self._tol = dict(
+            zip(
+                self._tol_key.tolist(),
+                zip(self._tol_lo.tolist(), self._tol_hi.tolist(), strict=True),
+                strict=True,
+            )
+        )
 
     def _near(
         self,
@@ -632,7 +697,8 @@ class RobustSnapper:
         hint = ix.road_codes_of(road_hint) if road_hint else frozenset()
         road = ix._road_list
         segs = sorted(per_seg)
-        rows: list[tuple[int, float, float, float, float]] = []  # seg, d, w, wr, along
+        # seg, d, w, wr, along, along fall-off
+        rows: list[tuple[int, float, float, float, float, float]] = []
         for sg in segs:
             d, _, t, raw, row = per_seg[sg]
             cum, elen, plen, jn = row[_CUM], row[_ELEN], row[_PLEN], row[_JOIN]
@@ -669,31 +735,33 @@ class RobustSnapper:
             if hint and road[sg] in hint:
                 w *= _HINT_WEIGHT
                 wr *= _HINT_WEIGHT
-            rows.append((sg, d, w, wr, along))
+            rows.append((sg, d, w, wr, along, max(f1 + f2 - 1.0, 1e-12)))
         best = max(rows, key=lambda r: r[3])[0]  # first of equals: the lowest segment
         den = 0.0
-        own: list[tuple[int, float, float, float, float]] = []
-        alt: list[tuple[int, float, float, float, float]] = []
+        own: list[tuple[int, float, float, float, float, float]] = []
+        alt: list[tuple[int, float, float, float, float, float]] = []
         for r in rows:
             den += r[2]
             if r[0] == best or ix._continues_one(best, r[0]):
                 own.append(r)
             else:
                 alt.append(r)
-        chosen = min(own, key=lambda r: r[1])
+        # within the road, the segment most likely right: its own weight and, of each
+        # same-road neighbour, the share of spots within the tolerance of it
+        tab, part, nseg = self._tol, self._edge_part_list, len(ix)
+        chosen, num = own[0], -1.0
+        for c in own:
+            got = c[2]
+            for r in rows:
+                if r[0] != c[0] and ix._continues_one(c[0], r[0]):
+                    span = tab.get(part[per_seg[r[0]][1]] * nseg + c[0])
+                    if span is not None:
+                        along = r[4]
+                        tol = _t3_cdf1((span[1] - along) / s) - _t3_cdf1((span[0] - along) / s)
+                        got += r[2] * min(max(tol, 0.0) / r[5], 1.0)
+            if got > num or (got == num and c[1] < chosen[1]):
+                chosen, num = c, got
         sg, d = chosen[0], chosen[1]
-        num = chosen[2]
-        for r in rows:  # same-road neighbours of the chosen: their share near a joint
-            if r[0] != sg and ix._continues_one(sg, r[0]):
-                rr = per_seg[r[0]][4]
-                plen, jn, along = rr[_PLEN], rr[_JOIN], r[4]
-                j1, j2 = jn % 2.0 == 1.0, jn >= 2.0
-                if not (j1 or j2):
-                    continue
-                fall = max(_t3_cdf1(along / s) + _t3_cdf1((plen - along) / s) - 1.0, 1e-12)
-                fj = along if j1 and (not j2 or along <= 0.5 * plen) else plen - along
-                tol = _t3_cdf1(fj / s) - _t3_cdf1((fj - BOUNDARY_TOL_M) / s)
-                num += r[2] * min(max(tol, 0.0) / fall, 1.0)
         rawp = num / den
         _, _, t, _, row = per_seg[sg]
         to_start = chosen[4] if row[_JOIN] % 2.0 == 1.0 else math.inf
@@ -896,29 +964,37 @@ class RobustSnapper:
         own = ix._continues(best[group], si)  # the best and its same-road continuations
         own[bidx] = True
         den = np.bincount(group, weights=w, minlength=start.size)
-        # boundary rule: within the best road, the segment nearest to the fix
-        dm = np.where(own, d, np.inf)
-        pick = own & (dm == np.repeat(np.minimum.reduceat(dm, start), size))
-        cidx = np.flatnonzero(pick)
-        cidx = cidx[np.r_[True, group[cidx][1:] != group[cidx][:-1]]]
-        # P(right): the chosen segment's weight, and of each same-road neighbour of it
-        # only the part whose spot lies within the tolerance of a joint (the city's rule)
-        chosen = si[cidx]
-        near = own.copy()  # the best's neighbours: the chosen's too when it is the best
-        redo = np.flatnonzero((chosen != best)[group])
-        if redo.size:
-            near[redo] = ix._continues(chosen[group[redo]], si[redo])
-        near[cidx] = False
-        right = np.zeros(w.size)
-        right[cidx] = w[cidx]
-        k = np.flatnonzero(near & (jn > 0.0))
-        if k.size:  # the share of w whose spot is within the tolerance of the part's
-            # joined end (the nearer one when both are joined)
-            ak, pk, sk = along[k], plen[k], s[k]
-            fj = np.where(j1[k] & (~j2[k] | (ak <= 0.5 * pk)), ak, pk - ak)
-            tol = _t3_cdf(fj / sk) - _t3_cdf((fj - BOUNDARY_TOL_M) / sk)
-            right[k] = w[k] * np.minimum(np.maximum(tol, 0.0) / fall[k], 1.0)
-        rawp = np.bincount(group, weights=right, minlength=start.size) / den
+        # boundary rule: within the best road, the segment most likely right -- its own
+        # weight and, of each same-road neighbour, the share of w whose spot lies within
+        # the tolerance of it (the city's rule, on the geometry: _tolerance_table)
+        oi = np.flatnonzero(own)
+        og = group[oi]
+        rows_in = size[og]  # every row of the group is a possible neighbour
+        pa = np.repeat(np.arange(oi.size), rows_in)
+        pb = np.repeat(start[og], rows_in) + (
+            np.arange(pa.size) - np.repeat(np.cumsum(rows_in) - rows_in, rows_in)
+        )
+        ca, nb = oi[pa], pb
+        score = w[oi].copy()
+        pair = np.flatnonzero(ix._continues(si[ca], si[nb]))
+        if pair.size and self._tol_key.size:
+            ca, nb, pa = ca[pair], nb[pair], pa[pair]
+            key = self._edge_part[ei[nb]] * np.int64(len(ix)) + si[ca]
+            at = np.minimum(np.searchsorted(self._tol_key, key), self._tol_key.size - 1)
+            hit = np.flatnonzero(self._tol_key[at] == key)
+            if hit.size:
+                at, nb, pa = at[hit], nb[hit], pa[hit]
+                sk, ak = s[nb], along[nb]
+                tol = _t3_cdf((self._tol_hi[at] - ak) / sk) - _t3_cdf((self._tol_lo[at] - ak) / sk)
+                share = w[nb] * np.minimum(np.maximum(tol, 0.0) / fall[nb], 1.0)
+                score += np.bincount(pa, weights=share, minlength=oi.size)
+        # highest score; of equals the nearer, then the lower segment (rows are by segment)
+        pick = np.lexsort((d[oi], -score, og))
+        cidx_o = pick[np.r_[True, og[pick][1:] != og[pick][:-1]]]
+        cidx = oi[cidx_o]
+        rawp = np.zeros(start.size)
+        rawp[og[cidx_o]] = score[cidx_o]
+        rawp = rawp / den
         # distance from the foot point to the nearest joined end of the chosen part
         ce = e[cidx]
         foot = along[cidx]
