@@ -503,7 +503,28 @@ def _empty(n: int) -> RobustBatch:
 _NONE: Final = RobustSnap(None, None, None, 0.0, 0.0, False, False, None)
 
 
-def _tolerance_table(index: SegmentIndex) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
+def _continuations(index: SegmentIndex) -> tuple[IntArray, IntArray]:
+    """Every ordered pair (a, b) of segments where b continues a (SegmentIndex._continues:
+    the same road, sharing an end)."""
+    ix = index
+    n = len(ix)
+    srt = np.argsort(ix._road, kind="stable")
+    r = ix._road[srt]
+    start = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+    size = np.diff(np.append(start, n))
+    gs = np.repeat(size, size)
+    a = np.repeat(np.arange(n), gs)
+    b = np.repeat(np.repeat(start, size), gs) + (
+        np.arange(a.size) - np.repeat(np.cumsum(gs) - gs, gs)
+    )
+    sa, sb = srt[a], srt[b]
+    ok = ix._continues(sa, sb)
+    return sa[ok], sb[ok]
+
+
+def _tolerance_table(
+    index: SegmentIndex, nb: IntArray, ch: IntArray
+) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
     """Where a same-road neighbour's spots count as right for a chosen segment.
 
     Returns the part of every edge, and sorted keys ``part * len(index) + chosen`` with
@@ -518,20 +539,7 @@ def _tolerance_table(index: SegmentIndex) -> tuple[IntArray, IntArray, FloatArra
     newpart = np.r_[True, (e[1:, _CUM] == 0.0) | (es[1:] != es[:-1])]
     part = np.cumsum(newpart).astype(np.int64) - 1
     empty = np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
-    # continuing pairs (neighbour, chosen): same road (a group of codes), sharing an end
-    srt = np.argsort(ix._road, kind="stable")
-    r = ix._road[srt]
-    start = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
-    size = np.diff(np.append(start, n))
-    gs = np.repeat(size, size)
-    a = np.repeat(np.arange(n), gs)
-    b = np.repeat(np.repeat(start, size), gs) + (
-        np.arange(a.size) - np.repeat(np.cumsum(gs) - gs, gs)
-    )
-    nb, ch = srt[a], srt[b]
-    ok = ix._continues(nb, ch)
-    nb, ch = nb[ok], ch[ok]
-    if nb.size == 0:
+    if nb.size == 0:  # continuing pairs: (neighbour, chosen)
         return (part, *empty)
     # every edge of the neighbour beside the chosen segment
     first = np.searchsorted(es, np.arange(n))
@@ -591,7 +599,12 @@ class RobustSnapper:
             [(w, o) for w, o in zip(row, _OFFSETS.tolist(), strict=True) if w]
             for row in _KIND_WEIGHTS.tolist()
         ]
-        self._edge_part, self._tol_key, self._tol_lo, self._tol_hi = _tolerance_table(index)
+        ca, cb = _continuations(index)
+        # live path: the segments that continue each one (a set lookup, not _continues_one)
+        self._cont: list[set[int]] = [set() for _ in range(len(index))]
+        for a, b in zip(ca.tolist(), cb.tolist(), strict=True):
+            self._cont[a].add(b)
+        self._edge_part, self._tol_key, self._tol_lo, self._tol_hi = _tolerance_table(index, cb, ca)
         self._edge_part_list: list[int] = self._edge_part.tolist()
         self._tol = dict(
             zip(
@@ -746,9 +759,10 @@ class RobustSnapper:
         den = 0.0
         own: list[tuple[int, float, float, float, float, float]] = []
         alt: list[tuple[int, float, float, float, float, float]] = []
+        cont = self._cont
         for r in rows:
             den += r[2]
-            if r[0] == best or ix._continues_one(best, r[0]):
+            if r[0] == best or r[0] in cont[best]:
                 own.append(r)
             else:
                 alt.append(r)
@@ -756,17 +770,18 @@ class RobustSnapper:
         # same-road neighbour, the share of spots within the tolerance of it
         tab, part, nseg = self._tol, self._edge_part_list, len(ix)
         chosen, num = own[0], -1.0
-        for c in own:
-            got = c[2]
+        for o in own:
+            got = o[2]
+            near = cont[o[0]]
             for r in rows:
-                if r[0] != c[0] and ix._continues_one(c[0], r[0]):
-                    span = tab.get(part[per_seg[r[0]][1]] * nseg + c[0])
+                if r[0] in near:
+                    span = tab.get(part[per_seg[r[0]][1]] * nseg + o[0])
                     if span is not None:
                         along = r[4]
                         tol = _t3_cdf1((span[1] - along) / s) - _t3_cdf1((span[0] - along) / s)
                         got += r[2] * min(max(tol, 0.0) / r[5], 1.0)
-            if got > num or (got == num and c[1] < chosen[1]):
-                chosen, num = c, got
+            if got > num or (got == num and o[1] < chosen[1]):
+                chosen, num = o, got
         sg, d = chosen[0], chosen[1]
         rawp = num / den
         _, _, t, _, row = per_seg[sg]

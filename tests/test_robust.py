@@ -106,9 +106,7 @@ def test_heading_on_a_bend_counts_every_edge_of_the_segment() -> None:
     # just before the bend with a heading north: the person may well have turned already
     # (A's northbound edge is 11 m away), so A stays the answer, and a sure one -- its
     # nearest edge alone (running east) would leave B a third of the weight.
-    rb = _snapper(
-        [line((0, 0), (100, 0), (100, 100)), line((140, -100), (140, 100))], ["A", "B"]
-    )
+    rb = _snapper([line((0, 0), (100, 0), (100, 100)), line((140, -100), (140, 100))], ["A", "B"])
     s = rb.snap(*ll(92.0, -8.0), accuracy_m=10.0, heading_deg=0.0)
     assert s.index == 0
     assert s.raw > 0.95
@@ -121,9 +119,7 @@ def test_a_neighbour_alongside_counts_as_right_over_its_whole_length_within_tole
     # the north (a slip road, or the other carriageway): every spot of the continuation
     # lies within the tolerance of the first segment, so answering the first is right
     # wherever along it the person is -- not only in the first 15 m from the joint
-    rb = _snapper(
-        [line((0, 0), (100, 0)), line((100, 0), (100, 8), (0, 8))], ["Main", "Main"]
-    )
+    rb = _snapper([line((0, 0), (100, 0)), line((100, 0), (100, 8), (0, 8))], ["Main", "Main"])
     s = rb.snap(*ll(50.0, 4.0), accuracy_m=10.0)
     assert s.index in (0, 1)
     assert s.raw > 0.99
