@@ -13,17 +13,23 @@ line. So, per candidate segment, the likelihood of the fix is
 * along the line: the chance that a point uniform on the part, moved by the same t
   noise, lands here (t CDF at both ends); at an end where the same road goes on the
   fall-off is dropped for the ranking (the road does not end there);
-* times the direction of travel (axial von Mises with a floor), and mild bounded
-  factors for the reporter's own and recent segments and for a road named in the note.
+* times the direction of travel (axial von Mises with a floor) -- compared with the
+  bearing of every edge of the segment within 30 m, each weighted by how likely the fix
+  comes from it, since at a bend or a joint the nearest edge alone may run another
+  way -- and mild bounded factors for the reporter's own and recent segments and for a
+  road named in the note.
 
 **Boundary rule** (consecutive segments of one road): the road is chosen first (the best
 segment and its same-road continuations are one answer); within it the report goes to
-the segment nearest to the fix -- the one whose chainage contains the fix's foot point.
-Within ``BOUNDARY_TOL_M`` of the joint either of the two chiefs is accepted as right
-(the city's tolerance); the answer says ``boundary: true`` there. So the raw posterior
-is P(right): the chosen segment's weight plus, of each same-road neighbour, only the
-share whose spot lies within the tolerance of its joined end (its along-line t CDF over
-those metres) -- a spot farther along the neighbour would make the answer wrong.
+the segment most likely right. Within ``BOUNDARY_TOL_M`` of a same-road neighbour either
+of the two chiefs is accepted as right (the city's tolerance; the answer says
+``boundary: true`` within it of the chosen part's joined end). So the raw posterior is
+P(right), and it is what chooses: a segment's weight plus, of each same-road neighbour,
+only the share whose spot lies within the tolerance of the segment -- measured on the
+geometry (precomputed per part and neighbour, so a neighbour that runs alongside counts
+over its whole length, one that goes straight on over its first 15 m) -- a spot farther
+from it would make the answer wrong. Mostly that is the segment whose chainage holds the
+fix's foot point; not when the nearest is a branch that the direction of travel rules out.
 
 **Reach**: candidates are the segments within 3 x accuracy + 20 m; when even the nearest
 is farther than that radius less 20 m, the search goes on as far again beyond the
