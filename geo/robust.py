@@ -13,8 +13,11 @@ line. So, per candidate segment, the likelihood of the fix is
 * along the line: the chance that a point uniform on the part, moved by the same t
   noise, lands here (t CDF at both ends); at an end where the same road goes on the
   fall-off is dropped for the ranking (the road does not end there);
-* times the direction of travel (axial von Mises with a floor), and mild bounded
-  factors for the reporter's own and recent segments and for a road named in the note;
+* times the direction of travel (axial von Mises with a floor) -- compared with the
+  bearing of every edge of the segment within 30 m, each weighted by how likely the fix
+  comes from it, since at a bend or a joint the nearest edge alone may run another
+  way -- and mild bounded factors for the reporter's own and recent segments and for a
+  road named in the note;
 * times, when a photo says where its camera looked (``look_deg``, EXIF GPSImgDirection),
   a weak "facing" factor: a segment whose nearest spot from the fix lies in that
   direction keeps its weight, one behind the camera keeps ``_LOOK_FLOOR`` of it (a
@@ -26,12 +29,15 @@ line. So, per candidate segment, the likelihood of the fix is
 
 **Boundary rule** (consecutive segments of one road): the road is chosen first (the best
 segment and its same-road continuations are one answer); within it the report goes to
-the segment nearest to the fix -- the one whose chainage contains the fix's foot point.
-Within ``BOUNDARY_TOL_M`` of the joint either of the two chiefs is accepted as right
-(the city's tolerance); the answer says ``boundary: true`` there. So the raw posterior
-is P(right): the chosen segment's weight plus, of each same-road neighbour, only the
-share whose spot lies within the tolerance of its joined end (its along-line t CDF over
-those metres) -- a spot farther along the neighbour would make the answer wrong.
+the segment most likely right. Within ``BOUNDARY_TOL_M`` of a same-road neighbour either
+of the two chiefs is accepted as right (the city's tolerance; the answer says
+``boundary: true`` within it of the chosen part's joined end). So the raw posterior is
+P(right), and it is what chooses: a segment's weight plus, of each same-road neighbour,
+only the share whose spot lies within the tolerance of the segment -- measured on the
+geometry (precomputed per part and neighbour, so a neighbour that runs alongside counts
+over its whole length, one that goes straight on over its first 15 m) -- a spot farther
+from it would make the answer wrong. Mostly that is the segment whose chainage holds the
+fix's foot point; not when the nearest is a branch that the direction of travel rules out.
 
 **Reach**: candidates are the segments within 3 x accuracy + 20 m; when even the nearest
 is farther than that radius less 20 m, the search goes on as far again beyond the
@@ -65,6 +71,8 @@ from geo.snap import SegmentIndex
 
 __all__ = [
     "BOUNDARY_TOL_M",
+    "BAR_ACCURACY_M",
+    "BAR_ERROR_FACTOR",
     "LOOK_SIGMA_DEG",
     "CATEGORY_KINDS",
     "CERTAIN",
@@ -95,6 +103,12 @@ _MIN_ACC_M: Final = 5.0
 _FLOOR: Final = 1e-3  # uniform share of the across likelihood (gross outliers)
 _HEADING_SIGMA_DEG: Final = 15.0
 _HEADING_FLOOR: Final = 0.01
+# The direction of travel is compared with the bearing of every edge of a segment within
+# reach, each weighted by how likely the fix is to come from it (t3 shape of its distance
+# less a typical pavement offset): near a bend or a joint the nearest edge alone misleads.
+_HEADING_MIX_OFFSET_M: Final = 5.0
+_HEADING_MIX_M: Final = 30.0  # edges farther than this weigh nothing: their segment, if
+# it has no edge this near, takes its nearest edge's bearing (and the live path less CPU)
 # The camera's direction (look_deg): a phone compass in a street full of steel is off by
 # 10-20 degrees, and the thing photographed need not be in the middle of the frame, so
 # the spread is wide and the floor high: the factor moves a coin toss, never clear
@@ -144,139 +158,142 @@ IDENTITY: Final[Calibration] = {
 _CAL_HEADING_X: Final = np.array(
     [
         0.0,
-        0.3212,
-        0.51878,
-        0.56195,
-        0.60338,
-        0.64525,
-        0.68314,
-        0.71809,
-        0.75024,
-        0.79047,
-        0.82506,
-        0.84418,
-        0.86682,
-        0.88656,
-        0.89808,
-        0.90744,
-        0.91631,
-        0.92639,
-        0.93732,
-        0.95001,
-        0.95759,
-        0.96208,
-        0.96844,
-        0.97489,
-        0.97859,
-        0.98014,
-        0.98537,
-        0.98999,
-        0.99162,
-        0.99319,
-        0.9947,
-        0.99617,
-        0.9975,
-        0.99817,
-        0.99979,
+        0.3642,
+        0.52613,
+        0.57023,
+        0.61255,
+        0.65367,
+        0.69291,
+        0.72778,
+        0.75979,
+        0.79903,
+        0.83264,
+        0.85904,
+        0.88054,
+        0.89801,
+        0.91657,
+        0.93044,
+        0.94696,
+        0.95686,
+        0.96317,
+        0.96845,
+        0.97076,
+        0.97592,
+        0.97977,
+        0.98072,
+        0.98162,
+        0.98541,
+        0.98914,
+        0.99045,
+        0.99289,
+        0.99482,
+        0.99601,
+        0.99753,
+        0.9982,
+        0.99845,
+        0.99984,
         1.0,
     ]
 )
 _CAL_HEADING_Y: Final = np.array(
     [
         0.0,
-        0.36667,
+        0.36833,
         0.52755,
-        0.56333,
+        0.55833,
         0.58932,
-        0.61333,
-        0.6828,
-        0.73122,
-        0.77167,
-        0.78899,
-        0.79633,
-        0.84333,
-        0.8606,
-        0.87833,
-        0.88147,
-        0.905,
-        0.90651,
-        0.93244,
-        0.93745,
-        0.95202,
-        0.96167,
-        0.9683,
-        0.97123,
-        0.97531,
-        0.97663,
-        0.98332,
-        0.98635,
-        0.98748,
-        0.99055,
-        0.99233,
-        0.99366,
-        0.99547,
-        0.99629,
+        0.64,
+        0.68781,
+        0.73456,
+        0.79167,
+        0.79733,
+        0.82972,
+        0.85988,
+        0.89149,
+        0.90075,
+        0.92077,
+        0.92577,
+        0.95195,
+        0.95993,
+        0.96631,
+        0.96828,
+        0.97748,
+        0.97775,
+        0.98,
+        0.98164,
+        0.98333,
+        0.98832,
+        0.98833,
+        0.98915,
+        0.99099,
+        0.99416,
+        0.99604,
         0.99666,
-        0.9982,
-        0.9982,
+        0.9975,
+        0.99791,
+        0.99819,
+        0.99819,
     ]
 )
-# heading=False: 55 knots
+# heading=False: 58 knots
 _CAL_NONE_X: Final = np.array(
     [
         0.0,
-        0.2748,
-        0.4364,
-        0.47936,
-        0.49484,
-        0.50079,
-        0.51006,
-        0.5233,
-        0.53518,
-        0.55107,
-        0.56873,
-        0.57976,
-        0.59537,
-        0.612,
-        0.6207,
-        0.63438,
-        0.64809,
-        0.65738,
-        0.66685,
-        0.67618,
-        0.68579,
-        0.70497,
-        0.72506,
-        0.74605,
-        0.77053,
-        0.78412,
-        0.81322,
-        0.84,
-        0.85767,
-        0.87665,
-        0.89018,
-        0.90459,
-        0.91623,
-        0.92289,
-        0.92692,
-        0.93581,
-        0.944,
-        0.94697,
-        0.94965,
-        0.95337,
-        0.9569,
-        0.96198,
-        0.9696,
-        0.9757,
-        0.97861,
-        0.98017,
-        0.98209,
-        0.98337,
-        0.98755,
-        0.99194,
-        0.99486,
-        0.99785,
-        0.999,
+        0.28367,
+        0.44112,
+        0.48177,
+        0.49616,
+        0.50178,
+        0.51647,
+        0.53342,
+        0.53958,
+        0.54915,
+        0.56672,
+        0.58154,
+        0.58909,
+        0.59705,
+        0.60525,
+        0.61365,
+        0.62247,
+        0.63602,
+        0.64955,
+        0.65866,
+        0.66821,
+        0.67756,
+        0.68719,
+        0.71148,
+        0.74757,
+        0.77186,
+        0.78538,
+        0.81051,
+        0.83753,
+        0.84833,
+        0.85561,
+        0.86235,
+        0.86884,
+        0.87481,
+        0.88073,
+        0.88885,
+        0.89602,
+        0.90576,
+        0.91955,
+        0.93316,
+        0.94453,
+        0.95137,
+        0.9562,
+        0.96144,
+        0.96512,
+        0.96996,
+        0.97597,
+        0.97885,
+        0.9804,
+        0.98231,
+        0.98705,
+        0.99179,
+        0.99326,
+        0.99511,
+        0.99793,
+        0.99907,
         1.0,
         1.0,
     ]
@@ -284,56 +301,59 @@ _CAL_NONE_X: Final = np.array(
 _CAL_NONE_Y: Final = np.array(
     [
         0.0,
-        0.29833,
-        0.44741,
-        0.46289,
-        0.47833,
-        0.48581,
-        0.52392,
-        0.52544,
-        0.53795,
-        0.5495,
-        0.56214,
-        0.58598,
-        0.59477,
-        0.6227,
-        0.63667,
-        0.64441,
-        0.66667,
-        0.68614,
+        0.29,
+        0.45242,
+        0.46372,
+        0.485,
+        0.49249,
+        0.52119,
+        0.53833,
+        0.5409,
+        0.54212,
+        0.56229,
+        0.58765,
+        0.59333,
+        0.59766,
+        0.59833,
+        0.6177,
+        0.63167,
+        0.64858,
+        0.67,
+        0.69449,
         0.69833,
-        0.70451,
-        0.71667,
-        0.72024,
-        0.73623,
-        0.75695,
-        0.77565,
-        0.785,
-        0.82759,
-        0.82833,
-        0.87276,
-        0.88574,
-        0.90601,
-        0.91662,
-        0.92494,
-        0.92821,
-        0.93489,
-        0.94329,
-        0.94658,
-        0.94833,
-        0.95159,
-        0.95997,
-        0.96,
-        0.96329,
+        0.6995,
+        0.705,
+        0.72257,
+        0.76029,
+        0.77314,
+        0.795,
+        0.82549,
+        0.8357,
+        0.86811,
+        0.87145,
+        0.87167,
+        0.87813,
+        0.88833,
+        0.88982,
+        0.89908,
+        0.90317,
+        0.92218,
+        0.92603,
+        0.93953,
+        0.94772,
+        0.9558,
+        0.95913,
+        0.96274,
+        0.96828,
         0.97164,
-        0.97706,
-        0.97997,
-        0.98415,
+        0.97748,
+        0.98331,
+        0.98332,
         0.98666,
-        0.98833,
         0.98938,
-        0.99032,
-        0.99466,
+        0.99055,
+        0.99333,
+        0.99462,
         0.99583,
         0.99722,
         0.9977,
@@ -348,12 +368,12 @@ _CAL: Final[Calibration] = {
 # confidently wrong (bench/bench_phone_noise.py --fit prints them; the figures are
 # measured on other seeds). These are the shared defaults: a network imported with
 # `roadwatch network import` gets its own (geo.noise.fit_bars, stored beside its file).
-CERTAIN: Final = 0.935
+CERTAIN: Final = 0.925
 CERTAIN_NO_HEADING: Final = 0.9325
 # When the person on the spot can choose, the phone asks below a higher bar than the one
 # the server accepts at: a tap costs a second and is right 95 % of the time, a confidently
 # wrong answer sends the case to the wrong chief. Chosen the same way, budget 0.5 %.
-ASK: Final = 0.9725
+ASK: Final = 0.97
 ASK_NO_HEADING: Final = 0.9625
 # Bars by stated accuracy. A fixed bar holds the wrong share only for the mix of
 # confidences it was fitted on (phones stating 10 m): at 20 or 30 m many more answers sit
@@ -365,12 +385,12 @@ ASK_NO_HEADING: Final = 0.9625
 # honest phones stating each accuracy. It applies to every network's bars alike.
 BAR_ACCURACY_M: Final = (5.0, 10.0, 20.0, 30.0)
 # Never above 1: a bar is not lowered below its 10 m value for a phone that claims 5 m
-# (the fit would allow 0.84 with a direction), since in a street canyon that is the phone
+# (the fit would allow 0.83 with a direction), since in a street canyon that is the phone
 # likeliest to overstate its precision. Fitted 2026-12-06 on 50,000 reports a network.
 BAR_ERROR_FACTOR: Final[dict[tuple[bool, str], tuple[float, ...]]] = {
-    (True, "certain"): (1.0, 1.0, 0.488, 0.380),
-    (True, "ask"): (1.0, 1.0, 0.593, 0.259),
-    (False, "certain"): (1.0, 1.0, 0.775, 0.558),
+    (True, "certain"): (1.0, 1.0, 0.517, 0.295),
+    (True, "ask"): (1.0, 1.0, 0.635, 0.222),
+    (False, "certain"): (1.0, 1.0, 0.772, 0.574),
     (False, "ask"): (1.0, 1.0, 0.689, 0.351),
 }
 
@@ -538,6 +558,70 @@ def _empty(n: int) -> RobustBatch:
 _NONE: Final = RobustSnap(None, None, None, 0.0, 0.0, False, False, None)
 
 
+def _continuations(index: SegmentIndex) -> tuple[IntArray, IntArray]:
+    """Every ordered pair (a, b) of segments where b continues a (SegmentIndex._continues:
+    the same road, sharing an end)."""
+    ix = index
+    n = len(ix)
+    srt = np.argsort(ix._road, kind="stable")
+    r = ix._road[srt]
+    start = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+    size = np.diff(np.append(start, n))
+    gs = np.repeat(size, size)
+    a = np.repeat(np.arange(n), gs)
+    b = np.repeat(np.repeat(start, size), gs) + (
+        np.arange(a.size) - np.repeat(np.cumsum(gs) - gs, gs)
+    )
+    sa, sb = srt[a], srt[b]
+    ok = ix._continues(sa, sb)
+    return sa[ok], sb[ok]
+
+
+def _tolerance_table(
+    index: SegmentIndex, nb: IntArray, ch: IntArray
+) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
+    """Where a same-road neighbour's spots count as right for a chosen segment.
+
+    Returns the part of every edge, and sorted keys ``part * len(index) + chosen`` with
+    the chainage interval [lo, hi] of that part (of a continuation of ``chosen``) whose
+    points lie within BOUNDARY_TOL_M of the chosen segment -- the bench's and the city's
+    rule, measured on the geometry (a neighbour that bends back along the chosen one, or
+    the second part of a dual carriageway, is within the tolerance over more than the
+    first 15 m from the joint). Per edge the distance is interpolated between its ends."""
+    ix = index
+    e, es = ix._edges, ix._edge_seg
+    n = len(ix)
+    newpart = np.r_[True, (e[1:, _CUM] == 0.0) | (es[1:] != es[:-1])]
+    part = np.cumsum(newpart).astype(np.int64) - 1
+    empty = np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
+    if nb.size == 0:  # continuing pairs: (neighbour, chosen)
+        return (part, *empty)
+    # every edge of the neighbour beside the chosen segment
+    first = np.searchsorted(es, np.arange(n))
+    count = np.bincount(es, minlength=n)
+    k = count[nb]
+    edge = np.repeat(first[nb], k) + (np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k))
+    cs = np.repeat(ch, k)
+    ee = e[edge]
+    geo = ix.geometries[cs]
+    da = shapely.distance(shapely.points(ee[:, 0], ee[:, 1]), geo)
+    db = shapely.distance(shapely.points(ee[:, 0] + ee[:, 2], ee[:, 1] + ee[:, 3]), geo)
+    tol, ln = BOUNDARY_TOL_M, ee[:, _ELEN]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lo = np.where(da <= tol, 0.0, np.where(db <= tol, ln * (da - tol) / (da - db), np.nan))
+        hi = np.where(db <= tol, ln, np.where(da <= tol, ln * (tol - da) / (db - da), np.nan))
+    got = np.isfinite(lo) & np.isfinite(hi)
+    key = part[edge[got]] * np.int64(n) + cs[got]
+    lo = ee[got, _CUM] + lo[got]
+    hi = ee[got, _CUM] + hi[got]
+    order = np.argsort(key, kind="stable")
+    key, lo, hi = key[order], lo[order], hi[order]
+    if key.size == 0:
+        return (part, *empty)
+    at = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    return part, key[at], np.minimum.reduceat(lo, at), np.maximum.reduceat(hi, at)
+
+
 class RobustSnapper:
     """Heavy-tailed, pavement-aware, calibrated snapping over a SegmentIndex."""
 
@@ -584,6 +668,20 @@ class RobustSnapper:
             [(w, o) for w, o in zip(row, _OFFSETS.tolist(), strict=True) if w]
             for row in _KIND_WEIGHTS.tolist()
         ]
+        ca, cb = _continuations(index)
+        # live path: the segments that continue each one (a set lookup, not _continues_one)
+        self._cont: list[set[int]] = [set() for _ in range(len(index))]
+        for a, b in zip(ca.tolist(), cb.tolist(), strict=True):
+            self._cont[a].add(b)
+        self._edge_part, self._tol_key, self._tol_lo, self._tol_hi = _tolerance_table(index, cb, ca)
+        self._edge_part_list: list[int] = self._edge_part.tolist()
+        self._tol = dict(
+            zip(
+                self._tol_key.tolist(),
+                zip(self._tol_lo.tolist(), self._tol_hi.tolist(), strict=True),
+                strict=True,
+            )
+        )
 
     def bar_at(
         self, log_accuracy: npt.ArrayLike, heading: bool, which: str = "certain"
@@ -594,27 +692,50 @@ class RobustSnapper:
         )
 
     def _near(
-        self, x: float, y: float, point: object, radius: float
+        self,
+        x: float,
+        y: float,
+        point: object,
+        radius: float,
+        heading: tuple[float, float, float] | None,
+        mix: dict[int, list[float]],
     ) -> dict[int, tuple[float, int, float, float, list[float]]]:
         """Segment -> (d, edge, t, raw, row) of its nearest edge within the radius (ties:
-        the lower edge)."""
+        the lower edge). With ``heading`` (hx, hy, s): ``mix`` gets, per segment, the sums
+        of weight and weight x heading factor over its edges within the radius."""
         ix = self.index
         if ix._dwithin is not None:
             cand = ix._dwithin(point, np.array([radius]))[1]
         else:
             cand = ix._tree.query(point, predicate="dwithin", distance=radius)[1]
         per_seg: dict[int, tuple[float, int, float, float, list[float]]] = {}
+        mix.clear()
+        h2k, keep = self._h2k, 1.0 - _HEADING_FLOOR
+        mix_m = _HEADING_MIX_M if heading is not None else -1.0
+        hx, hy, s = heading if heading is not None else (0.0, 0.0, 1.0)
         for ei, sg, row in zip(
             cand.tolist(), ix._edge_seg[cand].tolist(), ix._edges[cand].tolist(), strict=True
         ):
             ax, ay, dx, dy, len2 = row[0], row[1], row[2], row[3], row[4]
             raw = ((x - ax) * dx + (y - ay) * dy) / len2 if len2 > 0 else 0.0
-            t = min(max(raw, 0.0), 1.0)
+            t = 0.0 if raw < 0.0 else (1.0 if raw > 1.0 else raw)  # min/max: slower calls
             ex = x - (ax + t * dx)
             ey = y - (ay + t * dy)
             d = math.sqrt(ex * ex + ey * ey)
             if d > radius:
                 continue
+            if d <= mix_m:  # as snap_many's heading mixture, term by term
+                q = (d - _HEADING_MIX_OFFSET_M) / s if d > _HEADING_MIX_OFFSET_M else 0.0
+                q = 3.0 + q * q
+                a = 1.0 / (q * q)
+                c = hx * row[_UX] + hy * row[_UY]
+                lh = _HEADING_FLOOR + keep * math.exp(h2k * (c * c - 1.0))
+                acc = mix.get(sg)
+                if acc is None:
+                    mix[sg] = [a, a * lh]
+                else:
+                    acc[0] += a
+                    acc[1] += a * lh
             old = per_seg.get(sg)
             if old is None or (d, ei) < (old[0], old[1]):
                 per_seg[sg] = (d, ei, t, raw, row)
@@ -651,17 +772,7 @@ class RobustSnapper:
         if not (math.isfinite(x) and math.isfinite(y)):
             return _NONE
         point = shapely.points(np.array([[x, y]]))
-        per_seg = self._near(x, y, point, radius)
-        if per_seg:
-            dmin = min(v[0] for v in per_seg.values())
-            if dmin > radius - _FAR_M:  # as snap_many: look farther when all is far
-                per_seg = self._near(x, y, point, min(dmin + radius, _MAX_REACH_M))
-        if not per_seg:
-            return _NONE
         s = _T_SCALE * acc
-        pairs = self._pairs[CATEGORY_KINDS.get(kind, 0)]
-        c3 = 6.0 * math.sqrt(3.0) / math.pi
-        floor = _FLOOR * _T3_PEAK / s
         hknown = heading_deg is not None and math.isfinite(heading_deg)
         hx = hy = 0.0
         if hknown:
@@ -677,11 +788,24 @@ class RobustSnapper:
             lsig = math.radians(look_sigma_deg)
             lk = 1.0 / (lsig * lsig)
             lneu = float(_look_neutral(np.array([lk]))[0])
+        hmix = (hx, hy, s) if hknown else None
+        mix: dict[int, list[float]] = {}
+        per_seg = self._near(x, y, point, radius, hmix, mix)
+        if per_seg:
+            dmin = min(v[0] for v in per_seg.values())
+            if dmin > radius - _FAR_M:  # as snap_many: look farther when all is far
+                per_seg = self._near(x, y, point, min(dmin + radius, _MAX_REACH_M), hmix, mix)
+        if not per_seg:
+            return _NONE
+        pairs = self._pairs[CATEGORY_KINDS.get(kind, 0)]
+        c3 = 6.0 * math.sqrt(3.0) / math.pi
+        floor = _FLOOR * _T3_PEAK / s
         pset = set(prior) if prior else ()
         hint = ix.road_codes_of(road_hint) if road_hint else frozenset()
         road = ix._road_list
         segs = sorted(per_seg)
-        rows: list[tuple[int, float, float, float, float]] = []  # seg, d, w, wr, along
+        # seg, d, w, wr, along, along fall-off
+        rows: list[tuple[int, float, float, float, float, float]] = []
         for sg in segs:
             d, _, t, raw, row = per_seg[sg]
             cum, elen, plen, jn = row[_CUM], row[_ELEN], row[_PLEN], row[_JOIN]
@@ -702,8 +826,14 @@ class RobustSnapper:
             w = la * max(f1 + f2 - 1.0, 1e-12)
             wr = la * max((1.0 if j1 else f1) + (1.0 if j2 else f2) - 1.0, 1e-12)
             if hknown:
-                c = hx * row[_UX] + hy * row[_UY]
-                lh = _HEADING_FLOOR + (1.0 - _HEADING_FLOOR) * math.exp(self._h2k * (c * c - 1.0))
+                m = mix.get(sg)
+                if m is None:  # no edge near enough for the mixture: the nearest's bearing
+                    c = hx * row[_UX] + hy * row[_UY]
+                    lh = _HEADING_FLOOR + (1.0 - _HEADING_FLOOR) * math.exp(
+                        self._h2k * (c * c - 1.0)
+                    )
+                else:
+                    lh = m[1] / m[0]
                 w *= lh
                 wr *= lh
             if lknown:  # the camera faced this segment's nearest spot?
@@ -720,31 +850,35 @@ class RobustSnapper:
             if hint and road[sg] in hint:
                 w *= _HINT_WEIGHT
                 wr *= _HINT_WEIGHT
-            rows.append((sg, d, w, wr, along))
+            rows.append((sg, d, w, wr, along, max(f1 + f2 - 1.0, 1e-12)))
         best = max(rows, key=lambda r: r[3])[0]  # first of equals: the lowest segment
         den = 0.0
-        own: list[tuple[int, float, float, float, float]] = []
-        alt: list[tuple[int, float, float, float, float]] = []
+        own: list[tuple[int, float, float, float, float, float]] = []
+        alt: list[tuple[int, float, float, float, float, float]] = []
+        cont = self._cont
         for r in rows:
             den += r[2]
-            if r[0] == best or ix._continues_one(best, r[0]):
+            if r[0] == best or r[0] in cont[best]:
                 own.append(r)
             else:
                 alt.append(r)
-        chosen = min(own, key=lambda r: r[1])
+        # within the road, the segment most likely right: its own weight and, of each
+        # same-road neighbour, the share of spots within the tolerance of it
+        tab, part, nseg = self._tol, self._edge_part_list, len(ix)
+        chosen, num = own[0], -1.0
+        for o in own:
+            got = o[2]
+            near = cont[o[0]]
+            for r in rows:
+                if r[0] in near:
+                    span = tab.get(part[per_seg[r[0]][1]] * nseg + o[0])
+                    if span is not None:
+                        along = r[4]
+                        tol = _t3_cdf1((span[1] - along) / s) - _t3_cdf1((span[0] - along) / s)
+                        got += r[2] * min(max(tol, 0.0) / r[5], 1.0)
+            if got > num or (got == num and o[1] < chosen[1]):
+                chosen, num = o, got
         sg, d = chosen[0], chosen[1]
-        num = chosen[2]
-        for r in rows:  # same-road neighbours of the chosen: their share near a joint
-            if r[0] != sg and ix._continues_one(sg, r[0]):
-                rr = per_seg[r[0]][4]
-                plen, jn, along = rr[_PLEN], rr[_JOIN], r[4]
-                j1, j2 = jn % 2.0 == 1.0, jn >= 2.0
-                if not (j1 or j2):
-                    continue
-                fall = max(_t3_cdf1(along / s) + _t3_cdf1((plen - along) / s) - 1.0, 1e-12)
-                fj = along if j1 and (not j2 or along <= 0.5 * plen) else plen - along
-                tol = _t3_cdf1(fj / s) - _t3_cdf1((fj - BOUNDARY_TOL_M) / s)
-                num += r[2] * min(max(tol, 0.0) / fall, 1.0)
         rawp = num / den
         _, _, t, _, row = per_seg[sg]
         to_start = chosen[4] if row[_JOIN] % 2.0 == 1.0 else math.inf
@@ -871,7 +1005,26 @@ class RobustSnapper:
         key = pi * np.int64(len(ix)) + si
         order = np.lexsort((ei, d, key))
         key = key[order]
-        keep = order[np.r_[True, key[1:] != key[:-1]]]
+        first = np.r_[True, key[1:] != key[:-1]]
+        keep = order[first]
+        h = head[pi]
+        hk_all = np.isfinite(h)
+        hmix = np.ones(keep.size)
+        if hk_all.any():
+            # heading factor of a segment: over its edges within reach, weighted by how
+            # likely the fix is to come from each (see _HEADING_MIX_OFFSET_M)
+            ea = ix._edges[ei]
+            rad = np.radians(np.where(hk_all, h, 0.0))
+            c = np.sin(rad) * ea[:, _UX] + np.cos(rad) * ea[:, _UY]
+            lh_e = _HEADING_FLOOR + (1.0 - _HEADING_FLOOR) * np.exp(self._h2k * (c * c - 1.0))
+            q = np.maximum(d - _HEADING_MIX_OFFSET_M, 0.0) / (_T_SCALE * acc[pi])
+            q = 3.0 + q * q
+            a_e = np.where(d <= _HEADING_MIX_M, 1.0 / (q * q), 0.0)
+            at = np.flatnonzero(first)
+            sa = np.add.reduceat(a_e[order], at)
+            sh = np.add.reduceat((a_e * lh_e)[order], at)
+            mixed = sh / np.where(sa > 0.0, sa, 1.0)
+            hmix = np.where(hk_all[keep], np.where(sa > 0.0, mixed, lh_e[keep]), 1.0)
         pi, ei, d, t, si, raw = pi[keep], ei[keep], d[keep], t[keep], si[keep], raw[keep]
 
         e = ix._edges[ei]
@@ -897,14 +1050,8 @@ class RobustSnapper:
         fall = np.maximum(f1 + f2 - 1.0, 1e-12)
         w = la * fall
         wr = la * np.maximum(np.where(j1, 1.0, f1) + np.where(j2, 1.0, f2) - 1.0, 1e-12)
-        h = head[pi]
-        hk = np.isfinite(h)
-        if hk.any():
-            rad = np.radians(h[hk])
-            c = np.sin(rad) * e[hk, _UX] + np.cos(rad) * e[hk, _UY]
-            lh = _HEADING_FLOOR + (1.0 - _HEADING_FLOOR) * np.exp(self._h2k * (c * c - 1.0))
-            w[hk] *= lh
-            wr[hk] *= lh
+        w *= hmix
+        wr *= hmix
         if look_deg is not None:  # the camera faced the segment's nearest spot?
             look = np.broadcast_to(np.asarray(look_deg, dtype=np.float64), (n,))
             k = np.flatnonzero(np.isfinite(look[pi]))
@@ -959,29 +1106,37 @@ class RobustSnapper:
         own = ix._continues(best[group], si)  # the best and its same-road continuations
         own[bidx] = True
         den = np.bincount(group, weights=w, minlength=start.size)
-        # boundary rule: within the best road, the segment nearest to the fix
-        dm = np.where(own, d, np.inf)
-        pick = own & (dm == np.repeat(np.minimum.reduceat(dm, start), size))
-        cidx = np.flatnonzero(pick)
-        cidx = cidx[np.r_[True, group[cidx][1:] != group[cidx][:-1]]]
-        # P(right): the chosen segment's weight, and of each same-road neighbour of it
-        # only the part whose spot lies within the tolerance of a joint (the city's rule)
-        chosen = si[cidx]
-        near = own.copy()  # the best's neighbours: the chosen's too when it is the best
-        redo = np.flatnonzero((chosen != best)[group])
-        if redo.size:
-            near[redo] = ix._continues(chosen[group[redo]], si[redo])
-        near[cidx] = False
-        right = np.zeros(w.size)
-        right[cidx] = w[cidx]
-        k = np.flatnonzero(near & (jn > 0.0))
-        if k.size:  # the share of w whose spot is within the tolerance of the part's
-            # joined end (the nearer one when both are joined)
-            ak, pk, sk = along[k], plen[k], s[k]
-            fj = np.where(j1[k] & (~j2[k] | (ak <= 0.5 * pk)), ak, pk - ak)
-            tol = _t3_cdf(fj / sk) - _t3_cdf((fj - BOUNDARY_TOL_M) / sk)
-            right[k] = w[k] * np.minimum(np.maximum(tol, 0.0) / fall[k], 1.0)
-        rawp = np.bincount(group, weights=right, minlength=start.size) / den
+        # boundary rule: within the best road, the segment most likely right -- its own
+        # weight and, of each same-road neighbour, the share of w whose spot lies within
+        # the tolerance of it (the city's rule, on the geometry: _tolerance_table)
+        oi = np.flatnonzero(own)
+        og = group[oi]
+        rows_in = size[og]  # every row of the group is a possible neighbour
+        pa = np.repeat(np.arange(oi.size), rows_in)
+        pb = np.repeat(start[og], rows_in) + (
+            np.arange(pa.size) - np.repeat(np.cumsum(rows_in) - rows_in, rows_in)
+        )
+        ca, nb = oi[pa], pb
+        score = w[oi].copy()
+        pair = np.flatnonzero(ix._continues(si[ca], si[nb]))
+        if pair.size and self._tol_key.size:
+            ca, nb, pa = ca[pair], nb[pair], pa[pair]
+            key = self._edge_part[ei[nb]] * np.int64(len(ix)) + si[ca]
+            at = np.minimum(np.searchsorted(self._tol_key, key), self._tol_key.size - 1)
+            hit = np.flatnonzero(self._tol_key[at] == key)
+            if hit.size:
+                at, nb, pa = at[hit], nb[hit], pa[hit]
+                sk, ak = s[nb], along[nb]
+                tol = _t3_cdf((self._tol_hi[at] - ak) / sk) - _t3_cdf((self._tol_lo[at] - ak) / sk)
+                share = w[nb] * np.minimum(np.maximum(tol, 0.0) / fall[nb], 1.0)
+                score += np.bincount(pa, weights=share, minlength=oi.size)
+        # highest score; of equals the nearer, then the lower segment (rows are by segment)
+        pick = np.lexsort((d[oi], -score, og))
+        cidx_o = pick[np.r_[True, og[pick][1:] != og[pick][:-1]]]
+        cidx = oi[cidx_o]
+        rawp = np.zeros(start.size)
+        rawp[og[cidx_o]] = score[cidx_o]
+        rawp = rawp / den
         # distance from the foot point to the nearest joined end of the chosen part
         ce = e[cidx]
         foot = along[cidx]

@@ -101,6 +101,46 @@ def test_heading_settles_a_junction() -> None:
     assert not rb.snap(*ll(146.0, 5.0), accuracy_m=10.0).certain
 
 
+def test_heading_on_a_bend_counts_every_edge_of_the_segment() -> None:
+    # "A" runs east and turns north at (100, 0); "B" runs north 40 m farther east. A fix
+    # just before the bend with a heading north: the person may well have turned already
+    # (A's northbound edge is 11 m away), so A stays the answer, and a sure one -- its
+    # nearest edge alone (running east) would leave B a third of the weight.
+    rb = _snapper([line((0, 0), (100, 0), (100, 100)), line((140, -100), (140, 100))], ["A", "B"])
+    s = rb.snap(*ll(92.0, -8.0), accuracy_m=10.0, heading_deg=0.0)
+    assert s.index == 0
+    assert s.raw > 0.95
+    b = rb.snap_many(*np.array([ll(92.0, -8.0)]).T, accuracy_m=10.0, heading_deg=0.0)
+    assert b.index[0] == 0 and b.raw[0] == pytest.approx(s.raw, rel=1e-9)
+
+
+def test_a_neighbour_alongside_counts_as_right_over_its_whole_length_within_tolerance() -> None:
+    # one road "Main": a segment east, then its continuation turns back along it 8 m to
+    # the north (a slip road, or the other carriageway): every spot of the continuation
+    # lies within the tolerance of the first segment, so answering the first is right
+    # wherever along it the person is -- not only in the first 15 m from the joint
+    rb = _snapper([line((0, 0), (100, 0)), line((100, 0), (100, 8), (0, 8))], ["Main", "Main"])
+    s = rb.snap(*ll(50.0, 4.0), accuracy_m=10.0)
+    assert s.index in (0, 1)
+    assert s.raw > 0.99
+    b = rb.snap_many(*np.array([ll(50.0, 4.0)]).T, accuracy_m=10.0)
+    assert b.index[0] == s.index and b.raw[0] == pytest.approx(s.raw, rel=1e-9)
+
+
+def test_within_a_road_the_answer_is_the_segment_most_likely_right() -> None:
+    # "Main" runs east through (100, 0) and branches north there under the same name. A
+    # fix 10 m from the branch but heading east, 15 m from the road that runs east: the
+    # branch is the nearest segment of the road, the western half the likely one
+    rb = _snapper(
+        [line((0, 0), (100, 0)), line((100, 0), (200, 0)), line((100, 0), (100, 60))],
+        ["Main", "Main", "Main"],
+    )
+    s = rb.snap(*ll(90.0, 15.0), accuracy_m=10.0, heading_deg=90.0)
+    assert s.index == 0 and s.raw > 0.95
+    b = rb.snap_many(*np.array([ll(90.0, 15.0)]).T, accuracy_m=10.0, heading_deg=90.0)
+    assert b.index[0] == 0 and b.raw[0] == pytest.approx(s.raw, rel=1e-9)
+
+
 def test_category_moves_the_answer_across_the_street() -> None:
     # a carriageway at y = 0 and another at y = 9: a fix at y = 8 is on the second
     # road's carriageway, or on the first road's pavement (a stall at its shop front)
