@@ -58,6 +58,7 @@ over segments or points); ``snap`` is the same code on one point.
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -121,6 +122,13 @@ _LOOK_FLOOR: Final = 0.3
 # camera facing anywhere would give on average (the neutral value, below), not to 1:
 # fading to 1 would favour the nearer of two streets whenever the camera faced neither.
 _LOOK_NEAR_M: Final = 10.0
+
+
+@functools.lru_cache(maxsize=64)
+def _look_neutral1(kappa: float) -> float:
+    """:func:`_look_neutral` of one kappa (the live path; np.i0 costs tens of µs a call,
+    and a spread takes two or three values in practice)."""
+    return float(_look_neutral(np.array([kappa]))[0])
 
 
 def _look_neutral(kappa: FloatArray) -> FloatArray:
@@ -787,7 +795,7 @@ class RobustSnapper:
             lx, ly = math.sin(lrad), math.cos(lrad)
             lsig = math.radians(look_sigma_deg)
             lk = 1.0 / (lsig * lsig)
-            lneu = float(_look_neutral(np.array([lk]))[0])
+            lneu = _look_neutral1(lk)
         hmix = (hx, hy, s) if hknown else None
         mix: dict[int, list[float]] = {}
         per_seg = self._near(x, y, point, radius, hmix, mix)
@@ -839,9 +847,9 @@ class RobustSnapper:
             if lknown:  # the camera faced this segment's nearest spot?
                 fx = row[0] + t * row[2] - x
                 fy = row[1] + t * row[3] - y
-                c = (lx * fx + ly * fy) / max(d, 1e-9)
+                c = (lx * fx + ly * fy) / (d if d > 1e-9 else 1e-9)  # no min/max: slower calls
                 g = _LOOK_FLOOR + (1.0 - _LOOK_FLOOR) * math.exp(lk * (c - 1.0))
-                lf = lneu + min(d / _LOOK_NEAR_M, 1.0) * (g - lneu)
+                lf = lneu + (d / _LOOK_NEAR_M if d < _LOOK_NEAR_M else 1.0) * (g - lneu)
                 w *= lf
                 wr *= lf
             if sg in pset:

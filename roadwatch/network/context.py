@@ -45,12 +45,14 @@ class RecentSegments:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by: dict[str, deque[tuple[dt.datetime, int]]] = {}
+        # (POSIX seconds, segment): floats compare several times faster than datetimes,
+        # and the read is on the live snapping path
+        self._by: dict[str, deque[tuple[float, int]]] = {}
 
     def note(self, reporter: str, points: list[tuple[dt.datetime, int]]) -> None:
         with self._lock:
             q = self._by.setdefault(reporter, deque(maxlen=self.KEEP))
-            q.extend(sorted(points))
+            q.extend(sorted((t.timestamp(), pos) for t, pos in points))
 
     def of(self, reporter: str | None, at: dt.datetime) -> frozenset[int]:
         """Segments of the reporter's track within WINDOW before ``at`` (or up to a
@@ -61,7 +63,8 @@ class RecentSegments:
             q = self._by.get(reporter)
             if not q:
                 return frozenset()
-            lo, hi = at - self.WINDOW, at + dt.timedelta(minutes=1)
+            now = at.timestamp()
+            lo, hi = now - self.WINDOW.total_seconds(), now + 60.0
             return frozenset(pos for t, pos in q if lo <= t <= hi)
 
 
