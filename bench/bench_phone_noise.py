@@ -2,12 +2,15 @@
 
     .venv/bin/python bench/bench_phone_noise.py [--points 20000] [--seed 1] [--fit]
                                                 [--speed] [--bound] [--per-network]
-                                                [--networks helsinki,kotka]
+                                                [--fit-accuracy] [--phones N]
+                                                [--networks helsinki,kotka,aguascalientes]
 
 Networks: every real OSM street network we have (tests/data, © OpenStreetMap
-contributors, ODbL 1.0): central Helsinki and Kotka, cut by geo.segmentize (its
-defaults). Both are Finnish; no extract of another street pattern with a licence was
-available offline (the Zhengzhou files are not road networks and may not be shipped).
+contributors, ODbL 1.0), cut by geo.segmentize (its defaults): central Helsinki and Kotka
+(Finnish), and central Aguascalientes (Mexico: a colonial grid of ~100 m blocks, from
+OSMnx's test data). ``--fit`` fits on Helsinki and Kotka only (FIT_NETWORKS), so
+Aguascalientes is a network nothing was fitted on (the Zhengzhou files are not road
+networks and may not be shipped).
 
 Noise model (at least as hard as issue 21 asks; its one home is geo/noise.py):
 
@@ -51,6 +54,8 @@ current calibration on the same fit samples, the accepting and asking bars per m
 the lowest bar at which every network's confidently wrong share stays within its
 budget (accepting: 0.9 %, with the choice: 0.5 %). ``--speed`` measures live
 CPU per report (thread time) for both snappers on the same fixes, every signal on.
+``--fit-accuracy`` fits geo.robust.BAR_ERROR_FACTOR (the bars by stated accuracy) alone;
+``--phones N`` prints the table of phones that understate and what geo.phones learns.
 """
 
 from __future__ import annotations
