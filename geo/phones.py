@@ -14,7 +14,9 @@ so :func:`distance_table` simulates it once per network, for a ladder of ratios.
 
 :class:`PhoneScales` keeps each reporter's last ``WINDOW`` ratios. From ``MIN_REPORTS`` on,
 their mean read against the table is the phone's real/stated factor, and the snapper is
-given the stated accuracy times that factor. It only ever inflates: a phone that overstates
+given the stated accuracy times that factor (once a phone is found to understate, the
+factor read at its mean plus one standard error: a factor too small costs wrong answers,
+one too large only review). It only ever inflates: a phone that overstates
 its error costs review, not wrong answers, and a deflated accuracy would make the snapper
 bolder than the phone deserves. And it inflates only from ``INFLATE_FROM`` on, so an honest
 phone's sampling noise (the mean of 30-60 heavy-tailed values) mostly leaves it as it is.
@@ -25,6 +27,7 @@ process (several workers each learn from the share of reports they see) and boun
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -55,6 +58,7 @@ SCALES: Final = (1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0)
 WINDOW: Final = 60  # a phone's last reports that count
 MIN_REPORTS: Final = 30  # before these, the stated accuracy is taken as it is
 INFLATE_FROM: Final = 1.4  # an estimate below this is sampling noise of an honest phone
+UPPER_SE: Final = 1.0  # an understating phone's factor: from its mean plus this many SE
 # A fix farther than this many stated accuracies from every street says "far", not how
 # far (a phone indoors, a report from a square): clipped, so one such fix cannot swing it.
 CAP_RATIO: Final = 3.0
@@ -194,11 +198,18 @@ class PhoneScales:
         if q is None or len(q) < MIN_REPORTS:
             self._factor.pop(r, None)
             return
-        k = self.table().factor(float(np.mean(np.fromiter(q, float, len(q)))))
-        if k >= INFLATE_FROM:
-            self._factor[r] = k
-        else:
+        v = np.fromiter(q, float, len(q))
+        mean = float(v.mean())
+        table = self.table()
+        if table.factor(mean) < INFLATE_FROM:
             self._factor.pop(r, None)
+            return
+        # Found to understate: snapped with the upper end of one standard error on its
+        # statistic, since taking its error too small costs wrong answers and too large
+        # only review. (The test above uses the plain mean, so honest phones' sampling
+        # noise is not made worse.)
+        upper = mean + UPPER_SE * float(v.std()) / math.sqrt(v.size)
+        self._factor[r] = table.factor(upper)
 
     def observe(self, reporters: Sequence[str | None], ratios: npt.ArrayLike) -> None:
         """Add each report's statistic (in arrival order) to its reporter's window."""

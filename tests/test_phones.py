@@ -82,6 +82,11 @@ def test_an_understating_phone_is_found_and_an_honest_one_left_alone(
     phones.observe(["u"] * (WINDOW - MIN_REPORTS + 1), u_stat[MIN_REPORTS - 1 :])
     assert phones.factor("h") == 1.0
     assert phones.factor("u") >= 1.5
+    # an understating phone is taken at the upper end of its estimate (one standard error
+    # above its mean): too small an error costs wrong answers, too large only review
+    plain = table.factor(float(np.mean(u_stat)))
+    upper = table.factor(float(np.mean(u_stat) + u_stat.std() / np.sqrt(u_stat.size)))
+    assert phones.factor("u") == pytest.approx(upper) and upper > plain
     assert phones.factors(["u", "h", None, "never seen"]).tolist() == [
         phones.factor("u"),
         1.0,
