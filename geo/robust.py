@@ -140,6 +140,7 @@ def _look_neutral(kappa: FloatArray) -> FloatArray:
 _PRIOR_WEIGHT: Final = 3.0
 _HINT_WEIGHT: Final = 4.0
 _MAX_CANDIDATES: Final = 3
+_ROW_CACHE_MAX_EDGES: Final = 100_000  # ~40 MB of Python lists at most
 _CHUNK: Final = 200_000
 _FAR_M: Final = 20.0  # nearest segment farther than radius - this: look farther
 _MAX_REACH_M: Final = 150.0  # points per chunk in snap_many
@@ -665,6 +666,12 @@ class RobustSnapper:
             key: [min(1.0 - (1.0 - bar) * f, 0.9999) for f in factors[key]]
             for key, bar in base.items()
         }
+        # The edge table as plain lists for the live path (numpy's fancy indexing and
+        # tolist cost ~7 µs a call for 40 edges, a list lookup ~2), on networks small
+        # enough that the copy stays small (~400 bytes an edge).
+        small = index._edges.shape[0] <= _ROW_CACHE_MAX_EDGES
+        self._rows: list[list[float]] | None = index._edges.tolist() if small else None
+        self._segs: list[int] = index._edge_seg.tolist() if small else []
         # plain lists for the live path: np.interp costs ~5 µs a scalar call, bisect ~1.5
         self._cal_lists = {
             h: (xs.tolist(), ys.tolist()) for h, (xs, ys) in self.calibration.items()
@@ -721,9 +728,19 @@ class RobustSnapper:
         h2k, keep = self._h2k, 1.0 - _HEADING_FLOOR
         mix_m = _HEADING_MIX_M if heading is not None else -1.0
         hx, hy, s = heading if heading is not None else (0.0, 0.0, 1.0)
-        for ei, sg, row in zip(
-            cand.tolist(), ix._edge_seg[cand].tolist(), ix._edges[cand].tolist(), strict=True
-        ):
+        if self._rows is not None:  # plain lists: no numpy fancy index + tolist a call
+            rows_l, segs_l = self._rows, self._segs
+            found = [(ei, segs_l[ei], rows_l[ei]) for ei in cand.tolist()]
+        else:
+            found = list(
+                zip(
+                    cand.tolist(),
+                    ix._edge_seg[cand].tolist(),
+                    ix._edges[cand].tolist(),
+                    strict=True,
+                )
+            )
+        for ei, sg, row in found:
             ax, ay, dx, dy, len2 = row[0], row[1], row[2], row[3], row[4]
             raw = ((x - ax) * dx + (y - ay) * dy) / len2 if len2 > 0 else 0.0
             t = 0.0 if raw < 0.0 else (1.0 if raw > 1.0 else raw)  # min/max: slower calls
