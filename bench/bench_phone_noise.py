@@ -396,7 +396,10 @@ def accuracy_bars(nets: dict[str, Network], seed: int, points: int) -> None:
 def per_network(nets: dict[str, Network], seed: int, points: int) -> None:
     """The shared bars beside each network's own (geo.noise.fit_bars, as `roadwatch
     network import` fits them, on seed + 2000 + i: never the figures' seeds), on the
-    figures' samples of the main table (honest and understated noise, no signals)."""
+    figures' samples of the main table (honest and understated noise, no signals); then
+    the reliability of the confidence each network's own calibration states (honest
+    noise, both modes), per network and all together."""
+    rel: dict[str, tuple[list[FloatArray], list[BoolArray]]] = {}
     head = (
         f"{'network':<18}{'noise':<12}{'direction':<10}| {'bars':<13}{'accept':>7}{'ask':>7} | "
         f"{'right':>6}{'wrong':>6}{'review':>7} | +choice {'right':>6}{'wrong':>6}{'review':>7}"
@@ -428,6 +431,11 @@ def per_network(nets: dict[str, Network], seed: int, points: int) -> None:
                         np.random.default_rng([seed, 7]),
                         new.ask,
                     )
+                    if not u and name == "per-network":
+                        got = new.index >= 0
+                        confs, rights = rel.setdefault(k, ([], []))
+                        confs.append(new.confidence[got])
+                        rights.append(right_of(index, new.index, s)[got])
                     accept = rb.certain if h else rb.certain_no_heading
                     ask = rb.ask if h else rb.ask_no_heading
                     print(
@@ -436,6 +444,15 @@ def per_network(nets: dict[str, Network], seed: int, points: int) -> None:
                         f"{pct(o.right):>6}{pct(o.wrong):>6}{pct(o.review):>7} |"
                         f"         {pct(o.c_right):>6}{pct(o.c_wrong):>6}{pct(o.c_review):>7}"
                     )
+
+    for k, (confs, rights) in rel.items():
+        print(f"\nreliability, {NETWORKS[k][0]}, its own calibration (honest noise, both modes):")
+        print("\n".join(reliability(np.concatenate(confs), np.concatenate(rights))))
+    if len(rel) > 1:
+        print("\nreliability, every network with its own calibration:")
+        conf = np.concatenate([c for cs, _ in rel.values() for c in cs])
+        ok = np.concatenate([r for _, rs in rel.values() for r in rs])
+        print("\n".join(reliability(conf, ok)))
 
 
 def learned(nets: dict[str, Network], seed: int, points: int, phones: int) -> None:
