@@ -9,6 +9,7 @@ import logging
 import math
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -165,9 +166,9 @@ def test_a_network_without_usable_fitted_bars_uses_the_shared_ones(
     assert any("shared defaults" in r.getMessage() and r.levelno == level for r in caplog.records)
 
 
-def test_the_runtime_snaps_with_the_bars_fitted_beside_its_network(
-    tmp_path: Path, runner: object
-) -> None:
+def _fitted_demo(tmp_path: Path, runner: object) -> tuple[Path, dict[str, Any]]:
+    """A copy of the demo network with its bars fitted by `roadwatch network fit-bars`
+    (5,000 reports a mode), and the sidecar it wrote."""
     from click.testing import CliRunner
 
     from roadwatch.cli import main
@@ -176,7 +177,13 @@ def test_the_runtime_snaps_with_the_bars_fitted_beside_its_network(
     assert isinstance(runner, CliRunner)
     r = runner.invoke(main, ["network", "fit-bars", str(path), "--reports", "5000"])
     assert r.exit_code == 0, r.output
-    doc = json.loads(bars_path(path).read_text(encoding="utf-8"))
+    return path, json.loads(bars_path(path).read_text(encoding="utf-8"))
+
+
+def test_the_runtime_snaps_with_the_bars_fitted_beside_its_network(
+    tmp_path: Path, runner: object
+) -> None:
+    path, doc = _fitted_demo(tmp_path, runner)
     assert doc["reports_per_mode"] == 5000
     got = _robust_bars(path)
     assert dataclasses.asdict(got) == doc["bars"]
@@ -235,15 +242,7 @@ def _sidecar(path: Path, **change: object) -> None:
 def test_the_runtime_snaps_with_the_calibration_fitted_beside_its_network(
     tmp_path: Path, runner: object, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from click.testing import CliRunner
-
-    from roadwatch.cli import main
-
-    path = _demo_copy(tmp_path)
-    assert isinstance(runner, CliRunner)
-    r = runner.invoke(main, ["network", "fit-bars", str(path), "--reports", "5000"])
-    assert r.exit_code == 0, r.output
-    doc = json.loads(bars_path(path).read_text(encoding="utf-8"))
+    path, doc = _fitted_demo(tmp_path, runner)
     assert doc["version"] == 2
 
     def robust() -> RobustSnapper:
