@@ -185,12 +185,18 @@ class PhoneScales:
                 old = [v for v in np.asarray(values, dtype=float).tolist() if np.isfinite(v)]
                 if not old:
                     continue
-                self._by[r] = deque(old, maxlen=WINDOW)
-                self._by.move_to_end(r)
-                while len(self._by) > self._max:
-                    gone, _ = self._by.popitem(last=False)
-                    self._factor.pop(gone, None)
+                self._set_window(r, deque(old, maxlen=WINDOW))
                 self._refresh(r)
+
+    def _set_window(self, r: str, q: deque[float]) -> deque[float]:
+        """Give ``r`` the window ``q`` as the most recently seen phone, forgetting the least
+        recently seen past the bound (the lock held)."""
+        self._by[r] = q
+        self._by.move_to_end(r)
+        while len(self._by) > self._max:
+            gone, _ = self._by.popitem(last=False)
+            self._factor.pop(gone, None)
+        return q
 
     def _refresh(self, r: str) -> None:
         """Recompute one reporter's factor from their window (the lock held)."""
@@ -221,10 +227,7 @@ class PhoneScales:
                     continue
                 q = self._by.get(r)
                 if q is None:
-                    q = self._by[r] = deque(maxlen=WINDOW)
-                    while len(self._by) > self._max:
-                        gone, _ = self._by.popitem(last=False)
-                        self._factor.pop(gone, None)
+                    q = self._set_window(r, deque(maxlen=WINDOW))
                 else:
                     self._by.move_to_end(r)
                 q.append(v)

@@ -772,21 +772,23 @@ class Pipeline:
 def _known_reports_sql(dialect: str) -> Select[Any]:
     """Reports already stored under some of a batch's ids (built once: every batch asks)."""
     r = REPORTS.c
-    if dialect == "postgresql":
-        match = r.id == any_(bindparam("ids", type_=ARRAY(String())))
-    else:
-        match = r.id.in_(bindparam("ids", expanding=True))
+    match = _among_ids(r.id, dialect)
     return select(r.id, r.status, r.segment_id, r.district, r.snap, r.case_status).where(match)
+
+
+def _among_ids(column: Any, dialect: str) -> Any:
+    """``column`` is one of the bound list ``ids``: one array parameter on PostgreSQL (the
+    statement's text stays the same for any number of ids), an expanding IN elsewhere."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", type_=ARRAY(String())))
+    return column.in_(bindparam("ids", expanding=True))
 
 
 @functools.cache
 def _photo_meta_sql(dialect: str) -> Select[Any]:
     """The EXIF fixes of some photos (only rows with a position or a direction)."""
     p = PHOTO_META.c
-    if dialect == "postgresql":
-        match = p.sha256 == any_(bindparam("ids", type_=ARRAY(String())))
-    else:
-        match = p.sha256.in_(bindparam("ids", expanding=True))
+    match = _among_ids(p.sha256, dialect)
     return select(
         p.sha256,
         p.lat,
