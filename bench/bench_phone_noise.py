@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_phone_noise.py [--points 20000] [--seed 1] [--fit]
                                                 [--speed] [--bound] [--per-network]
                                                 [--fit-accuracy] [--phones N]
+                                                [--reliability]
                                                 [--networks helsinki,kotka,aguascalientes]
 
 Networks: every real OSM street network we have (tests/data, © OpenStreetMap
@@ -47,6 +48,11 @@ geo.robust's raw posterior: what no snapper can beat, and how far from it we are
 beside its own bars: those ``roadwatch network import`` fits (geo.noise.fit_bars: the
 lowest bars meeting the two budgets on that network alone, on seeds never used for the
 figures), with the accepting and asking bars each row uses.
+
+``--reliability`` prints acceptance b on samples large enough to tell a miscalibration
+from chance (``--points 200000`` or more a network, fresh seeds): each network under the
+global calibration and under its own, and all together, every band's gap also in
+standard errors of its share right.
 
 ``--fit`` fits the isotonic calibration on seeds never used for the figures
 (seed + 1000 ...) and prints the knots for geo/robust.py, then, with the snapper's
@@ -170,8 +176,12 @@ def pct(x: float) -> str:
 
 
 def reliability(conf: FloatArray, right: BoolArray) -> list[str]:
+    """Bands 10 points wide: reports, mean stated, share right, their gap, and the gap in
+    standard errors of the band's share (what a perfectly calibrated answer would show by
+    chance alone: |gap| beyond 2 SE is a miscalibration, within it sampling noise)."""
     lines = [
         f"{'stated band':>12} {'reports':>8} {'mean stated':>12} {'share right':>12} {'gap':>6}"
+        f"{'gap/SE':>8}"
     ]
     for lo in np.arange(0.0, 1.0, 0.1):
         m = (conf >= lo) & (conf < lo + 0.1 if lo < 0.85 else conf <= 1.0)
@@ -179,12 +189,38 @@ def reliability(conf: FloatArray, right: BoolArray) -> list[str]:
         if k == 0:
             continue
         st, sr = float(conf[m].mean()), float(right[m].mean())
+        se = float(np.sqrt(max(st * (1.0 - st), 1e-6) / k))
         flag = "" if k >= 200 else " (<200)"
         lines.append(
             f"{lo:>5.1f}-{lo + 0.1:<4.1f}   {k:>8} {100 * st:>11.1f}% {100 * sr:>11.1f}% "
-            f"{100 * (sr - st):>+5.1f}{flag}"
+            f"{100 * (sr - st):>+5.1f}{(sr - st) / se:>+8.1f}{flag}"
         )
     return lines
+
+
+def reliability_check(conf: FloatArray, right: BoolArray) -> str:
+    """One line: the largest gap over the bands of at least 200 reports, and the bands
+    beyond 2 points, beyond 2 SE, and beyond both."""
+    worst, out_pts, out_se, out_both = 0.0, [], [], []
+    for lo in np.arange(0.0, 1.0, 0.1):
+        m = (conf >= lo) & (conf < lo + 0.1 if lo < 0.85 else conf <= 1.0)
+        k = int(m.sum())
+        if k < 200:
+            continue
+        st, sr = float(conf[m].mean()), float(right[m].mean())
+        gap, se = sr - st, float(np.sqrt(max(st * (1.0 - st), 1e-6) / k))
+        worst = max(worst, abs(gap))
+        band = f"{lo:.1f}"
+        if abs(gap) > 0.02:
+            out_pts.append(band)
+        if abs(gap) > 2 * se:
+            out_se.append(band)
+        if abs(gap) > 0.02 and abs(gap) > 2 * se:
+            out_both.append(band)
+    return (
+        f"largest gap {100 * worst:.1f} points; beyond 2 points: {out_pts or 'none'}; "
+        f"beyond 2 SE: {out_se or 'none'}; beyond both: {out_both or 'none'}"
+    )
 
 
 def speed(index: SegmentIndex, robust: RobustSnapper, net: Network, n: int) -> None:
@@ -401,7 +437,7 @@ def per_network(nets: dict[str, Network], seed: int, points: int) -> None:
     noise, both modes), per network and all together."""
     rel: dict[str, tuple[list[FloatArray], list[BoolArray]]] = {}
     head = (
-        f"{'network':<18}{'noise':<12}{'direction':<10}| {'bars':<13}{'accept':>7}{'ask':>7} | "
+        f"{'network':<27}{'noise':<12}{'direction':<10}| {'bars':<13}{'accept':>7}{'ask':>7} | "
         f"{'right':>6}{'wrong':>6}{'review':>7} | +choice {'right':>6}{'wrong':>6}{'review':>7}"
     )
     print(head)
@@ -439,7 +475,7 @@ def per_network(nets: dict[str, Network], seed: int, points: int) -> None:
                     accept = rb.certain if h else rb.certain_no_heading
                     ask = rb.ask if h else rb.ask_no_heading
                     print(
-                        f"{label:<18.18}{'understated' if u else '68%=10 m':<12}"
+                        f"{label:<27.27}{'understated' if u else '68%=10 m':<12}"
                         f"{'yes' if h else 'no':<10}| {name:<13}{accept:>7.4f}{ask:>7.4f} | "
                         f"{pct(o.right):>6}{pct(o.wrong):>6}{pct(o.review):>7} |"
                         f"         {pct(o.c_right):>6}{pct(o.c_wrong):>6}{pct(o.c_review):>7}"
@@ -455,6 +491,46 @@ def per_network(nets: dict[str, Network], seed: int, points: int) -> None:
         print("\n".join(reliability(conf, ok)))
 
 
+def reliability_tables(nets: dict[str, Network], seed: int, points: int) -> None:
+    """Acceptance b on a sample large enough to tell a miscalibration from chance: per
+    network ``points`` fresh honest reports (seed + 3000 + i, never a fit's seed), each
+    snapped with and without a direction, the confidence stated under the global
+    calibration and under the network's own (fitted as ``roadwatch network import`` fits
+    it), per network and all networks together."""
+    pooled: dict[str, tuple[list[FloatArray], list[BoolArray]]] = {}
+    for i, (k, net) in enumerate(nets.items()):
+        index = build_index(net)
+        t0 = time.perf_counter()
+        fit: BarFit = fit_bars(index, seed=seed + 2000 + i)
+        print(
+            f"# {NETWORKS[k][0]}: own calibration fitted on {fit.calibration_reports:,} "
+            f"reports a mode, bars on {fit.reports:,}, in {time.perf_counter() - t0:.1f} s"
+        )
+        s = sample(net, points, np.random.default_rng([seed + 3000 + i]), False)
+        for name, rb in (("global", RobustSnapper(index)), ("own", fit.snapper(index))):
+            confs, rights = [], []
+            for h in (True, False):
+                new = rb.snap_many(
+                    s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=s.heading if h else None
+                )
+                got = new.index >= 0
+                confs.append(new.confidence[got])
+                rights.append(right_of(index, new.index, s)[got])
+            conf, ok = np.concatenate(confs), np.concatenate(rights)
+            pc, pr = pooled.setdefault(name, ([], []))
+            pc.append(conf)
+            pr.append(ok)
+            print(f"\nreliability, {NETWORKS[k][0]}, {name} calibration (both modes):")
+            print("\n".join(reliability(conf, ok)))
+            print("  " + reliability_check(conf, ok))
+    if len(nets) > 1:
+        for name, (pc, pr) in pooled.items():
+            conf, ok = np.concatenate(pc), np.concatenate(pr)
+            print(f"\nreliability, every network, {name} calibration (both modes):")
+            print("\n".join(reliability(conf, ok)))
+            print("  " + reliability_check(conf, ok))
+
+
 def learned(nets: dict[str, Network], seed: int, points: int, phones: int) -> None:
     """Phones that understate, and what geo.phones learns of them: the figures' reports
     are made by ``phones`` phones in turn (report i by phone i mod phones), snapped in
@@ -464,7 +540,7 @@ def learned(nets: dict[str, Network], seed: int, points: int, phones: int) -> No
     from geo.phones import MIN_REPORTS, PhoneScales, distance_stat, distance_table
 
     head = (
-        f"{'network':<18}{'noise':<12}{'direction':<10}| {'accuracy':<9}| "
+        f"{'network':<27}{'noise':<12}{'direction':<10}| {'accuracy':<9}| "
         f"{'right':>6}{'wrong':>6}{'review':>7} | +choice {'right':>6}{'wrong':>6}{'review':>7}"
         f" | after: {'wrong':>6}{'review':>7} +choice {'wrong':>6}{'review':>7}"
     )
@@ -523,7 +599,7 @@ def learned(nets: dict[str, Network], seed: int, points: int, phones: int) -> No
                         new.ask[after],
                     )
                     print(
-                        f"{label:<18.18}{'understated' if u else '68%=10 m':<12}"
+                        f"{label:<27.27}{'understated' if u else '68%=10 m':<12}"
                         f"{'yes' if h else 'no':<10}| {name:<9}| "
                         f"{pct(o.right):>6}{pct(o.wrong):>6}{pct(o.review):>7} |"
                         f"         {pct(o.c_right):>6}{pct(o.c_wrong):>6}{pct(o.c_review):>7}"
@@ -540,6 +616,11 @@ def main() -> None:
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--bound", action="store_true")
     parser.add_argument("--per-network", action="store_true")
+    parser.add_argument(
+        "--reliability",
+        action="store_true",
+        help="only the reliability tables, global and own calibration (use --points 200000)",
+    )
     parser.add_argument(
         "--fit-accuracy", action="store_true", help="only the bars' factors by stated accuracy"
     )
@@ -558,6 +639,9 @@ def main() -> None:
         return
     if args.per_network:
         per_network(nets, args.seed, args.points)
+        return
+    if args.reliability:
+        reliability_tables(nets, args.seed, args.points)
         return
     if args.bound:
         print("least review (%) at a budget of confidently wrong: Bayes-optimal / geo.robust")
@@ -611,7 +695,7 @@ def main() -> None:
     all_conf: list[FloatArray] = []
     all_right: list[BoolArray] = []
     head = (
-        f"{'network':<18}{'noise':<12}{'direction':<10}{'signals':<8}| {'snapper':<8}| "
+        f"{'network':<27}{'noise':<12}{'direction':<10}{'signals':<8}| {'snapper':<8}| "
         f"{'right':>6}{'wrong':>6}{'review':>7} | +choice {'right':>6}{'wrong':>6}{'review':>7}"
         f"{'mistap':>7}"
     )
@@ -633,7 +717,7 @@ def main() -> None:
                         all_right.append(ok[got])
                     for name, o in (("today", base), ("robust", mine)):
                         print(
-                            f"{label:<18.18}{'understated' if u else '68%=10 m':<12}"
+                            f"{label:<27.27}{'understated' if u else '68%=10 m':<12}"
                             f"{'yes' if h else 'no':<10}{'+own' if sig else 'none':<8}| "
                             f"{name:<8}| {pct(o.right):>6}{pct(o.wrong):>6}{pct(o.review):>7} |"
                             f"         {pct(o.c_right):>6}{pct(o.c_wrong):>6}"

@@ -168,14 +168,15 @@ def test_a_network_without_usable_fitted_bars_uses_the_shared_ones(
 
 def _fitted_demo(tmp_path: Path, runner: object) -> tuple[Path, dict[str, Any]]:
     """A copy of the demo network with its bars fitted by `roadwatch network fit-bars`
-    (5,000 reports a mode), and the sidecar it wrote."""
+    (5,000 reports a mode, its calibration on 20,000), and the sidecar it wrote."""
     from click.testing import CliRunner
 
     from roadwatch.cli import main
 
     path = _demo_copy(tmp_path)
     assert isinstance(runner, CliRunner)
-    r = runner.invoke(main, ["network", "fit-bars", str(path), "--reports", "5000"])
+    argv = ["network", "fit-bars", str(path), "--reports", "5000"]
+    r = runner.invoke(main, [*argv, "--calibration-reports", "20000"])
     assert r.exit_code == 0, r.output
     return path, json.loads(bars_path(path).read_text(encoding="utf-8"))
 
@@ -185,6 +186,7 @@ def test_the_runtime_snaps_with_the_bars_fitted_beside_its_network(
 ) -> None:
     path, doc = _fitted_demo(tmp_path, runner)
     assert doc["reports_per_mode"] == 5000
+    assert doc["calibration_reports_per_mode"] == 20_000
     got = _robust_bars(path)
     assert dataclasses.asdict(got) == doc["bars"]
     assert got != Bars()  # the sparse demo grid meets the budgets below the shared bars

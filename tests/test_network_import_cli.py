@@ -69,7 +69,8 @@ def test_import_city_layer_and_apply(
     text = r.stdout
     assert "imported 200 segments" in text and "200 segments added" in text
     # the network's own snapping bars, fitted after the import and tied to the file
-    assert "fitted the snapping bars on 50,000 simulated reports" in text
+    assert "fitted the snapping bars on 50,000 simulated reports a mode" in text
+    assert "(the calibration on 400,000)" in text  # the defaults
     fitted = json.loads(bars_path(out).read_text(encoding="utf-8"))
     assert fitted["network_sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     assert load_fitted_bars(out, fitted["network_sha256"]) == Bars(**fitted["bars"])
@@ -116,11 +117,28 @@ def test_import_refuses_outside_city(tmp_path: Path, network_ctx: Any, runner: C
     assert not out.exists()  # nothing half-imported
 
 
+# the fit's own figures are tested in test_network_bars.py: a smaller fit is enough here
+QUICK_FIT = ["--fit-reports", "5000", "--calibration-reports", "20000"]
+
+
 def test_import_osm_pbf_with_stable_ids(tmp_path: Path, runner: CliRunner) -> None:
     pbf = DATA / "test.osm.pbf"
     out = tmp_path / "osm.geojson.gz"
-    argv = ["network", "import", str(pbf), "--out", str(out), "--bounds", "", "--min-length", "60"]
-    assert runner.invoke(main, argv).exit_code == 0
+    argv = [
+        "network",
+        "import",
+        str(pbf),
+        "--out",
+        str(out),
+        "--bounds",
+        "",
+        "--min-length",
+        "60",
+        *QUICK_FIT,
+    ]
+    r = runner.invoke(main, argv)
+    assert r.exit_code == 0, r.output
+    assert "bars on 5,000 simulated reports a mode (the calibration on 20,000)" in r.stdout
     first = load_network(out)
     assert len(first.segments) > 20
     assert all("（" in s.name and "至" in s.name for s in first.segments)
@@ -133,7 +151,7 @@ def test_import_osm_pbf_pairs_dual_carriageways_unless_asked(
     tmp_path: Path, runner: CliRunner
 ) -> None:
     pbf = DATA / "test.osm.pbf"
-    base = ["network", "import", str(pbf), "--bounds", "", "--min-length", "60"]
+    base = ["network", "import", str(pbf), "--bounds", "", "--min-length", "60", *QUICK_FIT]
     paired, separate = tmp_path / "paired.geojson.gz", tmp_path / "separate.geojson.gz"
     r = runner.invoke(main, [*base, "--out", str(paired)])
     assert r.exit_code == 0, r.output

@@ -187,6 +187,12 @@ def _bounds(text: str) -> tuple[float, float, float, float] | None:
     help="simulated phone reports to fit the network's snapping bars on "
     "(default: geo.noise.FIT_REPORTS)",
 )
+@click.option(
+    "--calibration-reports",
+    type=click.IntRange(min=10_000),
+    help="simulated phone reports to fit the network's calibration on; fewer fit faster "
+    "but state the middle confidences less exactly (default: geo.noise.CALIBRATION_REPORTS)",
+)
 def import_(
     file: str,
     out: str | None,
@@ -211,6 +217,7 @@ def import_(
     id_prefix: str,
     separate_carriageways: bool,
     fit_reports: int | None,
+    calibration_reports: int | None,
 ) -> int:
     settings = settings_for()
     setup_logging("WARNING")
@@ -272,7 +279,7 @@ def import_(
         f"imported {len(net.segments):,} segments in {len(net.districts)} districts from {src} "
         f"in {time.perf_counter() - t0:.1f} s -> {target}"
     )
-    _fit(net, target, settings, fit_reports, progress)
+    _fit(net, target, settings, fit_reports, calibration_reports, progress)
     if apply:
         import hashlib
 
@@ -297,7 +304,12 @@ def import_(
     type=click.IntRange(min=1000),
     help="simulated phone reports (default: geo.noise.FIT_REPORTS)",
 )
-def fit_bars_(path: str | None, reports: int | None) -> int:
+@click.option(
+    "--calibration-reports",
+    type=click.IntRange(min=10_000),
+    help="simulated phone reports for the calibration (default: geo.noise.CALIBRATION_REPORTS)",
+)
+def fit_bars_(path: str | None, reports: int | None, calibration_reports: int | None) -> int:
     from geo.network import load_network
 
     from ..network.context import network_path
@@ -308,19 +320,24 @@ def fit_bars_(path: str | None, reports: int | None) -> int:
         net = load_network(where)
     except (ValueError, OSError) as exc:
         raise CommandError(f"{where} is not a usable network file: {exc}") from None
-    _fit(net, where, settings, reports, _ProgressBar())
+    _fit(net, where, settings, reports, calibration_reports, _ProgressBar())
     return 0
 
 
 def _fit(
-    net: Any, target: Path, settings: Any, reports: int | None, progress: _ProgressBar
+    net: Any,
+    target: Path,
+    settings: Any,
+    reports: int | None,
+    calibration_reports: int | None,
+    progress: _ProgressBar,
 ) -> None:
     """Fit the network's accepting and asking bars (geo.noise.fit_bars) and store them
     beside the file, tied to its digest: the pipeline snaps with them."""
     import hashlib
     import zlib
 
-    from geo.noise import FIT_REPORTS, fit_bars, save_fitted_bars
+    from geo.noise import CALIBRATION_REPORTS, FIT_REPORTS, fit_bars, save_fitted_bars
 
     from ..network.context import segment_index
 
@@ -331,12 +348,13 @@ def _fit(
         reports=reports or FIT_REPORTS,
         seed=zlib.crc32(digest.encode()),
         progress=progress,
+        calibration_reports=calibration_reports or CALIBRATION_REPORTS,
     )
     out = save_fitted_bars(target, fit, digest)
     b = fit.bars
     print(
         f"fitted the snapping bars on {fit.reports:,} simulated reports a mode "
-        f"in {fit.seconds:.1f} s -> {out}\n"
+        f"(the calibration on {fit.calibration_reports:,}) in {fit.seconds:.1f} s -> {out}\n"
         f"  with direction: accept at {b.certain:.4f} "
         f"({100 * fit.at_accept[True].wrong:.1f} % wrong, "
         f"{100 * fit.at_accept[True].review:.1f} % review), "
