@@ -196,3 +196,19 @@ def test_acl_template_confines_each_chief_to_their_own_topics(tmp_path: Path) ->
 def test_stop_reports_a_broker_that_failed(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="(?s)exited with code 3 at start.*no_such_option"):
         MosquittoProcess(tmp_path, extra_conf="no_such_option 1").start()
+
+
+def test_free_ports_are_never_handed_out_twice() -> None:
+    """A broker's MQTT and WebSocket ports come from two calls in a row; once the OS gave
+    the same port to both and the broker could not open its second listener."""
+    import socket
+
+    from tests.support.ports import free_port
+    from tests.support.server import free_port as server_free_port
+
+    assert server_free_port is free_port  # one helper for every test server
+    ports = [free_port() for _ in range(300)]
+    assert len(set(ports)) == len(ports)
+    for port in ports[:20]:  # and each was free: it can be bound
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))

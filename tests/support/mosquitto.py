@@ -38,6 +38,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from tests.support.ports import free_port
+
 __all__ = [
     "MOSQUITTO_BIN",
     "PROJECT_CONF",
@@ -120,13 +122,6 @@ _REQUIRED_OPTIONS = (
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 10.0
 _LOG_TAIL_CHARS = 4000
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that was free a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _is_listening(host: str, port: int, timeout: float = 0.2) -> bool:

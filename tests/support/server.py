@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import queue
-import socket
 import threading
 import time
 import uuid
@@ -18,12 +17,9 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from roadwatch.runtime import Runtime
 from roadwatch.web import create_app
+from tests.support.ports import free_port
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+__all__ = ["AckListener", "LiveServer", "free_port", "live_server"]
 
 
 class LiveServer:
