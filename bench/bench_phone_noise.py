@@ -175,6 +175,19 @@ def pct(x: float) -> str:
     return f"{100 * x:5.1f}"
 
 
+def _bands(conf: FloatArray, right: BoolArray) -> list[tuple[float, int, float, float, float]]:
+    """Per band 10 points wide of stated confidence (the last one closed): its lower edge,
+    reports, mean stated, share right, and the standard error of that share."""
+    out = []
+    for lo in np.arange(0.0, 1.0, 0.1):
+        m = (conf >= lo) & (conf < lo + 0.1 if lo < 0.85 else conf <= 1.0)
+        k = int(m.sum())
+        if k:
+            st, sr = float(conf[m].mean()), float(right[m].mean())
+            out.append((float(lo), k, st, sr, float(np.sqrt(max(st * (1.0 - st), 1e-6) / k))))
+    return out
+
+
 def reliability(conf: FloatArray, right: BoolArray) -> list[str]:
     """Bands 10 points wide: reports, mean stated, share right, their gap, and the gap in
     standard errors of the band's share (what a perfectly calibrated answer would show by
@@ -183,13 +196,7 @@ def reliability(conf: FloatArray, right: BoolArray) -> list[str]:
         f"{'stated band':>12} {'reports':>8} {'mean stated':>12} {'share right':>12} {'gap':>6}"
         f"{'gap/SE':>8}"
     ]
-    for lo in np.arange(0.0, 1.0, 0.1):
-        m = (conf >= lo) & (conf < lo + 0.1 if lo < 0.85 else conf <= 1.0)
-        k = int(m.sum())
-        if k == 0:
-            continue
-        st, sr = float(conf[m].mean()), float(right[m].mean())
-        se = float(np.sqrt(max(st * (1.0 - st), 1e-6) / k))
+    for lo, k, st, sr, se in _bands(conf, right):
         flag = "" if k >= 200 else " (<200)"
         lines.append(
             f"{lo:>5.1f}-{lo + 0.1:<4.1f}   {k:>8} {100 * st:>11.1f}% {100 * sr:>11.1f}% "
@@ -202,20 +209,16 @@ def reliability_check(conf: FloatArray, right: BoolArray) -> str:
     """One line: the largest gap over the bands of at least 200 reports, and the bands
     beyond 2 points, beyond 2 SE, and beyond both."""
     worst, out_pts, out_se, out_both = 0.0, [], [], []
-    for lo in np.arange(0.0, 1.0, 0.1):
-        m = (conf >= lo) & (conf < lo + 0.1 if lo < 0.85 else conf <= 1.0)
-        k = int(m.sum())
+    for lo, k, st, sr, se in _bands(conf, right):
         if k < 200:
             continue
-        st, sr = float(conf[m].mean()), float(right[m].mean())
-        gap, se = sr - st, float(np.sqrt(max(st * (1.0 - st), 1e-6) / k))
-        worst = max(worst, abs(gap))
-        band = f"{lo:.1f}"
-        if abs(gap) > 0.02:
+        gap, band = abs(sr - st), f"{lo:.1f}"
+        worst = max(worst, gap)
+        if gap > 0.02:
             out_pts.append(band)
-        if abs(gap) > 2 * se:
+        if gap > 2 * se:
             out_se.append(band)
-        if abs(gap) > 0.02 and abs(gap) > 2 * se:
+        if gap > 0.02 and gap > 2 * se:
             out_both.append(band)
     return (
         f"largest gap {100 * worst:.1f} points; beyond 2 points: {out_pts or 'none'}; "
