@@ -117,25 +117,15 @@ def test_import_refuses_outside_city(tmp_path: Path, network_ctx: Any, runner: C
     assert not out.exists()  # nothing half-imported
 
 
-# the fit's own figures are tested in test_network_bars.py: a smaller fit is enough here
-QUICK_FIT = ["--fit-reports", "5000", "--calibration-reports", "20000"]
+# The whole OSM test extract (no bounds), with a quick fit: the fit's own figures are
+# tested in test_network_bars.py.
+OSM_IMPORT = ["network", "import", str(DATA / "test.osm.pbf"), "--bounds", "", "--min-length", "60"]
+OSM_IMPORT += ["--fit-reports", "5000", "--calibration-reports", "20000"]
 
 
 def test_import_osm_pbf_with_stable_ids(tmp_path: Path, runner: CliRunner) -> None:
-    pbf = DATA / "test.osm.pbf"
     out = tmp_path / "osm.geojson.gz"
-    argv = [
-        "network",
-        "import",
-        str(pbf),
-        "--out",
-        str(out),
-        "--bounds",
-        "",
-        "--min-length",
-        "60",
-        *QUICK_FIT,
-    ]
+    argv = [*OSM_IMPORT, "--out", str(out)]
     r = runner.invoke(main, argv)
     assert r.exit_code == 0, r.output
     assert "bars on 5,000 simulated reports a mode (the calibration on 20,000)" in r.stdout
@@ -150,12 +140,10 @@ def test_import_osm_pbf_with_stable_ids(tmp_path: Path, runner: CliRunner) -> No
 def test_import_osm_pbf_pairs_dual_carriageways_unless_asked(
     tmp_path: Path, runner: CliRunner
 ) -> None:
-    pbf = DATA / "test.osm.pbf"
-    base = ["network", "import", str(pbf), "--bounds", "", "--min-length", "60", *QUICK_FIT]
     paired, separate = tmp_path / "paired.geojson.gz", tmp_path / "separate.geojson.gz"
-    r = runner.invoke(main, [*base, "--out", str(paired)])
+    r = runner.invoke(main, [*OSM_IMPORT, "--out", str(paired)])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(main, [*base, "--out", str(separate), "--separate-carriageways"])
+    r = runner.invoke(main, [*OSM_IMPORT, "--out", str(separate), "--separate-carriageways"])
     assert r.exit_code == 0, r.output
     p, s = load_network(paired).segments, load_network(separate).segments
     multi = [x for x in p if x.geometry.geom_type == "MultiLineString"]
