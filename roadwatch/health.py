@@ -136,6 +136,7 @@ def ingest_check(mqtt: Any, stall_s: float = INGEST_STALL_S) -> CheckFn:
         waiting_s = now - mqtt.last_commit if (queued or busy_since is not None) else 0.0
         detail: dict[str, Any] = {
             "connected": mqtt.connected.is_set(),
+            "subscribed": mqtt.subscribed.is_set(),
             "queued": queued,
             "last_commit_age_s": round(now - mqtt.last_commit, 1),
         }

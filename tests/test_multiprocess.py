@@ -69,7 +69,7 @@ def test_worker_process_reaches_browser_through_redis(
                 headers={"Cookie": session_cookie(server.app, web)},
             )
             deadline = time.monotonic() + 60
-            while "MQTT: connected" not in (tmp_path / "worker.log").read_text(errors="replace"):
+            while "MQTT: subscribed" not in (tmp_path / "worker.log").read_text(errors="replace"):
                 assert worker.poll() is None, (tmp_path / "worker.log").read_text()
                 assert time.monotonic() < deadline, "worker did not connect"
                 time.sleep(0.1)

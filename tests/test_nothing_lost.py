@@ -70,7 +70,7 @@ def test_sigkill_twice_loses_nothing_doubles_nothing(tmp_path: Path, fresh_pg: s
     with MosquittoProcess(tmp_path) as broker, log.open("ab") as log_fh:
         worker = start_worker(fresh_pg, broker.port, root, log_fh)
         # The first start creates the schema and loads the network; wait for its session.
-        wait_for(lambda: "MQTT: connected" in log.read_text(errors="replace"), 60, "worker start")
+        wait_for(lambda: "MQTT: subscribed" in log.read_text(errors="replace"), 60, "worker start")
         publisher = subprocess.Popen(
             [
                 sys.executable,

@@ -121,6 +121,8 @@ class StubIngest:
         self.worker_alive = True
         self.connected = threading.Event()
         self.connected.set()
+        self.subscribed = threading.Event()
+        self.subscribed.set()
 
 
 def test_ingest_check_fails_when_messages_wait_and_nothing_commits() -> None:

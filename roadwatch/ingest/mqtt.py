@@ -180,6 +180,10 @@ class MqttIngest:
         self._generation = 0
         self._gen_lock = threading.Lock()
         self.connected = threading.Event()
+        # Set on the SUBACK, not on CONNACK: a message published between the two has no
+        # subscription yet and the broker drops it, so "ready" means subscribed.
+        self.subscribed = threading.Event()
+        self._subscribe_mid: int | None = None
         self.last_error: str | None = None
         # Progress, for /healthz: when the worker last committed a batch, whether it holds one.
         self.last_commit = time.monotonic()
@@ -221,6 +225,7 @@ class MqttIngest:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_unsubscribe = self._on_unsubscribe
+        self.client.on_subscribe = self._on_subscribe
         # Notices (dispatch, escalation) go out on a second connection, so a burst of them
         # never queues in front of the acks phones are waiting for.
         self.notifier = mqtt.Client(
@@ -233,6 +238,11 @@ class MqttIngest:
         self.notifier.max_queued_messages_set(0)
         self.notifier.max_inflight_messages_set(32)
         self.notifier.reconnect_delay_set(min_delay=1, max_delay=10)
+
+    @property
+    def ready(self) -> bool:
+        """Connected and subscribed (or, draining, connected: it subscribes to nothing)."""
+        return self.connected.is_set() and (self.subscribed.is_set() or self._draining.is_set())
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self, wait: float = 10.0) -> None:
@@ -252,8 +262,13 @@ class MqttIngest:
         self.client.loop_start()
         self.notifier.connect_async(self.host, self.port, keepalive=30)
         self.notifier.loop_start()
-        if wait and not self.connected.wait(wait):
-            log.warning("MQTT: not connected to %s:%d yet; still trying", self.host, self.port)
+        ready = self.connected if self._draining.is_set() else self.subscribed
+        if wait and not ready.wait(wait):
+            log.warning(
+                "MQTT: not connected and subscribed at %s:%d yet; still trying",
+                self.host,
+                self.port,
+            )
 
     def stop(self, timeout: float = 10.0, end_session: bool = False) -> None:
         """Stop at once: what is not acked yet comes back from the broker (see `drain`).
@@ -322,6 +337,7 @@ class MqttIngest:
             self._generation += 1
         self.last_error = None
         self.last_message = time.monotonic()  # what the session holds arrives from now on
+        self.subscribed.clear()
         self.connected.set()
         if self._draining.is_set():
             # Reconnected while draining (or `worker --drain`): leave the shared subscription
@@ -333,16 +349,16 @@ class MqttIngest:
             # retainHandling 2: the broker sends no retained message when we (re)subscribe.
             # A retained report would otherwise come back on every reconnect.
             opts = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
-            client.subscribe([(t, opts) for t in subs])
+            _rc, self._subscribe_mid = client.subscribe([(t, opts) for t in subs])
         else:
-            client.subscribe([(t, 1) for t in subs])
+            _rc, self._subscribe_mid = client.subscribe([(t, 1) for t in subs])
         if self.share_group:
             # A session of a single worker (before shared subscriptions) holds the plain
             # subscription: drop it after the shared one is in place, or it would receive
             # every message a second time (harmless, duplicates, but twice the work).
             client.unsubscribe(self.topics.subscriptions())
         log.info(
-            "MQTT: connected to %s:%d (MQTT %s, session present: %s), subscribed to %s",
+            "MQTT: connected to %s:%d (MQTT %s, session present: %s), subscribing to %s",
             self.host,
             self.port,
             "5" if self.protocol == 5 else "3.1.1",
@@ -366,6 +382,21 @@ class MqttIngest:
 
     def _on_unsubscribe(self, *_args: Any) -> None:
         self._unsubscribed.set()
+
+    def _on_subscribe(
+        self, _c: mqtt.Client, _u: Any, mid: int, reason_codes: list[Any], _props: Any
+    ) -> None:
+        if mid != self._subscribe_mid:
+            return
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:
+            # The broker's ACL refused the platform's own subscription: nothing would ever
+            # arrive, and that must be loud (and in /healthz), not a quiet empty feed.
+            self.last_error = f"subscription refused by the broker: {', '.join(refused)}"
+            log.error("MQTT: %s", self.last_error)
+            return
+        self.subscribed.set()
+        log.info("MQTT: subscribed; reports are taken from now on")
 
     def _count(self, reason: str) -> None:
         if self.metrics is not None:

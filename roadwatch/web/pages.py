@@ -97,7 +97,7 @@ def _broker_check(rt: Any) -> Check:
         return Check(True, {"role": "web", "ingest": "in roadwatch worker"})
     mqtt = rt.mqtt
     return Check(
-        bool(mqtt and mqtt.connected.is_set()),
+        bool(mqtt and mqtt.ready),
         {
             "url": redact_url(rt.settings.mqtt_url),
             "embedded": rt.broker is not None,

@@ -191,7 +191,7 @@ def mqtt_platform(tmp_path: Any, network_ctx: Any) -> Iterator[tuple[Runtime, st
     settings = make_settings(tmp_path, mqtt_topic_root=root, mqtt_url="mqtt://127.0.0.1:1883")
     rt = Runtime.build(settings, ctx=network_ctx)
     with live_server(rt, mqtt_ingest=True):
-        assert rt.mqtt is not None and rt.mqtt.connected.wait(5)
+        assert rt.mqtt is not None and rt.mqtt.subscribed.wait(5)
         yield rt, root
     rt.stop()
 

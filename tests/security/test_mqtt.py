@@ -210,7 +210,7 @@ def _secured(tmp_path: Path, network_ctx: Any, protocol: int = 5) -> Iterator[Se
     broker.start()
     try:
         rt.start_ingest()
-        assert rt.mqtt is not None and rt.mqtt.connected.wait(10)
+        assert rt.mqtt is not None and rt.mqtt.subscribed.wait(10)
         drops: list[str] = []
         for client in (rt.mqtt.client, rt.mqtt.notifier):
             _count_drops(client, drops)
@@ -396,7 +396,7 @@ def _restart_ingest(rt: Runtime) -> None:
         password=s.mqtt_password,
     )
     rt.mqtt.start()
-    assert rt.mqtt.connected.wait(10)
+    assert rt.mqtt.subscribed.wait(10)
 
 
 # -- 3. the inbox between paho and the ingest worker --------------------------------------
@@ -449,6 +449,43 @@ def test_qos0_flood_does_not_grow_the_platforms_queue_past_its_bound() -> None:
     if kw:
         counted = kw["metrics"].mqtt_not_ingested.labels("queue_full")._value.get()
         assert counted == 30_000 - _queued(ingest)
+
+
+@pytest.mark.parametrize("protocol", [5, 4])
+def test_a_refused_platform_subscription_is_an_error_not_a_ready_worker(protocol: int) -> None:
+    """Mosquitto 2.0 grants a SUBSCRIBE its ACL denies (acl.template), but brokers such as
+    EMQX or HiveMQ refuse it in the SUBACK. The ingest must then not count as ready
+    (nothing would ever arrive) and must say why; a granted SUBACK makes it ready. The
+    SUBACKs here are paho's own reason codes, as its network thread hands them over."""
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    from roadwatch.ingest.mqtt import MqttIngest
+
+    def ingest() -> MqttIngest:
+        i = MqttIngest(
+            _StuckPipeline(),  # type: ignore[arg-type]
+            host="127.0.0.1",
+            port=1,
+            client_id="refused-test",
+            protocol=protocol,
+        )
+        i._subscribe_mid = 7
+        return i
+
+    refused_code = 0x87 if protocol == 5 else 0x80  # Not authorized / Failure
+    refused = ingest()
+    refused._on_subscribe(
+        refused.client, None, 7, [ReasonCode(PacketTypes.SUBACK, identifier=refused_code)], None
+    )
+    assert not refused.subscribed.is_set()
+    assert refused.last_error is not None
+    assert refused.last_error.startswith("subscription refused by the broker")
+    granted = ingest()
+    qos1 = ReasonCode(PacketTypes.SUBACK, identifier=1)
+    granted._on_subscribe(granted.client, None, 8, [qos1], None)  # another request's SUBACK
+    assert not granted.subscribed.is_set()
+    granted._on_subscribe(granted.client, None, 7, [qos1], None)
+    assert granted.subscribed.is_set() and granted.last_error is None
 
 
 def test_inbox_holds_qos1_back_instead_of_dropping_it() -> None:
