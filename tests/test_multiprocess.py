@@ -30,6 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 REDIS = "redis://127.0.0.1:6379/0"
 
 
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
 def test_worker_process_reaches_browser_through_redis(
     tmp_path: Path, fresh_pg: str, network_ctx: Any
 ) -> None:
@@ -76,7 +80,11 @@ def test_worker_process_reaches_browser_through_redis(
             device = AckListener("127.0.0.1", 1883, root)
             body = contract_example()
             device.publish("zz-jinshui-0421", body)
-            assert device.collect(1, timeout=10)[0]["status"] == "accepted"
+            try:
+                acks = device.collect(1, timeout=30)
+            except AssertionError as e:  # say what the worker was doing
+                raise AssertionError(f"{e}; worker log:\n{_tail(tmp_path / 'worker.log')}") from e
+            assert acks[0]["status"] == "accepted"
             ev = events.get(timeout=10)
             assert ev["id"] == body["report_id"] and ev["seq"] >= 1
             # The web process answers resync from the database the worker wrote.
