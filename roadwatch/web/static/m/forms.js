@@ -1,8 +1,10 @@
 // @ts-check
 /* The report form (category, photos, position, severity, note) and the rectification form
- * of a case (after photo, note). Photos are downscaled on the phone, hashed (SHA-256) and
- * kept in IndexedDB until their message is acknowledged.
+ * of a case (after photo, note). Photos are downscaled on the phone (keeping the camera's
+ * position, direction and time: exif.js), hashed (SHA-256) and kept in IndexedDB until
+ * their message is acknowledged.
  */
+import { readCameraTags, withCameraTags } from "./exif.js";
 import { learnNames } from "./lang.js";
 import { enqueue } from "./outbox.js";
 import { api } from "./session.js";
@@ -42,9 +44,11 @@ async function downscale(file) {
   /** @type {CanvasRenderingContext2D} */ (canvas.getContext("2d")).drawImage(bitmap, 0, 0, canvas.width, canvas.height);
   bitmap.close();
   /** @type {Blob | null} */
-  const blob = await new Promise((r) => canvas.toBlob(r, "image/jpeg", JPEG_QUALITY));
+  const small = await new Promise((r) => canvas.toBlob(r, "image/jpeg", JPEG_QUALITY));
   const limit = auth().config.max_photo_bytes;
-  if (!blob) throw new Error(`“${file.name}”无法压缩`);
+  if (!small) throw new Error(`“${file.name}”无法压缩`);
+  // The canvas dropped the EXIF: put back what places the photo (exif.js says which tags).
+  const blob = await withCameraTags(small, await readCameraTags(file));
   if (blob.size > limit) throw new Error(`照片压缩后仍有 ${(blob.size / 1048576).toFixed(1)} MB，超过 ${(limit / 1048576).toFixed(0)} MB 上限`);
   let sha256 = null;
   if (crypto.subtle) {

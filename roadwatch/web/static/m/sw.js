@@ -7,7 +7,7 @@
    or renamed file, add it here and bump CACHE. */
 "use strict";
 const sw = /** @type {ServiceWorkerGlobalScope} */ (/** @type {unknown} */ (self));
-const CACHE = "rw-m-v10";
+const CACHE = "rw-m-v11";
 const SHELL = [
   "/m/",
   "/m/manifest.webmanifest",
