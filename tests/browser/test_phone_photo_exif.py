@@ -112,27 +112,20 @@ def _certain_midpoint(stack: Stack, chief: str, segment: str) -> tuple[float, fl
     return lat, lon
 
 
-@pytest.mark.parametrize(("endian", "bearing"), [("<", 90.0), (">", 271.5)])
-def test_the_camera_s_position_and_direction_survive_the_phone_s_downscaling(
-    phone: tuple[BrowserContext, Problems], stack: Stack, endian: str, bearing: float
-) -> None:
-    context, _ = phone
-    chief, segment = stack.chiefs[1]
-    lat, lon = _certain_midpoint(stack, chief, segment)
-    context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": FIX_ACCURACY_M})
+def send_with_photo(
+    context: BrowserContext, stack: Stack, chief: str, at: tuple[float, float], photo: bytes
+) -> tuple[bytes, models.Report, models.PhotoMeta]:
+    """Sign in as `chief` standing at `at` (lat, lon), report CATEGORY with `photo` and
+    wait for the platform's ack: the upload's body as the server got it, the stored
+    report and its photo's row."""
+    context.set_geolocation({"latitude": at[0], "longitude": at[1], "accuracy": FIX_ACCURACY_M})
     page = context.new_page()
     sign_in(page, stack, chief)
     wait_for_fix(page)
     pick_category(page, CATEGORY)
     page.set_input_files(
         "#photo-input",
-        files=[
-            FilePayload(
-                name="IMG_0001.jpg",
-                mimeType="image/jpeg",
-                buffer=camera_jpeg(lat, lon, bearing=bearing, endian=endian),
-            )
-        ],
+        files=[FilePayload(name="IMG_0001.jpg", mimeType="image/jpeg", buffer=photo)],
     )
     expect(page.locator("#photo-thumbs img")).to_have_count(1)
     with photo_uploads(stack) as bodies:
@@ -140,15 +133,7 @@ def test_the_camera_s_position_and_direction_survive_the_phone_s_downscaling(
         expect(page.locator("#report-done")).to_have_attribute(
             "data-receipt", "accepted", timeout=20000
         )
-
-    # What left the phone: a small JPEG with an EXIF block, but not the device's name.
     (body,) = bodies
-    uploaded = body[body.index(b"\xff\xd8\xff") :]
-    assert b"Exif\x00\x00" in uploaded
-    assert DEVICE_MAKE.encode() not in uploaded and b"Model X" not in uploaded
-    # Upright once: the canvas applied Orientation 6, and no Orientation was sent along.
-    assert jpeg_size(uploaded) == (1200, 1600)
-
     with stack.runtime.sessions() as s:
         report = s.scalars(
             select(models.Report)
@@ -158,6 +143,24 @@ def test_the_camera_s_position_and_direction_survive_the_phone_s_downscaling(
         ).one()
         meta = s.get(models.PhotoMeta, report.photos[0])
     assert meta is not None
+    return body[body.index(b"\xff\xd8\xff") :], report, meta
+
+
+@pytest.mark.parametrize(("endian", "bearing"), [("<", 90.0), (">", 271.5)])
+def test_the_camera_s_position_and_direction_survive_the_phone_s_downscaling(
+    phone: tuple[BrowserContext, Problems], stack: Stack, endian: str, bearing: float
+) -> None:
+    context, _ = phone
+    chief, segment = stack.chiefs[1]
+    lat, lon = _certain_midpoint(stack, chief, segment)
+    photo = camera_jpeg(lat, lon, bearing=bearing, endian=endian)
+    uploaded, report, meta = send_with_photo(context, stack, chief, (lat, lon), photo)
+
+    # What left the phone: a small JPEG with an EXIF block, but not the device's name.
+    assert b"Exif\x00\x00" in uploaded
+    assert DEVICE_MAKE.encode() not in uploaded and b"Model X" not in uploaded
+    # Upright once: the canvas applied Orientation 6, and no Orientation was sent along.
+    assert jpeg_size(uploaded) == (1200, 1600)
     # The platform read the camera's tags (and then stored the photo without them).
     assert meta.had_metadata is True
     assert meta.lat == pytest.approx(lat, abs=1e-6) and meta.lon == pytest.approx(lon, abs=1e-6)
@@ -187,25 +190,7 @@ def test_a_photo_with_damaged_exif_is_sent_without_it(
     gps_pointer = b"\x25\x88\x04\x00\x01\x00\x00\x00"  # tag 0x8825, LONG, count 1 (II)
     at = good.index(gps_pointer) + len(gps_pointer)
     damaged = good[:at] + b"\x00\xff\xff\x7f" + good[at + 4 :]
-    context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": FIX_ACCURACY_M})
-    page = context.new_page()
-    sign_in(page, stack, chief)
-    wait_for_fix(page)
-    pick_category(page, CATEGORY)
-    page.set_input_files(
-        "#photo-input",
-        files=[FilePayload(name="IMG_0002.jpg", mimeType="image/jpeg", buffer=damaged)],
-    )
-    expect(page.locator("#photo-thumbs img")).to_have_count(1)
-    with photo_uploads(stack) as bodies:
-        page.click("#report-send")
-        expect(page.locator("#report-done")).to_have_attribute(
-            "data-receipt", "accepted", timeout=20000
-        )
-    (body,) = bodies
-    assert b"Exif\x00\x00" not in body
-    with stack.runtime.sessions() as s:
-        report = s.scalars(select(models.Report).where(models.Report.reporter_id == chief)).one()
-        meta = s.get(models.PhotoMeta, report.photos[0])
+    uploaded, report, meta = send_with_photo(context, stack, chief, (lat, lon), damaged)
+    assert b"Exif\x00\x00" not in uploaded
     assert meta is not None and meta.lat is None and meta.bearing_deg is None
     assert report.segment_id == segment and "photo" not in (report.snap or {})
