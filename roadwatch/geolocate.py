@@ -576,11 +576,17 @@ def ask_on_the_spot(
     heading_deg: float | None = None,
     reporter_id: str | None = None,
     category: str | None = None,
+    look_deg: float | None = None,
+    look_ref: str | None = None,
 ) -> dict[str, Any]:
     """The server's part of "ask the person on the spot" (issue 21): is the best segment
     certain for a report made here and now, and if not, the two or three candidates to
     offer (name, distance, share of the posterior), best first. The person's pick comes
-    back as the report's ``segment_hint``, trusted within HINT_PLAUSIBLE_M of the fix."""
+    back as the report's ``segment_hint``, trusted within HINT_PLAUSIBLE_M of the fix.
+
+    ``look_deg``/``look_ref``: the direction the camera of the report's photo faced and its
+    reference (T true, M magnetic), weighed as place() will weigh it once the photo
+    arrives, so a chief is not asked what the photo is about to settle."""
     if ctx.robust is None:
         return {"certain": None, "confidence": None, "candidates": []}
     acc, _ = learned_accuracy(ctx, [reporter_id], [accuracy_m])
@@ -596,6 +602,8 @@ def ask_on_the_spot(
             else None
         ),
         kind=category_kind(category) if category else "unknown",
+        look_deg=None if look_deg is None else look_deg % 360.0,
+        look_sigma_deg=LOOK_SIGMA_DEG if look_ref == "T" else LOOK_SIGMA_UNSURE_DEG,
     )
     segs = ctx.network.segments
     # "certain" here means sure enough not to ask: the asking bar (geo.robust.ASK) is

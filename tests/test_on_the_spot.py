@@ -186,3 +186,36 @@ def _stored_snap(runtime: Any, body: dict[str, Any]) -> dict[str, Any]:
         row = s.get(models.Report, body["report_id"])
         assert row is not None and row.snap is not None
         return dict(row.snap)
+
+
+def test_the_photo_s_camera_direction_is_weighed_before_the_chief_is_asked(
+    runtime: Any, client: Any
+) -> None:
+    """Between two parallel streets the fix leans north; the photo about to go with the
+    report faced south (true north reference): the answer already weighs it, as place()
+    will, so the chief is offered the southern street first."""
+    from tests.test_photo_geolocation import BETWEEN, CATEGORY, NORTH, SOUTH
+
+    ((chief, _),) = _chiefs(runtime, 1)
+    with runtime.sessions.begin() as s:
+        s.query(models.ChiefAccount).delete()
+        password = ca.provision(s, only=[chief]).created[chief]
+    assert (
+        client.post("/m/api/session", json={"reporter_id": chief, "password": password}).status_code
+        == 200
+    )
+    lon, lat = BETWEEN
+    ask = f"/m/api/segments/near?lat={lat}&lon={lon}&accuracy=10&category={CATEGORY}"
+    plain = js(client.get(ask))
+    assert plain["certain"] is False and plain["best"] == NORTH
+    facing = js(client.get(ask + "&look=184&look_ref=T"))
+    assert facing["best"] == SOUTH and facing["candidates"][0]["id"] == SOUTH
+    # a magnetic (or unstated) reference is weighed more loosely, never ignored
+    loose = js(client.get(ask + "&look=184&look_ref=M"))
+
+    def south_share(answer: dict[str, Any]) -> float:
+        return next(c["share"] for c in answer["candidates"] if c["id"] == SOUTH)
+
+    assert south_share(plain) < south_share(loose) < south_share(facing)
+    for bad in ("&look=400", "&look=south", "&look=184&look_ref=X"):
+        assert client.get(ask + bad).status_code == 400, bad

@@ -646,7 +646,8 @@ def _lines(geometry: dict[str, Any]) -> list[Any]:
 
 def _on_the_spot(ctx: Any, wlon: float, wlat: float) -> dict[str, Any]:
     """Issue 21: whether the best segment is certain here, and if not the 2-3 candidates
-    for the chief to tap (optional ``accuracy``, ``heading`` and ``category`` sharpen it)."""
+    for the chief to tap (optional ``accuracy``, ``heading``, ``category`` and the photo's
+    camera direction ``look`` with its ``look_ref`` sharpen it)."""
     from ..geolocate import ask_on_the_spot
     from ..network.phones import WEB_REFRESH_S, prime_phones
 
@@ -663,6 +664,9 @@ def _on_the_spot(ctx: Any, wlon: float, wlat: float) -> dict[str, Any]:
         return value
 
     category = request.args.get("category")
+    look_ref = request.args.get("look_ref") or None
+    if look_ref not in (None, "T", "M"):
+        raise ApiError(400, "look_ref", "invalid", "look_ref must be T (true north) or M")
     chief = _chief()
     # what the stored reports say of this phone: the web role places none itself
     prime_phones(runtime().engine, ctx, [chief], refresh_s=WEB_REFRESH_S)
@@ -674,6 +678,8 @@ def _on_the_spot(ctx: Any, wlon: float, wlat: float) -> dict[str, Any]:
         heading_deg=num("heading", 0.0, 360.0),
         reporter_id=chief,
         category=category if category else None,
+        look_deg=num("look", 0.0, 360.0),
+        look_ref=look_ref,
     )
 
 

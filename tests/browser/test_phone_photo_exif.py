@@ -14,7 +14,9 @@ import datetime as dt
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from PIL import Image
@@ -112,12 +114,19 @@ def _certain_midpoint(stack: Stack, chief: str, segment: str) -> tuple[float, fl
     return lat, lon
 
 
+@dataclass
+class Sent:
+    uploaded: bytes  # the photo as the server received it
+    asked: dict[str, str]  # the query of the app's "are you certain here?" question
+    report: models.Report
+    meta: models.PhotoMeta
+
+
 def send_with_photo(
     context: BrowserContext, stack: Stack, chief: str, at: tuple[float, float], photo: bytes
-) -> tuple[bytes, models.Report, models.PhotoMeta]:
+) -> Sent:
     """Sign in as `chief` standing at `at` (lat, lon), report CATEGORY with `photo` and
-    wait for the platform's ack: the upload's body as the server got it, the stored
-    report and its photo's row."""
+    wait for the platform's ack."""
     context.set_geolocation({"latitude": at[0], "longitude": at[1], "accuracy": FIX_ACCURACY_M})
     page = context.new_page()
     sign_in(page, stack, chief)
@@ -129,11 +138,13 @@ def send_with_photo(
     )
     expect(page.locator("#photo-thumbs img")).to_have_count(1)
     with photo_uploads(stack) as bodies:
-        page.click("#report-send")
+        with page.expect_request(lambda r: "/m/api/segments/near" in r.url) as asked:
+            page.click("#report-send")
         expect(page.locator("#report-done")).to_have_attribute(
             "data-receipt", "accepted", timeout=20000
         )
     (body,) = bodies
+    query = dict(parse_qsl(urlsplit(asked.value.url).query))
     with stack.runtime.sessions() as s:
         report = s.scalars(
             select(models.Report)
@@ -143,7 +154,7 @@ def send_with_photo(
         ).one()
         meta = s.get(models.PhotoMeta, report.photos[0])
     assert meta is not None
-    return body[body.index(b"\xff\xd8\xff") :], report, meta
+    return Sent(body[body.index(b"\xff\xd8\xff") :], query, report, meta)
 
 
 @pytest.mark.parametrize(("endian", "bearing"), [("<", 90.0), (">", 271.5)])
@@ -154,7 +165,10 @@ def test_the_camera_s_position_and_direction_survive_the_phone_s_downscaling(
     chief, segment = stack.chiefs[1]
     lat, lon = _certain_midpoint(stack, chief, segment)
     photo = camera_jpeg(lat, lon, bearing=bearing, endian=endian)
-    uploaded, report, meta = send_with_photo(context, stack, chief, (lat, lon), photo)
+    sent = send_with_photo(context, stack, chief, (lat, lon), photo)
+    uploaded, report, meta = sent.uploaded, sent.report, sent.meta
+    # Asked before sending, the platform already weighed the camera's direction.
+    assert float(sent.asked["look"]) == bearing and sent.asked["look_ref"] == "T"
 
     # What left the phone: a small JPEG with an EXIF block, but not the device's name.
     assert b"Exif\x00\x00" in uploaded
@@ -190,7 +204,8 @@ def test_a_photo_with_damaged_exif_is_sent_without_it(
     gps_pointer = b"\x25\x88\x04\x00\x01\x00\x00\x00"  # tag 0x8825, LONG, count 1 (II)
     at = good.index(gps_pointer) + len(gps_pointer)
     damaged = good[:at] + b"\x00\xff\xff\x7f" + good[at + 4 :]
-    uploaded, report, meta = send_with_photo(context, stack, chief, (lat, lon), damaged)
-    assert b"Exif\x00\x00" not in uploaded
+    sent = send_with_photo(context, stack, chief, (lat, lon), damaged)
+    uploaded, report, meta = sent.uploaded, sent.report, sent.meta
+    assert b"Exif\x00\x00" not in uploaded and "look" not in sent.asked
     assert meta is not None and meta.lat is None and meta.bearing_deg is None
     assert report.segment_id == segment and "photo" not in (report.snap or {})

@@ -13,6 +13,7 @@
 
 /** @typedef {{tag: number, type: number, count: number, value: Uint8Array}} Entry */
 /** @typedef {{little: boolean, ifd0: Entry[], exif: Entry[], gps: Entry[]}} CameraTags */
+/** @typedef {import("./state.js").Look} Look */
 
 // GPS IFD: version, latitude (ref, value), longitude (ref, value), time (UTC), direction
 // (ref, value), date (UTC), horizontal positioning error.
@@ -42,6 +43,25 @@ export async function readCameraTags(file) {
   } catch (_) {
     return null; // a pointer past the end, a zero-length IFD...: no tags, not an error
   }
+}
+
+/**
+ * The direction the camera faced (GPSImgDirection, degrees clockwise from north) and its
+ * reference (T true north, M magnetic, null unstated), or null: what the platform will
+ * weigh once the photo arrives, asked about before the report goes (spot.js).
+ * @param {CameraTags | null} tags
+ * @returns {Look | null}
+ */
+export function cameraLook(tags) {
+  const dir = tags && tags.gps.find((e) => e.tag === 17 && e.type === 5 && e.count === 1);
+  if (!tags || !dir) return null;
+  const view = new DataView(dir.value.buffer);
+  const den = view.getUint32(4, tags.little);
+  const deg = den ? view.getUint32(0, tags.little) / den : NaN;
+  if (!(deg >= 0 && deg <= 360)) return null;
+  const refTag = tags.gps.find((e) => e.tag === 16 && e.type === 2);
+  const ref = refTag ? String.fromCharCode(refTag.value[0]).toUpperCase() : null;
+  return { deg, ref: ref === "T" || ref === "M" ? ref : null };
 }
 
 /**

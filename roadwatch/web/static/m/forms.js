@@ -4,7 +4,7 @@
  * position, direction and time: exif.js), hashed (SHA-256) and kept in IndexedDB until
  * their message is acknowledged.
  */
-import { readCameraTags, withCameraTags } from "./exif.js";
+import { cameraLook, readCameraTags, withCameraTags } from "./exif.js";
 import { learnNames } from "./lang.js";
 import { enqueue } from "./outbox.js";
 import { api } from "./session.js";
@@ -48,14 +48,15 @@ async function downscale(file) {
   const limit = auth().config.max_photo_bytes;
   if (!small) throw new Error(`“${file.name}”无法压缩`);
   // The canvas dropped the EXIF: put back what places the photo (exif.js says which tags).
-  const blob = await withCameraTags(small, await readCameraTags(file));
+  const tags = await readCameraTags(file);
+  const blob = await withCameraTags(small, tags);
   if (blob.size > limit) throw new Error(`照片压缩后仍有 ${(blob.size / 1048576).toFixed(1)} MB，超过 ${(limit / 1048576).toFixed(0)} MB 上限`);
   let sha256 = null;
   if (crypto.subtle) {
     const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
     sha256 = [...new Uint8Array(digest)].map((x) => x.toString(16).padStart(2, "0")).join("");
   }
-  return { blob, sha256, width: canvas.width, height: canvas.height };
+  return { blob, sha256, width: canvas.width, height: canvas.height, look: cameraLook(tags) };
 }
 
 /**
@@ -73,7 +74,7 @@ async function addPhotos(files, list, thumbs, errBox) {
       const id = uuid();
       await store.put("photos", { id, blob: shot.blob, sha256: shot.sha256, uploaded: false,
         width: shot.width, height: shot.height, created_at: Date.now() });
-      list.push({ id, url: URL.createObjectURL(shot.blob) });
+      list.push({ id, url: URL.createObjectURL(shot.blob), look: shot.look });
     } catch (err) {
       errBox.append(el("li", { text: /** @type {Error} */ (err).message }));
     }
@@ -181,7 +182,8 @@ async function sendReport(ev) {
   if (errors.length) return;
   const f = /** @type {import("./state.js").Fix} */ (app.fix);
   const sev = Number(/** @type {HTMLElement} */ (document.querySelector("#severity button.on")).dataset.v);
-  const hint = picked || (navigator.onLine ? await askChief(f, cat) : null);
+  const look = app.photos.map((p) => p.look).find((l) => l) || null;
+  const hint = picked || (navigator.onLine ? await askChief(f, cat, look) : null);
   const payload = {
     v: 1, report_id: uuid(), reporter_id: auth().reporter_id,
     observed_at: new Date().toISOString(), lat: f.lat, lon: f.lon, crs: "WGS84",
@@ -207,13 +209,14 @@ async function sendReport(ev) {
  * candidates (spot.js); certain, offline or slow: no question, the report goes as it is.
  * @param {import("./state.js").Fix} f
  * @param {string} cat
+ * @param {import("./state.js").Look | null} look where the first photo's camera faced
  * @returns {Promise<string | null>} the segment_hint
  */
-async function askChief(f, cat) {
+async function askChief(f, cat, look) {
   const send = /** @type {HTMLButtonElement} */ ($("#report-send"));
   send.disabled = true; // one report per tap, also while the chief is choosing
   try {
-    const offer = await askSpot(f, cat);
+    const offer = await askSpot(f, cat, look);
     if (!offer || offer.certain !== false || offer.candidates.length < 2) return null;
     return await chooseSpot(offer, f);
   } finally {

@@ -1,7 +1,8 @@
 // @ts-check
 /* Asking the chief on the spot (issue 21): before a report goes out without a pick, the
  * platform is asked whether it is certain of the segment here (GET /m/api/segments/near
- * with the fix's accuracy, the heading when known, the category). Certain: the report goes
+ * with the fix's accuracy, the heading when known, the category, and the direction the
+ * camera of the report's first photo faced when its EXIF says: exif.js). Certain: the report goes
  * at once, no extra tap. Not certain: its two or three candidates are drawn on a small map
  * with their names and distances, and the chief's tap goes with the report as
  * segment_hint (trusted by the platform within 150 m of the fix, docs/protocol.md).
@@ -28,12 +29,17 @@ const SPOT_ZOOM = 18; // world pixels of the sketch (only ratios matter)
  * The platform's answer for a report about to be sent here, or null (offline, slow, error).
  * @param {import("./state.js").Fix} f
  * @param {string} category
+ * @param {import("./state.js").Look | null} [look] the camera direction of the report's photo
  * @returns {Promise<Offer | null>}
  */
-export async function askSpot(f, category) {
+export async function askSpot(f, category, look = null) {
   const q = new URLSearchParams({ lat: String(f.lat), lon: String(f.lon), radius: "150",
     accuracy: String(Math.min(10000, Math.round(f.accuracy * 10) / 10)), category });
   if (f.heading !== null && f.heading !== undefined) q.set("heading", String(Math.round(f.heading) % 360));
+  if (look) {
+    q.set("look", String(Math.round(look.deg * 10) / 10 % 360));
+    if (look.ref) q.set("look_ref", look.ref);
+  }
   const stop = new AbortController();
   const timer = setTimeout(() => stop.abort(), ASK_TIMEOUT_MS);
   try {

@@ -71,7 +71,8 @@
  */
 
 /** @typedef {{lat: number, lon: number, accuracy: number, at: number, heading?: number | null}} Fix */
-/** @typedef {{id: string, url: string}} Thumb a photo attached to a form being written */
+/** @typedef {{deg: number, ref: string | null}} Look where a photo's camera faced (EXIF) */
+/** @typedef {{id: string, url: string, look?: Look | null}} Thumb a photo attached to a form being written */
 /** @typedef {{t: string, lat: number, lon: number, accuracy_m: number}} PatrolPoint */
 
 /**
