@@ -23,7 +23,7 @@ const IFD0_TAGS = new Set([0x0132]); // DateTime (cameras without DateTimeOrigin
 const EXIF_POINTER = 0x8769;
 const GPS_POINTER = 0x8825;
 /** @type {Record<number, number>} bytes per value of each TIFF type we copy */
-const TYPE_SIZE = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 7: 1, 9: 4, 10: 8, 11: 4, 12: 8 };
+const TYPE_SIZE = { 1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 7: 1, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4 };
 const MAX_VALUE_BYTES = 64; // the tags above need at most 24 (a rational triple) or 26 (a date)
 const MAX_ENTRIES = 500; // an IFD claiming more is damaged
 const SCAN_BYTES = 256 * 1024; // EXIF sits in APP1, before the image data, near the start
@@ -118,7 +118,8 @@ function parseTiff(t) {
   const ifd0 = readIfd(t, view, view.getUint32(4, little), little);
   /** @param {number} tag */
   const sub = (tag) => {
-    const p = ifd0.find((e) => e.tag === tag && e.type === 4 && e.count === 1);
+    // a LONG, as the standard says, or an IFD (type 13), as some cameras write it
+    const p = ifd0.find((e) => e.tag === tag && (e.type === 4 || e.type === 13) && e.count === 1);
     if (!p) return [];
     return readIfd(t, view, new DataView(p.value.buffer).getUint32(0, little), little);
   };
