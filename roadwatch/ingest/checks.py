@@ -1,6 +1,7 @@
 """The health checks of an ingest worker (`roadwatch worker`, served by health.HealthServer).
 
-Unhealthy (503) when ingest cannot make progress: no broker connection, messages waiting
+Unhealthy (503) when ingest cannot make progress: no broker connection (or no
+subscription yet), messages waiting
 longer than STALL_S, no commit for STALL_S while messages wait, no database, or (when
 live events go through it) no Redis. Parked messages (ingest/park.py) are shown, not
 judged: waiting is their normal state.
@@ -21,10 +22,13 @@ def worker_health(mqtt: MqttIngest, engine: Any, url: str, redis_url: str = "") 
     health = Health("worker")
 
     def broker() -> Check:
-        ok = mqtt.connected.is_set()
+        ok = mqtt.ready  # connected and subscribed: a report sent now is taken
         detail: dict[str, Any] = {"url": url, "client_id": mqtt.client_id}
         if not ok:
-            detail["error"] = mqtt.last_error or "not connected"
+            connected = mqtt.connected.is_set()
+            detail["error"] = mqtt.last_error or (
+                "connected, not subscribed yet" if connected else "not connected"
+            )
         return Check(ok, detail)
 
     def queue() -> Check:

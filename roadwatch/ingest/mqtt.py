@@ -396,7 +396,10 @@ class MqttIngest:
             log.error("MQTT: %s", self.last_error)
             return
         self.subscribed.set()
-        log.info("MQTT: subscribed; reports are taken from now on")
+        log.info(
+            "MQTT: subscribed to %s; reports are taken from now on",
+            ", ".join(self.topics.subscriptions(self.share_group)),
+        )
 
     def _count(self, reason: str) -> None:
         if self.metrics is not None:

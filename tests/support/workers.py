@@ -95,8 +95,7 @@ class Worker:
             if self.proc.poll() is not None:
                 raise AssertionError(f"worker {self.instance} exited:\n{self.log()[-3000:]}")
             status, body = self.health()
-            if status == 200 and body["checks"]["broker"]["ok"]:
-                time.sleep(0.3)  # its SUBSCRIBE follows the CONNACK
+            if status == 200 and body["checks"]["broker"]["ok"]:  # connected and subscribed
                 return
             time.sleep(0.2)
         raise AssertionError(f"worker {self.instance} not ready:\n{self.log()[-3000:]}")
