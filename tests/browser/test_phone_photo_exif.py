@@ -209,3 +209,60 @@ def test_a_photo_with_damaged_exif_is_sent_without_it(
     assert b"Exif\x00\x00" not in uploaded and "look" not in sent.asked
     assert meta is not None and meta.lat is None and meta.bearing_deg is None
     assert report.segment_id == segment and "photo" not in (report.snap or {})
+
+
+def _with_segment(jpeg: bytes, marker: int, payload: bytes) -> bytes:
+    """`jpeg` with one more APPn segment right after its SOI."""
+    seg = bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload
+    return jpeg[:2] + seg + jpeg[2:]
+
+
+def test_what_the_phone_reads_from_odd_files(
+    phone: tuple[BrowserContext, Problems], stack: Stack
+) -> None:
+    """exif.js in the phone's own Chromium, on files a camera roll really holds: the EXIF
+    behind an XMP block and a colour profile, no EXIF, a PNG, a file cut short, a
+    nonsense direction. Nothing throws; what cannot be read is null."""
+    context, _ = phone
+    page = context.new_page()
+    page.goto(stack.url + "/m/")
+    good = camera_jpeg(34.75, 113.65, bearing=123.25, endian=">")
+    plain = io.BytesIO()
+    Image.new("RGB", (40, 30), (1, 2, 3)).save(plain, "JPEG")
+    png = io.BytesIO()
+    Image.new("RGB", (40, 30), (1, 2, 3)).save(png, "PNG")
+    behind = _with_segment(good, 0xE2, b"ICC_PROFILE\x00" + bytes(3000))
+    behind = _with_segment(behind, 0xE1, b"http://ns.adobe.com/xap/1.0/\x00<x:xmpmeta/>")
+    no_look = camera_jpeg(34.75, 113.65, bearing=0.0, endian="<").replace(
+        b"\x11\x00\x05\x00\x01\x00\x00\x00",
+        b"\x11\x00\x05\x00\x00\x00\x00\x00",  # count 0
+    )
+    files = {
+        "behind": behind,
+        "plain": plain.getvalue(),
+        "png": png.getvalue(),
+        "cut": good[:40],
+        "no_look": no_look,
+    }
+    got = page.evaluate(
+        """async (files) => {
+            const exif = await import("/static/m/exif.js");
+            const out = {};
+            for (const [name, bytes] of Object.entries(files)) {
+                const blob = new Blob([new Uint8Array(bytes)], { type: "image/jpeg" });
+                const tags = await exif.readCameraTags(blob);
+                out[name] = {
+                    tags: tags === null ? null : tags.gps.map((e) => e.tag),
+                    look: exif.cameraLook(tags),
+                };
+            }
+            return out;
+        }""",
+        {name: list(data) for name, data in files.items()},
+    )
+    assert got["behind"]["tags"] == [1, 2, 3, 4, 16, 17, 31]
+    assert got["behind"]["look"] == {"deg": 123.25, "ref": "T"}
+    for name in ("plain", "png", "cut"):
+        assert got[name] == {"tags": None, "look": None}, name
+    # a direction that is not one rational: the position still goes, the direction does not
+    assert got["no_look"]["tags"] == [1, 2, 3, 4, 16, 31] and got["no_look"]["look"] is None
