@@ -388,7 +388,11 @@ class MqttIngest:
     ) -> None:
         if mid != self._subscribe_mid:
             return
-        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        try:
+            refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        except Exception:  # a paho callback must not raise: count it as not subscribed
+            log.exception("MQTT: could not read the SUBACK %r", reason_codes)
+            return
         if refused:
             # The broker's ACL refused the platform's own subscription: nothing would ever
             # arrive, and that must be loud (and in /healthz), not a quiet empty feed.
