@@ -38,13 +38,19 @@ def _spots(ctx: Any) -> tuple[tuple[float, float], tuple[float, float]]:
     pytest.fail("no junction or mid-block spot found on the demo network")
 
 
-def test_nearby_answer_flags_uncertainty_and_offers_candidates(runtime: Any, client: Any) -> None:
+def sign_in_a_chief(runtime: Any, client: Any) -> str:
+    """Provision one chief of the demo network and sign `client` in as them."""
     ((chief, _),) = _chiefs(runtime, 1)
     with runtime.sessions.begin() as s:
         s.query(models.ChiefAccount).delete()
         password = ca.provision(s, only=[chief]).created[chief]
     res = client.post("/m/api/session", json={"reporter_id": chief, "password": password})
     assert res.status_code == 200
+    return chief
+
+
+def test_nearby_answer_flags_uncertainty_and_offers_candidates(runtime: Any, client: Any) -> None:
+    sign_in_a_chief(runtime, client)
     (ux, uy), (sx, sy) = _spots(runtime.ctx)
 
     near = js(client.get(f"/m/api/segments/near?lat={uy}&lon={ux}&radius=80&accuracy=10"))
@@ -196,14 +202,7 @@ def test_the_photo_s_camera_direction_is_weighed_before_the_chief_is_asked(
     will, so the chief is offered the southern street first."""
     from tests.test_photo_geolocation import BETWEEN, CATEGORY, NORTH, SOUTH
 
-    ((chief, _),) = _chiefs(runtime, 1)
-    with runtime.sessions.begin() as s:
-        s.query(models.ChiefAccount).delete()
-        password = ca.provision(s, only=[chief]).created[chief]
-    assert (
-        client.post("/m/api/session", json={"reporter_id": chief, "password": password}).status_code
-        == 200
-    )
+    sign_in_a_chief(runtime, client)
     lon, lat = BETWEEN
     ask = f"/m/api/segments/near?lat={lat}&lon={lon}&accuracy=10&category={CATEGORY}"
     plain = js(client.get(ask))
