@@ -202,9 +202,11 @@ def test_the_photo_s_camera_direction_is_weighed_before_the_chief_is_asked(
     will, so the chief is offered the southern street first."""
     from tests.test_photo_geolocation import BETWEEN, CATEGORY, NORTH, SOUTH
 
-    sign_in_a_chief(runtime, client)
     lon, lat = BETWEEN
     ask = f"/m/api/segments/near?lat={lat}&lon={lon}&accuracy=10&category={CATEGORY}"
+    # only a signed-in chief may ask, with or without a camera direction
+    assert client.get(ask + "&look=184&look_ref=T").status_code == 401
+    sign_in_a_chief(runtime, client)
     plain = js(client.get(ask))
     assert plain["certain"] is False and plain["best"] == NORTH
     facing = js(client.get(ask + "&look=184&look_ref=T"))
