@@ -30,10 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 REDIS = "redis://127.0.0.1:6379/0"
 
 
-def _tail(path: Path, lines: int = 40) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
 def test_worker_process_reaches_browser_through_redis(
     tmp_path: Path, fresh_pg: str, network_ctx: Any
 ) -> None:
@@ -83,7 +79,8 @@ def test_worker_process_reaches_browser_through_redis(
             try:
                 acks = device.collect(1, timeout=30)
             except AssertionError as e:  # say what the worker was doing
-                raise AssertionError(f"{e}; worker log:\n{_tail(tmp_path / 'worker.log')}") from e
+                text = (tmp_path / "worker.log").read_text(errors="replace")
+                raise AssertionError(f"{e}; worker log:\n{text[-3000:]}") from e
             assert acks[0]["status"] == "accepted"
             ev = events.get(timeout=10)
             assert ev["id"] == body["report_id"] and ev["seq"] >= 1
