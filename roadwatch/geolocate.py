@@ -158,9 +158,15 @@ def _from_photo(
 
 
 def place(
-    report: ReportIn, ctx: NetworkContext, photos: Mapping[str, PhotoFix] | None = None
+    report: ReportIn,
+    ctx: NetworkContext,
+    photos: Mapping[str, PhotoFix] | None = None,
+    *,
+    learn: bool = True,
 ) -> Placement:
-    """One report (the scalar twin of place_many); `photos`: EXIF of photos by SHA-256."""
+    """One report (the scalar twin of place_many); `photos`: EXIF of photos by SHA-256.
+    ``learn``: count the fix towards what geo.phones learns of the phone (not when a
+    stored report is placed again: its fix was counted when it arrived)."""
     lon = lat = None
     if report.lat is not None and report.lon is not None:
         wlon, wlat = to_wgs84(report.lon, report.lat, report.crs)
@@ -181,7 +187,8 @@ def place(
         a = None if math.isnan(snap_acc[0]) else float(snap_acc[0])
         snap = _robust(report, ctx, lon, lat, a, look, sigma)
         placed = _noted(_decide(report, ctx, lon, lat, area, snap), extra)
-        learn_accuracy(ctx, [report.reporter_id], [lon], [lat], [acc])
+        if learn:
+            learn_accuracy(ctx, [report.reporter_id], [lon], [lat], [acc])
         return _scaled(placed, float(factors[0]))
     snap = ctx.index.snap(lon, lat, accuracy_m=acc, heading_deg=report.heading_deg)
     snap = _second_look(report, ctx, lon, lat, snap, acc)

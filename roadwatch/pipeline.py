@@ -295,17 +295,25 @@ class Pipeline:
             self.metrics.latency.observe(max(0.0, done - it.msg.received_at.timestamp()))
         self.metrics.batch_size.observe(len(items))
 
-    def _dispatch(self, items: list[_Item], outcomes: list[Outcome]) -> list[Outcome]:
-        """Wake the dispatcher thread, or (none running) dispatch inline and say so in the acks."""
+    def dispatch_new(self) -> dict[str, str]:
+        """Wake the dispatcher thread, or (none running) dispatch the new reports inline:
+        their new case status by report id (empty when the thread was woken)."""
         if self.on_stored is not None:
             self.on_stored()
-            return outcomes
+            return {}
         if self.dispatcher is None:
-            return outcomes
+            return {}
         try:
-            statuses = self.dispatcher.run_once()
+            statuses: dict[str, str] = self.dispatcher.run_once()
+            return statuses
         except Exception:  # the reports are stored; the dispatcher thread retries later
             log.exception("inline dispatch failed")
+            return {}
+
+    def _dispatch(self, items: list[_Item], outcomes: list[Outcome]) -> list[Outcome]:
+        """Wake the dispatcher thread, or (none running) dispatch inline and say so in the acks."""
+        statuses = self.dispatch_new()
+        if not statuses:
             return outcomes
         out = []
         for it, o in zip(items, outcomes, strict=True):

@@ -15,8 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _strict_paths() -> list[str]:
-    """geo/, the store and the ingest path (from the MQTT message to the stored row)."""
+    """geo/, the store and the ingest path (from the MQTT message to the stored row, and a
+    late photo placing it again)."""
     paths = ["geo", "roadwatch/ingest", "roadwatch/pipeline.py", "roadwatch/geolocate.py"]
+    paths.append("roadwatch/late_photos.py")
     if (ROOT / "roadwatch" / "store").is_dir():
         paths.append("roadwatch/store")
     else:  # before the store became a package: its modules at the top of roadwatch/

@@ -35,6 +35,9 @@ ACTIONS = (
     "chief.device_revoke",  # an admin revoked road chiefs' phone credentials (CLI)
     "chief.provision",  # an admin gave a chief an account or a new password (web)
     "review.settle",
+    # a photo uploaded after its report placed the report (roadwatch.late_photos); the
+    # actor is the uploader (`chief:<id>` or `reporter:<id>` of an API key)
+    "report.photo_placed",
     "dispute.file",
     "dispute.decide",
     "export",

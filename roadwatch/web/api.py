@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,10 @@ from ..cases.public import photo_is_public
 from ..ingest.errors import FieldError
 from ..ingest.messages import Inbound
 from ..ingest.payloads import decode_json, parse_time
+from ..late_photos import place_with_late_photo
 from ..network.responsibility import assignment_json, current_chiefs, responsible_at
 from ..pipeline import StorageError
-from ..store import models, photos
+from ..store import audit, models, photos
 from ..store.segments import segment_states
 from .auth import current_user, scope_district
 from .context import iso, runtime
@@ -41,6 +43,7 @@ from .params import (
 from .stats import day_stats
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 STATUS_CODES = {"accepted": 201, "needs_review": 202, "duplicate": 200}
@@ -552,7 +555,9 @@ def _type_words(kinds: list[str]) -> str:
 def post_photo(reporter: str | None = None) -> tuple[Response, int]:
     """A photo upload from an API key's reporter (or the phone app's signed-in chief)."""
     if reporter is None:
-        intake_identity()
+        uploader, who = intake_identity().reporter_id, "reporter"
+    else:
+        uploader, who = reporter, "chief"
     rt = runtime()
     upload = request.files.get("photo") or next(iter(request.files.values()), None)
     if upload is None:
@@ -577,13 +582,45 @@ def post_photo(reporter: str | None = None) -> tuple[Response, int]:
     # Metadata (EXIF: device, position, time) is read into photo_meta and removed here.
     try:
         saved = photos.save_upload(
-            rt.sessions, Path(rt.settings.photo_dir), data, kind, ext, mime, rt.settings.tz
+            rt.sessions,
+            Path(rt.settings.photo_dir),
+            data,
+            kind,
+            ext,
+            mime,
+            rt.settings.tz,
+            uploaded_by=uploader,
         )
     except photos.PhotoError as exc:
         status = {"cannot_clean": 415, "too_many_pixels": 413}.get(exc.code, 422)
         raise ApiError(status, "photo", exc.code, str(exc)) from None
-    body = {"sha256": saved.sha256, "size": saved.size, "type": mime}
+    body: dict[str, Any] = {"sha256": saved.sha256, "size": saved.size, "type": mime}
+    placed = _place_late(
+        saved.sha256, uploader, audit.Actor(f"{who}:{uploader}", None, request.remote_addr)
+    )
+    if placed:
+        body["placed"] = placed
     return jsonify(body), 201 if saved.created else 200
+
+
+def _place_late(sha256: str, uploader: str, who: audit.Actor) -> list[dict[str, Any]]:
+    """The uploader's reports that named this photo before it arrived and still wait in
+    review, placed again with it (roadwatch.late_photos). The photo is stored whatever
+    happens here: a failure is logged and the reports stay in review for staff."""
+    rt = runtime()
+    try:
+        again, events = place_with_late_photo(rt.engine, rt.sessions, rt.ctx, sha256, uploader, who)
+    except Exception:
+        log.exception("placing the reports of photo %s again failed; they stay in review", sha256)
+        return []
+    rt.broadcaster.publish(events)
+    statuses = rt.pipeline.dispatch_new() if any(a.status == "accepted" for a in again) else {}
+    return [
+        {**a.as_dict(), "case_status": statuses.get(a.report_id, "new")}
+        if a.status == "accepted"
+        else a.as_dict()
+        for a in again
+    ]
 
 
 def _photo_path(sha256: str) -> tuple[Path, str] | None:
