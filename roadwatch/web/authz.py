@@ -157,6 +157,8 @@ def audit_log() -> Response:
             before = int(request.args["before"])
         except ValueError:
             raise ApiError(400, "before", "invalid", "before must be an entry id") from None
+        if not 0 < before < 2**63:  # beyond the id column (a database error, not an answer)
+            raise ApiError(400, "before", "invalid", "before must be an entry id")
     action = request.args.get("action") or None
     if action is not None and not any(
         a == action or a.startswith(action + ".") for a in audit.ACTIONS
