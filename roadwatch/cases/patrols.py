@@ -110,6 +110,8 @@ def validate_patrol(
                 )
             )
             continue
+        if errors:
+            continue  # refused anyway (an unknown crs among them): check, convert nothing
         lon, lat = (
             (float(v) for v in to_wgs84(p.lon, p.lat, crs))
             if crs != "WGS84"
