@@ -2,7 +2,8 @@
 
 Walks the app's own URL map (so a route added later is covered without touching this
 file): each path parameter filled with odd values, every query parameter the web layer
-reads set to odd values, odd bodies for the writes; anonymous, a viewer and an admin.
+reads set to odd values, odd bodies for the writes; anonymous, a viewer, an admin and a
+road chief signed in to the phone app.
 A 5xx anywhere is a defect (/healthz's 503 aside: it reports that no broker runs here).
 """
 
@@ -15,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from tests.test_on_the_spot import sign_in_a_chief
+
 WEB = Path(__file__).resolve().parents[2] / "roadwatch" / "web"
 # the query parameters the web layer reads, found in its source
 _READS = re.compile(r"(?:args\.get\(|args\[|_arg\(|num\()\"([a-z_0-9]+)\"")
@@ -25,6 +28,7 @@ TOGETHER = [a for a in ARGS if a != "api_key"]
 ALONE = ["abc", "\u0000", "9" * 40]
 # pages that compute over the whole network on every request (0.1-0.6 s here): only the
 # parameters together, or this test would take minutes
+SIGN_OUT = {"/logout", "/m/api/session"}
 WHOLE_NETWORK = {"/leaders/plans", "/api/leaders/plans", "/api/segments", "/api/chiefs"}
 ODD = ["", "-1", "1e309", "nan", "abc", "9" * 40, "../../etc/passwd", "\u0000", "🙂", "2026-13-45"]
 PATH_VALUES = ["x", "0", "-1", "9" * 30, "🙂", "a" * 300, "00000000-0000-0000-0000-000000000000"]
@@ -93,22 +97,32 @@ def test_no_route_answers_odd_input_with_a_server_error(
         "anonymous": app.test_client(),
         "viewer": login_as("viewer"),
         "admin": login_as("admin"),
+        "chief": app.test_client(),  # the phone app's session
     }
-    # logging out last: the signed-in clients must stay signed in for every other route
+    sign_in_a_chief(runtime, clients["chief"])
+    # signing out last: the signed-in clients must stay signed in for every other route
     rules = sorted(
         (r for r in app.url_map.iter_rules() if r.endpoint != "static"),
-        key=lambda r: "logout" in r.rule,
+        key=lambda r: r.rule in SIGN_OUT,
     )
     assert len(rules) > 50
+    first_sign_out = next(r for r in rules if r.rule in SIGN_OUT)
     failures: list[str] = []
     for rule in rules:
-        if "logout" in rule.rule:
+        if rule is first_sign_out:
             res = clients["admin"].get("/api/audit")
-            assert res.status_code == 200, "the admin was signed out before the logout routes"
+            assert res.status_code == 200, "the admin was signed out before the sign-out routes"
+            res = clients["chief"].get("/m/api/me")
+            assert res.status_code == 200, "the chief was signed out before the sign-out routes"
         paths = _paths(rule)
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             for path in paths:
                 for who, client in clients.items():
-                    alone = who == "admin" and path == paths[0] and path not in WHOLE_NETWORK
+                    alone = path == paths[0] and (
+                        who == "admin"
+                        and path not in WHOLE_NETWORK
+                        or who == "chief"
+                        and path.startswith("/m/")
+                    )
                     failures += [f"{who}: {f}" for f in _server_errors(client, method, path, alone)]
     assert not failures, "\n".join(failures[:40])
