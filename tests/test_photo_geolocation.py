@@ -288,3 +288,34 @@ def test_batch_and_single_placement_agree_with_photos(network_ctx: NetworkContex
     # and the photos did something: positions and directions were used
     used = [p.snap for p in batch if p.snap and "photo" in p.snap]
     assert any("look_deg" in s for s in used) and any(s.get("position") for s in used)
+
+
+def test_a_camera_clock_out_of_range_is_no_time_not_a_server_error(
+    app: Any, client: FlaskClient
+) -> None:
+    """An unset camera clock writes year 1 (or 9999): the upload is stored without a time
+    (a date arithmetic overflow was a 500); its position still places a report."""
+    for original, gps_date in (
+        ("0001:01:01 00:00:00", "0001:01:01"),
+        ("9999:12:31 23:59:59", "9999:12:31"),
+    ):
+        img = Image.new("RGB", (48, 32), (uuid.uuid4().bytes[0], 10, 10))
+        exif = Image.Exif()
+        exif[IFD.GPSInfo] = {
+            1: "N", 2: _dms(SPOT[1]), 3: "E", 4: _dms(SPOT[0]),
+            29: gps_date, 7: (IFDRational(23), IFDRational(59), IFDRational(59)),
+        }  # fmt: skip
+        exif.get_ifd(IFD.Exif).update({36867: original, 36881: "-08:00"})
+        exif[306] = original
+        out = io.BytesIO()
+        img.save(out, "JPEG", exif=exif)
+        sha = upload(app, client, out.getvalue())
+        from roadwatch.web import runtime_of
+
+        with runtime_of(app).sessions() as s:
+            meta = s.get(models.PhotoMeta, sha)
+            assert meta is not None and meta.taken_at is None and meta.lat is not None
+        # uploaded just now: within the window of a report observed now
+        res, row = report(app, client, lat=None, lon=None, segment_hint=HUAYUAN, photos=[sha])
+        assert res.status_code == 201, res.data
+        assert row is not None and row.snap["position"] == "photo"

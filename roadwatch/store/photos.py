@@ -136,6 +136,11 @@ def _text(value: Any) -> str | None:
     return value.strip("\x00 ").strip() or None
 
 
+# A camera clock outside these years is unset or broken (year 1, 9999): no time at all,
+# rather than one the photo-window arithmetic would overflow on.
+PLAUSIBLE_YEARS = range(1990, 2101)
+
+
 def _exif_time(stamp: Any, offset: Any, tz: ZoneInfo) -> dt.datetime | None:
     raw = _text(stamp)
     if raw is None:
@@ -143,6 +148,8 @@ def _exif_time(stamp: Any, offset: Any, tz: ZoneInfo) -> dt.datetime | None:
     try:
         naive = dt.datetime.strptime(raw[:19], "%Y:%m:%d %H:%M:%S")
     except ValueError:
+        return None
+    if naive.year not in PLAUSIBLE_YEARS:
         return None
     off = _text(offset)
     if off:
@@ -165,6 +172,8 @@ def _gps_time(date: Any, clock: Any) -> dt.datetime | None:
     try:
         day = dt.datetime.strptime(raw[:10], "%Y:%m:%d").replace(tzinfo=dt.UTC)
     except ValueError:
+        return None
+    if day.year not in PLAUSIBLE_YEARS:
         return None
     if not (0 <= h < 24 and 0 <= m < 60 and 0 <= s < 61):
         return None
