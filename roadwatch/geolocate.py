@@ -83,6 +83,20 @@ class PhotoFix:
     taken_at: dt.datetime | None
     uploaded_at: dt.datetime | None
 
+    @classmethod
+    def of(cls, row: Any) -> PhotoFix:
+        """From a photo_meta row (a Core row or the ORM object: the same names)."""
+        return cls(
+            row.sha256,
+            row.lat,
+            row.lon,
+            row.accuracy_m,
+            row.bearing_deg,
+            row.bearing_ref,
+            row.taken_at,
+            row.uploaded_at,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class _FromPhoto:

@@ -187,19 +187,8 @@ def place_with_late_photo(
 def _fixes(session: Session, hashes: Sequence[str]) -> dict[str, PhotoFix]:
     """The EXIF fixes of the uploaded ones among ``hashes``."""
     p = models.PhotoMeta
-    return {
-        m.sha256: PhotoFix(
-            m.sha256,
-            m.lat,
-            m.lon,
-            m.accuracy_m,
-            m.bearing_deg,
-            m.bearing_ref,
-            m.taken_at,
-            m.uploaded_at,
-        )
-        for m in session.scalars(select(p).where(p.sha256.in_(list(hashes))))
-    }
+    rows = session.scalars(select(p).where(p.sha256.in_(list(hashes))))
+    return {m.sha256: PhotoFix.of(m) for m in rows}
 
 
 def _report_in(row: models.Report) -> ReportIn:

@@ -452,19 +452,7 @@ class Pipeline:
                 raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
             log.exception("reading the EXIF of %d photos failed; placing without", len(hashes))
             return {}
-        return {
-            row.sha256: PhotoFix(
-                row.sha256,
-                row.lat,
-                row.lon,
-                row.accuracy_m,
-                row.bearing_deg,
-                row.bearing_ref,
-                row.taken_at,
-                row.uploaded_at,
-            )
-            for row in rows
-        }
+        return {row.sha256: PhotoFix.of(row) for row in rows}
 
     def _store(self, items: list[_Item], now: dt.datetime) -> tuple[list[LiveEvent], list[Notice]]:
         reports_t, rejected_t = REPORTS, REJECTED
