@@ -37,6 +37,7 @@ from .geolocate import PHOTO_WINDOW, PhotoFix, place
 from .ingest.payloads import ReportIn
 from .network.context import NetworkContext
 from .network.phones import prime_phones
+from .network.tracks import read_track
 from .store import audit, models
 from .store.events import LiveEvent, record_events
 from .store.segments import segment_states
@@ -104,6 +105,9 @@ def place_with_late_photo(
         fixes = _fixes(session, sorted({h for row in rows for h in row.photos or []}))
         reports = [(row.id, _report_in(row), (row.snap or {}).get("photo")) for row in rows]
     prime_phones(engine, ctx, [reporter_id])  # the phone's learnt accuracy, as at intake
+    # the chief's patrol track around each report, which this process may never have seen
+    for observed in sorted({report.observed_at for _, report, _ in reports}):
+        read_track(engine, ctx, reporter_id, observed)
     changed: dict[str, Any] = {}
     for rid, report, photo_before in reports:
         p = place(report, ctx, fixes, learn=False)

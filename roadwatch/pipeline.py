@@ -56,11 +56,12 @@ from .ingest import park
 from .ingest.errors import FieldError
 from .ingest.messages import Inbound, Outcome
 from .ingest.payloads import ReportIn, ReportRules, decode_json, message_id_of, validate_report
+from .late_photos import place_with_late_photo
 from .metrics import Metrics
 from .network.context import NetworkContext
 from .network.phones import prime_phones
 from .settings import Settings
-from .store import models
+from .store import audit, models
 from .store.bulk import insert_rows
 from .store.db import dialect_of
 from .store.events import LiveEvent, record_events
@@ -94,6 +95,8 @@ class _Item:
     case_msg: CaseMessageIn | None = None
     patrol: PatrolIn | None = None
     parked: park.ParkedToken | None = None  # a retry of a parked message
+    # photos the report names that were not uploaded (or had no EXIF fix) when it was placed
+    photos_unseen: tuple[str, ...] = ()
 
 
 PARKED = "parked"  # an Outcome status never sent to a phone: the message waits (ingest/park.py)
@@ -171,6 +174,7 @@ class Pipeline:
         except Exception as exc:  # the database is away: nothing stored, the transport retries
             self.metrics.db_retries.inc()
             raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
+        events += self._late_photos(items, now)
         outcomes = []
         for item in items:
             assert item.outcome is not None
@@ -432,9 +436,56 @@ class Pipeline:
                     placements.append(_unplaceable(exc))
         for it, p in zip(todo, placements, strict=True):
             it.placement = p
+            assert it.report is not None
+            it.photos_unseen = tuple(h for h in it.report.photos if h not in (photos or ()))
             if p.error is not None:
                 it.errors = [p.error]
                 it.report = None
+
+    def _late_photos(self, items: list[_Item], now: dt.datetime) -> list[LiveEvent]:
+        """Reports just stored in review that name a photo not there when they were placed:
+        place them again if it has arrived since (roadwatch.late_photos); their ack then says
+        what the photo settled. Returns the live events of what changed.
+
+        A photo uploaded while its report is being placed would otherwise be used by
+        neither side: the report was placed without it, and the upload looked for the
+        report before it was committed. Reading the photos again after the commit closes
+        that gap: whichever of the two commits last sees the other. Never raises: the
+        batch is committed, and a report left in review is settled by staff."""
+        events: list[LiveEvent] = []
+        for it in items:
+            o = it.outcome
+            if it.report is None or o is None or o.status != "needs_review":
+                continue
+            reporter = it.report.reporter_id
+            for sha in it.photos_unseen:
+                try:
+                    again, ev = place_with_late_photo(
+                        self.engine,
+                        self.sessions,
+                        self.ctx,
+                        sha,
+                        reporter,
+                        audit.Actor(f"reporter:{reporter}"),
+                        now,
+                    )
+                except Exception:
+                    log.exception("placing report %s with photo %s failed", o.id, sha[:12])
+                    continue
+                events += ev
+                mine = [a for a in again if a.report_id == it.report.report_id]
+                if mine and mine[0].status == "accepted":
+                    it.outcome = replace(
+                        o,
+                        status="accepted",
+                        segment_id=mine[0].segment_id,
+                        segment_name=self._segment_name(mine[0].segment_id),
+                        case_status="new",  # the dispatcher opens its case, as at intake
+                    )
+                    break
+                if mine:  # still in review: the answer carries the photo's candidates
+                    break
+        return events
 
     def _photo_fixes(self, reports: list[ReportIn]) -> dict[str, PhotoFix]:
         """The EXIF position and direction of the photos a batch's reports name, by

@@ -142,6 +142,7 @@ def runtime(
     rt = _runtimes[backend]
     if rt.ctx.phones is not None:  # what the ctx learnt of phones, like the tables: per test
         rt.ctx.phones.clear()
+    rt.ctx.recent.clear()  # and the patrol tracks it noted, like the patrol tables below
     with rt.sessions.begin() as session:
         for table in (
             models.Event,
@@ -153,6 +154,9 @@ def runtime(
             models.NoticeOutbox,
             models.Report,
             models.RejectedMessage,
+            models.PatrolCoverage,
+            models.PatrolPoint,
+            models.Patrol,
         ):
             session.execute(delete(table))
     yield rt

@@ -193,3 +193,77 @@ def test_the_phone_app_s_late_photo_places_its_chief_s_report(
             )
         ).all()  # the audit log is never emptied: this report's entry
         assert entry.actor == f"chief:{chief}"
+
+
+def test_a_photo_uploaded_while_its_report_is_placed_still_places_it(
+    app: Any, client: FlaskClient, network_ctx: NetworkContext, monkeypatch: Any
+) -> None:
+    # The race: the photo is uploaded after the pipeline looked for it, before the report
+    # is committed. The upload finds no report to place; the pipeline, reading the photos
+    # again after its commit, finds the photo.
+    photo = jpeg(*_near(network_ctx, SOUTH, 3.0), accuracy_m=4.0)
+    pipeline = runtime_of(app).pipeline
+    store_all = pipeline._store_all
+    uploads: list[Any] = []
+
+    def upload_then_store(items: Any, now: Any) -> Any:
+        if not uploads:
+            uploads.append(_upload(client, photo, intake_headers(app)))
+        return store_all(items, now)
+
+    monkeypatch.setattr(pipeline, "_store_all", upload_then_store)
+    sha = hashlib.sha256(photo).hexdigest()
+    res, row = report(
+        app, client, lon=BETWEEN[0], lat=BETWEEN[1], crs="WGS84", accuracy_m=10.0,
+        photos=[sha],
+    )  # fmt: skip
+    assert res.status_code in (200, 201, 202), res.data
+    [answer] = uploads
+    assert "placed" not in answer  # the upload came too early to see the report
+    ack = res.get_json()
+    assert (ack["status"], ack["segment_id"]) == ("accepted", SOUTH), ack
+    assert row is not None and (row.status, row.segment_id) == ("accepted", SOUTH)
+    assert row.snap["photo"] == sha and row.snap["late_photo"] is True
+    assert row.case_status not in ("new", "needs_review")  # the dispatcher opened its case
+    with runtime_of(app).sessions() as s:
+        [entry] = s.scalars(
+            select(models.AuditEntry).where(
+                models.AuditEntry.action == "report.photo_placed",
+                models.AuditEntry.target == row.id,
+            )
+        ).all()
+        assert entry.actor == f"reporter:{CHIEF}"
+
+
+def test_a_late_photo_reads_the_patrol_track_another_process_stored(
+    app: Any, client: FlaskClient
+) -> None:
+    # Under `roadwatch web` beside workers, the process that takes the upload never saw
+    # the chief's patrol (a worker stored it): it reads the stored track back.
+    import uuid
+
+    from tests.test_on_the_spot import track_turning_spot
+    from tests.test_patrols import patrol_msg, walk_along
+
+    rt = runtime_of(app)
+    ctx = rt.ctx
+    x, y, pos = track_turning_spot(ctx, ctx.own_segments.get(CHIEF, frozenset()))
+    seg = ctx.network.segments[pos]
+    photo = jpeg(x, y, accuracy_m=9.0)  # where the chief stood: it settles nothing alone
+    sha = hashlib.sha256(photo).hexdigest()
+    res, row = report(
+        app, client, lon=x, lat=y, crs="WGS84", accuracy_m=10.0, photos=[sha]
+    )  # fmt: skip
+    assert row is not None and row.status == "needs_review"
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=3)
+    pts: Any = list(enumerate(walk_along([seg], spacing_m=10, noise_m=2, seed=1)))
+    (p,) = rt.pipeline.process([patrol_msg(str(uuid.uuid4()), CHIEF, "start", pts, start)])
+    assert p.status == "accepted"
+    ctx.recent.clear()  # this process holds nothing of it
+    [placed] = _upload(client, photo, intake_headers(app))["placed"]
+    after = _row(app, row.id)
+    if placed["status"] == "accepted":
+        assert placed["segment_id"] == seg.id == after.segment_id
+    else:  # still for staff to decide, but the walked segment now comes first
+        assert after.snap["candidates"][0] == seg.id
+    assert after.snap["late_photo"] is True and pos in ctx.recent.of(CHIEF, start)

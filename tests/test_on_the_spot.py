@@ -114,15 +114,9 @@ def test_the_chosen_segment_is_trusted_within_the_limit(runtime: Any) -> None:
         )
 
 
-def test_the_patrol_track_of_the_last_minutes_is_a_signal(runtime: Any) -> None:
-    import datetime as dt
-    import uuid
-
-    from tests.test_patrols import patrol_msg, walk_along
-
-    ctx, me = runtime.ctx, "zz-jinshui-0421"
-    own = ctx.own_segments.get(me, frozenset())
-    found = None
+def track_turning_spot(ctx: Any, own: frozenset[int]) -> tuple[float, float, int]:
+    """A spot (WGS84) where a fix stated as 10 m leaves the answer uncertain and a patrol
+    track on another candidate segment (its position returned) turns the answer to it."""
     spots = (
         seg.geometry.interpolate(d / seg.length_m, normalized=True)
         for seg in ctx.network.segments[:600]
@@ -137,12 +131,18 @@ def test_the_patrol_track_of_the_last_minutes_is_a_signal(runtime: Any) -> None:
         for pos, _d, _p in r.candidates[1:]:
             again = ctx.robust.snap(x, y, accuracy_m=10.0, prior=own | {pos})
             if again.index == pos:  # the track turns the answer (certain or not)
-                found = (x, y, pos)
-                break
-        if found:
-            break
-    assert found, "no junction where a track turns the answer on the demo network"
-    x, y, pos = found
+                return x, y, pos
+    pytest.fail("no junction where a track turns the answer on the demo network")
+
+
+def test_the_patrol_track_of_the_last_minutes_is_a_signal(runtime: Any) -> None:
+    import datetime as dt
+    import uuid
+
+    from tests.test_patrols import patrol_msg, walk_along
+
+    ctx, me = runtime.ctx, "zz-jinshui-0421"
+    x, y, pos = track_turning_spot(ctx, ctx.own_segments.get(me, frozenset()))
     seg = ctx.network.segments[pos]
     report = {"lat": y, "lon": x, "crs": "WGS84", "heading_deg": None, "accuracy_m": 10.0}
     (before,) = runtime.pipeline.process([inbound(contract_example(**report))])
@@ -220,3 +220,30 @@ def test_the_photo_s_camera_direction_is_weighed_before_the_chief_is_asked(
     assert south_share(plain) < south_share(loose) < south_share(facing)
     for bad in ("&look=400", "&look=south", "&look=184&look_ref=X"):
         assert client.get(ask + bad).status_code == 400, bad
+
+
+def test_a_track_stored_by_another_process_reaches_the_nearby_answer(
+    runtime: Any, client: Any
+) -> None:
+    """Under separate roles a worker stores the chief's patrol (sent over MQTT) and the web
+    role answers the nearby query: it reads the stored track back."""
+    import datetime as dt
+    import uuid
+
+    from tests.test_patrols import patrol_msg, walk_along
+
+    ctx = runtime.ctx
+    me = sign_in_a_chief(runtime, client)
+    x, y, pos = track_turning_spot(ctx, ctx.own_segments.get(me, frozenset()))
+    seg = ctx.network.segments[pos]
+    ask = f"/m/api/segments/near?lat={y}&lon={x}&accuracy=10"
+    assert js(client.get(ask))["best"] != seg.id
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=3)
+    pts: Any = list(enumerate(walk_along([seg], spacing_m=10, noise_m=2, seed=1)))
+    (p,) = runtime.pipeline.process([patrol_msg(str(uuid.uuid4()), me, "start", pts, start)])
+    assert p.status == "accepted"
+    # this process forgets what it noted, as a web process that stored none of it
+    ctx.recent.clear()
+    after = js(client.get(ask))
+    assert after["best"] == seg.id and after["candidates"][0]["id"] == seg.id
+    assert pos in ctx.recent.of(me, dt.datetime.now(dt.UTC))

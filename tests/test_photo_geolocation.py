@@ -70,6 +70,9 @@ def jpeg(
     exif[IFD.GPSInfo] = gps
     when = (taken or dt.datetime.now(CST)).astimezone(CST)
     exif.get_ifd(IFD.Exif).update({36867: when.strftime("%Y:%m:%d %H:%M:%S"), 36881: "+08:00"})
+    # ImageUniqueID: two photos made alike in the same second are still two photos (their
+    # colour alone, one byte, let tests share a SHA-256 now and then)
+    exif.get_ifd(IFD.Exif)[42016] = uuid.uuid4().hex
     out = io.BytesIO()
     img.save(out, "JPEG", exif=exif)
     return out.getvalue()

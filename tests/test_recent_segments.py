@@ -69,3 +69,24 @@ def test_reads_while_a_track_is_written() -> None:
         t.join()
     assert errors == []
     assert recent.of("a", at(2000 / 600)) == set(range(7))
+
+
+def test_a_point_noted_twice_counts_once() -> None:
+    # read back from the store after ingest noted it, or sent again by the phone
+    recent = RecentSegments()
+    recent.note("a", [(at(1), 1), (at(2), 2)])
+    recent.note("a", [(at(2), 2), (at(1), 1), (at(2), 3)])  # same time, another segment
+    assert recent._by["a"] == ([at(1).timestamp(), at(2).timestamp(), at(2).timestamp()], [1, 2, 3])
+
+
+def test_the_stored_track_is_read_back_at_most_once_per_refresh() -> None:
+    recent = RecentSegments()
+    assert recent.due_for_reading("a", clock=100.0, refresh_s=30.0)
+    assert not recent.due_for_reading("a", clock=120.0, refresh_s=30.0)
+    assert recent.due_for_reading("b", clock=120.0, refresh_s=30.0)  # per reporter
+    assert recent.due_for_reading("a", clock=130.0, refresh_s=30.0)
+    assert recent.due_for_reading("a", clock=130.0, refresh_s=0.0)  # a late photo: always
+    recent.note("a", [(at(1), 1)])
+    recent.clear()
+    assert recent.of("a", at(2)) == frozenset()
+    assert recent.due_for_reading("a", clock=131.0, refresh_s=30.0)

@@ -38,7 +38,8 @@ class RecentSegments:
     """Per reporter, the segments their patrol track was on in the last WINDOW (issue 21:
     a signal for placing their next report). Points are snapped when the patrol message
     is stored, so a report only reads a small set here: no snapping on the live path.
-    Thread-safe: ingest writes, the web's nearby query reads."""
+    A process that does not store a chief's patrols reads them back from the database
+    (roadwatch.network.tracks). Thread-safe: ingest writes, the web's nearby query reads."""
 
     WINDOW = dt.timedelta(minutes=10)
     KEEP = 200  # points per reporter at most (the latest by time)
@@ -49,20 +50,40 @@ class RecentSegments:
         # the read is on the live snapping path, and two bisects and a slice of plain
         # ints cost a few microseconds where a scan of every point cost ~17
         self._by: dict[str, tuple[list[float], list[int]]] = {}
+        # per reporter, when (time.monotonic) their stored track was last read back
+        self._read_at: dict[str, float] = {}
 
     def note(self, reporter: str, points: list[tuple[dt.datetime, int]]) -> None:
+        """Add points (time, segment position); a point already here (the same time and
+        segment, from a resend or read back from the store) is not added twice."""
         with self._lock:
             times, segs = self._by.setdefault(reporter, ([], []))
             for t, pos in sorted((t.timestamp(), pos) for t, pos in points):
-                if not times or t >= times[-1]:
-                    times.append(t)
-                    segs.append(pos)
-                else:  # a late message: keep the lists in time order
-                    i = bisect.bisect_right(times, t)
-                    times.insert(i, t)
-                    segs.insert(i, pos)
+                lo = bisect.bisect_left(times, t)
+                hi = bisect.bisect_right(times, t, lo)
+                if pos in segs[lo:hi]:
+                    continue
+                # in time order; a late message's points go in their place
+                times.insert(hi, t)
+                segs.insert(hi, pos)
             if len(times) > self.KEEP:
                 del times[: len(times) - self.KEEP], segs[: len(segs) - self.KEEP]
+
+    def clear(self) -> None:
+        """Forget every track (what a process holds is a cache of the stored patrols)."""
+        with self._lock:
+            self._by.clear()
+            self._read_at.clear()
+
+    def due_for_reading(self, reporter: str, clock: float, refresh_s: float) -> bool:
+        """Whether the reporter's stored track should be read back now (never read, or
+        longer than ``refresh_s`` ago); if so it counts as read at ``clock``."""
+        with self._lock:
+            last = self._read_at.get(reporter)
+            if last is not None and clock - last < refresh_s:
+                return False
+            self._read_at[reporter] = clock
+            return True
 
     def of(self, reporter: str | None, at: dt.datetime) -> frozenset[int]:
         """Segments of the reporter's track within WINDOW before ``at`` (or up to a
