@@ -52,7 +52,10 @@ figures), with the accepting and asking bars each row uses.
 ``--reliability`` prints acceptance b on samples large enough to tell a miscalibration
 from chance (``--points 200000`` or more a network, fresh seeds): each network under the
 global calibration and under its own, and all together, every band's gap also in
-standard errors of its share right.
+standard errors of its share right. ``--samples N`` draws N independent samples of
+``--points`` a network: each sample's largest gaps, then the tables of all together (a
+sparse band's reading on one sample can be off by chance; several tell chance from a
+miscalibration).
 
 ``--fit`` fits the isotonic calibration on seeds never used for the figures
 (seed + 1000 ...) and prints the knots for geo/robust.py, then, with the snapper's
@@ -494,13 +497,15 @@ def per_network(nets: dict[str, Network], seed: int, points: int) -> None:
         print("\n".join(reliability(conf, ok)))
 
 
-def reliability_tables(nets: dict[str, Network], seed: int, points: int) -> None:
-    """Acceptance b on a sample large enough to tell a miscalibration from chance: per
-    network ``points`` fresh honest reports (seed + 3000 + i, never a fit's seed), each
-    snapped with and without a direction, the confidence stated under the global
-    calibration and under the network's own (fitted as ``roadwatch network import`` fits
-    it), per network and all networks together."""
-    pooled: dict[str, tuple[list[FloatArray], list[BoolArray]]] = {}
+def reliability_tables(nets: dict[str, Network], seed: int, points: int, samples: int = 1) -> None:
+    """Acceptance b on samples large enough to tell a miscalibration from chance: per
+    network ``samples`` independent samples of ``points`` fresh honest reports (seeds
+    [seed + 3000 + i] for the first, [seed + 3000 + i, r] for the r-th: never a fit's
+    seed), each snapped with and without a direction, the confidence stated under the
+    global calibration and under the network's own (fitted as ``roadwatch network import``
+    fits it). Each sample's largest gaps, then the tables of all samples together, per
+    network and all networks together."""
+    pooled: dict[tuple[str, str], tuple[list[FloatArray], list[BoolArray]]] = {}
     for i, (k, net) in enumerate(nets.items()):
         index = build_index(net)
         t0 = time.perf_counter()
@@ -509,29 +514,50 @@ def reliability_tables(nets: dict[str, Network], seed: int, points: int) -> None
             f"# {NETWORKS[k][0]}: own calibration fitted on {fit.calibration_reports:,} "
             f"reports a mode, bars on {fit.reports:,}, in {time.perf_counter() - t0:.1f} s"
         )
-        s = sample(net, points, np.random.default_rng([seed + 3000 + i]), False)
-        for name, rb in (("global", RobustSnapper(index)), ("own", fit.snapper(index))):
-            confs, rights = [], []
-            for h in (True, False):
-                new = rb.snap_many(
-                    s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=s.heading if h else None
+        snappers = (("global", RobustSnapper(index)), ("own", fit.snapper(index)))
+        for r in range(samples):
+            rng = np.random.default_rng([seed + 3000 + i] + ([r] if r else []))
+            s = sample(net, points, rng, False)
+            for name, rb in snappers:
+                confs, rights = [], []
+                for h in (True, False):
+                    new = rb.snap_many(
+                        s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=s.heading if h else None
+                    )
+                    got = new.index >= 0
+                    confs.append(new.confidence[got])
+                    rights.append(right_of(index, new.index, s)[got])
+                conf, ok = np.concatenate(confs), np.concatenate(rights)
+                for key in ((k, name), ("*", name)):
+                    pc, pr = pooled.setdefault(key, ([], []))
+                    pc.append(conf)
+                    pr.append(ok)
+                if samples > 1:
+                    print(
+                        f"  sample {r + 1} of {samples}, {NETWORKS[k][0]}, {name}: "
+                        + reliability_check(conf, ok)
+                    )
+    if samples > 1:
+        for r in range(samples):
+            for name in ("global", "own"):
+                pc, pr = pooled[("*", name)]
+                conf = np.concatenate(pc[r::samples])
+                ok = np.concatenate(pr[r::samples])
+                print(
+                    f"  sample {r + 1} of {samples}, every network, {name}: "
+                    + reliability_check(conf, ok)
                 )
-                got = new.index >= 0
-                confs.append(new.confidence[got])
-                rights.append(right_of(index, new.index, s)[got])
-            conf, ok = np.concatenate(confs), np.concatenate(rights)
-            pc, pr = pooled.setdefault(name, ([], []))
-            pc.append(conf)
-            pr.append(ok)
-            print(f"\nreliability, {NETWORKS[k][0]}, {name} calibration (both modes):")
-            print("\n".join(reliability(conf, ok)))
-            print("  " + reliability_check(conf, ok))
-    if len(nets) > 1:
-        for name, (pc, pr) in pooled.items():
-            conf, ok = np.concatenate(pc), np.concatenate(pr)
-            print(f"\nreliability, every network, {name} calibration (both modes):")
-            print("\n".join(reliability(conf, ok)))
-            print("  " + reliability_check(conf, ok))
+    what = f"{samples} samples of {points:,} reports a network" if samples > 1 else ""
+    for (k, name), (pc, pr) in pooled.items():
+        if k == "*" and len(nets) == 1:
+            continue
+        conf, ok = np.concatenate(pc), np.concatenate(pr)
+        label = "every network" if k == "*" else NETWORKS[k][0]
+        print(
+            f"\nreliability, {label}, {name} calibration (both modes{', ' + what if what else ''}):"
+        )
+        print("\n".join(reliability(conf, ok)))
+        print("  " + reliability_check(conf, ok))
 
 
 def learned(nets: dict[str, Network], seed: int, points: int, phones: int) -> None:
@@ -631,6 +657,12 @@ def main() -> None:
         help="only the reliability tables, global and own calibration (use --points 200000)",
     )
     parser.add_argument(
+        "--samples",
+        type=int,
+        default=1,
+        help="--reliability: independent samples of --points reports a network, pooled",
+    )
+    parser.add_argument(
         "--fit-accuracy", action="store_true", help="only the bars' factors by stated accuracy"
     )
     parser.add_argument("--networks", default="helsinki,kotka,aguascalientes")
@@ -650,7 +682,7 @@ def main() -> None:
         per_network(nets, args.seed, args.points)
         return
     if args.reliability:
-        reliability_tables(nets, args.seed, args.points)
+        reliability_tables(nets, args.seed, args.points, args.samples)
         return
     if args.bound:
         print("least review (%) at a budget of confidently wrong: Bayes-optimal / geo.robust")

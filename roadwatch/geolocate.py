@@ -288,18 +288,18 @@ def prior_of(ctx: NetworkContext, report: ReportIn) -> frozenset[int]:
     return own | recent if recent else own
 
 
-def note_patrol(ctx: NetworkContext, reporter: str, points: Sequence[Any]) -> None:
+def note_patrol(ctx: NetworkContext, reporter: str, points: Sequence[Any]) -> int:
     """Remember the segments of a patrol message's points (t, lon, lat, accuracy; WGS84)
-    for prior_of: snapped once here, vectorised; only certain points count."""
+    for prior_of: snapped once here, vectorised; only certain points count. Returns how
+    many were new to ctx.recent."""
     if ctx.robust is None or not points:
-        return
+        return 0
     lon = np.array([p[1] for p in points], dtype=float)
     lat = np.array([p[2] for p in points], dtype=float)
     acc = np.array([np.nan if p[3] is None else p[3] for p in points], dtype=float)
     got = ctx.robust.snap_many(lon, lat, accuracy_m=acc)
     keep = [(points[i][0], int(got.index[i])) for i in np.flatnonzero(got.certain).tolist()]
-    if keep:
-        ctx.recent.note(reporter, keep)
+    return ctx.recent.note(reporter, keep) if keep else 0
 
 
 def as_snap(r: RobustSnap) -> Snap:

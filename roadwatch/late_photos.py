@@ -37,7 +37,7 @@ from .geolocate import PHOTO_WINDOW, PhotoFix, place
 from .ingest.payloads import ReportIn
 from .network.context import NetworkContext
 from .network.phones import prime_phones
-from .network.tracks import read_track
+from .network.tracks import read_tracks
 from .store import audit, models
 from .store.events import LiveEvent, record_events
 from .store.segments import segment_states
@@ -106,8 +106,7 @@ def place_with_late_photo(
         reports = [(row.id, _report_in(row), (row.snap or {}).get("photo")) for row in rows]
     prime_phones(engine, ctx, [reporter_id])  # the phone's learnt accuracy, as at intake
     # the chief's patrol track around each report, which this process may never have seen
-    for observed in sorted({report.observed_at for _, report, _ in reports}):
-        read_track(engine, ctx, reporter_id, observed)
+    read_tracks(engine, ctx, {reporter_id: [report.observed_at for _, report, _ in reports]})
     changed: dict[str, Any] = {}
     for rid, report, photo_before in reports:
         p = place(report, ctx, fixes, learn=False)

@@ -60,6 +60,8 @@ from .late_photos import place_with_late_photo
 from .metrics import Metrics
 from .network.context import NetworkContext
 from .network.phones import prime_phones
+from .network.tracks import REFRESH_S as TRACK_REFRESH_S
+from .network.tracks import read_tracks
 from .settings import Settings
 from .store import audit, models
 from .store.bulk import insert_rows
@@ -441,6 +443,34 @@ class Pipeline:
             if p.error is not None:
                 it.errors = [p.error]
                 it.report = None
+        self._with_stored_tracks(todo, photos)
+
+    def _with_stored_tracks(self, todo: list[_Item], photos: dict[str, PhotoFix] | None) -> None:
+        """Place again, with their chief's stored patrol track, the reports that were not
+        certain: another worker on the shared subscription may have stored the patrol
+        messages this one never saw (roadwatch.network.tracks). Only when the read adds
+        points this process did not hold; the fix is not learnt twice."""
+        unsure = [
+            it
+            for it in todo
+            if it.report is not None
+            and it.placement is not None
+            and it.placement.status == "needs_review"
+        ]
+        if not unsure:
+            return
+        around: dict[str, list[dt.datetime]] = {}
+        for it in unsure:
+            assert it.report is not None
+            around.setdefault(it.report.reporter_id, []).append(it.report.observed_at)
+        gained = read_tracks(self.engine, self.ctx, around, refresh_s=TRACK_REFRESH_S)
+        for it in unsure:
+            assert it.report is not None
+            if it.report.reporter_id in gained:
+                try:
+                    it.placement = place(it.report, self.ctx, photos, learn=False)
+                except Exception:  # keeps the first answer: the report waits in review
+                    log.exception("placing report %s again failed", it.report.report_id)
 
     def _late_photos(self, items: list[_Item], now: dt.datetime) -> list[LiveEvent]:
         """Reports just stored in review that name a photo not there when they were placed:

@@ -247,3 +247,61 @@ def test_a_track_stored_by_another_process_reaches_the_nearby_answer(
     after = js(client.get(ask))
     assert after["best"] == seg.id and after["candidates"][0]["id"] == seg.id
     assert pos in ctx.recent.of(me, dt.datetime.now(dt.UTC))
+
+
+def test_a_worker_reads_the_track_another_worker_stored(runtime: Any) -> None:
+    """Workers share one subscription: the chief's patrol went to another worker. A report
+    this worker cannot place for certain is placed again with the stored track."""
+    import datetime as dt
+    import uuid
+
+    from tests.test_patrols import patrol_msg, walk_along
+
+    ctx, me = runtime.ctx, "zz-jinshui-0421"
+    x, y, pos = track_turning_spot(ctx, ctx.own_segments.get(me, frozenset()))
+    seg = ctx.network.segments[pos]
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=3)
+    pts: Any = list(enumerate(walk_along([seg], spacing_m=10, noise_m=2, seed=1)))
+    (p,) = runtime.pipeline.process([patrol_msg(str(uuid.uuid4()), me, "start", pts, start)])
+    assert p.status == "accepted"
+    ctx.recent.clear()  # this worker stored none of it
+    body = contract_example(lat=y, lon=x, crs="WGS84", heading_deg=None, accuracy_m=10.0)
+    assert body["reporter_id"] == me
+    (out,) = runtime.pipeline.process([inbound(body)])
+    if out.status == "accepted":
+        assert out.segment_id == seg.id
+    else:  # still for a person to decide, but now the walked segment comes first
+        assert _stored_snap(runtime, body)["candidates"][0] == seg.id
+    # the track read back is held here now, for the next reports
+    assert pos in ctx.recent.of(me, dt.datetime.now(dt.UTC))
+
+
+def test_each_chief_s_track_is_read_for_their_own_window(runtime: Any) -> None:
+    import datetime as dt
+
+    from roadwatch.network.tracks import read_tracks
+    from tests.test_patrols import walk_along
+
+    ctx = runtime.ctx
+    seg = next(s for s in ctx.network.segments if s.length_m > 150)
+    pos = ctx.position[seg.id]
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    pts = walk_along([seg], spacing_m=10, noise_m=1, seed=2)
+    with runtime.sessions.begin() as s:
+        for chief, when in (("a-chief", now), ("b-chief", now - dt.timedelta(hours=2))):
+            pid = f"patrol-of-{chief}"
+            s.add(models.Patrol(id=pid, reporter_id=chief, started_at=when, state="track"))
+            for i, (lon, lat) in enumerate(pts):
+                t = when - dt.timedelta(seconds=10 * i)
+                s.add(models.PatrolPoint(patrol_id=pid, t=t, lon=lon, lat=lat, accuracy_m=5.0))
+    # b walked two hours ago: within the union of the windows asked, not within b's own
+    two_hours_ago = now - dt.timedelta(hours=2)
+    gained = read_tracks(runtime.engine, ctx, {"a-chief": [two_hours_ago, now], "b-chief": [now]})
+    assert gained == {"a-chief"}
+    assert ctx.recent.of("a-chief", now) == {pos}
+    assert ctx.recent.of("b-chief", two_hours_ago) == frozenset()
+    # read again: nothing new (and within the refresh, not read at all)
+    assert read_tracks(runtime.engine, ctx, {"a-chief": [now]}) == set()
+    assert read_tracks(runtime.engine, ctx, {"b-chief": [two_hours_ago]}) == {"b-chief"}
+    assert ctx.recent.of("b-chief", two_hours_ago) == {pos}
+    assert not read_tracks(runtime.engine, ctx, {"b-chief": [now]}, refresh_s=60.0)

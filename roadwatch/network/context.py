@@ -53,9 +53,11 @@ class RecentSegments:
         # per reporter, when (time.monotonic) their stored track was last read back
         self._read_at: dict[str, float] = {}
 
-    def note(self, reporter: str, points: list[tuple[dt.datetime, int]]) -> None:
+    def note(self, reporter: str, points: list[tuple[dt.datetime, int]]) -> int:
         """Add points (time, segment position); a point already here (the same time and
-        segment, from a resend or read back from the store) is not added twice."""
+        segment, from a resend or read back from the store) is not added twice. Returns
+        how many were added."""
+        added = 0
         with self._lock:
             times, segs = self._by.setdefault(reporter, ([], []))
             for t, pos in sorted((t.timestamp(), pos) for t, pos in points):
@@ -66,8 +68,10 @@ class RecentSegments:
                 # in time order; a late message's points go in their place
                 times.insert(hi, t)
                 segs.insert(hi, pos)
+                added += 1
             if len(times) > self.KEEP:
                 del times[: len(times) - self.KEEP], segs[: len(segs) - self.KEEP]
+        return added
 
     def clear(self) -> None:
         """Forget every track (what a process holds is a cache of the stored patrols)."""

@@ -650,7 +650,7 @@ def _on_the_spot(ctx: Any, wlon: float, wlat: float) -> dict[str, Any]:
     camera direction ``look`` with its ``look_ref`` sharpen it)."""
     from ..geolocate import ask_on_the_spot
     from ..network.phones import WEB_REFRESH_S, prime_phones
-    from ..network.tracks import NEAR_REFRESH_S, read_track
+    from ..network.tracks import REFRESH_S, read_tracks
 
     def num(name: str, lo: float, hi: float) -> float | None:
         raw = request.args.get(name)
@@ -672,7 +672,7 @@ def _on_the_spot(ctx: Any, wlon: float, wlat: float) -> dict[str, Any]:
     # what the stored reports say of this phone: the web role places none itself
     prime_phones(runtime().engine, ctx, [chief], refresh_s=WEB_REFRESH_S)
     # the chief's patrol track of the last minutes, stored by whichever process took it
-    read_track(runtime().engine, ctx, chief, dt.datetime.now(dt.UTC), refresh_s=NEAR_REFRESH_S)
+    read_tracks(runtime().engine, ctx, {chief: [dt.datetime.now(dt.UTC)]}, refresh_s=REFRESH_S)
     return ask_on_the_spot(
         ctx,
         float(wlon),
