@@ -56,7 +56,7 @@ from .ingest import park
 from .ingest.errors import FieldError
 from .ingest.messages import Inbound, Outcome
 from .ingest.payloads import ReportIn, ReportRules, decode_json, message_id_of, validate_report
-from .late_photos import place_with_late_photo
+from .late_photos import PlacedAgain, place_with_late_photo
 from .metrics import Metrics
 from .network.context import NetworkContext
 from .network.phones import prime_phones
@@ -482,13 +482,38 @@ class Pipeline:
         report before it was committed. Reading the photos again after the commit closes
         that gap: whichever of the two commits last sees the other. Never raises: the
         batch is committed, and a report left in review is settled by staff."""
+        waiting = [
+            it
+            for it in items
+            if it.report is not None
+            and it.photos_unseen
+            and it.outcome is not None
+            and it.outcome.status == "needs_review"
+        ]
+        if not waiting:
+            return []
+        # One query for the batch: which of those photos are here now with a fix (a report
+        # may name 20 photos that never come; each is not looked up alone)
+        hashes = sorted({h for it in waiting for h in it.photos_unseen})
+        try:
+            with self.engine.connect() as conn:
+                stmt = _photo_meta_sql(dialect_of(conn))
+                arrived = {row.sha256 for row in conn.execute(stmt, {"ids": hashes})}
+        except Exception:
+            log.exception("looking for %d photos again failed; their reports wait", len(hashes))
+            return []
         events: list[LiveEvent] = []
-        for it in items:
-            o = it.outcome
-            if it.report is None or o is None or o.status != "needs_review":
-                continue
+        placed: dict[str, PlacedAgain] = {}  # by report id: one call may place several
+        tried: set[tuple[str, str]] = set()
+        for it in waiting:
+            assert it.report is not None
             reporter = it.report.reporter_id
-            for sha in it.photos_unseen:
+            for sha in (h for h in it.photos_unseen if h in arrived):
+                if it.report.report_id in placed:
+                    break  # the first photo that changed it decides, as at upload
+                if (reporter, sha) in tried:
+                    continue
+                tried.add((reporter, sha))
                 try:
                     again, ev = place_with_late_photo(
                         self.engine,
@@ -500,21 +525,21 @@ class Pipeline:
                         now,
                     )
                 except Exception:
-                    log.exception("placing report %s with photo %s failed", o.id, sha[:12])
+                    log.exception("placing reports with photo %s again failed", sha[:12])
                     continue
                 events += ev
-                mine = [a for a in again if a.report_id == it.report.report_id]
-                if mine and mine[0].status == "accepted":
-                    it.outcome = replace(
-                        o,
-                        status="accepted",
-                        segment_id=mine[0].segment_id,
-                        segment_name=self._segment_name(mine[0].segment_id),
-                        case_status="new",  # the dispatcher opens its case, as at intake
-                    )
-                    break
-                if mine:  # still in review: the answer carries the photo's candidates
-                    break
+                placed.update((a.report_id, a) for a in again)
+        for it in waiting:
+            assert it.report is not None and it.outcome is not None
+            a = placed.get(it.report.report_id)
+            if a is not None and a.status == "accepted":
+                it.outcome = replace(
+                    it.outcome,
+                    status="accepted",
+                    segment_id=a.segment_id,
+                    segment_name=self._segment_name(a.segment_id),
+                    case_status="new",  # the dispatcher opens its case, as at intake
+                )
         return events
 
     def _photo_fixes(self, reports: list[ReportIn]) -> dict[str, PhotoFix]:

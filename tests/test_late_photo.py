@@ -235,6 +235,41 @@ def test_a_photo_uploaded_while_its_report_is_placed_still_places_it(
         assert entry.actor == f"reporter:{CHIEF}"
 
 
+def test_two_reports_of_one_batch_naming_a_photo_uploaded_meanwhile_are_both_placed(
+    app: Any, client: FlaskClient, network_ctx: NetworkContext, monkeypatch: Any
+) -> None:
+    from tests.test_pipeline import inbound
+
+    photo = jpeg(*_near(network_ctx, SOUTH, 3.0), accuracy_m=4.0)
+    sha = hashlib.sha256(photo).hexdigest()
+    pipeline = runtime_of(app).pipeline
+    store_all = pipeline._store_all
+
+    def upload_then_store(items: Any, now: Any) -> Any:
+        _upload(client, photo, intake_headers(app))
+        monkeypatch.setattr(pipeline, "_store_all", store_all)
+        return store_all(items, now)
+
+    monkeypatch.setattr(pipeline, "_store_all", upload_then_store)
+    bodies = [
+        contract_example(
+            category=CATEGORY,
+            heading_deg=None,
+            lon=BETWEEN[0],
+            lat=BETWEEN[1],
+            crs="WGS84",
+            accuracy_m=10.0,
+            photos=[sha],
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    outs = pipeline.process([inbound(b, CHIEF) for b in bodies])
+    assert [(o.status, o.segment_id) for o in outs] == [("accepted", SOUTH)] * 2
+    for b in bodies:
+        row = _row(app, b["report_id"])
+        assert (row.status, row.segment_id) == ("accepted", SOUTH) and row.snap["late_photo"]
+
+
 def test_a_late_photo_reads_the_patrol_track_another_process_stored(
     app: Any, client: FlaskClient
 ) -> None:
