@@ -140,6 +140,11 @@ class Pipeline:
         # Called after each commit that stored new reports (wakes the dispatcher); with
         # none set, new cases are dispatched inline, before process() returns.
         self.on_stored: Callable[[], None] | None = None
+        # Whether a report this process is not certain of is placed again with its chief's
+        # stored patrol track (roadwatch.network.tracks): a worker of several, or the web
+        # role, never sees some of the patrol messages. `serve` takes them all (both
+        # transports) and turns this off, sparing a query a batch.
+        self.stored_tracks = True
         self.dispatcher: Any = None
         # Categories whose rectification needs no after photo (categories.toml).
         self.photo_optional = frozenset(
@@ -457,7 +462,7 @@ class Pipeline:
             and it.placement is not None
             and it.placement.status == "needs_review"
         ]
-        if not unsure:
+        if not unsure or not self.stored_tracks:
             return
         around: dict[str, list[dt.datetime]] = {}
         for it in unsure:

@@ -203,13 +203,9 @@ def test_serve_with_a_photo_dir_it_cannot_make(
     assert _one_line(r.stderr).startswith("roadwatch: configuration error: ROADWATCH_PHOTO_DIR")
 
 
-def test_the_log_never_shows_a_url_password(
-    tmp_path: Path, network_ctx: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
-) -> None:
-    import logging
-
+def _no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runtime.start_ingest without a broker: MqttIngest does nothing, one seems to listen."""
     import roadwatch.runtime as rtm
-    from tests.conftest import make_settings
 
     class NoBroker:
         def __init__(self, *a: Any, **k: Any) -> None:
@@ -223,6 +219,17 @@ def test_the_log_never_shows_a_url_password(
 
     monkeypatch.setattr(rtm, "MqttIngest", NoBroker)
     monkeypatch.setattr(rtm, "is_listening", lambda *a: True)
+
+
+def test_the_log_never_shows_a_url_password(
+    tmp_path: Path, network_ctx: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    import logging
+
+    import roadwatch.runtime as rtm
+    from tests.conftest import make_settings
+
+    _no_broker(monkeypatch)
     settings = make_settings(tmp_path, mqtt_url="mqtt://platform:s3cret@127.0.0.1:1883")
     runtime = rtm.Runtime.build(settings, ctx=network_ctx)
     try:
@@ -231,6 +238,24 @@ def test_the_log_never_shows_a_url_password(
     finally:
         runtime.stop()
     assert "platform:***@127.0.0.1" in caplog.text and "s3cret" not in caplog.text
+
+
+def test_only_serve_keeps_every_patrol_and_reads_no_track_back(
+    tmp_path: Path, network_ctx: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import roadwatch.runtime as rtm
+    from tests.conftest import make_settings
+
+    _no_broker(monkeypatch)
+    settings = make_settings(tmp_path, mqtt_url="mqtt://127.0.0.1:1883")
+    for ingest_only, reads in ((False, False), (True, True)):  # serve, then a worker
+        runtime = rtm.Runtime.build(settings, ctx=network_ctx)
+        assert runtime.pipeline.stored_tracks  # the web role: built, never ingests MQTT
+        try:
+            runtime.start_ingest(ingest_only=ingest_only)
+            assert runtime.pipeline.stored_tracks is reads
+        finally:
+            runtime.stop()
 
 
 @pytest.mark.parametrize("rid", ["bad id", "张三", "a" * 65, "x\ty"])
