@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import shapely
 
 from bench.bench_phone_noise import (
     DATA,
@@ -291,3 +292,34 @@ def test_chunks_change_nothing(network: object, monkeypatch: pytest.MonkeyPatch)
     parts = rb.snap_many(s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=s.heading)
     for f in ("index", "raw", "certain", "cand"):
         np.testing.assert_array_equal(getattr(whole, f), getattr(parts, f))
+
+
+def test_the_grouped_sort_is_numpy_s_lexsort() -> None:
+    from geo.robust import _lexsort_grouped
+
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 7, 5_000):
+        group = np.sort(rng.integers(0, max(1, n // 2), n))  # groups of 1 to a few rows
+        group[rng.random(n) < 0.05] = rng.integers(0, max(1, n // 2))  # a few out of order
+        d = np.round(rng.uniform(0, 50, n), 1)  # ties in the second key
+        d[rng.random(n) < 0.1] = -0.0
+        e = rng.permutation(n)
+        for keys in ((e, d, group), (d, -d, group)):
+            assert np.array_equal(_lexsort_grouped(keys), np.lexsort(keys))
+
+
+def test_the_batch_s_envelope_query_finds_every_edge_within_reach() -> None:
+    net = load_network(DATA)
+    ix = build_index(net)
+    s = sample(net, 20_000, np.random.default_rng(9), False)
+    x, y = (np.asarray(v) for v in ix._to_xy.transform(s.lon, s.lat))
+    x[:50] = np.nan  # no fix
+    radius = np.random.default_rng(4).uniform(40.0, 150.0, x.size)
+    pts = shapely.points(x, y)
+    pts[:50] = None
+    want = ix._tree.query(pts, predicate="dwithin", distance=radius)
+    got = ix._near_pairs(x, y, radius)
+    exact = ix._nearest_on_edges(x, y, got[0], got[1], radius)
+    assert set(zip(*want, strict=True)) <= set(zip(got[0], got[1], strict=True))
+    assert set(zip(*want, strict=True)) == set(zip(exact[0], exact[1], strict=True))
+    assert got[0].size > want[0].size  # envelopes reach a little farther, then dropped
