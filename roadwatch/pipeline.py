@@ -144,7 +144,7 @@ class Pipeline:
         # stored patrol track (roadwatch.network.tracks): a worker of several, or the web
         # role, never sees some of the patrol messages. `serve` takes them all (both
         # transports) and turns this off, sparing a query a batch.
-        self.stored_tracks = True
+        self.reads_stored_tracks = True
         self.dispatcher: Any = None
         # Categories whose rectification needs no after photo (categories.toml).
         self.photo_optional = frozenset(
@@ -462,7 +462,7 @@ class Pipeline:
             and it.placement is not None
             and it.placement.status == "needs_review"
         ]
-        if not unsure or not self.stored_tracks:
+        if not unsure or not self.reads_stored_tracks:
             return
         around: dict[str, list[dt.datetime]] = {}
         for it in unsure:

@@ -152,7 +152,7 @@ class Runtime:
         s = self.settings
         protocol = s.mqtt_protocol
         # `serve` stores every patrol itself (MQTT and HTTP): no track to read back
-        self.pipeline.stored_tracks = ingest_only
+        self.pipeline.reads_stored_tracks = ingest_only
         if self._use_embedded_broker():
             try:
                 self.broker = self._start_embedded_broker()

@@ -250,10 +250,10 @@ def test_only_serve_keeps_every_patrol_and_reads_no_track_back(
     settings = make_settings(tmp_path, mqtt_url="mqtt://127.0.0.1:1883")
     for ingest_only, reads in ((False, False), (True, True)):  # serve, then a worker
         runtime = rtm.Runtime.build(settings, ctx=network_ctx)
-        assert runtime.pipeline.stored_tracks  # the web role: built, never ingests MQTT
+        assert runtime.pipeline.reads_stored_tracks  # the web role: built, never ingests MQTT
         try:
             runtime.start_ingest(ingest_only=ingest_only)
-            assert runtime.pipeline.stored_tracks is reads
+            assert runtime.pipeline.reads_stored_tracks is reads
         finally:
             runtime.stop()
 

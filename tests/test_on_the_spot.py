@@ -266,14 +266,14 @@ def test_a_worker_reads_the_track_another_worker_stored(runtime: Any) -> None:
     assert p.status == "accepted"
     ctx.recent.clear()  # this worker stored none of it
     # `serve` stores every patrol itself and reads none back: the track is missing there
-    runtime.pipeline.stored_tracks = False
+    runtime.pipeline.reads_stored_tracks = False
     try:
         blind = contract_example(lat=y, lon=x, crs="WGS84", heading_deg=None, accuracy_m=10.0)
         (out,) = runtime.pipeline.process([inbound(blind)])
         assert out.status == "needs_review"
         assert _stored_snap(runtime, blind)["candidates"][0] != seg.id
     finally:
-        runtime.pipeline.stored_tracks = True
+        runtime.pipeline.reads_stored_tracks = True
     body = contract_example(lat=y, lon=x, crs="WGS84", heading_deg=None, accuracy_m=10.0)
     assert body["reporter_id"] == me
     (out,) = runtime.pipeline.process([inbound(body)])
