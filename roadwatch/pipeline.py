@@ -143,7 +143,8 @@ class Pipeline:
         # Whether a report this process is not certain of is placed again with its chief's
         # stored patrol track (roadwatch.network.tracks): a worker of several, or the web
         # role, never sees some of the patrol messages. `serve` takes them all (both
-        # transports) and turns this off, sparing a query a batch.
+        # transports) and turns this off, sparing a query a batch; the web's nearby query
+        # follows the same flag.
         self.reads_stored_tracks = True
         self.dispatcher: Any = None
         # Categories whose rectification needs no after photo (categories.toml).
@@ -455,6 +456,8 @@ class Pipeline:
         certain: another worker on the shared subscription may have stored the patrol
         messages this one never saw (roadwatch.network.tracks). Only when the read adds
         points this process did not hold; the fix is not learnt twice."""
+        if not self.reads_stored_tracks:
+            return
         unsure = [
             it
             for it in todo
@@ -462,7 +465,7 @@ class Pipeline:
             and it.placement is not None
             and it.placement.status == "needs_review"
         ]
-        if not unsure or not self.reads_stored_tracks:
+        if not unsure:
             return
         around: dict[str, list[dt.datetime]] = {}
         for it in unsure:
