@@ -151,8 +151,6 @@ class Runtime:
         """
         s = self.settings
         protocol = s.mqtt_protocol
-        # `serve` stores every patrol itself (MQTT and HTTP): no track to read back
-        self.pipeline.reads_stored_tracks = ingest_only
         if self._use_embedded_broker():
             try:
                 self.broker = self._start_embedded_broker()
@@ -172,6 +170,14 @@ class Runtime:
         self.broadcaster.start()
         # One persistent session per worker: the instance name is part of the client id.
         client_id = f"{s.mqtt_client_id}-{s.worker_instance}" if s.worker_instance else None
+        # amqtt (the embedded broker) has no shared subscriptions
+        share_group = (
+            "" if self.broker is not None else share_group_name(s.mqtt_share_group, s.mqtt_password)
+        )
+        # A process that alone subscribes stores every patrol itself (MQTT and HTTP): no
+        # track to read back. On a shared subscription `worker`s may take part of the chiefs'
+        # patrols, `serve`'s included, so it reads back what it did not store.
+        self.pipeline.reads_stored_tracks = ingest_only or bool(share_group)
         self.mqtt = MqttIngest(
             self.pipeline,
             host=s.mqtt_host,
@@ -186,10 +192,7 @@ class Runtime:
             username=s.mqtt_username,
             password=s.mqtt_password,
             metrics=self.metrics,
-            # amqtt (the embedded broker) has no shared subscriptions
-            share_group=""
-            if self.broker is not None
-            else share_group_name(s.mqtt_share_group, s.mqtt_password),
+            share_group=share_group,
         )
         if drain_only:
             self.mqtt.begin_drain()

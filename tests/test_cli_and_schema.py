@@ -240,20 +240,28 @@ def test_the_log_never_shows_a_url_password(
     assert "platform:***@127.0.0.1" in caplog.text and "s3cret" not in caplog.text
 
 
-def test_only_serve_keeps_every_patrol_and_reads_no_track_back(
+def test_a_process_that_may_share_the_stream_reads_tracks_back(
     tmp_path: Path, network_ctx: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Only a process that alone subscribes stores every patrol: `serve` on a plain
+    subscription. On a shared one, `worker`s beside it take part of the chiefs' patrols."""
     import roadwatch.runtime as rtm
     from tests.conftest import make_settings
 
     _no_broker(monkeypatch)
-    settings = make_settings(tmp_path, mqtt_url="mqtt://127.0.0.1:1883")
-    for ingest_only, reads in ((False, False), (True, True)):  # serve, then a worker
+    cases = (  # share group, serve or worker, reads back
+        ("", False, False),
+        ("roadwatch", False, True),
+        ("", True, True),
+        ("roadwatch", True, True),
+    )
+    for group, ingest_only, reads in cases:
+        settings = make_settings(tmp_path, mqtt_url="mqtt://127.0.0.1:1883", mqtt_share_group=group)
         runtime = rtm.Runtime.build(settings, ctx=network_ctx)
         assert runtime.pipeline.reads_stored_tracks  # the web role: built, never ingests MQTT
         try:
             runtime.start_ingest(ingest_only=ingest_only)
-            assert runtime.pipeline.reads_stored_tracks is reads
+            assert runtime.pipeline.reads_stored_tracks is reads, (group, ingest_only)
         finally:
             runtime.stop()
 

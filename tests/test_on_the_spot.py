@@ -265,7 +265,7 @@ def test_a_worker_reads_the_track_another_worker_stored(runtime: Any) -> None:
     (p,) = runtime.pipeline.process([patrol_msg(str(uuid.uuid4()), me, "start", pts, start)])
     assert p.status == "accepted"
     ctx.recent.clear()  # this worker stored none of it
-    # `serve` stores every patrol itself and reads none back: the track is missing there
+    # a `serve` alone on a plain subscription reads none back: the track is missing there
     runtime.pipeline.reads_stored_tracks = False
     try:
         blind = contract_example(lat=y, lon=x, crs="WGS84", heading_deg=None, accuracy_m=10.0)

@@ -672,7 +672,8 @@ def _on_the_spot(ctx: Any, wlon: float, wlat: float) -> dict[str, Any]:
     # what the stored reports say of this phone: the web role places none itself
     prime_phones(runtime().engine, ctx, [chief], refresh_s=WEB_REFRESH_S)
     # the chief's patrol track of the last minutes, stored by whichever process took it
-    # (not in `serve`, which stored every patrol itself: the same flag as its pipeline's)
+    # (not by a `serve` alone on a plain subscription, which stored every patrol itself:
+    # the same flag as its pipeline's)
     rt = runtime()
     if rt.pipeline.reads_stored_tracks:
         read_tracks(rt.engine, ctx, {chief: [dt.datetime.now(dt.UTC)]}, refresh_s=REFRESH_S)
