@@ -363,7 +363,16 @@ def login() -> str:
 def login_post() -> Any:
     form = request.form
     nxt = form.get("next", "")
-    if not secrets.compare_digest(str(form.get("csrf", "")), str(session.get("csrf", ""))):
+    # The token must be the one this browser's session was given: a cross-site form post
+    # carries no session cookie (SameSite=Lax), so an empty token must not match an empty
+    # session (login CSRF: the victim signed in to the attacker's account).
+    expected = session.get("csrf")
+    given = form.get("csrf", "")
+    if (
+        not isinstance(expected, str)
+        or not expected
+        or not secrets.compare_digest(str(given), expected)
+    ):
         return render_template("login.html", error="expired", next=nxt, csrf=_csrf_token()), 400
     username, password = form.get("username", "").strip(), form.get("password", "")
     try:

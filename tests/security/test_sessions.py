@@ -362,3 +362,29 @@ def test_healthz_shows_internals_to_the_public(app: Any, proxied_app: Any, runti
         assert via_proxy.get_json() == {"status": "degraded"}
     finally:
         runtime.settings = settings
+
+
+# -- 6. login CSRF ---------------------------------------------------------------------------
+@pytest.mark.parametrize("token", [None, ""])
+def test_login_csrf_without_a_session_token_is_refused(
+    app: Any, runtime: Any, token: str | None
+) -> None:
+    """A cross-site form post to /login carries no session cookie (SameSite=Lax), so the
+    session's token was missing and an empty or absent `csrf` field matched it: another
+    site could sign a visitor in to the attacker's account (login CSRF). Now a login needs
+    the token this browser's session was given."""
+    user = make_user(runtime, "district_staff", "EQ")
+    data = {"username": user.username, "password": PASSWORD}
+    if token is not None:
+        data["csrf"] = token
+    forged = app.test_client()  # a browser that never loaded the login page
+    res = forged.post("/login", data=data, headers={"Origin": "https://evil.example"})
+    assert res.status_code == 400
+    assert forged.get("/api/me").status_code == 401
+    # a browser that loaded the page but posts an empty token is refused too
+    page = app.test_client()
+    _csrf(page)
+    res = page.post("/login", data={**data, "csrf": ""})
+    assert res.status_code == 400 and page.get("/api/me").status_code == 401
+    # the real form still works
+    assert _form_login(app.test_client(), user.username, PASSWORD).status_code == 302
