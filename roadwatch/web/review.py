@@ -31,7 +31,14 @@ from ..geolocate import HINT_PLAUSIBLE_M, review_candidates
 from ..store import audit, models
 from ..store.events import record_events
 from ..store.segments import segment_states
-from .authz import acting_name, actor, require_district, require_writer, scope_district
+from .authz import (
+    acting_name,
+    actor,
+    in_scope,
+    require_district,
+    require_writer,
+    scope_district,
+)
 from .context import runtime
 from .errors import ApiError
 from .params import district_arg, limit_arg
@@ -115,6 +122,11 @@ def labels() -> Response:
     lb = models.SnapLabel
     limit = limit_arg(1000, 100_000)
     q = select(lb)
+    only = scope_district()
+    if only is not None:  # a district user reads the labels of their district's reports only
+        q = q.where(
+            lb.report_id.in_(select(models.Report.id).where(models.Report.district == only))
+        )
     if request.args.get("source") in ("review", "phone"):
         q = q.where(lb.source == request.args["source"])
     with rt.sessions() as session:
@@ -159,7 +171,7 @@ def similar(report_id: str) -> Response:
     rid = _report_uuid(report_id)
     rt = runtime()
     with rt.sessions() as session:
-        row = _pending(session, rid)
+        row = _pending(session, rid, scoped=True)
         ids = [r.id for r in _similar_rows(session, row)]
     return jsonify({"id": rid, "similar_m": SIMILAR_M, "ids": ids})
 
@@ -220,9 +232,10 @@ def _report_uuid(report_id: str) -> str:
         raise ApiError(404, "report_id", "not_found", f"no report with id {report_id}") from None
 
 
-def _pending(session: Any, rid: str) -> models.Report:
+def _pending(session: Any, rid: str, scoped: bool = False) -> models.Report:
+    """The report in review; `scoped`: another district's reads as never sent (404)."""
     row = session.get(models.Report, rid)
-    if row is None:
+    if row is None or (scoped and not in_scope(row.district)):
         raise ApiError(404, "report_id", "not_found", f"no report with id {rid}")
     if row.status != "needs_review":
         raise ApiError(

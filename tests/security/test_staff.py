@@ -184,6 +184,32 @@ def test_district_user_settles_another_districts_report_is_refused(
     assert _report(runtime, rid).status == "needs_review"
 
 
+def test_district_user_reads_another_districts_review_labels_or_similar_is_refused(
+    login_as: Any, runtime: Any
+) -> None:
+    """`/api/review/labels` listed every district's review decisions (report id, exact
+    position, category, who decided) to any district user, and `/api/review/{id}/similar`
+    answered for another district's report in review. Now a district user reads the labels
+    of their own district's reports only, and another district's report reads as 404."""
+    js, zy = login_as("district_staff", "JS"), login_as("district_staff", "ZY")
+    decided, waiting = _in_review(runtime, "JS"), _in_review(runtime, "JS")
+    target = _segment_of(runtime, "JS")
+    assert js.post(f"/api/review/{decided}", json={"segment_id": target}).status_code == 200
+
+    seen = zy.get("/api/review/labels")
+    assert seen.status_code == 200
+    assert decided not in seen.get_data(as_text=True)
+    assert seen.get_json()["count"] == 0
+    assert zy.get(f"/api/review/{waiting}/similar").status_code == 404
+    assert zy.get(f"/api/review/{decided}/similar").status_code == 404  # not 409 either
+
+    # their own district's, and everything for a viewer of the whole city
+    assert decided in js.get("/api/review/labels").get_data(as_text=True)
+    assert js.get(f"/api/review/{waiting}/similar").get_json()["ids"] == [waiting]
+    viewer = login_as("viewer")
+    assert decided in viewer.get("/api/review/labels").get_data(as_text=True)
+
+
 # -- district scope of rejected payloads ----------------------------------------------------
 def test_district_user_reads_another_districts_rejected_payloads_is_refused(
     login_as: Any, runtime: Any
