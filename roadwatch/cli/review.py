@@ -61,7 +61,9 @@ def review(
     if pdf_file:
         Path(pdf_file).write_bytes(render.pdf(content, meta, settings.photo_dir))
     if xlsx_file:
-        Path(xlsx_file).write_bytes(render.xlsx(content))
+        from ..web.spreadsheet import xlsx_row
+
+        Path(xlsx_file).write_bytes(render.xlsx(content, cells=xlsx_row))
     if as_json:
         print(canonical(content))
     elif not publish:

@@ -156,21 +156,22 @@ def rows(content: dict[str, Any]) -> list[list[Any]]:
     return out
 
 
-def xlsx(content: dict[str, Any]) -> bytes:
+def xlsx(content: dict[str, Any], *, cells: Callable[[Any, list[Any]], list[Any]]) -> bytes:
+    """The pack as a workbook. `cells(sheet, row)` makes each row's cells: the web layer's
+    `spreadsheet.xlsx_row`, so that a road or district name shaped like a formula
+    (`=HYPERLINK(…)`, from OSM or the city's files) is written as text, never run."""
     from openpyxl import Workbook
 
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = content["month"]
-    ws.append(list(HEADER))
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(content["month"])
+    ws.append(cells(ws, list(HEADER)))
     for r in rows(content):
-        ws.append(r)
+        ws.append(cells(ws, r))
     seg = wb.create_sheet("路段")
-    seg.append(["类别", "路段", "名称", "本月发现", "上月发现"])
+    seg.append(cells(seg, ["类别", "路段", "名称", "本月发现", "上月发现"]))
     for kind, word in (("best", "好"), ("worst", "差")):
         for s in content["segments"][kind]:
-            seg.append([word, s["segment"], s["name"], s["findings"], s["previous"]])
+            seg.append(cells(seg, [word, s["segment"], s["name"], s["findings"], s["previous"]]))
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

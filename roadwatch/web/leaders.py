@@ -31,6 +31,7 @@ from .context import runtime
 from .errors import ApiError
 from .mobile import _chief
 from .rankings import OnceCache
+from .spreadsheet import xlsx_row
 
 bp = Blueprint("leaders", __name__)
 ANALYSIS_WEEKS = stored.ANALYSIS_WEEKS
@@ -511,7 +512,7 @@ def review_api(name: str) -> Response:
         body = review_render.pdf(content, meta, runtime().settings.photo_dir)
         mime = "application/pdf"
     else:
-        body = review_render.xlsx(content)
+        body = review_render.xlsx(content, cells=xlsx_row)
         mime = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     res = Response(body, mimetype=mime)
     res.headers["Content-Disposition"] = f'attachment; filename="review-{month.label}.{ext}"'
