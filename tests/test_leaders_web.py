@@ -362,6 +362,22 @@ def test_a_route_sent_to_chiefs_phones(
     with runtime.sessions() as s:
         assert s.scalar(select(func.count()).select_from(models.SiteVisitRoute)) == 1
 
+    # A district user sent routes (and their titles) to any district's chiefs' phones; now
+    # only to chiefs of their own district (another's: 403, nothing stored or listed).
+    stranger = next(
+        who
+        for seg, who in sorted(holders.items())
+        if home.get(who) not in (None, seeded["district"])
+        and ctx.network.segments[ctx.position[seg]].district == home.get(who)
+    )
+    far = _phone(staff, runtime, stranger)
+    own = login_as("district_staff", seeded["district"])
+    res = own.post("/api/leaders/routes", json={"segments": stops, "chiefs": [stranger]})
+    assert res.status_code == 403 and res.get_json()["errors"][0]["code"] == "other_district"
+    assert far.get("/m/api/routes").get_json()["routes"] == []
+    mine = own.post("/api/leaders/routes", json={"segments": stops, "chiefs": [a]})
+    assert mine.status_code == 201, mine.text
+
 
 def test_jobs_and_serve_refresh_the_analysis(runtime: Any, seeded: dict[str, Any]) -> None:
     """The refresher `jobs` builds (network read from the settings, as that role has none

@@ -423,6 +423,16 @@ def route_share() -> tuple[Response, int]:
         missing = [c for c in chosen if c not in known]
         if missing:
             raise ApiError(400, "chiefs", "unknown_chief", f"no phone account: {missing[0]}")
+        if authz.scope_district() is not None:  # a district user sends to their own chiefs
+            home = dict(
+                session.execute(
+                    select(models.Reporter.id, models.Reporter.district).where(
+                        models.Reporter.id.in_(chosen)
+                    )
+                ).all()
+            )
+            for c in chosen:
+                authz.require_district(home.get(c), f"chief {c}")
         rid = secrets.token_urlsafe(ROUTE_ID_BYTES)
         session.add(
             models.SiteVisitRoute(
