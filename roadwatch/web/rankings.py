@@ -452,14 +452,26 @@ def _str(body: dict[str, Any], key: str) -> str:
 
 @bp.get("/api/rankings/<label>/disputes")
 def disputes(label: str) -> Response:
-    """Staff: every dispute (who filed it, why, the evidence, the decision). The public:
-    how many were filed and how they ended, nothing that names anyone."""
+    """Staff: the disputes (who filed it, why, the evidence, the decision); a district user
+    only those about their district's reports. Everyone, the public included: how many
+    were filed city-wide and how they ended, nothing that names anyone."""
     week = _week(label)
     with runtime().engine.connect() as conn:
         items = pub.disputes_of(conn, week.label)
-    counts = dispute_counts(items)
-    if not _staff():
-        return jsonify({"week": week.label, **counts})
+        counts = dispute_counts(items)
+        if not _staff():
+            return jsonify({"week": week.label, **counts})
+        only = authz.scope_district()
+        if only is not None and items:
+            ids = [d["report_id"] for d in items]
+            ours = set(
+                conn.execute(
+                    select(models.Report.id).where(
+                        models.Report.id.in_(ids), models.Report.district == only
+                    )
+                ).scalars()
+            )
+            items = [d for d in items if d["report_id"] in ours]
     return jsonify({"week": week.label, **counts, "items": items})
 
 

@@ -156,6 +156,25 @@ def test_district_user_disputes_another_districts_report_is_refused(
     assert res.status_code == 403
 
 
+def test_district_user_reads_another_districts_disputes_is_refused(
+    login_as: Any, runtime: Any
+) -> None:
+    """Who disputed what, and why, is for the report's district (and the city's staff);
+    another district's user reads only the city-wide counts the public reads too."""
+    admin, js, zy = (
+        login_as("admin"),
+        login_as("district_staff", "JS"),
+        login_as("district_staff", "ZY"),
+    )
+    rid, week = _accepted(runtime), _week(runtime)  # a report of JS
+    url = f"/api/rankings/{week}/disputes"
+    assert js.post(url, json=_dispute(rid)).status_code == 201
+    for client, sees in ((js, [rid]), (admin, [rid]), (zy, [])):
+        body = client.get(url).get_json()
+        assert [d["report_id"] for d in body["items"]] == sees
+        assert body["filed"] == 1 and body["pending"] == 1  # the counts stay city-wide
+
+
 # -- district scope of review decisions ----------------------------------------------------
 def test_district_user_moves_a_report_onto_another_districts_segment_is_refused(
     login_as: Any, runtime: Any
