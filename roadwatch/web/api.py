@@ -658,8 +658,9 @@ def get_photo(sha256: str) -> Response:
         path, mime = found
         res = send_file(path.resolve(), mimetype=mime, max_age=3600)
         public = current_user() is None
-        res.headers["Cache-Control"] = (
-            "public, max-age=3600" if public else "private, max-age=86400"
-        )
+        # A public photo may stop being public (its case hidden, merged, found covert): a
+        # shared cache keeps it but asks each time (a 304 while the ETag, the content's
+        # digest, still matches; the 404 once it is no longer shown).
+        res.headers["Cache-Control"] = "public, no-cache" if public else "private, max-age=86400"
         return res
     raise ApiError(404, "sha256", "not_found", "no photo with that id (not uploaded yet?)")

@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from PIL import Image, ImageDraw
 from PIL.ExifTags import IFD
 from PIL.TiffImagePlugin import IFDRational
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from roadwatch.accounts import chiefs as ca
 from roadwatch.accounts.reporters import save_reporter
@@ -270,7 +270,22 @@ def test_covert_findings_photo_is_not_served_to_the_public(
     media = req["media_url"].split("://", 1)[1].split("/", 1)[1]
     res = anonymous.get("/" + media)
     assert res.status_code == 200 and res.mimetype == "image/jpeg"
+    # a shared cache must ask again before each use: the photo may stop being public
+    assert res.headers["Cache-Control"] == "public, no-cache" and res.headers["ETag"]
+    etag = res.headers["ETag"]
     res.close()
+    again = anonymous.get("/" + media, headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    again.close()
+    with runtime.sessions.begin() as s:  # the request is found covert after all
+        s.execute(
+            update(models.Report)
+            .where(models.Report.id == public["report_id"])
+            .values(reporter_id=covert)
+        )
+    gone = anonymous.get("/" + media, headers={"If-None-Match": etag})
+    assert gone.status_code == 404
+    gone.close()
 
     staff = app.test_client()
     login(staff, runtime)
