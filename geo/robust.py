@@ -478,9 +478,13 @@ def fit_isotonic(
 ) -> tuple[FloatArray, FloatArray]:
     """Knots of a non-decreasing map raw -> P(right): quantile bins, then pool adjacent
     violators (weighted by bin size). Returns (xs, ys) for :func:`calibrate`."""
+    if raw.size == 0:  # nothing placed to learn from: leave the raw posterior as it is
+        return np.array([0.0, 1.0]), np.array([0.0, 1.0])
     order = np.argsort(raw, kind="stable")
     r, y = raw[order], right[order].astype(np.float64)
     edges = np.unique(np.quantile(r, np.linspace(0, 1, bins + 1)))
+    if edges.size < 2:  # every raw value the same (a network of one segment): one bin
+        edges = np.repeat(edges, 2)
     which = np.clip(np.searchsorted(edges, r, side="right") - 1, 0, edges.size - 2)
     cnt = np.bincount(which, minlength=edges.size - 1).astype(np.float64)
     keep = cnt > 0

@@ -164,3 +164,19 @@ def test_import_with_a_crs_the_importer_does_not_know(
     err = r.stderr
     assert "unknown coordinate reference system 'Amap'" in err and "GCJ02" in err
     assert not (tmp_path / "n.gz").exists()
+
+
+def test_import_a_network_of_one_segment_fits_its_bars(
+    tmp_path: Path, network_ctx: Any, runner: CliRunner
+) -> None:
+    # every simulated report lands on the one segment: all raw posteriors equal, which
+    # once crashed the calibration fit with a traceback after the file was written
+    src = city_layer(network_ctx, tmp_path / "one.gpkg", n=1)
+    out = tmp_path / "one.geojson.gz"
+    argv = ["network", "import", str(src), "--out", str(out), "--id-field", "SEG_ID"]
+    argv += ["--name-field", "MC", "--district-field", "QX"]
+    argv += ["--fit-reports", "1000", "--calibration-reports", "10000"]
+    r = runner.invoke(main, argv)
+    assert r.exit_code == 0, r.output
+    assert "imported 1 segments" in r.stdout and "fitted the snapping bars" in r.stdout
+    assert bars_path(out).exists()

@@ -213,6 +213,14 @@ def test_isotonic_fit_recovers_a_known_calibration() -> None:
     assert got == pytest.approx([0.09, 0.36, 0.81], abs=0.04)
 
 
+def test_isotonic_fit_of_identical_or_no_raw_scores() -> None:
+    # a network of one segment: every report's raw posterior is the same
+    xs, ys = fit_isotonic(np.ones(500), np.ones(500, dtype=bool))
+    assert calibrate(np.array([1.0, 0.5]), xs, ys) == pytest.approx([1.0, 0.5])
+    xs, ys = fit_isotonic(np.zeros(0), np.zeros(0, dtype=bool))  # nothing placed
+    assert calibrate(np.array([0.3]), xs, ys) == pytest.approx([0.3])
+
+
 @pytest.fixture(scope="module", params=["helsinki", "kotka"])
 def network(request: pytest.FixtureRequest) -> object:
     return load_network(DATA if request.param == "helsinki" else HELD_OUT)
