@@ -510,8 +510,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise SettingsError(f"ROADWATCH_CONFIG: file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SettingsError(f"ROADWATCH_CONFIG: {path} is not valid TOML ({exc})") from None
+    except OSError as exc:  # a directory, no read permission, ...
+        raise SettingsError(
+            f"ROADWATCH_CONFIG: cannot read {path}: {exc.strerror or exc}"
+        ) from None
 
 
 # ROADWATCH_* variables that are not settings (other tools share the prefix).

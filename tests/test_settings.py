@@ -58,6 +58,16 @@ def test_broken_toml_and_missing_file(tmp_path: Path) -> None:
         load_settings(env={"ROADWATCH_CONFIG": str(tmp_path / "nope.toml")})
 
 
+def test_config_that_is_not_a_readable_text_file(tmp_path: Path) -> None:
+    # once a traceback each: a directory (or no read permission) and bytes that are not UTF-8
+    with pytest.raises(SettingsError, match="ROADWATCH_CONFIG: cannot read .*: Is a directory"):
+        load_settings(env={"ROADWATCH_CONFIG": str(tmp_path)})
+    latin = tmp_path / "latin1.toml"
+    latin.write_bytes("timezone = 'Europe/Zürich'\n".encode("latin-1"))
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(env={"ROADWATCH_CONFIG": str(latin)})
+
+
 def test_cli_prints_one_line_and_exits_2(
     runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
