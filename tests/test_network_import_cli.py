@@ -180,3 +180,32 @@ def test_import_a_network_of_one_segment_fits_its_bars(
     assert r.exit_code == 0, r.output
     assert "imported 1 segments" in r.stdout and "fitted the snapping bars" in r.stdout
     assert bars_path(out).exists()
+
+
+@pytest.mark.parametrize(
+    ("bounds", "says"),
+    [("abc", "four numbers"), ("113,34,114", "four numbers"), ("114,35,113,34", "min < max")],
+)
+def test_import_refuses_bad_bounds_in_one_line(
+    tmp_path: Path, network_ctx: Any, runner: CliRunner, bounds: str, says: str
+) -> None:
+    src = city_layer(network_ctx, tmp_path / "city.gpkg", n=2)
+    out = tmp_path / "net.geojson.gz"
+    r = runner.invoke(main, ["network", "import", str(src), "--out", str(out), "--bounds", bounds])
+    assert r.exit_code == 2, r.output  # once a traceback (ValueError, IndexError)
+    assert r.stderr.startswith("roadwatch: --bounds: must be") and says in r.stderr
+    assert not out.exists()
+
+
+def test_import_to_an_out_that_cannot_be_written(
+    tmp_path: Path, network_ctx: Any, runner: CliRunner
+) -> None:
+    src = city_layer(network_ctx, tmp_path / "city.gpkg", n=2)
+    out = tmp_path / "taken"
+    out.mkdir()  # a directory where the network file should go
+    argv = ["network", "import", str(src), "--out", str(out), "--id-field", "SEG_ID"]
+    argv += ["--name-field", "MC", "--district-field", "QX"]
+    r = runner.invoke(main, argv)
+    assert r.exit_code == 2, r.output  # once a traceback (IsADirectoryError)
+    assert f"roadwatch: cannot write {out}: " in r.stderr and "Traceback" not in r.output
+    assert out.is_dir() and not (tmp_path / "taken.part").exists()

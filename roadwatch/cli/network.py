@@ -86,11 +86,21 @@ class _ProgressBar:
         self.out.flush()
 
 
-def _bounds(text: str) -> tuple[float, float, float, float] | None:
+def _bounds(text: str, where: str = "--bounds") -> tuple[float, float, float, float] | None:
+    """The city's box, or CommandError in the words of the setting's own check."""
     if not text.strip():
         return None
-    parts = [float(x) for x in text.split(",")]
-    return (parts[0], parts[1], parts[2], parts[3])
+    try:
+        w, s, e, n = (float(x) for x in text.split(","))
+    except ValueError:
+        raise CommandError(
+            f"{where}: must be minLon,minLat,maxLon,maxLat (four numbers), not {text!r}"
+        ) from None
+    if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
+        raise CommandError(
+            f"{where}: must be minLon,minLat,maxLon,maxLat with min < max, not {text!r}"
+        )
+    return (w, s, e, n)
 
 
 @network.command(
@@ -227,7 +237,11 @@ def import_(
 
     src = Path(file)
     target = Path(out) if out else Path("var/networks") / (src.name.split(".")[0] + ".geojson.gz")
-    box = _bounds(bounds) if bounds is not None else _bounds(settings.city_bounds)
+    box = (
+        _bounds(bounds)
+        if bounds is not None
+        else _bounds(settings.city_bounds, "ROADWATCH_CITY_BOUNDS")
+    )
     progress = _ProgressBar()
     t0 = time.perf_counter()
     try:
@@ -271,10 +285,14 @@ def import_(
         raise CommandError(str(exc)) from None
     except (ValueError, OSError) as exc:
         raise CommandError(f"cannot import {src}: {exc}") from None
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".part")
-    save_network(net, tmp)
-    tmp.replace(target)  # atomic: a failed import leaves the previous file in place
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        save_network(net, tmp)
+        tmp.replace(target)  # atomic: a failed import leaves the previous file in place
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CommandError(f"cannot write {target}: {exc.strerror or exc}") from None
     print(
         f"imported {len(net.segments):,} segments in {len(net.districts)} districts from {src} "
         f"in {time.perf_counter() - t0:.1f} s -> {target}"
