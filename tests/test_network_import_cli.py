@@ -209,3 +209,17 @@ def test_import_to_an_out_that_cannot_be_written(
     assert r.exit_code == 2, r.output  # once a traceback (IsADirectoryError)
     assert f"roadwatch: cannot write {out}: " in r.stderr and "Traceback" not in r.output
     assert out.is_dir() and not (tmp_path / "taken.part").exists()
+
+
+def test_import_osm_pbf_with_no_road_in_the_city_keeps_the_previous_file(
+    tmp_path: Path, runner: CliRunner
+) -> None:
+    out = tmp_path / "osm.geojson.gz"
+    assert runner.invoke(main, [*OSM_IMPORT, "--out", str(out)]).exit_code == 0
+    previous = out.read_bytes()
+    # the Kotka extract against the default city area (Zhengzhou): nothing inside
+    argv = ["network", "import", str(DATA / "test.osm.pbf"), "--out", str(out)]
+    r = runner.invoke(main, argv)
+    assert r.exit_code == 2, r.output  # once an empty file written, then a traceback
+    assert "no segments to import" in r.stderr and "city area (lon 112.7..114.25" in r.stderr
+    assert out.read_bytes() == previous
