@@ -534,6 +534,8 @@ def read_segment_layer(
     src = _source(p)
     info = _open_info(p, layer, src)
     n = int(info.get("features") or 0)
+    if n == 0:  # -1 (a driver that cannot count) reads on and is checked after the read
+        raise _file_error(p, f"{p}: the file has no features (no segments); nothing to import")
     report("read", 0, n)
     crs = _layer_crs(p, info, crs)
     present = [str(f) for f in info["fields"]]
@@ -543,6 +545,8 @@ def read_segment_layer(
         src, layer=layer, columns=columns, force_2d=True
     )
     n = len(wkb)
+    if n == 0:
+        raise _file_error(p, f"{p}: the file has no features (no segments); nothing to import")
     report("read", n, n)
     # pyogrio returns the columns in file order, not in the order asked for.
     values = {str(c): _strings(v) for c, v in zip(_meta["fields"], field_data, strict=True)}

@@ -435,6 +435,20 @@ def test_file_that_is_not_a_vector_file(tmp_path: Path, name: str) -> None:
     )
 
 
+@pytest.mark.parametrize("name", ["empty.geojson", "empty.json", "empty.gpkg"])
+def test_file_without_features(tmp_path: Path, name: str) -> None:
+    # once: "no field 'id' ... its fields are: (none)", which sent one looking for a mapping
+    path = tmp_path / name
+    if name.endswith(".gpkg"):
+        _frame().iloc[:0].to_file(path)
+    else:
+        text = "[]" if name.endswith(".json") else '{"type": "FeatureCollection", "features": []}'
+        path.write_text(text, encoding="utf-8")
+    with pytest.raises(NetworkImportError) as exc:
+        read_segment_layer(path)
+    assert str(exc.value) == f"{path}: the file has no features (no segments); nothing to import"
+
+
 def test_missing_file_and_layer(tmp_path: Path) -> None:
     with pytest.raises(NetworkImportError, match=r"no such file; check the path"):
         read_segment_layer(tmp_path / "nope.gpkg")
