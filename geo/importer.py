@@ -617,7 +617,9 @@ def read_segment_layer(
                         "road_class",
                         (
                             f"road class {v!r} in field {mapping.road_class!r} is not known; use "
-                            f"one of {', '.join(ROAD_CLASSES)} or an OSM highway value"
+                            f"one of {', '.join(ROAD_CLASSES)} or the OSM highway value of a "
+                            f"street ({', '.join(sorted(DEFAULT_DRIVABLE))}; footway, cycleway, "
+                            "path, track and steps are not taken)"
                         ),
                     )
                 )
