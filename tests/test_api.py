@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from PIL import Image
 
 from roadwatch.web import create_app
 from tests.support.auth import login
@@ -169,6 +170,22 @@ def test_photo_upload(client: FlaskClient, runtime: Any) -> None:
     got.close()
     assert client.get(f"/api/photos/{'0' * 64}").status_code == 404
     assert client.get("/api/photos/not-a-hash").status_code == 404
+
+
+@pytest.mark.parametrize("size", [(12_000, 9_000), (40_000, 40_000)])
+def test_a_decompression_bomb_is_refused_as_too_many_pixels(
+    client: FlaskClient, size: tuple[int, int]
+) -> None:
+    """A small file that decodes to more than 100 megapixels: 413 too_many_pixels, in plain
+    words, never "damaged or cut off" (Pillow's own bomb check fires first: 108 MP is past
+    its warning, 1,600 MP past its error)."""
+    bomb = io.BytesIO()
+    Image.new("1", size).save(bomb, "PNG")  # one bit a pixel: cheap to make, ~200 kB
+    res = client.post("/api/photos", data={"photo": (io.BytesIO(bomb.getvalue()), "b.png")})
+    assert res.status_code == 413, res.get_json()
+    err = res.get_json()["errors"][0]
+    assert (err["field"], err["code"]) == ("photo", "too_many_pixels")
+    assert "at most 100 megapixels" in err["message"]
 
 
 def test_health_and_metrics(client: FlaskClient) -> None:

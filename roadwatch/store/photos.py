@@ -260,28 +260,35 @@ def _encode(img: Image.Image, src: Image.Image, kind: str) -> bytes:
     return out.getvalue()
 
 
+def _too_many_pixels(size: str) -> PhotoError:
+    return PhotoError(
+        "too_many_pixels",
+        f"照片像素过多 (the photo has {size} pixels; at most "
+        f"{MAX_PIXELS // 1_000_000} megapixels are taken)",
+    )
+
+
 def _open(data: bytes) -> Image.Image:
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow's own bomb check (a warning above Image.MAX_IMAGE_PIXELS, about 89
+            # megapixels, an error above twice that) fires in Image.open, before the size
+            # is known here: the warning is left to MAX_PIXELS below, the error is a bomb.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             if img.width * img.height > MAX_PIXELS:
-                raise PhotoError(
-                    "too_many_pixels",
-                    f"照片像素过多 (the photo has {img.width} x {img.height} pixels; at most "
-                    f"{MAX_PIXELS // 1_000_000} megapixels are taken)",
-                )
+                raise _too_many_pixels(f"{img.width} x {img.height}")
             img.load()
     except PhotoError:
         raise
+    except Image.DecompressionBombError:
+        raise _too_many_pixels("far too many") from None
     except (
         UnidentifiedImageError,
         OSError,
         SyntaxError,
         ValueError,
         EOFError,
-        Image.DecompressionBombWarning,
-        Image.DecompressionBombError,
     ):
         raise PhotoError(
             "unreadable",
