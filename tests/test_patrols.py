@@ -180,3 +180,14 @@ def test_null_crs_and_points_mean_not_given() -> None:
     now = dt.datetime.now(dt.UTC)
     patrol, errors = validate_patrol(_patrol(crs=None, points=None, state="start"), now, None)
     assert errors == [] and patrol is not None and patrol.points == ()
+
+
+def test_a_version_written_as_1_0_is_version_1() -> None:
+    """JSON (and the schema's "integer") does not tell 1 from 1.0."""
+    from roadwatch.cases.patrols import validate_patrol
+
+    now = dt.datetime.now(dt.UTC)
+    patrol, errors = validate_patrol(_patrol(v=1.0, state="start"), now, None)
+    assert errors == [] and patrol is not None
+    patrol, errors = validate_patrol(_patrol(v=1.5, state="start"), now, None)
+    assert [(e.field, e.code) for e in errors] == [("v", "invalid_type")]

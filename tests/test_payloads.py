@@ -204,3 +204,22 @@ def test_a_trailing_newline_is_not_part_of_an_id(
     changes: dict[str, Any], expected: list[tuple[str, str]]
 ) -> None:
     assert check(example(**changes), topic_reporter=None) == expected
+
+
+def test_whole_numbers_written_with_a_fraction_are_whole_numbers() -> None:
+    """docs/schemas/report.json says "integer", which JSON Schema (and JSON itself) takes
+    as 2 or 2.0; phone JSON libraries that keep numbers as doubles write 2.0."""
+    raw = _raw(example(severity=3), '"severity": 3', '"severity": 3.0')
+    raw = raw.replace(b'"v": 1', b'"v": 1.0')
+    data, errors = decode_json(raw, 65536)
+    assert errors == [] and data["v"] == 1.0 and isinstance(data["severity"], float)
+    report, errors = validate_report(data, RULES, NOW, "zz-jinshui-0421")
+    assert errors == [] and report is not None
+    assert report.severity == 3 and type(report.severity) is int
+    # a fraction is still not a whole number, nor are text and true
+    assert check(example(severity=2.5)) == [("severity", "invalid_type")]
+    assert check(example(severity="2")) == [("severity", "invalid_type")]
+    assert check(example(severity=True)) == [("severity", "invalid_type")]
+    assert check(example(v=2.0)) == [("v", "unsupported_version")]
+    assert check(example(severity=4.0)) == [("severity", "out_of_range")]
+    assert check(example(severity=1e30)) == [("severity", "out_of_range")]

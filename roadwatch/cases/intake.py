@@ -12,15 +12,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError
 
 from ..ingest.errors import FieldError
-from ..ingest.payloads import SHA256_HEX, Number, parse_time, pydantic_errors
+from ..ingest.payloads import SHA256_HEX, Number, WholeNumber, parse_time, pydantic_errors
 
 
 class _Rectification(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
-    v: StrictInt
+    v: WholeNumber
     rectification_id: StrictStr
     report_id: StrictStr
     reporter_id: StrictStr
@@ -34,7 +34,7 @@ class _Rectification(BaseModel):
 
 class _Verification(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
-    v: StrictInt
+    v: WholeNumber
     verification_id: StrictStr
     report_id: StrictStr
     reporter_id: StrictStr

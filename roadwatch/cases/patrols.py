@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from sqlalchemy import Connection, Table, delete, select
 
 from geo.crs import to_wgs84
 from geo.match import covered_segments, match_track
 
 from ..ingest.errors import FieldError
-from ..ingest.payloads import Number, parse_time, pydantic_errors
+from ..ingest.payloads import Number, WholeNumber, parse_time, pydantic_errors
 from ..network.context import NetworkContext
 from ..store import models
 
@@ -41,7 +41,7 @@ class _Point(BaseModel):
 
 class _Patrol(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
-    v: StrictInt
+    v: WholeNumber
     patrol_id: StrictStr
     reporter_id: StrictStr
     state: StrictStr

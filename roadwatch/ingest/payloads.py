@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import orjson
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictFloat,
@@ -41,10 +42,22 @@ CATEGORY_CODE = re.compile(r"^[EC]\d{4}\Z")
 Number = StrictFloat | StrictInt  # JSON numbers only: no strings, no booleans
 
 
+def _whole(value: Any) -> Any:
+    """2.0 is a whole number: JSON does not tell 2 from 2.0, and the published JSON Schemas'
+    "integer" takes both (some phone JSON libraries write every number with a fraction)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    return value
+
+
+# A JSON whole number (2 or 2.0); 2.5, "2" and true are not.
+WholeNumber = Annotated[StrictInt, BeforeValidator(_whole)]
+
+
 class _ReportModel(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)  # new optional fields may appear
 
-    v: StrictInt
+    v: WholeNumber
     report_id: StrictStr
     reporter_id: StrictStr
     observed_at: StrictStr
@@ -56,7 +69,7 @@ class _ReportModel(BaseModel):
     accuracy_m: Number | None = None
     heading_deg: Number | None = None
     category: StrictStr
-    severity: StrictInt | None = None
+    severity: WholeNumber | None = None
     note: StrictStr | None = None
     photos: Annotated[list[StrictStr], Field(max_length=20)] | None = None
     segment_hint: StrictStr | None = None
