@@ -645,6 +645,56 @@ def test_post_bad_request_is_400(
     assert any(words in d for d in assert_error(doc, fmt, 400)), doc
 
 
+@fmts()
+@pytest.mark.parametrize(
+    "description",
+    [
+        "%BE%AE%B8%C7%B6%AA%CA%A7",  # 井盖丢失 in GBK, percent-encoded: was stored as garbage
+        "\xbe\xae\xb8\xc7",  # raw GBK bytes: the form read as empty, answered "Invalid api_key"
+    ],
+)
+def test_a_form_not_in_utf8_is_400_in_plain_words(
+    client: FlaskClient, runtime: Any, fmt: str, description: str
+) -> None:
+    body = (
+        f"api_key={API_KEY}&service_code=E0504&lat=34.7739&long=113.6774&description="
+    ).encode() + description.encode("latin-1")
+    res = client.post(
+        f"/open311/v2/requests.{fmt}",
+        data=body,
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert res.status_code == 400, res.data[:500]
+    doc = ET.fromstring(res.data) if fmt == "xml" else json.loads(res.data)
+    assert any("UTF-8" in d for d in assert_error(doc, fmt, 400))
+    with runtime.sessions() as s:
+        assert s.query(models.Report).count() == 0
+    # the same text in UTF-8, percent-encoded as a browser or curl does it, is taken
+    utf8 = body.split(b"&description=")[0] + b"&description=%E4%BA%95%E7%9B%96%E4%B8%A2%E5%A4%B1"
+    res = client.post(
+        f"/open311/v2/requests.{fmt}", data=utf8, content_type="application/x-www-form-urlencoded"
+    )
+    assert res.status_code == 201, res.data[:500]
+    with runtime.sessions() as s:
+        (row,) = s.query(models.Report).all()
+        assert row.note == "井盖丢失"
+
+
+def test_a_new_request_says_new_in_words(client: FlaskClient, runtime: Any) -> None:
+    """Before the dispatcher's turn a case is "new": its status_notes named it "new（new）"."""
+    body = contract_example()
+    make_reports(runtime, body)
+    with runtime.sessions.begin() as s:
+        s.execute(
+            update(models.Report)
+            .where(models.Report.id == body["report_id"])
+            .values(case_status="new")
+        )
+    (req,) = get(client, "requests.{fmt}", "json")
+    assert req["status"] == "open"
+    assert req["status_notes"].startswith("new（已受理）："), req["status_notes"]
+
+
 def test_rejected_post_is_kept_like_any_rejection(client: FlaskClient, runtime: Any) -> None:
     login(client, runtime)  # /api/rejected is staff-only
     post(client, "json", 400, api_key=API_KEY, service_code="E0504", address_id="ZZ-NOPE-0001")

@@ -25,6 +25,7 @@ import datetime as dt
 import json
 import math
 import re
+import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
@@ -58,6 +59,8 @@ CLOSED = ("closed", "invalid", "duplicate")
 GROUPS = {"order": "包秩序", "clean": "包卫生", "facade": "包立面", "facility": "公共设施"}
 SEVERITIES = {1: "一般 minor", 2: "较重 serious", 3: "紧急 urgent (safety)"}
 STATUS_NAMES = {
+    "new": "已受理",
+    "accepted": "已受理",
     "needs_review": "待核实",
     "dispatched": "已派遣",
     "rectified": "已整改，待核查",
@@ -537,10 +540,33 @@ def _float_field(name: str) -> float | None:
     return value
 
 
+def _form_is_utf8() -> bool:
+    """Whether a URL-encoded form's text is UTF-8 (the only encoding read here).
+
+    A form in GBK, raw or percent-encoded, as some older city systems send it, would
+    otherwise be read as an empty form (raw bytes: "Invalid api_key") or stored as
+    garbage (percent-encoded: "%BE%AE…" as the description).
+    """
+    if request.mimetype != "application/x-www-form-urlencoded":
+        return True  # multipart parts carry their own charset; the parser decodes them
+    raw = request.get_data(cache=True)  # the form is parsed from this cached copy
+    try:
+        urllib.parse.unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 @bp.post("/requests.<fmt>")
 def create_request(fmt: str) -> Response:
     fmt = _fmt(fmt)
     rt = runtime()
+    if not _form_is_utf8():
+        raise Open311Error(
+            400,
+            "the form is not UTF-8 text: encode it as UTF-8 (percent-encoded), "
+            "not GBK or another character set",
+        )
     form = request.form
     key = form.get("api_key") or request.args.get("api_key") or ""
     owner = rt.settings.open311_keys.get(key) if key else None
