@@ -573,12 +573,31 @@ class Pipeline:
         # Core, not the ORM: this is the hot path and every statement is plain SQL.
         with self.engine.begin() as session:
             valid = [it for it in items if it.report is not None]
-            known = self._existing(session, [it.report.report_id for it in valid if it.report])
+            known, owners = self._existing(
+                session, [it.report.report_id for it in valid if it.report]
+            )
             rows: list[dict[str, Any]] = []
             fresh: dict[str, _Item] = {}
             for it in valid:
                 assert it.report is not None and it.placement is not None
                 rid = it.report.report_id
+                owner = owners.get(rid)
+                first = fresh[rid].report if rid in fresh else None
+                if owner is None and first is not None:
+                    owner = first.reporter_id
+                if owner is not None and owner != it.report.reporter_id:
+                    # Another reporter's id: not a resend of this reporter's message, so
+                    # neither a silent "duplicate" nor a look at the other one's report.
+                    it.errors = [
+                        FieldError(
+                            "report_id",
+                            "not_yours",
+                            "this report_id is another reporter's report; make a new UUID "
+                            "for each report",
+                        )
+                    ]
+                    it.report = None  # falls through to the rejections below
+                    continue
                 if rid in known or rid in fresh:
                     continue  # answered below as duplicate
                 fresh[rid] = it
@@ -748,11 +767,14 @@ class Pipeline:
         return None
 
     # -- helpers ------------------------------------------------------------------
-    def _existing(self, session: Connection, ids: list[str]) -> dict[str, Outcome]:
+    def _existing(
+        self, session: Connection, ids: list[str]
+    ) -> tuple[dict[str, Outcome], dict[str, str]]:
+        """The stored reports among `ids`: their duplicate answers, and their reporters."""
         if not ids:
-            return {}
-        rows = session.execute(_known_reports_sql(dialect_of(session)), {"ids": ids})
-        return {
+            return {}, {}
+        rows = session.execute(_known_reports_sql(dialect_of(session)), {"ids": ids}).all()
+        known = {
             row.id: Outcome(
                 id=row.id,
                 status="duplicate",
@@ -764,6 +786,7 @@ class Pipeline:
             )
             for row in rows
         }
+        return known, {row.id: row.reporter_id for row in rows}
 
     def _duplicate(self, rid: str, known: dict[str, Outcome]) -> Outcome:
         return known.get(rid) or Outcome(id=rid, status="duplicate")
@@ -883,7 +906,9 @@ def _known_reports_sql(dialect: str) -> Select[Any]:
     """Reports already stored under some of a batch's ids (built once: every batch asks)."""
     r = REPORTS.c
     match = _among_ids(r.id, dialect)
-    return select(r.id, r.status, r.segment_id, r.district, r.snap, r.case_status).where(match)
+    return select(
+        r.id, r.reporter_id, r.status, r.segment_id, r.district, r.snap, r.case_status
+    ).where(match)
 
 
 def _among_ids(column: Any, dialect: str) -> Any:

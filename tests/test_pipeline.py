@@ -66,6 +66,37 @@ def test_duplicate_within_one_fresh_batch(runtime: Any) -> None:
     assert [o.status for o in outs] == ["accepted", "duplicate"]
 
 
+def test_another_reporters_report_id_is_rejected_not_a_duplicate(runtime: Any) -> None:
+    """A report id is the idempotency key of one reporter's messages. Another reporter's
+    message under it (a broken UUID generator, a name-based UUID, a guessed one) is not a
+    resend: answering it "duplicate" lost that report silently and showed its sender the
+    other reporter's segment and case. Like a patrol id (not_yours), it is rejected."""
+    body = contract_example()
+    assert runtime.pipeline.process([inbound(body)])[0].status == "accepted"
+    other = {**body, "reporter_id": "zz-jinshui-0105", "category": "C0101", "note": "mine"}
+    (out,) = runtime.pipeline.process([inbound(other, reporter="zz-jinshui-0105")])
+    assert out.status == "rejected" and out.segment_id is None and out.case_status is None
+    assert [(e.field, e.code) for e in out.errors] == [("report_id", "not_yours")]
+    # within one batch too; the owner's own resend is still a duplicate
+    fresh = contract_example()
+    outs = runtime.pipeline.process(
+        [
+            inbound(fresh),
+            inbound({**fresh, "reporter_id": "zz-jinshui-0105"}, reporter="zz-jinshui-0105"),
+            inbound(body),
+        ]
+    )
+    assert [o.status for o in outs] == ["accepted", "rejected", "duplicate"]
+    with runtime.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(models.Report)) == 2
+        kept = s.scalars(select(models.RejectedMessage).order_by(models.RejectedMessage.id)).all()
+        assert [(r.message_id, r.reporter_id) for r in kept] == [
+            (body["report_id"], "zz-jinshui-0105"),
+            (fresh["report_id"], "zz-jinshui-0105"),
+        ]
+        assert s.get(models.Report, body["report_id"]).reporter_id == "zz-jinshui-0421"
+
+
 def test_report_stored_meanwhile_by_another_worker_is_a_duplicate(
     runtime: Any, monkeypatch: Any, caplog: Any
 ) -> None:
@@ -78,9 +109,9 @@ def test_report_stored_meanwhile_by_another_worker_is_a_duplicate(
     real = runtime.pipeline._existing
     calls = []
 
-    def lookup_before_the_other_commit(session: Any, ids: list[str]) -> dict[str, Any]:
+    def lookup_before_the_other_commit(session: Any, ids: list[str]) -> Any:
         calls.append(ids)
-        return {} if len(calls) == 1 else real(session, ids)
+        return ({}, {}) if len(calls) == 1 else real(session, ids)
 
     monkeypatch.setattr(runtime.pipeline, "_existing", lookup_before_the_other_commit)
     with caplog.at_level("INFO", logger="roadwatch.pipeline"):
