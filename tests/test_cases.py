@@ -185,6 +185,32 @@ def test_rectify_verify_close_and_the_refusals(runtime: Any, at: Any) -> None:
     assert len(rejected) == 4  # every refusal is kept with its reason (the parked one waits)
 
 
+def test_another_reporters_message_id_is_rejected_not_a_duplicate(runtime: Any, at: Any) -> None:
+    """A rectification or verification under an id another reporter already used is not a
+    resend of it: rejected not_yours and kept, never a silent "duplicate"."""
+    at(FRIDAY_1630)
+    out, body = report(runtime, FRIDAY_1630)
+    rid = body["report_id"]
+    chief = case_row(runtime, rid).assignee_id
+    t = FRIDAY_1630 + dt.timedelta(hours=1)
+    p = runtime.pipeline
+    p.clock = lambda: t.astimezone(dt.UTC)
+    body_r = rectification(rid, chief, t)
+    assert p.process([msg("rectification", body_r, chief, t)])[0].status == "accepted"
+    supervisor = chief_of(runtime, out.segment_id, 2)
+    theirs = {**verification(rid, supervisor, t, "fail")}
+    theirs["verification_id"] = body_r["rectification_id"]
+    (got,) = p.process([msg("verification", theirs, supervisor, t)])
+    assert got.status == "rejected"
+    assert [(e.field, e.code) for e in got.errors] == [("verification_id", "not_yours")]
+    assert case_row(runtime, rid).case_status == "rectified"  # nothing changed
+    (again,) = p.process([msg("rectification", body_r, chief, t)])
+    assert again.status == "duplicate"  # the owner's own resend still is one
+    with runtime.sessions() as s:
+        kept = s.scalars(select(models.RejectedMessage.reporter_id)).all()
+    assert kept == [supervisor]
+
+
 def test_escalation_level_by_level_each_notified_once(runtime: Any, at: Any) -> None:
     at(FRIDAY_1630)
     out, body = report(runtime, FRIDAY_1630, category="E0102")

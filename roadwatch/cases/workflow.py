@@ -582,7 +582,18 @@ def apply_case_message(
     """
     fx = Effects()
     r = REPORTS.c
-    if conn.execute(select(MESSAGES.c.id).where(MESSAGES.c.id == msg.message_id)).first():
+    seen = conn.execute(
+        select(MESSAGES.c.reporter_id).where(MESSAGES.c.id == msg.message_id)
+    ).first()
+    if seen is not None and seen.reporter_id != msg.reporter_id:
+        # Another reporter's message id: not a resend, so no silent "duplicate" (as for
+        # report and patrol ids).
+        return _reject(
+            f"{msg.kind}_id",
+            "not_yours",
+            f"this {msg.kind}_id is another reporter's message; make a new UUID for each one",
+        ), fx
+    if seen is not None:
         row = conn.execute(select(r.case_status, r.segment_id).where(r.id == msg.report_id)).first()
         return CaseOutcome(
             "duplicate", row.case_status if row else None, row.segment_id if row else None
