@@ -234,12 +234,25 @@ def _cursor(*parts: Any) -> str:
         "/api/rejected?cursor=" + _cursor(1, 2),
         "/api/rejected?cursor=" + _cursor(None),
         "/api/rejected?cursor=" + _cursor([1]),
+        # beyond the INTEGER id columns, or text with NUL: PostgreSQL refused them (500)
+        "/api/rejected?cursor=" + _cursor(2**31),
+        "/api/rejected?cursor=" + _cursor(10**24),
+        "/api/rejected?cursor=" + _cursor(-1),
+        "/api/reports?cursor=" + _cursor("2026-12-01T00:00:00+00:00", "a\u0000b"),
+        "/api/events?since=2026-12-01T00:00:00Z&cursor=" + _cursor(2**40),
     ],
 )
 def test_a_forged_cursor_is_a_400_not_a_500(client: FlaskClient, url: str) -> None:
     res = client.get(url)
     assert res.status_code == 400, res.get_data(as_text=True)
     assert res.get_json()["errors"][0]["field"] == "cursor"
+
+
+@pytest.mark.parametrize("before", [2**31, 2**40, 2**63 - 1])
+def test_an_audit_page_before_no_possible_id_is_a_400(client: FlaskClient, before: int) -> None:
+    res = client.get(f"/api/audit?before={before}")
+    assert res.status_code == 400, res.get_data(as_text=True)
+    assert res.get_json()["errors"][0]["field"] == "before"
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from ..accounts.users import StaffUser
 from ..store import audit
 from .context import runtime
 from .errors import ApiError
-from .params import limit_arg, time_arg
+from .params import MAX_ROW_ID, limit_arg, time_arg
 
 bp = Blueprint("authz", __name__, url_prefix="/api")
 
@@ -157,7 +157,7 @@ def audit_log() -> Response:
             before = int(request.args["before"])
         except ValueError:
             raise ApiError(400, "before", "invalid", "before must be an entry id") from None
-        if not 0 < before < 2**63:  # beyond the id column (a database error, not an answer)
+        if not 0 < before <= MAX_ROW_ID:  # beyond the id column (a database error, not an answer)
             raise ApiError(400, "before", "invalid", "before must be an entry id")
     action = request.args.get("action") or None
     if action is not None and not any(

@@ -98,6 +98,11 @@ def encode_cursor(*parts: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
 
 
+# The row ids paged by (events.seq, rejected_messages.id, audit_entries.id…) are INTEGER
+# columns: 32 bits on PostgreSQL, where a larger number in a query is an error.
+MAX_ROW_ID = 2**31 - 1
+
+
 def decode_cursor(raw: str, *kinds: type) -> list[Any]:
     """The parts of a cursor this server gave out, of these types; anything else is a 400."""
     try:
@@ -106,6 +111,11 @@ def decode_cursor(raw: str, *kinds: type) -> list[Any]:
             raise ValueError
         for part, kind in zip(value, kinds, strict=True):
             if not isinstance(part, kind) or isinstance(part, bool):
+                raise ValueError
+            # beyond the id columns, or text no column holds: a database error, not an answer
+            if isinstance(part, int) and not 0 <= part <= MAX_ROW_ID:
+                raise ValueError
+            if isinstance(part, str) and "\x00" in part:
                 raise ValueError
         return value
     except ValueError:
