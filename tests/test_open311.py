@@ -600,6 +600,23 @@ def test_post_with_lat_long_is_snapped(client: FlaskClient, runtime: Any) -> Non
     assert req["media_url"].endswith(f"/api/photos/{PHOTO}?request={doc['service_request_id']}")
 
 
+def test_post_left_for_review_says_it_is_not_public_yet(client: FlaskClient, runtime: Any) -> None:
+    """A request the platform cannot place for certain waits for staff and is not public:
+    the answer says so, since `requests/{id}` answers 404 until then."""
+    seg = runtime.ctx.network.segments[runtime.ctx.position["ZZ-JS-0173"]]
+    (sure,) = post(client, "json", 201, api_key=API_KEY, service_code="E0102", address_id=seg.id)
+    assert "404" not in sure["service_notice"]
+    (doc,) = post(  # far outside the city: placed nowhere, left for review
+        client, "json", 201, api_key=API_KEY, service_code="E0102", lat="39.9", long="116.4"
+    )
+    rid = doc["service_request_id"]
+    with runtime.sessions() as s:
+        row = s.get(models.Report, rid)
+        assert row is not None and row.status == "needs_review"
+    assert "under review" in doc["service_notice"] and "404" in doc["service_notice"]
+    get(client, f"requests/{rid}.{{fmt}}", "json", status=404)
+
+
 @fmts()
 @pytest.mark.parametrize("key", [None, "", "wrong-key-9999"])
 def test_post_without_a_valid_key_is_403(

@@ -29,7 +29,7 @@ import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 from flask import Blueprint, Response, request, url_for
 from sqlalchemy import func, or_, select
@@ -212,6 +212,13 @@ def _limit_words(code: str, severity: int) -> str | None:
         return None
     limit = sla.limit_for(code, severity)
     return f"{limit.amount:g}{UNIT_WORDS.get(limit.unit, limit.unit)}"
+
+
+REVIEW_NOTICE: Final = (
+    "位置待核实：工作人员确认所在路段后本请求方可公开查询（在此之前 requests/{id} 返回 404）。"
+    "(Location under review: the request is public once staff confirm its road segment; until "
+    "then requests/{id} answers 404.) "
+)
 
 
 def _notice(code: str) -> str:
@@ -635,13 +642,12 @@ def create_request(fmt: str) -> Response:
         raise Open311Error(503, "the database is unavailable; retry later") from None
     if outcome.status == "rejected":
         raise Open311Error(400, *(f"{e.field}: {e.message}" for e in outcome.errors))
-    body = [
-        {
-            "service_request_id": report_id,
-            "service_notice": _notice(code),
-            "account_id": None,
-        }
-    ]
+    notice = _notice(code)
+    if outcome.status == "needs_review":
+        # Not yet public: `requests/{id}` answers 404 until staff confirm where it is. Say so,
+        # or the client believes its request was lost.
+        notice = f"{REVIEW_NOTICE}{notice}"
+    body = [{"service_request_id": report_id, "service_notice": notice, "account_id": None}]
     return _render(fmt, "service_requests", body, status=201)
 
 
