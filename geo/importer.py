@@ -758,7 +758,8 @@ def _check_geometries(
     """WGS84 LineStrings, one per row (None where the row is bad; errors appended)."""
     n = len(wkb)
     null = np.fromiter((w is None for w in wkb), dtype=bool, count=n)
-    geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+    with np.errstate(invalid="ignore"):  # a NaN coordinate: reported below, row by row
+        geoms = shapely.from_wkb(wkb, on_invalid="ignore")
     unreadable = ~null & shapely.is_missing(geoms)
     types = shapely.get_type_id(geoms)
     empty = ~shapely.is_missing(geoms) & shapely.is_empty(geoms)
@@ -1008,7 +1009,8 @@ def _read_district_layer(
     meta, _f, wkb, data = pyogrio.raw.read(src, columns=[code_field, "name"], force_2d=True)
     by_field = {str(f): v for f, v in zip(meta["fields"], data, strict=True)}  # file order
     codes, names = by_field[code_field], by_field["name"]
-    geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+    with np.errstate(invalid="ignore"):  # a NaN coordinate: reported below, row by row
+        geoms = shapely.from_wkb(wkb, on_invalid="ignore")
     errors: list[RowError] = []
     code_s, name_s = _strings(codes), _strings(names)
     types = shapely.get_type_id(geoms)

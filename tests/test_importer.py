@@ -217,6 +217,20 @@ def test_line_with_one_repeated_point(tmp_path: Path) -> None:
     ]
 
 
+def test_nan_coordinate_is_one_row_error_and_no_warning(tmp_path: Path) -> None:
+    """Warnings are errors in tests: a RuntimeWarning from the WKB reader would fail this."""
+    path = tmp_path / "nan.geojson"
+    path.write_text(
+        '{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": '
+        '{"id": "ZZ-JS-0001", "name": "某路（甲至乙）", "district": "JS"}, "geometry": '
+        '{"type": "LineString", "coordinates": [[113.6, 34.7], [NaN, 34.71]]}}]}'
+    )
+    with pytest.raises(NetworkImportError) as exc:
+        read_segment_layer(path, bounds=ZZ)
+    (message,) = _messages(exc)
+    assert message.startswith("row 1: invalid LineString") and "nan" in message
+
+
 def test_multilinestring_that_is_one_line_is_accepted_and_others_are_refused(
     tmp_path: Path,
 ) -> None:
