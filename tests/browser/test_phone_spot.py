@@ -6,6 +6,7 @@ geolocation emulated by Playwright, the real server and Mosquitto."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -157,3 +158,42 @@ def test_candidate_lines_come_with_the_answer(stack: Stack) -> None:
     for c in body["candidates"]:
         line = shapely.MultiLineString(c["lines"])
         assert line.distance(here) * 111_000 < c["distance_m"] + 30
+
+
+def test_report_tapped_as_the_sign_in_ends_is_kept_and_sent_after_signing_in_again(
+    phone: tuple[BrowserContext, Problems], stack: Stack
+) -> None:
+    """The device credential is revoked (or expires) while the chief fills in a report: the
+    platform's 401 to the on-the-spot question signs the app out, and the report tapped
+    must stay in the outbox and go once after the next sign-in (it was lost: the payload
+    read the chief's id after the question, from a sign-in no longer there)."""
+    from roadwatch.accounts import chiefs as ca
+
+    context, problems = phone
+    chief, own = stack.chiefs[2]
+    lat, lon = _segment_midpoint(stack.runtime, own)
+    context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": ACCURACY_M})
+    page = context.new_page()
+    sign_in(page, stack, chief)
+    wait_for_fix(page)
+    pick_category(page, CATEGORY)
+    page.fill("#note", "登录失效时上报")
+    with stack.runtime.sessions.begin() as s:
+        assert ca.revoke_devices(s, chief)
+    problems.expected = re.compile(r"status of 401")
+    page.click("#report-send")
+    expect(page.locator("#view-signin")).to_be_visible()
+    expect(page.locator("#signin-error")).to_contain_text("请重新登录")
+    page.wait_for_function(
+        "() => rwStore.all('outbox').then(items => items.length === 1)", timeout=5000
+    )
+    assert _reports(stack, chief) == []
+
+    page.fill("#signin-id", chief)
+    page.fill("#signin-pw", stack.passwords[chief])
+    page.click("#signin-form button[type=submit]")
+    expect(page.locator("#tabs")).to_be_visible()
+    page.click("#tabs [data-view=outbox]")
+    expect(page.locator("#outbox-list li[data-state=accepted]")).to_have_count(1, timeout=20000)
+    (report,) = _reports(stack, chief)
+    assert report.note == "登录失效时上报" and report.reporter_id == chief

@@ -181,11 +181,15 @@ async function sendReport(ev) {
   delete $("#report-done").dataset.receipt;
   if (errors.length) return;
   const f = /** @type {import("./state.js").Fix} */ (app.fix);
+  // Who reports, read before asking the platform: a 401 to that question (the device
+  // credential revoked or expired meanwhile) signs the app out, and the report must still
+  // be kept in the outbox, to go after the next sign-in.
+  const reporter = auth().reporter_id;
   const sev = Number(/** @type {HTMLElement} */ (document.querySelector("#severity button.on")).dataset.v);
   const look = app.photos.map((p) => p.look).find((l) => l) || null;
   const hint = picked || (navigator.onLine ? await askChief(f, cat, look) : null);
   const payload = {
-    v: 1, report_id: uuid(), reporter_id: auth().reporter_id,
+    v: 1, report_id: uuid(), reporter_id: reporter,
     observed_at: new Date().toISOString(), lat: f.lat, lon: f.lon, crs: "WGS84",
     accuracy_m: Math.round(f.accuracy * 10) / 10, category: cat, severity: sev,
     ...(note.trim() ? { note: note.trim() } : {}),
