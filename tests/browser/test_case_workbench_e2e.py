@@ -251,3 +251,35 @@ def test_staff_alerts_for_overdue_and_failed_verification(
             assert link.get_attribute("href").endswith(f"/cases/{js.id}")
     finally:
         context.close()
+
+
+def test_action_that_cannot_reach_the_server_says_so_and_keeps_the_form(
+    runtime: Any, page: Any, page_problems: Any
+) -> None:
+    """The network drops as the officer submits: the page says in plain words that nothing
+    was submitted and keeps the typed form (it stayed at "…" with an uncaught "Failed to
+    fetch"); once the network is back the same form goes through."""
+    case = make_case(runtime, "JS", photos=[])
+    officer = make_user(runtime, "admin")
+    with live_server(runtime) as server:
+        page.goto(server.url + f"/cases/{case.id}")
+        page.fill("input[name=username]", officer.username)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("body[data-loaded]")
+        page.click("#cw-act-comment")
+        page.fill("#cw-f-text", "断网时提交")
+        page_problems.allow(r"/comment|ERR_FAILED")
+        page.route("**/api/cases/*/comment", lambda route: route.abort())
+        page.click("#cw-submit")
+        page.wait_for_function(
+            "() => document.getElementById('cw-action-result').textContent !== '…'",
+            timeout=5_000,
+        )
+        assert "未能连接服务器" in page.inner_text("#cw-action-result")
+        assert page.get_attribute("#cw-action-result", "class") == "cw-error"
+        assert page.is_visible("#cw-action-form")
+        assert page.input_value("#cw-f-text") == "断网时提交"
+        page.unroute("**/api/cases/*/comment")
+        _act(page, "comment", {"text": "断网时提交"})
+        assert _last(runtime, case.id).note == "断网时提交"

@@ -28,6 +28,7 @@ const CASE_TEXT = {
     enlarge: "点击放大", close: "关闭", related: "关联案件", no_photos: "无照片",
     alert_overdue: "案件超期", alert_escalated: "案件已督办", alert_failed: "核查未通过",
     alerts_enable: "开启桌面提醒", not_found: "没有该案件", none: "无", unassigned: "未指定",
+    offline: "未能连接服务器，操作没有提交，请稍后重试",
   },
   en: {
     centre: "Command centre", cases: "Cases", total: "Total", cases_unit: "cases", all: "All",
@@ -54,6 +55,7 @@ const CASE_TEXT = {
     alert_overdue: "Case overdue", alert_escalated: "Case escalated",
     alert_failed: "Verification failed", alerts_enable: "Enable desktop alerts",
     not_found: "No such case", none: "none", unassigned: "unassigned",
+    offline: "Could not reach the server: nothing was submitted, try again",
   },
 };
 Object.assign(TEXT.zh, CASE_TEXT.zh);
@@ -97,7 +99,9 @@ export function installLang(redraw) {
 }
 
 /**
- * POST JSON; resolves with {ok, status, body}. A 401 goes to the login page.
+ * POST JSON; resolves with {ok, status, body}. A 401 goes to the login page; a request that
+ * never reached the server (network down, server stopped) resolves with status 0 and an
+ * error body in plain words, so no caller is left waiting on "…".
  * @param {string} path
  * @param {Record<string, unknown>} body
  * @returns {Promise<{ok: boolean, status: number, body: any}>}
@@ -112,6 +116,8 @@ export function postJSON(path, body) {
     return r.json().catch(function () { return {}; }).then(function (b) {
       return { ok: r.ok, status: r.status, body: b };
     });
+  }, function () {
+    return { ok: false, status: 0, body: { errors: [{ field: "network", code: "offline", message: t("offline") }] } };
   });
 }
 
