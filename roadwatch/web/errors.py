@@ -1,11 +1,15 @@
-"""JSON errors for the API: `{"errors": [{"field", "code", "message"}]}`, never a stack trace."""
+"""JSON errors for the API: `{"errors": [{"field", "code", "message"}]}`, never a stack trace.
+
+A page opened in a browser (a GET outside the API that asks for HTML: /rankings/<week>,
+/leaders/route?segments=, /reviews/<month>…) gets the same message as a short HTML page
+instead of the raw JSON."""
 
 from __future__ import annotations
 
 import logging
 import math
 
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -29,6 +33,18 @@ def error_response(
     return res, status
 
 
+_API_PATHS = ("/api/", "/m/api/", "/open311/", "/healthz")
+_HEADINGS = {400: "请求有误", 403: "无权查看", 404: "没有找到", 409: "无法完成", 422: "请求有误"}
+
+
+def _wants_page() -> bool:
+    """A browser opening a page (not a script calling the API)."""
+    if request.method not in ("GET", "HEAD") or request.path.startswith(_API_PATHS):
+        return False
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "text/html"
+
+
 def register(app: Flask) -> None:
     @app.before_request
     def _no_nul() -> None:
@@ -47,11 +63,15 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> tuple[Response, int]:
+        if _wants_page() and exc.retry_after is None:
+            heading = _HEADINGS.get(exc.status, "无法显示此页")
+            html = render_template("error.html", heading=heading, message=exc.message)
+            return Response(html, mimetype="text/html"), exc.status
         return error_response(exc.status, exc.field, exc.code, exc.message, exc.retry_after)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> tuple[Response, int] | HTTPException:
-        if not request.path.startswith(("/api/", "/m/api/", "/open311/", "/healthz")):
+        if not request.path.startswith(_API_PATHS):
             return exc
         if exc.code == 413 and request.path.endswith("/api/photos"):
             limit = current_app.extensions["roadwatch"].settings.max_photo_bytes
