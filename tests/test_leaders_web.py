@@ -290,8 +290,14 @@ def test_hot_spots_carry_every_category_and_their_hours(
         assert several > 0  # the generator draws several categories a segment
         page = staff.get(f"/leaders/hotspots?district={seeded['district']}&top=40").text
         top = rows["segments"][0]
+        names = {
+            c.code: c.name
+            for c in staff.application.extensions["roadwatch"].categories.by_code.values()
+        }
         for c in top["categories"]:
             assert f'data-category="{c["category"]}"' in page
+            # leaders read the category's name, not its code (the code is the tooltip)
+            assert f'title="{c["category"]}">{names[c["category"]]} ' in page
         assert top["windows"][0]["when"] in page
 
 

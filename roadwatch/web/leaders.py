@@ -152,8 +152,9 @@ def hot_spots_page() -> str:
     a = analysis()
     rows = hot_spot_rows(a, district, request.args.get("top", 10, type=int))
     names = runtime().ctx.district_names
+    cats = {code: c.name for code, c in runtime().categories.by_code.items()}
     return render_template(
-        "leaders_hotspots.html", rows=rows, weeks=ANALYSIS_WEEKS, names=names, a=a
+        "leaders_hotspots.html", rows=rows, weeks=ANALYSIS_WEEKS, names=names, a=a, cats=cats
     )
 
 
