@@ -1,7 +1,9 @@
 // @ts-check
 /* The review queue (GET /api/review): each pending report's point and candidate segments
  * on a small map; 1–9 (or a click) settles it onto that candidate, X marks it invalid
- * (POST /api/review/<id>, decided by the logged-in person and audited by the server). */
+ * (POST /api/review/<id>, decided by the logged-in person and audited by the server).
+ * When the same reporter has other pending reports within 50 m (GET /api/review/<id>/similar)
+ * a box offers to settle them with it in one decision (POST /api/review/<id>/similar). */
 import { catName, setCategoryNames, t } from "../live/i18n.js";
 import { $, dayTime, el, fetchJSON, field } from "../live/util.js";
 import { installDesk, onLanguage, say, sendJSON } from "./common.js";
@@ -18,6 +20,9 @@ const COLOURS = ["#4cc3ff", "#ffb020", "#2ee66b", "#ff7ad9", "#b388ff", "#ff6b4a
 
 /** @type {Pending[]} */
 let items = [];
+/** The shown report's similar pending ones (itself first), once the server has said. */
+/** @type {{id: string, ids: string[]} | null} */
+let similar = null;
 let current = 0;
 let busy = false;
 /** @type {any} */
@@ -54,6 +59,7 @@ function renderDetail() {
   info.textContent = "";
   choices.textContent = "";
   $("rw-review-detail").hidden = !it;
+  showSimilar(it);
   if (!it) return;
   info.appendChild(el("div", null, catName(it.category) + " (" + it.category + ") · " + t("sev" + it.severity) +
     " · " + dayTime(new Date(it.observed_at))));
@@ -77,6 +83,22 @@ function renderDetail() {
   x.addEventListener("click", function () { settle(null); });
   choices.appendChild(x);
   drawMap(it);
+}
+
+/** The "settle the similar ones too" box, for the report shown. @param {Pending | undefined} it */
+function showSimilar(it) {
+  const box = $("rw-review-similar-box");
+  const known = it && similar && similar.id === it.id ? similar : null;
+  const others = known ? known.ids.filter(function (id) { return id !== known.id; }).length : 0;
+  box.hidden = others === 0;
+  $("rw-review-similar-text").textContent = t("similar_with").replace("{n}", String(others));
+  if (!it || known) return;
+  const box2 = /** @type {HTMLInputElement} */ ($("rw-review-similar"));
+  box2.checked = false;
+  fetchJSON("/api/review/" + encodeURIComponent(it.id) + "/similar").then(function (doc) {
+    similar = { id: it.id, ids: doc.ids || [it.id] };
+    if (items[current] === it) showSimilar(it);
+  }).catch(function () { /* no offer: settle this one alone */ });
 }
 
 /** @param {Pending} it */
@@ -138,12 +160,24 @@ function settle(segment) {
   /** @type {Record<string, unknown>} */
   const body = segment ? { segment_id: segment } : { invalid: true };
   if (note) body.note = note;
-  sendJSON("POST", "/api/review/" + encodeURIComponent(it.id), body).then(function (doc) {
-    items.splice(current, 1);
-    review.settled += 1;
+  const together = !$("rw-review-similar-box").hidden &&
+    /** @type {HTMLInputElement} */ ($("rw-review-similar")).checked && similar && similar.id === it.id;
+  let path = "/api/review/" + encodeURIComponent(it.id);
+  if (together && similar) {
+    path += "/similar";
+    body.ids = similar.ids; // exactly the ones offered, not any that came since
+  }
+  sendJSON("POST", path, body).then(function (doc) {
+    const done = new Set(doc.settled || [it.id]);
+    const before = items.length;
+    const at = items.slice(0, current).filter(function (x) { return !done.has(x.id); }).length;
+    items = items.filter(function (x) { return !done.has(x.id); });
+    review.settled += before - items.length;
+    similar = null;
     field("rw-review-note").value = "";
-    say(t("settled") + ": " + it.id.slice(0, 8) + " → " + (doc.segment_id || t("invalid")));
-    select(current);
+    say(t("settled") + ": " + it.id.slice(0, 8) + (done.size > 1 ? " +" + (done.size - 1) : "") +
+      " → " + (doc.segment_id || t("invalid")));
+    select(at);
   }).catch(function (err) {
     say(String(err.message || err), true);
   }).finally(function () {
