@@ -283,3 +283,30 @@ def test_action_that_cannot_reach_the_server_says_so_and_keeps_the_form(
         page.unroute("**/api/cases/*/comment")
         _act(page, "comment", {"text": "断网时提交"})
         assert _last(runtime, case.id).note == "断网时提交"
+
+
+def test_case_list_sends_an_ended_login_to_the_login_page(
+    runtime: Any, page: Any, page_problems: Any
+) -> None:
+    """The login ends while the case list is open: the next filter goes to the login page
+    and back to the same filtered list after signing in (it showed the API's English
+    message "log in to the command centre (or send … HTTP Basic authentication)")."""
+    make_case(runtime, "JS", photos=[])
+    officer = make_user(runtime, "admin")
+    with live_server(runtime) as server:
+        page.goto(server.url + "/login?next=/cases")
+        page.fill("input[name=username]", officer.username)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("body[data-ready]")
+        page.context.clear_cookies()
+        page_problems.allow(r"401|/login .*ERR_ABORTED")
+        page.select_option("#f-district", "JS")
+        page.click("#cw-filters button[type=submit]")
+        page.wait_for_url("**/login?next=*")
+        assert "district%3DJS" in page.url
+        page.fill("input[name=username]", officer.username)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/cases?*district=JS*")
+        page.wait_for_function("() => document.querySelector('#cw-total').textContent === '1'")

@@ -4,7 +4,7 @@
 import { root } from "../live/config.js";
 import { catName, errorText, installLang, t, tf } from "./text.js";
 import { districtName } from "../live/i18n.js";
-import { $, dayTime, el, field } from "../live/util.js";
+import { $, dayTime, el, field, toLogin } from "../live/util.js";
 import { startAlerts } from "../live/alerts.js";
 
 const FILTERS = ["district", "status", "category", "severity", "segment", "assignee", "since",
@@ -77,7 +77,9 @@ function load() {
   $("cw-error").hidden = true;
   document.body.setAttribute("data-loading", "1");
   fetch(root + "/api/cases?" + q.toString(), { headers: { Accept: "application/json" }, credentials: "same-origin" })
+    .catch(function () { throw new Error(t("offline")); })
     .then(function (r) {
+      if (r.status === 401) toLogin(); // the login ended: sign in again, back to this list
       return r.json().then(function (b) {
         if (!r.ok) throw new Error(errorText(b));
         return b;
