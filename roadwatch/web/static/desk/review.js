@@ -27,7 +27,8 @@ let current = 0;
 let busy = false;
 /** @type {any} */
 let map = null;
-const review = { settled: 0, ready: false };
+/** similarOf: the report whose similar ones the server last answered for (tests wait on it) */
+const review = { settled: 0, ready: false, similarOf: "" };
 /** @type {any} */ (window).roadwatch = { review: review };
 
 function renderList() {
@@ -98,6 +99,7 @@ function showSimilar(it) {
   fetchJSON("/api/review/" + encodeURIComponent(it.id) + "/similar").then(function (doc) {
     similar = { id: it.id, ids: doc.ids || [it.id] };
     if (items[current] === it) showSimilar(it);
+    review.similarOf = it.id;
   }).catch(function () { /* no offer: settle this one alone */ });
 }
 
