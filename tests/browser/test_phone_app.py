@@ -351,6 +351,14 @@ def test_rejected_report_shows_the_platforms_reason(
     sign_in(page, stack, chief)
     wait_for_fix(page)
 
+    # The photo pickers are reachable from the keyboard (out of sight, not `hidden`), and the
+    # rectification note has a label a screen reader reads.
+    for picker in ("#photo-input", "#rect-photo"):
+        assert page.eval_on_selector(picker, "el => !el.hidden && el.tabIndex >= 0"), picker
+    page.focus("#photo-input")
+    assert page.evaluate("document.activeElement.id") == "photo-input"
+    expect(page.get_by_label("整改情况")).to_have_count(1)
+
     # Client-side check first: no category is caught before anything is sent.
     page.click("#report-send")
     expect(page.locator("#report-errors")).to_contain_text("请选择问题类别")
