@@ -65,6 +65,13 @@ def test_hot_spots_plans_and_pages(
         assert all(r["recurrence"] is None or 0 <= r["recurrence"]["share"] <= 1 for r in top)
         page = staff.get(f"/leaders/hotspots?district={seeded['district']}")
         assert page.status_code == 200 and "问题高发路段" in page.text
+        # the leaders' pages lead to one another, the month before NOW's included
+        for href in ("/leaders/plans", "/reviews/2026-10", "/rankings/", "/leaders/hotspots"):
+            assert f'href="{href}"' in page.text, href
+        for url in ("/api/leaders/hotspots", "/leaders/hotspots", "/leaders/plans"):
+            unknown = staff.get(f"{url}?district=XX")  # no such district: not a blank "全市"
+            assert unknown.status_code == 404, url
+        assert 'href="/leaders/hotspots"' in staff.get("/").text  # from the command centre
 
         fc = staff.get(f"/api/leaders/forecast?district={seeded['district']}").get_json()
         expected = {r["segment"]: r["expected"] for r in fc["segments"]}

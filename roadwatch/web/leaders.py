@@ -92,7 +92,19 @@ def current_plans(
 def _district_arg() -> str | None:
     district = request.args.get("district") or authz.scope_district()
     authz.require_district(district, "that district")
+    if district and district not in runtime().ctx.district_names:
+        raise ApiError(
+            404, "district", "unknown_district", f"没有这个区 (no district {district[:20]!r})"
+        )
     return district
+
+
+@bp.context_processor
+def _leaders_nav() -> dict[str, str]:
+    """The last whole month, for the leaders' pages' link to its review pack."""
+    today = clock.now().astimezone(runtime().settings.tz)
+    year, month = (today.year, today.month - 1) if today.month > 1 else (today.year - 1, 12)
+    return {"last_month": f"{year}-{month:02d}"}
 
 
 def _segment_name(sid: str) -> str:
