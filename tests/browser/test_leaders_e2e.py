@@ -92,6 +92,17 @@ def test_hot_spots_plan_on_the_phone_and_the_monthly_pack(
     assert page.locator("svg.rw-chart").count() == 2
     assert int(page.locator("tr[data-area=city] td").nth(1).inner_text()) > 0
     screenshot(page, "leaders-monthly-pack")
+    page.set_viewport_size({"width": 390, "height": 844})  # read on a phone: fits its width
+    page.reload()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert (
+        max(
+            page.locator("svg.rw-chart").evaluate_all(
+                "els => els.map(e => e.getBoundingClientRect().width)"
+            )
+        )
+        <= 390
+    )
 
 
 def _tz() -> Any:

@@ -43,6 +43,13 @@ def test_ranking_page_in_chromium(rt: Any, formula: Any, page: Any, screenshot: 
         )
         path = screenshot(page, "ranking_2026-W47")
         assert path.stat().st_size > 10_000
+        # on a phone the page fits the screen's width: wide tables scroll inside themselves
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.reload()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert page.locator("svg.rw-rank-map").bounding_box()["width"] <= 390
+        screenshot(page, "ranking_2026-W47_phone")
+        page.set_viewport_size({"width": 1280, "height": 900})
         page.goto(f"{server.url}/rankings/")
         assert page.locator("#rw-weeks tr").count() == 3
         screenshot(page, "rankings_index")
