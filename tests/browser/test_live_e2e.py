@@ -207,6 +207,24 @@ def test_f_big_screen_mode_and_the_language_switch(
     assert page.text_content(".rw-title") == "Road Chief Command Centre"
     page.click("#rw-lang")
 
+    # a 4K wall at 100 % scaling: the type (and the map's labels) twice the 1080p size
+    def px(selector: str) -> float:
+        return float(page.eval_on_selector(selector, "e => getComputedStyle(e).fontSize")[:-2])
+
+    at_1080 = {"#rw-count-reports": px("#rw-count-reports"), ".rw-title": px(".rw-title")}
+    page.set_viewport_size({"width": 3840, "height": 2160})
+    page.reload()
+    page.wait_for_function("window.roadwatch && window.roadwatch.ready")
+    assert px("html") == 32.0
+    for selector, size in at_1080.items():
+        assert px(selector) == pytest.approx(2 * size), selector
+    labels = page.evaluate(
+        "JSON.stringify(window.roadwatch._map.getLayoutProperty('road-labels', 'text-size'))"
+    )
+    assert labels == '["interpolate",["linear"],["zoom"],12,22,16,30]'
+    page.wait_for_timeout(800)
+    screenshot(page, "big-screen-4k")
+
 
 def test_c_replay_of_a_past_day_shows_its_reports_in_order(
     served: Served, page: Page, screenshot: Callable[[Page, str], Path]

@@ -89,6 +89,9 @@ export const root = document.body.getAttribute("data-root") || "";
 export const timezone = config.timezone || "Asia/Shanghai";
 export const attribution = config.attribution || "roadwatch 示例路网 (generated)";
 export const screenMode = !!config.screen;
+/** How much larger the big screen draws the map's labels and lines than at 1920 px wide
+ * (as live.css scales its type). */
+export const screenScale = screenMode ? Math.min(2.5, Math.max(1, window.innerWidth / 1920)) : 1;
 /** district code -> name (completed by the district outlines' names) */
 export const districtNames = config.district_names || {};
 export const mapCfg = config.map || /** @type {MapConfig} */ ({});

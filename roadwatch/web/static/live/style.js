@@ -2,7 +2,7 @@
 /* The map's style: colours (from live.css), the segments', reports' and districts'
  * layers, the first view and its padding. The whole style goes to the map at once: one
  * style load, no source or layer added before the first full render. */
-import { ROUND_FROM_ZOOM, SEGMENT_LAYER, attribution, mapCfg, screenMode } from "./config.js";
+import { ROUND_FROM_ZOOM, SEGMENT_LAYER, attribution, mapCfg, screenMode, screenScale } from "./config.js";
 import { state } from "./state.js";
 import { $, cssVar } from "./util.js";
 
@@ -61,7 +61,7 @@ function segmentLayers() {
         ],
         "line-opacity": ["case", ["any", hover, [">", open, 0], [">", overdue, 0]], 1, 0.7],
         "line-width": ["interpolate", ["exponential", 1.5], ["zoom"],
-          10, ["*", weight, screenMode ? 1.6 : 1.2],
+          10, ["*", weight, screenMode ? 1.6 * screenScale : 1.2],
           13, ["*", weight, 2.4],
           17, ["*", weight, 8]],
       },
@@ -77,7 +77,7 @@ function segmentLayers() {
       layout: {
         "symbol-placement": "line",
         "text-field": ["get", "road"],
-        "text-size": ["interpolate", ["linear"], ["zoom"], 12, 11, 16, 15],
+        "text-size": ["interpolate", ["linear"], ["zoom"], 12, 11 * screenScale, 16, 15 * screenScale],
         "symbol-spacing": 400,
         "text-max-angle": 30,
         "text-padding": 4,
@@ -213,7 +213,7 @@ export const cityBounds = toLngLatBounds(mapCfg.bounds);
 /** @returns {maplibregl.PaddingOptions} */
 export function mapPadding() {
   const c = state.map ? state.map.getContainer() : $("rw-map");
-  const side = Math.min(screenMode ? 420 : 340, c.clientWidth * 0.3);
+  const side = Math.min(screenMode ? 420 * screenScale : 340, c.clientWidth * 0.3);
   return { top: 40, bottom: screenMode ? 40 : 30, left: 40, right: side };
 }
 
