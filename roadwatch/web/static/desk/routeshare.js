@@ -13,7 +13,8 @@ async function send() {
   const title = /** @type {HTMLInputElement} */ (document.getElementById("rw-route-title")).value;
   button.disabled = true;
   try {
-    const res = await fetch("/api/leaders/routes", {
+    const root = box.dataset.root || ""; // the app's path prefix behind a proxy ("" at /)
+    const res = await fetch(root + "/api/leaders/routes", {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
@@ -29,7 +30,7 @@ async function send() {
       out.textContent = `没有发送：${(body && body.errors && body.errors[0].message) || res.status}`;
       return;
     }
-    const url = new URL(body.url, location.origin).href;
+    const url = new URL(root + body.url, location.origin).href;
     out.replaceChildren(`已发送给 ${body.chiefs.length} 位路长；短链接：`,
       Object.assign(document.createElement("a"), { href: url, textContent: url }));
   } catch (_) {
