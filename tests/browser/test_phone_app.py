@@ -304,6 +304,8 @@ def test_offline_reports_survive_reload_and_are_accepted_once(
     page.wait_for_function("window.__rwReady === true")
     page.click("#tabs [data-view=outbox]")
     expect(page.locator("#outbox-list li[data-state=queued]")).to_have_count(3)
+    # the platform's record cannot be read offline: the empty list says why
+    expect(page.locator("#history-list")).to_have_text("离线：联网后显示平台记录")
     with stack.runtime.sessions() as s:
         assert (
             s.scalars(select(models.Report).where(models.Report.reporter_id == chief)).all() == []

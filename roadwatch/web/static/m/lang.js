@@ -37,7 +37,9 @@ const WORDS = {
   "拍整改后照片": "Photo after the fix", "提交整改": "Send the fix", "返回": "Back",
   "每条先存在手机里，收到平台回执才算完成；断网时会自动重发。":
     "Everything is kept on the phone until the platform confirms it; it is resent by itself after a connection loss.",
-  "清除已完成": "Clear finished", "我的上报（平台记录）": "My reports (platform record)", "退出登录": "Sign out",
+  "清除已完成": "Clear finished", "我的上报（平台记录）": "My reports (platform record)",
+  "离线：联网后显示平台记录": "Offline: the platform's record shows once online",
+  "暂时读不到平台记录，稍后再试": "The platform's record cannot be read just now; try again later", "退出登录": "Sign out",
   "平台不能确定您在哪条路段，请点选：": "The platform is not sure which segment you are on. Tap one:",
   "不确定，直接上报": "Not sure: send as it is", "没有待办案件": "No open cases", "无期限": "No deadline",
   "本人上报": "Reported by you", "已整改，待核查": "Fixed, awaiting check",

@@ -270,11 +270,21 @@ export async function renderOutbox() {
  * 清除已完成 on the phone loses nothing). */
 export async function renderHistory() {
   const { res, body } = await api("/m/api/reports").catch(() => ({ res: null, body: null }));
-  if (!res || !res.ok || !body) return;
+  const list = $("#history-list");
+  if (!res || !res.ok || !body) {
+    // Keep a list read before (it is still what the platform had); an empty one says why.
+    if (!list.children.length || list.dataset.note) {
+      list.dataset.note = "1";
+      list.replaceChildren(el("li", { class: "hint",
+        text: res ? "暂时读不到平台记录，稍后再试" : "离线：联网后显示平台记录" }));
+    }
+    return;
+  }
+  delete list.dataset.note;
   /** @type {{id: string, category_name: string, segment_name: string | null, observed_at: string,
    *   outcome: string, merged_into: {category_name: string, segment_name: string | null} | null}[]} */
   const items = body.items;
-  $("#history-list").replaceChildren(...(items.length ? items.map((r) => el("li", { "data-id": r.id },
+  list.replaceChildren(...(items.length ? items.map((r) => el("li", { "data-id": r.id },
     el("b", { text: r.category_name }), " ", el("span", { text: r.segment_name || "" }),
     el("div", { class: "hint", text: when(r.observed_at) }),
     el("div", { text: r.merged_into
