@@ -398,3 +398,30 @@ def test_a_photo_past_the_request_limit_is_named_as_a_photo(runtime: Any) -> Non
     err = res.get_json()["errors"][0]
     assert (err["field"], err["code"]) == ("photo", "too_large")
     assert "1,000 bytes" in err["message"]
+
+
+# -- found in the operations audit -----------------------------------------------------------
+def test_a_photo_folder_that_cannot_take_it_is_a_plain_503(
+    client: FlaskClient, runtime: Any, tmp_path: Any
+) -> None:
+    """Disk full or a photo folder that cannot be written (here: a file where the folder
+    should be, a real OSError) answers 503 storage_unavailable with Retry-After in plain
+    words, stores nothing and leaves no half-written part behind (was: 500, a traceback)."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_bytes(b"")
+    settings = runtime.settings
+    runtime.settings = settings.replace(photo_dir=str(blocker / "photos"))
+    png = image_bytes("PNG")
+    try:
+        res = client.post("/api/photos", data={"photo": (io.BytesIO(png), "a.png")})
+    finally:
+        runtime.settings = settings
+    assert res.status_code == 503
+    assert int(res.headers["Retry-After"]) > 0
+    err = res.get_json()["errors"][0]
+    assert (err["field"], err["code"]) == ("photo", "storage_unavailable")
+    assert "retry later" in err["message"] and "Traceback" not in res.get_data(as_text=True)
+    assert list(tmp_path.iterdir()) == [blocker]
+    # the same photo once the folder can take it: stored as new
+    res = client.post("/api/photos", data={"photo": (io.BytesIO(png), "a.png")})
+    assert res.status_code == 201

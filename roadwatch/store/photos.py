@@ -25,6 +25,7 @@ id holds the cleaned bytes; `photo_meta.stored_sha256` is their own hash.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
@@ -83,6 +84,10 @@ class PhotoError(ValueError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class PhotoStoreError(OSError):
+    """The photo is fine but the photo folder cannot take it (disk full, not writable)."""
 
 
 @dataclass(frozen=True)
@@ -368,10 +373,17 @@ def save_upload(
     if known is not None and target.exists():
         return Stored(digest, known.size, False, None)
     clean, meta = strip_and_read(data, kind, tz)
-    folder.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{digest}.{uuid.uuid4().hex}.part")
-    tmp.write_bytes(clean)
-    tmp.replace(target)  # atomic: a half-written photo is never served
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(clean)
+        tmp.replace(target)  # atomic: a half-written photo is never served
+    except OSError as exc:  # disk full, read-only or missing folder: the client retries
+        with contextlib.suppress(OSError):  # a half-written part would only fill the disk
+            tmp.unlink()
+        raise PhotoStoreError(
+            f"the photo cannot be stored now ({exc.strerror or exc}); retry later"
+        ) from exc
     row = models.PhotoMeta(
         sha256=digest,
         stored_sha256=hashlib.sha256(clean).hexdigest(),

@@ -594,6 +594,9 @@ def post_photo(reporter: str | None = None) -> tuple[Response, int]:
     except photos.PhotoError as exc:
         status = {"cannot_clean": 415, "too_many_pixels": 413}.get(exc.code, 422)
         raise ApiError(status, "photo", exc.code, str(exc)) from None
+    except photos.PhotoStoreError as exc:
+        log.error("photo upload: %s (ROADWATCH_PHOTO_DIR %s)", exc, rt.settings.photo_dir)
+        raise ApiError(503, "photo", "storage_unavailable", str(exc), retry_after=60) from None
     body: dict[str, Any] = {"sha256": saved.sha256, "size": saved.size, "type": mime}
     placed = _place_late(
         saved.sha256, uploader, audit.Actor(f"{who}:{uploader}", None, request.remote_addr)
