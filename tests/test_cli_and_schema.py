@@ -298,3 +298,45 @@ def test_serve_with_a_broker_address_it_can_neither_reach_nor_serve(
     assert r.exit_code == 2, r.output
     err = _one_line(r.stderr)
     assert err.startswith("roadwatch: configuration error: ROADWATCH_MQTT_URL")
+
+
+@pytest.mark.integration
+def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    """SIGTERM (systemd, docker stop) stops `serve` as Ctrl-C does: the runtime is stopped
+    (ingest, case jobs, the notice outbox's notices in flight, the embedded broker) and the
+    exit code is 0. It was Python's default: killed at once, exit 143, nothing settled."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support.mosquitto import free_port
+    from tests.test_web_role import _env, wait_healthy
+
+    port = free_port()
+    env = {
+        **_env(tmp_path, f"sqlite:///{tmp_path / 'rw.sqlite3'}"),
+        "ROADWATCH_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}",  # the embedded broker
+        "ROADWATCH_LEADERS_REFRESH_S": "0",
+        "ROADWATCH_PORT": str(port),
+    }
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "roadwatch.cli", "serve"],
+            env=env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/healthz", proc, log)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert proc.returncode == 0, text[-3000:]
+    assert "stopping: ingest, case jobs, notices in flight" in text
+    assert "embedded MQTT broker" in text and text.rstrip().endswith("stopped"), text[-3000:]

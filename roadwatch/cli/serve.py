@@ -160,6 +160,10 @@ def serve(host: str | None, port: int | None, simulate: int, rate: float) -> int
         redact_url(settings.database_url),
     )
     try:
+        # SIGTERM (systemd, docker stop, a supervisor) stops as Ctrl-C does: the server
+        # returns, then ingest, the case jobs and the notices in flight are finished below.
+        # Without it Python's default ended the process at once (exit 143, nothing settled).
+        signal.signal(signal.SIGTERM, _stop_serving)
         socketio.run(
             app,
             host=settings.host,
@@ -168,9 +172,22 @@ def serve(host: str | None, port: int | None, simulate: int, rate: float) -> int
             use_reloader=False,
             log_output=False,
         )
+    except _Stopped:
+        pass
     finally:
+        log.info("stopping: ingest, case jobs, notices in flight")
         runtime.stop()
+        log.info("stopped")
     return 0
+
+
+class _Stopped(Exception):
+    """SIGTERM while `serve` serves: leave the web server's loop, then stop the runtime."""
+
+
+def _stop_serving(*_: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop: a second SIGTERM waits for it
+    raise _Stopped
 
 
 @click.command(help="MQTT ingest only (live events via ROADWATCH_SOCKETIO_QUEUE)")
