@@ -30,13 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import (
-    DBAPIError,
-    DisconnectionError,
     IntegrityError,
-    InterfaceError,
-    OperationalError,
 )
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from .accounts.reporters import DISABLED, KNOWN, ReporterDirectory
@@ -65,7 +60,7 @@ from .network.tracks import read_tracks
 from .settings import Settings
 from .store import audit, models
 from .store.bulk import insert_rows
-from .store.db import dialect_of
+from .store.db import dialect_of, is_outage
 from .store.events import LiveEvent, record_events
 from .store.segments import segment_states
 
@@ -965,15 +960,7 @@ def _is_conflict(exc: BaseException) -> bool:
 
 def _is_outage(exc: BaseException) -> bool:
     """Is this the database being away (retry later), rather than refusing the data?"""
-    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
-        return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover - psycopg is a dependency
-        return False
-    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    return is_outage(exc)
 
 
 def _unplaceable(exc: Exception) -> Placement:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import signal
 import socket
@@ -280,3 +281,38 @@ def test_add_runtime_checks_of_a_process_without_mqtt_or_redis(tmp_path: Path) -
         assert ok and checks == {"database": {"ok": True}}
     finally:
         engine.dispose()
+
+
+# -- found in the operations audit -----------------------------------------------------------
+def test_job_threads_say_the_database_is_away_in_one_line_not_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """While PostgreSQL is down the dispatcher and the outbox of `roadwatch jobs` fail a pass
+    every second each; each failure used to log a ~100-line traceback (2,400 lines in a 12 s
+    outage). Now one plain line names the cause; a traceback stays for real bugs."""
+    from roadwatch.cases.calendar import load_sla
+    from roadwatch.cases.dispatcher import Dispatcher
+
+    away = db.make_engine(
+        f"postgresql://nobody@127.0.0.1:{free_port()}/none", connect_timeout_s=2
+    )  # nothing listens there: connection refused, as in the outage
+    d = Dispatcher(away, load_sla(), lambda _e, _n: None, poll_s=0.1)
+    caplog.set_level("ERROR", logger="roadwatch.cases.dispatcher")
+    d.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not caplog.records and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        d.stop()
+        away.dispose()
+    assert caplog.records, "no failed pass was logged"
+    for rec in caplog.records:
+        assert rec.exc_info is None, rec.getMessage()
+        line = rec.getMessage()
+        assert line.startswith("dispatcher: a pass: the database is unavailable (")
+        assert "refused" in line and "\n" not in line and line.endswith("; retrying in 1 s")
+
+    caplog.clear()  # anything else is a bug: its traceback is kept
+    db.log_failed_pass(logging.getLogger("x"), "x: a pass", ValueError("bug"), "retrying")
+    assert caplog.records[0].exc_info is not None

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, select, update
 
 from ..store import models
+from ..store.db import log_failed_pass
 from ..store.events import record_events
 from ..store.segments import segment_states
 from .calendar import LEVEL_NAMES
@@ -355,8 +356,8 @@ class Scheduler:
         while not self._stop.wait(self.interval):
             try:
                 self.run_once()
-            except Exception:  # a database hiccup must not stop the clock for good
-                log.exception("clock: sweep failed; trying again in %.0f s", self.interval)
+            except Exception as exc:  # a database hiccup must not stop the clock for good
+                log_failed_pass(log, "clock: sweep", exc, f"trying again in {self.interval:.0f} s")
 
     def stop(self) -> None:
         self._stop.set()

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, select, text
 
 from ..store import models
+from ..store.db import log_failed_pass
 from ..store.events import record_events
 from ..store.segments import segment_states
 from .outbox import MQTT_ONLY, Routing, enqueue
@@ -128,8 +129,8 @@ class Dispatcher:
             try:
                 while len(self.run_once()) >= self.batch:
                     pass
-            except Exception:
-                log.exception("dispatcher: a pass failed; retrying")
+            except Exception as exc:
+                log_failed_pass(log, "dispatcher: a pass", exc, "retrying in 1 s")
                 self._stop.wait(1.0)
 
     def stop(self) -> None:

@@ -38,6 +38,7 @@ from sqlalchemy import Connection, Engine, Table, and_, func, select, tuple_, up
 from sqlalchemy.orm import Session
 
 from ..store import models
+from ..store.db import log_failed_pass
 from .notices import names_from_db, with_text
 from .notifiers import Delivery, Notifier, OutboxItem
 from .workflow import Notice
@@ -244,8 +245,8 @@ class OutboxPublisher:
         while not self._stop.is_set():
             try:
                 n = self.run_once()
-            except Exception:
-                log.exception("outbox: a pass failed; retrying")
+            except Exception as exc:
+                log_failed_pass(log, "outbox: a pass", exc, "retrying")
                 n = 0
             if n < self.batch:
                 self._wake.wait(self.poll_s)  # rows of other processes are polled for

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select, update
 
 from ..store import models
+from ..store.db import log_failed_pass
 from .formula import Formula, FormulaError, load_formula
 from .publish import JOBS, RANKINGS, Published, _insert, default_as_of, publish
 from .week import Week
@@ -153,8 +154,8 @@ class RankingScheduler:
         while not self._stop.wait(self.interval):
             try:
                 self.run_once()
-            except Exception:  # the database may be away; try again next time
-                log.exception("ranking: scheduled run failed; trying again later")
+            except Exception as exc:  # the database may be away; try again next time
+                log_failed_pass(log, "ranking: scheduled run", exc, "trying again later")
 
     def stop(self) -> None:
         self._stop.set()

@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -136,3 +138,29 @@ def current_revision(engine: Engine) -> str | None:
 def dialect_of(conn: Connection | Session) -> str:
     bind = conn.get_bind() if isinstance(conn, Session) else conn
     return bind.dialect.name
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Is this the database being away (retry later), rather than a bug or refused data?"""
+    if isinstance(exc, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+
+
+def log_failed_pass(logger: logging.Logger, what: str, exc: BaseException, retry: str) -> None:
+    """A background job's pass failed: while the database is away one plain line (the
+    driver's own first line: refused, shutting down, too many connections…), since a
+    traceback a second per job thread buries the cause in the journal; a traceback for
+    anything else, which is a bug."""
+    if is_outage(exc):
+        cause = getattr(exc, "orig", None) or exc
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        logger.error("%s: the database is unavailable (%s); %s", what, first, retry)
+    else:
+        logger.error("%s failed; %s", what, retry, exc_info=exc)
