@@ -23,7 +23,15 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from .health import Check, CheckFn, Health, HealthServer, database_check, thread_check
+from .health import (
+    Check,
+    CheckFn,
+    Health,
+    HealthServer,
+    database_check,
+    redis_check,
+    thread_check,
+)
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -143,6 +151,8 @@ class Jobs:
                 continue
             health.add(name, thread_check(lambda n=name: self.threads()[n], name))  # type: ignore[misc]
         health.add("database", database_check(self.engine))
+        if self.settings.socketio_queue:  # the live events of case changes go through it
+            health.add("redis", redis_check(self.settings.socketio_queue))
         health.add("broker", self._broker_check())
         health.add("outbox_backlog", self._backlog_check())
         return health

@@ -192,6 +192,29 @@ def test_healthz_names_redis_when_it_is_configured_and_down(
         rt.stop()
 
 
+def test_jobs_healthz_names_redis_when_it_is_configured_and_down(tmp_path: Path) -> None:
+    """`roadwatch jobs` sends the live events of case changes (dispatched, overdue…) through
+    the Socket.IO queue: with Redis down they are lost on the way, so its /healthz says so,
+    as the web and worker roles' do (found in the operations audit: it stayed 200)."""
+    from roadwatch.jobs import Jobs
+
+    closed = free_port()  # nothing listens here
+    settings = make_settings(tmp_path, socketio_queue=f"redis://127.0.0.1:{closed}/0")
+    jobs = Jobs(settings)
+    try:
+        ok, checks = jobs.health.report()
+        assert not ok
+        assert checks["redis"] == {"ok": False, "error": "ConnectionError"}
+        assert checks["database"] == {"ok": True}
+        without = Jobs(make_settings(tmp_path), migrate=False)
+        try:
+            assert "redis" not in without.health.report()[1]
+        finally:
+            without.engine.dispose()
+    finally:
+        jobs.engine.dispose()
+
+
 # -- gauges --------------------------------------------------------------------------------
 def _gauge(text_: str, name: str) -> float:
     for line in text_.splitlines():
