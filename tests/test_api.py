@@ -425,3 +425,30 @@ def test_a_photo_folder_that_cannot_take_it_is_a_plain_503(
     # the same photo once the folder can take it: stored as new
     res = client.post("/api/photos", data={"photo": (io.BytesIO(png), "a.png")})
     assert res.status_code == 201
+
+
+def test_a_database_that_is_away_answers_503_not_500(
+    client: FlaskClient, runtime: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL down, restarting or at its connection limit: the staff API answered 500
+    internal_error with a traceback in the log; it is 503 unavailable with Retry-After and
+    one log line naming the cause (here: a real engine on a port where nothing listens)."""
+    from roadwatch.store import db
+    from tests.support.mosquitto import free_port
+
+    away = db.make_engine(f"postgresql://nobody@127.0.0.1:{free_port()}/none", connect_timeout_s=2)
+    engine, sessions = runtime.engine, runtime.sessions
+    runtime.engine, runtime.sessions = away, db.make_sessionmaker(away)
+    caplog.set_level("ERROR", logger="roadwatch.web.errors")
+    try:
+        res = client.get("/api/reports?limit=1")
+    finally:
+        runtime.engine, runtime.sessions = engine, sessions
+        away.dispose()
+    assert res.status_code == 503, res.get_data(as_text=True)
+    assert int(res.headers["Retry-After"]) > 0
+    err = res.get_json()["errors"][0]
+    assert (err["field"], err["code"]) == ("server", "unavailable")
+    (rec,) = caplog.records
+    assert rec.exc_info is None and "the database is unavailable (" in rec.getMessage()
+    assert client.get("/api/reports?limit=1").status_code == 200  # back: as before

@@ -153,14 +153,18 @@ def is_outage(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
+def outage_cause(exc: BaseException) -> str:
+    """The driver's own first line (refused, shutting down, too many connections…)."""
+    cause = getattr(exc, "orig", None) or exc
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+
+
 def log_failed_pass(logger: logging.Logger, what: str, exc: BaseException, retry: str) -> None:
     """A background job's pass failed: while the database is away one plain line (the
     driver's own first line: refused, shutting down, too many connections…), since a
     traceback a second per job thread buries the cause in the journal; a traceback for
     anything else, which is a bug."""
     if is_outage(exc):
-        cause = getattr(exc, "orig", None) or exc
-        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-        logger.error("%s: the database is unavailable (%s); %s", what, first, retry)
+        logger.error("%s: the database is unavailable (%s); %s", what, outage_cause(exc), retry)
     else:
         logger.error("%s failed; %s", what, retry, exc_info=exc)

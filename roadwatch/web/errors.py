@@ -12,6 +12,8 @@ import math
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from ..store.db import is_outage, outage_cause
+
 log = logging.getLogger(__name__)
 
 
@@ -83,5 +85,13 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:
+        if is_outage(exc):  # the database is down, restarting or at its connection limit
+            words = outage_cause(exc)
+            log.error(
+                "%s %s: the database is unavailable (%s)", request.method, request.path, words
+            )
+            return error_response(
+                503, "server", "unavailable", "the database is unavailable; retry", retry_after=5
+            )
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "server", "internal_error", "the server failed; it is logged")
