@@ -150,3 +150,37 @@ def test_mqtt5_response_topic_and_correlation(platform: tuple[Runtime, Any, str]
     finally:
         dev.disconnect()
         dev.loop_stop()
+
+
+@pytest.mark.slow
+def test_ingest_is_back_within_seconds_after_a_long_broker_outage(
+    tmp_path: Any, network_ctx: Any
+) -> None:
+    """After a Mosquitto restart the shared subscription is gone until the worker subscribes
+    again; what phones publish meanwhile is dropped by the broker (README, "Several ingest
+    workers"). paho's backoff doubled to 10 s, so after a 10 s outage the workers came back
+    5 s after the broker (found in the operations audit: 450 of 1,800 reports dropped, all
+    flushed by the phones in that gap). Capped at 2 s, the gap is 2 s at most."""
+    import time
+
+    from tests.support.mosquitto import run_mosquitto
+
+    with run_mosquitto(tmp_path / "mq") as broker:
+        settings = make_settings(tmp_path, mqtt_url=broker.url, embedded_broker="never")
+        rt = Runtime.build(settings, ctx=network_ctx)
+        try:
+            rt.start_ingest(ingest_only=True)
+            assert rt.mqtt is not None and rt.mqtt.subscribed.wait(10)
+            broker.stop()
+            assert not rt.mqtt.ready
+            # paho retries 1, 2, 4, 8 s after the loss, then every cap: 1, 3, 7, 15 s in.
+            # Back at 16 s, the next try used to come at 25 s; now it comes at 17 s.
+            time.sleep(16)
+            broker.start()
+            back = time.monotonic()
+            while not rt.mqtt.ready and time.monotonic() - back < 15:
+                time.sleep(0.05)
+            took = time.monotonic() - back
+        finally:
+            rt.stop()
+    assert took < 3.5, f"subscribed again {took:.1f} s after the broker was back"
