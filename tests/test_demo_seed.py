@@ -160,3 +160,56 @@ def test_cli_refusal_is_one_clear_line(
     err = r.stderr.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("roadwatch demo seed: refused: "), err
     assert "1 reports" in err[0]
+
+
+def test_if_new_names_a_seed_that_did_not_finish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner: Any
+) -> None:
+    """A seed killed midway (here SIGKILL, once its mark says "seeding") leaves part of its
+    history. `run.sh`'s `demo seed --if-new` took it for a finished demo ("already a demo;
+    not seeding again", exit 0) and started the platform on it at every start; now it says
+    the seed did not finish, in one line, with the refusal's exit code 3."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from roadwatch.cli import main
+    from roadwatch.demo.seed import demo_marker
+
+    url = f"sqlite:///{tmp_path / 'roadwatch.sqlite3'}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ROADWATCH_")},
+        "ROADWATCH_DATABASE_URL": url,
+        "ROADWATCH_PHOTO_DIR": str(tmp_path / "photos"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "roadwatch.cli", "demo", "seed", "--weeks", "4"],
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if (demo_marker(url) or {}).get("state") == "seeding":
+                    break
+            except Exception:  # the schema is being created meanwhile
+                pass
+            time.sleep(0.1)
+        assert proc.poll() is None, "the seed ended before it could be interrupted"
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert (demo_marker(url) or {}).get("state") == "seeding"
+    monkeypatch.setenv("ROADWATCH_DATABASE_URL", url)
+    monkeypatch.setenv("ROADWATCH_PHOTO_DIR", str(tmp_path / "photos"))
+    r = runner.invoke(main, ["demo", "seed", "--if-new", "--weeks", "1"])
+    assert r.exit_code == 3, r.output
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("roadwatch demo seed: "), err
+    assert "did not finish" in err[0] and "delete the database" in err[0]

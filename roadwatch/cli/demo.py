@@ -80,7 +80,18 @@ def seed(
     logging.basicConfig(level="WARNING", stream=sys.stderr)
     if weeks < 1 or weeks > 52:
         raise CommandError("--weeks must be between 1 and 52", prefix=SEED)
-    if if_new and demo_marker(settings.database_url) is not None:
+    marker = demo_marker(settings.database_url) if if_new else None
+    if marker is not None and marker.get("state") == "seeding":
+        # A seed killed midway (kill -9, power, Ctrl-C) left part of its history: run.sh
+        # started the platform on it as if it were complete, every time, without a word.
+        raise CommandError(
+            "this database holds a demo seed that did not finish (interrupted, or still "
+            "running): only part of its history; delete the database to seed again "
+            "(README, Reseeding)",
+            code=3,
+            prefix=SEED,
+        )
+    if marker is not None:
         print(f"{SEED}: this database is already a demo; not seeding again", file=sys.stderr)
         return 0
     only = [d.strip() for d in districts.split(",") if d.strip()] if districts else None
