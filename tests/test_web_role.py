@@ -138,3 +138,34 @@ def test_roadwatch_web_refuses_a_taken_port(tmp_path: Path) -> None:
         )
     assert done.returncode == 2, done.stderr
     assert "the port is in use" in done.stderr
+
+
+@pytest.mark.parametrize("case", ["schema behind", "database down"])
+def test_roadwatch_web_refuses_to_boot_in_one_line(tmp_path: Path, case: str) -> None:
+    """A schema behind the code or a database that is down stops the web role with one
+    line (docs/deploy.md, "Schema and network"), and gunicorn's master stops with it, for
+    systemd to retry. It was gunicorn's "Exception in worker process" traceback, 30-140
+    lines per attempt in the journal."""
+    url = (
+        f"sqlite:///{tmp_path / 'never-upgraded.sqlite3'}"
+        if case == "schema behind"
+        else f"postgresql://nobody@127.0.0.1:{free_port()}/none"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "roadwatch.cli", "web", "--port", str(free_port())],
+        env=_env(tmp_path, url),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 3, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    (line,) = [x for x in done.stderr.splitlines() if "ERROR   roadwatch.web.wsgi" in x]
+    expected = {
+        "schema behind": "roadwatch: configuration error: ROADWATCH_DATABASE_URL: the database "
+        "schema is at nothing",
+        "database down": "roadwatch: cannot use the database (ROADWATCH_DATABASE_URL): ",
+    }[case]
+    assert expected in line, line
+    assert "Worker failed to boot" in done.stderr

@@ -133,5 +133,25 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(name)
     with _lock:
         if "app" not in _built:
-            _built["app"] = create_web_app()
+            try:
+                _built["app"] = create_web_app()
+            except SettingsError as exc:  # e.g. a schema behind the code
+                _refuse(f"roadwatch: configuration error: {exc}")
+            except Exception as exc:
+                if not db.is_outage(exc):
+                    raise
+                _refuse(
+                    "roadwatch: cannot use the database (ROADWATCH_DATABASE_URL): "
+                    + db.outage_cause(exc)
+                )
         return _built["app"]
+
+
+# gunicorn's exit code for a worker that could not boot: its master then stops too (and
+# systemd restarts the unit), without printing the traceback of an expected refusal.
+WORKER_BOOT_ERROR = 3
+
+
+def _refuse(line: str) -> None:
+    log.error("%s", line)
+    raise SystemExit(WORKER_BOOT_ERROR)
