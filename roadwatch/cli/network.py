@@ -286,8 +286,11 @@ def import_(
     except (ValueError, OSError) as exc:
         raise CommandError(f"cannot import {src}: {exc}") from None
     if not net.segments:  # an OSM extract with no named road in the box: keep what is there
-        where = f" inside the city area (lon {box[0]:g}..{box[2]:g}, lat {box[1]:g}..{box[3]:g})"
-        where = where if box else ""
+        where = (
+            f" inside the city area (lon {box[0]:g}..{box[2]:g}, lat {box[1]:g}..{box[3]:g})"
+            if box
+            else ""
+        )
         raise CommandError(
             f"{src}: no segments to import: the file has no named road{where}; check the file "
             "and the city area (--bounds, ROADWATCH_CITY_BOUNDS; '' for no check)"
