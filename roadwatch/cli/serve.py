@@ -252,8 +252,9 @@ def worker(instance: str | None, health_port: int | None, drain: bool) -> int:
     else:
         log.info("worker %s: ingesting from %s", name, redact_url(settings.mqtt_url))
         stop.wait()
-        # SIGTERM: leave the shared subscription, commit and ack what is in hand, disconnect.
-        runtime.mqtt.drain()
+        # SIGTERM: commit and ack the batch in hand, disconnect, stay in the group (the
+        # broker keeps this worker's share for its return; leaving could lose it).
+        runtime.mqtt.stop_in_group()
     if health is not None:
         health.stop()
     runtime.stop()

@@ -298,8 +298,26 @@ class MqttIngest:
         """From now on subscribe to nothing (a reconnect unsubscribes instead)."""
         self._draining.set()
 
+    def stop_in_group(self, timeout: float = 20.0) -> None:
+        """SIGTERM of a worker (a restart, a stop): finish, commit and ack the batch in hand,
+        then disconnect, staying in the shared subscription with the persistent session.
+
+        The broker then queues this member's share in the session until it returns (or
+        `worker --drain` takes it for good). Leaving the group instead would have the broker
+        accept what phones publish while no member is left and drop it: measured, a plain
+        restart of the only worker lost 49 of 600 reports. Messages received but not taken
+        stay unacked, so the broker sends them again when the session returns."""
+        held = len(self._queue)
+        self.stop(timeout=timeout)
+        log.info(
+            "MQTT: stopped, staying in the group (its share waits in the session until this "
+            "worker returns; `worker --drain` takes it for good); %d received and not taken "
+            "come back from the broker",
+            held,
+        )
+
     def drain(self, timeout: float = 20.0, quiet: float = 0.5, end_session: bool = False) -> bool:
-        """SIGTERM: take no new messages, finish and ack those in hand, then disconnect.
+        """`worker --drain`: take no new messages, finish and ack those in hand, then disconnect.
 
         Unsubscribing first takes this worker out of the shared subscription, so the
         broker gives new messages to the other members (a stopped member that stays
