@@ -296,6 +296,8 @@ def test_offline_reports_survive_reload_and_are_accepted_once(
         page.fill("#note", f"离线上报 {i + 1}")
         page.click("#report-send")
         expect(page.locator("#report-done")).to_contain_text("联网后自动发送")
+        # the on-the-spot question needs the platform: the chief is told it was skipped
+        expect(page.locator("#report-done")).to_contain_text("离线时不能询问所在路段")
     page.click("#tabs [data-view=outbox]")
     expect(page.locator("#outbox-list li[data-state=queued]")).to_have_count(3)
     save_screenshot(page, "phone-outbox-offline")

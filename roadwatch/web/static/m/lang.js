@@ -45,6 +45,8 @@ const WORDS = {
   "本人上报": "Reported by you", "已整改，待核查": "Fixed, awaiting check",
   "整改反馈已保存，等待发送": "Fix saved, waiting to be sent", "整改反馈已保存，正在发送": "Fix saved, sending",
   "已保存，正在发送…": "Saved, sending…", "已保存在手机上，联网后自动发送": "Saved on the phone; sent when online",
+  "离线时不能询问所在路段：平台不确定时由工作人员核实":
+    "Offline, the segment could not be asked: where the platform is not sure, staff check it",
   "已发送，等待回执": "Sent, awaiting receipt", "已受理": "Accepted", "待发送": "Waiting to send", "被退回": "Rejected",
   "已受理·路段待人工核定": "Accepted · segment to be checked by staff",
   "已收到，路段待人工核定": "Received · segment to be checked by staff",
