@@ -102,6 +102,30 @@ class Phones:
         self.c.loop_stop()
 
 
+def start_publisher(
+    port: int, root: str, count: int, ids_file: Path, rate: float, resent: float = 0.1
+) -> subprocess.Popen[bytes]:
+    """tests.support.publisher in its own process: `count` QoS 1 reports at `rate` a second,
+    a share `resent` of them repeated byte for byte; the distinct ids go to `ids_file`."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.support.publisher",
+            str(port),
+            root,
+            str(count),
+            str(ids_file),
+            "--rate",
+            str(rate),
+            "--repeat-share",
+            str(resent),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+    )
+
+
 def scalar(db_url: str, sql: str) -> Any:
     engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
     try:
@@ -265,21 +289,7 @@ def test_two_workers_share_a_stream_and_survive_rolling_restarts(
         try:
             for w in workers:
                 w.wait_ready()
-            publisher = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tests.support.publisher",
-                    str(broker.port),
-                    root,
-                    str(count),
-                    str(ids_file),
-                    "--rate",
-                    "300",
-                ],
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
-            )
+            publisher = start_publisher(broker.port, root, count, ids_file, rate=300)
             stored = "SELECT count(*) FROM reports"
             for w, at in zip(workers, (800, 1600), strict=True):
                 wait_until(lambda at=at: scalar(db_url, stored) >= at, 90, f"{at} reports")
@@ -325,23 +335,7 @@ def test_restarting_the_only_worker_loses_nothing(tmp_path: Path, network_ctx: A
         acks = Phones(broker.port, root)
         try:
             worker.wait_ready()
-            publisher = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "tests.support.publisher",
-                    str(broker.port),
-                    root,
-                    str(count),
-                    str(ids_file),
-                    "--rate",
-                    "200",
-                    "--repeat-share",
-                    "0",
-                ],
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
-            )
+            publisher = start_publisher(broker.port, root, count, ids_file, rate=200, resent=0.0)
             stored = "SELECT count(*) FROM reports"
             wait_until(lambda: scalar(db_url, stored) >= 300, 90, "300 reports")
             assert worker.stop() == 0, worker.log()[-2000:]
