@@ -229,3 +229,26 @@ def test_websocket_listener() -> None:
                 pub.publish(TOPIC, b"over websockets")
             assert sub.get().payload == b"over websockets"
     assert broker_threads() - before == set()
+
+
+def test_a_websocket_client_leaving_mid_subscribe_is_not_logged_as_a_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A phone page closed while the broker still answers its SUBSCRIBE: the SUBACK meets a
+    closed WebSocket. That is a client leaving, not a broker failure: no error, no traceback
+    in the log (it failed a served test's clean-log check)."""
+    from websockets.sync.client import connect
+
+    connect_packet = bytes.fromhex("101000044d5154540402003c0004") + b"gone"
+    subscribe_packet = bytes([0x82, 8, 0, 1, 0, 3]) + b"a/#" + b"\x01"  # id 1, QoS 1
+    b = EmbeddedBroker(port=free_port(), ws_port=free_port())
+    with caplog.at_level(logging.DEBUG), b:
+        for _ in range(30):
+            ws = connect(f"ws://127.0.0.1:{b.ws_port}/", subprotocols=["mqtt"])  # type: ignore[list-item]
+            ws.send(connect_packet)
+            ws.recv(timeout=5)  # CONNACK
+            ws.send(subscribe_packet)
+            ws.close(code=1001)  # going away, before the SUBACK is read
+        time.sleep(0.5)
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not failures, [r.getMessage() for r in failures]

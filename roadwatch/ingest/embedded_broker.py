@@ -83,6 +83,7 @@ import amqtt.plugins.authentication  # noqa: F401
 from amqtt.broker import Broker
 from amqtt.errors import BrokerError
 from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
 
 __all__ = ["EmbeddedBroker", "is_listening", "is_loopback"]
 
@@ -211,6 +212,11 @@ class _Broker(Broker):
         self._client_transports.add(websocket.transport)
         try:
             await super().ws_connected(websocket, listener_name)
+        except ConnectionClosed as exc:
+            # A phone's page that went away while amqtt was still answering it (a SUBACK
+            # to a closed WebSocket): amqtt lets that escape, and websockets then logs it
+            # with a traceback, as if the broker had failed. It is a client leaving.
+            log.debug("embedded broker: a WebSocket client left mid-exchange (%s)", exc)
         finally:
             self._client_transports.discard(websocket.transport)
 
