@@ -280,6 +280,51 @@ def test_editing_a_stored_finding_afterwards_is_detected(rt: Any, formula: Any) 
     assert any("SHA-256" in p for p in v.problems)
 
 
+def test_a_report_received_after_the_cut_off_leaves_the_frozen_week_alone(
+    rt: Any, formula: Any
+) -> None:
+    """A phone's outbox may deliver a finding observed on Sunday night days later (within
+    observed_window_days). The week was frozen at its cut-off without it: the published
+    week must still verify, and a draft of the week computed later gives the same flags."""
+    tz = rt.settings.tz
+    ids = golden_fixture(rt, tz)
+    w47 = Week.parse("2026-W47", tz)
+    as_of = pub.default_as_of(w47, 8)
+    s5 = ids["segments"][4]
+    with rt.engine.begin() as c:  # observed Sunday 23:59, received before the cut-off: counts
+        add_report(
+            c,
+            s5,
+            "EQ",
+            w47.end - 60 * dt.timedelta(seconds=1),
+            category="E0506",
+            received_at=as_of - H,
+        )
+    pub.publish(rt.engine, formula, w47, as_of, "t", as_of)
+    assert pub.verify(rt.engine, formula, w47).ok
+    with rt.engine.connect() as conn:
+        before = pub.compute(conn, formula, w47, as_of)
+    with rt.engine.begin() as c:  # observed Sunday 23:59, received Monday 09:00
+        late = add_report(
+            c,
+            s5,
+            "EQ",
+            w47.end - 60 * dt.timedelta(seconds=1),
+            category="E0506",
+            received_at=as_of + H,
+        )
+    v = pub.verify(rt.engine, formula, w47)
+    assert v.ok, v.problems
+    with rt.engine.connect() as conn:
+        after = pub.compute(conn, formula, w47, as_of)
+    assert pub.canonical(after) == pub.canonical(before)
+    s5_score = next(s for s in _league(after)["scores"] if s["id"] == s5)
+    assert s5_score["findings"] == 3  # the two of the fixture and the one in time
+    with rt.engine.connect() as conn:  # and it is no finding of the next week either
+        nxt = pub.compute(conn, formula, w47.next(), pub.default_as_of(w47.next(), 8))
+    assert late not in str(nxt)
+
+
 def test_disputes_are_checked_and_kept(rt: Any, formula: Any) -> None:
     tz = rt.settings.tz
     ids = golden_fixture(rt, tz)

@@ -96,8 +96,14 @@ def _kinds_join(formula: Formula) -> str:
       ) rp ON rp.id = r.reporter_id"""
 
 
-_VALID = "r.segment_id IS NOT NULL AND COALESCE(r.case_status, '') NOT IN ({})".format(
-    ", ".join(f"'{c}'" for c in EXCLUDED_CASES)
+# A finding counts in the week it was observed, as the platform knew it at the cut-off: a
+# report received after `as_of` (a phone's outbox sent days later, within the accepted
+# `observed_window_days`) cannot change a frozen week, nor its recomputation (`verify`).
+_VALID = (
+    "r.segment_id IS NOT NULL AND r.received_at <= :as_of"
+    " AND COALESCE(r.case_status, '') NOT IN ({})".format(
+        ", ".join(f"'{c}'" for c in EXCLUDED_CASES)
+    )
 )
 
 

@@ -71,6 +71,7 @@ def add_report(
     rectified_at: dt.datetime | None = None,
     closed_at: dt.datetime | None = None,
     chainage_m: float | None = None,
+    received_at: dt.datetime | None = None,
 ) -> str:
     rid = rid or str(uuid.uuid4())
     conn.execute(
@@ -83,7 +84,7 @@ def add_report(
             note=None,
             photos=[],
             observed_at=observed_at,
-            received_at=observed_at,
+            received_at=received_at or observed_at,
             crs="WGS84",
             lat=34.75,
             lon=113.65,
