@@ -242,6 +242,77 @@ def test_escalation_level_by_level_each_notified_once(runtime: Any, at: Any) -> 
     assert state["overdue"] == 1
 
 
+@pytest.mark.parametrize("held_at", [2, 1])
+def test_escalation_starts_above_the_level_that_holds_the_case(
+    runtime: Any, at: Any, network_ctx: Any, held_at: int
+) -> None:
+    """Districts without 三级路长 give a case to a 二级 (or higher) chief: the ladder starts
+    one level above them at the deadline (config/sla.toml: "superior"), never at their own
+    level or below, and skips the steps naming a level already told."""
+    from sqlalchemy import update
+
+    seg = network_ctx.network.segments[1234 + held_at]
+    a = models.Assignment.__table__.c
+    with runtime.sessions.begin() as s:  # the posts below `held_at` are vacant
+        vacated = (
+            s.execute(
+                update(models.Assignment.__table__)
+                .where(a.segment_id == seg.id, a.level > held_at, a.valid_to.is_(None))
+                .values(valid_to=FRIDAY_1630 - dt.timedelta(days=30))
+                .returning(a.id)
+            )
+            .scalars()
+            .all()
+        )
+    assert vacated
+    try:
+        at(FRIDAY_1630)
+        mid = seg.geometry.interpolate(0.5, normalized=True)
+        out, body = report(
+            runtime,
+            FRIDAY_1630,
+            lat=mid.y,
+            lon=mid.x,
+            crs="WGS84",
+            heading_deg=None,
+            category="E0102",
+        )
+        rid = body["report_id"]
+        row = case_row(runtime, rid)
+        levels = {lvl: chief_of(runtime, seg.id, lvl) for lvl in range(held_at + 1)}
+        assert out.segment_id == seg.id and row.assignee_id == levels[held_at]
+        due = row.due_at.astimezone(CST)
+        sla = runtime.pipeline.sla
+
+        def run(when: dt.datetime) -> list[tuple[str, str, int]]:
+            _, notices = sweep(runtime.engine, sla, when.astimezone(dt.UTC))
+            return sorted((n.person_id, n.body["kind"], n.body["level"]) for n in notices)
+
+        step2, step3 = sla.escalation_at(due, 2), sla.escalation_at(due, 3)
+        assert step2 is not None and step3 is not None
+        first, second, third = (
+            run(due + dt.timedelta(minutes=1)),
+            run(step2 + dt.timedelta(seconds=1)),
+            run(step3 + dt.timedelta(seconds=1)),
+        )
+        told = sorted(
+            [
+                (levels[held_at - 1], "escalation", held_at - 1),
+                (levels[held_at], "overdue", held_at - 1),
+            ]
+        )
+        assert first == told  # the superior at the deadline, the holder told it is overdue
+        assert second == []  # 一级 again (or 一级 below a 一级 holder): skipped
+        assert third == ([(levels[0], "escalation", 0)] if held_at == 2 else [])
+        assert run(step3 + dt.timedelta(days=30)) == []
+        assert case_row(runtime, rid).overdue is True
+    finally:
+        with runtime.sessions.begin() as s:
+            s.execute(
+                update(models.Assignment.__table__).where(a.id.in_(vacated)).values(valid_to=None)
+            )
+
+
 def test_two_schedulers_escalate_each_case_once(runtime: Any, at: Any, network_ctx: Any) -> None:
     at(FRIDAY_1630)
     segs = network_ctx.network.segments

@@ -40,7 +40,32 @@ from .workflow import (
 )
 
 log = logging.getLogger(__name__)
-LADDER = (2, 1, 0)  # escalation step 1 → 二级路长, 2 → 一级路长, 3 → 总路长
+
+
+def responsible_level(holders: Any, assignee_id: str | None, at: dt.datetime) -> int:
+    """The road-chief level a case is held at: its assignee's post on the segment, else
+    (the assignee left, or is a merchant or partner unit) the segment's most junior chief;
+    3 when the segment has no road chief at all."""
+    chiefs = [h for h in holders if h.role == "road_chief" and h.level is not None and h.holds(at)]
+    own = [int(h.level) for h in chiefs if h.person_id == assignee_id]
+    if own:
+        return max(own)
+    return max((int(h.level) for h in chiefs), default=3)
+
+
+def ladder_level(sla: Sla, due: dt.datetime, step: int, level: int) -> int | None:
+    """Whom escalation rule number `step` (1-based, config order) notifies for a case held at
+    `level`: config/sla.toml's `notify` ("superior" = one above), or None when the rule is
+    skipped (it names the holder's own level, a lower one or one already notified:
+    `Sla.escalation_steps`)."""
+    rules = getattr(sla, "escalation", None)
+    if not rules or not 1 <= step <= len(rules):
+        return None
+    rule = rules[step - 1]
+    for s in sla.escalation_steps(due, level):
+        if s.rule is rule:
+            return int(s.level)
+    return None
 
 
 SWEEP_LIMIT = 5000  # cases claimed per transaction: a backlog drains in bounded steps
@@ -103,8 +128,12 @@ def sweep(
             following = sla.escalation_at(due, step + 1) if due is not None else None
             if following is not None:
                 nexts.append({"rid": c.id, "nxt": max(following, now)})
-            level = LADDER[min(step, len(LADDER)) - 1]
-            chief = chief_at_level(holders.get(c.segment_id, []), now, level)
+            held = holders.get(c.segment_id, [])
+            own_level = responsible_level(held, c.assignee_id, now)
+            level = ladder_level(sla, due, step, own_level) if due is not None else None
+            if level is None and step > 1:
+                continue  # a rule this case's ladder skips (see ladder_level): nobody to tell
+            chief = chief_at_level(held, now, level) if level is not None else None
             who = chief.person_id if chief else None
             transitions.append(
                 {
@@ -113,7 +142,11 @@ def sweep(
                     "from_status": c.case_status,
                     "to_status": c.case_status,
                     "by": "clock",
-                    "note": f"overdue: escalated to {LEVEL_NAMES[level]}"
+                    "note": (
+                        f"overdue: escalated to {LEVEL_NAMES[level]}"
+                        if level is not None
+                        else "overdue"
+                    )
                     + (f" {who}" if who else ""),
                     "data": {"escalation_level": step, "notified": who, "level": level},
                 }
@@ -138,7 +171,7 @@ def sweep(
                 "case_id": c.id,
                 "segment_id": c.segment_id,
                 "category": c.category,
-                "level": level,
+                "level": level if level is not None else own_level,  # overdue only: the holder
                 "step": step,
                 "due_at": due.isoformat() if due else None,
             }
