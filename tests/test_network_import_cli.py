@@ -137,6 +137,25 @@ def test_import_osm_pbf_with_stable_ids(tmp_path: Path, runner: CliRunner) -> No
     assert [s.id for s in second.segments] == [s.id for s in first.segments]
 
 
+def test_import_writes_gzip_when_the_out_name_says_so(
+    tmp_path: Path, network_ctx: Any, runner: CliRunner
+) -> None:
+    # once written through "<out>.part", whose name does not end in .gz: plain JSON in a
+    # file called .geojson.gz (the default name), readable only by roadwatch itself
+    src = city_layer(network_ctx, tmp_path / "city.gpkg", n=3)
+    base = ["network", "import", str(src), "--id-field", "SEG_ID", "--name-field", "MC"]
+    base += ["--district-field", "QX", "--fit-reports", "1000", "--calibration-reports", "10000"]
+    gz, plain = tmp_path / "net.geojson.gz", tmp_path / "net.geojson"
+    for out in (gz, plain):
+        r = runner.invoke(main, [*base, "--out", str(out)])
+        assert r.exit_code == 0, r.output
+    assert gz.read_bytes()[:2] == b"\x1f\x8b"
+    assert plain.read_bytes()[:1] == b"{"
+    assert [s.id for s in load_network(gz).segments] == [s.id for s in load_network(plain).segments]
+    # the fitted bars are tied to the bytes on disk
+    assert load_fitted_bars(gz, hashlib.sha256(gz.read_bytes()).hexdigest()) is not None
+
+
 def test_import_osm_pbf_pairs_dual_carriageways_unless_asked(
     tmp_path: Path, runner: CliRunner
 ) -> None:

@@ -232,7 +232,7 @@ def import_(
     settings = settings_for()
     setup_logging("WARNING")
     from geo.importer import FieldMapping, NetworkImportError, read_segment_layer
-    from geo.network import load_network, save_network
+    from geo.network import load_network, network_bytes
     from geo.segmentize import network_from_osm
 
     src = Path(file)
@@ -298,7 +298,9 @@ def import_(
     tmp = target.with_name(target.name + ".part")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        save_network(net, tmp)
+        # compressed as the target's name says (save_network would go by the ".part" name
+        # and write plain JSON into a file called .gz)
+        tmp.write_bytes(network_bytes(net, compress=target.name.endswith(".gz")))
         tmp.replace(target)  # atomic: a failed import leaves the previous file in place
     except OSError as exc:
         tmp.unlink(missing_ok=True)
