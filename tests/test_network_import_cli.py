@@ -156,6 +156,31 @@ def test_import_writes_gzip_when_the_out_name_says_so(
     assert load_fitted_bars(gz, hashlib.sha256(gz.read_bytes()).hexdigest()) is not None
 
 
+@pytest.mark.parametrize("name", ["west-oakland.osm", "city.osm.bz2"])
+def test_import_refuses_osm_xml_in_one_line(tmp_path: Path, runner: CliRunner, name: str) -> None:
+    # once read by GDAL as a segment layer (its "points" layer): a pyogrio warning, a
+    # "-0%" progress bar and "the file has no field 'id' ... 'district'" instead of a hint
+    src = tmp_path / name
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<osm version="0.6">\n'
+        '<node id="1" lat="37.807" lon="-122.300"/><node id="2" lat="37.808" lon="-122.299"/>\n'
+        '<way id="3"><nd ref="1"/><nd ref="2"/><tag k="highway" v="residential"/>'
+        '<tag k="name" v="Market Street"/></way>\n</osm>\n'
+    )
+    if name.endswith(".bz2"):
+        import bz2
+
+        src.write_bytes(bz2.compress(xml.encode()))
+    else:
+        src.write_text(xml, encoding="utf-8")
+    out = tmp_path / "net.geojson.gz"
+    r = runner.invoke(main, ["network", "import", str(src), "--out", str(out), "--bounds", ""])
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith(f"roadwatch: {src}: an OpenStreetMap XML file")
+    assert "osmium cat" in r.stderr and ".osm.pbf" in r.stderr
+    assert "no field" not in r.output and not out.exists()
+
+
 def test_import_osm_pbf_pairs_dual_carriageways_unless_asked(
     tmp_path: Path, runner: CliRunner
 ) -> None:

@@ -242,6 +242,13 @@ def import_(
         if bounds is not None
         else _bounds(settings.city_bounds, "ROADWATCH_CITY_BOUNDS")
     )
+    if src.name.lower().endswith((".osm", ".osm.bz2", ".osm.gz", ".osm.xml")):
+        # GDAL would read its first layer (points) as a segment layer and ask for fields
+        raise CommandError(
+            f"{src}: an OpenStreetMap XML file; OpenStreetMap extracts are imported as "
+            f".osm.pbf: convert it first (osmium cat {src.name} -o "
+            f"{src.name.split('.')[0]}.osm.pbf) or download the extract in PBF format"
+        )
     progress = _ProgressBar()
     t0 = time.perf_counter()
     try:
