@@ -140,6 +140,11 @@ def _look_neutral(kappa: FloatArray) -> FloatArray:
 _PRIOR_WEIGHT: Final = 3.0
 _HINT_WEIGHT: Final = 4.0
 _MAX_CANDIDATES: Final = 3
+# Two segments of one road whose scores differ by less than this (relative) are equally
+# likely right: where each lies within BOUNDARY_TOL_M of the other over its whole length
+# both scores are the same two weights summed in another order, and the live and the
+# batch path sum in different orders. The nearer then takes it in both.
+_TIE_REL: Final = 1e-9
 _ROW_CACHE_MAX_EDGES: Final = 100_000  # ~40 MB of Python lists at most
 _CHUNK: Final = 200_000
 _FAR_M: Final = 20.0  # nearest segment farther than radius - this: look farther
@@ -913,7 +918,7 @@ class RobustSnapper:
         # within the road, the segment most likely right: its own weight and, of each
         # same-road neighbour, the share of spots within the tolerance of it
         tab, part, nseg = self._tol, self._edge_part_list, len(ix)
-        chosen, num = own[0], -1.0
+        scores = []
         for o in own:
             got = o[2]
             near = cont[o[0]]
@@ -924,8 +929,11 @@ class RobustSnapper:
                         along = r[4]
                         tol = _t3_cdf1((span[1] - along) / s) - _t3_cdf1((span[0] - along) / s)
                         got += r[2] * min(max(tol, 0.0) / r[5], 1.0)
-            if got > num or (got == num and o[1] < chosen[1]):
-                chosen, num = o, got
+            scores.append(got)
+        # of equal scores (to _TIE_REL) the nearer, then the lower segment, as snap_many
+        num = max(scores)
+        tie = num * (1.0 - _TIE_REL)
+        chosen = min((o for o, g in zip(own, scores, strict=True) if g >= tie), key=lambda o: o[1])
         sg, d = chosen[0], chosen[1]
         rawp = num / den
         _, _, t, _, row = per_seg[sg]
@@ -1172,7 +1180,11 @@ class RobustSnapper:
                 tol = _t3_cdf((self._tol_hi[at] - ak) / sk) - _t3_cdf((self._tol_lo[at] - ak) / sk)
                 share = w[nb] * np.minimum(np.maximum(tol, 0.0) / fall[nb], 1.0)
                 score += np.bincount(pa, weights=share, minlength=oi.size)
-        # highest score; of equals the nearer, then the lower segment (rows are by segment)
+        # highest score; of equals (to _TIE_REL) the nearer, then the lower segment (rows
+        # are by segment): a tie is settled by the distance, not by the last bit of a sum
+        ostart = np.flatnonzero(np.r_[True, og[1:] != og[:-1]])
+        top = np.repeat(np.maximum.reduceat(score, ostart), np.diff(np.append(ostart, og.size)))
+        score = np.where(score >= top * (1.0 - _TIE_REL), top, score)
         pick = _lexsort_grouped((d[oi], -score, og))
         cidx_o = pick[np.r_[True, og[pick][1:] != og[pick][:-1]]]
         cidx = oi[cidx_o]

@@ -47,6 +47,32 @@ def test_consecutive_segments_of_one_road_are_decided_by_chainage() -> None:
     assert not s.boundary
 
 
+def test_live_and_batch_paths_pick_the_same_of_two_short_halves_of_a_road() -> None:
+    # a road cut at a corner into two pieces shorter than the boundary tolerance: each
+    # lies within 15 m of the other over its whole length, so both score their own weight
+    # plus the other's and tie up to the last bit of a sum the two paths add up in another
+    # order. Found on Monaco's hairpins (OSM): the nearby query said one segment, the
+    # pipeline placed the report on the other (0.3 % of reports differed).
+    rb = _snapper([line((0, 0), (13, 0)), line((13, 0), (13, 9))], ["Main", "Main"])
+    xs, ys = np.meshgrid(np.arange(-12.0, 30.0, 1.3), np.arange(-14.0, 24.0, 1.3))
+    pts = np.array([ll(float(x), float(y)) for x, y in zip(xs.ravel(), ys.ravel(), strict=True)])
+    for heading in (None, 30.0, 300.0):
+        batch = rb.snap_many(
+            pts[:, 0],
+            pts[:, 1],
+            accuracy_m=10.0,
+            heading_deg=None if heading is None else np.full(len(pts), heading),
+        )
+        for i, (lon, lat) in enumerate(pts.tolist()):
+            one = rb.snap(lon, lat, accuracy_m=10.0, heading_deg=heading)
+            assert one.index == batch.index[i], (heading, xs.ravel()[i], ys.ravel()[i])
+            assert one.raw == pytest.approx(batch.raw[i], rel=1e-9)
+    # of two equally likely halves the nearer takes it, in both paths
+    at = ll(15.0, 3.0)  # 2 m from the second half, 3.6 m from the first
+    assert rb.snap(*at, accuracy_m=10.0).index == 1
+    assert rb.snap_many(*np.array([at]).T, accuracy_m=10.0).index[0] == 1
+
+
 def test_a_same_road_neighbour_counts_only_within_the_tolerance_of_the_joint() -> None:
     # halves of one road joined at x = 100: near the joint the true spot may lie on the
     # other half beyond the tolerance (then the answer is wrong), mid-segment hardly
