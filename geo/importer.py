@@ -20,7 +20,7 @@ options or from the ``[fields]`` table of a TOML file::
     chief_name = "LZ_XM" # 路长姓名 (optional)
     road = ""            # "" = not in the file: derived from the name
 
-A city with only OpenStreetMap data reads a ``.osm.pbf`` with
+A city with only OpenStreetMap data reads a ``.osm.pbf`` (or OSM XML) with
 :func:`read_osm_pbf` and cuts it into segments with
 :func:`geo.segmentize.segmentize`.
 
@@ -30,7 +30,9 @@ numpy reader already spends most of the import time inside GDAL itself.
 
 from __future__ import annotations
 
+import bz2
 import datetime as dt
+import gzip
 import json
 import math
 import re
@@ -67,6 +69,8 @@ __all__ = [
     "RowError",
     "districts_from_segments",
     "geodesic_lengths",
+    "OSM_XML_SUFFIXES",
+    "is_osm_file",
     "read_osm_pbf",
     "read_segment_layer",
     "road_class_of",
@@ -1090,13 +1094,37 @@ def _districts_by_midpoint(
 # -- OpenStreetMap ----------------------------------------------------------------------
 
 
+OSM_XML_SUFFIXES = (".osm", ".osm.bz2", ".osm.gz", ".osm.xml")
+"""OpenStreetMap XML, plain or compressed: libosmium reads them as it reads ``.osm.pbf``."""
+
+
+def is_osm_file(path: str | Path) -> bool:
+    """Whether ``path`` is named as an OpenStreetMap extract (``.osm.pbf`` or XML ``.osm``)."""
+    name = Path(path).name.lower()
+    return name.endswith(".pbf") or name.endswith(OSM_XML_SUFFIXES)
+
+
+def _osm_head(p: Path, xml: bool) -> bytes:
+    """The first bytes of the file's OSM data (decompressed for ``.bz2``/``.gz``)."""
+    name = p.name.lower()
+    opener: Any = bz2.open if xml and name.endswith(".bz2") else open
+    if xml and name.endswith(".gz"):
+        opener = gzip.open
+    try:
+        with opener(p, "rb") as fh:
+            return bytes(fh.read(512))
+    except (OSError, EOFError):  # not the compression its name says
+        return b""
+
+
 def read_osm_pbf(
     path: str | Path,
     *,
     bounds: tuple[float, float, float, float] | None = None,
     highway_classes: frozenset[str] | set[str] = DEFAULT_DRIVABLE,
 ) -> gpd.GeoDataFrame:
-    """The named road ways of an ``.osm.pbf`` file (columns osm_id, name, highway, geometry).
+    """The named road ways of an OpenStreetMap extract (columns osm_id, name, highway,
+    geometry): an ``.osm.pbf``, or OSM XML (``.osm``, ``.osm.bz2``, ``.osm.gz``).
 
     Node locations come from pyosmium's location handler; ways that are not
     roads of ``highway_classes`` or have no name are left out, and so are ways
@@ -1107,9 +1135,16 @@ def read_osm_pbf(
     p = Path(path)
     if not p.exists():
         raise _file_error(p, f"{p}: no such file; check the path")
-    with p.open("rb") as fh:
-        head = fh.read(64)
-    if b"OSMHeader" not in head:
+    xml = p.name.lower().endswith(OSM_XML_SUFFIXES)
+    head = _osm_head(p, xml)
+    if xml and b"<osm" not in head:
+        raise _file_error(
+            p,
+            f"{p}: not OpenStreetMap XML (no <osm> element at its start"
+            f"{', or not the compression its name says' if p.suffix in ('.bz2', '.gz') else ''});"
+            " download the extract again, or in PBF format (.osm.pbf)",
+        )
+    if not xml and b"OSMHeader" not in head:
         raise _file_error(
             p,
             f"{p}: not an OpenStreetMap PBF file (.osm.pbf); download an extract in PBF "
@@ -1139,7 +1174,10 @@ def read_osm_pbf(
             counts.append(len(pts))
             coords.extend(pts)
     except RuntimeError as exc:
-        raise _file_error(p, f"{p}: the PBF file is damaged ({exc}); download it again") from None
+        kind = "OpenStreetMap XML" if xml else "PBF"
+        raise _file_error(
+            p, f"{p}: the {kind} file is damaged ({exc}); download it again"
+        ) from None
     if coords:
         index = np.repeat(np.arange(len(counts)), counts)
         geoms = shapely.linestrings(np.asarray(coords, dtype=np.float64), indices=index)

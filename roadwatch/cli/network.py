@@ -106,7 +106,7 @@ def _bounds(text: str, where: str = "--bounds") -> tuple[float, float, float, fl
 @network.command(
     "import",
     help="a city's segment layer (GeoJSON, GeoPackage, Shapefile, FlatGeobuf; any CRS) "
-    "or an OpenStreetMap .osm.pbf cut into segments",
+    "or an OpenStreetMap extract (.osm.pbf, or XML .osm/.osm.bz2/.osm.gz) cut into segments",
 )
 @click.argument("file")
 @click.option("--out", help="network file to write (default var/networks/NAME.geojson.gz)")
@@ -231,7 +231,7 @@ def import_(
 ) -> int:
     settings = settings_for()
     setup_logging("WARNING")
-    from geo.importer import FieldMapping, NetworkImportError, read_segment_layer
+    from geo.importer import FieldMapping, NetworkImportError, is_osm_file, read_segment_layer
     from geo.network import load_network, network_bytes
     from geo.segmentize import network_from_osm
 
@@ -242,17 +242,10 @@ def import_(
         if bounds is not None
         else _bounds(settings.city_bounds, "ROADWATCH_CITY_BOUNDS")
     )
-    if src.name.lower().endswith((".osm", ".osm.bz2", ".osm.gz", ".osm.xml")):
-        # GDAL would read its first layer (points) as a segment layer and ask for fields
-        raise CommandError(
-            f"{src}: an OpenStreetMap XML file; OpenStreetMap extracts are imported as "
-            f".osm.pbf: convert it first (osmium cat {src.name} -o "
-            f"{src.name.split('.')[0]}.osm.pbf) or download the extract in PBF format"
-        )
     progress = _ProgressBar()
     t0 = time.perf_counter()
     try:
-        if src.name.endswith(".pbf"):
+        if is_osm_file(src):
             previous = load_network(target) if target.exists() else None
             net = network_from_osm(
                 src,
