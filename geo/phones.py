@@ -18,8 +18,10 @@ given the stated accuracy times that factor (once a phone is found to understate
 factor read at its mean plus one standard error: a factor too small costs wrong answers,
 one too large only review). It only ever inflates: a phone that overstates
 its error costs review, not wrong answers, and a deflated accuracy would make the snapper
-bolder than the phone deserves. And it inflates only from ``INFLATE_FROM`` on, so an honest
-phone's sampling noise (the mean of 30-60 heavy-tailed values) mostly leaves it as it is.
+bolder than the phone deserves. And it inflates only from ``INFLATE_FROM`` on, and only
+past what honest phones' means of as many fixes stay below 95 % of the time on this
+network (``HONEST_FALSE_FLAGS``), so an honest phone's sampling noise (the mean of 30-60
+heavy-tailed values) leaves it as it is at least 95 % of the time on any network.
 
 Pure: numpy, shapely (through :class:`geo.snap.SegmentIndex`). The store is in memory per
 process (several workers each learn from the share of reports they see) and bounded.
@@ -31,7 +33,7 @@ import math
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
@@ -63,21 +65,49 @@ UPPER_SE: Final = 1.0  # an understating phone's factor: from its mean plus this
 # far (a phone indoors, a report from a square): clipped, so one such fix cannot swing it.
 CAP_RATIO: Final = 3.0
 MIN_ACCURACY_M: Final = 5.0  # the snapper's own floor (geo.robust)
+# At most this share of honest phones may read as understating by chance (per network and
+# window size: DistanceTable.honest_bound).
+HONEST_FALSE_FLAGS: Final = 0.05
+BOUND_RESAMPLES: Final = 4_000  # resampled windows behind each bound
 MAX_PHONES: Final = 100_000  # reporters remembered; the least recently seen go first
 TABLE_REPORTS: Final = 10_000  # simulated reports per rung of the ladder
 
 
 @dataclass(frozen=True, slots=True)
 class DistanceTable:
-    """The mean statistic (:func:`distance_stat`) at each real/stated ratio on one network."""
+    """The mean statistic (:func:`distance_stat`) at each real/stated ratio on one network,
+    and the simulated statistic of honest phones on it (``honest``: what bounds how often
+    an honest phone's run of fixes reads as understating, :meth:`honest_bound`)."""
 
     scales: FloatArray
     means: FloatArray  # non-decreasing
+    honest: FloatArray = field(default_factory=lambda: np.empty(0))
+    _bounds: dict[int, float] = field(default_factory=dict, compare=False, repr=False)
 
     def factor(self, mean_stat: float) -> float:
         """The real/stated ratio whose simulated mean is ``mean_stat`` (linear between
         rungs; beyond the ladder's ends, its ends)."""
         return float(np.interp(mean_stat, self.means, self.scales))
+
+    def honest_bound(self, n: int) -> float:
+        """The mean of ``n`` statistics that honest phones on this network stay below
+        ``1 - HONEST_FALSE_FLAGS`` of the time (resampled from ``honest``; -inf without it).
+
+        The bar of ``INFLATE_FROM`` alone let sampling noise inflate 10-20 % of honest
+        phones at 30 reports where the statistic tells phones apart least (a grid of short
+        blocks, a hillside of hairpins: the honest mean and that of a phone off by half as
+        much again lie close), each then sent to review more than it deserves. The
+        statistic is skewed (squared, clipped), so the bound is resampled, not a normal one.
+        """
+        if self.honest.size == 0:
+            return -math.inf
+        got = self._bounds.get(n)
+        if got is None:
+            rng = np.random.default_rng([n, 47])
+            draws = self.honest[rng.integers(0, self.honest.size, size=(BOUND_RESAMPLES, n))]
+            got = float(np.quantile(draws.mean(axis=1), 1.0 - HONEST_FALSE_FLAGS))
+            self._bounds[n] = got
+        return got
 
 
 def distance_stat(
@@ -98,10 +128,16 @@ def distance_table(
 ) -> DistanceTable:
     """Simulate :mod:`geo.noise`'s reports on ``index`` at every rung of ``SCALES``."""
     means = []
+    honest = np.empty(0)
     for i, k in enumerate(SCALES):
         s = sample_index(index, reports, np.random.default_rng([seed, 31, i]), real_scale=k)
-        means.append(float(np.mean(distance_stat(index, s.lon, s.lat, s.accuracy))))
-    return DistanceTable(np.asarray(SCALES, dtype=float), np.maximum.accumulate(np.asarray(means)))
+        stat = distance_stat(index, s.lon, s.lat, s.accuracy)
+        means.append(float(np.mean(stat)))
+        if k == 1.0:
+            honest = stat
+    return DistanceTable(
+        np.asarray(SCALES, dtype=float), np.maximum.accumulate(np.asarray(means)), honest
+    )
 
 
 class PhoneScales:
@@ -207,7 +243,7 @@ class PhoneScales:
         v = np.fromiter(q, float, len(q))
         mean = float(v.mean())
         table = self.table()
-        if table.factor(mean) < INFLATE_FROM:
+        if table.factor(mean) < INFLATE_FROM or mean <= table.honest_bound(v.size):
             self._factor.pop(r, None)
             return
         # Found to understate: snapped with the upper end of one standard error on its

@@ -286,3 +286,47 @@ def test_the_stored_history_is_read_once_or_again_after_the_refresh(
     phones.observe(["a"] * 5, np.full(5, 9.0))
     phones.prime({"a": np.full(MIN_REPORTS, 0.1)}, ["a"], now=200.0)
     assert phones.factor("a") == 1.0
+
+
+@pytest.fixture(scope="module")
+def grid() -> SegmentIndex:
+    from bench.bench_accuracy import GRID
+    from bench.bench_accuracy import load_network as bench_network
+
+    net = bench_network(GRID)
+    return SegmentIndex(net.lines, roads=net.roads)
+
+
+def test_honest_phones_stay_alone_where_the_statistic_tells_phones_apart_least(
+    grid: SegmentIndex,
+) -> None:
+    """On Aguascalientes' grid (as on a hillside of hairpins) the honest mean and that of a
+    phone off by 1.5 x lie close: with the bar of INFLATE_FROM alone about 14 % of honest
+    phones read as understating after their first 30 reports, each then sent to review more
+    than it deserves. The network's own bound on honest means keeps that to about 5 %."""
+    table = distance_table(grid)
+    assert table.factor(float(table.honest_bound(MIN_REPORTS))) > INFLATE_FROM
+    phones = PhoneScales(table)
+    for kind, scale in (("h", 1.0), ("u", 2.0)):
+        s = _fixes(grid, 400 * MIN_REPORTS, 31 if kind == "h" else 32, scale)
+        who = [f"{kind}{i % 400}" for i in range(s.lon.size)]
+        phones.observe(who, distance_stat(grid, s.lon, s.lat, s.accuracy))
+    honest = phones.factors([f"h{i}" for i in range(400)])
+    under = phones.factors([f"u{i}" for i in range(400)])
+    assert (honest > 1.0).mean() <= 0.08
+    assert (under >= INFLATE_FROM).mean() >= 0.5  # and more as their window fills (below)
+    more = _fixes(grid, 400 * (WINDOW - MIN_REPORTS), 33, 2.0)
+    who = [f"u{i % 400}" for i in range(more.lon.size)]
+    phones.observe(who, distance_stat(grid, more.lon, more.lat, more.accuracy))
+    assert (phones.factors([f"u{i}" for i in range(400)]) >= INFLATE_FROM).mean() >= 0.75
+
+
+def test_the_honest_bound_is_what_honest_means_stay_below_95_percent_of_the_time(
+    table: DistanceTable, kotka: SegmentIndex
+) -> None:
+    fresh = _fixes(kotka, 2000 * MIN_REPORTS, 41, 1.0)
+    means = distance_stat(kotka, fresh.lon, fresh.lat, fresh.accuracy).reshape(2000, -1)
+    above = (means.mean(axis=1) > table.honest_bound(MIN_REPORTS)).mean()
+    assert 0.03 <= above <= 0.07
+    assert table.honest_bound(WINDOW) < table.honest_bound(MIN_REPORTS)  # more fixes, less noise
+    assert DistanceTable(table.scales, table.means).honest_bound(30) == -np.inf
