@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from .cases.workflow import keep_ranked_state
 from .geolocate import PHOTO_WINDOW, PhotoFix, place
 from .ingest.payloads import ReportIn
 from .network.context import NetworkContext
@@ -131,6 +132,7 @@ def place_with_late_photo(
             if p.status != "accepted" or p.segment_id is None:
                 row.district = p.district or row.district
                 continue
+            keep_ranked_state(session, [rid], now)  # the week's frozen ranking reads it
             row.status, row.case_status = "accepted", "new"  # the dispatcher opens its case
             row.segment_id, row.district = p.segment_id, p.district
             row.segment_version = ctx.versions.get(p.segment_id)

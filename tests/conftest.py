@@ -147,6 +147,7 @@ def runtime(
         for table in (
             models.Event,
             models.ReportTransition,
+            models.ReportVersion,
             models.CaseMessage,
             models.ExtensionRequest,
             models.ParkedMessage,

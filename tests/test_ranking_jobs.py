@@ -325,6 +325,51 @@ def test_a_report_received_after_the_cut_off_leaves_the_frozen_week_alone(
     assert late not in str(nxt)
 
 
+def test_routine_case_work_after_the_cut_off_leaves_the_frozen_week_verifiable(
+    rt: Any, formula: Any
+) -> None:
+    """Cases of a published week go on: staff extend one, close another as invalid and
+    reopen a closed one. The recomputation read the cases as they are now, so `verify`
+    called each such action tampering ("the stored findings changed since publication").
+    It reads them as they stood at the cut-off (models.ReportVersion)."""
+    from roadwatch.cases.actions import Env, act
+    from roadwatch.cases.permissions import Staff
+
+    tz = rt.settings.tz
+    ids = golden_fixture(rt, tz)
+    w47 = Week.parse("2026-W47", tz)
+    as_of = pub.default_as_of(w47, 8)
+    pub.publish(rt.engine, formula, w47, as_of, "t", as_of)
+    assert pub.verify(rt.engine, formula, w47).ok
+    with rt.engine.connect() as conn:
+        before = pub.compute(conn, formula, w47, as_of)
+    admin, env = Staff("admin", "admin"), Env(rt.pipeline.sla, rt.ctx, as_of + 3 * H)
+    with rt.engine.begin() as conn:
+        act(conn, admin, "extend", ids["s2"][1], {"hours": 40, "reason": "施工"}, env)
+        act(conn, admin, "close_invalid", ids["s3"][0], {"reason": "重复上报"}, env)
+        act(conn, admin, "reopen", ids["s4"][0], {"reason": "复查未通过"}, env)
+    with rt.engine.connect() as conn:
+        now = {
+            r.id: r
+            for r in conn.execute(
+                select(models.Report).where(
+                    models.Report.id.in_([ids["s2"][1], ids["s3"][0], ids["s4"][0]])
+                )
+            )
+        }
+    assert now[ids["s3"][0]].case_status == "invalid"  # the cases did change
+    assert now[ids["s4"][0]].closed_at is None
+    v = pub.verify(rt.engine, formula, w47)
+    assert v.ok, v.problems
+    with rt.engine.connect() as conn:
+        assert pub.canonical(pub.compute(conn, formula, w47, as_of)) == pub.canonical(before)
+    # the versions are what holds it: without them the recomputation reads today's cases
+    with rt.engine.begin() as conn:
+        conn.execute(text("DELETE FROM report_versions"))
+    v = pub.verify(rt.engine, formula, w47)
+    assert not v.ok and any("changed since publication" in p for p in v.problems)
+
+
 def test_disputes_are_checked_and_kept(rt: Any, formula: Any) -> None:
     tz = rt.settings.tz
     ids = golden_fixture(rt, tz)

@@ -29,6 +29,7 @@ from .calendar import Sla
 from .permissions import Staff, may
 from .workflow import (
     CLOCK_RUNNING,
+    RANKED_FIELDS,
     REPORTS,
     Effects,
     Notice,
@@ -36,9 +37,12 @@ from .workflow import (
     case_facts,
     check,
     holders_of,
+    keep_ranked_state,
     pick_assignee,
     record,
 )
+
+RANKED_FIELDS_SET = frozenset(RANKED_FIELDS)
 
 # action -> the permission table's action that decides it (split undoes a merge: same rule)
 STAFF_ACTIONS: dict[str, str] = {
@@ -214,6 +218,8 @@ def _finish(
     **event: Any,
 ) -> Done:
     if values:
+        if RANKED_FIELDS_SET.intersection(values):
+            keep_ranked_state(conn, [case.id], env.now)
         conn.execute(
             update(REPORTS).where(REPORTS.c.id == case.id).values(updated_at=env.now, **values)
         )

@@ -36,6 +36,7 @@ from .workflow import (
     Sla,
     chief_at_level,
     holders_of,
+    keep_ranked_state,
     record,
 )
 
@@ -291,6 +292,7 @@ def recompute_provisional(
             )
         if not updates:
             return [], 0, last
+        keep_ranked_state(conn, [u["rid"] for u in updates], now)
         conn.execute(
             update(REPORTS)
             .where(r.id == bindparam("rid"))

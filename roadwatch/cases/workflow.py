@@ -34,6 +34,10 @@ from .permissions import CaseFacts, Reporter, clamp_done_at, may
 
 REPORTS: Table = models.Report.__table__  # type: ignore[assignment]
 TRANSITIONS: Table = models.ReportTransition.__table__  # type: ignore[assignment]
+VERSIONS: Table = models.ReportVersion.__table__  # type: ignore[assignment]
+# What the weekly ranking reads of a case (roadwatch.ranking.gather): kept as it was before
+# each change after intake, so a published week is recomputed as it stood at its cut-off.
+RANKED_FIELDS = ("segment_id", "case_status", "due_at", "rectified_at", "closed_at")
 ASSIGNMENTS: Table = models.Assignment.__table__  # type: ignore[assignment]
 
 # counted against the segment ("new": stored, waiting for the dispatcher)
@@ -547,6 +551,27 @@ def _transition(
     }
 
 
+def keep_ranked_state(
+    conn: Session | Connection, report_ids: Sequence[str], at: dt.datetime
+) -> None:
+    """Keep the ranked fields of these reports as they are now, before a change at `at`
+    (a staff action, a fix or check from the phone, a review decision, a late photo, a
+    deadline recomputed). Call it before the UPDATE, in its transaction: the weekly
+    ranking's recomputation of a frozen week reads the earliest version after its cut-off
+    as the state then (models.ReportVersion). The dispatcher's first dispatch is not kept:
+    it runs at intake, and a report received after a cut-off counts in no week."""
+    if not report_ids:
+        return
+    cols = ", ".join(RANKED_FIELDS)
+    conn.execute(
+        text(
+            f"INSERT INTO report_versions (report_id, changed_at, {cols})"
+            f" SELECT id, :at, {cols} FROM reports WHERE id IN :ids"
+        ).bindparams(bindparam("at", type_=models.UTCDateTime()), bindparam("ids", expanding=True)),
+        {"at": at, "ids": list(report_ids)},
+    )
+
+
 def record(session: Session | Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
         insert_rows(session, TRANSITIONS, rows)
@@ -711,6 +736,7 @@ def apply_case_message(
     )
     from sqlalchemy import update
 
+    keep_ranked_state(conn, [msg.report_id], now)
     conn.execute(update(REPORTS).where(r.id == msg.report_id).values(**values))
     record(
         conn,

@@ -262,6 +262,28 @@ class ReportTransition(Base):
     )
 
 
+class ReportVersion(Base):
+    """What a report's ranked fields were just before a change made after its intake.
+
+    A published week is frozen at its cut-off, but its cases go on: staff extend, reassign
+    or close them, reviews are settled, fixes arrive. `GET /api/rankings/{week}/verify`
+    recomputes the week from the events as they stood at the cut-off, so it needs each
+    report's segment, case state and times *then*: the earliest version written after the
+    cut-off holds them (roadwatch.cases.workflow.keep_ranked_state; roadwatch.ranking.gather
+    reads it). Without this, every routine action after publication read as tampering.
+    """
+
+    __tablename__ = "report_versions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    report_id: Mapped[str] = mapped_column(String(36), index=True)
+    changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    segment_id: Mapped[str | None] = mapped_column(String(64))
+    case_status: Mapped[str | None] = mapped_column(String(16))
+    due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    rectified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
 class Patrol(Base):
     """A road chief's walk (CONTRACT 1.3): its points, and the segments it covered."""
 

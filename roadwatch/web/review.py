@@ -26,7 +26,7 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import func, select
 
 from ..cases.outbox import enqueue
-from ..cases.workflow import NewCase, open_cases
+from ..cases.workflow import NewCase, keep_ranked_state, open_cases
 from ..geolocate import HINT_PLAUSIBLE_M, review_candidates
 from ..store import audit, models
 from ..store.events import record_events
@@ -303,6 +303,7 @@ def _settle_all(rid: str, ids: list[str], decision: _Decision) -> tuple[Response
                 raise ApiError(
                     409, "report_id", "not_in_review", f"the report is {row.status}, not in review"
                 )
+            keep_ranked_state(session, [one], now)  # the week's frozen ranking reads it
             snap = row.snap or {}
             session.add(
                 models.SnapLabel(

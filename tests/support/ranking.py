@@ -20,6 +20,7 @@ CLEAN = (
     models.Assignment,
     models.Event,
     models.ReportTransition,
+    models.ReportVersion,
     models.CaseMessage,
     models.Report,
     models.Reporter,
