@@ -268,3 +268,17 @@ def test_the_runtime_snaps_with_the_calibration_fitted_beside_its_network(
         rb = robust()
     assert rb.certain == Bars().certain
     assert any("non-decreasing" in rec.getMessage() for rec in caplog.records)
+
+
+def test_the_bundled_demo_network_snaps_with_its_own_bars_and_calibration() -> None:
+    """The demo ships its fit beside it (`roadwatch network fit-bars`), for this very file:
+    a sidecar of another version of the file would be refused and the shared bars used."""
+    import hashlib
+
+    from roadwatch.network.context import network_fit
+
+    digest = hashlib.sha256(DEMO_NETWORK.read_bytes()).hexdigest()
+    bars, calibration = network_fit(DEMO_NETWORK, digest)
+    assert calibration is not None
+    assert bars != Bars()
+    assert 0.8 <= bars.certain <= 0.995 and bars.certain <= bars.ask
