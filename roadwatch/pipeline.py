@@ -86,6 +86,8 @@ class _Item:
     msg: Inbound
     report: ReportIn | None = None
     errors: list[FieldError] | None = None
+    # a rejected rectification or verification: the state of the case it left unchanged
+    case_status: str | None = None
     message_id: str | None = None
     placement: Placement | None = None
     outcome: Outcome | None = None
@@ -638,6 +640,7 @@ class Pipeline:
                 fx.extend(fx_msg)
                 if co.error is not None:
                     it.errors = [FieldError(*co.error)]
+                    it.case_status = co.case_status
                     it.case_msg = None  # falls through to the rejections below
                     continue
                 it.outcome = Outcome(
@@ -675,7 +678,12 @@ class Pipeline:
                     continue
                 if it.report is None:
                     errs = tuple(it.errors or ())
-                    it.outcome = Outcome(id=it.message_id, status="rejected", errors=errs)
+                    it.outcome = Outcome(
+                        id=it.message_id,
+                        status="rejected",
+                        errors=errs,
+                        case_status=it.case_status,
+                    )
                     rejected_rows.append(self._rejected_row(it, now))
                     continue
                 if it.report.report_id in inserted and fresh.get(it.report.report_id) is it:

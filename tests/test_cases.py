@@ -145,10 +145,12 @@ def test_rectify_verify_close_and_the_refusals(runtime: Any, at: Any) -> None:
     other = "zz-zhongyuan-0001"
     stranger = p.process([msg("rectification", rectification(rid, other, t), other, t)])[0]
     assert stranger.status == "rejected" and stranger.errors[0].code == "not_responsible"
+    assert stranger.case_status is None  # a case's state is not told to whoever asks
     no_photo = p.process([msg("rectification", rectification(rid, chief, t, photos=[]), chief, t)])[
         0
     ]
     assert no_photo.errors[0].code == "photo_required"
+    assert no_photo.case_status == "dispatched"  # the state the refusal left as it was
     unknown = p.process(
         [msg("rectification", rectification(str(uuid.uuid4()), chief, t), chief, t)]
     )[0]
@@ -173,6 +175,7 @@ def test_rectify_verify_close_and_the_refusals(runtime: Any, at: Any) -> None:
     assert closed.case_status == "closed"
     late = p.process([msg("rectification", rectification(rid, chief, t), chief, t)])[0]
     assert late.errors[0].code == "illegal_transition"
+    assert late.case_status == "closed"
     assert "closed cannot become rectified" in late.errors[0].message
     with runtime.sessions() as s:
         steps = s.scalars(

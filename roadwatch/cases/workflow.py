@@ -589,8 +589,10 @@ class CaseOutcome:
     error: tuple[str, str, str] | None = None  # field, code, message
 
 
-def _reject(field_: str, code: str, message: str) -> CaseOutcome:
-    return CaseOutcome("rejected", error=(field_, code, message))
+def _reject(
+    field_: str, code: str, message: str, case_status: str | None = None
+) -> CaseOutcome:
+    return CaseOutcome("rejected", case_status=case_status, error=(field_, code, message))
 
 
 def apply_case_message(
@@ -660,7 +662,8 @@ def apply_case_message(
     try:
         check(case.case_status, target)
     except TransitionError as exc:
-        return _reject("report_id", exc.code, str(exc)), fx
+        # the phone learns the state that refused it (a check of a case not yet fixed)
+        return _reject("report_id", exc.code, str(exc), case.case_status), fx
 
     # When was it done? Not before the work could begin, not after the platform got it.
     received = _aware(received_at, None)
@@ -705,7 +708,10 @@ def apply_case_message(
     if msg.kind == "rectification":
         if case.category not in photo_optional and not msg.photos:
             return _reject(
-                "photos", "photo_required", "an after photo is required to rectify this category"
+                "photos",
+                "photo_required",
+                "an after photo is required to rectify this category",
+                case.case_status,
             ), fx
         values: dict[str, Any] = {
             "case_status": "rectified",
