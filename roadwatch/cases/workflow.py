@@ -589,9 +589,7 @@ class CaseOutcome:
     error: tuple[str, str, str] | None = None  # field, code, message
 
 
-def _reject(
-    field_: str, code: str, message: str, case_status: str | None = None
-) -> CaseOutcome:
+def _reject(field_: str, code: str, message: str, case_status: str | None = None) -> CaseOutcome:
     return CaseOutcome("rejected", case_status=case_status, error=(field_, code, message))
 
 
