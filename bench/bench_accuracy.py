@@ -58,6 +58,8 @@ DATA = ROOT / "tests" / "data" / "helsinki_centre_osm_roads.geojson"
 HELD_OUT = ROOT / "tests" / "data" / "pyrosm_test_osm_roads.geojson"
 # A street pattern that is not Finnish: the colonial grid of central Aguascalientes, Mexico.
 GRID = ROOT / "tests" / "data" / "aguascalientes.osm.pbf"
+# A hillside town of hairpins, tunnels and roads above one another (tests/data/README.md).
+HILLS = ROOT / "tests" / "data" / "monaco.osm.pbf"
 NOT_STREETS = {"footway", "cycleway", "steps", "path", "corridor", "elevator", "trail"}
 MIN_PIECE_M = 30.0
 END_MARGIN_M = 5.0
