@@ -181,6 +181,42 @@ def test_golden_month(runtime: Any, golden: dict[str, str]) -> None:
     assert figures(october, pack.CITY)["vs_last_year"] is None
 
 
+def test_a_month_is_ready_when_the_last_ranking_of_its_weeks_is_frozen() -> None:
+    tz = CST
+    # November 2026 ends on a Monday's eve: W49 (30 Nov - 6 Dec) starts in it
+    assert pack.ready_at(pack.Month.parse("2026-11", tz), 8) == at(12, 7, 8)
+    # May 2026 ends on a Sunday: its last week ends with it, frozen at 08:00 on 1 June
+    assert pack.ready_at(pack.Month.parse("2026-05", tz), 8) == at(6, 1, 8)
+    # February 2026 ends on a Saturday: W09 (23 Feb - 1 Mar) is its last week
+    assert pack.ready_at(pack.Month.parse("2026-02", tz), 0) == at(3, 2, 0)
+
+
+def test_the_next_month_compares_with_the_month_as_its_pack_was_published(
+    runtime: Any, golden: dict[str, str]
+) -> None:
+    """November's cases go on after its pack is frozen (reports a phone delivered late,
+    cases closed as invalid): December's trends compare with what the leaders were given."""
+    month = pack.Month.parse("2026-11", runtime.settings.tz)
+    hours = runtime.settings.ranking_contest_hours
+    pack.publish(runtime.engine, month, by="t", now=at(12, 7, 9), contest_hours=hours)
+    with runtime.engine.connect() as conn:
+        published = {
+            a["code"]: a["figures"] for a in pack.compute(conn, month)["areas"]
+        }  # as frozen: nothing changed yet
+    with runtime.engine.begin() as conn:  # two November reports a phone delivered late
+        for day in (28, 29):
+            add_report(conn, golden["b1"], golden["B"], at(11, day, 9), category="E0201")
+        add_report(conn, golden["b1"], golden["B"], at(12, 3, 9), category="E0201")
+    with runtime.engine.connect() as conn:
+        now_november = {a["code"]: a["figures"] for a in pack.compute(conn, month)["areas"]}
+        december = pack.compute(conn, month.shift(1))
+    assert now_november[pack.CITY]["reports"] == published[pack.CITY]["reports"] + 2
+    city = next(a for a in december["areas"] if a["code"] == pack.CITY)
+    assert city["vs_previous_month"]["reports"] == (
+        city["figures"]["reports"] - published[pack.CITY]["reports"]
+    )
+
+
 def test_pdf_xlsx_publish_twice_and_tampering(
     runtime: Any,
     golden: dict[str, str],
@@ -189,11 +225,24 @@ def test_pdf_xlsx_publish_twice_and_tampering(
     tmp_path: Any,
 ) -> None:
     month = pack.Month.parse("2026-11", runtime.settings.tz)
-    now = at(12, 2, 9)
+    now = at(12, 7, 9)
+    hours = runtime.settings.ranking_contest_hours
     with pytest.raises(pack.ReviewError, match="not ended"):
-        pack.publish(runtime.engine, month, by="t", now=at(11, 30, 9))
-    first = pack.publish(runtime.engine, month, by="mayor-office", now=now)
-    again = pack.publish(runtime.engine, month, by="someone-else", now=now + dt.timedelta(days=1))
+        pack.publish(runtime.engine, month, by="t", now=at(11, 30, 9), contest_hours=hours)
+    # 2026-W49 starts on Monday 30 November: its flags are November's, and its ranking is
+    # frozen at its cut-off on 7 December; a pack frozen before would miss them for good
+    with pytest.raises(
+        pack.ReviewError, match="from 2026-12-07 08:00: the weekly ranking of 2026-W49"
+    ):
+        pack.publish(runtime.engine, month, by="t", now=at(12, 2, 9), contest_hours=hours)
+    first = pack.publish(runtime.engine, month, by="mayor-office", now=now, contest_hours=hours)
+    again = pack.publish(
+        runtime.engine,
+        month,
+        by="someone-else",
+        now=now + dt.timedelta(days=1),
+        contest_hours=hours,
+    )
     assert first.created and not again.created
     assert (again.content_sha256, again.chain_sha256) == (first.content_sha256, first.chain_sha256)
     with runtime.engine.connect() as conn:
@@ -201,7 +250,7 @@ def test_pdf_xlsx_publish_twice_and_tampering(
     assert len(rows) == 1 and rows[0].published_by == "mayor-office"
     assert pack.verify(runtime.engine, month) == []
     with pytest.raises(pack.ReviewError, match="in order"):
-        pack.publish(runtime.engine, month.shift(-1), by="t", now=now)
+        pack.publish(runtime.engine, month.shift(-1), by="t", now=now, contest_hours=hours)
 
     content, meta = pack.load(runtime.engine, month)
     assert meta["published"] and content["published_by"] == "mayor-office"
@@ -252,7 +301,12 @@ def test_pack_page_exports_and_publishing_on_the_web(
     assert district.post("/api/reviews/2026-11/publish").status_code == 403
     with clock.use(lambda: at(11, 30, 9)):
         assert staff.post("/api/reviews/2026-11/publish").status_code == 409
-    with clock.use(lambda: at(12, 1, 9)):
+    with clock.use(lambda: at(12, 1, 9)):  # before the cut-off of 2026-W49, a week of November
+        refused = staff.post("/api/reviews/2026-11/publish")
+        assert (
+            refused.status_code == 409 and "2026-W49" in refused.get_json()["errors"][0]["message"]
+        )
+    with clock.use(lambda: at(12, 7, 9)):
         res = staff.post("/api/reviews/2026-11/publish")
         assert res.status_code == 200 and res.get_json()["created"]
         again = staff.post("/api/reviews/2026-11/publish").get_json()

@@ -50,7 +50,13 @@ def review(
                 print(f"  - {p}")
             return 1 if problems else 0
         if publish:
-            done = pack.publish(engine, month, by=by or cli_actor().name, now=models.utcnow())
+            done = pack.publish(
+                engine,
+                month,
+                by=by or cli_actor().name,
+                now=models.utcnow(),
+                contest_hours=settings.ranking_contest_hours,
+            )
             state = "published" if done.created else "was already published"
             print(f"{month.label} {state}: sha256 {done.content_sha256}, chain {done.chain_sha256}")
         content, meta = pack.load(engine, month)

@@ -29,7 +29,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, Table, func, select
 
-from ..ranking.publish import canonical, chain, chain_problems, sha256
+from ..ranking.publish import canonical, chain, chain_problems, default_as_of, sha256
+from ..ranking.week import Week
 from ..recurrence.history import Finding
 from ..recurrence.hotspots import RECUR_DAYS, recurrence
 from ..store import audit, models
@@ -201,13 +202,26 @@ def _segments(conn: Connection, month: Month, names: Mapping[str, str]) -> dict[
     return {"worst": [entry(s) for s in worst], "best": [entry(s) for s in best]}
 
 
+def _figures_as_published(conn: Connection, month: Month) -> dict[str, dict[str, Any]]:
+    """A month's figures to compare with: as its pack published them when there is one.
+
+    Its cases go on after it is frozen (reopened, closed as invalid, a report a phone's
+    outbox delivered late), so recomputing it would give trends against figures that no
+    published pack shows; the leaders compare with what they were given."""
+    row = stored(conn, month.label)
+    if row is None:
+        return {k: _rates(v) for k, v in _figures(conn, month).items()}
+    areas = json.loads(row.content).get("areas", [])
+    return {a["code"]: a["figures"] for a in areas}
+
+
 def compute(conn: Connection, month: Month) -> dict[str, Any]:
     """The pack's content (JSON-ready; what is published and hashed)."""
     district_names = dict(conn.execute(select(models.District.code, models.District.name)).all())
     segment_names = dict(conn.execute(select(models.Segment.id, models.Segment.name)).all())
     figures = {k: _rates(v) for k, v in _figures(conn, month).items()}
-    prev = {k: _rates(v) for k, v in _figures(conn, month.shift(-1)).items()}
-    last_year = {k: _rates(v) for k, v in _figures(conn, month.shift(-12)).items()}
+    prev = _figures_as_published(conn, month.shift(-1))
+    last_year = _figures_as_published(conn, month.shift(-12))
     had_last_year = last_year.get(CITY, {}).get("reports", 0) > 0
     areas = []
     for code in sorted(figures, key=lambda c: (c == CITY, c)):
@@ -247,16 +261,37 @@ def stored(conn: Connection, month: str) -> Any:
     return conn.execute(select(REVIEWS).where(REVIEWS.c.month == month)).first()
 
 
+def ready_at(month: Month, contest_hours: float) -> dt.datetime:
+    """When the month's pack may be frozen: the cut-off of the last weekly ranking whose
+    week starts in the month (its flags are the pack's). A week starting on the 30th ends
+    in the next month: frozen before its cut-off, the pack would miss its flags for good."""
+    last = Week.containing(month.end - dt.timedelta(microseconds=1), month.tz)
+    return max(
+        month.end, default_as_of(last, contest_hours) if last.start >= month.start else month.end
+    )
+
+
 def publish(
     engine: Engine,
     month: Month,
     *,
     by: str,
     now: dt.datetime,
+    contest_hours: float,
 ) -> Published:
-    """Freeze the month once (after it has ended); a second call changes nothing."""
+    """Freeze the month once (after the cut-off of its last week's ranking: `ready_at`); a
+    second call changes nothing."""
     if now < month.end:
         raise ReviewError("month_open", f"{month.label} has not ended yet")
+    ready = ready_at(month, contest_hours)
+    if now < ready:
+        raise ReviewError(
+            "month_open",
+            f"{month.label} can be published from "
+            f"{ready.astimezone(month.tz).strftime('%Y-%m-%d %H:%M')}: the weekly ranking of "
+            f"{Week.containing(month.end - dt.timedelta(microseconds=1), month.tz).label}, "
+            "whose week starts in the month, is frozen then and its flags are the pack's",
+        )
     with engine.begin() as conn:
         row = stored(conn, month.label)
         if row is not None:

@@ -547,7 +547,14 @@ def review_publish(label: str) -> Response:
     u = authz.require_role("admin")
     month = _month(label)
     try:
-        done = pack.publish(runtime().engine, month, by=u.username, now=clock.now())
+        rt = runtime()
+        done = pack.publish(
+            rt.engine,
+            month,
+            by=u.username,
+            now=clock.now(),
+            contest_hours=rt.settings.ranking_contest_hours,
+        )
     except pack.ReviewError as exc:
         raise ApiError(409, "month", exc.code, str(exc)) from None
     return jsonify(
