@@ -325,6 +325,59 @@ def test_a_report_received_after_the_cut_off_leaves_the_frozen_week_alone(
     assert late not in str(nxt)
 
 
+def test_a_patrol_received_after_the_cut_off_leaves_the_frozen_week_alone(
+    rt: Any, formula: Any
+) -> None:
+    """A chief's walk on Sunday that the phone's outbox delivers after the cut-off (its
+    `end` matched then) added a patrol day to the frozen week: `verify` answered "the
+    stored findings changed since publication" for the district's segments. A walk counts
+    only if the platform had it by the cut-off, as a report does; one in time still counts."""
+    from roadwatch.cases.patrols import PatrolIn, store_patrol
+
+    tz = rt.settings.tz
+    ids = golden_fixture(rt, tz)
+    w47 = Week.parse("2026-W47", tz)
+    as_of = pub.default_as_of(w47, 8)
+    s2 = ids["segments"][1]
+    line = rt.ctx.network.segments[rt.ctx.position[s2]].geometry
+    if line.geom_type == "MultiLineString":
+        line = line.geoms[0]
+    sunday = w47.end - 10 * H
+
+    def walk(pid: str, at: dt.datetime, now: dt.datetime) -> None:
+        points = tuple(
+            (
+                at + i * dt.timedelta(seconds=20),
+                *line.interpolate(i / 11, normalized=True).coords[0],
+                5.0,
+            )
+            for i in range(12)
+        )
+        with rt.engine.begin() as conn:
+            covered = store_patrol(conn, PatrolIn(pid, "chief-2", "end", points), rt.ctx, now)
+        assert s2 in covered
+
+    def missed(content: dict[str, Any]) -> float:
+        s = next(s for s in _league(content)["scores"] if s["id"] == s2)
+        by = {m["measure"]: m for m in s["measures"]}
+        return float(by["patrol_missed_days"]["points"])
+
+    walk("p-in-time", sunday - 24 * H, as_of - H)  # Saturday's walk, had before the cut-off
+    pub.publish(rt.engine, formula, w47, as_of, "t", as_of)
+    assert pub.verify(rt.engine, formula, w47).ok
+    with rt.engine.connect() as conn:
+        before = pub.compute(conn, formula, w47, as_of)
+    assert missed(before) == 6.0  # the walk in time counts
+    walk("p-late", sunday, as_of + 2 * H)  # Sunday's walk, delivered Monday 10:00
+    v = pub.verify(rt.engine, formula, w47)
+    assert v.ok, v.problems
+    with rt.engine.connect() as conn:
+        assert pub.canonical(pub.compute(conn, formula, w47, as_of)) == pub.canonical(before)
+    # points of the walk in time that come late match it again: it still counts
+    walk("p-in-time", sunday - 24 * H - H, as_of + 3 * H)
+    assert pub.verify(rt.engine, formula, w47).ok
+
+
 def test_routine_case_work_after_the_cut_off_leaves_the_frozen_week_verifiable(
     rt: Any, formula: Any
 ) -> None:

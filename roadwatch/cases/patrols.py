@@ -196,6 +196,16 @@ def store_patrol(conn: Connection, p: PatrolIn, ctx: NetworkContext, now: dt.dat
         .where(PATROLS.c.id == p.patrol_id)
         .values(state="end", ended_at=track[-1][0] if track else now)
     )
+    # A walk matched again (points that came after its end) keeps, per segment, when the
+    # platform first had it: a frozen week's recomputation still counts what it knew then.
+    recorded = {
+        sid: at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+        for sid, at in conn.execute(
+            select(COVERAGE.c.segment_id, COVERAGE.c.recorded_at).where(
+                COVERAGE.c.patrol_id == p.patrol_id, COVERAGE.c.recorded_at.is_not(None)
+            )
+        )
+    }
     conn.execute(delete(COVERAGE).where(COVERAGE.c.patrol_id == p.patrol_id))
     if len(track) < 2:
         return []
@@ -219,6 +229,7 @@ def store_patrol(conn: Connection, p: PatrolIn, ctx: NetworkContext, now: dt.dat
                 "reporter_id": p.reporter_id,
                 "first_at": times[first],
                 "last_at": times[last],
+                "recorded_at": min(recorded.get(sid, now), now),
             }
         )
     merged: dict[str, dict[str, Any]] = {}

@@ -784,9 +784,13 @@ def _frame(
                 " AND a.reporter_id = pc.reporter_id AND a.role = 'road_chief'"
                 " AND a.valid_from <= pc.first_at"
                 " AND (a.valid_to IS NULL OR a.valid_to > pc.first_at)"
-                " WHERE pc.first_at >= :start AND pc.first_at < :end GROUP BY pc.segment_id",
+                " WHERE pc.first_at >= :start AND pc.first_at < :end"
+                # a walk the platform had only after the cut-off (a phone's outbox sent it
+                # later) cannot change a frozen week, nor its recomputation (`verify`)
+                " AND (pc.recorded_at IS NULL OR pc.recorded_at <= :as_of)"
+                " GROUP BY pc.segment_id",
             ),
-            {"start": week.start, "end": week.end},
+            {"start": week.start, "end": week.end, "as_of": as_of},
         )
     }
     held = _tuples(

@@ -313,6 +313,10 @@ class PatrolCoverage(Base):
     reporter_id: Mapped[str] = mapped_column(String(64), index=True)
     first_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     last_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # When the platform had the walk (its `end` matched): the weekly ranking counts a walk
+    # only if it was known by the week's cut-off, as it does a report (roadwatch.ranking.
+    # gather). NULL: recorded before the column existed, counted as before.
+    recorded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class CaseMessage(Base):
