@@ -134,6 +134,7 @@ def test_case_detail_has_timeline_people_segment_and_working_hours(
     assert [t["to"] for t in d["timeline"]][:2] == ["accepted", "dispatched"]
     assert d["segment"]["id"] == case.segment_id and d["segment"]["geometry"]["type"]
     assert any(p["person"]["id"] == case.assignee_id for p in d["responsible_then"])
+    assert all(p["valid_from"].endswith("+08:00") for p in d["responsible_then"])
     assert d["deadline"]["overdue"] is True and d["deadline"]["working_hours_left"] < 0
     assert d["photos_before"] == case.photos
     assert "reassign" in d["actions"]

@@ -262,6 +262,8 @@ def test_report_shows_who_was_responsible_and_its_segment_version(
     assert doc["segment"]["id"] == out.segment_id and doc["segment"]["version"] >= 1
     assert doc["segment"]["geometry"]["type"] == "LineString"
     levels = sorted(r["level"] for r in doc["responsible"] if r["role"] == "road_chief")
+    # in the city's time zone, as every other time of the answer
+    assert all(r["valid_from"].endswith("+08:00") for r in doc["responsible"])
     assert levels == [0, 1, 2, 3]
     seg = client.get(f"/api/segments/{out.segment_id}").get_json()["properties"]
     assert seg["versions"][0]["version"] == 1

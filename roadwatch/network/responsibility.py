@@ -41,9 +41,14 @@ REQUIRED = ("segment_id", "person_id", "role", "valid_from")
 
 
 def responsible_at(
-    session: Session, segment_id: str, at: dt.datetime, chainage_m: float | None = None
+    session: Session,
+    segment_id: str,
+    at: dt.datetime,
+    chainage_m: float | None = None,
+    tz: dt.tzinfo | None = None,
 ) -> list[dict[str, Any]]:
-    """The assignments in force on `segment_id` at `at`.
+    """The assignments in force on `segment_id` at `at` (their times in `tz`, as the rest
+    of an answer states them; UTC without one).
 
     A merchant's frontage zone counts only when the report's chainage lies in it (or when
     the chainage is unknown).
@@ -64,7 +69,7 @@ def responsible_at(
         outside = in_frontage(asg.from_chainage_m, asg.to_chainage_m, chainage_m) is False
         if asg.role == "merchant" and outside:
             continue
-        out.append(assignment_json(asg, person))
+        out.append(assignment_json(asg, person, tz))
     return out
 
 

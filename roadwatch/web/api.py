@@ -349,7 +349,9 @@ def report(report_id: str) -> Response:
                     "geometry": ver.geometry,
                 }
             chainage = (row.snap or {}).get("chainage_m")
-            out["responsible"] = responsible_at(session, row.segment_id, row.observed_at, chainage)
+            out["responsible"] = responsible_at(
+                session, row.segment_id, row.observed_at, chainage, runtime().settings.tz
+            )
     return jsonify(out)
 
 

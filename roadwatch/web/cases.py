@@ -321,12 +321,16 @@ def case_detail(report_id: str) -> Response:
         names = _names(session, {p for p in people if p})
         chainage = (row.snap or {}).get("chainage_m")
         responsible = (
-            responsible_at(session, row.segment_id, row.observed_at, chainage)
+            responsible_at(
+                session, row.segment_id, row.observed_at, chainage, runtime().settings.tz
+            )
             if row.segment_id
             else []
         )
         responsible_now = (
-            responsible_at(session, row.segment_id, now, chainage) if row.segment_id else []
+            responsible_at(session, row.segment_id, now, chainage, runtime().settings.tz)
+            if row.segment_id
+            else []
         )
         segment = _segment_of(session, row)
         extension_requests = requests_of(session, rid)
