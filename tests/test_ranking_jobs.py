@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 
 from roadwatch.ranking import publish as pub
 from roadwatch.ranking.formula import load_formula
@@ -421,6 +421,64 @@ def test_routine_case_work_after_the_cut_off_leaves_the_frozen_week_verifiable(
         conn.execute(text("DELETE FROM report_versions"))
     v = pub.verify(rt.engine, formula, w47)
     assert not v.ok and any("changed since publication" in p for p in v.problems)
+
+
+def test_a_network_reimported_after_the_cut_off_leaves_the_frozen_week_alone(
+    rt: Any, formula: Any
+) -> None:
+    """The city re-imports its network after a week was published: a segment renamed and
+    moved to another district, one added, one retired. The recomputation read the segments
+    as they are now, so `verify` called it tampering; it reads them as they were at the
+    cut-off (segment_versions)."""
+    import dataclasses
+
+    from roadwatch.network.sync import sync
+
+    tz = rt.settings.tz
+    ids = golden_fixture(rt, tz)
+    w47 = Week.parse("2026-W47", tz)
+    as_of = pub.default_as_of(w47, 8)
+    net = rt.ctx.network
+    with rt.sessions.begin() as session:  # the network as it was before the week
+        session.execute(update(models.SegmentVersion).values(valid_from=w47.start - 30 * 24 * H))
+    pub.publish(rt.engine, formula, w47, as_of, "t", as_of)
+    assert pub.verify(rt.engine, formula, w47).ok
+    with rt.engine.connect() as conn:
+        before = pub.compute(conn, formula, w47, as_of)
+    s1, s3 = ids["segments"][0], ids["segments"][2]
+    other = next(d.code for d in net.districts if d.code != "EQ")
+    gone = next(s.id for s in net.segments if s.district == "EQ" and s.id not in ids["segments"])
+    changed = [
+        dataclasses.replace(s, name=s.name + "（改）", district=other) if s.id == s3 else s
+        for s in net.segments
+        if s.id != gone
+    ]
+    added = dataclasses.replace(net.segment_by_id(s1), id="EQ-NEW-0001", name="新建路（甲至乙）")
+    again = dataclasses.replace(net, segments=(*changed, added), people=(), assignments=())
+    with rt.engine.connect() as conn:  # the module's other tests rank the network as shipped
+        kept = {
+            t: [dict(r._mapping) for r in conn.execute(select(t))]
+            for t in (models.Segment.__table__, models.SegmentVersion.__table__)
+        }
+    try:
+        with rt.sessions.begin() as session:
+            summary = sync(session, again, tz, now=as_of + 24 * H)
+        assert (summary.added, summary.changed, summary.retired) == (1, 1, 1)
+        v = pub.verify(rt.engine, formula, w47)
+        assert v.ok, v.problems
+        with rt.engine.connect() as conn:
+            assert pub.canonical(pub.compute(conn, formula, w47, as_of)) == pub.canonical(before)
+            # and a week after the re-import is ranked on the network as it is now
+            w49 = w47.next().next()
+            nxt = pub.compute(conn, formula, w49, pub.default_as_of(w49, 8))
+        assert "EQ-NEW-0001" in str(nxt) and gone not in str(nxt)
+    finally:
+        with rt.engine.begin() as conn:
+            clean(conn)
+            conn.execute(delete(models.SegmentVersion))
+            conn.execute(delete(models.Segment))
+            for table, rows in kept.items():
+                conn.execute(insert(table), rows)
 
 
 def test_disputes_are_checked_and_kept(rt: Any, formula: Any) -> None:

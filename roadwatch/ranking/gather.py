@@ -747,6 +747,36 @@ class _Frame:
     holders: dict[tuple[str, str], dict[str, Any]]
 
 
+def _segments_sql(conn: Connection, params: dict[str, Any]) -> str:
+    """The week's segments (id, name, district, length, road class): every segment not
+    retired before the week began, as it was at the cut-off.
+
+    A network re-imported after the cut-off (renamed, redrawn, moved to another district,
+    segments added) must not change a frozen week's recomputation: then each segment is
+    read from its version in force at the cut-off (segment_versions), and one added later
+    is not the week's. When no version is that old (the network was loaded after the week:
+    a new installation ranking its first weeks), the segments are read as they are."""
+    plain = (
+        "SELECT id, name, district, length_m, road_class FROM segments"
+        " WHERE retired_at IS NULL OR retired_at > :start"
+    )
+    newer = conn.execute(
+        _sql(conn, "SELECT 1 FROM segment_versions WHERE valid_from > :as_of LIMIT 1"), params
+    ).first()
+    older = conn.execute(
+        _sql(conn, "SELECT 1 FROM segment_versions WHERE valid_from <= :as_of LIMIT 1"), params
+    ).first()
+    if newer is None or older is None:
+        return plain
+    return (
+        "SELECT s.id, v.name, v.district, v.length_m, v.road_class FROM segments s"
+        " JOIN segment_versions v ON v.segment_id = s.id AND v.version = ("
+        "   SELECT MAX(v2.version) FROM segment_versions v2"
+        "   WHERE v2.segment_id = s.id AND v2.valid_from <= :as_of)"
+        " WHERE v.valid_to IS NULL OR v.valid_to > :start"
+    )
+
+
 def _frame(
     conn: Connection, formula: Formula, week: Week, as_of: dt.datetime, kinds: Sequence[str]
 ) -> _Frame:
@@ -755,16 +785,7 @@ def _frame(
         str(code): str(name)
         for code, name in conn.execute(text("SELECT code, name FROM districts"))
     }
-    segs = _tuples(
-        conn.execute(
-            _sql(
-                conn,
-                "SELECT id, name, district, length_m, road_class FROM segments"
-                " WHERE retired_at IS NULL OR retired_at > :start",
-            ),
-            {"start": week.start},
-        )
-    )
+    segs = _tuples(conn.execute(_sql(conn, _segments_sql(conn, params)), params))
     seg_info = {s[0]: s for s in segs}
     single = _single_holder(conn, params)
 
