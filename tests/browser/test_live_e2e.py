@@ -271,7 +271,10 @@ def test_c_replay_of_a_past_day_shows_its_reports_in_order(
     order = page.evaluate("window.roadwatch.replay.reportOrder")
     assert order == ids  # that day's reports, each once, in the order they came in
     assert all(page.evaluate(f"window.roadwatch.hasReport('{i}')") for i in ids)
-    assert page.text_content("#rw-count-reports") == "12"
+    # the header draws on the next animation frame: wait for it (a loaded machine read 7)
+    page.wait_for_function(
+        "document.querySelector('#rw-count-reports').textContent === '12'", timeout=5_000
+    )
     # the slider seeks: at 09:03, only the first reports are on the map
     page.evaluate("window.roadwatch.pause()")
     page.evaluate(
