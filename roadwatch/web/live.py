@@ -147,6 +147,12 @@ def register(socketio: SocketIO, runtime: Runtime) -> _Viewers:
             return user_with_password(runtime.sessions, *creds)
         return None
 
+    @socketio.on("connect")
+    def _default_namespace(auth: Any = None) -> None:
+        # Nothing is served on Socket.IO's default namespace, and an accepted connection
+        # there (anyone's, without a login) only holds a socket open: refuse it.
+        raise Refused(f"the live feed is the {NAMESPACE} namespace, and it needs a login")
+
     @socketio.on("connect", namespace=NAMESPACE)
     def _connect(auth: Any = None) -> None:
         user, token = None, None

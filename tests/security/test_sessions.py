@@ -246,6 +246,20 @@ def test_session_cookie_replayed_after_logout(app: Any, runtime: Any) -> None:
     assert not live.is_connected("/live")
 
 
+def test_the_default_socketio_namespace_refuses_everyone(app: Any, runtime: Any) -> None:
+    """Socket.IO's default namespace serves nothing, but it accepted anyone's connection
+    (an audit held sockets open without a login); only /live, with a login, is served."""
+    socketio = app.extensions["roadwatch_socketio"]
+    anonymous = socketio.test_client(app)
+    assert not anonymous.is_connected("/")
+    client = app.test_client()
+    login(client, runtime, "admin")
+    staff = socketio.test_client(app, flask_test_client=client)
+    assert not staff.is_connected("/")
+    live = socketio.test_client(app, namespace="/live", flask_test_client=client)
+    assert live.is_connected("/live")
+
+
 def test_session_alive_after_password_change(app: Any, runtime: Any) -> None:
     """A changed password (say, after it leaked) left every open login and, for a
     minute, the old password over HTTP Basic working. Both end at once now."""
