@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from ..cases.actions import STAFF_ACTIONS, ActionRefused, Env, act
 from ..cases.calendar import Sla
 from ..cases.extensions import requests_of
+from ..cases.outbox import enqueue
 from ..cases.permissions import Staff
 from ..cases.workflow import CLOCK_RUNNING, REPORTS
 from ..network.responsibility import responsible_at
@@ -483,7 +484,9 @@ def case_action(report_id: str, action: str) -> tuple[Response, int]:
             {s for s in (row.segment_id, done.effects.events[0][1].get("segment_id")) if s}
         )
         payloads = done.effects.events + [("segment", st) for st in segment_states(conn, segs)]
-        events = record_events(conn, payloads, now)
+        # the phone's notices are outbox rows of this transaction (the outbox sends them)
+        enqueue(conn, done.effects.notices, now, rt.pipeline.routing)
+        events = record_events(conn, payloads, now)  # last: it orders the commits
     rt.broadcaster.publish(events)
     rt.send_notices(done.effects.notices)
     return jsonify(
