@@ -43,3 +43,22 @@ def test_a_staff_action_puts_the_chiefs_notice_in_the_outbox(
     )
     assert res.status_code == 200, res.get_json()
     assert _outbox(runtime, case.id)[len(before) + 1 :] == [(case.assignee_id, "dispatch")]
+
+
+def test_a_failed_check_from_a_stale_page_does_not_reopen_a_closed_case(
+    runtime: Any, login_as: Callable[..., FlaskClient]
+) -> None:
+    """A page loaded while the case was rectified; meanwhile a check passed and closed it.
+    `verify fail` went through the staff-only closed -> reopened edge (meant for `reopen`)."""
+    case = make_case(runtime, "JS")
+    with runtime.sessions.begin() as s:
+        s.get(models.Report, case.id).case_status = "rectified"
+    a, b = login_as("admin"), login_as("admin")
+    assert a.post(f"/api/cases/{case.id}/verify", json={"result": "pass"}).status_code == 200
+    late = b.post(f"/api/cases/{case.id}/verify", json={"result": "fail", "reason": "没修好"})
+    assert late.status_code == 409, late.get_json()
+    with runtime.sessions() as s:
+        assert s.get(models.Report, case.id).case_status == "closed"
+    # reopening stays what `reopen` does
+    res = b.post(f"/api/cases/{case.id}/reopen", json={"reason": "又坏了"})
+    assert res.status_code == 200, res.get_json()

@@ -148,8 +148,8 @@ STAFF_EDGES = {
 }
 
 
-def _check(current: str | None, new: str) -> None:
-    if (current, new) in STAFF_EDGES:
+def _check(current: str | None, new: str, *, staff_edges: bool = True) -> None:
+    if staff_edges and (current, new) in STAFF_EDGES:
         return
     try:
         check(current, new)
@@ -379,7 +379,10 @@ def _verify(conn: Connection, staff: Staff, case: Any, body: Mapping[str, Any], 
         )
     reason = _text(body, "reason", required=result == "fail", words="a reason for the failure")
     target = "closed" if result == "pass" else "reopened"
-    _check(case.case_status, target)
+    # Only the state machine's edges: a verification is of a rectified case. The staff-only
+    # closed/invalid -> reopened edges belong to `reopen`; through them a failed check sent
+    # from a page loaded before someone else's passing one reopened the closed case.
+    _check(case.case_status, target, staff_edges=False)
     if target == "closed":
         values: dict[str, Any] = {"case_status": "closed", "closed_at": env.now}
         notices: list[Notice] = []
