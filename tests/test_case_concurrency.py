@@ -6,12 +6,16 @@ connection while a request runs, as another officer's transaction would."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from roadwatch.cases.actions import ActionRefused, Env, act
+from roadwatch.cases.permissions import Staff
 from roadwatch.store import models
 from tests.support.cases import make_case
 
@@ -62,3 +66,41 @@ def test_a_failed_check_from_a_stale_page_does_not_reopen_a_closed_case(
     # reopening stays what `reopen` does
     res = b.post(f"/api/cases/{case.id}/reopen", json={"reason": "又坏了"})
     assert res.status_code == 200, res.get_json()
+
+
+@pytest.mark.integration
+def test_crossed_merges_leave_one_case_kept(runtime: Any) -> None:
+    """Merge A into B while B is merged into A: each locked only its own row and read the
+    other unlocked, so both were done and each became the other's duplicate."""
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite writes one transaction at a time")
+    a, b = make_case(runtime, "JS"), make_case(runtime, "JS")
+    staff = Staff(username="t-one", role="admin", district=None)
+    env = Env(runtime.pipeline.sla, runtime.ctx, models.utcnow())
+    first = runtime.engine.connect()
+    trans = first.begin()
+    act(first, staff, "merge", a.id, {"into": b.id}, env)  # not committed yet
+    out: dict[str, Any] = {}
+
+    def other() -> None:
+        with runtime.engine.begin() as conn:
+            try:
+                act(conn, staff, "merge", b.id, {"into": a.id}, env)
+                out["done"] = True
+            except ActionRefused as exc:
+                out["refused"] = exc
+
+    t = threading.Thread(target=other)
+    t.start()
+    t.join(1.0)  # it waits for the first merge's locks
+    trans.commit()
+    first.close()
+    t.join(10)
+    assert not t.is_alive()
+    assert "done" not in out, "both merges were done"
+    assert out["refused"].status == 409 and out["refused"].code == "not_a_case"
+    with runtime.sessions() as s:
+        ra, rb = s.get(models.Report, a.id), s.get(models.Report, b.id)
+        assert ra is not None and rb is not None
+        assert (ra.case_status, ra.parent_id) == ("duplicate", b.id)
+        assert rb.case_status != "duplicate" and rb.parent_id is None

@@ -100,6 +100,7 @@ def act(
             "unknown_action",
             f"no case action {action!r} (one of {', '.join(STAFF_ACTIONS)})",
         )
+    lock_rows(conn, action, report_id, body)
     case = _lock(conn, report_id)
     facts = case_facts(conn, report_id, env.now)
     assert facts is not None
@@ -111,6 +112,28 @@ def act(
 
 
 # -- helpers -------------------------------------------------------------------------------
+# the field naming the other case an action reads and must not see change under it
+OTHER_CASE = {"merge": "into", "close_duplicate": "of"}
+
+
+def lock_rows(conn: Connection, action: str, report_id: str, body: Mapping[str, Any]) -> None:
+    """Lock the rows of every case `action` reads, in id order, before anything is read.
+
+    A merge reads the case it goes into: unlocked, two officers merging A into B and B into
+    A at once each saw the other still open and both were done, leaving two duplicates of
+    each other (a cycle, with no case kept). Locking both in one order makes the second
+    wait and see the first's result (409); the same order everywhere keeps two such
+    transactions from deadlocking."""
+    if conn.dialect.name != "postgresql":
+        return  # SQLite writes one transaction at a time
+    ids = {report_id}
+    other = body.get(OTHER_CASE[action]) if action in OTHER_CASE else None
+    if isinstance(other, str) and other:
+        ids.add(other)
+    r = REPORTS.c
+    conn.execute(select(r.id).where(r.id.in_(sorted(ids))).order_by(r.id).with_for_update())
+
+
 def _lock(conn: Connection, report_id: str) -> Any:
     r = REPORTS.c
     q = select(REPORTS).where(r.id == report_id)
