@@ -7,12 +7,13 @@ connection while a request runs, as another officer's transaction would."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, text
 
 from roadwatch.cases.actions import ActionRefused, Env, act
 from roadwatch.cases.permissions import Staff
@@ -68,6 +69,18 @@ def test_a_failed_check_from_a_stale_page_does_not_reopen_a_closed_case(
     assert res.status_code == 200, res.get_json()
 
 
+def _hold(runtime: Any, *ids: str) -> Any:
+    """Another officer's transaction: these cases' rows locked until `.rollback()`."""
+    conn = runtime.engine.connect()
+    conn.execute(
+        text("SELECT id FROM reports WHERE id IN :ids ORDER BY id FOR UPDATE").bindparams(
+            bindparam("ids", expanding=True)
+        ),
+        {"ids": list(ids)},
+    )
+    return conn
+
+
 @pytest.mark.integration
 def test_crossed_merges_leave_one_case_kept(runtime: Any) -> None:
     """Merge A into B while B is merged into A: each locked only its own row and read the
@@ -104,3 +117,32 @@ def test_crossed_merges_leave_one_case_kept(runtime: Any) -> None:
         assert ra is not None and rb is not None
         assert (ra.case_status, ra.parent_id) == ("duplicate", b.id)
         assert rb.case_status != "duplicate" and rb.parent_id is None
+
+
+@pytest.mark.integration
+def test_an_action_that_waited_is_timed_after_the_one_it_waited_for(
+    runtime: Any, login_as: Callable[..., FlaskClient]
+) -> None:
+    """The time of an action was taken before its lock: a reassign that waited for another
+    officer's transaction was recorded before it on the case's timeline."""
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite writes one transaction at a time")
+    case = make_case(runtime, "JS")
+    admin = login_as("admin")
+    held = _hold(runtime, case.id)
+    out: dict[str, Any] = {}
+    body = {"assignee_id": case.assignee_id, "reason": "r"}
+    t = threading.Thread(
+        target=lambda: out.update(res=admin.post(f"/api/cases/{case.id}/reassign", json=body))
+    )
+    t.start()
+    time.sleep(0.5)
+    released = models.utcnow()
+    held.rollback()
+    held.close()
+    t.join(10)
+    assert out["res"].status_code == 200, out["res"].get_json()
+    tr = models.ReportTransition
+    with runtime.sessions() as s:
+        at = s.scalar(select(tr.at).where(tr.report_id == case.id, tr.by == admin.user.username))  # type: ignore[attr-defined]
+    assert at is not None and at >= released

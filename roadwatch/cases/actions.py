@@ -123,7 +123,8 @@ def lock_rows(conn: Connection, action: str, report_id: str, body: Mapping[str, 
     A at once each saw the other still open and both were done, leaving two duplicates of
     each other (a cycle, with no case kept). Locking both in one order makes the second
     wait and see the first's result (409); the same order everywhere keeps two such
-    transactions from deadlocking."""
+    transactions from deadlocking. The caller takes its `now` after this, so the order of
+    the transitions' times is the order they were applied in."""
     if conn.dialect.name != "postgresql":
         return  # SQLite writes one transaction at a time
     ids = {report_id}

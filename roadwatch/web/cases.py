@@ -28,7 +28,7 @@ from flask import Blueprint, Response, jsonify, render_template, request, url_fo
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from ..cases.actions import STAFF_ACTIONS, ActionRefused, Env, act
+from ..cases.actions import STAFF_ACTIONS, ActionRefused, Env, act, lock_rows
 from ..cases.calendar import Sla
 from ..cases.extensions import requests_of
 from ..cases.outbox import enqueue
@@ -466,15 +466,19 @@ def case_action(report_id: str, action: str) -> tuple[Response, int]:
         raise ApiError(400, "body", "invalid_json", "send a JSON object / 请求格式错误")
     acting_name(body, user)  # a `by` naming anyone else is refused
     rid = _case_id(report_id)
-    now = models.utcnow()
     staff = Staff.of(user)
-    env = Env(_sla(), rt.ctx, now)
     with rt.sessions.begin() as session:
+        conn = session.connection()
+        # The case's rows are locked first and the time taken after: an action that waited
+        # for another officer's is recorded after it (times taken before the wait put a
+        # reassign done first after the close_invalid that followed it on the timeline).
+        lock_rows(conn, action, rid, body)
+        now = models.utcnow()
+        env = Env(_sla(), rt.ctx, now)
         row = session.get(models.Report, rid)
         if row is None:
             raise ApiError(404, "report_id", "not_found", f"no case {report_id} / 没有该案件")
         # another district's case: the permission table refuses it, in plain words (403)
-        conn = session.connection()
         try:
             done = act(conn, staff, action, rid, body, env)
         except ActionRefused as exc:
