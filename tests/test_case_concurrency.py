@@ -19,6 +19,7 @@ from roadwatch.cases.actions import ActionRefused, Env, act
 from roadwatch.cases.permissions import Staff
 from roadwatch.store import models
 from tests.support.cases import make_case
+from tests.test_review_similar import _pending
 
 
 def _outbox(runtime: Any, rid: str) -> list[tuple[str, str]]:
@@ -146,3 +147,37 @@ def test_an_action_that_waited_is_timed_after_the_one_it_waited_for(
     with runtime.sessions() as s:
         at = s.scalar(select(tr.at).where(tr.report_id == case.id, tr.by == admin.user.username))  # type: ignore[attr-defined]
     assert at is not None and at >= released
+
+
+@pytest.mark.integration
+def test_settling_a_group_locks_its_reports_in_one_order(
+    runtime: Any, login_as: Callable[..., FlaskClient]
+) -> None:
+    """Two reviewers settling the same similar group from two of its reports locked them in
+    two orders (the one asked about first) and deadlocked: one got 503 'database
+    unavailable'. Now the rows are locked in id order: a settle from the group's highest id
+    waits on the lowest first, holding nothing another reviewer could wait on."""
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite writes one transaction at a time")
+    group = sorted(_pending(runtime, 2))
+    low, high = group
+    client = login_as("admin")
+    target = runtime.ctx.network.segments[3].id
+    held = _hold(runtime, low)  # another reviewer, settling from the low one, has it
+    out: dict[str, Any] = {}
+    t = threading.Thread(
+        target=lambda: out.update(
+            res=client.post(f"/api/review/{high}/similar", json={"segment_id": target})
+        )
+    )
+    t.start()
+    time.sleep(0.5)
+    try:
+        # that other reviewer now wants the high one: free, since the request waits on low
+        held.execute(text("SELECT id FROM reports WHERE id = :id FOR UPDATE NOWAIT"), {"id": high})
+    finally:
+        held.rollback()
+        held.close()
+        t.join(10)
+    assert out["res"].status_code == 200, out["res"].get_json()
+    assert sorted(out["res"].get_json()["settled"]) == group

@@ -282,6 +282,15 @@ def _settle_all(rid: str, ids: list[str], decision: _Decision) -> tuple[Response
     new_cases: list[NewCase] = []
     notices: list[Any] = []
     with rt.sessions.begin() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            # Lock them all in one order first: each in its list's order (the one asked
+            # about first), two reviewers settling the same group from two of its reports
+            # deadlocked, and PostgreSQL's abort reached one of them as 503 "database
+            # unavailable" instead of this 409 "not in review".
+            r = models.Report
+            session.execute(
+                select(r.id).where(r.id.in_(sorted(ids))).order_by(r.id).with_for_update()
+            )
         for one in ids:
             row = session.get(models.Report, one, with_for_update=True)
             if row is None:
