@@ -197,3 +197,34 @@ def test_report_tapped_as_the_sign_in_ends_is_kept_and_sent_after_signing_in_aga
     expect(page.locator("#outbox-list li[data-state=accepted]")).to_have_count(1, timeout=20000)
     (report,) = _reports(stack, chief)
     assert report.note == "登录失效时上报" and report.reporter_id == chief
+
+
+def test_the_heading_the_platform_was_asked_with_goes_with_the_report(
+    phone: tuple[BrowserContext, Problems], stack: Stack
+) -> None:
+    """A moving phone knows its direction of travel: the app asked the platform with it
+    (certain: no question) but sent the report without it, so the report was placed by the
+    bars without a direction and went to review (3 of 4 such spots on Monaco) though the
+    chief had been told nothing was in doubt. The report carries the same heading."""
+    context, _ = phone
+    chief, own = stack.chiefs[3]
+    lat, lon = _segment_midpoint(stack.runtime, own)
+    page = context.new_page()
+    sign_in(page, stack, chief)
+    # Playwright's geolocation has no heading: the DevTools protocol's override does.
+    cdp = context.new_cdp_session(page)
+    cdp.send(
+        "Emulation.setGeolocationOverride",
+        {"latitude": lat, "longitude": lon, "accuracy": ACCURACY_M, "heading": 87.6, "speed": 1.4},
+    )
+    wait_for_fix(page)
+    page.wait_for_function("window.rwApp.fix && window.rwApp.fix.heading !== null")
+    pick_category(page, CATEGORY)
+    with page.expect_response(lambda r: "/m/api/segments/near" in r.url) as asked:
+        page.click("#report-send")
+    assert "heading=88" in asked.value.url
+    expect(page.locator("#report-done")).to_have_attribute(
+        "data-receipt", re.compile("accepted|review"), timeout=20000
+    )
+    (report,) = _reports(stack, chief)
+    assert report.heading_deg == 88.0

@@ -9,7 +9,7 @@ import { learnNames } from "./lang.js";
 import { enqueue } from "./outbox.js";
 import { api } from "./session.js";
 import { fixQuality } from "./position.js";
-import { askSpot, chooseSpot } from "./spot.js";
+import { askSpot, chooseSpot, headingOf } from "./spot.js";
 import { app } from "./state.js";
 import { store } from "./store.js";
 import { $, el, field, toast, uuid, when } from "./util.js";
@@ -188,10 +188,14 @@ async function sendReport(ev) {
   const sev = Number(/** @type {HTMLElement} */ (document.querySelector("#severity button.on")).dataset.v);
   const look = app.photos.map((p) => p.look).find((l) => l) || null;
   const hint = picked || (navigator.onLine ? await askChief(f, cat, look) : null);
+  // The heading the platform was asked with goes with the report: without it a report
+  // the platform called certain (no question) was placed without it, often to review.
+  const heading = headingOf(f);
   const payload = {
     v: 1, report_id: uuid(), reporter_id: reporter,
     observed_at: new Date().toISOString(), lat: f.lat, lon: f.lon, crs: "WGS84",
     accuracy_m: Math.round(f.accuracy * 10) / 10, category: cat, severity: sev,
+    ...(heading !== null ? { heading_deg: heading } : {}),
     ...(note.trim() ? { note: note.trim() } : {}),
     ...(hint ? { segment_hint: hint } : {}),
     photos: [],

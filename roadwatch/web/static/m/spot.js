@@ -26,6 +26,17 @@ const SPOT_ZOOM = 18; // world pixels of the sketch (only ratios matter)
 /** @typedef {{certain: boolean | null, candidates: Candidate[]}} Offer */
 
 /**
+ * The direction of travel as the platform is told it, both when asked here and in the
+ * report itself (heading_deg): the same value, or the report is placed by other bars than
+ * the answer that spared the chief the question.
+ * @param {import("./state.js").Fix} f
+ * @returns {number | null}
+ */
+export function headingOf(f) {
+  return f.heading !== null && f.heading !== undefined ? Math.round(f.heading) % 360 : null;
+}
+
+/**
  * The platform's answer for a report about to be sent here, or null (offline, slow, error).
  * @param {import("./state.js").Fix} f
  * @param {string} category
@@ -35,7 +46,8 @@ const SPOT_ZOOM = 18; // world pixels of the sketch (only ratios matter)
 export async function askSpot(f, category, look = null) {
   const q = new URLSearchParams({ lat: String(f.lat), lon: String(f.lon), radius: "150",
     accuracy: String(Math.min(10000, Math.round(f.accuracy * 10) / 10)), category });
-  if (f.heading !== null && f.heading !== undefined) q.set("heading", String(Math.round(f.heading) % 360));
+  const heading = headingOf(f);
+  if (heading !== null) q.set("heading", String(heading));
   if (look) {
     q.set("look", String(Math.round(look.deg * 10) / 10 % 360));
     if (look.ref) q.set("look_ref", look.ref);
