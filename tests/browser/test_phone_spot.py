@@ -228,3 +228,35 @@ def test_the_heading_the_platform_was_asked_with_goes_with_the_report(
     )
     (report,) = _reports(stack, chief)
     assert report.heading_deg == 88.0
+
+
+def test_candidates_keep_their_names_in_english(
+    phone: tuple[BrowserContext, Problems], stack: Stack
+) -> None:
+    """In English the candidates' labels were translated twice (the page's observer saw its
+    own change): "路名（甲至乙） (about 14 m)" still has Chinese and a Latin bracket, so the
+    platform-error rule cut it to "about 14 m" and the chief saw no names, only letters."""
+    context, _ = phone
+    chief, _own = stack.chiefs[1]
+    lat, lon, offer = _uncertain_spot(stack.runtime.ctx, chief)
+    context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": ACCURACY_M})
+    page = context.new_page()
+    sign_in(page, stack, chief)
+    page.click("#lang")  # English: the page reloads, still signed in
+    expect(page.locator("#tabs")).to_be_visible()
+    expect(page.locator("#lang")).to_have_text("中文")
+    wait_for_fix(page)
+    pick_category(page, CATEGORY)
+    page.click("#report-send")
+    picks = page.locator("#spot-list button.spot-pick")
+    expect(picks).to_have_count(len(offer["candidates"]))
+    for i, c in enumerate(offer["candidates"]):
+        expect(picks.nth(i)).to_contain_text(f"(about {round(c['distance_m'])} m)")
+        expect(picks.nth(i)).to_contain_text(c["name"] or c["id"])
+    expect(page.locator("#spot .hint")).to_have_text(
+        "The platform is not sure which segment you are on. Tap one:"
+    )
+    page.locator("#spot-skip").click()
+    expect(page.locator("#report-done")).to_have_attribute(
+        "data-receipt", re.compile("accepted|review"), timeout=20000
+    )

@@ -74,6 +74,12 @@ const WORDS = {
   "已办结": "Closed", "路段待人工核定": "Segment to be checked by staff",
 };
 
+/** The platform's errors read "中文 (English)": the English part. Never applied to the page's
+ * own English (translate() again on what it wrote, for the parts still in Chinese): a
+ * candidate segment's "路名（甲至乙） (about 14 m)" then lost its name, "about 14 m".
+ * @type {[RegExp, string]} */
+const PLATFORM_ERROR = [/^[^()]*[\u4e00-\u9fff][^()]* \(([^()]*[A-Za-z][^()]*)\)$/, "$1"];
+
 /** Texts with parts: [pattern, English with $1…]. */
 /** @type {[RegExp, string][]} */
 const PATTERNS = [
@@ -118,8 +124,7 @@ const PATTERNS = [
   [/^轨迹点 ?(.*)$/, "Track points $1"],
   [/^账号或手机号 ?$/, "ID or phone number"], [/^密码 ?$/, "Password"],
   [/^([^：]+)：(.+)$/, "$1: $2"], // "label：value" (an outbox item's kind and category)
-  // The platform's errors read "中文 (English)": the English part.
-  [/^[^()]*[\u4e00-\u9fff][^()]* \(([^()]*[A-Za-z][^()]*)\)$/, "$1"],
+  PLATFORM_ERROR,
 ];
 
 /** Category and group names the platform gave in both languages (from /m/api/me). */
@@ -141,23 +146,26 @@ const HAN = /[\u4e00-\u9fff]/;
 /**
  * The English of one text (unchanged when nothing fits).
  * @param {string} text
+ * @param {boolean} [again] the text is the page's own English, translated again
  * @returns {string}
  */
-export function english(text) {
+export function english(text, again = false) {
   const t = text.trim();
   if (!HAN.test(t)) return text;
   const lead = text.slice(0, text.indexOf(t[0]));
   const tail = text.slice(lead.length + t.length);
   let out = WORDS[t] || NAMES.get(t);
   if (out === undefined) {
-    for (const [re, en] of PATTERNS) {
+    for (const rule of PATTERNS) {
+      const [re, en] = rule;
+      if (again && rule === PLATFORM_ERROR) continue;
       if (re.test(t)) { out = t.replace(re, en); break; }
     }
   }
   if (out === undefined) {
     // names joined with "·" or "，" (a receipt: category · segment): each part on its own
     const parts = t.split(/(·|，)/);
-    if (parts.length > 1) out = parts.map((p) => (p === "，" ? ", " : p === "·" ? p : english(p))).join("");
+    if (parts.length > 1) out = parts.map((p) => (p === "，" ? ", " : p === "·" ? p : english(p, again))).join("");
   }
   if (out === undefined) return text;
   // the parts a pattern kept may be words too (a category in "已选：…")
@@ -168,12 +176,16 @@ export function english(text) {
 
 const ATTRS = ["placeholder", "aria-label", "alt", "title"];
 
+/** What translate() itself last wrote into a text node (the observer sees that change too).
+ * @type {WeakMap<Node, string>} */
+const written = new WeakMap();
+
 /** @param {Node} node */
 function translate(node) {
   if (node.nodeType === Node.TEXT_NODE) {
     const v = node.nodeValue || "";
-    const en = english(v);
-    if (en !== v) node.nodeValue = en;
+    const en = english(v, written.get(node) === v);
+    if (en !== v) { written.set(node, en); node.nodeValue = en; }
     return;
   }
   if (!(node instanceof Element) || node.tagName === "SCRIPT" || node.tagName === "STYLE") return;
