@@ -260,3 +260,37 @@ def test_candidates_keep_their_names_in_english(
     expect(page.locator("#report-done")).to_have_attribute(
         "data-receipt", re.compile("accepted|review"), timeout=20000
     )
+
+
+def test_a_pick_tapped_offline_is_kept_and_not_called_unasked(
+    phone: tuple[BrowserContext, Problems], stack: Stack
+) -> None:
+    """The network drops while the candidates are shown: the tap is kept with the report
+    and sent once online; the form must not say the segment could not be asked (it said
+    so after every offline tap, although the chief had just chosen one)."""
+    context, problems = phone
+    chief, _own = stack.chiefs[4]
+    lat, lon, offer = _uncertain_spot(stack.runtime.ctx, chief)
+    picked = offer["candidates"][1]
+    context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": ACCURACY_M})
+    page = context.new_page()
+    sign_in(page, stack, chief)
+    page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=10000)
+    wait_for_fix(page)
+    pick_category(page, CATEGORY)
+    page.click("#report-send")
+    expect(page.locator("#spot")).to_be_visible()
+    context.set_offline(True)
+    problems.offline = True
+    expect(page.locator("#net")).to_have_attribute("data-state", "offline")
+    page.locator(f"#spot-list button[data-segment='{picked['id']}']").click()
+    expect(page.locator("#report-done")).to_contain_text("已保存在手机上")
+    expect(page.locator("#report-done")).not_to_contain_text("不能询问所在路段")
+    assert _reports(stack, chief) == []
+    context.set_offline(False)
+    problems.offline = False
+    expect(page.locator("#report-done")).to_have_attribute(
+        "data-receipt", "accepted", timeout=30000
+    )
+    (report,) = _reports(stack, chief)
+    assert report.segment_hint == picked["id"] and report.segment_id == picked["id"]

@@ -211,7 +211,7 @@ async function sendReport(ev) {
     const done = $("#report-done");
     done.replaceChildren(
       el("span", { text: navigator.onLine ? "已保存，正在发送…" : "已保存在手机上，联网后自动发送" }));
-    if (!navigator.onLine && !picked) { // the platform cannot be asked which segment (askChief)
+    if (!navigator.onLine && !hint) { // the platform could not be asked which segment (askChief)
       done.append(el("div", { class: "hint", text: "离线时不能询问所在路段：平台不确定时由工作人员核实" }));
     }
   }
