@@ -334,3 +334,24 @@ def test_verify_pass_and_fail_by_staff(runtime: Any, login_as: Any) -> None:
 def test_unknown_action_is_a_404(runtime: Any, login_as: Any, action: str) -> None:
     case = make_case(runtime, "JS")
     assert act(login_as("admin"), case.id, action).status_code == 404
+
+
+def test_an_action_from_a_page_that_missed_a_change_is_refused(runtime: Any, login_as: Any) -> None:
+    """`expect_last_change`: the case's `last_change` as the page loaded it. An action sent
+    with one the case has moved past is refused (409 stale, naming the change); without
+    the field the action goes through as before."""
+    case = make_case(runtime, "JS")
+    staff = login_as("admin")
+    loaded = staff.get(f"/api/cases/{case.id}").get_json()["last_change"]
+    first = act(staff, case.id, "extend", hours=4, reason="施工", expect_last_change=loaded)
+    assert first.status_code == 200
+    again = act(staff, case.id, "extend", hours=4, reason="施工", expect_last_change=loaded)
+    assert again.status_code == 409
+    err = again.get_json()["errors"][0]
+    assert err["code"] == "stale" and "(dispatched by " in err["message"]
+    now = staff.get(f"/api/cases/{case.id}").get_json()["last_change"]
+    assert now != loaded
+    assert act(staff, case.id, "comment", text="看过了", expect_last_change=now).status_code == 200
+    assert act(staff, case.id, "comment", text="没有前提").status_code == 200
+    bad = act(staff, case.id, "comment", text="x", expect_last_change="12")
+    assert bad.status_code == 400 and bad.get_json()["errors"][0]["field"] == "expect_last_change"

@@ -352,6 +352,9 @@ def case_detail(report_id: str) -> Response:
             for m in messages
             for p in (m.photos or [])
         ],
+        # the case's last change as loaded: an action may send it back as `expect_last_change`
+        # (the page does), and is refused if the case changed meanwhile
+        last_change=max((t.id for t in transitions), default=None),
         timeline=[
             {
                 "at": iso(row.received_at),
@@ -455,6 +458,37 @@ def _allowed_actions(row: models.Report) -> list[str]:
 
 
 # -- actions --------------------------------------------------------------------------------
+def _check_unchanged(session: Session, rid: str, expected: Any) -> None:
+    """An action sent from a page loaded before the case changed (another officer's action,
+    a fix from the phone, or this page's own first click of a double click) is refused
+    rather than stacked on a case the officer has not seen: 409 `stale`, saying what
+    changed. `expected` is the case's `last_change` as loaded (null: none yet)."""
+    if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int)):
+        raise ApiError(
+            400,
+            "expect_last_change",
+            "invalid_type",
+            "expect_last_change is the case's last_change (an integer or null)",
+        )
+    t = models.ReportTransition
+    last = session.execute(
+        select(t.id, t.to_status, t.by, t.at)
+        .where(t.report_id == rid)
+        .order_by(t.id.desc())
+        .limit(1)
+    ).first()
+    if (last.id if last else None) == expected:
+        return
+    assert last is not None  # a change the page had not seen
+    raise ApiError(
+        409,
+        "case",
+        "stale",
+        f"the case changed since this page was loaded ({last.to_status} by {last.by} at "
+        f"{iso(last.at)}): reload it and decide again / 案件已被更新，请刷新后再操作",
+    )
+
+
 @bp.post("/api/cases/<report_id>/<action>")
 def case_action(report_id: str, action: str) -> tuple[Response, int]:
     rt = runtime()
@@ -478,6 +512,8 @@ def case_action(report_id: str, action: str) -> tuple[Response, int]:
         row = session.get(models.Report, rid)
         if row is None:
             raise ApiError(404, "report_id", "not_found", f"no case {report_id} / 没有该案件")
+        if "expect_last_change" in body:
+            _check_unchanged(session, rid, body["expect_last_change"])
         # another district's case: the permission table refuses it, in plain words (403)
         try:
             done = act(conn, staff, action, rid, body, env)

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from roadwatch.cases.actions import Env, act
+from roadwatch.cases.permissions import Staff
 from roadwatch.store import models, photos
 from tests.support.auth import PASSWORD, make_user
 from tests.support.cases import make_case
@@ -310,3 +312,64 @@ def test_case_list_sends_an_ended_login_to_the_login_page(
         page.click("button[type=submit]")
         page.wait_for_url("**/cases?*district=JS*")
         page.wait_for_function("() => document.querySelector('#cw-total').textContent === '1'")
+
+
+def test_a_double_click_or_a_stale_page_does_not_act_twice(
+    runtime: Any, page: Any, page_problems: Any
+) -> None:
+    """A double click on 提交 extended a case twice (two transitions, two notices to the
+    chief), and a page loaded before another officer's extension stacked its own on top.
+    The button waits for the answer, and the page sends the case's last change as it
+    loaded it: the server refuses the action if the case changed meanwhile (409 stale) and
+    the page reloads the case."""
+    case = make_case(runtime, "JS", photos=[])
+    officer = make_user(runtime, "admin")
+
+    def extensions() -> int:
+        with runtime.sessions() as s:
+            return len(
+                s.scalars(
+                    select(models.ReportTransition).where(
+                        models.ReportTransition.report_id == case.id,
+                        models.ReportTransition.note == "双击",
+                    )
+                ).all()
+            )
+
+    with live_server(runtime) as server:
+        page.goto(server.url + f"/cases/{case.id}")
+        page.fill("input[name=username]", officer.username)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_selector("body[data-loaded]")
+        page.click("#cw-act-extend")
+        page.fill("#cw-f-hours", "4")
+        page.fill("#cw-f-reason", "双击")
+        before = page.get_attribute("body", "data-loaded")
+        page.dblclick("#cw-submit")
+        page.wait_for_function(
+            "([b]) => document.body.getAttribute('data-loaded') !== b", arg=[before], timeout=10_000
+        )
+        assert extensions() == 1
+        # another officer extends the case while this page shows it as it was
+        with runtime.engine.begin() as conn:
+            env = Env(runtime.pipeline.sla, runtime.ctx, models.utcnow())
+            act(
+                conn,
+                Staff("other-officer", "admin"),
+                "extend",
+                case.id,
+                {"hours": 2, "reason": "另一位"},
+                env,
+            )
+        page_problems.allow(r"/extend|409")
+        page.click("#cw-act-extend")
+        page.fill("#cw-f-hours", "4")
+        page.fill("#cw-f-reason", "双击")
+        page.click("#cw-submit")
+        page.wait_for_function(
+            "() => document.getElementById('cw-action-result').className === 'cw-error'",
+            timeout=10_000,
+        )
+        assert "案件已被更新" in page.inner_text("#cw-action-result")
+        assert extensions() == 1

@@ -212,9 +212,16 @@ $("cw-action-form").addEventListener("submit", function (ev) {
   if (!openAction) return;
   const action = openAction;
   const result = $("cw-action-result");
+  const submit = /** @type {HTMLButtonElement | null} */ (document.getElementById("cw-submit"));
+  if (submit && submit.disabled) return; // a second click while the first is on its way
+  if (submit) submit.disabled = true;
   result.textContent = "…";
   result.className = "";
-  postJSON("/api/cases/" + encodeURIComponent(caseId) + "/" + action, formBody()).then(function (r) {
+  const body = formBody();
+  // the case as this page shows it: the server refuses the action if it changed meanwhile
+  body.expect_last_change = data ? data.last_change : null;
+  postJSON("/api/cases/" + encodeURIComponent(caseId) + "/" + action, body).then(function (r) {
+    if (submit) submit.disabled = false;
     if (r.ok) {
       result.textContent = t("act_" + action) + " · " + t("done");
       $("cw-action-form").hidden = true;
@@ -223,6 +230,7 @@ $("cw-action-form").addEventListener("submit", function (ev) {
     } else {
       result.textContent = errorText(r.body);
       result.className = "cw-error";
+      if (r.body && r.body.errors && r.body.errors[0] && r.body.errors[0].code === "stale") load();
     }
   });
 });
