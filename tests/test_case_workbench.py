@@ -355,3 +355,28 @@ def test_an_action_from_a_page_that_missed_a_change_is_refused(runtime: Any, log
     assert act(staff, case.id, "comment", text="没有前提").status_code == 200
     bad = act(staff, case.id, "comment", text="x", expect_last_change="12")
     assert bad.status_code == 400 and bad.get_json()["errors"][0]["field"] == "expect_last_change"
+
+
+def test_reassigning_a_case_not_yet_dispatched_dispatches_it(runtime: Any, login_as: Any) -> None:
+    """A reassign of a `new` case recorded new -> dispatched but left the state `new`, so
+    the dispatcher would dispatch it again and the case list showed it undispatched."""
+    case = make_case(runtime, "JS")
+    with runtime.sessions.begin() as s:
+        row = s.get(models.Report, case.id)
+        assert row is not None
+        row.case_status, row.dispatched_at, row.due_at, row.next_escalation_at = (
+            "new",
+            None,
+            None,
+            None,
+        )
+    staff = login_as("admin")
+    res = act(staff, case.id, "reassign", reason="先派给本段路长")
+    assert res.status_code == 200, res.get_json()
+    with runtime.sessions() as s:
+        row = s.get(models.Report, case.id)
+        assert row is not None
+        assert row.case_status == "dispatched"
+        assert row.dispatched_at is not None and row.due_at is not None
+    timeline = staff.get(f"/api/cases/{case.id}").get_json()["timeline"]
+    assert (timeline[-1]["from"], timeline[-1]["to"]) == ("new", "dispatched")

@@ -328,6 +328,10 @@ def _reassign(conn: Connection, staff: Staff, case: Any, body: Mapping[str, Any]
         )
     target = "dispatched"
     _check(case.case_status, target)
+    if case.case_status != target:
+        # a case not yet dispatched (new) or reopened becomes dispatched, as its transition
+        # says (the state was left as it was: a `new` case was then dispatched again)
+        values["case_status"] = target
     start = env.now
     due = _aware(case.due_at)
     if case.case_status == "new" or due is None:
