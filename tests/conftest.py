@@ -143,6 +143,9 @@ def runtime(
     if rt.ctx.phones is not None:  # what the ctx learnt of phones, like the tables: per test
         rt.ctx.phones.clear()
     rt.ctx.recent.clear()  # and the patrol tracks it noted, like the patrol tables below
+    dispatcher = getattr(rt.pipeline, "dispatcher", None)
+    if dispatcher is not None:  # the assignments it read in the last seconds: tests change them
+        dispatcher.holders.clear()
     with rt.sessions.begin() as session:
         for table in (
             models.Event,
