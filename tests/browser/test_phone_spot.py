@@ -294,3 +294,39 @@ def test_a_pick_tapped_offline_is_kept_and_not_called_unasked(
     )
     (report,) = _reports(stack, chief)
     assert report.segment_hint == picked["id"] and report.segment_id == picked["id"]
+
+
+def test_a_report_is_kept_when_the_app_reloads_while_its_chief_is_asked(
+    phone: tuple[BrowserContext, Problems], stack: Stack
+) -> None:
+    """The report went to the phone's outbox only after the tap: a reload (or a closed
+    app) while the candidates showed lost it and its photos. It is kept first, held while
+    the chief is asked, and a page that finds it held by another (reloaded) page sends it
+    as it is, for staff to place where the platform is not sure."""
+    context, _ = phone
+    chief, _own = stack.chiefs[3]
+    before = {r.id for r in _reports(stack, chief)}
+    lat, lon, _offer = _uncertain_spot(stack.runtime.ctx, chief)
+    context.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": ACCURACY_M})
+    page = context.new_page()
+    sign_in(page, stack, chief)
+    wait_for_fix(page)
+    pick_category(page, CATEGORY)
+    page.fill("#note", "问路段时刷新")
+    page.click("#report-send")
+    expect(page.locator("#spot")).to_be_visible()
+    expect(page.locator("#outbox-count")).to_have_text("1")  # kept, held for the answer
+    assert {r.id for r in _reports(stack, chief)} == before  # nothing sent yet
+    page.reload()
+    page.wait_for_function(
+        f"() => window.rwApp && window.rwApp.auth && window.rwApp.auth.reporter_id === '{chief}'"
+    )
+
+    def sent() -> list[models.Report]:
+        return [r for r in _reports(stack, chief) if r.id not in before]
+
+    page.wait_for_function(
+        "() => document.querySelector('#outbox-count').textContent === ''", timeout=30_000
+    )
+    (report,) = sent()
+    assert report.note == "问路段时刷新" and report.segment_hint is None

@@ -6,7 +6,7 @@
  */
 import { cameraLook, readCameraTags, withCameraTags } from "./exif.js";
 import { learnNames } from "./lang.js";
-import { enqueue } from "./outbox.js";
+import { enqueue, release } from "./outbox.js";
 import { api } from "./session.js";
 import { fixQuality } from "./position.js";
 import { askSpot, chooseSpot, headingOf } from "./spot.js";
@@ -187,7 +187,6 @@ async function sendReport(ev) {
   const reporter = auth().reporter_id;
   const sev = Number(/** @type {HTMLElement} */ (document.querySelector("#severity button.on")).dataset.v);
   const look = app.photos.map((p) => p.look).find((l) => l) || null;
-  const hint = picked || (navigator.onLine ? await askChief(f, cat, look) : null);
   // The heading the platform was asked with goes with the report: without it a report
   // the platform called certain (no question) was placed without it, often to review.
   const heading = headingOf(f);
@@ -197,11 +196,16 @@ async function sendReport(ev) {
     accuracy_m: Math.round(f.accuracy * 10) / 10, category: cat, severity: sev,
     ...(heading !== null ? { heading_deg: heading } : {}),
     ...(note.trim() ? { note: note.trim() } : {}),
-    ...(hint ? { segment_hint: hint } : {}),
+    ...(picked ? { segment_hint: picked } : {}),
     photos: [],
   };
   app.lastReport = payload.report_id;
-  await enqueue("report", payload, app.photos.map((p) => p.id));
+  const ask = !picked && navigator.onLine;
+  // Kept on the phone before the chief is asked anything: a reload or a closed app while
+  // the question shows still sends it (without a pick) rather than losing it and its photos.
+  await enqueue("report", payload, app.photos.map((p) => p.id), ask);
+  const hint = picked || (ask ? await askChief(f, cat, look) : null);
+  if (ask) await release(payload.report_id, hint ? { segment_hint: hint } : {});
   app.photos = [];
   renderThumbs(app.photos, $("#photo-thumbs"));
   field("#note").value = "";

@@ -25,7 +25,10 @@ import { renderCases } from "./work.js";
  * @typedef {Error & {permanent?: boolean, waitMs?: number}} SendError
  */
 
-const STATE_WORDS = { queued: "待发送", sent: "已发送，等待回执", accepted: "已受理", rejected: "被退回" };
+const STATE_WORDS = { held: "待选择路段", queued: "待发送", sent: "已发送，等待回执", accepted: "已受理", rejected: "被退回" };
+// This page's own id: a report "held" by another (a page reloaded or closed while its chief
+// was being asked which segment) is sent as it is by the next pump.
+const PAGE = Math.random().toString(36).slice(2) + Date.now().toString(36);
 const KIND_WORDS = { report: "问题上报", rectification: "整改反馈", patrol: "巡查" };
 
 /**
@@ -98,14 +101,35 @@ const ackWait = (tries) => Math.min(120000, 15000 * 2 ** Math.min(tries, 3));
  * @param {Record<string, any>} payload
  * @param {string[]} [photoIds]
  */
-export async function enqueue(kind, payload, photoIds) {
+export async function enqueue(kind, payload, photoIds, held = false) {
   // A rectification also carries the report_id of its case: key each kind by its own id.
   const id = { report: payload.report_id, rectification: payload.rectification_id,
     patrol: payload.patrol_id }[kind];
   await store.put("outbox", {
-    id, kind, payload, photo_ids: photoIds || [], state: "queued", reason: null,
+    id, kind, payload, photo_ids: photoIds || [], state: held ? "held" : "queued", reason: null,
     tries: 0, next_at: 0, created_at: Date.now(), updated_at: Date.now(), last_error: null,
+    ...(held ? { held_by: PAGE } : {}),
   });
+  renderOutbox();
+  if (!held) pump();
+}
+
+/**
+ * A report kept while its chief was asked which segment: send it now, with what they
+ * picked (`patch`: its segment_hint, or nothing).
+ * @param {string} id
+ * @param {Record<string, any>} patch
+ */
+export async function release(id, patch) {
+  /** @type {OutboxItem | undefined} */
+  const item = await store.get("outbox", id);
+  if (item && item.state === "held") {
+    Object.assign(item.payload, patch);
+    item.state = "queued";
+    delete item.held_by;
+    item.updated_at = Date.now();
+    await store.put("outbox", item);
+  }
   renderOutbox();
   pump();
 }
@@ -203,6 +227,12 @@ export async function pump() {
     /** @type {OutboxItem[]} */
     const items = (await store.all("outbox")).sort((a, b) => a.created_at - b.created_at);
     for (const item of items) {
+      if (item.state === "held" && item.held_by !== PAGE) {
+        // its page was reloaded or closed while the chief was asked: send it without a pick
+        item.state = "queued";
+        delete item.held_by;
+        await store.put("outbox", item);
+      }
       if (item.state !== "queued" && item.state !== "sent") continue;
       // Sent to a broker that has gone since: no ack will come that way, resend over HTTPS.
       const orphan = item.state === "sent" && !(app.mq && app.mq.connected);
@@ -243,7 +273,7 @@ export async function pump() {
 export async function renderOutbox() {
   /** @type {OutboxItem[]} */
   const items = (await store.all("outbox")).sort((a, b) => b.created_at - a.created_at);
-  const open = items.filter((i) => i.state === "queued" || i.state === "sent").length;
+  const open = items.filter((i) => i.state === "held" || i.state === "queued" || i.state === "sent").length;
   // A case whose rectification waits here is not offered 整改反馈 again.
   const pending = new Set(items.filter((i) => i.kind === "rectification" &&
     (i.state === "queued" || i.state === "sent")).map((i) => String(i.payload.report_id)));

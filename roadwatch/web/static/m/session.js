@@ -178,7 +178,7 @@ export async function onSignIn(ev) {
 
 /** The sign-out button: only with nothing unsent; revokes this phone's device credential. */
 export async function signOut() {
-  const open = (await store.all("outbox")).filter((i) => i.state === "queued" || i.state === "sent");
+  const open = (await store.all("outbox")).filter((i) => i.state === "held" || i.state === "queued" || i.state === "sent");
   if (open.length) { toast(`还有 ${open.length} 条未送达，联网发送后再退出`); return; }
   // Revokes this phone's device credential on the server, then forgets it here.
   await api("/m/api/session", { method: "DELETE" }).catch(() => null);

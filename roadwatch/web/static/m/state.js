@@ -99,7 +99,7 @@
 /** @typedef {{field?: string, code?: string, message?: string}} ApiError */
 
 /** @typedef {"report" | "rectification" | "patrol"} Kind */
-/** @typedef {"queued" | "sent" | "accepted" | "rejected"} ItemState */
+/** @typedef {"held" | "queued" | "sent" | "accepted" | "rejected"} ItemState */
 
 /**
  * One message in the outbox, keyed by its UUID.
@@ -117,6 +117,7 @@
  * @property {string | null} last_error
  * @property {number} [sent_at]
  * @property {Ack} [ack]
+ * @property {string} [held_by] the page that holds it ("held": the chief is being asked)
  */
 
 /**
