@@ -93,6 +93,10 @@ def test_candidates_offered_only_when_uncertain_and_the_pick_is_stored(
     expect(page.locator("#spot-map circle.me")).to_have_count(1)
     expect(page.locator("#report-send")).to_be_disabled()  # nothing sent before the tap
     assert _reports(stack, chief) == []
+    # the question takes the focus and is announced (a keyboard, a screen reader)
+    first = offer["candidates"][0]["id"]
+    page.wait_for_function(f"document.activeElement.dataset.segment === '{first}'")
+    expect(page.locator("#spot-ask")).to_have_attribute("role", "alert")
     save_screenshot(page, "phone-spot-candidates")
 
     page.locator(f"#spot-list button[data-segment='{picked['id']}']").click()

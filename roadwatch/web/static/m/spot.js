@@ -84,6 +84,8 @@ export function chooseSpot(offer, f) {
       onclick: () => done(c.id),
     }, el("b", { text: `${"ABC"[i]}` }), ` ${c.name || c.id}（约 ${Math.round(c.distance_m)} 米）`)));
     /** @type {HTMLElement} */ ($("#spot-skip")).onclick = () => done(null);
+    // the question takes the focus (a keyboard or a screen reader is where it is asked)
+    /** @type {HTMLElement | null} */ (box.querySelector("#spot-list button"))?.focus();
   });
 }
 
