@@ -488,8 +488,14 @@ def _decide(
             {"method": "hint", "distance_m": None, "confidence": None, "ambiguous": False},
         )
 
+    # A hint too far from the fix is not trusted: the answer says so (the phone's pick, or
+    # a city system's, was otherwise dropped without a word).
+    ignored: dict[str, Any] = {}
     if hint_pos is not None:
         d_hint = ctx.index.distance_to(hint_pos, lon, lat)
+        ignored = {
+            "hint_ignored": {"segment_id": report.segment_hint, "distance_m": round(d_hint, 1)}
+        }
         if d_hint <= HINT_PLAUSIBLE_M:
             seg = segments[hint_pos]
             return Placement(
@@ -525,6 +531,7 @@ def _decide(
                 "confidence": 0.0,
                 "ambiguous": False,
                 "reason": reason,
+                **ignored,
             },
         )
     best = segments[snap.index]
@@ -533,6 +540,7 @@ def _decide(
         "distance_m": round(snap.distance_m or 0.0, 1),
         "confidence": round(snap.confidence, 3),
         "ambiguous": snap.ambiguous,
+        **ignored,
     }
     if snap.chainage_m is not None:
         info["chainage_m"] = round(snap.chainage_m, 1)

@@ -979,7 +979,16 @@ def _unplaceable(exc: Exception) -> Placement:
 def _ack_snap(snap: dict[str, Any] | None) -> dict[str, Any] | None:
     if snap is None:
         return None
-    keys = ("distance_m", "confidence", "ambiguous", "chainage_m", "candidates", "reason", "method")
+    keys = (
+        "distance_m",
+        "confidence",
+        "ambiguous",
+        "chainage_m",
+        "candidates",
+        "reason",
+        "method",
+        "hint_ignored",
+    )
     return {k: snap[k] for k in keys if k in snap}
 
 

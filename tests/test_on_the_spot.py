@@ -94,6 +94,9 @@ def test_the_chosen_segment_is_trusted_within_the_limit(runtime: Any) -> None:
     body = contract_example(lat=uy, lon=ux, crs="WGS84", heading_deg=None, segment_hint=far.id)
     (out,) = runtime.pipeline.process([inbound(body)])
     assert out.segment_id != far.id
+    # and the answer says so (the pick was dropped without a word)
+    assert out.snap is not None and out.snap["hint_ignored"]["segment_id"] == far.id
+    assert out.snap["hint_ignored"]["distance_m"] > HINT_PLAUSIBLE_M
     # a mid-block report, certain without the pick, is no label
     _, (sx, sy) = _spots(ctx)
     mine = ctx.robust.snap(sx, sy, accuracy_m=12.0)

@@ -83,6 +83,12 @@ class Snap(BaseModel):
     )
     chainage_m: float | None = Field(None, description="Position along the segment, metres.")
     method: str | None = Field(None, description="How it was placed, e.g. `nearest`, `hint`.")
+    hint_ignored: dict[str, Any] | None = Field(
+        None,
+        description="The report's segment_hint when it was not trusted (its segment farther "
+        "than 150 m from the fix): `segment_id` and `distance_m`; the report was placed by "
+        "its position instead.",
+    )
 
 
 class Ack(BaseModel):
