@@ -651,8 +651,10 @@ def test_post_without_a_valid_key_is_403(
         ({"service_code": "E0504", "lat": "95", "long": "113.68"}, "lat must be between"),
         (
             {"service_code": "E0504", "lat": "34.77", "long": "113.68", "description": "x" * 2001},
-            "note has 2,001 characters",
+            "description: description has 2,001 characters",
         ),
+        # the pipeline's refusals name the request's own fields (it said `lon`, `note`)
+        ({"service_code": "E0504", "lat": "34.77", "long": "200"}, "long: long must be between"),
     ],
 )
 def test_post_bad_request_is_400(

@@ -534,6 +534,28 @@ def _requests_json(session: Session, rows: Sequence[Any]) -> list[dict[str, Any]
 
 
 # -- service requests: creating ---------------------------------------------------------------
+# The platform's field names in a refusal, as the Open311 client sent them.
+_OPEN311_FIELD = {
+    "lon": "long",
+    "note": "description",
+    "category": "service_code",
+    "segment_hint": "address_id",
+    "photos": "media_url",
+    "severity": "attribute[severity]",
+}
+
+
+def _in_open311_words(field: str, message: str) -> str:
+    """A pipeline refusal named in the request's own fields (`long`, not `lon`)."""
+    top = field.split(".", 1)[0]
+    name = _OPEN311_FIELD.get(top)
+    if name is None:
+        return f"{field}: {message}"
+    if message.startswith(f"{top} "):
+        message = f"{name} {message[len(top) + 1 :]}"
+    return f"{name}: {message}"
+
+
 def _float_field(name: str) -> float | None:
     raw = request.form.get(name, "").strip()
     if raw == "":
@@ -641,7 +663,7 @@ def create_request(fmt: str) -> Response:
     except StorageError:
         raise Open311Error(503, "the database is unavailable; retry later") from None
     if outcome.status == "rejected":
-        raise Open311Error(400, *(f"{e.field}: {e.message}" for e in outcome.errors))
+        raise Open311Error(400, *(_in_open311_words(e.field, e.message) for e in outcome.errors))
     notice = _notice(code)
     if outcome.status == "needs_review":
         # Not yet public: `requests/{id}` answers 404 until staff confirm where it is. Say so,
