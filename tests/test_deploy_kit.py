@@ -493,6 +493,12 @@ def test_web_role_under_gunicorn_behind_nginx(
         r = s.get(f"{base}/static/live.css", timeout=10)
         assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/css")
         assert r.content == (ROOT / "roadwatch/web/static/live.css").read_bytes()
+        # ...with the security headers the app would have set: nothing opened from
+        # /static as a document may run a script or be framed.
+        assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert r.headers["X-Frame-Options"] == "DENY"
 
         # A staff login: the session cookie comes back Secure, which the app does only when
         # it believes the request came over https, i.e. nginx's X-Forwarded-Proto reached
