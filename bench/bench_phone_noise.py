@@ -18,7 +18,10 @@ may not be shipped).
 Noise model (at least as hard as issue 21 asks; its one home is geo/noise.py):
 
 * the person stands anywhere along a segment (its ends included: uniform over the
-  whole length) and 3-10 m to either side of the centre line (the pavement);
+  whole length) and 3-10 m to either side of the centre line (the pavement); the
+  segment drawn per metre of street (a long one gets more reports), or with
+  ``--per-segment Q`` a share Q of reports on a segment drawn uniformly (each as often,
+  however short: each has a chief), the way a checker iterating over segments draws;
 * the fix is that spot plus 2-D Student-t noise, nu = 3, scaled so that its 68 %
   radius is the stated ``accuracy_m`` = 10 m (then p95 = 23.7 m, p99 = 42 m);
 * "understated": phones state 10 m but the real 68 % radius is 20 m;
@@ -41,10 +44,11 @@ segment then misleads).
 ``--bound`` computes, on fewer reports (it is slow), the Bayes-optimal answer under this
 very noise model: the exact posterior of every segment (spots every metre along every
 part and every metre of the 3-10 m band either side, 2-D t density, the heading mixture,
-prior uniform over street length as the sample draws), the segment with the highest
-chance of being right by the boundary rule, and that chance as its confidence. Then, per
-budget of confidently wrong, the least review any bar can give with it and with
-geo.robust's raw posterior: what no snapper can beat, and how far from it we are.
+prior as the sample draws: uniform over street length, or the --per-segment mixture),
+the segment with the highest chance of being right by the boundary rule, and that
+chance as its confidence. Then, per budget of confidently wrong, the least review any
+bar can give with it and with geo.robust's raw posterior: what no snapper can beat, and
+how far from it we are.
 
 ``--per-network`` prints, on the main table's samples, each network under the shared bars
 beside its own bars: those ``roadwatch network import`` fits (geo.noise.fit_bars: the
@@ -96,6 +100,7 @@ from bench.bench_accuracy import (  # noqa: E402
 
 __all__ = ["DATA", "HELD_OUT", "build_index", "load_network", "right_of", "sample", "t2_noise"]
 from geo.noise import (  # noqa: E402
+    FIT_PER_SEGMENT,  # noqa: E402
     HEADING_GARBAGE,
     HEADING_NOISE_DEG,
     STATED_M,
@@ -126,9 +131,21 @@ NETWORKS = {
 }
 
 
-def sample(net: Network, n: int, rng: np.random.Generator, understate: bool) -> Sample:
+# The share of the figures' reports drawn per segment (each segment equally often) rather
+# than per metre of street (--per-segment; the fits do not read it).
+PER_SEGMENT = 0.0
+
+
+def sample(
+    net: Network,
+    n: int,
+    rng: np.random.Generator,
+    understate: bool,
+    per_segment: float | None = None,
+) -> Sample:
     """geo.noise's reports on a bench network (its metric lines and their CRS)."""
-    return noise_sample(net.projected, net.to_ll, n, rng, understate)
+    share = PER_SEGMENT if per_segment is None else per_segment
+    return noise_sample(net.projected, net.to_ll, n, rng, understate, per_segment=share)
 
 
 OWN_SHARE = 0.7
@@ -316,6 +333,11 @@ def bayes_bound(
     parts, owner = shapely.get_parts(net.projected, return_index=True)
     cols: list[list[FloatArray]] = [[], [], [], [], [], [], []]  # x, y, ux, uy, seg, ox, oy
     band = np.r_[-np.arange(3.5, 10.0, 1.0), np.arange(3.5, 10.0, 1.0)]  # 1 m cells
+    seg_len = np.bincount(owner, weights=shapely.length(parts), minlength=len(net.lines))
+    # per metre, the prior of a spot on each segment under the sample's mixture
+    prior_m = (1.0 - PER_SEGMENT) + PER_SEGMENT * seg_len[seg_len > 0].mean() / np.maximum(
+        seg_len, 1e-9
+    )
     for p, o in zip(parts, owner.tolist(), strict=True):
         length = float(shapely.length(p))
         al = np.arange(0.5, length, 1.0)
@@ -350,6 +372,7 @@ def bayes_bound(
         pi, si = tree.query(shapely.points(fx[c0:c1], fy[c0:c1]), "dwithin", distance=100.0)
         dx, dy = fx[c0:c1][pi] - sx[si], fy[c0:c1][pi] - sy[si]
         lik = (1.0 + (dx * dx + dy * dy) / (3.0 * scale * scale)) ** -2.5  # 2-D t3
+        lik = lik * prior_m[seg[si]]
         if heading:
             dth = np.radians(s.heading[c0:c1][pi]) - np.arctan2(sux[si], suy[si])
             dth = np.abs(np.angle(np.exp(1j * dth)))
@@ -395,8 +418,11 @@ def bars(nets: dict[str, Network], seed: int, points: int) -> None:
     for h in (True, False):
         per: list[dict[float, Outcome]] = []
         for i, net in enumerate(nets.values()):
-            s = sample(net, points, np.random.default_rng(seed + 1000 + 10 * i), False)
-            per.append(bar_outcomes(RobustSnapper(build_index(net)), s, h, [seed, 7]))
+            rb = RobustSnapper(build_index(net))
+            for q in (0.0, 1.0):  # the bars hold per metre and per segment alike
+                rng = np.random.default_rng([seed + 1000 + 10 * i] + ([23] if q else []))
+                s = sample(net, points, rng, False, q)
+                per.append(bar_outcomes(rb, s, h, [seed, 7]))
         for name, bar in zip(("accepting", "asking"), pick_bars(per), strict=True):
             if bar is None:
                 print(f"# heading={h}: no {name} bar meets its budget")
@@ -678,12 +704,20 @@ def main() -> None:
     )
     parser.add_argument("--networks", default="helsinki,kotka,aguascalientes,monaco")
     parser.add_argument(
+        "--per-segment",
+        type=float,
+        default=0.0,
+        help="the share of the figures' reports drawn per segment, not per metre (0..1)",
+    )
+    parser.add_argument(
         "--phones",
         type=int,
         default=0,
         help="the learnt-accuracy table instead: the reports made by this many phones",
     )
     args = parser.parse_args()
+    global PER_SEGMENT
+    PER_SEGMENT = args.per_segment
 
     nets = {k: load_network(NETWORKS[k][1]) for k in args.networks.split(",")}
     if args.phones:
@@ -727,7 +761,7 @@ def main() -> None:
                 robust = RobustSnapper(index, calibration=IDENTITY)
                 for u in (False,):  # fitted on honest phones; "understated" is a stress test
                     seed = args.seed + 1000 + 10 * list(nets).index(k) + int(u)
-                    s = sample(net, args.points, np.random.default_rng(seed), u)
+                    s = sample(net, args.points, np.random.default_rng(seed), u, FIT_PER_SEGMENT)
                     new = robust.snap_many(
                         s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=s.heading if h else None
                     )

@@ -18,6 +18,7 @@ from bench.bench_phone_noise import HELD_OUT, build_index, load_network
 from geo.noise import (
     BAR_GRID,
     CHOICE_WRONG_BUDGET,
+    FIT_PER_SEGMENT,
     WRONG_BUDGET,
     Sample,
     bars_path,
@@ -63,18 +64,23 @@ def test_the_fit_picks_the_lowest_bars_within_the_budgets(kotka: SegmentIndex) -
         for a, b in zip(fit.calibration[h], again.calibration[h], strict=True):
             np.testing.assert_array_equal(a, b)
     assert not fit.fell_back
-    # the fit's own reports, checked through the snapper itself rather than the fit's tables
-    s = sample_index(kotka, REPORTS, np.random.default_rng([FIT_SEED, 21]))
+    # the fit's own reports, checked through the snapper itself rather than the fit's
+    # tables: drawn per metre of street, and drawn per segment (each segment as often)
+    per_metre = sample_index(kotka, REPORTS, np.random.default_rng([FIT_SEED, 21]))
+    per_segment = sample_index(
+        kotka, REPORTS, np.random.default_rng([FIT_SEED, 23]), per_segment=1.0
+    )
     step = float(BAR_GRID[1] - BAR_GRID[0])
     for h, accept, ask in (
         (True, "certain", "ask"),
         (False, "certain_no_heading", "ask_no_heading"),
     ):
         rb = fit.snapper(kotka)
-        wrong, _, asked_wrong = _wrong(rb, s, h)
-        assert wrong <= WRONG_BUDGET
-        assert asked_wrong <= CHOICE_WRONG_BUDGET
-        # one step lower breaks its budget (unless the grid's floor was reached)
+        for s in (per_metre, per_segment):  # the bars hold under both
+            wrong, _, asked_wrong = _wrong(rb, s, h)
+            assert wrong <= WRONG_BUDGET
+            assert asked_wrong <= CHOICE_WRONG_BUDGET
+        # one step lower breaks its budget on one of them (unless at the grid's floor)
         for name, budget, col in ((accept, WRONG_BUDGET, 0), (ask, CHOICE_WRONG_BUDGET, 2)):
             bar = getattr(fit.bars, name)
             if bar - step < float(BAR_GRID[0]):
@@ -87,7 +93,7 @@ def test_the_fit_picks_the_lowest_bars_within_the_budgets(kotka: SegmentIndex) -
             lower_rb = RobustSnapper(
                 kotka, **dataclasses.asdict(lower), calibration=fit.calibration
             )
-            assert _wrong(lower_rb, s, h)[col] > budget
+            assert max(_wrong(lower_rb, s, h)[col] for s in (per_metre, per_segment)) > budget
     # Kotka is sparser than central Helsinki, which sets the shared bars: its own are lower
     assert fit.bars.certain < Bars().certain and fit.bars.ask < Bars().ask
 
@@ -211,13 +217,16 @@ def test_a_network_nothing_was_fitted_on_gets_its_own_calibration() -> None:
     """Central Aguascalientes (a street grid; tests/data, ODbL) was never used to fit the
     global calibration, and it shows: with a direction, the 0.6-0.7 band is 3.8 points
     off (2.7 standard errors). The calibration fitted at import on the network itself
-    states confidences that hold on fresh reports (within 2 points where a band has over
-    a thousand reports; its sparse bands within sampling error)."""
+    states confidences that hold on fresh reports drawn as the fit draws them (half per
+    metre of street, half per segment: FIT_PER_SEGMENT), within 2 points where a band
+    has over a thousand reports and its sparse bands within sampling error."""
     from bench.bench_accuracy import GRID
 
     grid = build_index(load_network(GRID))
     fit = fit_bars(grid, seed=FIT_SEED)
-    s = sample_index(grid, 40_000, np.random.default_rng([FIT_SEED + 500, 1]))
+    s = sample_index(
+        grid, 40_000, np.random.default_rng([FIT_SEED + 500, 1]), per_segment=FIT_PER_SEGMENT
+    )
     worst_global = -1.0
     for h in (True, False):
         head = s.heading if h else None

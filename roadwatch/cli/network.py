@@ -393,7 +393,9 @@ def _fit(
         f"({100 * fit.at_accept[False].wrong:.1f} % wrong, "
         f"{100 * fit.at_accept[False].review:.1f} % review), "
         f"ask below {b.ask_no_heading:.4f} "
-        f"({100 * fit.at_ask[False].c_review:.1f} % review with the choice)"
+        f"({100 * fit.at_ask[False].c_review:.1f} % review with the choice)\n"
+        "  (those figures: reports drawn per metre of street; the bars hold as well on "
+        "reports drawn per segment, each segment as often)"
     )
     if fit.fell_back:
         print(f"  no bar met the budget for {', '.join(fit.fell_back)}: the shared default kept")
