@@ -27,6 +27,7 @@ from ..accounts import chiefs
 from ..accounts.throttle import PasswordThrottle, minutes_text
 from ..cases.actions import ActionRefused, Env
 from ..cases.extensions import request_extension as ask
+from ..cases.public import HIDDEN_KINDS
 from ..ingest.payloads import decode_json
 from ..store import audit, models
 from ..store.events import record_events
@@ -41,6 +42,9 @@ bp = Blueprint("mobile", __name__, url_prefix="/m", static_folder=None)
 COOKIE = "rw_chief"
 SESSION_DAYS = 30  # the cookie's life; the device itself lasts until it is revoked
 SEEN_EVERY = dt.timedelta(minutes=5)  # last_seen_at is written at most this often
+# How a case found by a third-party evaluator or a covert checker names its reporter to the
+# chief it is dispatched to: as the ranking calls a report from anyone else (render.py).
+HIDDEN_REPORTER = "其他上报"
 GROUPS = [("order", "秩序"), ("clean", "卫生"), ("facade", "立面"), ("facility", "设施")]
 NEAR_RADIUS_M, NEAR_MAX_RADIUS_M = 150.0, 1000.0
 
@@ -356,13 +360,16 @@ def me() -> Response:
                 .limit(200)
             )
         )
-        reporter_names = dict(
-            session.execute(
-                select(models.Reporter.id, models.Reporter.name).where(
+        # Who reported each case, by name; a third-party evaluator's or covert checker's
+        # finding reads as any other report: the chief they checked never learns who did.
+        reporter_names = {
+            rid_: HIDDEN_REPORTER if kind in HIDDEN_KINDS else name
+            for rid_, name, kind in session.execute(
+                select(models.Reporter.id, models.Reporter.name, models.Reporter.kind).where(
                     models.Reporter.id.in_({c.reporter_id for c in cases})
                 )
-            ).all()
-        )
+            )
+        }
     cats = rt.categories
     groups = []
     for key, label in GROUPS:

@@ -293,3 +293,32 @@ def test_covert_findings_photo_is_not_served_to_the_public(
         res = staff.get(f"/api/photos/{sha}")
         assert res.status_code == 200
         res.close()
+
+
+# -- the road chief's phone ------------------------------------------------------------------
+def test_checked_chiefs_phone_names_no_covert_checker_or_evaluator(app: Any, runtime: Any) -> None:
+    """The chief a covert checker or evaluator found a problem on gets the case on the phone
+    (/m/api/me): it reads as a report from anyone else, never with the checker's name or id."""
+    hidden = {kind: _hidden_reporter(runtime, kind) for kind in ("covert", "evaluator")}
+    found = {  # two problems at one spot: two cases of its chief
+        kind: _report(runtime, rid, category=category)["report_id"]
+        for (kind, (rid, _)), category in zip(hidden.items(), ("E0504", "E0201"), strict=True)
+    }
+    with runtime.sessions() as s:
+        rows = [s.get(models.Report, rid) for rid in found.values()]
+    (chief,) = {r.assignee_id for r in rows if r is not None}
+    assert chief
+    with runtime.sessions.begin() as s:
+        password = ca.provision(s, only=[chief]).created[chief]
+    phone = app.test_client()
+    res = phone.post("/m/api/session", json={"reporter_id": chief, "password": password})
+    assert res.status_code == 200, res.data
+    me = phone.get("/m/api/me")
+    assert me.status_code == 200, me.data
+    cases = {c["id"]: c for c in me.get_json()["cases"]}
+    assert set(found.values()) <= set(cases)
+    text = me.get_data(as_text=True)
+    for kind, (rid, name) in hidden.items():
+        assert rid not in text and name not in text, f"the {kind} is named to the chief"
+        assert cases[found[kind]]["reporter"] == "其他上报"
+        assert cases[found[kind]]["own_report"] is False
