@@ -425,10 +425,25 @@ def logout() -> BaseResponse:
 def _close_live_connections(token: object) -> None:
     """This login's open Socket.IO connections end with it (live.py keeps the list)."""
     viewers = current_app.extensions.get("roadwatch_live_viewers")
-    socketio = current_app.extensions.get("roadwatch_socketio")
-    if viewers is None or socketio is None or not isinstance(token, str):
+    if viewers is None or not isinstance(token, str):
         return
-    for sid in viewers.of_login(token):
+    _disconnect_live(viewers.of_login(token))
+
+
+def close_user_live_connections(user_id: int) -> None:
+    """Every open Socket.IO connection of this account in this process ends: its logins
+    were revoked (disabled, a new role or district, a new password), and the room it
+    joined at connect is the old role's. It may connect again if its login still holds."""
+    viewers = current_app.extensions.get("roadwatch_live_viewers")
+    if viewers is not None:
+        _disconnect_live(viewers.of_user(user_id))
+
+
+def _disconnect_live(sids: list[str]) -> None:
+    socketio = current_app.extensions.get("roadwatch_socketio")
+    if socketio is None:
+        return
+    for sid in sids:
         try:
             socketio.server.disconnect(sid, namespace="/live")
         except Exception:  # already gone: nothing to close

@@ -57,6 +57,12 @@ class _Viewers:
         with self.lock:
             return [sid for sid, token in self.logins.items() if token == login]
 
+    def of_user(self, user_id: int) -> list[str]:
+        """The connections of this account, whatever login opened them (to close them when
+        an administrator disables it or changes its role, district or password)."""
+        with self.lock:
+            return [sid for sid, user in self.users.items() if user.id == user_id]
+
     def drop(self, sid: str) -> None:
         with self.lock:
             self.users.pop(sid, None)

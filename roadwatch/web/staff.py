@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from ..accounts import chiefs as chief_accounts
 from ..accounts import users as accounts
 from ..store import audit, models
+from .auth import close_user_live_connections
 from .authz import actor, require_role
 from .context import runtime
 from .errors import ApiError
@@ -122,8 +123,10 @@ def change_user(username: str) -> Response:
                 )
             if active is not None:
                 accounts.set_active(session, username, active, actor())
+            user_id = _user_id(session, username)
     except accounts.UserError as exc:
         raise _refused(exc) from None
+    close_user_live_connections(user_id)  # its open live feed was the old role's room
     return jsonify({"username": username, "changed": True})
 
 
@@ -134,9 +137,16 @@ def reset_password(username: str) -> Response:
     try:
         with runtime().sessions.begin() as session:
             accounts.set_password(session, username, password, actor())
+            user_id = _user_id(session, username)
     except accounts.UserError as exc:
         raise _refused(exc) from None
+    close_user_live_connections(user_id)
     return jsonify({"username": username, "changed": True})
+
+
+def _user_id(session: Any, username: str) -> int:
+    """The id of an account just changed (it exists: the change found it)."""
+    return int(session.scalar(select(models.User.id).where(models.User.username == username)))
 
 
 chiefs_bp = Blueprint("chief_accounts", __name__, url_prefix="/api/chiefs")

@@ -246,6 +246,44 @@ def test_session_cookie_replayed_after_logout(app: Any, runtime: Any) -> None:
     assert not live.is_connected("/live")
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"active": False},
+        {"role": "district_staff", "district": "EQ"},
+        "password",
+    ],
+    ids=["disabled", "moved_to_a_district", "new_password"],
+)
+def test_live_feed_kept_after_the_admin_disables_or_demotes_the_account(
+    app: Any, runtime: Any, change: Any
+) -> None:
+    """An administrator disabled an account (or moved it to one district, or reset its
+    password) on /admin/users: its logins ended, but its open live connection stayed in the
+    city-wide room and kept receiving every district's events until the browser closed.
+    It ends with the change now (by a password, a script reconnects in its new room)."""
+    client = app.test_client()
+    user = login(client, runtime, "viewer")
+    socketio = app.extensions["roadwatch_socketio"]
+    by_cookie = socketio.test_client(app, namespace="/live", flask_test_client=client)
+    by_password = socketio.test_client(
+        app, namespace="/live", auth={"username": user.username, "password": PASSWORD}
+    )
+    assert by_cookie.is_connected("/live") and by_password.is_connected("/live")
+    other = socketio.test_client(app, namespace="/live", flask_test_client=client)
+    admin = app.test_client()
+    login(admin, runtime, "admin")
+    if change == "password":
+        res = admin.post(f"/api/users/{user.username}/password", json={"password": "x" * 16})
+    else:
+        res = admin.patch(f"/api/users/{user.username}", json=change)
+    assert res.status_code == 200, res.get_data(as_text=True)
+    assert not by_cookie.is_connected("/live")
+    assert not by_password.is_connected("/live")
+    assert not other.is_connected("/live")
+    assert client.get("/api/me").status_code == 401  # (as before: the login ended)
+
+
 def test_the_default_socketio_namespace_refuses_everyone(app: Any, runtime: Any) -> None:
     """Socket.IO's default namespace serves nothing, but it accepted anyone's connection
     (an audit held sockets open without a login); only /live, with a login, is served."""
