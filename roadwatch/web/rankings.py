@@ -71,6 +71,7 @@ EXPORTS = ("json", "csv", "xlsx", "pdf")
 # longer (PUBLISHED_TTL_S) and the cache holds at most CACHE_ENTRIES values.
 DRAFT_TTL_S = 30.0
 PUBLISHED_TTL_S = 3600.0
+VERIFY_TTL_S = DRAFT_TTL_S  # a published week's check (a recomputation) is made this rarely
 CACHE_ENTRIES = 32
 
 T = TypeVar("T")
@@ -550,11 +551,18 @@ def decide(dispute_id: int) -> Response:
 
 @bp.get("/api/rankings/<label>/verify")
 def verify(label: str) -> Response:
+    """Anyone may check a published week: hashes, chain and a recomputation. The check is
+    a whole ranking's work, so it is made at most once per VERIFY_TTL_S and week (askers
+    meanwhile wait for that one), like a draft: a burst of anonymous checks is one."""
     week = _week(label)
-    try:
-        v = pub.verify(runtime().engine, _formula_of(week), week)
-    except pub.RankingError as exc:
-        raise ApiError(404, "week", exc.code, str(exc)) from None
+
+    def check() -> pub.Verification:
+        try:
+            return pub.verify(runtime().engine, _formula_of(week), week)
+        except pub.RankingError as exc:
+            raise ApiError(404, "week", exc.code, str(exc)) from None
+
+    v = _cache().get(("verify", week.label), VERIFY_TTL_S, check)
     return jsonify({"week": v.week, "ok": v.ok, "problems": v.problems})
 
 

@@ -152,6 +152,42 @@ def test_a_burst_of_draft_loads_computes_the_ranking_once(
     assert len(calls) == 1, f"the draft was computed {len(calls)} times"
 
 
+def test_a_burst_of_anonymous_verify_calls_recomputes_the_week_once(
+    sec_rt: Any, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GET /api/rankings/{week}/verify is public and recomputes the whole week (seconds to
+    half a minute on a province's data): each anonymous call did it again, a free way to
+    load the server. A burst of checks now makes one; the answer is the same."""
+    calls: list[int] = []
+    real = pub.compute
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pub, "compute", counting)
+    clients = [app.test_client() for _ in range(8)]
+    barrier = threading.Barrier(len(clients))
+    answers: list[tuple[int, Any]] = []
+
+    def check(i: int) -> None:
+        barrier.wait()
+        res = clients[i].get("/api/rankings/2026-W47/verify")
+        answers.append((res.status_code, res.get_json()))
+
+    threads = [threading.Thread(target=check, args=(i,)) for i in range(len(clients))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for _ in range(4):  # and one after another
+        answers.append((clients[0].get("/api/rankings/2026-W47/verify").status_code, None))
+    assert [code for code, _ in answers] == [200] * 12
+    assert all(body["ok"] is True for _, body in answers if body is not None)
+    assert len(calls) == 1, f"the week was recomputed {len(calls)} times"
+    assert app.test_client().get(f"/api/rankings/{DRAFT}/verify").status_code == 404
+
+
 def _public_texts(client: Any) -> dict[str, str]:
     out = {
         "json": client.get("/api/rankings/2026-W47").data.decode(),
