@@ -352,7 +352,9 @@ def _rendered(
         content["formula"]["sha256"],
         user.username if user else None,  # the page names the user (its header)
         page_lang(),
-        request.host_url,
+        # what the page's links start with; never the Host header, which anyone sets: a new
+        # one per request made every PDF again (seconds each) and emptied the cache
+        request.script_root,
     )
     return _cache().get(key, PUBLISHED_TTL_S if published else DRAFT_TTL_S, make)
 

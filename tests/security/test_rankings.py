@@ -188,6 +188,34 @@ def test_a_burst_of_anonymous_verify_calls_recomputes_the_week_once(
     assert app.test_client().get(f"/api/rankings/{DRAFT}/verify").status_code == 404
 
 
+def test_a_new_host_header_per_request_renders_the_published_week_again(
+    sec_rt: Any, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A published week's PDF (seconds of WeasyPrint; CSV and XLSX alike) is made once and
+    kept, but the Host header was part of the cache key: an anonymous loop sending a new
+    Host each time had every request render it again (and pushed the other weeks out)."""
+    from roadwatch.web import rankings
+
+    renders: list[str] = []
+    for name in ("_pdf", "_csv", "_xlsx"):
+        real = getattr(rankings, name)
+
+        def counting(*args: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
+            renders.append(_name)
+            return _real(*args, **kw)
+
+        monkeypatch.setattr(rankings, name, counting)
+    anon = app.test_client()
+    bodies: dict[str, set[bytes]] = {}
+    for i in range(4):
+        for ext in ("pdf", "csv", "xlsx"):
+            res = anon.get(f"/api/rankings/2026-W47.{ext}", headers={"Host": f"h{i}.example"})
+            assert res.status_code == 200, (ext, res.status_code)
+            bodies.setdefault(ext, set()).add(res.data)
+    assert sorted(renders) == ["_csv", "_pdf", "_xlsx"], renders
+    assert all(len(b) == 1 for b in bodies.values())
+
+
 def _public_texts(client: Any) -> dict[str, str]:
     out = {
         "json": client.get("/api/rankings/2026-W47").data.decode(),
