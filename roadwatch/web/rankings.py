@@ -26,6 +26,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from functools import partial
 from typing import Any, TypeVar
 
 from flask import (
@@ -73,6 +74,7 @@ DRAFT_TTL_S = 30.0
 PUBLISHED_TTL_S = 3600.0
 VERIFY_TTL_S = DRAFT_TTL_S  # a published week's check (a recomputation) is made this rarely
 CACHE_ENTRIES = 32
+SUMMARIES = 128  # the index's lines of published weeks kept (it lists up to 104)
 
 T = TypeVar("T")
 
@@ -245,9 +247,17 @@ def index() -> str:
     tz = rt.settings.tz
     with rt.engine.connect() as conn:
         published = conn.execute(
-            select(pub.RANKINGS).order_by(pub.RANKINGS.c.week.desc()).limit(104)
+            select(*_META_COLUMNS).order_by(pub.RANKINGS.c.week.desc()).limit(104)
         ).all()
-        weeks = [_summary(r, tz) for r in published]
+    # A published week never changes: its line is read and summed up once (by its hash),
+    # not the whole content of two years of weeks again for every visitor of this page.
+    summaries: OnceCache = current_app.extensions.setdefault(
+        "roadwatch_rankings_summaries", OnceCache(entries=SUMMARIES)
+    )
+    weeks = [
+        summaries.get((r.week, r.content_sha256), PUBLISHED_TTL_S, partial(_line, r, tz))
+        for r in published
+    ]
     from ..ranking.schedule import due_week
 
     draft = due_week(models.utcnow(), tz, rt.settings.ranking_contest_hours).next()
@@ -259,6 +269,13 @@ def index() -> str:
         draft=draft.label,
         **words_of(lang),
     )
+
+
+def _line(meta: Any, tz: Any) -> dict[str, Any]:
+    """The index's line of a published week (its metadata as read): its content read now."""
+    with runtime().engine.connect() as conn:
+        row = pub.ranking_row(conn, meta.week)
+    return _summary(row, tz)
 
 
 def _summary(row: Any, tz: Any) -> dict[str, Any]:

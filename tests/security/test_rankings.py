@@ -216,6 +216,27 @@ def test_a_new_host_header_per_request_renders_the_published_week_again(
     assert all(len(b) == 1 for b in bodies.values())
 
 
+def test_every_anonymous_visit_of_the_index_reads_every_published_weeks_content(
+    sec_rt: Any, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/rankings/ (public) read and parsed the whole content of up to 104 published weeks
+    (megabytes each, hundreds on a province's data) for every visitor: a free way to load
+    the server. A published week never changes; its line is made once."""
+    from roadwatch.web import rankings
+
+    made: list[str] = []
+    real = rankings._summary
+
+    def counting(row: Any, tz: Any) -> Any:
+        made.append(row.week)
+        return real(row, tz)
+
+    monkeypatch.setattr(rankings, "_summary", counting)
+    pages = {app.test_client().get("/rankings/").get_data(as_text=True) for _ in range(5)}
+    assert len(pages) == 1 and "2026-W47" in next(iter(pages))
+    assert sorted(made) == ["2026-W46", "2026-W47"], made
+
+
 def _public_texts(client: Any) -> dict[str, str]:
     out = {
         "json": client.get("/api/rankings/2026-W47").data.decode(),
