@@ -176,7 +176,9 @@ def register(socketio: SocketIO, runtime: Runtime) -> _Viewers:
             raise Refused("login required")
         viewers.add(sid(), user, token if isinstance(token, str) else None)
         district = user.sees_district
-        join_room(district_room(district) if district else CITY_ROOM)
+        # None is the whole city; "" (a district account without a district) is no
+        # district's room, so it receives nothing (it fails closed, as its reads do)
+        join_room(CITY_ROOM if district is None else district_room(district))
         log.debug("live: %s connected as %s", sid(), user.username)
 
     @socketio.on("disconnect", namespace=NAMESPACE)

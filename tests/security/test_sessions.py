@@ -284,6 +284,50 @@ def test_live_feed_kept_after_the_admin_disables_or_demotes_the_account(
     assert client.get("/api/me").status_code == 401  # (as before: the login ended)
 
 
+def test_district_account_without_a_district_gets_the_whole_citys_live_feed(
+    app: Any, runtime: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A district_staff account without a district sees nothing on every page and API (it
+    fails closed), but its live connection joined the whole city's room: `""` is no
+    district, and the room was chosen by its truth. It joins no district's room now."""
+    import time
+
+    from sqlalchemy import update
+
+    from roadwatch.store import models
+    from tests.support.examples import contract_example
+    from tests.support.intake import intake_headers
+
+    odd = make_user(runtime, "district_staff", "JS")
+    with runtime.sessions.begin() as db:  # (the CLI and the admins' page refuse to make one)
+        db.execute(update(models.User).where(models.User.id == odd.id).values(district=None))
+    city = make_user(runtime, "viewer")
+    socketio = app.extensions["roadwatch_socketio"]
+    monkeypatch.setattr(runtime.broadcaster, "emitter", socketio)  # as `serve` wires it
+    live = {
+        who.username: socketio.test_client(
+            app, namespace="/live", auth={"username": who.username, "password": PASSWORD}
+        )
+        for who in (odd, city)
+    }
+    assert all(c.is_connected("/live") for c in live.values())
+    res = app.test_client().post(
+        "/api/reports", json=contract_example(), headers=intake_headers(app)
+    )
+    assert res.status_code == 201, res.get_data(as_text=True)
+
+    def reports(username: str) -> list[Any]:
+        return [m for m in live[username].get_received("/live") if m["name"] == "report"]
+
+    deadline = time.monotonic() + 5
+    seen: list[Any] = []
+    while not seen and time.monotonic() < deadline:  # (a broadcaster's thread would emit it)
+        seen = reports(city.username)
+        time.sleep(0.05)
+    assert seen, "the city-wide viewer gets the report"
+    assert reports(odd.username) == []
+
+
 def test_the_default_socketio_namespace_refuses_everyone(app: Any, runtime: Any) -> None:
     """Socket.IO's default namespace serves nothing, but it accepted anyone's connection
     (an audit held sockets open without a login); only /live, with a login, is served."""
