@@ -29,7 +29,7 @@ def day_stats(
     midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
 
     def scoped(q: Any) -> Any:
-        return q.where(r.district == only) if only else q
+        return q.where(r.district == only) if only is not None else q
 
     today = r.received_at >= midnight
     by_cat = session.execute(
@@ -55,7 +55,7 @@ def day_stats(
     for st in states if states is not None else segment_states(session, None):
         pos = position.get(st["segment_id"])
         d = segments[pos].district if pos is not None else None
-        if d is None or (only and d != only):
+        if d is None or (only is not None and d != only):
             continue
         open_n += st["open"]
         overdue_n += st["overdue"]

@@ -288,8 +288,9 @@ def test_district_account_without_a_district_gets_the_whole_citys_live_feed(
     app: Any, runtime: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A district_staff account without a district sees nothing on every page and API (it
-    fails closed), but its live connection joined the whole city's room: `""` is no
-    district, and the room was chosen by its truth. It joins no district's room now."""
+    fails closed), but its live connection joined the whole city's room and its headline
+    counters were the city's: `""` is no district, and both were chosen by its truth. It
+    joins no district's room now, and counts nothing."""
     import time
 
     from sqlalchemy import update
@@ -326,6 +327,11 @@ def test_district_account_without_a_district_gets_the_whole_citys_live_feed(
         time.sleep(0.05)
     assert seen, "the city-wide viewer gets the report"
     assert reports(odd.username) == []
+    # nor does it read the city's counters (/api/stats, the live map's headline)
+    for who, today in ((city, 1), (odd, 0)):
+        reader = app.test_client()
+        got = reader.get("/api/stats", headers=_basic(who.username, PASSWORD)).get_json()
+        assert got["reports_today"] == today and len(got["districts"]) == today, got
 
 
 def test_the_default_socketio_namespace_refuses_everyone(app: Any, runtime: Any) -> None:
