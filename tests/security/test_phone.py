@@ -148,6 +148,48 @@ def test_phone_session_dies_when_an_admin_revokes_the_device(
     assert entry.target == chief and entry.actor.startswith("cli:")
 
 
+def test_lockout_of_a_chief_by_wrong_passwords_from_elsewhere(runtime: Runtime) -> None:
+    """Ten wrong passwords for a chief's id, from anywhere and by anyone, kept the chief
+    from signing in for ten minutes, again and again (a lost phone reset, a new sign-in
+    after signing out): the staff login counted a known device apart, the phone app did
+    not. Now a phone that has signed in as the chief before signs in through any flood,
+    while the stranger, a forged device cookie and a phone never used stay throttled."""
+    ((chief, _),) = _chiefs(runtime, 1)
+    password = _accounts(runtime, [chief])[chief]
+    app = create_app(runtime)[0]
+    phone = app.test_client()
+    _sign_in(phone, chief, password)
+    assert phone.delete("/m/api/session").status_code == 200  # signed out, as after a reset
+
+    attacker = app.test_client()
+    codes = set()
+    for i in range(300):
+        res = attacker.post(
+            "/m/api/session",
+            json={"reporter_id": chief, "password": f"guess-{i}"},
+            environ_base={"REMOTE_ADDR": f"203.0.{i // 250}.{i % 250 + 1}"},
+        )
+        codes.add(res.status_code)
+    assert codes == {401, 429}
+    right = {"reporter_id": chief, "password": password}
+    forged = app.test_client()
+    forged.set_cookie("rw_device", "eyJkIjoieCIsImEiOlsieCJdfQ.forged.sig")
+    for stranger in (attacker, forged, app.test_client()):
+        assert stranger.post("/m/api/session", json=right).status_code == 429
+    # the chief's own phone, from the attacker's own address even
+    res = phone.post("/m/api/session", json=right, environ_base={"REMOTE_ADDR": "203.0.0.1"})
+    assert res.status_code == 200, res.get_data(as_text=True)
+    assert phone.get("/m/api/me").status_code == 200
+    # its own wrong passwords are limited all the same (its own bucket)
+    thief = app.test_client()
+    thief.set_cookie("rw_device", str(phone.get_cookie("rw_device").value))  # type: ignore[union-attr]
+    wrong = [
+        thief.post("/m/api/session", json={**right, "password": f"x-{i}"}).status_code
+        for i in range(12)
+    ]
+    assert wrong[:10] == [401] * 10 and wrong[10:] == [429, 429]
+
+
 # -- over HTTP a chief sends only as themselves -------------------------------------------
 def _case_of(runtime: Runtime, client: Any, chief: str, segment: str) -> str:
     """A case on the chief's segment, dispatched to them; returns its report id."""
