@@ -261,7 +261,7 @@ def sign_in() -> tuple[Response, int]:
     # login uses too) is counted on its own: strangers' guesses never lock the chief out.
     with runtime().sessions() as session:
         rid = chiefs.login_id(session, rid.strip())
-    known = known_device(rid)
+    known = known_device(_device_name(rid))
     wait = _throttle().wait_s(rid, request.remote_addr, known)
     if wait > 0:
         raise ApiError(
@@ -300,8 +300,14 @@ def sign_in() -> tuple[Response, int]:
         samesite="Strict",
         secure=request.is_secure,
     )
-    remember_device(res, rid)
+    remember_device(res, _device_name(rid))
     return res, 200
+
+
+def _device_name(rid: str) -> str:
+    """The chief as the device cookie lists it: apart from staff accounts of the same name
+    (a staff username has no ':'), whose guesses it must not count apart."""
+    return f"chief:{rid}"
 
 
 @bp.get("/api/session")
