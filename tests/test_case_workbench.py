@@ -308,6 +308,33 @@ def test_merge_close_duplicate_and_split(runtime: Any, login_as: Any) -> None:
     assert act(staff, keep.id, "split", reason="x").status_code == 409
 
 
+def test_an_independent_finding_is_closed_or_merged_away_only_by_an_admin(
+    runtime: Any, login_as: Any
+) -> None:
+    """An evaluator's finding counts in the district's flags: its own district staff may
+    work it, not close it as invalid or merge it away (an audit found they could)."""
+    with runtime.sessions() as s, s.begin():
+        if s.get(models.Reporter, "eval-audit") is None:
+            s.add(models.Reporter(id="eval-audit", name="第三方测评", kind="evaluator"))
+    found = make_case(runtime, "JS", reporter_id="eval-audit")
+    keep = make_case(runtime, "JS")
+    staff, admin = login_as("district_staff", "JS"), login_as("admin")
+    for action, body in (
+        ("close_invalid", {"reason": "不是问题"}),
+        ("merge", {"into": keep.id, "reason": "同一处"}),
+        ("close_duplicate", {"of": keep.id, "reason": "同一处"}),
+    ):
+        res = act(staff, found.id, action, **body)
+        assert res.status_code == 403, res.get_json()
+        assert "admin" in res.get_json()["errors"][0]["message"]
+        assert row(runtime, found.id).case_status == "dispatched"
+    assert act(staff, found.id, "extend", hours=4, reason="等材料").status_code == 200
+    res = act(admin, found.id, "close_invalid", reason="测评标准不适用")
+    assert res.status_code == 200, res.get_json()
+    assert row(runtime, found.id).case_status == "invalid"
+    assert transitions(runtime, found.id)[-1].by == admin.user.username
+
+
 def test_verify_pass_and_fail_by_staff(runtime: Any, login_as: Any) -> None:
     from tests.test_cases import msg, rectification
 

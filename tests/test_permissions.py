@@ -158,6 +158,22 @@ def test_staff_actions_by_role_and_district(action: str) -> None:
     assert verdict(Reporter("e", "evaluator"), action) == "not_permitted"
 
 
+@pytest.mark.parametrize("finder", ["evaluator", "covert"])
+def test_an_independent_finding_is_ended_only_by_an_admin(finder: str) -> None:
+    """A district's own staff may work an evaluator's or covert checker's finding, but
+    not take it out of their district's weekly flags by closing it as invalid or as a
+    duplicate, or by merging it away: an admin (or a dispute) decides that."""
+    js, boss = Staff("js", "district_staff", "410105"), Staff("boss", "admin")
+    for action in ("close_invalid", "close_duplicate", "merge"):
+        refused = may(js, action, case(finder_kind=finder))
+        assert refused.code == "not_permitted"
+        assert "independent check" in refused.reason and "admin" in refused.reason
+        assert verdict(boss, action, finder_kind=finder) == "ok"
+        assert verdict(js, action, finder_kind="person") == "ok"  # a chief's own report
+    for action in ("reassign", "extend", "suspend", "reopen"):  # working it stays theirs
+        assert verdict(js, action, finder_kind=finder) == "ok"
+
+
 def test_staff_only_actions_are_the_ones_the_workbench_needs() -> None:
     assert {"reassign", "extend", "close_invalid", "close_duplicate", "reopen"} <= STAFF_ONLY
     assert "verify" not in STAFF_ONLY and "rectify" not in STAFF_ONLY

@@ -67,6 +67,7 @@ class CaseFacts:
     holders: Sequence[Holder] = ()  # every assignment of the segment, any period
     fixer_id: str | None = None  # who sent the rectification awaiting verification
     chainage_m: float | None = None  # where along the segment (a merchant's frontage)
+    finder_kind: str | None = None  # the kind of reporter who found it (evaluator, covert…)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,9 @@ SUPERIOR = (
     "a road chief of the segment at the case's time, above the responsible chief and the fixer"
 )
 DISTRICT_STAFF = "district staff of the case's district"
+DISTRICT_STAFF_NOT_INDEPENDENT = (
+    "district staff of the case's district, unless an evaluator or covert checker found it"
+)
 ADMIN = "an admin"
 EVALUATOR = "a registered evaluator (第三方测评)"
 
@@ -103,6 +107,13 @@ class Rule:
 
 
 _STAFF = (DISTRICT_STAFF, ADMIN)
+_STAFF_INDEPENDENT = (DISTRICT_STAFF_NOT_INDEPENDENT, ADMIN)
+# A finding of an independent check (a third-party evaluator, a covert checker) weighs most
+# in the district's weekly flags. The district's own staff closing it as invalid or as a
+# duplicate, or merging it away, would take it out of their own ranking without anyone
+# else deciding: that is an admin's decision (or a dispute's). They may still work it.
+INDEPENDENT_KINDS = frozenset({"evaluator", "covert"})
+_ENDS_A_FINDING = frozenset({"close_invalid", "close_duplicate", "merge"})
 _NOT_CHIEFS = ("chiefs and other reporters", "viewers")
 TABLE: dict[str, Rule] = {
     "rectify": Rule((RESPONSIBLE,), ("staff", "evaluators and covert checkers", "anyone else")),
@@ -117,9 +128,9 @@ TABLE: dict[str, Rule] = {
     "reassign": Rule(_STAFF, _NOT_CHIEFS, staff_only=True),
     "extend": Rule(_STAFF, _NOT_CHIEFS, staff_only=True),
     "suspend": Rule(_STAFF, _NOT_CHIEFS, staff_only=True),
-    "close_invalid": Rule(_STAFF, _NOT_CHIEFS, staff_only=True),
-    "close_duplicate": Rule(_STAFF, _NOT_CHIEFS, staff_only=True),
-    "merge": Rule(_STAFF, _NOT_CHIEFS, staff_only=True),
+    "close_invalid": Rule(_STAFF_INDEPENDENT, _NOT_CHIEFS, staff_only=True),
+    "close_duplicate": Rule(_STAFF_INDEPENDENT, _NOT_CHIEFS, staff_only=True),
+    "merge": Rule(_STAFF_INDEPENDENT, _NOT_CHIEFS, staff_only=True),
     "reopen": Rule(_STAFF, _NOT_CHIEFS, staff_only=True),
 }
 ACTIONS = tuple(TABLE)
@@ -165,6 +176,14 @@ def _staff(actor: Staff, action: str, case: CaseFacts) -> Decision:
         return OK
     if actor.role == "district_staff":
         if actor.district is not None and actor.district == case.district:
+            if action in _ENDS_A_FINDING and case.finder_kind in INDEPENDENT_KINDS:
+                return Decision(
+                    False,
+                    "not_permitted",
+                    f"case {case.id} was found by an independent check ({case.finder_kind}); "
+                    f"only an admin may {_words(action)} it, or a dispute decide it "
+                    "/ 第三方测评、暗访发现的问题只能由管理员作废或合并",
+                )
             return OK
         return Decision(
             False,

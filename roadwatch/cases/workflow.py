@@ -35,6 +35,7 @@ from .permissions import CaseFacts, Reporter, clamp_done_at, may
 REPORTS: Table = models.Report.__table__  # type: ignore[assignment]
 TRANSITIONS: Table = models.ReportTransition.__table__  # type: ignore[assignment]
 VERSIONS: Table = models.ReportVersion.__table__  # type: ignore[assignment]
+REPORTERS: Table = models.Reporter.__table__  # type: ignore[assignment]
 # What the weekly ranking reads of a case (roadwatch.ranking.gather): kept as it was before
 # each change after intake, so a published week is recomputed as it stood at its cut-off.
 RANKED_FIELDS = ("segment_id", "case_status", "due_at", "rectified_at", "closed_at")
@@ -810,10 +811,17 @@ def case_facts(
     action: now), or None when there is no such report. The command centre's actions call
     `permissions.may(Staff(...), action, case_facts(...))`, as the chiefs' path does."""
     r = REPORTS.c
+    finder_kind = select(REPORTERS.c.kind).where(REPORTERS.c.id == r.reporter_id).scalar_subquery()
     case = conn.execute(
-        select(r.id, r.segment_id, r.district, r.assignee_id, r.case_status, r.snap).where(
-            r.id == report_id
-        )
+        select(
+            r.id,
+            r.segment_id,
+            r.district,
+            r.assignee_id,
+            r.case_status,
+            r.snap,
+            finder_kind.label("finder_kind"),
+        ).where(r.id == report_id)
     ).first()
     if case is None:
         return None
@@ -835,6 +843,7 @@ def case_facts(
         holders=held,
         fixer_id=fixer,
         chainage_m=_chainage(case.snap),
+        finder_kind=case.finder_kind,
     )
 
 
