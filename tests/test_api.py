@@ -188,6 +188,44 @@ def test_a_decompression_bomb_is_refused_as_too_many_pixels(
     assert "at most 100 megapixels" in err["message"]
 
 
+def _tiff_ifd(entries: list[tuple[int, int, int, bytes]]) -> bytes:
+    """A little-endian TIFF header and one IFD of (tag, type, count, value bytes) entries."""
+    import struct
+
+    start = 8 + 2 + 12 * len(entries) + 4
+    ifd, extra = struct.pack("<H", len(entries)), b""
+    for tag, typ, count, value in entries:
+        if len(value) <= 4:
+            ifd += struct.pack("<HHI", tag, typ, count) + value.ljust(4, b"\0")
+        else:
+            ifd += struct.pack("<HHII", tag, typ, count, start + len(extra))
+            extra += value
+    return b"II*\0" + struct.pack("<I", 8) + ifd + b"\0\0\0\0" + extra
+
+
+def test_a_turned_photo_with_a_mistyped_exif_tag_is_stored_upright(
+    client: FlaskClient, runtime: Any
+) -> None:
+    """A camera that writes a text tag (Make) as a number and the picture turned on its side
+    (Orientation 6): it was a 500 internal_error, the photo lost (Pillow's exif_transpose
+    writes the EXIF back and fails on the mistyped tag). Now it is stored, stood upright."""
+    import struct
+
+    exif = b"Exif\0\0" + _tiff_ifd(
+        [(0x010F, 5, 1, struct.pack("<II", 1, 2)), (0x0112, 3, 1, struct.pack("<H", 6))]
+    )
+    raw = io.BytesIO()
+    Image.new("RGB", (60, 40), (200, 30, 30)).save(raw, "JPEG", exif=exif)
+    res = client.post("/api/photos", data={"photo": (io.BytesIO(raw.getvalue()), "a.jpg")})
+    assert res.status_code == 201, res.get_json()
+    login(client, runtime)
+    got = client.get(f"/api/photos/{res.get_json()['sha256']}")
+    assert got.status_code == 200
+    with Image.open(io.BytesIO(got.data)) as img:
+        assert img.size == (40, 60) and len(img.getexif()) == 0
+    got.close()
+
+
 def test_health_and_metrics(client: FlaskClient) -> None:
     post(client, contract_example())
     health = client.get("/healthz")

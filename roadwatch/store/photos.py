@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from PIL.ExifTags import IFD
 from sqlalchemy.exc import IntegrityError
 
@@ -265,6 +265,28 @@ def _encode(img: Image.Image, src: Image.Image, kind: str) -> bytes:
     return out.getvalue()
 
 
+# EXIF Orientation: the turn that stands the picture up as it was seen.
+UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """A new image turned as its EXIF Orientation says. Not Pillow's ImageOps.exif_transpose:
+    it writes the rest of the EXIF back into the turned image, which fails (TypeError,
+    AttributeError, struct.error) on a tag of the wrong type, although the EXIF is dropped
+    here anyway."""
+    orientation = img.getexif().get(ORIENTATION, 1)
+    method = UPRIGHT.get(orientation) if isinstance(orientation, int) else None
+    return img.transpose(method) if method is not None else img.copy()
+
+
 def _too_many_pixels(size: str) -> PhotoError:
     return PhotoError(
         "too_many_pixels",
@@ -322,7 +344,7 @@ def strip_and_read(data: bytes, kind: str, tz: ZoneInfo | None = None) -> tuple[
         img.seek(0)  # an animation, or an MPO's depth map: the first picture only
         had = True
     try:
-        upright = ImageOps.exif_transpose(img)  # a new image, standing as it was seen
+        upright = _upright(img)  # a new image, standing as it was seen
         clean = _encode(upright, img, kind)
     except (OSError, ValueError) as exc:
         raise PhotoError(
