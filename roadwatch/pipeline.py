@@ -850,7 +850,7 @@ class Pipeline:
 
     def _rejected_row(self, it: _Item, now: dt.datetime) -> dict[str, Any]:
         errs = it.errors or []
-        topic, reporter = it.msg.topic, it.msg.topic_reporter
+        topic, reporter = it.msg.topic, it.msg.topic_reporter or it.msg.sender
         return {
             "received_at": it.msg.received_at,
             "transport": it.msg.transport,

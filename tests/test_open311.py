@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -721,6 +722,43 @@ def test_rejected_post_is_kept_like_any_rejection(client: FlaskClient, runtime: 
     assert kept["transport"] == "http" and json.loads(kept["raw"])["reporter_id"] == (
         f"open311-{OWNER}"
     )
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "code"),
+    [
+        ({"lat": "34.77", "long": "113.68"}, "service_code", "required"),
+        (
+            {"service_code": "E9999", "lat": "34.77", "long": "113.68"},
+            "service_code",
+            "unknown_category",
+        ),
+        ({"service_code": "E0504", "lat": "north", "long": "113.68"}, "lat", "invalid_type"),
+        ({"service_code": "E0504", "lat": "34.77", "long": "-inf"}, "long", "invalid"),
+        ({"service_code": "E0504"}, "lat", "required"),
+        (
+            {"service_code": "E0504", "lat": "34.77", "long": "113.68", "attribute[severity]": 9},
+            "attribute[severity]",
+            "out_of_range",
+        ),
+    ],
+)
+def test_a_form_refused_before_the_pipeline_is_kept_too(
+    client: FlaskClient, runtime: Any, form: dict[str, Any], field: str, code: str
+) -> None:
+    """A request refused for its form (an unknown service_code, a lat that is no number) was
+    answered 400 and forgotten: nothing in /api/rejected, unlike the same report over MQTT or
+    /api/reports. Now it is kept with the form as sent (without its api_key) and the system it
+    came from, as is a request the pipeline refuses."""
+    post(client, "json", 400, api_key=API_KEY, description="井盖丢失", **form)
+    post(client, "json", 400, api_key=API_KEY, service_code="E0504", address_id="ZZ-NOPE-0001")
+    login(client, runtime)  # /api/rejected is staff-only
+    refused, piped = client.get("/api/rejected").get_json()["items"]
+    for kept in (refused, piped):
+        assert kept["transport"] == "http" and kept["reporter_id"] == f"open311-{OWNER}"
+        assert API_KEY not in kept["raw"]
+    assert any((e["field"], e["code"]) == (field, code) for e in refused["errors"]), refused
+    assert "井盖丢失" in urllib.parse.unquote_plus(refused["raw"])
 
 
 def test_xml_escaping_and_illegal_characters(client: FlaskClient, runtime: Any) -> None:

@@ -25,6 +25,9 @@ class Inbound:
     # Refused by the transport before its content is read (e.g. an HTTP body that is not
     # declared as JSON): stored and answered as a rejection like any other.
     refused: tuple[FieldError, ...] = ()
+    # Who sent it when neither a topic nor an identity names them (Open311's city system,
+    # open311-{owner}, which checked its own api_key): kept with a rejection.
+    sender: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,9 +40,10 @@ from ..cases.calendar import Sla as CalendarSla
 from ..cases.public import public_clause
 from ..cases.workflow import holders_of, pick_assignee
 from ..categories import Category
+from ..ingest.errors import FieldError
 from ..ingest.messages import Inbound
 from ..network.responsibility import LEVEL_NAMES
-from ..pipeline import StorageError
+from ..pipeline import OPEN311_PREFIX, StorageError
 from ..store import models
 from .context import iso, runtime
 from .errors import ApiError
@@ -556,17 +557,38 @@ def _in_open311_words(field: str, message: str) -> str:
     return f"{name}: {message}"
 
 
-def _float_field(name: str) -> float | None:
+def _float_field(name: str, problems: list[FieldError]) -> float | None:
     raw = request.form.get(name, "").strip()
     if raw == "":
         return None
     try:
         value = float(raw)
     except ValueError:
-        raise Open311Error(400, f"{name} must be a number") from None
+        problems.append(FieldError(name, "invalid_type", f"{name} must be a number"))
+        return None
     if not math.isfinite(value):
-        raise Open311Error(400, f"{name} must be a finite number")
+        problems.append(FieldError(name, "invalid", f"{name} must be a finite number"))
+        return None
     return value
+
+
+def _refuse(rt: Any, sender: str, problems: list[FieldError]) -> Open311Error:
+    """A request refused for its form, stored like every rejected message (GET
+    /api/rejected: the form as sent, without its api_key); the error to raise."""
+    form = [(k, v) for k, v in request.form.items(multi=True) if k != "api_key"]
+    msg = Inbound(
+        transport="http",
+        kind="report",
+        payload=urllib.parse.urlencode(form).encode("utf-8"),
+        received_at=models.utcnow(),
+        sender=sender,
+        refused=tuple(problems),
+    )
+    try:
+        rt.pipeline.process([msg])
+    except StorageError:
+        return Open311Error(503, "the database is unavailable; retry later")
+    return Open311Error(400, *(p.message for p in problems))
 
 
 def _form_is_utf8() -> bool:
@@ -601,18 +623,28 @@ def create_request(fmt: str) -> Response:
     owner = rt.settings.open311_keys.get(key) if key else None
     if owner is None:
         raise Open311Error(403, "Invalid api_key received -- can't proceed with create_request.")
-    problems: list[str] = []
+    sender = f"{OPEN311_PREFIX}{owner}"
+    problems: list[FieldError] = []
     code = form.get("service_code", "").strip()
     if not code:
-        problems.append("service_code is required")
+        problems.append(FieldError("service_code", "required", "service_code is required"))
     elif code not in rt.categories.by_code:
-        problems.append(f"service_code {code} not found")
-    lat, lon = _float_field("lat"), _float_field("long")
+        problems.append(
+            FieldError("service_code", "unknown_category", f"service_code {code} not found")
+        )
+    lat, lon = _float_field("lat", problems), _float_field("long", problems)
     address_id = form.get("address_id", "").strip() or None
-    if (lat is None) != (lon is None):
-        problems.append("lat and long must be given together")
-    if lat is None and lon is None and address_id is None:
-        problems.append("a location is required: lat and long, or address_id (a segment id)")
+    unread = any(p.field in ("lat", "long") for p in problems)
+    if (lat is None) != (lon is None) and not unread:
+        problems.append(FieldError("lat", "required", "lat and long must be given together"))
+    if lat is None and lon is None and address_id is None and not unread:
+        problems.append(
+            FieldError(
+                "lat",
+                "required",
+                "a location is required: lat and long, or address_id (a segment id)",
+            )
+        )
     severity = 1
     raw_sev = form.get("attribute[severity]", "").strip()
     if raw_sev:
@@ -621,9 +653,13 @@ def create_request(fmt: str) -> Response:
         except ValueError:
             severity = 0
         if severity not in SEVERITIES:
-            problems.append("attribute[severity] must be 1, 2 or 3")
+            problems.append(
+                FieldError(
+                    "attribute[severity]", "out_of_range", "attribute[severity] must be 1, 2 or 3"
+                )
+            )
     if problems:
-        raise Open311Error(400, *problems)
+        raise _refuse(rt, sender, problems)
 
     note = form.get("description", "").strip() or None
     photos: list[str] = []
@@ -639,7 +675,7 @@ def create_request(fmt: str) -> Response:
     report: dict[str, Any] = {
         "v": 1,
         "report_id": report_id,
-        "reporter_id": f"open311-{owner}",
+        "reporter_id": sender,
         "observed_at": now.astimezone(rt.settings.tz).isoformat(timespec="seconds"),
         "crs": "WGS84",
         "category": code,
@@ -657,6 +693,7 @@ def create_request(fmt: str) -> Response:
         received_at=now,
         topic=None,
         topic_reporter=None,
+        sender=sender,
     )
     try:
         (outcome,) = rt.pipeline.process([msg])
