@@ -488,9 +488,12 @@ def _decide(
             {"method": "hint", "distance_m": None, "confidence": None, "ambiguous": False},
         )
 
-    # A hint too far from the fix is not trusted: the answer says so (the phone's pick, or
-    # a city system's, was otherwise dropped without a word).
+    # A hint too far from the fix is not trusted, one of no known segment cannot be: the
+    # answer says so (the phone's pick, or a city system's, was otherwise dropped without a
+    # word).
     ignored: dict[str, Any] = {}
+    if report.segment_hint and hint_pos is None:
+        ignored = {"hint_ignored": {"segment_id": report.segment_hint, "distance_m": None}}
     if hint_pos is not None:
         d_hint = ctx.index.distance_to(hint_pos, lon, lat)
         ignored = {

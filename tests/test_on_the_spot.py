@@ -69,6 +69,17 @@ def test_nearby_answer_flags_uncertainty_and_offers_candidates(runtime: Any, cli
     assert bad.status_code == 400
 
 
+def test_a_pick_of_no_known_segment_is_named_in_the_answer(runtime: Any) -> None:
+    """A segment_hint the network does not have (a retired segment, an old app's pick list)
+    beside a usable fix: the report was placed by its fix and the pick dropped without a word,
+    where one too far away is named. Now it is named too, with no distance."""
+    body = contract_example(segment_hint="ZZ-GONE-0001")
+    (out,) = runtime.pipeline.process([inbound(body)])
+    assert out.status == "accepted" and out.segment_id == "ZZ-JS-0123"
+    assert out.snap is not None
+    assert out.snap["hint_ignored"] == {"segment_id": "ZZ-GONE-0001", "distance_m": None}
+
+
 def test_the_chosen_segment_is_trusted_within_the_limit(runtime: Any) -> None:
     ctx = runtime.ctx
     (ux, uy), _ = _spots(ctx)

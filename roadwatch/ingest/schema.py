@@ -86,8 +86,8 @@ class Snap(BaseModel):
     hint_ignored: dict[str, Any] | None = Field(
         None,
         description="The report's segment_hint when it was not trusted (its segment farther "
-        "than 150 m from the fix): `segment_id` and `distance_m`; the report was placed by "
-        "its position instead.",
+        "than 150 m from the fix, or no segment of the network: `distance_m` null): "
+        "`segment_id` and `distance_m`; the report was placed by its position instead.",
     )
 
 
