@@ -75,6 +75,7 @@ __all__ = [
     "BAR_ACCURACY_M",
     "BAR_ERROR_FACTOR",
     "LOOK_SIGMA_DEG",
+    "MAX_CERTAIN_ACCURACY_M",
     "CATEGORY_KINDS",
     "CERTAIN",
     "CERTAIN_NO_HEADING",
@@ -149,6 +150,10 @@ _ROW_CACHE_MAX_EDGES: Final = 100_000  # ~40 MB of Python lists at most
 _CHUNK: Final = 200_000
 _FAR_M: Final = 20.0  # nearest segment farther than radius - this: look farther
 _MAX_REACH_M: Final = 150.0  # points per chunk in snap_many
+# A fix whose stated 68 % radius lies beyond the farthest the snapper looks is never
+# certain (the phone asks, a report goes to review): its likelihood is flat over all in
+# reach, so the posterior is only a share of what happens to lie next to the fix.
+MAX_CERTAIN_ACCURACY_M: Final = _MAX_REACH_M
 _OFFSETS: Final = np.array([0.0, 1.5, 3.0, 4.5, 6.0, 7.5, 9.0, 10.5])
 # Offset weights per category kind: where on the street cross-section the thing is.
 CATEGORY_KINDS: Final = {"unknown": 0, "carriageway": 1, "frontage": 2}
@@ -942,8 +947,9 @@ class RobustSnapper:
         boundary = len(own) > 1 and min(to_start, to_end) <= BOUNDARY_TOL_M
         conf = _interp1(rawp, *self._cal_lists[hknown])
         lacc = math.log(acc)
-        certain = conf >= _interp1(lacc, self._bar_x, self._bar_y[(hknown, "certain")])
-        asked = conf < _interp1(lacc, self._bar_x, self._bar_y[(hknown, "ask")])
+        wide = acc > MAX_CERTAIN_ACCURACY_M
+        certain = not wide and conf >= _interp1(lacc, self._bar_x, self._bar_y[(hknown, "certain")])
+        asked = wide or conf < _interp1(lacc, self._bar_x, self._bar_y[(hknown, "ask")])
         alt.sort(key=lambda r: (-r[2] / den, r[1]))
         cands = ((sg, d, rawp),) + tuple(
             (r[0], r[1], r[2] / den) for r in alt[: _MAX_CANDIDATES - 1]
@@ -1214,8 +1220,9 @@ class RobustSnapper:
         out.chainage_m[rows] = ce[:, _CUM] + t[cidx] * ce[:, _ELEN]
         out.raw[rows] = rawp
         out.confidence[rows] = conf
-        out.certain[rows] = conf >= threshold
-        out.ask[rows] = conf < ask_bar
+        wide = acc[rows] > MAX_CERTAIN_ACCURACY_M
+        out.certain[rows] = (conf >= threshold) & ~wide
+        out.ask[rows] = (conf < ask_bar) | wide
         out.boundary[rows] = boundary
 
         # candidates for the phone: the chosen one, then the best segment of each other

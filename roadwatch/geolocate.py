@@ -13,7 +13,7 @@ import numpy as np
 from geo.crs import SUPPORTED_CRS, to_wgs84
 from geo.noise import STATED_M
 from geo.phones import distance_stat
-from geo.robust import CATEGORY_KINDS, LOOK_SIGMA_DEG, RobustSnap
+from geo.robust import CATEGORY_KINDS, LOOK_SIGMA_DEG, MAX_CERTAIN_ACCURACY_M, RobustSnap
 from geo.snap import Snap
 
 from .ingest.errors import FieldError
@@ -200,7 +200,7 @@ def place(
         snap_acc, factors = learned_accuracy(ctx, [report.reporter_id], [acc])
         a = None if math.isnan(snap_acc[0]) else float(snap_acc[0])
         snap = _robust(report, ctx, lon, lat, a, look, sigma)
-        placed = _noted(_decide(report, ctx, lon, lat, area, snap), extra)
+        placed = _noted(_decide(report, ctx, lon, lat, area, snap, accuracy_m=a), extra)
         if learn:
             learn_accuracy(ctx, [report.reporter_id], [lon], [lat], [acc])
         return _scaled(placed, float(factors[0]))
@@ -393,6 +393,7 @@ def place_many(
     areas = ctx.areas.locate_many(lons[idx], lats[idx])
     snaps: Any
     factors = np.ones(len(idx))
+    snap_acc = np.full(len(idx), np.nan)
     if ctx.robust is not None:
         kinds = np.array([CATEGORY_KINDS[category_kind(reports[i].category)] for i in idx])
         reporters = [reports[i].reporter_id for i in idx]
@@ -427,7 +428,11 @@ def place_many(
         lon, lat = float(lons[i]), float(lats[i])
         a = None if math.isnan(acc[i]) else float(acc[i])
         snap = snaps[k] if ctx.robust is not None else _second_look(r, ctx, lon, lat, snaps[k], a)
-        placed = _noted(_decide(r, ctx, lon, lat, area if area >= 0 else None, snap), extras[i])
+        used_acc = None if math.isnan(snap_acc[k]) else float(snap_acc[k])
+        placed = _noted(
+            _decide(r, ctx, lon, lat, area if area >= 0 else None, snap, accuracy_m=used_acc),
+            extras[i],
+        )
         out.append(_scaled(placed, float(factors[k])))
         k += 1
     return out
@@ -454,7 +459,10 @@ def _decide(
     lat: float | None,
     area: int | None,
     snap: Snap | None,
+    *,
+    accuracy_m: float | None = None,
 ) -> Placement:
+    """Where the report goes. ``accuracy_m``: the one the fix was snapped with."""
     segments = ctx.network.segments
     hint_pos = ctx.position.get(report.segment_hint) if report.segment_hint else None
 
@@ -551,10 +559,13 @@ def _decide(
         info["side"] = snap.side
     if snap.boundary:
         info["boundary"] = True  # the chainage rule decided between two halves of a road
-    if snap.ambiguous and snap.runner_up is not None:
-        info["reason"] = "ambiguous"
+    # Not certain of the only segment in reach is an answer, unless the fix's own stated
+    # error reaches beyond all the snapper looks at (a phone stating 10 km was accepted).
+    wide = accuracy_m is not None and accuracy_m > MAX_CERTAIN_ACCURACY_M
+    if snap.ambiguous and (snap.runner_up is not None or wide):
+        info["reason"] = "ambiguous" if snap.runner_up is not None else "poor_accuracy"
         ids = [segments[pos].id for pos, _d, _p in snap.candidates] or [best.id]
-        if segments[snap.runner_up].id not in ids:
+        if snap.runner_up is not None and segments[snap.runner_up].id not in ids:
             ids.append(segments[snap.runner_up].id)
         info["candidates"] = ids
         return Placement(

@@ -7,6 +7,7 @@ import json
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from geo.crs import wgs84_to_gcj02
@@ -45,6 +46,23 @@ def test_contract_example_lands_on_huayuan_road(runtime: Any) -> None:
         glon, glat = wgs84_to_gcj02(row.lon, row.lat)
         assert abs(glon - 113.68352) < 1e-7 and abs(glat - 34.77281) < 1e-7
         assert row.observed_at.tzinfo is not None and row.observed_at.utcoffset() == dt.timedelta()
+
+
+@pytest.mark.parametrize("one_by_one", [True, False])
+def test_a_fix_stating_kilometres_of_error_goes_to_review(runtime: Any, one_by_one: bool) -> None:
+    """accuracy_m may be up to 10,000: a phone stating 5 km, its fix beside Huayuan Road,
+    was accepted onto it at confidence 0.999 and dispatched to its chief, as if it had said
+    10 m. Now it waits in review (reason poor_accuracy), with the road as a candidate; the
+    same fix stating 10 m is still accepted, on the live and on the batch path."""
+    wide, sharp = (contract_example(accuracy_m=a, heading_deg=None) for a in (5000.0, 10.0))
+    if one_by_one:
+        outs = [runtime.pipeline.process([inbound(b)])[0] for b in (wide, sharp)]
+    else:
+        outs = runtime.pipeline.process([inbound(wide), inbound(sharp)])
+    (far, near) = outs
+    assert (far.status, far.segment_id) == ("needs_review", None), far
+    assert far.snap["reason"] == "poor_accuracy" and near.segment_id in far.snap["candidates"]
+    assert near.status == "accepted" and near.segment_name.startswith("花园路（")
 
 
 def test_resend_is_a_duplicate_and_changes_nothing(runtime: Any) -> None:

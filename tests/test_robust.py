@@ -105,6 +105,21 @@ def test_heavy_tail_keeps_a_far_fix_on_the_only_road() -> None:
     assert s.index == 0 and s.certain
 
 
+@pytest.mark.parametrize("accuracy_m", [1_000.0, 10_000.0])
+def test_a_fix_stating_an_error_beyond_reach_is_never_certain(accuracy_m: float) -> None:
+    # on the only road: certain at 10 m. A phone stating 1 or 10 km (accuracy_m allows up
+    # to 10,000) was as certain (0.999, sent to that road's chief): its likelihood is flat
+    # over all the snapper looks at (150 m at most), so the posterior was only a share of
+    # what happens to lie next to the fix. The phone asks, a report goes to review.
+    rb = _snapper([line((0, 0), (300, 0))], ["Main"])
+    at = ll(150.0, 2.0)
+    assert rb.snap(*at, accuracy_m=10.0).certain
+    s = rb.snap(*at, accuracy_m=accuracy_m)
+    assert s.index == 0 and not s.certain and s.ask
+    b = rb.snap_many(*np.array([at]).T, accuracy_m=accuracy_m)
+    assert b.index[0] == 0 and not b.certain[0] and b.ask[0]
+
+
 def test_parallel_roads_are_not_certain_and_offer_both() -> None:
     rb = _snapper([line((0, 0), (300, 0)), line((0, 20), (300, 20))], ["A", "B"])
     s = rb.snap(*ll(150.0, 10.0), accuracy_m=10.0)
