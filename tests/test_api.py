@@ -226,6 +226,27 @@ def test_a_turned_photo_with_a_mistyped_exif_tag_is_stored_upright(
     got.close()
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_a_photo_whose_exif_block_has_no_tiff_header_is_stored_without_it(
+    client: FlaskClient, runtime: Any, fmt: str
+) -> None:
+    """A PNG or WebP whose EXIF chunk does not begin with a TIFF header (II*/MM*, here
+    damaged): reading it raised SyntaxError, a 500 internal_error and the photo lost. Now
+    the EXIF counts as unreadable (no position, no time) and the photo is stored clean."""
+    raw = io.BytesIO()
+    exif = b"Exif\0\0XX\0*\0\0\0\x08" + bytes(16)
+    Image.new("RGB", (60, 40), (20, 160, 40)).save(raw, fmt, exif=exif)
+    res = client.post("/api/photos", data={"photo": (io.BytesIO(raw.getvalue()), "a.img")})
+    assert res.status_code == 201, res.get_json()
+    login(client, runtime)
+    got = client.get(f"/api/photos/{res.get_json()['sha256']}")
+    assert got.status_code == 200
+    assert b"XX\0*" not in got.data
+    with Image.open(io.BytesIO(got.data)) as img:
+        assert img.size == (60, 40) and "exif" not in img.info
+    got.close()
+
+
 def test_health_and_metrics(client: FlaskClient) -> None:
     post(client, contract_example())
     health = client.get("/healthz")

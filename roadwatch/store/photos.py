@@ -30,6 +30,7 @@ import datetime as dt
 import hashlib
 import io
 import math
+import struct
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -185,9 +186,19 @@ def _gps_time(date: Any, clock: Any) -> dt.datetime | None:
     return day + dt.timedelta(hours=h, minutes=m, seconds=s)
 
 
+def _exif_of(img: Image.Image) -> Image.Exif:
+    """The image's EXIF, empty when it cannot be read: Pillow raises SyntaxError for an EXIF
+    chunk of a PNG or WebP that does not begin with a TIFF header, and others for other
+    damage. It is dropped from the stored photo either way."""
+    try:
+        return img.getexif()
+    except (SyntaxError, ValueError, TypeError, OSError, EOFError, IndexError, struct.error):
+        return Image.Exif()
+
+
 def read_meta(img: Image.Image, tz: ZoneInfo) -> PhotoMeta:
     """Position, bearing and time from an opened image's EXIF (what is missing is None)."""
-    exif = img.getexif()
+    exif = _exif_of(img)
     gps = exif.get_ifd(IFD.GPSInfo) if exif else {}
     sub = exif.get_ifd(IFD.Exif) if exif else {}
     lat = _degrees(gps.get(GPS_LAT), gps.get(GPS_LAT_REF)) if GPS_LAT in gps else None
@@ -222,7 +233,7 @@ def read_meta(img: Image.Image, tz: ZoneInfo) -> PhotoMeta:
 
 
 def _has_metadata(img: Image.Image) -> bool:
-    if len(img.getexif()):
+    if len(_exif_of(img)):
         return True
     return any(key not in HARMLESS_INFO for key in img.info)
 
@@ -282,7 +293,7 @@ def _upright(img: Image.Image) -> Image.Image:
     it writes the rest of the EXIF back into the turned image, which fails (TypeError,
     AttributeError, struct.error) on a tag of the wrong type, although the EXIF is dropped
     here anyway."""
-    orientation = img.getexif().get(ORIENTATION, 1)
+    orientation = _exif_of(img).get(ORIENTATION, 1)
     method = UPRIGHT.get(orientation) if isinstance(orientation, int) else None
     return img.transpose(method) if method is not None else img.copy()
 
