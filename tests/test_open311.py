@@ -700,6 +700,21 @@ def test_a_form_not_in_utf8_is_400_in_plain_words(
         assert row.note == "井盖丢失"
 
 
+@fmts()
+def test_a_json_body_is_told_to_send_a_form(client: FlaskClient, fmt: str) -> None:
+    """GeoReport v2 posts a form. A city system that sent its fields as JSON, its valid key
+    among them, was told "Invalid api_key" (403): the body was never read. Now it is told to
+    send a form."""
+    res = client.post(
+        f"/open311/v2/requests.{fmt}",
+        json={"api_key": API_KEY, "service_code": "E0504", "lat": 34.77, "long": 113.68},
+    )
+    assert res.status_code == 400, res.data[:500]
+    doc = ET.fromstring(res.data) if fmt == "xml" else json.loads(res.data)
+    (words,) = assert_error(doc, fmt, 400)
+    assert "form" in words and "api_key" not in words
+
+
 def test_a_new_request_says_new_in_words(client: FlaskClient, runtime: Any) -> None:
     """Before the dispatcher's turn a case is "new": its status_notes named it "new（new）"."""
     body = contract_example()

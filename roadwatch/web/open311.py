@@ -591,6 +591,9 @@ def _refuse(rt: Any, sender: str, problems: list[FieldError]) -> Open311Error:
     return Open311Error(400, *(p.message for p in problems))
 
 
+FORM_TYPES: Final = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 def _form_is_utf8() -> bool:
     """Whether a URL-encoded form's text is UTF-8 (the only encoding read here).
 
@@ -612,6 +615,13 @@ def _form_is_utf8() -> bool:
 def create_request(fmt: str) -> Response:
     fmt = _fmt(fmt)
     rt = runtime()
+    if request.content_length and request.mimetype not in FORM_TYPES:
+        # never read: a JSON body's valid key was answered "Invalid api_key"
+        raise Open311Error(
+            400,
+            f"send the request as a form ({' or '.join(FORM_TYPES)}), as GeoReport v2 "
+            f"does; a body of type {request.mimetype or '(none given)'} is not read",
+        )
     if not _form_is_utf8():
         raise Open311Error(
             400,
