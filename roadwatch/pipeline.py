@@ -353,7 +353,9 @@ class Pipeline:
             elif msg.kind == "patrol":
                 item.message_id = message_id_of(data, "patrol_id")
                 if not errors:
-                    item.patrol, errors = validate_patrol(data, now, msg.topic_reporter)
+                    item.patrol, errors = validate_patrol(
+                        data, now, msg.topic_reporter, self.rules.observed_window
+                    )
             elif msg.kind != "report":
                 errors = [
                     FieldError("topic", "unknown_topic", f"nothing is served on topic {msg.topic}")

@@ -126,6 +126,27 @@ def test_bad_patrols_are_rejected(runtime: Any) -> None:
     assert out2.errors[0].code == "reporter_mismatch"
 
 
+@pytest.mark.parametrize(
+    "age", [dt.timedelta(days=8), dt.datetime.now(CST) - dt.datetime(1970, 1, 1, tzinfo=CST)]
+)
+def test_points_older_than_the_window_are_refused_in_words(runtime: Any, age: dt.timedelta) -> None:
+    """A phone whose clock fell back to 1970 (a flat battery) sent its walk: every point was
+    accepted and its coverage recorded in 1970, the walk lost for this week's ranking without
+    a word, where a report that old is refused (too_old). Now the point is refused the same
+    way (the reports' observed_window_days); a point within the window is taken as before."""
+    start = dt.datetime.now(CST) - age
+    stale = patrol_msg(str(uuid.uuid4()), "zz-jinshui-0421", "start", [(0, (113.68, 34.77))], start)
+    (out,) = runtime.pipeline.process([stale])
+    assert out.status == "rejected"
+    assert [(e.field, e.code) for e in out.errors] == [("points.0.t", "too_old")]
+    assert "7 days" in out.errors[0].message
+    recent = dt.datetime.now(CST) - dt.timedelta(days=6)
+    fresh = patrol_msg(
+        str(uuid.uuid4()), "zz-jinshui-0421", "start", [(0, (113.68, 34.77))], recent
+    )
+    assert runtime.pipeline.process([fresh])[0].status == "accepted"
+
+
 def _patrol(**changes: Any) -> dict[str, Any]:
     now = dt.datetime.now(CST)
     body: dict[str, Any] = {

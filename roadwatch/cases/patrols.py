@@ -58,8 +58,13 @@ class PatrolIn:
 
 
 def validate_patrol(
-    data: Any, now: dt.datetime, topic_reporter: str | None
+    data: Any,
+    now: dt.datetime,
+    topic_reporter: str | None,
+    window: dt.timedelta | None = None,
 ) -> tuple[PatrolIn | None, list[FieldError]]:
+    """The patrol message, or why not. ``window``: how old a point may be (the reports'
+    observed_window_days); an older one is a phone's clock gone wrong, refused as too_old."""
     try:
         m = _Patrol.model_validate(data)
     except ValidationError as exc:
@@ -100,6 +105,15 @@ def validate_patrol(
             continue
         if t > now + dt.timedelta(minutes=10):
             errors.append(FieldError(f"points.{i}.t", "in_future", "a point is in the future"))
+            continue
+        if window is not None and t < now - window:
+            errors.append(
+                FieldError(
+                    f"points.{i}.t",
+                    "too_old",
+                    f"points.{i}.t is older than {window.days} days; check the phone's clock",
+                )
+            )
             continue
         if p.accuracy_m is not None and not 0 <= p.accuracy_m <= 10_000:
             errors.append(
