@@ -100,6 +100,11 @@ def test_bad_payloads_are_rejected_with_reasons(body: Any, expected: list[tuple[
     assert check(body) == expected
 
 
+@pytest.mark.parametrize("written", ["2026-11-23T01:15:02Z", "2026-11-23t01:15:02z"])
+def test_rfc_3339_utc_times_in_either_case(written: str) -> None:
+    assert check(example(observed_at=written)) == []
+
+
 def test_too_large_payload() -> None:
     data, errors = decode_json(b"x" * 70_000, 65536)
     assert data is None

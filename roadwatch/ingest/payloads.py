@@ -244,6 +244,9 @@ def decode_json(raw: bytes, max_bytes: int) -> tuple[Any, list[FieldError]]:
 
 
 def parse_time(value: str, field: str) -> tuple[dt.datetime | None, FieldError | None]:
+    # RFC 3339 lets "T" and "Z" be lower case; Python reads a lower "t" but not a lower "z"
+    if value[-1:] == "z":
+        value = value[:-1] + "Z"
     try:
         parsed = dt.datetime.fromisoformat(value)
     except ValueError:
