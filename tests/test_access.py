@@ -318,7 +318,7 @@ def test_socketio_script_clients_authenticate_on_connect(runtime: Any) -> None:
 
 
 def test_first_admin_takes_the_configured_password(tmp_path: Any) -> None:
-    from roadwatch.cli import first_admin
+    from roadwatch.accounts.users import first_admin
 
     env = {"ROADWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'a.sqlite3'}"}
     from roadwatch.settings import load_settings

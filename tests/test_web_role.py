@@ -169,3 +169,45 @@ def test_roadwatch_web_refuses_to_boot_in_one_line(tmp_path: Path, case: str) ->
     }[case]
     assert expected in line, line
     assert "Worker failed to boot" in done.stderr
+
+
+@pytest.mark.parametrize("configured", ["city-ops-2026", ""])
+def test_the_web_role_makes_the_first_admin(
+    tmp_path: Path, configured: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """docs/deploy.md, "The first admin": on an empty database the first web process
+    creates `admin`, with ROADWATCH_ADMIN_PASSWORD or a random password printed once. Only
+    `serve` did: a city following the deployment guide had no login and nothing in the
+    journal to grep for."""
+    import logging
+
+    from roadwatch.accounts.users import authenticate
+    from roadwatch.settings import load_settings
+    from roadwatch.web import wsgi
+
+    env = {
+        **_env(tmp_path, f"sqlite:///{tmp_path / 'rw.sqlite3'}"),
+        "ROADWATCH_ADMIN_PASSWORD": configured,
+    }
+    settings = load_settings(env=env)
+    engine = db.make_engine(settings.database_url)
+    db.upgrade(engine)  # `roadwatch db upgrade`: the web role does not migrate
+    engine.dispose()
+    with caplog.at_level(logging.WARNING):
+        wsgi.create_web_app(settings)
+    try:
+        (line,) = [r.getMessage() for r in caplog.records if "first start" in r.getMessage()]
+        password = configured or line.split("with the password ")[1].split()[0]
+        runtime = wsgi._built["runtime"]
+        with runtime.sessions.begin() as session:
+            assert authenticate(session, "admin", password) is not None
+    finally:
+        wsgi.shutdown()
+    # A second web process (or a restart) finds the account and makes none.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        wsgi.create_web_app(settings.replace(admin_password="another-password"))
+    try:
+        assert not [r for r in caplog.records if "first start" in r.getMessage()]
+    finally:
+        wsgi.shutdown()

@@ -2,7 +2,7 @@
 
 Core code: no Flask here. Passwords are hashed with werkzeug.security (scrypt by default);
 the plain text is never stored or logged, except the one generated for the first admin,
-which is printed once so that a newcomer can log in to `roadwatch serve`.
+which is printed once so that a newcomer can log in (`roadwatch serve`, the web role).
 
 Every account change (add, password, role, enabled or disabled) is written to the audit log
 (roadwatch/store/audit.py) in the caller's transaction, with the actor the caller names: the
@@ -11,15 +11,19 @@ logged-in admin on the web, `cli:<os user>` from the command line, `system` othe
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..store import audit, models
+
+log = logging.getLogger(__name__)
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 MIN_PASSWORD = 8
@@ -210,6 +214,27 @@ def ensure_first_admin(session: Session, password: str = "") -> str | None:
     password = password or secrets.token_urlsafe(12)
     add_user(session, "admin", password, "admin", actor=audit.Actor("system:first-start"))
     return password
+
+
+def first_admin(runtime: Any) -> None:
+    """On a database without staff accounts, make `admin` so a newcomer can log in.
+
+    Called by every process that serves the command centre (`serve`, the web role), after
+    its runtime is built; the password is ROADWATCH_ADMIN_PASSWORD or a random one, logged
+    once."""
+    configured = runtime.settings.admin_password
+    with runtime.sessions.begin() as session:
+        password = ensure_first_admin(session, configured)
+    if password and configured:
+        log.warning(
+            "first start: created the command-centre login 'admin' (ROADWATCH_ADMIN_PASSWORD)"
+        )
+    elif password:
+        log.warning(
+            "first start: created the command-centre login 'admin' with the password %s "
+            "(shown only now; change it with `roadwatch users passwd admin`)",
+            password,
+        )
 
 
 def secret_key(session: Session) -> tuple[str, bool]:

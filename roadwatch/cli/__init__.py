@@ -25,9 +25,8 @@ from . import simulate as simulate_cmd
 from . import web as web_cmd
 from .common import CommandError
 from .review import review  # issue 22: the monthly review pack
-from .serve import first_admin
 
-__all__ = ["CommandError", "first_admin", "main"]
+__all__ = ["CommandError", "main"]
 
 
 def _fail(text: str, code: int) -> click.exceptions.Exit:

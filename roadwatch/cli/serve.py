@@ -151,6 +151,8 @@ def serve(host: str | None, port: int | None, simulate: int, rate: float) -> int
             )
             sim_thread.start()
             log.info("simulator: %d road chiefs, %.1f reports/s", simulate, rate)
+    from ..accounts.users import first_admin
+
     first_admin(runtime)
     log.info(
         "roadwatch ready in %.1f s: http://%s:%d/  (database %s)",
@@ -259,22 +261,3 @@ def worker(instance: str | None, health_port: int | None, drain: bool) -> int:
         health.stop()
     runtime.stop()
     return 0
-
-
-def first_admin(runtime: Any) -> None:
-    """On a database without staff accounts, make `admin` so a newcomer can log in."""
-    from ..accounts.users import ensure_first_admin
-
-    configured = runtime.settings.admin_password
-    with runtime.sessions.begin() as session:
-        password = ensure_first_admin(session, configured)
-    if password and configured:
-        log.warning(
-            "first start: created the command-centre login 'admin' (ROADWATCH_ADMIN_PASSWORD)"
-        )
-    elif password:
-        log.warning(
-            "first start: created the command-centre login 'admin' with the password %s "
-            "(shown only now; change it with `roadwatch users passwd admin`)",
-            password,
-        )

@@ -29,6 +29,7 @@ from typing import Any
 
 from flask import Flask
 
+from ..accounts.users import first_admin
 from ..runtime import Runtime
 from ..settings import Settings, SettingsError, load_settings
 from ..store import db
@@ -110,6 +111,9 @@ def create_web_app(settings: Settings | None = None, *, migrate: bool = False) -
             engine.dispose()
     with _startup_lock(settings.database_url):
         runtime = Runtime.build(settings, migrate=migrate)
+        # On an empty database the first web process makes `admin` (docs/deploy.md, "The
+        # first admin"); under the lock, so two starting together make one.
+        first_admin(runtime)
     runtime.extras["role"] = ROLE
     flask_app, socketio = create_app(runtime)
     # Events this process stores (HTTP intake, review decisions) go out through its own
