@@ -15,6 +15,7 @@ details (which part, why) go to loopback and to staff only; everyone else sees u
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import logging
@@ -24,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from .settings import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -263,7 +266,18 @@ class HealthServer:
                 log.debug("health %s: " + format, server.health.role, *args)
 
         self.health = health
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:  # one line for the journal, not a traceback (exit 2)
+            why = (
+                "the port is in use by another program (another roadwatch worker or jobs?); "
+                "stop it or choose another port"
+                if exc.errno == errno.EADDRINUSE
+                else exc.strerror or str(exc)
+            )
+            raise SettingsError(
+                f"--health-port {port}: cannot listen on {host}:{port}: {why}"
+            ) from None
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self.httpd.serve_forever, name=f"health-{health.role}", daemon=True

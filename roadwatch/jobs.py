@@ -99,6 +99,10 @@ class Jobs:
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self, health_port: int | None = None, health_host: str = "127.0.0.1") -> Jobs:
+        if health_port is not None:  # bound first: a taken port stops start-up before any job
+            self.server = HealthServer(
+                self.health, lambda: generate_latest(self.registry), health_host, health_port
+            )
         self.broadcaster.start()
         self.outbox.start()
         self.dispatcher.start()
@@ -107,10 +111,8 @@ class Jobs:
             self.ranking.start()
         if self.leaders is not None:
             self.leaders.start()
-        if health_port is not None:
-            self.server = HealthServer(
-                self.health, lambda: generate_latest(self.registry), health_host, health_port
-            ).start()
+        if self.server is not None:
+            self.server.start()
         log.info("jobs: dispatcher, case clock, ranking schedule and notice outbox running")
         return self
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from roadwatch.health import Check, Health, HealthServer, thread_check
+from tests.support.ports import free_port
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -74,3 +75,54 @@ def test_health_server_answers_healthz_and_metrics_on_its_port() -> None:
         server.stop()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=2)
+
+
+@pytest.mark.parametrize("role", ["jobs", "worker"])
+def test_a_taken_health_port_stops_the_role_with_one_line(tmp_path: Any, role: str) -> None:
+    """`roadwatch jobs|worker --health-port P` with P taken (a second instance, a typo in
+    the unit) ended in a 30-line `OSError: [Errno 98] Address already in use` traceback,
+    exit 1, after the jobs had started their threads or the worker its MQTT session. It
+    stops start-up with one line naming the port, exit 2, like `roadwatch web`."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from roadwatch.store import db
+
+    url = f"sqlite:///{tmp_path / 'rw.sqlite3'}"
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    engine.dispose()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ROADWATCH_")},
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "ROADWATCH_DATABASE_URL": url,
+        "ROADWATCH_PHOTO_DIR": str(tmp_path / "photos"),
+        # Nothing listens here: the worker keeps trying in the background, the jobs role's
+        # notices wait; neither matters to the health port.
+        "ROADWATCH_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}",
+        "ROADWATCH_EMBEDDED_BROKER": "never",
+        "ROADWATCH_RANKING_SCHEDULE_S": "0",
+        "ROADWATCH_LEADERS_REFRESH_S": "0",
+    }
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["--instance", "1"] if role == "worker" else []
+        done = subprocess.run(
+            [sys.executable, "-m", "roadwatch.cli", role, *args, "--health-port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert (
+        f"roadwatch: configuration error: --health-port {port}: cannot listen on "
+        f"127.0.0.1:{port}: the port is in use by another program"
+    ) in done.stderr, done.stderr[-3000:]

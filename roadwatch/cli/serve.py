@@ -244,7 +244,12 @@ def worker(instance: str | None, health_port: int | None, drain: bool) -> int:
         checks = worker_health(
             runtime.mqtt, runtime.engine, redact_url(settings.mqtt_url), settings.socketio_queue
         )
-        health = HealthServer(checks, runtime.metrics.render, port=settings.worker_health_port)
+        try:
+            health = HealthServer(checks, runtime.metrics.render, port=settings.worker_health_port)
+        except SettingsError:  # the port is taken: leave as SIGTERM does, then say so
+            runtime.mqtt.stop_in_group()
+            runtime.stop()
+            raise
         health.start()
     freeze_startup_heap()
     name = settings.worker_instance or "(no instance name)"
