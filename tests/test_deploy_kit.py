@@ -179,6 +179,70 @@ def test_production_mosquitto_keeps_the_project_broker_settings() -> None:
     assert "include_dir" not in prod  # nothing in conf.d can open another listener
 
 
+# Debian 12's /etc/mosquitto/mosquitto.conf as the package installs it (mosquitto 2.0.11).
+DEBIAN_MOSQUITTO_CONF = """\
+# Place your local configuration in /etc/mosquitto/conf.d/
+pid_file /run/mosquitto/mosquitto.pid
+
+persistence true
+persistence_location /var/lib/mosquitto/
+
+log_dest file /var/log/mosquitto/mosquitto.log
+
+include_dir /etc/mosquitto/conf.d
+"""
+
+
+def test_project_mosquitto_conf_is_a_debian_conf_d_drop_in(tmp_path: Path) -> None:
+    """README, "A real broker and PostgreSQL": `cp config/deploy/mosquitto/roadwatch.conf
+    /etc/mosquitto/conf.d/` (paths, users and ACL edited). Debian's mosquitto.conf already
+    sets persistence_location and `log_dest file`, and Mosquitto refuses a second one of
+    either: the broker did not start ("Duplicate persistence_location value")."""
+    if not MOSQUITTO_BIN.exists():
+        need_tool("mosquitto", "mosquitto")
+    import getpass
+
+    from tests.support.mosquitto import write_auth_files
+
+    auth = dict(
+        line.split(" ", 1)
+        for line in write_auth_files(tmp_path, {"roadwatch-platform": "p"}).splitlines()
+    )
+    (tmp_path / "data").mkdir()
+    (tmp_path / "conf.d").mkdir()
+    ports = {"1883": free_port(), "9001": free_port()}
+    main = DEBIAN_MOSQUITTO_CONF
+    for old, new in (
+        ("/run/mosquitto/", f"{tmp_path}/"),
+        ("/var/lib/mosquitto/", f"{tmp_path}/data/"),
+        ("/var/log/mosquitto/", f"{tmp_path}/"),
+        ("/etc/mosquitto/conf.d", f"{tmp_path}/conf.d"),
+    ):
+        main = main.replace(old, new)
+    (tmp_path / "mosquitto.conf").write_text(f"user {getpass.getuser()}\n{main}", "utf-8")
+    drop_in = []
+    for raw in PROJECT_CONF.read_text(encoding="utf-8").splitlines():
+        name, _, value = raw.partition(" ")
+        if name == "listener":  # the edits the README asks for: ports, users, ACL
+            raw = f"listener {ports[value.split()[0]]} 127.0.0.1"
+        elif name in ("password_file", "acl_file"):
+            raw = f"{name} {auth[name]}"
+        drop_in.append(raw)
+    (tmp_path / "conf.d" / "roadwatch.conf").write_text("\n".join(drop_in) + "\n", "utf-8")
+    log = tmp_path / "mosquitto.out"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(MOSQUITTO_BIN), "-c", str(tmp_path / "mosquitto.conf")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_port(ports["1883"], proc, log)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+
+
 @dataclass
 class Broker:
     proc: subprocess.Popen[bytes]
