@@ -8,7 +8,7 @@
   X-Forwarded-Proto header reaches ProxyFix), a Socket.IO connection to /live, static
   files, and MQTT over WebSocket at /mqtt to the production Mosquitto;
 * the production Mosquitto configuration starts and takes a TLS client (certificate
-  checked), and keeps the broker settings of config/mosquitto/roadwatch.conf;
+  checked), and keeps the broker settings of config/deploy/mosquitto/roadwatch.conf;
 * `logrotate -d` accepts the rotation file and a forced rotation rotates;
 * the example environment file loads as settings;
 * the offline bundle script's plan (`--dry-run`).

@@ -276,3 +276,14 @@ def test_relative_links_resolve() -> None:
         if anchor and anchor not in anchors(text):
             problems.append(f"{target}: no heading #{anchor} in {path or 'README.md'}")
     assert not problems, "README's links that do not resolve:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("doc", ["deploy.md", "scale.md", "security.md", "protocol.md"])
+def test_docs_name_repository_paths_that_exist(doc: str) -> None:
+    """The operators' documents are read by people who only have them: a repository path
+    they name in backticks exists (docs/deploy.md named `config/mosquitto/roadwatch.conf`,
+    a folder that is not there)."""
+    text = (ROOT / "docs" / doc).read_text(encoding="utf-8")
+    found = [p for span in backticked(text) for p in REPO_PATH.findall(span)]
+    missing = sorted({p for p in found if not p.startswith(TOPIC_PREFIX) and not _exists(p)})
+    assert not missing, f"docs/{doc} names repository paths that do not exist: {missing}"
