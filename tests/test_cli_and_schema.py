@@ -119,6 +119,19 @@ def test_network_info_on_a_directory(tmp_path: Path, runner: CliRunner) -> None:
     assert str(tmp_path) in _one_line(r.stderr)
 
 
+def test_a_missing_input_file_is_named_in_plain_words(
+    tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`chiefs duty --file` and `chiefs import` with a file that is not there answered
+    Python's `[Errno 2] No such file or directory: '…'`; they say it as `network import`
+    does."""
+    monkeypatch.setenv("ROADWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'rw.sqlite3'}")
+    missing = tmp_path / "duty.csv"
+    r = runner.invoke(main, ["chiefs", "duty", "--file", str(missing)])
+    assert r.exit_code == 2, r.output
+    assert _one_line(r.stderr) == f"roadwatch: {missing}: no such file; check the path"
+
+
 def test_network_generate_with_too_few_segments(tmp_path: Path, runner: CliRunner) -> None:
     out = tmp_path / "net.geojson.gz"
     r = runner.invoke(main, ["network", "generate", "--segments", "50", "--out", str(out)])

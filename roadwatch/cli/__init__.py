@@ -44,8 +44,10 @@ class RoadwatchGroup(click.Group):
             raise _fail(f"{exc.prefix}: {exc}", exc.code) from None
         except SettingsError as exc:
             raise _fail(f"roadwatch: configuration error: {exc}", 2) from None
-        except FileNotFoundError as exc:
-            raise _fail(f"roadwatch: {exc}", 2) from None
+        except FileNotFoundError as exc:  # a path the user gave, in their words
+            if exc.filename is None:
+                raise _fail(f"roadwatch: {exc}", 2) from None
+            raise _fail(f"roadwatch: {exc.filename}: no such file; check the path", 2) from None
         except OperationalError as exc:
             reason = str(exc.orig or exc).strip().splitlines()[0]
             raise _fail(
