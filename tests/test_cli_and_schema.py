@@ -132,6 +132,23 @@ def test_a_missing_input_file_is_named_in_plain_words(
     assert _one_line(r.stderr) == f"roadwatch: {missing}: no such file; check the path"
 
 
+def test_devices_revoke_refuses_a_chief_it_does_not_know(
+    tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lost phone revoked under a mistyped chief id answered "0 devices revoked", exit 0:
+    the phone stayed signed in and a script saw success. An unknown id is refused (exit 2);
+    a known chief without active devices is still 0 revoked, exit 0."""
+    monkeypatch.setenv("ROADWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'rw.sqlite3'}")
+    r = runner.invoke(main, ["reporters", "add", "zz-jinshui-0421", "--kind", "person"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["chiefs", "devices", "revoke", "--chief", "zz-jinshui-421"])
+    assert r.exit_code == 2, r.output
+    assert _one_line(r.stderr) == "roadwatch: no such reporter: zz-jinshui-421"
+    r = runner.invoke(main, ["chiefs", "devices", "revoke", "--chief", "zz-jinshui-0421"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip() == "0 devices revoked"
+
+
 def test_network_generate_with_too_few_segments(tmp_path: Path, runner: CliRunner) -> None:
     out = tmp_path / "net.geojson.gz"
     r = runner.invoke(main, ["network", "generate", "--segments", "50", "--out", str(out)])

@@ -182,11 +182,15 @@ def list_(chief: str | None, show_all: bool) -> int:
 def revoke(device: tuple[str, ...], chief: str | None) -> int:
     """Revoke devices at once: their next request is refused and the app asks to sign in."""
     from ..accounts import chiefs as ca
+    from ..store import models
     from ..store.audit import cli_actor, record
 
     if not device and not chief:
         raise CommandError("name a device id or --chief ID") from None
     with database() as made, made.begin() as session:
+        # A mistyped id would revoke nothing and look done: the lost phone stays signed in.
+        if chief and session.get(models.Reporter, chief) is None:
+            raise CommandError(f"no such reporter: {chief}")
         done: list[str] = []
         for did in device or ():
             got = ca.revoke_devices(session, None, "admin", device_id=did)
