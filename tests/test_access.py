@@ -204,8 +204,22 @@ def test_cli_users_add_and_first_admin(tmp_path: Any) -> None:
         text=True,
     )
     assert bad.returncode == 2 and "--district" in bad.stderr
+    # Only district staff are bound to a district (a viewer sees the whole city): a viewer
+    # added with --district was listed under it, though nothing restricted it, while
+    # `users role … --district` dropped it.
+    viewer = subprocess.run(
+        [*cmd, "add", "v1", "--role", "viewer", "--district", "JS", "--password-stdin"],
+        input="long-enough-pw\n",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert viewer.returncode == 0 and viewer.stdout == "added v1 (viewer)\n", viewer.stdout
     listed = subprocess.run([*cmd, "list"], env=env, capture_output=True, text=True)
     assert "ops1" in listed.stdout
+    assert [ln.split() for ln in listed.stdout.splitlines() if ln.startswith("v1 ")] == [
+        ["v1", "viewer", "-"]
+    ]
 
 
 def _basic(user: str, password: str) -> dict[str, str]:

@@ -84,6 +84,7 @@ def add_user(
             "letter or digit)"
         )
     _check_role(role, district, known_districts)
+    district = district if role == "district_staff" else None  # as set_role: no one else has one
     if len(password) < MIN_PASSWORD:
         raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
     exists = session.scalar(select(models.User.id).where(models.User.username == username))
