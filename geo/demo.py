@@ -1233,7 +1233,10 @@ def generate_demo_network(
         local_now = sum(len(ps) for ps in per_road if ps and ps[0].cls == "local")
         local_want = target_segments * 1.02 - (total - local_now)
         if local_want <= 0:
-            raise ValueError(f"{target_segments} segments is fewer than the major roads need")
+            raise ValueError(
+                f"{target_segments} segments is fewer than the major roads need "
+                f"(they alone make {total - local_now}; ask for more)"
+            )
         # Local pieces grow roughly with density**1.4 (more streets, each cut more often).
         density *= (local_want / max(local_now, 1)) ** (1 / 1.4)
     if total < target_segments:

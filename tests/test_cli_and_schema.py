@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +155,8 @@ def test_network_generate_with_too_few_segments(tmp_path: Path, runner: CliRunne
     r = runner.invoke(main, ["network", "generate", "--segments", "50", "--out", str(out)])
     assert r.exit_code == 2, r.output
     assert "50 segments" in _one_line(r.stderr)
+    # How many it takes, so the second try is not a guess (it said only "fewer").
+    assert re.search(r"they alone make \d+; ask for more", r.stderr), r.stderr
     assert not out.exists()
 
 
