@@ -22,7 +22,7 @@ import os
 import re
 import secrets
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,12 +111,14 @@ def provision(
     only: Sequence[str] = (),
     reset: Iterable[str] = (),
     now: dt.datetime | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> Provisioned:
     """Give every person who reports (kinds person, evaluator, covert; or just `only`) an
     account if they lack one.
 
     Existing passwords are kept unless their id is in `reset`. Returns the new plain
-    passwords: they exist nowhere else, so the caller must hand them out now.
+    passwords: they exist nowhere else, so the caller must hand them out now. Each new
+    password is a slow hash (milliseconds): `progress(stage, done, total)` is told as it goes.
     """
     now = now or models.utcnow()
     reset = set(reset)
@@ -133,7 +135,9 @@ def provision(
     created: dict[str, str] = {}
     was_reset: dict[str, str] = {}
     skipped: list[str] = []
-    for rid in sorted(people):
+    for done, rid in enumerate(sorted(people)):
+        if progress is not None:
+            progress("accounts", done, len(people))
         if not USERNAME.match(rid):
             skipped.append(rid)
             continue
@@ -154,6 +158,8 @@ def provision(
             account.password_hash = hash_password(password)
             account.password_set_at = now
             revoke_devices(session, rid, "password_reset", now=now)
+    if progress is not None:
+        progress("accounts", len(people), len(people))
     session.flush()
     total = len(accounts) + len(created)
     return Provisioned(created, was_reset, skipped, total)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import CommandError, Many, database, settings_for, setup_logging
+from .common import CommandError, Many, ProgressBar, database, settings_for, setup_logging
 
 
 @click.group(help="road chiefs, partner units and merchants")
@@ -89,7 +89,7 @@ def provision(
         with made.begin() as session:
             if reset_all:
                 to_reset = list(ca.passwd_lines(session))
-            result = ca.provision(session, only=only, reset=to_reset)
+            result = ca.provision(session, only=only, reset=to_reset, progress=ProgressBar())
             hashes = ca.passwd_lines(session)
             names = {r.id: r.name for r in session.query(models.Reporter)}
     except LookupError as exc:

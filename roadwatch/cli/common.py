@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -130,3 +131,28 @@ class Many(click.Option):
                     one(state.rargs.pop(0), state)
 
             option.process, option._many = process, True
+
+
+class ProgressBar:
+    """`stage  [#######.......]  48%  120,000/250,000` on one line of stderr."""
+
+    def __init__(self, out: Any = None, width: int = 30) -> None:
+        self.out, self.width = out or sys.stderr, width
+        self.last = 0.0
+        self.stage = ""
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        final = total > 0 and done >= total
+        changed = stage != self.stage
+        if not changed and not final and now - self.last < 0.2:
+            return
+        self.stage, self.last = stage, now
+        frac = done / total if total else 1.0
+        bar = "#" * int(frac * self.width)
+        line = f"{stage:<10s} [{bar:<{self.width}s}] {frac:4.0%}  {done:,}/{total:,}"
+        if self.out.isatty():
+            self.out.write("\r" + line + ("\n" if final else ""))
+        elif final or changed:
+            self.out.write(line + "\n")
+        self.out.flush()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .common import CommandError, settings_for, setup_logging
+from .common import CommandError, ProgressBar, settings_for, setup_logging
 
 
 @click.group(help="segment networks")
@@ -59,31 +58,6 @@ def info(path: str | None) -> int:
     print(f"{where} (loaded in {time.perf_counter() - t0:.2f} s)")
     _print_info(net.info())
     return 0
-
-
-class _ProgressBar:
-    """`stage  [#######.......]  48%  120,000/250,000` on one line of stderr."""
-
-    def __init__(self, out: Any = None, width: int = 30) -> None:
-        self.out, self.width = out or sys.stderr, width
-        self.last = 0.0
-        self.stage = ""
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        final = total > 0 and done >= total
-        changed = stage != self.stage
-        if not changed and not final and now - self.last < 0.2:
-            return
-        self.stage, self.last = stage, now
-        frac = done / total if total else 1.0
-        bar = "#" * int(frac * self.width)
-        line = f"{stage:<10s} [{bar:<{self.width}s}] {frac:4.0%}  {done:,}/{total:,}"
-        if self.out.isatty():
-            self.out.write("\r" + line + ("\n" if final else ""))
-        elif final or changed:
-            self.out.write(line + "\n")
-        self.out.flush()
 
 
 def _bounds(text: str, where: str = "--bounds") -> tuple[float, float, float, float] | None:
@@ -242,7 +216,7 @@ def import_(
         if bounds is not None
         else _bounds(settings.city_bounds, "ROADWATCH_CITY_BOUNDS")
     )
-    progress = _ProgressBar()
+    progress = ProgressBar()
     t0 = time.perf_counter()
     try:
         if is_osm_file(src):
@@ -350,7 +324,7 @@ def fit_bars_(path: str | None, reports: int | None, calibration_reports: int | 
         net = load_network(where)
     except (ValueError, OSError) as exc:
         raise CommandError(f"{where} is not a usable network file: {exc}") from None
-    _fit(net, where, settings, reports, calibration_reports, _ProgressBar())
+    _fit(net, where, settings, reports, calibration_reports, ProgressBar())
     return 0
 
 
@@ -360,7 +334,7 @@ def _fit(
     settings: Any,
     reports: int | None,
     calibration_reports: int | None,
-    progress: _ProgressBar,
+    progress: ProgressBar,
 ) -> None:
     """Fit the network's accepting and asking bars (geo.noise.fit_bars) and store them
     beside the file, tied to its digest: the pipeline snaps with them."""
