@@ -636,3 +636,30 @@ def test_a_database_outage_between_send_and_mark_repeats_no_notice(migrated_pg: 
     assert set(recorder.sent.values()) == {1}, "notices sent again after the outage"
     assert pub.sent == len(ids)
     engine.dispose()
+
+
+def test_a_second_jobs_role_keeps_both_connected(tmp_path: Path, migrated_pg: str) -> None:
+    """docs/deploy.md: a second `roadwatch jobs` (by mistake, or during an upgrade) doubles
+    nothing. Both connected for notices with the same client id (`<client id>-outbox`), so
+    the broker closed one whenever the other connected: they took the id from each other
+    every second, for ever, both /healthz 503 "mqtt not reachable" and notices stalled."""
+    root = f"ob{uuid.uuid4().hex[:6]}/v1"
+    with MosquittoProcess(tmp_path) as broker:
+        env = jobs_env(migrated_pg, broker, root)
+        first = Jobs(tmp_path, env, "jobs-a")
+        second = Jobs(tmp_path, env, "jobs-b")
+        try:
+            for jobs in (first, second):
+                wait_for(lambda j=jobs: j.health()[0] == 200, 30, jobs.log)  # type: ignore[misc]
+            counter = NoticeCounter(broker, root)
+            ids = add_notices(migrated_pg, 40, Routing())
+            wait_for(lambda: counter.distinct() == 40, 60, first.log)
+            # Still both connected a few seconds on (the takeover came within a second).
+            time.sleep(3)
+            assert first.health()[0] == 200, first.health()
+            assert second.health()[0] == 200, second.health()
+            counter.close()
+        finally:
+            assert first.term() == 0, first.log()
+            assert second.term() == 0, second.log()
+    assert set(counter.seen) == set(ids) and set(counter.seen.values()) == {1}

@@ -18,6 +18,7 @@ import logging
 import threading
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -82,7 +83,12 @@ class _Published:
 
 
 class MqttNotifier:
-    """The in-app notice, on a connection of its own (client id `{client_id}-outbox`)."""
+    """The in-app notice, on a connection of its own (client id `{client_id}-outbox-<random>`).
+
+    A clean session, so the id needs to be stable only while the process runs, and each
+    process has its own: two jobs roles with one id (a second one by mistake, or during an
+    upgrade) had the broker close one connection whenever the other connected, every
+    second, for ever."""
 
     channel = "mqtt"
 
@@ -106,7 +112,7 @@ class MqttNotifier:
         self._connected = threading.Event()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=session_client_id(f"{client_id}-outbox", password),
+            client_id=session_client_id(f"{client_id}-outbox-{uuid.uuid4().hex[:8]}", password),
             protocol=mqtt.MQTTv311,
         )
         if username:
