@@ -162,6 +162,28 @@ def test_cli_refusal_is_one_clear_line(
     assert "1 reports" in err[0]
 
 
+def test_unknown_districts_are_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner: Any
+) -> None:
+    """`demo seed --districts XX,YY` (codes the network does not have) played a week of
+    nothing, "0 weeks published", exit 0, and marked the database a demo: the next
+    `run.sh` started on an empty city. A wrong code is a wrong option: one line, exit 2."""
+    from roadwatch.cli import main
+    from roadwatch.demo.seed import demo_marker
+
+    url = f"sqlite:///{tmp_path / 'roadwatch.sqlite3'}"
+    monkeypatch.setenv("ROADWATCH_DATABASE_URL", url)
+    monkeypatch.setenv("ROADWATCH_PHOTO_DIR", str(tmp_path / "photos"))
+    r = runner.invoke(main, ["demo", "seed", "--weeks", "1", "--districts", "EQ,XX,YY"])
+    assert r.exit_code == 2, r.output
+    err = r.stderr.strip().splitlines()
+    assert err == [
+        "roadwatch demo seed: --districts: XX, YY not in the network "
+        "(its districts: EQ, GC, GX, HJ, JK, JS, ZD, ZY)"
+    ], err
+    assert demo_marker(url) is None
+
+
 def test_if_new_names_a_seed_that_did_not_finish(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, runner: Any
 ) -> None:

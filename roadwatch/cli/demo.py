@@ -73,7 +73,7 @@ def seed(
 ) -> int:
     import logging
 
-    from ..demo.seed import DemoRefused, Seeder, demo_marker
+    from ..demo.seed import DemoOptionError, DemoRefused, Seeder, demo_marker
     from ..settings import load_settings
 
     settings = load_settings()
@@ -106,6 +106,8 @@ def seed(
         ).run()
     except DemoRefused as exc:
         raise CommandError(f"refused: {exc}", code=3, prefix=SEED) from None
+    except DemoOptionError as exc:
+        raise CommandError(f"{exc}", prefix=SEED) from None
     c = result.counts
     print(
         f"demo seed: {len(result.weeks)} weeks published in {result.seconds:.1f} s "

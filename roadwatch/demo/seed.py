@@ -64,6 +64,10 @@ class DemoRefused(RuntimeError):
     """The database is not one the demo may write into; str() is one line saying why."""
 
 
+class DemoOptionError(ValueError):
+    """An option the network cannot honour (a district it does not have); one line."""
+
+
 @dataclass
 class SeedResult:
     weeks: list[tuple[str, str, str]] = field(default_factory=list)  # label, content, chain
@@ -210,9 +214,19 @@ class Seeder:
     def run(self) -> SeedResult:
         t0 = time.perf_counter()
         check_database(self.settings.database_url)
+        from ..network.context import load_network_context
         from ..runtime import Runtime
 
-        rt = Runtime.build(self.settings)
+        ctx = load_network_context(self.settings)
+        if self.districts:  # checked before anything is written
+            known = sorted({seg.district for seg in ctx.network.segments})
+            unknown = [d for d in self.districts if d not in known]
+            if unknown:
+                raise DemoOptionError(
+                    f"--districts: {', '.join(unknown)} not in the network "
+                    f"(its districts: {', '.join(known)})"
+                )
+        rt = Runtime.build(self.settings, ctx=ctx)
         _fast_sqlite(rt.engine)
         quiet = logging.getLogger("roadwatch.cases.clock")  # its daily holiday warning
         level = quiet.level
