@@ -149,8 +149,8 @@ def main() -> None:
                 redis.start()
                 env["ROADWATCH_SOCKETIO_QUEUE"] = redis.url
                 env["ROADWATCH_SECRET_KEY"] = "soak-" + uuid.uuid4().hex
-                # `serve` migrates and adds the admin itself; the roles expect it done
-                # (docs/deploy.md: `roadwatch db upgrade`, `roadwatch users add`).
+                # `serve` migrates itself; the web role expects it done (docs/deploy.md:
+                # `roadwatch db upgrade`). The admin is made here with the bench's password.
                 from roadwatch.accounts.users import add_user
                 from roadwatch.store import db as store
 
