@@ -234,6 +234,30 @@ def is_loopback(address: str | None) -> bool:
         return False
 
 
+def _cannot_listen(host: str, port: int, exc: OSError) -> SettingsError:
+    why = (
+        "the port is in use by another program (another roadwatch worker or jobs?); "
+        "stop it or choose another port"
+        if exc.errno == errno.EADDRINUSE
+        else exc.strerror or str(exc)
+    )
+    return SettingsError(f"--health-port {port}: cannot listen on {host}:{port}: {why}")
+
+
+def check_health_port(port: int, host: str = "127.0.0.1") -> None:
+    """Can a HealthServer listen there? Asked before a role takes its MQTT session: a second
+    worker started by mistake with the same instance must not take the running one's session
+    and only then find the port taken."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise _cannot_listen(host, port, exc) from None
+
+
 class HealthServer:
     """`/healthz` and `/metrics` of a role without a web app, on its own port.
 
@@ -269,15 +293,7 @@ class HealthServer:
         try:
             self.httpd = ThreadingHTTPServer((host, port), Handler)
         except OSError as exc:  # one line for the journal, not a traceback (exit 2)
-            why = (
-                "the port is in use by another program (another roadwatch worker or jobs?); "
-                "stop it or choose another port"
-                if exc.errno == errno.EADDRINUSE
-                else exc.strerror or str(exc)
-            )
-            raise SettingsError(
-                f"--health-port {port}: cannot listen on {host}:{port}: {why}"
-            ) from None
+            raise _cannot_listen(host, port, exc) from None
         self.httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self.httpd.serve_forever, name=f"health-{health.role}", daemon=True

@@ -126,3 +126,6 @@ def test_a_taken_health_port_stops_the_role_with_one_line(tmp_path: Any, role: s
         f"roadwatch: configuration error: --health-port {port}: cannot listen on "
         f"127.0.0.1:{port}: the port is in use by another program"
     ) in done.stderr, done.stderr[-3000:]
+    # Checked before the MQTT session: a second worker 1 by mistake took the running one's
+    # session (the newer connection wins) and only then found the port taken.
+    assert "MQTT" not in done.stderr, done.stderr[-3000:]

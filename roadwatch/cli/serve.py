@@ -225,6 +225,10 @@ def worker(instance: str | None, health_port: int | None, drain: bool) -> int:
     emitter = SocketIO(message_queue=settings.socketio_queue) if settings.socketio_queue else None
     if emitter is None:
         log.warning("worker: no ROADWATCH_SOCKETIO_QUEUE, so no live events reach browsers")
+    if settings.worker_health_port:  # before the MQTT session, which a second one would take
+        from ..health import check_health_port
+
+        check_health_port(settings.worker_health_port)
     # Handlers first: a SIGTERM during start-up must still stop cleanly.
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
