@@ -158,7 +158,7 @@ def provision(
             account.password_hash = hash_password(password)
             account.password_set_at = now
             revoke_devices(session, rid, "password_reset", now=now)
-    if progress is not None:
+    if progress is not None and people:
         progress("accounts", len(people), len(people))
     session.flush()
     total = len(accounts) + len(created)
