@@ -100,6 +100,7 @@ from bench.bench_accuracy import (  # noqa: E402
 
 __all__ = ["DATA", "HELD_OUT", "build_index", "load_network", "right_of", "sample", "t2_noise"]
 from geo.noise import (  # noqa: E402
+    FIT_MIN_SEGMENT_M,
     FIT_PER_SEGMENT,  # noqa: E402
     HEADING_GARBAGE,
     HEADING_NOISE_DEG,
@@ -132,8 +133,10 @@ NETWORKS = {
 
 
 # The share of the figures' reports drawn per segment (each segment equally often) rather
-# than per metre of street (--per-segment; the fits do not read it).
+# than per metre of street, and the shortest segment so drawn (--per-segment,
+# --min-segment-m; the fits do not read them).
 PER_SEGMENT = 0.0
+MIN_SEGMENT_M = 0.0
 
 
 def sample(
@@ -144,8 +147,19 @@ def sample(
     per_segment: float | None = None,
 ) -> Sample:
     """geo.noise's reports on a bench network (its metric lines and their CRS)."""
-    share = PER_SEGMENT if per_segment is None else per_segment
-    return noise_sample(net.projected, net.to_ll, n, rng, understate, per_segment=share)
+    if per_segment is None:
+        share, shortest = PER_SEGMENT, MIN_SEGMENT_M
+    else:
+        share, shortest = per_segment, 0.0
+    return noise_sample(
+        net.projected,
+        net.to_ll,
+        n,
+        rng,
+        understate,
+        per_segment=share,
+        min_segment_m=shortest,
+    )
 
 
 OWN_SHARE = 0.7
@@ -335,9 +349,9 @@ def bayes_bound(
     band = np.r_[-np.arange(3.5, 10.0, 1.0), np.arange(3.5, 10.0, 1.0)]  # 1 m cells
     seg_len = np.bincount(owner, weights=shapely.length(parts), minlength=len(net.lines))
     # per metre, the prior of a spot on each segment under the sample's mixture
-    prior_m = (1.0 - PER_SEGMENT) + PER_SEGMENT * seg_len[seg_len > 0].mean() / np.maximum(
-        seg_len, 1e-9
-    )
+    drawn = (seg_len > 0) & (seg_len >= MIN_SEGMENT_M)
+    prior_m = (1.0 - PER_SEGMENT) * np.ones(seg_len.size)
+    prior_m[drawn] += PER_SEGMENT * seg_len.sum() / drawn.sum() / seg_len[drawn]
     for p, o in zip(parts, owner.tolist(), strict=True):
         length = float(shapely.length(p))
         al = np.arange(0.5, length, 1.0)
@@ -419,9 +433,18 @@ def bars(nets: dict[str, Network], seed: int, points: int) -> None:
         per: list[dict[float, Outcome]] = []
         for i, net in enumerate(nets.values()):
             rb = RobustSnapper(build_index(net))
-            for q in (0.0, 1.0):  # the bars hold per metre and per segment alike
-                rng = np.random.default_rng([seed + 1000 + 10 * i] + ([23] if q else []))
-                s = sample(net, points, rng, False, q)
+            # the bars hold per metre, per segment and per segment of 30 m+ alike
+            for j, (q, shortest) in enumerate(((0.0, 0.0), (1.0, 0.0), (1.0, FIT_MIN_SEGMENT_M))):
+                rng = np.random.default_rng([seed + 1000 + 10 * i] + ([22 + j] if j else []))
+                s = noise_sample(
+                    net.projected,
+                    net.to_ll,
+                    points,
+                    rng,
+                    False,
+                    per_segment=q,
+                    min_segment_m=shortest,
+                )
                 per.append(bar_outcomes(rb, s, h, [seed, 7]))
         for name, bar in zip(("accepting", "asking"), pick_bars(per), strict=True):
             if bar is None:
@@ -710,14 +733,20 @@ def main() -> None:
         help="the share of the figures' reports drawn per segment, not per metre (0..1)",
     )
     parser.add_argument(
+        "--min-segment-m",
+        type=float,
+        default=0.0,
+        help="--per-segment draws among segments this long or longer (issue 21's check: 30)",
+    )
+    parser.add_argument(
         "--phones",
         type=int,
         default=0,
         help="the learnt-accuracy table instead: the reports made by this many phones",
     )
     args = parser.parse_args()
-    global PER_SEGMENT
-    PER_SEGMENT = args.per_segment
+    global PER_SEGMENT, MIN_SEGMENT_M
+    PER_SEGMENT, MIN_SEGMENT_M = args.per_segment, args.min_segment_m
 
     nets = {k: load_network(NETWORKS[k][1]) for k in args.networks.split(",")}
     if args.phones:
@@ -761,7 +790,15 @@ def main() -> None:
                 robust = RobustSnapper(index, calibration=IDENTITY)
                 for u in (False,):  # fitted on honest phones; "understated" is a stress test
                     seed = args.seed + 1000 + 10 * list(nets).index(k) + int(u)
-                    s = sample(net, args.points, np.random.default_rng(seed), u, FIT_PER_SEGMENT)
+                    s = noise_sample(
+                        net.projected,
+                        net.to_ll,
+                        args.points,
+                        np.random.default_rng(seed),
+                        u,
+                        per_segment=FIT_PER_SEGMENT,
+                        min_segment_m=FIT_MIN_SEGMENT_M,
+                    )
                     new = robust.snap_many(
                         s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=s.heading if h else None
                     )

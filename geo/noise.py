@@ -47,6 +47,7 @@ __all__ = [
     "BAR_GRID",
     "CHOICE_RIGHT",
     "CHOICE_WRONG_BUDGET",
+    "FIT_MIN_SEGMENT_M",
     "FIT_PER_SEGMENT",
     "FIT_REPORTS",
     "STATED_M",
@@ -99,8 +100,13 @@ CALIBRATION_CHUNK: Final = 100_000
 # calibrated on one alone stated confidences 2-3 points off under the other (central
 # Helsinki, fitted per metre, sampled per segment: 2.0-3.4 points too high in the bands
 # from 0.4 to 0.8) and the bars let 1.1 % through confidently wrong. So the calibration
-# is fitted on their even mixture, and the bars must hold on each alone.
+# is fitted on an even mixture, and the bars must hold on each alone (and on reports
+# drawn per segment among the FIT_MIN_SEGMENT_M ones only). The per-segment half
+# draws among segments of FIT_MIN_SEGMENT_M or more, as issue 21's check does: a shorter
+# piece is the stub of a junction, no chief's stretch of street, and drawing it as often
+# as a whole street put the low bands 4-10 points off for reports that never fall there.
 FIT_PER_SEGMENT: Final = 0.5
+FIT_MIN_SEGMENT_M: Final = 30.0
 
 
 @dataclass
@@ -130,20 +136,22 @@ def sample(
     real_scale: float = 1.0,
     stated_m: float = STATED_M,
     per_segment: float = 0.0,
+    min_segment_m: float = 0.0,
 ) -> Sample:
     """``n`` reports on the segments ``projected`` (metres; ``to_ll`` back to lon/lat),
     each stating ``stated_m``. ``real_scale``: the real 68 % radius over the stated one
     (times 2 more if ``understate``). ``per_segment``: the share of reports on a segment
-    drawn uniformly (then a spot uniform along it); the rest on a metre of street drawn
-    uniformly (a long segment gets more)."""
+    drawn uniformly among those at least ``min_segment_m`` long (then a spot uniform
+    along it); the rest on a metre of street drawn uniformly (a long segment gets more)."""
     parts, owner = shapely.get_parts(projected, return_index=True)
     lengths = shapely.length(parts)
     p = lengths / lengths.sum()
     if per_segment > 0.0:
         seg_len = np.bincount(owner, weights=lengths, minlength=len(projected))
+        drawn = (seg_len > 0) & (seg_len >= min_segment_m)
         per_seg = np.divide(
-            lengths, seg_len[owner], out=np.zeros_like(lengths), where=seg_len[owner] > 0
-        ) / np.count_nonzero(seg_len)
+            lengths, seg_len[owner], out=np.zeros_like(lengths), where=drawn[owner]
+        ) / max(int(np.count_nonzero(drawn)), 1)
         p = (1.0 - per_segment) * p + per_segment * per_seg
     part = rng.choice(lengths.size, n, p=p)
     along = rng.uniform(0, 1, n) * lengths[part]
@@ -184,10 +192,21 @@ def sample_index(
     real_scale: float = 1.0,
     stated_m: float = STATED_M,
     per_segment: float = 0.0,
+    min_segment_m: float = 0.0,
 ) -> Sample:
     """:func:`sample` on the segments of an index (its own metric CRS)."""
     to_ll = pyproj.Transformer.from_crs(index.epsg, 4326, always_xy=True)
-    return sample(index.geometries, to_ll, n, rng, understate, real_scale, stated_m, per_segment)
+    return sample(
+        index.geometries,
+        to_ll,
+        n,
+        rng,
+        understate,
+        real_scale,
+        stated_m,
+        per_segment,
+        min_segment_m,
+    )
 
 
 def right_of(index: SegmentIndex, pred: IntArray, s: Sample) -> BoolArray:
@@ -332,9 +351,10 @@ def fit_bars(
     ``calibration_reports`` reports of its own, so that a stated confidence means the
     same on a network the global table never saw (a grid of short blocks was 3 points off
     in two bands); else the reports are snapped with ``snapper`` (default: a RobustSnapper
-    with the global calibration). The bars are the lowest that hold on both ``reports``
-    drawn per metre of street and ``reports`` drawn per segment (FIT_PER_SEGMENT); the
-    outcomes kept are the per-metre sample's. A bar no grid value meets stays at the
+    with the global calibration). The bars are the lowest that hold on ``reports`` drawn
+    per metre of street, as many drawn per segment, and as many drawn per segment of
+    FIT_MIN_SEGMENT_M or more (as issue 21's check draws); the outcomes kept are the
+    per-metre sample's. A bar no grid value meets stays at the
     global default (listed in ``fell_back``)."""
     t0 = time.perf_counter()
     calibration: Calibration | None = None
@@ -342,7 +362,17 @@ def fit_bars(
         calibration = fit_calibration(index, calibration_reports, seed, progress)
         snapper = RobustSnapper(index, calibration=calibration)
     s = sample_index(index, reports, np.random.default_rng([seed, 21]))
-    s_seg = sample_index(index, reports, np.random.default_rng([seed, 23]), per_segment=1.0)
+    # the bars hold however a checker draws: per metre, per segment, per segment of 30 m+
+    held = [
+        sample_index(index, reports, np.random.default_rng([seed, 23]), per_segment=1.0),
+        sample_index(
+            index,
+            reports,
+            np.random.default_rng([seed, 24]),
+            per_segment=1.0,
+            min_segment_m=FIT_MIN_SEGMENT_M,
+        ),
+    ]
     snapper = snapper or RobustSnapper(index)
     default = Bars()
     got: dict[str, float] = {}
@@ -353,7 +383,9 @@ def fit_bars(
         if progress is not None:
             progress("fit bars", step, 2)
         per = bar_outcomes(snapper, s, h, [seed, 7])
-        accept, ask = pick_bars([per, bar_outcomes(snapper, s_seg, h, [seed, 8])])
+        accept, ask = pick_bars(
+            [per, *(bar_outcomes(snapper, x, h, [seed, 8 + j]) for j, x in enumerate(held))]
+        )
         for name, bar in (("certain", accept), ("ask", ask)):
             key = name if h else f"{name}_no_heading"
             if bar is None:
@@ -389,8 +421,9 @@ def fit_calibration(
 ) -> Calibration:
     """The network's own isotonic calibration, per mode: ``reports`` honest reports
     (seed ``seed``; drawn in chunks to bound memory; a share ``per_segment`` of them
-    per segment, the rest per metre of street), each snapped with and without its
-    direction by an uncalibrated RobustSnapper, then raw posterior -> share right."""
+    per segment of FIT_MIN_SEGMENT_M or more, the rest per metre of street), each
+    snapped with and without its direction by an uncalibrated RobustSnapper, then raw
+    posterior -> share right."""
     if reports < 1:
         raise ValueError(f"a calibration needs simulated reports, not {reports}")
     raw_snapper = RobustSnapper(index, calibration=IDENTITY)
@@ -401,7 +434,13 @@ def fit_calibration(
         if progress is not None:
             progress("fit calibration", c * CALIBRATION_CHUNK, reports)
         n = min(CALIBRATION_CHUNK, reports - c * CALIBRATION_CHUNK)
-        s = sample_index(index, n, np.random.default_rng([seed, 22, c]), per_segment=per_segment)
+        s = sample_index(
+            index,
+            n,
+            np.random.default_rng([seed, 22, c]),
+            per_segment=per_segment,
+            min_segment_m=FIT_MIN_SEGMENT_M,
+        )
         for h in (True, False):
             snapped = raw_snapper.snap_many(
                 s.lon, s.lat, accuracy_m=s.accuracy, heading_deg=s.heading if h else None
@@ -442,11 +481,12 @@ def save_fitted_bars(network_file: Path, fit: BarFit, network_sha256: str) -> Pa
         "budgets": {"wrong": WRONG_BUDGET, "wrong_with_choice": CHOICE_WRONG_BUDGET},
         "kept_default": list(fit.fell_back),
         # the bars hold on reports drawn per metre of street and drawn per segment
-        "bars_hold_on": ["per metre", "per segment"],
+        "bars_hold_on": ["per metre", "per segment", f"per segment of {FIT_MIN_SEGMENT_M:g} m+"],
     }
     if fit.calibration is not None:
         doc["calibration_reports_per_mode"] = fit.calibration_reports
         doc["calibration_per_segment_share"] = FIT_PER_SEGMENT  # the mixture it was fit on
+        doc["calibration_min_segment_m"] = FIT_MIN_SEGMENT_M
         doc["calibration"] = {
             mode: {"x": fit.calibration[h][0].tolist(), "y": fit.calibration[h][1].tolist()}
             for mode, h in (("heading", True), ("none", False))

@@ -18,6 +18,7 @@ from bench.bench_phone_noise import HELD_OUT, build_index, load_network
 from geo.noise import (
     BAR_GRID,
     CHOICE_WRONG_BUDGET,
+    FIT_MIN_SEGMENT_M,
     FIT_PER_SEGMENT,
     WRONG_BUDGET,
     Sample,
@@ -70,13 +71,21 @@ def test_the_fit_picks_the_lowest_bars_within_the_budgets(kotka: SegmentIndex) -
     per_segment = sample_index(
         kotka, REPORTS, np.random.default_rng([FIT_SEED, 23]), per_segment=1.0
     )
+    per_long_segment = sample_index(  # as issue 21's check draws: segments of 30 m or more
+        kotka,
+        REPORTS,
+        np.random.default_rng([FIT_SEED, 24]),
+        per_segment=1.0,
+        min_segment_m=FIT_MIN_SEGMENT_M,
+    )
+    drawn = (per_metre, per_segment, per_long_segment)
     step = float(BAR_GRID[1] - BAR_GRID[0])
     for h, accept, ask in (
         (True, "certain", "ask"),
         (False, "certain_no_heading", "ask_no_heading"),
     ):
         rb = fit.snapper(kotka)
-        for s in (per_metre, per_segment):  # the bars hold under both
+        for s in drawn:  # the bars hold however the reports are drawn
             wrong, _, asked_wrong = _wrong(rb, s, h)
             assert wrong <= WRONG_BUDGET
             assert asked_wrong <= CHOICE_WRONG_BUDGET
@@ -93,7 +102,7 @@ def test_the_fit_picks_the_lowest_bars_within_the_budgets(kotka: SegmentIndex) -
             lower_rb = RobustSnapper(
                 kotka, **dataclasses.asdict(lower), calibration=fit.calibration
             )
-            assert max(_wrong(lower_rb, s, h)[col] for s in (per_metre, per_segment)) > budget
+            assert max(_wrong(lower_rb, s, h)[col] for s in drawn) > budget
     # Kotka is sparser than central Helsinki, which sets the shared bars: its own are lower
     assert fit.bars.certain < Bars().certain and fit.bars.ask < Bars().ask
 
@@ -218,14 +227,19 @@ def test_a_network_nothing_was_fitted_on_gets_its_own_calibration() -> None:
     global calibration, and it shows: with a direction, the 0.6-0.7 band is 3.8 points
     off (2.7 standard errors). The calibration fitted at import on the network itself
     states confidences that hold on fresh reports drawn as the fit draws them (half per
-    metre of street, half per segment: FIT_PER_SEGMENT), within 2 points where a band
-    has over a thousand reports and its sparse bands within sampling error."""
+    metre of street, half per segment of 30 m or more: FIT_PER_SEGMENT,
+    FIT_MIN_SEGMENT_M), within 2 points where a band has over a thousand reports and its
+    sparse bands within sampling error."""
     from bench.bench_accuracy import GRID
 
     grid = build_index(load_network(GRID))
     fit = fit_bars(grid, seed=FIT_SEED)
     s = sample_index(
-        grid, 40_000, np.random.default_rng([FIT_SEED + 500, 1]), per_segment=FIT_PER_SEGMENT
+        grid,
+        40_000,
+        np.random.default_rng([FIT_SEED + 500, 1]),
+        per_segment=FIT_PER_SEGMENT,
+        min_segment_m=FIT_MIN_SEGMENT_M,
     )
     worst_global = -1.0
     for h in (True, False):

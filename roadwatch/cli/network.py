@@ -369,7 +369,7 @@ def _fit(
         f"ask below {b.ask_no_heading:.4f} "
         f"({100 * fit.at_ask[False].c_review:.1f} % review with the choice)\n"
         "  (those figures: reports drawn per metre of street; the bars hold as well on "
-        "reports drawn per segment, each segment as often)"
+        "reports drawn per segment, each segment as often, and per segment of 30 m or more)"
     )
     if fit.fell_back:
         print(f"  no bar met the budget for {', '.join(fit.fell_back)}: the shared default kept")
