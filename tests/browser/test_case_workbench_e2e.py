@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from roadwatch.cases.actions import Env, act
 from roadwatch.cases.permissions import Staff
@@ -301,7 +301,12 @@ def test_case_list_sends_an_ended_login_to_the_login_page(
         page.fill("input[name=password]", PASSWORD)
         page.click("button[type=submit]")
         page.wait_for_selector("body[data-ready]")
-        page.context.clear_cookies()
+        # The login ends on the server (an expiry, a sign-out elsewhere, an admin's reset).
+        # Clearing the browser's cookies raced: a response still in flight (the list's
+        # first load, the live feed) set the refreshed session cookie again, and the
+        # filter went through.
+        with runtime.sessions.begin() as s:
+            s.execute(delete(models.StaffSession).where(models.StaffSession.user_id == officer.id))
         page_problems.allow(r"401|/login .*ERR_ABORTED")
         page.select_option("#f-district", "JS")
         page.click("#cw-filters button[type=submit]")
