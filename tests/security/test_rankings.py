@@ -117,10 +117,8 @@ def test_anonymous_draft_ranking_is_refused_while_published_week_stays_public(
     assert staff.get(f"/rankings/{DRAFT}").status_code == 200
 
 
-def test_a_burst_of_draft_loads_computes_the_ranking_once(
-    sec_rt: Any, app: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Eight loads of the draft at once (page, JSON, CSV, XLSX): one computation."""
+def count_computations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that gets one entry per computation of a week's ranking."""
     calls: list[int] = []
     real = pub.compute
 
@@ -129,6 +127,14 @@ def test_a_burst_of_draft_loads_computes_the_ranking_once(
         return real(*args, **kwargs)
 
     monkeypatch.setattr(pub, "compute", counting)
+    return calls
+
+
+def test_a_burst_of_draft_loads_computes_the_ranking_once(
+    sec_rt: Any, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight loads of the draft at once (page, JSON, CSV, XLSX): one computation."""
+    calls = count_computations(monkeypatch)
     clients = []
     for _ in range(8):
         c = app.test_client()
@@ -158,14 +164,7 @@ def test_a_burst_of_anonymous_verify_calls_recomputes_the_week_once(
     """GET /api/rankings/{week}/verify is public and recomputes the whole week (seconds to
     half a minute on a province's data): each anonymous call did it again, a free way to
     load the server. A burst of checks now makes one; the answer is the same."""
-    calls: list[int] = []
-    real = pub.compute
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(pub, "compute", counting)
+    calls = count_computations(monkeypatch)
     clients = [app.test_client() for _ in range(8)]
     barrier = threading.Barrier(len(clients))
     answers: list[tuple[int, Any]] = []
